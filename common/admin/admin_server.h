@@ -1,0 +1,68 @@
+#pragma once
+// The admin HTTP endpoint (plain HTTP on a loopback/management address): /health, /ready, /status,
+// /metrics and actions. It runs on the main loop, apart from the workers, so a busy data plane never
+// makes health checks time out and a slow scrape never delays client traffic.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/core/loop.h"
+#include "common/core/result.h"
+#include "common/net/address.h"
+#include "common/net/listener.h"
+
+namespace edgepair::admin {
+
+struct Request {
+    std::string method;
+    std::string path; // without the query
+    std::string query;
+    std::string body;
+};
+
+struct Response {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+};
+
+Response text(int status, std::string body);
+Response json(int status, std::string body);
+
+class Server {
+  public:
+    using Handler = std::function<Response(const Request&)>;
+    static Result<std::unique_ptr<Server>> open(core::Loop& loop, const net::SockAddr& addr);
+    ~Server();
+    // Exact path match; a handler decides on the method itself (405 otherwise).
+    void route(const std::string& path, Handler h) { routes_[path] = std::move(h); }
+    const net::SockAddr& address() const;
+    Response dispatch(const Request& req) const;
+
+  private:
+    struct Client;
+    explicit Server(core::Loop& loop);
+    core::Loop& loop_;
+    std::unique_ptr<net::Listener> listener_;
+    std::map<std::string, Handler> routes_;
+    std::map<Client*, std::unique_ptr<Client>> clients_;
+};
+
+// Minimal JSON string escaping for hand-built /status documents.
+std::string json_str(std::string_view s);
+
+} // namespace edgepair::admin
+
+namespace edgepair::obs {
+class Registry;
+}
+
+namespace edgepair::admin {
+
+// The routes every edge serves. `ready` returns an empty string when ready, else the reason (503).
+// `status` returns the /status JSON document.
+void install_standard_routes(Server& server, const obs::Registry& metrics, std::function<std::string()> ready,
+                             std::function<std::string()> status);
+
+} // namespace edgepair::admin

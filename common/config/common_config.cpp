@@ -1,0 +1,175 @@
+#include "common/config/common_config.h"
+
+#include <algorithm>
+#include <fstream>
+
+namespace edgepair::config {
+
+namespace {
+
+constexpr EnumName<LogLevel> kLevels[] = {{"trace", LogLevel::Trace},
+                                          {"debug", LogLevel::Debug},
+                                          {"info", LogLevel::Info},
+                                          {"warn", LogLevel::Warn},
+                                          {"error", LogLevel::Error}};
+constexpr EnumName<LogFormat> kFormats[] = {{"text", LogFormat::Text}, {"json", LogFormat::Json}};
+constexpr EnumName<TlsVersion> kTlsVersions[] = {{"1.2", TlsVersion::V1_2}, {"1.3", TlsVersion::V1_3}};
+
+bool valid_module_name(std::string_view s) {
+    if (s.empty() || s.size() > 32) return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+    return true;
+}
+
+} // namespace
+
+void parse_log(const Node& n, LogConfig& out) {
+    auto m = n.as_map({"level", "format", "modules"});
+    m.enumeration<LogLevel>("level", out.level, kLevels);
+    m.enumeration<LogFormat>("format", out.format, kFormats);
+    if (auto mods = m.get("modules")) {
+        // Module names are open-ended (each subsystem names itself), so any well-formed word is accepted.
+        auto mm = mods->as_open_map();
+        for (const auto& [name, value] : mm.items()) {
+            if (!valid_module_name(name)) {
+                value.error("invalid module name \"" + name + "\" (lower-case letters, digits, '_', '-')");
+                continue;
+            }
+            if (auto lvl = value.as_enum<LogLevel>(kLevels)) out.modules[name] = *lvl;
+        }
+    }
+}
+
+void parse_admin(const Node& n, AdminConfig& out) {
+    auto m = n.as_map({"listen"});
+    m.address("listen", out.listen, AddressRules{.allow_hostname = false, .allow_any = true, .default_port = std::nullopt});
+}
+
+void parse_workers(const Node& n, unsigned& out) {
+    if (n.is_scalar()) {
+        if (auto v = n.as_string(); v && (*v == "auto" || *v == "AUTO" || *v == "Auto")) {
+            out = 0;
+            return;
+        }
+    }
+    if (auto v = n.as_int(1, kMaxWorkers)) out = static_cast<unsigned>(*v);
+}
+
+void read_cert_key(const Map& m, CertKey& out) {
+    m.readable_file("cert", out.cert, true);
+    m.readable_file("key", out.key, true);
+}
+
+void parse_cert_key(const Node& n, CertKey& out) {
+    read_cert_key(n.as_map({"cert", "key"}), out);
+}
+
+void read_secret(const Map& m, std::string& password, std::string& password_file) {
+    auto pw = m.get("password");
+    auto pf = m.get("password_file");
+    if (pw && pf) {
+        pf->error("password and password_file are mutually exclusive: set only one");
+        return;
+    }
+    if (!pw && !pf) {
+        if (m.valid()) {
+            const Node& self = m.node();
+            self.reader().diag().error(self.reader().file(), self.key_line(),
+                                       join_path(self.path(), "password"),
+                                       "one of password or password_file is required");
+        }
+        return;
+    }
+    if (pw) {
+        if (auto v = pw->as_string()) password = *v;
+        return;
+    }
+    auto path = pf->as_readable_file();
+    if (!path) return;
+    std::ifstream in(*path);
+    std::string line;
+    std::getline(in, line);
+    // Editors and `echo` add line endings; they are never part of a secret.
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+        line.pop_back();
+    if (line.empty()) {
+        pf->error("password file \"" + *path + "\" is empty");
+        return;
+    }
+    password_file = *path;
+    password = line;
+}
+
+void parse_limits(const Node& n, LimitsConfig& out, bool client_side) {
+    constexpr uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+    auto m = client_side
+                 ? n.as_map({"max_header_bytes", "max_body_bytes", "max_sip_message", "max_xmpp_stanza",
+                             "client_idle_timeout", "max_connections"})
+                 : n.as_map({"max_header_bytes", "max_body_bytes", "max_sip_message", "max_xmpp_stanza"});
+    m.size("max_header_bytes", out.max_header_bytes, 1 * KiB, 1 * MiB);
+    m.size("max_body_bytes", out.max_body_bytes, 0, 4 * GiB);
+    m.size("max_sip_message", out.max_sip_message, 4 * KiB, 1 * MiB);
+    m.size("max_xmpp_stanza", out.max_xmpp_stanza, 4 * KiB, 16 * MiB);
+    if (client_side) {
+        m.duration("client_idle_timeout", out.client_idle_timeout, std::chrono::seconds(1),
+                   std::chrono::hours(24));
+        m.integer("max_connections", out.max_connections, 1, 10'000'000);
+    }
+}
+
+void read_tls_version(const Map& m, std::string_view key, TlsVersion& out) {
+    m.enumeration<TlsVersion>(key, out, kTlsVersions);
+}
+
+void error_at(const SourceMap& src, Diagnostics& diag, const std::string& key, std::string message) {
+    diag.error(src.file, src.line_of(key), key, std::move(message));
+}
+
+void warn_at(const SourceMap& src, Diagnostics& diag, const std::string& key, std::string message) {
+    diag.warn(src.file, src.line_of(key), key, std::move(message));
+}
+
+std::optional<net::CertInfo> validate_cert_key(const SourceMap& src, Diagnostics& diag,
+                                               const std::string& path, const CertKey& ck,
+                                               std::initializer_list<net::Eku> ekus) {
+    if (ck.cert.empty()) return std::nullopt;
+    auto info = net::load_cert_info(ck.cert);
+    if (!info) {
+        error_at(src, diag, path + ".cert", info.error().message);
+        return std::nullopt;
+    }
+    bool ok = true;
+    if (!ck.key.empty()) {
+        if (auto r = net::check_key_pair(ck.cert, ck.key); !r) {
+            error_at(src, diag, path + ".key", r.error().message);
+            ok = false;
+        }
+    }
+    // Checking two usages would report a missing SAN (or expiry) twice.
+    std::vector<std::string> reasons;
+    for (auto eku : ekus)
+        if (auto why = net::check_usage(*info, eku); !why.empty())
+            if (std::find(reasons.begin(), reasons.end(), why) == reasons.end()) reasons.push_back(why);
+    for (auto& why : reasons) error_at(src, diag, path + ".cert", std::move(why));
+    ok = ok && reasons.empty();
+    if (info->not_after_days >= 0) warn_expiry(src, diag, path + ".cert", *info);
+    if (!ok) return std::nullopt;
+    return *info;
+}
+
+void validate_ca_file(const SourceMap& src, Diagnostics& diag, const std::string& path,
+                      const std::string& file) {
+    if (file.empty()) return;
+    if (auto r = net::check_ca_file(file); !r) error_at(src, diag, path, r.error().message);
+}
+
+void warn_expiry(const SourceMap& src, Diagnostics& diag, const std::string& path,
+                 const net::CertInfo& info) {
+    if (info.not_after_days < 0)
+        warn_at(src, diag, path, "certificate has expired");
+    else if (info.not_after_days < 30)
+        warn_at(src, diag, path, "certificate expires in " + std::to_string(info.not_after_days) + " days");
+}
+
+} // namespace edgepair::config

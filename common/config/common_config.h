@@ -1,0 +1,55 @@
+#pragma once
+// Sections both edges share (log, admin, workers, TLS files, limits) and the helpers the two edge parsers
+// and validation passes use. The structs are plain data with their defaults in the member initialisers,
+// so "absent from the YAML" and "default" are the same thing (nginx's create/merge, without the merge).
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/config/diagnostics.h"
+#include "common/config/types.h"
+#include "common/config/yaml_reader.h"
+#include "common/net/x509_check.h"
+
+namespace edgepair::config {
+
+struct LimitsConfig {
+    uint64_t max_header_bytes = 16 * 1024;
+    uint64_t max_body_bytes = 100 * 1024 * 1024;
+    uint64_t max_sip_message = 64 * 1024;
+    uint64_t max_xmpp_stanza = 64 * 1024;
+    Duration client_idle_timeout = std::chrono::minutes(10); // edge-e only
+    uint32_t max_connections = 100000;                       // edge-e only
+};
+
+inline constexpr unsigned kMaxWorkers = 64;
+
+// ---- parse helpers (record errors in the node's Reader, keep defaults on error) ----
+
+void parse_log(const Node& n, LogConfig& out);
+void parse_admin(const Node& n, AdminConfig& out);
+// "auto" -> 0 (the runtime picks hardware_concurrency), else 1..64.
+void parse_workers(const Node& n, unsigned& out);
+// Reads the required "cert" and "key" of an already opened mapping.
+void read_cert_key(const Map& m, CertKey& out);
+void parse_cert_key(const Node& n, CertKey& out);
+// `password: "..."` or `password_file: path` (exactly one). The file's first line becomes the password.
+void read_secret(const Map& m, std::string& password, std::string& password_file);
+void parse_limits(const Node& n, LimitsConfig& out, bool client_side);
+void read_tls_version(const Map& m, std::string_view key, TlsVersion& out);
+
+// ---- validation helpers (paths are already resolved; empty = failed to parse, skip silently) ----
+
+// Loads the certificate, checks the key matches and the usage; returns its facts on success.
+std::optional<net::CertInfo> validate_cert_key(const SourceMap& src, Diagnostics& diag,
+                                               const std::string& path, const CertKey& ck,
+                                               std::initializer_list<net::Eku> ekus);
+void validate_ca_file(const SourceMap& src, Diagnostics& diag, const std::string& path,
+                      const std::string& file);
+// Warns when a certificate expires within 30 days (or has expired).
+void warn_expiry(const SourceMap& src, Diagnostics& diag, const std::string& path, const net::CertInfo& info);
+
+void error_at(const SourceMap& src, Diagnostics& diag, const std::string& key, std::string message);
+void warn_at(const SourceMap& src, Diagnostics& diag, const std::string& key, std::string message);
+
+} // namespace edgepair::config

@@ -1,0 +1,432 @@
+#include "common/config/edge_c_config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+
+#include "common/config/auth_db.h"
+#include "common/config/yaml_reader.h"
+
+namespace edgepair::config {
+
+namespace {
+
+constexpr EnumName<HttpMethod> kMethods[] = {{"GET", HttpMethod::Get},
+                                             {"POST", HttpMethod::Post},
+                                             {"PUT", HttpMethod::Put},
+                                             {"DELETE", HttpMethod::Delete},
+                                             {"HEAD", HttpMethod::Head}};
+// Methods are matched case-insensitively by the reader (it lower-cases), so list lower-case spellings too.
+constexpr EnumName<HttpMethod> kMethodsLower[] = {{"get", HttpMethod::Get},
+                                                  {"post", HttpMethod::Post},
+                                                  {"put", HttpMethod::Put},
+                                                  {"delete", HttpMethod::Delete},
+                                                  {"head", HttpMethod::Head}};
+constexpr EnumName<MatchKind> kMatch[] = {{"prefix", MatchKind::Prefix}, {"exact", MatchKind::Exact}};
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+void parse_tls(const Node& n, EdgeCTlsConfig& out) {
+    auto m = n.as_map({"certificate", "trusted_cas", "min_version", "ciphers", "ciphersuites"});
+    if (auto c = m.require("certificate")) parse_cert_key(*c, out.certificate);
+    m.readable_file("trusted_cas", out.trusted_cas, true);
+    read_tls_version(m, "min_version", out.min_version);
+    m.string("ciphers", out.ciphers);
+    m.string("ciphersuites", out.ciphersuites);
+}
+
+void parse_link(const Node& n, LinkClientConfig& out) {
+    auto m = n.as_map({"peers", "username", "password", "password_file", "reconnect_min", "reconnect_max",
+                       "ping_interval", "ping_timeout"});
+    if (auto p = m.require("peers")) {
+        if (auto items = p->as_seq()) {
+            for (const auto& item : *items)
+                if (auto a =
+                        item.as_address({.allow_hostname = true, .allow_any = false, .default_port = 7001}))
+                    out.peers.push_back(*a);
+        }
+    }
+    if (auto u = m.require("username")) {
+        if (auto v = u->as_string()) {
+            if (valid_auth_username(*v))
+                out.username = *v;
+            else
+                u->error("invalid username \"" + *v + "\" (letters, digits, '.', '_', '@', '-'; up to 64)");
+        }
+    }
+    read_secret(m, out.password, out.password_file);
+    m.duration("reconnect_min", out.reconnect_min, std::chrono::milliseconds(100), std::chrono::minutes(10));
+    m.duration("reconnect_max", out.reconnect_max, std::chrono::seconds(1), std::chrono::hours(1));
+    m.duration("ping_interval", out.ping_interval, std::chrono::seconds(1), std::chrono::minutes(10));
+    m.duration("ping_timeout", out.ping_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
+}
+
+void parse_dns(const Node& n, DnsConfig& out) {
+    auto m = n.as_map({"servers", "timeout"});
+    if (auto s = m.get("servers"))
+        if (auto items = s->as_seq())
+            for (const auto& item : *items)
+                if (auto a =
+                        item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 53}))
+                    out.servers.push_back(*a);
+    m.duration("timeout", out.timeout, std::chrono::milliseconds(100), std::chrono::seconds(60));
+}
+
+void parse_uc_list(const Node& n, UcKind kind, std::vector<UcServerConfig>& out) {
+    auto items = n.as_seq();
+    if (!items) return;
+    for (const auto& item : *items) {
+        UcServerConfig s;
+        s.kind = kind;
+        s.port = kind == UcKind::UnityConnection ? 443 : 8443;
+        auto m = item.as_map(
+            {"address", "port", "username", "password", "password_file", "tls_verify", "deployment"});
+        if (!m.valid()) continue;
+        if (auto a = m.require("address")) {
+            if (auto v = a->as_string()) {
+                if (is_ip_literal(*v) || valid_dns_name(*v))
+                    s.address = lower(*v);
+                else
+                    a->error("expected a host name or IP address, got \"" + *v + "\"");
+            }
+        }
+        m.integer("port", s.port, 1, 65535);
+        m.string("username", s.username, true);
+        read_secret(m, s.password, s.password_file);
+        m.boolean("tls_verify", s.tls_verify);
+        m.string("deployment", s.deployment);
+        out.push_back(std::move(s));
+    }
+}
+
+void parse_discovery(const Node& n, DiscoveryConfig& out) {
+    auto m = n.as_map({"state_file", "unified_cm", "im_and_presence", "unity_connection"});
+    if (auto s = m.get("state_file"))
+        if (auto p = s->as_path()) out.state_file = *p;
+    if (auto s = m.get("unified_cm")) parse_uc_list(*s, UcKind::UnifiedCm, out.unified_cm);
+    if (auto s = m.get("im_and_presence")) parse_uc_list(*s, UcKind::ImAndPresence, out.im_and_presence);
+    if (auto s = m.get("unity_connection")) parse_uc_list(*s, UcKind::UnityConnection, out.unity_connection);
+}
+
+void parse_deployments(const Node& n, std::vector<std::string>& out) {
+    auto items = n.as_seq();
+    if (!items) return;
+    for (const auto& item : *items) {
+        auto v = item.as_string();
+        if (!v) continue;
+        if (v->size() > 64) {
+            item.error("deployment name longer than 64 characters");
+            continue;
+        }
+        if (std::find(out.begin(), out.end(), *v) != out.end()) {
+            // "default" is implicit, so listing it is harmless; any other repeat is a typo.
+            if (*v != "default") item.error("duplicate deployment \"" + *v + "\"");
+            continue;
+        }
+        out.push_back(*v);
+    }
+}
+
+void parse_domains(const Node& n, std::vector<DomainConfig>& out) {
+    auto items = n.as_seq();
+    if (!items) return;
+    for (const auto& item : *items) {
+        DomainConfig d;
+        auto m = item.as_map({"name", "deployment", "sip", "xmpp", "http"});
+        if (!m.valid()) continue;
+        if (auto nm = m.require("name")) {
+            if (auto v = nm->as_string()) {
+                if (valid_dns_name(*v) && !is_ip_literal(*v))
+                    d.name = lower(*v);
+                else
+                    nm->error("invalid domain name \"" + *v + "\"");
+            }
+        }
+        m.string("deployment", d.deployment);
+        m.boolean("sip", d.sip);
+        m.boolean("xmpp", d.xmpp);
+        m.boolean("http", d.http);
+        out.push_back(std::move(d));
+    }
+}
+
+std::optional<std::vector<HttpMethod>> parse_methods(const Node& n) {
+    auto items = n.as_seq();
+    if (!items) return std::nullopt;
+    std::vector<HttpMethod> out;
+    bool ok = true;
+    for (const auto& item : *items) {
+        auto v = item.as_enum<HttpMethod>(kMethodsLower);
+        if (!v) {
+            ok = false;
+            continue;
+        }
+        if (std::find(out.begin(), out.end(), *v) == out.end()) out.push_back(*v);
+    }
+    if (!ok) return std::nullopt;
+    if (out.empty()) {
+        n.error("at least one method is required");
+        return std::nullopt;
+    }
+    return out;
+}
+
+// "scheme://host[:port][/path]"; returns an error message or fills the rule's parts.
+std::string parse_rule_url(const std::string& url, AllowRuleConfig& r) {
+    auto sep = url.find("://");
+    if (sep == std::string::npos) return "expected http://host[:port]/path or https://...";
+    r.scheme = lower(url.substr(0, sep));
+    if (r.scheme != "http" && r.scheme != "https") return "scheme must be http or https";
+    std::string rest = url.substr(sep + 3);
+    if (rest.find_first_of("?#") != std::string::npos) return "query strings and fragments are not matched";
+    auto slash = rest.find('/');
+    std::string authority = rest.substr(0, slash);
+    r.path = slash == std::string::npos ? "/" : rest.substr(slash);
+    if (authority.find('@') != std::string::npos) return "user info is not allowed";
+    std::string host = authority, port;
+    if (!authority.empty() && authority.front() == '[') {
+        auto close = authority.find(']');
+        if (close == std::string::npos) return "missing ']'";
+        host = authority.substr(1, close - 1);
+        if (close + 1 < authority.size()) {
+            if (authority[close + 1] != ':') return "expected ':' after ']'";
+            port = authority.substr(close + 2);
+        }
+        if (!is_ip_literal(host) || host.find(':') == std::string::npos) return "invalid IPv6 address";
+    } else if (auto c = authority.find(':'); c != std::string::npos) {
+        host = authority.substr(0, c);
+        port = authority.substr(c + 1);
+    }
+    if (host.empty()) return "missing host";
+    if (!is_ip_literal(host) && !valid_dns_name(host)) return "invalid host \"" + host + "\"";
+    r.host = lower(host);
+    if (port.empty()) {
+        r.port = r.scheme == "https" ? 443 : 80;
+    } else {
+        unsigned v = 0;
+        auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+        if (ec != std::errc() || p != port.data() + port.size() || v < 1 || v > 65535)
+            return "port must be 1..65535";
+        r.port = static_cast<uint16_t>(v);
+    }
+    return {};
+}
+
+void parse_allow_list(const Node& n, AllowListConfig& out) {
+    auto m = n.as_map({"default_methods", "rules"});
+    if (auto d = m.get("default_methods"))
+        if (auto v = parse_methods(*d)) out.default_methods = *v;
+    auto rules = m.get("rules");
+    if (!rules) return;
+    auto items = rules->as_seq();
+    if (!items) return;
+    for (const auto& item : *items) {
+        AllowRuleConfig r;
+        auto rm = item.as_map({"url", "deployment", "methods", "match", "description"});
+        if (!rm.valid()) continue;
+        if (auto u = rm.require("url")) {
+            if (auto v = u->as_string()) {
+                r.url = *v;
+                if (auto err = parse_rule_url(*v, r); !err.empty())
+                    u->error("invalid url \"" + *v + "\": " + err);
+            }
+        }
+        rm.string("deployment", r.deployment);
+        if (auto md = rm.get("methods")) {
+            if (auto v = parse_methods(*md)) r.methods = *v;
+        } else {
+            r.methods = out.default_methods;
+        }
+        rm.enumeration<MatchKind>("match", r.match, kMatch);
+        if (auto d = rm.get("description"))
+            if (auto v = d->as_string(true)) r.description = *v;
+        out.rules.push_back(std::move(r));
+    }
+}
+
+void parse_credentials(const Node& n, CredentialsConfig& out) {
+    auto m = n.as_map({"refresh_interval", "cleanup_interval"});
+    m.duration("refresh_interval", out.refresh_interval, std::chrono::minutes(1),
+               std::chrono::hours(24 * 30));
+    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::minutes(1),
+               std::chrono::hours(24 * 30));
+}
+
+void parse_sip(const Node& n, SipConfig& out) {
+    auto m = n.as_map({"path_headers"});
+    m.boolean("path_headers", out.path_headers);
+}
+
+} // namespace
+
+const char* to_string(UcKind k) {
+    switch (k) {
+    case UcKind::UnifiedCm:
+        return "unified_cm";
+    case UcKind::ImAndPresence:
+        return "im_and_presence";
+    case UcKind::UnityConnection:
+        return "unity_connection";
+    }
+    return "?";
+}
+
+const char* to_string(HttpMethod m) {
+    for (const auto& e : kMethods)
+        if (e.value == m) return e.name.data();
+    return "?";
+}
+
+const char* to_string(MatchKind m) {
+    return m == MatchKind::Exact ? "exact" : "prefix";
+}
+
+EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
+    EdgeCConfig cfg;
+    cfg.source.file = path;
+    cfg.source.dir = std::filesystem::path(path).parent_path().string();
+    auto root = load_yaml_file(path, diag);
+    if (!root) return cfg;
+    if (root->IsNull()) {
+        diag.error(path, 0, "", "empty configuration file");
+        return cfg;
+    }
+    Reader r(path, diag, cfg.source);
+    Node top(r, *root, "", 0);
+    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery",
+                         "deployments", "domains", "allow_list", "credentials", "sip", "limits"});
+    if (!m.valid()) return cfg;
+
+    if (auto n = m.require("node_name")) {
+        if (auto v = n->as_hostname()) {
+            if (v->find('.') == std::string::npos)
+                n->error("expected a fully qualified domain name, got \"" + *v + "\"");
+            else
+                cfg.node_name = *v;
+        }
+    }
+    if (auto n = m.get("workers")) parse_workers(*n, cfg.workers);
+    if (auto n = m.get("log")) parse_log(*n, cfg.log);
+    if (auto n = m.get("admin")) parse_admin(*n, cfg.admin);
+    if (auto n = m.require("tls")) parse_tls(*n, cfg.tls);
+    if (auto n = m.require("link")) parse_link(*n, cfg.link);
+    if (auto n = m.get("dns")) parse_dns(*n, cfg.dns);
+    if (auto n = m.get("discovery")) parse_discovery(*n, cfg.discovery);
+    if (auto n = m.get("deployments")) parse_deployments(*n, cfg.deployments);
+    if (auto n = m.get("domains")) parse_domains(*n, cfg.domains);
+    if (auto n = m.get("allow_list")) parse_allow_list(*n, cfg.allow_list);
+    if (auto n = m.get("credentials")) parse_credentials(*n, cfg.credentials);
+    if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
+    if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);
+    return cfg;
+}
+
+void validate(EdgeCConfig& cfg, Diagnostics& diag) {
+    const SourceMap& src = cfg.source;
+
+    // One certificate serves both directions: client to edge-e, and server where UC nodes call back.
+    validate_cert_key(src, diag, "tls.certificate", cfg.tls.certificate,
+                      {net::Eku::ClientAuth, net::Eku::ServerAuth});
+    validate_ca_file(src, diag, "tls.trusted_cas", cfg.tls.trusted_cas);
+
+    if (src.lines.count("link.peers")) {
+        if (cfg.link.peers.empty())
+            error_at(src, diag, "link.peers", "at least one edge-e peer is required");
+        else if (cfg.link.peers.size() > kMaxLinkPeers)
+            error_at(src, diag, "link.peers",
+                     std::to_string(cfg.link.peers.size()) + " peers configured; at most " +
+                         std::to_string(kMaxLinkPeers) + " are supported");
+        for (std::size_t i = 0; i < cfg.link.peers.size(); ++i)
+            for (std::size_t j = 0; j < i; ++j)
+                if (cfg.link.peers[i] == cfg.link.peers[j])
+                    error_at(src, diag, "link.peers[" + std::to_string(i) + "]",
+                             "duplicate peer " + cfg.link.peers[i].str());
+    }
+    if (cfg.link.reconnect_min > cfg.link.reconnect_max)
+        error_at(src, diag, "link.reconnect_min", "must not be longer than link.reconnect_max");
+    if (cfg.link.ping_timeout <= cfg.link.ping_interval)
+        error_at(src, diag, "link.ping_timeout", "must be longer than link.ping_interval");
+
+    auto known = [&](const std::string& d) {
+        return std::find(cfg.deployments.begin(), cfg.deployments.end(), d) != cfg.deployments.end();
+    };
+    auto check_ref = [&](const std::string& key, const std::string& dep) {
+        if (!known(dep)) {
+            std::string msg = "unknown deployment \"" + dep + "\"";
+            for (const auto& d : cfg.deployments)
+                if (edit_distance(d, dep) <= 2) {
+                    msg += " (did you mean \"" + d + "\"?)";
+                    break;
+                }
+            error_at(src, diag, key, msg + "; declare it under deployments");
+        }
+    };
+
+    std::vector<std::string> deployments_with_cucm;
+    auto check_uc = [&](const char* section, const std::vector<UcServerConfig>& list) {
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            const auto& s = list[i];
+            std::string key = std::string("discovery.") + section + "[" + std::to_string(i) + "]";
+            check_ref(key + ".deployment", s.deployment);
+            // The certificate can only be checked against a name: an IP would defeat TLS verify.
+            if (s.tls_verify && !s.address.empty() && is_ip_literal(s.address))
+                error_at(src, diag, key + ".address",
+                         "\"" + s.address +
+                             "\" is an IP address; with tls_verify on, use the FQDN the node's "
+                             "certificate carries");
+            if (s.kind == UcKind::UnifiedCm) deployments_with_cucm.push_back(s.deployment);
+        }
+    };
+    check_uc("unified_cm", cfg.discovery.unified_cm);
+    check_uc("im_and_presence", cfg.discovery.im_and_presence);
+    check_uc("unity_connection", cfg.discovery.unity_connection);
+
+    for (std::size_t i = 0; i < cfg.domains.size(); ++i) {
+        const auto& d = cfg.domains[i];
+        std::string key = "domains[" + std::to_string(i) + "]";
+        check_ref(key + ".deployment", d.deployment);
+        for (std::size_t j = 0; j < i; ++j)
+            if (!d.name.empty() && cfg.domains[j].name == d.name)
+                error_at(src, diag, key + ".name", "duplicate domain \"" + d.name + "\"");
+        if (!d.sip && !d.xmpp && !d.http) warn_at(src, diag, key, "no service enabled (sip, xmpp, http)");
+        if (known(d.deployment) && (d.sip || d.http) &&
+            std::find(deployments_with_cucm.begin(), deployments_with_cucm.end(), d.deployment) ==
+                deployments_with_cucm.end())
+            warn_at(src, diag, key + ".deployment",
+                    "deployment \"" + d.deployment + "\" has no discovery.unified_cm server");
+    }
+    for (std::size_t i = 0; i < cfg.allow_list.rules.size(); ++i)
+        check_ref("allow_list.rules[" + std::to_string(i) + "].deployment",
+                  cfg.allow_list.rules[i].deployment);
+
+    if (cfg.deployments.size() > kRecommendedMaxDeployments)
+        warn_at(src, diag, "deployments",
+                std::to_string(cfg.deployments.size()) + " deployments; more than the recommended " +
+                    std::to_string(kRecommendedMaxDeployments));
+    if (cfg.domains.size() > kRecommendedMaxDomains)
+        warn_at(src, diag, "domains",
+                std::to_string(cfg.domains.size()) + " domains; more than the recommended " +
+                    std::to_string(kRecommendedMaxDomains));
+    if (cfg.credentials.cleanup_interval < cfg.credentials.refresh_interval)
+        warn_at(
+            src, diag, "credentials.cleanup_interval",
+            "shorter than credentials.refresh_interval: cached credentials are dropped before they refresh");
+}
+
+Result<EdgeCConfig> load_edge_c_config(const std::string& path, Diagnostics* out) {
+    Diagnostics diag;
+    EdgeCConfig cfg = parse_edge_c_config(path, diag);
+    if (!cfg.source.lines.empty()) validate(cfg, diag);
+    if (out) {
+        out->errors.insert(out->errors.end(), diag.errors.begin(), diag.errors.end());
+        out->warnings.insert(out->warnings.end(), diag.warnings.begin(), diag.warnings.end());
+    }
+    if (!diag.ok()) return make_error(diag.errors_text());
+    return cfg;
+}
+
+} // namespace edgepair::config

@@ -1,0 +1,125 @@
+#pragma once
+// edge-c (internal side) configuration: conf/edge-c.yaml. Reference: docs/CONFIG.md.
+#include <string>
+#include <vector>
+
+#include "common/config/common_config.h"
+#include "common/config/diagnostics.h"
+#include "common/config/types.h"
+#include "common/core/result.h"
+
+namespace edgepair::config {
+
+inline constexpr std::size_t kMaxLinkPeers = 6; // an Expressway cluster has at most 6 peers
+inline constexpr std::size_t kRecommendedMaxDeployments = 10;
+inline constexpr std::size_t kRecommendedMaxDomains = 50;
+
+struct EdgeCTlsConfig {
+    CertKey certificate; // presented to edge-e (clientAuth) and used for UC node TLS (serverAuth)
+    std::string trusted_cas;
+    TlsVersion min_version = TlsVersion::V1_2;
+    std::string ciphers;
+    std::string ciphersuites;
+};
+
+struct LinkClientConfig {
+    std::vector<Address> peers; // edge-e link servers; 1..6; port defaults to 7001
+    std::string username;
+    std::string password;      // the secret itself (read from password_file when that is used)
+    std::string password_file; // resolved path, empty when `password` was given inline
+    Duration reconnect_min = std::chrono::seconds(1);
+    Duration reconnect_max = std::chrono::seconds(30);
+    Duration ping_interval = std::chrono::seconds(10);
+    Duration ping_timeout = std::chrono::seconds(20);
+};
+
+struct DnsConfig {
+    std::vector<Address> servers; // empty = system resolv.conf
+    Duration timeout = std::chrono::seconds(2);
+};
+
+enum class UcKind { UnifiedCm, ImAndPresence, UnityConnection };
+const char* to_string(UcKind);
+
+struct UcServerConfig {
+    UcKind kind = UcKind::UnifiedCm;
+    std::string address; // FQDN (required when tls_verify) or IP literal
+    uint16_t port = 8443;
+    std::string username;
+    std::string password;
+    std::string password_file;
+    bool tls_verify = true;
+    std::string deployment = "default";
+};
+
+struct DiscoveryConfig {
+    std::string state_file; // resolved path; written by edge-c, need not exist
+    std::vector<UcServerConfig> unified_cm;
+    std::vector<UcServerConfig> im_and_presence;
+    std::vector<UcServerConfig> unity_connection;
+};
+
+struct DomainConfig {
+    std::string name; // lower-case
+    std::string deployment = "default";
+    bool sip = true;
+    bool xmpp = true;
+    bool http = true;
+};
+
+enum class HttpMethod { Get, Post, Put, Delete, Head };
+enum class MatchKind { Prefix, Exact };
+const char* to_string(HttpMethod);
+const char* to_string(MatchKind);
+
+struct AllowRuleConfig {
+    std::string url; // as written
+    // Parsed parts of url (host lower-case; port defaulted from the scheme; path starts with '/').
+    std::string scheme;
+    std::string host;
+    uint16_t port = 0;
+    std::string path;
+    std::string deployment = "default";
+    std::vector<HttpMethod> methods; // defaults to allow_list.default_methods
+    MatchKind match = MatchKind::Prefix;
+    std::string description;
+};
+
+struct AllowListConfig {
+    std::vector<HttpMethod> default_methods{HttpMethod::Get};
+    std::vector<AllowRuleConfig> rules;
+};
+
+struct CredentialsConfig {
+    Duration refresh_interval = std::chrono::minutes(480);
+    Duration cleanup_interval = std::chrono::minutes(720);
+};
+
+struct SipConfig {
+    bool path_headers = false;
+};
+
+struct EdgeCConfig {
+    std::string node_name;
+    unsigned workers = 0;
+    LogConfig log;
+    AdminConfig admin{Address{Address::Kind::IPv4, "127.0.0.1", 9902}};
+    EdgeCTlsConfig tls;
+    LinkClientConfig link;
+    DnsConfig dns;
+    DiscoveryConfig discovery;
+    std::vector<std::string> deployments{"default"}; // "default" always first
+    std::vector<DomainConfig> domains;
+    AllowListConfig allow_list;
+    CredentialsConfig credentials;
+    SipConfig sip;
+    LimitsConfig limits; // client_idle_timeout / max_connections unused on edge-c
+    SourceMap source;
+};
+
+// See edge_e_config.h for the contract of the three functions.
+EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag);
+void validate(EdgeCConfig& cfg, Diagnostics& diag);
+Result<EdgeCConfig> load_edge_c_config(const std::string& path, Diagnostics* diag = nullptr);
+
+} // namespace edgepair::config

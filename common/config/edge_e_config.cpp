@@ -1,0 +1,238 @@
+#include "common/config/edge_e_config.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/config/auth_db.h"
+#include "common/config/yaml_reader.h"
+
+namespace edgepair::config {
+
+namespace {
+
+constexpr EnumName<ClientCertMode> kClientCertModes[] = {{"none", ClientCertMode::None},
+                                                         {"optional", ClientCertMode::Optional},
+                                                         {"required", ClientCertMode::Required}};
+
+const AddressRules kListen{.allow_hostname = false, .allow_any = true, .default_port = std::nullopt};
+
+void parse_tls(const Node& n, EdgeETlsConfig& out) {
+    auto m = n.as_map({"default_certificate", "certificates", "trusted_cas", "min_version", "session_tickets",
+                       "ciphers", "ciphersuites"});
+    if (auto dc = m.require("default_certificate")) parse_cert_key(*dc, out.default_certificate);
+    if (auto certs = m.get("certificates")) {
+        if (auto items = certs->as_seq()) {
+            for (const auto& item : *items) {
+                SniCertificate sc;
+                auto cm = item.as_map({"cert", "key", "domains"});
+                read_cert_key(cm, sc.files);
+                if (auto doms = cm.get("domains")) {
+                    if (auto ds = doms->as_seq()) {
+                        for (const auto& d : *ds) {
+                            auto s = d.as_string();
+                            if (!s) continue;
+                            if (!valid_dns_name(*s, true)) {
+                                d.error("invalid domain \"" + *s +
+                                        "\" (a DNS name, optionally \"*.\" first)");
+                                continue;
+                            }
+                            std::string l = *s;
+                            std::transform(l.begin(), l.end(), l.begin(), ::tolower);
+                            sc.domains.push_back(l);
+                        }
+                    }
+                }
+                out.certificates.push_back(std::move(sc));
+            }
+        }
+    }
+    m.readable_file("trusted_cas", out.trusted_cas, true);
+    read_tls_version(m, "min_version", out.min_version);
+    m.boolean("session_tickets", out.session_tickets);
+    m.string("ciphers", out.ciphers);
+    m.string("ciphersuites", out.ciphersuites);
+}
+
+void parse_listeners(const Node& n, ListenersConfig& out) {
+    auto m = n.as_map({"https", "sip_tls", "xmpp"});
+    if (auto h = m.get("https")) {
+        HttpsListenerConfig c;
+        h->as_map({"listen"}).address("listen", c.listen, kListen);
+        out.https = c;
+    }
+    if (auto s = m.get("sip_tls")) {
+        SipTlsListenerConfig c;
+        auto sm = s->as_map({"listen", "client_certificates"});
+        sm.address("listen", c.listen, kListen);
+        sm.enumeration<ClientCertMode>("client_certificates", c.client_certificates, kClientCertModes);
+        out.sip_tls = c;
+    }
+    if (auto x = m.get("xmpp")) {
+        XmppListenerConfig c;
+        x->as_map({"listen"}).address("listen", c.listen, kListen);
+        out.xmpp = c;
+    }
+}
+
+void parse_link(const Node& n, LinkServerConfig& out) {
+    auto m =
+        n.as_map({"listen", "tls_verify_subject_name", "auth_database", "ping_interval", "ping_timeout"});
+    m.address("listen", out.listen, kListen);
+    if (auto s = m.require("tls_verify_subject_name")) {
+        if (auto v = s->as_string()) {
+            if (is_ip_literal(*v) || valid_dns_name(*v))
+                out.tls_verify_subject_name = *v;
+            else
+                s->error("expected the DNS name (or IP) edge-c's certificate carries in its SAN, got \"" +
+                         *v + "\"");
+        }
+    }
+    m.readable_file("auth_database", out.auth_database, true);
+    m.duration("ping_interval", out.ping_interval, std::chrono::seconds(1), std::chrono::minutes(10));
+    m.duration("ping_timeout", out.ping_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
+}
+
+bool overlaps(const Address& a, const Address& b) {
+    if (a.port != b.port) return false;
+    auto wild = [](const Address& x) {
+        return x.kind == Address::Kind::Any || (x.kind == Address::Kind::IPv4 && x.host == "0.0.0.0") ||
+               (x.kind == Address::Kind::IPv6 && x.host == "::");
+    };
+    return wild(a) || wild(b) || a.host == b.host;
+}
+
+} // namespace
+
+const char* to_string(ClientCertMode m) {
+    switch (m) {
+    case ClientCertMode::None:
+        return "none";
+    case ClientCertMode::Optional:
+        return "optional";
+    case ClientCertMode::Required:
+        return "required";
+    }
+    return "?";
+}
+
+EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
+    EdgeEConfig cfg;
+    cfg.source.file = path;
+    cfg.source.dir = std::filesystem::path(path).parent_path().string();
+    auto root = load_yaml_file(path, diag);
+    if (!root) return cfg;
+    if (root->IsNull()) {
+        diag.error(path, 0, "", "empty configuration file");
+        return cfg;
+    }
+    Reader r(path, diag, cfg.source);
+    Node top(r, *root, "", 0);
+    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits"});
+    if (!m.valid()) return cfg;
+
+    if (auto n = m.require("node_name")) {
+        if (auto v = n->as_hostname()) {
+            if (v->find('.') == std::string::npos)
+                n->error("expected a fully qualified domain name, got \"" + *v + "\"");
+            else
+                cfg.node_name = *v;
+        }
+    }
+    if (auto n = m.get("workers")) parse_workers(*n, cfg.workers);
+    if (auto n = m.get("log")) parse_log(*n, cfg.log);
+    if (auto n = m.get("admin")) parse_admin(*n, cfg.admin);
+    if (auto n = m.require("tls")) parse_tls(*n, cfg.tls);
+    if (auto n = m.get("listeners")) parse_listeners(*n, cfg.listeners);
+    if (auto n = m.require("link")) parse_link(*n, cfg.link);
+    if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, true);
+    return cfg;
+}
+
+void validate(EdgeEConfig& cfg, Diagnostics& diag) {
+    const SourceMap& src = cfg.source;
+
+    validate_cert_key(src, diag, "tls.default_certificate", cfg.tls.default_certificate,
+                      {net::Eku::ServerAuth});
+
+    // Which SNI name is served by which certificate: a name twice would make the choice arbitrary.
+    std::vector<std::pair<std::string, std::size_t>> seen;
+    for (std::size_t i = 0; i < cfg.tls.certificates.size(); ++i) {
+        auto& sc = cfg.tls.certificates[i];
+        std::string key = "tls.certificates[" + std::to_string(i) + "]";
+        auto info = validate_cert_key(src, diag, key, sc.files, {net::Eku::ServerAuth});
+        if (!info) continue;
+        if (sc.domains.empty()) {
+            sc.domains = info->dns_sans;
+            sc.domains_from_san = true;
+        } else {
+            for (std::size_t d = 0; d < sc.domains.size(); ++d) {
+                const auto& name = sc.domains[d];
+                bool covered =
+                    std::any_of(info->dns_sans.begin(), info->dns_sans.end(), [&](const std::string& s) {
+                        return net::dns_name_matches(s, name) || s == name;
+                    });
+                if (!covered)
+                    warn_at(src, diag, key + ".domains[" + std::to_string(d) + "]",
+                            "\"" + name +
+                                "\" is not in the certificate's subjectAltName; clients will reject it");
+            }
+        }
+        for (std::size_t d = 0; d < sc.domains.size(); ++d) {
+            const auto& name = sc.domains[d];
+            auto it = std::find_if(seen.begin(), seen.end(), [&](const auto& p) { return p.first == name; });
+            if (it != seen.end() && it->second != i)
+                error_at(src, diag,
+                         key + (sc.domains_from_san ? ".cert" : ".domains[" + std::to_string(d) + "]"),
+                         "domain \"" + name + "\" is already served by tls.certificates[" +
+                             std::to_string(it->second) + "]");
+            else if (it == seen.end())
+                seen.emplace_back(name, i);
+        }
+    }
+
+    validate_ca_file(src, diag, "tls.trusted_cas", cfg.tls.trusted_cas);
+
+    if (!cfg.link.auth_database.empty()) {
+        std::vector<Diagnostic> adiag;
+        auto db = load_auth_db(cfg.link.auth_database, &adiag);
+        for (auto& d : adiag)
+            diag.errors.push_back(std::move(d));
+        if (db && db->users().empty())
+            error_at(src, diag, "link.auth_database",
+                     "no users in \"" + cfg.link.auth_database + "\": edge-c could never authenticate");
+    }
+    if (cfg.link.ping_timeout <= cfg.link.ping_interval)
+        error_at(src, diag, "link.ping_timeout", "must be longer than link.ping_interval");
+
+    // Two listeners on one port would fail at bind time with a less helpful message.
+    std::vector<std::pair<std::string, Address>> socks;
+    if (cfg.listeners.https) socks.emplace_back("listeners.https.listen", cfg.listeners.https->listen);
+    if (cfg.listeners.sip_tls) socks.emplace_back("listeners.sip_tls.listen", cfg.listeners.sip_tls->listen);
+    if (cfg.listeners.xmpp) socks.emplace_back("listeners.xmpp.listen", cfg.listeners.xmpp->listen);
+    socks.emplace_back("link.listen", cfg.link.listen);
+    socks.emplace_back("admin.listen", cfg.admin.listen);
+    for (std::size_t i = 0; i < socks.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (overlaps(socks[i].second, socks[j].second))
+                error_at(src, diag, socks[i].first,
+                         socks[i].second.str() + " conflicts with " + socks[j].first + " (" +
+                             socks[j].second.str() + ")");
+
+    if (!cfg.listeners.https && !cfg.listeners.sip_tls && !cfg.listeners.xmpp)
+        warn_at(src, diag, "listeners", "no client listener enabled (https, sip_tls, xmpp)");
+}
+
+Result<EdgeEConfig> load_edge_e_config(const std::string& path, Diagnostics* out) {
+    Diagnostics diag;
+    EdgeEConfig cfg = parse_edge_e_config(path, diag);
+    // A file that did not even parse as YAML has nothing to validate.
+    if (!cfg.source.lines.empty()) validate(cfg, diag);
+    if (out) {
+        out->errors.insert(out->errors.end(), diag.errors.begin(), diag.errors.end());
+        out->warnings.insert(out->warnings.end(), diag.warnings.begin(), diag.warnings.end());
+    }
+    if (!diag.ok()) return make_error(diag.errors_text());
+    return cfg;
+}
+
+} // namespace edgepair::config

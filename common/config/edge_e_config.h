@@ -1,0 +1,84 @@
+#pragma once
+// edge-e (DMZ side) configuration: conf/edge-e.yaml. Reference: docs/CONFIG.md.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config/common_config.h"
+#include "common/config/diagnostics.h"
+#include "common/config/types.h"
+#include "common/core/result.h"
+
+namespace edgepair::config {
+
+struct SniCertificate {
+    CertKey files;
+    // Names this certificate is chosen for (exact or "*.example.org"). When the YAML leaves them out,
+    // validate() fills them from the certificate's DNS SANs and sets domains_from_san.
+    std::vector<std::string> domains;
+    bool domains_from_san = false;
+};
+
+struct EdgeETlsConfig {
+    CertKey default_certificate;
+    std::vector<SniCertificate> certificates;
+    std::string trusted_cas; // verifies edge-c on the link and, when asked for, client certificates
+    TlsVersion min_version = TlsVersion::V1_2;
+    bool session_tickets = true;
+    std::string ciphers;      // TLS 1.2 cipher list (OpenSSL syntax); empty = library default
+    std::string ciphersuites; // TLS 1.3 suites; empty = library default
+};
+
+enum class ClientCertMode { None, Optional, Required };
+const char* to_string(ClientCertMode);
+
+struct HttpsListenerConfig {
+    Address listen{Address::Kind::Any, "", 8443};
+};
+struct SipTlsListenerConfig {
+    Address listen{Address::Kind::Any, "", 5061};
+    ClientCertMode client_certificates = ClientCertMode::None;
+};
+struct XmppListenerConfig {
+    Address listen{Address::Kind::Any, "", 5222};
+};
+
+// A listener section absent from the YAML is disabled; present (even empty) enables it with defaults.
+struct ListenersConfig {
+    std::optional<HttpsListenerConfig> https;
+    std::optional<SipTlsListenerConfig> sip_tls;
+    std::optional<XmppListenerConfig> xmpp;
+};
+
+struct LinkServerConfig {
+    Address listen{Address::Kind::Any, "", 7001};
+    std::string tls_verify_subject_name; // must be in the edge-c certificate's SAN
+    std::string auth_database;           // resolved path; see auth_db.h
+    Duration ping_interval = std::chrono::seconds(10);
+    Duration ping_timeout = std::chrono::seconds(20);
+};
+
+struct EdgeEConfig {
+    std::string node_name;
+    unsigned workers = 0; // 0 = auto (hardware_concurrency)
+    LogConfig log;
+    AdminConfig admin{Address{Address::Kind::IPv4, "127.0.0.1", 9901}};
+    EdgeETlsConfig tls;
+    ListenersConfig listeners;
+    LinkServerConfig link;
+    LimitsConfig limits;
+    SourceMap source; // file and key lines, for validation messages
+};
+
+// Syntax and types only; every problem goes to diag. Returns the config even when diag has errors
+// (fields that failed keep their defaults / empty paths).
+EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag);
+// Whole-config checks after parsing (HAProxy's check_config_validity): certificates load and match their
+// keys, usages and SANs, the CA file and auth database load, cross-field rules. Fills derived values
+// (SNI domains from SANs). Errors and warnings go to diag.
+void validate(EdgeEConfig& cfg, Diagnostics& diag);
+// parse + validate. On failure the Error's message is every error, one `file:line: key: message` a line.
+// Warnings (and errors) are also copied to *diag when given.
+Result<EdgeEConfig> load_edge_e_config(const std::string& path, Diagnostics* diag = nullptr);
+
+} // namespace edgepair::config

@@ -1,0 +1,47 @@
+#pragma once
+// Value types shared by both edges' configs. Plain data: parsing lives in yaml_reader / common_config.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace edgepair::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct Address {
+    enum class Kind { Any, IPv4, IPv6, Name };
+    Kind kind = Kind::Any;
+    std::string host; // without brackets for IPv6; empty for Any ("*")
+    uint16_t port = 0;
+
+    // "host:port", "[v6]:port", "*:port".
+    std::string str() const;
+    bool is_ip() const { return kind == Kind::IPv4 || kind == Kind::IPv6; }
+    friend bool operator==(const Address&, const Address&) = default;
+};
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+enum class LogFormat { Text, Json };
+enum class TlsVersion { V1_2, V1_3 };
+
+const char* to_string(LogLevel);
+const char* to_string(LogFormat);
+const char* to_string(TlsVersion);
+
+struct LogConfig {
+    LogLevel level = LogLevel::Info;
+    LogFormat format = LogFormat::Text;
+    std::map<std::string, LogLevel> modules; // per-module override, e.g. {"link": Debug}
+};
+
+struct AdminConfig {
+    Address listen; // default set per edge (edge-e 127.0.0.1:9901, edge-c 127.0.0.1:9902)
+};
+
+struct CertKey {
+    std::string cert; // absolute or relative-to-cwd path, already resolved against the config's directory
+    std::string key;
+};
+
+} // namespace edgepair::config

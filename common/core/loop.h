@@ -1,0 +1,86 @@
+#pragma once
+// One libevent event_base per thread. Everything that touches a Loop runs on that loop's thread, except
+// post(), which is how other threads (the main thread on reload, for instance) hand work to it.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+struct event_base;
+struct event;
+
+namespace edgepair::core {
+
+class Loop {
+  public:
+    Loop();
+    ~Loop();
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
+
+    event_base* base() const { return base_; }
+    void run();
+    void stop(); // thread-safe
+    // Thread-safe: runs fn on the loop's thread at its next turn.
+    void post(std::function<void()> fn);
+    // Monotonic milliseconds, cached per loop turn by libevent.
+    uint64_t now_ms() const;
+
+  private:
+    static void on_wake(int fd, short, void* arg);
+    event_base* base_ = nullptr;
+    event* wake_ = nullptr;
+    int wake_fd_ = -1;
+    std::mutex mu_;
+    std::vector<std::function<void()>> queue_;
+};
+
+class Timer {
+  public:
+    Timer(Loop& loop, std::function<void()> fn);
+    ~Timer();
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+    void arm(uint64_t ms);
+    void cancel();
+    bool armed() const;
+
+  private:
+    static void on_fire(int, short, void* arg);
+    event* ev_ = nullptr;
+    std::function<void()> fn_;
+};
+
+// Edge-triggered, persistent read+write interest on a socket (ANCHORS B7: no level-triggered re-arm per
+// write). The owner reads/writes until EAGAIN on each callback.
+class IoWatcher {
+  public:
+    enum : short { Read = 0x02, Write = 0x04 };
+    IoWatcher(Loop& loop, int fd, std::function<void(short what)> fn);
+    ~IoWatcher();
+    IoWatcher(const IoWatcher&) = delete;
+    IoWatcher& operator=(const IoWatcher&) = delete;
+    int fd() const { return fd_; }
+
+  private:
+    static void on_io(int, short what, void* arg);
+    event* ev_ = nullptr;
+    int fd_;
+    std::function<void(short)> fn_;
+};
+
+class SignalWatcher {
+  public:
+    SignalWatcher(Loop& loop, int signo, std::function<void()> fn);
+    ~SignalWatcher();
+    SignalWatcher(const SignalWatcher&) = delete;
+    SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+  private:
+    static void on_signal(int, short, void* arg);
+    event* ev_ = nullptr;
+    std::function<void()> fn_;
+};
+
+} // namespace edgepair::core

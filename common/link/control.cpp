@@ -1,0 +1,61 @@
+#include "common/link/control.h"
+
+#include <fmt/format.h>
+
+namespace edgepair::link {
+
+std::string frame_control(std::string_view payload) {
+    std::string out;
+    out.reserve(4 + payload.size());
+    auto n = uint32_t(payload.size());
+    out += char((n >> 24) & 0xff);
+    out += char((n >> 16) & 0xff);
+    out += char((n >> 8) & 0xff);
+    out += char(n & 0xff);
+    out.append(payload);
+    return out;
+}
+
+bool ControlDecoder::feed(const char* data, size_t len, const std::function<void(std::string_view)>& on_message) {
+    if (!error_.empty()) return false;
+    buf_.append(data, len);
+    for (;;) {
+        size_t avail = buf_.size() - off_;
+        if (avail < 4) break;
+        auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + off_);
+        size_t n = (size_t(p[0]) << 24) | (size_t(p[1]) << 16) | (size_t(p[2]) << 8) | size_t(p[3]);
+        if (n > max_) {
+            error_ = fmt::format("control message of {} bytes exceeds the {} byte limit", n, max_);
+            return false;
+        }
+        if (avail < 4 + n) break;
+        on_message(std::string_view(buf_.data() + off_ + 4, n));
+        off_ += 4 + n;
+    }
+    // Compact only when the consumed prefix dominates, so a large message is not memmoved per DATA frame.
+    if (off_ == buf_.size()) {
+        buf_.clear();
+        off_ = 0;
+    } else if (off_ > buf_.size() / 2) {
+        buf_.erase(0, off_);
+        off_ = 0;
+    }
+    return true;
+}
+
+void json_escape_into(std::string& out, std::string_view s) {
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", int(c));
+            else out += c;
+        }
+    }
+}
+
+} // namespace edgepair::link

@@ -1,0 +1,259 @@
+#include "common/net/connection.h"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <fmt/format.h>
+#include <openssl/err.h>
+
+#include "common/net/listener.h"
+#include "common/net/tls_context.h"
+
+namespace edgepair::net {
+
+namespace {
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kWriteChunk = 16 * 1024; // one full TLS record per SSL_write
+} // namespace
+
+Connection::Connection(core::Loop& loop, int fd, SSL* ssl, bool server_side)
+    : loop_(loop), fd_(fd), ssl_(ssl), server_side_(server_side), state_(State::Connecting) {
+    peer_ = peer_of(fd_);
+    if (ssl_) {
+        SSL_set_fd(ssl_, fd_);
+        if (server_side_) SSL_set_accept_state(ssl_);
+        else SSL_set_connect_state(ssl_);
+    }
+    flush_ev_ = event_new(loop_.base(), -1, 0, &Connection::on_flush_event, this);
+}
+
+Connection::~Connection() {
+    *alive_ = false;
+    io_.reset();
+    idle_.reset();
+    event_free(flush_ev_);
+    if (ssl_) SSL_free(ssl_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::unique_ptr<Connection> Connection::connect(core::Loop& loop, const SockAddr& to, SSL* ssl, std::string* err) {
+    int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        if (err) *err = fmt::format("socket(): {}", std::strerror(errno));
+        if (ssl) SSL_free(ssl);
+        return nullptr;
+    }
+    tune_socket(fd);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0 && errno != EINPROGRESS) {
+        if (err) *err = fmt::format("connect to {}: {}", to.str(), std::strerror(errno));
+        ::close(fd);
+        if (ssl) SSL_free(ssl);
+        return nullptr;
+    }
+    auto c = std::make_unique<Connection>(loop, fd, ssl, false);
+    c->peer_ = to;
+    return c;
+}
+
+void Connection::start() {
+    state_ = server_side_ ? (ssl_ ? State::Handshaking : State::Open) : State::Connecting;
+    io_ = std::make_unique<core::IoWatcher>(loop_, fd_, [this](short w) { on_io(w); });
+    if (server_side_ && !ssl_) {
+        std::weak_ptr<bool> alive = alive_;
+        if (cb_.on_ready) cb_.on_ready();
+        if (alive.expired()) return;
+    }
+    // The socket may already be readable (data arrived with the accept); edge-triggered events would not
+    // report it, so try once now.
+    on_io(core::IoWatcher::Read | core::IoWatcher::Write);
+}
+
+void Connection::on_io(short what) {
+    std::weak_ptr<bool> alive = alive_;
+    if (state_ == State::Closed) return;
+    if (state_ == State::Connecting) {
+        if (!(what & core::IoWatcher::Write)) return;
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        if (soerr == EINPROGRESS) return;
+        if (soerr != 0) return finish(fmt::format("connect to {}: {}", peer_.str(), std::strerror(soerr)));
+        if (ssl_) state_ = State::Handshaking;
+        else {
+            state_ = State::Open;
+            if (cb_.on_ready) cb_.on_ready();
+            if (alive.expired()) return;
+        }
+    }
+    if (state_ == State::Handshaking) {
+        do_handshake();
+        if (alive.expired() || state_ == State::Handshaking || state_ == State::Closed) return;
+    }
+    if (what & core::IoWatcher::Read) {
+        do_read();
+        if (alive.expired() || state_ == State::Closed) return;
+    }
+    do_flush();
+}
+
+void Connection::do_handshake() {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r == 1) {
+        state_ = want_close_ ? State::Closing : State::Open;
+        std::weak_ptr<bool> alive = alive_;
+        if (cb_.on_ready) cb_.on_ready();
+        if (alive.expired() || state_ == State::Closed) return;
+        do_read(); // data may have arrived with the final handshake flight
+        return;
+    }
+    int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+    std::string why = "tls handshake: ";
+    long vr = SSL_get_verify_result(ssl_);
+    if (vr != X509_V_OK) why += std::string("certificate verify failed: ") + X509_verify_cert_error_string(vr);
+    else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) why += "peer closed the connection";
+    else why += last_ssl_error();
+    finish(why);
+}
+
+void Connection::do_read() {
+    if (reading_paused_) return;
+    std::weak_ptr<bool> alive = alive_;
+    char buf[kReadChunk];
+    for (;;) {
+        if (reading_paused_ || state_ == State::Closed) return;
+        ssize_t n;
+        if (ssl_) {
+            ERR_clear_error();
+            int r = SSL_read(ssl_, buf, sizeof buf);
+            if (r <= 0) {
+                int e = SSL_get_error(ssl_, r);
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+                if (e == SSL_ERROR_ZERO_RETURN) return finish("closed by peer");
+                if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) return finish("closed by peer (no close_notify)");
+                return finish("tls read: " + last_ssl_error());
+            }
+            n = r;
+        } else {
+            n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+                return finish(fmt::format("read: {}", std::strerror(errno)));
+            }
+            if (n == 0) return finish("closed by peer");
+        }
+        bytes_in_ += uint64_t(n);
+        if (idle_ && idle_ms_) idle_->arm(idle_ms_);
+        if (want_close_) continue; // draining: discard what arrives while our output flushes
+        if (cb_.on_data) cb_.on_data(buf, size_t(n));
+        if (alive.expired()) return;
+    }
+}
+
+void Connection::write(std::string_view data) {
+    if (state_ == State::Closed || want_close_) return;
+    if (out_off_ > 0 && out_off_ == out_.size()) {
+        out_.clear();
+        out_off_ = 0;
+    }
+    out_.append(data);
+    if (pending_output() >= high_watermark_) was_above_ = true;
+    schedule_flush();
+}
+
+void Connection::schedule_flush() {
+    if (state_ == State::Open || state_ == State::Closing) event_active(flush_ev_, EV_WRITE, 0);
+}
+
+void Connection::on_flush_event(int, short, void* arg) { static_cast<Connection*>(arg)->do_flush(); }
+
+void Connection::do_flush() {
+    if (state_ != State::Open && state_ != State::Closing) return;
+    while (out_off_ < out_.size()) {
+        size_t n = std::min(out_.size() - out_off_, kWriteChunk);
+        ssize_t w;
+        if (ssl_) {
+            ERR_clear_error();
+            int r = SSL_write(ssl_, out_.data() + out_off_, int(n));
+            if (r <= 0) {
+                int e = SSL_get_error(ssl_, r);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) return;
+                return finish("tls write: " + last_ssl_error());
+            }
+            w = r;
+        } else {
+            w = ::send(fd_, out_.data() + out_off_, n, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+                return finish(fmt::format("write: {}", std::strerror(errno)));
+            }
+        }
+        out_off_ += size_t(w);
+        bytes_out_ += uint64_t(w);
+    }
+    out_.clear();
+    out_off_ = 0;
+    if (out_.capacity() > 64 * 1024) out_.shrink_to_fit(); // idle connections hold no big buffer
+    if (want_close_) {
+        if (ssl_) SSL_shutdown(ssl_);
+        ::shutdown(fd_, SHUT_WR);
+        return finish("closed");
+    }
+    if (was_above_) {
+        was_above_ = false;
+        if (cb_.on_drained) cb_.on_drained();
+    }
+}
+
+void Connection::pause_reading() { reading_paused_ = true; }
+
+void Connection::resume_reading() {
+    if (!reading_paused_) return;
+    reading_paused_ = false;
+    // Edge-triggered: bytes that arrived while paused (or sit decrypted inside OpenSSL) raise no event.
+    if (state_ == State::Open || state_ == State::Closing) do_read();
+}
+
+void Connection::close() {
+    if (state_ == State::Closed || want_close_) return;
+    want_close_ = true;
+    if (state_ == State::Open) {
+        state_ = State::Closing;
+        schedule_flush();
+    } else if (state_ != State::Closing) {
+        finish("closed");
+    }
+}
+
+void Connection::abort(std::string_view why) { finish(why); }
+
+void Connection::set_idle_timeout(uint64_t ms) {
+    idle_ms_ = ms;
+    if (!ms) {
+        idle_.reset();
+        return;
+    }
+    if (!idle_) idle_ = std::make_unique<core::Timer>(loop_, [this] { finish("idle timeout"); });
+    idle_->arm(ms);
+}
+
+void Connection::finish(std::string_view why) {
+    if (state_ == State::Closed) return;
+    state_ = State::Closed;
+    io_.reset();
+    if (idle_) idle_->cancel();
+    event_del(flush_ev_);
+    ::close(fd_);
+    fd_ = -1;
+    std::string reason(why);
+    if (cb_.on_close) {
+        auto cb = std::move(cb_.on_close);
+        cb(reason); // may delete this
+    }
+}
+
+} // namespace edgepair::net

@@ -1,0 +1,84 @@
+#include "common/obs/metrics.h"
+
+#include <fmt/format.h>
+
+namespace edgepair::obs {
+
+std::string Registry::label_key(const Labels& labels) {
+    if (labels.empty()) return {};
+    std::string out = "{";
+    bool first = true;
+    for (auto& [k, v] : labels) {
+        if (!first) out += ',';
+        first = false;
+        out += k;
+        out += "=\"";
+        for (char c : v) {
+            if (c == '\\' || c == '"') out += '\\';
+            if (c == '\n') {
+                out += "\\n";
+                continue;
+            }
+            out += c;
+        }
+        out += '"';
+    }
+    out += '}';
+    return out;
+}
+
+Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto& fam = families_[name];
+    fam.help = help;
+    fam.is_counter = true;
+    auto key = label_key(labels);
+    auto it = fam.counters.find(key);
+    if (it != fam.counters.end()) return *it->second;
+    Counter& c = counter_store_.emplace_back();
+    fam.counters.emplace(key, &c);
+    return c;
+}
+
+Gauge& Registry::gauge(const std::string& name, const std::string& help, const Labels& labels) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto& fam = families_[name];
+    fam.help = help;
+    fam.is_counter = false;
+    auto key = label_key(labels);
+    auto it = fam.gauges.find(key);
+    if (it != fam.gauges.end()) return *it->second;
+    Gauge& g = gauge_store_.emplace_back();
+    fam.gauges.emplace(key, &g);
+    return g;
+}
+
+void Registry::gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto& fam = families_[name];
+    fam.help = help;
+    fam.is_counter = false;
+    fam.fn = std::move(fn);
+}
+
+uint64_t Registry::counter_value(const std::string& name, const Labels& labels) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto f = families_.find(name);
+    if (f == families_.end()) return 0;
+    auto c = f->second.counters.find(label_key(labels));
+    return c == f->second.counters.end() ? 0 : c->second->value();
+}
+
+std::string Registry::render() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::string out;
+    for (auto& [name, fam] : families_) {
+        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, fam.help, name, fam.is_counter ? "counter" : "gauge");
+        for (auto& [k, c] : fam.counters) out += fmt::format("{}{} {}\n", name, k, c->value());
+        for (auto& [k, g] : fam.gauges) out += fmt::format("{}{} {}\n", name, k, g->value());
+        if (fam.fn) out += fmt::format("{} {}\n", name, fam.fn());
+    }
+    return out;
+}
+
+} // namespace edgepair::obs

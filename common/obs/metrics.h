@@ -1,0 +1,63 @@
+#pragma once
+// Metrics registry rendered as Prometheus text. Counters are created at start-up (or first use on the
+// control path) and then incremented lock-free from any worker; the registry owns them for the process
+// lifetime so references stay valid.
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace edgepair::obs {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+class Counter {
+  public:
+    void inc(uint64_t n = 1) { v_.fetch_add(n, std::memory_order_relaxed); }
+    uint64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<uint64_t> v_{0};
+};
+
+class Gauge {
+  public:
+    void add(int64_t n) { v_.fetch_add(n, std::memory_order_relaxed); }
+    void set(int64_t n) { v_.store(n, std::memory_order_relaxed); }
+    int64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<int64_t> v_{0};
+};
+
+class Registry {
+  public:
+    // Same name+labels returns the same object. Names follow Prometheus rules (edgepair_*).
+    Counter& counter(const std::string& name, const std::string& help, const Labels& labels = {});
+    Gauge& gauge(const std::string& name, const std::string& help, const Labels& labels = {});
+    // A value computed at scrape time (e.g. open connections summed over workers).
+    void gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn);
+    std::string render() const;
+    // Value of a counter by name and labels (tests, /status). 0 when absent.
+    uint64_t counter_value(const std::string& name, const Labels& labels = {}) const;
+
+  private:
+    struct Family {
+        std::string help;
+        bool is_counter = true;
+        std::map<std::string, Counter*> counters; // key: rendered label set
+        std::map<std::string, Gauge*> gauges;
+        std::function<double()> fn;
+    };
+    static std::string label_key(const Labels& labels);
+    mutable std::mutex mu_;
+    std::map<std::string, Family> families_;
+    std::deque<Counter> counter_store_;
+    std::deque<Gauge> gauge_store_;
+};
+
+} // namespace edgepair::obs

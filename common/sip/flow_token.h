@@ -1,0 +1,48 @@
+#pragma once
+// Flow tokens (RFC 5626 5.2 style): the identity of the client flow a request arrived on, carried in
+// the user part of a URI this proxy writes (Contact, Path, Record-Route) so that requests coming
+// back towards the client can be routed to the same connection without per-registration state.
+// The token is authenticated (HMAC-SHA256, truncated) so an outsider cannot aim traffic at another
+// user's connection by forging or editing one.
+#include "common/core/result.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace edgepair::sip {
+
+struct FlowId {
+    uint64_t link_stream = 0; // edge-e worker / link stream the flow is reached through
+    uint64_t connection = 0;  // client connection id on that worker
+    bool operator==(const FlowId&) const = default;
+};
+
+class FlowTokenCodec {
+  public:
+    static constexpr size_t kMinKeySize = 16;
+    static constexpr size_t kMinMac = 10;
+    static constexpr size_t kMaxMac = 16;
+
+    // key: at least 16 bytes of secret; mac_len: 10..16 bytes of truncated HMAC-SHA256.
+    static Result<FlowTokenCodec> create(std::span<const uint8_t> key, size_t mac_len = 12);
+
+    // Lower-case base32 without padding: safe unescaped in a SIP URI user part and tolerant of
+    // intermediaries that fold case.
+    std::string encode(const FlowId& id) const;
+    // nullopt for anything not produced by encode() under this key (tampered, truncated, other key).
+    std::optional<FlowId> decode(std::string_view token) const;
+
+  private:
+    FlowTokenCodec(std::vector<uint8_t> key, size_t mac_len) : key_(std::move(key)), mac_len_(mac_len) {}
+    void mac(std::span<const uint8_t> payload, uint8_t out[32]) const;
+
+    std::vector<uint8_t> key_;
+    size_t mac_len_;
+};
+
+} // namespace edgepair::sip

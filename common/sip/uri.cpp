@@ -1,0 +1,331 @@
+#include "common/sip/uri.h"
+
+#include "common/sip/lex.h"
+
+namespace edgepair::sip {
+
+using namespace lex;
+
+const Param* Params::find(std::string_view name) const {
+    for (const auto& p : items)
+        if (iequals(p.name, name)) return &p;
+    return nullptr;
+}
+
+std::optional<std::string_view> Params::get(std::string_view name) const {
+    const Param* p = find(name);
+    if (!p) return std::nullopt;
+    if (!p->value) return std::string_view{};
+    return std::string_view(*p->value);
+}
+
+void Params::set(std::string_view name, std::optional<std::string> value) {
+    for (auto& p : items) {
+        if (iequals(p.name, name)) {
+            p.value = std::move(value);
+            return;
+        }
+    }
+    items.push_back(Param{std::string(name), std::move(value)});
+}
+
+bool Params::remove(std::string_view name) {
+    for (auto it = items.begin(); it != items.end(); ++it) {
+        if (iequals(it->name, name)) {
+            items.erase(it);
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string Params::to_string() const {
+    std::string out;
+    for (const auto& p : items) {
+        out += ';';
+        out += p.name;
+        if (p.value) {
+            out += '=';
+            out += *p.value;
+        }
+    }
+    return out;
+}
+
+namespace {
+
+// gen-value = token / host / quoted-string; ':' and brackets cover IPv6 hosts, including the
+// unbracketed form RFC 5118 allows in Via received.
+bool is_gen_value_char(char c) {
+    return is_token_char(c) || c == ':' || c == '[' || c == ']';
+}
+
+// Characters allowed (unescaped) somewhere in a SIP URI: unreserved, reserved and '%' escapes.
+// Excludes what can never appear: controls, space, '<', '>', '"', non-ASCII.
+bool is_uri_char(char c) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return false;
+    return c != '<' && c != '>' && c != '"' && c != '\\' && c != '{' && c != '}' && c != '|' && c != '^';
+}
+
+bool valid_uri_part(std::string_view s, std::string_view also_forbidden) {
+    for (size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (!is_uri_char(c) || also_forbidden.find(c) != std::string_view::npos) return false;
+        if (c == '%') {
+            if (i + 2 >= s.size()) return false;
+            if (!is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
+            i += 2;
+        }
+    }
+    return true;
+}
+
+bool valid_scheme(std::string_view s) {
+    if (s.empty() || !is_alpha(s[0])) return false;
+    for (char c : s)
+        if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return false;
+    return true;
+}
+
+Result<std::optional<uint16_t>> parse_port(std::string_view s) {
+    uint64_t v = 0;
+    if (s.size() > 5 || parse_uint(s, 65535, v) != Number::ok) return make_error("bad port");
+    return std::optional<uint16_t>(static_cast<uint16_t>(v));
+}
+
+} // namespace
+
+bool valid_host(std::string_view host) {
+    if (host.empty()) return false;
+    if (host.front() == '[') {
+        if (host.size() < 4 || host.back() != ']') return false;
+        std::string_view in = host.substr(1, host.size() - 2);
+        if (in.find(':') == std::string_view::npos) return false;
+        for (char c : in)
+            if (!is_hex(c) && c != ':' && c != '.') return false;
+        return true;
+    }
+    // '_' is outside RFC 1034 but common in internal host names; rejecting it helps nobody.
+    for (char c : host)
+        if (!is_alnum(c) && c != '-' && c != '.' && c != '_') return false;
+    return host.front() != '.' && host.front() != '-';
+}
+
+Result<Params> parse_header_params(std::string_view s) {
+    Params params;
+    skip_ws(s);
+    while (!s.empty()) {
+        if (s.front() != ';') return make_error("expected ';' before parameter");
+        s.remove_prefix(1);
+        skip_ws(s);
+        std::string_view name = take_token(s);
+        if (name.empty()) return make_error("empty parameter name");
+        skip_ws(s);
+        Param p{std::string(name), std::nullopt};
+        if (!s.empty() && s.front() == '=') {
+            s.remove_prefix(1);
+            skip_ws(s);
+            if (auto q = take_quoted(s)) {
+                p.value = std::string(*q);
+            } else {
+                size_t n = 0;
+                while (n < s.size() && is_gen_value_char(s[n]))
+                    ++n;
+                if (n == 0) return make_error("empty parameter value");
+                p.value = std::string(s.substr(0, n));
+                s.remove_prefix(n);
+            }
+            skip_ws(s);
+        }
+        params.items.push_back(std::move(p));
+    }
+    return params;
+}
+
+bool Uri::is_sip() const {
+    return iequals(scheme, "sip") || iequals(scheme, "sips");
+}
+bool Uri::is_sips() const {
+    return iequals(scheme, "sips");
+}
+
+Result<Uri> Uri::parse(std::string_view text) {
+    Uri u;
+    size_t colon = text.find(':');
+    if (colon == std::string_view::npos || !valid_scheme(text.substr(0, colon)))
+        return make_error("URI without a valid scheme");
+    u.scheme = std::string(text.substr(0, colon));
+    std::string_view rest = text.substr(colon + 1);
+    if (!u.is_sip()) {
+        if (rest.empty() || !valid_uri_part(rest, "")) return make_error("malformed URI");
+        u.opaque = std::string(rest);
+        return u;
+    }
+    // The user part may contain ';', '?' and '/', but no part of a SIP URI may contain an
+    // unescaped '@' except the userinfo delimiter, so the first '@' is the delimiter.
+    size_t at = rest.find('@');
+    if (at != std::string_view::npos) {
+        std::string_view userinfo = rest.substr(0, at);
+        size_t pc = userinfo.find(':');
+        std::string_view user = userinfo.substr(0, pc);
+        if (user.empty() || !valid_uri_part(user, ":@")) return make_error("malformed URI user");
+        u.user = std::string(user);
+        if (pc != std::string_view::npos) {
+            std::string_view pw = userinfo.substr(pc + 1);
+            if (!valid_uri_part(pw, "@")) return make_error("malformed URI password");
+            u.password = std::string(pw);
+        }
+        rest = rest.substr(at + 1);
+    }
+    size_t q = rest.find('?');
+    std::string_view before_headers = rest.substr(0, q);
+    if (q != std::string_view::npos) {
+        std::string_view h = rest.substr(q + 1);
+        if (!valid_uri_part(h, "@")) return make_error("malformed URI headers");
+        u.headers = std::string(h);
+    }
+    size_t semi = before_headers.find(';');
+    std::string_view hostport = before_headers.substr(0, semi);
+    std::string_view host = hostport;
+    std::string_view port;
+    bool has_port = false;
+    if (!hostport.empty() && hostport.front() == '[') {
+        size_t close = hostport.find(']');
+        if (close == std::string_view::npos) return make_error("malformed IPv6 reference");
+        host = hostport.substr(0, close + 1);
+        std::string_view after = hostport.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return make_error("junk after IPv6 reference");
+            port = after.substr(1);
+            has_port = true;
+        }
+    } else if (size_t pc = hostport.find(':'); pc != std::string_view::npos) {
+        host = hostport.substr(0, pc);
+        port = hostport.substr(pc + 1);
+        has_port = true;
+    }
+    if (!valid_host(host)) return make_error("malformed URI host");
+    u.host = std::string(host);
+    if (has_port) {
+        auto p = parse_port(port);
+        if (!p) return p.error();
+        u.port = *p;
+    }
+    if (semi != std::string_view::npos) {
+        std::string_view ps = before_headers.substr(semi + 1);
+        while (true) {
+            size_t next = ps.find(';');
+            std::string_view one = ps.substr(0, next);
+            size_t eq = one.find('=');
+            std::string_view name = one.substr(0, eq);
+            if (name.empty() || !valid_uri_part(name, "=@")) return make_error("malformed URI parameter");
+            Param p{std::string(name), std::nullopt};
+            if (eq != std::string_view::npos) {
+                std::string_view v = one.substr(eq + 1);
+                if (v.empty() || !valid_uri_part(v, "=@")) return make_error("malformed URI parameter");
+                p.value = std::string(v);
+            }
+            u.params.items.push_back(std::move(p));
+            if (next == std::string_view::npos) break;
+            ps = ps.substr(next + 1);
+        }
+    }
+    return u;
+}
+
+std::string Uri::to_string() const {
+    std::string out = scheme;
+    out += ':';
+    if (!is_sip()) {
+        out += opaque;
+        return out;
+    }
+    if (!user.empty()) {
+        out += user;
+        if (password) {
+            out += ':';
+            out += *password;
+        }
+        out += '@';
+    }
+    out += host;
+    if (port) {
+        out += ':';
+        out += std::to_string(*port);
+    }
+    out += params.to_string();
+    if (headers) {
+        out += '?';
+        out += *headers;
+    }
+    return out;
+}
+
+Result<NameAddr> NameAddr::parse(std::string_view text) {
+    NameAddr na;
+    std::string_view s = trim(text);
+    std::string_view display;
+    bool name_addr = false;
+    if (!s.empty() && s.front() == '"') {
+        auto q = take_quoted(s);
+        if (!q) return make_error("unterminated quoted display name");
+        display = *q;
+        skip_ws(s);
+        if (s.empty() || s.front() != '<') return make_error("expected '<' after display name");
+        name_addr = true;
+    } else {
+        // A run of tokens and whitespace followed by '<' is a display name; anything else
+        // (typically the ':' of a scheme) means addr-spec form.
+        size_t n = 0;
+        while (n < s.size() && (is_token_char(s[n]) || is_ws(s[n])))
+            ++n;
+        if (n < s.size() && s[n] == '<') {
+            display = trim(s.substr(0, n));
+            s.remove_prefix(n);
+            name_addr = true;
+        }
+    }
+    na.display = std::string(display);
+    if (name_addr) {
+        size_t close = s.find('>');
+        if (close == std::string_view::npos) return make_error("missing '>'");
+        // LAQUOT/RAQUOT allow no whitespace inside the brackets (RFC 4475 badaspec).
+        auto u = Uri::parse(s.substr(1, close - 1));
+        if (!u) return u.error();
+        na.uri = std::move(*u);
+        na.angle = true;
+        s.remove_prefix(close + 1);
+    } else {
+        // In addr-spec form, ';' starts header parameters, and a URI with ',', '?' or ';'
+        // would have to be bracketed (RFC 3261 20.10; RFC 4475 regbadct).
+        size_t semi = s.find(';');
+        std::string_view us = trim(s.substr(0, semi));
+        if (us.find_first_of("?,") != std::string_view::npos)
+            return make_error("URI with '?' or ',' must be in angle brackets");
+        auto u = Uri::parse(us);
+        if (!u) return u.error();
+        na.uri = std::move(*u);
+        na.angle = false;
+        s = semi == std::string_view::npos ? std::string_view{} : s.substr(semi);
+    }
+    auto params = parse_header_params(s);
+    if (!params) return params.error();
+    na.params = std::move(*params);
+    return na;
+}
+
+std::string NameAddr::to_string() const {
+    std::string out;
+    if (!display.empty()) {
+        out += display;
+        out += ' ';
+    }
+    out += '<';
+    out += uri.to_string();
+    out += '>';
+    out += params.to_string();
+    return out;
+}
+
+} // namespace edgepair::sip

@@ -1,0 +1,74 @@
+#pragma once
+// SIP URIs (RFC 3261 19.1) and name-addr / addr-spec header values (RFC 3261 20.10), parsed far
+// enough to route: scheme, user, host, port, parameters. Values are kept as received (escapes are
+// not decoded) so a URI can be re-serialised without changing what the next hop compares.
+#include "common/core/result.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace edgepair::sip {
+
+struct Param {
+    std::string name;
+    std::optional<std::string> value; // raw, quotes kept for quoted-string values
+};
+
+class Params {
+  public:
+    std::vector<Param> items;
+
+    const Param* find(std::string_view name) const; // case-insensitive, as RFC 3261 19.1.4
+    bool has(std::string_view name) const { return find(name) != nullptr; }
+    // The value of `name`; an empty view for a parameter without value, nullopt when absent.
+    std::optional<std::string_view> get(std::string_view name) const;
+    void set(std::string_view name, std::optional<std::string> value);
+    bool remove(std::string_view name);
+    std::string to_string() const; // ";a=b;c"
+    bool empty() const { return items.empty(); }
+};
+
+// Header parameters: *( SEMI generic-param ), where SEMI and EQUAL allow surrounding whitespace.
+Result<Params> parse_header_params(std::string_view s);
+
+struct Uri {
+    std::string scheme; // as received; compare with is_sip()/is_sips()
+    std::string user;
+    std::optional<std::string> password;
+    std::string host; // IPv6 references keep their brackets
+    std::optional<uint16_t> port;
+    Params params;
+    std::optional<std::string> headers; // after '?', raw
+    std::string opaque;                 // everything after "scheme:" for non-SIP schemes (tel:, urn:)
+
+    static Result<Uri> parse(std::string_view text);
+
+    bool is_sip() const; // sip: or sips:
+    bool is_sips() const;
+    bool lr() const { return params.has("lr"); }
+    bool ob() const { return params.has("ob"); }
+    std::optional<std::string_view> transport() const { return params.get("transport"); }
+    std::string to_string() const;
+};
+
+// Validates a host as used in sent-by and URIs: hostname, IPv4 address or bracketed IPv6 reference.
+bool valid_host(std::string_view host);
+
+struct NameAddr {
+    std::string display; // raw: a quoted-string with its quotes, or the token sequence; may be empty
+    Uri uri;
+    bool angle = true; // received in name-addr form (<...>)
+    Params params;     // header parameters (tag, expires, +sip.instance, reg-id, q, ...)
+
+    static Result<NameAddr> parse(std::string_view text);
+
+    std::optional<std::string_view> tag() const { return params.get("tag"); }
+    // Always writes the URI in angle brackets: required once it carries ',', ';' or '?' (RFC 3261
+    // 20.10) and harmless otherwise.
+    std::string to_string() const;
+};
+
+} // namespace edgepair::sip

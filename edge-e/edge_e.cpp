@@ -1,0 +1,250 @@
+#include "edge-e/edge_e.h"
+
+#include <fmt/format.h>
+
+#include "common/obs/log.h"
+#include "common/core/version.h"
+#include "edge-e/https_session.h"
+
+namespace edgepair::edge_e {
+
+namespace {
+
+net::SockAddr to_sockaddr(const config::Address& a) {
+    auto r = a.kind == config::Address::Kind::Name ? net::resolve_blocking(a.host, a.port)
+                                                   : net::numeric_addr(a.host.empty() ? "*" : a.host, a.port);
+    return r ? *r : net::SockAddr{};
+}
+
+int tls_version(config::TlsVersion v) { return v == config::TlsVersion::V1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
+
+net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector<std::string> alpn) {
+    net::TlsServerOptions o;
+    o.default_cert = {cfg.tls.default_certificate.cert, cfg.tls.default_certificate.key, {}};
+    for (auto& c : cfg.tls.certificates) o.sni_certs.push_back({c.files.cert, c.files.key, c.domains});
+    o.trusted_cas = cfg.tls.trusted_cas;
+    o.min_version = tls_version(cfg.tls.min_version);
+    o.session_tickets = cfg.tls.session_tickets;
+    o.ciphers = cfg.tls.ciphers;
+    o.ciphersuites = cfg.tls.ciphersuites;
+    o.alpn = std::move(alpn);
+    return o;
+}
+
+obs::Level to_level(config::LogLevel l) {
+    switch (l) {
+    case config::LogLevel::Trace: return obs::Level::Trace;
+    case config::LogLevel::Debug: return obs::Level::Debug;
+    case config::LogLevel::Info: return obs::Level::Info;
+    case config::LogLevel::Warn: return obs::Level::Warn;
+    case config::LogLevel::Error: return obs::Level::Error;
+    }
+    return obs::Level::Info;
+}
+
+} // namespace
+
+void apply_logging(const config::LogConfig& log) {
+    std::map<std::string, obs::Level> mods;
+    for (auto& [k, v] : log.modules) mods[k] = to_level(v);
+    obs::Logger::get().configure(to_level(log.level), log.format == config::LogFormat::Json, std::move(mods));
+}
+
+// ---- WorkerState ----
+
+void WorkerState::apply(std::shared_ptr<const Generation> gen) {
+    gen_ = std::move(gen);
+    if (!stopped_) open_listeners();
+}
+
+void WorkerState::open_listeners() {
+    auto& cfg = gen_->cfg;
+    auto& loop = worker_.loop();
+    // A listener whose address did not change is kept: reload must not drop the accept queue.
+    auto reopen = [&](std::unique_ptr<net::Listener>& l, std::string& cur, const auto& section, auto make) {
+        if (!section) {
+            l.reset();
+            cur.clear();
+            return;
+        }
+        std::string want = section->listen.str();
+        if (l && cur == want) return;
+        l.reset();
+        auto opened = net::Listener::open(loop, to_sockaddr(section->listen), true, make);
+        if (!opened) {
+            EP_ERROR("edge-e", "worker {}: listener {}: {}", worker_.index(), want, opened.error().message);
+            cur.clear();
+            return;
+        }
+        l = std::move(*opened);
+        cur = want;
+    };
+    reopen(https_, https_addr_, cfg.listeners.https, [this](int fd, const net::SockAddr&) {
+        add(make_https_session(*this, fd, gen_->https_tls->new_ssl()));
+    });
+    reopen(sip_, sip_addr_, cfg.listeners.sip_tls, [this](int fd, const net::SockAddr&) {
+        add(make_sip_session(*this, fd, gen_->sip_tls->new_ssl()));
+    });
+    reopen(xmpp_, xmpp_addr_, cfg.listeners.xmpp,
+           [this](int fd, const net::SockAddr&) { add(make_xmpp_session(*this, fd)); });
+}
+
+void WorkerState::stop_listening() {
+    stopped_ = true;
+    https_.reset();
+    sip_.reset();
+    xmpp_.reset();
+}
+
+void WorkerState::add(std::unique_ptr<ClientSession> s) {
+    if (!s) return;
+    app_.open_sessions().fetch_add(1, std::memory_order_relaxed);
+    auto* p = s.get();
+    sessions_.emplace(p, std::move(s));
+}
+
+void WorkerState::remove(ClientSession* s) {
+    // Deferred: the session is usually inside one of its own callbacks when it ends.
+    worker_.loop().post([this, s] {
+        if (sessions_.erase(s)) app_.open_sessions().fetch_sub(1, std::memory_order_relaxed);
+    });
+}
+
+// ---- EdgeE ----
+
+EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg) : config_path_(std::move(config_path)) {
+    counters_.tls_handshake_failures =
+        &metrics_.counter("edgepair_tls_handshake_failures_total", "Client TLS handshakes that failed");
+    counters_.http_requests = &metrics_.counter("edgepair_http_requests_total", "HTTP requests received");
+    counters_.http_rejected = &metrics_.counter("edgepair_http_rejected_total", "HTTP requests refused");
+    metrics_.gauge_fn("edgepair_client_sessions", "Open client sessions",
+                      [this] { return double(open_sessions_.load()); });
+    auto g = build(std::move(cfg));
+    if (!g) throw std::runtime_error(g.error().message);
+    gen_ = *g;
+}
+
+EdgeE::~EdgeE() = default;
+
+Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) {
+    auto gen = std::make_shared<Generation>();
+    auto https = net::TlsServerContext::create(server_options(cfg, {"http/1.1"}));
+    if (!https) return make_error("tls (https listener): " + https.error().message);
+    auto sip_opts = server_options(cfg, {});
+    if (cfg.listeners.sip_tls) {
+        auto mode = cfg.listeners.sip_tls->client_certificates;
+        sip_opts.client_certs = mode == config::ClientCertMode::Required   ? net::ClientCertMode::Required
+                                : mode == config::ClientCertMode::Optional ? net::ClientCertMode::Optional
+                                                                           : net::ClientCertMode::None;
+    }
+    auto sip = net::TlsServerContext::create(sip_opts);
+    if (!sip) return make_error("tls (sip listener): " + sip.error().message);
+    gen->https_tls = *https;
+    gen->sip_tls = *sip;
+    gen->cfg = std::move(cfg);
+    return std::shared_ptr<const Generation>(gen);
+}
+
+int EdgeE::run() {
+    auto& cfg = gen_->cfg;
+    apply_logging(cfg.log);
+    process_ = std::make_unique<core::Process>(cfg.workers);
+    started_ms_ = process_->main_loop().now_ms();
+    auto admin = admin::Server::open(process_->main_loop(), to_sockaddr(cfg.admin.listen));
+    if (!admin) {
+        EP_ERROR("edge-e", "{}", admin.error().message);
+        return 1;
+    }
+    admin_ = std::move(*admin);
+    admin::install_standard_routes(
+        *admin_, metrics_, [this] { return ready_reason(); }, [this] { return status_json(); });
+
+    for (auto& w : process_->workers()) workers_.push_back(std::make_unique<WorkerState>(*this, *w));
+    process_->start_workers([this](core::Worker& w) { workers_[w.index()]->apply(gen_); });
+    process_->on_reload([this] { reload(); });
+    process_->on_drain([this] { drain(); });
+    EP_INFO("edge-e", "edge-e {} started: node {}, {} workers, admin {}", kVersion, cfg.node_name,
+            process_->workers().size(), admin_->address().str());
+    process_->run();
+    EP_INFO("edge-e", "edge-e stopped");
+    return 0;
+}
+
+void EdgeE::reload() {
+    if (draining_) return;
+    EP_INFO("edge-e", "SIGHUP: reloading {}", config_path_);
+    config::Diagnostics diag;
+    auto cfg = config::load_edge_e_config(config_path_, &diag);
+    if (!cfg) {
+        // A bad edit must not take the appliance down: keep serving with the last good config.
+        EP_ERROR("edge-e", "reload refused, keeping the running configuration:\n{}", cfg.error().message);
+        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}}).inc();
+        return;
+    }
+    for (auto& w : diag.warnings) EP_WARN("config", "{}", w.str());
+    auto g = build(std::move(*cfg));
+    if (!g) {
+        EP_ERROR("edge-e", "reload refused, keeping the running configuration: {}", g.error().message);
+        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}}).inc();
+        return;
+    }
+    gen_ = *g;
+    apply_logging(gen_->cfg.log);
+    ++reloads_;
+    metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();
+    auto gen = gen_;
+    process_->broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply(gen); },
+                        [] { EP_INFO("edge-e", "reload applied on every worker"); });
+}
+
+void EdgeE::drain() {
+    if (draining_) {
+        EP_WARN("edge-e", "second stop signal: exiting now");
+        process_->stop();
+        return;
+    }
+    draining_ = true;
+    EP_INFO("edge-e", "draining: listeners closed, waiting for {} sessions", open_sessions_.load());
+    process_->broadcast([this](core::Worker& w) { workers_[w.index()]->stop_listening(); });
+    // Poll until the sessions are gone or the drain deadline passes.
+    auto deadline = process_->main_loop().now_ms() + 10000;
+    auto timer = std::make_shared<std::unique_ptr<core::Timer>>();
+    *timer = std::make_unique<core::Timer>(process_->main_loop(), [this, deadline, timer] {
+        if (open_sessions_.load() == 0 || process_->main_loop().now_ms() >= deadline) {
+            EP_INFO("edge-e", "drain done ({} sessions left)", open_sessions_.load());
+            process_->stop();
+            return;
+        }
+        (*timer)->arm(100);
+    });
+    (*timer)->arm(0);
+}
+
+std::string EdgeE::ready_reason() {
+    if (draining_) return "draining";
+    return "no traversal link to edge-c";
+}
+
+std::string EdgeE::status_json() {
+    auto& cfg = gen_->cfg;
+    std::string listeners;
+    auto add_listener = [&](const char* name, const auto& section) {
+        if (!section) return;
+        if (!listeners.empty()) listeners += ',';
+        listeners += fmt::format("{{\"name\":\"{}\",\"address\":{}}}", name, admin::json_str(section->listen.str()));
+    };
+    add_listener("https", cfg.listeners.https);
+    add_listener("sip_tls", cfg.listeners.sip_tls);
+    add_listener("xmpp", cfg.listeners.xmpp);
+    std::string sni;
+    for (auto& n : gen_->https_tls->sni().names()) sni += (sni.empty() ? "" : ",") + admin::json_str(n);
+    return fmt::format("{{\"role\":\"edge-e\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
+                       "\"reloads\":{},\"draining\":{},\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[]}},"
+                       "\"sni_names\":[{}],\"sessions\":{}}}\n",
+                       admin::json_str(kVersion), admin::json_str(cfg.node_name),
+                       (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
+                       draining_ ? "true" : "false", listeners, admin::json_str(cfg.link.listen.str()), sni,
+                       open_sessions_.load());
+}
+
+} // namespace edgepair::edge_e

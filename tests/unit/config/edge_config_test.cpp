@@ -1,0 +1,592 @@
+// edge-e / edge-c configs end to end: parse + validation pass, against a PKI generated at test time.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "common/config/auth_db.h"
+#include "common/config/edge_c_config.h"
+#include "common/config/edge_e_config.h"
+
+using namespace edgepair::config;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One directory per test process: <root>/certs/out holds the PKI (the same names certs/mkpki.sh makes),
+// <root>/conf the configs, so "../certs/out/x" in a config exercises relative-path resolution.
+class Env {
+  public:
+    static Env& get() {
+        static Env env;
+        return env;
+    }
+    ~Env() {
+        if (!root.empty()) fs::remove_all(root);
+    }
+    fs::path root, certs, conf;
+    bool ok = false;
+
+    std::string write(const std::string& name, const std::string& text) const {
+        auto p = conf / name;
+        std::ofstream(p) << text;
+        return p.string();
+    }
+
+  private:
+    Env() {
+        char tmpl[] = "/tmp/ep-config-test-XXXXXX";
+        root = ::mkdtemp(tmpl);
+        certs = root / "certs" / "out";
+        conf = root / "conf";
+        fs::create_directories(certs);
+        fs::create_directories(conf);
+        ok = make_pki();
+        std::ofstream(conf / "link-users.txt")
+            << "# test\n"
+            << make_auth_line("edgepair-link", "demo-link-secret", kAuthMinIterations) << "\n";
+        std::ofstream(conf / "link-password.txt") << "demo-link-secret\n";
+        std::ofstream(conf / "not-a-key.pem") << "this is not PEM\n";
+    }
+
+    bool run(const std::string& cmd) {
+        std::string full = "cd '" + certs.string() + "' && " + cmd + " >/dev/null 2>&1";
+        return std::system(full.c_str()) == 0;
+    }
+
+    bool leaf(const std::string& name, const std::string& cn, const std::string& san,
+              const std::string& eku) {
+        std::string cmd =
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 "
+            "-config /dev/null -CA ca.crt -CAkey ca.key -subj /CN=" +
+            cn + " -keyout " + name + ".key -out " + name + ".crt" +
+            " -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=" + eku;
+        if (!san.empty()) cmd += " -addext subjectAltName=" + san;
+        return run(cmd);
+    }
+
+    bool make_pki() {
+        if (!run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 "
+                 "-config /dev/null -subj '/CN=edgepair Test CA' -keyout ca.key -out ca.crt "
+                 "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"))
+            return false;
+        return leaf("edge-e", "expe1.example.com", "DNS:expe1.example.com,DNS:example.com,IP:127.0.0.1",
+                    "serverAuth,clientAuth") &&
+               leaf("edge-e-alt", "collab-edge.example.org",
+                    "DNS:collab-edge.example.org,DNS:example.org,DNS:*.example.org", "serverAuth") &&
+               leaf("edge-c", "expc1.example.com", "DNS:expc1.example.com", "serverAuth,clientAuth") &&
+               leaf("edge-c-noclientauth", "expc1.example.com", "DNS:expc1.example.com", "serverAuth") &&
+               leaf("edge-c-cnonly", "expc1.example.com", "", "serverAuth,clientAuth") &&
+               run("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key");
+    }
+};
+
+Env& env() {
+    auto& e = Env::get();
+    if (!e.ok) FAIL("could not generate the test PKI with openssl");
+    return e;
+}
+
+// Lines are numbered in comments: tests check them.
+const std::string kEdgeE = R"(node_name: expe1.example.com
+tls:
+  default_certificate:
+    cert: ../certs/out/edge-e.crt
+    key: ../certs/out/edge-e.key
+  trusted_cas: ../certs/out/ca.crt
+listeners:
+  https: {listen: "*:8443"}
+link:
+  tls_verify_subject_name: expc1.example.com
+  auth_database: link-users.txt
+)";
+
+const std::string kEdgeC = R"(node_name: expc1.example.com
+tls:
+  certificate:
+    cert: ../certs/out/edge-c.crt
+    key: ../certs/out/edge-c.key
+  trusted_cas: ../certs/out/ca.crt
+link:
+  peers: [expe1.example.com]
+  username: edgepair-link
+  password_file: link-password.txt
+discovery:
+  unified_cm:
+    - address: cucm1.example.com
+      username: axladmin
+      password: x
+domains:
+  - name: example.com
+)";
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+    auto pos = s.find(from);
+    REQUIRE(pos != std::string::npos);
+    return s.replace(pos, from.size(), to);
+}
+
+// The error at `line` for `key`, or fail listing all of them.
+const Diagnostic& error_for(const Diagnostics& d, const std::string& key) {
+    for (const auto& e : d.errors)
+        if (e.key == key) return e;
+    FAIL("no error for " << key << "; errors:\n" << d.errors_text());
+    throw std::logic_error("unreachable");
+}
+
+} // namespace
+
+TEST_CASE("minimal edge-e config: defaults and resolved paths", "[config][edge_e]") {
+    auto& e = env();
+    auto file = e.write("min-e.yaml", kEdgeE);
+    Diagnostics diag;
+    auto cfg = load_edge_e_config(file, &diag);
+    INFO((cfg ? diag.warnings_text() : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->node_name == "expe1.example.com");
+    CHECK(cfg->workers == 0);
+    CHECK(cfg->log.level == LogLevel::Info);
+    CHECK(cfg->log.format == LogFormat::Text);
+    CHECK(cfg->admin.listen.str() == "127.0.0.1:9901");
+    CHECK(cfg->tls.default_certificate.cert == (e.certs / "edge-e.crt").string());
+    CHECK(cfg->tls.default_certificate.key == (e.certs / "edge-e.key").string());
+    CHECK(cfg->tls.trusted_cas == (e.certs / "ca.crt").string());
+    CHECK(cfg->tls.min_version == TlsVersion::V1_2);
+    CHECK(cfg->tls.session_tickets);
+    REQUIRE(cfg->listeners.https);
+    CHECK(cfg->listeners.https->listen.str() == "*:8443");
+    CHECK_FALSE(cfg->listeners.sip_tls);
+    CHECK_FALSE(cfg->listeners.xmpp);
+    CHECK(cfg->link.listen.port == 7001);
+    CHECK(cfg->link.auth_database == (e.conf / "link-users.txt").string());
+    CHECK(cfg->link.ping_interval == 10s);
+    CHECK(cfg->link.ping_timeout == 20s);
+    CHECK(cfg->limits.max_header_bytes == 16 * 1024);
+    CHECK(cfg->limits.max_body_bytes == 100 * 1024 * 1024);
+    CHECK(cfg->limits.client_idle_timeout == 10min);
+    CHECK(cfg->limits.max_connections == 100000);
+    CHECK(cfg->source.line_of("link.auth_database") == 11);
+}
+
+TEST_CASE("empty listener sections enable the defaults", "[config][edge_e]") {
+    auto& e = env();
+    auto text = replace(kEdgeE, "  https: {listen: \"*:8443\"}\n",
+                        "  https:\n  sip_tls: {client_certificates: required}\n  xmpp: {}\n");
+    auto cfg = load_edge_e_config(e.write("listeners-e.yaml", text));
+    INFO((cfg ? "" : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->listeners.https->listen.str() == "*:8443");
+    CHECK(cfg->listeners.sip_tls->listen.str() == "*:5061");
+    CHECK(cfg->listeners.sip_tls->client_certificates == ClientCertMode::Required);
+    CHECK(cfg->listeners.xmpp->listen.str() == "*:5222");
+}
+
+TEST_CASE("edge-e: several errors are all collected, each with its line", "[config][edge_e]") {
+    auto& e = env();
+    std::string text = R"(node_name: expe1.example.com
+workers: 65
+log: {level: loud}
+tls:
+  default_certificate:
+    cert: ../certs/out/edge-e.crt
+    key: ../certs/out/missing.key
+  trusted_cas: ../certs/out/ca.crt
+  min_verison: "1.3"
+listeners:
+  https: {listen: "*:8443"}
+  xmpp: {listen: "localhost:5222"}
+link:
+  tls_verify_subject_name: expc1.example.com
+  auth_database: link-users.txt
+  ping_interval: 10 s
+limits: {max_header_bytes: 16x}
+)";
+    Diagnostics diag;
+    auto cfg = load_edge_e_config(e.write("multi-e.yaml", text), &diag);
+    REQUIRE_FALSE(cfg);
+    INFO(cfg.error().message);
+    CHECK(diag.errors.size() == 7);
+    CHECK(error_for(diag, "workers").line == 2);
+    CHECK(error_for(diag, "log.level").line == 3);
+    CHECK(error_for(diag, "tls.default_certificate.key").str() ==
+          e.conf.string() + "/multi-e.yaml:7: tls.default_certificate.key: cannot read file "
+                            "\"../certs/out/missing.key\": No such file or directory");
+    CHECK(error_for(diag, "tls.min_verison").message ==
+          "unknown key \"min_verison\" (did you mean \"min_version\"?)");
+    CHECK(error_for(diag, "tls.min_verison").line == 9);
+    CHECK(error_for(diag, "listeners.xmpp.listen").line == 12);
+    CHECK(error_for(diag, "link.ping_interval").line == 16);
+    CHECK(error_for(diag, "limits.max_header_bytes").line == 17);
+    // The Result's message is the same list, one per line.
+    CHECK(cfg.error().message == diag.errors_text());
+}
+
+TEST_CASE("edge-e: missing required keys", "[config][edge_e]") {
+    auto& e = env();
+    auto text = replace(kEdgeE, "  tls_verify_subject_name: expc1.example.com\n", "");
+    text = replace(text, "node_name: expe1.example.com\n", "");
+    Diagnostics diag;
+    auto cfg = load_edge_e_config(e.write("missing-e.yaml", text), &diag);
+    REQUIRE_FALSE(cfg);
+    CHECK(error_for(diag, "node_name").line == 0);
+    CHECK(error_for(diag, "node_name").message == "missing required key");
+    CHECK(error_for(diag, "link.tls_verify_subject_name").line == 7); // the "link:" line after the removal
+}
+
+TEST_CASE("edge-e: node_name must be an FQDN", "[config][edge_e]") {
+    auto& e = env();
+    Diagnostics diag;
+    auto cfg =
+        load_edge_e_config(e.write("fqdn-e.yaml", replace(kEdgeE, "expe1.example.com", "expe1")), &diag);
+    REQUIRE_FALSE(cfg);
+    CHECK_THAT(error_for(diag, "node_name").message, Catch::Contains("fully qualified"));
+}
+
+TEST_CASE("edge-e: certificate checks", "[config][edge_e]") {
+    auto& e = env();
+    SECTION("default certificate without SAN") {
+        auto text = replace(kEdgeE, "edge-e.crt", "edge-c-cnonly.crt");
+        text = replace(text, "edge-e.key", "edge-c-cnonly.key");
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(e.write("nosan-e.yaml", text), &diag));
+        auto& err = error_for(diag, "tls.default_certificate.cert");
+        CHECK(err.line == 4);
+        CHECK_THAT(err.message, Catch::Contains("subjectAltName"));
+    }
+    SECTION("key does not match the certificate") {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(
+            e.write("mismatch-e.yaml", replace(kEdgeE, "edge-e.key", "other.key")), &diag));
+        auto& err = error_for(diag, "tls.default_certificate.key");
+        CHECK(err.line == 5);
+        CHECK_THAT(err.message, Catch::Contains("does not match"));
+    }
+    SECTION("key file that is not a PEM key (root can read anything, so chmod would not test this)") {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(
+            e.write("nopem-e.yaml", replace(kEdgeE, "../certs/out/edge-e.key", "not-a-key.pem")), &diag));
+        CHECK(error_for(diag, "tls.default_certificate.key").line == 5);
+    }
+    SECTION("key path that is a directory") {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(
+            e.write("dirkey-e.yaml", replace(kEdgeE, "../certs/out/edge-e.key", "../certs/out")), &diag));
+        auto& err = error_for(diag, "tls.default_certificate.key");
+        CHECK(err.line == 5);
+        CHECK(err.message == "cannot read file \"../certs/out\": Is a directory");
+    }
+    SECTION("trusted CA file that holds no certificate") {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(
+            e.write("badca-e.yaml", replace(kEdgeE, "../certs/out/ca.crt", "not-a-key.pem")), &diag));
+        CHECK(error_for(diag, "tls.trusted_cas").line == 6);
+    }
+}
+
+TEST_CASE("edge-e: SNI certificates take their domains from SANs unless given", "[config][edge_e]") {
+    auto& e = env();
+    auto text = replace(kEdgeE, "  trusted_cas:",
+                        "  certificates:\n"
+                        "    - {cert: ../certs/out/edge-e-alt.crt, key: ../certs/out/edge-e-alt.key}\n"
+                        "    - cert: ../certs/out/edge-e-alt.crt\n"
+                        "      key: ../certs/out/edge-e-alt.key\n"
+                        "      domains: [other.example.net]\n"
+                        "  trusted_cas:");
+    Diagnostics diag;
+    auto cfg = load_edge_e_config(e.write("sni-e.yaml", text), &diag);
+    INFO((cfg ? diag.warnings_text() : cfg.error().message));
+    REQUIRE(cfg);
+    REQUIRE(cfg->tls.certificates.size() == 2);
+    const auto& a = cfg->tls.certificates[0];
+    CHECK(a.domains_from_san);
+    CHECK(a.domains == std::vector<std::string>{"collab-edge.example.org", "example.org", "*.example.org"});
+    CHECK_FALSE(cfg->tls.certificates[1].domains_from_san);
+    REQUIRE(diag.warnings.size() == 1);
+    CHECK(diag.warnings[0].key == "tls.certificates[1].domains[0]");
+    CHECK(diag.warnings[0].line == 11);
+}
+
+TEST_CASE("edge-e: a domain served by two SNI certificates is an error", "[config][edge_e]") {
+    auto& e = env();
+    auto text = replace(kEdgeE, "  trusted_cas:",
+                        "  certificates:\n"
+                        "    - {cert: ../certs/out/edge-e-alt.crt, key: ../certs/out/edge-e-alt.key}\n"
+                        "    - {cert: ../certs/out/edge-e-alt.crt, key: ../certs/out/edge-e-alt.key, "
+                        "domains: [example.org]}\n"
+                        "  trusted_cas:");
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_e_config(e.write("dupsni-e.yaml", text), &diag));
+    auto& err = error_for(diag, "tls.certificates[1].domains[0]");
+    CHECK(err.line == 8);
+    CHECK_THAT(err.message, Catch::Contains("already served by tls.certificates[0]"));
+}
+
+TEST_CASE("edge-e: auth database problems point into that file", "[config][edge_e]") {
+    auto& e = env();
+    e.write("bad-users.txt", "# header\nedgepair-link:plain:secret\n");
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_e_config(
+        e.write("badusers-e.yaml", replace(kEdgeE, "link-users.txt", "bad-users.txt")), &diag));
+    REQUIRE(diag.errors.size() == 1);
+    CHECK(diag.errors[0].file == (e.conf / "bad-users.txt").string());
+    CHECK(diag.errors[0].line == 2);
+
+    e.write("empty-users.txt", "# nobody yet\n");
+    Diagnostics d2;
+    REQUIRE_FALSE(load_edge_e_config(
+        e.write("nousers-e.yaml", replace(kEdgeE, "link-users.txt", "empty-users.txt")), &d2));
+    CHECK(error_for(d2, "link.auth_database").line == 11);
+}
+
+TEST_CASE("edge-e: listeners on the same port conflict", "[config][edge_e]") {
+    auto& e = env();
+    auto text = replace(kEdgeE, "  https: {listen: \"*:8443\"}\n",
+                        "  https: {listen: \"*:8443\"}\n  xmpp: {listen: 127.0.0.1:8443}\n");
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_e_config(e.write("conflict-e.yaml", text), &diag));
+    CHECK(error_for(diag, "listeners.xmpp.listen").line == 9);
+}
+
+TEST_CASE("file-level problems of a whole config", "[config][edge_e]") {
+    auto& e = env();
+    Diagnostics d1;
+    auto r1 = load_edge_e_config((e.conf / "nope.yaml").string(), &d1);
+    REQUIRE_FALSE(r1);
+    CHECK(r1.error().message ==
+          (e.conf / "nope.yaml").string() + ": cannot read configuration: No such file or directory");
+
+    Diagnostics d2;
+    auto r2 =
+        load_edge_e_config(e.write("syntax-e.yaml", "node_name: a.b\ntls: {default_certificate: [\n"), &d2);
+    REQUIRE_FALSE(r2);
+    REQUIRE(d2.errors.size() == 1);
+    CHECK(d2.errors[0].line >= 2);
+    CHECK_THAT(d2.errors[0].message, Catch::StartsWith("YAML syntax error"));
+
+    Diagnostics d3;
+    REQUIRE_FALSE(load_edge_e_config(e.write("empty-e.yaml", "# nothing\n"), &d3));
+    CHECK(d3.errors_text() == (e.conf / "empty-e.yaml").string() + ": empty configuration file");
+
+    Diagnostics d4;
+    REQUIRE_FALSE(load_edge_e_config(e.write("list-e.yaml", "- a\n- b\n"), &d4));
+    REQUIRE(d4.errors.size() == 1);
+    CHECK(d4.errors[0].message == "expected a mapping, got a sequence");
+}
+
+TEST_CASE("minimal edge-c config: defaults and the password file", "[config][edge_c]") {
+    auto& e = env();
+    Diagnostics diag;
+    auto cfg = load_edge_c_config(e.write("min-c.yaml", kEdgeC), &diag);
+    INFO((cfg ? diag.warnings_text() : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(diag.warnings.empty());
+    CHECK(cfg->admin.listen.str() == "127.0.0.1:9902");
+    REQUIRE(cfg->link.peers.size() == 1);
+    CHECK(cfg->link.peers[0].str() == "expe1.example.com:7001");
+    CHECK(cfg->link.password == "demo-link-secret");
+    CHECK(cfg->link.password_file == (e.conf / "link-password.txt").string());
+    CHECK(cfg->link.reconnect_min == 1s);
+    CHECK(cfg->link.reconnect_max == 30s);
+    CHECK(cfg->dns.servers.empty());
+    CHECK(cfg->dns.timeout == 2s);
+    CHECK(cfg->deployments == std::vector<std::string>{"default"});
+    REQUIRE(cfg->discovery.unified_cm.size() == 1);
+    const auto& ucm = cfg->discovery.unified_cm[0];
+    CHECK(ucm.port == 8443);
+    CHECK(ucm.tls_verify);
+    CHECK(ucm.deployment == "default");
+    REQUIRE(cfg->domains.size() == 1);
+    CHECK(cfg->domains[0].sip);
+    CHECK(cfg->domains[0].xmpp);
+    CHECK(cfg->domains[0].http);
+    CHECK(cfg->allow_list.default_methods == std::vector<HttpMethod>{HttpMethod::Get});
+    CHECK(cfg->credentials.refresh_interval == 480min);
+    CHECK(cfg->credentials.cleanup_interval == 720min);
+    CHECK_FALSE(cfg->sip.path_headers);
+}
+
+TEST_CASE("edge-c: certificate without clientAuth", "[config][edge_c]") {
+    auto& e = env();
+    auto text = replace(kEdgeC, "edge-c.crt", "edge-c-noclientauth.crt");
+    text = replace(text, "edge-c.key", "edge-c-noclientauth.key");
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_c_config(e.write("noclient-c.yaml", text), &diag));
+    REQUIRE(diag.errors.size() == 1);
+    CHECK(diag.errors[0].line == 4);
+    CHECK(diag.errors[0].key == "tls.certificate.cert");
+    CHECK_THAT(diag.errors[0].message, Catch::Contains("clientAuth"));
+}
+
+TEST_CASE("edge-c: certificate without SAN is reported once", "[config][edge_c]") {
+    auto& e = env();
+    auto text = replace(kEdgeC, "edge-c.crt", "edge-c-cnonly.crt");
+    text = replace(text, "edge-c.key", "edge-c-cnonly.key");
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_c_config(e.write("nosan-c.yaml", text), &diag));
+    REQUIRE(diag.errors.size() == 1);
+    CHECK_THAT(diag.errors[0].message, Catch::Contains("subjectAltName"));
+}
+
+TEST_CASE("edge-c: password and password_file are exclusive", "[config][edge_c]") {
+    auto& e = env();
+    auto both = replace(kEdgeC, "  password_file: link-password.txt\n",
+                        "  password: inline\n  password_file: link-password.txt\n");
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_c_config(e.write("both-c.yaml", both), &diag));
+    auto& err = error_for(diag, "link.password_file");
+    CHECK(err.line == 11);
+    CHECK_THAT(err.message, Catch::Contains("mutually exclusive"));
+
+    auto neither = replace(kEdgeC, "  password_file: link-password.txt\n", "");
+    Diagnostics d2;
+    REQUIRE_FALSE(load_edge_c_config(e.write("neither-c.yaml", neither), &d2));
+    CHECK(error_for(d2, "link.password").line == 7);
+}
+
+TEST_CASE("edge-c: unknown deployment references", "[config][edge_c]") {
+    auto& e = env();
+    auto text = kEdgeC + "    deployment: defualt\n" +
+                "deployments: [default, emea]\n"
+                "allow_list:\n"
+                "  rules:\n"
+                "    - {url: \"https://cuc1.example.com/vmrest/\", deployment: apac}\n";
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_c_config(e.write("dep-c.yaml", text), &diag));
+    INFO(diag.errors_text());
+    REQUIRE(diag.errors.size() == 2);
+    auto& d1 = error_for(diag, "domains[0].deployment");
+    CHECK(d1.line == 18);
+    CHECK_THAT(d1.message, Catch::Contains("unknown deployment \"defualt\" (did you mean \"default\"?)"));
+    CHECK(error_for(diag, "allow_list.rules[0].deployment").line == 22);
+}
+
+TEST_CASE("edge-c: tls_verify needs an FQDN, not an IP", "[config][edge_c]") {
+    auto& e = env();
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_c_config(
+        e.write("ip-c.yaml", replace(kEdgeC, "address: cucm1.example.com", "address: 127.0.1.1")), &diag));
+    auto& err = error_for(diag, "discovery.unified_cm[0].address");
+    CHECK(err.line == 13);
+    CHECK_THAT(err.message, Catch::Contains("IP address"));
+
+    auto off = replace(kEdgeC, "address: cucm1.example.com", "address: 127.0.1.1\n      tls_verify: false");
+    auto ok = load_edge_c_config(e.write("ip-noverify-c.yaml", off));
+    INFO((ok ? "" : ok.error().message));
+    CHECK(ok);
+}
+
+TEST_CASE("edge-c: link peers 1..6", "[config][edge_c]") {
+    auto& e = env();
+    Diagnostics d0;
+    REQUIRE_FALSE(
+        load_edge_c_config(e.write("nopeers-c.yaml", replace(kEdgeC, "[expe1.example.com]", "[]")), &d0));
+    CHECK(error_for(d0, "link.peers").line == 8);
+
+    std::string seven = "[e1.example.com, e2.example.com, e3.example.com, e4.example.com, e5.example.com, "
+                        "e6.example.com, \"[::1]:7001\"]";
+    Diagnostics d7;
+    REQUIRE_FALSE(
+        load_edge_c_config(e.write("sevenpeers-c.yaml", replace(kEdgeC, "[expe1.example.com]", seven)), &d7));
+    CHECK_THAT(error_for(d7, "link.peers").message, Catch::Contains("at most 6"));
+}
+
+TEST_CASE("edge-c: allow-list rules parse their URL", "[config][edge_c]") {
+    auto& e = env();
+    auto text = kEdgeC +
+                "allow_list:\n"
+                "  default_methods: [GET, head]\n"
+                "  rules:\n"
+                "    - {url: \"https://cuc1.example.com/vmrest/\", methods: [GET, PUT], match: exact}\n"
+                "    - {url: \"http://[::1]:6970/\"}\n"
+                "    - {url: \"ftp://x.example.com/\"}\n"
+                "    - {url: \"https://cuc1.example.com/\", methods: [PATCH]}\n";
+    Diagnostics diag;
+    auto r = load_edge_c_config(e.write("rules-c.yaml", text), &diag);
+    REQUIRE_FALSE(r);
+    INFO(diag.errors_text());
+    REQUIRE(diag.errors.size() == 2);
+    CHECK(error_for(diag, "allow_list.rules[2].url").line == 23);
+    CHECK(error_for(diag, "allow_list.rules[3].methods[0]").line == 24);
+
+    // Parse-only view shows the parsed parts of the valid rules.
+    Diagnostics pd;
+    auto cfg = parse_edge_c_config(e.conf.string() + "/rules-c.yaml", pd);
+    REQUIRE(cfg.allow_list.rules.size() == 4);
+    const auto& r0 = cfg.allow_list.rules[0];
+    CHECK(r0.scheme == "https");
+    CHECK(r0.host == "cuc1.example.com");
+    CHECK(r0.port == 443);
+    CHECK(r0.path == "/vmrest/");
+    CHECK(r0.match == MatchKind::Exact);
+    CHECK(r0.methods == std::vector<HttpMethod>{HttpMethod::Get, HttpMethod::Put});
+    const auto& r1 = cfg.allow_list.rules[1];
+    CHECK(r1.host == "::1");
+    CHECK(r1.port == 6970);
+    CHECK(r1.methods == std::vector<HttpMethod>{HttpMethod::Get, HttpMethod::Head});
+}
+
+TEST_CASE("edge-c: warnings above recommended limits are not errors", "[config][edge_c]") {
+    auto& e = env();
+    std::string deps = "deployments: [";
+    for (int i = 0; i < 11; ++i)
+        deps += (i ? ", d" : "d") + std::to_string(i);
+    deps += "]\n";
+    std::string doms = "domains:\n";
+    for (int i = 0; i < 51; ++i)
+        doms += "  - {name: d" + std::to_string(i) + ".example.com}\n";
+    auto text = replace(kEdgeC, "domains:\n  - name: example.com\n", deps + doms);
+    Diagnostics diag;
+    auto cfg = load_edge_c_config(e.write("many-c.yaml", text), &diag);
+    INFO((cfg ? diag.warnings_text() : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->deployments.size() == 12);
+    REQUIRE(diag.warnings.size() == 2);
+    CHECK(diag.warnings[0].key == "deployments");
+    CHECK(diag.warnings[0].line == 16);
+    CHECK(diag.warnings[1].key == "domains");
+}
+
+TEST_CASE("edge-c: duplicate domains and reconnect bounds", "[config][edge_c]") {
+    auto& e = env();
+    auto text = kEdgeC + "  - name: EXAMPLE.com\n";
+    text = replace(text, "  password_file: link-password.txt\n",
+                   "  password_file: link-password.txt\n  reconnect_min: 1m\n  reconnect_max: 30s\n");
+    Diagnostics diag;
+    REQUIRE_FALSE(load_edge_c_config(e.write("dup-c.yaml", text), &diag));
+    CHECK(error_for(diag, "domains[1].name").line == 20);
+    CHECK(error_for(diag, "link.reconnect_min").line == 11);
+}
+
+TEST_CASE("the example configs in conf/ pass the validator", "[config][examples]") {
+    auto& e = env();
+    for (const char* f : {"edge-e.yaml", "edge-c.yaml", "link-users.txt", "link-password.txt"})
+        fs::copy_file(fs::path(EP_SOURCE_DIR) / "conf" / f, e.conf / f, fs::copy_options::overwrite_existing);
+
+    Diagnostics de;
+    auto ee = load_edge_e_config((e.conf / "edge-e.yaml").string(), &de);
+    INFO((ee ? de.warnings_text() : ee.error().message));
+    REQUIRE(ee);
+    CHECK(de.warnings.empty());
+    CHECK(ee->node_name == "expe1.example.com");
+    CHECK(ee->log.modules.at("link") == LogLevel::Debug);
+    CHECK(ee->tls.certificates.size() == 1);
+    CHECK(ee->listeners.sip_tls->listen.str() == "0.0.0.0:5061");
+    CHECK(ee->link.tls_verify_subject_name == "expc1.example.com");
+    auto db = load_auth_db(ee->link.auth_database);
+    REQUIRE(db);
+
+    Diagnostics dc;
+    auto ec = load_edge_c_config((e.conf / "edge-c.yaml").string(), &dc);
+    INFO((ec ? dc.warnings_text() : ec.error().message));
+    REQUIRE(ec);
+    CHECK(dc.warnings.empty());
+    CHECK(ec->link.peers[0].str() == "expe1.example.com:7001");
+    CHECK(ec->dns.servers[0].str() == "127.0.2.53:53");
+    CHECK(ec->discovery.unity_connection[0].port == 443);
+    CHECK(ec->discovery.state_file == (e.root / "run" / "edge-c-state.json").string());
+    // The two demo halves agree on the link credentials.
+    CHECK(db->verify(ec->link.username, ec->link.password));
+}
