@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/config/apply_logging.h"
 #include "common/obs/log.h"
 #include "common/core/version.h"
 #include "edge-e/https_session.h"
@@ -31,24 +32,7 @@ net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector
     return o;
 }
 
-obs::Level to_level(config::LogLevel l) {
-    switch (l) {
-    case config::LogLevel::Trace: return obs::Level::Trace;
-    case config::LogLevel::Debug: return obs::Level::Debug;
-    case config::LogLevel::Info: return obs::Level::Info;
-    case config::LogLevel::Warn: return obs::Level::Warn;
-    case config::LogLevel::Error: return obs::Level::Error;
-    }
-    return obs::Level::Info;
-}
-
 } // namespace
-
-void apply_logging(const config::LogConfig& log) {
-    std::map<std::string, obs::Level> mods;
-    for (auto& [k, v] : log.modules) mods[k] = to_level(v);
-    obs::Logger::get().configure(to_level(log.level), log.format == config::LogFormat::Json, std::move(mods));
-}
 
 // ---- WorkerState ----
 
@@ -113,6 +97,9 @@ void WorkerState::remove(ClientSession* s) {
 // ---- EdgeE ----
 
 EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg) : config_path_(std::move(config_path)) {
+    // Registered up front so both results show (at 0) before the first reload.
+    for (const char* r : {"ok", "error"})
+        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", r}});
     counters_.tls_handshake_failures =
         &metrics_.counter("edgepair_tls_handshake_failures_total", "Client TLS handshakes that failed");
     counters_.http_requests = &metrics_.counter("edgepair_http_requests_total", "HTTP requests received");
@@ -147,7 +134,7 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
 
 int EdgeE::run() {
     auto& cfg = gen_->cfg;
-    apply_logging(cfg.log);
+    config::apply_logging(cfg.log);
     process_ = std::make_unique<core::Process>(cfg.workers);
     started_ms_ = process_->main_loop().now_ms();
     auto admin = admin::Server::open(process_->main_loop(), to_sockaddr(cfg.admin.listen));
@@ -189,7 +176,7 @@ void EdgeE::reload() {
         return;
     }
     gen_ = *g;
-    apply_logging(gen_->cfg.log);
+    config::apply_logging(gen_->cfg.log);
     ++reloads_;
     metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();
     auto gen = gen_;

@@ -88,6 +88,4 @@ class EdgeE {
     bool draining_ = false;
 };
 
-void apply_logging(const config::LogConfig& log);
-
 } // namespace edgepair::edge_e

@@ -43,13 +43,24 @@ void parse_log(const Node& n, LogConfig& out) {
 
 void parse_admin(const Node& n, AdminConfig& out) {
     auto m = n.as_map({"listen"});
-    m.address("listen", out.listen, AddressRules{.allow_hostname = false, .allow_any = true, .default_port = std::nullopt});
+    m.address("listen", out.listen,
+              AddressRules{.allow_hostname = false, .allow_any = true, .default_port = std::nullopt});
 }
 
 void parse_workers(const Node& n, unsigned& out) {
     if (n.is_scalar()) {
-        if (auto v = n.as_string(); v && (*v == "auto" || *v == "AUTO" || *v == "Auto")) {
+        auto v = n.as_string();
+        if (!v) return;
+        std::string l = *v;
+        std::transform(l.begin(), l.end(), l.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (l == "auto") {
             out = 0;
+            return;
+        }
+        if (l.empty() || !std::all_of(l.begin(), l.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            n.error("expected \"auto\" or an integer 1.." + std::to_string(kMaxWorkers) + ", got \"" + *v +
+                    "\"");
             return;
         }
     }
@@ -151,7 +162,8 @@ std::optional<net::CertInfo> validate_cert_key(const SourceMap& src, Diagnostics
     for (auto eku : ekus)
         if (auto why = net::check_usage(*info, eku); !why.empty())
             if (std::find(reasons.begin(), reasons.end(), why) == reasons.end()) reasons.push_back(why);
-    for (auto& why : reasons) error_at(src, diag, path + ".cert", std::move(why));
+    for (auto& why : reasons)
+        error_at(src, diag, path + ".cert", std::move(why));
     ok = ok && reasons.empty();
     if (info->not_after_days >= 0) warn_expiry(src, diag, path + ".cert", *info);
     if (!ok) return std::nullopt;
@@ -162,6 +174,15 @@ void validate_ca_file(const SourceMap& src, Diagnostics& diag, const std::string
                       const std::string& file) {
     if (file.empty()) return;
     if (auto r = net::check_ca_file(file); !r) error_at(src, diag, path, r.error().message);
+}
+
+void warn_admin_exposure(const SourceMap& src, Diagnostics& diag, const AdminConfig& admin) {
+    const auto& a = admin.listen;
+    bool loopback = (a.kind == Address::Kind::IPv4 && a.host.starts_with("127.")) ||
+                    (a.kind == Address::Kind::IPv6 && a.host == "::1");
+    if (!loopback)
+        warn_at(src, diag, "admin.listen",
+                a.str() + " is reachable beyond this host; the admin endpoint has no authentication");
 }
 
 void warn_expiry(const SourceMap& src, Diagnostics& diag, const std::string& path,

@@ -49,6 +49,9 @@ void validate_ca_file(const SourceMap& src, Diagnostics& diag, const std::string
 // Warns when a certificate expires within 30 days (or has expired).
 void warn_expiry(const SourceMap& src, Diagnostics& diag, const std::string& path, const net::CertInfo& info);
 
+// The admin endpoint has unauthenticated actions: say so when it listens beyond loopback.
+void warn_admin_exposure(const SourceMap& src, Diagnostics& diag, const AdminConfig& admin);
+
 void error_at(const SourceMap& src, Diagnostics& diag, const std::string& key, std::string message);
 void warn_at(const SourceMap& src, Diagnostics& diag, const std::string& key, std::string message);
 

@@ -1,5 +1,7 @@
 #include "common/config/diagnostics.h"
 
+#include <algorithm>
+
 namespace edgepair::config {
 
 std::string Diagnostic::str() const {
@@ -18,6 +20,14 @@ void Diagnostics::error(std::string file, int line, std::string key, std::string
 
 void Diagnostics::warn(std::string file, int line, std::string key, std::string message) {
     warnings.push_back({std::move(file), line, std::move(key), std::move(message), true});
+}
+
+void Diagnostics::sort() {
+    auto by_place = [](const Diagnostic& a, const Diagnostic& b) {
+        return a.file != b.file ? a.file < b.file : a.line < b.line;
+    };
+    std::stable_sort(errors.begin(), errors.end(), by_place);
+    std::stable_sort(warnings.begin(), warnings.end(), by_place);
 }
 
 static std::string join(const std::vector<Diagnostic>& v) {

@@ -27,6 +27,8 @@ struct Diagnostics {
     bool ok() const { return errors.empty(); }
     void error(std::string file, int line, std::string key, std::string message);
     void warn(std::string file, int line, std::string key, std::string message);
+    // Orders each list by file then line (stable), the order an operator reads the file in.
+    void sort();
     // One diagnostic per line, no trailing newline.
     std::string errors_text() const;
     std::string warnings_text() const;

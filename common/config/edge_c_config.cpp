@@ -327,6 +327,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
 
 void validate(EdgeCConfig& cfg, Diagnostics& diag) {
     const SourceMap& src = cfg.source;
+    warn_admin_exposure(src, diag, cfg.admin);
 
     // One certificate serves both directions: client to edge-e, and server where UC nodes call back.
     validate_cert_key(src, diag, "tls.certificate", cfg.tls.certificate,
@@ -358,7 +359,7 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
         if (!known(dep)) {
             std::string msg = "unknown deployment \"" + dep + "\"";
             for (const auto& d : cfg.deployments)
-                if (edit_distance(d, dep) <= 2) {
+                if (auto dist = edit_distance(d, dep); dist <= 2 && dist * 2 < dep.size()) {
                     msg += " (did you mean \"" + d + "\"?)";
                     break;
                 }
@@ -421,6 +422,7 @@ Result<EdgeCConfig> load_edge_c_config(const std::string& path, Diagnostics* out
     Diagnostics diag;
     EdgeCConfig cfg = parse_edge_c_config(path, diag);
     if (!cfg.source.lines.empty()) validate(cfg, diag);
+    diag.sort();
     if (out) {
         out->errors.insert(out->errors.end(), diag.errors.begin(), diag.errors.end());
         out->warnings.insert(out->warnings.end(), diag.warnings.begin(), diag.warnings.end());

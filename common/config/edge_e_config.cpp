@@ -150,6 +150,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
 
 void validate(EdgeEConfig& cfg, Diagnostics& diag) {
     const SourceMap& src = cfg.source;
+    warn_admin_exposure(src, diag, cfg.admin);
 
     validate_cert_key(src, diag, "tls.default_certificate", cfg.tls.default_certificate,
                       {net::Eku::ServerAuth});
@@ -227,6 +228,7 @@ Result<EdgeEConfig> load_edge_e_config(const std::string& path, Diagnostics* out
     EdgeEConfig cfg = parse_edge_e_config(path, diag);
     // A file that did not even parse as YAML has nothing to validate.
     if (!cfg.source.lines.empty()) validate(cfg, diag);
+    diag.sort();
     if (out) {
         out->errors.insert(out->errors.end(), diag.errors.begin(), diag.errors.end());
         out->warnings.insert(out->warnings.end(), diag.warnings.begin(), diag.warnings.end());

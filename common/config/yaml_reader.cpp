@@ -497,7 +497,8 @@ void Map::init(std::initializer_list<std::string_view> keys, bool any_key) {
             std::size_t best_d = 3;
             for (auto cand : keys) {
                 auto d = edit_distance(lower(name), cand);
-                if (d < best_d) {
+                // Two edits turn any three-letter word into another; only suggest when most of it survives.
+                if (d < best_d && d * 2 < name.size()) {
                     best_d = d;
                     best = cand;
                 }

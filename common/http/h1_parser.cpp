@@ -431,7 +431,13 @@ H1Parser::FeedResult H1Parser::finish() {
     case State::Closed:
         return FeedResult{0, Status::NeedMore, {}};
     case State::Start:
-        if (head_buf_.empty()) return FeedResult{0, Status::NeedMore, {}};
+        return FeedResult{0, Status::NeedMore, {}};
+    case State::Head:
+        // Stray CRLFs after a message (some clients add one after a POST body) are not a message.
+        if (!have_start_line_ && head_buf_.find_first_not_of('\r') == std::string::npos) {
+            state_ = State::Closed;
+            return FeedResult{0, Status::NeedMore, {}};
+        }
         return fail(ParseReason::Truncated, "connection closed inside a head", 0);
     case State::PendingComplete:
         return message_done(0);

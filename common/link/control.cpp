@@ -16,7 +16,8 @@ std::string frame_control(std::string_view payload) {
     return out;
 }
 
-bool ControlDecoder::feed(const char* data, size_t len, const std::function<void(std::string_view)>& on_message) {
+bool ControlDecoder::feed(const char* data, size_t len,
+                          const std::function<void(std::string_view)>& on_message) {
     if (!error_.empty()) return false;
     buf_.append(data, len);
     for (;;) {
@@ -46,14 +47,26 @@ bool ControlDecoder::feed(const char* data, size_t len, const std::function<void
 void json_escape_into(std::string& out, std::string_view s) {
     for (char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
-            if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", int(c));
-            else out += c;
+            if (static_cast<unsigned char>(c) < 0x20)
+                out += fmt::format("\\u{:04x}", int(c));
+            else
+                out += c;
         }
     }
 }

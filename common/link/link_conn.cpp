@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <fmt/format.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/x509_vfy.h>
 
 #include "common/link/peer_cert.h"
 #include "common/net/tls_context.h"
@@ -40,28 +41,40 @@ std::vector<nghttp2_nv> to_nv(const std::vector<std::pair<std::string, std::stri
     return nv;
 }
 
-const char* h2_error_name(uint32_t code) { return nghttp2_http2_strerror(code); }
+const char* h2_error_name(uint32_t code) {
+    return nghttp2_http2_strerror(code);
+}
 
 } // namespace
 
-const char* to_string(Role r) { return r == Role::Opener ? "opener" : "acceptor"; }
+const char* to_string(Role r) {
+    return r == Role::Opener ? "opener" : "acceptor";
+}
 
 const char* to_string(LinkState s) {
     switch (s) {
-    case LinkState::Tls: return "tls";
-    case LinkState::Auth: return "auth";
-    case LinkState::Up: return "up";
-    case LinkState::Closing: return "closing";
-    case LinkState::Closed: return "closed";
+    case LinkState::Tls:
+        return "tls";
+    case LinkState::Auth:
+        return "auth";
+    case LinkState::Up:
+        return "up";
+    case LinkState::Closing:
+        return "closing";
+    case LinkState::Closed:
+        return "closed";
     }
     return "?";
 }
 
 const char* to_string(StreamKind k) {
     switch (k) {
-    case StreamKind::Http: return "http";
-    case StreamKind::Sip: return "sip";
-    case StreamKind::Xmpp: return "xmpp";
+    case StreamKind::Http:
+        return "http";
+    case StreamKind::Sip:
+        return "sip";
+    case StreamKind::Xmpp:
+        return "xmpp";
     }
     return "?";
 }
@@ -114,27 +127,36 @@ struct LinkConn::H2 {
         case NGHTTP2_HEADERS: {
             auto* st = lc->find(f->hd.stream_id);
             if (!st) return 0;
-            if (lc->opts_.role == Role::Acceptor && f->headers.cat == NGHTTP2_HCAT_REQUEST) lc->on_acceptor_request(*st);
-            else if (lc->opts_.role == Role::Opener && f->headers.cat != NGHTTP2_HCAT_REQUEST) lc->on_opener_response(*st);
+            if (lc->opts_.role == Role::Acceptor && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+                lc->on_acceptor_request(*st);
+            else if (lc->opts_.role == Role::Opener && f->headers.cat != NGHTTP2_HCAT_REQUEST)
+                lc->on_opener_response(*st);
             break;
         }
-        case NGHTTP2_DATA: break;
+        case NGHTTP2_DATA:
+            break;
         case NGHTTP2_GOAWAY:
-            lc->on_goaway(f->goaway.error_code, std::string_view(reinterpret_cast<const char*>(f->goaway.opaque_data),
-                                                                 f->goaway.opaque_data_len));
+            lc->on_goaway(f->goaway.error_code,
+                          std::string_view(reinterpret_cast<const char*>(f->goaway.opaque_data),
+                                           f->goaway.opaque_data_len));
             return 0;
-        default: return 0;
+        default:
+            return 0;
         }
         if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             auto* st = lc->find(f->hd.stream_id);
             if (!st || !st->usable()) return 0;
-            if (st->control_) lc->fail("peer ended the control stream", CloseMode::Goaway, kProtocolError, "control stream ended");
-            else if (st->handler_) st->handler_->on_end(*st);
+            if (st->control_)
+                lc->fail("peer ended the control stream", CloseMode::Goaway, kProtocolError,
+                         "control stream ended");
+            else if (st->handler_)
+                st->handler_->on_end(*st);
         }
         return 0;
     }
 
-    static int on_data_chunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len, void* ud) {
+    static int on_data_chunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                             void* ud) {
         auto* lc = self(ud);
         // The connection window is reopened at once: only the stream window holds back a slow reader, so
         // one stalled client never starves its neighbours of the shared connection window.
@@ -219,12 +241,15 @@ struct LinkConn::H2 {
 
 // ---------------------------------------------------------------------------------------------------------
 
-LinkConn::LinkConn(core::Loop& loop, std::unique_ptr<net::Connection> conn, LinkOptions opts, obs::Registry& metrics)
+LinkConn::LinkConn(core::Loop& loop, std::unique_ptr<net::Connection> conn, LinkOptions opts,
+                   obs::Registry& metrics)
     : loop_(loop), conn_(std::move(conn)), opts_(std::move(opts)), reg_(metrics),
       control_in_(opts_.max_control_message) {
-    m_streams_ = &reg_.counter("edgepair_link_streams_total", "Tunnelled streams opened or accepted on links");
+    m_streams_ =
+        &reg_.counter("edgepair_link_streams_total", "Tunnelled streams opened or accepted on links");
     m_bytes_in_ = &reg_.counter("edgepair_link_received_bytes_total", "Bytes received on links (after TLS)");
-    m_bytes_out_ = &reg_.counter("edgepair_link_sent_bytes_total", "Bytes queued for sending on links (before TLS)");
+    m_bytes_out_ =
+        &reg_.counter("edgepair_link_sent_bytes_total", "Bytes queued for sending on links (before TLS)");
     m_up_ = &reg_.counter("edgepair_link_up_total", "Links that completed authentication");
     m_refused_ = &reg_.counter("edgepair_link_refused_total", "Links the peer refused during authentication");
     send_ev_ = event_new(loop_.base(), -1, 0, &LinkConn::on_send_event, this);
@@ -263,15 +288,18 @@ void LinkConn::start() {
     auth_timer_->arm(opts_.auth_timeout_ms);
     ping_timer_ = std::make_unique<core::Timer>(loop_, [this] { on_ping_tick(); });
     dead_timer_ = std::make_unique<core::Timer>(loop_, [this] {
-        fail(fmt::format("keep-alive timeout: nothing received within {} ms of a PING", opts_.ping_timeout_ms),
-             CloseMode::Abort);
+        fail(
+            fmt::format("keep-alive timeout: nothing received within {} ms of a PING", opts_.ping_timeout_ms),
+            CloseMode::Abort);
     });
     linger_timer_ = std::make_unique<core::Timer>(loop_, [this] {
         abort_pending_ = true;
         schedule_send();
     });
-    if (conn_->ready()) on_ready();
-    else conn_->start();
+    if (conn_->ready())
+        on_ready();
+    else
+        conn_->start();
 }
 
 void LinkConn::set_state(LinkState s) {
@@ -390,7 +418,9 @@ void LinkConn::schedule_send() {
     if (state_ != LinkState::Closed && send_ev_) event_active(send_ev_, EV_WRITE, 0);
 }
 
-void LinkConn::on_send_event(int, short, void* arg) { static_cast<LinkConn*>(arg)->do_send(); }
+void LinkConn::on_send_event(int, short, void* arg) {
+    static_cast<LinkConn*>(arg)->do_send();
+}
 
 void LinkConn::do_send() {
     if (state_ == LinkState::Closed) return;
@@ -436,7 +466,8 @@ void LinkConn::fail(std::string reason, CloseMode mode, uint32_t code, std::stri
         abort_pending_ = true;
     } else {
         if (code != kNoError || !debug.empty())
-            nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_), code,
+            nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(session_), code,
                                   reinterpret_cast<const uint8_t*>(debug.data()), debug.size());
         close_after_send_ = true;
     }
@@ -460,8 +491,8 @@ void LinkConn::become_up() {
     set_state(LinkState::Up);
     auth_timer_->cancel();
     m_up_->inc();
-    EP_INFO("link", "link up: {} peer {} node \"{}\" ({})", to_string(opts_.role), conn_->peer().str(), peer_node_,
-            tls_version_.empty() ? "plain" : tls_version_);
+    EP_INFO("link", "link up: {} peer {} node \"{}\" ({})", to_string(opts_.role), conn_->peer().str(),
+            peer_node_, tls_version_.empty() ? "plain" : tls_version_);
     if (cb_.on_up) cb_.on_up();
 }
 
@@ -471,11 +502,13 @@ void LinkConn::on_acceptor_request(LinkStream& st) {
     auto path = header_value(h, ":path");
     if (!control_ && state_ == LinkState::Auth) {
         if (path != kControlPath || header_value(h, ":method") != "POST") {
-            fail_auth("protocol", "the first stream is not the control stream", "protocol: expected the control stream");
+            fail_auth("protocol", "the first stream is not the control stream",
+                      "protocol: expected the control stream");
             return;
         }
         if (auto v = header_value(h, "x-link-version"); v != kLinkVersion) {
-            fail_auth("protocol", fmt::format("peer speaks link version \"{}\", we speak {}", v, kLinkVersion),
+            fail_auth("protocol",
+                      fmt::format("peer speaks link version \"{}\", we speak {}", v, kLinkVersion),
                       fmt::format("protocol: link version {} required", kLinkVersion));
             return;
         }
@@ -511,8 +544,8 @@ void LinkConn::on_acceptor_request(LinkStream& st) {
     }
     auto kind = parse_stream_kind(header_value(h, "x-tunnel"));
     if (!kind) {
-        EP_WARN("link", "link {}: stream {} with unknown x-tunnel \"{}\" refused", conn_->peer().str(), st.id_,
-                header_value(h, "x-tunnel"));
+        EP_WARN("link", "link {}: stream {} with unknown x-tunnel \"{}\" refused", conn_->peer().str(),
+                st.id_, header_value(h, "x-tunnel"));
         nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id_, NGHTTP2_PROTOCOL_ERROR);
         st.local_reset_ = true;
         return;
@@ -537,7 +570,8 @@ void LinkConn::on_opener_response(LinkStream& st) {
     if (state_ != LinkState::Auth) return; // trailers or a repeat: nothing to decide any more
     auto status = header_value(h, ":status");
     if (status != "200") {
-        fail_auth("protocol", fmt::format("control stream answered {}", status), "protocol: control stream refused");
+        fail_auth("protocol", fmt::format("control stream answered {}", status),
+                  "protocol: control stream refused");
         return;
     }
     peer_node_ = std::string(header_value(h, "x-link-node"));
@@ -550,7 +584,8 @@ void LinkConn::on_opener_response(LinkStream& st) {
     auto pass = header_value(h, "x-link-password");
     if (user.empty() || !opts_.check_credentials || !opts_.check_credentials(user, pass)) {
         // The peer learns only that the credentials failed, not whether the user exists.
-        fail_auth("bad_credentials", fmt::format("bad credentials for user \"{}\" from node \"{}\"", user, peer_node_),
+        fail_auth("bad_credentials",
+                  fmt::format("bad credentials for user \"{}\" from node \"{}\"", user, peer_node_),
                   "auth failed: bad credentials");
         return;
     }
@@ -578,7 +613,8 @@ void LinkConn::on_control_data(const char* data, size_t len) {
             if (cb_.on_control_message) cb_.on_control_message(msg);
         }
     });
-    if (!ok && !alive.expired()) fail(control_in_.error(), CloseMode::Goaway, kProtocolError, control_in_.error());
+    if (!ok && !alive.expired())
+        fail(control_in_.error(), CloseMode::Goaway, kProtocolError, control_in_.error());
 }
 
 void LinkConn::on_goaway(uint32_t code, std::string_view debug) {
@@ -630,8 +666,17 @@ void LinkConn::on_conn_closed(std::string_view why) {
         // read after the handshake.
         auth_failure_counted_ = true;
         bool tls = prev == LinkState::Tls || reason.rfind("tls", 0) == 0;
+        std::string label = tls ? "tls_handshake" : "protocol";
+        // OpenSSL's own checks reject some of what check_link_peer_cert would, before we see the
+        // certificate: keep the metric's reasons the same whichever layer noticed.
+        if (prev == LinkState::Tls && opts_.role == Role::Opener && conn_->ssl()) {
+            if (SSL_get_verify_result(conn_->ssl()) == X509_V_ERR_INVALID_PURPOSE)
+                label = "no_client_auth_eku";
+            else if (reason.find("peer did not return a certificate") != std::string::npos)
+                label = "no_client_cert";
+        }
         reg_.counter("edgepair_link_auth_failures_total", "Links refused or failed before authentication",
-                     {{"reason", tls ? "tls_handshake" : "protocol"}})
+                     {{"reason", label}})
             .inc();
         EP_WARN("link", "link {} ({}): {}", conn_->peer().str(), opts_.peer_name, reason);
     }
@@ -641,13 +686,15 @@ void LinkConn::on_conn_closed(std::string_view why) {
     if (dead_timer_) dead_timer_->cancel();
     if (linger_timer_) linger_timer_->cancel();
     event_del(send_ev_);
-    EP_INFO("link", "link {} ({}) closed after {}: {}", conn_->peer().str(), opts_.peer_name, to_string(prev), reason);
+    EP_INFO("link", "link {} ({}) closed after {}: {}", conn_->peer().str(), opts_.peer_name, to_string(prev),
+            reason);
     auto streams = std::move(streams_);
     streams_.clear();
     control_ = nullptr;
     streams_open_ = 0;
     std::string lost = "link lost: " + reason;
-    for (auto& [id, st] : streams) st->closed_ = true;
+    for (auto& [id, st] : streams)
+        st->closed_ = true;
     for (auto& [id, st] : streams)
         if (!st->control_ && st->handler_ && !st->local_reset_) st->handler_->on_close(*st, lost);
     streams.clear();
@@ -661,7 +708,8 @@ void LinkConn::on_conn_closed(std::string_view why) {
     }
 }
 
-std::vector<std::pair<std::string, std::string>> LinkConn::build_request(StreamKind kind, const Headers& headers) const {
+std::vector<std::pair<std::string, std::string>> LinkConn::build_request(StreamKind kind,
+                                                                         const Headers& headers) const {
     std::vector<std::pair<std::string, std::string>> out;
     out.reserve(headers.size() + 6);
     if (kind == StreamKind::Http) {
@@ -691,8 +739,10 @@ std::vector<std::pair<std::string, std::string>> LinkConn::build_request(StreamK
     return out;
 }
 
-LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, StreamHandler* handler, bool end_stream) {
-    if (opts_.role != Role::Opener || state_ != LinkState::Up || goaway_received_ || !session_) return nullptr;
+LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, StreamHandler* handler,
+                                  bool end_stream) {
+    if (opts_.role != Role::Opener || state_ != LinkState::Up || goaway_received_ || !session_)
+        return nullptr;
     auto h = build_request(kind, headers);
     auto nv = to_nv(h);
     auto st = std::unique_ptr<LinkStream>(new LinkStream(*this, 0));
@@ -702,9 +752,12 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
     nghttp2_data_provider prd;
     prd.source.ptr = st.get();
     prd.read_callback = &H2::read_data;
-    if (end_stream) st->end_requested_ = true;
-    else st->provider_ = true;
-    int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), end_stream ? nullptr : &prd, st.get());
+    if (end_stream)
+        st->end_requested_ = true;
+    else
+        st->provider_ = true;
+    int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), end_stream ? nullptr : &prd,
+                                        st.get());
     if (id < 0) {
         EP_WARN("link", "link {}: cannot open a stream: {}", conn_->peer().str(), nghttp2_strerror(id));
         return nullptr;

@@ -80,7 +80,7 @@ struct LinkOptions {
     uint32_t connection_window = 16 * 1024 * 1024;
     uint32_t max_concurrent_streams = 10000;
     size_t stream_high_watermark = 256 * 1024; // LinkStream::write says "stop" above this much queued
-    size_t output_cap = 64 * 1024;             // stop serialising frames while the socket has this much queued
+    size_t output_cap = 64 * 1024; // stop serialising frames while the socket has this much queued
     uint64_t ping_interval_ms = 10000;
     uint64_t ping_timeout_ms = 5000;
     uint64_t auth_timeout_ms = 10000; // TLS handshake plus credential exchange
@@ -102,8 +102,9 @@ class StreamHandler {
     // Bytes are flow-controlled: call LinkStream::consumed(n) once they have left the application's
     // buffers, or the peer stops sending on this stream (and only this stream) after the window.
     virtual void on_data(LinkStream&, const char* data, size_t len) = 0;
-    virtual void on_end(LinkStream&) {}      // the peer finished its side (END_STREAM)
-    virtual void on_writable(LinkStream&) {} // queued output fell below half the high watermark after write() said stop
+    virtual void on_end(LinkStream&) {} // the peer finished its side (END_STREAM)
+    virtual void on_writable(LinkStream&) {
+    } // queued output fell below half the high watermark after write() said stop
     // error empty: both sides ended cleanly. Else why the stream died ("stream reset by peer: CANCEL",
     // "link lost: keep-alive timeout ..."): sessions map it to 502/503, SIP 503, XMPP remote-server-timeout.
     virtual void on_close(LinkStream&, std::string_view error) = 0;
@@ -164,8 +165,9 @@ class LinkStream {
 };
 
 struct LinkCallbacks {
-    std::function<void()> on_up;                         // authenticated; Opener may now open streams
-    std::function<void(std::string_view reason)> on_close; // always the last call; the owner may delete the LinkConn
+    std::function<void()> on_up; // authenticated; Opener may now open streams
+    std::function<void(std::string_view reason)>
+        on_close; // always the last call; the owner may delete the LinkConn
     std::function<void(std::string_view message)> on_control_message; // one JSON document per call
     // Acceptor: a tunnelled stream arrived. Attach a handler (stream->set_handler) before returning, or
     // the stream is refused.
@@ -190,7 +192,8 @@ class LinkConn {
   public:
     // The connection must not be started yet, or be started and ready (TLS done) already; the LinkConn
     // takes over its callbacks.
-    LinkConn(core::Loop& loop, std::unique_ptr<net::Connection> conn, LinkOptions opts, obs::Registry& metrics);
+    LinkConn(core::Loop& loop, std::unique_ptr<net::Connection> conn, LinkOptions opts,
+             obs::Registry& metrics);
     // Streams still open are told "link closed" (their handlers must still be alive or detached). No
     // link-level callback runs. Do not destroy a LinkConn from inside one of its stream callbacks; from
     // on_close (or outside any callback) is fine.
@@ -205,7 +208,8 @@ class LinkConn {
     // request's :method/:path/:authority (:scheme defaults to https); for Sip/Xmpp the library writes the
     // pseudo-headers and `headers` carry x-client-addr, x-sni, x-domain. Hop-by-hop HTTP/1 headers are
     // dropped. end_stream: the request has no body.
-    LinkStream* open_stream(StreamKind kind, const Headers& headers, StreamHandler* handler, bool end_stream = false);
+    LinkStream* open_stream(StreamKind kind, const Headers& headers, StreamHandler* handler,
+                            bool end_stream = false);
     // Either side, once up: one control message (a JSON document).
     bool send_control(std::string_view json);
 
@@ -248,7 +252,8 @@ class LinkConn {
     void on_control_data(const char* data, size_t len);
     void on_goaway(uint32_t code, std::string_view debug);
     void maybe_finish_drain();
-    std::vector<std::pair<std::string, std::string>> build_request(StreamKind kind, const Headers& headers) const;
+    std::vector<std::pair<std::string, std::string>> build_request(StreamKind kind,
+                                                                   const Headers& headers) const;
     LinkStream* find(int32_t id);
     static void on_send_event(int, short, void* arg);
 

@@ -16,8 +16,8 @@ std::string check_link_peer_cert(SSL* ssl, std::string_view required_san, std::s
     if (!cert) return fail("no_client_cert", "no client certificate");
     long vr = SSL_get_verify_result(ssl);
     if (vr != X509_V_OK)
-        return fail("tls_handshake", std::string("client certificate verify failed: ") +
-                                         X509_verify_cert_error_string(vr));
+        return fail("tls_handshake",
+                    std::string("client certificate verify failed: ") + X509_verify_cert_error_string(vr));
     auto info = net::cert_info(cert);
     if (!info.has_eku || !info.client_auth)
         return fail("no_client_auth_eku", "certificate lacks the clientAuth extended key usage");

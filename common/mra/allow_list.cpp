@@ -375,8 +375,6 @@ void AllowList::reindex() {
 MatchResult AllowList::match(const RequestTarget& req) const {
     MatchResult res;
     const std::string host = to_lower(req.host);
-    const std::string target =
-        std::string(to_string(req.scheme)) + "://" + host + ":" + std::to_string(req.port);
     if (!looks_normalised(req.path)) {
         res.reason = "request path is not normalised";
         return res;
@@ -421,6 +419,9 @@ MatchResult AllowList::match(const RequestTarget& req) const {
         return res;
     }
     res.rule = near;
+    // Built only on the block path: the allow path stays allocation-light.
+    const std::string target =
+        std::string(to_string(req.scheme)) + "://" + host + ":" + std::to_string(req.port);
     switch (best) {
     case kHost:
         res.reason = "no rule for " + target;

@@ -71,6 +71,21 @@ std::string sip_route(std::string_view host, std::uint16_t port, std::string_vie
 
 Result<EdgeConfig> edge_config_for(const Snapshot& snap, std::string_view domain, const EdgeAddresses& edge,
                                    std::optional<std::string> user_home_uds) {
+    // Everything below lands in XML text and in a SIP URI the client copies into its Route header, so only
+    // host-shaped values and plain URI parameters get in.
+    if (!is_valid_host(edge.fqdn) || (!edge.route_host.empty() && !is_valid_host(edge.route_host))) {
+        return make_error("edge address is not a valid host name or address");
+    }
+    for (char c : edge.route_params) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        std::string_view("-_.!~*'()%;=[]/:&+$").find(c) != std::string_view::npos;
+        if (!ok) {
+            return make_error("SIP route parameters contain a character not allowed in a SIP URI parameter");
+        }
+    }
+    if (user_home_uds && !user_home_uds->empty() && !is_valid_host(*user_home_uds)) {
+        return make_error("user home UDS node is not a valid host name");
+    }
     const Domain* d = snap.find_domain(domain);
     if (d == nullptr) {
         return make_error("unknown domain '" + std::string(domain) + "'");

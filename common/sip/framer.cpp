@@ -31,7 +31,7 @@ namespace {
 // peer speaking TLS or HTTP to the SIP port is dropped at once instead of after 64 KiB.
 bool plausible_start_line(std::string_view line, bool complete) {
     constexpr std::string_view sip = "SIP/";
-    if (line.size() < sip.size() && istarts_with(sip, line)) return true; // still a prefix of "SIP/"
+    if (!complete && line.size() < sip.size() && istarts_with(sip, line)) return true; // may become "SIP/"
     if (istarts_with(line, sip)) {
         if (!complete) return true;
         size_t sp = line.find(' ');

@@ -60,6 +60,8 @@ struct Framer::Impl {
         std::string ns, local;
         split_name(name, ns, local);
         if (f.depth_ == 0) {
+            if (idx + cnt > f.opts_.max_stanza_size)
+                return f.fail(StreamErrorCondition::policy_violation, "stream header too large");
             if (ns != kStreamsNs || local != "stream")
                 return f.fail(StreamErrorCondition::invalid_namespace, "root element is not a stream");
             if (f.default_ns_ != f.opts_.content_namespace)
@@ -131,6 +133,8 @@ struct Framer::Impl {
         // For an empty-element tag expat reports the whole tag to the start handler and a count of
         // 0 here.
         uint64_t end = cnt == 0 ? f.stanza_start_ + f.stanza_start_len_ : idx + cnt;
+        if (end - f.stanza_start_ > f.opts_.max_stanza_size)
+            return f.fail(StreamErrorCondition::policy_violation, "stanza too large");
         Event ev;
         ev.raw = f.raw_.substr(f.stanza_start_ - f.raw_base_, end - f.stanza_start_);
         ev.name = f.stanza_name_;
@@ -250,7 +254,7 @@ void Framer::restart() {
     pending_ws_.clear();
     depth_ = 0;
     utf8_need_ = utf8_cp_ = utf8_len_ = 0;
-    header_seen_ = awaiting_restart_ = closed_ = failed_ = false;
+    header_seen_ = prolog_started_ = awaiting_restart_ = closed_ = failed_ = false;
     Impl::create(*this);
 }
 
@@ -289,11 +293,27 @@ void Framer::feed(std::string_view bytes) {
         if (!all_ws(bytes)) fail(StreamErrorCondition::policy_violation, "data after STARTTLS");
         return;
     }
+    if (!header_seen_ && !prolog_started_) {
+        // Expat tokenises a prolog name run ("garbage") without judging it until a delimiter
+        // arrives; a peer speaking another protocol is better told at its first byte.
+        for (char ch : bytes) {
+            if (is_xml_ws(ch)) continue;
+            if (ch != '<' && static_cast<unsigned char>(ch) < 0x80)
+                return fail(StreamErrorCondition::not_well_formed, "no XML stream");
+            prolog_started_ = true;
+            break;
+        }
+    }
     // Expat would also reject malformed UTF-8, but as a generic not-well-formed; RFC 6120 4.9.3.22
-    // names unsupported-encoding for it.
-    for (char ch : bytes) {
-        auto b = static_cast<unsigned char>(ch);
+    // names unsupported-encoding for it. The valid prefix is still parsed so that stanzas completed
+    // before the bad byte come out however the input was split.
+    size_t valid = bytes.size(); // length of the prefix that contains no invalid sequence
+    bool bad_utf8 = false;
+    size_t seq_start = 0; // where the open sequence began in this chunk (0 if in an earlier one)
+    for (size_t i = 0; i < bytes.size() && !bad_utf8; ++i) {
+        auto b = static_cast<unsigned char>(bytes[i]);
         if (utf8_need_ == 0) {
+            seq_start = i;
             if (b < 0x80) continue;
             if (b >= 0xc2 && b <= 0xdf) {
                 utf8_need_ = 1, utf8_cp_ = b & 0x1f, utf8_len_ = 2;
@@ -302,19 +322,23 @@ void Framer::feed(std::string_view bytes) {
             } else if (b >= 0xf0 && b <= 0xf4) {
                 utf8_need_ = 3, utf8_cp_ = b & 0x07, utf8_len_ = 4;
             } else {
-                return fail(StreamErrorCondition::unsupported_encoding, "invalid UTF-8");
+                bad_utf8 = true;
             }
-            continue;
+        } else if ((b & 0xc0) != 0x80) {
+            bad_utf8 = true;
+        } else {
+            utf8_cp_ = (utf8_cp_ << 6) | (b & 0x3f);
+            if (--utf8_need_ == 0) {
+                bool overlong =
+                    (utf8_len_ == 3 && utf8_cp_ < 0x800) || (utf8_len_ == 4 && utf8_cp_ < 0x10000);
+                bool surrogate = utf8_cp_ >= 0xd800 && utf8_cp_ <= 0xdfff;
+                bad_utf8 = overlong || surrogate || utf8_cp_ > 0x10ffff;
+            }
         }
-        if ((b & 0xc0) != 0x80) return fail(StreamErrorCondition::unsupported_encoding, "invalid UTF-8");
-        utf8_cp_ = (utf8_cp_ << 6) | (b & 0x3f);
-        if (--utf8_need_ == 0) {
-            bool overlong = (utf8_len_ == 3 && utf8_cp_ < 0x800) || (utf8_len_ == 4 && utf8_cp_ < 0x10000);
-            bool surrogate = utf8_cp_ >= 0xd800 && utf8_cp_ <= 0xdfff;
-            if (overlong || surrogate || utf8_cp_ > 0x10ffff)
-                return fail(StreamErrorCondition::unsupported_encoding, "invalid UTF-8");
-        }
+        // The bad sequence's own bytes stay away from expat, which would call them not-well-formed.
+        if (bad_utf8) valid = seq_start;
     }
+    bytes = bytes.substr(0, valid);
     raw_.append(bytes);
     XML_Parser p = static_cast<XML_Parser>(parser_);
     constexpr size_t kChunk = 1 << 20; // XML_Parse takes an int length
@@ -328,9 +352,11 @@ void Framer::feed(std::string_view bytes) {
             if (e != XML_ERROR_ABORTED && !failed_) fail(Impl::map_error(e), XML_ErrorString(e));
         }
     }
+    if (bad_utf8 && !failed_ && !closed_ && !awaiting_restart_)
+        fail(StreamErrorCondition::unsupported_encoding, "invalid UTF-8");
     if (awaiting_restart_ && !failed_) {
         size_t after = static_cast<size_t>(consumed_ - raw_base_);
-        if (after < raw_.size() && !all_ws(std::string_view(raw_).substr(after))) {
+        if (bad_utf8 || (after < raw_.size() && !all_ws(std::string_view(raw_).substr(after)))) {
             events_.pop_back(); // the starttls event: do not proceed with a poisoned connection
             fail(StreamErrorCondition::policy_violation, "data after STARTTLS");
         }

@@ -98,6 +98,7 @@ class Framer {
     uint32_t utf8_len_ = 0;  // total length of the current sequence
     bool in_parse_ = false;
     bool header_seen_ = false;
+    bool prolog_started_ = false;
     bool awaiting_restart_ = false;
     bool closed_ = false;
     bool failed_ = false;

@@ -17,9 +17,9 @@ using namespace edgepair::http;
 
 namespace {
 
-#define EP_CHECK(cond)                                                                                           \
-    do {                                                                                                         \
-        if (!(cond)) __builtin_trap();                                                                           \
+#define EP_CHECK(cond)                                                                                       \
+    do {                                                                                                     \
+        if (!(cond)) __builtin_trap();                                                                       \
     } while (0)
 
 struct Mode {
@@ -81,7 +81,8 @@ template <class NextPiece> std::string drive(const Mode& m, std::string_view in,
                 t += "H";
                 t += m.kind == H1Parser::Kind::Request ? p.request().method + " " + p.request().target
                                                        : std::to_string(p.response().status);
-                for (const auto& f : p.headers()) t += "|" + f.name + ":" + f.value;
+                for (const auto& f : p.headers())
+                    t += "|" + f.name + ":" + f.value;
                 t += p.keep_alive() ? "+ka" : "-ka";
                 t += "\n";
                 break;
@@ -126,9 +127,12 @@ template <class NextPiece> std::string drive(const Mode& m, std::string_view in,
         off += n;
     }
     if (!dead) {
+        EP_CHECK(total_consumed == in.size());
         auto r = p.finish();
-        if (r.status == H1Parser::Status::MessageComplete) t += "F" + std::to_string(body.size()) + ":" + body + "\n";
-        else if (r.status == H1Parser::Status::Error) t += std::string("X") + std::string(reason_name(p.error().reason));
+        if (r.status == H1Parser::Status::MessageComplete)
+            t += "F" + std::to_string(body.size()) + ":" + body + "\n";
+        else if (r.status == H1Parser::Status::Error)
+            t += std::string("X") + std::string(reason_name(p.error().reason));
     }
     return t;
 }

@@ -15,12 +15,14 @@ using namespace edgepair::http;
 
 namespace {
 
-#define EP_CHECK(cond)                                                                                           \
-    do {                                                                                                         \
-        if (!(cond)) __builtin_trap();                                                                           \
+#define EP_CHECK(cond)                                                                                       \
+    do {                                                                                                     \
+        if (!(cond)) __builtin_trap();                                                                       \
     } while (0)
 
-bool contains(std::string_view s, std::string_view needle) { return s.find(needle) != std::string_view::npos; }
+bool contains(std::string_view s, std::string_view needle) {
+    return s.find(needle) != std::string_view::npos;
+}
 
 bool ends_with(std::string_view s, std::string_view tail) {
     return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
@@ -44,7 +46,8 @@ void check_path(std::string_view p) {
                 EP_CHECK((h >= '0' && h <= '9') || (h >= 'A' && h <= 'F'));
             }
             std::string_view enc = p.substr(i, 3);
-            EP_CHECK(enc != "%2F" && enc != "%5C" && enc != "%00" && enc != "%0D" && enc != "%0A" && enc != "%2E");
+            EP_CHECK(enc != "%2F" && enc != "%5C" && enc != "%00" && enc != "%0D" && enc != "%0A" &&
+                     enc != "%2E");
         }
     }
 }

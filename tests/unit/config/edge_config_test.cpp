@@ -210,6 +210,7 @@ limits: {max_header_bytes: 16x}
     INFO(cfg.error().message);
     CHECK(diag.errors.size() == 7);
     CHECK(error_for(diag, "workers").line == 2);
+    CHECK(error_for(diag, "workers").message == "value 65 out of range 1..64");
     CHECK(error_for(diag, "log.level").line == 3);
     CHECK(error_for(diag, "tls.default_certificate.key").str() ==
           e.conf.string() + "/multi-e.yaml:7: tls.default_certificate.key: cannot read file "
@@ -233,11 +234,20 @@ TEST_CASE("edge-e: missing required keys", "[config][edge_e]") {
     REQUIRE_FALSE(cfg);
     CHECK(error_for(diag, "node_name").line == 0);
     CHECK(error_for(diag, "node_name").message == "missing required key");
-    CHECK(error_for(diag, "link.tls_verify_subject_name").line == 7); // the "link:" line after the removal
+    CHECK(error_for(diag, "link.tls_verify_subject_name").line == 8); // the "link:" line after the removal
 }
 
-TEST_CASE("edge-e: node_name must be an FQDN", "[config][edge_e]") {
+TEST_CASE("edge-e: node_name must be an FQDN; workers auto or a number", "[config][edge_e]") {
     auto& e = env();
+    Diagnostics dw;
+    REQUIRE_FALSE(load_edge_e_config(e.write("workers-e.yaml", kEdgeE + "workers: lots\n"), &dw));
+    CHECK(error_for(dw, "workers").str() ==
+          e.conf.string() +
+              "/workers-e.yaml:12: workers: expected \"auto\" or an integer 1..64, got \"lots\"");
+    auto four = load_edge_e_config(e.write("workers4-e.yaml", kEdgeE + "workers: 4\n"));
+    REQUIRE(four);
+    CHECK(four->workers == 4);
+
     Diagnostics diag;
     auto cfg =
         load_edge_e_config(e.write("fqdn-e.yaml", replace(kEdgeE, "expe1.example.com", "expe1")), &diag);
@@ -306,7 +316,7 @@ TEST_CASE("edge-e: SNI certificates take their domains from SANs unless given", 
     CHECK_FALSE(cfg->tls.certificates[1].domains_from_san);
     REQUIRE(diag.warnings.size() == 1);
     CHECK(diag.warnings[0].key == "tls.certificates[1].domains[0]");
-    CHECK(diag.warnings[0].line == 11);
+    CHECK(diag.warnings[0].line == 10);
 }
 
 TEST_CASE("edge-e: a domain served by two SNI certificates is an error", "[config][edge_e]") {
@@ -348,6 +358,17 @@ TEST_CASE("edge-e: listeners on the same port conflict", "[config][edge_e]") {
     Diagnostics diag;
     REQUIRE_FALSE(load_edge_e_config(e.write("conflict-e.yaml", text), &diag));
     CHECK(error_for(diag, "listeners.xmpp.listen").line == 9);
+}
+
+TEST_CASE("edge-e: an admin listener beyond loopback is a warning", "[config][edge_e]") {
+    auto& e = env();
+    Diagnostics diag;
+    auto cfg = load_edge_e_config(e.write("admin-e.yaml", kEdgeE + "admin: {listen: 0.0.0.0:9901}\n"), &diag);
+    REQUIRE(cfg);
+    REQUIRE(diag.warnings.size() == 1);
+    CHECK(diag.warnings[0].str() ==
+          e.conf.string() + "/admin-e.yaml:12: admin.listen: warning: 0.0.0.0:9901 is reachable beyond "
+                            "this host; the admin endpoint has no authentication");
 }
 
 TEST_CASE("file-level problems of a whole config", "[config][edge_e]") {

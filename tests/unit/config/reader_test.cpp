@@ -91,6 +91,11 @@ TEST_CASE("unknown key is reported at its line with a suggestion", "[config][rea
     });
     require_error(d, 3, "link.lsiten", "unknown key \"lsiten\" (did you mean \"listen\"?)");
 
+    // Two edits would turn "foo" into "log": too far to be a useful hint for a short word.
+    auto short_word = read("foo: 1\n", [](const Node& root) { (void)root.as_map({"log", "link"}); });
+    require_error(short_word, 1, "foo", "unknown key \"foo\"");
+    CHECK_THAT(short_word.errors[0].message, !Catch::Contains("did you mean"));
+
     auto far = read("colour: red\n", [](const Node& root) { (void)root.as_map({"listen"}); });
     require_error(far, 1, "colour", "unknown key \"colour\"");
     CHECK_THAT(far.errors[0].message, !Catch::Contains("did you mean"));

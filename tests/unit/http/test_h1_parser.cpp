@@ -230,6 +230,12 @@ TEST_CASE("h1: EOF handling", "[http][h1]") {
         CHECK_FALSE(r.failed);
         CHECK(r.messages == 1);
     }
+    SECTION("EOF after a stray CRLF between messages is clean") {
+        H1Parser p(H1Parser::Kind::Request);
+        auto r = run(p, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n", -1, true);
+        CHECK_FALSE(r.failed);
+        CHECK(r.messages == 1);
+    }
     SECTION("EOF inside a body") {
         H1Parser p(H1Parser::Kind::Request);
         auto r = run(p, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab", -1, true);

@@ -30,18 +30,21 @@ TEST_CASE("backoff: delays stay within [min, max] and grow towards the cap", "[l
 TEST_CASE("backoff: jitter differs between seeds; degenerate bounds are safe", "[link][backoff]") {
     Backoff a(100, 60000, 1), b(100, 60000, 2);
     int same = 0;
-    for (int i = 0; i < 20; ++i) same += a.next() == b.next();
+    for (int i = 0; i < 20; ++i)
+        same += a.next() == b.next();
     CHECK(same < 5);
     Backoff z(0, 0, 3); // a zero floor would busy-loop redials; it is raised to 1 ms
     CHECK(z.next() == 1);
     Backoff inv(500, 100, 4); // cap below floor: the floor wins
     CHECK(inv.next() == 500);
     Backoff huge(1, UINT64_MAX / 2, 5);
-    for (int i = 0; i < 200; ++i) REQUIRE(huge.next() <= UINT64_MAX / 2);
+    for (int i = 0; i < 200; ++i)
+        REQUIRE(huge.next() <= UINT64_MAX / 2);
 }
 
 TEST_CASE("control framing: split and coalesced messages; oversize rejected", "[link][control]") {
-    std::string wire = frame_control(R"({"a":1})") + frame_control("") + frame_control(std::string(70000, 'x'));
+    std::string wire =
+        frame_control(R"({"a":1})") + frame_control("") + frame_control(std::string(70000, 'x'));
     std::vector<std::string> got;
     ControlDecoder d(1 << 20);
     for (size_t i = 0; i < wire.size(); i += 7)

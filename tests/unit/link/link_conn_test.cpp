@@ -19,8 +19,10 @@ struct Echo : StreamHandler {
     void on_data(LinkStream& s, const char* d, size_t n) override {
         stream = &s;
         received += n;
-        if (s.kind() == StreamKind::Http) body.append(d, n);
-        else s.write(std::string_view(d, n));
+        if (s.kind() == StreamKind::Http)
+            body.append(d, n);
+        else
+            s.write(std::string_view(d, n));
         if (consume) s.consumed(n);
     }
     void on_end(LinkStream& s) override {
@@ -103,8 +105,8 @@ TEST_CASE("link: no credential checker means every login is refused", "[link]") 
 }
 
 TEST_CASE("link: HTTP stream with a body both ways", "[link]") {
+    EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
-    EchoServer srv;
     srv.attach(p);
     p.start();
     REQUIRE(p.wait_up());
@@ -148,7 +150,8 @@ TEST_CASE("link: GET without a body, response without a body", "[link]") {
     p.start();
     REQUIRE(p.wait_up());
     Recorder r;
-    REQUIRE(p.e->open_stream(StreamKind::Http, {{":method", "GET"}, {":path", "/x"}, {":authority", "a"}}, &r, true));
+    REQUIRE(p.e->open_stream(StreamKind::Http, {{":method", "GET"}, {":path", "/x"}, {":authority", "a"}}, &r,
+                             true));
     REQUIRE(run_until(p.loop, [&] { return r.closed; }));
     CHECK(r.status == "204");
     CHECK(r.ended);
@@ -156,8 +159,8 @@ TEST_CASE("link: GET without a body, response without a body", "[link]") {
 }
 
 TEST_CASE("link: byte stream echo with session headers", "[link]") {
+    EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
-    EchoServer srv;
     srv.attach(p);
     p.start();
     REQUIRE(p.wait_up());
@@ -169,7 +172,8 @@ TEST_CASE("link: byte stream echo with session headers", "[link]") {
                                &r);
     REQUIRE(s);
     std::string payload;
-    for (int i = 0; i < 3000; ++i) payload += "REGISTER sip:example.com SIP/2.0\r\n";
+    for (int i = 0; i < 3000; ++i)
+        payload += "REGISTER sip:example.com SIP/2.0\r\n";
     s->write(payload);
     s->end();
     REQUIRE(run_until(p.loop, [&] { return r.closed; }));
@@ -196,8 +200,8 @@ TEST_CASE("link: an unhandled stream is refused, the link stays up", "[link]") {
 }
 
 TEST_CASE("link: 1000 concurrent streams over one link all complete", "[link]") {
+    EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
-    EchoServer srv;
     srv.attach(p);
     p.start();
     REQUIRE(p.wait_up());
@@ -207,7 +211,8 @@ TEST_CASE("link: 1000 concurrent streams over one link all complete", "[link]") 
     for (int i = 0; i < N; ++i) {
         auto kind = i % 2 ? StreamKind::Http : StreamKind::Xmpp;
         auto* s = p.e->open_stream(
-            kind, {{":method", "POST"}, {":path", "/s/" + std::to_string(i)}, {":authority", "a"}}, &rs[size_t(i)]);
+            kind, {{":method", "POST"}, {":path", "/s/" + std::to_string(i)}, {":authority", "a"}},
+            &rs[size_t(i)]);
         REQUIRE(s);
         s->write("payload-" + std::to_string(i));
         ss.push_back(s);
@@ -215,7 +220,8 @@ TEST_CASE("link: 1000 concurrent streams over one link all complete", "[link]") 
     CHECK(p.e->streams_open() == size_t(N));
     // End them only once all are open on edge-c too, so they really are concurrent.
     REQUIRE(run_until(p.loop, [&] { return p.c->streams_open() == size_t(N); }));
-    for (auto* s : ss) s->end();
+    for (auto* s : ss)
+        s->end();
     REQUIRE(run_until(p.loop, [&] {
         for (auto& r : rs)
             if (!r.closed) return false;
@@ -225,8 +231,10 @@ TEST_CASE("link: 1000 concurrent streams over one link all complete", "[link]") 
         auto& r = rs[size_t(i)];
         INFO("stream " << i);
         REQUIRE(r.error.empty());
-        if (i % 2) CHECK(r.body == "echo:/s/" + std::to_string(i) + ":payload-" + std::to_string(i));
-        else CHECK(r.body == "payload-" + std::to_string(i));
+        if (i % 2)
+            CHECK(r.body == "echo:/s/" + std::to_string(i) + ":payload-" + std::to_string(i));
+        else
+            CHECK(r.body == "payload-" + std::to_string(i));
     }
     CHECK(p.e->streams_open() == 0);
     CHECK(p.c->streams_open() == 0);
@@ -234,8 +242,8 @@ TEST_CASE("link: 1000 concurrent streams over one link all complete", "[link]") 
 }
 
 TEST_CASE("link: a reader that never consumes stalls only its own stream", "[link]") {
+    EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
-    EchoServer srv;
     srv.attach(p);
     p.start();
     REQUIRE(p.wait_up());
@@ -246,7 +254,8 @@ TEST_CASE("link: a reader that never consumes stalls only its own stream", "[lin
     REQUIRE(a);
     std::string mib(1024 * 1024, 'a');
     CHECK_FALSE(a->write(mib)); // above the high watermark: the caller is told to pause
-    REQUIRE(run_until(p.loop, [&] { return srv.handlers.size() == 1 && srv.handlers[0]->received >= p.co.stream_window; }));
+    REQUIRE(run_until(
+        p.loop, [&] { return srv.handlers.size() == 1 && srv.handlers[0]->received >= p.co.stream_window; }));
     srv.consume = true;
     // Stream B, opened while A is stuck: 4 MiB echoed through (more than the stream and connection
     // windows would allow if A's unconsumed bytes counted against the connection).
@@ -259,10 +268,12 @@ TEST_CASE("link: a reader that never consumes stalls only its own stream", "[lin
         size_t n = std::min<size_t>(64 * 1024, big.size() - sent);
         bool more = b->write(std::string_view(big).substr(sent, n));
         sent += n;
-        if (!more) REQUIRE(run_until(p.loop, [&] { return b->pending_output() <= p.eo.stream_high_watermark / 2; }));
+        if (!more)
+            REQUIRE(run_until(p.loop, [&] { return b->pending_output() <= p.eo.stream_high_watermark / 2; }));
     }
     b->end();
-    REQUIRE(run_until(p.loop, [&] { return rb.closed; }, 8000));
+    REQUIRE(run_until(
+        p.loop, [&] { return rb.closed; }, 8000));
     CHECK(rb.error.empty());
     CHECK(rb.body.size() == big.size());
     // A is still stuck exactly at its window.
@@ -274,19 +285,21 @@ TEST_CASE("link: a reader that never consumes stalls only its own stream", "[lin
     h.consume = true;
     h.stream->consumed(h.received);
     a->end();
-    REQUIRE(run_until(p.loop, [&] { return ra.closed; }, 8000));
+    REQUIRE(run_until(
+        p.loop, [&] { return ra.closed; }, 8000));
     CHECK(ra.error.empty());
     CHECK(ra.body.size() == mib.size());
 }
 
 TEST_CASE("link: link loss ends every stream with a reason", "[link]") {
+    EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
-    EchoServer srv;
     srv.attach(p);
     p.start();
     REQUIRE(p.wait_up());
     std::vector<Recorder> rs(10);
-    for (auto& r : rs) REQUIRE(p.e->open_stream(StreamKind::Sip, {}, &r));
+    for (auto& r : rs)
+        REQUIRE(p.e->open_stream(StreamKind::Sip, {}, &r));
     REQUIRE(run_until(p.loop, [&] { return p.c->streams_open() == rs.size(); }));
     p.c->connection().abort("simulated network failure");
     REQUIRE(run_until(p.loop, [&] { return p.e_closed && p.c_closed; }));
@@ -304,11 +317,11 @@ TEST_CASE("link: link loss ends every stream with a reason", "[link]") {
 }
 
 TEST_CASE("link: keep-alive detects a peer that stopped answering", "[link]") {
+    EchoServer srv;
     LinkPair p;
     p.eo.ping_interval_ms = 50;
     p.eo.ping_timeout_ms = 150;
     p.co.ping_interval_ms = 60000; // the silent side must not ping on its own
-    EchoServer srv;
     srv.attach(p);
     p.start();
     REQUIRE(p.wait_up());
@@ -317,15 +330,16 @@ TEST_CASE("link: keep-alive detects a peer that stopped answering", "[link]") {
     run_for(p.loop, 300); // pings are answered: still up
     CHECK(p.e->up());
     p.c->connection().pause_reading();
-    REQUIRE(run_until(p.loop, [&] { return p.e_closed; }, 3000));
+    REQUIRE(run_until(
+        p.loop, [&] { return p.e_closed; }, 3000));
     CHECK(p.e->last_error().find("keep-alive timeout") != std::string::npos);
     CHECK(r.closed);
     CHECK(r.error.find("link lost: keep-alive timeout") == 0);
 }
 
 TEST_CASE("link: graceful shutdown lets open streams finish", "[link]") {
+    EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
-    EchoServer srv;
     srv.attach(p);
     p.start();
     REQUIRE(p.wait_up());

@@ -26,7 +26,8 @@ inline bool run_until(core::Loop& loop, const std::function<bool()>& pred, uint6
             loop.stop();
             return;
         }
-        auto el = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        auto el =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
         if (uint64_t(el.count()) >= ms) {
             loop.stop();
             return;
@@ -41,7 +42,8 @@ inline bool run_until(core::Loop& loop, const std::function<bool()>& pred, uint6
 }
 
 inline void run_for(core::Loop& loop, uint64_t ms) {
-    run_until(loop, [] { return false; }, ms);
+    run_until(
+        loop, [] { return false; }, ms);
 }
 
 struct LinkPair {
@@ -61,7 +63,9 @@ struct LinkPair {
     LinkPair() {
         eo.role = Role::Opener;
         eo.node_name = "expe1";
-        eo.check_credentials = [](std::string_view u, std::string_view p) { return u == "zone" && p == "s3cret"; };
+        eo.check_credentials = [](std::string_view u, std::string_view p) {
+            return u == "zone" && p == "s3cret";
+        };
         co.role = Role::Acceptor;
         co.node_name = "expc1";
         co.peer_name = "expe1.example.com";
@@ -87,7 +91,8 @@ struct LinkPair {
         });
         lis = std::move(*l);
         std::string err;
-        auto conn = net::Connection::connect(loop, lis->address(), cctx ? cctx->new_ssl(dial_name) : nullptr, &err);
+        auto conn =
+            net::Connection::connect(loop, lis->address(), cctx ? cctx->new_ssl(dial_name) : nullptr, &err);
         c = std::make_unique<LinkConn>(loop, std::move(conn), co, reg_c);
         LinkCallbacks cb;
         cb.on_up = [this] { c_up = true; };
@@ -104,7 +109,8 @@ struct LinkPair {
     }
 
     bool wait_up(uint64_t ms = 5000) {
-        return run_until(loop, [&] { return e_up && c_up; }, ms);
+        return run_until(
+            loop, [&] { return e_up && c_up; }, ms);
     }
 };
 

@@ -183,6 +183,14 @@ TEST_CASE("edge config errors", "[mra][edgeconfig]") {
     REQUIRE_FALSE(off.ok());
     CHECK_THAT(off.error().message, Catch::Contains("neither SIP"));
 
+    EdgeAddresses bad = edge();
+    bad.route_params = "x>;evil";
+    CHECK_FALSE(edge_config_for(*snap, "example.com", bad).ok());
+    bad = edge();
+    bad.fqdn = "expe1.example.com\n<x/>";
+    CHECK_FALSE(edge_config_for(*snap, "example.com", bad).ok());
+    CHECK_FALSE(edge_config_for(*snap, "example.com", edge(), std::string("a&b")).ok());
+
     SnapshotInput in;
     Domain d{"lonely.example.com", "", {}};
     d.services.sip_on_ucm = true;
