@@ -4,7 +4,10 @@
 
 #include "common/config/apply_logging.h"
 #include "common/core/version.h"
+#include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
+#include "edge-c/snapshot_input.h"
+#include "edge-c/stream_router.h"
 
 namespace edgepair::edge_c {
 
@@ -15,6 +18,75 @@ net::SockAddr to_sockaddr(const config::Address& a) {
     return r ? *r : net::SockAddr{};
 }
 } // namespace
+
+// ---- CWorker ----
+
+void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
+    // The callbacks need the dialer they belong to, which exists only after construction.
+    auto self = std::make_shared<link::LinkDialer*>(nullptr);
+    link::LinkCallbacks cb;
+    cb.on_up = [this, self] {
+        link::LinkDialer* d = *self;
+        EP_INFO("link", "worker {}: link to {} is up", worker_.index(), d->peer_name());
+        if (push_ && d->link()) d->link()->send_control(*push_);
+        refresh_status();
+    };
+    cb.on_close = [this](std::string_view) { worker_.loop().post([this] { refresh_status(); }); };
+    cb.on_control_message = [this, peer](std::string_view msg) {
+        if (mra::control_type(msg) == "hello") app_.on_peer_hello(peer, mra::control_uint(msg, "workers", 1));
+    };
+    cb.on_stream = [this](link::LinkStream* s, const link::Headers& h) { serve_stream(*this, s, h); };
+    auto d =
+        std::make_unique<link::LinkDialer>(worker_.loop(), std::move(cfg), app_.metrics(), std::move(cb));
+    *self = d.get();
+    link::LinkDialer* raw = d.get();
+    dialers_.emplace_back(peer, std::move(d));
+    raw->start();
+    if (!status_timer_) {
+        status_timer_ = std::make_unique<core::Timer>(worker_.loop(), [this] {
+            refresh_status();
+            status_timer_->arm(1000);
+        });
+        status_timer_->arm(1000);
+    }
+}
+
+void CWorker::stop_dialers() {
+    for (auto& [p, d] : dialers_)
+        d->stop();
+}
+
+void CWorker::apply(std::shared_ptr<const mra::Snapshot> snap, std::shared_ptr<const std::string> push) {
+    snapshot_ = std::move(snap);
+    push_ = std::move(push);
+    for (auto& [p, d] : dialers_)
+        if (d->up()) d->link()->send_control(*push_);
+}
+
+void CWorker::refresh_status() {
+    std::string js;
+    int up = 0;
+    for (auto& [p, d] : dialers_) {
+        if (!js.empty()) js += ',';
+        if (d->link())
+            js += d->link()->status_json();
+        else
+            js +=
+                fmt::format("{{\"peer_name\":{},\"state\":\"connecting\",\"attempts\":{},\"last_error\":{}}}",
+                            admin::json_str(d->peer_name()), d->attempts(), admin::json_str(d->last_error()));
+        if (d->up()) ++up;
+    }
+    std::lock_guard<std::mutex> lk(status_mu_);
+    links_json_ = std::move(js);
+    links_up_ = up;
+}
+
+std::string CWorker::links_json() const {
+    std::lock_guard<std::mutex> lk(status_mu_);
+    return links_json_;
+}
+
+// ---- EdgeC ----
 
 EdgeC::EdgeC(std::string config_path, config::EdgeCConfig cfg) : config_path_(std::move(config_path)) {
     // Registered up front so both results show (at 0) before the first reload.
@@ -55,14 +127,85 @@ int EdgeC::run() {
     admin_ = std::move(*admin);
     admin::install_standard_routes(
         *admin_, metrics_, [this] { return ready_reason(); }, [this] { return status_json(); });
+    for (auto& w : process_->workers())
+        workers_.push_back(std::make_unique<CWorker>(*this, *w));
     process_->start_workers([](core::Worker&) {});
     process_->on_reload([this] { reload(); });
     process_->on_drain([this] { drain(); });
+    publish_snapshot();
+    start_links();
     EP_INFO("edge-c", "edge-c {} started: node {}, {} workers, admin {}", kVersion, cfg.node_name,
             process_->workers().size(), admin_->address().str());
     process_->run();
     EP_INFO("edge-c", "edge-c stopped");
     return 0;
+}
+
+link::LinkDialer::Config EdgeC::dialer_config(size_t peer) {
+    auto& cfg = gen_->cfg;
+    link::LinkDialer::Config d;
+    d.address = peer_addrs_[peer];
+    d.peer_name = cfg.link.peers[peer].host;
+    d.tls = gen_->link_tls;
+    d.link.role = link::Role::Acceptor;
+    d.link.node_name = cfg.node_name;
+    d.link.username = cfg.link.username;
+    d.link.password = cfg.link.password;
+    d.link.ping_interval_ms = uint64_t(cfg.link.ping_interval.count());
+    d.link.ping_timeout_ms = uint64_t(cfg.link.ping_timeout.count());
+    d.backoff_min_ms = uint64_t(cfg.link.reconnect_min.count());
+    d.backoff_max_ms = uint64_t(cfg.link.reconnect_max.count());
+    return d;
+}
+
+void EdgeC::start_links() {
+    auto& peers = gen_->cfg.link.peers;
+    for (size_t p = 0; p < peers.size(); ++p) {
+        // Peers are resolved once at start-up, on the main thread, before any worker serves traffic.
+        auto a = peers[p].kind == config::Address::Kind::Name
+                     ? net::resolve_blocking(peers[p].host, peers[p].port)
+                     : net::numeric_addr(peers[p].host, peers[p].port);
+        if (!a) {
+            EP_ERROR("link", "link.peers[{}] {}: {}", p, peers[p].str(), a.error().message);
+            peer_addrs_.push_back(net::SockAddr{});
+            dialers_per_peer_.push_back(0);
+            continue;
+        }
+        peer_addrs_.push_back(*a);
+        dialers_per_peer_.push_back(0);
+        on_peer_hello(p, 1);
+    }
+}
+
+void EdgeC::on_peer_hello(size_t peer, unsigned workers) {
+    process_->main_loop().post([this, peer, workers] {
+        if (draining_ || peer >= dialers_per_peer_.size()) return;
+        unsigned want = std::min(workers, 16u); // an edge-e with more workers still gets a bounded number
+        while (dialers_per_peer_[peer] < want) {
+            unsigned k = dialers_per_peer_[peer]++;
+            auto* w = workers_[(peer + k) % workers_.size()].get();
+            auto cfg = dialer_config(peer);
+            w->worker().loop().post(
+                [w, peer, cfg = std::move(cfg)]() mutable { w->add_dialer(peer, std::move(cfg)); });
+        }
+    });
+}
+
+void EdgeC::publish_snapshot() {
+    auto in = snapshot_input(gen_->cfg, nodes_);
+    auto push = std::make_shared<const std::string>(mra::snapshot_control(in));
+    auto snap = mra::build_snapshot(std::move(in));
+    if (!snap) {
+        snapshot_error_ = snap.error().message;
+        EP_ERROR("edge-c", "MRA configuration does not validate: {}", snapshot_error_);
+        return;
+    }
+    snapshot_error_.clear();
+    snapshot_ = *snap;
+    for (auto& w : (*snap)->warnings)
+        EP_WARN("edge-c", "{}", w);
+    auto sp = snapshot_;
+    process_->broadcast([this, sp, push](core::Worker& w) { workers_[w.index()]->apply(sp, push); });
 }
 
 void EdgeC::reload() {
@@ -72,18 +215,22 @@ void EdgeC::reload() {
     auto cfg = config::load_edge_c_config(config_path_, &diag);
     if (!cfg) {
         EP_ERROR("edge-c", "reload refused, keeping the running configuration:\n{}", cfg.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}}).inc();
+        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
+            .inc();
         return;
     }
-    for (auto& w : diag.warnings) EP_WARN("config", "{}", w.str());
+    for (auto& w : diag.warnings)
+        EP_WARN("config", "{}", w.str());
     auto g = build(std::move(*cfg));
     if (!g) {
         EP_ERROR("edge-c", "reload refused, keeping the running configuration: {}", g.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}}).inc();
+        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
+            .inc();
         return;
     }
     gen_ = *g;
     config::apply_logging(gen_->cfg.log);
+    publish_snapshot();
     ++reloads_;
     metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();
 }
@@ -94,31 +241,49 @@ void EdgeC::drain() {
         return;
     }
     draining_ = true;
-    EP_INFO("edge-c", "draining");
-    process_->stop();
+    EP_INFO("edge-c", "draining: closing links");
+    process_->broadcast([this](core::Worker& w) { workers_[w.index()]->stop_dialers(); });
+    auto timer = std::make_shared<std::unique_ptr<core::Timer>>();
+    *timer = std::make_unique<core::Timer>(process_->main_loop(), [this, timer] { process_->stop(); });
+    (*timer)->arm(500); // let the GOAWAYs reach edge-e
 }
 
 std::string EdgeC::ready_reason() {
     if (draining_) return "draining";
-    return "no traversal link to edge-e";
+    if (!snapshot_) return "MRA configuration invalid: " + snapshot_error_;
+    int up = 0;
+    for (auto& w : workers_)
+        up += w->links_up();
+    if (up == 0) return "no traversal link to edge-e";
+    return {};
 }
 
 std::string EdgeC::status_json() {
     auto& cfg = gen_->cfg;
     std::string peers;
-    for (auto& p : cfg.link.peers) peers += (peers.empty() ? "" : ",") + admin::json_str(p.str());
+    for (auto& p : cfg.link.peers)
+        peers += (peers.empty() ? "" : ",") + admin::json_str(p.str());
+    std::string links;
+    for (auto& w : workers_) {
+        auto j = w->links_json();
+        if (j.empty()) continue;
+        if (!links.empty()) links += ',';
+        links += j;
+    }
     std::string deployments;
-    for (auto& d : cfg.deployments) deployments += (deployments.empty() ? "" : ",") + admin::json_str(d);
+    for (auto& d : cfg.deployments)
+        deployments += (deployments.empty() ? "" : ",") + admin::json_str(d);
     std::string domains;
     for (auto& d : cfg.domains)
-        domains += (domains.empty() ? "" : ",") +
-                   fmt::format("{{\"name\":{},\"deployment\":{}}}", admin::json_str(d.name), admin::json_str(d.deployment));
+        domains += (domains.empty() ? "" : ",") + fmt::format("{{\"name\":{},\"deployment\":{}}}",
+                                                              admin::json_str(d.name),
+                                                              admin::json_str(d.deployment));
     return fmt::format("{{\"role\":\"edge-c\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
-                       "\"reloads\":{},\"draining\":{},\"link\":{{\"peers\":[{}],\"links\":[]}},"
+                       "\"reloads\":{},\"draining\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},"
                        "\"deployments\":[{}],\"domains\":[{}]}}\n",
                        admin::json_str(kVersion), admin::json_str(cfg.node_name),
-                       (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
-                       draining_ ? "true" : "false", peers, deployments, domains);
+                       (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(),
+                       reloads_, draining_ ? "true" : "false", peers, links, deployments, domains);
 }
 
 } // namespace edgepair::edge_c

@@ -4,12 +4,15 @@
 // It accepts no connection from outside (the admin endpoint listens on a management address).
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/admin/admin_server.h"
 #include "common/config/edge_c_config.h"
 #include "common/core/process.h"
+#include "common/link/link_dialer.h"
+#include "common/mra/snapshot.h"
 #include "common/net/tls_context.h"
 #include "common/obs/metrics.h"
 
@@ -20,12 +23,44 @@ struct Generation {
     std::shared_ptr<net::TlsClientContext> link_tls; // client cert + trusted CAs for edge-e
 };
 
+class EdgeC;
+
+// Per-worker state of edge-c: the link dialers this worker owns and the streams they carry.
+class CWorker {
+  public:
+    CWorker(EdgeC& app, core::Worker& w) : app_(app), worker_(w) {}
+    core::Worker& worker() { return worker_; }
+    EdgeC& app() { return app_; }
+    void add_dialer(size_t peer, link::LinkDialer::Config cfg);
+    void stop_dialers();
+    // The MRA snapshot requests are checked against (swapped whole, never edited).
+    void apply(std::shared_ptr<const mra::Snapshot> snap, std::shared_ptr<const std::string> push);
+    std::shared_ptr<const mra::Snapshot> snapshot() const { return snapshot_; }
+    std::string links_json() const;
+    int links_up() const { return links_up_.load(); }
+
+  private:
+    void refresh_status();
+    EdgeC& app_;
+    core::Worker& worker_;
+    std::vector<std::pair<size_t, std::unique_ptr<link::LinkDialer>>> dialers_;
+    std::shared_ptr<const mra::Snapshot> snapshot_;
+    std::shared_ptr<const std::string> push_; // the snapshot control message sent to edge-e
+    std::unique_ptr<core::Timer> status_timer_;
+    mutable std::mutex status_mu_;
+    std::string links_json_;
+    std::atomic<int> links_up_{0};
+};
+
 class EdgeC {
   public:
     EdgeC(std::string config_path, config::EdgeCConfig cfg);
     ~EdgeC();
     int run();
     obs::Registry& metrics() { return metrics_; }
+    std::shared_ptr<const Generation> gen() const { return gen_; }
+    // edge-e told us how many link connections it wants from us (one per edge-e worker).
+    void on_peer_hello(size_t peer, unsigned workers);
 
   private:
     Result<std::shared_ptr<const Generation>> build(config::EdgeCConfig cfg);
@@ -33,12 +68,21 @@ class EdgeC {
     void drain();
     std::string status_json();
     std::string ready_reason();
+    void start_links();
+    void publish_snapshot();
+    link::LinkDialer::Config dialer_config(size_t peer);
 
     std::string config_path_;
     obs::Registry metrics_;
     std::unique_ptr<core::Process> process_;
     std::unique_ptr<admin::Server> admin_;
     std::shared_ptr<const Generation> gen_;
+    std::vector<std::unique_ptr<CWorker>> workers_;
+    std::vector<net::SockAddr> peer_addrs_;
+    std::vector<unsigned> dialers_per_peer_;
+    std::vector<mra::UcNode> nodes_; // discovered (main loop only)
+    std::shared_ptr<const mra::Snapshot> snapshot_;
+    std::string snapshot_error_;
     uint64_t started_ms_ = 0;
     uint64_t reloads_ = 0;
     bool draining_ = false;

@@ -10,9 +10,8 @@
 namespace {
 
 int usage(int rc) {
-    std::fprintf(rc ? stderr : stdout,
-                 "usage: edge-c -c FILE [--check]\n"
-                 "       edge-c --version\n");
+    std::fprintf(rc ? stderr : stdout, "usage: edge-c -c FILE [--check]\n"
+                                       "       edge-c --version\n");
     return rc;
 }
 
@@ -24,12 +23,15 @@ int main(int argc, char** argv) {
     bool check = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "-c" || a == "--config") && i + 1 < argc) config_path = argv[++i];
-        else if (a == "--check") check = true;
+        if ((a == "-c" || a == "--config") && i + 1 < argc)
+            config_path = argv[++i];
+        else if (a == "--check")
+            check = true;
         else if (a == "--version") {
             std::printf("edge-c %s\n", kVersion);
             return 0;
-        } else if (a == "-h" || a == "--help") return usage(0);
+        } else if (a == "-h" || a == "--help")
+            return usage(0);
         else {
             std::fprintf(stderr, "edge-c: unknown argument \"%s\"\n", a.c_str());
             return usage(2);
@@ -39,7 +41,8 @@ int main(int argc, char** argv) {
 
     config::Diagnostics diag;
     auto cfg = config::load_edge_c_config(config_path, &diag);
-    for (auto& w : diag.warnings) std::fprintf(stderr, "%s\n", w.str().c_str());
+    for (auto& w : diag.warnings)
+        std::fprintf(stderr, "%s\n", w.str().c_str());
     if (!cfg) {
         std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
         return 1;

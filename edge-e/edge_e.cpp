@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include "common/config/apply_logging.h"
-#include "common/obs/log.h"
 #include "common/core/version.h"
+#include "common/link/peer_cert.h"
+#include "common/mra/snapshot_json.h"
+#include "common/obs/log.h"
 #include "edge-e/https_session.h"
 
 namespace edgepair::edge_e {
@@ -17,12 +19,15 @@ net::SockAddr to_sockaddr(const config::Address& a) {
     return r ? *r : net::SockAddr{};
 }
 
-int tls_version(config::TlsVersion v) { return v == config::TlsVersion::V1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
+int tls_version(config::TlsVersion v) {
+    return v == config::TlsVersion::V1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+}
 
 net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector<std::string> alpn) {
     net::TlsServerOptions o;
     o.default_cert = {cfg.tls.default_certificate.cert, cfg.tls.default_certificate.key, {}};
-    for (auto& c : cfg.tls.certificates) o.sni_certs.push_back({c.files.cert, c.files.key, c.domains});
+    for (auto& c : cfg.tls.certificates)
+        o.sni_certs.push_back({c.files.cert, c.files.key, c.domains});
     o.trusted_cas = cfg.tls.trusted_cas;
     o.min_version = tls_version(cfg.tls.min_version);
     o.session_tickets = cfg.tls.session_tickets;
@@ -94,6 +99,88 @@ void WorkerState::remove(ClientSession* s) {
     });
 }
 
+void WorkerState::accept_link(int fd) {
+    auto g = gen_;
+    auto conn = std::make_unique<net::Connection>(worker_.loop(), fd, g->link_tls->new_ssl(), true);
+    link::LinkOptions o;
+    o.role = link::Role::Opener;
+    o.node_name = g->cfg.node_name;
+    o.peer_name = conn->peer().str();
+    o.required_san = g->cfg.link.tls_verify_subject_name;
+    o.require_client_cert = true;
+    auto db = g->auth_db;
+    o.check_credentials = [db](std::string_view user, std::string_view pass) {
+        return db->verify(user, pass);
+    };
+    o.ping_interval_ms = uint64_t(g->cfg.link.ping_interval.count());
+    o.ping_timeout_ms = uint64_t(g->cfg.link.ping_timeout.count());
+    auto lc = std::make_unique<link::LinkConn>(worker_.loop(), std::move(conn), o, app_.metrics());
+    link::LinkConn* raw = lc.get();
+    unsigned workers = unsigned(app_.worker_count());
+    unsigned index = worker_.index();
+    raw->set_callbacks({
+        [this, raw, workers, index] {
+            EP_INFO("link", "worker {}: link from {} ({}) is up", worker_.index(), raw->status().peer_address,
+                    raw->peer_node());
+            // Tells edge-c how many link connections this edge-e wants: one per worker.
+            raw->send_control(fmt::format(R"({{"type":"hello","workers":{},"worker":{}}})", workers, index));
+            refresh_link_status();
+        },
+        [this, raw, index](std::string_view why) {
+            EP_INFO("link", "worker {}: link from {} closed: {}", worker_.index(), raw->status().peer_address,
+                    why);
+            // Not from inside the LinkConn's own callback: free it on the next loop turn.
+            worker_.loop().post([this, raw] {
+                std::erase_if(links_, [raw](auto& l) { return l.get() == raw; });
+                refresh_link_status();
+            });
+            app_.link_closed(index);
+        },
+        [this](std::string_view msg) { app_.on_control_message(std::string(msg)); },
+        nullptr,
+    });
+    links_.push_back(std::move(lc));
+    raw->start();
+    refresh_link_status();
+    if (!status_timer_) {
+        status_timer_ = std::make_unique<core::Timer>(worker_.loop(), [this] {
+            refresh_link_status();
+            status_timer_->arm(1000);
+        });
+        status_timer_->arm(1000);
+    }
+}
+
+link::LinkConn* WorkerState::pick_link() {
+    for (size_t i = 0; i < links_.size(); ++i) {
+        auto& l = links_[(next_link_ + i) % links_.size()];
+        if (l->up()) {
+            next_link_ = (next_link_ + i + 1) % links_.size();
+            return l.get();
+        }
+    }
+    return nullptr;
+}
+
+void WorkerState::refresh_link_status() {
+    std::string js;
+    int up = 0;
+    for (auto& l : links_) {
+        if (!js.empty()) js += ',';
+        js += l->status_json();
+        if (l->up()) ++up;
+    }
+    std::lock_guard<std::mutex> lk(status_mu_);
+    links_json_ = std::move(js);
+    links_up_ = up;
+    links_total_ = int(links_.size());
+}
+
+std::string WorkerState::links_json() const {
+    std::lock_guard<std::mutex> lk(status_mu_);
+    return links_json_;
+}
+
 // ---- EdgeE ----
 
 EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg) : config_path_(std::move(config_path)) {
@@ -126,6 +213,16 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
     }
     auto sip = net::TlsServerContext::create(sip_opts);
     if (!sip) return make_error("tls (sip listener): " + sip.error().message);
+    auto link_opts = server_options(cfg, {std::string(link::kAlpn)});
+    // The link presents the default certificate and demands edge-c's; the SNI store is for clients.
+    link_opts.sni_certs.clear();
+    link_opts.client_certs = net::ClientCertMode::Required;
+    auto link_tls = net::TlsServerContext::create(link_opts);
+    if (!link_tls) return make_error("tls (link listener): " + link_tls.error().message);
+    auto db = config::load_auth_db(cfg.link.auth_database);
+    if (!db) return make_error("link.auth_database: " + db.error().message);
+    gen->link_tls = *link_tls;
+    gen->auth_db = std::make_shared<const config::AuthDb>(std::move(*db));
     gen->https_tls = *https;
     gen->sip_tls = *sip;
     gen->cfg = std::move(cfg);
@@ -146,15 +243,81 @@ int EdgeE::run() {
     admin::install_standard_routes(
         *admin_, metrics_, [this] { return ready_reason(); }, [this] { return status_json(); });
 
-    for (auto& w : process_->workers()) workers_.push_back(std::make_unique<WorkerState>(*this, *w));
+    for (auto& w : process_->workers())
+        workers_.push_back(std::make_unique<WorkerState>(*this, *w));
+    pending_links_.assign(workers_.size(), 0);
     process_->start_workers([this](core::Worker& w) { workers_[w.index()]->apply(gen_); });
     process_->on_reload([this] { reload(); });
     process_->on_drain([this] { drain(); });
+    open_link_listener();
     EP_INFO("edge-e", "edge-e {} started: node {}, {} workers, admin {}", kVersion, cfg.node_name,
             process_->workers().size(), admin_->address().str());
     process_->run();
     EP_INFO("edge-e", "edge-e stopped");
     return 0;
+}
+
+void EdgeE::open_link_listener() {
+    std::string want = gen_->cfg.link.listen.str();
+    if (link_listener_ && want == link_listen_addr_) return;
+    link_listener_.reset();
+    // Accepted on the main loop and handed to the worker with the fewest links, so that every worker gets
+    // its own link (kernel SO_REUSEPORT hashing could put two on one worker and none on another).
+    auto l =
+        net::Listener::open(process_->main_loop(), to_sockaddr(gen_->cfg.link.listen), false,
+                            [this](int fd, const net::SockAddr& peer) {
+                                size_t best = 0;
+                                for (size_t i = 1; i < workers_.size(); ++i)
+                                    if (workers_[i]->links_total() + pending_links_[i] <
+                                        workers_[best]->links_total() + pending_links_[best])
+                                        best = i;
+                                ++pending_links_[best];
+                                EP_DEBUG("link", "link connection from {} -> worker {}", peer.str(), best);
+                                auto* ws = workers_[best].get();
+                                ws->worker().loop().post([this, ws, fd, best] {
+                                    ws->accept_link(fd);
+                                    process_->main_loop().post([this, best] { --pending_links_[best]; });
+                                });
+                            });
+    if (!l) {
+        EP_ERROR("edge-e", "link.listen {}: {}", want, l.error().message);
+        link_listen_addr_.clear();
+        return;
+    }
+    link_listener_ = std::move(*l);
+    link_listen_addr_ = want;
+}
+
+void EdgeE::link_closed(unsigned) {}
+
+void EdgeE::on_control_message(std::string msg) {
+    process_->main_loop().post([this, msg = std::move(msg)] {
+        auto j = mra::control_type(msg);
+        if (j == "snapshot") {
+            auto in = mra::snapshot_input_from_control(msg);
+            if (!in) {
+                EP_WARN("link", "edge-c pushed a bad snapshot: {}", in.error().message);
+                metrics_.counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
+                    .inc();
+                return;
+            }
+            auto snap = mra::build_snapshot(std::move(*in));
+            if (!snap) {
+                EP_WARN("link", "edge-c pushed a snapshot that does not validate: {}", snap.error().message);
+                metrics_.counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
+                    .inc();
+                return;
+            }
+            snapshot_ = *snap;
+            ++snapshots_applied_;
+            auto sp = snapshot_;
+            process_->broadcast([this, sp](core::Worker& w) { workers_[w.index()]->apply_snapshot(sp); });
+            EP_INFO("link", "applied snapshot from edge-c: {} domains, {} nodes, {} allow-list rules",
+                    sp->domains.size(), sp->nodes.size(), sp->allow_list.rules().size());
+        } else {
+            EP_DEBUG("link", "control message ignored: {}", j);
+        }
+    });
 }
 
 void EdgeE::reload() {
@@ -165,18 +328,22 @@ void EdgeE::reload() {
     if (!cfg) {
         // A bad edit must not take the appliance down: keep serving with the last good config.
         EP_ERROR("edge-e", "reload refused, keeping the running configuration:\n{}", cfg.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}}).inc();
+        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
+            .inc();
         return;
     }
-    for (auto& w : diag.warnings) EP_WARN("config", "{}", w.str());
+    for (auto& w : diag.warnings)
+        EP_WARN("config", "{}", w.str());
     auto g = build(std::move(*cfg));
     if (!g) {
         EP_ERROR("edge-e", "reload refused, keeping the running configuration: {}", g.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}}).inc();
+        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
+            .inc();
         return;
     }
     gen_ = *g;
     config::apply_logging(gen_->cfg.log);
+    open_link_listener();
     ++reloads_;
     metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();
     auto gen = gen_;
@@ -193,6 +360,7 @@ void EdgeE::drain() {
     draining_ = true;
     EP_INFO("edge-e", "draining: listeners closed, waiting for {} sessions", open_sessions_.load());
     process_->broadcast([this](core::Worker& w) { workers_[w.index()]->stop_listening(); });
+    link_listener_.reset();
     // Poll until the sessions are gone or the drain deadline passes.
     auto deadline = process_->main_loop().now_ms() + 10000;
     auto timer = std::make_shared<std::unique_ptr<core::Timer>>();
@@ -209,7 +377,12 @@ void EdgeE::drain() {
 
 std::string EdgeE::ready_reason() {
     if (draining_) return "draining";
-    return "no traversal link to edge-c";
+    int up = 0;
+    for (auto& w : workers_)
+        up += w->links_up();
+    if (up == 0) return "no traversal link to edge-c";
+    if (!snapshot_) return "no configuration pushed by edge-c yet";
+    return {};
 }
 
 std::string EdgeE::status_json() {
@@ -218,20 +391,41 @@ std::string EdgeE::status_json() {
     auto add_listener = [&](const char* name, const auto& section) {
         if (!section) return;
         if (!listeners.empty()) listeners += ',';
-        listeners += fmt::format("{{\"name\":\"{}\",\"address\":{}}}", name, admin::json_str(section->listen.str()));
+        listeners +=
+            fmt::format("{{\"name\":\"{}\",\"address\":{}}}", name, admin::json_str(section->listen.str()));
     };
     add_listener("https", cfg.listeners.https);
     add_listener("sip_tls", cfg.listeners.sip_tls);
     add_listener("xmpp", cfg.listeners.xmpp);
     std::string sni;
-    for (auto& n : gen_->https_tls->sni().names()) sni += (sni.empty() ? "" : ",") + admin::json_str(n);
-    return fmt::format("{{\"role\":\"edge-e\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
-                       "\"reloads\":{},\"draining\":{},\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[]}},"
-                       "\"sni_names\":[{}],\"sessions\":{}}}\n",
-                       admin::json_str(kVersion), admin::json_str(cfg.node_name),
-                       (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
-                       draining_ ? "true" : "false", listeners, admin::json_str(cfg.link.listen.str()), sni,
-                       open_sessions_.load());
+    for (auto& n : gen_->https_tls->sni().names())
+        sni += (sni.empty() ? "" : ",") + admin::json_str(n);
+    std::string links;
+    for (auto& w : workers_) {
+        auto j = w->links_json();
+        if (j.empty()) continue;
+        if (!links.empty()) links += ',';
+        links += j;
+    }
+    std::string snap = "null";
+    if (snapshot_) {
+        std::string domains;
+        for (auto& d : snapshot_->domains)
+            domains += (domains.empty() ? "" : ",") + admin::json_str(d.name);
+        std::string nodes;
+        for (auto& n : snapshot_->nodes)
+            nodes += (nodes.empty() ? "" : ",") + admin::json_str(n.name);
+        snap = fmt::format("{{\"applied\":{},\"domains\":[{}],\"nodes\":[{}],\"allow_list_rules\":{}}}",
+                           snapshots_applied_, domains, nodes, snapshot_->allow_list.rules().size());
+    }
+    return fmt::format(
+        "{{\"role\":\"edge-e\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
+        "\"reloads\":{},\"draining\":{},\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},"
+        "\"snapshot\":{},\"sni_names\":[{}],\"sessions\":{}}}\n",
+        admin::json_str(kVersion), admin::json_str(cfg.node_name),
+        (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
+        draining_ ? "true" : "false", listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni,
+        open_sessions_.load());
 }
 
 } // namespace edgepair::edge_e

@@ -36,8 +36,10 @@ class HttpsSession final : public ClientSession {
             off += r.consumed;
             if (r.status == http::H1Parser::Status::Error) {
                 auto& e = parser_->error();
-                ws_.app().metrics()
-                    .counter("edgepair_http_parse_errors_total", "Malformed HTTP requests", {{"reason", std::string(e.name())}})
+                ws_.app()
+                    .metrics()
+                    .counter("edgepair_http_parse_errors_total", "Malformed HTTP requests",
+                             {{"reason", std::string(e.name())}})
                     .inc();
                 EP_INFO("https", "{}: malformed request: {} ({})", conn_->peer().str(), e.name(), e.detail);
                 respond(e.status ? e.status : 400, std::string(e.name()), false);
@@ -57,9 +59,10 @@ class HttpsSession final : public ClientSession {
 
     void respond(int status, const std::string& msg, bool keep_alive) {
         std::string body = msg + "\n";
-        conn_->write(fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{}",
-                                 status, status == 503 ? "Service Unavailable" : "Bad Request", body.size(),
-                                 keep_alive ? "" : "Connection: close\r\n", body));
+        conn_->write(
+            fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{}",
+                        status, status == 503 ? "Service Unavailable" : "Bad Request", body.size(),
+                        keep_alive ? "" : "Connection: close\r\n", body));
         if (!keep_alive) {
             closing_ = true;
             conn_->close();
@@ -88,8 +91,8 @@ class HoldSession final : public ClientSession {
   public:
     HoldSession(WorkerState& ws, int fd, SSL* ssl)
         : ws_(ws), conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, ssl, true)) {
-        conn_->set_callbacks({nullptr, [](const char*, size_t) {}, [this](std::string_view) { ws_.remove(this); },
-                              nullptr});
+        conn_->set_callbacks(
+            {nullptr, [](const char*, size_t) {}, [this](std::string_view) { ws_.remove(this); }, nullptr});
         conn_->set_idle_timeout(uint64_t(ws.gen()->cfg.limits.client_idle_timeout.count()));
         conn_->start();
     }

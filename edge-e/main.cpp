@@ -13,10 +13,11 @@
 namespace {
 
 int usage(int rc) {
-    std::fprintf(rc ? stderr : stdout,
-                 "usage: edge-e -c FILE [--check]\n"
-                 "       edge-e --hash-password USER   (reads the password from stdin; prints an auth DB line)\n"
-                 "       edge-e --version\n");
+    std::fprintf(
+        rc ? stderr : stdout,
+        "usage: edge-e -c FILE [--check]\n"
+        "       edge-e --hash-password USER   (reads the password from stdin; prints an auth DB line)\n"
+        "       edge-e --version\n");
     return rc;
 }
 
@@ -28,8 +29,10 @@ int main(int argc, char** argv) {
     bool check = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "-c" || a == "--config") && i + 1 < argc) config_path = argv[++i];
-        else if (a == "--check") check = true;
+        if ((a == "-c" || a == "--config") && i + 1 < argc)
+            config_path = argv[++i];
+        else if (a == "--check")
+            check = true;
         else if (a == "--version") {
             std::printf("edge-e %s\n", kVersion);
             return 0;
@@ -44,7 +47,8 @@ int main(int argc, char** argv) {
             }
             std::printf("%s\n", line.c_str());
             return 0;
-        } else if (a == "-h" || a == "--help") return usage(0);
+        } else if (a == "-h" || a == "--help")
+            return usage(0);
         else {
             std::fprintf(stderr, "edge-e: unknown argument \"%s\"\n", a.c_str());
             return usage(2);
@@ -54,7 +58,8 @@ int main(int argc, char** argv) {
 
     config::Diagnostics diag;
     auto cfg = config::load_edge_e_config(config_path, &diag);
-    for (auto& w : diag.warnings) std::fprintf(stderr, "%s\n", w.str().c_str());
+    for (auto& w : diag.warnings)
+        std::fprintf(stderr, "%s\n", w.str().c_str());
     if (!cfg) {
         std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
         return 1;

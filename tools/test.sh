@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # tools/test.sh: the one command that installs what edgepair needs, builds it and runs every test.
 #
-#   tools/test.sh [--quick] [--no-install] [--install-only] [-h]
+#   tools/test.sh [--quick] [--no-install] [--install-only] [--only STAGE[,STAGE...]] [-h]
 #
 # Stages (each prints a one-line result with its time; a summary closes the run):
 #   install  apt-get install whatever in tools/packages.txt is missing (root; apt-get update only then),
 #            and stop the system nginx/prosody/kamailio/haproxy services that packages may have started
 #   build    cmake into build/ (RelWithDebInfo, -DEDGEPAIR_WERROR=ON), -j$(nproc)
-#   test     ctest --test-dir "$B" --output-on-failure -j2 (unit + integration)
+#   test     ctest --test-dir build --output-on-failure -j2 (unit + integration)
 #   asan     unit tests only, ASan+UBSan, in build-asan/                       (skipped by --quick)
 #   fuzz     libFuzzer targets with clang in build-fuzz/: replay each corpus, then a short fresh run
 #                                                                              (skipped by --quick)
+# --only runs just the named stages of build,test,asan,fuzz (install still runs unless --no-install).
 # Exit status: 0 only if every stage that ran passed.
 #
 # Environment: CI=true (as CI runs it); JOBS (build parallelism, default nproc);
@@ -36,6 +37,7 @@ CI=${CI:-}
 quick=0
 install=1
 install_only=0
+only=
 
 usage() {
   sed -n '2,/^# shellcheck/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -46,6 +48,12 @@ while (($#)); do
     --quick) quick=1 ;;
     --no-install) install=0 ;;
     --install-only) install_only=1 ;;
+    --only)
+      [[ $# -ge 2 ]] || { echo "test.sh: --only needs a stage list" >&2; exit 2; }
+      only=,$2,
+      shift
+      ;;
+    --only=*) only=,${1#--only=}, ;;
     -h | --help) usage 0 ;;
     *) echo "test.sh: unknown option: $1" >&2; usage 2 >&2 ;;
   esac
@@ -211,8 +219,10 @@ stage_asan() {
   mapfile -t targets < <(unit_targets)
   ((${#targets[@]})) || { skip "no unit test folders under tests/unit/"; return; }
   say "unit targets: ${targets[*]}"
+  # -Werror off here: GCC 12's -Wmaybe-uninitialized gives false positives inside libstdc++ (std::regex,
+  # std::function) under -fsanitize=address; the main build enforces warnings.
   cmake -S . -B "$BA" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
-    -DEDGEPAIR_SANITIZE=ON -DEDGEPAIR_WERROR=ON || return
+    -DEDGEPAIR_SANITIZE=ON -DEDGEPAIR_WERROR=OFF || return
   cmake --build "$BA" -j"$JOBS" --target "${targets[@]}" || return
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -238,7 +248,7 @@ stage_fuzz() {
   command -v clang++ >/dev/null 2>&1 || { skip "clang++ not installed"; return; }
   say "fuzz targets: ${names[*]}"
   CC=clang CXX=clang++ cmake -S . -B "$BF" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DEDGEPAIR_FUZZ=ON -DEDGEPAIR_WERROR=OFF || return
+    -DCMAKE_CXX_COMPILER=clang++ -DEDGEPAIR_FUZZ=ON -DEDGEPAIR_WERROR=OFF || return
   cmake --build "$BF" -j"$JOBS" --target "${names[@]/#/fuzz_}" || return
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -283,6 +293,14 @@ stage_fuzz() {
 
 # ---------------------------------------------------------------------------------------------------------------
 
+if [[ -n $only ]]; then
+  _list=${only#,}
+  IFS=, read -ra _stages <<<"${_list%,}"
+  for _s in "${_stages[@]}"; do
+    case $_s in build | test | asan | fuzz) ;; *) echo "test.sh: unknown stage in --only: $_s" >&2; exit 2 ;; esac
+  done
+fi
+
 start=$(date +%s)
 say "repo $ROOT; build dir $B; CI=${CI:-no}; jobs $JOBS; $( ((quick)) && echo quick)"
 
@@ -300,16 +318,19 @@ if ((install_only)); then
   exit "$failed"
 fi
 
-if run_stage build stage_build; then
-  run_stage test stage_test
-else
-  summary+=("test: SKIP (build failed)")
+want() { [[ -z $only || $only == *",$1,"* ]]; }
+built=1
+if want build; then
+  run_stage build stage_build || built=0
+fi
+if want test; then
+  if ((built)); then run_stage test stage_test; else summary+=("test: SKIP (build failed)"); fi
 fi
 if ((quick)); then
   summary+=("asan: SKIP (--quick)" "fuzz: SKIP (--quick)")
 else
-  run_stage asan stage_asan
-  run_stage fuzz stage_fuzz
+  if want asan; then run_stage asan stage_asan; fi
+  if want fuzz; then run_stage fuzz stage_fuzz; fi
 fi
 
 say "=== summary ($(($(date +%s) - start))s) ==="

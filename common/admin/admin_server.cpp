@@ -13,34 +13,59 @@ constexpr size_t kMaxAdminBody = 4 * 1024 * 1024; // a rules CSV upload fits; an
 
 const char* status_text(int s) {
     switch (s) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 } // namespace
 
-Response text(int status, std::string body) { return Response{status, "text/plain; charset=utf-8", std::move(body)}; }
-Response json(int status, std::string body) { return Response{status, "application/json", std::move(body)}; }
+Response text(int status, std::string body) {
+    return Response{status, "text/plain; charset=utf-8", std::move(body)};
+}
+Response json(int status, std::string body) {
+    return Response{status, "application/json", std::move(body)};
+}
 
 std::string json_str(std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
-            if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-            else out += char(c);
+            if (c < 0x20)
+                out += fmt::format("\\u{:04x}", c);
+            else
+                out += char(c);
         }
     }
     out += '"';
@@ -62,7 +87,8 @@ struct Server::Client {
             off += r.consumed;
             if (r.status == http::H1Parser::Status::Error) {
                 auto& e = parser.error();
-                respond(Response{e.status ? e.status : 400, "text/plain", std::string(e.name()) + "\n"}, false);
+                respond(Response{e.status ? e.status : 400, "text/plain", std::string(e.name()) + "\n"},
+                        false);
                 return;
             }
             if (r.status == http::H1Parser::Status::HeadersComplete) {
@@ -125,7 +151,9 @@ Result<std::unique_ptr<Server>> Server::open(core::Loop& loop, const net::SockAd
 Server::Server(core::Loop& loop) : loop_(loop) {}
 Server::~Server() = default;
 
-const net::SockAddr& Server::address() const { return listener_->address(); }
+const net::SockAddr& Server::address() const {
+    return listener_->address();
+}
 
 Response Server::dispatch(const Request& req) const {
     auto it = routes_.find(req.path);

@@ -27,7 +27,9 @@ Loop::~Loop() {
     event_base_free(base_);
 }
 
-void Loop::run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
+void Loop::run() {
+    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+}
 
 void Loop::stop() {
     post([this] { event_base_loopbreak(base_); });
@@ -53,7 +55,8 @@ void Loop::on_wake(int fd, short, void* arg) {
         std::lock_guard<std::mutex> lk(self->mu_);
         q.swap(self->queue_);
     }
-    for (auto& fn : q) fn();
+    for (auto& fn : q)
+        fn();
 }
 
 uint64_t Loop::now_ms() const {
@@ -65,13 +68,19 @@ uint64_t Loop::now_ms() const {
 Timer::Timer(Loop& loop, std::function<void()> fn) : fn_(std::move(fn)) {
     ev_ = evtimer_new(loop.base(), &Timer::on_fire, this);
 }
-Timer::~Timer() { event_free(ev_); }
+Timer::~Timer() {
+    event_free(ev_);
+}
 void Timer::arm(uint64_t ms) {
     timeval tv{time_t(ms / 1000), suseconds_t((ms % 1000) * 1000)};
     evtimer_add(ev_, &tv);
 }
-void Timer::cancel() { evtimer_del(ev_); }
-bool Timer::armed() const { return evtimer_pending(ev_, nullptr); }
+void Timer::cancel() {
+    evtimer_del(ev_);
+}
+bool Timer::armed() const {
+    return evtimer_pending(ev_, nullptr);
+}
 void Timer::on_fire(int, short, void* arg) {
     auto* self = static_cast<Timer*>(arg);
     self->fn_();
@@ -81,7 +90,9 @@ IoWatcher::IoWatcher(Loop& loop, int fd, std::function<void(short)> fn) : fd_(fd
     ev_ = event_new(loop.base(), fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, &IoWatcher::on_io, this);
     event_add(ev_, nullptr);
 }
-IoWatcher::~IoWatcher() { event_free(ev_); }
+IoWatcher::~IoWatcher() {
+    event_free(ev_);
+}
 void IoWatcher::on_io(int, short what, void* arg) {
     auto* self = static_cast<IoWatcher*>(arg);
     short w = 0;
@@ -94,7 +105,11 @@ SignalWatcher::SignalWatcher(Loop& loop, int signo, std::function<void()> fn) : 
     ev_ = evsignal_new(loop.base(), signo, &SignalWatcher::on_signal, this);
     evsignal_add(ev_, nullptr);
 }
-SignalWatcher::~SignalWatcher() { event_free(ev_); }
-void SignalWatcher::on_signal(int, short, void* arg) { static_cast<SignalWatcher*>(arg)->fn_(); }
+SignalWatcher::~SignalWatcher() {
+    event_free(ev_);
+}
+void SignalWatcher::on_signal(int, short, void* arg) {
+    static_cast<SignalWatcher*>(arg)->fn_();
+}
 
 } // namespace edgepair::core

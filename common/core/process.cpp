@@ -11,21 +11,26 @@ Process::Process(unsigned workers) {
     if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
     // A peer that vanishes mid-write must cost one connection, not the process.
     std::signal(SIGPIPE, SIG_IGN);
-    for (unsigned i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>(i));
+    for (unsigned i = 0; i < workers; ++i)
+        workers_.push_back(std::make_unique<Worker>(i));
     signals_.push_back(std::make_unique<SignalWatcher>(main_, SIGHUP, [this] {
         if (reload_) reload_();
     }));
     auto drain = [this] {
-        if (drain_) drain_();
-        else stop();
+        if (drain_)
+            drain_();
+        else
+            stop();
     };
     signals_.push_back(std::make_unique<SignalWatcher>(main_, SIGTERM, drain));
     signals_.push_back(std::make_unique<SignalWatcher>(main_, SIGINT, drain));
 }
 
 Process::~Process() {
-    for (auto& w : workers_) w->stop();
-    for (auto& w : workers_) w->join();
+    for (auto& w : workers_)
+        w->stop();
+    for (auto& w : workers_)
+        w->join();
 }
 
 void Process::start_workers(const std::function<void(Worker&)>& init) {
@@ -60,8 +65,10 @@ void Process::broadcast(std::function<void(Worker&)> fn, std::function<void()> d
 
 void Process::run() {
     main_.run();
-    for (auto& w : workers_) w->stop();
-    for (auto& w : workers_) w->join();
+    for (auto& w : workers_)
+        w->stop();
+    for (auto& w : workers_)
+        w->join();
 }
 
 } // namespace edgepair::core

@@ -34,9 +34,12 @@ std::vector<nghttp2_nv> to_nv(const std::vector<std::pair<std::string, std::stri
     std::vector<nghttp2_nv> nv;
     nv.reserve(h.size());
     for (auto& [k, v] : h) {
+        // Secrets stay out of the HPACK dynamic table (RFC 7541 7.1.3): never-indexed literals.
+        uint8_t flags =
+            k == "x-link-password" || k == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
         nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
                                 reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(), v.size(),
-                                NGHTTP2_NV_FLAG_NONE});
+                                flags});
     }
     return nv;
 }
@@ -460,7 +463,10 @@ void LinkConn::fail(std::string reason, CloseMode mode, uint32_t code, std::stri
     if (state_ == LinkState::Closed || close_after_send_ || abort_pending_) return;
     if (last_error_.empty()) last_error_ = reason;
     close_reason_ = std::move(reason);
-    EP_WARN("link", "link {} ({}) failing: {}", conn_->peer().str(), opts_.peer_name, close_reason_);
+    if (mode == CloseMode::Abort || code != kNoError)
+        EP_WARN("link", "link {} ({}) failing: {}", conn_->peer().str(), opts_.peer_name, close_reason_);
+    else
+        EP_INFO("link", "link {} ({}) closing: {}", conn_->peer().str(), opts_.peer_name, close_reason_);
     if (state_ != LinkState::Closing) set_state(LinkState::Closing);
     if (mode == CloseMode::Abort || !session_) {
         abort_pending_ = true;

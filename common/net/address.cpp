@@ -17,7 +17,8 @@ uint16_t SockAddr::port() const {
 
 std::string SockAddr::ip() const {
     char buf[INET6_ADDRSTRLEN] = "?";
-    if (family() == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+    if (family() == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
     else if (family() == AF_INET6)
         inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
     return buf;
@@ -64,7 +65,8 @@ Result<std::pair<std::string, uint16_t>> split_host_port(std::string_view s, uin
     } else {
         auto colon = s.rfind(':');
         if (colon != std::string_view::npos) {
-            if (s.find(':') != colon) return make_error(fmt::format("\"{}\": IPv6 addresses need [brackets]", s));
+            if (s.find(':') != colon)
+                return make_error(fmt::format("\"{}\": IPv6 addresses need [brackets]", s));
             host = s.substr(0, colon);
             port = s.substr(colon + 1);
         }
@@ -103,8 +105,10 @@ Result<SockAddr> resolve_blocking(const std::string& host, uint16_t port) {
     std::memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
     a.len = socklen_t(res->ai_addrlen);
     freeaddrinfo(res);
-    if (a.family() == AF_INET) reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = htons(port);
-    else reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_port = htons(port);
+    if (a.family() == AF_INET)
+        reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = htons(port);
+    else
+        reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_port = htons(port);
     return a;
 }
 

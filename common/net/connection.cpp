@@ -24,8 +24,10 @@ Connection::Connection(core::Loop& loop, int fd, SSL* ssl, bool server_side)
     peer_ = peer_of(fd_);
     if (ssl_) {
         SSL_set_fd(ssl_, fd_);
-        if (server_side_) SSL_set_accept_state(ssl_);
-        else SSL_set_connect_state(ssl_);
+        if (server_side_)
+            SSL_set_accept_state(ssl_);
+        else
+            SSL_set_connect_state(ssl_);
     }
     flush_ev_ = event_new(loop_.base(), -1, 0, &Connection::on_flush_event, this);
 }
@@ -39,7 +41,8 @@ Connection::~Connection() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-std::unique_ptr<Connection> Connection::connect(core::Loop& loop, const SockAddr& to, SSL* ssl, std::string* err) {
+std::unique_ptr<Connection> Connection::connect(core::Loop& loop, const SockAddr& to, SSL* ssl,
+                                                std::string* err) {
     int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         if (err) *err = fmt::format("socket(): {}", std::strerror(errno));
@@ -81,7 +84,8 @@ void Connection::on_io(short what) {
         getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len);
         if (soerr == EINPROGRESS) return;
         if (soerr != 0) return finish(fmt::format("connect to {}: {}", peer_.str(), std::strerror(soerr)));
-        if (ssl_) state_ = State::Handshaking;
+        if (ssl_)
+            state_ = State::Handshaking;
         else {
             state_ = State::Open;
             if (cb_.on_ready) cb_.on_ready();
@@ -114,9 +118,12 @@ void Connection::do_handshake() {
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
     std::string why = "tls handshake: ";
     long vr = SSL_get_verify_result(ssl_);
-    if (vr != X509_V_OK) why += std::string("certificate verify failed: ") + X509_verify_cert_error_string(vr);
-    else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) why += "peer closed the connection";
-    else why += last_ssl_error();
+    if (vr != X509_V_OK)
+        why += std::string("certificate verify failed: ") + X509_verify_cert_error_string(vr);
+    else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        why += "peer closed the connection";
+    else
+        why += last_ssl_error();
     finish(why);
 }
 
@@ -134,7 +141,8 @@ void Connection::do_read() {
                 int e = SSL_get_error(ssl_, r);
                 if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
                 if (e == SSL_ERROR_ZERO_RETURN) return finish("closed by peer");
-                if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) return finish("closed by peer (no close_notify)");
+                if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+                    return finish("closed by peer (no close_notify)");
                 return finish("tls read: " + last_ssl_error());
             }
             n = r;
@@ -169,7 +177,9 @@ void Connection::schedule_flush() {
     if (state_ == State::Open || state_ == State::Closing) event_active(flush_ev_, EV_WRITE, 0);
 }
 
-void Connection::on_flush_event(int, short, void* arg) { static_cast<Connection*>(arg)->do_flush(); }
+void Connection::on_flush_event(int, short, void* arg) {
+    static_cast<Connection*>(arg)->do_flush();
+}
 
 void Connection::do_flush() {
     if (state_ != State::Open && state_ != State::Closing) return;
@@ -209,7 +219,9 @@ void Connection::do_flush() {
     }
 }
 
-void Connection::pause_reading() { reading_paused_ = true; }
+void Connection::pause_reading() {
+    reading_paused_ = true;
+}
 
 void Connection::resume_reading() {
     if (!reading_paused_) return;
@@ -229,7 +241,9 @@ void Connection::close() {
     }
 }
 
-void Connection::abort(std::string_view why) { finish(why); }
+void Connection::abort(std::string_view why) {
+    finish(why);
+}
 
 void Connection::set_idle_timeout(uint64_t ms) {
     idle_ms_ = ms;

@@ -34,7 +34,8 @@ class Connection {
     Connection& operator=(const Connection&) = delete;
 
     // Non-blocking connect; returns nullptr and sets `err` on an immediate failure.
-    static std::unique_ptr<Connection> connect(core::Loop& loop, const SockAddr& to, SSL* ssl, std::string* err);
+    static std::unique_ptr<Connection> connect(core::Loop& loop, const SockAddr& to, SSL* ssl,
+                                               std::string* err);
 
     void set_callbacks(Callbacks cb) { cb_ = std::move(cb); }
     void start();

@@ -49,7 +49,9 @@ Listener::~Listener() {
     ::close(fd_);
 }
 
-void Listener::pause() { paused_ = true; }
+void Listener::pause() {
+    paused_ = true;
+}
 void Listener::resume() {
     paused_ = false;
     accept_all(); // edge-triggered: connections queued while paused raise no new event
@@ -59,7 +61,8 @@ void Listener::accept_all() {
     while (!paused_) {
         SockAddr peer;
         peer.len = sizeof peer.ss;
-        int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer.ss), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer.ss), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)

@@ -41,7 +41,8 @@ Result<SSL_CTX*> base_ctx(const SSL_METHOD* method, int min_version, const std::
     SSL_CTX_set_min_proto_version(ctx, min_version);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(ctx,
+                        SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
     if (!ciphers.empty() && SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
         SSL_CTX_free(ctx);
         return make_error("bad cipher list \"" + ciphers + "\": " + last_ssl_error());
@@ -99,8 +100,10 @@ std::string sni_of(const SSL* ssl) {
 
 void SniStore::add(std::string_view pattern, int index) {
     std::string p = lower(pattern);
-    if (p.rfind("*.", 0) == 0) wildcard_.emplace(p.substr(1), index); // first one configured wins
-    else exact_.emplace(p, index);
+    if (p.rfind("*.", 0) == 0)
+        wildcard_.emplace(p.substr(1), index); // first one configured wins
+    else
+        exact_.emplace(p, index);
 }
 
 int SniStore::find(std::string_view host) const {
@@ -108,15 +111,18 @@ int SniStore::find(std::string_view host) const {
     if (auto it = exact_.find(h); it != exact_.end()) return it->second;
     auto dot = h.find('.');
     if (dot != std::string::npos && dot > 0) {
-        if (auto it = wildcard_.find(std::string_view(h).substr(dot)); it != wildcard_.end()) return it->second;
+        if (auto it = wildcard_.find(std::string_view(h).substr(dot)); it != wildcard_.end())
+            return it->second;
     }
     return -1;
 }
 
 std::vector<std::string> SniStore::names() const {
     std::vector<std::string> out;
-    for (auto& [k, v] : exact_) out.push_back(k);
-    for (auto& [k, v] : wildcard_) out.push_back("*" + k);
+    for (auto& [k, v] : exact_)
+        out.push_back(k);
+    for (auto& [k, v] : wildcard_)
+        out.push_back("*" + k);
     return out;
 }
 
@@ -145,7 +151,8 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(const TlsServ
         }
         SSL_CTX_set_tlsext_servername_callback(*ctx, &TlsServerContext::on_servername);
         SSL_CTX_set_tlsext_servername_arg(*ctx, self.get());
-        if (!self->alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(*ctx, &TlsServerContext::on_alpn, self.get());
+        if (!self->alpn_wire_.empty())
+            SSL_CTX_set_alpn_select_cb(*ctx, &TlsServerContext::on_alpn, self.get());
         return *ctx;
     };
     auto def = make(opts.default_cert);
@@ -168,17 +175,21 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(const TlsServ
             if (!info) return info.error();
             names = info->dns_sans;
         }
-        for (auto& n : names) self->sni_.add(n, index);
+        for (auto& n : names)
+            self->sni_.add(n, index);
     }
     return self;
 }
 
 TlsServerContext::~TlsServerContext() {
     SSL_CTX_free(default_);
-    for (auto* c : sni_ctx_) SSL_CTX_free(c);
+    for (auto* c : sni_ctx_)
+        SSL_CTX_free(c);
 }
 
-SSL* TlsServerContext::new_ssl() const { return SSL_new(default_); }
+SSL* TlsServerContext::new_ssl() const {
+    return SSL_new(default_);
+}
 
 std::string TlsServerContext::cert_subject_for(std::string_view host) const {
     int i = sni_.find(host);
@@ -212,7 +223,8 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsClie
     self->ctx_ = *ctx;
     self->verify_ = opts.verify;
     if (opts.verify) {
-        if (opts.trusted_cas.empty()) return make_error("TLS verification is on but no trusted CAs are configured");
+        if (opts.trusted_cas.empty())
+            return make_error("TLS verification is on but no trusted CAs are configured");
         if (auto r = load_cas(self->ctx_, opts.trusted_cas); !r) return r.error();
         SSL_CTX_set_verify(self->ctx_, SSL_VERIFY_PEER, nullptr);
     }
@@ -221,12 +233,15 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsClie
     }
     if (!opts.alpn.empty()) {
         auto w = alpn_wire(opts.alpn);
-        SSL_CTX_set_alpn_protos(self->ctx_, reinterpret_cast<const unsigned char*>(w.data()), unsigned(w.size()));
+        SSL_CTX_set_alpn_protos(self->ctx_, reinterpret_cast<const unsigned char*>(w.data()),
+                                unsigned(w.size()));
     }
     return self;
 }
 
-TlsClientContext::~TlsClientContext() { SSL_CTX_free(ctx_); }
+TlsClientContext::~TlsClientContext() {
+    SSL_CTX_free(ctx_);
+}
 
 SSL* TlsClientContext::new_ssl(std::string_view peer_name) const {
     SSL* ssl = SSL_new(ctx_);
@@ -236,8 +251,10 @@ SSL* TlsClientContext::new_ssl(std::string_view peer_name) const {
         X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
         X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
                                                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (is_ip(name)) X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
-        else X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
+        if (is_ip(name))
+            X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+        else
+            X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
     }
     return ssl;
 }

@@ -75,7 +75,8 @@ CertInfo cert_info(X509* cert) {
             char out[INET6_ADDRSTRLEN];
             int len = ASN1_STRING_length(s);
             int af = len == 4 ? AF_INET : len == 16 ? AF_INET6 : 0;
-            if (af && inet_ntop(af, ASN1_STRING_get0_data(s), out, sizeof out)) info.ip_sans.emplace_back(out);
+            if (af && inet_ntop(af, ASN1_STRING_get0_data(s), out, sizeof out))
+                info.ip_sans.emplace_back(out);
         }
     }
     GENERAL_NAMES_free(names);
@@ -106,7 +107,8 @@ Result<void> check_key_pair(const std::string& cert_path, const std::string& key
     auto kf = open_file(key_path);
     if (!kf) return kf.error();
     // An empty passphrase callback: a key that needs a passphrase must fail here, not prompt on a tty.
-    EVP_PKEY* key = PEM_read_PrivateKey(kf->get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr);
+    EVP_PKEY* key = PEM_read_PrivateKey(
+        kf->get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr);
     if (!key)
         return make_error("\"" + key_path + "\" holds no unencrypted PEM private key: " + ssl_error_text());
     auto cf = open_file(cert_path);
@@ -123,7 +125,9 @@ Result<void> check_key_pair(const std::string& cert_path, const std::string& key
     ERR_clear_error();
     X509_free(cert);
     EVP_PKEY_free(key);
-    if (!match) return make_error("private key \"" + key_path + "\" does not match certificate \"" + cert_path + "\"");
+    if (!match)
+        return make_error("private key \"" + key_path + "\" does not match certificate \"" + cert_path +
+                          "\"");
     return {};
 }
 
@@ -173,8 +177,10 @@ bool san_matches(const CertInfo& info, std::string_view name) {
 std::string check_usage(const CertInfo& info, Eku eku, std::string_view required_name) {
     if (info.dns_sans.empty() && info.ip_sans.empty()) return "certificate has no subjectAltName";
     if (!info.has_eku) return "certificate has no extendedKeyUsage";
-    if (eku == Eku::ServerAuth && !info.server_auth) return "certificate lacks the serverAuth extended key usage";
-    if (eku == Eku::ClientAuth && !info.client_auth) return "certificate lacks the clientAuth extended key usage";
+    if (eku == Eku::ServerAuth && !info.server_auth)
+        return "certificate lacks the serverAuth extended key usage";
+    if (eku == Eku::ClientAuth && !info.client_auth)
+        return "certificate lacks the clientAuth extended key usage";
     if (!required_name.empty() && !san_matches(info, required_name))
         return "certificate subjectAltName does not contain \"" + std::string(required_name) + "\"";
     if (info.not_after_days < 0) return "certificate has expired";

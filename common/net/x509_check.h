@@ -19,7 +19,7 @@ struct CertInfo {
     bool has_eku = false;             // absent EKU means "any purpose" to OpenSSL; we require it explicitly
     bool server_auth = false;
     bool client_auth = false;
-    long not_after_days = 0;          // days until expiry (negative once expired)
+    long not_after_days = 0; // days until expiry (negative once expired)
 };
 
 CertInfo cert_info(X509* cert);

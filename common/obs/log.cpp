@@ -22,12 +22,18 @@ Level parse_level(std::string_view s, bool* ok) {
 
 const char* level_name(Level l) {
     switch (l) {
-    case Level::Trace: return "trace";
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warn: return "warn";
-    case Level::Error: return "error";
-    case Level::Off: return "off";
+    case Level::Trace:
+        return "trace";
+    case Level::Debug:
+        return "debug";
+    case Level::Info:
+        return "info";
+    case Level::Warn:
+        return "warn";
+    case Level::Error:
+        return "error";
+    case Level::Off:
+        return "off";
     }
     return "?";
 }
@@ -42,7 +48,8 @@ void Logger::configure(Level def, bool json, std::map<std::string, Level> per_mo
     default_ = int(def);
     json_ = json;
     modules_.clear();
-    for (auto& [k, v] : per_module) modules_.emplace(k, v);
+    for (auto& [k, v] : per_module)
+        modules_.emplace(k, v);
     has_modules_ = !modules_.empty();
 }
 
@@ -59,14 +66,26 @@ namespace {
 void json_escape(std::string& out, std::string_view s) {
     for (unsigned char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
-            if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-            else out += char(c);
+            if (c < 0x20)
+                out += fmt::format("\\u{:04x}", c);
+            else
+                out += char(c);
         }
     }
 }
@@ -90,7 +109,8 @@ void Logger::write(std::string_view module, Level l, std::string_view msg) {
         line += "\"}\n";
     } else {
         line += fmt::format("{}.{:03}Z {:5} [{}] ", ts, ms, level_name(l), module);
-        for (char c : msg) line += (c == '\n' || c == '\r') ? ' ' : c; // one event, one line
+        for (char c : msg)
+            line += (c == '\n' || c == '\r') ? ' ' : c; // one event, one line
         line += '\n';
     }
     // One write(2) per line keeps lines whole across threads without a lock.

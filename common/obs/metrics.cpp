@@ -73,9 +73,12 @@ std::string Registry::render() const {
     std::lock_guard<std::mutex> lk(mu_);
     std::string out;
     for (auto& [name, fam] : families_) {
-        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, fam.help, name, fam.is_counter ? "counter" : "gauge");
-        for (auto& [k, c] : fam.counters) out += fmt::format("{}{} {}\n", name, k, c->value());
-        for (auto& [k, g] : fam.gauges) out += fmt::format("{}{} {}\n", name, k, g->value());
+        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, fam.help, name,
+                           fam.is_counter ? "counter" : "gauge");
+        for (auto& [k, c] : fam.counters)
+            out += fmt::format("{}{} {}\n", name, k, c->value());
+        for (auto& [k, g] : fam.gauges)
+            out += fmt::format("{}{} {}\n", name, k, g->value());
         if (fam.fn) out += fmt::format("{} {}\n", name, fam.fn());
     }
     return out;

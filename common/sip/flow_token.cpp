@@ -41,6 +41,10 @@ bool get_varint(std::span<const uint8_t>& in, uint64_t& v) {
 
 } // namespace
 
+FlowTokenCodec::~FlowTokenCodec() {
+    if (!key_.empty()) OPENSSL_cleanse(key_.data(), key_.size());
+}
+
 Result<FlowTokenCodec> FlowTokenCodec::create(std::span<const uint8_t> key, size_t mac_len) {
     if (key.size() < kMinKeySize) return make_error("flow token key shorter than 16 bytes");
     if (mac_len < kMinMac || mac_len > kMaxMac) return make_error("flow token MAC length must be 10..16");

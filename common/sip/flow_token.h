@@ -37,6 +37,10 @@ class FlowTokenCodec {
     // nullopt for anything not produced by encode() under this key (tampered, truncated, other key).
     std::optional<FlowId> decode(std::string_view token) const;
 
+    FlowTokenCodec(const FlowTokenCodec&) = default;
+    FlowTokenCodec& operator=(const FlowTokenCodec&) = default;
+    ~FlowTokenCodec(); // wipes the key
+
   private:
     FlowTokenCodec(std::vector<uint8_t> key, size_t mac_len) : key_(std::move(key)), mac_len_(mac_len) {}
     void mac(std::span<const uint8_t> payload, uint8_t out[32]) const;

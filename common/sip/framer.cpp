@@ -38,9 +38,13 @@ bool plausible_start_line(std::string_view line, bool complete) {
         return sp != std::string_view::npos && line.size() >= sp + 4 && is_digit(line[sp + 1]) &&
                is_digit(line[sp + 2]) && is_digit(line[sp + 3]);
     }
+    // Bounding the method keeps the check of an incomplete line cheap; the longest method in
+    // RFC 4475 (intmeth) has 43 characters.
+    constexpr size_t kMaxMethod = 256;
     size_t n = 0;
-    while (n < line.size() && is_token_char(line[n]))
+    while (n < line.size() && n <= kMaxMethod && is_token_char(line[n]))
         ++n;
+    if (n > kMaxMethod) return false;
     if (n == line.size()) return !complete;
     if (n == 0 || line[n] != ' ') return false;
     if (!complete) return true;
@@ -58,6 +62,12 @@ bool has_routing_headers(const Message& m) {
 
 void Framer::feed(std::string_view bytes) {
     if (failed_) return;
+    // Compact here rather than per message: a read full of small pipelined messages would
+    // otherwise move the remaining buffer once per message.
+    if (pos_ > 0) {
+        buf_.erase(0, pos_);
+        pos_ = 0;
+    }
     buf_.append(bytes);
 }
 
@@ -87,11 +97,11 @@ FrameEvent Framer::next() {
         ev.error = &error_;
         return ev;
     }
-    if (pos_ > 0) {
-        buf_.erase(0, pos_);
+    if (pos_ == buf_.size()) {
+        buf_.clear();
         pos_ = 0;
     }
-    std::string_view d = buf_;
+    std::string_view d = std::string_view(buf_).substr(pos_); // offsets below are relative to pos_
     if (head_len_ == 0) {
         // A start line never begins with CR, so CR here can only be a keep-alive.
         if (!d.empty() && d.front() == '\r') {
@@ -102,19 +112,33 @@ FrameEvent Framer::next() {
             if (d[2] == '\r') {
                 if (d.size() < 4) return {};
                 if (d[3] == '\n') {
-                    pos_ = 4;
+                    pos_ += 4;
                     ev.type = FrameEventType::keepalive_ping;
                     return ev;
                 }
             }
-            pos_ = 2;
+            pos_ += 2;
             ev.type = FrameEventType::keepalive_pong;
             return ev;
         }
         if (d.empty()) return {};
-        size_t le = d.find("\r\n");
-        if (!plausible_start_line(d.substr(0, le), le != std::string_view::npos))
-            return fail(FrameErrorCode::bad_start_line, "not a SIP start line");
+        // Each check below resumes where the previous call stopped, so a peer trickling a long
+        // header section byte by byte costs linear time, not quadratic.
+        if (!start_ok_) {
+            size_t le = d.find("\r\n", line_scan_);
+            if (le == std::string_view::npos) {
+                line_scan_ = d.size() - 1;
+                if (!plausible_start_line(d, false))
+                    return fail(FrameErrorCode::bad_start_line, "not a SIP start line");
+                if (d.size() > limits_.max_message_size)
+                    return fail(FrameErrorCode::message_too_large, "start line exceeds the size limit");
+                return {};
+            }
+            if (!plausible_start_line(d.substr(0, le), true))
+                return fail(FrameErrorCode::bad_start_line, "not a SIP start line");
+            start_ok_ = true;
+            line_scan_ = 0;
+        }
         size_t idx = d.find("\r\n\r\n", scan_);
         if (idx == std::string_view::npos) {
             scan_ = d.size() >= 3 ? d.size() - 3 : 0;
@@ -133,14 +157,15 @@ FrameEvent Framer::next() {
     ev.type = FrameEventType::message;
     ev.message = d.substr(0, head_len_ + body_len_);
     ev.head_size = head_len_;
-    pos_ = head_len_ + body_len_;
+    pos_ += head_len_ + body_len_;
+    start_ok_ = false;
     head_len_ = 0;
     body_len_ = 0;
     return ev;
 }
 
 FrameEvent Framer::parse_head(size_t head_len) {
-    std::string_view head = std::string_view(buf_).substr(0, head_len);
+    std::string_view head = std::string_view(buf_).substr(pos_, head_len);
     size_t pos = head.find("\r\n") + 2;
     size_t headers = 0;
     bool cl_seen = false;

@@ -32,7 +32,8 @@ struct FrameError {
     std::string detail;
     // True when the header section is a request whose start line, Via, Call-ID, CSeq, From and To
     // could be parsed: the caller may answer 400 (Message::parse_head(head) then make_response)
-    // before closing. The connection must be closed either way, framing is lost.
+    // before closing (513 Message Too Large fits message_too_large better). The connection must be
+    // closed either way: framing is lost.
     bool can_reply_400 = false;
     std::string head; // the header section, set when can_reply_400
 };
@@ -69,9 +70,11 @@ class Framer {
 
     FramerLimits limits_;
     std::string buf_;
-    size_t pos_ = 0;      // start of the unconsumed data
-    size_t scan_ = 0;     // where the search for the end of the header section resumes
-    size_t head_len_ = 0; // 0 while the header section is incomplete
+    size_t pos_ = 0;        // start of the unconsumed data
+    size_t scan_ = 0;       // where the search for the end of the header section resumes
+    size_t line_scan_ = 0;  // where the search for the end of the start line resumes (from pos_)
+    bool start_ok_ = false; // the current message's start line is complete and plausible
+    size_t head_len_ = 0;   // 0 while the header section is incomplete
     size_t body_len_ = 0;
     bool failed_ = false;
     FrameError error_;

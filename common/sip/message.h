@@ -45,7 +45,8 @@ class Message {
     const Header* find(HeaderId id) const;
     const Header* find(std::string_view name) const; // any case, compact forms accepted
     size_t count(HeaderId id) const;                 // header fields, not list elements
-    // Every value of the header in order; list headers are split into their elements.
+    // Every value of the header in order; list headers are split into their elements. The views
+    // point into the message and are invalidated by any change to its headers.
     std::vector<std::string_view> values(HeaderId id) const;
 
     void append_header(std::string_view name, std::string value);

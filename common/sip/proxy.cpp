@@ -82,6 +82,8 @@ Validation validate(const Message& m, const ValidateOptions& opts, RoutingInfo* 
         if (!u) return bad("malformed Request-URI: " + u.error().message);
         // RFC 3261 19.1.1: the headers component is not allowed in a Request-URI (RFC 4475 escruri).
         if (u->is_sip() && u->headers) return bad("headers in Request-URI");
+        if (!u->is_sip() && !iequals(u->scheme, "tel"))
+            return bad("unsupported URI scheme " + u->scheme, 416);
     }
     if (m.count(HeaderId::call_id) != 1) return bad("need exactly one Call-ID");
     ri.call_id = m.find(HeaderId::call_id)->value;
@@ -129,6 +131,19 @@ Validation validate(const Message& m, const ValidateOptions& opts, RoutingInfo* 
     }
     if (info) *info = std::move(ri);
     return {};
+}
+
+std::vector<std::string> unsupported_proxy_require(const Message& m,
+                                                   const std::vector<std::string_view>& supported) {
+    std::vector<std::string> out;
+    for (auto tag : m.values(HeaderId::proxy_require)) {
+        if (tag.empty()) continue;
+        bool known = false;
+        for (auto s : supported)
+            known = known || iequals(s, tag);
+        if (!known) out.emplace_back(tag);
+    }
+    return out;
 }
 
 std::string make_branch(const RandomFill& random) {

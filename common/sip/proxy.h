@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace edgepair::sip {
 
@@ -36,7 +37,9 @@ struct RoutingInfo {
 };
 
 struct Validation {
-    int status = 0; // 0 when valid; else the response to send (400, or 505 for a SIP version != 2.0)
+    // 0 when valid; else the response to send: 400, 416 for a Request-URI scheme other than
+    // sip/sips/tel (RFC 3261 16.3 step 2), 505 for a well-formed SIP version other than 2.0.
+    int status = 0;
     std::string detail;
     bool ok() const { return status == 0; }
 };
@@ -46,6 +49,11 @@ struct Validation {
 // method, parseable From/To (From tag), every Via parseable and the top one with a branch, and a
 // Max-Forwards in 0..255 when present. For responses the same minus the Request-URI and method.
 Validation validate(const Message& m, const ValidateOptions& opts = {}, RoutingInfo* info = nullptr);
+
+// Proxy-Require option tags not in `supported` (RFC 3261 16.3 step 5): non-empty means answer 420
+// Bad Extension with those tags in an Unsupported header.
+std::vector<std::string> unsupported_proxy_require(const Message& m,
+                                                   const std::vector<std::string_view>& supported);
 
 // Fills `n` bytes; the caller passes its CSPRNG so this code stays deterministic under test.
 using RandomFill = std::function<void(uint8_t* out, size_t n)>;

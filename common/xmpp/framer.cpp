@@ -57,6 +57,10 @@ struct Framer::Impl {
         XML_Parser p = parser(f);
         auto idx = static_cast<uint64_t>(XML_GetCurrentByteIndex(p));
         auto cnt = static_cast<uint64_t>(XML_GetCurrentByteCount(p));
+        f.reported_ = std::max(f.reported_, idx + cnt);
+        // Checked here too so the outcome does not depend on whether the tag arrived in one piece.
+        if (cnt > f.opts_.max_token_size)
+            return f.fail(StreamErrorCondition::policy_violation, "XML token too large");
         std::string ns, local;
         split_name(name, ns, local);
         if (f.depth_ == 0) {
@@ -118,6 +122,9 @@ struct Framer::Impl {
         XML_Parser p = parser(f);
         auto idx = static_cast<uint64_t>(XML_GetCurrentByteIndex(p));
         auto cnt = static_cast<uint64_t>(XML_GetCurrentByteCount(p));
+        f.reported_ = std::max(f.reported_, idx + cnt);
+        if (cnt > f.opts_.max_token_size)
+            return f.fail(StreamErrorCondition::policy_violation, "XML token too large");
         --f.depth_;
         if (f.depth_ == 0) {
             f.flush_whitespace();
@@ -159,6 +166,7 @@ struct Framer::Impl {
         XML_Parser p = parser(f);
         auto idx = static_cast<uint64_t>(XML_GetCurrentByteIndex(p));
         auto cnt = static_cast<uint64_t>(XML_GetCurrentByteCount(p));
+        f.reported_ = std::max(f.reported_, idx + cnt);
         std::string_view text(s, static_cast<size_t>(len));
         if (f.depth_ == 1) {
             if (!all_ws(text)) return f.fail(StreamErrorCondition::bad_format, "text between stanzas");
@@ -177,6 +185,11 @@ struct Framer::Impl {
 
     static void on_xml_decl(void* ud, const XML_Char*, const XML_Char* encoding, int) {
         Framer& f = self(ud);
+        XML_Parser p = parser(f);
+        auto end = static_cast<uint64_t>(XML_GetCurrentByteIndex(p) + XML_GetCurrentByteCount(p));
+        f.reported_ = std::max(f.reported_, end);
+        if (end > f.opts_.max_token_size)
+            return f.fail(StreamErrorCondition::policy_violation, "XML token too large");
         if (encoding && strcasecmp(encoding, "UTF-8") != 0)
             f.fail(StreamErrorCondition::unsupported_encoding, "only UTF-8 is allowed");
     }
@@ -247,7 +260,7 @@ void Framer::restart() {
     if (parser_) XML_ParserFree(static_cast<XML_Parser>(parser_));
     parser_ = nullptr;
     raw_.clear();
-    raw_base_ = consumed_ = stanza_start_ = stanza_start_len_ = 0;
+    raw_base_ = consumed_ = reported_ = stanza_start_ = stanza_start_len_ = 0;
     stanza_name_.clear();
     stanza_ns_.clear();
     default_ns_.clear();
@@ -360,6 +373,13 @@ void Framer::feed(std::string_view bytes) {
             events_.pop_back(); // the starttls event: do not proceed with a poisoned connection
             fail(StreamErrorCondition::policy_violation, "data after STARTTLS");
         }
+    }
+    if (!failed_ && !closed_ && !awaiting_restart_ &&
+        raw_base_ + raw_.size() - reported_ > opts_.max_token_size) {
+        // Without reparse deferral expat rescans an incomplete token from its start on every call,
+        // so a tag trickled in byte by byte costs time quadratic in its length. Character data is
+        // reported as it arrives, so this only limits single tags, references and markup.
+        fail(StreamErrorCondition::policy_violation, "XML token too large");
     }
     if (failed_) {
         raw_.clear();

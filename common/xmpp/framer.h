@@ -49,6 +49,8 @@ struct Event {
 struct FramerOptions {
     size_t max_stanza_size = 64 * 1024; // also bounds the stream header and whitespace runs
     size_t max_depth = 32;              // open elements, the stream element included
+    // Longest single tag (or other markup token) accepted; bounds expat's rescanning cost.
+    size_t max_token_size = 8 * 1024;
     std::string content_namespace = std::string(kClientNs);
     // Decides whether the stream header's 'to' names a domain we serve ("" when absent); false
     // yields host-unknown. Unset accepts anything.
@@ -67,6 +69,9 @@ class Framer {
 
     // Starts over expecting a new stream header: after the TLS handshake that follows STARTTLS, and
     // after SASL success (RFC 6120 4.3.3), when the client opens a new stream on the same connection.
+    // A relay learns of SASL success from the server's side: run a second Framer over the
+    // server-to-client bytes and call restart() here once it yields <success/> in the
+    // urn:ietf:params:xml:ns:xmpp-sasl namespace (the client's new header cannot precede it).
     void restart();
 
     bool failed() const { return failed_; }
@@ -87,6 +92,7 @@ class Framer {
     std::string raw_;       // bytes fed to the current parser not yet consumed
     uint64_t raw_base_ = 0; // parser byte index of raw_[0]
     uint64_t consumed_ = 0; // parser byte index up to which bytes belong to emitted events
+    uint64_t reported_ = 0; // parser byte index up to which expat has reported anything
     uint64_t stanza_start_ = 0;
     uint64_t stanza_start_len_ = 0;
     std::string stanza_name_, stanza_ns_;

@@ -27,6 +27,7 @@ Run run(std::string_view in, size_t chunk, bool restart_on_starttls) {
     FramerOptions opts;
     opts.max_stanza_size = 2048;
     opts.max_depth = 16;
+    opts.max_token_size = 512;
     Framer f(opts);
     Run r;
     size_t pos = 0;

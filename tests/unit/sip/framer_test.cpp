@@ -405,3 +405,25 @@ TEST_CASE("body bytes that look like a message are not framed as one", "[sip][fr
     CHECK(c.messages[0] == m);
     CHECK(c.messages[1] == kOk);
 }
+
+TEST_CASE("an endless method token is cut early", "[sip][framer]") {
+    Framer f;
+    f.feed(std::string(256, 'A'));
+    CHECK(f.next().type == FrameEventType::need_more);
+    f.feed("A");
+    FrameEvent ev = f.next();
+    REQUIRE(ev.type == FrameEventType::error);
+    CHECK(ev.error->code == FrameErrorCode::bad_start_line);
+}
+
+TEST_CASE("a start line trickled byte by byte is still framed", "[sip][framer]") {
+    std::string m = "MESSAGE sip:" + std::string(3000, 'u') + "@example.com SIP/2.0\r\nl: 2\r\n\r\nhi";
+    Framer f;
+    Collected c;
+    for (char ch : m) {
+        f.feed(std::string_view(&ch, 1));
+        drain(f, c);
+    }
+    REQUIRE(c.messages.size() == 1);
+    CHECK(c.messages[0] == m);
+}

@@ -234,3 +234,15 @@ TEST_CASE("MRA method policy: UPDATE is answered 501", "[sip][proxy]") {
     Message r = make_response(upd, pol.status, pol.reason);
     CHECK(r.serialize().rfind("SIP/2.0 501 Not Implemented\r\n", 0) == 0);
 }
+
+TEST_CASE("Proxy-Require inspection (bext01 style)", "[sip][proxy]") {
+    Message m = parse("OPTIONS sip:x SIP/2.0\r\nProxy-Require: nothingSupportedHere, sec-agree\r\n"
+                      "Proxy-Require: Path\r\nRequire: alsoUnknown\r\nl: 0\r\n\r\n");
+    auto bad = unsupported_proxy_require(m, {"path", "outbound"});
+    REQUIRE(bad.size() == 2);
+    CHECK(bad[0] == "nothingSupportedHere");
+    CHECK(bad[1] == "sec-agree");
+    CHECK(unsupported_proxy_require(m, {"path", "sec-agree", "nothingsupportedhere"}).empty());
+    Message none = parse("OPTIONS sip:x SIP/2.0\r\nRequire: foo\r\nl: 0\r\n\r\n");
+    CHECK(unsupported_proxy_require(none, {}).empty()); // Require is for the UAS, not the proxy
+}

@@ -580,3 +580,24 @@ TEST_CASE("invalid: missing branch or From tag", "[sip][torture]") {
                  "From: <sip:a@example.com>\n" +
                  tail));
 }
+
+TEST_CASE("unkscm, novelsc: unknown URI schemes", "[sip][torture]") {
+    std::string rest = std::string(kStdHeaders) + "CSeq: 1 OPTIONS\nContent-Length: 0\n";
+    // In the Request-URI a proxy cannot route it: 416 (RFC 3261 16.3 step 2).
+    expect_invalid(make_msg("OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0\n" + rest), 416);
+    // tel: is understood (forwarded along the Route set).
+    auto tel = Message::parse(make_msg("OPTIONS tel:+15551234 SIP/2.0\n" + rest));
+    REQUIRE(tel);
+    CHECK(validate(*tel).ok());
+    // In To/From an unknown scheme is fine.
+    std::string novelsc = make_msg("OPTIONS sip:user@example.com SIP/2.0\n"
+                                   "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\n"
+                                   "From: <sip:a@example.com>;tag=1\n"
+                                   "To: isbn:2983792873\n"
+                                   "Call-ID: novelsc.1@192.0.2.1\nCSeq: 1 OPTIONS\nContent-Length: 0\n");
+    auto m = Message::parse(novelsc);
+    REQUIRE(m);
+    RoutingInfo ri;
+    CHECK(validate(*m, {}, &ri).ok());
+    CHECK(ri.to.uri.scheme == "isbn");
+}

@@ -393,3 +393,42 @@ TEST_CASE("stanzas before an error are still delivered", "[xmpp][framer]") {
     CHECK(evs[1].raw == kIq);
     CHECK(evs[2].condition == StreamErrorCondition::not_well_formed);
 }
+
+TEST_CASE("a long tag is cut at the token limit, long text is not", "[xmpp][framer]") {
+    FramerOptions opts;
+    opts.max_token_size = 1024;
+    // Trickled tag: fails once the incomplete tag passes the limit, long before the stanza limit.
+    Framer f(opts);
+    f.feed(kOpen);
+    drain(f);
+    std::string tag = "<message a='" + std::string(2000, 'x');
+    size_t fed = 0;
+    for (char c : tag) {
+        f.feed(std::string_view(&c, 1));
+        ++fed;
+        if (f.failed()) break;
+    }
+    CHECK(f.failed());
+    CHECK(fed < 1100);
+    auto evs = drain(f);
+    REQUIRE_FALSE(evs.empty());
+    CHECK(evs.back().condition == StreamErrorCondition::policy_violation);
+    // The same tag arriving whole fails as well.
+    CHECK(last_error(kOpen + tag + "'/>", opts).condition == StreamErrorCondition::policy_violation);
+    // A tag just under the limit is fine.
+    std::string fits = "<message a='" + std::string(1000, 'x') + "'/>";
+    CHECK(feed_all(kOpen + fits, opts).back().type == EventType::stanza);
+
+    // Text, including CDATA and references, is reported as it arrives, so it is bounded only by
+    // the stanza limit, however it is split.
+    std::string body = "<message><body>" + std::string(3000, 't') + "&amp;<![CDATA[" +
+                       std::string(3000, 'c') + "]]>" + std::string(3000, 'u') + "</body></message>";
+    Framer g(opts);
+    g.feed(kOpen);
+    for (char c : body)
+        g.feed(std::string_view(&c, 1));
+    evs = drain(g);
+    REQUIRE(evs.size() == 2);
+    CHECK(evs[1].type == EventType::stanza);
+    CHECK(evs[1].raw == body);
+}

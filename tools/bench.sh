@@ -1,0 +1,441 @@
+#!/usr/bin/env bash
+# tools/bench.sh: edgepair's performance anchor run (ANCHORS.md B0), on loopback, bounded in time and count.
+#
+#   tools/bench.sh [--runs N] [--quick] [--only LIST] [--idle-conns N] [--out FILE] [--keep] [-h]
+#
+# Starts, in a temp dir:
+#   - a test PKI (certs/mkpki.sh --rsa: ECDSA P-256 and RSA-2048 leaf certificates, openssl CLI);
+#   - a backend nginx on loopback answering `return 200 "ok\n"` (not pinned, like B0);
+#   - HAProxy (nbthread 1) and nginx (1 worker) as single TLS-terminating hops to that backend, plus a
+#     direct-response frontend each (the shape edge-e has today);
+#   - edge-e (workers: 1), which cannot proxy yet: without edge-c it answers every HTTPS request 503
+#     "traversal link down". Its rows are labelled "edge-e direct 503 answer (no link)".
+# and measures, each `--runs` times (default 3):
+#   handshake-ec / handshake-rsa   full TLS handshakes, one request per connection (h2load --h1 -n N -c N,
+#                                  and edge-load --scenario handshake --request)
+#   ka-h1-proxy / ka-h1-direct     HTTP/1.1 keep-alive, 50 connections (h2load --h1, edge-load http)
+#   h2-proxy                       HTTP/2, 1 connection x 100 streams (h2load)
+#   idle-tls                       RSS delta / N with N idle TLS connections (edge-load idle), fresh process
+# The metric is operations per CPU-second of the proxy process (utime+stime from /proc/PID/stat around the
+# run; for nginx its single worker), with the proxy pinned to CPU0 and the client to CPU1; the wall rate
+# is printed too. Raw rows go to FILE (default <tmp>/results.tsv); a summary table (min-max over runs)
+# is printed at the end.
+#
+# Options:
+#   --runs N          repetitions of each measurement (default 3)
+#   --quick           smaller counts (a smoke run of the script, not figures)
+#   --only LIST       comma list of servers: haproxy,nginx,edge-e (default all)
+#   --idle-conns N    idle connections (default 10000; needs ulimit -n above N+100)
+#   --out FILE        write the raw rows there
+#   --keep            keep the temp dir (configs, logs)
+# Environment: EDGEPAIR_BIN (default <repo>/build/bin: edge-e, edge-load). Counts (defaults as in B0):
+#   BENCH_HS_N (1000 connections per h2load batch), BENCH_HS_REPEAT (3 batches per run), BENCH_KA_N (300000),
+#   BENCH_H2_N (300000), BENCH_IDLE_RUNS (= --runs), BENCH_IDLE_RAMP (120 s to open the idle connections).
+# Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3.
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${EDGEPAIR_BIN:-$ROOT/build/bin}
+RUNS=3
+QUICK=0
+ONLY=haproxy,nginx,edge-e
+IDLE_N=10000
+OUT=
+KEEP=0
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+while (($#)); do
+  case $1 in
+    --runs) RUNS=$2; shift ;;
+    --quick) QUICK=1 ;;
+    --only) ONLY=$2; shift ;;
+    --idle-conns) IDLE_N=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --keep) KEEP=1 ;;
+    -h | --help) usage 0 ;;
+    *) echo "bench.sh: unknown option: $1" >&2; usage 2 >&2 ;;
+  esac
+  shift
+done
+[[ $RUNS =~ ^[1-9][0-9]?$ ]] || { echo "bench.sh: --runs: 1..99" >&2; exit 2; }
+[[ $IDLE_N =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --idle-conns: a number" >&2; exit 2; }
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf 'bench.sh: error: %s\n' "$*" >&2; exit 1; }
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+for t in "$NGINX" "$HAPROXY" h2load openssl taskset python3; do
+  command -v "$t" >/dev/null 2>&1 || [[ -x $t ]] || die "$t not found (apt-get install nginx-light haproxy nghttp2-client)"
+done
+[[ -x $BIN/edge-load ]] || die "$BIN/edge-load not built (cmake --build build --target edge-load)"
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+if want edge-e; then [[ -x $BIN/edge-e ]] || die "$BIN/edge-e not built"; fi
+
+# Counts. Every client run is bounded by a count and by timeout(1).
+# The defaults are B0's; BENCH_* variables scale them down for a busy machine.
+if ((QUICK)); then
+  HS_N=200 KA_N=20000 H2_N=20000 IDLE_N=$((IDLE_N < 500 ? IDLE_N : 500))
+else
+  HS_N=${BENCH_HS_N:-1000} KA_N=${BENCH_KA_N:-300000} H2_N=${BENCH_H2_N:-300000}
+fi
+HS_REPEAT=${BENCH_HS_REPEAT:-3}     # h2load -n HS_N -c HS_N, HS_REPEAT times per run (B0 style)
+IDLE_RAMP_MAX=${BENCH_IDLE_RAMP:-120} # seconds allowed for opening the idle connections
+IDLE_RUNS=${BENCH_IDLE_RUNS:-$RUNS}
+CLIENT_TIMEOUT=${BENCH_CLIENT_TIMEOUT:-300}
+
+# Idle connections need a descriptor each on both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (($(ulimit -n) < IDLE_N + 200)); then
+  say "ulimit -n is $(ulimit -n): lowering --idle-conns to $(($(ulimit -n) - 200))"
+  IDLE_N=$(($(ulimit -n) - 200))
+fi
+
+TMP=$(mktemp -d /tmp/edgepair-bench.XXXXXX)
+OUT=${OUT:-$TMP/results.tsv}
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  if ((KEEP)); then say "kept $TMP"; else rm -rf -- "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_ports() { # N distinct free loopback TCP ports
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+read -r P_BE P_HA_EC P_HA_RSA P_HA_DIRECT P_HA_H2 P_NG_EC P_NG_RSA P_NG_DIRECT P_NG_H2 \
+  P_EE P_EE_RSA P_EE_ADMIN P_EE_ADMIN_RSA P_EE_LINK P_EE_LINK_RSA < <(free_ports 15)
+
+wait_port() { # port [seconds]
+  local i
+  for ((i = 0; i < ${2:-10} * 20; i++)); do
+    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  die "port $1 did not open"
+}
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; } # utime+stime, clock ticks
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------------------------------------- PKI
+say "PKI (ECDSA P-256 and RSA-2048) in $TMP/pki"
+bash "$ROOT/certs/mkpki.sh" --rsa "$TMP/pki" || die "certs/mkpki.sh failed"
+PKI=$TMP/pki
+# HAProxy wants key and chain in one file.
+cat "$PKI/edge-e-chain.crt" "$PKI/edge-e.key" >"$TMP/ec.pem"
+cat "$PKI/edge-e-rsa.crt" "$PKI/ca.crt" "$PKI/edge-e-rsa.key" >"$TMP/rsa.pem"
+chmod 600 "$TMP"/*.pem
+
+# --------------------------------------------------------------------------------------------- servers
+mkdir -p "$TMP/ngx-be" "$TMP/ngx" "$TMP/ee" "$TMP/ee-rsa"
+ngx_common='error_log stderr error; pid PIDFILE; daemon off; master_process on;
+worker_rlimit_nofile 20000;
+events { worker_connections 19000; multi_accept on; }'
+cat >"$TMP/ngx-be/nginx.conf" <<EOF
+${ngx_common//PIDFILE/$TMP/ngx-be/nginx.pid}
+worker_processes 1;
+http {
+  access_log off;
+  client_body_temp_path $TMP/ngx-be; proxy_temp_path $TMP/ngx-be; fastcgi_temp_path $TMP/ngx-be;
+  uwsgi_temp_path $TMP/ngx-be; scgi_temp_path $TMP/ngx-be;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:$P_BE; location / { return 200 "ok\n"; } }
+}
+EOF
+cat >"$TMP/ngx/nginx.conf" <<EOF
+${ngx_common//PIDFILE/$TMP/ngx/nginx.pid}
+worker_processes 1;
+http {
+  access_log off;
+  client_body_temp_path $TMP/ngx; proxy_temp_path $TMP/ngx; fastcgi_temp_path $TMP/ngx;
+  uwsgi_temp_path $TMP/ngx; scgi_temp_path $TMP/ngx;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  upstream be { server 127.0.0.1:$P_BE; keepalive 64; }
+  ssl_protocols TLSv1.2 TLSv1.3;
+  server { listen 127.0.0.1:$P_NG_EC ssl; ssl_certificate $PKI/edge-e-chain.crt; ssl_certificate_key $PKI/edge-e.key;
+           location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:$P_NG_RSA ssl; ssl_certificate $TMP/rsa.pem; ssl_certificate_key $PKI/edge-e-rsa.key;
+           location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:$P_NG_DIRECT ssl; ssl_certificate $PKI/edge-e-chain.crt; ssl_certificate_key $PKI/edge-e.key;
+           location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$P_NG_H2 ssl http2; ssl_certificate $PKI/edge-e-chain.crt; ssl_certificate_key $PKI/edge-e.key;
+           location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+EOF
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 10400
+  # this box caps descriptors at 20000 (hard): 10,400 one-fd idle connections fit, the 2-per-conn estimate does not
+  no strict-limits
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+  option http-keep-alive
+frontend proxy_ec
+  bind 127.0.0.1:$P_HA_EC ssl crt $TMP/ec.pem alpn http/1.1
+  default_backend be
+frontend proxy_rsa
+  bind 127.0.0.1:$P_HA_RSA ssl crt $TMP/rsa.pem alpn http/1.1
+  default_backend be
+frontend direct_ec
+  bind 127.0.0.1:$P_HA_DIRECT ssl crt $TMP/ec.pem alpn http/1.1
+  http-request return status 200 content-type text/plain string "ok"
+frontend proxy_h2
+  bind 127.0.0.1:$P_HA_H2 ssl crt $TMP/ec.pem alpn h2,http/1.1
+  default_backend be
+backend be
+  http-reuse always
+  server s1 127.0.0.1:$P_BE
+EOF
+
+ee_yaml() { # dir https-port admin-port link-port cert key
+  cat >"$1/edge-e.yaml" <<EOF
+node_name: expe1.example.com
+workers: 1
+log: {level: warn}
+admin: {listen: 127.0.0.1:$3}
+tls:
+  default_certificate: {cert: $5, key: $6}
+  trusted_cas: $PKI/ca.crt
+listeners:
+  https: {listen: 127.0.0.1:$2}
+link:
+  listen: 127.0.0.1:$4
+  tls_verify_subject_name: expc1.example.com
+  auth_database: $TMP/link-users.txt
+limits:
+  client_idle_timeout: 10m
+  max_connections: 100000
+EOF
+}
+if want edge-e; then
+  printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$TMP/link-users.txt" 2>/dev/null \
+    || die "edge-e --hash-password failed"
+  ee_yaml "$TMP/ee" "$P_EE" "$P_EE_ADMIN" "$P_EE_LINK" "$PKI/edge-e-chain.crt" "$PKI/edge-e.key"
+  ee_yaml "$TMP/ee-rsa" "$P_EE_RSA" "$P_EE_ADMIN_RSA" "$P_EE_LINK_RSA" "$PKI/edge-e-rsa.crt" "$PKI/edge-e-rsa.key"
+fi
+
+# start_server NAME -> sets SPID (the process to measure) ; logs in $TMP/NAME.log
+start_server() {
+  local name=$1 master
+  case $name in
+    backend)
+      "$NGINX" -p "$TMP/ngx-be" -c "$TMP/ngx-be/nginx.conf" >"$TMP/backend.log" 2>&1 &
+      PIDS+=($!); wait_port "$P_BE"; SPID=$! ;;
+    haproxy)
+      "$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
+      SPID=$!; PIDS+=("$SPID"); wait_port "$P_HA_EC"; wait_port "$P_HA_H2" ;;
+    nginx)
+      "$NGINX" -p "$TMP/ngx" -c "$TMP/ngx/nginx.conf" >"$TMP/nginx.log" 2>&1 &
+      master=$!; PIDS+=("$master"); wait_port "$P_NG_EC"; wait_port "$P_NG_H2"
+      SPID=$(pgrep -P "$master" | head -1)
+      [[ -n $SPID ]] || die "nginx worker not found" ;;
+    edge-e | edge-e-rsa)
+      local dir=$TMP/ee port=$P_EE
+      [[ $name == edge-e-rsa ]] && dir=$TMP/ee-rsa port=$P_EE_RSA
+      "$BIN/edge-e" -c "$dir/edge-e.yaml" >"$TMP/$name.log" 2>&1 &
+      SPID=$!; PIDS+=("$SPID"); wait_port "$port" ;;
+  esac
+  # Pin every thread of the measured process to CPU0 (the client runs on CPU1).
+  taskset -a -p -c 0 "$SPID" >/dev/null
+}
+stop_server() { # pid-to-kill
+  kill "$1" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# ------------------------------------------------------------------------------------------- measuring
+printf 'metric\tserver\ttool\trun\tops\tcpu_s\tops_per_cpu_s\twall_rate\tnote\n' >"$OUT"
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$OUT"; }
+
+# h2load output -> "done wall_rate"
+h2_parse() {
+  awk '/^requests:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^done/) d=$i}
+       /^finished in/{r=$4} END{print (d==""?0:d), (r==""?0:r)}' "$1"
+}
+# edge-load --json -> "ok rate errors"
+el_parse() {
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["ok"], j["rate"], j["errors_total"])' "$1" \
+    2>/dev/null || echo "0 0 -1"
+}
+
+# measure METRIC SERVER TOOL RUN PID OPS_KIND -- CMD... ; CMD's stdout to a file, parsed by TOOL
+measure() {
+  local metric=$1 server=$2 tool=$3 run=$4 pid=$5
+  shift 6
+  local out=$TMP/out.$metric.$server.$tool.$run
+  local b a t0 t1 ops rate err note=""
+  b=$(cpu_ticks "$pid")
+  t0=$(date +%s.%N)
+  if [[ $tool == h2load ]]; then
+    : >"$out"
+    local i
+    for ((i = 0; i < ${REPEAT:-1}; i++)); do
+      timeout "$CLIENT_TIMEOUT" taskset -c 1 "$@" >>"$out" 2>&1 || note="h2load rc=$?"
+    done
+  else
+    timeout "$CLIENT_TIMEOUT" taskset -c 1 "$@" >"$out" 2>"$out.err" || note="edge-load rc=$?"
+  fi
+  t1=$(date +%s.%N)
+  a=$(cpu_ticks "$pid")
+  if [[ $tool == h2load ]]; then
+    ops=$(awk '/^requests:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^done/) s+=$i} END{print s+0}' "$out")
+    rate=$(awk -v o="$ops" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", o/(b-a)}')
+    local codes
+    codes=$(awk '/^status codes:/{print}' "$out" | tail -1)
+    [[ -n $codes ]] && note="${note:+$note; }${codes#status codes: }"
+  else
+    read -r ops rate err < <(el_parse "$out")
+    rate=${rate%.*}
+    [[ $err != 0 ]] && note="${note:+$note; }edge-load errors=$err"
+  fi
+  local cpu
+  cpu=$(awk -v a="$a" -v b="$b" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+  local per
+  per=$(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')
+  row "$metric" "$server" "$tool" "$run" "$ops" "$cpu" "$per" "$rate" "$note"
+  say "$metric $server $tool run $run: $ops ops, ${cpu} CPU-s -> $per /CPU-s, wall $rate/s ${note:+($note)}"
+}
+
+EL=("$BIN/edge-load" --insecure --no-progress --json --threads 1)
+
+# run_suite SERVER PID  (the server is running; ports by name)
+run_suite() {
+  local server=$1 pid=$2 r ec direct h2
+  case $server in
+    haproxy) ec=$P_HA_EC direct=$P_HA_DIRECT h2=$P_HA_H2 ;;
+    nginx) ec=$P_NG_EC direct=$P_NG_DIRECT h2=$P_NG_H2 ;;
+    edge-e) ec=$P_EE direct=$P_EE h2="" ;;
+  esac
+  for ((r = 1; r <= RUNS; r++)); do
+    REPEAT=$HS_REPEAT measure handshake-ec "$server" h2load "$r" "$pid" -- \
+      h2load --h1 -n "$HS_N" -c "$HS_N" "https://127.0.0.1:$ec/"
+    measure handshake-ec "$server" edge-load "$r" "$pid" -- "${EL[@]}" --scenario handshake --request \
+      --connections 50 --requests $((HS_N * HS_REPEAT)) --duration 60 --target "127.0.0.1:$ec" \
+      ${EXPECT:+--expect-status $EXPECT}
+    if [[ $server != edge-e ]]; then
+      measure ka-h1-proxy "$server" h2load "$r" "$pid" -- h2load --h1 -n "$KA_N" -c 50 "https://127.0.0.1:$ec/"
+      measure ka-h1-proxy "$server" edge-load "$r" "$pid" -- "${EL[@]}" --scenario http --connections 50 \
+        --requests "$KA_N" --duration 60 --target "127.0.0.1:$ec"
+      measure h2-proxy "$server" h2load "$r" "$pid" -- h2load -n "$H2_N" -c 1 -m 100 "https://127.0.0.1:$h2/"
+    fi
+    measure ka-h1-direct "$server" h2load "$r" "$pid" -- h2load --h1 -n "$KA_N" -c 50 "https://127.0.0.1:$direct/"
+    measure ka-h1-direct "$server" edge-load "$r" "$pid" -- "${EL[@]}" --scenario http --connections 50 \
+      --requests "$KA_N" --duration 60 --target "127.0.0.1:$direct" ${EXPECT:+--expect-status $EXPECT}
+  done
+}
+
+# run_rsa SERVER PID PORT
+run_rsa() {
+  local server=$1 pid=$2 port=$3 r
+  for ((r = 1; r <= RUNS; r++)); do
+    REPEAT=$HS_REPEAT measure handshake-rsa "$server" h2load "$r" "$pid" -- \
+      h2load --h1 -n "$HS_N" -c "$HS_N" "https://127.0.0.1:$port/"
+    measure handshake-rsa "$server" edge-load "$r" "$pid" -- "${EL[@]}" --scenario handshake --request \
+      --connections 50 --requests $((HS_N * HS_REPEAT)) --duration 60 --target "127.0.0.1:$port" \
+      ${EXPECT:+--expect-status $EXPECT}
+  done
+}
+
+# idle_run SERVER RUN PORT: fresh server, N idle TLS connections (handshake only), RSS delta / N
+idle_run() {
+  local server=$1 r=$2 port=$3 before after
+  local ready=$TMP/idle.ready.$server.$r out=$TMP/idle.$server.$r
+  start_server "$server"
+  local pid=$SPID kill_pid=$SPID
+  [[ $server == nginx ]] && kill_pid=${PIDS[-1]}
+  sleep 0.5
+  before=$(rss_kb "$pid")
+  rm -f "$ready"
+  # edge-load holds the connections until SIGTERM (or IDLE_RAMP_MAX + 30 s), then reports how many are alive.
+  timeout $((IDLE_RAMP_MAX + 60)) taskset -c 1 "${EL[@]}" --scenario idle --connections "$IDLE_N" \
+    --duration $((IDLE_RAMP_MAX + 30)) --ready-file "$ready" --target "127.0.0.1:$port" >"$out" 2>"$out.err" &
+  local lpid=$!
+  local i=0
+  while ((i++ < IDLE_RAMP_MAX * 10)) && [[ ! -e $ready ]]; do sleep 0.1; done
+  sleep 3 # let the server settle (tickets sent, buffers released)
+  after=$(rss_kb "$pid")
+  kill -TERM "$lpid" 2>/dev/null || true
+  wait "$lpid" || true
+  local up alive
+  read -r up alive < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["idle"]["established"], j["idle"]["alive_at_end"])' "$out" 2>/dev/null || echo "0 0")
+  local per
+  per=$(awk -v a="$after" -v b="$before" -v n="$up" 'BEGIN{ if (n > 0) printf "%.1f", (a-b)/n; else print "nan" }')
+  row idle-tls "$server" edge-load "$r" "$up" "" "$per" "" "rss ${before}->${after} kB, alive at end $alive/$IDLE_N"
+  say "idle-tls $server run $r: $up up, RSS $before -> $after kB: $per kB/conn (alive at end $alive)"
+  stop_server "$kill_pid"
+}
+
+say "results: $OUT"
+start_server backend
+say "backend nginx on $P_BE"
+
+if want haproxy; then
+  say "HAProxy $("$HAPROXY" -v | head -1 | awk '{print $3}')"
+  start_server haproxy; hp=$SPID
+  run_suite haproxy "$hp"
+  run_rsa haproxy "$hp" "$P_HA_RSA"
+  stop_server "$hp"
+  for ((r = 1; r <= IDLE_RUNS; r++)); do idle_run haproxy "$r" "$P_HA_DIRECT"; done
+fi
+if want nginx; then
+  say "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')"
+  start_server nginx; np=$SPID; nm=${PIDS[-1]}
+  run_suite nginx "$np"
+  run_rsa nginx "$np" "$P_NG_RSA"
+  stop_server "$nm"
+  for ((r = 1; r <= IDLE_RUNS; r++)); do idle_run nginx "$r" "$P_NG_DIRECT"; done
+fi
+if want edge-e; then
+  say "edge-e $("$BIN/edge-e" --version)"
+  start_server edge-e; ep=$SPID
+  EXPECT=503 run_suite edge-e "$ep"
+  stop_server "$ep"
+  start_server edge-e-rsa; ep=$SPID
+  EXPECT=503 run_rsa edge-e "$ep" "$P_EE_RSA"
+  stop_server "$ep"
+  for ((r = 1; r <= IDLE_RUNS; r++)); do idle_run edge-e "$r" "$P_EE"; done
+fi
+
+# Summary: min-max of ops per CPU-second (and of the wall rate) over the runs.
+python3 - "$OUT" <<'EOF'
+import csv, sys, collections
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+g = collections.OrderedDict()
+for r in rows:
+    g.setdefault((r["metric"], r["server"], r["tool"]), []).append(r)
+def rng(vals, fmt="{:,.0f}"):
+    v = sorted(float(x) for x in vals if x not in ("", "nan"))
+    if not v: return "n/a"
+    return fmt.format(v[0]) if len(v) == 1 or v[0] == v[-1] else fmt.format(v[0]) + "–" + fmt.format(v[-1])
+print("| metric | server | tool | per CPU-s (min–max) | wall /s (min–max) | runs | notes |")
+print("|---|---|---|---|---|---|---|")
+for (m, s, t), rs in g.items():
+    notes = sorted(set(r["note"] for r in rs if r["note"]))
+    if m == "idle-tls":
+        print(f"| {m} | {s} | {t} | {rng([r['ops_per_cpu_s'] for r in rs], '{:.1f}')} kB/conn | – | {len(rs)} | {'; '.join(notes)[:160]} |")
+    else:
+        print(f"| {m} | {s} | {t} | {rng([r['ops_per_cpu_s'] for r in rs])} | {rng([r['wall_rate'] for r in rs])} | {len(rs)} | {'; '.join(notes)[:160]} |")
+EOF

@@ -1,0 +1,321 @@
+// edge-load: edgepair's bundled traffic generator (loopback targets only). See usage_text() and
+// docs/BENCHMARKS.md.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <memory>
+#include <string>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/core/version.h"
+#include "common/core/worker.h"
+#include "common/http/b64_domain.h"
+#include "tools/edge-load/driver.h"
+#include "tools/edge-load/options.h"
+#include "tools/edge-load/stats.h"
+
+namespace {
+
+using namespace edgepair;
+using namespace edgepair::load;
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_signal(int) {
+    g_interrupted.store(true);
+}
+
+// Connections need one descriptor each; the soft limit (often 1024) would cap the idle scenario.
+void raise_fd_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+uint64_t fd_limit() {
+    rlimit rl{};
+    return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? uint64_t(rl.rlim_cur) : 0;
+}
+
+std::string json_str(std::string_view s) {
+    std::string o = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            o += '\\';
+            o += char(c);
+        } else if (c < 0x20) {
+            o += fmt::format("\\u{:04x}", c);
+        } else {
+            o += char(c);
+        }
+    }
+    return o + "\"";
+}
+
+std::string fmt_ms(uint64_t us) {
+    return fmt::format("{:.3f}ms", double(us) / 1000.0);
+}
+
+std::string build_request(const Options& o) {
+    std::string path = o.path;
+    if (o.scenario == Scenario::EdgeConfig)
+        path = "/" + http::encode_domain(o.domain) +
+               "/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin";
+    std::string host =
+        !o.sni.empty() ? o.sni : (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host);
+    if (o.port != (o.plain ? 80 : 443)) host += fmt::format(":{}", o.port);
+    std::string req = fmt::format(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edge-load/{}\r\nAccept: */*\r\n", path, host, kVersion);
+    if (!o.user.empty())
+        req += "Authorization: Basic " + http::base64_encode(o.user + ":" + o.password) + "\r\n";
+    // One request per connection: say so, so that the server closes (its TIME_WAIT, not ours).
+    if (o.scenario == Scenario::Handshake) req += "Connection: close\r\n";
+    return req + "\r\n";
+}
+
+const char* unit_of(const Options& o) {
+    return o.scenario == Scenario::Handshake ? "handshakes" : "requests";
+}
+
+void print_progress(const Options& o, const Stats& s, uint64_t prev_ok, double dt, double elapsed) {
+    if (o.scenario == Scenario::Idle) {
+        std::fprintf(stderr, "edge-load [%5.1fs] up %llu/%u  open %llu  closed-by-peer %llu  errors %llu\n",
+                     elapsed, (unsigned long long)s.idle_established, o.connections,
+                     (unsigned long long)s.open_conns, (unsigned long long)s.idle_closed_by_peer,
+                     (unsigned long long)s.errors_total());
+        return;
+    }
+    double rate = dt > 0 ? double(s.ok - prev_ok) / dt : 0;
+    std::fprintf(stderr, "edge-load [%5.1fs] %s %llu  %.0f/s  p50 %s  p99 %s  errors %llu  open %llu\n",
+                 elapsed, unit_of(o), (unsigned long long)s.ok, rate,
+                 fmt_ms(s.latency.quantile(0.50)).c_str(), fmt_ms(s.latency.quantile(0.99)).c_str(),
+                 (unsigned long long)s.errors_total(), (unsigned long long)s.open_conns);
+}
+
+void print_json(const Options& o, const Stats& s, double elapsed) {
+    const auto& h = s.latency;
+    std::string j = "{";
+    j += fmt::format("\"tool\":\"edge-load\",\"version\":{},\"scenario\":{},\"target\":{},\"tls\":{},",
+                     json_str(kVersion), json_str(o.scenario_name), json_str(o.target),
+                     o.plain ? "false" : "true");
+    j += fmt::format("\"threads\":{},\"connections\":{},\"mode\":\"{}\",\"rate_target\":{},", o.threads,
+                     o.connections, o.rate > 0 ? "open" : "closed",
+                     o.rate > 0 ? fmt::format("{}", o.rate) : "null");
+    j += fmt::format("\"duration_s\":{:.3f},\"attempts\":{},\"ok\":{},\"requests\":{},\"handshakes\":{},"
+                     "\"connects\":{},\"unfinished\":{},",
+                     elapsed, s.attempts, s.ok, s.responses, s.handshakes, s.connects, s.unfinished);
+    double div = elapsed > 0 ? elapsed : 1;
+    j += fmt::format("\"rate\":{:.1f},\"handshake_rate\":{:.1f},", double(s.ok) / div,
+                     double(s.handshakes) / div);
+    j += fmt::format("\"status\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"other\":{}}},",
+                     s.status_class[1], s.status_class[2], s.status_class[3], s.status_class[4],
+                     s.status_class[5], s.status_class[0]);
+    j += fmt::format(
+        "\"latency_us\":{{\"count\":{},\"min\":{},\"mean\":{:.1f},\"p50\":{},\"p90\":{},\"p99\":{},"
+        "\"p999\":{},\"max\":{}}},",
+        h.count(), h.min(), h.mean(), h.quantile(0.50), h.quantile(0.90), h.quantile(0.99), h.quantile(0.999),
+        h.max());
+    j += "\"errors\":{";
+    for (size_t i = 0; i < kErrKinds; ++i)
+        j += fmt::format("{}\"{}\":{}", i ? "," : "", err_name(ErrKind(i)), s.errors[i]);
+    j += fmt::format("}},\"errors_total\":{}", s.errors_total());
+    if (o.scenario == Scenario::Idle)
+        j += fmt::format(
+            ",\"idle\":{{\"target\":{},\"established\":{},\"alive_at_end\":{},\"closed_by_peer\":{}}}",
+            o.connections, s.idle_established, s.idle_alive_at_end, s.idle_closed_by_peer);
+    j += "}\n";
+    std::fwrite(j.data(), 1, j.size(), stdout);
+}
+
+void print_human(const Options& o, const Stats& s, double elapsed) {
+    const auto& h = s.latency;
+    double div = elapsed > 0 ? elapsed : 1;
+    std::printf("edge-load %s: scenario %s, target %s (%s), %u thread(s), %u connection(s), %s\n", kVersion,
+                o.scenario_name.c_str(), o.target.c_str(), o.plain ? "plain" : "TLS", o.threads,
+                o.connections, o.rate > 0 ? fmt::format("open loop at {}/s", o.rate).c_str() : "closed loop");
+    std::printf("  duration   %.3f s\n", elapsed);
+    std::printf("  %-10s %llu ok of %llu started (%.1f/s)%s\n", unit_of(o), (unsigned long long)s.ok,
+                (unsigned long long)s.attempts, double(s.ok) / div,
+                s.unfinished ? fmt::format(", {} unfinished at the end", s.unfinished).c_str() : "");
+    std::printf(
+        "  handshakes %llu (%.1f/s), responses %llu (2xx %llu, 3xx %llu, 4xx %llu, 5xx %llu, other %llu)\n",
+        (unsigned long long)s.handshakes, double(s.handshakes) / div, (unsigned long long)s.responses,
+        (unsigned long long)s.status_class[2], (unsigned long long)s.status_class[3],
+        (unsigned long long)s.status_class[4], (unsigned long long)s.status_class[5],
+        (unsigned long long)(s.status_class[0] + s.status_class[1]));
+    std::printf(
+        "  latency    min %s  mean %.3fms  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%llu samples)\n",
+        fmt_ms(h.min()).c_str(), h.mean() / 1000.0, fmt_ms(h.quantile(0.5)).c_str(),
+        fmt_ms(h.quantile(0.9)).c_str(), fmt_ms(h.quantile(0.99)).c_str(), fmt_ms(h.quantile(0.999)).c_str(),
+        fmt_ms(h.max()).c_str(), (unsigned long long)h.count());
+    std::printf("  errors     %llu", (unsigned long long)s.errors_total());
+    for (size_t i = 0; i < kErrKinds; ++i)
+        if (s.errors[i])
+            std::printf("  %s %llu", std::string(err_name(ErrKind(i))).c_str(),
+                        (unsigned long long)s.errors[i]);
+    std::printf("\n");
+    if (o.scenario == Scenario::Idle)
+        std::printf("  idle       %llu/%u established, %llu alive at the end, %llu closed by the server\n",
+                    (unsigned long long)s.idle_established, o.connections,
+                    (unsigned long long)s.idle_alive_at_end, (unsigned long long)s.idle_closed_by_peer);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Options opt;
+    auto parsed = parse_options(argc, argv, opt);
+    if (!parsed) {
+        std::fprintf(stderr, "edge-load: %s\n(edge-load --help for the options)\n",
+                     parsed.error().message.c_str());
+        return 2;
+    }
+    if (*parsed == ParseOutcome::Help) {
+        std::fputs(usage_text().c_str(), stdout);
+        return 0;
+    }
+    if (*parsed == ParseOutcome::Version) {
+        std::printf("edge-load %s\n", kVersion);
+        return 0;
+    }
+    auto addr = resolve_loopback_target(opt.host, opt.port);
+    if (!addr) {
+        std::fprintf(stderr, "edge-load: %s\n", addr.error().message.c_str());
+        return 2;
+    }
+
+    std::signal(SIGPIPE, SIG_IGN); // SSL_write goes through write(2): a reset peer must not kill us
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    raise_fd_limit();
+    if (opt.scenario == Scenario::Idle && fd_limit() < uint64_t(opt.connections) + 64)
+        std::fprintf(
+            stderr,
+            "edge-load: warning: the descriptor limit (%llu) is below --connections %u; raise ulimit -n\n",
+            (unsigned long long)fd_limit(), opt.connections);
+
+    Shared sh;
+    sh.opt = &opt;
+    sh.addr = *addr;
+    sh.tls_name = !opt.sni.empty() ? opt.sni : opt.host;
+    sh.request = build_request(opt);
+    if (!opt.plain) {
+        net::TlsClientOptions to;
+        to.verify = !opt.insecure;
+        if (to.verify) to.trusted_cas = opt.cafile;
+        to.alpn = {"http/1.1"};
+        auto ctx = net::TlsClientContext::create(to);
+        if (!ctx) {
+            std::fprintf(stderr, "edge-load: TLS: %s\n", ctx.error().message.c_str());
+            return 2;
+        }
+        sh.tls = *ctx;
+    }
+
+    const unsigned T = opt.threads;
+    const uint64_t start = now_ns();
+    const uint64_t deadline = start + uint64_t(opt.duration_s * 1e9);
+    std::vector<std::unique_ptr<core::Worker>> workers;
+    std::vector<std::unique_ptr<Driver>> drivers;
+    for (unsigned i = 0; i < T; ++i) {
+        Plan p;
+        if (opt.requests) p.ops = *opt.requests / T + (i < *opt.requests % T ? 1 : 0);
+        p.slots = opt.connections / T + (i < opt.connections % T ? 1 : 0);
+        if (opt.rate > 0) {
+            p.rate = opt.rate / T;
+            p.phase_ns = uint64_t(double(i) * 1e9 / opt.rate);
+        }
+        p.deadline_ns = deadline;
+        workers.push_back(std::make_unique<core::Worker>(i));
+        drivers.push_back(std::make_unique<Driver>(workers.back()->loop(), sh, p));
+    }
+    for (unsigned i = 0; i < T; ++i) {
+        Driver* d = drivers[i].get();
+        workers[i]->start([d] { d->start(); });
+    }
+
+    // The drivers stop themselves at the deadline; this is the backstop if one cannot.
+    const uint64_t hard_stop = deadline + uint64_t((opt.timeout_s + 5) * 1e9);
+    uint64_t last_progress = start, prev_ok = 0;
+    bool ready_written = false, forced = false, interrupt_seen = false;
+    uint64_t interrupt_deadline = 0;
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lk(sh.mu);
+            sh.cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return sh.finished == T; });
+            if (sh.finished == T) break;
+        }
+        uint64_t now = now_ns();
+        if (g_interrupted.load() && !interrupt_seen) {
+            // End as the deadline does, so that the summary (idle: connections alive) is still complete.
+            interrupt_seen = true;
+            interrupt_deadline = now + 5000000000u;
+            for (unsigned i = 0; i < T; ++i) {
+                Driver* d = drivers[i].get();
+                workers[i]->loop().post([d] { d->stop_now(); });
+            }
+        }
+        if (now > hard_stop || (interrupt_seen && now > interrupt_deadline)) {
+            forced = true;
+            for (auto& w : workers)
+                w->stop();
+            break;
+        }
+        if (!ready_written && opt.scenario == Scenario::Idle && sh.ramped.load() == T) {
+            ready_written = true;
+            Stats m;
+            for (auto& d : drivers)
+                m.merge(d->snapshot());
+            std::fprintf(stderr, "edge-load: idle: %llu of %u connections up, holding\n",
+                         (unsigned long long)m.idle_established, opt.connections);
+            if (!opt.ready_file.empty()) {
+                int fd = ::open(opt.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                    std::string line = fmt::format("{}\n", m.idle_established);
+                    ssize_t w = ::write(fd, line.data(), line.size());
+                    (void)w;
+                    ::close(fd);
+                }
+            }
+        }
+        if (opt.progress && now - last_progress >= 1000000000u) {
+            Stats m;
+            for (auto& d : drivers)
+                m.merge(d->snapshot());
+            print_progress(opt, m, prev_ok, double(now - last_progress) / 1e9, double(now - start) / 1e9);
+            prev_ok = m.ok;
+            last_progress = now;
+        }
+    }
+    const uint64_t end = now_ns();
+    for (auto& w : workers)
+        w->join();
+    Stats total;
+    for (auto& d : drivers)
+        total.merge(d->final_stats());
+    drivers.clear(); // before the loops they use
+    workers.clear();
+    if (forced) std::fprintf(stderr, "edge-load: a worker did not stop by itself; stopped it\n");
+
+    double elapsed = double(end - start) / 1e9;
+    if (opt.json)
+        print_json(opt, total, elapsed);
+    else
+        print_human(opt, total, elapsed);
+    std::fflush(stdout);
+
+    if (interrupt_seen) std::fprintf(stderr, "edge-load: interrupted; the summary covers the run so far\n");
+    bool good = total.errors_total() == 0 && !forced;
+    if (opt.scenario == Scenario::Idle)
+        good = good && total.idle_alive_at_end == opt.connections;
+    else
+        good = good && total.ok > 0;
+    return good ? 0 : 1;
+}

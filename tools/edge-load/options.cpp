@@ -1,0 +1,243 @@
+#include "tools/edge-load/options.h"
+
+#include <arpa/inet.h>
+#include <charconv>
+#include <cmath>
+#include <netinet/in.h>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace edgepair::load {
+
+std::string usage_text() {
+    return R"(usage: edge-load --scenario S --target HOST:PORT [options]
+
+Loopback-only traffic generator for edgepair and its anchors (HAProxy, nginx). Targets must be
+127.0.0.0/8 or ::1, or a name that resolves there; anything else is refused.
+
+scenarios:
+  handshake     new TLS connection, full handshake, [--request: one GET --path], close; counts handshakes/s
+  http          keep-alive HTTP/1.1 GET --path on --connections connections
+  edge-config   keep-alive GET /<base64 --domain>/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin
+                with Basic --user/--password
+  idle          open --connections TLS connections ([--request] one GET each), hold them for --duration,
+                report how many stayed up
+  mra-login     not yet implemented
+  sip-register  not yet implemented
+  xmpp          not yet implemented
+
+options:
+  --target HOST:PORT      loopback address or name ([::1]:8443 for IPv6)
+  --sni NAME              TLS server name (and Host header); default: HOST when it is a name
+  --cafile FILE           verify the server against these CAs (name: --sni, else HOST; IP SANs for IPs)
+  --insecure              do not verify the server certificate
+  --plain                 plain TCP, no TLS (http, edge-config)
+  --threads N             worker threads, each with its own event loop (default 1)
+  --connections C         closed loop: concurrent connections (default 1; idle: connections to hold,
+                          default 100); open loop: at most C connections in use at once (default 10)
+  --rate R                open loop: R arrivals/s at fixed intervals, whatever the completions; latency is
+                          measured from each arrival's scheduled time (coordinated-omission-safe)
+  --requests N            stop after N operations (requests, or handshakes)
+  --duration SECS         stop after SECS (default and cap when --requests is given: 60); idle: hold time
+  --timeout SECS          per operation (connect+handshake, or response) (default 10)
+  --path P                request path (default /)
+  --domain D              edge-config domain (default example.com)
+  --user U --password P   edge-config Basic credentials
+  --request               handshake/idle: send one GET --path on each connection
+  --expect-status CODE    count responses with CODE as successes (default: any status below 400)
+  --ready-file F          idle: create F once every connection has been opened (or has failed)
+  --json                  print the summary as one JSON object on stdout
+  --progress/--no-progress  a line per second on stderr (default on)
+  --version, --help
+
+exit status: 0 no errors; 1 errors occurred (or, idle, a connection did not stay up); 2 usage error,
+refused target or scenario not implemented.
+)";
+}
+
+namespace {
+
+template <class T> bool parse_num(std::string_view s, T& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool parse_double(std::string_view s, double& out) {
+    // from_chars for double is in GCC 12's libstdc++.
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out);
+}
+
+} // namespace
+
+Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
+    bool have_conns = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        std::string val;
+        bool has_inline = false;
+        if (a.starts_with("--")) {
+            if (auto eq = a.find('='); eq != std::string_view::npos) {
+                val = std::string(a.substr(eq + 1));
+                a = a.substr(0, eq);
+                has_inline = true;
+            }
+        }
+        auto need = [&](std::string& v) -> bool {
+            if (has_inline) {
+                v = val;
+                return true;
+            }
+            if (i + 1 >= argc) return false;
+            v = argv[++i];
+            return true;
+        };
+        auto missing = [&] { return make_error(fmt::format("option {} needs a value", a)); };
+        std::string v;
+        if (a == "-h" || a == "--help") return ParseOutcome::Help;
+        if (a == "--version") return ParseOutcome::Version;
+        if (a == "--insecure")
+            o.insecure = true;
+        else if (a == "--plain")
+            o.plain = true;
+        else if (a == "--request")
+            o.request = true;
+        else if (a == "--json")
+            o.json = true;
+        else if (a == "--progress")
+            o.progress = true;
+        else if (a == "--no-progress")
+            o.progress = false;
+        else if (a == "--scenario" || a == "-s") {
+            if (!need(v)) return missing();
+            o.scenario_name = v;
+        } else if (a == "--target" || a == "-t") {
+            if (!need(v)) return missing();
+            o.target = v;
+        } else if (a == "--sni") {
+            if (!need(v)) return missing();
+            o.sni = v;
+        } else if (a == "--cafile") {
+            if (!need(v)) return missing();
+            o.cafile = v;
+        } else if (a == "--threads") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.threads) || o.threads < 1 || o.threads > 64)
+                return make_error("--threads: a number from 1 to 64");
+        } else if (a == "--connections" || a == "-c") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.connections) || o.connections < 1 || o.connections > 1000000)
+                return make_error("--connections: a number from 1 to 1000000");
+            have_conns = true;
+        } else if (a == "--rate") {
+            if (!need(v)) return missing();
+            if (v.ends_with("/s")) v.resize(v.size() - 2);
+            if (!parse_double(v, o.rate) || o.rate <= 0 || o.rate > 10e6)
+                return make_error("--rate: arrivals per second, above 0 and at most 10000000");
+        } else if (a == "--requests" || a == "-n") {
+            if (!need(v)) return missing();
+            uint64_t n = 0;
+            if (!parse_num(v, n) || n < 1) return make_error("--requests: a positive number");
+            o.requests = n;
+        } else if (a == "--duration" || a == "-d") {
+            if (!need(v)) return missing();
+            if (v.ends_with("s")) v.pop_back();
+            if (!parse_double(v, o.duration_s) || o.duration_s <= 0 || o.duration_s > 86400)
+                return make_error("--duration: seconds, above 0 and at most 86400");
+        } else if (a == "--timeout") {
+            if (!need(v)) return missing();
+            if (v.ends_with("s")) v.pop_back();
+            if (!parse_double(v, o.timeout_s) || o.timeout_s <= 0 || o.timeout_s > 3600)
+                return make_error("--timeout: seconds, above 0 and at most 3600");
+        } else if (a == "--path") {
+            if (!need(v)) return missing();
+            if (v.empty() || v.front() != '/' || v.find_first_of(" \r\n\t") != std::string::npos)
+                return make_error("--path must start with '/' and contain no spaces or line breaks");
+            o.path = v;
+        } else if (a == "--domain") {
+            if (!need(v)) return missing();
+            o.domain = v;
+        } else if (a == "--user") {
+            if (!need(v)) return missing();
+            o.user = v;
+        } else if (a == "--password") {
+            if (!need(v)) return missing();
+            o.password = v;
+        } else if (a == "--expect-status") {
+            if (!need(v)) return missing();
+            int s = 0;
+            if (!parse_num(v, s) || s < 100 || s > 599) return make_error("--expect-status: 100..599");
+            o.expect_status = s;
+        } else if (a == "--ready-file") {
+            if (!need(v)) return missing();
+            o.ready_file = v;
+        } else {
+            return make_error(fmt::format("unknown argument \"{}\"", a));
+        }
+    }
+
+    if (o.scenario_name.empty()) return make_error("--scenario is required");
+    if (o.scenario_name == "handshake")
+        o.scenario = Scenario::Handshake;
+    else if (o.scenario_name == "http")
+        o.scenario = Scenario::Http;
+    else if (o.scenario_name == "edge-config")
+        o.scenario = Scenario::EdgeConfig;
+    else if (o.scenario_name == "idle")
+        o.scenario = Scenario::Idle;
+    else if (o.scenario_name == "mra-login" || o.scenario_name == "sip-register" || o.scenario_name == "xmpp")
+        return make_error(fmt::format("scenario \"{}\" is not yet implemented", o.scenario_name));
+    else
+        return make_error(fmt::format("unknown scenario \"{}\"", o.scenario_name));
+
+    if (o.target.empty()) return make_error("--target HOST:PORT is required");
+    auto hp = net::split_host_port(o.target);
+    if (!hp) return make_error(fmt::format("--target: {}", hp.error().message));
+    if (hp->second == 0) return make_error("--target: a port is required (HOST:PORT)");
+    o.host = hp->first;
+    o.port = hp->second;
+
+    if (o.plain && o.scenario == Scenario::Handshake)
+        return make_error("--plain: the handshake scenario measures TLS handshakes");
+    if (o.plain && (!o.cafile.empty() || !o.sni.empty()))
+        return make_error("--plain cannot be combined with --cafile or --sni");
+    if (!o.plain && !o.insecure && o.cafile.empty())
+        return make_error(
+            "TLS needs --cafile FILE to verify the server, or --insecure (or --plain for HTTP)");
+    if (o.rate > 0 && o.scenario == Scenario::Idle)
+        return make_error("--rate does not apply to the idle scenario");
+    if (!o.ready_file.empty() && o.scenario != Scenario::Idle)
+        return make_error("--ready-file applies to the idle scenario only");
+    if (o.user.empty() != o.password.empty()) return make_error("--user and --password go together");
+    if (!have_conns) o.connections = o.scenario == Scenario::Idle ? 100 : (o.rate > 0 ? 10 : 1);
+    // Each thread needs at least one connection of its own.
+    if (o.threads > o.connections) o.threads = o.connections;
+    return ParseOutcome::Run;
+}
+
+bool is_loopback(const net::SockAddr& a) {
+    if (a.family() == AF_INET) {
+        auto* v4 = reinterpret_cast<const sockaddr_in*>(&a.ss);
+        return (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a.family() == AF_INET6) {
+        auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a.ss);
+        if (IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) return true;
+        return IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) && v6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+Result<net::SockAddr> resolve_loopback_target(const std::string& host, uint16_t port) {
+    auto a = net::resolve_blocking(host, port);
+    if (!a) return a.error();
+    if (!is_loopback(*a))
+        return make_error(
+            fmt::format("refusing target {} ({}): edge-load only sends load to loopback addresses "
+                        "(127.0.0.0/8, ::1)",
+                        host, a->ip()));
+    return a;
+}
+
+} // namespace edgepair::load

@@ -1,0 +1,52 @@
+#include "tools/edge-load/stats.h"
+
+namespace edgepair::load {
+
+std::string_view err_name(ErrKind k) {
+    switch (k) {
+    case ErrKind::Connect:
+        return "connect";
+    case ErrKind::Tls:
+        return "tls";
+    case ErrKind::Timeout:
+        return "timeout";
+    case ErrKind::Http4xx:
+        return "http_4xx";
+    case ErrKind::Http5xx:
+        return "http_5xx";
+    case ErrKind::Protocol:
+        return "protocol";
+    case ErrKind::Dropped:
+        return "dropped";
+    case ErrKind::Count_:
+        break;
+    }
+    return "unknown";
+}
+
+uint64_t Stats::errors_total() const {
+    uint64_t n = 0;
+    for (auto e : errors)
+        n += e;
+    return n;
+}
+
+void Stats::merge(const Stats& o) {
+    ok += o.ok;
+    attempts += o.attempts;
+    responses += o.responses;
+    for (size_t i = 0; i < status_class.size(); ++i)
+        status_class[i] += o.status_class[i];
+    connects += o.connects;
+    handshakes += o.handshakes;
+    unfinished += o.unfinished;
+    for (size_t i = 0; i < kErrKinds; ++i)
+        errors[i] += o.errors[i];
+    idle_established += o.idle_established;
+    idle_closed_by_peer += o.idle_closed_by_peer;
+    idle_alive_at_end += o.idle_alive_at_end;
+    open_conns += o.open_conns;
+    latency.merge(o.latency);
+}
+
+} // namespace edgepair::load

@@ -1,0 +1,46 @@
+#pragma once
+// What one worker counts during a run. Each worker owns its Stats (no sharing on the hot path); the main
+// thread merges copies for the progress line and the final summary.
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "tools/edge-load/histogram.h"
+
+namespace edgepair::load {
+
+enum class ErrKind : uint8_t {
+    Connect,  // TCP connect failed (refused, unreachable, socket())
+    Tls,      // TLS handshake failed (alert, verification, peer closed during the handshake)
+    Timeout,  // no answer (handshake or response) within --timeout
+    Http4xx,  // a response 400..499 that was not --expect-status
+    Http5xx,  // a response 500..599 that was not --expect-status
+    Protocol, // unparsable response, unexpected status, bytes without a request, close before the response
+    Dropped,  // open loop only: an arrival found the client's backlog full (the target cannot keep up)
+    Count_
+};
+inline constexpr size_t kErrKinds = size_t(ErrKind::Count_);
+std::string_view err_name(ErrKind k);
+
+struct Stats {
+    uint64_t ok = 0;        // operations that succeeded (a response with the expected status, a handshake)
+    uint64_t attempts = 0;  // operations started
+    uint64_t responses = 0; // HTTP responses received, any status
+    std::array<uint64_t, 6> status_class{}; // [1] 1xx .. [5] 5xx, [0] other
+    uint64_t connects = 0;                  // TCP connections established
+    uint64_t handshakes = 0;                // TLS handshakes completed
+    uint64_t unfinished = 0;                // operations still in flight when the run stopped (not errors)
+    std::array<uint64_t, kErrKinds> errors{};
+    // idle scenario
+    uint64_t idle_established = 0; // connections that completed their handshake (and optional request)
+    uint64_t idle_closed_by_peer = 0;
+    uint64_t idle_alive_at_end = 0;
+    uint64_t open_conns = 0; // gauge at the time of the snapshot
+    Histogram latency;       // µs, successful operations only
+
+    uint64_t errors_total() const;
+    void err(ErrKind k) { ++errors[size_t(k)]; }
+    void merge(const Stats& o);
+};
+
+} // namespace edgepair::load
