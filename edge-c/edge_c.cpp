@@ -51,6 +51,30 @@ void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
     }
 }
 
+namespace {
+net::ResolverOptions resolver_options(const config::EdgeCConfig& cfg) {
+    net::ResolverOptions o;
+    for (auto& a : cfg.dns.servers) o.servers.push_back(a.str());
+    o.timeout_ms = uint32_t(cfg.dns.timeout.count());
+    return o;
+}
+
+http::ClientOptions client_options(const Generation& g) {
+    http::ClientOptions o;
+    o.tls_verify = g.upstream_verify;
+    o.tls_noverify = g.upstream_noverify;
+    return o;
+}
+} // namespace
+
+void CWorker::init() {
+    auto g = app_.gen();
+    auto r = net::Resolver::create(worker_.loop(), resolver_options(g->cfg));
+    if (!r) throw std::runtime_error("dns: " + r.error().message);
+    resolver_ = std::move(*r);
+    http_ = std::make_unique<http::Client>(worker_.loop(), *resolver_, client_options(*g));
+}
+
 void CWorker::stop_dialers() {
     for (auto& [p, d] : dialers_)
         d->stop();
@@ -110,6 +134,16 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
     auto tls = net::TlsClientContext::create(o);
     if (!tls) return make_error("tls (link client): " + tls.error().message);
     gen->link_tls = *tls;
+    // Upstream TLS: the same certificate (edge-c's serverAuth+clientAuth cert, for nodes that ask), no ALPN.
+    net::TlsClientOptions up = o;
+    up.alpn.clear();
+    auto verify = net::TlsClientContext::create(up);
+    if (!verify) return make_error("tls (upstream): " + verify.error().message);
+    up.verify = false;
+    auto noverify = net::TlsClientContext::create(up);
+    if (!noverify) return make_error("tls (upstream, no verify): " + noverify.error().message);
+    gen->upstream_verify = *verify;
+    gen->upstream_noverify = *noverify;
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
 }
@@ -129,7 +163,14 @@ int EdgeC::run() {
         *admin_, metrics_, [this] { return ready_reason(); }, [this] { return status_json(); });
     for (auto& w : process_->workers())
         workers_.push_back(std::make_unique<CWorker>(*this, *w));
-    process_->start_workers([](core::Worker&) {});
+    auto r = net::Resolver::create(process_->main_loop(), resolver_options(cfg));
+    if (!r) {
+        EP_ERROR("edge-c", "dns: {}", r.error().message);
+        return 1;
+    }
+    resolver_ = std::move(*r);
+    http_ = std::make_unique<http::Client>(process_->main_loop(), *resolver_, client_options(*gen_));
+    process_->start_workers([this](core::Worker& w) { workers_[w.index()]->init(); });
     process_->on_reload([this] { reload(); });
     process_->on_drain([this] { drain(); });
     publish_snapshot();
@@ -230,6 +271,13 @@ void EdgeC::reload() {
     }
     gen_ = *g;
     config::apply_logging(gen_->cfg.log);
+    http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
+    {
+        auto gen = gen_;
+        process_->broadcast([this, gen](core::Worker& w) {
+            workers_[w.index()]->http().set_tls(gen->upstream_verify, gen->upstream_noverify);
+        });
+    }
     publish_snapshot();
     ++reloads_;
     metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();

@@ -10,6 +10,8 @@
 
 #include "common/admin/admin_server.h"
 #include "common/config/edge_c_config.h"
+#include "common/http/h1_client.h"
+#include "common/net/dns.h"
 #include "common/core/process.h"
 #include "common/link/link_dialer.h"
 #include "common/mra/snapshot.h"
@@ -21,6 +23,8 @@ namespace edgepair::edge_c {
 struct Generation {
     config::EdgeCConfig cfg;
     std::shared_ptr<net::TlsClientContext> link_tls; // client cert + trusted CAs for edge-e
+    // Towards Unified CM / IM&P / Unity Connection: verify against trusted CAs, or not (per publisher).
+    std::shared_ptr<net::TlsClientContext> upstream_verify, upstream_noverify;
 };
 
 class EdgeC;
@@ -31,6 +35,11 @@ class CWorker {
     CWorker(EdgeC& app, core::Worker& w) : app_(app), worker_(w) {}
     core::Worker& worker() { return worker_; }
     EdgeC& app() { return app_; }
+    // Runs on the worker thread before its loop starts.
+    void init();
+    net::Resolver& resolver() { return *resolver_; }
+    // This worker's pooled HTTP/1.1 client towards the internal nodes.
+    http::Client& http() { return *http_; }
     void add_dialer(size_t peer, link::LinkDialer::Config cfg);
     void stop_dialers();
     // The MRA snapshot requests are checked against (swapped whole, never edited).
@@ -43,6 +52,8 @@ class CWorker {
     void refresh_status();
     EdgeC& app_;
     core::Worker& worker_;
+    std::unique_ptr<net::Resolver> resolver_;
+    std::unique_ptr<http::Client> http_;
     std::vector<std::pair<size_t, std::unique_ptr<link::LinkDialer>>> dialers_;
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::shared_ptr<const std::string> push_; // the snapshot control message sent to edge-e
@@ -59,6 +70,9 @@ class EdgeC {
     int run();
     obs::Registry& metrics() { return metrics_; }
     std::shared_ptr<const Generation> gen() const { return gen_; }
+    // The main loop's resolver and HTTP client (discovery runs there, off the data plane).
+    net::Resolver& resolver() { return *resolver_; }
+    http::Client& http() { return *http_; }
     // edge-e told us how many link connections it wants from us (one per edge-e worker).
     void on_peer_hello(size_t peer, unsigned workers);
 
@@ -78,6 +92,8 @@ class EdgeC {
     std::unique_ptr<admin::Server> admin_;
     std::shared_ptr<const Generation> gen_;
     std::vector<std::unique_ptr<CWorker>> workers_;
+    std::unique_ptr<net::Resolver> resolver_;
+    std::unique_ptr<http::Client> http_;
     std::vector<net::SockAddr> peer_addrs_;
     std::vector<unsigned> dialers_per_peer_;
     std::vector<mra::UcNode> nodes_; // discovered (main loop only)
