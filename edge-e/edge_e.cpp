@@ -7,7 +7,7 @@
 #include "common/link/peer_cert.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
-#include "edge-e/https_session.h"
+#include "edge-e/sessions.h"
 
 namespace edgepair::edge_e {
 

@@ -1,4 +1,4 @@
-#include "edge-e/https_session.h"
+#include "edge-e/sessions.h"
 
 #include <fmt/format.h>
 
@@ -85,35 +85,10 @@ class HttpsSession final : public ClientSession {
     bool closing_ = false;
 };
 
-// Placeholder sessions for SIP and XMPP hold the connection (TLS for SIP) until the protocol sessions
-// land; they count like any other session so drain and /status see them.
-class HoldSession final : public ClientSession {
-  public:
-    HoldSession(WorkerState& ws, int fd, SSL* ssl)
-        : ws_(ws), conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, ssl, true)) {
-        conn_->set_callbacks(
-            {nullptr, [](const char*, size_t) {}, [this](std::string_view) { ws_.remove(this); }, nullptr});
-        conn_->set_idle_timeout(uint64_t(ws.gen()->cfg.limits.client_idle_timeout.count()));
-        conn_->start();
-    }
-
-  private:
-    WorkerState& ws_;
-    std::unique_ptr<net::Connection> conn_;
-};
-
 } // namespace
 
 std::unique_ptr<ClientSession> make_https_session(WorkerState& ws, int fd, SSL* ssl) {
     return std::make_unique<HttpsSession>(ws, fd, ssl);
-}
-
-std::unique_ptr<ClientSession> make_sip_session(WorkerState& ws, int fd, SSL* ssl) {
-    return std::make_unique<HoldSession>(ws, fd, ssl);
-}
-
-std::unique_ptr<ClientSession> make_xmpp_session(WorkerState& ws, int fd) {
-    return std::make_unique<HoldSession>(ws, fd, nullptr);
 }
 
 } // namespace edgepair::edge_e

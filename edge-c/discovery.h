@@ -1,0 +1,117 @@
+#pragma once
+// Discovery of Unified CM, IM and Presence and Unity Connection nodes (issue #4).
+//
+// Expressway-C reads what it needs from each configured publisher once, when the publisher is added or the
+// operator asks for a refresh ("Why Should I Refresh the Discovered Nodes?": the information is static), and
+// builds its zones, search rules and automatic allow-list rules from the result. edgepair does the same: a
+// refresh runs every configured publisher (in parallel, on edge-c's main loop, through http::Client); each
+// publisher's result replaces only that publisher's nodes; a failure keeps its last known nodes (marked
+// stale) and records an error phrased for the operator. The result survives restarts in the state file
+// (discovery.state_file), so an edge-c started while the publishers are unreachable still serves.
+//
+// Wire formats follow tools/fixtures/ucm_fixture.py's docstring (AXL SOAP 1.1 with Basic auth and a
+// versioned SOAPAction; CUPI /vmrest for Unity Connection); see discovery.cpp for each request.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config/edge_c_config.h"
+#include "common/core/loop.h"
+#include "common/http/h1_client.h"
+#include "common/mra/snapshot.h"
+#include "common/net/dns.h"
+
+namespace edgepair::edge_c {
+
+// What edge-c knows about one configured publisher.
+struct PublisherState {
+    enum class State { Pending, Running, Ok, Error };
+
+    config::UcServerConfig cfg; // as configured (the secret is never shown)
+    State state = State::Pending;
+    std::string error;                // the last run's failure, for the operator; empty when it succeeded
+    std::vector<std::string> notes;   // non-fatal findings of the last successful run
+    std::vector<mra::UcNode> nodes;   // last known nodes of this publisher's cluster
+    bool stale = false;               // nodes are not from a successful run of this process
+    bool from_state_file = false;     // nodes were loaded from the state file
+    int64_t last_attempt_unix = 0;    // wall clock, seconds
+    int64_t last_success_unix = 0;    // when `nodes` were discovered (0: never)
+    std::string product_version;      // getCCMVersion / CUPI version
+    std::string axl_version;          // AXL schema version the publisher accepted
+    std::string cluster;              // Unified CM / IM&P cluster ID
+    bool mixed_mode = false;          // Unified CM Cluster Security Mode 1
+    bool rerun = false;               // a refresh arrived while running: run again when done
+    uint64_t generation = 0;          // bumped on reconfiguration; a finishing run of an older one is dropped
+};
+
+const char* to_string(PublisherState::State s);
+// "unified_cm" / "im_and_presence" / "unity_connection": the config section names.
+const char* section_name(config::UcKind k);
+
+class Discovery {
+  public:
+    // Called on the loop after a publisher's run ended (nodes may have changed; the state file is written).
+    using ChangeFn = std::function<void()>;
+
+    Discovery(core::Loop& loop, http::Client& http, net::Resolver& resolver, std::string state_file);
+    ~Discovery();
+    Discovery(const Discovery&) = delete;
+    Discovery& operator=(const Discovery&) = delete;
+
+    void on_change(ChangeFn fn) { on_change_ = std::move(fn); }
+
+    // Adopts the configured publishers. A publisher already known (same type, address and port) keeps its
+    // nodes and status; the others start Pending. Returns the indexes of the publishers that are new, which
+    // the caller discovers ("the system attempts to contact the publisher" when it is added).
+    std::vector<size_t> configure(const config::DiscoveryConfig& cfg);
+
+    // Reads the state file into the configured publishers (nodes marked stale and from_state_file). A missing
+    // file is not an error; a broken one is reported and ignored. Call after configure().
+    Result<void> load_state();
+
+    // Starts discovery of the given publishers (every one when `which` is empty). A publisher already
+    // running is run again once it finishes. Returns a JSON object describing what will run.
+    std::string refresh(const std::vector<size_t>& which = {});
+
+    bool running() const;
+    const std::vector<PublisherState>& publishers() const { return pubs_; }
+    const std::string& state_file() const { return state_file_; }
+
+    // The union of every publisher's last known nodes (a node listed by two publishers counts once).
+    std::vector<mra::UcNode> nodes() const;
+    // Empty when the nodes served are current; else "serving last known state from <file> (discovered at
+    // <time>)".
+    std::string serving_note() const;
+    // Empty once every publisher has been tried (or none is configured) or the state file gave nodes to serve.
+    std::string ready_reason() const;
+    // The "discovery" object of edge-c's /status. `snap` (may be null) supplies zones, search rules and the
+    // automatic allow-list rules built from the nodes.
+    std::string status_json(const mra::Snapshot* snap) const;
+
+  private:
+    struct Run;
+    void start(size_t i);
+    void finish(size_t i, uint64_t generation, std::shared_ptr<Run> run);
+    Result<void> save_state() const;
+
+    core::Loop& loop_;
+    http::Client& http_;
+    net::Resolver& resolver_;
+    std::string state_file_;
+    std::vector<PublisherState> pubs_;
+    ChangeFn on_change_;
+    std::string state_load_note_;
+    int64_t state_written_unix_ = 0; // of the loaded state file
+    uint64_t refreshes_ = 0;
+    int64_t last_refresh_unix_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// `edge-c -c FILE discover`: runs discovery of every configured publisher once, prints nodes, zones, search
+// rules and automatic allow-list rules (and the errors), writes the state file. Returns the exit code: 0
+// when every publisher was discovered, 1 otherwise.
+int run_discover_cli(const config::EdgeCConfig& cfg);
+
+} // namespace edgepair::edge_c
