@@ -38,7 +38,7 @@ struct AuthOutcome {
     enum class Verdict { Allowed, Denied };
     Verdict verdict = Verdict::Denied;
     std::string user;
-    std::string node;    // the Unified CM node that answered (the user's home cluster); empty from cache
+    std::string node;    // the Unified CM node that answered (also remembered with a cached success)
     bool cached = false; // answered from the success cache
     std::string reason;  // Denied: why, for logs (never shown to the client)
 };

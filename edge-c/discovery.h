@@ -31,19 +31,19 @@ struct PublisherState {
 
     config::UcServerConfig cfg; // as configured (the secret is never shown)
     State state = State::Pending;
-    std::string error;                // the last run's failure, for the operator; empty when it succeeded
-    std::vector<std::string> notes;   // non-fatal findings of the last successful run
-    std::vector<mra::UcNode> nodes;   // last known nodes of this publisher's cluster
-    bool stale = false;               // nodes are not from a successful run of this process
-    bool from_state_file = false;     // nodes were loaded from the state file
-    int64_t last_attempt_unix = 0;    // wall clock, seconds
-    int64_t last_success_unix = 0;    // when `nodes` were discovered (0: never)
-    std::string product_version;      // getCCMVersion / CUPI version
-    std::string axl_version;          // AXL schema version the publisher accepted
-    std::string cluster;              // Unified CM / IM&P cluster ID
-    bool mixed_mode = false;          // Unified CM Cluster Security Mode 1
-    bool rerun = false;               // a refresh arrived while running: run again when done
-    uint64_t generation = 0;          // bumped on reconfiguration; a finishing run of an older one is dropped
+    std::string error;              // the last run's failure, for the operator; empty when it succeeded
+    std::vector<std::string> notes; // non-fatal findings of the last successful run
+    std::vector<mra::UcNode> nodes; // last known nodes of this publisher's cluster
+    bool stale = false;             // nodes are not from a successful run of this process
+    bool from_state_file = false;   // nodes were loaded from the state file
+    int64_t last_attempt_unix = 0;  // wall clock, seconds
+    int64_t last_success_unix = 0;  // when `nodes` were discovered (0: never)
+    std::string product_version;    // getCCMVersion / CUPI version
+    std::string axl_version;        // AXL schema version the publisher accepted
+    std::string cluster;            // Unified CM / IM&P cluster ID
+    bool mixed_mode = false;        // Unified CM Cluster Security Mode 1
+    bool rerun = false;             // a refresh arrived while running: run again when done
+    uint64_t id = 0;                // stable across reconfiguration: a finishing run finds its publisher
 };
 
 const char* to_string(PublisherState::State s);
@@ -84,7 +84,8 @@ class Discovery {
     // Empty when the nodes served are current; else "serving last known state from <file> (discovered at
     // <time>)".
     std::string serving_note() const;
-    // Empty once every publisher has been tried (or none is configured) or the state file gave nodes to serve.
+    // Empty once every publisher has been tried (or none is configured) or the state file gave nodes to
+    // serve.
     std::string ready_reason() const;
     // The "discovery" object of edge-c's /status. `snap` (may be null) supplies zones, search rules and the
     // automatic allow-list rules built from the nodes.
@@ -93,7 +94,7 @@ class Discovery {
   private:
     struct Run;
     void start(size_t i);
-    void finish(size_t i, uint64_t generation, std::shared_ptr<Run> run);
+    void finish(uint64_t id, const Run& run);
     Result<void> save_state() const;
 
     core::Loop& loop_;
@@ -101,6 +102,8 @@ class Discovery {
     net::Resolver& resolver_;
     std::string state_file_;
     std::vector<PublisherState> pubs_;
+    std::vector<std::pair<uint64_t, std::shared_ptr<Run>>> runs_; // in flight, by publisher id
+    uint64_t next_id_ = 1;
     ChangeFn on_change_;
     std::string state_load_note_;
     int64_t state_written_unix_ = 0; // of the loaded state file

@@ -173,6 +173,7 @@ int EdgeC::run() {
     process_->start_workers([this](core::Worker& w) { workers_[w.index()]->init(); });
     process_->on_reload([this] { reload(); });
     process_->on_drain([this] { drain(); });
+    start_discovery();
     publish_snapshot();
     start_links();
     EP_INFO("edge-c", "edge-c {} started: node {}, {} workers, admin {}", kVersion, cfg.node_name,
@@ -278,6 +279,7 @@ void EdgeC::reload() {
             workers_[w.index()]->http().set_tls(gen->upstream_verify, gen->upstream_noverify);
         });
     }
+    reconfigure_discovery();
     publish_snapshot();
     ++reloads_;
     metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();
@@ -303,6 +305,7 @@ std::string EdgeC::ready_reason() {
     for (auto& w : workers_)
         up += w->links_up();
     if (up == 0) return "no traversal link to edge-e";
+    if (discovery_) return discovery_->ready_reason();
     return {};
 }
 
@@ -328,10 +331,44 @@ std::string EdgeC::status_json() {
                                                               admin::json_str(d.deployment));
     return fmt::format("{{\"role\":\"edge-c\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
                        "\"reloads\":{},\"draining\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},"
-                       "\"deployments\":[{}],\"domains\":[{}]}}\n",
+                       "\"deployments\":[{}],\"domains\":[{}],\"discovery\":{}}}\n",
                        admin::json_str(kVersion), admin::json_str(cfg.node_name),
                        (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(),
-                       reloads_, draining_ ? "true" : "false", peers, links, deployments, domains);
+                       reloads_, draining_ ? "true" : "false", peers, links, deployments, domains,
+                       discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"));
+}
+
+// ---- discovery wiring (issue #4) ----
+
+void EdgeC::start_discovery() {
+    discovery_ = std::make_unique<Discovery>(process_->main_loop(), *http_, *resolver_, gen_->cfg.discovery.state_file);
+    discovery_->configure(gen_->cfg.discovery);
+    // The last known nodes serve until the publishers answer (or if they never do).
+    if (auto st = discovery_->load_state(); !st)
+        EP_ERROR("discovery", "ignoring the state file: {}", st.error().message);
+    nodes_ = discovery_->nodes();
+    discovery_->on_change([this] { on_discovery_change(); });
+    // Answers 202 at once: discovery takes seconds (TLS test, several AXL requests per publisher) and the
+    // admin endpoint is synchronous; /status shows each publisher's outcome when its run ends.
+    admin_->route("/discovery/refresh", [this](const admin::Request& r) {
+        if (r.method != "POST") return admin::text(405, "use POST\n");
+        if (draining_) return admin::text(503, "draining\n");
+        return admin::json(202, discovery_->refresh() + "\n");
+    });
+    discovery_->refresh();
+}
+
+void EdgeC::reconfigure_discovery() {
+    // "Discovery runs when a publisher is added": new (or re-credentialed) publishers only.
+    auto added = discovery_->configure(gen_->cfg.discovery);
+    nodes_ = discovery_->nodes();
+    if (!added.empty()) discovery_->refresh(added);
+}
+
+void EdgeC::on_discovery_change() {
+    if (draining_) return;
+    nodes_ = discovery_->nodes();
+    publish_snapshot();
 }
 
 } // namespace edgepair::edge_c

@@ -17,6 +17,7 @@
 #include "common/mra/snapshot.h"
 #include "common/net/tls_context.h"
 #include "common/obs/metrics.h"
+#include "edge-c/discovery.h"
 
 namespace edgepair::edge_c {
 
@@ -85,6 +86,10 @@ class EdgeC {
     void start_links();
     void publish_snapshot();
     link::LinkDialer::Config dialer_config(size_t peer);
+    // Discovery wiring (edge-c/discovery.h): state file at start, runs on start / reload / refresh.
+    void start_discovery();
+    void reconfigure_discovery();
+    void on_discovery_change();
 
     std::string config_path_;
     obs::Registry metrics_;
@@ -97,6 +102,7 @@ class EdgeC {
     std::vector<net::SockAddr> peer_addrs_;
     std::vector<unsigned> dialers_per_peer_;
     std::vector<mra::UcNode> nodes_; // discovered (main loop only)
+    std::unique_ptr<Discovery> discovery_; // after http_ and resolver_: destroyed before them
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     uint64_t started_ms_ = 0;

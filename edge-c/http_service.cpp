@@ -1,23 +1,565 @@
+// edge-c's half of the HTTP edge: every HTTPS request a remote client sends to edge-e 8443 arrives here as
+// one link stream (request headers = the client's end-to-end headers + edge-e's x-edge-* facts; the body as
+// DATA) and is answered here: get_edge_config and get_edge_sso from the MRA snapshot, and
+// /<b64 domain>/http(s)/<host>/<port>/<path> proxied to the internal node once the user's credentials and
+// the allow list say so. Bodies stream in both directions; backpressure travels through the link's
+// per-stream flow control on one side and the upstream socket on the other.
 #include "edge-c/http_service.h"
 
+#include <charconv>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "common/http/b64_domain.h"
+#include "common/http/h1_client.h"
+#include "common/mra/edge_config.h"
+#include "common/obs/log.h"
+#include "common/obs/metrics.h"
+#include "edge-c/credentials.h"
 #include "edge-c/edge_c.h"
 
 namespace edgepair::edge_c {
 
 namespace {
-// Until the http service lands, a http stream is answered with a clear refusal instead of a hang.
-class Refuse final : public link::StreamHandler {
-  public:
-    void on_data(link::LinkStream& s, const char*, size_t n) override { s.consumed(n); }
-    void on_close(link::LinkStream&, std::string_view) override { delete this; }
+
+constexpr const char* kLog = "http";
+constexpr const char* kRealm = "Basic realm=\"edgepair\"";
+
+// ---- per-worker state ----
+
+// The lead's CWorker has no slot for the HTTP service yet; each worker thread serves its own CWorker, so
+// thread-local state is per-worker state without locks.
+struct WorkerState {
+    std::unique_ptr<UdsCredentialChecker> checker;
+    std::unordered_map<std::string, obs::Counter*> counters;
 };
+
+WorkerState& state_for(CWorker& w) {
+    thread_local std::unordered_map<CWorker*, std::unique_ptr<WorkerState>> states;
+    auto& st = states[&w];
+    if (!st) st = std::make_unique<WorkerState>();
+    if (!st->checker) {
+        UdsCheckerOptions o;
+        o.snapshot = [&w] { return w.snapshot(); };
+        o.refresh_ms = [&w] { return uint64_t(w.app().gen()->cfg.credentials.refresh_interval.count()); };
+        o.cleanup_ms = uint64_t(w.app().gen()->cfg.credentials.cleanup_interval.count());
+        st->checker = std::make_unique<UdsCredentialChecker>(w.worker().loop(), w.http(), std::move(o));
+    }
+    return *st;
+}
+
+// Registry::counter takes a lock; the per-worker map keeps that off the request path after first use.
+void count(CWorker& w, const std::string& name, const std::string& help, const obs::Labels& labels) {
+    std::string key = name;
+    for (auto& [k, v] : labels) {
+        key += '|';
+        key += k;
+        key += '=';
+        key += v;
+    }
+    auto& cs = state_for(w).counters;
+    auto it = cs.find(key);
+    if (it == cs.end()) it = cs.emplace(key, &w.app().metrics().counter(name, help, labels)).first;
+    it->second->inc();
+}
+
+// ---- small helpers ----
+
+std::string_view hv(const link::Headers& h, std::string_view name) {
+    return link::header_value(h, name);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = char(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = char(y - 'A' + 'a');
+        if (x != y) return false;
+    }
+    return true;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view p) {
+    return s.size() >= p.size() && iequals(s.substr(0, p.size()), p);
+}
+
+// Connection-scoped response fields never cross the hop to edge-e (RFC 9110 7.6.1; RFC 9113 8.2.2 makes
+// them malformed in HTTP/2).
+bool hop_by_hop(std::string_view n) {
+    return iequals(n, "connection") || iequals(n, "keep-alive") || starts_with_ci(n, "proxy-") ||
+           iequals(n, "te") || iequals(n, "trailer") || iequals(n, "upgrade") ||
+           iequals(n, "transfer-encoding");
+}
+
+// edge-e's facts about the client connection are for edge-c, not for the internal node.
+bool edge_private(std::string_view n) {
+    return starts_with_ci(n, "x-edge-") || iequals(n, "x-client-addr");
+}
+
+std::optional<uint16_t> parse_u16(std::string_view s) {
+    if (s.empty() || s.size() > 5) return std::nullopt;
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v > 65535) return std::nullopt;
+    return uint16_t(v);
+}
+
+int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string form_decode(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '+') {
+            out.push_back(' ');
+        } else if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out.push_back(char(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+            i += 2;
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
+
+// Values of one query parameter, in order (bounded: the edge config has three services to ask for).
+std::vector<std::string> query_values(std::string_view query, std::string_view name, size_t max = 16) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    while (i <= query.size() && out.size() < max) {
+        size_t j = query.find('&', i);
+        if (j == std::string_view::npos) j = query.size();
+        auto kv = query.substr(i, j - i);
+        auto eq = kv.find('=');
+        auto k = kv.substr(0, eq);
+        if (eq != std::string_view::npos && form_decode(k) == name) out.push_back(form_decode(kv.substr(eq + 1)));
+        i = j + 1;
+    }
+    return out;
+}
+
+// A stable metric label for an allow-list refusal (MatchResult::reason is prose for logs).
+std::string block_label(std::string_view reason) {
+    if (reason.starts_with("method ")) return "method";
+    if (reason.starts_with("path ") || reason.starts_with("request path")) return "path";
+    if (reason.find(" in deployment ") != std::string_view::npos) return "port";
+    if (reason.starts_with("no rule for")) return "host";
+    return "other";
+}
+
+std::string_view kind_label(http::MraKind k) {
+    switch (k) {
+    case http::MraKind::EdgeConfig: return "edge_config";
+    case http::MraKind::EdgeSso: return "edge_sso";
+    case http::MraKind::Proxy: return "proxy";
+    case http::MraKind::Other: return "other";
+    }
+    return "other";
+}
+
+// ---- one stream ----
+
+class HttpStream final : public link::StreamHandler, public http::ExchangeHandler {
+  public:
+    HttpStream(CWorker& w, link::LinkStream* s, const link::Headers& h)
+        : w_(w), s_(s), req_(h), method_(hv(h, ":method")) {}
+
+    void start();
+
+    // link::StreamHandler
+    void on_data(link::LinkStream&, const char* data, size_t len) override;
+    void on_end(link::LinkStream&) override;
+    void on_writable(link::LinkStream&) override;
+    void on_close(link::LinkStream&, std::string_view error) override;
+
+    // http::ExchangeHandler
+    void on_response_head(const http::ResponseHead& head) override;
+    void on_response_body(std::string_view data) override;
+    void on_response_end() override;
+    void on_error(const http::ClientError& err) override;
+    void on_request_writable() override;
+
+  private:
+    void authenticate(std::function<void(const AuthOutcome&)> next);
+    void serve_edge_config(const AuthOutcome& who);
+    void serve_edge_sso();
+    void serve_proxy_checked();
+    void start_exchange();
+    void respond(int status, std::string_view body, const link::Headers& extra = {},
+                 std::string_view content_type = "text/plain; charset=utf-8");
+    void record(int status);
+    void release_owed();
+    void destroy_later();
+
+    CWorker& w_;
+    link::LinkStream* s_; // null once the stream is gone (on_close seen or we reset it)
+    link::Headers req_;
+    std::string method_;
+    std::shared_ptr<const mra::Snapshot> snap_;
+    http::MraPath path_;
+    std::string deployment_;
+    std::string kind_ = "invalid";
+    bool upstream_verify_ = true;
+
+    std::string pending_body_; // request bytes received before the exchange exists, not yet consumed
+    bool req_ended_ = false;
+    http::Exchange* x_ = nullptr;
+    size_t owed_ = 0; // bytes handed to the exchange while it said "stop": consumed() once it drains
+    bool req_blocked_ = false;
+    bool head_sent_ = false;
+    bool resp_paused_ = false;
+    bool responded_ = false; // our answer is complete (or abandoned): extra request bytes are discarded
+    bool recorded_ = false;
+    bool dying_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+void HttpStream::start() {
+    snap_ = w_.snapshot();
+    const std::string_view raw = hv(req_, ":path");
+    if (!snap_) {
+        kind_ = "unavailable";
+        return respond(503, "edge-c has no valid MRA configuration\n");
+    }
+    auto p = http::parse_mra_path(raw);
+    if (!p) {
+        // edge-e normalised the request already; reaching this means the two edges disagree about a path,
+        // which is logged loudly but answered like any bad path.
+        EP_INFO(kLog, "stream {}: invalid path: {}", s_->id(), p.error().message);
+        count(w_, "edgepair_http_invalid_path_total", "HTTP requests refused for their path",
+              {{"side", "edge-c"}, {"reason", std::string(http::error_label(p.error()))}});
+        return respond(400, "invalid path\n");
+    }
+    path_ = std::move(*p);
+    kind_ = kind_label(path_.kind);
+    if (path_.kind == http::MraKind::Other) return respond(404, "not found\n");
+    const mra::Domain* d = snap_->find_domain(path_.domain);
+    if (!d) {
+        count(w_, "edgepair_http_unknown_domain_total", "HTTP requests for a domain edge-c does not serve",
+              {{"side", "edge-c"}});
+        EP_INFO(kLog, "stream {}: unknown domain {}", s_->id(), path_.domain);
+        return respond(404, "unknown domain\n");
+    }
+    deployment_ = snap_->resolve_deployment(d->deployment);
+
+    switch (path_.kind) {
+    case http::MraKind::EdgeSso:
+        return serve_edge_sso();
+    case http::MraKind::EdgeConfig:
+        if (method_ != "GET" && method_ != "HEAD") return respond(405, "method not allowed\n", {{"allow", "GET"}});
+        return authenticate([this](const AuthOutcome& who) { serve_edge_config(who); });
+    case http::MraKind::Proxy: {
+        // The allow list is checked before the credentials: a blocked request must not cost a UDS round trip
+        // (edge-e already refused it before authentication too, so no policy leaks here).
+        mra::RequestTarget t;
+        t.scheme = path_.scheme == "http" ? mra::Scheme::Http : mra::Scheme::Https;
+        t.host = path_.host;
+        t.port = path_.port;
+        t.path = path_.match_path;
+        t.method = method_;
+        t.deployment = deployment_;
+        auto m = snap_->allow_list.match(t);
+        if (!m.allowed) {
+            count(w_, "edgepair_http_blocked_total", "Proxied HTTP requests refused by the allow list",
+                  {{"side", "edge-c"}, {"reason", block_label(m.reason)}});
+            EP_INFO(kLog, "stream {}: blocked {} {}://{}:{}{}: {}", s_->id(), method_, path_.scheme, path_.host,
+                    path_.port, path_.match_path, m.reason);
+            return respond(403, "blocked by the HTTP allow list: " + m.reason + "\n");
+        }
+        // A discovered node is reached with the verify mode its discovery used; anything else the operator
+        // allowed by hand is verified against the trusted CAs.
+        const mra::UcNode* node = snap_->find_node(path_.host);
+        upstream_verify_ = node ? node->tls_verify : true;
+        return authenticate([this](const AuthOutcome&) { serve_proxy_checked(); });
+    }
+    case http::MraKind::Other:
+        break;
+    }
+    respond(404, "not found\n");
+}
+
+void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
+    auto creds = parse_basic_auth(hv(req_, "authorization"));
+    if (!creds) {
+        count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+              {{"side", "edge-c"}, {"result", hv(req_, "authorization").empty() ? "missing" : "malformed"}});
+        return respond(401, "credentials required\n", {{"www-authenticate", kRealm}});
+    }
+    std::weak_ptr<bool> alive = alive_;
+    state_for(w_).checker->check(
+        creds->user, creds->password, path_.domain,
+        [this, alive, next = std::move(next)](Result<AuthOutcome> r) {
+            auto a = alive.lock();
+            if (!a || !*a || !s_) return;
+            if (!r) {
+                count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+                      {{"side", "edge-c"}, {"result", "error"}});
+                EP_WARN(kLog, "stream {}: credential check failed: {}", s_->id(), r.error().message);
+                return respond(auth_error_status(r.error()), "credential check unavailable\n");
+            }
+            const bool ok = r->verdict == AuthOutcome::Verdict::Allowed;
+            count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+                  {{"side", "edge-c"}, {"result", ok ? (r->cached ? "cached" : "ok") : "denied"}});
+            if (!ok) {
+                EP_INFO(kLog, "stream {}: user {} refused: {}", s_->id(), r->user, r->reason);
+                return respond(401, "invalid credentials\n", {{"www-authenticate", kRealm}});
+            }
+            next(*r);
+        });
+}
+
+void HttpStream::serve_edge_config(const AuthOutcome& who) {
+    mra::EdgeAddresses ea;
+    std::string_view host = hv(req_, "x-edge-host");
+    if (host.empty()) {
+        // Older edge-e: fall back to the Host the client used, which names edge-e too.
+        auto a = http::parse_authority(hv(req_, ":authority"), "https");
+        if (a) ea.fqdn = a->host;
+    } else {
+        ea.fqdn = std::string(host);
+    }
+    auto https = parse_u16(hv(req_, "x-edge-https-port"));
+    auto sip = parse_u16(hv(req_, "x-edge-sip-port"));
+    auto xmpp = parse_u16(hv(req_, "x-edge-xmpp-port"));
+    if (https && *https) ea.http_port = *https;
+    if (sip) ea.sip_tls_port = *sip;
+    if (xmpp) ea.xmpp_port = *xmpp;
+    auto cfg = mra::edge_config_for(*snap_, path_.domain, ea, who.node);
+    if (!cfg) {
+        EP_WARN(kLog, "stream {}: edge config for {}: {}", s_->id(), path_.domain, cfg.error().message);
+        return respond(503, "edge configuration unavailable\n");
+    }
+    // A listener edge-e does not run (port 0) must not be advertised: the client would try it first.
+    if (sip && *sip == 0) {
+        cfg->sip_edge.reset();
+        cfg->sip_route.clear();
+    }
+    if (xmpp && *xmpp == 0) cfg->xmpp_edge.reset();
+    auto xml = mra::build_edge_config_xml(*cfg, query_values(path_.query, "service_name"));
+    respond(200, xml, {}, "text/xml; charset=utf-8");
+}
+
+void HttpStream::serve_edge_sso() {
+    // seeds/002 "Check for Internal SSO Availability": with the check on, edge-c asks a round-robin Unified CM
+    // over UDS; with it off the answer is always true. edgepair has no SSO (Single Sign-on support "Off" in
+    // the guide's terms), so the only truthful answer is false: a true would send Jabber to an IdP that is
+    // not there, and the guide says it would then not fall back to credentials. The UDS check belongs with
+    // the tokens issue, which brings SSO.
+    if (method_ != "GET" && method_ != "HEAD") return respond(405, "method not allowed\n", {{"allow", "GET"}});
+    respond(200, mra::build_edge_sso_xml(false), {}, "text/xml; charset=utf-8");
+}
+
+void HttpStream::serve_proxy_checked() {
+    http::ClientRequest req;
+    req.method = method_;
+    req.origin = http::Origin{path_.scheme, path_.host, path_.port};
+    req.target = path_.has_query ? path_.path + "?" + path_.query : path_.path;
+    req.verify = upstream_verify_;
+    for (auto& [k, v] : req_) {
+        if (k.empty() || k[0] == ':' || edge_private(k)) continue;
+        req.headers.add(k, v);
+    }
+    // Host comes from the proxy path, never from the client's Host (which names edge-e): the Client adds it.
+    EP_DEBUG(kLog, "stream {}: {} {}{}", s_->id(), method_, req.origin.str(), path_.path);
+    x_ = w_.http().start(std::move(req), this);
+    if (!x_) return respond(502, "upstream request could not be started\n");
+    start_exchange();
+}
+
+void HttpStream::start_exchange() {
+    if (!pending_body_.empty()) {
+        const size_t n = pending_body_.size();
+        bool ok = x_->write_body(pending_body_);
+        pending_body_.clear();
+        owed_ += n;
+        if (ok) {
+            release_owed();
+        } else {
+            req_blocked_ = true;
+        }
+    }
+    if (req_ended_ && x_) x_->end_body();
+}
+
+void HttpStream::release_owed() {
+    if (owed_ && s_) s_->consumed(owed_);
+    owed_ = 0;
+}
+
+void HttpStream::on_data(link::LinkStream& s, const char* data, size_t len) {
+    if (responded_) {
+        s.consumed(len); // the answer is out; the rest of the request is not wanted
+        return;
+    }
+    if (!x_) {
+        // Held, not consumed: the stream window (256 KiB) bounds this while the credentials are checked.
+        pending_body_.append(data, len);
+        return;
+    }
+    bool ok = x_->write_body(std::string_view(data, len));
+    if (req_blocked_ || !ok) {
+        owed_ += len;
+        req_blocked_ = true;
+    } else {
+        s.consumed(len);
+    }
+}
+
+void HttpStream::on_end(link::LinkStream&) {
+    req_ended_ = true;
+    if (x_ && !responded_) x_->end_body();
+}
+
+void HttpStream::on_request_writable() {
+    req_blocked_ = false;
+    release_owed();
+}
+
+void HttpStream::on_writable(link::LinkStream&) {
+    if (resp_paused_ && x_) {
+        resp_paused_ = false;
+        x_->resume_response();
+    }
+}
+
+void HttpStream::on_close(link::LinkStream&, std::string_view error) {
+    s_ = nullptr;
+    if (x_) {
+        // The client (or the link) is gone: stop talking to the node; the connection is not pooled.
+        x_->cancel();
+        x_ = nullptr;
+        count(w_, "edgepair_http_client_gone_total", "Proxied HTTP requests abandoned by the client side",
+              {{"side", "edge-c"}});
+    }
+    if (!error.empty()) EP_DEBUG(kLog, "stream closed: {}", error);
+    if (!recorded_) record(0);
+    destroy_later();
+}
+
+void HttpStream::on_response_head(const http::ResponseHead& head) {
+    if (!s_) return;
+    link::Headers out;
+    out.emplace_back(":status", std::to_string(head.status));
+    std::vector<std::string> listed; // names the upstream's Connection field makes hop-by-hop
+    for (auto v : head.headers.find_all("connection")) {
+        size_t i = 0;
+        while (i <= v.size()) {
+            size_t j = v.find(',', i);
+            if (j == std::string_view::npos) j = v.size();
+            auto tok = v.substr(i, j - i);
+            while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t'))
+                tok.remove_prefix(1);
+            while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t'))
+                tok.remove_suffix(1);
+            if (!tok.empty()) listed.emplace_back(tok);
+            i = j + 1;
+        }
+    }
+    for (const auto& f : head.headers) {
+        if (hop_by_hop(f.name)) continue;
+        bool skip = false;
+        for (auto& t : listed)
+            skip = skip || iequals(t, f.name);
+        if (!skip) out.emplace_back(f.name, f.value);
+    }
+    head_sent_ = true;
+    s_->send_headers(out);
+    record(head.status);
+}
+
+void HttpStream::on_response_body(std::string_view data) {
+    if (!s_) return;
+    if (!s_->write(data) && x_ && !resp_paused_) {
+        resp_paused_ = true;
+        x_->pause_response();
+    }
+}
+
+void HttpStream::on_response_end() {
+    x_ = nullptr;
+    responded_ = true;
+    release_owed();
+    if (s_) s_->end();
+}
+
+void HttpStream::on_error(const http::ClientError& err) {
+    x_ = nullptr;
+    count(w_, "edgepair_http_upstream_errors_total", "Proxied HTTP requests that failed upstream",
+          {{"side", "edge-c"}, {"kind", std::string(http::kind_name(err.kind))}});
+    EP_INFO(kLog, "{} {}://{}:{}{}: {}: {}", method_, path_.scheme, path_.host, path_.port, path_.path,
+            http::kind_name(err.kind), err.message);
+    if (!s_) return;
+    if (!head_sent_) {
+        int status = http::http_status_for(err.kind);
+        if (status == 500) status = 502;
+        std::string body = status == 504 ? "upstream timed out\n"
+                                         : fmt::format("upstream {}:{}: {}\n", path_.host, path_.port,
+                                                       http::kind_name(err.kind));
+        return respond(status, body);
+    }
+    // Half a response is already with the client: only a reset tells it the body is truncated.
+    responded_ = true;
+    release_owed();
+    s_->reset(link::kInternalError);
+    s_ = nullptr;
+    destroy_later();
+}
+
+void HttpStream::respond(int status, std::string_view body, const link::Headers& extra,
+                         std::string_view content_type) {
+    responded_ = true;
+    if (x_) {
+        x_->cancel();
+        x_ = nullptr;
+    }
+    if (!pending_body_.empty() && s_) s_->consumed(pending_body_.size());
+    pending_body_.clear();
+    release_owed();
+    record(status);
+    if (!s_) return;
+    link::Headers h{{":status", std::to_string(status)},
+                    {"content-type", std::string(content_type)},
+                    {"content-length", std::to_string(body.size())},
+                    {"cache-control", "no-store"}};
+    for (auto& e : extra)
+        h.push_back(e);
+    const bool head_only = method_ == "HEAD";
+    if (!s_->send_headers(h, head_only || body.empty())) return;
+    if (!head_only && !body.empty() && s_) {
+        s_->write(body);
+        if (s_) s_->end();
+    }
+}
+
+void HttpStream::record(int status) {
+    if (recorded_) return;
+    recorded_ = true;
+    count(w_, "edgepair_http_requests_total", "HTTP requests served by edge-c",
+          {{"side", "edge-c"}, {"kind", kind_}, {"status", status ? std::to_string(status) : "aborted"}});
+}
+
+void HttpStream::destroy_later() {
+    if (dying_) return;
+    dying_ = true;
+    *alive_ = false;
+    // Not inline: this may run inside a LinkStream or Exchange callback that still holds `this`.
+    w_.worker().loop().post([this] { delete this; });
+}
+
 } // namespace
 
-void serve_http_stream(CWorker&, link::LinkStream* s, const link::Headers&) {
-    s->set_handler(new Refuse);
-    s->send_headers({{":status", "501"}, {"content-type", "text/plain"}}, false);
-    s->write("http service not implemented on this edge-c yet\n");
-    s->end();
+void serve_http_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers) {
+    auto* h = new HttpStream(w, s, headers);
+    s->set_handler(h);
+    h->start();
 }
 
 } // namespace edgepair::edge_c

@@ -5,12 +5,14 @@
 
 #include "common/config/edge_c_config.h"
 #include "common/core/version.h"
+#include "edge-c/discovery.h"
 #include "edge-c/edge_c.h"
 
 namespace {
 
 int usage(int rc) {
     std::fprintf(rc ? stderr : stdout, "usage: edge-c -c FILE [--check]\n"
+                                       "       edge-c -c FILE discover   (or --discover: one-shot UC discovery)\n"
                                        "       edge-c --version\n");
     return rc;
 }
@@ -21,12 +23,15 @@ int main(int argc, char** argv) {
     using namespace edgepair;
     std::string config_path;
     bool check = false;
+    bool discover = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if ((a == "-c" || a == "--config") && i + 1 < argc)
             config_path = argv[++i];
         else if (a == "--check")
             check = true;
+        else if (a == "discover" || a == "--discover")
+            discover = true;
         else if (a == "--version") {
             std::printf("edge-c %s\n", kVersion);
             return 0;
@@ -51,6 +56,7 @@ int main(int argc, char** argv) {
         std::printf("%s: configuration is valid\n", config_path.c_str());
         return 0;
     }
+    if (discover) return edge_c::run_discover_cli(*cfg);
     try {
         edge_c::EdgeC app(config_path, std::move(*cfg));
         return app.run();

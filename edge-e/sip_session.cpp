@@ -1,28 +1,206 @@
+// SIP over TLS on 5061 (issue #6).
+//
+// edge-e is a framing relay, not a SIP proxy element: one link stream per client TLS connection, each
+// complete message written whole onto it, and whatever edge-c writes back (always whole messages) written
+// to the client. edge-c is the only element that adds Via / Record-Route / Path, so the client sees one
+// proxy hop and the flow identity (which stream a request must go back on) lives in one place. What edge-e
+// does itself is what must happen before a message may cross the link: framing (Content-Length, CRLF
+// keep-alives answered here so they cost the link nothing), the checks routing depends on (a message edge-c
+// could not route is refused at the edge), and the clean 503 when no link is up.
+#include <fmt/format.h>
+
+#include "common/link/link_conn.h"
+#include "common/obs/log.h"
+#include "common/sip/framer.h"
+#include "common/sip/message.h"
+#include "common/sip/proxy.h"
 #include "edge-e/sessions.h"
 
 namespace edgepair::edge_e {
 
 namespace {
-// Until the sip session lands the listener holds the connection and counts it, so drain and /status see
-// it; nothing is relayed.
-class HoldSip final : public ClientSession {
+
+class SipSession final : public ClientSession, public link::StreamHandler {
   public:
-    HoldSip(WorkerState& ws, int fd, SSL* ssl)
-        : ws_(ws), conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, ssl, true)) {
-        conn_->set_callbacks(
-            {nullptr, [](const char*, size_t) {}, [this](std::string_view) { ws_.remove(this); }, nullptr});
+    SipSession(WorkerState& ws, int fd, SSL* ssl)
+        : ws_(ws), conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, ssl, true)),
+          framer_(sip::FramerLimits{size_t(ws.gen()->cfg.limits.max_sip_message), 128}) {
+        conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_client_data(d, n); },
+                              [this](std::string_view why) { on_client_close(why); }, nullptr});
         conn_->set_idle_timeout(uint64_t(ws.gen()->cfg.limits.client_idle_timeout.count()));
         conn_->start();
     }
 
+    ~SipSession() override { detach_stream(); }
+
+    // ---- link::StreamHandler (edge-c's side of this client's flow) ----
+
+    void on_headers(link::LinkStream&, const link::Headers& h) override {
+        auto status = link::header_value(h, ":status");
+        if (status != "200") EP_INFO("sip", "{}: edge-c refused the sip stream: {}", peer_, status);
+    }
+
+    void on_data(link::LinkStream& s, const char* data, size_t len) override {
+        if (!closing_) conn_->write(std::string_view(data, len));
+        s.consumed(len);
+    }
+
+    void on_end(link::LinkStream&) override {
+        // edge-c finished the flow (its upstream is gone or it refused the stream): the client must
+        // reconnect and re-register, which is what a closed connection tells it.
+        close_client();
+    }
+
+    void on_writable(link::LinkStream&) override {
+        if (paused_) {
+            paused_ = false;
+            conn_->resume_reading();
+        }
+    }
+
+    void on_close(link::LinkStream&, std::string_view error) override {
+        stream_ = nullptr;
+        if (!error.empty()) EP_INFO("sip", "{}: sip stream closed: {}", peer_, error);
+        close_client();
+    }
+
   private:
+    void on_ready() {
+        handshake_done_ = true;
+        peer_ = conn_->peer().str();
+        sni_ = net::sni_of(conn_->ssl());
+    }
+
+    void on_client_data(const char* data, size_t len) {
+        if (closing_) return;
+        framer_.feed(std::string_view(data, len));
+        while (!closing_) {
+            auto ev = framer_.next();
+            switch (ev.type) {
+            case sip::FrameEventType::need_more:
+                return;
+            case sip::FrameEventType::keepalive_ping:
+                conn_->write("\r\n");
+                break;
+            case sip::FrameEventType::keepalive_pong:
+                break;
+            case sip::FrameEventType::message:
+                on_message(ev.message);
+                break;
+            case sip::FrameEventType::error:
+                on_frame_error(*ev.error);
+                return;
+            }
+        }
+    }
+
+    void count_error(std::string_view reason) {
+        ws_.app()
+            .metrics()
+            .counter("edgepair_sip_errors_total", "SIP messages refused or dropped by edge-e",
+                     {{"reason", std::string(reason)}})
+            .inc();
+    }
+
+    void reply(const sip::Message& req, int status, std::string_view reason = {}) {
+        if (req.method() == "ACK") return; // never answered (RFC 3261 17.2.1 / 17.2.3)
+        conn_->write(sip::make_response(req, status, reason).serialize());
+    }
+
+    void on_frame_error(const sip::FrameError& e) {
+        count_error(sip::metric_label(e.code));
+        EP_INFO("sip", "{}: unframeable message: {} ({})", peer_, sip::metric_label(e.code), e.detail);
+        if (e.can_reply_400) {
+            if (auto m = sip::Message::parse_head(e.head); m && m->is_request()) {
+                int status = e.code == sip::FrameErrorCode::message_too_large ? 513 : 400;
+                reply(*m, status, status == 400 ? std::string_view(e.detail) : std::string_view{});
+            }
+        }
+        // The stream position is lost: nothing after this point can be trusted to start a message.
+        close_client();
+    }
+
+    void on_message(std::string_view bytes) {
+        auto m = sip::Message::parse(bytes);
+        if (!m) {
+            // Framed but not parseable: there is no Via to answer on, so the flow cannot continue.
+            count_error("unparseable");
+            EP_INFO("sip", "{}: unparseable message: {}", peer_, m.error().message);
+            close_client();
+            return;
+        }
+        sip::RoutingInfo info;
+        auto v = sip::validate(*m, {}, &info);
+        if (!v.ok()) {
+            count_error("invalid");
+            EP_INFO("sip", "{}: {} refused: {}", peer_, m->is_request() ? m->method() : "response", v.detail);
+            if (m->is_request()) reply(*m, v.status, v.detail);
+            return;
+        }
+        if (!ensure_stream(*m, info)) {
+            count_error("no_link");
+            if (m->is_request()) reply(*m, 503, "Traversal link to edge-c is down");
+            return;
+        }
+        if (!stream_->write(bytes)) {
+            // The link stream's queue is full: stop reading this client until edge-c catches up.
+            paused_ = true;
+            conn_->pause_reading();
+        }
+    }
+
+    bool ensure_stream(const sip::Message& m, const sip::RoutingInfo& info) {
+        if (stream_) return true;
+        link::LinkConn* link = ws_.pick_link();
+        if (!link) return false;
+        // The domain the client serves: its AOR's host (the To of a REGISTER, the From otherwise), used
+        // by edge-c to pick the deployment when the Request-URI names no Unified CM node.
+        const auto& aor = (m.is_request() && m.method() == "REGISTER") ? info.to : info.from;
+        link::Headers h{{"x-client-addr", peer_}, {"x-sni", sni_}, {"x-domain", aor.uri.host}};
+        stream_ = link->open_stream(link::StreamKind::Sip, h, this);
+        return stream_ != nullptr;
+    }
+
+    void detach_stream() {
+        if (!stream_) return;
+        // Half-close: edge-c sees the end of the client's flow and drops it; later bytes are discarded
+        // by the link because no handler is attached.
+        stream_->set_handler(nullptr);
+        stream_->end();
+        stream_ = nullptr;
+    }
+
+    void close_client() {
+        if (closing_) return;
+        closing_ = true;
+        detach_stream();
+        conn_->close();
+    }
+
+    void on_client_close(std::string_view why) {
+        if (!handshake_done_) {
+            ws_.app().counters().tls_handshake_failures->inc();
+            EP_DEBUG("sip", "{}: {}", conn_->peer().str(), why);
+        }
+        closing_ = true;
+        detach_stream();
+        ws_.remove(this);
+    }
+
     WorkerState& ws_;
     std::unique_ptr<net::Connection> conn_;
+    sip::Framer framer_;
+    link::LinkStream* stream_ = nullptr;
+    std::string peer_, sni_;
+    bool handshake_done_ = false;
+    bool closing_ = false;
+    bool paused_ = false;
 };
+
 } // namespace
 
 std::unique_ptr<ClientSession> make_sip_session(WorkerState& ws, int fd, SSL* ssl) {
-    return std::make_unique<HoldSip>(ws, fd, ssl);
+    return std::make_unique<SipSession>(ws, fd, ssl);
 }
 
 } // namespace edgepair::edge_e

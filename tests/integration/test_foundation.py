@@ -85,10 +85,12 @@ class Foundation(h.TestCase):
             self.assertNotEqual(rc, 0, out)
             self.assertIn("CN = expe1.example.com", out)
 
-        # An HTTP request over TLS is parsed and answered (503: no link behind edge-e yet).
-        st, _, body = h.http_request(f"https://expe1.example.com:{self.ports.https}/ZXhhbXBsZS5jb20/get_edge_config/",
-                                     cafile=ca, connect_to=("127.0.0.1", self.ports.https))
-        self.assertEqual(st, 503, body)
+        # Once the link is up, a request without credentials crosses it and edge-c asks for them.
+        h.wait_http(f"http://127.0.0.1:{self.ports.admin_e}/ready", timeout=15)
+        st, hdrs, body = h.http_request(f"https://expe1.example.com:{self.ports.https}/ZXhhbXBsZS5jb20/get_edge_config/",
+                                        cafile=ca, connect_to=("127.0.0.1", self.ports.https))
+        self.assertEqual(st, 401, body)
+        self.assertIn("Basic", hdrs.get("WWW-Authenticate", ""))
 
         # A client that is not speaking TLS is counted as a failed handshake and does not disturb others.
         import socket

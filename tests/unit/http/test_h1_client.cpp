@@ -763,3 +763,45 @@ TEST_CASE("invalid requests fail asynchronously", "[h1_client]") {
     REQUIRE(h2.err);
     CHECK(h2.err->kind == ClientErrorKind::Invalid);
 }
+
+TEST_CASE("request body backpressure: write_body() false, then on_request_writable()", "[h1_client]") {
+    http::ClientOptions o;
+    o.write_high_watermark = 16 * 1024;
+    Rig rig(o);
+    size_t body_seen = 0;
+    ScriptedServer srv(rig.loop, [&](int, int, const std::string& raw) {
+        body_seen = raw.size() - raw.find("\r\n\r\n") - 4;
+        return std::optional<std::string>(kOk);
+    });
+    struct Uploader : Collect {
+        http::Exchange* x = nullptr;
+        size_t sent = 0, total = 4 * 1024 * 1024;
+        int refusals = 0;
+        void pump() {
+            const std::string piece(64 * 1024, 'u');
+            while (sent < total) {
+                sent += piece.size();
+                if (!x->write_body(piece)) {
+                    ++refusals;
+                    if (sent < total) return; // wait for on_request_writable()
+                }
+            }
+            x->end_body();
+        }
+        void on_request_writable() override {
+            Collect::on_request_writable();
+            pump();
+        }
+    } h;
+    http::ClientRequest req = get("http", "127.0.0.1", srv.port(), "/upload");
+    req.method = "POST";
+    req.headers.add("Content-Length", std::to_string(h.total));
+    h.x = rig.client->start(req, &h);
+    h.pump();
+    rig.run_until([&] { return h.done(); });
+    REQUIRE(h.ended);
+    CHECK(h.sent == h.total);
+    CHECK(h.refusals > 1);
+    CHECK(h.writable_calls >= h.refusals - 1);
+    CHECK(body_seen == h.total);
+}

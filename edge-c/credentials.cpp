@@ -1,0 +1,273 @@
+#include "edge-c/credentials.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <fmt/format.h>
+
+#include "common/http/b64_domain.h"
+#include "common/obs/log.h"
+
+namespace edgepair::edge_c {
+
+namespace {
+
+constexpr const char* kLog = "auth";
+
+bool has_ctl(std::string_view s) {
+    for (unsigned char c : s)
+        if (c < 0x20 || c == 0x7f) return true;
+    return false;
+}
+
+bool iequal_prefix(std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size()) return false;
+    for (size_t i = 0; i < prefix.size(); ++i) {
+        char a = s[i], b = prefix[i];
+        if (a >= 'A' && a <= 'Z') a = char(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z') b = char(b - 'A' + 'a');
+        if (a != b) return false;
+    }
+    return true;
+}
+
+std::string sha256(std::string_view data) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
+    return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+} // namespace
+
+std::optional<BasicCredentials> parse_basic_auth(std::string_view v) {
+    if (!iequal_prefix(v, "basic ")) return std::nullopt;
+    v.remove_prefix(6);
+    while (!v.empty() && v.front() == ' ')
+        v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ')
+        v.remove_suffix(1);
+    // Usernames and passwords are short; a huge token is an attack on the decoder or the cache.
+    if (v.empty() || v.size() > 2048) return std::nullopt;
+    auto decoded = http::base64_decode_strict(v);
+    if (!decoded) return std::nullopt;
+    auto colon = decoded->find(':');
+    if (colon == std::string::npos || colon == 0) return std::nullopt;
+    BasicCredentials c{decoded->substr(0, colon), decoded->substr(colon + 1)};
+    if (has_ctl(c.user) || has_ctl(c.password) || c.user.size() > 256) return std::nullopt;
+    return c;
+}
+
+int auth_error_status(const Error& e) {
+    std::string_view m = e.message;
+    if (m.starts_with("unavailable:")) return 503;
+    if (m.starts_with("timeout:")) return 504;
+    return 502;
+}
+
+std::string encode_path_segment(std::string_view s) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                          c == '-' || c == '.' || c == '_' || c == '~';
+        if (unreserved) {
+            out.push_back(char(c));
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
+    }
+    // "." and ".." are dot segments, not user ids: a server would resolve them and answer another resource.
+    if (out == "." || out == "..") return out == "." ? "%2E" : "%2E%2E";
+    return out;
+}
+
+struct UdsCredentialChecker::Pending {
+    std::string key;
+    std::string deployment;
+    std::string user, password;
+    std::vector<Callback> callbacks;
+    std::vector<std::string> nodes; // candidate nodes in round-robin order (names; the snapshot may change)
+    size_t next = 0;
+    std::string last_error;
+};
+
+UdsCredentialChecker::UdsCredentialChecker(core::Loop& loop, http::Client& client, UdsCheckerOptions opts)
+    : loop_(loop), client_(client), opts_(std::move(opts)) {
+    unsigned char buf[32];
+    if (RAND_bytes(buf, sizeof buf) != 1) {
+        // Without randomness the salt is only per-process-constant; the cache still works.
+        EP_WARN(kLog, "RAND_bytes failed; credential cache salt is not random");
+        for (size_t i = 0; i < sizeof buf; ++i)
+            buf[i] = static_cast<unsigned char>(reinterpret_cast<uintptr_t>(this) >> (i % 8));
+    }
+    salt_.assign(reinterpret_cast<const char*>(buf), sizeof buf);
+    if (opts_.cleanup_ms > 0) {
+        cleanup_timer_ = std::make_unique<core::Timer>(loop_, [this] {
+            cleanup();
+            cleanup_timer_->arm(opts_.cleanup_ms);
+        });
+        cleanup_timer_->arm(opts_.cleanup_ms);
+    }
+}
+
+UdsCredentialChecker::~UdsCredentialChecker() {
+    *alive_ = false;
+}
+
+std::string UdsCredentialChecker::cache_key(std::string_view deployment, std::string_view user,
+                                            std::string_view password) const {
+    // Only a salted digest of the password is kept; the deployment is part of the key because the same
+    // user id in two deployments is checked against two different Unified CM clusters.
+    std::string material = salt_;
+    material.append(user).push_back('\0');
+    material.append(password);
+    std::string key(deployment);
+    key.push_back('\0');
+    key.append(user).push_back('\0');
+    key += sha256(material);
+    return key;
+}
+
+void UdsCredentialChecker::cleanup() {
+    const uint64_t now = loop_.now_ms();
+    size_t dropped = 0;
+    for (auto it = cache_.begin(); it != cache_.end();) {
+        if (it->second.expires_ms <= now) {
+            it = cache_.erase(it);
+            ++dropped;
+        } else {
+            ++it;
+        }
+    }
+    if (dropped) EP_DEBUG(kLog, "credential cache: {} expired entries dropped, {} left", dropped, cache_.size());
+}
+
+void UdsCredentialChecker::check(std::string_view user, std::string_view password, std::string_view domain,
+                                 Callback cb) {
+    auto snap = opts_.snapshot ? opts_.snapshot() : nullptr;
+    if (!snap) return cb(make_error("unavailable: no MRA configuration"));
+    const mra::Domain* d = snap->find_domain(domain);
+    if (!d) return cb(make_error("unavailable: unknown domain " + std::string(domain)));
+    const std::string deployment = snap->resolve_deployment(d->deployment);
+
+    std::string key = cache_key(deployment, user, password);
+    const uint64_t now = loop_.now_ms();
+    if (auto it = cache_.find(key); it != cache_.end()) {
+        if (it->second.expires_ms > now) {
+            AuthOutcome o;
+            o.verdict = AuthOutcome::Verdict::Allowed;
+            o.user = std::string(user);
+            o.node = it->second.node;
+            o.cached = true;
+            return cb(std::move(o));
+        }
+        cache_.erase(it);
+    }
+    if (auto it = pending_.find(key); it != pending_.end()) {
+        it->second->callbacks.push_back(std::move(cb));
+        return;
+    }
+
+    auto nodes = snap->nodes_of(deployment, mra::NodeType::UnifiedCM);
+    std::vector<const mra::UcNode*> usable;
+    for (auto* n : nodes)
+        if (n->status != mra::NodeStatus::Unreachable) usable.push_back(n);
+    // Nodes marked unreachable are tried only when nothing else is left: the mark may be stale.
+    if (usable.empty()) usable = nodes;
+    if (usable.empty())
+        return cb(make_error("unavailable: deployment '" + deployment + "' has no Unified CM node"));
+
+    auto p = std::make_shared<Pending>();
+    p->key = std::move(key);
+    p->deployment = deployment;
+    p->user = std::string(user);
+    p->password = std::string(password);
+    p->callbacks.push_back(std::move(cb));
+    const size_t start = rr_++ % usable.size();
+    for (size_t i = 0; i < usable.size(); ++i)
+        p->nodes.push_back(usable[(start + i) % usable.size()]->name);
+    pending_.emplace(p->key, p);
+    attempt(p);
+}
+
+void UdsCredentialChecker::attempt(std::shared_ptr<Pending> p) {
+    auto snap = opts_.snapshot ? opts_.snapshot() : nullptr;
+    const mra::UcNode* node = nullptr;
+    while (p->next < p->nodes.size() && !node) {
+        node = snap ? snap->find_node(p->nodes[p->next]) : nullptr;
+        ++p->next;
+    }
+    if (!node) {
+        return finish(p, make_error(p->last_error.empty() ? "unavailable: no Unified CM node left to ask"
+                                                          : p->last_error));
+    }
+    http::ClientRequest req;
+    req.method = "GET";
+    req.origin = http::Origin{"https", node->name, mra::https_port_of(*node)};
+    req.target = "/cucm-uds/user/" + encode_path_segment(p->user);
+    req.verify = node->tls_verify;
+    req.headers.add("Authorization", "Basic " + http::base64_encode(p->user + ":" + p->password));
+    req.headers.add("Accept", "application/xml");
+    EP_DEBUG(kLog, "UDS check of user {} on {}", p->user, node->name);
+    std::weak_ptr<bool> alive = alive_;
+    std::string node_name = node->name;
+    client_.fetch(std::move(req), [this, alive, p, node_name](Result<http::ClientResponse> r) {
+        if (alive.expired()) return;
+        if (!r) {
+            auto kind = http::error_kind(r.error());
+            EP_WARN(kLog, "UDS check of user {} on {} failed: {}", p->user, node_name, r.error().message);
+            if (kind == http::ClientErrorKind::Timeout) {
+                // Another node would likely make the client wait as long again; answer now.
+                return finish(p, make_error("timeout: Unified CM " + node_name + " did not answer"));
+            }
+            p->last_error = "upstream: Unified CM " + node_name + ": " + r.error().message;
+            return attempt(p);
+        }
+        AuthOutcome o;
+        o.user = p->user;
+        o.node = node_name;
+        switch (r->status) {
+        case 200:
+            o.verdict = AuthOutcome::Verdict::Allowed;
+            return finish(p, std::move(o));
+        case 401:
+        case 403:
+        case 404:
+            // 404: no such user on the cluster; to the client it is the same as a wrong password.
+            o.verdict = AuthOutcome::Verdict::Denied;
+            o.reason = fmt::format("Unified CM {} answered {}", node_name, r->status);
+            return finish(p, std::move(o));
+        default:
+            p->last_error = fmt::format("upstream: Unified CM {} answered {}", node_name, r->status);
+            EP_WARN(kLog, "UDS check of user {}: {}", p->user, p->last_error);
+            if (r->status >= 500) return attempt(p);
+            return finish(p, make_error(p->last_error));
+        }
+    });
+}
+
+void UdsCredentialChecker::finish(const std::shared_ptr<Pending>& p, Result<AuthOutcome> r) {
+    pending_.erase(p->key);
+    if (r && r->verdict == AuthOutcome::Verdict::Allowed) {
+        if (cache_.size() >= opts_.max_cache_entries) cleanup();
+        if (cache_.size() < opts_.max_cache_entries) {
+            uint64_t ttl = opts_.refresh_ms ? opts_.refresh_ms() : 480ull * 60 * 1000;
+            cache_[p->key] = Entry{r->node, loop_.now_ms() + ttl};
+        }
+    }
+    // Callbacks may start new checks (and touch pending_), so they run from a local copy.
+    auto cbs = std::move(p->callbacks);
+    for (auto& cb : cbs) {
+        if (r) {
+            cb(AuthOutcome(*r));
+        } else {
+            cb(Error(r.error()));
+        }
+    }
+}
+
+} // namespace edgepair::edge_c
