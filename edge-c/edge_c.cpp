@@ -341,7 +341,8 @@ std::string EdgeC::status_json() {
 // ---- discovery wiring (issue #4) ----
 
 void EdgeC::start_discovery() {
-    discovery_ = std::make_unique<Discovery>(process_->main_loop(), *http_, *resolver_, gen_->cfg.discovery.state_file);
+    discovery_ = std::make_unique<Discovery>(process_->main_loop(), *http_, *resolver_,
+                                             gen_->cfg.discovery.state_file);
     discovery_->configure(gen_->cfg.discovery);
     // The last known nodes serve until the publishers answer (or if they never do).
     if (auto st = discovery_->load_state(); !st)

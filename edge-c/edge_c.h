@@ -102,7 +102,8 @@ class EdgeC {
     std::vector<net::SockAddr> peer_addrs_;
     std::vector<unsigned> dialers_per_peer_;
     std::vector<mra::UcNode> nodes_; // discovered (main loop only)
-    std::unique_ptr<Discovery> discovery_; // after http_ and resolver_: destroyed before them
+    // Declared after http_ and resolver_ so it is destroyed before them.
+    std::unique_ptr<Discovery> discovery_;
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     uint64_t started_ms_ = 0;

@@ -11,9 +11,10 @@
 namespace {
 
 int usage(int rc) {
-    std::fprintf(rc ? stderr : stdout, "usage: edge-c -c FILE [--check]\n"
-                                       "       edge-c -c FILE discover   (or --discover: one-shot UC discovery)\n"
-                                       "       edge-c --version\n");
+    std::fprintf(rc ? stderr : stdout,
+                 "usage: edge-c -c FILE [--check]\n"
+                 "       edge-c -c FILE discover   (or --discover: one-shot UC discovery)\n"
+                 "       edge-c --version\n");
     return rc;
 }
 

@@ -28,6 +28,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_client_data(d, n); },
                               [this](std::string_view why) { on_client_close(why); }, nullptr});
         conn_->set_idle_timeout(uint64_t(ws.gen()->cfg.limits.client_idle_timeout.count()));
+        peer_ = conn_->peer().str();
         conn_->start();
     }
 
@@ -67,7 +68,6 @@ class SipSession final : public ClientSession, public link::StreamHandler {
   private:
     void on_ready() {
         handshake_done_ = true;
-        peer_ = conn_->peer().str();
         sni_ = net::sni_of(conn_->ssl());
     }
 
@@ -102,8 +102,12 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             .inc();
     }
 
-    void reply(const sip::Message& req, int status, std::string_view reason = {}) {
+    void reply(const sip::Message& req, int status, std::string_view detail = {}) {
         if (req.method() == "ACK") return; // never answered (RFC 3261 17.2.1 / 17.2.3)
+        // The detail may quote what the client sent; only printable ASCII goes into the status line.
+        std::string reason;
+        for (char c : detail.substr(0, 120))
+            reason += (c >= 0x20 && c < 0x7f) ? c : '?';
         conn_->write(sip::make_response(req, status, reason).serialize());
     }
 

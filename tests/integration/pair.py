@@ -58,8 +58,12 @@ def edge_e_yaml(tc: h.TestCase, ports: Ports, pki: str, *, sni_cert: str | None 
 
 
 def edge_c_yaml(tc: h.TestCase, ports: Ports, pki: str, *, cert: str = "edge-c", password: str = DEMO_LINK_PASSWORD,
-                peer: str | None = None, extra: str = "", workers: int = 2) -> str:
+                peer: str | None = None, extra: str = "", workers: int = 2, discovery: str = "",
+                state_file: str | None = None) -> str:
     peer = peer or f"127.0.0.1:{ports.link}"
+    # discovery: YAML lines for inside the `discovery:` mapping (unified_cm: [...] etc.), unindented.
+    disc = "".join("\n          " + line for line in discovery.strip("\n").splitlines()) if discovery.strip() else ""
+    state_file = state_file or f"{tc.tmp}/edge-c-state.json"
     return tc.write_yaml("edge-c.yaml", f"""
         node_name: expc1.example.com
         workers: {workers}
@@ -77,7 +81,7 @@ def edge_c_yaml(tc: h.TestCase, ports: Ports, pki: str, *, cert: str = "edge-c",
           ping_interval: 1s
           ping_timeout: 3s
         discovery:
-          state_file: {tc.tmp}/edge-c-state.json
+          state_file: {state_file}{disc}
         domains:
           - {{name: example.com}}
         {extra}
