@@ -105,6 +105,8 @@ UdsCredentialChecker::UdsCredentialChecker(core::Loop& loop, http::Client& clien
             buf[i] = static_cast<unsigned char>(reinterpret_cast<uintptr_t>(this) >> (i % 8));
     }
     salt_.assign(reinterpret_cast<const char*>(buf), sizeof buf);
+    // Workers start their round-robin at different nodes, or every worker's first check hits the same one.
+    rr_ = buf[0];
     if (opts_.cleanup_ms > 0) {
         cleanup_timer_ = std::make_unique<core::Timer>(loop_, [this] {
             cleanup();
@@ -143,7 +145,8 @@ void UdsCredentialChecker::cleanup() {
             ++it;
         }
     }
-    if (dropped) EP_DEBUG(kLog, "credential cache: {} expired entries dropped, {} left", dropped, cache_.size());
+    if (dropped)
+        EP_DEBUG(kLog, "credential cache: {} expired entries dropped, {} left", dropped, cache_.size());
 }
 
 void UdsCredentialChecker::check(std::string_view user, std::string_view password, std::string_view domain,

@@ -60,27 +60,6 @@ json time_json(int64_t t) {
     return t > 0 ? json(iso_time(t)) : json(nullptr);
 }
 
-std::string xml_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        default:
-            out += c;
-        }
-    }
-    return out;
-}
-
 std::string_view local_name(const char* n) {
     std::string_view s(n);
     auto c = s.find(':');

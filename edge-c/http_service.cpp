@@ -140,7 +140,8 @@ std::vector<std::string> query_values(std::string_view query, std::string_view n
         auto kv = query.substr(i, j - i);
         auto eq = kv.find('=');
         auto k = kv.substr(0, eq);
-        if (eq != std::string_view::npos && form_decode(k) == name) out.push_back(form_decode(kv.substr(eq + 1)));
+        if (eq != std::string_view::npos && form_decode(k) == name)
+            out.push_back(form_decode(kv.substr(eq + 1)));
         i = j + 1;
     }
     return out;
@@ -157,10 +158,14 @@ std::string block_label(std::string_view reason) {
 
 std::string_view kind_label(http::MraKind k) {
     switch (k) {
-    case http::MraKind::EdgeConfig: return "edge_config";
-    case http::MraKind::EdgeSso: return "edge_sso";
-    case http::MraKind::Proxy: return "proxy";
-    case http::MraKind::Other: return "other";
+    case http::MraKind::EdgeConfig:
+        return "edge_config";
+    case http::MraKind::EdgeSso:
+        return "edge_sso";
+    case http::MraKind::Proxy:
+        return "proxy";
+    case http::MraKind::Other:
+        return "other";
     }
     return "other";
 }
@@ -254,7 +259,8 @@ void HttpStream::start() {
     case http::MraKind::EdgeSso:
         return serve_edge_sso();
     case http::MraKind::EdgeConfig:
-        if (method_ != "GET" && method_ != "HEAD") return respond(405, "method not allowed\n", {{"allow", "GET"}});
+        if (method_ != "GET" && method_ != "HEAD")
+            return respond(405, "method not allowed\n", {{"allow", "GET"}});
         return authenticate([this](const AuthOutcome& who) { serve_edge_config(who); });
     case http::MraKind::Proxy: {
         // The allow list is checked before the credentials: a blocked request must not cost a UDS round trip
@@ -270,8 +276,8 @@ void HttpStream::start() {
         if (!m.allowed) {
             count(w_, "edgepair_http_blocked_total", "Proxied HTTP requests refused by the allow list",
                   {{"side", "edge-c"}, {"reason", block_label(m.reason)}});
-            EP_INFO(kLog, "stream {}: blocked {} {}://{}:{}{}: {}", s_->id(), method_, path_.scheme, path_.host,
-                    path_.port, path_.match_path, m.reason);
+            EP_INFO(kLog, "stream {}: blocked {} {}://{}:{}{}: {}", s_->id(), method_, path_.scheme,
+                    path_.host, path_.port, path_.match_path, m.reason);
             return respond(403, "blocked by the HTTP allow list: " + m.reason + "\n");
         }
         // A discovered node is reached with the verify mode its discovery used; anything else the operator
@@ -348,12 +354,13 @@ void HttpStream::serve_edge_config(const AuthOutcome& who) {
 }
 
 void HttpStream::serve_edge_sso() {
-    // seeds/002 "Check for Internal SSO Availability": with the check on, edge-c asks a round-robin Unified CM
-    // over UDS; with it off the answer is always true. edgepair has no SSO (Single Sign-on support "Off" in
-    // the guide's terms), so the only truthful answer is false: a true would send Jabber to an IdP that is
+    // seeds/002 "Check for Internal SSO Availability": with the check on, edge-c asks a round-robin Unified
+    // CM over UDS; with it off the answer is always true. edgepair has no SSO (Single Sign-on support "Off"
+    // in the guide's terms), so the only truthful answer is false: a true would send Jabber to an IdP that is
     // not there, and the guide says it would then not fall back to credentials. The UDS check belongs with
     // the tokens issue, which brings SSO.
-    if (method_ != "GET" && method_ != "HEAD") return respond(405, "method not allowed\n", {{"allow", "GET"}});
+    if (method_ != "GET" && method_ != "HEAD")
+        return respond(405, "method not allowed\n", {{"allow", "GET"}});
     respond(200, mra::build_edge_sso_xml(false), {}, "text/xml; charset=utf-8");
 }
 

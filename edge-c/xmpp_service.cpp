@@ -1,23 +1,357 @@
+// edge-c's half of XMPP over MRA (issue #7). edge-e terminated the client's TLS and sends the client's
+// restarted stream (header, SASL, everything after) down one link stream. edge-c picks an IM&P node of the
+// domain's deployment, connects to it on 5222, and negotiates STARTTLS itself, as Expressway-C does (the hop
+// inside the enterprise is encrypted and the node's certificate checked when discovery runs with TLS verify),
+// then replays the client's bytes into the protected stream and relays both ways. IM&P therefore sees a TLS
+// stream whose header is the client's: it offers SASL next, and authentication happens at IM&P.
+//
+// Until the upstream stream is ready the client's bytes are held unconsumed, so the link's per-stream window
+// bounds them. Failures before that are answered with a non-200 status and x-xmpp-error (the condition
+// edge-e sends to the client); after it, an abrupt upstream loss resets the stream and edge-e turns that into
+// a stream error.
 #include "edge-c/xmpp_service.h"
 
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <fmt/format.h>
+
+#include "common/net/connection.h"
+#include "common/obs/log.h"
+#include "common/xmpp/framer.h"
+#include "common/xmpp/writer.h"
 #include "edge-c/edge_c.h"
 
 namespace edgepair::edge_c {
 
 namespace {
-// Until the xmpp service lands, a xmpp stream is answered with a clear refusal instead of a hang.
-class Refuse final : public link::StreamHandler {
-  public:
-    void on_data(link::LinkStream& s, const char*, size_t n) override { s.consumed(n); }
-    void on_close(link::LinkStream&, std::string_view) override { delete this; }
+
+constexpr const char* kLog = "xmpp";
+constexpr uint16_t kImpXmppPort = 5222;
+constexpr uint64_t kNegotiateTimeoutMs = 10000; // connect + stream header + STARTTLS + TLS, per node
+
+struct Candidate {
+    std::string name;
+    bool verify = true;
 };
+
+class XmppUpstream final : public link::StreamHandler {
+  public:
+    XmppUpstream(CWorker& w, link::LinkStream* s, const link::Headers& h)
+        : w_(w), s_(s), domain_(link::header_value(h, "x-domain")),
+          client_(link::header_value(h, "x-client-addr")) {}
+
+    void start();
+
+    void on_data(link::LinkStream& s, const char* data, size_t len) override;
+    void on_end(link::LinkStream&) override;
+    void on_writable(link::LinkStream&) override;
+    void on_close(link::LinkStream&, std::string_view error) override;
+
+  private:
+    enum class Phase { Connecting, Header, Proceed, Handshake, Relaying, Done };
+
+    void try_next();
+    void connect_to(const net::SockAddr& addr);
+    void on_up_ready();
+    void on_up_data(const char* data, size_t len);
+    void on_up_close(std::string_view why);
+    void attempt_failed(std::string why);
+    void refuse(int status, std::string_view condition, std::string reason, std::string_view result);
+    void count(std::string_view result);
+    void destroy_later();
+
+    CWorker& w_;
+    link::LinkStream* s_; // null once the stream is gone
+    std::string domain_, client_;
+    std::vector<Candidate> nodes_;
+    size_t next_ = 0;
+    Candidate cur_;
+    std::string last_error_;
+    Phase phase_ = Phase::Connecting;
+    std::unique_ptr<net::Connection> up_;
+    std::unique_ptr<xmpp::Framer> neg_; // IM&P's side while edge-c negotiates STARTTLS
+    std::unique_ptr<core::Timer> timer_;
+    std::string pending_; // the client's bytes received before the upstream stream is ready (unconsumed)
+    size_t owed_ = 0;     // bytes written upstream while it was above its watermark, consumed once drained
+    bool up_paused_ = false;
+    bool dying_ = false;
+    uint64_t attempt_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+void XmppUpstream::start() {
+    auto snap = w_.snapshot();
+    if (!snap)
+        return refuse(503, "remote-connection-failed", "edge-c has no valid MRA configuration", "no_config");
+    const mra::Domain* d = snap->find_domain(domain_);
+    if (!d || !d->services.imp)
+        return refuse(404, "host-unknown", fmt::format("domain {} has no IM and Presence service", domain_),
+                      "unknown_domain");
+    std::string dep = snap->resolve_deployment(d->deployment);
+    std::vector<Candidate> unreachable;
+    for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
+        // Nodes discovery could not reach are tried last, not skipped: the state may be stale.
+        (n->status == mra::NodeStatus::Unreachable ? unreachable : nodes_)
+            .push_back({n->name, n->tls_verify});
+    }
+    if (nodes_.size() > 1) {
+        // Spread sessions over the deployment's nodes; failover walks the rest in order.
+        thread_local size_t rr = 0;
+        std::rotate(nodes_.begin(), nodes_.begin() + long(rr++ % nodes_.size()), nodes_.end());
+    }
+    nodes_.insert(nodes_.end(), unreachable.begin(), unreachable.end());
+    if (nodes_.empty())
+        return refuse(503, "remote-connection-failed",
+                      fmt::format("no IM and Presence node discovered in deployment {}", dep), "no_node");
+    timer_ = std::make_unique<core::Timer>(w_.worker().loop(), [this] {
+        attempt_failed(fmt::format("{}: no XMPP stream within {} ms", cur_.name, kNegotiateTimeoutMs));
+    });
+    try_next();
+}
+
+void XmppUpstream::try_next() {
+    neg_.reset();
+    if (next_ >= nodes_.size()) {
+        return refuse(502, "remote-connection-failed", "IM and Presence unreachable: " + last_error_,
+                      "unreachable");
+    }
+    cur_ = nodes_[next_++];
+    phase_ = Phase::Connecting;
+    timer_->arm(kNegotiateTimeoutMs);
+    std::weak_ptr<bool> alive = alive_;
+    w_.resolver().resolve(cur_.name, [this, alive](Result<std::vector<net::SockAddr>> r) {
+        if (alive.expired() || dying_) return;
+        if (!r || r->empty())
+            return attempt_failed(
+                fmt::format("{} does not resolve{}", cur_.name, r ? "" : ": " + r.error().message));
+        net::SockAddr a = r->front();
+        if (a.family() == AF_INET6)
+            reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_port = htons(kImpXmppPort);
+        else
+            reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = htons(kImpXmppPort);
+        connect_to(a);
+    });
+}
+
+void XmppUpstream::connect_to(const net::SockAddr& addr) {
+    std::string err;
+    up_ = net::Connection::connect(w_.worker().loop(), addr, nullptr, &err);
+    if (!up_) return attempt_failed(err);
+    // Callbacks of an abandoned attempt's connection (freed a loop turn later) must not reach this one.
+    const uint64_t a = ++attempt_;
+    up_->set_callbacks({[this, a] {
+                            if (a == attempt_ && !dying_) on_up_ready();
+                        },
+                        [this, a](const char* d, size_t n) {
+                            if (a == attempt_ && !dying_) on_up_data(d, n);
+                        },
+                        [this, a](std::string_view why) {
+                            if (a == attempt_) on_up_close(why);
+                        },
+                        [this, a] {
+                            if (a != attempt_ || dying_) return;
+                            if (owed_ && s_) s_->consumed(owed_);
+                            owed_ = 0;
+                        }});
+    EP_DEBUG(kLog, "{} ({}): connecting to IM&P {} at {}", client_, domain_, cur_.name, addr.str());
+    up_->start();
+}
+
+void XmppUpstream::on_up_ready() {
+    if (phase_ == Phase::Connecting) {
+        phase_ = Phase::Header;
+        neg_ = std::make_unique<xmpp::Framer>();
+        up_->write(fmt::format("<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' to='{}' "
+                               "version='1.0'>",
+                               xmpp::kClientNs, xmpp::kStreamsNs, xmpp::escape_xml(domain_)));
+        return;
+    }
+    if (phase_ != Phase::Handshake) return;
+    // The protected stream is ready: IM&P waits for a stream header, which is the client's, held in pending_.
+    phase_ = Phase::Relaying;
+    timer_->cancel();
+    neg_.reset();
+    count("ok");
+    EP_INFO(kLog, "{} ({}): relaying to IM&P {} over TLS", client_, domain_, cur_.name);
+    if (!s_ || !s_->send_headers({{":status", "200"}})) return;
+    if (!pending_.empty()) {
+        size_t n = pending_.size();
+        up_->write(pending_);
+        pending_.clear();
+        if (up_->above_high_watermark())
+            owed_ += n;
+        else if (s_)
+            s_->consumed(n);
+    }
+}
+
+void XmppUpstream::on_up_data(const char* data, size_t len) {
+    if (phase_ == Phase::Relaying) {
+        if (s_ && !s_->write(std::string_view(data, len)) && !up_paused_) {
+            up_paused_ = true;
+            up_->pause_reading();
+        }
+        return;
+    }
+    if (!neg_ || (phase_ != Phase::Header && phase_ != Phase::Proceed)) return;
+    neg_->feed(std::string_view(data, len));
+    while (auto ev = neg_->next()) {
+        switch (ev->type) {
+        case xmpp::EventType::stream_open:
+        case xmpp::EventType::keepalive:
+            break;
+        case xmpp::EventType::stanza:
+            if (phase_ == Phase::Header && ev->name == "features" && ev->ns == xmpp::kStreamsNs) {
+                if (ev->raw.find(xmpp::kTlsNs) == std::string::npos)
+                    return attempt_failed(fmt::format("{} does not offer STARTTLS", cur_.name));
+                phase_ = Phase::Proceed;
+                up_->write(fmt::format("<starttls xmlns='{}'/>", xmpp::kTlsNs));
+            } else if (phase_ == Phase::Proceed && ev->name == "proceed" && ev->ns == xmpp::kTlsNs) {
+                auto gen = w_.app().gen();
+                auto& ctx = cur_.verify ? gen->upstream_verify : gen->upstream_noverify;
+                phase_ = Phase::Handshake;
+                neg_.reset();
+                if (!up_->start_tls(ctx->new_ssl(cur_.name)))
+                    return attempt_failed(fmt::format("{}: TLS upgrade refused", cur_.name));
+                return; // the rest arrives encrypted
+            } else if (ev->name == "error" && ev->ns == xmpp::kStreamsNs) {
+                return attempt_failed(fmt::format("{} sent a stream error: {}", cur_.name, ev->raw));
+            } else if (ev->name == "failure") {
+                return attempt_failed(fmt::format("{} refused STARTTLS", cur_.name));
+            }
+            break;
+        case xmpp::EventType::starttls:
+        case xmpp::EventType::stream_close:
+            return attempt_failed(fmt::format("{} closed the stream during negotiation", cur_.name));
+        case xmpp::EventType::error:
+            return attempt_failed(fmt::format("{} sent malformed XML: {}", cur_.name, ev->detail));
+        }
+    }
+}
+
+void XmppUpstream::on_up_close(std::string_view why) {
+    if (dying_) return;
+    if (phase_ == Phase::Done) return destroy_later(); // we closed it after the link stream went away
+    if (phase_ != Phase::Relaying) return attempt_failed(fmt::format("{}: {}", cur_.name, why));
+    phase_ = Phase::Done;
+    EP_INFO(kLog, "{} ({}): IM&P {} connection ended: {}", client_, domain_, cur_.name, why);
+    if (s_) {
+        // A TLS close after </stream:stream> is a clean end; anything else cut the stream mid-way and edge-e
+        // must tell the client so.
+        if (why == "closed by peer" || why == "closed")
+            s_->end();
+        else
+            s_->reset(link::kInternalError);
+        if (why != "closed by peer" && why != "closed") s_ = nullptr;
+    }
+    if (!s_) destroy_later();
+}
+
+void XmppUpstream::attempt_failed(std::string why) {
+    if (dying_ || phase_ == Phase::Relaying || phase_ == Phase::Done) return;
+    EP_WARN(kLog, "{} ({}): IM&P attempt failed: {}", client_, domain_, why);
+    last_error_ = std::move(why);
+    // Not inline: this may run inside the upstream connection's own callback.
+    std::weak_ptr<bool> alive = alive_;
+    phase_ = Phase::Connecting;
+    ++attempt_;
+    if (up_) {
+        // Freed on the next turn: this may run inside that connection's own callback.
+        auto* old = up_.release();
+        w_.worker().loop().post([old] { delete old; });
+    }
+    w_.worker().loop().post([this, alive] {
+        if (!alive.expired() && !dying_) try_next();
+    });
+}
+
+void XmppUpstream::refuse(int status, std::string_view condition, std::string reason,
+                          std::string_view result) {
+    count(result);
+    EP_INFO(kLog, "{} ({}): refused: {}", client_, domain_, reason);
+    phase_ = Phase::Done;
+    if (timer_) timer_->cancel();
+    if (s_) {
+        if (!pending_.empty()) s_->consumed(pending_.size());
+        pending_.clear();
+        for (auto& c : reason)
+            if (c == '\r' || c == '\n') c = ' ';
+        s_->send_headers({{":status", std::to_string(status)},
+                          {"x-xmpp-error", std::string(condition)},
+                          {"x-xmpp-reason", reason}},
+                         true);
+        // The stream's on_close (edge-e resets it on the refusal, or the link ends) frees us: the handler
+        // must outlive the stream.
+        return;
+    }
+    destroy_later();
+}
+
+void XmppUpstream::count(std::string_view result) {
+    w_.app()
+        .metrics()
+        .counter("edgepair_xmpp_upstream_total", "XMPP sessions edge-c set up towards IM and Presence",
+                 {{"result", std::string(result)}})
+        .inc();
+}
+
+void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
+    if (phase_ == Phase::Done) return s.consumed(len);
+    if (phase_ != Phase::Relaying) {
+        pending_.append(data, len);
+        return;
+    }
+    up_->write(std::string_view(data, len));
+    if (up_->above_high_watermark())
+        owed_ += len;
+    else
+        s.consumed(len);
+}
+
+void XmppUpstream::on_end(link::LinkStream&) {
+    // The client side is finished (edge-e closed the client connection): let IM&P know.
+    if (phase_ == Phase::Relaying && up_) up_->close();
+}
+
+void XmppUpstream::on_writable(link::LinkStream&) {
+    if (!up_paused_ || !up_) return;
+    up_paused_ = false;
+    up_->resume_reading();
+}
+
+void XmppUpstream::on_close(link::LinkStream&, std::string_view error) {
+    s_ = nullptr;
+    if (!error.empty()) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, error);
+    if (up_ && phase_ == Phase::Relaying) {
+        // Flush what the client sent last, then close; the upstream's on_close frees us.
+        phase_ = Phase::Done;
+        up_->close();
+        return;
+    }
+    destroy_later();
+}
+
+void XmppUpstream::destroy_later() {
+    if (dying_) return;
+    dying_ = true;
+    *alive_ = false;
+    if (timer_) timer_->cancel();
+    // Not inline: this may run inside a LinkStream or Connection callback that still holds `this`.
+    w_.worker().loop().post([this] { delete this; });
+}
+
 } // namespace
 
-void serve_xmpp_stream(CWorker&, link::LinkStream* s, const link::Headers&) {
-    s->set_handler(new Refuse);
-    s->send_headers({{":status", "501"}, {"content-type", "text/plain"}}, false);
-    s->write("xmpp service not implemented on this edge-c yet\n");
-    s->end();
+void serve_xmpp_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers) {
+    auto* x = new XmppUpstream(w, s, headers);
+    s->set_handler(x);
+    x->start();
 }
 
 } // namespace edgepair::edge_c

@@ -25,7 +25,8 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     SipSession(WorkerState& ws, int fd, SSL* ssl)
         : ws_(ws), conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, ssl, true)),
           framer_(sip::FramerLimits{size_t(ws.gen()->cfg.limits.max_sip_message), 128}) {
-        conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_client_data(d, n); },
+        conn_->set_callbacks({[this] { on_ready(); },
+                              [this](const char* d, size_t n) { on_client_data(d, n); },
                               [this](std::string_view why) { on_client_close(why); }, nullptr});
         conn_->set_idle_timeout(uint64_t(ws.gen()->cfg.limits.client_idle_timeout.count()));
         peer_ = conn_->peer().str();

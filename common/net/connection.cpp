@@ -38,6 +38,7 @@ Connection::~Connection() {
     idle_.reset();
     event_free(flush_ev_);
     if (ssl_) SSL_free(ssl_);
+    if (starttls_ssl_) SSL_free(starttls_ssl_);
     if (fd_ >= 0) ::close(fd_);
 }
 
@@ -132,7 +133,8 @@ void Connection::do_read() {
     std::weak_ptr<bool> alive = alive_;
     char buf[kReadChunk];
     for (;;) {
-        if (reading_paused_ || state_ == State::Closed) return;
+        // Handshaking: start_tls() ran inside on_data; what follows on the socket is the TLS handshake.
+        if (reading_paused_ || state_ == State::Closed || state_ == State::Handshaking) return;
         ssize_t n;
         if (ssl_) {
             ERR_clear_error();
@@ -213,6 +215,7 @@ void Connection::do_flush() {
         ::shutdown(fd_, SHUT_WR);
         return finish("closed");
     }
+    if (starttls_ssl_) return begin_tls();
     if (was_above_) {
         was_above_ = false;
         if (cb_.on_drained) cb_.on_drained();
@@ -253,6 +256,43 @@ void Connection::set_idle_timeout(uint64_t ms) {
     }
     if (!idle_) idle_ = std::make_unique<core::Timer>(loop_, [this] { finish("idle timeout"); });
     idle_->arm(ms);
+}
+
+bool Connection::start_tls(SSL* ssl) {
+    if (!ssl) return false;
+    if (ssl_ || starttls_ssl_ || state_ != State::Open || want_close_) {
+        SSL_free(ssl);
+        return false;
+    }
+    starttls_ssl_ = ssl;
+    // Plain reads stop now: anything the peer sends next belongs to the TLS handshake.
+    reading_paused_ = true;
+    if (pending_output() == 0)
+        begin_tls();
+    else
+        schedule_flush(); // do_flush() calls begin_tls() once the plain bytes are out
+    return true;
+}
+
+void Connection::begin_tls() {
+    ssl_ = starttls_ssl_;
+    starttls_ssl_ = nullptr;
+    SSL_set_fd(ssl_, fd_);
+    if (server_side_)
+        SSL_set_accept_state(ssl_);
+    else
+        SSL_set_connect_state(ssl_);
+    state_ = State::Handshaking;
+    reading_paused_ = false;
+    // Edge-triggered: the peer's first flight may already be waiting, so try now, but on the next loop turn:
+    // start_tls() usually runs inside the owner's on_data, which must not see on_ready/on_close re-entrantly.
+    std::weak_ptr<bool> alive = alive_;
+    loop_.post([this, alive] {
+        if (alive.expired() || state_ != State::Handshaking) return;
+        do_handshake();
+        if (alive.expired() || state_ != State::Open) return;
+        do_flush();
+    });
 }
 
 void Connection::finish(std::string_view why) {

@@ -51,6 +51,13 @@ class Connection {
     void abort(std::string_view why);
     // Close if no byte is read for `ms` (0 = never). The timer restarts on every read.
     void set_idle_timeout(uint64_t ms);
+    // STARTTLS: upgrades an open plain connection to TLS on the same socket, taking ownership of `ssl`
+    // (accept or connect state follows the side this connection was made on). Bytes already queued leave in
+    // the clear first (the <proceed/> that announces the upgrade); no plain byte is read after this call.
+    // on_ready fires again once the handshake completes (write nothing before it: it could still leave in
+    // the clear); a failed handshake ends in on_close. False (and
+    // `ssl` freed) when the connection is not open and plain; on_close may already have run then.
+    bool start_tls(SSL* ssl);
 
     SSL* ssl() const { return ssl_; }
     bool ready() const { return state_ == State::Open || state_ == State::Closing; }
@@ -67,6 +74,7 @@ class Connection {
     void do_flush();
     void schedule_flush();
     void finish(std::string_view why);
+    void begin_tls();
     static void on_flush_event(int, short, void* arg);
 
     core::Loop& loop_;
@@ -86,6 +94,7 @@ class Connection {
     bool was_above_ = false;
     bool reading_paused_ = false;
     bool want_close_ = false;
+    SSL* starttls_ssl_ = nullptr; // start_tls() waiting for the plain output to drain
     uint64_t bytes_in_ = 0, bytes_out_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

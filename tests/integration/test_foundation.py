@@ -46,6 +46,9 @@ class Foundation(h.TestCase):
         cfg_e = pair.edge_e_yaml(self, self.ports, self.pki_dir)
         cfg_c = pair.edge_c_yaml(self, self.ports, self.pki_dir)
         pair.start_edge_e(self, cfg_e, self.ports)
+        # Without a traversal link edge-e is alive but not ready.
+        st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/ready")
+        self.assertEqual(st, 503, body)
         pair.start_edge_c(self, cfg_c, self.ports)
 
         for port, role in ((self.ports.admin_e, "edge-e"), (self.ports.admin_c, "edge-c")):
@@ -62,10 +65,6 @@ class Foundation(h.TestCase):
             self.assertEqual(st, 404)
             st, _, _ = h.http_request(f"http://127.0.0.1:{port}/health", method="POST", body=b"x")
             self.assertEqual(st, 405)
-
-        # Without a traversal link edge-e is alive but not ready.
-        st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/ready")
-        self.assertEqual(st, 503, body)
 
         # SNI: each domain gets its own certificate, verified against the test CA by openssl s_client.
         ca = f"{self.pki_dir}/ca.crt"

@@ -142,7 +142,13 @@ class Link(h.TestCase):
         self.assertEqual(rc, 0, out)
         summary = json.loads(out[out.index("{"):])
         self.assertGreaterEqual(summary.get("ok", summary.get("completed", 0)), 3000, summary)
-        links = self.status(self.ports.admin_e)["link"]["links"]
+        # /status link figures are refreshed by the worker once a second.
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            links = self.status(self.ports.admin_e)["link"]["links"]
+            if len(links) == 1 and links[0]["streams_total"] >= 3000:
+                break
+            time.sleep(0.3)
         self.assertEqual(len(links), 1, links)
         self.assertGreaterEqual(links[0]["streams_total"], 3000)
 

@@ -1,0 +1,606 @@
+#include "edge-c/sip_router.h"
+
+#include <charconv>
+
+#include <openssl/rand.h>
+
+#include "common/net/dns.h"
+#include "common/net/tls_context.h"
+#include "common/obs/log.h"
+#include "common/obs/metrics.h"
+#include "common/sip/proxy.h"
+#include "edge-c/edge_c.h"
+
+namespace edgepair::edge_c {
+
+namespace {
+
+constexpr const char* kLog = "sip";
+// A flow or upstream named in a Via branch: kMagicCookie + token + "." + the previous hop's branch. Keeping
+// the previous branch makes ours a function of it, so a CANCEL or a non-2xx ACK (same branch as its INVITE)
+// gets the same branch as the INVITE at the next hop without any transaction state here.
+constexpr char kBranchSep = '.';
+// RFC 5626 4.4.1 CRLF keep-alive on the persistent connection to Unified CM: a quiet line must not be
+// closed by the node's idle timer or a firewall, because every registration through this worker names it.
+constexpr uint64_t kKeepaliveMs = 30000;
+
+void random_fill(uint8_t* out, size_t n) {
+    if (RAND_bytes(out, int(n)) != 1) throw std::runtime_error("RAND_bytes failed");
+}
+
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.substr(0, p.size()) == p;
+}
+
+bool dialog_forming(std::string_view method) {
+    return method == "INVITE" || method == "SUBSCRIBE" || method == "REFER" || method == "NOTIFY";
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// SipFlow
+
+SipFlow::SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client)
+    : r_(r), s_(s), id_(id), domain_(std::move(domain)), client_(std::move(client)),
+      framer_(sip::FramerLimits{size_t(r.worker().app().gen()->cfg.limits.max_sip_message), 128}) {}
+
+void SipFlow::on_data(link::LinkStream& s, const char* data, size_t len) {
+    s.consumed(len);
+    if (ended_) return;
+    framer_.feed(std::string_view(data, len));
+    for (;;) {
+        auto ev = framer_.next();
+        if (ev.type == sip::FrameEventType::need_more) return;
+        if (ev.type == sip::FrameEventType::message) {
+            r_.from_client(*this, ev.message);
+        } else if (ev.type == sip::FrameEventType::error) {
+            // edge-e frames before it relays, so this is a broken peer, not a client: drop the flow.
+            r_.count("client_framing");
+            EP_WARN(kLog, "flow {}: framing lost on the link stream: {}", id_, ev.error->detail);
+            ended_ = true;
+            r_.flow_ended(*this);
+            s.reset(link::kProtocolError);
+            r_.flow_closed(*this); // reset() means no on_close
+            return;
+        }
+        // keep-alives never cross the link (edge-e answers them); ignore if they do
+    }
+}
+
+void SipFlow::on_end(link::LinkStream& s) {
+    // The client's connection on edge-e is gone: stop routing to it now and finish our side.
+    if (!ended_) {
+        ended_ = true;
+        r_.flow_ended(*this);
+    }
+    s.end();
+}
+
+void SipFlow::on_close(link::LinkStream&, std::string_view error) {
+    if (!error.empty()) EP_INFO(kLog, "flow {} ({}) closed: {}", id_, client_, error);
+    s_ = nullptr;
+    if (!ended_) {
+        ended_ = true;
+        r_.flow_ended(*this);
+    }
+    r_.flow_closed(*this);
+}
+
+void SipFlow::send(std::string_view wire) {
+    if (s_ && !ended_) s_->write(wire);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SipUpstream
+
+SipUpstream::SipUpstream(SipRouter& r, uint64_t id, const mra::Zone& zone)
+    : r_(r), id_(id), node_(zone.node), port_(zone.port), tls_(zone.transport == mra::ZoneTransport::Tls),
+      verify_(zone.tls_verify) {}
+
+void SipUpstream::send_raw(std::string_view wire) {
+    if (state_ == State::Ready) conn_->write(wire);
+}
+
+void SipUpstream::send_from_client(sip::Message m, uint64_t flow) {
+    if (state_ != State::Ready) {
+        // Bounded: a node that never answers must not make the queue grow without limit.
+        if (pending_.size() >= 1000) {
+            r_.count("upstream_queue_full");
+            if (m.is_request()) r_.reply_to_flow(flow, m, 503, "Unified CM connection queue full");
+            return;
+        }
+        pending_.push_back({std::move(m), flow});
+        if (state_ == State::Idle) connect();
+        return;
+    }
+    std::string token = r_.flow_token(kFlowClient, flow);
+    std::string transport = tls_ ? "tls" : "tcp";
+    auto our_uri = [&](bool lr) {
+        sip::Uri u;
+        u.scheme = "sip";
+        u.user = token;
+        u.host = local_host_;
+        u.port = local_port_;
+        u.params.set("transport", transport);
+        if (lr) u.params.set("lr", std::nullopt);
+        return u;
+    };
+    if (m.is_request()) {
+        auto top = m.top_via();
+        std::string prev = top && top->branch() ? std::string(*top->branch()) : r_.random_token();
+        sip::push_via(m, {tls_ ? "TLS" : "TCP", local_host_, local_port_,
+                          std::string(sip::kMagicCookie) + token + kBranchSep + prev, true});
+        const std::string& method = m.method();
+        if (method == "REGISTER") {
+            if (r_.path_headers()) {
+                sip::push_path(m, our_uri(true));
+            } else {
+                SipFlow* f = r_.find_flow(flow);
+                auto n = sip::rewrite_contacts(m, [&](const sip::Uri& orig) -> std::optional<sip::Uri> {
+                    if (!f) return std::nullopt;
+                    std::string o = orig.to_string();
+                    size_t idx = 0;
+                    while (idx < f->contacts.size() && f->contacts[idx] != o)
+                        ++idx;
+                    if (idx == f->contacts.size()) {
+                        if (f->contacts.size() >= 16) return std::nullopt;
+                        f->contacts.push_back(o);
+                    }
+                    sip::Uri u = our_uri(false);
+                    u.params.set("epc", std::to_string(idx));
+                    return u;
+                });
+                if (!n) {
+                    r_.count("bad_contact");
+                    r_.reply_to_flow(flow, m, 400, "Malformed Contact");
+                    return;
+                }
+            }
+        } else if (dialog_forming(method)) {
+            sip::push_record_route(m, our_uri(true));
+        }
+    }
+    conn_->write(m.serialize());
+}
+
+void SipUpstream::connect() {
+    state_ = State::Resolving;
+    std::weak_ptr<bool> alive = alive_;
+    r_.worker().resolver().resolve(node_, [this, alive](Result<std::vector<net::SockAddr>> r) {
+        if (alive.expired()) return;
+        on_resolved(std::move(r));
+    });
+}
+
+void SipUpstream::on_resolved(Result<std::vector<net::SockAddr>> r) {
+    if (!r || r->empty()) {
+        EP_WARN(kLog, "{}: cannot resolve: {}", node_, r ? "no address" : r.error().message);
+        state_ = State::Idle;
+        fail_pending("Unified CM node address unknown");
+        return;
+    }
+    auto with_port = net::numeric_addr(r->front().ip(), port_);
+    if (!with_port) {
+        state_ = State::Idle;
+        fail_pending("bad Unified CM address");
+        return;
+    }
+    net::SockAddr addr = *with_port;
+    peer_ip_ = addr.ip();
+    SSL* ssl = nullptr;
+    if (tls_) {
+        auto g = r_.worker().app().gen();
+        auto& ctx = verify_ ? g->upstream_verify : g->upstream_noverify;
+        if (!ctx) {
+            state_ = State::Idle;
+            fail_pending("no TLS context for Unified CM");
+            return;
+        }
+        ssl = ctx->new_ssl(node_);
+    }
+    std::string err;
+    conn_ = net::Connection::connect(r_.worker().worker().loop(), addr, ssl, &err);
+    if (!conn_) {
+        EP_WARN(kLog, "{} ({}): connect failed: {}", node_, addr.str(), err);
+        state_ = State::Idle;
+        fail_pending("cannot connect to Unified CM");
+        return;
+    }
+    state_ = State::Connecting;
+    framer_ = std::make_unique<sip::Framer>(
+        sip::FramerLimits{size_t(r_.worker().app().gen()->cfg.limits.max_sip_message), 128});
+    conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_data(d, n); },
+                          [this](std::string_view why) { on_closed(why); }, nullptr});
+    conn_->start();
+}
+
+void SipUpstream::on_ready() {
+    auto local = net::local_of(conn_->fd());
+    local_host_ = local.ip();
+    if (local.family() == AF_INET6) local_host_ = "[" + local_host_ + "]";
+    local_port_ = local.port();
+    state_ = State::Ready;
+    if (!keepalive_)
+        keepalive_ = std::make_unique<core::Timer>(r_.worker().worker().loop(), [this] {
+            if (state_ != State::Ready) return;
+            conn_->write("\r\n\r\n");
+            keepalive_->arm(kKeepaliveMs);
+        });
+    keepalive_->arm(kKeepaliveMs);
+    EP_INFO(kLog, "{}: connected over {} from {}:{}", node_, tls_ ? "TLS" : "TCP", local_host_, local_port_);
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& p : pending)
+        send_from_client(std::move(p.msg), p.flow);
+}
+
+void SipUpstream::on_data(const char* d, size_t n) {
+    framer_->feed(std::string_view(d, n));
+    for (;;) {
+        auto ev = framer_->next();
+        switch (ev.type) {
+        case sip::FrameEventType::need_more:
+            return;
+        case sip::FrameEventType::keepalive_ping:
+            conn_->write("\r\n");
+            break;
+        case sip::FrameEventType::keepalive_pong:
+            break;
+        case sip::FrameEventType::message: {
+            std::weak_ptr<bool> alive = alive_;
+            r_.from_upstream(*this, ev.message);
+            if (alive.expired() || state_ != State::Ready) return;
+            break;
+        }
+        case sip::FrameEventType::error:
+            r_.count("upstream_framing");
+            EP_WARN(kLog, "{}: framing lost: {}", node_, ev.error->detail);
+            conn_->abort("framing lost");
+            return;
+        }
+    }
+}
+
+void SipUpstream::on_closed(std::string_view why) {
+    EP_INFO(kLog, "{}: connection closed: {}", node_, why);
+    state_ = State::Idle;
+    if (keepalive_) keepalive_->cancel();
+    // The Connection is inside its own callback: destroy it on the next loop turn.
+    auto* dead = conn_.release();
+    r_.worker().worker().loop().post([dead] { delete dead; });
+    framer_.reset();
+    fail_pending(why);
+}
+
+void SipUpstream::fail_pending(std::string_view why) {
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& p : pending)
+        if (p.msg.is_request()) r_.reply_to_flow(p.flow, p.msg, 503, "Unified CM unreachable");
+    if (!pending.empty()) EP_INFO(kLog, "{}: {} queued messages failed: {}", node_, pending.size(), why);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SipRouter
+
+SipRouter::SipRouter(CWorker& w) : w_(w) {
+    uint8_t key[32];
+    random_fill(key, sizeof key);
+    auto c = sip::FlowTokenCodec::create(key);
+    OPENSSL_cleanse(key, sizeof key);
+    if (!c) throw std::runtime_error("flow token codec: " + c.error().message);
+    codec_.emplace(std::move(*c));
+}
+
+bool SipRouter::path_headers() const {
+    return w_.app().gen()->cfg.sip.path_headers;
+}
+
+void SipRouter::count(std::string_view reason) {
+    w_.app()
+        .metrics()
+        .counter("edgepair_sip_errors_total", "SIP messages refused or dropped by edge-c",
+                 {{"reason", std::string(reason)}})
+        .inc();
+}
+
+std::string SipRouter::random_token(size_t bytes) {
+    std::vector<uint8_t> b(bytes);
+    random_fill(b.data(), b.size());
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (uint8_t x : b) {
+        out += hex[x >> 4];
+        out += hex[x & 15];
+    }
+    return out;
+}
+
+void SipRouter::attach(link::LinkStream* s, const link::Headers& headers) {
+    uint64_t id = next_flow_++;
+    auto* f = new SipFlow(*this, s, id, std::string(link::header_value(headers, "x-domain")),
+                          std::string(link::header_value(headers, "x-client-addr")));
+    flows_[id] = f;
+    s->set_handler(f);
+    s->send_headers({{":status", "200"}});
+    EP_DEBUG(kLog, "flow {} from {} (domain {})", id, f->client(), f->domain());
+}
+
+SipFlow* SipRouter::find_flow(uint64_t id) {
+    auto it = flows_.find(id);
+    return it == flows_.end() ? nullptr : it->second;
+}
+
+void SipRouter::flow_ended(SipFlow& f) {
+    flows_.erase(f.id());
+    EP_DEBUG(kLog, "flow {} ({}) ended", f.id(), f.client());
+}
+
+void SipRouter::flow_closed(SipFlow& f) {
+    // Called from inside the flow's own callback: free it once the stack has unwound.
+    w_.worker().loop().post([p = &f] { delete p; });
+}
+
+std::optional<sip::FlowId> SipRouter::our_uri(const sip::Uri& u) const {
+    if (!u.is_sip() || u.user.empty()) return std::nullopt;
+    return codec_->decode(u.user);
+}
+
+void SipRouter::reply_to_flow(uint64_t flow, const sip::Message& req, int status, std::string_view reason) {
+    if (req.method() == "ACK") return;
+    SipFlow* f = find_flow(flow);
+    if (!f) return;
+    auto r = sip::make_response(req, status, reason, status > 100 ? random_token() : std::string());
+    if (status == 501) r.append_header("Allow", std::string(sip::mra_allow_header()));
+    f->send(r.serialize());
+}
+
+void SipRouter::reply_upstream(SipUpstream& u, const sip::Message& req, int status, std::string_view reason) {
+    if (req.method() == "ACK") return;
+    auto r = sip::make_response(req, status, reason, status > 100 ? random_token() : std::string());
+    if (status == 501) r.append_header("Allow", std::string(sip::mra_allow_header()));
+    u.send_raw(r.serialize());
+}
+
+SipUpstream* SipRouter::upstream_for(const mra::Zone& z) {
+    auto& u = upstreams_[z.name];
+    if (!u) {
+        u = std::make_unique<SipUpstream>(*this, next_upstream_++, z);
+        upstream_by_id_[u->id()] = u.get();
+    }
+    return u.get();
+}
+
+// The zone (so the node and transport) a request from a client goes to. In order: the next Route (an
+// in-dialog request follows the route set Unified CM recorded), the Request-URI host when it names a node
+// (the search rules of the generated zones match on the node name), the node the flow registered with,
+// then the first Unified CM node of the domain's deployment.
+const mra::Zone* SipRouter::choose_zone(SipFlow& f, const sip::Message& m) {
+    auto snap = w_.snapshot();
+    if (!snap || snap->zones.empty()) return nullptr;
+    auto zone_of = [&](std::string_view node) -> const mra::Zone* {
+        const mra::Zone* tcp = nullptr;
+        for (const auto& z : snap->zones) {
+            if (!mra::iequals(z.node, node)) continue;
+            if (z.transport == mra::ZoneTransport::Tls) return &z; // mixed mode: the secure zone
+            tcp = &z;
+        }
+        return tcp;
+    };
+    auto node_by_host = [&](std::string_view host) -> const mra::Zone* {
+        for (const auto& rule : snap->search_rules)
+            if (rule.matches(host))
+                if (auto* z = zone_of(rule.node)) return z;
+        for (const auto& [name, u] : upstreams_)
+            if (!u->peer_ip().empty() && u->peer_ip() == host)
+                if (auto* z = zone_of(u->node())) return z;
+        return nullptr;
+    };
+    if (auto vals = m.values(sip::HeaderId::route); !vals.empty())
+        if (auto na = sip::NameAddr::parse(vals.front()))
+            if (auto* z = node_by_host(na->uri.host)) return z;
+    if (auto ru = sip::Uri::parse(m.request_uri()); ru && ru->is_sip())
+        if (auto* z = node_by_host(ru->host)) return z;
+    if (!f.node.empty())
+        if (auto* z = zone_of(f.node)) return z;
+    std::string deployment;
+    if (auto* d = snap->find_domain(f.domain())) deployment = d->deployment;
+    for (auto* n : snap->nodes_of(snap->resolve_deployment(deployment), mra::NodeType::UnifiedCM))
+        if (auto* z = zone_of(n->name)) return z;
+    for (const auto& z : snap->zones)
+        return zone_of(z.node);
+    return nullptr;
+}
+
+void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
+    auto pm = sip::Message::parse(bytes);
+    if (!pm) {
+        count("client_unparseable");
+        return;
+    }
+    sip::Message m = std::move(*pm);
+    auto v = sip::validate(m);
+    if (!v.ok()) {
+        count("client_invalid");
+        if (m.is_request()) reply_to_flow(f.id(), m, v.status);
+        return;
+    }
+    if (!m.is_request()) {
+        // The client answers a request we relayed from Unified CM: our Via names the upstream.
+        auto top = m.top_via();
+        std::optional<sip::FlowId> id;
+        if (top && top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
+            auto rest = top->branch()->substr(sip::kMagicCookie.size());
+            id = codec_->decode(rest.substr(0, rest.find(kBranchSep)));
+        }
+        if (!id || id->link_stream != kFlowUpstream) {
+            count("client_response_unmatched");
+            return;
+        }
+        auto it = upstream_by_id_.find(id->connection);
+        if (it == upstream_by_id_.end() || !it->second->ready()) {
+            count("upstream_gone");
+            return;
+        }
+        sip::pop_via(m);
+        it->second->send_raw(m.serialize());
+        return;
+    }
+    if (auto pol = sip::mra_method_policy(m.method()); pol.status) {
+        count("method_refused");
+        reply_to_flow(f.id(), m, pol.status, pol.reason);
+        return;
+    }
+    if (auto snap = w_.snapshot()) {
+        // Only a domain configured with SIP off is refused: the SIP domain of a registration may differ
+        // from the service discovery domains (the guide's "Unified CM registrations domains" note).
+        if (auto* d = snap->find_domain(f.domain()); d && !d->services.sip_on_ucm) {
+            count("domain_sip_off");
+            reply_to_flow(f.id(), m, 403, "SIP not enabled for this domain");
+            return;
+        }
+    }
+    switch (sip::decrement_max_forwards(m)) {
+    case sip::MaxForwardsResult::ok:
+        break;
+    case sip::MaxForwardsResult::exhausted:
+        reply_to_flow(f.id(), m, 483);
+        return;
+    case sip::MaxForwardsResult::invalid:
+        reply_to_flow(f.id(), m, 400, "Bad Max-Forwards");
+        return;
+    }
+    auto popped = sip::pop_route_if(m, [&](const sip::Uri& u) { return our_uri(u).has_value(); });
+    if (!popped) {
+        count("client_bad_route");
+        reply_to_flow(f.id(), m, 400, "Malformed Route");
+        return;
+    }
+    const mra::Zone* z = choose_zone(f, m);
+    if (!z) {
+        count("no_node");
+        reply_to_flow(f.id(), m, 503, "No Unified CM node discovered");
+        return;
+    }
+    if (m.method() == "REGISTER") f.node = z->node;
+    upstream_for(*z)->send_from_client(std::move(m), f.id());
+}
+
+void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
+    auto pm = sip::Message::parse(bytes);
+    if (!pm) {
+        count("upstream_unparseable");
+        return;
+    }
+    sip::Message m = std::move(*pm);
+    auto v = sip::validate(m);
+    if (!v.ok()) {
+        count("upstream_invalid");
+        EP_INFO(kLog, "{}: invalid message: {}", u.node(), v.detail);
+        if (m.is_request()) reply_upstream(u, m, v.status);
+        return;
+    }
+    if (!m.is_request()) {
+        auto top = m.top_via();
+        std::optional<sip::FlowId> id;
+        if (top && top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
+            auto rest = top->branch()->substr(sip::kMagicCookie.size());
+            id = codec_->decode(rest.substr(0, rest.find(kBranchSep)));
+        }
+        if (!id || id->link_stream != kFlowClient) {
+            count("upstream_response_unmatched");
+            return;
+        }
+        SipFlow* f = find_flow(id->connection);
+        if (!f) return; // the client left; nothing to answer
+        sip::pop_via(m);
+        if (auto cs = m.cseq(); cs && cs->method == "REGISTER" && !f->contacts.empty()) {
+            // Show the client the bindings as it registered them, not as Unified CM stores them.
+            (void)sip::rewrite_contacts(m, [&](const sip::Uri& uri) -> std::optional<sip::Uri> {
+                auto fid = our_uri(uri);
+                auto epc = uri.params.get("epc");
+                if (!fid || fid->connection != f->id() || !epc) return std::nullopt;
+                size_t idx = 0;
+                auto [p, ec] = std::from_chars(epc->data(), epc->data() + epc->size(), idx);
+                if (ec != std::errc() || idx >= f->contacts.size()) return std::nullopt;
+                auto orig = sip::Uri::parse(f->contacts[idx]);
+                if (!orig) return std::nullopt;
+                return *orig;
+            });
+        }
+        f->send(m.serialize());
+        return;
+    }
+    // A request from Unified CM towards a client (INVITE, NOTIFY, OPTIONS, BYE, ...).
+    if (auto pol = sip::mra_method_policy(m.method()); pol.status) {
+        count("method_refused");
+        reply_upstream(u, m, pol.status, pol.reason);
+        return;
+    }
+    switch (sip::decrement_max_forwards(m)) {
+    case sip::MaxForwardsResult::ok:
+        break;
+    case sip::MaxForwardsResult::exhausted:
+        reply_upstream(u, m, 483);
+        return;
+    case sip::MaxForwardsResult::invalid:
+        reply_upstream(u, m, 400, "Bad Max-Forwards");
+        return;
+    }
+    // The flow: from the top Route (our Record-Route or Path) or else the Request-URI (our Contact).
+    std::optional<sip::FlowId> fid;
+    auto popped = sip::pop_route_if(m, [&](const sip::Uri& uri) {
+        fid = our_uri(uri);
+        return fid.has_value();
+    });
+    if (!popped) {
+        reply_upstream(u, m, 400, "Malformed Route");
+        return;
+    }
+    if (!*popped) fid.reset();
+    auto ru = sip::Uri::parse(m.request_uri());
+    if (!fid && ru) fid = our_uri(*ru);
+    if (!fid || fid->link_stream != kFlowClient) {
+        if (m.method() == "OPTIONS") {
+            // A keep-alive ping aimed at edge-c itself.
+            reply_upstream(u, m, 200);
+            return;
+        }
+        count("no_flow_token");
+        reply_upstream(u, m, 404, "No such MRA flow");
+        return;
+    }
+    SipFlow* f = find_flow(fid->connection);
+    if (!f) {
+        count("flow_gone");
+        reply_upstream(u, m, 430, "Flow Failed"); // RFC 5626 11.6
+        return;
+    }
+    if (ru && our_uri(*ru) && ru->params.has("epc")) {
+        // Our rewritten Contact: give the client back the Request-URI it registered.
+        auto epc = *ru->params.get("epc");
+        size_t idx = 0;
+        auto [p, ec] = std::from_chars(epc.data(), epc.data() + epc.size(), idx);
+        if (ec == std::errc() && idx < f->contacts.size()) m.set_request_uri(f->contacts[idx]);
+    }
+    auto top = m.top_via();
+    std::string prev = top && top->branch() ? std::string(*top->branch()) : random_token();
+    std::string up_token = flow_token(kFlowUpstream, u.id());
+    std::string via_host = w_.app().gen()->cfg.node_name;
+    sip::push_via(m, {"TLS", via_host.empty() ? u.local_host() : via_host, std::nullopt,
+                      std::string(sip::kMagicCookie) + up_token + kBranchSep + prev, false});
+    if (dialog_forming(m.method())) {
+        sip::Uri rr;
+        rr.scheme = "sip";
+        rr.user = flow_token(kFlowClient, f->id());
+        rr.host = u.local_host();
+        rr.port = u.local_port();
+        rr.params.set("transport", u.tls() ? "tls" : "tcp");
+        rr.params.set("lr", std::nullopt);
+        sip::push_record_route(m, rr);
+    }
+    f->send(m.serialize());
+}
+
+} // namespace edgepair::edge_c

@@ -1,0 +1,145 @@
+#pragma once
+// edge-c's SIP proxy element for MRA (issue #6). edge-e relays each client's TLS connection as one link
+// stream of whole SIP messages; this router is the only proxy element of the pair: it adds its Via, its
+// Record-Route and (per sip.path_headers) a rewritten Contact or a Path, and routes to the Unified CM node
+// through the node's generated zone (CEtls- when the cluster is mixed mode, else CEtcp-).
+//
+// One router per edge-c worker. Towards each Unified CM node it keeps ONE persistent connection shared by
+// every client flow of the worker, so Unified CM sees one line-side "trunk" per worker as with Expressway.
+// edge-c accepts no inbound connections, so every URI it writes (Via sent-by, Record-Route, Contact, Path)
+// names the local address of that persistent connection: a registrar that reuses connections by peer
+// address (Kamailio, Unified CM) sends requests for the client back over it.
+//
+// Routing back is stateless: each URI and Via branch carries an authenticated flow token
+// (sip::FlowTokenCodec) naming the client flow or the upstream connection, so no transaction table is kept.
+// What is kept per flow is the registered Contact URIs (to restore the Request-URI the client expects).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/core/loop.h"
+#include "common/link/link_conn.h"
+#include "common/mra/model.h"
+#include "common/net/connection.h"
+#include "common/sip/flow_token.h"
+#include "common/sip/framer.h"
+#include "common/sip/message.h"
+
+namespace edgepair::edge_c {
+
+class CWorker;
+class SipRouter;
+
+// FlowId::link_stream values: what kind of thing the token names.
+inline constexpr uint64_t kFlowClient = 1;
+inline constexpr uint64_t kFlowUpstream = 2;
+
+// One client's SIP connection on edge-e, seen as the link stream that carries it.
+class SipFlow final : public link::StreamHandler {
+  public:
+    SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client);
+    void on_data(link::LinkStream& s, const char* data, size_t len) override;
+    void on_end(link::LinkStream& s) override;
+    void on_close(link::LinkStream& s, std::string_view error) override;
+
+    void send(std::string_view wire);
+
+    uint64_t id() const { return id_; }
+    const std::string& domain() const { return domain_; }
+    const std::string& client() const { return client_; }
+    std::string node; // the Unified CM node this flow registered through
+    // Original Contact URIs of the flow's registrations, indexed by the rewritten Contact's "epc" param.
+    std::vector<std::string> contacts;
+
+  private:
+    SipRouter& r_;
+    link::LinkStream* s_;
+    uint64_t id_;
+    std::string domain_, client_;
+    sip::Framer framer_;
+    bool ended_ = false;
+};
+
+// The persistent connection to one Unified CM node over one zone.
+class SipUpstream {
+  public:
+    SipUpstream(SipRouter& r, uint64_t id, const mra::Zone& zone);
+    uint64_t id() const { return id_; }
+    const std::string& node() const { return node_; }
+    bool ready() const { return state_ == State::Ready; }
+    bool tls() const { return tls_; }
+    const std::string& local_host() const { return local_host_; }
+    uint16_t local_port() const { return local_port_; }
+    const std::string& peer_ip() const { return peer_ip_; }
+    // A request or response from a client flow (flow 0: none). Queued until connected.
+    void send_from_client(sip::Message m, uint64_t flow);
+    void send_raw(std::string_view wire);
+
+  private:
+    enum class State { Idle, Resolving, Connecting, Ready };
+    struct Pending {
+        sip::Message msg;
+        uint64_t flow;
+    };
+    void connect();
+    void on_resolved(Result<std::vector<net::SockAddr>> r);
+    void on_ready();
+    void on_data(const char* d, size_t n);
+    void on_closed(std::string_view why);
+    void fail_pending(std::string_view why);
+
+    SipRouter& r_;
+    uint64_t id_;
+    std::string node_;
+    uint16_t port_;
+    bool tls_, verify_;
+    State state_ = State::Idle;
+    std::unique_ptr<net::Connection> conn_;
+    std::unique_ptr<sip::Framer> framer_;
+    std::unique_ptr<core::Timer> keepalive_;
+    std::vector<Pending> pending_;
+    std::string local_host_, peer_ip_;
+    uint16_t local_port_ = 0;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+class SipRouter {
+  public:
+    explicit SipRouter(CWorker& w);
+    CWorker& worker() { return w_; }
+    const sip::FlowTokenCodec& codec() const { return *codec_; }
+
+    void attach(link::LinkStream* s, const link::Headers& headers);
+    void flow_ended(SipFlow& f); // no more routing to it
+    void flow_closed(SipFlow& f);
+
+    void from_client(SipFlow& f, std::string_view bytes);
+    void from_upstream(SipUpstream& u, std::string_view bytes);
+    void count(std::string_view reason);
+    std::string random_token(size_t bytes = 8);
+    // A zone's connection or a new one.
+    SipUpstream* upstream_for(const mra::Zone& z);
+    std::string flow_token(uint64_t kind, uint64_t id) const { return codec_->encode({kind, id}); }
+    bool path_headers() const;
+    SipFlow* find_flow(uint64_t id);
+    // A locally generated response to a request from `flow` (0: none) whose upstream failed.
+    void reply_to_flow(uint64_t flow, const sip::Message& req, int status, std::string_view reason = {});
+
+  private:
+    const mra::Zone* choose_zone(SipFlow& f, const sip::Message& m);
+    void reply_upstream(SipUpstream& u, const sip::Message& req, int status, std::string_view reason = {});
+    std::optional<sip::FlowId> our_uri(const sip::Uri& u) const;
+
+    CWorker& w_;
+    std::optional<sip::FlowTokenCodec> codec_;
+    uint64_t next_flow_ = 1, next_upstream_ = 1;
+    std::unordered_map<uint64_t, SipFlow*> flows_;
+    std::unordered_map<std::string, std::unique_ptr<SipUpstream>> upstreams_; // by zone name
+    std::unordered_map<uint64_t, SipUpstream*> upstream_by_id_;
+};
+
+} // namespace edgepair::edge_c
