@@ -83,8 +83,12 @@ void Connection::on_io(short what) {
         int soerr = 0;
         socklen_t len = sizeof soerr;
         getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len);
-        if (soerr == EINPROGRESS) return;
         if (soerr != 0) return finish(fmt::format("connect to {}: {}", peer_.str(), std::strerror(soerr)));
+        // SO_ERROR is 0 both when connected and while the connect is still in progress (start() probes
+        // once without a real event): only a peer name proves the connection exists.
+        sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &sl) != 0) return;
         if (ssl_)
             state_ = State::Handshaking;
         else {
