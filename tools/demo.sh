@@ -86,6 +86,11 @@ for spec in cucm1:127.0.1.1:8443 cucm2:127.0.1.2:8443 imp1:127.0.1.3:8443 cuc1:1
     --node "$node.example.com" --listen "$addr:$port" --cert "$PKI/tomcat-$node-chain.crt" --key "$PKI/tomcat-$node.key"
 done
 
+for node in cucm1 cucm2 imp1 cuc1; do
+  for ((i = 0; i < 100; i++)); do grep -q READY "$RUN/fixture-$node.log" 2>/dev/null && break; sleep 0.2; done
+  grep -q READY "$RUN/fixture-$node.log" || die "fixture $node did not start: see $RUN/fixture-$node.log"
+done
+
 printf '<?xml version="1.0"?>\n<device><deviceProtocol>SIP</deviceProtocol><note>demo TFTP file</note></device>\n' \
   >"$RUN/tftp/SEPDEMO.cnf.xml"
 cat >"$RUN/nginx.conf" <<EOF
