@@ -118,7 +118,10 @@ EdgeC::EdgeC(std::string config_path, config::EdgeCConfig cfg) : config_path_(st
         metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", r}});
     auto g = build(std::move(cfg));
     if (!g) throw std::runtime_error(g.error().message);
-    gen_ = *g;
+    {
+        std::lock_guard<std::mutex> lk(gen_mu_);
+        gen_ = *g;
+    }
 }
 
 EdgeC::~EdgeC() = default;
@@ -270,7 +273,10 @@ void EdgeC::reload() {
             .inc();
         return;
     }
-    gen_ = *g;
+    {
+        std::lock_guard<std::mutex> lk(gen_mu_);
+        gen_ = *g;
+    }
     config::apply_logging(gen_->cfg.log);
     http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
     {

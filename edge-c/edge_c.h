@@ -70,7 +70,11 @@ class EdgeC {
     ~EdgeC();
     int run();
     obs::Registry& metrics() { return metrics_; }
-    std::shared_ptr<const Generation> gen() const { return gen_; }
+    // Any thread: workers read the current generation while the main loop may swap it on reload.
+    std::shared_ptr<const Generation> gen() const {
+        std::lock_guard<std::mutex> lk(gen_mu_);
+        return gen_;
+    }
     // The main loop's resolver and HTTP client (discovery runs there, off the data plane).
     net::Resolver& resolver() { return *resolver_; }
     http::Client& http() { return *http_; }
@@ -95,7 +99,8 @@ class EdgeC {
     obs::Registry metrics_;
     std::unique_ptr<core::Process> process_;
     std::unique_ptr<admin::Server> admin_;
-    std::shared_ptr<const Generation> gen_;
+    mutable std::mutex gen_mu_;
+    std::shared_ptr<const Generation> gen_; // written on the main loop under gen_mu_
     std::vector<std::unique_ptr<CWorker>> workers_;
     std::unique_ptr<net::Resolver> resolver_;
     std::unique_ptr<http::Client> http_;
