@@ -54,7 +54,8 @@ void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
 namespace {
 net::ResolverOptions resolver_options(const config::EdgeCConfig& cfg) {
     net::ResolverOptions o;
-    for (auto& a : cfg.dns.servers) o.servers.push_back(a.str());
+    for (auto& a : cfg.dns.servers)
+        o.servers.push_back(a.str());
     o.timeout_ms = uint32_t(cfg.dns.timeout.count());
     return o;
 }

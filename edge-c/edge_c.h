@@ -10,11 +10,11 @@
 
 #include "common/admin/admin_server.h"
 #include "common/config/edge_c_config.h"
-#include "common/http/h1_client.h"
-#include "common/net/dns.h"
 #include "common/core/process.h"
+#include "common/http/h1_client.h"
 #include "common/link/link_dialer.h"
 #include "common/mra/snapshot.h"
+#include "common/net/dns.h"
 #include "common/net/tls_context.h"
 #include "common/obs/metrics.h"
 #include "edge-c/discovery.h"

@@ -9,11 +9,15 @@
 namespace edgepair::edge_c {
 
 void serve_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers) {
-    EP_DEBUG("link", "stream {} ({}) {}", s->id(), link::to_string(s->kind()), link::header_value(headers, ":path"));
+    EP_DEBUG("link", "stream {} ({}) {}", s->id(), link::to_string(s->kind()),
+             link::header_value(headers, ":path"));
     switch (s->kind()) {
-    case link::StreamKind::Http: return serve_http_stream(w, s, headers);
-    case link::StreamKind::Sip: return serve_sip_stream(w, s, headers);
-    case link::StreamKind::Xmpp: return serve_xmpp_stream(w, s, headers);
+    case link::StreamKind::Http:
+        return serve_http_stream(w, s, headers);
+    case link::StreamKind::Sip:
+        return serve_sip_stream(w, s, headers);
+    case link::StreamKind::Xmpp:
+        return serve_xmpp_stream(w, s, headers);
     }
 }
 

@@ -34,7 +34,8 @@ TEST_CASE("usage checks name the missing SAN, EKU or expiry", "[x509]") {
     CHECK(check_usage(info, Eku::ClientAuth) == "certificate lacks the clientAuth extended key usage");
     info.client_auth = true;
     CHECK(check_usage(info, Eku::ClientAuth, "expc1.example.com").empty());
-    CHECK(check_usage(info, Eku::ClientAuth, "other.example.com").find("does not contain") != std::string::npos);
+    CHECK(check_usage(info, Eku::ClientAuth, "other.example.com").find("does not contain") !=
+          std::string::npos);
     info.not_after_days = -1;
     CHECK(check_usage(info, Eku::ServerAuth) == "certificate has expired");
 }
