@@ -300,9 +300,8 @@ void EdgeC::drain() {
     draining_ = true;
     EP_INFO("edge-c", "draining: closing links");
     process_->broadcast([this](core::Worker& w) { workers_[w.index()]->stop_dialers(); });
-    auto timer = std::make_shared<std::unique_ptr<core::Timer>>();
-    *timer = std::make_unique<core::Timer>(process_->main_loop(), [this, timer] { process_->stop(); });
-    (*timer)->arm(500); // let the GOAWAYs reach edge-e
+    drain_timer_ = std::make_unique<core::Timer>(process_->main_loop(), [this] { process_->stop(); });
+    drain_timer_->arm(500); // let the GOAWAYs reach edge-e
 }
 
 std::string EdgeC::ready_reason() {

@@ -363,16 +363,15 @@ void EdgeE::drain() {
     link_listener_.reset();
     // Poll until the sessions are gone or the drain deadline passes.
     auto deadline = process_->main_loop().now_ms() + 10000;
-    auto timer = std::make_shared<std::unique_ptr<core::Timer>>();
-    *timer = std::make_unique<core::Timer>(process_->main_loop(), [this, deadline, timer] {
+    drain_timer_ = std::make_unique<core::Timer>(process_->main_loop(), [this, deadline] {
         if (open_sessions_.load() == 0 || process_->main_loop().now_ms() >= deadline) {
             EP_INFO("edge-e", "drain done ({} sessions left)", open_sessions_.load());
             process_->stop();
             return;
         }
-        (*timer)->arm(100);
+        drain_timer_->arm(100);
     });
-    (*timer)->arm(0);
+    drain_timer_->arm(0);
 }
 
 std::string EdgeE::ready_reason() {

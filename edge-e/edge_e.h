@@ -120,6 +120,7 @@ class EdgeE {
     uint64_t started_ms_ = 0;
     uint64_t reloads_ = 0;
     bool draining_ = false;
+    std::unique_ptr<core::Timer> drain_timer_;
 };
 
 } // namespace edgepair::edge_e

@@ -594,7 +594,7 @@ TEST_CASE("the example configs in conf/ pass the validator", "[config][examples]
     CHECK(ee->node_name == "expe1.example.com");
     CHECK(ee->log.modules.at("link") == LogLevel::Debug);
     CHECK(ee->tls.certificates.size() == 1);
-    CHECK(ee->listeners.sip_tls->listen.str() == "0.0.0.0:5061");
+    CHECK(ee->listeners.sip_tls->listen.str() == "127.0.0.1:5061"); // the demo stays on loopback
     CHECK(ee->link.tls_verify_subject_name == "expc1.example.com");
     auto db = load_auth_db(ee->link.auth_database);
     REQUIRE(db);
@@ -604,7 +604,7 @@ TEST_CASE("the example configs in conf/ pass the validator", "[config][examples]
     INFO((ec ? dc.warnings_text() : ec.error().message));
     REQUIRE(ec);
     CHECK(dc.warnings.empty());
-    CHECK(ec->link.peers[0].str() == "expe1.example.com:7001");
+    CHECK(ec->link.peers[0].str() == "127.0.0.1:7001");
     CHECK(ec->dns.servers[0].str() == "127.0.2.53:53");
     CHECK(ec->discovery.unity_connection[0].port == 443);
     CHECK(ec->discovery.state_file == (e.root / "run" / "edge-c-state.json").string());
