@@ -42,36 +42,6 @@ Response json(int status, std::string body) {
     return Response{status, "application/json", std::move(body)};
 }
 
-std::string json_str(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20)
-                out += fmt::format("\\u{:04x}", c);
-            else
-                out += char(c);
-        }
-    }
-    out += '"';
-    return out;
-}
-
 struct Server::Client {
     Server* server;
     std::unique_ptr<net::Connection> conn;

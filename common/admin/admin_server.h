@@ -11,6 +11,7 @@
 #include "common/core/result.h"
 #include "common/net/address.h"
 #include "common/net/listener.h"
+#include "common/obs/json.h"
 
 namespace edgepair::admin {
 
@@ -49,8 +50,8 @@ class Server {
     std::map<Client*, std::unique_ptr<Client>> clients_;
 };
 
-// Minimal JSON string escaping for hand-built /status documents.
-std::string json_str(std::string_view s);
+// /status documents are built by hand; strings go through the one escaper.
+using obs::json_str;
 
 } // namespace edgepair::admin
 

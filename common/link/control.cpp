@@ -44,31 +44,4 @@ bool ControlDecoder::feed(const char* data, size_t len,
     return true;
 }
 
-void json_escape_into(std::string& out, std::string_view s) {
-    for (char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20)
-                out += fmt::format("\\u{:04x}", int(c));
-            else
-                out += c;
-        }
-    }
-}
-
 } // namespace edgepair::link

@@ -27,7 +27,4 @@ class ControlDecoder {
     std::string error_;
 };
 
-// JSON string body escaping (no surrounding quotes), for the small documents the link writes itself.
-void json_escape_into(std::string& out, std::string_view s);
-
 } // namespace edgepair::link

@@ -1,4 +1,5 @@
 #include "common/link/link_conn.h"
+#include "common/obs/json.h"
 
 #include <algorithm>
 #include <cstring>
@@ -596,7 +597,7 @@ void LinkConn::on_opener_response(LinkStream& st) {
         return;
     }
     std::string hello = R"({"type":"link-up","node":")";
-    json_escape_into(hello, opts_.node_name);
+    obs::json_escape_into(hello, opts_.node_name);
     hello += R"(","version":")";
     hello += kLinkVersion;
     hello += "\"}";
@@ -839,7 +840,7 @@ std::string LinkConn::status_json() const {
         out += '"';
         out += k;
         out += "\":\"";
-        json_escape_into(out, v);
+        obs::json_escape_into(out, v);
         out += "\",";
     };
     std::string out = "{";

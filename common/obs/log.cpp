@@ -1,4 +1,5 @@
 #include "common/obs/log.h"
+#include "common/obs/json.h"
 
 #include <chrono>
 #include <cstdio>
@@ -62,35 +63,6 @@ bool Logger::enabled(std::string_view module, Level l) const {
     return int(l) >= default_.load(std::memory_order_relaxed);
 }
 
-namespace {
-void json_escape(std::string& out, std::string_view s) {
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20)
-                out += fmt::format("\\u{:04x}", c);
-            else
-                out += char(c);
-        }
-    }
-}
-} // namespace
-
 void Logger::write(std::string_view module, Level l, std::string_view msg) {
     auto now = std::chrono::system_clock::now();
     auto t = std::chrono::system_clock::to_time_t(now);
@@ -103,9 +75,9 @@ void Logger::write(std::string_view module, Level l, std::string_view msg) {
     line.reserve(msg.size() + 64);
     if (json_) {
         line += fmt::format("{{\"ts\":\"{}.{:03}Z\",\"level\":\"{}\",\"module\":\"", ts, ms, level_name(l));
-        json_escape(line, module);
+        json_escape_into(line, module);
         line += "\",\"msg\":\"";
-        json_escape(line, msg);
+        json_escape_into(line, msg);
         line += "\"}\n";
     } else {
         line += fmt::format("{}.{:03}Z {:5} [{}] ", ts, ms, level_name(l), module);

@@ -2,6 +2,7 @@
 
 #include "common/link/backoff.h"
 #include "common/link/control.h"
+#include "common/obs/json.h"
 
 using namespace edgepair::link;
 
@@ -60,6 +61,6 @@ TEST_CASE("control framing: split and coalesced messages; oversize rejected", "[
     CHECK_FALSE(small.feed(big.data(), big.size(), [](std::string_view) {}));
     CHECK(small.error().find("exceeds") != std::string::npos);
     std::string esc;
-    json_escape_into(esc, "a\"b\\c\n\x01");
+    edgepair::obs::json_escape_into(esc, "a\"b\\c\n\x01");
     CHECK(esc == "a\\\"b\\\\c\\n\\u0001");
 }
