@@ -6,6 +6,8 @@
 #include "common/core/version.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
+#include "edge-c/allow_list_admin.h"
+#include "edge-c/sip_service.h"
 #include "edge-c/snapshot_input.h"
 #include "edge-c/stream_router.h"
 
@@ -32,8 +34,12 @@ void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
         refresh_status();
     };
     cb.on_close = [this](std::string_view) { worker_.loop().post([this] { refresh_status(); }); };
-    cb.on_control_message = [this, peer](std::string_view msg) {
-        if (mra::control_type(msg) == "hello") app_.on_peer_hello(peer, mra::control_uint(msg, "workers", 1));
+    cb.on_control_message = [this, peer, self](std::string_view msg) {
+        auto type = mra::control_type(msg);
+        if (type == "hello")
+            app_.on_peer_hello(peer, mra::control_uint(msg, "workers", 1));
+        else if (type.starts_with("media_") && (*self)->link())
+            on_media_control(*this, (*self)->link(), msg);
     };
     cb.on_stream = [this](link::LinkStream* s, const link::Headers& h) { serve_stream(*this, s, h); };
     auto d =
@@ -64,6 +70,7 @@ http::ClientOptions client_options(const Generation& g) {
     http::ClientOptions o;
     o.tls_verify = g.upstream_verify;
     o.tls_noverify = g.upstream_noverify;
+    o.response_timeout_ms = uint64_t(g.cfg.http.upstream_timeout.count());
     return o;
 }
 } // namespace
@@ -106,6 +113,12 @@ void CWorker::refresh_status() {
     links_up_ = up;
 }
 
+bool CWorker::link_alive(const link::LinkConn* l) const {
+    for (auto& [p, d] : dialers_)
+        if (d->link() == l) return d->up();
+    return false;
+}
+
 std::string CWorker::links_json() const {
     std::lock_guard<std::mutex> lk(status_mu_);
     return links_json_;
@@ -117,6 +130,9 @@ EdgeC::EdgeC(std::string config_path, config::EdgeCConfig cfg) : config_path_(st
     // Registered up front so both results show (at 0) before the first reload.
     for (const char* r : {"ok", "error"})
         metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", r}});
+    media_metrics_ =
+        media::MediaMetrics::create(metrics_, {"srtp_auth", "srtp_replay", "srtp_bad", "unknown_channel",
+                                               "wrong_source", "not_ready", "too_big"});
     auto g = build(std::move(cfg));
     if (!g) throw std::runtime_error(g.error().message);
     {
@@ -148,6 +164,21 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
     if (!noverify) return make_error("tls (upstream, no verify): " + noverify.error().message);
     gen->upstream_verify = *verify;
     gen->upstream_noverify = *noverify;
+    if (cfg.credentials.max_failures > 0) {
+        http::RateLimitOptions rl;
+        rl.burst = cfg.credentials.max_failures;
+        rl.rate =
+            double(cfg.credentials.max_failures) * 1000.0 / double(cfg.credentials.failure_period.count());
+        std::shared_ptr<http::KeyedRateLimiter> prev;
+        {
+            std::lock_guard<std::mutex> lk(gen_mu_);
+            if (gen_) prev = gen_->auth_failures;
+        }
+        if (prev && prev->options().rate == rl.rate && prev->options().burst == rl.burst)
+            gen->auth_failures = prev;
+        else
+            gen->auth_failures = std::make_shared<http::KeyedRateLimiter>(rl);
+    }
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
 }
@@ -178,6 +209,7 @@ int EdgeC::run() {
     process_->on_reload([this] { reload(); });
     process_->on_drain([this] { drain(); });
     start_discovery();
+    start_allow_list_admin();
     publish_snapshot();
     start_links();
     EP_INFO("edge-c", "edge-c {} started: node {}, {} workers, admin {}", kVersion, cfg.node_name,
@@ -237,8 +269,53 @@ void EdgeC::on_peer_hello(size_t peer, unsigned workers) {
     });
 }
 
-void EdgeC::publish_snapshot() {
+mra::SnapshotInput EdgeC::current_input(const std::vector<mra::AllowRule>& imported) const {
     auto in = snapshot_input(gen_->cfg, nodes_);
+    in.editable_rules.insert(in.editable_rules.end(), imported.begin(), imported.end());
+    return in;
+}
+
+void EdgeC::start_allow_list_admin() {
+    const auto& path = gen_->cfg.allow_list.rules_file;
+    if (!path.empty()) {
+        // The snapshot does not exist yet; its deployments are the configured ones (the default among them).
+        mra::CsvContext ctx;
+        ctx.deployments = gen_->cfg.deployments;
+        auto loaded = load_imported_rules(path, ctx);
+        if (loaded) {
+            imported_rules_ = std::move(*loaded);
+            if (!imported_rules_.empty())
+                EP_INFO("allowlist", "{} imported allow-list rules from {}", imported_rules_.size(), path);
+        } else {
+            // Kept on disk untouched (the next import replaces it); serving goes on with the YAML rules.
+            EP_ERROR("allowlist", "imported rules not loaded: {}", loaded.error().message);
+        }
+    }
+    AllowListAdmin hooks;
+    hooks.snapshot = [this] { return snapshot_; };
+    hooks.imported = [this]() -> const std::vector<mra::AllowRule>& { return imported_rules_; };
+    hooks.validate = [this](const std::vector<mra::AllowRule>& rules) -> Result<void> {
+        auto snap = mra::build_snapshot(current_input(rules));
+        if (!snap) return snap.error();
+        return {};
+    };
+    hooks.commit = [this](std::vector<mra::AllowRule> rules) -> Result<void> {
+        if (draining_) return make_error("draining");
+        const auto& file = gen_->cfg.allow_list.rules_file;
+        if (file.empty())
+            return make_error(
+                "neither allow_list.rules_file nor discovery.state_file is configured: imported "
+                "rules would not survive a restart");
+        if (auto w = save_imported_rules(file, rules); !w) return w;
+        imported_rules_ = std::move(rules);
+        publish_snapshot();
+        return {};
+    };
+    install_allow_list_routes(*admin_, std::move(hooks));
+}
+
+void EdgeC::publish_snapshot() {
+    auto in = current_input(imported_rules_);
     auto push = std::make_shared<const std::string>(mra::snapshot_control(in));
     auto snap = mra::build_snapshot(std::move(in));
     if (!snap) {
@@ -284,6 +361,8 @@ void EdgeC::reload() {
         auto gen = gen_;
         process_->broadcast([this, gen](core::Worker& w) {
             workers_[w.index()]->http().set_tls(gen->upstream_verify, gen->upstream_noverify);
+            workers_[w.index()]->http().set_response_timeout(
+                uint64_t(gen->cfg.http.upstream_timeout.count()));
         });
     }
     reconfigure_discovery();
@@ -335,13 +414,17 @@ std::string EdgeC::status_json() {
         domains += (domains.empty() ? "" : ",") + fmt::format("{{\"name\":{},\"deployment\":{}}}",
                                                               admin::json_str(d.name),
                                                               admin::json_str(d.deployment));
-    return fmt::format("{{\"role\":\"edge-c\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
-                       "\"reloads\":{},\"draining\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},"
-                       "\"deployments\":[{}],\"domains\":[{}],\"discovery\":{}}}\n",
-                       admin::json_str(kVersion), admin::json_str(cfg.node_name),
-                       (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(),
-                       reloads_, draining_ ? "true" : "false", peers, links, deployments, domains,
-                       discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"));
+    return fmt::format(
+        "{{\"role\":\"edge-c\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
+        "\"reloads\":{},\"draining\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},"
+        "\"deployments\":[{}],\"domains\":[{}],\"discovery\":{},"
+        "\"media\":{{\"enabled\":{},\"sessions\":{},\"packets\":{},\"bytes\":{},\"dropped\":{}}}}}\n",
+        admin::json_str(kVersion), admin::json_str(cfg.node_name),
+        (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
+        draining_ ? "true" : "false", peers, links, deployments, domains,
+        discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"),
+        cfg.media ? "true" : "false", media_metrics_.sessions->value(), media_metrics_.packets->value(),
+        media_metrics_.bytes->value(), media_metrics_.dropped());
 }
 
 // ---- discovery wiring (issue #4) ----

@@ -12,7 +12,9 @@
 #include "common/config/edge_c_config.h"
 #include "common/core/process.h"
 #include "common/http/h1_client.h"
+#include "common/http/rate_limit.h"
 #include "common/link/link_dialer.h"
+#include "common/media/media_metrics.h"
 #include "common/mra/snapshot.h"
 #include "common/net/dns.h"
 #include "common/net/tls_context.h"
@@ -26,6 +28,9 @@ struct Generation {
     std::shared_ptr<net::TlsClientContext> link_tls; // client cert + trusted CAs for edge-e
     // Towards Unified CM / IM&P / Unity Connection: verify against trusted CAs, or not (per publisher).
     std::shared_ptr<net::TlsClientContext> upstream_verify, upstream_noverify;
+    // Failed end-user credential checks per user name (credentials.max_failures); null when off. Shared by
+    // the workers, kept across reloads that do not change it.
+    std::shared_ptr<http::KeyedRateLimiter> auth_failures;
 };
 
 class EdgeC;
@@ -48,6 +53,8 @@ class CWorker {
     std::shared_ptr<const mra::Snapshot> snapshot() const { return snapshot_; }
     std::string links_json() const;
     int links_up() const { return links_up_.load(); }
+    // Whether l is the current, up link of one of this worker's dialers (a call may outlive its link).
+    bool link_alive(const link::LinkConn* l) const;
 
   private:
     void refresh_status();
@@ -70,6 +77,7 @@ class EdgeC {
     ~EdgeC();
     int run();
     obs::Registry& metrics() { return metrics_; }
+    const media::MediaMetrics& media_metrics() const { return media_metrics_; }
     // Any thread: workers read the current generation while the main loop may swap it on reload.
     std::shared_ptr<const Generation> gen() const {
         std::lock_guard<std::mutex> lk(gen_mu_);
@@ -89,6 +97,9 @@ class EdgeC {
     std::string ready_reason();
     void start_links();
     void publish_snapshot();
+    // Configuration + discovered nodes + imported allow-list rules: what the snapshot is built from.
+    mra::SnapshotInput current_input(const std::vector<mra::AllowRule>& imported) const;
+    void start_allow_list_admin();
     link::LinkDialer::Config dialer_config(size_t peer);
     // Discovery wiring (edge-c/discovery.h): state file at start, runs on start / reload / refresh.
     void start_discovery();
@@ -97,6 +108,7 @@ class EdgeC {
 
     std::string config_path_;
     obs::Registry metrics_;
+    media::MediaMetrics media_metrics_;
     std::unique_ptr<core::Process> process_;
     std::unique_ptr<admin::Server> admin_;
     mutable std::mutex gen_mu_;
@@ -111,6 +123,7 @@ class EdgeC {
     std::unique_ptr<Discovery> discovery_;
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
+    std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
     uint64_t started_ms_ = 0;
     uint64_t reloads_ = 0;
     bool draining_ = false;

@@ -83,6 +83,13 @@ bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
+std::string lower_ascii(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+    return out;
+}
+
 bool starts_with_ci(std::string_view s, std::string_view p) {
     return s.size() >= p.size() && iequals(s.substr(0, p.size()), p);
 }
@@ -299,10 +306,21 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
               {{"side", "edge-c"}, {"result", hv(req_, "authorization").empty() ? "missing" : "malformed"}});
         return respond(401, "credentials required\n", {{"www-authenticate", kRealm}});
     }
+    // seeds/002 "Authorization Rate Control": past the allowed failures for this user, 429 without asking
+    // Unified CM, so password guessing costs neither a UDS round trip nor an answer.
+    auto limiter = w_.app().gen()->auth_failures;
+    std::string rate_key = "user:" + lower_ascii(creds->user);
+    if (limiter && !limiter->would_allow(rate_key, w_.worker().loop().now_ms())) {
+        count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+              {{"side", "edge-c"}, {"result", "rate_limited"}});
+        EP_INFO(kLog, "stream {}: user {} over the failed-check limit", s_->id(), creds->user);
+        auto retry = limiter->retry_after_s(rate_key, w_.worker().loop().now_ms());
+        return respond(429, "too many failed sign-in attempts\n", {{"retry-after", std::to_string(retry)}});
+    }
     std::weak_ptr<bool> alive = alive_;
     state_for(w_).checker->check(
         creds->user, creds->password, path_.domain,
-        [this, alive, next = std::move(next)](Result<AuthOutcome> r) {
+        [this, alive, limiter, rate_key, next = std::move(next)](Result<AuthOutcome> r) {
             auto a = alive.lock();
             if (!a || !*a || !s_) return;
             if (!r) {
@@ -315,6 +333,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
             count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
                   {{"side", "edge-c"}, {"result", ok ? (r->cached ? "cached" : "ok") : "denied"}});
             if (!ok) {
+                if (limiter) limiter->take(rate_key, w_.worker().loop().now_ms());
                 EP_INFO(kLog, "stream {}: user {} refused: {}", s_->id(), r->user, r->reason);
                 return respond(401, "invalid credentials\n", {{"www-authenticate", kRealm}});
             }

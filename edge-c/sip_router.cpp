@@ -42,7 +42,7 @@ bool dialog_forming(std::string_view method) {
 // SipFlow
 
 SipFlow::SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client)
-    : r_(r), s_(s), id_(id), domain_(std::move(domain)), client_(std::move(client)),
+    : r_(r), s_(s), link_(&s->link()), id_(id), domain_(std::move(domain)), client_(std::move(client)),
       framer_(sip::FramerLimits{size_t(r.worker().app().gen()->cfg.limits.max_sip_message), 128}) {}
 
 void SipFlow::on_data(link::LinkStream& s, const char* data, size_t len) {
@@ -291,6 +291,29 @@ SipRouter::SipRouter(CWorker& w) : w_(w) {
     OPENSSL_cleanse(key, sizeof key);
     if (!c) throw std::runtime_error("flow token codec: " + c.error().message);
     codec_.emplace(std::move(*c));
+    auto g = w.app().gen();
+    if (g->cfg.media) {
+        MediaB2bua::Refusals refusals{&w.app().metrics().counter("edgepair_media_calls_refused_total",
+                                                                 "Calls refused by the media B2BUA",
+                                                                 {{"reason", "unencrypted"}}),
+                                      &w.app().metrics().counter("edgepair_media_calls_refused_total",
+                                                                 "Calls refused by the media B2BUA",
+                                                                 {{"reason", "media_unavailable"}})};
+        media_ = std::make_unique<MediaB2bua>(w.worker().loop(), *g->cfg.media, w.app().media_metrics(),
+                                              refusals, [&w](link::LinkConn* l) { return w.link_alive(l); });
+    }
+}
+
+void SipRouter::media_control(link::LinkConn* link, std::string_view msg) {
+    if (media_) media_->on_control(link, msg);
+}
+
+void SipRouter::via_media(SipFlow& f, MediaB2bua::From from, sip::Message&& m, MediaB2bua::Continue send) {
+    if (!media_) {
+        send(std::move(m), 0, {});
+        return;
+    }
+    media_->process(f.id(), f.link(), f.client(), from, std::move(m), std::move(send));
 }
 
 bool SipRouter::path_headers() const {
@@ -334,6 +357,7 @@ SipFlow* SipRouter::find_flow(uint64_t id) {
 
 void SipRouter::flow_ended(SipFlow& f) {
     flows_.erase(f.id());
+    if (media_) media_->flow_closed(f.id());
     EP_DEBUG(kLog, "flow {} ({}) ended", f.id(), f.client());
 }
 
@@ -444,7 +468,15 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
             return;
         }
         sip::pop_via(m);
-        it->second->send_raw(m.serialize());
+        via_media(f, MediaB2bua::From::Client, std::move(m),
+                  [this, up = id->connection](sip::Message&& m, int, std::string_view) {
+                      auto it = upstream_by_id_.find(up);
+                      if (it == upstream_by_id_.end() || !it->second->ready()) {
+                          count("upstream_gone");
+                          return;
+                      }
+                      it->second->send_raw(m.serialize());
+                  });
         return;
     }
     if (auto pol = sip::mra_method_policy(m.method()); pol.status) {
@@ -484,7 +516,14 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
         return;
     }
     if (m.method() == "REGISTER") f.node = z->node;
-    upstream_for(*z)->send_from_client(std::move(m), f.id());
+    via_media(f, MediaB2bua::From::Client, std::move(m),
+              [this, zone = *z, fid = f.id()](sip::Message&& m, int status, std::string_view reason) {
+                  if (status) {
+                      reply_to_flow(fid, m, status, reason);
+                      return;
+                  }
+                  upstream_for(zone)->send_from_client(std::move(m), fid);
+              });
 }
 
 void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
@@ -529,7 +568,10 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
                 return *orig;
             });
         }
-        f->send(m.serialize());
+        via_media(*f, MediaB2bua::From::Internal, std::move(m),
+                  [this, fid = f->id()](sip::Message&& m, int, std::string_view) {
+                      if (auto* f = find_flow(fid)) f->send(m.serialize());
+                  });
         return;
     }
     // A request from Unified CM towards a client (INVITE, NOTIFY, OPTIONS, BYE, ...).
@@ -600,7 +642,22 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         rr.params.set("lr", std::nullopt);
         sip::push_record_route(m, rr);
     }
-    f->send(m.serialize());
+    via_media(*f, MediaB2bua::From::Internal, std::move(m),
+              [this, fid = f->id(), up = u.id()](sip::Message&& m, int status, std::string_view reason) {
+                  auto* f = find_flow(fid);
+                  if (!status && f) {
+                      f->send(m.serialize());
+                      return;
+                  }
+                  auto it = upstream_by_id_.find(up);
+                  if (it == upstream_by_id_.end() || !it->second->ready()) return;
+                  // Our Via is on top; the answer goes to the one below it.
+                  sip::pop_via(m);
+                  if (status)
+                      reply_upstream(*it->second, m, status, reason);
+                  else
+                      reply_upstream(*it->second, m, 430, "Flow Failed");
+              });
 }
 
 } // namespace edgepair::edge_c

@@ -28,6 +28,7 @@
 #include "common/sip/flow_token.h"
 #include "common/sip/framer.h"
 #include "common/sip/message.h"
+#include "edge-c/media_b2bua.h"
 
 namespace edgepair::edge_c {
 
@@ -51,6 +52,7 @@ class SipFlow final : public link::StreamHandler {
     uint64_t id() const { return id_; }
     const std::string& domain() const { return domain_; }
     const std::string& client() const { return client_; }
+    link::LinkConn* link() const { return link_; }
     std::string node; // the Unified CM node this flow registered through
     // Original Contact URIs of the flow's registrations, indexed by the rewritten Contact's "epc" param.
     std::vector<std::string> contacts;
@@ -58,6 +60,7 @@ class SipFlow final : public link::StreamHandler {
   private:
     SipRouter& r_;
     link::LinkStream* s_;
+    link::LinkConn* link_;
     uint64_t id_;
     std::string domain_, client_;
     sip::Framer framer_;
@@ -128,11 +131,15 @@ class SipRouter {
     SipFlow* find_flow(uint64_t id);
     // A locally generated response to a request from `flow` (0: none) whose upstream failed.
     void reply_to_flow(uint64_t flow, const sip::Message& req, int status, std::string_view reason = {});
+    // A "media_*" control message from edge-e on link.
+    void media_control(link::LinkConn* link, std::string_view msg);
 
   private:
     const mra::Zone* choose_zone(SipFlow& f, const sip::Message& m);
     void reply_upstream(SipUpstream& u, const sip::Message& req, int status, std::string_view reason = {});
     std::optional<sip::FlowId> our_uri(const sip::Uri& u) const;
+    // Hands a message to the media B2BUA (when media is configured) before `send` forwards it.
+    void via_media(SipFlow& f, MediaB2bua::From from, sip::Message&& m, MediaB2bua::Continue send);
 
     CWorker& w_;
     std::optional<sip::FlowTokenCodec> codec_;
@@ -140,6 +147,7 @@ class SipRouter {
     std::unordered_map<uint64_t, SipFlow*> flows_;
     std::unordered_map<std::string, std::unique_ptr<SipUpstream>> upstreams_; // by zone name
     std::unordered_map<uint64_t, SipUpstream*> upstream_by_id_;
+    std::unique_ptr<MediaB2bua> media_; // none without a `media:` section
 };
 
 } // namespace edgepair::edge_c

@@ -29,4 +29,8 @@ void serve_sip_stream(CWorker& w, link::LinkStream* s, const link::Headers& head
     router_for(w).attach(s, headers);
 }
 
+void on_media_control(CWorker& w, link::LinkConn* link, std::string_view msg) {
+    router_for(w).media_control(link, msg);
+}
+
 } // namespace edgepair::edge_c

@@ -43,6 +43,9 @@ net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector
 
 void WorkerState::apply(std::shared_ptr<const Generation> gen) {
     gen_ = std::move(gen);
+    if (!media_ && gen_->cfg.media)
+        media_ = std::make_unique<MediaRelay>(worker_.loop(), *gen_->cfg.media, worker_.index(),
+                                              unsigned(app_.worker_count()), app_.media_metrics());
     if (!stopped_) open_listeners();
 }
 
@@ -131,12 +134,27 @@ void WorkerState::accept_link(int fd) {
                     why);
             // Not from inside the LinkConn's own callback: free it on the next loop turn.
             worker_.loop().post([this, raw] {
+                if (media_) media_->link_closed(raw);
                 std::erase_if(links_, [raw](auto& l) { return l.get() == raw; });
                 refresh_link_status();
             });
             app_.link_closed(index);
         },
-        [this](std::string_view msg) { app_.on_control_message(std::string(msg)); },
+        [this, raw](std::string_view msg) {
+            // Media belongs to the worker that owns the link (and the call's SIP flow); the rest is global.
+            if (msg.find("\"type\":\"media_") != std::string_view::npos) {
+                std::string reply;
+                if (media_)
+                    reply = media_->on_control(raw, msg);
+                else
+                    reply = fmt::format(
+                        R"({{"type":"media_failed","id":{},"error":"media relay not configured on edge-e"}})",
+                        mra::control_uint(msg, "id", 0));
+                if (!reply.empty()) raw->send_control(reply);
+                return;
+            }
+            app_.on_control_message(std::string(msg));
+        },
         nullptr,
     });
     links_.push_back(std::move(lc));
@@ -191,6 +209,18 @@ EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg) : config_path_(st
         &metrics_.counter("edgepair_tls_handshake_failures_total", "Client TLS handshakes that failed");
     counters_.http_requests = &metrics_.counter("edgepair_http_requests_total", "HTTP requests received");
     counters_.http_rejected = &metrics_.counter("edgepair_http_rejected_total", "HTTP requests refused");
+    counters_.http_rate_limited = &metrics_.counter("edgepair_http_rate_limited_total",
+                                                    "HTTP requests answered 429 (per-client request rate)");
+    counters_.http_rate_untracked =
+        &metrics_.counter("edgepair_http_rate_untracked_total",
+                          "HTTP requests let through unmetered because the rate table was full");
+    counters_.http2_connections =
+        &metrics_.counter("edgepair_http2_connections_total", "Client connections that negotiated h2");
+    counters_.http2_streams =
+        &metrics_.counter("edgepair_http2_streams_total", "Client HTTP/2 streams opened");
+    media_metrics_ =
+        media::MediaMetrics::create(metrics_, {"wrong_source", "not_latched", "not_ready", "unknown_channel",
+                                               "bad_traversal_header", "too_big"});
     metrics_.gauge_fn("edgepair_client_sessions", "Open client sessions",
                       [this] { return double(open_sessions_.load()); });
     auto g = build(std::move(cfg));
@@ -202,7 +232,8 @@ EdgeE::~EdgeE() = default;
 
 Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) {
     auto gen = std::make_shared<Generation>();
-    auto https = net::TlsServerContext::create(server_options(cfg, {"http/1.1"}));
+    // h2 first: a client offering both gets HTTP/2 (RFC 7301 server preference).
+    auto https = net::TlsServerContext::create(server_options(cfg, {"h2", "http/1.1"}));
     if (!https) return make_error("tls (https listener): " + https.error().message);
     auto sip_opts = server_options(cfg, {});
     if (cfg.listeners.sip_tls) {
@@ -225,6 +256,16 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
     gen->auth_db = std::make_shared<const config::AuthDb>(std::move(*db));
     gen->https_tls = *https;
     gen->sip_tls = *sip;
+    if (cfg.http.rate_limit.enabled) {
+        http::RateLimitOptions rl;
+        rl.rate = cfg.http.rate_limit.requests_per_second;
+        rl.burst = cfg.http.rate_limit.burst;
+        std::shared_ptr<http::KeyedRateLimiter> prev = gen_ ? gen_->rate_limiter : nullptr;
+        if (prev && prev->options().rate == rl.rate && prev->options().burst == rl.burst)
+            gen->rate_limiter = prev;
+        else
+            gen->rate_limiter = std::make_shared<http::KeyedRateLimiter>(rl);
+    }
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
 }
@@ -420,11 +461,13 @@ std::string EdgeE::status_json() {
     return fmt::format(
         "{{\"role\":\"edge-e\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
         "\"reloads\":{},\"draining\":{},\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},"
-        "\"snapshot\":{},\"sni_names\":[{}],\"sessions\":{}}}\n",
+        "\"snapshot\":{},\"sni_names\":[{}],\"sessions\":{},"
+        "\"media\":{{\"enabled\":{},\"sessions\":{},\"packets\":{},\"bytes\":{},\"dropped\":{}}}}}\n",
         admin::json_str(kVersion), admin::json_str(cfg.node_name),
         (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
         draining_ ? "true" : "false", listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni,
-        open_sessions_.load());
+        open_sessions_.load(), cfg.media ? "true" : "false", media_metrics_.sessions->value(),
+        media_metrics_.packets->value(), media_metrics_.bytes->value(), media_metrics_.dropped());
 }
 
 } // namespace edgepair::edge_e

@@ -12,11 +12,14 @@
 #include "common/config/auth_db.h"
 #include "common/config/edge_e_config.h"
 #include "common/core/process.h"
+#include "common/http/rate_limit.h"
 #include "common/link/link_conn.h"
+#include "common/media/media_metrics.h"
 #include "common/mra/snapshot.h"
 #include "common/net/listener.h"
 #include "common/net/tls_context.h"
 #include "common/obs/metrics.h"
+#include "edge-e/media_relay.h"
 
 namespace edgepair::edge_e {
 
@@ -25,6 +28,9 @@ struct Generation {
     config::EdgeEConfig cfg;
     std::shared_ptr<net::TlsServerContext> https_tls, sip_tls, link_tls;
     std::shared_ptr<const config::AuthDb> auth_db;
+    // Requests per client address on 8443, shared by every worker; null when http.rate_limit is off. Kept
+    // across reloads that do not change its settings, so a SIGHUP does not hand everyone a fresh burst.
+    std::shared_ptr<http::KeyedRateLimiter> rate_limiter;
 };
 
 class ClientSession {
@@ -57,6 +63,7 @@ class WorkerState {
     std::string links_json() const;
     int links_up() const { return links_up_.load(); }
     int links_total() const { return links_total_.load(); }
+    MediaRelay* media() { return media_.get(); }
 
   private:
     void open_listeners();
@@ -75,6 +82,7 @@ class WorkerState {
     mutable std::mutex status_mu_;
     std::string links_json_;
     std::atomic<int> links_up_{0}, links_total_{0};
+    std::unique_ptr<MediaRelay> media_; // created once: media settings need a restart
 };
 
 class EdgeE {
@@ -89,12 +97,17 @@ class EdgeE {
         obs::Counter* tls_handshake_failures;
         obs::Counter* http_requests;
         obs::Counter* http_rejected;
+        obs::Counter* http_rate_limited;   // 429 answers
+        obs::Counter* http_rate_untracked; // let through because the rate table was full
+        obs::Counter* http2_connections;
+        obs::Counter* http2_streams;
     };
     Counters& counters() { return counters_; }
     // A control message from edge-c (any worker's link); applied on the main loop.
     void on_control_message(std::string msg);
     void link_closed(unsigned worker);
     size_t worker_count() const { return workers_.size(); }
+    const media::MediaMetrics& media_metrics() const { return media_metrics_; }
 
   private:
     Result<std::shared_ptr<const Generation>> build(config::EdgeEConfig cfg);
@@ -107,6 +120,7 @@ class EdgeE {
     std::string config_path_;
     obs::Registry metrics_;
     Counters counters_{};
+    media::MediaMetrics media_metrics_;
     std::unique_ptr<core::Process> process_;
     std::unique_ptr<admin::Server> admin_;
     std::shared_ptr<const Generation> gen_;

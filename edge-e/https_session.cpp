@@ -1,87 +1,21 @@
 #include <fmt/format.h>
 
-#include "common/http/b64_domain.h"
 #include "common/http/h1_parser.h"
-#include "common/http/url_path.h"
+#include "common/net/tls_context.h"
 #include "common/obs/log.h"
+#include "edge-e/h2_session.h"
+#include "edge-e/http_gate.h"
 #include "edge-e/sessions.h"
 
 namespace edgepair::edge_e {
 
 namespace {
 
-// Request pipeline on 8443, one request at a time per connection (nginx phases, kept small):
-//   parse -> normalise the MRA path -> domain known? -> allow-list gate (proxy paths) -> link stream
-//   -> response relayed back with HTTP/1.1 framing.
-// edge-c answers get_edge_config / get_edge_sso (it checks credentials against Unified CM) and proxies the
-// rest; edge-e only decides what may enter and never buffers a whole body.
-
-bool hop_by_hop(std::string_view name) {
-    static constexpr std::string_view names[] = {"connection",
-                                                 "keep-alive",
-                                                 "proxy-connection",
-                                                 "te",
-                                                 "trailer",
-                                                 "transfer-encoding",
-                                                 "upgrade",
-                                                 "proxy-authenticate",
-                                                 "proxy-authorization",
-                                                 "host",
-                                                 "http2-settings"};
-    for (auto n : names)
-        if (http::iequals(n, name)) return true;
-    // edge-c trusts these from edge-e only: a client must never be able to set them.
-    return name.size() >= 2 && (name.substr(0, 2) == "x-" || name.substr(0, 2) == "X-") &&
-           (http::iequals(name.substr(0, 7), "x-edge-") || http::iequals(name, "x-client-addr") ||
-            http::iequals(name.substr(0, 7), "x-link-") || http::iequals(name, "x-tunnel"));
-}
-
-const char* reason_phrase(int s) {
-    switch (s) {
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 206:
-        return "Partial Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Payload Too Large";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Status";
-    }
-}
+// The 8443 connection: TLS, then HTTP/2 when ALPN chose h2 (edge-e/h2_session.cpp), else HTTP/1.1 here,
+// one request at a time per connection: parse -> the request gate (edge-e/http_gate.h) -> link stream ->
+// response relayed back with HTTP/1.1 framing. edge-c answers get_edge_config / get_edge_sso (it checks
+// credentials against Unified CM) and proxies the rest; edge-e only decides what may enter and never
+// buffers a whole body.
 
 class HttpsSession final : public ClientSession, public link::StreamHandler {
   public:
@@ -92,9 +26,11 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         limits.max_header_bytes = lim.max_header_bytes;
         limits.max_body = lim.max_body_bytes;
         parser_ = std::make_unique<http::H1Parser>(http::H1Parser::Kind::Request, limits);
-        conn_->set_callbacks(
-            {[this] { handshake_done_ = true; }, [this](const char* d, size_t n) { on_data(d, n); },
-             [this](std::string_view why) { on_conn_close(why); }, [this] { on_client_drained(); }});
+        conn_->set_callbacks({[this] { on_handshake(); }, [this](const char* d, size_t n) { on_data(d, n); },
+                              [this](std::string_view why) { on_conn_close(why); },
+                              [this] { on_client_drained(); }});
+        response_timer_ =
+            std::make_unique<core::Timer>(ws.worker().loop(), [this] { on_response_timeout(); });
         // A client that never finishes the handshake or goes quiet must not hold a slot forever.
         conn_->set_idle_timeout(uint64_t(lim.client_idle_timeout.count()));
         conn_->start();
@@ -107,7 +43,13 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
   private:
     // ---- client side ----
 
+    void on_handshake() {
+        handshake_done_ = true;
+        if (conn_->ssl() && net::alpn_of(conn_->ssl()) == "h2") h2_ = make_h2_session(ws_, *conn_);
+    }
+
     void on_data(const char* data, size_t len) {
+        if (h2_) return h2_->on_data(data, len);
         inbuf_.append(data, len);
         pump();
     }
@@ -121,7 +63,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             off += r.consumed;
             if (r.status == http::H1Parser::Status::Error) {
                 auto& e = parser_->error();
-                count_reject(std::string(e.name()));
+                count_reject(ws_, std::string(e.name()));
                 EP_INFO("https", "{}: malformed request: {} ({})", conn_->peer().str(), e.name(), e.detail);
                 if (in_flight_ && response_started_) {
                     conn_->close();
@@ -145,7 +87,12 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             }
             if (r.status == http::H1Parser::Status::MessageComplete) {
                 request_done_ = true;
-                if (stream_) stream_->end();
+                if (stream_) {
+                    stream_->end();
+                    // From here on only edge-c can be slow: a long upload is not a late answer.
+                    if (!response_started_)
+                        response_timer_->arm(uint64_t(ws_.gen()->cfg.http.response_timeout.count()));
+                }
                 if (!in_flight_) request_finished(); // answered locally: ready for the next one
                 continue;
             }
@@ -155,95 +102,49 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     }
 
     void on_request_head() {
-        ws_.app().counters().http_requests->inc();
         const auto& req = parser_->request();
         request_done_ = false;
         response_started_ = false;
         head_request_ = req.method == "HEAD";
         keep_alive_ = parser_->keep_alive();
 
-        auto path = http::parse_mra_path(req.target);
-        if (!path) {
-            std::string label(http::error_label(path.error()));
-            count_reject(label);
-            EP_INFO("https", "{}: {} {} refused: {}", conn_->peer().str(), req.method, req.target,
-                    path.error().message);
-            return reject_request(400, "invalid request path");
-        }
-        auto snap = ws_.snapshot();
-        if (!snap) return reject_request(503, "no configuration from edge-c yet");
-        const mra::Domain* dom = snap->find_domain(path->domain);
-        if (!dom) {
-            count_reject("unknown_domain");
-            return reject_request(404, "unknown domain");
-        }
-        if (path->kind == http::MraKind::Other) {
-            count_reject("unknown_service");
-            return reject_request(404, "unknown service");
-        }
-        if (path->kind == http::MraKind::Proxy) {
-            // First gate: nothing that the allow list does not name reaches the link (edge-c checks again).
-            std::string deployment = snap->resolve_deployment(dom->deployment);
-            mra::RequestTarget t{path->scheme == "http" ? mra::Scheme::Http : mra::Scheme::Https,
-                                 path->host,
-                                 path->port,
-                                 path->match_path,
-                                 req.method,
-                                 deployment};
-            auto m = snap->allow_list.match(t);
-            if (!m.allowed) {
-                ws_.app()
-                    .metrics()
-                    .counter("edgepair_http_blocked_total", "Requests refused by the HTTP allow list",
-                             {{"side", "edge-e"}})
-                    .inc();
-                EP_INFO("https", "{}: {} {}://{}:{}{} blocked by the allow list: {}", conn_->peer().str(),
-                        req.method, path->scheme, path->host, path->port, path->path, m.reason);
-                return reject_request(403, "blocked by the HTTP allow list");
-            }
-        }
-        link::LinkConn* lc = ws_.pick_link();
-        if (!lc) return reject_request(503, "traversal link to edge-c is down");
-
-        const auto& cfg = ws_.gen()->cfg;
-        link::Headers h;
-        h.emplace_back(":method", req.method);
-        h.emplace_back(":path", req.target);
-        h.emplace_back(":scheme", "https");
-        if (auto* host = req.headers.find("host")) h.emplace_back(":authority", *host);
-        for (auto& f : req.headers) {
-            if (hop_by_hop(f.name)) continue;
-            std::string name = f.name;
-            for (auto& c : name)
-                c = char(std::tolower(static_cast<unsigned char>(c)));
-            h.emplace_back(std::move(name), f.value);
-        }
-        h.emplace_back("x-client-addr", conn_->peer().str());
-        h.emplace_back("x-edge-host", cfg.node_name);
-        h.emplace_back("x-edge-https-port",
-                       std::to_string(cfg.listeners.https ? cfg.listeners.https->listen.port : 0));
-        h.emplace_back("x-edge-sip-port",
-                       std::to_string(cfg.listeners.sip_tls ? cfg.listeners.sip_tls->listen.port : 0));
-        h.emplace_back("x-edge-xmpp-port",
-                       std::to_string(cfg.listeners.xmpp ? cfg.listeners.xmpp->listen.port : 0));
+        auto g = gate_request(ws_, req, conn_->peer());
+        if (g.status) return reject_request(g.status, g.message, g.retry_after_s);
         bool no_body = parser_->body_mode() == http::H1Parser::BodyMode::None;
         in_flight_ = true;
-        stream_ = lc->open_stream(link::StreamKind::Http, h, this, no_body);
+        stream_ = g.link->open_stream(link::StreamKind::Http, g.headers, this, no_body);
         if (!stream_) {
             in_flight_ = false;
             return reject_request(503, "traversal link to edge-c is down");
         }
     }
 
-    // Answers locally; the request body (if any) is still parsed and discarded so keep-alive stays in sync.
-    void reject_request(int status, const std::string& msg) {
-        ws_.app().counters().http_rejected->inc();
-        respond_local(status, msg, keep_alive_);
+    // edge-c did not answer within http.response_timeout: give up on the link stream and say so.
+    void on_response_timeout() {
+        if (!stream_ || response_started_) return;
+        stream_->reset(link::kCancel);
+        stream_ = nullptr;
+        ws_.app()
+            .metrics()
+            .counter("edgepair_http_link_timeouts_total",
+                     "Requests edge-c did not answer within http.response_timeout")
+            .inc();
+        EP_INFO("https", "{}: no answer from edge-c within the response timeout", conn_->peer().str());
+        keep_alive_ = keep_alive_ && request_done_;
+        respond_local(504, "edge-c did not answer in time", keep_alive_);
+        if (!closing_) request_finished();
     }
 
-    void respond_local(int status, const std::string& msg, bool keep_alive) {
+    // Answers locally; the request body (if any) is still parsed and discarded so keep-alive stays in sync.
+    void reject_request(int status, const std::string& msg, uint64_t retry_after_s = 0) {
+        ws_.app().counters().http_rejected->inc();
+        respond_local(status, msg, keep_alive_, retry_after_s);
+    }
+
+    void respond_local(int status, const std::string& msg, bool keep_alive, uint64_t retry_after_s = 0) {
         std::string body = msg + "\n";
         std::string extra = status == 401 ? "WWW-Authenticate: Basic realm=\"edgepair\"\r\n" : "";
+        if (status == 429) extra += fmt::format("Retry-After: {}\r\n", retry_after_s ? retry_after_s : 1);
         conn_->write(
             fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}{}\r\n{}",
                         status, reason_phrase(status), body.size(), extra,
@@ -269,6 +170,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     }
 
     void on_client_drained() {
+        if (h2_) return h2_->on_drained();
         // The client reads again: reopen the link stream's window for what we had held back.
         if (stream_ && held_ > 0) {
             stream_->consumed(held_);
@@ -277,6 +179,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     }
 
     void on_conn_close(std::string_view why) {
+        if (h2_) h2_->on_conn_close(why);
+        response_timer_->cancel();
         if (!handshake_done_) {
             ws_.app().counters().tls_handshake_failures->inc();
             EP_DEBUG("https", "{}: {}", conn_->peer().str(), why);
@@ -289,14 +193,6 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         ws_.remove(this);
     }
 
-    void count_reject(const std::string& reason) {
-        ws_.app()
-            .metrics()
-            .counter("edgepair_http_rejected_requests_total", "Client HTTP requests refused before the link",
-                     {{"reason", reason}})
-            .inc();
-    }
-
     // ---- link stream side ----
 
     void on_headers(link::LinkStream&, const link::Headers& headers) override {
@@ -304,6 +200,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         auto st = link::header_value(headers, ":status");
         if (!st.empty()) status = std::atoi(std::string(st).c_str());
         if (status < 200) return; // interim responses are not relayed (HTTP/1.1 clients did not ask for them)
+        response_timer_->cancel();
         std::string head = fmt::format("HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
         bool has_length = false;
         for (auto& [k, v] : headers) {
@@ -354,6 +251,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
     void on_close(link::LinkStream&, std::string_view error) override {
         stream_ = nullptr;
+        response_timer_->cancel();
         if (!error.empty()) {
             EP_INFO("https", "{}: link stream ended: {}", conn_->peer().str(), error);
             if (!response_started_) {
@@ -379,6 +277,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
     WorkerState& ws_;
     std::unique_ptr<net::Connection> conn_;
+    std::unique_ptr<H2Session> h2_; // after conn_: destroyed first, while the connection still exists
+    std::unique_ptr<core::Timer> response_timer_;
     std::unique_ptr<http::H1Parser> parser_;
     std::string inbuf_;
     link::LinkStream* stream_ = nullptr;

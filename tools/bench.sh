@@ -8,8 +8,14 @@
 #   - a backend nginx on loopback answering `return 200 "ok\n"` (not pinned, like B0);
 #   - HAProxy (nbthread 1) and nginx (1 worker) as single TLS-terminating hops to that backend, plus a
 #     direct-response frontend each (the shape edge-e has today);
-#   - edge-e (workers: 1), which cannot proxy yet: without edge-c it answers every HTTPS request 503
-#     "traversal link down". Its rows are labelled "edge-e direct 503 answer (no link)".
+#   - edge-e (workers: 1) alone, without edge-c: it answers every HTTPS request 503 "traversal link down".
+#     Its rows are labelled "edge-e direct 503 answer (no link)": they measure its TLS and HTTP front end;
+#   - the pair ("pair"): edge-e and edge-c (workers: 1 each, both pinned to CPU0) with their real peers on
+#     loopback: the UCM fixture (AXL discovery, UDS sign-in) as cucm1 and imp1, Kamailio as Unified CM's
+#     registrar, Prosody as IM&P (127.0.1.3:5222, which must be free), nginx as the TFTP/web origin on
+#     cucm1, dnsmasq publishing _collab-edge._tls.example.com. Measured: proxied HTTP/1.1 keep-alive through
+#     the link, edge-load sip-register (REGISTER/s, and N registrations held), xmpp (messages/s, and N
+#     sessions held) and mra-login (sign-ins/s); per CPU-second of edge-e + edge-c, with each one's share.
 # and measures, each `--runs` times (default 3):
 #   handshake-ec / handshake-rsa   full TLS handshakes, one request per connection (h2load --h1 -n N -c N,
 #                                  and edge-load --scenario handshake --request)
@@ -24,21 +30,25 @@
 # Options:
 #   --runs N          repetitions of each measurement (default 3)
 #   --quick           smaller counts (a smoke run of the script, not figures)
-#   --only LIST       comma list of servers: haproxy,nginx,edge-e (default all)
+#   --only LIST       comma list of servers: haproxy,nginx,edge-e,pair (default all)
 #   --idle-conns N    idle connections (default 10000; needs ulimit -n above N+100)
 #   --out FILE        write the raw rows there
 #   --keep            keep the temp dir (configs, logs)
 # Environment: EDGEPAIR_BIN (default <repo>/build/bin: edge-e, edge-load). Counts (defaults as in B0):
 #   BENCH_HS_N (1000 connections per h2load batch), BENCH_HS_REPEAT (3 batches per run), BENCH_KA_N (300000),
 #   BENCH_H2_N (300000), BENCH_IDLE_RUNS (= --runs), BENCH_IDLE_RAMP (120 s to open the idle connections).
-# Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3.
+#   Pair: BENCH_PAIR_KA_N (100000 proxied requests), BENCH_SIP_N (20000 REGISTERs), BENCH_SIP_HOLD (1000
+#   registrations held for BENCH_HOLD_S = 30 s), BENCH_XMPP_N (20000 messages), BENCH_XMPP_HOLD (1000
+#   sessions), BENCH_MRA_N (300 sign-ins).
+# Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
+# edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${EDGEPAIR_BIN:-$ROOT/build/bin}
 RUNS=3
 QUICK=0
-ONLY=haproxy,nginx,edge-e
+ONLY=haproxy,nginx,edge-e,pair
 IDLE_N=10000
 OUT=
 KEEP=0
@@ -73,14 +83,24 @@ for t in "$NGINX" "$HAPROXY" h2load openssl taskset python3; do
 done
 [[ -x $BIN/edge-load ]] || die "$BIN/edge-load not built (cmake --build build --target edge-load)"
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
-if want edge-e; then [[ -x $BIN/edge-e ]] || die "$BIN/edge-e not built"; fi
+if want edge-e || want pair; then [[ -x $BIN/edge-e ]] || die "$BIN/edge-e not built"; fi
+if want pair; then
+  [[ -x $BIN/edge-c ]] || die "$BIN/edge-c not built"
+  for t in kamailio prosody prosodyctl dnsmasq; do
+    command -v "$t" >/dev/null 2>&1 || [[ -x /usr/sbin/$t ]] || die "$t not found (apt-get install kamailio kamailio-tls-modules prosody dnsmasq)"
+  done
+fi
 
 # Counts. Every client run is bounded by a count and by timeout(1).
 # The defaults are B0's; BENCH_* variables scale them down for a busy machine.
 if ((QUICK)); then
   HS_N=200 KA_N=20000 H2_N=20000 IDLE_N=$((IDLE_N < 500 ? IDLE_N : 500))
+  PAIR_KA_N=5000 SIP_N=1000 SIP_HOLD=100 XMPP_N=1000 XMPP_HOLD=100 MRA_N=30 HOLD_S=8
 else
   HS_N=${BENCH_HS_N:-1000} KA_N=${BENCH_KA_N:-300000} H2_N=${BENCH_H2_N:-300000}
+  PAIR_KA_N=${BENCH_PAIR_KA_N:-100000} SIP_N=${BENCH_SIP_N:-20000} SIP_HOLD=${BENCH_SIP_HOLD:-1000}
+  XMPP_N=${BENCH_XMPP_N:-20000} XMPP_HOLD=${BENCH_XMPP_HOLD:-1000} MRA_N=${BENCH_MRA_N:-300}
+  HOLD_S=${BENCH_HOLD_S:-30}
 fi
 HS_REPEAT=${BENCH_HS_REPEAT:-3}     # h2load -n HS_N -c HS_N, HS_REPEAT times per run (B0 style)
 IDLE_RAMP_MAX=${BENCH_IDLE_RAMP:-120} # seconds allowed for opening the idle connections
@@ -107,25 +127,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_ports() { # N distinct free loopback TCP ports
-  python3 - "$1" <<'EOF'
+free_ports() { # N distinct free loopback TCP ports [on HOST, default 127.0.0.1]
+  python3 - "$1" "${2:-127.0.0.1}" <<'EOF'
 import socket, sys
 socks = []
 for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+    s = socket.socket(); s.bind((sys.argv[2], 0)); socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 read -r P_BE P_HA_EC P_HA_RSA P_HA_DIRECT P_HA_H2 P_NG_EC P_NG_RSA P_NG_DIRECT P_NG_H2 \
   P_EE P_EE_RSA P_EE_ADMIN P_EE_ADMIN_RSA P_EE_LINK P_EE_LINK_RSA < <(free_ports 15)
 
-wait_port() { # port [seconds]
+wait_port() { # port [seconds] [host]
   local i
   for ((i = 0; i < ${2:-10} * 20; i++)); do
-    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    (echo >"/dev/tcp/${3:-127.0.0.1}/$1") 2>/dev/null && return 0
     sleep 0.05
   done
-  die "port $1 did not open"
+  die "port ${3:-127.0.0.1}:$1 did not open"
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; } # utime+stime, clock ticks
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
@@ -226,6 +246,8 @@ link:
 limits:
   client_idle_timeout: 10m
   max_connections: 100000
+# All load comes from one address: measure the proxy, not the per-client request limit.
+http: {rate_limit: {enabled: false}}
 EOF
 }
 if want edge-e; then
@@ -320,10 +342,14 @@ measure() {
 }
 
 EL=("$BIN/edge-load" --insecure --no-progress --json --threads 1)
+EE_PATH=/$(printf example.com | base64 | tr -d '=')/get_edge_config/
 
 # run_suite SERVER PID  (the server is running; ports by name)
 run_suite() {
-  local server=$1 pid=$2 r ec direct h2
+  local server=$1 pid=$2 r ec direct h2 path=/
+  # edge-e refuses a path that is not an MRA path (400) before it looks at the link: ask for the edge
+  # configuration, which without a link is the 503 these rows measure.
+  [[ $server == edge-e ]] && path=$EE_PATH
   case $server in
     haproxy) ec=$P_HA_EC direct=$P_HA_DIRECT h2=$P_HA_H2 ;;
     nginx) ec=$P_NG_EC direct=$P_NG_DIRECT h2=$P_NG_H2 ;;
@@ -331,9 +357,9 @@ run_suite() {
   esac
   for ((r = 1; r <= RUNS; r++)); do
     REPEAT=$HS_REPEAT measure handshake-ec "$server" h2load "$r" "$pid" -- \
-      h2load --h1 -n "$HS_N" -c "$HS_N" "https://127.0.0.1:$ec/"
+      h2load --h1 -n "$HS_N" -c "$HS_N" "https://127.0.0.1:$ec$path"
     measure handshake-ec "$server" edge-load "$r" "$pid" -- "${EL[@]}" --scenario handshake --request \
-      --connections 50 --requests $((HS_N * HS_REPEAT)) --duration 60 --target "127.0.0.1:$ec" \
+      --connections 50 --requests $((HS_N * HS_REPEAT)) --duration 60 --target "127.0.0.1:$ec" --path "$path" \
       ${EXPECT:+--expect-status $EXPECT}
     if [[ $server != edge-e ]]; then
       measure ka-h1-proxy "$server" h2load "$r" "$pid" -- h2load --h1 -n "$KA_N" -c 50 "https://127.0.0.1:$ec/"
@@ -341,20 +367,21 @@ run_suite() {
         --requests "$KA_N" --duration 60 --target "127.0.0.1:$ec"
       measure h2-proxy "$server" h2load "$r" "$pid" -- h2load -n "$H2_N" -c 1 -m 100 "https://127.0.0.1:$h2/"
     fi
-    measure ka-h1-direct "$server" h2load "$r" "$pid" -- h2load --h1 -n "$KA_N" -c 50 "https://127.0.0.1:$direct/"
+    measure ka-h1-direct "$server" h2load "$r" "$pid" -- h2load --h1 -n "$KA_N" -c 50 "https://127.0.0.1:$direct$path"
     measure ka-h1-direct "$server" edge-load "$r" "$pid" -- "${EL[@]}" --scenario http --connections 50 \
-      --requests "$KA_N" --duration 60 --target "127.0.0.1:$direct" ${EXPECT:+--expect-status $EXPECT}
+      --requests "$KA_N" --duration 60 --target "127.0.0.1:$direct" --path "$path" ${EXPECT:+--expect-status $EXPECT}
   done
 }
 
 # run_rsa SERVER PID PORT
 run_rsa() {
-  local server=$1 pid=$2 port=$3 r
+  local server=$1 pid=$2 port=$3 r path=/
+  [[ $server == edge-e ]] && path=$EE_PATH
   for ((r = 1; r <= RUNS; r++)); do
     REPEAT=$HS_REPEAT measure handshake-rsa "$server" h2load "$r" "$pid" -- \
-      h2load --h1 -n "$HS_N" -c "$HS_N" "https://127.0.0.1:$port/"
+      h2load --h1 -n "$HS_N" -c "$HS_N" "https://127.0.0.1:$port$path"
     measure handshake-rsa "$server" edge-load "$r" "$pid" -- "${EL[@]}" --scenario handshake --request \
-      --connections 50 --requests $((HS_N * HS_REPEAT)) --duration 60 --target "127.0.0.1:$port" \
+      --connections 50 --requests $((HS_N * HS_REPEAT)) --duration 60 --target "127.0.0.1:$port" --path "$path" \
       ${EXPECT:+--expect-status $EXPECT}
   done
 }
@@ -388,6 +415,268 @@ idle_run() {
   stop_server "$kill_pid"
 }
 
+# ------------------------------------------------------------------------------------------------ pair
+# The pair with real peers, as tests/integration/test_edge_load.py runs it; Prosody needs 127.0.1.3:5222.
+pair_setup() {
+  local d=$TMP/pair
+  mkdir -p "$d/www/files" "$d/ngx" "$d/prosody-data"
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.1.3", 5222))' 2>/dev/null \
+    || die "127.0.1.3:5222 is in use (Prosody, as IM&P, needs it)"
+  read -r P_UCM P_WEB P_KAM P_KAMTLS < <(free_ports 4 127.0.1.1)
+  read -r P_IMPF < <(free_ports 1 127.0.1.3)
+  read -r P_PE P_PSIP P_PXMPP P_PLINK P_PADM_E P_PADM_C P_DNS < <(free_ports 7)
+  printf 'ok\n' >"$d/www/files/ok"
+  printf '<config version="1.0"><Policies><EnableTelephony>true</EnableTelephony></Policies></config>\n' \
+    >"$d/www/files/jabber-config.xml"
+  cat >"$d/ngx/nginx.conf" <<EOF
+${ngx_common//PIDFILE/$d/ngx/nginx.pid}
+worker_processes 1;
+http {
+  access_log off;
+  client_body_temp_path $d/ngx; proxy_temp_path $d/ngx; fastcgi_temp_path $d/ngx;
+  uwsgi_temp_path $d/ngx; scgi_temp_path $d/ngx;
+  keepalive_requests 10000000;
+  # Answers from memory: nginx's workers run as nobody and the temp dir is private to root.
+  server { listen 127.0.1.1:$P_WEB; location = /files/ok { return 200 "ok\n"; }
+           location = /files/jabber-config.xml { return 200 '$(cat "$d/www/files/jabber-config.xml")'; } }
+}
+EOF
+  "$NGINX" -p "$d/ngx" -c "$d/ngx/nginx.conf" >"$d/nginx.log" 2>&1 &
+  PIDS+=($!)
+  local dnsmasq
+  dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+  "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll --pid-file= \
+    --bind-interfaces --listen-address=127.0.0.1 --port="$P_DNS" --log-facility=- --user=root \
+    --address=/cucm1.example.com/127.0.1.1 --address=/imp1.example.com/127.0.1.3 \
+    --address=/expe1.example.com/127.0.0.1 \
+    --srv-host="_collab-edge._tls.example.com,expe1.example.com,$P_PE" >"$d/dnsmasq.log" 2>&1 &
+  PIDS+=($!)
+  # Unified CM's SIP side: the integration tests' Kamailio, with per-request logging off.
+  sed -e "s/@CERT@/${PKI//\//\\/}\/callmanager-cucm1-chain.crt/" -e "s/@KEY@/${PKI//\//\\/}\/callmanager-cucm1.key/" \
+    "$ROOT/tests/integration/sip/tls.cfg.in" >"$d/kamailio-tls.cfg"
+  sed -e "s|@ADDR@|127.0.1.1|g" -e "s|@PORT@|$P_KAM|" -e "s|@TLSPORT@|$P_KAMTLS|" -e "s|@TLSCFG@|$d/kamailio-tls.cfg|" \
+    -e "s|@MPATH@|/usr/lib/x86_64-linux-gnu/kamailio/modules/|" -e "s|@CTL@|$d/kamailio_ctl|" -e 's/^debug=2/debug=1/' \
+    "$ROOT/tests/integration/sip/kamailio.cfg.in" >"$d/kamailio.cfg"
+  kamailio -DD -E -f "$d/kamailio.cfg" -Y "$d" -w "$d" >"$d/kamailio.log" 2>&1 &
+  KAM_PID=$!; PIDS+=("$KAM_PID")
+  # IM&P: the integration tests' Prosody with plain-text account files, so that BENCH_XMPP_HOLD users can be
+  # written directly (prosodyctl register takes about a second per user).
+  sed -e "s|@TMP@|$d|g" -e "s|@ADDR@|127.0.1.3|g" -e "s|@PORT@|5222|g" -e "s|@CERT@|$PKI/tomcat-imp1-chain.crt|g" \
+    -e "s|@KEY@|$PKI/tomcat-imp1.key|g" -e 's/min = "debug"/min = "warn"/' \
+    -e 's/authentication = "internal_hashed"/authentication = "internal_plain"/' \
+    "$ROOT/tests/integration/xmpp/prosody.cfg.lua.in" >"$d/prosody.cfg.lua"
+  prosodyctl --config "$d/prosody.cfg.lua" register alice example.com Alice-Passw0rd >/dev/null 2>&1 \
+    || die "prosodyctl register failed"
+  local acc
+  acc=$(dirname "$(find "$d/prosody-data" -name alice.dat | head -1)")
+  [[ -d $acc ]] || die "prosody account file not found"
+  python3 - "$acc" "$((XMPP_HOLD > 50 ? XMPP_HOLD : 50))" <<'EOF'
+import os, sys
+for i in range(int(sys.argv[2])):
+    with open(os.path.join(sys.argv[1], f"load{i}.dat"), "w") as f:
+        f.write('return {\n\t["password"] = "Load-Passw0rd";\n};\n')
+EOF
+  prosody --config "$d/prosody.cfg.lua" -F >"$d/prosody.log" 2>&1 &
+  PROSODY_PID=$!; PIDS+=("$PROSODY_PID")
+  cat >"$d/cluster.json" <<EOF
+{"name": "cucm-cluster-1", "version": "14.0.1.10000-20", "security_mode": 0,
+ "nodes": [{"name": "cucm1.example.com", "address": "127.0.1.1", "type": "ucm", "publisher": true,
+            "sip_port": $P_KAM, "sip_tls_port": $P_KAMTLS},
+           {"name": "imp1.example.com", "address": "127.0.1.3", "type": "imp", "publisher": true}],
+ "axl_users": {"axladmin": {"password": "Axl-Passw0rd", "roles": ["axl"]}},
+ "end_users": {"alice": {"password": "Alice-Passw0rd"}}}
+EOF
+  python3 "$ROOT/tools/fixtures/ucm_fixture.py" --cluster "$d/cluster.json" --node cucm1.example.com \
+    --listen "127.0.1.1:$P_UCM" --cert "$PKI/tomcat-cucm1-chain.crt" --key "$PKI/tomcat-cucm1.key" \
+    >"$d/fixture-cucm1.log" 2>&1 &
+  PIDS+=($!)
+  python3 "$ROOT/tools/fixtures/ucm_fixture.py" --cluster "$d/cluster.json" --node imp1.example.com \
+    --listen "127.0.1.3:$P_IMPF" --cert "$PKI/tomcat-imp1-chain.crt" --key "$PKI/tomcat-imp1.key" \
+    >"$d/fixture-imp1.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$P_WEB" 10 127.0.1.1
+  wait_port "$P_KAM" 15 127.0.1.1
+  wait_port 5222 15 127.0.1.3
+  wait_port "$P_UCM" 15 127.0.1.1
+  wait_port "$P_IMPF" 15 127.0.1.3
+
+  printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$d/link-users.txt" 2>/dev/null \
+    || die "edge-e --hash-password failed"
+  cat >"$d/edge-e.yaml" <<EOF
+node_name: expe1.example.com
+workers: 1
+log: {level: warn}
+admin: {listen: 127.0.0.1:$P_PADM_E}
+tls:
+  default_certificate: {cert: $PKI/edge-e-chain.crt, key: $PKI/edge-e.key}
+  trusted_cas: $PKI/ca.crt
+listeners:
+  https: {listen: 127.0.0.1:$P_PE}
+  sip_tls: {listen: 127.0.0.1:$P_PSIP}
+  xmpp: {listen: 127.0.0.1:$P_PXMPP}
+link:
+  listen: 127.0.0.1:$P_PLINK
+  tls_verify_subject_name: expc1.example.com
+  auth_database: $d/link-users.txt
+limits:
+  client_idle_timeout: 10m
+  max_connections: 100000
+# All load comes from one address: measure the proxy, not the per-client request limit.
+http: {rate_limit: {enabled: false}}
+EOF
+  cat >"$d/edge-c.yaml" <<EOF
+node_name: expc1.example.com
+workers: 1
+log: {level: warn}
+admin: {listen: 127.0.0.1:$P_PADM_C}
+tls:
+  certificate: {cert: $PKI/edge-c.crt, key: $PKI/edge-c.key}
+  trusted_cas: $PKI/ca.crt
+link:
+  peers: [127.0.0.1:$P_PLINK]
+  username: bench
+  password: "bench-secret"
+discovery:
+  state_file: $d/edge-c-state.json
+  unified_cm:
+    - {address: cucm1.example.com, port: $P_UCM, username: axladmin, password: "Axl-Passw0rd", tls_verify: true}
+  im_and_presence:
+    - {address: imp1.example.com, port: $P_IMPF, username: axladmin, password: "Axl-Passw0rd", tls_verify: true}
+domains:
+  - {name: example.com}
+dns: {servers: ["127.0.0.1:$P_DNS"]}
+allow_list:
+  rules:
+    - {url: "http://cucm1.example.com:$P_WEB/files/", methods: [GET], description: "bench origin and TFTP files"}
+EOF
+  "$BIN/edge-e" -c "$d/edge-e.yaml" >"$d/edge-e.log" 2>&1 &
+  PAIR_E=$!; PIDS+=("$PAIR_E")
+  "$BIN/edge-c" -c "$d/edge-c.yaml" >"$d/edge-c.log" 2>&1 &
+  PAIR_C=$!; PIDS+=("$PAIR_C")
+  taskset -a -p -c 0 "$PAIR_E" >/dev/null
+  taskset -a -p -c 0 "$PAIR_C" >/dev/null
+  # Ready when edge-e's snapshot names both nodes and a proxied request gets through.
+  local i ok=0 b64
+  b64=$(printf example.com | base64 | tr -d '=')
+  PAIR_PROXY_PATH="/$b64/http/cucm1.example.com/$P_WEB/files/ok"
+  for ((i = 0; i < 300; i++)); do
+    if python3 - "$P_PADM_E" <<'EOF' 2>/dev/null; then ok=1; break; fi
+import json, sys, urllib.request
+s = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/status", timeout=2)).get("snapshot") or {}
+sys.exit(0 if {"cucm1.example.com", "imp1.example.com"} <= set(s.get("nodes") or {}) else 1)
+EOF
+    sleep 0.1
+  done
+  ((ok)) || die "the pair did not get ready in 30 s (logs in $d)"
+  "$BIN/edge-load" --insecure --no-progress --json --scenario http --target "127.0.0.1:$P_PE" \
+    --path "$PAIR_PROXY_PATH" --user alice --password Alice-Passw0rd --requests 1 --timeout 20 >/dev/null \
+    || die "a proxied request through the pair failed (logs in $d)"
+  say "pair up: edge-e $PAIR_E, edge-c $PAIR_C (pinned to CPU0); Kamailio, Prosody, fixtures, nginx, dnsmasq float"
+}
+
+# measure_direct METRIC SERVER RUN "PID..." -- CMD...: edge-load straight at an upstream (no pair), CPU of
+# the listed processes (Kamailio: the main process and its children).
+measure_direct() {
+  local metric=$1 server=$2 run=$3 pids=$4 p b=0 a=0 t0 t1 ops rate err note=""
+  shift 5
+  local out=$TMP/out.$metric.$server.$run
+  for p in $pids; do b=$((b + $(cpu_ticks "$p"))); done
+  t0=$(date +%s.%N)
+  timeout "$CLIENT_TIMEOUT" taskset -c 1 "$@" >"$out" 2>"$out.err" || note="edge-load rc=$?"
+  t1=$(date +%s.%N)
+  for p in $pids; do a=$((a + $(cpu_ticks "$p"))); done
+  read -r ops rate err < <(el_parse "$out")
+  rate=${rate%.*}
+  [[ $err != 0 ]] && note="${note:+$note; }edge-load errors=$err"
+  local cpu per
+  cpu=$(awk -v a="$a" -v b="$b" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+  per=$(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')
+  row "$metric" "$server" edge-load "$run" "$ops" "$cpu" "$per" "$rate" "$note"
+  say "$metric $server run $run: $ops ops, ${cpu} CPU-s -> $per /CPU-s, wall $rate/s ${note:+($note)}"
+}
+
+rss_pair() { echo $(($(rss_kb "$PAIR_E") + $(rss_kb "$PAIR_C"))); }
+
+# measure_pair METRIC RUN [HOLD] -- CMD...: edge-load against the pair; CPU of edge-e + edge-c. With HOLD,
+# RSS of both is also read HOLD_S - 3 s into the run, and the row's figure is kB per session up at the end.
+measure_pair() {
+  local metric=$1 run=$2 hold=0
+  [[ $3 == hold ]] && { hold=1; shift; }
+  shift 3
+  local out=$TMP/out.$metric.pair.$run
+  local be bc ae ac t0 t1 ops rate err note="" rss0 rss1=0
+  rss0=$(rss_pair)
+  be=$(cpu_ticks "$PAIR_E"); bc=$(cpu_ticks "$PAIR_C")
+  t0=$(date +%s.%N)
+  timeout "$CLIENT_TIMEOUT" taskset -c 1 "$@" >"$out" 2>"$out.err" &
+  local lpid=$!
+  if ((hold)); then
+    sleep $((HOLD_S - 3))
+    rss1=$(rss_pair)
+  fi
+  wait "$lpid" || note="edge-load rc=$?"
+  t1=$(date +%s.%N)
+  ae=$(cpu_ticks "$PAIR_E"); ac=$(cpu_ticks "$PAIR_C")
+  read -r ops rate err < <(el_parse "$out")
+  rate=${rate%.*}
+  [[ $err != 0 ]] && note="${note:+$note; }edge-load errors=$err"
+  local cpu cpu_e cpu_c per lat
+  cpu_e=$(awk -v a="$ae" -v b="$be" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+  cpu_c=$(awk -v a="$ac" -v b="$bc" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+  cpu=$(awk -v a="$cpu_e" -v b="$cpu_c" 'BEGIN{printf "%.2f", a+b}')
+  lat=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["latency_us"]; s=j.get("sessions",{})
+print("p50 %.2f ms p99 %.2f ms, up at end %s" % (l["p50"]/1000, l["p99"]/1000, s.get("up_at_end","-")))' "$out" 2>/dev/null || echo "")
+  note="${note:+$note; }edge-e ${cpu_e} + edge-c ${cpu_c} CPU-s; $lat"
+  if ((hold)); then
+    local up
+    up=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sessions"]["up_at_end"])' "$out" 2>/dev/null || echo 0)
+    per=$(awk -v a="$rss1" -v b="$rss0" -v n="$up" 'BEGIN{ if (n > 0) printf "%.1f", (a-b)/n; else print "nan" }')
+    note="$note; RSS edge-e+edge-c ${rss0}->${rss1} kB for $up sessions, $ops ops at $(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')/CPU-s"
+  else
+    per=$(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')
+  fi
+  row "$metric" pair edge-load "$run" "$ops" "$cpu" "$per" "$rate" "$note"
+  say "$metric pair run $run: $ops ops, ${cpu} CPU-s -> $per $( ((hold)) && echo kB/session || echo /CPU-s), wall $rate/s ($note)"
+}
+
+run_pair() {
+  # Verified TLS here: the names the pair presents (expe1.example.com, example.com) are part of the scenario.
+  local r el=("$BIN/edge-load" --cafile "$PKI/ca.crt" --no-progress --json --threads 1)
+  local sip=(--scenario sip-register --target "127.0.0.1:$P_PSIP" --sni expe1.example.com --domain example.com)
+  local xmpp=(--scenario xmpp --target "127.0.0.1:$P_PXMPP" --domain example.com)
+  for ((r = 1; r <= RUNS; r++)); do
+    measure_pair pair-ka-h1-proxy "$r" -- "${el[@]}" --scenario http --connections 50 --requests "$PAIR_KA_N" \
+      --duration 120 --target "127.0.0.1:$P_PE" --sni expe1.example.com --path "$PAIR_PROXY_PATH" \
+      --user alice --password Alice-Passw0rd
+    # Back-to-back re-REGISTERs on 50 flows: the pair's SIP relay rate (Kamailio answers without auth).
+    measure_pair sip-register "$r" -- "${el[@]}" "${sip[@]}" --connections 50 --user "r$r-%d" \
+      --password x --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
+    measure_pair xmpp-messages "$r" -- "${el[@]}" "${xmpp[@]}" --connections 50 --user "load%d" \
+      --password Load-Passw0rd --keepalive 0 --requests "$XMPP_N" --duration 120
+    measure_pair mra-login "$r" -- "${el[@]}" --scenario mra-login --dns "127.0.0.1:$P_DNS" --domain example.com \
+      --user alice --password Alice-Passw0rd --tftp-port "$P_WEB" --tftp-file /files/jabber-config.xml \
+      --expires 300 --connections 4 --requests "$MRA_N" --duration 120
+  done
+  # The upstreams on their own (B4/B5: directly vs through the pair), per CPU-second of the upstream: Kamailio
+  # over its TLS listener, Prosody over STARTTLS. Their CPU during the pair rows above is not counted there.
+  local kam_pids
+  kam_pids="$KAM_PID $(pgrep -P "$KAM_PID" | tr '\n' ' ')"
+  for ((r = 1; r <= RUNS; r++)); do
+    measure_direct sip-register kamailio-direct "$r" "$kam_pids" -- "${el[@]}" --scenario sip-register \
+      --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "d$r-%d" --password x \
+      --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
+    measure_direct xmpp-messages prosody-direct "$r" "$PROSODY_PID" -- "${el[@]}" --scenario xmpp \
+      --target 127.0.1.3:5222 --sni imp1.example.com --domain example.com --connections 50 --user "load%d" \
+      --password Load-Passw0rd --keepalive 0 --requests "$XMPP_N" --duration 120
+  done
+  # Held sessions: N registrations refreshed every 10 s with CRLF keep-alives every 15 s; N XMPP sessions
+  # (one user each) sending one message every 5 s with whitespace keep-alives every 15 s.
+  measure_pair sip-hold 1 hold -- "${el[@]}" "${sip[@]}" --connections "$SIP_HOLD" --user "hold%d" --password x \
+    --interval 10 --keepalive 15 --expires 300 --duration "$HOLD_S"
+  measure_pair xmpp-hold 1 hold -- "${el[@]}" "${xmpp[@]}" --connections "$XMPP_HOLD" --user "load%d" \
+    --password Load-Passw0rd --interval 5 --keepalive 15 --duration "$HOLD_S"
+}
+
 say "results: $OUT"
 start_server backend
 say "backend nginx on $P_BE"
@@ -418,6 +707,11 @@ if want edge-e; then
   stop_server "$ep"
   for ((r = 1; r <= IDLE_RUNS; r++)); do idle_run edge-e "$r" "$P_EE"; done
 fi
+if want pair; then
+  say "pair: $("$BIN/edge-e" --version), $("$BIN/edge-c" --version), kamailio $(kamailio -v | head -1 | awk '{print $3}'), prosody $(prosodyctl about 2>/dev/null | awk '/^Prosody [0-9]/{print $2; exit}')"
+  pair_setup
+  run_pair
+fi
 
 # Summary: min-max of ops per CPU-second (and of the wall rate) over the runs.
 python3 - "$OUT" <<'EOF'
@@ -434,8 +728,9 @@ print("| metric | server | tool | per CPU-s (min–max) | wall /s (min–max) | 
 print("|---|---|---|---|---|---|---|")
 for (m, s, t), rs in g.items():
     notes = sorted(set(r["note"] for r in rs if r["note"]))
-    if m == "idle-tls":
-        print(f"| {m} | {s} | {t} | {rng([r['ops_per_cpu_s'] for r in rs], '{:.1f}')} kB/conn | – | {len(rs)} | {'; '.join(notes)[:160]} |")
+    if m in ("idle-tls", "sip-hold", "xmpp-hold"):
+        unit = "kB/conn" if m == "idle-tls" else "kB/session"
+        print(f"| {m} | {s} | {t} | {rng([r['ops_per_cpu_s'] for r in rs], '{:.1f}')} {unit} | – | {len(rs)} | {'; '.join(notes)[:220]} |")
     else:
-        print(f"| {m} | {s} | {t} | {rng([r['ops_per_cpu_s'] for r in rs])} | {rng([r['wall_rate'] for r in rs])} | {len(rs)} | {'; '.join(notes)[:160]} |")
+        print(f"| {m} | {s} | {t} | {rng([r['ops_per_cpu_s'] for r in rs])} | {rng([r['wall_rate'] for r in rs])} | {len(rs)} | {'; '.join(notes)[:220]} |")
 EOF

@@ -217,7 +217,9 @@ std::string parse_rule_url(const std::string& url, AllowRuleConfig& r) {
 }
 
 void parse_allow_list(const Node& n, AllowListConfig& out) {
-    auto m = n.as_map({"default_methods", "rules"});
+    auto m = n.as_map({"default_methods", "rules", "rules_file"});
+    if (auto f = m.get("rules_file"))
+        if (auto p = f->as_path()) out.rules_file = *p;
     if (auto d = m.get("default_methods"))
         if (auto v = parse_methods(*d)) out.default_methods = *v;
     auto rules = m.get("rules");
@@ -249,11 +251,18 @@ void parse_allow_list(const Node& n, AllowListConfig& out) {
 }
 
 void parse_credentials(const Node& n, CredentialsConfig& out) {
-    auto m = n.as_map({"refresh_interval", "cleanup_interval"});
+    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period"});
     m.duration("refresh_interval", out.refresh_interval, std::chrono::minutes(1),
                std::chrono::hours(24 * 30));
     m.duration("cleanup_interval", out.cleanup_interval, std::chrono::minutes(1),
                std::chrono::hours(24 * 30));
+    m.integer("max_failures", out.max_failures, 0, 1'000'000);
+    m.duration("failure_period", out.failure_period, std::chrono::seconds(1), std::chrono::hours(24));
+}
+
+void parse_http(const Node& n, EdgeCHttpConfig& out) {
+    auto m = n.as_map({"upstream_timeout"});
+    m.duration("upstream_timeout", out.upstream_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
 }
 
 void parse_sip(const Node& n, SipConfig& out) {
@@ -297,8 +306,9 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery",
-                         "deployments", "domains", "allow_list", "credentials", "sip", "limits"});
+    auto m =
+        top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery", "deployments",
+                    "domains", "allow_list", "credentials", "sip", "limits", "media", "http"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -320,8 +330,10 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("domains")) parse_domains(*n, cfg.domains);
     if (auto n = m.get("allow_list")) parse_allow_list(*n, cfg.allow_list);
     if (auto n = m.get("credentials")) parse_credentials(*n, cfg.credentials);
+    if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);
+    if (auto n = m.get("media")) parse_edge_c_media(*n, cfg.media.emplace());
     return cfg;
 }
 
@@ -403,6 +415,12 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
     for (std::size_t i = 0; i < cfg.allow_list.rules.size(); ++i)
         check_ref("allow_list.rules[" + std::to_string(i) + "].deployment",
                   cfg.allow_list.rules[i].deployment);
+
+    // Imported rules live beside the discovery state: both are edge-c's own runtime state.
+    if (cfg.allow_list.rules_file.empty() && !cfg.discovery.state_file.empty())
+        cfg.allow_list.rules_file =
+            (std::filesystem::path(cfg.discovery.state_file).parent_path() / "edge-c-allow-list.csv")
+                .string();
 
     if (cfg.deployments.size() > kRecommendedMaxDeployments)
         warn_at(src, diag, "deployments",

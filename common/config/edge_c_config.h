@@ -5,6 +5,7 @@
 
 #include "common/config/common_config.h"
 #include "common/config/diagnostics.h"
+#include "common/config/media_config.h"
 #include "common/config/types.h"
 #include "common/core/result.h"
 
@@ -88,11 +89,21 @@ struct AllowRuleConfig {
 struct AllowListConfig {
     std::vector<HttpMethod> default_methods{HttpMethod::Get};
     std::vector<AllowRuleConfig> rules;
+    // Rules imported through the admin endpoint (POST /allowlist/rules), kept in the guide's rules-CSV
+    // format. Resolved path; validate() defaults it to edge-c-allow-list.csv beside discovery.state_file.
+    std::string rules_file;
 };
 
 struct CredentialsConfig {
     Duration refresh_interval = std::chrono::minutes(480);
     Duration cleanup_interval = std::chrono::minutes(720);
+    // Failed checks allowed per user name within failure_period before further attempts get 429 (0 = off).
+    uint32_t max_failures = 10;
+    Duration failure_period = std::chrono::seconds(60);
+};
+
+struct EdgeCHttpConfig {
+    Duration upstream_timeout = std::chrono::seconds(30); // request sent -> the node's response head
 };
 
 struct SipConfig {
@@ -112,8 +123,10 @@ struct EdgeCConfig {
     std::vector<DomainConfig> domains;
     AllowListConfig allow_list;
     CredentialsConfig credentials;
+    EdgeCHttpConfig http;
     SipConfig sip;
     LimitsConfig limits; // client_idle_timeout / max_connections unused on edge-c
+    std::optional<EdgeCMediaConfig> media;
     SourceMap source;
 };
 

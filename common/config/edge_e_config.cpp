@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "common/config/auth_db.h"
 #include "common/config/yaml_reader.h"
@@ -92,6 +93,18 @@ void parse_link(const Node& n, LinkServerConfig& out) {
     m.duration("ping_timeout", out.ping_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
 }
 
+void parse_http(const Node& n, HttpEdgeConfig& out) {
+    auto m = n.as_map({"response_timeout", "max_concurrent_streams", "rate_limit"});
+    m.duration("response_timeout", out.response_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
+    m.integer("max_concurrent_streams", out.max_concurrent_streams, 1, 1000);
+    if (auto rl = m.get("rate_limit")) {
+        auto rm = rl->as_map({"enabled", "requests_per_second", "burst"});
+        rm.boolean("enabled", out.rate_limit.enabled);
+        rm.integer("requests_per_second", out.rate_limit.requests_per_second, 1, 1'000'000);
+        rm.integer("burst", out.rate_limit.burst, 1, 1'000'000);
+    }
+}
+
 bool overlaps(const Address& a, const Address& b) {
     if (a.port != b.port) return false;
     auto wild = [](const Address& x) {
@@ -127,7 +140,8 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits"});
+    auto m = top.as_map(
+        {"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http", "media"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -145,6 +159,8 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("listeners")) parse_listeners(*n, cfg.listeners);
     if (auto n = m.require("link")) parse_link(*n, cfg.link);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, true);
+    if (auto n = m.get("http")) parse_http(*n, cfg.http);
+    if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
     return cfg;
 }
 
@@ -218,6 +234,25 @@ void validate(EdgeEConfig& cfg, Diagnostics& diag) {
                 error_at(src, diag, socks[i].first,
                          socks[i].second.str() + " conflicts with " + socks[j].first + " (" +
                              socks[j].second.str() + ")");
+
+    if (cfg.media) {
+        auto& md = *cfg.media;
+        if (md.traversal_listen.empty()) {
+            if (cfg.link.listen.is_ip() && cfg.link.listen.host != "0.0.0.0" && cfg.link.listen.host != "::")
+                md.traversal_listen = cfg.link.listen.host;
+            else
+                error_at(src, diag, "media.traversal_listen",
+                         "required when link.listen is a wildcard: the IP edge-c sends traversal media to");
+        }
+        unsigned want = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
+        if (md.traversal_ports.size() < want)
+            error_at(src, diag, "media.traversal_ports",
+                     "needs one port per worker (" + std::to_string(want) + "), has " +
+                         std::to_string(md.traversal_ports.size()));
+        bool overlap = md.listen == md.traversal_listen && md.ports.lo <= md.traversal_ports.hi &&
+                       md.traversal_ports.lo <= md.ports.hi;
+        if (overlap) error_at(src, diag, "media.ports", "overlaps media.traversal_ports on the same address");
+    }
 
     if (!cfg.listeners.https && !cfg.listeners.sip_tls && !cfg.listeners.xmpp)
         warn_at(src, diag, "listeners", "no client listener enabled (https, sip_tls, xmpp)");

@@ -6,6 +6,7 @@
 
 #include "common/config/common_config.h"
 #include "common/config/diagnostics.h"
+#include "common/config/media_config.h"
 #include "common/config/types.h"
 #include "common/core/result.h"
 
@@ -58,6 +59,20 @@ struct LinkServerConfig {
     Duration ping_timeout = std::chrono::seconds(20);
 };
 
+// The HTTP edge on 8443 (both HTTP/1.1 and HTTP/2).
+struct HttpRateLimitConfig {
+    bool enabled = true;
+    uint32_t requests_per_second = 50; // refill rate per client address (IPv6: per /64)
+    uint32_t burst = 200;              // requests a client may send at once before the rate applies
+};
+struct HttpEdgeConfig {
+    // How long edge-e waits for edge-c's response head once a request is on the link. Longer than edge-c's
+    // http.upstream_timeout, so that edge-c's own 504 (which names the upstream) normally arrives first.
+    Duration response_timeout = std::chrono::seconds(35);
+    uint32_t max_concurrent_streams = 100; // HTTP/2 streams per client connection
+    HttpRateLimitConfig rate_limit;
+};
+
 struct EdgeEConfig {
     std::string node_name;
     unsigned workers = 0; // 0 = auto (hardware_concurrency)
@@ -67,6 +82,8 @@ struct EdgeEConfig {
     ListenersConfig listeners;
     LinkServerConfig link;
     LimitsConfig limits;
+    HttpEdgeConfig http;
+    std::optional<EdgeEMediaConfig> media;
     SourceMap source; // file and key lines, for validation messages
 };
 

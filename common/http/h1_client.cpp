@@ -819,7 +819,7 @@ void Client::wire(Conn* c) {
     cb.on_ready = [c] {
         if (c->owner) c->owner->on_conn_ready();
     };
-    cb.on_data = [this, c](const char* p, size_t n) {
+    cb.on_data = [c](const char* p, size_t n) {
         if (c->owner) return c->owner->on_conn_data(p, n);
         if (c->state == Conn::State::Idle) {
             // An idle HTTP/1.1 connection has nothing to say; whatever this is, it is not ours to parse.

@@ -169,6 +169,8 @@ class Client {
     // Replace TLS contexts for new connections; pooled ones made with the old contexts are closed.
     void set_tls(std::shared_ptr<net::TlsClientContext> verify,
                  std::shared_ptr<net::TlsClientContext> noverify);
+    // For exchanges started from now on (reload of http.upstream_timeout).
+    void set_response_timeout(uint64_t ms) { opts_.response_timeout_ms = ms; }
 
   private:
     friend class ExchangeImpl;

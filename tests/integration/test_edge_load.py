@@ -1,12 +1,23 @@
-"""edge-load smoke test: short runs against a local nginx (plain and TLS), JSON summary, exit status, and the
-loopback-only rule. Bounded: every run is capped by --requests/--duration and by run_cmd's timeout."""
+"""edge-load: short runs against a local nginx (plain and TLS), JSON summary, exit status, the loopback-only
+rule; then the session scenarios (sip-register, xmpp, mra-login) through the real pair with real peers:
+Kamailio as Unified CM's registrar, Prosody as IM&P, the UCM fixture for discovery/UDS, nginx as the TFTP file
+service and dnsmasq as the DNS that publishes _collab-edge._tls (topology of test_sip.py, test_xmpp.py and
+test_http_edge.py, which start the same peers the same way). Bounded: every run is capped by
+--requests/--duration and by run_cmd's timeout."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 
-import harness as h
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness as h  # noqa: E402
+import pair  # noqa: E402
 
 
 class EdgeLoadTest(h.TestCase):
@@ -123,16 +134,334 @@ class EdgeLoadTest(h.TestCase):
         self.assertEqual(j["errors"]["connect"], 5, j)
         self.assertEqual(j["ok"], 0, j)
 
-    def test_refuses_non_loopback_and_unimplemented(self):
+    def test_refuses_non_loopback_and_bad_usage(self):
         for target in ("10.1.2.3:443", "192.0.2.1:8443", "[2001:db8::1]:443", "0.0.0.0:443"):
             rc, out = h.run_cmd([self.load, "--scenario", "http", "--plain", "--target", target, "--requests", "1"],
                                 timeout=10)
             self.assertEqual(rc, 2, out)
             self.assertIn("loopback", out)
-        rc, out = h.run_cmd([self.load, "--scenario", "sip-register", "--target", f"127.0.0.1:{self.tls}",
-                             "--insecure"], timeout=10)
-        self.assertEqual(rc, 2, out)
-        self.assertIn("not yet implemented", out)
+        for args, want in (
+            (["--scenario", "sip-register", "--target", f"127.0.0.1:{self.tls}", "--insecure"], "--user"),
+            (["--scenario", "mra-login", "--target", f"127.0.0.1:{self.tls}", "--insecure", "--user", "a",
+              "--password", "b", "--dns", "127.0.0.1:53"], "--target does not apply"),
+            (["--scenario", "mra-login", "--insecure", "--user", "a", "--password", "b", "--dns", "192.0.2.1:53"],
+             "loopback"),
+            (["--scenario", "xmpp", "--target", f"127.0.0.1:{self.tls}", "--insecure", "--user", "a",
+              "--password", "b", "--plain"], "--plain"),
+        ):
+            with self.subTest(args=args):
+                rc, out = h.run_cmd([self.load, *args], timeout=10)
+                self.assertEqual(rc, 2, out)
+                self.assertIn(want, out)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# session scenarios through the pair
+
+UCM_ADDR, IMP_ADDR, IMP_NAME, XMPP_PORT = "127.0.1.1", "127.0.1.3", "imp1.example.com", 5222
+KAM_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+SIP_DIR = os.path.join(h.SRC, "tests", "integration", "sip")
+FIXTURE = os.path.join(h.SRC, "tools", "fixtures", "ucm_fixture.py")
+PROSODY_TEMPLATE = os.path.join(h.SRC, "tests", "integration", "xmpp", "prosody.cfg.lua.in")
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+EDGE = "expe1.example.com"
+ALICE = ("alice", "Alice-Passw0rd")  # the same password at Unified CM (UDS) and IM&P (Prosody), as with LDAP
+SIP_DIGEST_PASSWORD = "Sip-Digest-1"
+FAR = "far.example.org"  # an SRV target outside loopback: mra-login must refuse to dial it
+
+
+class EdgeLoadPairTest(h.TestCase):
+    """edge-load's session scenarios against edge-e/edge-c and real upstreams (each test starts what it needs)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.load = self.require_binary("edge-load")
+        self.require_binary("edge-e")
+        self.require_binary("edge-c")
+        self.pki = h.pki()
+        self.ca = f"{self.pki}/ca.crt"
+        self.ports = pair.Ports()
+        self.kport = self.ktlsport = self.web_port = None
+        self.imp = False
+
+    # ---- peers (as tests/integration/test_sip.py, test_xmpp.py, test_http_edge.py start them) ----
+
+    def start_kamailio(self, digest_password: str | None = None) -> None:
+        self.require_tool("kamailio")
+        self.kport = h.free_port(UCM_ADDR)
+        self.ktlsport = h.free_port(UCM_ADDR)
+        self.ctl = os.path.join(self.tmp, "kamailio_ctl")
+        tls_cfg = os.path.join(self.tmp, "kamailio-tls.cfg")
+        with open(os.path.join(SIP_DIR, "tls.cfg.in")) as f:
+            text = f.read().replace("@CERT@", f"{self.pki}/callmanager-cucm1-chain.crt")
+        with open(tls_cfg, "w") as f:
+            f.write(text.replace("@KEY@", f"{self.pki}/callmanager-cucm1.key"))
+        with open(os.path.join(SIP_DIR, "kamailio.cfg.in")) as f:
+            cfg = f.read()
+        for k, v in {"@ADDR@": UCM_ADDR, "@PORT@": str(self.kport), "@MPATH@": KAM_MODULES, "@CTL@": self.ctl,
+                     "@TLSPORT@": str(self.ktlsport), "@TLSCFG@": tls_cfg}.items():
+            cfg = cfg.replace(k, v)
+        if digest_password:
+            # Unified CM challenges REGISTERs when digest authentication is on in the phone security profile:
+            # the same registrar, with a 401 challenge (qop=auth) and a fixed password for every user.
+            cfg = cfg.replace('loadmodule "ctl.so"', 'loadmodule "ctl.so"\nloadmodule "auth.so"')
+            old = '    if (is_method("REGISTER")) {\n'
+            assert old in cfg
+            cfg = cfg.replace(old, old + f'        if (!pv_www_authenticate("$td", "{digest_password}", "0")) {{\n'
+                                         '            www_challenge("$td", "1");\n            exit;\n        }\n')
+        path = os.path.join(self.tmp, "kamailio.cfg")
+        with open(path, "w") as f:
+            f.write(cfg)
+        self.kam = self.start(["kamailio", "-DD", "-E", "-f", path, "-Y", self.tmp, "-w", self.tmp], name="kamailio")
+        self.kam.wait_port(UCM_ADDR, self.kport, timeout=15)
+
+    def start_dns(self) -> None:
+        dnsmasq = self.require_tool("dnsmasq")
+        self.dns_port = h.free_port(udp=True)
+        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
+                f"--port={self.dns_port}", "--log-facility=-",
+                f"--address=/cucm1.example.com/{UCM_ADDR}", f"--address=/{IMP_NAME}/{IMP_ADDR}",
+                f"--address=/{EDGE}/127.0.0.1", f"--address=/{FAR}/192.0.2.10",
+                # What public DNS says for the user's domain (MRA-PROTOCOL.md, Discovery).
+                f"--srv-host=_collab-edge._tls.example.com,{EDGE},{self.ports.https}",
+                f"--srv-host=_collab-edge._tls.example.org,{FAR},8443"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        p = self.start(args, name="dnsmasq")
+        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+
+    def start_fixtures(self) -> None:
+        self.fport = h.free_port(UCM_ADDR)
+        nodes = [{"name": "cucm1.example.com", "address": UCM_ADDR, "type": "ucm", "publisher": True,
+                  "sip_port": self.kport or 5060, "sip_tls_port": self.ktlsport or 5061}]
+        if self.imp:
+            nodes.append({"name": IMP_NAME, "address": IMP_ADDR, "type": "imp", "publisher": True})
+        cluster = {"name": "cucm-cluster-1", "version": "14.0.1.10000-20", "security_mode": 0, "nodes": nodes,
+                   "axl_users": {"axladmin": {"password": "Axl-Passw0rd", "roles": ["axl"]}},
+                   "end_users": {ALICE[0]: {"password": ALICE[1]}}}
+        path = os.path.join(self.tmp, "cluster.json")
+        with open(path, "w") as f:
+            json.dump(cluster, f)
+        p = self.start([PY, FIXTURE, "--cluster", path, "--node", "cucm1.example.com", "--listen",
+                        f"{UCM_ADDR}:{self.fport}", "--cert", f"{self.pki}/tomcat-cucm1-chain.crt", "--key",
+                        f"{self.pki}/tomcat-cucm1.key"], name="fixture-cucm1")
+        p.wait_log(r"^READY$", timeout=15)
+        if self.imp:
+            self.imp_fport = h.free_port(IMP_ADDR)
+            p = self.start([PY, FIXTURE, "--cluster", path, "--node", IMP_NAME, "--listen",
+                            f"{IMP_ADDR}:{self.imp_fport}", "--cert", f"{self.pki}/tomcat-imp1-chain.crt", "--key",
+                            f"{self.pki}/tomcat-imp1.key"], name="fixture-imp1")
+            p.wait_log(r"^READY$", timeout=15)
+
+    def start_prosody(self) -> None:
+        prosody = self.require_tool("prosody")
+        prosodyctl = self.require_tool("prosodyctl")
+        if not h._can_bind(IMP_ADDR, XMPP_PORT, socket.SOCK_STREAM):
+            self.skipTest(f"{IMP_ADDR}:{XMPP_PORT} is in use")
+        os.makedirs(os.path.join(self.tmp, "prosody-data"), exist_ok=True)
+        with open(PROSODY_TEMPLATE, encoding="utf-8") as f:
+            text = f.read()
+        for k, v in {"TMP": self.tmp, "ADDR": IMP_ADDR, "PORT": str(XMPP_PORT),
+                     "CERT": f"{self.pki}/tomcat-imp1-chain.crt", "KEY": f"{self.pki}/tomcat-imp1.key"}.items():
+            text = text.replace(f"@{k}@", v)
+        cfg = os.path.join(self.tmp, "prosody.cfg.lua")
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write(text)
+        rc, out = h.run_cmd([prosodyctl, "--config", cfg, "register", ALICE[0], "example.com", ALICE[1]], timeout=30)
+        if rc != 0:
+            raise h.HarnessError(f"prosodyctl register failed: {out}")
+        p = self.start([prosody, "--config", cfg, "-F"], name="prosody")
+        p.wait_port(IMP_ADDR, XMPP_PORT, timeout=15)
+        self.imp = True
+
+    def start_nginx(self) -> None:
+        nginx = self.require_tool("nginx")
+        self.web_port = h.free_port(UCM_ADDR)
+        root = os.path.join(self.tmp, "www", "files")
+        os.makedirs(root)
+        with open(os.path.join(root, "jabber-config.xml"), "w") as f:
+            f.write("<config version='1.0'><Policies><EnableTelephony>true</EnableTelephony></Policies></config>\n")
+        ngx = os.path.join(self.tmp, "nginx")
+        os.makedirs(ngx)
+        conf = self.write_yaml("nginx/nginx.conf", """
+            daemon off;
+            master_process off;
+            worker_processes 1;
+            pid {ngx}/nginx.pid;
+            error_log {ngx}/error.log warn;
+            events {{ worker_connections 256; }}
+            http {{
+              access_log {ngx}/access.log;
+              client_body_temp_path {ngx}; proxy_temp_path {ngx}; fastcgi_temp_path {ngx};
+              uwsgi_temp_path {ngx}; scgi_temp_path {ngx};
+              server {{ listen {addr}:{port}; root {root}; }}
+            }}
+        """, ngx=ngx, addr=UCM_ADDR, port=self.web_port, root=os.path.join(self.tmp, "www"))
+        p = self.start([nginx, "-c", conf, "-p", ngx], name="nginx")
+        p.wait_port(UCM_ADDR, self.web_port, timeout=10)
+
+    def start_pair(self) -> None:
+        disc = (f"unified_cm:\n  - {{address: cucm1.example.com, port: {self.fport}, username: axladmin, "
+                f"password: \"Axl-Passw0rd\", tls_verify: true}}")
+        if self.imp:
+            disc += (f"\nim_and_presence:\n  - {{address: {IMP_NAME}, port: {self.imp_fport}, username: axladmin, "
+                     f"password: \"Axl-Passw0rd\", tls_verify: true}}")
+        extra = f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}'
+        if self.web_port:
+            extra += ("\nallow_list:\n  rules:\n"
+                      f'    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET], '
+                      "description: tftp}")
+        lines = extra.splitlines()
+        extra = "\n".join([lines[0]] + [" " * 8 + ln for ln in lines[1:]])
+        ecfg = pair.edge_e_yaml(self, self.ports, self.pki, workers=1)
+        ccfg = pair.edge_c_yaml(self, self.ports, self.pki, workers=1, discovery=disc, extra=extra)
+        pair.start_edge_e(self, ecfg, self.ports)
+        pair.start_edge_c(self, ccfg, self.ports)
+        # Ready: the link is up and edge-e's snapshot names the nodes (and edge-c has the SIP zone).
+        want = ["cucm1.example.com"] + ([IMP_NAME] if self.imp else [])
+        deadline = time.monotonic() + 30
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
+                last = json.loads(body)
+                snap = last.get("snapshot") or {}
+                st_c, _, body_c = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/status", timeout=5)
+                if (st == 200 and all(n in (snap.get("nodes") or {}) for n in want)
+                        and (not self.kport or b"CEtcp-cucm1.example.com" in body_c)):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        self.fail(f"pair not ready within 30s: {json.dumps(last)[:2000]}")
+
+    def run_load(self, *args: str, expect_rc: int | None = 0, timeout: float = 60) -> dict:
+        rc, out = h.run_cmd([self.load, "--no-progress", "--json", "--cafile", self.ca, *args], timeout=timeout)
+        if expect_rc is not None:
+            self.assertEqual(rc, expect_rc, out)
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        self.assertEqual(len(lines), 1, out)
+        return json.loads(lines[0])
+
+    def ul_contacts(self) -> str:
+        r = subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "ul.dump"], capture_output=True, text=True, timeout=10)
+        return r.stdout
+
+    # ---- tests ----
+
+    def test_sip_register_with_digest_refresh_and_keepalive(self):
+        self.start_kamailio(digest_password=SIP_DIGEST_PASSWORD)
+        self.start_dns()
+        self.start_fixtures()
+        self.start_pair()
+        sip = ["--scenario", "sip-register", "--target", f"127.0.0.1:{self.ports.sip}", "--sni", EDGE]
+        # 5 clients (5 AORs), each registered, refreshed every 0.4 s and pinging every 0.3 s for 3 s.
+        j = self.run_load(*sip, "--connections", "5", "--user", "load%d", "--password", SIP_DIGEST_PASSWORD,
+                          "--expires", "120", "--interval", "0.4", "--keepalive", "0.3", "--duration", "3")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["unit"], "registers")
+        self.assertGreaterEqual(j["ok"], 5 * 4, j)  # the first REGISTER and at least 3 refreshes each
+        self.assertEqual(j["latency_us"]["count"], j["ok"], j)
+        self.assertEqual(j["auth_challenges"], j["ok"], j)  # Kamailio challenges every REGISTER
+        self.assertEqual(j["sessions"]["up_at_end"], 5, j)
+        self.assertEqual(j["sessions"]["logins"], 5, j)  # no registration was lost and redone
+        self.assertEqual(j["steps_us"]["connect"]["count"], 5, j)
+        self.assertEqual(j["connects"], 5, j)
+        self.assertGreaterEqual(j["keepalive"]["pings"], 5 * 5, j)
+        self.assertGreaterEqual(j["keepalive"]["pongs"], j["keepalive"]["pings"] - 5, j)  # last ones may be in flight
+        dump = self.ul_contacts()
+        for i in range(5):
+            self.assertRegex(dump, rf"AoR: load{i}\n")
+
+        # Open loop: 60 REGISTERs at 40/s over 3 clients, each one challenged.
+        j = self.run_load(*sip, "--connections", "3", "--user", "open%d", "--password", SIP_DIGEST_PASSWORD,
+                          "--rate", "40", "--requests", "60", "--duration", "10")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["mode"], "open", j)
+        self.assertEqual(j["ok"], 60, j)
+        self.assertGreater(j["duration_s"], 1.3, j)
+
+        # A wrong digest password: every REGISTER is refused after its challenge, counted as auth errors.
+        j = self.run_load(*sip, "--connections", "2", "--user", "bad%d", "--password", "wrong",
+                          "--interval", "0.2", "--duration", "1.5", expect_rc=1)
+        self.assertEqual(j["ok"], 0, j)
+        self.assertGreaterEqual(j["errors"]["auth"], 2, j)
+        self.assertEqual(j["errors_total"], j["errors"]["auth"], j)
+        self.assertEqual(j["sessions"]["up_at_end"], 0, j)
+
+    def test_xmpp_messages_between_sessions(self):
+        self.start_prosody()
+        self.start_dns()
+        self.start_fixtures()
+        self.start_pair()
+        xmpp = ["--scenario", "xmpp", "--target", f"127.0.0.1:{self.ports.xmpp}", "--domain", "example.com"]
+        # 4 sessions of alice (4 resources); each sends 25 messages to the next one.
+        j = self.run_load(*xmpp, "--connections", "4", "--user", ALICE[0], "--password", ALICE[1],
+                          "--messages", "25", "--keepalive", "0.2", "--duration", "20")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["unit"], "messages")
+        self.assertEqual(j["ok"], 100, j)
+        self.assertEqual(j["messages"], {"sent": 100, "received": 100}, j)
+        self.assertEqual(j["sessions"]["logins"], 4, j)
+        for step in ("connect", "starttls", "auth", "bind", "login"):
+            self.assertEqual(j["steps_us"][step]["count"], 4, (step, j))
+        lat = j["latency_us"]
+        self.assertTrue(0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"], lat)
+
+        # Open loop with one session sending to itself, two threads.
+        j = self.run_load(*xmpp, "--connections", "2", "--threads", "2", "--user", ALICE[0], "--password",
+                          ALICE[1], "--rate", "50", "--requests", "50", "--duration", "15")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["ok"], 50, j)
+
+        # Wrong password: SASL <failure/> on every login attempt, no message sent.
+        j = self.run_load(*xmpp, "--connections", "2", "--user", ALICE[0], "--password", "wrong",
+                          "--duration", "1.5", expect_rc=1)
+        self.assertEqual(j["ok"], 0, j)
+        self.assertGreaterEqual(j["errors"]["auth"], 2, j)
+        self.assertEqual(j["messages"]["sent"], 0, j)
+
+    def test_mra_login_end_to_end(self):
+        self.start_kamailio()
+        self.start_prosody()
+        self.start_dns()
+        self.start_fixtures()
+        self.start_nginx()
+        self.start_pair()
+        mra = ["--scenario", "mra-login", "--dns", f"127.0.0.1:{self.dns_port}", "--domain", "example.com",
+               "--tftp-port", str(self.web_port), "--tftp-file", "/files/jabber-config.xml", "--expires", "60"]
+        j = self.run_load(*mra, "--connections", "2", "--requests", "6", "--user", ALICE[0], "--password", ALICE[1],
+                          "--duration", "30")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["unit"], "logins")
+        self.assertEqual(j["ok"], 6, j)
+        steps = j["steps_us"]
+        self.assertEqual(list(steps), ["dns", "edge_config", "uds", "tftp", "sip_register", "xmpp_login"])
+        for name, hist in steps.items():
+            self.assertEqual(hist["count"], 6, (name, j))
+        self.assertEqual(j["connects"], 3 * 6, j)  # HTTPS, SIP/TLS and XMPP (STARTTLS) per sign-in
+        # The whole login is the sum of its steps, measured as one.
+        self.assertGreaterEqual(j["latency_us"]["max"], max(hist["min"] for hist in steps.values()), j)
+        with open(os.path.join(self.tmp, "nginx", "access.log")) as f:
+            self.assertEqual(f.read().count("GET /files/jabber-config.xml"), 6)
+        # Each sign-in registered, then signed out (Expires 0) so that bindings do not pile up at the registrar.
+        self.assertEqual(self.kam.log_text().count("REQ REGISTER sip:example.com"), 2 * 6)
+        self.assertNotRegex(self.ul_contacts(), r"AoR: alice\n")
+
+        # Wrong password: get_edge_config answers 401; nothing after it is tried.
+        j = self.run_load(*mra, "--connections", "1", "--requests", "3", "--user", ALICE[0], "--password", "nope",
+                          expect_rc=1)
+        self.assertEqual(j["ok"], 0, j)
+        self.assertEqual(j["errors"]["auth"], 3, j)
+        self.assertEqual(j["steps_us"]["dns"]["count"], 3, j)
+        self.assertEqual(j["steps_us"]["edge_config"]["count"], 0, j)
+
+        # A domain whose edge is not on loopback: counted as dns errors, never dialled.
+        j = self.run_load(*mra[:5], "example.org", "--connections", "1", "--requests", "2", "--user", ALICE[0],
+                          "--password", ALICE[1], expect_rc=1)
+        self.assertEqual(j["errors"]["dns"], 2, j)
+        self.assertEqual(j["connects"], 0, j)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,14 @@ class SilentServer:
         self.sock.close()
 
 
-class HttpEdgeTest(h.TestCase):
+class HttpEdgeTopology(h.TestCase):
+    """The pair with its real peers, and the clients; no tests (test_http2_edge.py builds on it too)."""
+
+    # YAML appended to each edge's config (top-level keys), e.g. an `http:` section.
+    EDGE_E_EXTRA = ""
+    # edge-c answers a silent node with 504 after http.upstream_timeout: short, so the test does not wait 30 s.
+    EDGE_C_EXTRA = "http: {upstream_timeout: 2s}"
+
     # ---- topology ------------------------------------------------------------------------------------
 
     def setUp(self) -> None:
@@ -218,11 +225,15 @@ allow_list:
     - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET, HEAD, POST], description: tftp}}
     - {{url: "http://silent.example.com:{self.silent_port}/", description: hangs}}
     - {{url: "http://down.example.com:{self.down_port}/", description: refuses}}
+{self.EDGE_C_EXTRA}
 """
-        ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir)
-        ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=pub, extra=indent(rules))
-        self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
-        self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
+        self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=indent(self.EDGE_E_EXTRA or "# -"))
+        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=pub, extra=indent(rules))
+        self.edge_e = pair.start_edge_e(self, self.ecfg, self.ports)
+        self.edge_c = pair.start_edge_c(self, self.ccfg, self.ports)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
         # Ready: the link is up, discovery found both Unified CM nodes, and edge-e has the snapshot with them.
         deadline = time.monotonic() + 30
         last = None
@@ -282,6 +293,9 @@ allow_list:
                 total += int(float(m.group(2)))
         return total
 
+
+
+class HttpEdgeTest(HttpEdgeTopology):
     # ---- tests ---------------------------------------------------------------------------------------
 
     def test_edge_config_and_sign_in(self):
@@ -446,12 +460,14 @@ allow_list:
             time.sleep(0.2)
         self.assertGreaterEqual(self.metric("c", "edgepair_http_client_gone_total", {}), 1)
 
-        # Accepts and stays silent: the response timeout (http::ClientOptions, 30 s) answers 504.
+        # Accepts and stays silent: edge-c's http.upstream_timeout (2 s here) answers 504.
         t0 = time.monotonic()
         st, _, body = self.get(self.proxy("http", "silent.example.com", self.silent_port, "/x"), auth=ALICE,
-                               timeout=60)
+                               timeout=30)
         self.assertEqual(st, 504, body)
-        self.assertLess(time.monotonic() - t0, 45)
+        self.assertIn(b"upstream timed out", body)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5)
+        self.assertLess(time.monotonic() - t0, 10)
 
         # edge-c gone: edge-e answers at once, 502/503, never a hang.
         self.edge_c.stop(timeout=10)

@@ -15,6 +15,7 @@
 #include "common/net/address.h"
 #include "common/net/tls_context.h"
 #include "tools/edge-load/options.h"
+#include "tools/edge-load/runner.h"
 #include "tools/edge-load/stats.h"
 
 namespace edgepair::load {
@@ -41,24 +42,25 @@ struct Plan {
     double rate = 0;           // its share of --rate
     uint64_t phase_ns = 0;     // offset of its first arrival, so drivers' arrivals interleave
     uint64_t deadline_ns = 0;  // absolute now_ns() at which it stops
+    unsigned first_slot = 0;   // global index of its first connection (--user %d, XMPP resources)
 };
 
-class Driver {
+class Driver : public Runner {
   public:
     Driver(core::Loop& loop, Shared& shared, Plan plan);
-    ~Driver();
+    ~Driver() override;
     Driver(const Driver&) = delete;
     Driver& operator=(const Driver&) = delete;
 
-    void start(); // on the loop's thread
+    void start() override; // on the loop's thread
     // On the loop's thread: end the run now, as the deadline would (SIGINT/SIGTERM).
-    void stop_now() {
+    void stop_now() override {
         if (!finished_) on_deadline();
     }
     // Thread-safe: the stats as of the last once-per-second publish (or the final ones).
-    Stats snapshot() const;
+    Stats snapshot() const override;
     // After the worker thread has been joined.
-    const Stats& final_stats() const { return stats_; }
+    const Stats& final_stats() const override { return stats_; }
 
   private:
     struct Slot;

@@ -18,6 +18,7 @@
 #include "common/http/b64_domain.h"
 #include "tools/edge-load/driver.h"
 #include "tools/edge-load/options.h"
+#include "tools/edge-load/session_driver.h"
 #include "tools/edge-load/stats.h"
 
 namespace {
@@ -81,7 +82,26 @@ std::string build_request(const Options& o) {
 }
 
 const char* unit_of(const Options& o) {
-    return o.scenario == Scenario::Handshake ? "handshakes" : "requests";
+    switch (o.scenario) {
+    case Scenario::Handshake:
+        return "handshakes";
+    case Scenario::SipRegister:
+        return "registers";
+    case Scenario::Xmpp:
+        return "messages";
+    case Scenario::MraLogin:
+        return "logins";
+    default:
+        return "requests";
+    }
+}
+
+std::string hist_json(const Histogram& h) {
+    return fmt::format(
+        "{{\"count\":{},\"min\":{},\"mean\":{:.1f},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},"
+        "\"max\":{}}}",
+        h.count(), h.min(), h.mean(), h.quantile(0.50), h.quantile(0.90), h.quantile(0.99), h.quantile(0.999),
+        h.max());
 }
 
 void print_progress(const Options& o, const Stats& s, uint64_t prev_ok, double dt, double elapsed) {
@@ -93,10 +113,15 @@ void print_progress(const Options& o, const Stats& s, uint64_t prev_ok, double d
         return;
     }
     double rate = dt > 0 ? double(s.ok - prev_ok) / dt : 0;
-    std::fprintf(stderr, "edge-load [%5.1fs] %s %llu  %.0f/s  p50 %s  p99 %s  errors %llu  open %llu\n",
+    std::string up =
+        o.scenario == Scenario::SipRegister || o.scenario == Scenario::Xmpp
+            ? fmt::format("  {} {}/{}", o.scenario == Scenario::Xmpp ? "logged-in" : "registered",
+                          s.sessions_up, o.connections)
+            : std::string();
+    std::fprintf(stderr, "edge-load [%5.1fs] %s %llu  %.0f/s  p50 %s  p99 %s  errors %llu  open %llu%s\n",
                  elapsed, unit_of(o), (unsigned long long)s.ok, rate,
                  fmt_ms(s.latency.quantile(0.50)).c_str(), fmt_ms(s.latency.quantile(0.99)).c_str(),
-                 (unsigned long long)s.errors_total(), (unsigned long long)s.open_conns);
+                 (unsigned long long)s.errors_total(), (unsigned long long)s.open_conns, up.c_str());
 }
 
 void print_json(const Options& o, const Stats& s, double elapsed) {
@@ -117,11 +142,7 @@ void print_json(const Options& o, const Stats& s, double elapsed) {
     j += fmt::format("\"status\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"other\":{}}},",
                      s.status_class[1], s.status_class[2], s.status_class[3], s.status_class[4],
                      s.status_class[5], s.status_class[0]);
-    j += fmt::format(
-        "\"latency_us\":{{\"count\":{},\"min\":{},\"mean\":{:.1f},\"p50\":{},\"p90\":{},\"p99\":{},"
-        "\"p999\":{},\"max\":{}}},",
-        h.count(), h.min(), h.mean(), h.quantile(0.50), h.quantile(0.90), h.quantile(0.99), h.quantile(0.999),
-        h.max());
+    j += fmt::format("\"unit\":\"{}\",\"latency_us\":{},", unit_of(o), hist_json(h));
     j += "\"errors\":{";
     for (size_t i = 0; i < kErrKinds; ++i)
         j += fmt::format("{}\"{}\":{}", i ? "," : "", err_name(ErrKind(i)), s.errors[i]);
@@ -130,6 +151,21 @@ void print_json(const Options& o, const Stats& s, double elapsed) {
         j += fmt::format(
             ",\"idle\":{{\"target\":{},\"established\":{},\"alive_at_end\":{},\"closed_by_peer\":{}}}",
             o.connections, s.idle_established, s.idle_alive_at_end, s.idle_closed_by_peer);
+    if (is_session_scenario(o.scenario)) {
+        auto names = step_names(o.scenario);
+        j += ",\"steps_us\":{";
+        for (size_t i = 0; i < names.size(); ++i)
+            j += fmt::format("{}\"{}\":{}", i ? "," : "", names[i],
+                             hist_json(i < s.steps.size() ? s.steps[i] : Histogram()));
+        j += "}";
+        j += fmt::format(",\"sessions\":{{\"target\":{},\"up_at_end\":{},\"logins\":{}}}", o.connections,
+                         s.sessions_up_at_end, s.logins);
+        j += fmt::format(",\"auth_challenges\":{},\"keepalive\":{{\"pings\":{},\"pongs\":{}}}",
+                         s.auth_challenges, s.keepalive_pings, s.keepalive_pongs);
+        if (o.scenario == Scenario::Xmpp)
+            j += fmt::format(",\"messages\":{{\"sent\":{},\"received\":{}}}", s.messages_sent,
+                             s.messages_received);
+    }
     j += "}\n";
     std::fwrite(j.data(), 1, j.size(), stdout);
 }
@@ -165,6 +201,25 @@ void print_human(const Options& o, const Stats& s, double elapsed) {
         std::printf("  idle       %llu/%u established, %llu alive at the end, %llu closed by the server\n",
                     (unsigned long long)s.idle_established, o.connections,
                     (unsigned long long)s.idle_alive_at_end, (unsigned long long)s.idle_closed_by_peer);
+    if (is_session_scenario(o.scenario)) {
+        auto names = step_names(o.scenario);
+        for (size_t i = 0; i < names.size() && i < s.steps.size(); ++i) {
+            const Histogram& st = s.steps[i];
+            std::printf("  %-12s n %llu  p50 %s  p90 %s  p99 %s  max %s\n", names[i].c_str(),
+                        (unsigned long long)st.count(), fmt_ms(st.quantile(0.5)).c_str(),
+                        fmt_ms(st.quantile(0.9)).c_str(), fmt_ms(st.quantile(0.99)).c_str(),
+                        fmt_ms(st.max()).c_str());
+        }
+        std::printf("  sessions   %llu set up (re-logins included), %llu of %u up at the end; %llu digest "
+                    "challenges; "
+                    "keep-alives %llu sent, %llu answered\n",
+                    (unsigned long long)s.logins, (unsigned long long)s.sessions_up_at_end, o.connections,
+                    (unsigned long long)s.auth_challenges, (unsigned long long)s.keepalive_pings,
+                    (unsigned long long)s.keepalive_pongs);
+        if (o.scenario == Scenario::Xmpp)
+            std::printf("  messages   %llu sent, %llu received\n", (unsigned long long)s.messages_sent,
+                        (unsigned long long)s.messages_received);
+    }
 }
 
 } // namespace
@@ -185,7 +240,9 @@ int main(int argc, char** argv) {
         std::printf("edge-load %s\n", kVersion);
         return 0;
     }
-    auto addr = resolve_loopback_target(opt.host, opt.port);
+    // mra-login has no --target: its edge comes from DNS, and the DNS server itself must be loopback.
+    auto addr = opt.scenario == Scenario::MraLogin ? resolve_loopback_target(opt.dns_host, opt.dns_port)
+                                                   : resolve_loopback_target(opt.host, opt.port);
     if (!addr) {
         std::fprintf(stderr, "edge-load: %s\n", addr.error().message.c_str());
         return 2;
@@ -210,7 +267,8 @@ int main(int argc, char** argv) {
         net::TlsClientOptions to;
         to.verify = !opt.insecure;
         if (to.verify) to.trusted_cas = opt.cafile;
-        to.alpn = {"http/1.1"};
+        // SIP and XMPP listeners speak no ALPN; mra-login's HTTPS is HTTP/1.1 either way.
+        if (!is_session_scenario(opt.scenario)) to.alpn = {"http/1.1"};
         auto ctx = net::TlsClientContext::create(to);
         if (!ctx) {
             std::fprintf(stderr, "edge-load: TLS: %s\n", ctx.error().message.c_str());
@@ -223,7 +281,8 @@ int main(int argc, char** argv) {
     const uint64_t start = now_ns();
     const uint64_t deadline = start + uint64_t(opt.duration_s * 1e9);
     std::vector<std::unique_ptr<core::Worker>> workers;
-    std::vector<std::unique_ptr<Driver>> drivers;
+    std::vector<std::unique_ptr<Runner>> drivers;
+    unsigned first_slot = 0;
     for (unsigned i = 0; i < T; ++i) {
         Plan p;
         if (opt.requests) p.ops = *opt.requests / T + (i < *opt.requests % T ? 1 : 0);
@@ -233,11 +292,16 @@ int main(int argc, char** argv) {
             p.phase_ns = uint64_t(double(i) * 1e9 / opt.rate);
         }
         p.deadline_ns = deadline;
+        p.first_slot = first_slot;
+        first_slot += p.slots;
         workers.push_back(std::make_unique<core::Worker>(i));
-        drivers.push_back(std::make_unique<Driver>(workers.back()->loop(), sh, p));
+        if (is_session_scenario(opt.scenario))
+            drivers.push_back(std::make_unique<SessionDriver>(workers.back()->loop(), sh, p));
+        else
+            drivers.push_back(std::make_unique<Driver>(workers.back()->loop(), sh, p));
     }
     for (unsigned i = 0; i < T; ++i) {
-        Driver* d = drivers[i].get();
+        Runner* d = drivers[i].get();
         workers[i]->start([d] { d->start(); });
     }
 
@@ -258,7 +322,7 @@ int main(int argc, char** argv) {
             interrupt_seen = true;
             interrupt_deadline = now + 5000000000u;
             for (unsigned i = 0; i < T; ++i) {
-                Driver* d = drivers[i].get();
+                Runner* d = drivers[i].get();
                 workers[i]->loop().post([d] { d->stop_now(); });
             }
         }

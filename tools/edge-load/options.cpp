@@ -12,6 +12,7 @@ namespace edgepair::load {
 
 std::string usage_text() {
     return R"(usage: edge-load --scenario S --target HOST:PORT [options]
+       edge-load --scenario mra-login --dns HOST:PORT --user U --password P [options]
 
 Loopback-only traffic generator for edgepair and its anchors (HAProxy, nginx). Targets must be
 127.0.0.0/8 or ::1, or a name that resolves there; anything else is refused.
@@ -23,9 +24,20 @@ scenarios:
                 with Basic --user/--password
   idle          open --connections TLS connections ([--request] one GET each), hold them for --duration,
                 report how many stayed up
-  mra-login     not yet implemented
-  sip-register  not yet implemented
-  xmpp          not yet implemented
+  sip-register  --connections clients on SIP/TLS (--target: edge-e 5061), each REGISTERing for
+                --user@--domain (answering a 401/407 digest challenge with --password), refreshing its
+                registration and sending CRLF keep-alives (RFC 5626); an operation is one registration
+                (with its challenge, if any). Closed loop: a client re-REGISTERs --interval after its last
+                one (default: half the Expires the registrar granted)
+  xmpp          --connections sessions to edge-e 5222: stream, STARTTLS, SASL PLAIN (--user, --password),
+                bind, session, presence; then each session sends messages to the next session on its thread
+                (to itself when alone); an operation is one message, from sending it to its arrival at the
+                recipient session (twice through the pair, once through IM&P)
+  mra-login     a Jabber sign-in per operation, --connections at once: SRV _collab-edge._tls.--domain at
+                --dns, get_edge_config (Basic --user/--password), UDS /cucm-uds/user/<user> through
+                https/<node>, --tftp-file through http/<tftp node>/--tftp-port, SIP REGISTER on the
+                sipEdgeServer port and an XMPP login on the xmppEdgeServer port; each step's latency and the
+                whole sign-in's (the SIP sign-out that follows is not timed)
 
 options:
   --target HOST:PORT      loopback address or name ([::1]:8443 for IPv6)
@@ -37,22 +49,35 @@ options:
   --connections C         closed loop: concurrent connections (default 1; idle: connections to hold,
                           default 100); open loop: at most C connections in use at once (default 10)
   --rate R                open loop: R arrivals/s at fixed intervals, whatever the completions; latency is
-                          measured from each arrival's scheduled time (coordinated-omission-safe)
-  --requests N            stop after N operations (requests, or handshakes)
+                          measured from each arrival's scheduled time (coordinated-omission-safe); session
+                          scenarios: arrivals wait for a free logged-in session, and the wait is charged
+  --requests N            stop after N operations (requests, handshakes, REGISTERs, messages, sign-ins)
   --duration SECS         stop after SECS (default and cap when --requests is given: 60); idle: hold time
-  --timeout SECS          per operation (connect+handshake, or response) (default 10)
+  --timeout SECS          per operation (connect+handshake, or response), and per session set-up (default 10)
   --path P                request path (default /)
   --domain D              edge-config domain (default example.com)
   --user U --password P   edge-config Basic credentials
   --request               handshake/idle: send one GET --path on each connection
   --expect-status CODE    count responses with CODE as successes (default: any status below 400)
   --ready-file F          idle: create F once every connection has been opened (or has failed)
+  --expires SECS          sip-register, mra-login: REGISTER Expires (default 3600)
+  --interval SECS         closed loop: pause between one client's operations (sip-register default: half the
+                          granted Expires; xmpp, mra-login default 0)
+  --keepalive SECS        sip-register: CRLF ping period (default 120, RFC 5626's range for TCP); xmpp:
+                          whitespace keep-alive period (default 60); 0 = none
+  --messages M            xmpp: stop each session after M messages
+  --resource R            xmpp: resource prefix; the session index is appended (default edge-load)
+  --dns HOST:PORT         mra-login: the DNS server to ask (loopback only); the edge's names must resolve to
+                          loopback addresses too, or the login fails with a dns error and nothing is dialled
+  --tftp-file PATH        mra-login: configuration file to fetch (default /jabber-config.xml)
+  --tftp-port PORT        mra-login: its port on the TFTP node (default 6970)
+  --user U                may contain %d: replaced by the session index (0..C-1), one user per session
   --json                  print the summary as one JSON object on stdout
   --progress/--no-progress  a line per second on stderr (default on)
   --version, --help
 
-exit status: 0 no errors; 1 errors occurred (or, idle, a connection did not stay up); 2 usage error,
-refused target or scenario not implemented.
+exit status: 0 no errors; 1 errors occurred (or, idle, a connection did not stay up); 2 usage error
+or refused target.
 )";
 }
 
@@ -172,6 +197,38 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         } else if (a == "--ready-file") {
             if (!need(v)) return missing();
             o.ready_file = v;
+        } else if (a == "--expires") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.expires) || o.expires > 86400 * 7)
+                return make_error("--expires: seconds, 0 to 604800");
+        } else if (a == "--interval" || a == "--keepalive") {
+            if (!need(v)) return missing();
+            if (v.ends_with("s")) v.pop_back();
+            double d = 0;
+            if (!parse_double(v, d) || d < 0 || d > 86400)
+                return make_error(fmt::format("{}: seconds, 0 to 86400", a));
+            (a == "--interval" ? o.interval_s : o.keepalive_s) = d;
+        } else if (a == "--messages") {
+            if (!need(v)) return missing();
+            uint64_t n = 0;
+            if (!parse_num(v, n) || n < 1) return make_error("--messages: a positive number");
+            o.messages = n;
+        } else if (a == "--resource") {
+            if (!need(v)) return missing();
+            if (v.empty() || v.find_first_of("<>&'\"/ \r\n\t") != std::string::npos)
+                return make_error("--resource: a non-empty name without XML specials, '/' or spaces");
+            o.resource = v;
+        } else if (a == "--dns") {
+            if (!need(v)) return missing();
+            o.dns = v;
+        } else if (a == "--tftp-file") {
+            if (!need(v)) return missing();
+            if (v.empty() || v.front() != '/' || v.find_first_of(" \r\n\t") != std::string::npos)
+                return make_error("--tftp-file must start with '/' and contain no spaces or line breaks");
+            o.tftp_file = v;
+        } else if (a == "--tftp-port") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.tftp_port) || o.tftp_port == 0) return make_error("--tftp-port: 1..65535");
         } else {
             return make_error(fmt::format("unknown argument \"{}\"", a));
         }
@@ -186,17 +243,42 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         o.scenario = Scenario::EdgeConfig;
     else if (o.scenario_name == "idle")
         o.scenario = Scenario::Idle;
-    else if (o.scenario_name == "mra-login" || o.scenario_name == "sip-register" || o.scenario_name == "xmpp")
-        return make_error(fmt::format("scenario \"{}\" is not yet implemented", o.scenario_name));
+    else if (o.scenario_name == "sip-register")
+        o.scenario = Scenario::SipRegister;
+    else if (o.scenario_name == "xmpp")
+        o.scenario = Scenario::Xmpp;
+    else if (o.scenario_name == "mra-login")
+        o.scenario = Scenario::MraLogin;
     else
         return make_error(fmt::format("unknown scenario \"{}\"", o.scenario_name));
 
-    if (o.target.empty()) return make_error("--target HOST:PORT is required");
-    auto hp = net::split_host_port(o.target);
-    if (!hp) return make_error(fmt::format("--target: {}", hp.error().message));
-    if (hp->second == 0) return make_error("--target: a port is required (HOST:PORT)");
-    o.host = hp->first;
-    o.port = hp->second;
+    if (o.scenario == Scenario::MraLogin) {
+        // A Jabber client knows only its domain: the edge comes from DNS, so there is no --target.
+        if (!o.target.empty())
+            return make_error("mra-login finds edge-e by DNS SRV at --dns; --target does not apply");
+        if (o.dns.empty()) return make_error("mra-login needs --dns HOST:PORT");
+        if (o.user.empty()) return make_error("mra-login needs --user and --password");
+        if (o.plain) return make_error("--plain does not apply to mra-login");
+    } else {
+        if (!o.dns.empty()) return make_error("--dns applies to mra-login only");
+        if (o.target.empty()) return make_error("--target HOST:PORT is required");
+        auto hp = net::split_host_port(o.target);
+        if (!hp) return make_error(fmt::format("--target: {}", hp.error().message));
+        if (hp->second == 0) return make_error("--target: a port is required (HOST:PORT)");
+        o.host = hp->first;
+        o.port = hp->second;
+    }
+    if (!o.dns.empty()) {
+        auto dp = net::split_host_port(o.dns);
+        if (!dp) return make_error(fmt::format("--dns: {}", dp.error().message));
+        o.dns_host = dp->first;
+        if (dp->second) o.dns_port = dp->second;
+    }
+    if (o.scenario == Scenario::SipRegister || o.scenario == Scenario::Xmpp) {
+        if (o.plain) return make_error(fmt::format("--plain does not apply to {}", o.scenario_name));
+        if (o.user.empty()) return make_error(fmt::format("{} needs --user and --password", o.scenario_name));
+    }
+    if (o.messages && o.scenario != Scenario::Xmpp) return make_error("--messages applies to xmpp only");
 
     if (o.plain && o.scenario == Scenario::Handshake)
         return make_error("--plain: the handshake scenario measures TLS handshakes");
@@ -211,9 +293,16 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         return make_error("--ready-file applies to the idle scenario only");
     if (o.user.empty() != o.password.empty()) return make_error("--user and --password go together");
     if (!have_conns) o.connections = o.scenario == Scenario::Idle ? 100 : (o.rate > 0 ? 10 : 1);
+    if (o.scenario == Scenario::Xmpp && o.rate > 0 && o.connections < 2 && !have_conns) o.connections = 2;
     // Each thread needs at least one connection of its own.
     if (o.threads > o.connections) o.threads = o.connections;
     return ParseOutcome::Run;
+}
+
+std::string user_for(const Options& o, unsigned index) {
+    std::string u = o.user;
+    if (auto p = u.find("%d"); p != std::string::npos) u.replace(p, 2, std::to_string(index));
+    return u;
 }
 
 bool is_loopback(const net::SockAddr& a) {

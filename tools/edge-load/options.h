@@ -10,7 +10,12 @@
 
 namespace edgepair::load {
 
-enum class Scenario { Handshake, Http, EdgeConfig, Idle };
+enum class Scenario { Handshake, Http, EdgeConfig, Idle, SipRegister, Xmpp, MraLogin };
+
+// The long-lived-session scenarios run on SessionDriver, the others on Driver.
+inline bool is_session_scenario(Scenario s) {
+    return s == Scenario::SipRegister || s == Scenario::Xmpp || s == Scenario::MraLogin;
+}
 
 struct Options {
     Scenario scenario = Scenario::Http;
@@ -36,7 +41,21 @@ struct Options {
     double timeout_s = 10;
     std::optional<int> expect_status; // unset: any status below 400 succeeds
     std::string ready_file;           // idle: touched once every connection has been tried
+    // sip-register, xmpp, mra-login
+    uint32_t expires = 3600;           // SIP REGISTER Expires asked for
+    std::optional<double> interval_s;  // closed loop: pause between one client's operations
+    std::optional<double> keepalive_s; // SIP CRLF / XMPP whitespace keep-alive period (0 = off)
+    std::optional<uint64_t> messages;  // xmpp: messages per session
+    std::string dns;                   // mra-login: the DNS server (loopback HOST:PORT)
+    std::string dns_host;              // without brackets
+    uint16_t dns_port = 53;
+    uint16_t tftp_port = 6970; // mra-login: the configuration file fetched through http/<node>/<port>
+    std::string tftp_file = "/jabber-config.xml";
+    std::string resource = "edge-load"; // xmpp: resource prefix (the session index is appended)
 };
+
+// --user with "%d" replaced by the session index (so that N sessions can be N different users).
+std::string user_for(const Options& o, unsigned index);
 
 // The usage text (stdout for --help, stderr on errors).
 std::string usage_text();

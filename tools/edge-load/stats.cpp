@@ -18,6 +18,16 @@ std::string_view err_name(ErrKind k) {
         return "protocol";
     case ErrKind::Dropped:
         return "dropped";
+    case ErrKind::Auth:
+        return "auth";
+    case ErrKind::Dns:
+        return "dns";
+    case ErrKind::SipStatus:
+        return "sip_status";
+    case ErrKind::Xmpp:
+        return "xmpp";
+    case ErrKind::Closed:
+        return "closed";
     case ErrKind::Count_:
         break;
     }
@@ -46,7 +56,18 @@ void Stats::merge(const Stats& o) {
     idle_closed_by_peer += o.idle_closed_by_peer;
     idle_alive_at_end += o.idle_alive_at_end;
     open_conns += o.open_conns;
+    sessions_up += o.sessions_up;
+    sessions_up_at_end += o.sessions_up_at_end;
+    logins += o.logins;
+    auth_challenges += o.auth_challenges;
+    keepalive_pings += o.keepalive_pings;
+    keepalive_pongs += o.keepalive_pongs;
+    messages_sent += o.messages_sent;
+    messages_received += o.messages_received;
     latency.merge(o.latency);
+    if (steps.size() < o.steps.size()) steps.resize(o.steps.size());
+    for (size_t i = 0; i < o.steps.size(); ++i)
+        steps[i].merge(o.steps[i]);
 }
 
 } // namespace edgepair::load

@@ -4,19 +4,25 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "tools/edge-load/histogram.h"
 
 namespace edgepair::load {
 
 enum class ErrKind : uint8_t {
-    Connect,  // TCP connect failed (refused, unreachable, socket())
-    Tls,      // TLS handshake failed (alert, verification, peer closed during the handshake)
-    Timeout,  // no answer (handshake or response) within --timeout
-    Http4xx,  // a response 400..499 that was not --expect-status
-    Http5xx,  // a response 500..599 that was not --expect-status
-    Protocol, // unparsable response, unexpected status, bytes without a request, close before the response
-    Dropped,  // open loop only: an arrival found the client's backlog full (the target cannot keep up)
+    Connect,   // TCP connect failed (refused, unreachable, socket())
+    Tls,       // TLS handshake failed (alert, verification, peer closed during the handshake)
+    Timeout,   // no answer (handshake or response) within --timeout
+    Http4xx,   // a response 400..499 that was not --expect-status
+    Http5xx,   // a response 500..599 that was not --expect-status
+    Protocol,  // unparsable response, unexpected status, bytes without a request, close before the response
+    Dropped,   // open loop only: an arrival found the client's backlog full (the target cannot keep up)
+    Auth,      // credentials refused: HTTP 401 (mra-login), SIP 401/407 to our digest or 403, SASL <failure/>
+    Dns,       // mra-login: SRV or address look-up failed, or named a non-loopback address (never dialled)
+    SipStatus, // a final SIP response other than 2xx (and other than an authentication refusal)
+    Xmpp,      // an XMPP stream error, an <iq type='error'/> during login, a bounced message
+    Closed,    // the server ended a session that should have stayed up (sip-register, xmpp)
     Count_
 };
 inline constexpr size_t kErrKinds = size_t(ErrKind::Count_);
@@ -36,10 +42,25 @@ struct Stats {
     uint64_t idle_closed_by_peer = 0;
     uint64_t idle_alive_at_end = 0;
     uint64_t open_conns = 0; // gauge at the time of the snapshot
-    Histogram latency;       // µs, successful operations only
+    // sip-register / xmpp: long-lived sessions (a registration, a logged-in stream)
+    uint64_t sessions_up = 0;        // gauge at the time of the snapshot
+    uint64_t sessions_up_at_end = 0; // when the run stopped
+    uint64_t logins = 0; // sessions set up (first REGISTER answered 2xx, XMPP login done), re-logins too
+    uint64_t auth_challenges = 0;   // SIP 401/407 answered with digest credentials
+    uint64_t keepalive_pings = 0;   // SIP CRLFCRLF / XMPP whitespace sent
+    uint64_t keepalive_pongs = 0;   // SIP CRLF answers (XMPP whitespace has none)
+    uint64_t messages_sent = 0;     // xmpp
+    uint64_t messages_received = 0; // xmpp: our own messages, delivered to their recipient session
+    Histogram latency;              // µs, successful operations only
+    // Per-step latencies (µs) of multi-step operations; names from step_names(scenario). Empty for the
+    // single-step scenarios.
+    std::vector<Histogram> steps;
 
     uint64_t errors_total() const;
     void err(ErrKind k) { ++errors[size_t(k)]; }
+    void step(size_t i, uint64_t us) {
+        if (i < steps.size()) steps[i].record(us);
+    }
     void merge(const Stats& o);
 };
 

@@ -611,3 +611,58 @@ TEST_CASE("the example configs in conf/ pass the validator", "[config][examples]
     // The two demo halves agree on the link credentials.
     CHECK(db->verify(ec->link.username, ec->link.password));
 }
+
+TEST_CASE("edge-e: the http section (timeouts, HTTP/2 streams, rate limit)", "[config][edge_e]") {
+    auto& e = env();
+    auto def = load_edge_e_config(e.write("http-def-e.yaml", kEdgeE));
+    REQUIRE(def);
+    CHECK(def->http.response_timeout == 35s);
+    CHECK(def->http.max_concurrent_streams == 100);
+    CHECK(def->http.rate_limit.enabled);
+    CHECK(def->http.rate_limit.requests_per_second == 50);
+    CHECK(def->http.rate_limit.burst == 200);
+
+    auto text = kEdgeE + "http:\n  response_timeout: 2s\n  max_concurrent_streams: 10\n"
+                         "  rate_limit: {enabled: off, requests_per_second: 5, burst: 7}\n";
+    auto cfg = load_edge_e_config(e.write("http-e.yaml", text));
+    INFO((cfg ? "" : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->http.response_timeout == 2s);
+    CHECK(cfg->http.max_concurrent_streams == 10);
+    CHECK_FALSE(cfg->http.rate_limit.enabled);
+    CHECK(cfg->http.rate_limit.requests_per_second == 5);
+    CHECK(cfg->http.rate_limit.burst == 7);
+
+    Diagnostics diag;
+    auto bad =
+        kEdgeE + "http:\n  response_timeout: 0s\n  max_concurrent_streams: 0\n  rate_limit: {brust: 1}\n";
+    CHECK_FALSE(load_edge_e_config(e.write("http-bad-e.yaml", bad), &diag));
+    error_for(diag, "http.response_timeout");
+    error_for(diag, "http.max_concurrent_streams");
+    error_for(diag, "http.rate_limit.brust");
+}
+
+TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules file", "[config][edge_c]") {
+    auto& e = env();
+    auto def = load_edge_c_config(e.write("http-def-c.yaml", kEdgeC));
+    REQUIRE(def);
+    CHECK(def->http.upstream_timeout == 30s);
+    CHECK(def->credentials.max_failures == 10);
+    CHECK(def->credentials.failure_period == 60s);
+    CHECK(def->allow_list.rules_file.empty()); // no state file, nowhere to keep imports
+
+    auto text = replace(kEdgeC, "discovery:\n", "discovery:\n  state_file: ../state/c.json\n") +
+                "http: {upstream_timeout: 2s}\ncredentials: {max_failures: 0, failure_period: 5m}\n";
+    auto cfg = load_edge_c_config(e.write("http-c.yaml", text));
+    INFO((cfg ? "" : cfg.error().message));
+    REQUIRE(cfg);
+    CHECK(cfg->http.upstream_timeout == 2s);
+    CHECK(cfg->credentials.max_failures == 0);
+    CHECK(cfg->credentials.failure_period == 5min);
+    CHECK(cfg->allow_list.rules_file == (e.root / "state" / "edge-c-allow-list.csv").string());
+
+    auto given = text + "allow_list: {rules_file: rules.csv}\n";
+    auto cfg2 = load_edge_c_config(e.write("http-c2.yaml", given));
+    REQUIRE(cfg2);
+    CHECK(cfg2->allow_list.rules_file == (e.conf / "rules.csv").string());
+}

@@ -1,0 +1,699 @@
+#include "edge-c/media_b2bua.h"
+
+#include <charconv>
+#include <cstring>
+#include <deque>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/link/link_conn.h"
+#include "common/media/traversal.h"
+#include "common/obs/log.h"
+
+namespace edgepair::edge_c {
+
+namespace {
+constexpr const char* kLog = "media";
+constexpr size_t kMaxStreams = 8;
+constexpr uint64_t kSweepMs = 1000;
+constexpr unsigned kKeepaliveSweeps = 10; // traversal keep-alive every 10 s: keeps the DMZ firewall open
+constexpr uint64_t kOpenTimeoutMs = 5000;
+// A call that never got a 2xx is kept while it rings, however long, but not forever.
+constexpr uint64_t kSetupTimeoutMs = 10 * 60 * 1000;
+
+// Attributes that must not cross an edge: ICE (edge-e latches instead), RTCP placement (we always use
+// port+1), and the other leg's keys.
+void strip(media::SdpMedia& md) {
+    md.remove_attributes({"candidate", "ice-ufrag", "ice-pwd", "ice-options", "remote-candidates", "ice-lite",
+                          "ice-mismatch", "end-of-candidates", "rtcp-mux", "rtcp", "crypto"});
+}
+
+std::string savp(std::string_view proto) {
+    if (proto == "RTP/AVP" || proto == "RTP/SAVP") return "RTP/SAVP";
+    if (proto == "RTP/AVPF" || proto == "RTP/SAVPF") return "RTP/SAVPF";
+    return std::string(proto);
+}
+
+std::string avp(std::string_view proto) {
+    if (proto == "RTP/AVP" || proto == "RTP/SAVP") return "RTP/AVP";
+    if (proto == "RTP/AVPF" || proto == "RTP/SAVPF") return "RTP/AVPF";
+    return std::string(proto);
+}
+
+// The first a=crypto we can use (an offer), or the one answering our tag (an answer).
+std::optional<media::CryptoAttr> pick_crypto(const media::SdpMedia& md, std::optional<unsigned> tag) {
+    for (auto v : md.attributes("crypto")) {
+        auto a = media::CryptoAttr::parse(v);
+        if (!a || a->has_lifetime_or_mki || !a->session_params.empty()) continue;
+        if (tag && a->tag != *tag) continue;
+        return a;
+    }
+    return std::nullopt;
+}
+
+bool same_key(const std::optional<media::CryptoAttr>& a, const media::CryptoAttr& b) {
+    return a && a->suite == b.suite && a->master_key == b.master_key;
+}
+
+std::unique_ptr<media::SrtpStream> make_stream(const media::CryptoAttr& k, media::SrtpStream::Direction d) {
+    auto s = media::SrtpStream::create(k.suite, k.master_key, d);
+    if (!s) {
+        EP_WARN(kLog, "SRTP context: {}", s.error().message);
+        return nullptr;
+    }
+    return std::move(*s);
+}
+
+bool is_sdp(const sip::Message& m) {
+    if (m.body().empty()) return false;
+    auto* h = m.find(sip::HeaderId::content_type);
+    if (!h) return false;
+    std::string_view v = h->value;
+    auto semi = v.find(';');
+    if (semi != std::string_view::npos) v = v.substr(0, semi);
+    while (!v.empty() && v.back() == ' ')
+        v.remove_suffix(1);
+    return v.size() == 15 && strncasecmp(v.data(), "application/sdp", 15) == 0;
+}
+
+const char* drop_reason(media::SrtpStatus s) {
+    switch (s) {
+    case media::SrtpStatus::AuthFail:
+        return "srtp_auth";
+    case media::SrtpStatus::ReplayFail:
+        return "srtp_replay";
+    default:
+        return "srtp_bad";
+    }
+}
+} // namespace
+
+struct MediaB2bua::LinkMedia {
+    link::LinkConn* link = nullptr;
+    media::UdpSocket sock;
+    std::unique_ptr<core::IoWatcher> watch;
+    net::SockAddr mux; // edge-e's traversal port for this link's worker
+    size_t calls = 0;
+};
+
+struct MediaB2bua::Leg {
+    Call* call = nullptr;
+    uint32_t chan[2] = {0, 0};
+    uint16_t e_port = 0; // edge-e's public RTP port
+    media::UdpSocket in[2];
+    std::unique_ptr<core::IoWatcher> in_watch[2];
+    uint16_t c_port = 0; // our RTP port towards the internal endpoint
+    net::SockAddr dst[2];
+    std::string dst_ip;
+    // Client leg: its key decrypts what it sends; ours encrypts what it receives.
+    std::optional<media::CryptoAttr> c_in_key, c_out_key;
+    std::unique_ptr<media::SrtpStream> c_in, c_out;
+    // Internal leg, when the internal endpoint does SRTP.
+    bool in_srtp = false;
+    std::optional<media::CryptoAttr> i_in_key, i_out_key;
+    std::unique_ptr<media::SrtpStream> i_in, i_out;
+};
+
+struct MediaB2bua::Call {
+    enum class State { Idle, Opening, Open, Failed };
+    std::string call_id;
+    uint64_t flow = 0;
+    link::LinkConn* link = nullptr;
+    std::string client_ip;
+    State state = State::Idle;
+    uint32_t req = 0;
+    uint64_t opened_at = 0;
+    uint64_t session = 0; // edge-e's
+    std::string e_addr;
+    LinkMedia* lm = nullptr;
+    size_t nstreams = 0;
+    std::vector<std::unique_ptr<Leg>> legs;
+    std::deque<std::function<void(Call*)>> waiting;
+    bool invite_had_sdp = false;
+    bool established = false;
+    bool counted = false;
+    uint64_t last_ms = 0;
+};
+
+MediaB2bua::MediaB2bua(core::Loop& loop, const config::EdgeCMediaConfig& cfg,
+                       const media::MediaMetrics& metrics, Refusals refusals,
+                       std::function<bool(link::LinkConn*)> link_alive)
+    : loop_(loop), cfg_(cfg), m_(metrics), refused_(refusals), link_alive_(std::move(link_alive)) {
+    if (auto ip = net::numeric_addr(cfg.address, 0))
+        alloc_ = std::make_unique<media::PortPairAllocator>(*ip, cfg.ports.lo, cfg.ports.hi);
+    sweep_timer_ = std::make_unique<core::Timer>(loop_, [this] {
+        sweep();
+        sweep_timer_->arm(kSweepMs);
+    });
+    sweep_timer_->arm(kSweepMs);
+}
+
+MediaB2bua::~MediaB2bua() {
+    for (auto& [id, c] : calls_)
+        if (c->counted) m_.sessions->add(-1);
+}
+
+void MediaB2bua::process(uint64_t flow, link::LinkConn* link, const std::string& client_ip, From from,
+                         sip::Message&& msg, Continue next) {
+    auto* cid_h = msg.find(sip::HeaderId::call_id);
+    if (!cid_h) {
+        next(std::move(msg), 0, {});
+        return;
+    }
+    std::string cid = cid_h->value;
+    auto it = calls_.find(cid);
+    if (it == calls_.end()) {
+        // Only an INVITE starts a call we relay media for.
+        if (!msg.is_request() || msg.method() != "INVITE") {
+            next(std::move(msg), 0, {});
+            return;
+        }
+        auto c = std::make_unique<Call>();
+        c->call_id = cid;
+        c->flow = flow;
+        c->link = link;
+        c->client_ip = client_ip;
+        c->last_ms = loop_.now_ms();
+        it = calls_.emplace(cid, std::move(c)).first;
+    }
+    Call& c = *it->second;
+    c.last_ms = loop_.now_ms();
+    bool sdp = is_sdp(msg);
+    if (sdp && c.state == Call::State::Idle) {
+        auto parsed = media::Sdp::parse(msg.body());
+        c.nstreams = parsed ? std::min(parsed->media.size(), kMaxStreams) : 1;
+        open(c);
+    }
+    auto m = std::make_shared<sip::Message>(std::move(msg));
+    auto step = [this, from, m, next = std::move(next)](Call* c) mutable {
+        if (!c) {
+            next(std::move(*m), 0, {}); // the call went away meanwhile: signalling still flows
+            return;
+        }
+        handle(*c, from, std::move(*m), std::move(next));
+    };
+    // Messages of one call keep their order behind an open in progress.
+    if (c.state == Call::State::Opening || !c.waiting.empty()) {
+        c.waiting.push_back(std::move(step));
+        return;
+    }
+    step(&c);
+}
+
+void MediaB2bua::open(Call& c) {
+    c.state = Call::State::Opening;
+    c.req = next_req_++;
+    c.opened_at = loop_.now_ms();
+    opening_[c.req] = c.call_id;
+    std::string ip = c.client_ip;
+    if (auto colon = ip.rfind(':');
+        colon != std::string::npos && ip.find(']') == std::string::npos && ip.find(':') == colon)
+        ip = ip.substr(0, colon); // "1.2.3.4:5060"
+    else if (!ip.empty() && ip.front() == '[')
+        ip = ip.substr(1, ip.find(']') - 1);
+    c.client_ip = ip;
+    auto msg = nlohmann::json{{"type", "media_open"}, {"id", c.req}, {"client", ip}, {"streams", c.nstreams}};
+    if (!c.link->send_control(msg.dump())) {
+        opening_.erase(c.req);
+        c.state = Call::State::Failed;
+    }
+}
+
+void MediaB2bua::on_control(link::LinkConn* link, std::string_view json) {
+    auto j = nlohmann::json::parse(json, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return;
+    auto req = j.value("id", uint32_t(0));
+    auto o = opening_.find(req);
+    if (o == opening_.end()) {
+        // A late answer for a call that is gone: give the ports back.
+        if (j.value("type", "") == "media_opened")
+            link->send_control(
+                nlohmann::json{{"type", "media_close"}, {"session", j.value("session", uint64_t(0))}}.dump());
+        return;
+    }
+    std::string cid = o->second;
+    opening_.erase(o);
+    auto it = calls_.find(cid);
+    if (it == calls_.end()) return;
+    Call& c = *it->second;
+    if (j.value("type", "") == "media_opened") {
+        opened(c, j);
+    } else {
+        EP_WARN(kLog, "call {}: edge-e refused media: {}", cid, j.value("error", std::string("?")));
+        c.state = Call::State::Failed;
+    }
+    run_waiting(cid);
+}
+
+void MediaB2bua::opened(Call& c, const nlohmann::json& j) {
+    c.session = j.value("session", uint64_t(0));
+    c.e_addr = j.value("address", "");
+    uint16_t mux_port = j.value("mux_port", uint16_t(0));
+    auto fail = [&](std::string why) {
+        EP_WARN(kLog, "call {}: media relay unavailable: {}", c.call_id, why);
+        c.link->send_control(nlohmann::json{{"type", "media_close"}, {"session", c.session}}.dump());
+        c.session = 0;
+        c.state = Call::State::Failed;
+    };
+    auto* lm = link_media(c.link, mux_port);
+    if (!lm) return fail("no traversal socket");
+    if (!alloc_) return fail("media.address is not usable");
+    auto streams = j.value("streams", nlohmann::json::array());
+    if (!streams.is_array() || streams.size() != c.nstreams)
+        return fail("edge-e answered a wrong stream count");
+    for (auto& s : streams) {
+        auto pair = alloc_->allocate();
+        if (!pair) return fail("media.ports: " + pair.error().message);
+        auto leg = std::make_unique<Leg>();
+        leg->call = &c;
+        leg->e_port = s.value("port", uint16_t(0));
+        leg->chan[0] = s.value("rtp", uint32_t(0));
+        leg->chan[1] = s.value("rtcp", uint32_t(0));
+        leg->c_port = pair->port;
+        leg->in[0] = std::move(pair->rtp);
+        leg->in[1] = std::move(pair->rtcp);
+        Leg* raw = leg.get();
+        for (int k = 0; k < 2; ++k) {
+            leg->in_watch[k] = std::make_unique<core::IoWatcher>(
+                loop_, leg->in[k].fd(), [this, raw, k](short) { on_internal(*raw, k); });
+            channels_[leg->chan[k]] = {raw, k};
+        }
+        c.legs.push_back(std::move(leg));
+    }
+    c.lm = lm;
+    ++lm->calls;
+    c.state = Call::State::Open;
+    c.counted = true;
+    m_.sessions->add(1);
+    // Tells edge-e where our traversal socket is before any media needs it.
+    uint8_t ka[media::kTraversalHeader];
+    media::write_traversal_header(ka, {c.legs.front()->chan[0], false});
+    lm->sock.send_to(ka, sizeof ka, lm->mux);
+}
+
+MediaB2bua::LinkMedia* MediaB2bua::link_media(link::LinkConn* link, uint16_t mux_port) {
+    auto& lm = links_[link];
+    if (lm) return lm.get();
+    auto mux = net::numeric_addr(link->connection().peer().ip(), mux_port);
+    if (!mux) return nullptr;
+    auto bind_to = net::numeric_addr(mux->family() == AF_INET6 ? "::" : "0.0.0.0", 0);
+    if (!bind_to) return nullptr;
+    auto s = media::UdpSocket::bind(*bind_to);
+    if (!s) {
+        EP_WARN(kLog, "traversal socket: {}", s.error().message);
+        links_.erase(link);
+        return nullptr;
+    }
+    auto n = std::make_unique<LinkMedia>();
+    n->link = link;
+    n->sock = std::move(*s);
+    n->mux = *mux;
+    LinkMedia* raw = n.get();
+    n->watch =
+        std::make_unique<core::IoWatcher>(loop_, n->sock.fd(), [this, raw](short) { on_traversal(*raw); });
+    lm = std::move(n);
+    return raw;
+}
+
+void MediaB2bua::run_waiting(const std::string& cid) {
+    for (;;) {
+        auto it = calls_.find(cid);
+        if (it == calls_.end()) return;
+        Call& c = *it->second;
+        if (c.state == Call::State::Opening || c.waiting.empty()) return;
+        auto step = std::move(c.waiting.front());
+        c.waiting.pop_front();
+        step(&c);
+    }
+}
+
+void MediaB2bua::handle(Call& c, From from, sip::Message&& m, Continue next) {
+    auto cseq = m.cseq();
+    std::string_view method = m.is_request() ? std::string_view(m.method())
+                              : cseq         ? std::string_view(cseq->method)
+                                             : std::string_view();
+    bool sdp = is_sdp(m);
+    bool offer = false, classified = false;
+    if (m.is_request()) {
+        if (method == "BYE") {
+            release(c.call_id, "BYE");
+            next(std::move(m), 0, {});
+            return;
+        }
+        if (method == "CANCEL") {
+            if (!c.established) release(c.call_id, "CANCEL");
+            next(std::move(m), 0, {});
+            return;
+        }
+        if (method == "INVITE") {
+            c.invite_had_sdp = sdp;
+            offer = classified = sdp;
+        } else if (method == "ACK" && sdp) {
+            classified = true; // the answer to a 2xx offer (late offer)
+        }
+    } else if (method == "INVITE") {
+        int st = m.status();
+        if (st >= 200 && st < 300) c.established = true;
+        if (st >= 300 && !c.established) {
+            release(c.call_id, fmt::format("INVITE answered {}", st));
+            next(std::move(m), 0, {});
+            return;
+        }
+        if (sdp && st > 100 && st < 300) {
+            classified = true;
+            offer = !c.invite_had_sdp;
+        }
+    }
+    if (!classified) {
+        next(std::move(m), 0, {});
+        return;
+    }
+    bool req = m.is_request();
+    if (c.state != Call::State::Open) {
+        if (req) {
+            refused_.unavailable->inc();
+            next(std::move(m), 503, "Media relay unavailable");
+            if (!c.established) release(c.call_id, "media relay unavailable");
+            return;
+        }
+        next(std::move(m), 0, {});
+        return;
+    }
+    auto sdp_r = media::Sdp::parse(m.body());
+    if (!sdp_r) {
+        EP_INFO(kLog, "call {}: bad SDP from the {}: {}", c.call_id,
+                from == From::Client ? "client" : "internal side", sdp_r.error().message);
+        if (req) {
+            next(std::move(m), 400, "Malformed SDP");
+            if (!c.established) release(c.call_id, "malformed SDP");
+            return;
+        }
+        next(std::move(m), 0, {});
+        return;
+    }
+    int status = from == From::Client ? rewrite_from_client(c, *sdp_r, offer)
+                                      : rewrite_from_internal(c, *sdp_r, offer);
+    if (status) {
+        refused_.unencrypted->inc();
+        if (req) {
+            next(std::move(m), status, "Not Acceptable Here");
+            if (!c.established) release(c.call_id, "unencrypted offer");
+            return;
+        }
+        // A client answering our SRTP offer without keys: the call proceeds but its media cannot be relayed.
+        EP_WARN(kLog, "call {}: client answered without SRTP keys; its media will be dropped", c.call_id);
+    }
+    m.set_body(sdp_r->serialize(), "application/sdp");
+    next(std::move(m), 0, {});
+}
+
+int MediaB2bua::rewrite_from_client(Call& c, media::Sdp& sdp, bool offer) {
+    using media::CryptoAttr;
+    for (size_t i = 0; i < sdp.media.size(); ++i) {
+        auto& md = sdp.media[i];
+        if (i >= c.legs.size() || md.port == 0 || !md.is_rtp()) {
+            strip(md);
+            md.port = 0;
+            continue;
+        }
+        Leg& L = *c.legs[i];
+        std::optional<unsigned> want_tag;
+        if (!offer && L.c_out_key) want_tag = L.c_out_key->tag;
+        auto ck = pick_crypto(md, want_tag);
+        if (!ck && cfg_.encryption == config::MediaEncryption::Force) return 488;
+        if (ck) {
+            if (!same_key(L.c_in_key, *ck)) {
+                L.c_in_key = *ck;
+                L.c_in = make_stream(*ck, media::SrtpStream::Direction::Inbound);
+            }
+            if (offer && (!L.c_out_key || L.c_out_key->suite != ck->suite || L.c_out_key->tag != ck->tag)) {
+                L.c_out_key = CryptoAttr::random(ck->tag, ck->suite);
+                L.c_out = make_stream(*L.c_out_key, media::SrtpStream::Direction::Outbound);
+            }
+        } else {
+            // best_effort with a client that does not encrypt: plain RTP on the client leg.
+            L.c_in_key.reset();
+            L.c_in.reset();
+            if (offer) {
+                L.c_out_key.reset();
+                L.c_out.reset();
+            }
+        }
+        strip(md);
+        md.port = L.c_port;
+        if (offer) {
+            // Best effort inwards: RTP/AVP with a key; the internal answer decides whether SRTP is used.
+            md.proto = avp(md.proto);
+            if (!L.i_out_key) {
+                L.i_out_key = CryptoAttr::random(1, media::SrtpSuite::AES_CM_128_HMAC_SHA1_80);
+                L.i_out = make_stream(*L.i_out_key, media::SrtpStream::Direction::Outbound);
+            }
+            md.add_attribute("crypto", L.i_out_key->format());
+        } else if (L.in_srtp && L.i_out_key) {
+            md.proto = savp(md.proto);
+            md.add_attribute("crypto", L.i_out_key->format());
+        } else {
+            md.proto = avp(md.proto);
+        }
+    }
+    sdp.set_address(cfg_.address);
+    return 0;
+}
+
+int MediaB2bua::rewrite_from_internal(Call& c, media::Sdp& sdp, bool offer) {
+    using media::CryptoAttr;
+    int status = 0;
+    for (size_t i = 0; i < sdp.media.size(); ++i) {
+        auto& md = sdp.media[i];
+        if (i >= c.legs.size() || md.port == 0 || !md.is_rtp()) {
+            strip(md);
+            md.port = 0;
+            continue;
+        }
+        Leg& L = *c.legs[i];
+        if (auto ip = sdp.address_of(i)) {
+            uint16_t rtcp = uint16_t(md.port + 1);
+            auto ra = md.attributes("rtcp");
+            if (!ra.empty()) {
+                unsigned p = 0;
+                auto v = ra.front();
+                auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), p);
+                if (ec == std::errc() && p > 0 && p < 65536) rtcp = uint16_t(p);
+            }
+            auto a0 = net::numeric_addr(*ip, md.port);
+            auto a1 = net::numeric_addr(*ip, rtcp);
+            if (a0 && a1) {
+                L.dst[0] = *a0;
+                L.dst[1] = *a1;
+                L.dst_ip = a0->ip();
+            }
+        }
+        std::optional<unsigned> want_tag;
+        if (!offer && L.i_out_key) want_tag = L.i_out_key->tag;
+        auto ik = pick_crypto(md, want_tag);
+        L.in_srtp = ik.has_value();
+        if (ik) {
+            if (!same_key(L.i_in_key, *ik)) {
+                L.i_in_key = *ik;
+                L.i_in = make_stream(*ik, media::SrtpStream::Direction::Inbound);
+            }
+            if (offer && (!L.i_out_key || L.i_out_key->suite != ik->suite || L.i_out_key->tag != ik->tag)) {
+                L.i_out_key = CryptoAttr::random(ik->tag, ik->suite);
+                L.i_out = make_stream(*L.i_out_key, media::SrtpStream::Direction::Outbound);
+            }
+        }
+        strip(md);
+        md.port = L.e_port;
+        if (offer) {
+            if (!L.c_out_key) {
+                L.c_out_key = CryptoAttr::random(1, media::SrtpSuite::AES_CM_128_HMAC_SHA1_80);
+                L.c_out = make_stream(*L.c_out_key, media::SrtpStream::Direction::Outbound);
+            }
+            md.proto = savp(md.proto);
+            md.add_attribute("crypto", L.c_out_key->format());
+        } else if (L.c_out_key) {
+            md.proto = savp(md.proto);
+            md.add_attribute("crypto", L.c_out_key->format());
+        } else {
+            md.proto = avp(md.proto); // best_effort and a client that offered plain RTP
+        }
+    }
+    sdp.set_address(c.e_addr);
+    return status;
+}
+
+void MediaB2bua::release(const std::string& cid, std::string_view why) {
+    auto it = calls_.find(cid);
+    if (it == calls_.end()) return;
+    auto c = std::move(it->second);
+    calls_.erase(it);
+    EP_DEBUG(kLog, "call {}: media released ({})", cid, why);
+    if (c->state == Call::State::Opening) opening_.erase(c->req);
+    if (c->session && link_alive_(c->link))
+        c->link->send_control(nlohmann::json{{"type", "media_close"}, {"session", c->session}}.dump());
+    for (auto& leg : c->legs)
+        for (int k = 0; k < 2; ++k)
+            channels_.erase(leg->chan[k]);
+    if (c->lm && --c->lm->calls == 0) links_.erase(c->lm->link);
+    if (c->counted) m_.sessions->add(-1);
+    // Whatever still waits behind this call is forwarded as it is.
+    while (!c->waiting.empty()) {
+        auto step = std::move(c->waiting.front());
+        c->waiting.pop_front();
+        step(nullptr);
+    }
+}
+
+void MediaB2bua::flow_closed(uint64_t flow) {
+    std::vector<std::string> gone;
+    for (auto& [id, c] : calls_)
+        if (c->flow == flow) gone.push_back(id);
+    for (auto& id : gone)
+        release(id, "client flow closed");
+}
+
+void MediaB2bua::link_closed(link::LinkConn* link) {
+    std::vector<std::string> gone;
+    for (auto& [id, c] : calls_)
+        if (c->link == link) gone.push_back(id);
+    for (auto& id : gone)
+        release(id, "link closed");
+    links_.erase(link);
+}
+
+void MediaB2bua::on_traversal(LinkMedia& lm) {
+    uint8_t buf[media::kTraversalHeader + media::kMaxDatagram + media::kSrtpMaxTrailer];
+    for (;;) {
+        net::SockAddr from;
+        ssize_t n = lm.sock.recv_from(buf, media::kTraversalHeader + media::kMaxDatagram, from);
+        if (n < 0) return;
+        if (size_t(n) > media::kTraversalHeader + media::kMaxDatagram) {
+            m_.drop("too_big");
+            continue;
+        }
+        if (from.ip() != lm.mux.ip()) {
+            m_.drop("wrong_source");
+            continue;
+        }
+        auto h = media::read_traversal_header(buf, size_t(n));
+        auto it = h ? channels_.find(h->channel) : channels_.end();
+        if (it == channels_.end() || it->second.first->call->lm != &lm ||
+            (it->second.second == 1) != h->rtcp) {
+            m_.drop("unknown_channel");
+            continue;
+        }
+        auto [leg, which] = it->second;
+        uint8_t* p = buf + media::kTraversalHeader;
+        size_t len = size_t(n) - media::kTraversalHeader;
+        if (len == 0) continue;
+        size_t cap = sizeof buf - media::kTraversalHeader;
+        if (leg->c_in_key) {
+            if (!leg->c_in) {
+                m_.drop("srtp_bad");
+                continue;
+            }
+            auto st = which ? leg->c_in->unprotect_rtcp(p, len) : leg->c_in->unprotect_rtp(p, len);
+            if (st != media::SrtpStatus::Ok) {
+                m_.drop(drop_reason(st));
+                continue;
+            }
+        } else if (cfg_.encryption == config::MediaEncryption::Force) {
+            m_.drop("srtp_bad"); // no key from the client (it answered without one): never relay cleartext
+            continue;
+        }
+        if (leg->in_srtp && leg->i_out) {
+            auto st = which ? leg->i_out->protect_rtcp(p, len, cap) : leg->i_out->protect_rtp(p, len, cap);
+            if (st != media::SrtpStatus::Ok) {
+                m_.drop(drop_reason(st));
+                continue;
+            }
+        }
+        if (leg->dst[which].len == 0) {
+            m_.drop("not_ready");
+            continue;
+        }
+        leg->call->last_ms = loop_.now_ms();
+        if (leg->in[which].send_to(p, len, leg->dst[which])) {
+            m_.packets->inc();
+            m_.bytes->inc(len);
+        }
+    }
+}
+
+void MediaB2bua::on_internal(Leg& leg, int which) {
+    uint8_t buf[media::kTraversalHeader + media::kMaxDatagram + media::kSrtpMaxTrailer];
+    uint8_t* p = buf + media::kTraversalHeader;
+    size_t cap = sizeof buf - media::kTraversalHeader;
+    for (;;) {
+        net::SockAddr from;
+        ssize_t n = leg.in[which].recv_from(p, media::kMaxDatagram, from);
+        if (n < 0) return;
+        if (size_t(n) > media::kMaxDatagram) {
+            m_.drop("too_big");
+            continue;
+        }
+        if (leg.dst_ip.empty()) {
+            m_.drop("not_ready");
+            continue;
+        }
+        if (from.ip() != leg.dst_ip) {
+            m_.drop("wrong_source");
+            continue;
+        }
+        size_t len = size_t(n);
+        if (leg.in_srtp && leg.i_in) {
+            auto st = which ? leg.i_in->unprotect_rtcp(p, len) : leg.i_in->unprotect_rtp(p, len);
+            if (st != media::SrtpStatus::Ok) {
+                m_.drop(drop_reason(st));
+                continue;
+            }
+        }
+        if (leg.c_out) {
+            auto st = which ? leg.c_out->protect_rtcp(p, len, cap) : leg.c_out->protect_rtp(p, len, cap);
+            if (st != media::SrtpStatus::Ok) {
+                m_.drop(drop_reason(st));
+                continue;
+            }
+        } else if (cfg_.encryption == config::MediaEncryption::Force) {
+            m_.drop("srtp_bad");
+            continue;
+        }
+        LinkMedia* lm = leg.call->lm;
+        media::write_traversal_header(buf, {leg.chan[which], which == 1});
+        leg.call->last_ms = loop_.now_ms();
+        if (lm->sock.send_to(buf, media::kTraversalHeader + len, lm->mux)) {
+            m_.packets->inc();
+            m_.bytes->inc(len);
+        }
+    }
+}
+
+void MediaB2bua::sweep() {
+    uint64_t now = loop_.now_ms();
+    uint64_t idle = uint64_t(cfg_.idle_timeout.count());
+    std::vector<std::string> gone;
+    for (auto& [id, c] : calls_) {
+        if (c->state == Call::State::Opening && now - c->opened_at > kOpenTimeoutMs) {
+            EP_WARN(kLog, "call {}: edge-e did not answer media_open", id);
+            opening_.erase(c->req);
+            c->state = Call::State::Failed;
+            loop_.post([this, id = id] { run_waiting(id); });
+            continue;
+        }
+        uint64_t limit = c->established ? idle : std::max(idle, kSetupTimeoutMs);
+        if (now - c->last_ms > limit) gone.push_back(id);
+    }
+    for (auto& id : gone)
+        release(id, "idle");
+    if (++sweeps_ % kKeepaliveSweeps == 0) {
+        for (auto& [id, c] : calls_) {
+            if (c->state != Call::State::Open || c->legs.empty() || !c->lm) continue;
+            uint8_t ka[media::kTraversalHeader];
+            media::write_traversal_header(ka, {c->legs.front()->chan[0], false});
+            c->lm->sock.send_to(ka, sizeof ka, c->lm->mux);
+        }
+    }
+}
+
+} // namespace edgepair::edge_c

@@ -1,0 +1,573 @@
+// Each client stream is one request: its header block goes through http::H2RequestBuilder (a second,
+// independent check behind nghttp2's own RFC 9113 validation) and then through the same gate as an
+// HTTP/1.1 request (edge-e/http_gate.h), and becomes one link stream. Bodies stream both ways under
+// HTTP/2 flow control at each end:
+//   client -> link: a client stream's window is reopened only once the link stream has taken the bytes
+//                   (LinkStream::write said yes, or later on_writable), so a slow edge-c stalls one client
+//                   stream, never the connection (the connection window is reopened at once);
+//   link -> client: link bytes wait in the stream's buffer until nghttp2 frames them towards the client,
+//                   and only then is the link stream told they were consumed; a client that does not read
+//                   fills its stream window, then the socket, and edge-c's link stream window closes.
+// Nothing here holds more than one link stream window (256 KiB) per direction per stream.
+#include "edge-e/h2_session.h"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include <event2/event.h>
+#include <fmt/format.h>
+#include <nghttp2/nghttp2.h>
+
+#include "common/http/h2_request.h"
+#include "common/obs/log.h"
+#include "edge-e/http_gate.h"
+
+namespace edgepair::edge_e {
+
+namespace {
+
+constexpr const char* kLog = "https";
+constexpr uint32_t kStreamWindow = 256 * 1024;
+constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
+// RST_STREAM frames a client may send: a burst, then a rate (CVE-2023-44487, "rapid reset": every reset
+// stream already cost a link stream and an upstream request). nghttp2 answers a client over it with GOAWAY.
+constexpr uint64_t kResetBurst = 200;
+constexpr uint64_t kResetRate = 20;
+
+std::string lib_error_label(int code) {
+    switch (code) {
+    case NGHTTP2_ERR_HTTP_HEADER:
+        return "h2_bad_header";
+    case NGHTTP2_ERR_HTTP_MESSAGING:
+        return "h2_bad_message";
+    case NGHTTP2_ERR_FLOW_CONTROL:
+        return "h2_flow_control";
+    case NGHTTP2_ERR_REFUSED_STREAM:
+        return "h2_refused_stream";
+    default:
+        return "h2_protocol";
+    }
+}
+
+class H2Conn;
+
+class H2Stream final : public link::StreamHandler {
+  public:
+    H2Stream(H2Conn& c, int32_t id, const http::H2RequestLimits& limits) : c_(c), id_(id), req_(limits) {}
+    ~H2Stream() override {
+        if (ls_) ls_->reset(link::kCancel);
+    }
+
+    // link::StreamHandler
+    void on_headers(link::LinkStream&, const link::Headers& headers) override;
+    void on_data(link::LinkStream& s, const char* data, size_t len) override;
+    void on_end(link::LinkStream&) override;
+    void on_writable(link::LinkStream&) override;
+    void on_close(link::LinkStream&, std::string_view error) override;
+
+    H2Conn& c_;
+    int32_t id_;
+    http::H2RequestBuilder req_;
+    bool head_done_ = false; // the request header block is complete
+    bool head_request_ = false;
+    bool req_ended_ = false;
+    bool local_ = false; // answered (or reset) by edge-e: request bytes are discarded
+    link::LinkStream* ls_ = nullptr;
+    size_t held_ = 0; // client bytes passed to the link stream but not yet given back as window
+    uint64_t body_bytes_ = 0;
+    std::unique_ptr<core::Timer> timer_;
+
+    bool resp_started_ = false;
+    bool resp_discard_ = false; // response without a body (HEAD, 204, 304): link bytes are dropped
+    bool resp_eof_ = false;
+    bool deferred_ = false;
+    std::string out_;
+    size_t out_off_ = 0;
+};
+
+class H2Conn final : public H2Session {
+  public:
+    H2Conn(WorkerState& ws, net::Connection& conn) : ws_(ws), conn_(conn) {
+        send_ev_ = event_new(ws.worker().loop().base(), -1, 0, &H2Conn::on_send_event, this);
+        auto& lim = ws.gen()->cfg.limits;
+        limits_.max_header_bytes = lim.max_header_bytes;
+        max_body_ = lim.max_body_bytes;
+        response_timeout_ms_ = uint64_t(ws.gen()->cfg.http.response_timeout.count());
+        ws.app().counters().http2_connections->inc();
+        create_session();
+    }
+
+    ~H2Conn() override {
+        *alive_ = false;
+        teardown();
+        if (send_ev_) event_free(send_ev_);
+    }
+
+    void on_data(const char* data, size_t len) override {
+        if (!session_ || closing_) return;
+        ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
+        if (rv < 0) {
+            // A connection error: nghttp2 has usually queued a GOAWAY; flush it and close.
+            count_reject(ws_, rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "h2_bad_preface" : "h2_protocol");
+            EP_INFO(kLog, "{}: HTTP/2 connection error: {}", conn_.peer().str(), nghttp2_strerror(int(rv)));
+            close_after_send();
+            return;
+        }
+        schedule_send();
+    }
+
+    void on_drained() override { schedule_send(); }
+
+    void on_conn_close(std::string_view why) override {
+        EP_DEBUG(kLog, "{}: h2 connection closed: {}", conn_.peer().str(), why);
+        closing_ = true;
+        teardown();
+    }
+
+    // ---- used by H2Stream ----
+
+    void respond_local(H2Stream& st, int status, const std::string& msg, uint64_t retry_after_s = 0) {
+        if (st.resp_started_ || !session_) return;
+        ws_.app().counters().http_rejected->inc();
+        st.local_ = true;
+        st.resp_started_ = true;
+        if (st.timer_) st.timer_->cancel();
+        if (st.ls_) {
+            st.ls_->reset(link::kCancel);
+            st.ls_ = nullptr;
+        }
+        release_held(st);
+        std::string body = msg + "\n";
+        std::vector<std::pair<std::string, std::string>> h = {
+            {":status", std::to_string(status)},
+            {"content-type", "text/plain"},
+            {"content-length", std::to_string(body.size())},
+        };
+        if (status == 429) h.emplace_back("retry-after", std::to_string(retry_after_s ? retry_after_s : 1));
+        if (!st.head_request_) st.out_ = std::move(body);
+        st.resp_eof_ = true;
+        submit_response(st, h, !st.head_request_);
+    }
+
+    void reset_stream(H2Stream& st, uint32_t code) {
+        st.local_ = true;
+        if (st.ls_) {
+            st.ls_->reset(link::kCancel);
+            st.ls_ = nullptr;
+        }
+        if (session_) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id_, code);
+        schedule_send();
+    }
+
+    void submit_response(H2Stream& st, const std::vector<std::pair<std::string, std::string>>& h,
+                         bool with_body) {
+        std::vector<nghttp2_nv> nv;
+        nv.reserve(h.size());
+        for (auto& [k, v] : h)
+            nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
+                                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(),
+                                    v.size(), NGHTTP2_NV_FLAG_NONE});
+        nghttp2_data_provider prd;
+        prd.source.ptr = &st;
+        prd.read_callback = &H2Conn::read_data;
+        int rv = nghttp2_submit_response(session_, st.id_, nv.data(), nv.size(), with_body ? &prd : nullptr);
+        if (rv != 0) {
+            EP_INFO(kLog, "{}: stream {}: response not sent: {}", conn_.peer().str(), st.id_,
+                    nghttp2_strerror(rv));
+            nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id_, NGHTTP2_INTERNAL_ERROR);
+        }
+        schedule_send();
+    }
+
+    void resume(H2Stream& st) {
+        if (st.deferred_ && session_) {
+            st.deferred_ = false;
+            nghttp2_session_resume_data(session_, st.id_);
+        }
+        schedule_send();
+    }
+
+    // Gives the client back the window for bytes the link has taken.
+    void release_held(H2Stream& st) {
+        if (st.held_ && session_) {
+            nghttp2_session_consume_stream(session_, st.id_, st.held_);
+            st.held_ = 0;
+            schedule_send();
+        }
+    }
+
+    void response_timed_out(H2Stream& st) {
+        if (st.resp_started_ || !st.ls_) return;
+        ws_.app()
+            .metrics()
+            .counter("edgepair_http_link_timeouts_total",
+                     "Requests edge-c did not answer within http.response_timeout")
+            .inc();
+        EP_INFO(kLog, "{}: stream {}: no answer from edge-c within {} ms", conn_.peer().str(), st.id_,
+                response_timeout_ms_);
+        respond_local(st, 504, "edge-c did not answer in time");
+    }
+
+    WorkerState& ws() { return ws_; }
+    net::Connection& conn() { return conn_; }
+    bool alive() const { return session_ != nullptr; }
+
+  private:
+    void create_session() {
+        nghttp2_session_callbacks* cbs = nullptr;
+        nghttp2_session_callbacks_new(&cbs);
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &H2Conn::on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, &H2Conn::on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &H2Conn::on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &H2Conn::on_data_chunk);
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &H2Conn::on_stream_close);
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, &H2Conn::on_invalid_frame);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &H2Conn::on_frame_send);
+        nghttp2_option* opt = nullptr;
+        nghttp2_option_new(&opt);
+        nghttp2_option_set_no_auto_window_update(opt, 1);
+        nghttp2_option_set_no_closed_streams(opt, 1);
+        nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
+        int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+        nghttp2_option_del(opt);
+        nghttp2_session_callbacks_del(cbs);
+        if (rv != 0) {
+            EP_ERROR(kLog, "{}: nghttp2 session: {}", conn_.peer().str(), nghttp2_strerror(rv));
+            session_ = nullptr;
+            conn_.close();
+            return;
+        }
+        auto& cfg = ws_.gen()->cfg;
+        nghttp2_settings_entry iv[] = {
+            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.http.max_concurrent_streams},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, uint32_t(cfg.limits.max_header_bytes)},
+        };
+        nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+        nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+        schedule_send();
+    }
+
+    void teardown() {
+        // Streams first: their destructors cancel the link streams.
+        streams_.clear();
+        if (session_) {
+            nghttp2_session_del(session_);
+            session_ = nullptr;
+        }
+        if (send_ev_) event_del(send_ev_);
+    }
+
+    void close_after_send() {
+        close_after_send_ = true;
+        schedule_send();
+    }
+
+    void schedule_send() {
+        if (send_ev_ && !closing_) event_active(send_ev_, EV_WRITE, 0);
+    }
+
+    static void on_send_event(int, short, void* arg) { static_cast<H2Conn*>(arg)->do_send(); }
+
+    void do_send() {
+        if (!session_ || closing_) return;
+        std::weak_ptr<bool> alive = alive_;
+        while (!conn_.above_high_watermark()) {
+            const uint8_t* data = nullptr;
+            ssize_t n = nghttp2_session_mem_send(session_, &data);
+            if (alive.expired()) return;
+            if (n < 0) {
+                EP_INFO(kLog, "{}: HTTP/2 send: {}", conn_.peer().str(), nghttp2_strerror(int(n)));
+                closing_ = true;
+                conn_.close();
+                return;
+            }
+            if (n == 0) break;
+            conn_.write(std::string_view(reinterpret_cast<const char*>(data), size_t(n)));
+        }
+        if (!nghttp2_session_want_write(session_) &&
+            (close_after_send_ || !nghttp2_session_want_read(session_))) {
+            closing_ = true;
+            conn_.close(); // flushes the GOAWAY; on_close follows
+        }
+    }
+
+    H2Stream* find(int32_t id) {
+        auto it = streams_.find(id);
+        return it == streams_.end() ? nullptr : it->second.get();
+    }
+
+    void on_request(H2Stream& st, bool end_stream);
+    void on_request_end(H2Stream& st);
+    void arm_response_timer(H2Stream& st);
+    void on_body(H2Stream& st, const char* data, size_t len);
+
+    // ---- nghttp2 callbacks: they record and dispatch; sending happens in do_send ----
+
+    static int on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+        auto* c = static_cast<H2Conn*>(ud);
+        if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+        auto st = std::make_unique<H2Stream>(*c, f->hd.stream_id, c->limits_);
+        nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st.get());
+        c->streams_[f->hd.stream_id] = std::move(st);
+        c->ws_.app().counters().http2_streams->inc();
+        return 0;
+    }
+
+    static int on_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
+                         const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+        auto* st = static_cast<H2Conn*>(ud)->find(f->hd.stream_id);
+        // Trailers (a second header block) are dropped, as on the HTTP/1.1 side: never merged into the head.
+        if (st && !st->head_done_ && f->hd.type == NGHTTP2_HEADERS)
+            st->req_.add(std::string_view(reinterpret_cast<const char*>(name), namelen),
+                         std::string_view(reinterpret_cast<const char*>(value), valuelen));
+        return 0;
+    }
+
+    static int on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* ud) {
+        auto* c = static_cast<H2Conn*>(ud);
+        if (f->hd.type == NGHTTP2_RST_STREAM) {
+            ++c->resets_;
+            c->ws_.app()
+                .metrics()
+                .counter("edgepair_http2_client_resets_total", "RST_STREAM frames received from clients")
+                .inc();
+            return 0;
+        }
+        if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
+        auto* st = c->find(f->hd.stream_id);
+        if (!st) return 0;
+        bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+        if (f->hd.type == NGHTTP2_HEADERS && !st->head_done_) {
+            st->head_done_ = true;
+            c->on_request(*st, end);
+            return 0;
+        }
+        if (end) c->on_request_end(*st);
+        return 0;
+    }
+
+    static int on_data_chunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                             void* ud) {
+        auto* c = static_cast<H2Conn*>(ud);
+        // The connection window reopens at once; each stream's own window is what holds a slow upload back.
+        nghttp2_session_consume_connection(s, len);
+        auto* st = c->find(id);
+        if (!st) return 0;
+        c->on_body(*st, reinterpret_cast<const char*>(data), len);
+        return 0;
+    }
+
+    static int on_stream_close(nghttp2_session*, int32_t id, uint32_t code, void* ud) {
+        auto* c = static_cast<H2Conn*>(ud);
+        auto it = c->streams_.find(id);
+        if (it == c->streams_.end()) return 0;
+        if (code != NGHTTP2_NO_ERROR && it->second->ls_)
+            EP_DEBUG(kLog, "{}: stream {} reset ({}): cancelling its link stream", c->conn_.peer().str(), id,
+                     nghttp2_http2_strerror(code));
+        c->streams_.erase(it); // the destructor cancels the link stream
+        return 0;
+    }
+
+    static int on_invalid_frame(nghttp2_session*, const nghttp2_frame* f, int lib_error_code, void* ud) {
+        auto* c = static_cast<H2Conn*>(ud);
+        auto label = lib_error_label(lib_error_code);
+        count_reject(c->ws_, label);
+        EP_INFO(kLog, "{}: stream {}: HTTP/2 frame refused: {}", c->conn_.peer().str(), f->hd.stream_id,
+                nghttp2_strerror(lib_error_code));
+        if (auto* st = c->find(f->hd.stream_id)) st->local_ = true;
+        return 0;
+    }
+
+    // nghttp2 ends a session itself on a connection error (too many concurrent streams once the client has
+    // acknowledged the limit, a reset or control-frame flood, a bad frame): count it, and close once the
+    // GOAWAY is out rather than keep serving a client that misbehaves.
+    static int on_frame_send(nghttp2_session*, const nghttp2_frame* f, void* ud) {
+        auto* c = static_cast<H2Conn*>(ud);
+        if (f->hd.type != NGHTTP2_GOAWAY || f->goaway.error_code == NGHTTP2_NO_ERROR || c->goaway_counted_)
+            return 0;
+        c->goaway_counted_ = true;
+        count_reject(c->ws_, c->resets_ >= kResetBurst ? "h2_reset_flood" : "h2_goaway");
+        EP_INFO(kLog, "{}: HTTP/2 GOAWAY ({}) after {} client resets", c->conn_.peer().str(),
+                nghttp2_http2_strerror(f->goaway.error_code), c->resets_);
+        c->close_after_send_ = true;
+        return 0;
+    }
+
+    static ssize_t read_data(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                             nghttp2_data_source* src, void*) {
+        auto* st = static_cast<H2Stream*>(src->ptr);
+        size_t avail = st->out_.size() - st->out_off_;
+        if (avail == 0) {
+            if (st->resp_eof_) {
+                *flags |= NGHTTP2_DATA_FLAG_EOF;
+                return 0;
+            }
+            st->deferred_ = true;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+        size_t n = std::min(avail, length);
+        std::memcpy(buf, st->out_.data() + st->out_off_, n);
+        st->out_off_ += n;
+        if (st->out_off_ == st->out_.size()) {
+            st->out_.clear();
+            st->out_off_ = 0;
+            if (st->resp_eof_) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        } else if (st->out_off_ >= 64 * 1024) {
+            st->out_.erase(0, st->out_off_);
+            st->out_off_ = 0;
+        }
+        // The bytes have left edge-e's buffer for the client: edge-c may send that much more.
+        if (st->ls_ && !st->local_) st->ls_->consumed(n);
+        return ssize_t(n);
+    }
+
+    WorkerState& ws_;
+    net::Connection& conn_;
+    nghttp2_session* session_ = nullptr;
+    event* send_ev_ = nullptr;
+    http::H2RequestLimits limits_;
+    uint64_t max_body_ = 0;
+    uint64_t response_timeout_ms_ = 0;
+    std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+    uint64_t resets_ = 0;
+    bool closing_ = false;
+    bool close_after_send_ = false;
+    bool goaway_counted_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+void H2Conn::on_request(H2Stream& st, bool end_stream) {
+    st.req_ended_ = end_stream;
+    if (st.local_) return; // nghttp2 already refused the stream
+    if (!st.req_.finish()) {
+        const auto& e = st.req_.error();
+        count_reject(ws_, e.label);
+        EP_INFO(kLog, "{}: stream {}: request refused: {} ({})", conn_.peer().str(), st.id_, e.label,
+                e.detail);
+        if (e.malformed)
+            reset_stream(st, NGHTTP2_PROTOCOL_ERROR);
+        else
+            respond_local(st, e.status, e.label);
+        return;
+    }
+    const auto& head = st.req_.head();
+    st.head_request_ = head.method == "HEAD";
+    if (st.req_.has_content_length() && st.req_.content_length() > max_body_) {
+        count_reject(ws_, "body_too_large");
+        return respond_local(st, 413, "body_too_large");
+    }
+    auto g = gate_request(ws_, head, conn_.peer());
+    if (g.status) return respond_local(st, g.status, g.message, g.retry_after_s);
+    st.ls_ = g.link->open_stream(link::StreamKind::Http, g.headers, &st, end_stream);
+    if (!st.ls_) return respond_local(st, 503, "traversal link to edge-c is down");
+    if (end_stream) arm_response_timer(st);
+}
+
+void H2Conn::arm_response_timer(H2Stream& st) {
+    // From the end of the request on, only edge-c can be slow: a long upload is not a late answer.
+    if (st.resp_started_) return;
+    H2Stream* sp = &st;
+    if (!st.timer_)
+        st.timer_ =
+            std::make_unique<core::Timer>(ws_.worker().loop(), [this, sp] { response_timed_out(*sp); });
+    st.timer_->arm(response_timeout_ms_);
+}
+
+void H2Conn::on_request_end(H2Stream& st) {
+    st.req_ended_ = true;
+    if (st.ls_ && !st.local_) {
+        st.ls_->end();
+        arm_response_timer(st);
+    }
+}
+
+void H2Conn::on_body(H2Stream& st, const char* data, size_t len) {
+    st.body_bytes_ += len;
+    if (st.local_ || !st.ls_) {
+        nghttp2_session_consume_stream(session_, st.id_, len);
+        return;
+    }
+    if (st.body_bytes_ > max_body_) {
+        count_reject(ws_, "body_too_large");
+        if (!st.resp_started_)
+            respond_local(st, 413, "body_too_large");
+        else
+            reset_stream(st, NGHTTP2_CANCEL);
+        nghttp2_session_consume_stream(session_, st.id_, len);
+        return;
+    }
+    bool more = st.ls_->write(std::string_view(data, len));
+    st.held_ += len;
+    if (more) release_held(st); // else on_writable gives the window back
+}
+
+// ---- link side ----
+
+void H2Stream::on_headers(link::LinkStream&, const link::Headers& headers) {
+    if (resp_started_ || !c_.alive()) return; // trailers, or a late answer after a local one
+    int status = 502;
+    auto sv = link::header_value(headers, ":status");
+    if (!sv.empty()) status = std::atoi(std::string(sv).c_str());
+    if (status < 200) return; // interim responses are not relayed
+    if (timer_) timer_->cancel();
+    resp_started_ = true;
+    resp_discard_ = head_request_ || status == 204 || status == 304;
+    std::vector<std::pair<std::string, std::string>> h;
+    h.reserve(headers.size() + 1);
+    h.emplace_back(":status", std::to_string(status));
+    for (auto& [k, v] : headers) {
+        if (k.empty() || k[0] == ':' || hop_by_hop(k)) continue;
+        h.emplace_back(k, v);
+    }
+    c_.submit_response(*this, h, !resp_discard_);
+}
+
+void H2Stream::on_data(link::LinkStream& s, const char* data, size_t len) {
+    if (!resp_started_ || resp_discard_ || local_) {
+        s.consumed(len);
+        return;
+    }
+    out_.append(data, len);
+    c_.resume(*this);
+}
+
+void H2Stream::on_end(link::LinkStream&) {
+    resp_eof_ = true;
+    if (resp_started_ && !resp_discard_) c_.resume(*this);
+}
+
+void H2Stream::on_writable(link::LinkStream&) {
+    c_.release_held(*this);
+}
+
+void H2Stream::on_close(link::LinkStream&, std::string_view error) {
+    ls_ = nullptr;
+    if (timer_) timer_->cancel();
+    if (error.empty() || local_) {
+        resp_eof_ = true;
+        if (resp_started_ && !resp_discard_) c_.resume(*this);
+        return;
+    }
+    EP_INFO(kLog, "{}: stream {}: link stream ended: {}", c_.conn().peer().str(), id_, error);
+    if (!resp_started_) {
+        c_.ws()
+            .app()
+            .metrics()
+            .counter("edgepair_http_link_errors_total", "Requests lost with their link stream")
+            .inc();
+        c_.respond_local(*this, 502, "traversal link to edge-c failed");
+    } else {
+        // The head is out: only a reset tells the client the body is truncated.
+        c_.reset_stream(*this, NGHTTP2_INTERNAL_ERROR);
+    }
+}
+
+} // namespace
+
+std::unique_ptr<H2Session> make_h2_session(WorkerState& ws, net::Connection& conn) {
+    return std::make_unique<H2Conn>(ws, conn);
+}
+
+} // namespace edgepair::edge_e

@@ -1,0 +1,221 @@
+#include "tools/edge-load/sip_client.h"
+
+#include <fmt/format.h>
+
+#include "common/core/version.h"
+#include "common/sip/message.h"
+#include "common/sip/proxy.h"
+
+namespace edgepair::load {
+
+SipClient::SipClient(core::Loop& loop, const SipClientConfig& cfg, std::mt19937_64& rng, Events ev)
+    : loop_(loop), cfg_(cfg), rng_(rng), ev_(std::move(ev)) {
+    call_id_ = rand_token(12) + "@edge-load";
+    tag_ = rand_token(6);
+    // Jabber sends a stable +sip.instance (RFC 5626); a random UUID per client stands in for it.
+    std::string h = rand_token(16);
+    instance_ = fmt::format("{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4),
+                            h.substr(16, 4), h.substr(20, 12));
+}
+
+SipClient::~SipClient() {
+    *alive_ = false;
+    if (conn_) conn_->set_callbacks({});
+}
+
+std::string SipClient::rand_token(size_t bytes) {
+    std::string s;
+    for (size_t i = 0; i < bytes; ++i)
+        s += fmt::format("{:02x}", unsigned(rng_() & 0xff));
+    return s;
+}
+
+bool SipClient::connect(std::string* err) {
+    SSL* ssl = cfg_.tls->new_ssl(cfg_.tls_name);
+    conn_ = net::Connection::connect(loop_, cfg_.addr, ssl, err);
+    if (!conn_) return false;
+    conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_data(d, n); },
+                          [this](std::string_view why) { on_close(why); }, nullptr});
+    conn_->start(); // may call on_close before it returns
+    return true;
+}
+
+void SipClient::on_ready() {
+    connected_ = true;
+    auto la = net::local_of(conn_->fd());
+    local_ = la.str();
+    local_ip_ = la.ip();
+    local_port_ = la.port();
+    if (ev_.on_connected) ev_.on_connected();
+}
+
+void SipClient::register_now(uint32_t expires) {
+    if (!conn_ || !connected_ || in_tx_) return;
+    in_tx_ = true;
+    challenged_ = false;
+    tx_expires_ = expires;
+    send_register(nullptr, false);
+}
+
+void SipClient::send_register(const std::string* authorization, bool proxy) {
+    auto m = sip::Message::request("REGISTER", "sip:" + cfg_.domain);
+    std::string branch = sip::make_branch([this](uint8_t* out, size_t n) {
+        for (size_t i = 0; i < n; ++i)
+            out[i] = uint8_t(rng_());
+    });
+    sip::push_via(m, {"TLS", local_ip_, local_port_, std::move(branch), false});
+    m.append_header("Max-Forwards", "70");
+    m.append_header("From", fmt::format("<sip:{}@{}>;tag={}", cfg_.user, cfg_.domain, tag_));
+    m.append_header("To", fmt::format("<sip:{}@{}>", cfg_.user, cfg_.domain));
+    m.append_header("Call-ID", call_id_);
+    m.append_header("CSeq", fmt::format("{} REGISTER", ++cseq_));
+    m.append_header("Contact", fmt::format("<sip:{}@{};transport=tls>;+sip.instance=\"<urn:uuid:{}>\"",
+                                           cfg_.user, local_, instance_));
+    m.append_header("Expires", std::to_string(tx_expires_));
+    m.append_header("User-Agent", fmt::format("edge-load/{}", kVersion));
+    if (authorization) m.append_header(proxy ? "Proxy-Authorization" : "Authorization", *authorization);
+    conn_->write(m.serialize());
+}
+
+void SipClient::ping() {
+    if (conn_ && connected_) conn_->write("\r\n\r\n");
+}
+
+void SipClient::abort(std::string_view why) {
+    if (conn_) conn_->abort(why);
+}
+
+void SipClient::on_data(const char* data, size_t len) {
+    auto alive = alive_;
+    // Between messages a lone CRLF from the server is the pong to our ping (RFC 5626 4.4.1). The framer,
+    // written for the server side, holds a lone CRLF back to see whether a second one makes it a ping, so
+    // two pongs in a row would read as a ping: a client takes them off before framing.
+    while (framer_.buffered() == 0 && len >= 2 && data[0] == '\r' && data[1] == '\n') {
+        data += 2;
+        len -= 2;
+        if (ev_.on_pong) ev_.on_pong();
+        if (!*alive || !conn_) return;
+    }
+    if (len == 0) return;
+    framer_.feed(std::string_view(data, len));
+    // Each event consumes buffered bytes, so this ends; the bound is a second guard.
+    for (size_t guard = 0; guard < len + 2; ++guard) {
+        auto e = framer_.next();
+        switch (e.type) {
+        case sip::FrameEventType::need_more:
+            return;
+        case sip::FrameEventType::keepalive_ping:
+            conn_->write("\r\n"); // the server pinged us: RFC 5626 says answer
+            break;
+        case sip::FrameEventType::keepalive_pong:
+            if (ev_.on_pong) ev_.on_pong();
+            break;
+        case sip::FrameEventType::error:
+            if (in_tx_) {
+                in_tx_ = false;
+                if (ev_.on_failed) ev_.on_failed(ErrKind::Protocol, e.error ? e.error->detail : "framing");
+                if (!*alive) return;
+            }
+            if (conn_) conn_->abort("unframable SIP from the server");
+            return;
+        case sip::FrameEventType::message:
+            handle(e.message);
+            break;
+        }
+        if (!*alive || !conn_) return;
+    }
+}
+
+void SipClient::handle(std::string_view bytes) {
+    auto parsed = sip::Message::parse(bytes);
+    if (!parsed) {
+        if (in_tx_) {
+            in_tx_ = false;
+            if (ev_.on_failed) ev_.on_failed(ErrKind::Protocol, parsed.error().message);
+        }
+        return;
+    }
+    sip::Message& m = *parsed;
+    if (m.is_request()) {
+        // Nothing is expected towards a client that only registers (an OPTIONS ping from Unified CM at
+        // most): answer so that the server's transaction ends instead of retransmitting.
+        if (m.method() == "ACK") return;
+        int st = m.method() == "OPTIONS" || m.method() == "NOTIFY" ? 200 : 480;
+        conn_->write(sip::make_response(m, st, {}, st > 100 ? tag_ : std::string_view{}).serialize());
+        return;
+    }
+    auto cs = m.cseq();
+    const sip::Header* cid = m.find(sip::HeaderId::call_id);
+    if (!in_tx_ || !cs || cs->method != "REGISTER" || cs->number != cseq_ || !cid || cid->value != call_id_)
+        return; // a late answer to a transaction we gave up on
+    int st = m.status();
+    if (st < 200) return;
+    if ((st == 401 || st == 407) && !challenged_) {
+        const sip::Header* h = m.find(st == 401 ? "WWW-Authenticate" : "Proxy-Authenticate");
+        auto ch = h ? parse_digest_challenge(h->value) : std::nullopt;
+        if (!ch) {
+            in_tx_ = false;
+            if (ev_.on_failed) ev_.on_failed(ErrKind::Auth, "challenge without a usable Digest");
+            return;
+        }
+        challenged_ = true;
+        std::string auth = digest_authorization(*ch, cfg_.user, cfg_.password, "REGISTER",
+                                                "sip:" + cfg_.domain, ++nc_, rand_token(8));
+        send_register(&auth, st == 407);
+        return;
+    }
+    in_tx_ = false;
+    if (st == 401 || st == 407 || st == 403) {
+        if (ev_.on_failed) ev_.on_failed(ErrKind::Auth, fmt::format("{} {}", st, m.reason()));
+        return;
+    }
+    if (st >= 300) {
+        if (ev_.on_failed) ev_.on_failed(ErrKind::SipStatus, fmt::format("{} {}", st, m.reason()));
+        return;
+    }
+    // The granted expiry: our Contact's expires parameter (RFC 3261 10.3 step 8), else Expires.
+    uint32_t granted = tx_expires_;
+    bool found = false;
+    for (std::string_view c : m.values(sip::HeaderId::contact)) {
+        auto na = sip::NameAddr::parse(c);
+        if (!na) continue;
+        auto inst = na->params.get("+sip.instance");
+        bool ours = (inst && inst->find(instance_) != std::string_view::npos) ||
+                    c.find(local_) != std::string_view::npos;
+        if (!ours) continue;
+        if (auto e = na->params.get("expires")) {
+            uint32_t v = 0;
+            bool ok = !e->empty();
+            for (char ch : *e) {
+                if (ch < '0' || ch > '9' || v > 100000000) {
+                    ok = false;
+                    break;
+                }
+                v = v * 10 + uint32_t(ch - '0');
+            }
+            if (ok) {
+                granted = v;
+                found = true;
+            }
+        }
+        break;
+    }
+    if (!found)
+        if (const sip::Header* e = m.find(sip::HeaderId::expires))
+            granted = uint32_t(std::strtoul(e->value.c_str(), nullptr, 10));
+    registered_ = tx_expires_ > 0;
+    if (ev_.on_registered) ev_.on_registered(granted, challenged_);
+}
+
+void SipClient::on_close(std::string_view why) {
+    bool was_connected = connected_;
+    conn_.reset(); // inside the connection's last callback: allowed
+    connected_ = registered_ = false;
+    in_tx_ = false;
+    ErrKind k = was_connected                ? ErrKind::Closed
+                : why.starts_with("connect") ? ErrKind::Connect
+                                             : ErrKind::Tls;
+    if (ev_.on_closed) ev_.on_closed(k, why);
+}
+
+} // namespace edgepair::load
