@@ -245,10 +245,15 @@ void validate(EdgeEConfig& cfg, Diagnostics& diag) {
                          "required when link.listen is a wildcard: the IP edge-c sends traversal media to");
         }
         unsigned want = cfg.workers ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
-        if (md.traversal_ports.size() < want)
-            error_at(src, diag, "media.traversal_ports",
-                     "needs one port per worker (" + std::to_string(want) + "), has " +
-                         std::to_string(md.traversal_ports.size()));
+        if (md.traversal_ports.size() < want) {
+            std::string msg = "needs one port per worker (" + std::to_string(want) + "), has " +
+                              std::to_string(md.traversal_ports.size());
+            // With workers: auto the count depends on the machine; workers past the range get no media.
+            if (cfg.workers)
+                error_at(src, diag, "media.traversal_ports", msg);
+            else
+                warn_at(src, diag, "media.traversal_ports", msg + "; calls on the other workers get no media");
+        }
         bool overlap = md.listen == md.traversal_listen && md.ports.lo <= md.traversal_ports.hi &&
                        md.traversal_ports.lo <= md.ports.hi;
         if (overlap) error_at(src, diag, "media.ports", "overlaps media.traversal_ports on the same address");

@@ -20,7 +20,7 @@ struct PortRange {
 struct EdgeEMediaConfig {
     std::string listen;            // numeric IP of the client-facing media ports
     std::string public_address;    // written into SDP for clients; static NAT; defaults to listen
-    PortRange ports{36002, 59999}; // per-call RTP/RTCP pairs
+    PortRange ports{36012, 59999}; // per-call RTP/RTCP pairs (36002- collides with 12 traversal ports)
     std::string traversal_listen;  // numeric IP edge-c sends traversal media to; defaults to link.listen's
     PortRange traversal_ports{36000, 36011}; // worker i uses lo + i
     Duration idle_timeout = std::chrono::seconds(60);
