@@ -252,7 +252,8 @@ void validate(EdgeEConfig& cfg, Diagnostics& diag) {
             if (cfg.workers)
                 error_at(src, diag, "media.traversal_ports", msg);
             else
-                warn_at(src, diag, "media.traversal_ports", msg + "; calls on the other workers get no media");
+                warn_at(src, diag, "media.traversal_ports",
+                        msg + "; calls on the other workers get no media");
         }
         bool overlap = md.listen == md.traversal_listen && md.ports.lo <= md.traversal_ports.hi &&
                        md.traversal_ports.lo <= md.ports.hi;

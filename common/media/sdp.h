@@ -19,10 +19,10 @@ struct SdpLine {
 };
 
 struct SdpMedia {
-    std::string media;  // "audio", "video", "application", ...
-    uint16_t port = 0;  // 0 = disabled stream
+    std::string media;       // "audio", "video", "application", ...
+    uint16_t port = 0;       // 0 = disabled stream
     unsigned port_count = 1; // the "/<n>" suffix, 1 when absent
-    std::string proto;  // "RTP/AVP", "RTP/SAVP", "UDP/BFCP", ...
+    std::string proto;       // "RTP/AVP", "RTP/SAVP", "UDP/BFCP", ...
     std::vector<std::string> formats;
     std::vector<SdpLine> lines; // every line after m= up to the next m= (i=, c=, b=, k=, a=), in order
 
@@ -64,8 +64,8 @@ inline constexpr size_t kSrtpMasterKeyLen = 30; // 16-byte AES key + 14-byte sal
 struct CryptoAttr {
     unsigned tag = 1;
     SrtpSuite suite = SrtpSuite::AES_CM_128_HMAC_SHA1_80;
-    std::string master_key; // kSrtpMasterKeyLen raw bytes (decoded from inline:)
-    bool has_lifetime_or_mki = false; // "|2^31" or "|1:4" after the key: we refuse keys with an MKI
+    std::string master_key;                  // kSrtpMasterKeyLen raw bytes (decoded from inline:)
+    bool has_lifetime_or_mki = false;        // "|2^31" or "|1:4" after the key: we refuse keys with an MKI
     std::vector<std::string> session_params; // e.g. "UNENCRYPTED_SRTCP": we refuse any
 
     // value is what follows "a=crypto:"; nullopt for an unknown suite or a malformed key.

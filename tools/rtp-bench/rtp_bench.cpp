@@ -125,7 +125,7 @@ struct Counters {
 };
 
 constexpr size_t kHeader = 12;
-constexpr size_t kStamp = 16; // send time (8) + stream index (4) + magic (4)
+constexpr size_t kStamp = 16;           // send time (8) + stream index (4) + magic (4)
 constexpr uint32_t kMagic = 0x45504D42; // "EPMB"
 
 double pct(std::vector<uint32_t>& v, double p) {
@@ -147,17 +147,25 @@ int main(int argc, char** argv) {
             if (i + 1 >= argc) die("missing value for " + a);
             return argv[++i];
         };
-        if (a == "--streams") streams_file = val();
-        else if (a == "--client-ip") client_ip = val();
-        else if (a == "--internal-ip") internal_ip = val();
-        else if (a == "--pps") pps = std::stod(val());
-        else if (a == "--duration") duration = std::stod(val());
-        else if (a == "--warmup") warmup = std::stod(val());
-        else if (a == "--payload") payload = std::stoul(val());
+        if (a == "--streams")
+            streams_file = val();
+        else if (a == "--client-ip")
+            client_ip = val();
+        else if (a == "--internal-ip")
+            internal_ip = val();
+        else if (a == "--pps")
+            pps = std::stod(val());
+        else if (a == "--duration")
+            duration = std::stod(val());
+        else if (a == "--warmup")
+            warmup = std::stod(val());
+        else if (a == "--payload")
+            payload = std::stoul(val());
         else if (a == "-h" || a == "--help") {
             std::printf("see the comment at the top of tools/rtp-bench/rtp_bench.cpp\n");
             return 0;
-        } else die("unknown option " + a);
+        } else
+            die("unknown option " + a);
     }
     if (streams_file.empty()) die("--streams FILE is required");
     if (payload < kStamp || payload > 1200) die("--payload must be 16..1200");
@@ -172,7 +180,8 @@ int main(int argc, char** argv) {
         std::istringstream ls(line);
         unsigned cport = 0, rport = 0, iport = 0, isrtp = 0;
         std::string rip, txs, txk, rxs, rxk;
-        if (!(ls >> cport >> rip >> rport >> txs >> txk >> rxs >> rxk >> iport >> isrtp)) die("bad line: " + line);
+        if (!(ls >> cport >> rip >> rport >> txs >> txk >> rxs >> rxk >> iport >> isrtp))
+            die("bad line: " + line);
         Stream s;
         s.client_fd = udp_bind(client_ip, uint16_t(cport));
         s.internal_fd = udp_bind(internal_ip, uint16_t(iport));
@@ -182,8 +191,8 @@ int main(int argc, char** argv) {
         s.tx = make_session(txs, txk, true);
         s.rx = make_session(rxs, rxk, false);
         s.internal_srtp = isrtp != 0;
-        // Fresh SSRC and sequence numbers on every run: a relay that terminates SRTP keeps a replay window per
-        // SSRC, so a second run with the same keys must not look like a replay of the first.
+        // Fresh SSRC and sequence numbers on every run: a relay that terminates SRTP keeps a replay window
+        // per SSRC, so a second run with the same keys must not look like a replay of the first.
         uint32_t rnd[2];
         if (getentropy(rnd, sizeof rnd) != 0) die("getentropy failed");
         s.ssrc = rnd[0];
@@ -208,9 +217,10 @@ int main(int argc, char** argv) {
     const uint64_t t_measure = t0 + uint64_t(warmup * 1e9);
     const uint64_t t_end = t_measure + uint64_t(duration * 1e9);
     const uint64_t t_drain = t_end + 500000000ull; // late echoes still count as received (not for rate)
-    for (size_t i = 0; i < streams.size(); ++i) streams[i].next_send = t0 + interval * i / streams.size();
+    for (size_t i = 0; i < streams.size(); ++i)
+        streams[i].next_send = t0 + interval * i / streams.size();
 
-    Counters c;            // measured window only
+    Counters c;                // measured window only
     std::vector<uint32_t> rtt; // ns, measured window
     rtt.reserve(size_t(duration * pps * double(streams.size()) * 1.1) + 16);
     uint8_t buf[2048];
@@ -244,11 +254,13 @@ int main(int argc, char** argv) {
                     std::memcpy(buf + kHeader + 12, &magic, 4);
                     int len = int(kHeader + payload);
                     if (srtp_protect(s.tx, buf, &len) != srtp_err_status_ok) die("srtp_protect failed");
-                    ssize_t r = sendto(s.client_fd, buf, size_t(len), 0, reinterpret_cast<sockaddr*>(&s.relay),
-                                       sizeof s.relay);
+                    ssize_t r = sendto(s.client_fd, buf, size_t(len), 0,
+                                       reinterpret_cast<sockaddr*>(&s.relay), sizeof s.relay);
                     if (measuring) {
-                        if (r < 0) ++c.send_err;
-                        else ++c.sent;
+                        if (r < 0)
+                            ++c.send_err;
+                        else
+                            ++c.sent;
                         if (!sent_measured_first) sent_measured_first = stamp;
                         sent_measured_last = stamp;
                     }
@@ -279,7 +291,8 @@ int main(int argc, char** argv) {
                 if (r < 0) break;
                 uint64_t t = now_ns();
                 if (internal) {
-                    // plain RTP from the relay (or the client's SRTP itself in direct mode): echo to the source
+                    // plain RTP from the relay (or the client's SRTP itself in direct mode): echo to the
+                    // source
                     bool ok = r >= ssize_t(kHeader + kStamp) && (buf[0] & 0xC0) == 0x80;
                     if (ok && !s.internal_srtp) {
                         uint32_t idx = 0, magic = 0;
@@ -292,7 +305,8 @@ int main(int argc, char** argv) {
                         ++c.at_internal;
                         if (!ok) ++c.bad_internal;
                     }
-                    if (sendto(s.internal_fd, buf, size_t(r), 0, reinterpret_cast<sockaddr*>(&from), fl) < 0 &&
+                    if (sendto(s.internal_fd, buf, size_t(r), 0, reinterpret_cast<sockaddr*>(&from), fl) <
+                            0 &&
                         count)
                         ++c.echo_err;
                 } else {
@@ -321,19 +335,19 @@ int main(int argc, char** argv) {
 
     double window = double(sent_measured_last - sent_measured_first) / 1e9;
     if (window <= 0) window = duration;
-    std::printf("{\"streams\":%zu,\"pps_per_stream\":%.1f,\"duration_s\":%.3f,\"sent\":%llu,\"send_errors\":%llu,"
-                "\"at_internal\":%llu,\"bad_internal\":%llu,\"echo_errors\":%llu,\"at_client\":%llu,"
-                "\"client_auth_fail\":%llu,\"bad_client\":%llu,\"relayed\":%llu,\"offered_pps\":%.1f,"
-                "\"relayed_pps\":%.1f,\"loss\":%.6f,"
-                "\"rtt_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f,\"n\":%zu}}\n",
-                streams.size(), pps, window, (unsigned long long)c.sent, (unsigned long long)c.send_err,
-                (unsigned long long)c.at_internal, (unsigned long long)c.bad_internal,
-                (unsigned long long)c.echo_err, (unsigned long long)c.at_client,
-                (unsigned long long)c.auth_fail, (unsigned long long)c.bad_client,
-                (unsigned long long)(c.at_internal + c.at_client), double(c.sent) / window,
-                double(c.at_internal + c.at_client) / window,
-                c.sent ? 1.0 - double(c.at_client) / double(c.sent) : 0.0, pct(rtt, 50), pct(rtt, 90), pct(rtt, 99),
-                pct(rtt, 100), rtt.size());
+    std::printf(
+        "{\"streams\":%zu,\"pps_per_stream\":%.1f,\"duration_s\":%.3f,\"sent\":%llu,\"send_errors\":%llu,"
+        "\"at_internal\":%llu,\"bad_internal\":%llu,\"echo_errors\":%llu,\"at_client\":%llu,"
+        "\"client_auth_fail\":%llu,\"bad_client\":%llu,\"relayed\":%llu,\"offered_pps\":%.1f,"
+        "\"relayed_pps\":%.1f,\"loss\":%.6f,"
+        "\"rtt_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f,\"n\":%zu}}\n",
+        streams.size(), pps, window, (unsigned long long)c.sent, (unsigned long long)c.send_err,
+        (unsigned long long)c.at_internal, (unsigned long long)c.bad_internal, (unsigned long long)c.echo_err,
+        (unsigned long long)c.at_client, (unsigned long long)c.auth_fail, (unsigned long long)c.bad_client,
+        (unsigned long long)(c.at_internal + c.at_client), double(c.sent) / window,
+        double(c.at_internal + c.at_client) / window,
+        c.sent ? 1.0 - double(c.at_client) / double(c.sent) : 0.0, pct(rtt, 50), pct(rtt, 90), pct(rtt, 99),
+        pct(rtt, 100), rtt.size());
     for (auto& s : streams) {
         srtp_dealloc(s.tx);
         srtp_dealloc(s.rx);
