@@ -52,10 +52,6 @@ std::optional<media::CryptoAttr> pick_crypto(const media::SdpMedia& md, std::opt
     return std::nullopt;
 }
 
-bool same_key(const std::optional<media::CryptoAttr>& a, const media::CryptoAttr& b) {
-    return a && a->suite == b.suite && a->master_key == b.master_key;
-}
-
 std::unique_ptr<media::SrtpStream> make_stream(const media::CryptoAttr& k, media::SrtpStream::Direction d) {
     auto s = media::SrtpStream::create(k.suite, k.master_key, d);
     if (!s) {
@@ -89,6 +85,42 @@ const char* drop_reason(media::SrtpStatus s) {
 }
 } // namespace
 
+namespace {
+// One leg's SDES keys: the peer's (decrypts what it sends) and ours (encrypts what it receives).
+struct Keys {
+    std::optional<media::CryptoAttr> in_key, out_key;
+    std::unique_ptr<media::SrtpStream> in, out;
+
+    // The peer's a=crypto from an offer or an answer. Answering an offer, our key follows the suite and
+    // tag the peer chose; a key that did not change keeps its stream (and its replay window).
+    void learn(const media::CryptoAttr& theirs, bool offer) {
+        if (!in_key || in_key->suite != theirs.suite || in_key->master_key != theirs.master_key) {
+            in_key = theirs;
+            in = make_stream(theirs, media::SrtpStream::Direction::Inbound);
+        }
+        if (offer && (!out_key || out_key->suite != theirs.suite || out_key->tag != theirs.tag))
+            make_ours(theirs.tag, theirs.suite);
+    }
+    // Ours for an offer we make, kept across re-offers.
+    const media::CryptoAttr& ours_for_offer() {
+        if (!out_key) make_ours(1, media::SrtpSuite::AES_CM_128_HMAC_SHA1_80);
+        return *out_key;
+    }
+    void make_ours(unsigned tag, media::SrtpSuite suite) {
+        out_key = media::CryptoAttr::random(tag, suite);
+        out = make_stream(*out_key, media::SrtpStream::Direction::Outbound);
+    }
+    void clear_in() {
+        in_key.reset();
+        in.reset();
+    }
+    void clear_out() {
+        out_key.reset();
+        out.reset();
+    }
+};
+} // namespace
+
 struct MediaB2bua::LinkMedia {
     link::LinkConn* link = nullptr;
     media::UdpSocket sock;
@@ -107,12 +139,10 @@ struct MediaB2bua::Leg {
     net::SockAddr dst[2];
     std::string dst_ip;
     // Client leg: its key decrypts what it sends; ours encrypts what it receives.
-    std::optional<media::CryptoAttr> c_in_key, c_out_key;
-    std::unique_ptr<media::SrtpStream> c_in, c_out;
-    // Internal leg, when the internal endpoint does SRTP.
+    Keys client;
+    // Internal leg, used when the internal endpoint does SRTP.
     bool in_srtp = false;
-    std::optional<media::CryptoAttr> i_in_key, i_out_key;
-    std::unique_ptr<media::SrtpStream> i_in, i_out;
+    Keys internal;
 };
 
 struct MediaB2bua::Call {
@@ -409,7 +439,6 @@ void MediaB2bua::handle(Call& c, From from, sip::Message&& m, Continue next) {
 }
 
 int MediaB2bua::rewrite_from_client(Call& c, media::Sdp& sdp, bool offer) {
-    using media::CryptoAttr;
     for (size_t i = 0; i < sdp.media.size(); ++i) {
         auto& md = sdp.media[i];
         if (i >= c.legs.size() || md.port == 0 || !md.is_rtp()) {
@@ -419,40 +448,25 @@ int MediaB2bua::rewrite_from_client(Call& c, media::Sdp& sdp, bool offer) {
         }
         Leg& L = *c.legs[i];
         std::optional<unsigned> want_tag;
-        if (!offer && L.c_out_key) want_tag = L.c_out_key->tag;
+        if (!offer && L.client.out_key) want_tag = L.client.out_key->tag;
         auto ck = pick_crypto(md, want_tag);
         if (!ck && cfg_.encryption == config::MediaEncryption::Force) return 488;
         if (ck) {
-            if (!same_key(L.c_in_key, *ck)) {
-                L.c_in_key = *ck;
-                L.c_in = make_stream(*ck, media::SrtpStream::Direction::Inbound);
-            }
-            if (offer && (!L.c_out_key || L.c_out_key->suite != ck->suite || L.c_out_key->tag != ck->tag)) {
-                L.c_out_key = CryptoAttr::random(ck->tag, ck->suite);
-                L.c_out = make_stream(*L.c_out_key, media::SrtpStream::Direction::Outbound);
-            }
+            L.client.learn(*ck, offer);
         } else {
             // best_effort with a client that does not encrypt: plain RTP on the client leg.
-            L.c_in_key.reset();
-            L.c_in.reset();
-            if (offer) {
-                L.c_out_key.reset();
-                L.c_out.reset();
-            }
+            L.client.clear_in();
+            if (offer) L.client.clear_out();
         }
         strip(md);
         md.port = L.c_port;
         if (offer) {
             // Best effort inwards: RTP/AVP with a key; the internal answer decides whether SRTP is used.
             md.proto = avp(md.proto);
-            if (!L.i_out_key) {
-                L.i_out_key = CryptoAttr::random(1, media::SrtpSuite::AES_CM_128_HMAC_SHA1_80);
-                L.i_out = make_stream(*L.i_out_key, media::SrtpStream::Direction::Outbound);
-            }
-            md.add_attribute("crypto", L.i_out_key->format());
-        } else if (L.in_srtp && L.i_out_key) {
+            md.add_attribute("crypto", L.internal.ours_for_offer().format());
+        } else if (L.in_srtp && L.internal.out_key) {
             md.proto = savp(md.proto);
-            md.add_attribute("crypto", L.i_out_key->format());
+            md.add_attribute("crypto", L.internal.out_key->format());
         } else {
             md.proto = avp(md.proto);
         }
@@ -462,8 +476,6 @@ int MediaB2bua::rewrite_from_client(Call& c, media::Sdp& sdp, bool offer) {
 }
 
 int MediaB2bua::rewrite_from_internal(Call& c, media::Sdp& sdp, bool offer) {
-    using media::CryptoAttr;
-    int status = 0;
     for (size_t i = 0; i < sdp.media.size(); ++i) {
         auto& md = sdp.media[i];
         if (i >= c.legs.size() || md.port == 0 || !md.is_rtp()) {
@@ -490,37 +502,21 @@ int MediaB2bua::rewrite_from_internal(Call& c, media::Sdp& sdp, bool offer) {
             }
         }
         std::optional<unsigned> want_tag;
-        if (!offer && L.i_out_key) want_tag = L.i_out_key->tag;
+        if (!offer && L.internal.out_key) want_tag = L.internal.out_key->tag;
         auto ik = pick_crypto(md, want_tag);
         L.in_srtp = ik.has_value();
-        if (ik) {
-            if (!same_key(L.i_in_key, *ik)) {
-                L.i_in_key = *ik;
-                L.i_in = make_stream(*ik, media::SrtpStream::Direction::Inbound);
-            }
-            if (offer && (!L.i_out_key || L.i_out_key->suite != ik->suite || L.i_out_key->tag != ik->tag)) {
-                L.i_out_key = CryptoAttr::random(ik->tag, ik->suite);
-                L.i_out = make_stream(*L.i_out_key, media::SrtpStream::Direction::Outbound);
-            }
-        }
+        if (ik) L.internal.learn(*ik, offer);
         strip(md);
         md.port = L.e_port;
-        if (offer) {
-            if (!L.c_out_key) {
-                L.c_out_key = CryptoAttr::random(1, media::SrtpSuite::AES_CM_128_HMAC_SHA1_80);
-                L.c_out = make_stream(*L.c_out_key, media::SrtpStream::Direction::Outbound);
-            }
+        if (offer || L.client.out_key) {
             md.proto = savp(md.proto);
-            md.add_attribute("crypto", L.c_out_key->format());
-        } else if (L.c_out_key) {
-            md.proto = savp(md.proto);
-            md.add_attribute("crypto", L.c_out_key->format());
+            md.add_attribute("crypto", (offer ? L.client.ours_for_offer() : *L.client.out_key).format());
         } else {
             md.proto = avp(md.proto); // best_effort and a client that offered plain RTP
         }
     }
     sdp.set_address(c.e_addr);
-    return status;
+    return 0;
 }
 
 void MediaB2bua::release(const std::string& cid, std::string_view why) {
@@ -588,12 +584,12 @@ void MediaB2bua::on_traversal(LinkMedia& lm) {
         size_t len = size_t(n) - media::kTraversalHeader;
         if (len == 0) continue;
         size_t cap = sizeof buf - media::kTraversalHeader;
-        if (leg->c_in_key) {
-            if (!leg->c_in) {
+        if (leg->client.in_key) {
+            if (!leg->client.in) {
                 m_.drop("srtp_bad");
                 continue;
             }
-            auto st = which ? leg->c_in->unprotect_rtcp(p, len) : leg->c_in->unprotect_rtp(p, len);
+            auto st = which ? leg->client.in->unprotect_rtcp(p, len) : leg->client.in->unprotect_rtp(p, len);
             if (st != media::SrtpStatus::Ok) {
                 m_.drop(drop_reason(st));
                 continue;
@@ -602,8 +598,9 @@ void MediaB2bua::on_traversal(LinkMedia& lm) {
             m_.drop("srtp_bad"); // no key from the client (it answered without one): never relay cleartext
             continue;
         }
-        if (leg->in_srtp && leg->i_out) {
-            auto st = which ? leg->i_out->protect_rtcp(p, len, cap) : leg->i_out->protect_rtp(p, len, cap);
+        if (leg->in_srtp && leg->internal.out) {
+            auto st = which ? leg->internal.out->protect_rtcp(p, len, cap)
+                            : leg->internal.out->protect_rtp(p, len, cap);
             if (st != media::SrtpStatus::Ok) {
                 m_.drop(drop_reason(st));
                 continue;
@@ -642,15 +639,17 @@ void MediaB2bua::on_internal(Leg& leg, int which) {
             continue;
         }
         size_t len = size_t(n);
-        if (leg.in_srtp && leg.i_in) {
-            auto st = which ? leg.i_in->unprotect_rtcp(p, len) : leg.i_in->unprotect_rtp(p, len);
+        if (leg.in_srtp && leg.internal.in) {
+            auto st =
+                which ? leg.internal.in->unprotect_rtcp(p, len) : leg.internal.in->unprotect_rtp(p, len);
             if (st != media::SrtpStatus::Ok) {
                 m_.drop(drop_reason(st));
                 continue;
             }
         }
-        if (leg.c_out) {
-            auto st = which ? leg.c_out->protect_rtcp(p, len, cap) : leg.c_out->protect_rtp(p, len, cap);
+        if (leg.client.out) {
+            auto st =
+                which ? leg.client.out->protect_rtcp(p, len, cap) : leg.client.out->protect_rtp(p, len, cap);
             if (st != media::SrtpStatus::Ok) {
                 m_.drop(drop_reason(st));
                 continue;
