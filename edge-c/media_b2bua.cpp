@@ -236,13 +236,9 @@ void MediaB2bua::open(Call& c) {
     c.req = next_req_++;
     c.opened_at = loop_.now_ms();
     opening_[c.req] = c.call_id;
-    std::string ip = c.client_ip;
-    if (auto colon = ip.rfind(':');
-        colon != std::string::npos && ip.find(']') == std::string::npos && ip.find(':') == colon)
-        ip = ip.substr(0, colon); // "1.2.3.4:5060"
-    else if (!ip.empty() && ip.front() == '[')
-        ip = ip.substr(1, ip.find(']') - 1);
-    c.client_ip = ip;
+    // edge-e's x-client-addr is "ip:port" / "[v6]:port"; media latches to the IP alone.
+    if (auto hp = net::split_host_port(c.client_ip)) c.client_ip = hp->first;
+    const std::string& ip = c.client_ip;
     auto msg = nlohmann::json{{"type", "media_open"}, {"id", c.req}, {"client", ip}, {"streams", c.nstreams}};
     if (!c.link->send_control(msg.dump())) {
         opening_.erase(c.req);
