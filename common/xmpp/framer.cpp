@@ -225,7 +225,10 @@ struct Framer::Impl {
         XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
         // Expat >= 2.6 (and Debian's 2.5 with the CVE-2023-52425 backport) may hold back a large
         // token until more input arrives; a stanza must be emitted as soon as its last byte is in.
+        // Older expat never defers (CMake probes for the symbol).
+#ifdef EDGEPAIR_HAVE_XML_REPARSE_DEFERRAL
         XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
     }
 
     static StreamErrorCondition map_error(XML_Error e) {
