@@ -119,28 +119,54 @@ wait_http http://127.0.0.1:9902/health || die "edge-c did not start: see $RUN/ed
 wait_http http://127.0.0.1:9901/ready 30 || { curl -s http://127.0.0.1:9901/ready; die "edge-e not ready: see $RUN/*.log"; }
 wait_http http://127.0.0.1:9902/ready 30 || { curl -s http://127.0.0.1:9902/ready; die "edge-c not ready: see $RUN/*.log"; }
 
-# 5. show it working, as a remote Jabber client would use it.
+# 5. show it working, as a remote Jabber client would use it. Every step checks its own result and says so.
 B64=$(printf example.com | base64 | tr -d '=')
-CURL=(curl -s --cacert "$PKI/ca.crt" --resolve expe1.example.com:8443:127.0.0.1)
-say "edge-e /ready and edge-c /ready"
-curl -s http://127.0.0.1:9901/ready
-curl -s http://127.0.0.1:9902/ready
-say "DNS: _collab-edge._tls.example.com SRV (what a client looks up)"
-if command -v dig >/dev/null; then dig +short @127.0.2.53 SRV _collab-edge._tls.example.com; else
-  echo "(dig not installed; dnsmasq answers on 127.0.2.53)"; fi
-say "get_edge_config for alice (credentials checked by edge-c against Unified CM UDS)"
-"${CURL[@]}" -u alice:Alice-Passw0rd "https://expe1.example.com:8443/$B64/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin"
-echo
-say "wrong password -> 401"
-"${CURL[@]}" -o /dev/null -w '%{http_code}\n' -u alice:wrong "https://expe1.example.com:8443/$B64/get_edge_config/"
-say "TFTP config file through the pair (/$B64/http/cucm1.example.com/6970/SEPDEMO.cnf.xml)"
-"${CURL[@]}" -u alice:Alice-Passw0rd "https://expe1.example.com:8443/$B64/http/cucm1.example.com/6970/SEPDEMO.cnf.xml"
-say "a host the allow list does not name -> 403"
-"${CURL[@]}" -o /dev/null -w '%{http_code}\n' -u alice:Alice-Passw0rd "https://expe1.example.com:8443/$B64/http/intranet.example.com/80/"
-say "discovered nodes and zones (edge-c /status)"
-curl -s http://127.0.0.1:9902/status | /usr/bin/python3 -c '
+CURL=(curl -s --max-time 10 --cacert "$PKI/ca.crt" --resolve expe1.example.com:8443:127.0.0.1)
+if [[ -t 1 ]]; then GREEN=$'\e[32m' RED=$'\e[31m' OFF=$'\e[0m'; else GREEN= RED= OFF=; fi
+passed=0
+failed=0
+# step TITLE PATTERN CMD...: runs CMD, shows its output, and is green when the output matches the extended
+# regular expression PATTERN (and CMD exited 0).
+step() {
+  local title=$1 pattern=$2 out rc
+  shift 2
+  printf '\n[demo] %s\n' "$title"
+  out=$("$@" 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | sed -e 's/^/  /' | head -n 40
+  if ((rc == 0)) && grep -Eq -- "$pattern" <<<"$out"; then
+    printf '%s  ok%s\n' "$GREEN" "$OFF"
+    passed=$((passed + 1))
+  else
+    printf '%s  FAILED (exit %s; expected output matching: %s)%s\n' "$RED" "$rc" "$pattern" "$OFF"
+    failed=$((failed + 1))
+  fi
+}
+code() { "${CURL[@]}" -o /dev/null -w '%{http_code}\n' "$@"; }
+discovered() {
+  curl -s http://127.0.0.1:9902/status | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin).get("discovery", {})
-for n in d.get("nodes", []): print("  node", n.get("name"), n.get("type"), n.get("status"))
-for z in d.get("zones", []): print("  zone", z.get("name"))'
-say "the pair is running. Logs: $RUN/*.log. Stop it with: tools/demo.sh stop"
+for n in d.get("nodes", []): print("node", n.get("name"), n.get("type"), n.get("status"))
+for z in d.get("zones", []): print("zone", z.get("name"))'
+}
+
+step "edge-e /ready" '^ready' curl -s http://127.0.0.1:9901/ready
+step "edge-c /ready" '^ready' curl -s http://127.0.0.1:9902/ready
+step "DNS: _collab-edge._tls.example.com SRV (what a client looks up first)" ' 8443 expe1\.example\.com' \
+  /usr/bin/python3 tools/srv_lookup.py 127.0.2.53 _collab-edge._tls.example.com
+step "get_edge_config for alice (credentials checked by edge-c against Unified CM UDS)" '<getEdgeConfigResponse' \
+  "${CURL[@]}" -u alice:Alice-Passw0rd "https://expe1.example.com:8443/$B64/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin"
+step "wrong password -> 401" '^401$' code -u alice:wrong "https://expe1.example.com:8443/$B64/get_edge_config/"
+step "TFTP config file through the pair (/$B64/http/cucm1.example.com/6970/SEPDEMO.cnf.xml)" 'demo TFTP file' \
+  "${CURL[@]}" -f -u alice:Alice-Passw0rd "https://expe1.example.com:8443/$B64/http/cucm1.example.com/6970/SEPDEMO.cnf.xml"
+step "a host the allow list does not name -> 403" '^403$' \
+  code -u alice:Alice-Passw0rd "https://expe1.example.com:8443/$B64/http/intranet.example.com/80/"
+step "discovered nodes and zones (edge-c /status)" '^zone ' discovered
+if ((failed)); then
+  printf '\n%s[demo] %d of %d steps FAILED%s. Logs: %s/*.log. Stop the pair with: tools/demo.sh stop\n' "$RED" \
+    "$failed" $((passed + failed)) "$OFF" "$RUN"
+  exit 1
+fi
+printf '\n%s[demo] all %d steps ok%s: the pair is running. Logs: %s/*.log. Stop it with: tools/demo.sh stop\n' \
+  "$GREEN" "$passed" "$OFF" "$RUN"

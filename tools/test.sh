@@ -4,7 +4,8 @@
 #   tools/test.sh [--quick] [--no-install] [--install-only] [--only STAGE[,STAGE...]] [-h]
 #
 # Stages (each prints a one-line result with its time; a summary closes the run):
-#   install  apt-get install whatever in tools/packages.txt is missing (root; apt-get update only then),
+#   install  apt-get install whatever in tools/packages.txt is missing or older than apt's candidate
+#            (root; apt-get update only then),
 #            and stop the system nginx/prosody/kamailio/haproxy services that packages may have started
 #   build    cmake into build/ (RelWithDebInfo, -DEDGEPAIR_WERROR=ON), -j$(nproc)
 #   test     ctest --test-dir build --output-on-failure -j2 (unit + integration)
@@ -135,8 +136,21 @@ stop_services() {
   return 0
 }
 
+# Listed packages that are installed at a version older than the candidate apt knows about (one apt-cache call).
+# A newcomer's machine may hold an older point release of a -dev package; the build probes optional symbols,
+# but tests run against what is installed, so the install stage brings them up to the candidate.
+outdated_packages() {
+  LC_ALL=C apt-cache policy "$@" 2>/dev/null | awk '
+    /^[^ ]/ { pkg = $1; sub(/:$/, "", pkg); inst = ""; next }
+    /^  Installed:/ { inst = $2; next }
+    /^  Candidate:/ { if (inst != "" && inst != "(none)" && $2 != "(none)" && inst != $2) print pkg, inst, $2 }' |
+    while read -r pkg inst cand; do
+      dpkg --compare-versions "$inst" lt "$cand" && printf '%s\n' "$pkg"
+    done
+}
+
 stage_install() {
-  local p missing=()
+  local p missing=() outdated=()
   command -v dpkg-query >/dev/null 2>&1 || { skip "not a Debian system (no dpkg-query)"; return; }
   # One dpkg-query for all: "name status" for each known package (unknown ones print nothing).
   local -A installed=()
@@ -147,16 +161,18 @@ stage_install() {
   for p in "${PKGS[@]}"; do
     [[ -n ${installed[$p]:-} ]] || missing+=("$p")
   done
-  if ((${#missing[@]} == 0)); then
-    say "all packages in tools/packages.txt are installed"
+  mapfile -t outdated < <(outdated_packages "${PKGS[@]}")
+  if ((${#missing[@]} == 0 && ${#outdated[@]} == 0)); then
+    say "all packages in tools/packages.txt are installed at their candidate version"
   else
-    say "missing: ${missing[*]}"
+    ((${#missing[@]})) && say "missing: ${missing[*]}"
+    ((${#outdated[@]})) && say "older than the candidate: ${outdated[*]}"
     local sudo=()
     if [[ $(id -u) != 0 ]]; then
       if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         sudo=(sudo -n)
       else
-        echo "test.sh: need root to install: ${missing[*]} (or run with --no-install)" >&2
+        echo "test.sh: need root to install: ${missing[*]} ${outdated[*]} (or run with --no-install)" >&2
         return 1
       fi
     fi
@@ -171,11 +187,15 @@ stage_install() {
     local rc=0
     "${apt[@]}" update -qq || rc=$?
     if ((rc == 0)); then
-      "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+      # After the update the candidates may be newer still: ask again, so one install brings everything up.
+      mapfile -t outdated < <(outdated_packages "${PKGS[@]}")
+      # --only-upgrade is not used: one command installs the missing and upgrades the outdated (apt-get install
+      # of an installed package upgrades it to the candidate, with its dependencies).
+      "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" "${outdated[@]}" || rc=$?
     fi
     if ((made_policy)); then "${sudo[@]}" rm -f "$policy"; fi
     if ((rc != 0)); then
-      echo "test.sh: apt-get failed ($rc) installing: ${missing[*]}" >&2
+      echo "test.sh: apt-get failed ($rc) installing: ${missing[*]} ${outdated[*]}" >&2
       return "$rc"
     fi
   fi
