@@ -89,77 +89,6 @@ std::string child_text(pugi::xml_node n, std::string_view name) {
     return t.substr(b, e - b + 1);
 }
 
-// A short plain-text summary of an HTML/XML error page, for messages.
-std::string page_summary(std::string_view body) {
-    std::string out;
-    bool in_tag = false, in_comment = false, space = false;
-    for (size_t i = 0; i < body.size() && out.size() < 240; ++i) {
-        char c = body[i];
-        if (in_comment) {
-            if (body.substr(i, 3) == "-->") {
-                in_comment = false;
-                i += 2;
-            }
-            continue;
-        }
-        if (body.substr(i, 4) == "<!--") {
-            in_comment = true;
-            continue;
-        }
-        if (c == '<') {
-            in_tag = true;
-            space = !out.empty();
-            continue;
-        }
-        if (c == '>') {
-            in_tag = false;
-            continue;
-        }
-        if (in_tag) continue;
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-            space = !out.empty();
-            continue;
-        }
-        if (space) out += ' ';
-        space = false;
-        out += c;
-    }
-    return out;
-}
-
-// "Incorrect axl version. Supported axl versions are 12.0, 12.5, 14.0 and 15.0" -> "15.0".
-std::string highest_listed_axl_version(std::string_view body) {
-    auto at = body.find("Supported axl versions are");
-    if (at == std::string_view::npos) return {};
-    std::string_view rest = body.substr(at);
-    auto end = rest.find('<');
-    if (end != std::string_view::npos) rest = rest.substr(0, end);
-    std::pair<int, int> best{-1, -1};
-    std::string best_s;
-    for (size_t i = 0; i < rest.size();) {
-        if (!std::isdigit(static_cast<unsigned char>(rest[i]))) {
-            ++i;
-            continue;
-        }
-        size_t j = i;
-        int major = 0, minor = 0;
-        while (j < rest.size() && std::isdigit(static_cast<unsigned char>(rest[j])) && j - i < 4)
-            major = major * 10 + (rest[j++] - '0');
-        if (j + 1 < rest.size() && rest[j] == '.' && std::isdigit(static_cast<unsigned char>(rest[j + 1]))) {
-            size_t k = j + 1;
-            while (k < rest.size() && std::isdigit(static_cast<unsigned char>(rest[k])) && k - j < 4)
-                minor = minor * 10 + (rest[k++] - '0');
-            if (std::make_pair(major, minor) > best) {
-                best = {major, minor};
-                best_s = std::string(rest.substr(i, k - i));
-            }
-            j = k;
-        }
-        i = j;
-    }
-    return best_s;
-}
-
 const char* product_name(config::UcKind k) {
     switch (k) {
     case config::UcKind::UnifiedCm:
@@ -233,13 +162,6 @@ std::string transport_error(const config::UcServerConfig& c, const Error& e) {
     }
 }
 
-struct AxlReply {
-    enum Kind { Ok, Fault } kind = Ok;
-    std::shared_ptr<pugi::xml_document> doc;
-    pugi::xml_node ret; // Ok: the <return> element
-    std::string axlcode, message;
-};
-
 } // namespace
 
 const char* to_string(PublisherState::State s) {
@@ -258,6 +180,168 @@ const char* to_string(PublisherState::State s) {
 
 const char* section_name(config::UcKind k) {
     return config::to_string(k);
+}
+
+// ---- response parsers ----
+
+std::string page_summary(std::string_view body) {
+    std::string out;
+    bool in_tag = false, in_comment = false, space = false;
+    for (size_t i = 0; i < body.size() && out.size() < 240; ++i) {
+        char c = body[i];
+        if (in_comment) {
+            if (body.substr(i, 3) == "-->") {
+                in_comment = false;
+                i += 2;
+            }
+            continue;
+        }
+        if (body.substr(i, 4) == "<!--") {
+            in_comment = true;
+            continue;
+        }
+        if (c == '<') {
+            in_tag = true;
+            space = !out.empty();
+            continue;
+        }
+        if (c == '>') {
+            in_tag = false;
+            continue;
+        }
+        if (in_tag) continue;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
+std::string highest_listed_axl_version(std::string_view body) {
+    auto at = body.find("Supported axl versions are");
+    if (at == std::string_view::npos) return {};
+    std::string_view rest = body.substr(at);
+    auto end = rest.find('<');
+    if (end != std::string_view::npos) rest = rest.substr(0, end);
+    std::pair<int, int> best{-1, -1};
+    std::string best_s;
+    for (size_t i = 0; i < rest.size();) {
+        if (!std::isdigit(static_cast<unsigned char>(rest[i]))) {
+            ++i;
+            continue;
+        }
+        size_t j = i;
+        int major = 0, minor = 0;
+        while (j < rest.size() && std::isdigit(static_cast<unsigned char>(rest[j])) && j - i < 4)
+            major = major * 10 + (rest[j++] - '0');
+        if (j + 1 < rest.size() && rest[j] == '.' && std::isdigit(static_cast<unsigned char>(rest[j + 1]))) {
+            size_t k = j + 1;
+            while (k < rest.size() && std::isdigit(static_cast<unsigned char>(rest[k])) && k - j < 4)
+                minor = minor * 10 + (rest[k++] - '0');
+            if (std::make_pair(major, minor) > best) {
+                best = {major, minor};
+                best_s = std::string(rest.substr(i, k - i));
+            }
+            j = k;
+        }
+        i = j;
+    }
+    return best_s;
+}
+
+AxlReply parse_axl_reply(int status, std::string_view body_text) {
+    AxlReply rep;
+    rep.doc = std::make_shared<pugi::xml_document>();
+    auto parsed = rep.doc->load_buffer(body_text.data(), body_text.size());
+    if (!parsed) rep.parse_error = parsed.description();
+    auto body = parsed ? child_el(child_el(*rep.doc, "Envelope"), "Body") : pugi::xml_node{};
+    if (!body) {
+        rep.kind = AxlReply::NoEnvelope;
+        return rep;
+    }
+    if (status == 500) {
+        auto fault = child_el(body, "Fault");
+        if (!fault) {
+            rep.kind = AxlReply::NoFault;
+            return rep;
+        }
+        rep.kind = AxlReply::Fault;
+        rep.message = child_text(fault, "faultstring");
+        rep.axlcode = child_text(child_el(child_el(fault, "detail"), "axlError"), "axlcode");
+        return rep;
+    }
+    rep.ret = child_el(first_el(body), "return");
+    rep.kind = rep.ret ? AxlReply::Ok : AxlReply::NoReturn;
+    return rep;
+}
+
+std::string parse_ccm_version(pugi::xml_node ret) {
+    return child_text(child_el(ret, "componentVersion"), "version");
+}
+
+ProcessNodeList parse_process_nodes(pugi::xml_node ret, std::string_view role) {
+    ProcessNodeList out;
+    for (auto pn : ret.children()) {
+        if (pn.type() != pugi::node_element || local_name(pn.name()) != "processNode") continue;
+        auto name = child_text(pn, "name");
+        if (name.empty() || name == kEnterpriseWideData) continue;
+        auto r = child_text(pn, "processNodeRole");
+        if (!r.empty() && r != role) continue;
+        out.names.push_back(mra::to_lower(name));
+        if (child_text(pn, "nodeUsage") == "Publisher") out.publisher = out.names.back();
+    }
+    return out;
+}
+
+std::optional<bool> parse_security_mode(pugi::xml_node ret) {
+    auto row = child_el(ret, "row");
+    if (!row) return std::nullopt;
+    return child_text(row, "paramvalue") == "1";
+}
+
+std::string parse_cluster_id(pugi::xml_node ret) {
+    return child_text(child_el(ret, "row"), "paramvalue");
+}
+
+std::map<std::string, std::pair<int, int>> parse_call_manager_ports(pugi::xml_node ret) {
+    std::map<std::string, std::pair<int, int>> ports;
+    for (auto cm : ret.children()) {
+        if (cm.type() != pugi::node_element || local_name(cm.name()) != "callManager") continue;
+        auto node = mra::to_lower(child_text(cm, "processNodeName"));
+        auto p = child_el(cm, "ports");
+        int sip = std::atoi(child_text(p, "sipPort").c_str());
+        int tls = std::atoi(child_text(p, "securedSipPort").c_str());
+        ports[node] = {sip, tls};
+    }
+    return ports;
+}
+
+std::string parse_cupi_version(std::string_view body) {
+    pugi::xml_document doc;
+    if (!doc.load_buffer(body.data(), body.size())) return {};
+    return child_text(child_el(doc, "VersionInformation"), "version");
+}
+
+std::optional<CupiCluster> parse_cupi_cluster(std::string_view body) {
+    pugi::xml_document doc;
+    auto parsed = doc.load_buffer(body.data(), body.size());
+    auto servers = child_el(doc, "VmsServers");
+    if (!parsed || !servers) return std::nullopt;
+    CupiCluster out;
+    for (auto s : servers.children()) {
+        if (s.type() != pugi::node_element || local_name(s.name()) != "VmsServer") continue;
+        auto name = child_text(s, "HostName");
+        if (name.empty()) name = child_text(s, "ServerName");
+        if (name.empty()) continue;
+        out.names.push_back(mra::to_lower(name));
+        if (child_text(s, "ClusterMemberId") == "0" || out.publisher.empty())
+            out.publisher = out.names.back();
+    }
+    return out;
 }
 
 // ---- one publisher's discovery: a chain of requests on the loop ----
@@ -412,26 +496,20 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
             return fail(fmt::format("unexpected HTTP {} from {} to AXL {}: {}", resp.status, host_port(cfg),
                                     op, page_summary(resp.body)));
         }
-        AxlReply rep;
-        rep.doc = std::make_shared<pugi::xml_document>();
-        auto parsed = rep.doc->load_buffer(resp.body.data(), resp.body.size());
-        auto body = parsed ? child_el(child_el(*rep.doc, "Envelope"), "Body") : pugi::xml_node{};
-        if (!body)
+        auto rep = parse_axl_reply(resp.status, resp.body);
+        switch (rep.kind) {
+        case AxlReply::NoEnvelope:
             return fail(fmt::format("{} answered AXL {} with HTTP {} but no SOAP envelope{}", host_port(cfg),
-                                    op, resp.status, parsed ? "" : std::string(": ") + parsed.description()));
-        if (resp.status == 500) {
-            auto fault = child_el(body, "Fault");
-            if (!fault)
-                return fail(
-                    fmt::format("{} answered AXL {} with HTTP 500 and no SOAP fault", host_port(cfg), op));
-            rep.kind = AxlReply::Fault;
-            rep.message = child_text(fault, "faultstring");
-            rep.axlcode = child_text(child_el(child_el(fault, "detail"), "axlError"), "axlcode");
-            return k(rep);
-        }
-        rep.ret = child_el(first_el(body), "return");
-        if (!rep.ret)
+                                    op, resp.status, rep.parse_error.empty() ? "" : ": " + rep.parse_error));
+        case AxlReply::NoFault:
+            return fail(
+                fmt::format("{} answered AXL {} with HTTP 500 and no SOAP fault", host_port(cfg), op));
+        case AxlReply::NoReturn:
             return fail(fmt::format("{} answered AXL {} without a <return> element", host_port(cfg), op));
+        case AxlReply::Ok:
+        case AxlReply::Fault:
+            break;
+        }
         k(rep);
     }
 
@@ -443,7 +521,7 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
     void axl_version_step() {
         axl("getCCMVersion", "", [this](AxlReply& rep) {
             if (rep.kind == AxlReply::Fault) return fail(fault_text("getCCMVersion", rep));
-            product_version = child_text(child_el(rep.ret, "componentVersion"), "version");
+            product_version = parse_ccm_version(rep.ret);
             type_check();
         });
     }
@@ -480,18 +558,14 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
                                  role);
         axl("listProcessNode", inner, [this, role](AxlReply& rep) {
             if (rep.kind == AxlReply::Fault) return fail(fault_text("listProcessNode", rep));
-            for (auto pn : rep.ret.children()) {
-                if (pn.type() != pugi::node_element || local_name(pn.name()) != "processNode") continue;
-                auto name = child_text(pn, "name");
-                if (name.empty() || name == kEnterpriseWideData) continue;
-                auto r = child_text(pn, "processNodeRole");
-                if (!r.empty() && r != role) continue;
+            auto listed = parse_process_nodes(rep.ret, role);
+            for (auto& name : listed.names) {
                 mra::UcNode n;
-                n.name = mra::to_lower(name);
+                n.name = name;
                 n.type = node_type_of(cfg.kind);
-                if (child_text(pn, "nodeUsage") == "Publisher") publisher_name = n.name;
                 nodes.push_back(std::move(n));
             }
+            if (!listed.publisher.empty()) publisher_name = listed.publisher;
             if (nodes.empty())
                 return fail(fmt::format("{} lists no {} nodes (listProcessNode)", cfg.address, role));
             if (publisher_name.empty()) {
@@ -514,11 +588,11 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
                 if (rep.kind == AxlReply::Fault)
                     return fail("cannot read the Cluster Security Mode: " +
                                 fault_text("executeSQLQuery", rep));
-                auto row = child_el(rep.ret, "row");
-                if (!row)
+                auto mode = parse_security_mode(rep.ret);
+                if (!mode)
                     notes.push_back("no ClusterSecurityMode enterprise parameter: taken as 0 (non-secure)");
                 else
-                    mixed = child_text(row, "paramvalue") == "1";
+                    mixed = *mode;
                 cluster_id();
             });
     }
@@ -528,7 +602,7 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
             "<sql>select paramname,paramvalue from processconfig where paramname='ClusterID'</sql>",
             [this](AxlReply& rep) {
                 if (rep.kind == AxlReply::Ok)
-                    cluster = child_text(child_el(rep.ret, "row"), "paramvalue");
+                    cluster = parse_cluster_id(rep.ret);
                 else
                     notes.push_back("cluster ID unknown: " + fault_text("executeSQLQuery", rep));
                 if (cfg.kind == config::UcKind::UnifiedCm)
@@ -547,15 +621,7 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
             "</returnedTags>",
             [this](AxlReply& rep) {
                 if (rep.kind == AxlReply::Fault) return fail(fault_text("listCallManager", rep));
-                std::map<std::string, std::pair<int, int>> ports;
-                for (auto cm : rep.ret.children()) {
-                    if (cm.type() != pugi::node_element || local_name(cm.name()) != "callManager") continue;
-                    auto node = mra::to_lower(child_text(cm, "processNodeName"));
-                    auto p = child_el(cm, "ports");
-                    int sip = std::atoi(child_text(p, "sipPort").c_str());
-                    int tls = std::atoi(child_text(p, "securedSipPort").c_str());
-                    ports[node] = {sip, tls};
-                }
+                auto ports = parse_call_manager_ports(rep.ret);
                 for (auto& n : nodes) {
                     auto it = ports.find(n.name);
                     if (it == ports.end()) {
@@ -603,9 +669,7 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
     void cupi_version() {
         // CUPI "About Versioning": GET /vmrest/version answers <VersionInformation><version>.
         cupi_get("/vmrest/version", [this](http::ClientResponse& resp) {
-            pugi::xml_document doc;
-            if (doc.load_buffer(resp.body.data(), resp.body.size()))
-                product_version = child_text(child_el(doc, "VersionInformation"), "version");
+            product_version = parse_cupi_version(resp.body);
             cupi_cluster();
         });
     }
@@ -614,24 +678,17 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
         // CUPI "Cluster": GET /vmrest/cluster answers <VmsServers><VmsServer><HostName>..; member 0 is the
         // publisher.
         cupi_get("/vmrest/cluster", [this](http::ClientResponse& resp) {
-            pugi::xml_document doc;
-            auto parsed = doc.load_buffer(resp.body.data(), resp.body.size());
-            auto servers = child_el(doc, "VmsServers");
-            if (!parsed || !servers)
+            auto listed = parse_cupi_cluster(resp.body);
+            if (!listed)
                 return fail(
                     fmt::format("{} answered /vmrest/cluster without a <VmsServers> list", host_port(cfg)));
-            for (auto s : servers.children()) {
-                if (s.type() != pugi::node_element || local_name(s.name()) != "VmsServer") continue;
-                auto name = child_text(s, "HostName");
-                if (name.empty()) name = child_text(s, "ServerName");
-                if (name.empty()) continue;
+            for (auto& name : listed->names) {
                 mra::UcNode n;
-                n.name = mra::to_lower(name);
+                n.name = name;
                 n.type = mra::NodeType::UnityConnection;
-                if (child_text(s, "ClusterMemberId") == "0" || publisher_name.empty())
-                    publisher_name = n.name;
                 nodes.push_back(std::move(n));
             }
+            if (!listed->publisher.empty()) publisher_name = listed->publisher;
             if (nodes.empty()) return fail(fmt::format("{} lists no Unity Connection servers", cfg.address));
             resolve_nodes();
         });

@@ -13,9 +13,15 @@
 // versioned SOAPAction; CUPI /vmrest for Unity Connection); see discovery.cpp for each request.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
+
+#include <pugixml.hpp>
 
 #include "common/config/edge_c_config.h"
 #include "common/core/loop.h"
@@ -111,6 +117,63 @@ class Discovery {
     int64_t last_refresh_unix_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+// ---- Response parsers ----
+// Pure functions over what a publisher sends (no I/O, no logging), so they can be unit-tested and fuzzed on
+// their own: a publisher is inside the network, but its answers are still input. Element names are matched on
+// their local name only (namespace prefixes differ between Unified CM releases: ns:, axl:, none).
+
+// One AXL answer with HTTP status 200 or 500, read as SOAP 1.1.
+struct AxlReply {
+    enum Kind {
+        Ok,         // `ret` is the <return> element of the response element
+        Fault,      // HTTP 500 with a SOAP Fault: `message` is its faultstring, `axlcode` its axlError code
+        NoEnvelope, // not XML (`parse_error` says why) or no Envelope/Body
+        NoFault,    // HTTP 500 without a Fault
+        NoReturn,   // HTTP 200 whose first Body element has no <return>
+    };
+    Kind kind = NoEnvelope;
+    std::shared_ptr<pugi::xml_document> doc; // owns `ret`
+    pugi::xml_node ret;
+    std::string axlcode, message;
+    std::string parse_error;
+};
+AxlReply parse_axl_reply(int status, std::string_view body);
+
+// getCCMVersion: componentVersion/version (empty when absent).
+std::string parse_ccm_version(pugi::xml_node ret);
+
+struct ProcessNodeList {
+    std::vector<std::string>
+        names;             // lower case, in answer order; EnterpriseWideData and other roles left out
+    std::string publisher; // the (last) node whose nodeUsage is Publisher, lower case; empty if none
+};
+// listProcessNode: the processNode elements of `role` ("CUCM Voice/Video", "CUCM IM and Presence"); an
+// element without processNodeRole is taken to have the role asked for.
+ProcessNodeList parse_process_nodes(pugi::xml_node ret, std::string_view role);
+
+// executeSQLQuery for ClusterSecurityMode: true for paramvalue 1 (mixed), nullopt when no row came back.
+std::optional<bool> parse_security_mode(pugi::xml_node ret);
+// executeSQLQuery for ClusterID: the first row's paramvalue (empty when absent).
+std::string parse_cluster_id(pugi::xml_node ret);
+// listCallManager: processNodeName (lower case) -> {ports/sipPort, ports/securedSipPort} as atoi reads them
+// (0 when absent); the caller keeps only 1..65535.
+std::map<std::string, std::pair<int, int>> parse_call_manager_ports(pugi::xml_node ret);
+
+// CUPI GET /vmrest/version: VersionInformation/version (empty when absent or not XML).
+std::string parse_cupi_version(std::string_view body);
+struct CupiCluster {
+    std::vector<std::string> names; // HostName, else ServerName; lower case
+    std::string publisher;          // ClusterMemberId 0, else the first server
+};
+// CUPI GET /vmrest/cluster: nullopt when the body is not XML or has no <VmsServers>.
+std::optional<CupiCluster> parse_cupi_cluster(std::string_view body);
+
+// HTTP 599 "Incorrect axl version. Supported axl versions are 12.0, 12.5, 14.0 and 15.0" -> "15.0" (empty
+// when the body lists none).
+std::string highest_listed_axl_version(std::string_view body);
+// A short plain-text summary (at most about 240 characters) of an HTML/XML error page, for messages.
+std::string page_summary(std::string_view body);
 
 // `edge-c -c FILE discover`: runs discovery of every configured publisher once, prints nodes, zones, search
 // rules and automatic allow-list rules (and the errors), writes the state file. Returns the exit code: 0
