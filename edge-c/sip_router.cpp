@@ -23,6 +23,9 @@ constexpr char kBranchSep = '.';
 // RFC 5626 4.4.1 CRLF keep-alive on the persistent connection to Unified CM: a quiet line must not be
 // closed by the node's idle timer or a firewall, because every registration through this worker names it.
 constexpr uint64_t kKeepaliveMs = 30000;
+// edge-e's limit on a client message is at most 1 MiB (listeners.sip_tls.max_message_size); beyond is a
+// broken peer.
+constexpr size_t kMaxFromEdge = 1024 * 1024;
 
 void random_fill(uint8_t* out, size_t n) {
     if (RAND_bytes(out, int(n)) != 1) throw std::runtime_error("RAND_bytes failed");
@@ -41,31 +44,53 @@ bool dialog_forming(std::string_view method) {
 // ---------------------------------------------------------------------------------------------------------
 // SipFlow
 
-SipFlow::SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client)
+SipFlow::SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client,
+                 std::string sni)
     : r_(r), s_(s), link_(&s->link()), id_(id), domain_(std::move(domain)), client_(std::move(client)),
-      framer_(sip::FramerLimits{size_t(r.worker().app().gen()->cfg.limits.max_sip_message), 128}) {}
+      sni_(std::move(sni)), decoder_(kMaxFromEdge) {}
 
 void SipFlow::on_data(link::LinkStream& s, const char* data, size_t len) {
     s.consumed(len);
     if (ended_) return;
-    framer_.feed(std::string_view(data, len));
+    decoder_.feed(std::string_view(data, len));
+    std::string_view msg;
     for (;;) {
-        auto ev = framer_.next();
-        if (ev.type == sip::FrameEventType::need_more) return;
-        if (ev.type == sip::FrameEventType::message) {
-            r_.from_client(*this, ev.message);
-        } else if (ev.type == sip::FrameEventType::error) {
-            // edge-e frames before it relays, so this is a broken peer, not a client: drop the flow.
+        auto st = decoder_.next(msg);
+        if (st == sip::LinkDecoder::Status::need_more) return;
+        if (st == sip::LinkDecoder::Status::error) {
+            // edge-e frames each message and sends it with its boundary: this is a broken peer.
             r_.count("client_framing");
-            EP_WARN(kLog, "flow {}: framing lost on the link stream: {}", id_, ev.error->detail);
+            EP_WARN(kLog, "flow {}: a message without a valid boundary on the link stream", id_);
             ended_ = true;
             r_.flow_ended(*this);
             s.reset(link::kProtocolError);
+            s_ = nullptr;
             r_.flow_closed(*this); // reset() means no on_close
             return;
         }
-        // keep-alives never cross the link (edge-e answers them); ignore if they do
+        r_.from_client(*this, msg);
+        if (ended_) return;
     }
+}
+
+void SipFlow::close(std::string_view why) {
+    if (ended_) return;
+    EP_INFO(kLog, "flow {} ({}) closed: {}", id_, client_, why);
+    ended_ = true;
+    r_.flow_ended(*this);
+    if (s_) {
+        // A reset, not an end: edge-e closes the client's connection at once, whatever it is sending.
+        s_->set_handler(nullptr);
+        s_->reset(link::kCancel);
+        s_ = nullptr;
+    }
+    r_.flow_closed(*this); // reset() means no on_close
+}
+
+void SipFlow::used(uint64_t upstream) {
+    for (uint64_t u : upstreams)
+        if (u == upstream) return;
+    upstreams.push_back(upstream);
 }
 
 void SipFlow::on_end(link::LinkStream& s) {
@@ -88,7 +113,7 @@ void SipFlow::on_close(link::LinkStream&, std::string_view error) {
 }
 
 void SipFlow::send(std::string_view wire) {
-    if (s_ && !ended_) s_->write(wire);
+    if (s_ && !ended_) s_->write(sip::link_encode(wire));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -100,6 +125,55 @@ SipUpstream::SipUpstream(SipRouter& r, uint64_t id, const mra::Zone& zone)
 
 void SipUpstream::send_raw(std::string_view wire) {
     if (state_ == State::Ready) conn_->write(wire);
+}
+
+sip::Uri SipUpstream::our_uri(uint64_t flow, bool lr) const {
+    sip::Uri u;
+    u.scheme = "sip";
+    u.user = r_.flow_token(kFlowClient, flow);
+    u.host = local_host_;
+    u.port = local_port_;
+    u.params.set("transport", tls_ ? "tls" : "tcp");
+    if (lr) u.params.set("lr", std::nullopt);
+    return u;
+}
+
+bool SipUpstream::write_checked(const sip::Message& m, uint64_t flow) {
+    std::string wire = m.serialize();
+    size_t limit = size_t(r_.worker().gen()->cfg.sip.max_message_to_node);
+    if (wire.size() > limit) {
+        // The node would refuse it, and may do so by closing the connection every flow shares.
+        r_.count("too_large_for_node");
+        if (m.is_request()) {
+            sip::Message req = m;
+            sip::pop_via(req); // ours: the answer goes to the client's Via
+            r_.reply_to_flow(flow, req, 513);
+        }
+        return false;
+    }
+    if (SipFlow* f = r_.find_flow(flow)) f->used(id_);
+    conn_->write(wire);
+    return true;
+}
+
+void SipUpstream::send_response_from_client(sip::Message m, uint64_t flow) {
+    if (state_ != State::Ready) {
+        r_.count("upstream_gone");
+        return;
+    }
+    SipFlow* f = r_.find_flow(flow);
+    if (!f) return;
+    auto v = sip::rewrite_client_contacts(m, f->contacts, [&](size_t idx) {
+        sip::Uri u = our_uri(flow, false);
+        u.params.set("epc", std::to_string(idx));
+        return u;
+    });
+    if (v != sip::ContactVerdict::ok) {
+        // A response cannot be refused: it is dropped, and the node's transaction times out.
+        r_.count(v == sip::ContactVerdict::malformed ? "bad_contact" : "too_many_contacts");
+        return;
+    }
+    write_checked(m, flow);
 }
 
 void SipUpstream::send_from_client(sip::Message m, uint64_t flow) {
@@ -114,54 +188,40 @@ void SipUpstream::send_from_client(sip::Message m, uint64_t flow) {
         if (state_ == State::Idle) connect();
         return;
     }
-    std::string token = r_.flow_token(kFlowClient, flow);
-    std::string transport = tls_ ? "tls" : "tcp";
-    auto our_uri = [&](bool lr) {
-        sip::Uri u;
-        u.scheme = "sip";
-        u.user = token;
-        u.host = local_host_;
-        u.port = local_port_;
-        u.params.set("transport", transport);
-        if (lr) u.params.set("lr", std::nullopt);
-        return u;
-    };
     if (m.is_request()) {
+        // Contacts first: a refusal must be answered before our Via is on the message.
+        const std::string& method = m.method();
+        bool path = method == "REGISTER" && r_.path_headers();
+        if (!path) {
+            SipFlow* f = r_.find_flow(flow);
+            if (!f) return; // the client left
+            auto v = sip::rewrite_client_contacts(m, f->contacts, [&](size_t idx) {
+                sip::Uri u = our_uri(flow, false);
+                u.params.set("epc", std::to_string(idx));
+                return u;
+            });
+            if (v == sip::ContactVerdict::malformed) {
+                r_.count("bad_contact");
+                r_.reply_to_flow(flow, m, 400, "Malformed Contact");
+                return;
+            }
+            if (v == sip::ContactVerdict::too_many) {
+                r_.count("too_many_contacts");
+                r_.reply_to_flow(flow, m, 403, "Too many distinct Contacts on this connection");
+                return;
+            }
+        }
         auto top = m.top_via();
         std::string prev = top && top->branch() ? std::string(*top->branch()) : r_.random_token();
-        sip::push_via(m, {tls_ ? "TLS" : "TCP", local_host_, local_port_,
-                          std::string(sip::kMagicCookie) + token + kBranchSep + prev, true});
-        const std::string& method = m.method();
-        if (method == "REGISTER") {
-            if (r_.path_headers()) {
-                sip::push_path(m, our_uri(true));
-            } else {
-                SipFlow* f = r_.find_flow(flow);
-                auto n = sip::rewrite_contacts(m, [&](const sip::Uri& orig) -> std::optional<sip::Uri> {
-                    if (!f) return std::nullopt;
-                    std::string o = orig.to_string();
-                    size_t idx = 0;
-                    while (idx < f->contacts.size() && f->contacts[idx] != o)
-                        ++idx;
-                    if (idx == f->contacts.size()) {
-                        if (f->contacts.size() >= 16) return std::nullopt;
-                        f->contacts.push_back(o);
-                    }
-                    sip::Uri u = our_uri(false);
-                    u.params.set("epc", std::to_string(idx));
-                    return u;
-                });
-                if (!n) {
-                    r_.count("bad_contact");
-                    r_.reply_to_flow(flow, m, 400, "Malformed Contact");
-                    return;
-                }
-            }
-        } else if (dialog_forming(method)) {
-            sip::push_record_route(m, our_uri(true));
-        }
+        sip::push_via(
+            m, {tls_ ? "TLS" : "TCP", local_host_, local_port_,
+                std::string(sip::kMagicCookie) + r_.flow_token(kFlowClient, flow) + kBranchSep + prev, true});
+        // With Path the registrar stores the client's Contact and must reach it through us (RFC 3327): the
+        // one case a Contact reaches the node as the client wrote it.
+        if (path) sip::push_path(m, our_uri(flow, true));
+        if (dialog_forming(method)) sip::push_record_route(m, our_uri(flow, true));
     }
-    conn_->write(m.serialize());
+    write_checked(m, flow);
 }
 
 void SipUpstream::connect() {
@@ -190,7 +250,7 @@ void SipUpstream::on_resolved(Result<std::vector<net::SockAddr>> r) {
     peer_ip_ = addr.ip();
     SSL* ssl = nullptr;
     if (tls_) {
-        auto g = r_.worker().app().gen();
+        auto g = r_.worker().gen();
         auto& ctx = verify_ ? g->upstream_verify : g->upstream_noverify;
         if (!ctx) {
             state_ = State::Idle;
@@ -208,8 +268,10 @@ void SipUpstream::on_resolved(Result<std::vector<net::SockAddr>> r) {
         return;
     }
     state_ = State::Connecting;
-    framer_ = std::make_unique<sip::Framer>(
-        sip::FramerLimits{size_t(r_.worker().app().gen()->cfg.limits.max_sip_message), 128});
+    sip::FramerLimits lim;
+    lim.max_message_size = size_t(r_.worker().gen()->cfg.limits.max_sip_message);
+    lim.recover = true; // one message the node sends that we cannot relay must not cost the connection
+    framer_ = std::make_unique<sip::Framer>(lim);
     conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_data(d, n); },
                           [this](std::string_view why) { on_closed(why); }, nullptr});
     conn_->start();
@@ -254,6 +316,10 @@ void SipUpstream::on_data(const char* d, size_t n) {
             break;
         }
         case sip::FrameEventType::error:
+            if (!ev.error->fatal) {
+                on_frame_error(*ev.error);
+                break;
+            }
             r_.count("upstream_framing");
             EP_WARN(kLog, "{}: framing lost: {}", node_, ev.error->detail);
             conn_->abort("framing lost");
@@ -262,8 +328,19 @@ void SipUpstream::on_data(const char* d, size_t n) {
     }
 }
 
+void SipUpstream::on_frame_error(const sip::FrameError& e) {
+    // Skipped by the framer: the connection and every other flow on it go on.
+    r_.count(std::string("upstream_") + std::string(sip::metric_label(e.code)));
+    EP_WARN(kLog, "{}: message skipped: {} ({})", node_, sip::metric_label(e.code), e.detail);
+    if (!e.can_reply) return; // a response: dropped, the client's transaction times out
+    auto m = sip::Message::parse_head(e.head);
+    if (!m || !m->is_request() || m->method() == "ACK") return;
+    send_raw(sip::make_response(*m, sip::reply_status(e.code), {}, r_.random_token()).serialize());
+}
+
 void SipUpstream::on_closed(std::string_view why) {
     EP_INFO(kLog, "{}: connection closed: {}", node_, why);
+    bool was_ready = state_ == State::Ready;
     state_ = State::Idle;
     if (keepalive_) keepalive_->cancel();
     // The Connection is inside its own callback: destroy it on the next loop turn.
@@ -271,6 +348,7 @@ void SipUpstream::on_closed(std::string_view why) {
     r_.worker().worker().loop().post([dead] { delete dead; });
     framer_.reset();
     fail_pending(why);
+    if (was_ready) r_.upstream_lost(*this);
 }
 
 void SipUpstream::fail_pending(std::string_view why) {
@@ -291,7 +369,7 @@ SipRouter::SipRouter(CWorker& w) : w_(w) {
     OPENSSL_cleanse(key, sizeof key);
     if (!c) throw std::runtime_error("flow token codec: " + c.error().message);
     codec_.emplace(std::move(*c));
-    auto g = w.app().gen();
+    auto g = w.gen();
     if (g->cfg.media) {
         MediaB2bua::Refusals refusals{&w.app().metrics().counter("edgepair_media_calls_refused_total",
                                                                  "Calls refused by the media B2BUA",
@@ -317,7 +395,7 @@ void SipRouter::via_media(SipFlow& f, MediaB2bua::From from, sip::Message&& m, M
 }
 
 bool SipRouter::path_headers() const {
-    return w_.app().gen()->cfg.sip.path_headers;
+    return w_.gen()->cfg.sip.path_headers;
 }
 
 void SipRouter::count(std::string_view reason) {
@@ -341,9 +419,19 @@ std::string SipRouter::random_token(size_t bytes) {
 }
 
 void SipRouter::attach(link::LinkStream* s, const link::Headers& headers) {
+    auto format = link::header_value(headers, std::string(sip::kLinkFormatHeader));
+    if (format != sip::kLinkFormat) {
+        // An edge-e that sends messages in another format (or as a byte stream): refuse rather than misread.
+        count("link_format");
+        EP_WARN(kLog, "sip stream refused: message format '{}', this edge-c reads '{}'", format,
+                sip::kLinkFormat);
+        s->send_headers({{":status", "400"}}, true);
+        return;
+    }
     uint64_t id = next_flow_++;
     auto* f = new SipFlow(*this, s, id, std::string(link::header_value(headers, "x-domain")),
-                          std::string(link::header_value(headers, "x-client-addr")));
+                          std::string(link::header_value(headers, "x-client-addr")),
+                          std::string(link::header_value(headers, "x-sni")));
     flows_[id] = f;
     s->set_handler(f);
     s->send_headers({{":status", "200"}});
@@ -359,6 +447,22 @@ void SipRouter::flow_ended(SipFlow& f) {
     flows_.erase(f.id());
     if (media_) media_->flow_closed(f.id());
     EP_DEBUG(kLog, "flow {} ({}) ended", f.id(), f.client());
+}
+
+void SipRouter::upstream_lost(SipUpstream& u) {
+    std::vector<SipFlow*> hit;
+    for (auto& [id, f] : flows_)
+        for (uint64_t up : f->upstreams)
+            if (up == u.id()) hit.push_back(f);
+    if (hit.empty()) return;
+    EP_WARN(kLog, "{}: connection lost, closing the {} client flows that used it", u.node(), hit.size());
+    auto& closed = w_.app().metrics().counter(
+        "edgepair_sip_flows_closed_total", "Client SIP flows edge-c closed so their clients register again",
+        {{"reason", "node_connection_lost"}});
+    for (SipFlow* f : hit) {
+        closed.inc();
+        f->close("Unified CM connection lost");
+    }
 }
 
 void SipRouter::flow_closed(SipFlow& f) {
@@ -396,6 +500,55 @@ SipUpstream* SipRouter::upstream_for(const mra::Zone& z) {
     return u.get();
 }
 
+namespace {
+
+// The secure zone of `node` in a mixed-mode cluster, else its TCP zone.
+const mra::Zone* zone_of_node(const mra::Snapshot& snap, std::string_view node) {
+    const mra::Zone* tcp = nullptr;
+    for (const auto& z : snap.zones) {
+        if (!mra::iequals(z.node, node)) continue;
+        if (z.transport == mra::ZoneTransport::Tls) return &z;
+        tcp = &z;
+    }
+    return tcp;
+}
+
+} // namespace
+
+const mra::Zone* SipRouter::zone_by_host(const mra::Snapshot& snap, std::string_view host) const {
+    for (const auto& rule : snap.search_rules)
+        if (rule.matches(host))
+            if (auto* z = zone_of_node(snap, rule.node)) return z;
+    for (const auto& [name, u] : upstreams_)
+        if (!u->peer_ip().empty() && u->peer_ip() == host)
+            if (auto* z = zone_of_node(snap, u->node())) return z;
+    return nullptr;
+}
+
+bool SipRouter::names_node(const sip::Uri& u) const {
+    if (!u.is_sip() || !u.user.empty() || u.headers) return false;
+    auto snap = w_.snapshot();
+    if (!snap) return false;
+    const mra::Zone* z = zone_by_host(*snap, u.host);
+    if (!z) return false;
+    if (!u.port) return true; // the node's default SIP port
+    // Any SIP port of that node (its TCP or TLS zone), never another service on the same host.
+    for (const auto& other : snap->zones)
+        if (mra::iequals(other.node, z->node) && other.port == *u.port) return true;
+    return false;
+}
+
+bool SipRouter::names_edge(const SipFlow& f, const sip::Uri& u) const {
+    if (our_uri(u)) {
+        // The token is not enough: a client may copy one it saw into a URI naming another host.
+        for (const auto& [name, up] : upstreams_)
+            if (up->ready() && u.host == up->local_host() && u.port == up->local_port()) return true;
+        return false;
+    }
+    // edge-e by the name the client reached it by (an outbound-proxy Route some clients preload).
+    return u.is_sip() && u.user.empty() && !f.sni().empty() && mra::iequals(u.host, f.sni());
+}
+
 // The zone (so the node and transport) a request from a client goes to. In order: the next Route (an
 // in-dialog request follows the route set Unified CM recorded), the Request-URI host when it names a node
 // (the search rules of the generated zones match on the node name), the node the flow registered with,
@@ -403,24 +556,8 @@ SipUpstream* SipRouter::upstream_for(const mra::Zone& z) {
 const mra::Zone* SipRouter::choose_zone(SipFlow& f, const sip::Message& m) {
     auto snap = w_.snapshot();
     if (!snap || snap->zones.empty()) return nullptr;
-    auto zone_of = [&](std::string_view node) -> const mra::Zone* {
-        const mra::Zone* tcp = nullptr;
-        for (const auto& z : snap->zones) {
-            if (!mra::iequals(z.node, node)) continue;
-            if (z.transport == mra::ZoneTransport::Tls) return &z; // mixed mode: the secure zone
-            tcp = &z;
-        }
-        return tcp;
-    };
-    auto node_by_host = [&](std::string_view host) -> const mra::Zone* {
-        for (const auto& rule : snap->search_rules)
-            if (rule.matches(host))
-                if (auto* z = zone_of(rule.node)) return z;
-        for (const auto& [name, u] : upstreams_)
-            if (!u->peer_ip().empty() && u->peer_ip() == host)
-                if (auto* z = zone_of(u->node())) return z;
-        return nullptr;
-    };
+    auto zone_of = [&](std::string_view node) { return zone_of_node(*snap, node); };
+    auto node_by_host = [&](std::string_view host) { return zone_by_host(*snap, host); };
     if (auto vals = m.values(sip::HeaderId::route); !vals.empty())
         if (auto na = sip::NameAddr::parse(vals.front()))
             if (auto* z = node_by_host(na->uri.host)) return z;
@@ -469,13 +606,13 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
         }
         sip::pop_via(m);
         via_media(f, MediaB2bua::From::Client, std::move(m),
-                  [this, up = id->connection](sip::Message&& m, int, std::string_view) {
+                  [this, up = id->connection, fid = f.id()](sip::Message&& m, int, std::string_view) {
                       auto it = upstream_by_id_.find(up);
                       if (it == upstream_by_id_.end() || !it->second->ready()) {
                           count("upstream_gone");
                           return;
                       }
-                      it->second->send_raw(m.serialize());
+                      it->second->send_response_from_client(std::move(m), fid);
                   });
         return;
     }
@@ -503,10 +640,14 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
         reply_to_flow(f.id(), m, 400, "Bad Max-Forwards");
         return;
     }
-    auto popped = sip::pop_route_if(m, [&](const sip::Uri& u) { return our_uri(u).has_value(); });
-    if (!popped) {
-        count("client_bad_route");
-        reply_to_flow(f.id(), m, 400, "Malformed Route");
+    auto rv = sip::apply_client_route_policy(
+        m, [&](const sip::Uri& u) { return names_edge(f, u); },
+        [&](const sip::Uri& u) { return names_node(u); });
+    if (!rv.ok) {
+        count("client_foreign_route");
+        EP_INFO(kLog, "flow {} ({}): {} refused: Route {} names neither the edge nor a Unified CM node",
+                f.id(), f.client(), m.method(), rv.foreign);
+        reply_to_flow(f.id(), m, 403, "Route outside the Unified CM cluster");
         return;
     }
     const mra::Zone* z = choose_zone(f, m);
@@ -560,10 +701,9 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
                 auto fid = our_uri(uri);
                 auto epc = uri.params.get("epc");
                 if (!fid || fid->connection != f->id() || !epc) return std::nullopt;
-                size_t idx = 0;
-                auto [p, ec] = std::from_chars(epc->data(), epc->data() + epc->size(), idx);
-                if (ec != std::errc() || idx >= f->contacts.size()) return std::nullopt;
-                auto orig = sip::Uri::parse(f->contacts[idx]);
+                const std::string* o = f->contacts.lookup(*epc);
+                if (!o) return std::nullopt;
+                auto orig = sip::Uri::parse(*o);
                 if (!orig) return std::nullopt;
                 return *orig;
             });
@@ -621,15 +761,12 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
     }
     if (ru && our_uri(*ru) && ru->params.has("epc")) {
         // Our rewritten Contact: give the client back the Request-URI it registered.
-        auto epc = *ru->params.get("epc");
-        size_t idx = 0;
-        auto [p, ec] = std::from_chars(epc.data(), epc.data() + epc.size(), idx);
-        if (ec == std::errc() && idx < f->contacts.size()) m.set_request_uri(f->contacts[idx]);
+        if (const std::string* o = f->contacts.lookup(*ru->params.get("epc"))) m.set_request_uri(*o);
     }
     auto top = m.top_via();
     std::string prev = top && top->branch() ? std::string(*top->branch()) : random_token();
     std::string up_token = flow_token(kFlowUpstream, u.id());
-    std::string via_host = w_.app().gen()->cfg.node_name;
+    std::string via_host = w_.gen()->cfg.node_name;
     sip::push_via(m, {"TLS", via_host.empty() ? u.local_host() : via_host, std::nullopt,
                       std::string(sip::kMagicCookie) + up_token + kBranchSep + prev, false});
     if (dialog_forming(m.method())) {

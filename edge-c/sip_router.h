@@ -12,7 +12,14 @@
 //
 // Routing back is stateless: each URI and Via branch carries an authenticated flow token
 // (sip::FlowTokenCodec) naming the client flow or the upstream connection, so no transaction table is kept.
-// What is kept per flow is the registered Contact URIs (to restore the Request-URI the client expects).
+// What is kept per flow is the Contact URIs it used (to restore the Request-URI the client expects).
+//
+// What a client may not do through this router (issue #14): reach the node with a Contact it wrote (every
+// Contact is rewritten to a URI of this router, or the message refused), route through anything but the
+// edge and Unified CM nodes (Route policy, 403), or send the node more than sip.max_message_to_node (513).
+// One client's message never costs the others their shared node connection: the node framer skips what it
+// cannot relay, and when a node connection is lost anyway every flow that used it is closed at once, so
+// its client reconnects and registers again instead of keeping a binding that points at a dead port.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,10 +31,13 @@
 #include "common/core/loop.h"
 #include "common/link/link_conn.h"
 #include "common/mra/model.h"
+#include "common/mra/snapshot.h"
 #include "common/net/connection.h"
 #include "common/sip/flow_token.h"
 #include "common/sip/framer.h"
+#include "common/sip/link_codec.h"
 #include "common/sip/message.h"
+#include "common/sip/mra_policy.h"
 #include "edge-c/media_b2bua.h"
 
 namespace edgepair::edge_c {
@@ -42,28 +52,36 @@ inline constexpr uint64_t kFlowUpstream = 2;
 // One client's SIP connection on edge-e, seen as the link stream that carries it.
 class SipFlow final : public link::StreamHandler {
   public:
-    SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client);
+    SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client,
+            std::string sni);
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream& s) override;
     void on_close(link::LinkStream& s, std::string_view error) override;
 
+    // One whole message to the client.
     void send(std::string_view wire);
+    // Ends the flow from this side (edge-e then closes the client's connection); the flow is freed.
+    void close(std::string_view why);
 
     uint64_t id() const { return id_; }
     const std::string& domain() const { return domain_; }
     const std::string& client() const { return client_; }
+    const std::string& sni() const { return sni_; } // the name the client reached edge-e by
     link::LinkConn* link() const { return link_; }
     std::string node; // the Unified CM node this flow registered through
-    // Original Contact URIs of the flow's registrations, indexed by the rewritten Contact's "epc" param.
-    std::vector<std::string> contacts;
+    // The client's Contact URIs, indexed by the rewritten Contact's "epc" param.
+    sip::ContactTable contacts;
+    // The upstreams (SipUpstream::id) this flow's messages went over: told when one is lost.
+    std::vector<uint64_t> upstreams;
+    void used(uint64_t upstream);
 
   private:
     SipRouter& r_;
     link::LinkStream* s_;
     link::LinkConn* link_;
     uint64_t id_;
-    std::string domain_, client_;
-    sip::Framer framer_;
+    std::string domain_, client_, sni_;
+    sip::LinkDecoder decoder_;
     bool ended_ = false;
 };
 
@@ -81,6 +99,10 @@ class SipUpstream {
     // A request or response from a client flow (flow 0: none). Queued until connected.
     void send_from_client(sip::Message m, uint64_t flow);
     void send_raw(std::string_view wire);
+    // A response from a client flow (our Via already popped): Contacts rewritten, size checked, sent.
+    void send_response_from_client(sip::Message m, uint64_t flow);
+    // sip:<token>@<local address>;transport=..[;lr] naming `flow` on this connection.
+    sip::Uri our_uri(uint64_t flow, bool lr) const;
 
   private:
     enum class State { Idle, Resolving, Connecting, Ready };
@@ -94,6 +116,9 @@ class SipUpstream {
     void on_data(const char* d, size_t n);
     void on_closed(std::string_view why);
     void fail_pending(std::string_view why);
+    void on_frame_error(const sip::FrameError& e);
+    // Writes `m` unless it is over sip.max_message_to_node; false (and 513 to `flow`) when it is.
+    bool write_checked(const sip::Message& m, uint64_t flow);
 
     SipRouter& r_;
     uint64_t id_;
@@ -121,6 +146,8 @@ class SipRouter {
     void flow_closed(SipFlow& f);
 
     void from_client(SipFlow& f, std::string_view bytes);
+    // A node connection that carried flows is gone: close every flow that used it (see the class comment).
+    void upstream_lost(SipUpstream& u);
     void from_upstream(SipUpstream& u, std::string_view bytes);
     void count(std::string_view reason);
     std::string random_token(size_t bytes = 8);
@@ -136,6 +163,12 @@ class SipRouter {
 
   private:
     const mra::Zone* choose_zone(SipFlow& f, const sip::Message& m);
+    // The zone of the Unified CM node `host` names (search rules, then connected node addresses).
+    const mra::Zone* zone_by_host(const mra::Snapshot& snap, std::string_view host) const;
+    // The URI names a Unified CM node on one of its SIP ports (Route policy).
+    bool names_node(const sip::Uri& u) const;
+    // The URI names this edge: our own flow-token URIs, or edge-e by the name the client reached it by.
+    bool names_edge(const SipFlow& f, const sip::Uri& u) const;
     void reply_upstream(SipUpstream& u, const sip::Message& req, int status, std::string_view reason = {});
     std::optional<sip::FlowId> our_uri(const sip::Uri& u) const;
     // Hands a message to the media B2BUA (when media is configured) before `send` forwards it.

@@ -1,18 +1,22 @@
 // SIP over TLS on 5061 (issue #6).
 //
 // edge-e is a framing relay, not a SIP proxy element: one link stream per client TLS connection, each
-// complete message written whole onto it, and whatever edge-c writes back (always whole messages) written
-// to the client. edge-c is the only element that adds Via / Record-Route / Path, so the client sees one
-// proxy hop and the flow identity (which stream a request must go back on) lives in one place. What edge-e
-// does itself is what must happen before a message may cross the link: framing (Content-Length, CRLF
-// keep-alives answered here so they cost the link nothing), the checks routing depends on (a message edge-c
-// could not route is refused at the edge), and the clean 503 when no link is up.
+// complete message sent onto it with its boundary (common/sip/link_codec.h), and each message edge-c sends
+// back written to the client. edge-c is the only element that adds Via / Record-Route / Path, so the client
+// sees one proxy hop and the flow identity (which stream a request must go back on) lives in one place. What
+// edge-e does itself is what must happen before a message may cross the link: framing (Content-Length, CRLF
+// keep-alives answered here so they cost the link nothing), the size limit (513, the message skipped, the
+// connection kept), the checks routing depends on (a message edge-c could not route is refused at the
+// edge, a malformed header line gets 400, an unsupported Proxy-Require 420), and the clean 503 when no link
+// is up.
 #include <fmt/format.h>
 
 #include "common/link/link_conn.h"
 #include "common/obs/log.h"
 #include "common/sip/framer.h"
+#include "common/sip/link_codec.h"
 #include "common/sip/message.h"
+#include "common/sip/mra_policy.h"
 #include "common/sip/proxy.h"
 #include "edge-e/sessions.h"
 
@@ -20,11 +24,23 @@ namespace edgepair::edge_e {
 
 namespace {
 
+// What edge-c may send in one message: its own framer limit toward Unified CM is at most 1 MiB, plus the
+// headers it adds. More is a broken peer.
+constexpr size_t kMaxFromLink = 2 * 1024 * 1024;
+
+sip::FramerLimits client_limits(const config::EdgeEConfig& cfg) {
+    sip::FramerLimits l;
+    l.max_message_size = cfg.listeners.sip_tls ? size_t(cfg.listeners.sip_tls->max_message_size) : 10000;
+    l.max_headers = 128;
+    l.recover = true;
+    return l;
+}
+
 class SipSession final : public ClientSession, public link::StreamHandler {
   public:
     SipSession(WorkerState& ws, int fd, SSL* ssl)
         : ws_(ws), conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, ssl, true)),
-          framer_(sip::FramerLimits{size_t(ws.gen()->cfg.limits.max_sip_message), 128}) {
+          framer_(client_limits(ws.gen()->cfg)), from_link_(kMaxFromLink) {
         conn_->set_callbacks({[this] { on_ready(); },
                               [this](const char* d, size_t n) { on_client_data(d, n); },
                               [this](std::string_view why) { on_client_close(why); }, nullptr});
@@ -43,8 +59,21 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     }
 
     void on_data(link::LinkStream& s, const char* data, size_t len) override {
-        if (!closing_) conn_->write(std::string_view(data, len));
         s.consumed(len);
+        if (closing_) return;
+        from_link_.feed(std::string_view(data, len));
+        std::string_view msg;
+        for (;;) {
+            auto st = from_link_.next(msg);
+            if (st == sip::LinkDecoder::Status::need_more) return;
+            if (st == sip::LinkDecoder::Status::error) {
+                count_error("link_format");
+                EP_WARN("sip", "{}: edge-c sent a message without a valid boundary", peer_);
+                close_client();
+                return;
+            }
+            conn_->write(msg);
+        }
     }
 
     void on_end(link::LinkStream&) override {
@@ -90,7 +119,8 @@ class SipSession final : public ClientSession, public link::StreamHandler {
                 break;
             case sip::FrameEventType::error:
                 on_frame_error(*ev.error);
-                return;
+                if (ev.error->fatal) return;
+                break;
             }
         }
     }
@@ -103,26 +133,31 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             .inc();
     }
 
-    void reply(const sip::Message& req, int status, std::string_view detail = {}) {
+    void reply(const sip::Message& req, int status, std::string_view detail = {},
+               const sip::Header* extra = nullptr) {
         if (req.method() == "ACK") return; // never answered (RFC 3261 17.2.1 / 17.2.3)
         // The detail may quote what the client sent; only printable ASCII goes into the status line.
         std::string reason;
         for (char c : detail.substr(0, 120))
             reason += (c >= 0x20 && c < 0x7f) ? c : '?';
-        conn_->write(sip::make_response(req, status, reason).serialize());
+        auto r = sip::make_response(req, status, reason);
+        if (extra) r.append_header(extra->name, extra->value);
+        conn_->write(r.serialize());
     }
 
     void on_frame_error(const sip::FrameError& e) {
         count_error(sip::metric_label(e.code));
-        EP_INFO("sip", "{}: unframeable message: {} ({})", peer_, sip::metric_label(e.code), e.detail);
-        if (e.can_reply_400) {
+        EP_INFO("sip", "{}: {} message: {} ({})", peer_, e.fatal ? "unframeable" : "refused",
+                sip::metric_label(e.code), e.detail);
+        if (e.can_reply) {
             if (auto m = sip::Message::parse_head(e.head); m && m->is_request()) {
-                int status = e.code == sip::FrameErrorCode::message_too_large ? 513 : 400;
+                int status = sip::reply_status(e.code);
                 reply(*m, status, status == 400 ? std::string_view(e.detail) : std::string_view{});
             }
         }
-        // The stream position is lost: nothing after this point can be trusted to start a message.
-        close_client();
+        // Fatal: the stream position is lost, nothing after this point can be trusted to start a message.
+        // Otherwise the framer skipped just this message (a response is dropped: nothing answers one).
+        if (e.fatal) close_client();
     }
 
     void on_message(std::string_view bytes) {
@@ -142,12 +177,25 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             if (m->is_request()) reply(*m, v.status, v.detail);
             return;
         }
+        if (m->is_request()) {
+            // RFC 3261 16.3 step 5: the pair is the proxy a Proxy-Require addresses.
+            auto unsupported = sip::unsupported_proxy_require(*m, sip::mra_supported_proxy_extensions());
+            if (!unsupported.empty()) {
+                count_error("bad_extension");
+                sip::Header h;
+                h.name = "Unsupported";
+                for (const auto& t : unsupported)
+                    h.value += (h.value.empty() ? "" : ", ") + t;
+                reply(*m, 420, {}, &h);
+                return;
+            }
+        }
         if (!ensure_stream(*m, info)) {
             count_error("no_link");
             if (m->is_request()) reply(*m, 503, "Traversal link to edge-c is down");
             return;
         }
-        if (!stream_->write(bytes)) {
+        if (!stream_->write(sip::link_encode(bytes))) {
             // The link stream's queue is full: stop reading this client until edge-c catches up.
             paused_ = true;
             conn_->pause_reading();
@@ -161,7 +209,10 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         // The domain the client serves: its AOR's host (the To of a REGISTER, the From otherwise), used
         // by edge-c to pick the deployment when the Request-URI names no Unified CM node.
         const auto& aor = (m.is_request() && m.method() == "REGISTER") ? info.to : info.from;
-        link::Headers h{{"x-client-addr", peer_}, {"x-sni", sni_}, {"x-domain", aor.uri.host}};
+        link::Headers h{{"x-client-addr", peer_},
+                        {"x-sni", sni_},
+                        {"x-domain", aor.uri.host},
+                        {std::string(sip::kLinkFormatHeader), std::string(sip::kLinkFormat)}};
         stream_ = link->open_stream(link::StreamKind::Sip, h, this);
         return stream_ != nullptr;
     }
@@ -195,6 +246,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     WorkerState& ws_;
     std::unique_ptr<net::Connection> conn_;
     sip::Framer framer_;
+    sip::LinkDecoder from_link_;
     link::LinkStream* stream_ = nullptr;
     std::string peer_, sni_;
     bool handshake_done_ = false;

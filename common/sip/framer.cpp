@@ -1,5 +1,7 @@
 #include "common/sip/framer.h"
 
+#include <algorithm>
+
 #include "common/sip/lex.h"
 #include "common/sip/message.h"
 
@@ -25,7 +27,20 @@ std::string_view metric_label(FrameErrorCode code) {
     return "unknown";
 }
 
+int reply_status(FrameErrorCode code) {
+    return code == FrameErrorCode::message_too_large ? 513 : 400;
+}
+
 namespace {
+
+// Routing headers kept from an oversized header section, enough for make_response.
+bool routing_header(HeaderId id) {
+    return id == HeaderId::via || id == HeaderId::from || id == HeaderId::to || id == HeaderId::call_id ||
+           id == HeaderId::cseq;
+}
+// Bounds what an oversized header section may keep and how long a line the scanner buffers.
+constexpr size_t kMaxKept = 8 * 1024;
+constexpr size_t kMaxLine = 8 * 1024;
 
 // Decides from a possibly incomplete first line whether it can still become a SIP start line, so a
 // peer speaking TLS or HTTP to the SIP port is dropped at once instead of after 64 KiB.
@@ -73,21 +88,131 @@ void Framer::feed(std::string_view bytes) {
 
 FrameEvent Framer::fail(FrameErrorCode code, std::string detail, std::string_view head) {
     failed_ = true;
+    error_ = {};
     error_.code = code;
     error_.detail = std::move(detail);
     if (!head.empty()) {
         auto m = Message::parse_head(head);
         if (m && has_routing_headers(*m)) {
-            error_.can_reply_400 = true;
+            error_.can_reply = true;
             error_.head = std::string(head);
         }
     }
     buf_.clear();
     pos_ = 0;
+    big_.reset();
     FrameEvent ev;
     ev.type = FrameEventType::error;
     ev.error = &error_;
     return ev;
+}
+
+FrameEvent Framer::reject(FrameErrorCode code, std::string detail, std::string_view head, size_t skip) {
+    error_ = {};
+    error_.code = code;
+    error_.detail = std::move(detail);
+    error_.fatal = false;
+    if (!head.empty()) {
+        auto m = Message::parse_head(head);
+        if (m && has_routing_headers(*m)) {
+            error_.can_reply = true;
+            error_.head = std::string(head);
+        }
+    }
+    reset_message();
+    skip_ = skip;
+    FrameEvent ev;
+    ev.type = FrameEventType::error;
+    ev.error = &error_;
+    return ev;
+}
+
+void Framer::reset_message() {
+    start_ok_ = false;
+    line_scan_ = 0;
+    scan_ = 0;
+    head_len_ = 0;
+    body_len_ = 0;
+    big_.reset();
+}
+
+FrameEvent Framer::big_head_line(std::string_view line, bool partial) {
+    BigHead& b = *big_;
+    using Last = BigHead::Last;
+    if (line.find_first_of("\r\n") != std::string_view::npos) {
+        b.last = Last::none; // a bad line: skipped with the rest of the message
+        return {};
+    }
+    if (!line.empty() && is_ws(line.front())) {
+        if (b.last == Last::cl) return fail(FrameErrorCode::bad_content_length, "folded Content-Length");
+        if (b.last == Last::kept && !partial && b.kept.size() + line.size() + 2 <= kMaxKept) {
+            b.kept.append(line);
+            b.kept.append("\r\n");
+        }
+        return {};
+    }
+    b.last = Last::none;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return {};
+    std::string_view name = trim(line.substr(0, colon));
+    if (!is_token(name)) return {};
+    HeaderId id = header_id(name);
+    if (id == HeaderId::content_length) {
+        if (partial) return fail(FrameErrorCode::bad_content_length, "overlong Content-Length line");
+        if (b.cl_seen) return fail(FrameErrorCode::bad_content_length, "more than one Content-Length");
+        b.cl_seen = true;
+        b.cl_value = std::string(line.substr(colon + 1));
+        b.last = Last::cl;
+    } else if (routing_header(id) && !partial && b.kept.size() + line.size() + 2 <= kMaxKept) {
+        b.kept.append(line);
+        b.kept.append("\r\n");
+        b.last = Last::kept;
+    }
+    return {};
+}
+
+FrameEvent Framer::scan_big_head() {
+    BigHead& b = *big_;
+    for (;;) {
+        std::string_view d = std::string_view(buf_).substr(pos_);
+        size_t le = d.find("\r\n");
+        if (le == std::string_view::npos) {
+            // Keep a possible CR so a CRLF split across reads is still seen.
+            size_t drop = d.size() > 0 && d.back() == '\r' ? d.size() - 1 : d.size();
+            if (d.size() > kMaxLine) {
+                if (!b.long_line) {
+                    FrameEvent ev = big_head_line(d.substr(0, drop), true);
+                    if (ev.type == FrameEventType::error) return ev;
+                    b.long_line = true;
+                }
+                pos_ += drop;
+                b.seen += drop;
+            }
+            if (b.seen + (d.size() - drop) > kMaxSkippedHead)
+                return fail(FrameErrorCode::message_too_large, "header section exceeds the skippable size");
+            return {};
+        }
+        std::string_view line = d.substr(0, le);
+        pos_ += le + 2;
+        b.seen += le + 2;
+        if (b.seen > kMaxSkippedHead)
+            return fail(FrameErrorCode::message_too_large, "header section exceeds the skippable size");
+        if (b.long_line) {
+            b.long_line = false;
+            continue;
+        }
+        if (line.empty()) break;
+        FrameEvent ev = big_head_line(line, false);
+        if (ev.type == FrameEventType::error) return ev;
+    }
+    std::string head = std::move(b.kept);
+    if (!b.cl_seen)
+        return fail(FrameErrorCode::missing_content_length, "no Content-Length on a stream", head);
+    auto cl = parse_content_length(b.cl_value);
+    if (!cl) return fail(FrameErrorCode::bad_content_length, "malformed Content-Length", head);
+    if (*cl > kMaxSkippedMessage)
+        return fail(FrameErrorCode::message_too_large, "Content-Length exceeds the skippable size", head);
+    return reject(FrameErrorCode::message_too_large, "header section exceeds the size limit", head, *cl);
 }
 
 FrameEvent Framer::next() {
@@ -97,6 +222,17 @@ FrameEvent Framer::next() {
         ev.error = &error_;
         return ev;
     }
+    if (skip_ > 0) {
+        size_t n = std::min(skip_, buf_.size() - pos_);
+        pos_ += n;
+        skip_ -= n;
+        if (skip_ > 0) {
+            buf_.clear(); // everything buffered was skipped
+            pos_ = 0;
+            return {};
+        }
+    }
+    if (big_) return scan_big_head();
     if (pos_ == buf_.size()) {
         buf_.clear();
         pos_ = 0;
@@ -140,15 +276,27 @@ FrameEvent Framer::next() {
             line_scan_ = 0;
         }
         size_t idx = d.find("\r\n\r\n", scan_);
+        bool too_big = idx == std::string_view::npos ? d.size() > limits_.max_message_size
+                                                     : idx + 4 > limits_.max_message_size;
+        if (too_big && limits_.recover) {
+            // The start line is complete (start_ok_): keep it, scan the rest line by line.
+            size_t le = d.find("\r\n");
+            auto big = std::make_unique<BigHead>();
+            big->kept = std::string(d.substr(0, le + 2));
+            big->seen = le + 2;
+            pos_ += le + 2;
+            reset_message();
+            big_ = std::move(big);
+            return scan_big_head();
+        }
         if (idx == std::string_view::npos) {
             scan_ = d.size() >= 3 ? d.size() - 3 : 0;
-            if (d.size() > limits_.max_message_size)
+            if (too_big)
                 return fail(FrameErrorCode::message_too_large, "header section exceeds the size limit");
             return {};
         }
         scan_ = 0;
-        if (idx + 4 > limits_.max_message_size)
-            return fail(FrameErrorCode::message_too_large, "header section exceeds the size limit");
+        if (too_big) return fail(FrameErrorCode::message_too_large, "header section exceeds the size limit");
         FrameEvent ev = parse_head(idx + 4);
         if (ev.type == FrameEventType::error) return ev;
     }
@@ -171,41 +319,90 @@ FrameEvent Framer::parse_head(size_t head_len) {
     bool cl_seen = false;
     bool in_cl = false;
     std::string cl_value;
+    // Recover mode: the first malformed line, and the header section without the malformed lines (for
+    // the 400), built only once one is found.
+    std::string bad;
+    std::string clean;
+    bool last_bad = false;
+    auto bad_line = [&](size_t line_start, std::string_view why) {
+        if (bad.empty()) {
+            bad = std::string(why);
+            clean = std::string(head.substr(0, line_start));
+        }
+        last_bad = true;
+    };
     while (pos < head_len) {
+        size_t line_start = pos;
         size_t le = head.find("\r\n", pos);
         std::string_view line = head.substr(pos, le - pos);
         pos = le + 2;
         if (line.empty()) break;
-        if (line.find_first_of("\r\n") != std::string_view::npos)
-            return fail(FrameErrorCode::bad_header, "bare CR or LF in header section");
+        if (line.find_first_of("\r\n") != std::string_view::npos) {
+            if (!limits_.recover) return fail(FrameErrorCode::bad_header, "bare CR or LF in header section");
+            bad_line(line_start, "bare CR or LF in header section");
+            in_cl = false;
+            continue;
+        }
         if (is_ws(line.front())) {
-            if (headers == 0) return fail(FrameErrorCode::bad_header, "continuation line without header");
+            if (headers == 0 || last_bad) {
+                if (!limits_.recover)
+                    return fail(FrameErrorCode::bad_header, "continuation line without header");
+                bad_line(line_start, "continuation line without header");
+                continue;
+            }
             if (in_cl) {
                 cl_value += ' ';
                 cl_value += line;
             }
-            continue;
+        } else {
+            size_t colon = line.find(':');
+            std::string_view name = trim(line.substr(0, colon));
+            if (colon == std::string_view::npos || !is_token(name)) {
+                if (!limits_.recover) return fail(FrameErrorCode::bad_header, "malformed header line");
+                bad_line(line_start, "malformed header line");
+                in_cl = false;
+                continue;
+            }
+            last_bad = false;
+            ++headers;
+            if (headers > limits_.max_headers && !limits_.recover)
+                return fail(FrameErrorCode::too_many_headers, "too many header fields", head);
+            in_cl = header_id(name) == HeaderId::content_length;
+            if (in_cl) {
+                // Two lengths are a request-smuggling vector even when equal (RFC 4475 mcl01).
+                if (cl_seen)
+                    return fail(FrameErrorCode::bad_content_length, "more than one Content-Length", head);
+                cl_seen = true;
+                cl_value = std::string(line.substr(colon + 1));
+            }
         }
-        size_t colon = line.find(':');
-        std::string_view name = trim(line.substr(0, colon));
-        if (colon == std::string_view::npos || !is_token(name))
-            return fail(FrameErrorCode::bad_header, "malformed header line");
-        if (++headers > limits_.max_headers)
-            return fail(FrameErrorCode::too_many_headers, "too many header fields", head);
-        in_cl = header_id(name) == HeaderId::content_length;
-        if (in_cl) {
-            // Two lengths are a request-smuggling vector even when equal (RFC 4475 mcl01).
-            if (cl_seen)
-                return fail(FrameErrorCode::bad_content_length, "more than one Content-Length", head);
-            cl_seen = true;
-            cl_value = std::string(line.substr(colon + 1));
+        if (!bad.empty()) {
+            clean.append(line);
+            clean.append("\r\n");
         }
     }
-    if (!cl_seen) return fail(FrameErrorCode::missing_content_length, "no Content-Length on a stream", head);
+    if (!bad.empty()) clean.append("\r\n");
+    std::string_view reply_head = bad.empty() ? head : std::string_view(clean);
+    if (!cl_seen)
+        return fail(FrameErrorCode::missing_content_length, "no Content-Length on a stream", reply_head);
     auto cl = parse_content_length(cl_value);
-    if (!cl) return fail(FrameErrorCode::bad_content_length, "malformed Content-Length", head);
-    if (*cl > limits_.max_message_size - head_len)
-        return fail(FrameErrorCode::message_too_large, "Content-Length exceeds the size limit", head);
+    if (!cl) return fail(FrameErrorCode::bad_content_length, "malformed Content-Length", reply_head);
+    if (*cl > limits_.max_message_size - head_len) {
+        if (!limits_.recover || *cl > kMaxSkippedMessage)
+            return fail(FrameErrorCode::message_too_large, "Content-Length exceeds the size limit",
+                        reply_head);
+        pos_ += head_len;
+        return reject(FrameErrorCode::message_too_large, "Content-Length exceeds the size limit", reply_head,
+                      *cl);
+    }
+    if (headers > limits_.max_headers) {
+        pos_ += head_len;
+        return reject(FrameErrorCode::too_many_headers, "too many header fields", reply_head, *cl);
+    }
+    if (!bad.empty()) {
+        pos_ += head_len;
+        return reject(FrameErrorCode::bad_header, bad, reply_head, *cl);
+    }
     head_len_ = head_len;
     body_len_ = *cl;
     return {};

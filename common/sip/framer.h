@@ -5,6 +5,7 @@
 // double CRLF is a "ping" the caller answers with a single CRLF "pong".
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -13,7 +14,18 @@ namespace edgepair::sip {
 struct FramerLimits {
     size_t max_message_size = 64 * 1024; // header section + body
     size_t max_headers = 128;            // header fields (continuation lines not counted)
+    // Recover from errors that leave the message boundary known (issue #14 items 7 and 10): a message
+    // over max_message_size or max_headers, or with a malformed header line, is reported as a non-fatal
+    // error, its bytes are skipped and framing goes on with the next message. A connection shared by many
+    // flows (edge-c to a Unified CM node) then loses one message instead of every flow. Off, every error
+    // is fatal, as a connection that is closed on any error wants.
+    bool recover = false;
 };
+
+// What a recovering framer skips at most: beyond this the peer is not sending SIP, and skipping would
+// only let it hold the connection busy. A header section without its end is cut at kMaxSkippedHead.
+inline constexpr size_t kMaxSkippedHead = 1024 * 1024;
+inline constexpr size_t kMaxSkippedMessage = 16 * 1024 * 1024;
 
 enum class FrameErrorCode : uint8_t {
     bad_start_line,         // not SIP at all (TLS record, HTTP, binary garbage)
@@ -30,20 +42,27 @@ std::string_view metric_label(FrameErrorCode code);
 struct FrameError {
     FrameErrorCode code = FrameErrorCode::bad_start_line;
     std::string detail;
+    // False: the message was skipped and framing goes on (FramerLimits::recover). True: framing is
+    // lost, the framer stays failed and the connection must be closed.
+    bool fatal = true;
     // True when the header section is a request whose start line, Via, Call-ID, CSeq, From and To
-    // could be parsed: the caller may answer 400 (Message::parse_head(head) then make_response)
-    // before closing (513 Message Too Large fits message_too_large better). The connection must be
-    // closed either way: framing is lost.
-    bool can_reply_400 = false;
-    std::string head; // the header section, set when can_reply_400
+    // could be parsed: the caller may answer reply_status(code) (Message::parse_head(head) then
+    // make_response), before closing when fatal.
+    bool can_reply = false;
+    // The header section, set when can_reply. Malformed header lines are left out of it, and for a
+    // header section over the size limit it holds only the start line and the routing headers.
+    std::string head;
 };
+
+// The answer to a request the framer refused: 513 Message Too Large for the size limit, else 400.
+int reply_status(FrameErrorCode code);
 
 enum class FrameEventType : uint8_t {
     need_more,      // feed more bytes
     message,        // `message` holds one complete message
     keepalive_ping, // CRLFCRLF: answer with CRLF
     keepalive_pong, // single CRLF between messages (a pong, or ignorable per RFC 3261 7.5)
-    error,          // see `error`; the framer stays failed
+    error,          // see `error`; unless error->fatal the framer goes on with the next message
 };
 
 struct FrameEvent {
@@ -66,7 +85,23 @@ class Framer {
 
   private:
     FrameEvent fail(FrameErrorCode code, std::string detail, std::string_view head = {});
+    // A non-fatal error: the message's remaining `skip` bytes (from pos_) are discarded.
+    FrameEvent reject(FrameErrorCode code, std::string detail, std::string_view head, size_t skip);
     FrameEvent parse_head(size_t head_len);
+    FrameEvent scan_big_head();
+    FrameEvent big_head_line(std::string_view line, bool partial);
+    void reset_message();
+
+    // A header section over the size limit, scanned line by line and discarded as it goes (recover mode):
+    // only Content-Length and the routing headers needed for a 513 are kept.
+    struct BigHead {
+        std::string kept;       // start line and routing header lines, CRLF-terminated
+        size_t seen = 0;        // bytes of the header section so far
+        bool long_line = false; // the current line was already classified and is being discarded
+        bool cl_seen = false;
+        std::string cl_value;
+        enum class Last : uint8_t { none, cl, kept } last = Last::none;
+    };
 
     FramerLimits limits_;
     std::string buf_;
@@ -76,6 +111,8 @@ class Framer {
     bool start_ok_ = false; // the current message's start line is complete and plausible
     size_t head_len_ = 0;   // 0 while the header section is incomplete
     size_t body_len_ = 0;
+    size_t skip_ = 0; // bytes of a rejected message still to discard
+    std::unique_ptr<BigHead> big_;
     bool failed_ = false;
     FrameError error_;
 };

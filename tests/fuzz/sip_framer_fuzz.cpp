@@ -2,7 +2,7 @@
 // - framing does not depend on how the input was split;
 // - every framed message that parses re-parses identically after serialize();
 // - a valid request yields a response that itself validates, and proxy edits keep it parseable;
-// - can_reply_400 implies the reported head parses.
+// - can_reply implies the reported head parses.
 #include "common/sip/framer.h"
 #include "common/sip/message.h"
 #include "common/sip/proxy.h"
@@ -92,7 +92,7 @@ std::vector<std::string> run(std::string_view in, size_t chunk, bool deep) {
             } else {
                 check(ev.error != nullptr);
                 check(!metric_label(ev.error->code).empty());
-                if (ev.error->can_reply_400) check(Message::parse_head(ev.error->head).ok());
+                if (ev.error->can_reply) check(Message::parse_head(ev.error->head).ok());
                 evs.push_back("e:" + std::string(metric_label(ev.error->code)));
                 done = true;
                 break;

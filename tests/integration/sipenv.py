@@ -175,6 +175,25 @@ Expires: {expires}
         self.send("\n".join(lines), body)
 
 
+class PlainSipUA(SipUA):
+    """A SIP UA over plain TCP, for an internal endpoint talking to Kamailio directly (not through the pair)."""
+
+    def __init__(self, host: str, port: int, user: str):  # noqa: super().__init__ would dial TLS
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.user = user
+        self.buf = b""
+        self.local = "%s:%d" % self.sock.getsockname()[:2]
+        self.contact = f"<sip:{user}@{self.local};transport=tcp>"
+        self.tag = uuid.uuid4().hex[:10]
+        self.cseq = 0
+
+    def recv(self, timeout: float = 10) -> SipMsg | None:
+        try:
+            return super().recv(timeout)
+        except OSError:
+            return None
+
+
 # ------------------------------------------------------------------------------------------------------------
 # TLS relay for sipp (TCP in, TLS out to edge-e)
 
@@ -304,15 +323,23 @@ class SipEnv(h.TestCase):
         self.fixture.wait_port(UCM_ADDR, self.fport, timeout=15)
 
     def start_pair(self, path_headers: bool = False, edge_c: bool = True, verify: bool = False,
-                   extra_e: str = "", extra_c: str = "", workers: int = 1, log_level: str = "debug"):
-        """extra_e / extra_c: more top-level YAML for edge-e / edge-c (each line indented by 8 spaces)."""
+                   extra_e: str = "", extra_c: str = "", workers: int = 1, log_level: str = "debug",
+                   sip_tls_e: str = "", sip_c: str = ""):
+        """extra_e / extra_c: more top-level YAML for edge-e / edge-c (each line indented by 8 spaces).
+        sip_tls_e / sip_c: more keys for edge-e's listeners.sip_tls / edge-c's sip mapping (", key: value")."""
         self.ports = pair.Ports()
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki, workers=workers, extra=extra_e)
+        if sip_tls_e:
+            with open(self.ecfg) as f:
+                text = f.read()
+            listen = f"sip_tls: {{listen: 127.0.0.1:{self.ports.sip}}}"
+            with open(self.ecfg, "w") as f:
+                f.write(text.replace(listen, listen[:-1] + sip_tls_e + "}", 1))
         self._set_log_level(self.ecfg, log_level)
         self.edge_e = pair.start_edge_e(self, self.ecfg, self.ports)
         extra = f"""
         dns: {{servers: ["127.0.2.53:{self.dport}"]}}
-        sip: {{path_headers: {"on" if path_headers else "off"}}}
+        sip: {{path_headers: {"on" if path_headers else "off"}{sip_c}}}
         {extra_c}
         """
         ccfg = pair.edge_c_yaml(self, self.ports, self.pki, workers=workers, extra=extra)

@@ -219,7 +219,7 @@ CSeq: 7 OPTIONS
     FrameError e = first_error(m);
     CHECK(e.code == FrameErrorCode::missing_content_length);
     CHECK(metric_label(e.code) == "missing_content_length");
-    REQUIRE(e.can_reply_400);
+    REQUIRE(e.can_reply);
     auto req = Message::parse_head(e.head);
     REQUIRE(req);
     Message resp = make_response(*req, 400);
@@ -238,7 +238,7 @@ CSeq: 7 OPTIONS
 )");
     FrameError e = first_error(no_callid);
     CHECK(e.code == FrameErrorCode::missing_content_length);
-    CHECK_FALSE(e.can_reply_400);
+    CHECK_FALSE(e.can_reply);
     CHECK(e.head.empty());
 
     std::string resp = make_msg(R"(SIP/2.0 200 OK
@@ -250,7 +250,7 @@ CSeq: 7 OPTIONS
 )");
     e = first_error(resp);
     CHECK(e.code == FrameErrorCode::missing_content_length);
-    CHECK_FALSE(e.can_reply_400);
+    CHECK_FALSE(e.can_reply);
 }
 
 TEST_CASE("compact Content-Length and whitespace around it", "[sip][framer]") {
@@ -270,7 +270,7 @@ TEST_CASE("invalid Content-Length values", "[sip][framer]") {
     SECTION("negative (RFC 4475 ncl)") {
         FrameError e = first_error(std::string(head) + "Content-Length: -999\r\n\r\n");
         CHECK(e.code == FrameErrorCode::bad_content_length);
-        CHECK(e.can_reply_400);
+        CHECK(e.can_reply);
     }
     SECTION("not a number") {
         CHECK(first_error(std::string(head) + "Content-Length: 1a\r\n\r\n").code ==
@@ -285,7 +285,7 @@ TEST_CASE("invalid Content-Length values", "[sip][framer]") {
     SECTION("overlarge and overflowing (RFC 4475 scalar02 style)") {
         FrameError e = first_error(std::string(head) + "Content-Length: 65536\r\n\r\n");
         CHECK(e.code == FrameErrorCode::message_too_large);
-        CHECK(e.can_reply_400);
+        CHECK(e.can_reply);
         CHECK(first_error(std::string(head) + "Content-Length: 99999999999999999999999\r\n\r\n").code ==
               FrameErrorCode::message_too_large);
     }
@@ -323,7 +323,7 @@ TEST_CASE("a header section that never ends is cut at the limit", "[sip][framer]
     }
     REQUIRE(ev.type == FrameEventType::error);
     CHECK(ev.error->code == FrameErrorCode::message_too_large);
-    CHECK_FALSE(ev.error->can_reply_400);
+    CHECK_FALSE(ev.error->can_reply);
     CHECK(fed <= 64 * 1024 + filler.size());
 }
 
@@ -426,4 +426,160 @@ TEST_CASE("a start line trickled byte by byte is still framed", "[sip][framer]")
     }
     REQUIRE(c.messages.size() == 1);
     CHECK(c.messages[0] == m);
+}
+
+// ---- recover mode (FramerLimits::recover): one bad message costs that message only ----
+
+namespace {
+
+const char* kRoutingHead = "MESSAGE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/TLS h;branch=z9hG4bKr1\r\n"
+                           "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: big@x\r\n"
+                           "CSeq: 4 MESSAGE\r\n";
+
+struct Recovered {
+    std::vector<std::string> messages;
+    std::vector<FrameError> errors; // copies
+};
+
+// Feeds `data` in `chunk`-sized pieces to a recovering framer.
+Recovered feed_recover(std::string_view data, size_t max, size_t chunk) {
+    FramerLimits lim;
+    lim.max_message_size = max;
+    lim.recover = true;
+    Framer f(lim);
+    Recovered r;
+    for (size_t pos = 0; pos < data.size(); pos += chunk) {
+        f.feed(data.substr(pos, chunk));
+        for (;;) {
+            FrameEvent ev = f.next();
+            if (ev.type == FrameEventType::need_more) break;
+            if (ev.type == FrameEventType::message) r.messages.emplace_back(ev.message);
+            if (ev.type == FrameEventType::error) {
+                r.errors.push_back(*ev.error);
+                if (ev.error->fatal) return r;
+            }
+        }
+        // Skipped bytes are not kept: what is buffered stays near the limit.
+        CHECK(f.buffered() <= max + chunk + 16 * 1024);
+    }
+    return r;
+}
+
+} // namespace
+
+TEST_CASE("recover: a message just over 64 KiB is skipped and framing goes on", "[sip][framer]") {
+    std::string body(64 * 1024, 'b');
+    std::string big =
+        std::string(kRoutingHead) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    for (size_t chunk : {size_t(1400), size_t(70000), size_t(7)}) {
+        auto r = feed_recover(big + kOk + big + kOk, 64 * 1024, chunk);
+        REQUIRE(r.errors.size() == 2);
+        REQUIRE(r.messages.size() == 2);
+        CHECK(r.messages[0] == kOk);
+        CHECK(r.messages[1] == kOk);
+        for (const auto& e : r.errors) {
+            CHECK_FALSE(e.fatal);
+            CHECK(e.code == FrameErrorCode::message_too_large);
+            CHECK(reply_status(e.code) == 513);
+            REQUIRE(e.can_reply);
+            auto head = Message::parse_head(e.head);
+            REQUIRE(head);
+            CHECK(make_response(*head, 513).serialize().find("Call-ID: big@x\r\n") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("recover: an oversized header section keeps only the routing headers", "[sip][framer]") {
+    std::string m = kRoutingHead;
+    for (int i = 0; i < 200; ++i)
+        m += "X-Filler: " + std::string(500, 'f') + "\r\n";
+    m += "X-Long: " + std::string(40000, 'L') + "\r\n"; // one line longer than the line buffer
+    m += "Content-Length: 3\r\n\r\nabc";
+    auto r = feed_recover(m + kOk, 11000, 999);
+    REQUIRE(r.errors.size() == 1);
+    CHECK_FALSE(r.errors[0].fatal);
+    CHECK(r.errors[0].code == FrameErrorCode::message_too_large);
+    REQUIRE(r.errors[0].can_reply);
+    CHECK(r.errors[0].head.size() < 1000);
+    CHECK(r.errors[0].head.find("X-Filler") == std::string::npos);
+    REQUIRE(r.messages.size() == 1);
+    CHECK(r.messages[0] == kOk);
+}
+
+TEST_CASE("recover: a header section that never ends is cut, memory stays bounded", "[sip][framer]") {
+    FramerLimits lim;
+    lim.max_message_size = 11000;
+    lim.recover = true;
+    Framer f(lim);
+    f.feed(kRoutingHead);
+    std::string filler = "X-Filler: " + std::string(1000, 'a') + "\r\n";
+    FrameEvent ev;
+    size_t fed = 0;
+    for (int i = 0; i < 2000 && ev.type == FrameEventType::need_more; ++i) {
+        f.feed(filler);
+        fed += filler.size();
+        ev = f.next();
+        CHECK(f.buffered() <= 16 * 1024);
+    }
+    REQUIRE(ev.type == FrameEventType::error);
+    CHECK(ev.error->fatal);
+    CHECK(fed <= kMaxSkippedHead + filler.size());
+}
+
+TEST_CASE("recover: one malformed header line gets a 400 and the next message is framed", "[sip][framer]") {
+    std::string bad = std::string(kRoutingHead) + "This line has no colon\r\nContent-Length: 2\r\n\r\nhi";
+    auto r = feed_recover(bad + kOk, 64 * 1024, 5);
+    REQUIRE(r.errors.size() == 1);
+    const FrameError& e = r.errors[0];
+    CHECK_FALSE(e.fatal);
+    CHECK(e.code == FrameErrorCode::bad_header);
+    CHECK(reply_status(e.code) == 400);
+    REQUIRE(e.can_reply);
+    CHECK(e.head.find("no colon") == std::string::npos);
+    REQUIRE(Message::parse_head(e.head));
+    REQUIRE(r.messages.size() == 1);
+    CHECK(r.messages[0] == kOk);
+
+    SECTION("a bare LF and an orphan continuation line are bad lines too") {
+        std::string lf = std::string(kRoutingHead) + "X-A: 1\nX-B: 2\r\n  orphan? no, a continuation\r\n"
+                                                     "Content-Length: 0\r\n\r\n";
+        auto r2 = feed_recover(lf + kOk, 64 * 1024, 64);
+        REQUIRE(r2.errors.size() == 1);
+        CHECK(r2.errors[0].code == FrameErrorCode::bad_header);
+        REQUIRE(r2.messages.size() == 1);
+    }
+}
+
+TEST_CASE("recover: too many headers is refused, framing goes on", "[sip][framer]") {
+    FramerLimits lim;
+    lim.max_headers = 10;
+    lim.recover = true;
+    std::string m = kRoutingHead;
+    for (int i = 0; i < 10; ++i)
+        m += "X-H: " + std::to_string(i) + "\r\n";
+    m += "Content-Length: 1\r\n\r\nz";
+    Framer f(lim);
+    f.feed(m + kOk);
+    FrameEvent ev = f.next();
+    REQUIRE(ev.type == FrameEventType::error);
+    CHECK_FALSE(ev.error->fatal);
+    CHECK(ev.error->code == FrameErrorCode::too_many_headers);
+    ev = f.next();
+    REQUIRE(ev.type == FrameEventType::message);
+    CHECK(ev.message == kOk);
+}
+
+TEST_CASE("recover: an unknown or ambiguous length is still fatal", "[sip][framer]") {
+    auto r = feed_recover(std::string(kRoutingHead) + "\r\n" + kOk, 64 * 1024, 4096);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].fatal);
+    CHECK(r.errors[0].code == FrameErrorCode::missing_content_length);
+    r = feed_recover(std::string(kRoutingHead) + "Content-Length: 1\r\nl: 1\r\n\r\nx" + kOk, 64 * 1024, 4096);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].fatal);
+    CHECK(r.errors[0].code == FrameErrorCode::bad_content_length);
+    // Bigger than anything worth skipping.
+    r = feed_recover(std::string(kRoutingHead) + "Content-Length: 99999999999\r\n\r\n", 64 * 1024, 4096);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].fatal);
 }

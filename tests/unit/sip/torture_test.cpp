@@ -421,7 +421,7 @@ TEST_CASE("invalid: ncl negative Content-Length", "[sip][torture]") {
     FrameEvent ev = f.next();
     REQUIRE(ev.type == FrameEventType::error);
     CHECK(ev.error->code == FrameErrorCode::bad_content_length);
-    CHECK(ev.error->can_reply_400);
+    CHECK(ev.error->can_reply);
     CHECK_FALSE(Message::parse(wire));
 }
 
