@@ -266,8 +266,9 @@ void parse_http(const Node& n, EdgeCHttpConfig& out) {
 }
 
 void parse_sip(const Node& n, SipConfig& out) {
-    auto m = n.as_map({"path_headers"});
+    auto m = n.as_map({"path_headers", "max_message_to_node"});
     m.boolean("path_headers", out.path_headers);
+    m.size("max_message_to_node", out.max_message_to_node, 2 * 1024, 1024 * 1024);
 }
 
 } // namespace

@@ -108,6 +108,10 @@ struct EdgeCHttpConfig {
 
 struct SipConfig {
     bool path_headers = false;
+    // Largest message edge-c sends to a Unified CM node (after adding its own headers); a larger one gets
+    // 513 to the client instead of making the node close the connection every client flow shares.
+    // Unified CM's "SIP Max Incoming Message Size" service parameter defaults to 11,000 bytes.
+    uint64_t max_message_to_node = 11000;
 };
 
 struct EdgeCConfig {

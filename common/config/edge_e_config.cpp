@@ -63,9 +63,10 @@ void parse_listeners(const Node& n, ListenersConfig& out) {
     }
     if (auto s = m.get("sip_tls")) {
         SipTlsListenerConfig c;
-        auto sm = s->as_map({"listen", "client_certificates"});
+        auto sm = s->as_map({"listen", "client_certificates", "max_message_size"});
         sm.address("listen", c.listen, kListen);
         sm.enumeration<ClientCertMode>("client_certificates", c.client_certificates, kClientCertModes);
+        sm.size("max_message_size", c.max_message_size, 2 * 1024, 1024 * 1024);
         out.sip_tls = c;
     }
     if (auto x = m.get("xmpp")) {

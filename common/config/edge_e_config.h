@@ -39,6 +39,10 @@ struct HttpsListenerConfig {
 struct SipTlsListenerConfig {
     Address listen{Address::Kind::Any, "", 5061};
     ClientCertMode client_certificates = ClientCertMode::None;
+    // Largest SIP message a client may send (issue #14 item 7): larger ones get 513 and are skipped.
+    // 10,000 leaves edge-c room for its Via, Record-Route and Contact below Unified CM's 11,000-byte
+    // default incoming limit (see edge-c's sip.max_message_to_node).
+    uint64_t max_message_size = 10000;
 };
 struct XmppListenerConfig {
     Address listen{Address::Kind::Any, "", 5222};
