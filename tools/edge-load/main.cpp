@@ -17,6 +17,7 @@
 #include "common/core/worker.h"
 #include "common/http/b64_domain.h"
 #include "tools/edge-load/driver.h"
+#include "tools/edge-load/hold_driver.h"
 #include "tools/edge-load/options.h"
 #include "tools/edge-load/session_driver.h"
 #include "tools/edge-load/stats.h"
@@ -31,10 +32,16 @@ extern "C" void on_signal(int) {
     g_interrupted.store(true);
 }
 
-// Connections need one descriptor each; the soft limit (often 1024) would cap the idle scenario.
-void raise_fd_limit() {
+// Connections need one descriptor each; the soft limit (often 1024) would cap the idle and hold scenarios.
+// When even the hard limit is below `want`, try to raise it too (root may, up to fs.nr_open).
+void raise_fd_limit(uint64_t want) {
     rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+        rlimit up{rlim_t(want), rlim_t(want)};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
@@ -91,6 +98,8 @@ const char* unit_of(const Options& o) {
         return "messages";
     case Scenario::MraLogin:
         return "logins";
+    case Scenario::Hold:
+        return "connections";
     default:
         return "requests";
     }
@@ -104,7 +113,34 @@ std::string hist_json(const Histogram& h) {
         h.max());
 }
 
+const char* hold_mode_name(HoldMode m) {
+    switch (m) {
+    case HoldMode::Head:
+        return "head";
+    case HoldMode::Body:
+        return "body";
+    case HoldMode::H2Body:
+        return "h2-body";
+    }
+    return "?";
+}
+
+uint64_t hold_requests_per_conn(const Options& o) {
+    return o.hold_mode == HoldMode::H2Body ? o.streams : 1;
+}
+
 void print_progress(const Options& o, const Stats& s, uint64_t prev_ok, double dt, double elapsed) {
+    if (o.scenario == Scenario::Hold) {
+        std::fprintf(stderr,
+                     "edge-load [%5.1fs] hold %s: set up %llu/%u  open %llu  unanswered requests %llu  "
+                     "answered %llu  reset %llu  closed-by-peer %llu  errors %llu\n",
+                     elapsed, hold_mode_name(o.hold_mode), (unsigned long long)s.hold_established,
+                     o.connections, (unsigned long long)s.open_conns,
+                     (unsigned long long)s.hold_open_requests, (unsigned long long)s.hold_answered,
+                     (unsigned long long)s.hold_reset, (unsigned long long)s.hold_closed_by_peer,
+                     (unsigned long long)s.errors_total());
+        return;
+    }
     if (o.scenario == Scenario::Idle) {
         std::fprintf(stderr, "edge-load [%5.1fs] up %llu/%u  open %llu  closed-by-peer %llu  errors %llu\n",
                      elapsed, (unsigned long long)s.idle_established, o.connections,
@@ -151,6 +187,19 @@ void print_json(const Options& o, const Stats& s, double elapsed) {
         j += fmt::format(
             ",\"idle\":{{\"target\":{},\"established\":{},\"alive_at_end\":{},\"closed_by_peer\":{}}}",
             o.connections, s.idle_established, s.idle_alive_at_end, s.idle_closed_by_peer);
+    if (o.scenario == Scenario::Hold) {
+        j += fmt::format(
+            ",\"hold\":{{\"mode\":\"{}\",\"target\":{},\"requests_target\":{},\"established\":{},"
+            "\"requests\":{},\"answered\":{},\"reset\":{},\"goaway\":{},\"closed_by_peer\":{},"
+            "\"reopened\":{},\"peak_open_requests\":{},\"alive_at_end\":{},\"open_requests_at_end\":{},",
+            hold_mode_name(o.hold_mode), o.connections, uint64_t(o.connections) * hold_requests_per_conn(o),
+            s.hold_established, s.hold_requests, s.hold_answered, s.hold_reset, s.hold_goaway,
+            s.hold_closed_by_peer, s.hold_reopened, s.hold_peak_open_requests, s.hold_alive_at_end,
+            s.hold_open_requests_at_end);
+        j += fmt::format("\"answer_after_ms\":{},\"close_after_ms\":{},\"closed_at_ms\":{}}}",
+                         hist_json(s.hold_answer_after_ms), hist_json(s.hold_close_after_ms),
+                         hist_json(s.hold_closed_at_ms));
+    }
     if (is_session_scenario(o.scenario)) {
         auto names = step_names(o.scenario);
         j += ",\"steps_us\":{";
@@ -201,6 +250,24 @@ void print_human(const Options& o, const Stats& s, double elapsed) {
         std::printf("  idle       %llu/%u established, %llu alive at the end, %llu closed by the server\n",
                     (unsigned long long)s.idle_established, o.connections,
                     (unsigned long long)s.idle_alive_at_end, (unsigned long long)s.idle_closed_by_peer);
+    if (o.scenario == Scenario::Hold) {
+        auto hq = [](const Histogram& x) {
+            return x.count() ? fmt::format("{} (after {} ms .. {} ms, median {} ms)", x.count(), x.min(),
+                                           x.max(), x.quantile(0.5))
+                             : std::string("0");
+        };
+        std::printf(
+            "  hold       mode %s: %llu of %u connections set up (%llu requests left unfinished), %llu "
+            "alive at the end with %llu requests still unanswered (peak %llu)\n",
+            hold_mode_name(o.hold_mode), (unsigned long long)s.hold_established, o.connections,
+            (unsigned long long)s.hold_requests, (unsigned long long)s.hold_alive_at_end,
+            (unsigned long long)s.hold_open_requests_at_end, (unsigned long long)s.hold_peak_open_requests);
+        std::printf("  answered   %s; streams reset %llu, GOAWAY %llu\n", hq(s.hold_answer_after_ms).c_str(),
+                    (unsigned long long)s.hold_reset, (unsigned long long)s.hold_goaway);
+        std::printf("  closed     by the server: %s; at %llu ms .. %llu ms into the run; re-opened %llu\n",
+                    hq(s.hold_close_after_ms).c_str(), (unsigned long long)s.hold_closed_at_ms.min(),
+                    (unsigned long long)s.hold_closed_at_ms.max(), (unsigned long long)s.hold_reopened);
+    }
     if (is_session_scenario(o.scenario)) {
         auto names = step_names(o.scenario);
         for (size_t i = 0; i < names.size() && i < s.steps.size(); ++i) {
@@ -251,8 +318,9 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN); // SSL_write goes through write(2): a reset peer must not kill us
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    raise_fd_limit();
-    if (opt.scenario == Scenario::Idle && fd_limit() < uint64_t(opt.connections) + 64)
+    raise_fd_limit(uint64_t(opt.connections) + 256);
+    if ((opt.scenario == Scenario::Idle || opt.scenario == Scenario::Hold) &&
+        fd_limit() < uint64_t(opt.connections) + 64)
         std::fprintf(
             stderr,
             "edge-load: warning: the descriptor limit (%llu) is below --connections %u; raise ulimit -n\n",
@@ -263,12 +331,21 @@ int main(int argc, char** argv) {
     sh.addr = *addr;
     sh.tls_name = !opt.sni.empty() ? opt.sni : opt.host;
     sh.request = build_request(opt);
+    if (opt.scenario == Scenario::Hold && opt.source_lo && addr->family() != AF_INET) {
+        std::fprintf(stderr, "edge-load: --source-range is IPv4, but %s is %s\n", opt.target.c_str(),
+                     addr->str().c_str());
+        return 2;
+    }
+    const HoldRequest hold_req = build_hold_request(opt);
     if (!opt.plain) {
         net::TlsClientOptions to;
         to.verify = !opt.insecure;
         if (to.verify) to.trusted_cas = opt.cafile;
         // SIP and XMPP listeners speak no ALPN; mra-login's HTTPS is HTTP/1.1 either way.
-        if (!is_session_scenario(opt.scenario)) to.alpn = {"http/1.1"};
+        if (opt.scenario == Scenario::Hold && opt.hold_mode == HoldMode::H2Body)
+            to.alpn = {"h2"};
+        else if (!is_session_scenario(opt.scenario))
+            to.alpn = {"http/1.1"};
         auto ctx = net::TlsClientContext::create(to);
         if (!ctx) {
             std::fprintf(stderr, "edge-load: TLS: %s\n", ctx.error().message.c_str());
@@ -295,7 +372,9 @@ int main(int argc, char** argv) {
         p.first_slot = first_slot;
         first_slot += p.slots;
         workers.push_back(std::make_unique<core::Worker>(i));
-        if (is_session_scenario(opt.scenario))
+        if (opt.scenario == Scenario::Hold)
+            drivers.push_back(std::make_unique<HoldDriver>(workers.back()->loop(), sh, hold_req, p));
+        else if (is_session_scenario(opt.scenario))
             drivers.push_back(std::make_unique<SessionDriver>(workers.back()->loop(), sh, p));
         else
             drivers.push_back(std::make_unique<Driver>(workers.back()->loop(), sh, p));
@@ -332,17 +411,27 @@ int main(int argc, char** argv) {
                 w->stop();
             break;
         }
-        if (!ready_written && opt.scenario == Scenario::Idle && sh.ramped.load() == T) {
+        if (!ready_written && (opt.scenario == Scenario::Idle || opt.scenario == Scenario::Hold) &&
+            sh.ramped.load() == T) {
             ready_written = true;
             Stats m;
             for (auto& d : drivers)
                 m.merge(d->snapshot());
-            std::fprintf(stderr, "edge-load: idle: %llu of %u connections up, holding\n",
-                         (unsigned long long)m.idle_established, opt.connections);
+            uint64_t up = opt.scenario == Scenario::Hold ? m.hold_established : m.idle_established;
+            if (opt.scenario == Scenario::Hold)
+                std::fprintf(
+                    stderr,
+                    "edge-load: hold: %llu of %u connections set up (%llu unfinished requests) in %.1f s, "
+                    "holding\n",
+                    (unsigned long long)up, opt.connections, (unsigned long long)m.hold_requests,
+                    double(now - start) / 1e9);
+            else
+                std::fprintf(stderr, "edge-load: idle: %llu of %u connections up, holding\n",
+                             (unsigned long long)up, opt.connections);
             if (!opt.ready_file.empty()) {
                 int fd = ::open(opt.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
                 if (fd >= 0) {
-                    std::string line = fmt::format("{}\n", m.idle_established);
+                    std::string line = fmt::format("{}\n", up);
                     ssize_t w = ::write(fd, line.data(), line.size());
                     (void)w;
                     ::close(fd);
@@ -379,6 +468,8 @@ int main(int argc, char** argv) {
     bool good = total.errors_total() == 0 && !forced;
     if (opt.scenario == Scenario::Idle)
         good = good && total.idle_alive_at_end == opt.connections;
+    else if (opt.scenario == Scenario::Hold)
+        good = good && total.hold_established >= opt.connections;
     else
         good = good && total.ok > 0;
     return good ? 0 : 1;

@@ -33,6 +33,9 @@ scenarios:
                 bind, session, presence; then each session sends messages to the next session on its thread
                 (to itself when alone); an operation is one message, from sending it to its arrival at the
                 recipient session (twice through the pair, once through IM&P)
+  hold          open --connections TLS connections, each from the next address of --source-range, and leave
+                on each a request that never finishes (--hold): report how many stay up, which the server
+                answered, and which it closed and when; --ready-file once every connection has been tried
   mra-login     a Jabber sign-in per operation, --connections at once: SRV _collab-edge._tls.--domain at
                 --dns, get_edge_config (Basic --user/--password), UDS /cucm-uds/user/<user> through
                 https/<node>, --tftp-file through http/<tftp node>/--tftp-port, SIP REGISTER on the
@@ -59,7 +62,8 @@ options:
   --user U --password P   edge-config Basic credentials
   --request               handshake/idle: send one GET --path on each connection
   --expect-status CODE    count responses with CODE as successes (default: any status below 400)
-  --ready-file F          idle: create F once every connection has been opened (or has failed)
+  --ready-file F          idle, hold: create F once every connection has been opened (or has failed); it
+                          holds the number of connections up
   --expires SECS          sip-register, mra-login: REGISTER Expires (default 3600)
   --interval SECS         closed loop: pause between one client's operations (sip-register default: half the
                           granted Expires; xmpp, mra-login default 0)
@@ -71,12 +75,25 @@ options:
                           loopback addresses too, or the login fails with a dns error and nothing is dialled
   --tftp-file PATH        mra-login: configuration file to fetch (default /jabber-config.xml)
   --tftp-port PORT        mra-login: its port on the TFTP node (default 6970)
+  --hold MODE             hold: head (a request head cut off inside a header value: slowloris), body
+                          (a complete --method --path head with Content-Length --body-length, then only
+                          --body-sent bytes; default), h2-body (HTTP/2, --streams such requests per connection)
+  --source-range A-B      hold: bind each connection to the next IPv4 address from A to B, both in 127.0.0.0/8
+                          (e.g. 127.1.0.1-127.1.255.254), round robin
+  --method M              hold: request method (default POST)
+  --body-length N         hold body, h2-body: Content-Length announced (default 1000000)
+  --body-sent N           hold body, h2-body: body bytes actually sent (default 16; less than --body-length)
+  --streams N             hold h2-body: streams per connection (default 100)
+  --ramp N                hold: connections being set up at once, per thread (default 64)
+  --trickle SECS          hold: send one more byte per unfinished request every SECS (defeats idle timeouts)
+  --reopen                hold: open a connection again (250 ms later) when the server closes it
   --user U                may contain %d: replaced by the session index (0..C-1), one user per session
   --json                  print the summary as one JSON object on stdout
   --progress/--no-progress  a line per second on stderr (default on)
   --version, --help
 
-exit status: 0 no errors; 1 errors occurred (or, idle, a connection did not stay up); 2 usage error
+exit status: 0 no errors; 1 errors occurred (or, idle, a connection did not stay up; hold: a connection
+could not be set up; connections the server closes later are reported, not errors); 2 usage error
 or refused target.
 )";
 }
@@ -98,6 +115,7 @@ bool parse_double(std::string_view s, double& out) {
 
 Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
     bool have_conns = false;
+    bool hold_opts = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         std::string val;
@@ -226,6 +244,62 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
             if (v.empty() || v.front() != '/' || v.find_first_of(" \r\n\t") != std::string::npos)
                 return make_error("--tftp-file must start with '/' and contain no spaces or line breaks");
             o.tftp_file = v;
+        } else if (a == "--hold") {
+            if (!need(v)) return missing();
+            if (v == "head")
+                o.hold_mode = HoldMode::Head;
+            else if (v == "body")
+                o.hold_mode = HoldMode::Body;
+            else if (v == "h2-body")
+                o.hold_mode = HoldMode::H2Body;
+            else
+                return make_error("--hold: head, body or h2-body");
+            hold_opts = true;
+        } else if (a == "--source-range") {
+            if (!need(v)) return missing();
+            auto dash = v.find('-');
+            in_addr lo{}, hi{};
+            if (dash == std::string::npos || inet_pton(AF_INET, v.substr(0, dash).c_str(), &lo) != 1 ||
+                inet_pton(AF_INET, v.substr(dash + 1).c_str(), &hi) != 1)
+                return make_error("--source-range: FIRST-LAST, two IPv4 addresses");
+            o.source_lo = ntohl(lo.s_addr);
+            o.source_hi = ntohl(hi.s_addr);
+            if ((o.source_lo >> 24) != 127 || (o.source_hi >> 24) != 127)
+                return make_error("--source-range: loopback addresses only (127.0.0.0/8)");
+            if (o.source_lo > o.source_hi) return make_error("--source-range: FIRST is above LAST");
+            hold_opts = true;
+        } else if (a == "--method") {
+            if (!need(v)) return missing();
+            if (v.empty() || v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos)
+                return make_error("--method: upper-case letters only");
+            o.method = v;
+            hold_opts = true;
+        } else if (a == "--body-length" || a == "--body-sent") {
+            if (!need(v)) return missing();
+            uint64_t n = 0;
+            if (!parse_num(v, n) || n > (uint64_t(1) << 40))
+                return make_error(fmt::format("{}: bytes, 0 to 2^40", a));
+            (a == "--body-length" ? o.body_length : o.body_sent) = n;
+            hold_opts = true;
+        } else if (a == "--streams") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.streams) || o.streams < 1 || o.streams > 10000)
+                return make_error("--streams: 1 to 10000");
+            hold_opts = true;
+        } else if (a == "--ramp") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.ramp) || o.ramp < 1 || o.ramp > 10000)
+                return make_error("--ramp: 1 to 10000");
+            hold_opts = true;
+        } else if (a == "--trickle") {
+            if (!need(v)) return missing();
+            if (v.ends_with("s")) v.pop_back();
+            if (!parse_double(v, o.trickle_s) || o.trickle_s < 0.01 || o.trickle_s > 3600)
+                return make_error("--trickle: seconds, 0.01 to 3600");
+            hold_opts = true;
+        } else if (a == "--reopen") {
+            o.reopen = true;
+            hold_opts = true;
         } else if (a == "--tftp-port") {
             if (!need(v)) return missing();
             if (!parse_num(v, o.tftp_port) || o.tftp_port == 0) return make_error("--tftp-port: 1..65535");
@@ -249,6 +323,8 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         o.scenario = Scenario::Xmpp;
     else if (o.scenario_name == "mra-login")
         o.scenario = Scenario::MraLogin;
+    else if (o.scenario_name == "hold")
+        o.scenario = Scenario::Hold;
     else
         return make_error(fmt::format("unknown scenario \"{}\"", o.scenario_name));
 
@@ -287,12 +363,24 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
     if (!o.plain && !o.insecure && o.cafile.empty())
         return make_error(
             "TLS needs --cafile FILE to verify the server, or --insecure (or --plain for HTTP)");
-    if (o.rate > 0 && o.scenario == Scenario::Idle)
-        return make_error("--rate does not apply to the idle scenario");
-    if (!o.ready_file.empty() && o.scenario != Scenario::Idle)
-        return make_error("--ready-file applies to the idle scenario only");
+    if (o.rate > 0 && (o.scenario == Scenario::Idle || o.scenario == Scenario::Hold))
+        return make_error(fmt::format("--rate does not apply to the {} scenario", o.scenario_name));
+    if (!o.ready_file.empty() && o.scenario != Scenario::Idle && o.scenario != Scenario::Hold)
+        return make_error("--ready-file applies to the idle and hold scenarios only");
+    if (hold_opts && o.scenario != Scenario::Hold)
+        return make_error("--hold, --source-range, --method, --body-*, --streams, --ramp, --trickle and "
+                          "--reopen apply to the hold scenario only");
+    if (o.scenario == Scenario::Hold) {
+        if (o.hold_mode != HoldMode::Head && o.body_sent >= o.body_length)
+            return make_error("--body-sent must be below --body-length: the request must stay unfinished");
+        if (o.requests) return make_error("--requests does not apply to the hold scenario (see --duration)");
+        if (o.source_lo && o.host.find(':') != std::string::npos)
+            return make_error("--source-range is IPv4: the --target must be IPv4 too");
+    }
     if (o.user.empty() != o.password.empty()) return make_error("--user and --password go together");
-    if (!have_conns) o.connections = o.scenario == Scenario::Idle ? 100 : (o.rate > 0 ? 10 : 1);
+    if (!have_conns)
+        o.connections =
+            o.scenario == Scenario::Idle || o.scenario == Scenario::Hold ? 100 : (o.rate > 0 ? 10 : 1);
     if (o.scenario == Scenario::Xmpp && o.rate > 0 && o.connections < 2 && !have_conns) o.connections = 2;
     // Each thread needs at least one connection of its own.
     if (o.threads > o.connections) o.threads = o.connections;

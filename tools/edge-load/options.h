@@ -10,7 +10,14 @@
 
 namespace edgepair::load {
 
-enum class Scenario { Handshake, Http, EdgeConfig, Idle, SipRegister, Xmpp, MraLogin };
+enum class Scenario { Handshake, Http, EdgeConfig, Idle, SipRegister, Xmpp, MraLogin, Hold };
+
+// hold: what each connection leaves unfinished.
+enum class HoldMode {
+    Head,  // a request head cut off in the middle of a header line (slowloris)
+    Body,  // a complete head announcing --body-length bytes, then only --body-sent of them
+    H2Body // HTTP/2: --streams streams per connection, each a complete head and an unfinished body
+};
 
 // The long-lived-session scenarios run on SessionDriver, the others on Driver.
 inline bool is_session_scenario(Scenario s) {
@@ -52,6 +59,16 @@ struct Options {
     uint16_t tftp_port = 6970; // mra-login: the configuration file fetched through http/<node>/<port>
     std::string tftp_file = "/jabber-config.xml";
     std::string resource = "edge-load"; // xmpp: resource prefix (the session index is appended)
+    // hold
+    HoldMode hold_mode = HoldMode::Body;
+    std::string method = "POST";
+    uint64_t body_length = 1000000; // announced in Content-Length
+    uint64_t body_sent = 16;        // of which this many are sent
+    unsigned streams = 100;         // h2-body: streams per connection
+    unsigned ramp = 64;             // connections being set up at once, per thread
+    double trickle_s = 0;           // send one more byte per request every this many seconds (0 = never)
+    bool reopen = false;            // open a connection again when the server closes it
+    uint32_t source_lo = 0, source_hi = 0; // IPv4 source addresses, host order (0: the kernel's choice)
 };
 
 // --user with "%d" replaced by the session index (so that N sessions can be N different users).

@@ -65,6 +65,20 @@ void Stats::merge(const Stats& o) {
     messages_sent += o.messages_sent;
     messages_received += o.messages_received;
     latency.merge(o.latency);
+    hold_established += o.hold_established;
+    hold_requests += o.hold_requests;
+    hold_answered += o.hold_answered;
+    hold_reset += o.hold_reset;
+    hold_goaway += o.hold_goaway;
+    hold_closed_by_peer += o.hold_closed_by_peer;
+    hold_reopened += o.hold_reopened;
+    hold_open_requests += o.hold_open_requests;
+    hold_peak_open_requests += o.hold_peak_open_requests;
+    hold_alive_at_end += o.hold_alive_at_end;
+    hold_open_requests_at_end += o.hold_open_requests_at_end;
+    hold_answer_after_ms.merge(o.hold_answer_after_ms);
+    hold_close_after_ms.merge(o.hold_close_after_ms);
+    hold_closed_at_ms.merge(o.hold_closed_at_ms);
     if (steps.size() < o.steps.size()) steps.resize(o.steps.size());
     for (size_t i = 0; i < o.steps.size(); ++i)
         steps[i].merge(o.steps[i]);

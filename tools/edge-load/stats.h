@@ -52,6 +52,21 @@ struct Stats {
     uint64_t messages_sent = 0;     // xmpp
     uint64_t messages_received = 0; // xmpp: our own messages, delivered to their recipient session
     Histogram latency;              // µs, successful operations only
+    // hold scenario (latency: connect + handshake of each connection that got its request out)
+    uint64_t hold_established = 0;    // connections that got their unfinished request out, re-opens included
+    uint64_t hold_requests = 0;       // unfinished requests sent (h1: one per connection; h2: one per stream)
+    uint64_t hold_answered = 0;       // of them, answered by the server (h1 status line, h2 HEADERS)
+    uint64_t hold_reset = 0;          // h2 streams the server reset (RST_STREAM)
+    uint64_t hold_goaway = 0;         // h2 GOAWAY frames received
+    uint64_t hold_closed_by_peer = 0; // held connections the server closed
+    uint64_t hold_reopened = 0;       // --reopen: connections opened again after the server closed them
+    uint64_t hold_open_requests = 0;  // gauge: requests neither answered nor reset, on live connections
+    uint64_t hold_peak_open_requests = 0; // highest gauge seen at a once-per-second publish (merged: summed)
+    uint64_t hold_alive_at_end = 0;
+    uint64_t hold_open_requests_at_end = 0;
+    Histogram hold_answer_after_ms; // request sent -> answer (ms)
+    Histogram hold_close_after_ms;  // request sent -> the server closed the connection (ms)
+    Histogram hold_closed_at_ms;    // start of the run -> the server closed the connection (ms)
     // Per-step latencies (µs) of multi-step operations; names from step_names(scenario). Empty for the
     // single-step scenarios.
     std::vector<Histogram> steps;
