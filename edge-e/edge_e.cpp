@@ -1,9 +1,12 @@
 #include "edge-e/edge_e.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "common/config/apply_logging.h"
 #include "common/core/version.h"
+#include "common/http/rate_limit.h"
 #include "common/link/peer_cert.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
@@ -74,11 +77,14 @@ void WorkerState::open_listeners() {
     reopen(https_, https_addr_, cfg.listeners.https, [this](int fd, const net::SockAddr&) {
         add(make_https_session(*this, fd, gen_->https_tls->new_ssl()));
     });
+    // A SIP or XMPP flow lives on one link stream of its worker: one accepted while the worker has no link
+    // up waits for one (the TLS handshake waits with it) rather than be refused at its first message.
     reopen(sip_, sip_addr_, cfg.listeners.sip_tls, [this](int fd, const net::SockAddr&) {
-        add(make_sip_session(*this, fd, gen_->sip_tls->new_ssl()));
+        start_when_linked(fd, [this](int f) { add(make_sip_session(*this, f, gen_->sip_tls->new_ssl())); });
     });
-    reopen(xmpp_, xmpp_addr_, cfg.listeners.xmpp,
-           [this](int fd, const net::SockAddr&) { add(make_xmpp_session(*this, fd)); });
+    reopen(xmpp_, xmpp_addr_, cfg.listeners.xmpp, [this](int fd, const net::SockAddr&) {
+        start_when_linked(fd, [this](int f) { add(make_xmpp_session(*this, f)); });
+    });
 }
 
 void WorkerState::stop_listening() {
@@ -128,6 +134,8 @@ void WorkerState::accept_link(int fd) {
             // Tells edge-c how many link connections this edge-e wants: one per worker.
             raw->send_control(fmt::format(R"({{"type":"hello","workers":{},"worker":{}}})", workers, index));
             refresh_link_status();
+            // Next turn: waiters open streams on this link, not from inside its own callback.
+            worker_.loop().post([this] { serve_link_waiters(); });
         },
         [this, raw, index](std::string_view why) {
             EP_INFO("link", "worker {}: link from {} closed: {}", worker_.index(), raw->status().peer_address,
@@ -178,6 +186,128 @@ link::LinkConn* WorkerState::pick_link() {
         }
     }
     return nullptr;
+}
+
+LinkTicket WorkerState::wait_for_link(std::function<void(link::LinkConn*)> cb) {
+    auto st = std::make_shared<LinkWaitState>();
+    st->cb = std::move(cb);
+    auto now = worker_.loop().now_ms();
+    st->deadline_ms = now + uint64_t(gen_->cfg.http.link_wait.count());
+    link_waiters_.push_back(st);
+    link_counters().waits->inc();
+    if (!link_wait_timer_)
+        link_wait_timer_ = std::make_unique<core::Timer>(worker_.loop(), [this] { expire_link_waiters(); });
+    if (!link_wait_timer_->armed()) link_wait_timer_->arm(st->deadline_ms - now);
+    return LinkTicket(st);
+}
+
+void WorkerState::start_when_linked(int fd, std::function<void(int)> start) {
+    if (pick_link()) return start(fd);
+    // The fd is closed if the wait is dropped without an answer (the worker goes away first).
+    struct Fd {
+        int fd = -1;
+        ~Fd() {
+            if (fd >= 0) ::close(fd);
+        }
+    };
+    auto held = std::make_shared<Fd>();
+    held->fd = fd;
+    auto id = next_flow_wait_++;
+    // At the deadline the session starts anyway and refuses the flow the way it always did.
+    flow_waits_[id] = wait_for_link([this, id, held, start = std::move(start)](link::LinkConn*) {
+        int f = std::exchange(held->fd, -1);
+        flow_waits_.erase(id); // the callback itself was moved out of the ticket's state before the call
+        start(f);
+    });
+}
+
+void WorkerState::serve_link_waiters() {
+    // Each callback may add waiters (a retry) or cancel others: take one entry at a time off the front.
+    while (!link_waiters_.empty()) {
+        auto st = link_waiters_.front();
+        if (!st->cb) {
+            link_waiters_.pop_front();
+            continue;
+        }
+        link::LinkConn* l = pick_link();
+        if (!l) return;
+        link_waiters_.pop_front();
+        auto cb = std::move(st->cb);
+        st->cb = nullptr;
+        cb(l);
+    }
+}
+
+void WorkerState::expire_link_waiters() {
+    auto now = worker_.loop().now_ms();
+    // A reload may shorten http.link_wait, so deadlines are not strictly in arrival order: look at them all.
+    std::vector<std::function<void(link::LinkConn*)>> expired;
+    uint64_t next = 0;
+    std::erase_if(link_waiters_, [&](const std::shared_ptr<LinkWaitState>& st) {
+        if (!st->cb) return true;
+        if (st->deadline_ms <= now) {
+            expired.push_back(std::move(st->cb));
+            st->cb = nullptr;
+            return true;
+        }
+        if (!next || st->deadline_ms < next) next = st->deadline_ms;
+        return false;
+    });
+    if (next) link_wait_timer_->arm(next - now);
+    for (auto& cb : expired) {
+        link_counters().wait_timeouts->inc();
+        cb(nullptr);
+    }
+}
+
+void ClientStreamSlot::release() {
+    if (!t_) return;
+    auto it = t_->held.find(key_);
+    if (it != t_->held.end() && --it->second == 0) t_->held.erase(it);
+    t_.reset();
+}
+
+ClientStreamSlot WorkerState::take_client_stream(const net::SockAddr& peer) {
+    auto key = http::client_rate_key(peer);
+    auto& n = client_streams_->held[key];
+    if (n >= gen_->cfg.http.max_link_streams_per_client) {
+        link_counters().per_client_full->inc();
+        return {};
+    }
+    ++n;
+    return ClientStreamSlot(client_streams_, std::move(key));
+}
+
+WorkerState::LinkCounters& WorkerState::link_counters() {
+    if (!link_counters_) {
+        auto& m = app_.metrics();
+        LinkCounters c;
+        c.waits = &m.counter("edgepair_link_waits_total",
+                             "Requests and flows that found no link up on their worker and waited for one");
+        c.wait_timeouts = &m.counter("edgepair_link_wait_timeouts_total",
+                                     "Waits for a link that ended at http.link_wait without one (503)");
+        c.retries = &m.counter("edgepair_http_link_retries_total",
+                               "Requests re-sent on another link after theirs was lost before any answer");
+        c.early_releases = &m.counter(
+            "edgepair_http_link_stream_early_releases_total",
+            "Link streams reset as soon as edge-c's answer was complete, before the client's request");
+        c.per_client_full = &m.counter(
+            "edgepair_http_client_stream_limit_total",
+            "Requests refused because their client address held http.max_link_streams_per_client already");
+        c.per_conn_full =
+            &m.counter("edgepair_http2_stream_limit_total",
+                       "HTTP/2 streams refused because their connection held http.max_concurrent_streams");
+        c.stalls =
+            &m.counter("edgepair_http_client_stalls_total",
+                       "Clients cut for holding a link stream without progress (http.client_stall_timeout)");
+        c.head_timeouts = &m.counter("edgepair_http_head_timeouts_total",
+                                     "Request heads not complete within http.request_head_timeout (408)");
+        c.read_paused =
+            &m.counter("edgepair_http_client_read_pauses_total",
+                       "Times edge-e stopped reading a client (output above the watermark or input bound)");
+        link_counters_ = c;
+    }
+    return *link_counters_;
 }
 
 void WorkerState::refresh_link_status() {
@@ -415,6 +545,10 @@ void EdgeE::drain() {
     drain_timer_->arm(0);
 }
 
+// Ready (200): at least one traversal link is up on some worker and edge-c pushed its configuration. Not a
+// promise that every worker has its own link: a request on a worker without one waits for that worker's link
+// (WorkerState::wait_for_link, up to http.link_wait) rather than being refused, and edge-c dials one link per
+// worker, so the others follow within its reconnect time.
 std::string EdgeE::ready_reason() {
     if (draining_) return "draining";
     int up = 0;

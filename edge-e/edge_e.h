@@ -2,8 +2,11 @@
 // edge-e, the external edge: client listeners (HTTPS 8443, SIP/TLS 5061, XMPP 5222) on every worker,
 // the link listener for edge-c, and the admin endpoint on the main loop. It never dials inward.
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -40,6 +43,65 @@ class ClientSession {
 
 class EdgeE;
 
+// A session waiting for a traversal link on its worker (WorkerState::wait_for_link). Dropping or cancelling
+// the ticket drops the callback (and what it captured) at once; the worker forgets the entry lazily. The
+// state is shared so that a ticket outliving its WorkerState (sessions die in ~WorkerState) stays harmless.
+struct LinkWaitState {
+    std::function<void(link::LinkConn*)> cb;
+    uint64_t deadline_ms = 0;
+};
+class LinkTicket {
+  public:
+    LinkTicket() = default;
+    explicit LinkTicket(std::shared_ptr<LinkWaitState> s) : s_(std::move(s)) {}
+    LinkTicket(LinkTicket&&) = default;
+    LinkTicket& operator=(LinkTicket&& o) noexcept {
+        if (this != &o) {
+            cancel();
+            s_ = std::move(o.s_);
+        }
+        return *this;
+    }
+    ~LinkTicket() { cancel(); }
+    void cancel() {
+        if (s_) s_->cb = nullptr;
+        s_.reset();
+    }
+    bool waiting() const { return s_ && s_->cb; }
+
+  private:
+    std::shared_ptr<LinkWaitState> s_;
+};
+
+// Link streams held per client address on one worker (http.max_link_streams_per_client). A slot is held by
+// the request that owns a link stream and released when the stream is released; shared so that a slot
+// outliving its WorkerState is harmless.
+struct ClientStreamTable {
+    std::unordered_map<std::string, uint32_t> held;
+};
+class ClientStreamSlot {
+  public:
+    ClientStreamSlot() = default;
+    ClientStreamSlot(std::shared_ptr<ClientStreamTable> t, std::string key)
+        : t_(std::move(t)), key_(std::move(key)) {}
+    ClientStreamSlot(ClientStreamSlot&& o) noexcept : t_(std::move(o.t_)), key_(std::move(o.key_)) {}
+    ClientStreamSlot& operator=(ClientStreamSlot&& o) noexcept {
+        if (this != &o) {
+            release();
+            t_ = std::move(o.t_);
+            key_ = std::move(o.key_);
+        }
+        return *this;
+    }
+    ~ClientStreamSlot() { release(); }
+    void release();
+    explicit operator bool() const { return t_ != nullptr; }
+
+  private:
+    std::shared_ptr<ClientStreamTable> t_;
+    std::string key_;
+};
+
 // Per-worker state; lives on and is only touched from its worker's thread.
 class WorkerState {
   public:
@@ -57,6 +119,28 @@ class WorkerState {
     void accept_link(int fd);
     // An authenticated link on this worker (round-robin), or nullptr: sessions never hop threads.
     link::LinkConn* pick_link();
+    // When pick_link() found none: `cb` gets an up link of this worker as soon as one is up (edge-c dials
+    // one link per worker and edge-e hands each new link to the worker with the fewest, so a worker without
+    // a link gets one within the reconnect time), or nullptr once http.link_wait has passed (then the
+    // session refuses). Never called from inside wait_for_link; waiters are served in arrival order.
+    // Waiting sessions stop reading their client.
+    LinkTicket wait_for_link(std::function<void(link::LinkConn*)> cb);
+    // One link stream for a client address (IPv4 address, IPv6 /64) on this worker; an empty slot when the
+    // address already holds http.max_link_streams_per_client here (counted as `per_client_streams`).
+    ClientStreamSlot take_client_stream(const net::SockAddr& peer);
+    // Counters of the link waits and of the client limits of the 8443 sessions, bound once per worker.
+    struct LinkCounters {
+        obs::Counter* waits;           // requests/flows that found no link on their worker and waited
+        obs::Counter* wait_timeouts;   // ... and got none within http.link_wait
+        obs::Counter* retries;         // requests re-sent on another link after theirs was lost
+        obs::Counter* early_releases;  // link streams reset once edge-c's answer was complete
+        obs::Counter* per_client_full; // requests refused: the address holds its link streams already
+        obs::Counter* per_conn_full;   // HTTP/2 streams refused: the connection holds its link streams
+        obs::Counter* stalls;          // clients cut for holding a link stream without progress
+        obs::Counter* head_timeouts;   // request heads not complete within http.request_head_timeout
+        obs::Counter* read_paused;     // times a client's reading was paused (output or input bound)
+    };
+    LinkCounters& link_counters();
     void apply_snapshot(std::shared_ptr<const mra::Snapshot> snap) { snapshot_ = std::move(snap); }
     std::shared_ptr<const mra::Snapshot> snapshot() const { return snapshot_; }
     // Link states as JSON objects, refreshed on this worker and read by the admin thread.
@@ -68,6 +152,9 @@ class WorkerState {
   private:
     void open_listeners();
     void refresh_link_status();
+    void serve_link_waiters();
+    void start_when_linked(int fd, std::function<void(int)> start);
+    void expire_link_waiters();
     EdgeE& app_;
     core::Worker& worker_;
     std::shared_ptr<const Generation> gen_;
@@ -83,6 +170,12 @@ class WorkerState {
     std::string links_json_;
     std::atomic<int> links_up_{0}, links_total_{0};
     std::unique_ptr<MediaRelay> media_; // created once: media settings need a restart
+    std::deque<std::shared_ptr<LinkWaitState>> link_waiters_;
+    std::unique_ptr<core::Timer> link_wait_timer_;
+    std::unordered_map<uint64_t, LinkTicket> flow_waits_; // SIP/XMPP connections accepted before a link
+    uint64_t next_flow_wait_ = 0;
+    std::shared_ptr<ClientStreamTable> client_streams_ = std::make_shared<ClientStreamTable>();
+    std::optional<LinkCounters> link_counters_;
 };
 
 class EdgeE {

@@ -13,7 +13,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include <event2/event.h>
 #include <fmt/format.h>
@@ -58,6 +61,8 @@ class H2Stream final : public link::StreamHandler {
     ~H2Stream() override {
         if (ls_) ls_->reset(link::kCancel);
     }
+    // Holds a link stream (or waits for one) for this client: counted against the connection's cap.
+    bool holds_link() const { return ls_ != nullptr || waiting_link_; }
 
     // link::StreamHandler
     void on_headers(link::LinkStream&, const link::Headers& headers) override;
@@ -69,6 +74,16 @@ class H2Stream final : public link::StreamHandler {
     H2Conn& c_;
     int32_t id_;
     http::H2RequestBuilder req_;
+    std::string method_;
+    link::Headers link_headers_; // kept for the wait for a link and for one retry on another link
+    std::string pending_;        // body that arrived while waiting for a link (within the stream window)
+    LinkTicket ticket_;
+    ClientStreamSlot slot_;
+    bool waiting_link_ = false;
+    bool retried_ = false;
+    bool body_sent_ = false; // some of the body went to a link stream: no retry
+    bool expect_continue_ = false;
+    uint64_t last_progress_ms_ = 0;
     bool head_done_ = false; // the request header block is complete
     bool head_request_ = false;
     bool req_ended_ = false;
@@ -94,6 +109,9 @@ class H2Conn final : public H2Session {
         limits_.max_header_bytes = lim.max_header_bytes;
         max_body_ = lim.max_body_bytes;
         response_timeout_ms_ = uint64_t(ws.gen()->cfg.http.response_timeout.count());
+        stall_ms_ = uint64_t(ws.gen()->cfg.http.client_stall_timeout.count());
+        max_streams_ = ws.gen()->cfg.http.max_concurrent_streams;
+        stall_timer_ = std::make_unique<core::Timer>(ws.worker().loop(), [this] { check_stalls(); });
         ws.app().counters().http2_connections->inc();
         create_session();
     }
@@ -104,20 +122,66 @@ class H2Conn final : public H2Session {
         if (send_ev_) event_free(send_ev_);
     }
 
+    // Bytes go to nghttp2 in order, but each HEADERS frame header is looked at first: nghttp2 ignores a
+    // HEADERS frame on a stream it no longer knows (it cannot tell a closed stream from a race with its own
+    // RST_STREAM), while RFC 9113 5.1.1 makes a new stream id at or below one already used a connection
+    // error. Streams edge-e reset itself are remembered, so late frames on those are still ignored (5.1).
     void on_data(const char* data, size_t len) override {
         if (!session_ || closing_) return;
-        ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
-        if (rv < 0) {
-            // A connection error: nghttp2 has usually queued a GOAWAY; flush it and close.
-            count_reject(ws_, rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "h2_bad_preface" : "h2_protocol");
-            EP_INFO(kLog, "{}: HTTP/2 connection error: {}", conn_.peer().str(), nghttp2_strerror(int(rv)));
-            close_after_send();
-            return;
+        std::weak_ptr<bool> alive = alive_;
+        size_t start = 0, i = 0;
+        while (i < len) {
+            if (preface_left_) {
+                size_t n = std::min(preface_left_, len - i);
+                preface_left_ -= n;
+                i += n;
+                continue;
+            }
+            if (payload_left_) {
+                size_t n = size_t(std::min<uint64_t>(payload_left_, len - i));
+                payload_left_ -= n;
+                i += n;
+                continue;
+            }
+            fh_[fh_have_++] = uint8_t(data[i]);
+            if (fh_have_ < 9) {
+                ++i;
+                continue;
+            }
+            fh_have_ = 0;
+            payload_left_ = (uint32_t(fh_[0]) << 16) | (uint32_t(fh_[1]) << 8) | fh_[2];
+            if (fh_[3] == NGHTTP2_HEADERS) {
+                int32_t id = int32_t(((uint32_t(fh_[5]) & 0x7f) << 24) | (uint32_t(fh_[6]) << 16) |
+                                     (uint32_t(fh_[7]) << 8) | fh_[8]);
+                // Every earlier frame must be applied before the stream's state is judged.
+                if (!feed(data + start, i - start)) return;
+                if (alive.expired() || !session_ || closing_) return;
+                start = i;
+                if (!headers_id_ok(id)) {
+                    count_reject(ws_, "h2_stream_id");
+                    EP_INFO(kLog, "{}: HEADERS on stream {} at or below the last one ({}): PROTOCOL_ERROR",
+                            conn_.peer().str(), id, max_client_id_);
+                    nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+                    close_after_send();
+                    return;
+                }
+            }
+            ++i;
         }
+        if (!feed(data + start, len - start)) return;
+        if (alive.expired()) return;
         schedule_send();
     }
 
-    void on_drained() override { schedule_send(); }
+    void on_drained() override {
+        if (read_paused_) {
+            read_paused_ = false;
+            ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this] {
+                if (!alive.expired() && !closing_ && !read_paused_) conn_.resume_reading();
+            });
+        }
+        schedule_send();
+    }
 
     void on_conn_close(std::string_view why) override {
         EP_DEBUG(kLog, "{}: h2 connection closed: {}", conn_.peer().str(), why);
@@ -127,16 +191,85 @@ class H2Conn final : public H2Session {
 
     // ---- used by H2Stream ----
 
+    // Lets go of the link stream (RST_STREAM to edge-c when still open), of a wait for one and of the
+    // client address's slot.
+    void release_link(H2Stream& st) {
+        if (st.ls_) {
+            st.ls_->reset(link::kCancel);
+            st.ls_ = nullptr;
+        }
+        st.ticket_.cancel();
+        st.waiting_link_ = false;
+        st.pending_.clear();
+        st.slot_.release();
+    }
+
+    // Opens the stream's link stream on `link` and passes on what the client sent meanwhile.
+    void open_on(H2Stream& st, link::LinkConn* link) {
+        bool end = st.req_ended_ && st.pending_.empty();
+        st.ls_ = link->open_stream(link::StreamKind::Http, st.link_headers_, &st, end);
+        if (!st.ls_) return respond_local(st, 503, "traversal link to edge-c is down");
+        st.last_progress_ms_ = now();
+        if (!stall_timer_->armed()) stall_timer_->arm(std::max<uint64_t>(stall_ms_ / 4, 250));
+        if (st.expect_continue_ && !st.req_ended_ && st.body_bytes_ == 0) {
+            // RFC 9110 10.1.1: the request is on its way; the client may send the body.
+            st.expect_continue_ = false;
+            nghttp2_nv nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(":status")),
+                          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>("100")), 7, 3,
+                          NGHTTP2_NV_FLAG_NONE};
+            nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, st.id_, nullptr, &nv, 1, nullptr);
+        }
+        if (!st.pending_.empty()) {
+            std::string body = std::move(st.pending_);
+            st.pending_.clear();
+            st.body_sent_ = true;
+            bool more = st.ls_->write(body);
+            if (more) release_held(st);
+            if (st.req_ended_ && st.ls_) st.ls_->end();
+        }
+        if (st.req_ended_) arm_response_timer(st);
+        schedule_send();
+    }
+
+    void wait_for_link(H2Stream& st) {
+        st.waiting_link_ = true;
+        H2Stream* sp = &st;
+        st.ticket_ = ws_.wait_for_link([this, sp](link::LinkConn* l) {
+            sp->waiting_link_ = false;
+            if (!session_) return;
+            if (!l) return respond_local(*sp, 503, "traversal link to edge-c is down");
+            open_on(*sp, l);
+        });
+    }
+
+    // The link stream died before any answer: send the request again on the next loop turn (by then the
+    // dead link is out of pick_link's way), on this worker's next link or after a wait for one.
+    void retry(H2Stream& st) {
+        st.retried_ = true;
+        st.waiting_link_ = true;
+        ws_.link_counters().retries->inc();
+        int32_t id = st.id_;
+        ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this, id] {
+            if (alive.expired() || !session_) return;
+            auto* sp = find(id);
+            if (!sp || !sp->waiting_link_ || sp->local_) return;
+            sp->waiting_link_ = false;
+            if (auto* l = ws_.pick_link())
+                open_on(*sp, l);
+            else
+                wait_for_link(*sp);
+        });
+    }
+
+    uint64_t now() const { return ws_.worker().loop().now_ms(); }
+
     void respond_local(H2Stream& st, int status, const std::string& msg, uint64_t retry_after_s = 0) {
         if (st.resp_started_ || !session_) return;
         ws_.app().counters().http_rejected->inc();
         st.local_ = true;
         st.resp_started_ = true;
         if (st.timer_) st.timer_->cancel();
-        if (st.ls_) {
-            st.ls_->reset(link::kCancel);
-            st.ls_ = nullptr;
-        }
+        release_link(st);
         release_held(st);
         std::string body = msg + "\n";
         std::vector<std::pair<std::string, std::string>> h = {
@@ -152,10 +285,8 @@ class H2Conn final : public H2Session {
 
     void reset_stream(H2Stream& st, uint32_t code) {
         st.local_ = true;
-        if (st.ls_) {
-            st.ls_->reset(link::kCancel);
-            st.ls_ = nullptr;
-        }
+        release_link(st);
+        remember_reset(st.id_);
         if (session_) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id_, code);
         schedule_send();
     }
@@ -286,11 +417,81 @@ class H2Conn final : public H2Session {
             if (n == 0) break;
             conn_.write(std::string_view(reinterpret_cast<const char*>(data), size_t(n)));
         }
+        // The client does not read what it asked for: read nothing more from it until it does (on_drained),
+        // so that requests answered here cannot pile up answers in memory.
+        if (conn_.above_high_watermark() && !read_paused_) {
+            read_paused_ = true;
+            conn_.pause_reading();
+            ws_.link_counters().read_paused->inc();
+        }
         if (!nghttp2_session_want_write(session_) &&
             (close_after_send_ || !nghttp2_session_want_read(session_))) {
             closing_ = true;
             conn_.close(); // flushes the GOAWAY; on_close follows
         }
+    }
+
+    // nghttp2 takes bytes in order; false once it found a connection error (the GOAWAY is queued).
+    bool feed(const char* data, size_t len) {
+        if (len == 0) return true;
+        ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
+        if (rv < 0) {
+            count_reject(ws_, rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "h2_bad_preface" : "h2_protocol");
+            EP_INFO(kLog, "{}: HTTP/2 connection error: {}", conn_.peer().str(), nghttp2_strerror(int(rv)));
+            close_after_send();
+            return false;
+        }
+        return true;
+    }
+
+    bool headers_id_ok(int32_t id) {
+        if (id <= 0 || (id & 1) == 0) return true; // nghttp2 refuses those itself
+        if (id > max_client_id_) {
+            max_client_id_ = id;
+            return true;
+        }
+        // An open stream's second header block is its trailers; nghttp2 checks the stream's state.
+        if (nghttp2_session_find_stream(session_, id)) return true;
+        return reset_ids_.contains(id);
+    }
+
+    void remember_reset(int32_t id) {
+        if (!reset_ids_.insert(id).second) return;
+        reset_order_.push_back(id);
+        if (reset_order_.size() > kRememberedResets) {
+            reset_ids_.erase(reset_order_.front());
+            reset_order_.pop_front();
+        }
+    }
+
+    // A stream holding a link stream whose client neither sends the rest of its request (with window to
+    // do so) nor takes its answer for http.client_stall_timeout is reset; the connection's other streams
+    // go on.
+    void check_stalls() {
+        if (!session_ || closing_) return;
+        uint64_t t = now();
+        bool any = false;
+        std::vector<int32_t> cut;
+        for (auto& [id, st] : streams_) {
+            if (!st->ls_) continue;
+            any = true;
+            bool out_pending = st->out_.size() > st->out_off_;
+            bool on_client = (!st->req_ended_ && st->held_ == 0) || out_pending;
+            if (!on_client)
+                st->last_progress_ms_ = t;
+            else if (t - st->last_progress_ms_ >= stall_ms_)
+                cut.push_back(id);
+        }
+        for (auto id : cut) {
+            auto* st = find(id);
+            if (!st) continue;
+            ws_.link_counters().stalls->inc();
+            count_reject(ws_, "client_stall");
+            EP_INFO(kLog, "{}: stream {} cut: held a link stream {} ms without sending or reading",
+                    conn_.peer().str(), id, stall_ms_);
+            reset_stream(*st, NGHTTP2_CANCEL);
+        }
+        if (any) stall_timer_->arm(std::max<uint64_t>(stall_ms_ / 4, 250));
     }
 
     H2Stream* find(int32_t id) {
@@ -385,6 +586,10 @@ class H2Conn final : public H2Session {
     // GOAWAY is out rather than keep serving a client that misbehaves.
     static int on_frame_send(nghttp2_session*, const nghttp2_frame* f, void* ud) {
         auto* c = static_cast<H2Conn*>(ud);
+        if (f->hd.type == NGHTTP2_RST_STREAM) {
+            c->remember_reset(f->hd.stream_id);
+            return 0;
+        }
         if (f->hd.type != NGHTTP2_GOAWAY || f->goaway.error_code == NGHTTP2_NO_ERROR || c->goaway_counted_)
             return 0;
         c->goaway_counted_ = true;
@@ -420,6 +625,7 @@ class H2Conn final : public H2Session {
         }
         // The bytes have left edge-e's buffer for the client: edge-c may send that much more.
         if (st->ls_ && !st->local_) st->ls_->consumed(n);
+        st->last_progress_ms_ = st->c_.now();
         return ssize_t(n);
     }
 
@@ -431,6 +637,19 @@ class H2Conn final : public H2Session {
     uint64_t max_body_ = 0;
     uint64_t response_timeout_ms_ = 0;
     std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+    std::unique_ptr<core::Timer> stall_timer_;
+    uint64_t stall_ms_ = 0;
+    uint32_t max_streams_ = 100;
+    // The client-stream-id scanner in on_data: the preface, then 9-byte frame headers and payloads.
+    size_t preface_left_ = 24;
+    uint8_t fh_[9] = {};
+    size_t fh_have_ = 0;
+    uint64_t payload_left_ = 0;
+    int32_t max_client_id_ = 0;
+    static constexpr size_t kRememberedResets = 1024;
+    std::unordered_set<int32_t> reset_ids_;
+    std::deque<int32_t> reset_order_;
+    bool read_paused_ = false;
     uint64_t resets_ = 0;
     bool closing_ = false;
     bool close_after_send_ = false;
@@ -460,9 +679,29 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     }
     auto g = gate_request(ws_, head, conn_.peer());
     if (g.status) return respond_local(st, g.status, g.message, g.retry_after_s);
-    st.ls_ = g.link->open_stream(link::StreamKind::Http, g.headers, &st, end_stream);
-    if (!st.ls_) return respond_local(st, 503, "traversal link to edge-c is down");
-    if (end_stream) arm_response_timer(st);
+    // nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS only once the client acknowledged it: the link
+    // streams one connection holds are capped here from the first frame on.
+    size_t holding = 0;
+    for (auto& [id, other] : streams_)
+        if (other->holds_link()) ++holding;
+    if (holding >= max_streams_) {
+        ws_.link_counters().per_conn_full->inc();
+        count_reject(ws_, "per_connection_streams");
+        return reset_stream(st, NGHTTP2_REFUSED_STREAM);
+    }
+    st.slot_ = ws_.take_client_stream(conn_.peer());
+    if (!st.slot_) {
+        count_reject(ws_, "per_client_streams");
+        return respond_local(st, 429, "too many requests in progress from this address", 1);
+    }
+    st.method_ = head.method;
+    st.expect_continue_ = !end_stream && head.headers.has_token("expect", "100-continue");
+    std::erase_if(g.headers, [](const link::Header& h) { return h.first == "expect"; });
+    st.link_headers_ = std::move(g.headers);
+    if (g.link)
+        open_on(st, g.link);
+    else
+        wait_for_link(st);
 }
 
 void H2Conn::arm_response_timer(H2Stream& st) {
@@ -485,7 +724,8 @@ void H2Conn::on_request_end(H2Stream& st) {
 
 void H2Conn::on_body(H2Stream& st, const char* data, size_t len) {
     st.body_bytes_ += len;
-    if (st.local_ || !st.ls_) {
+    st.last_progress_ms_ = now();
+    if (st.local_ || (!st.ls_ && !st.waiting_link_)) {
         nghttp2_session_consume_stream(session_, st.id_, len);
         return;
     }
@@ -498,8 +738,14 @@ void H2Conn::on_body(H2Stream& st, const char* data, size_t len) {
         nghttp2_session_consume_stream(session_, st.id_, len);
         return;
     }
-    bool more = st.ls_->write(std::string_view(data, len));
     st.held_ += len;
+    if (!st.ls_) {
+        // Waiting for a link: kept, and the stream's window stays closed by that much (256 KiB at most).
+        st.pending_.append(data, len);
+        return;
+    }
+    st.body_sent_ = true;
+    bool more = st.ls_->write(std::string_view(data, len));
     if (more) release_held(st); // else on_writable gives the window back
 }
 
@@ -536,6 +782,16 @@ void H2Stream::on_data(link::LinkStream& s, const char* data, size_t len) {
 void H2Stream::on_end(link::LinkStream&) {
     resp_eof_ = true;
     if (resp_started_ && !resp_discard_) c_.resume(*this);
+    if (req_ended_ || !ls_) return; // the link stream closes by itself (on_close)
+    // edge-c's answer is complete while the client is still sending: release the link stream now and
+    // discard the rest of the upload (the client's window reopens as it arrives). RFC 9113 8.1 would let
+    // edge-e reset the client's stream with NO_ERROR instead, but curl 7.88 (Debian 12) then fails a
+    // request whose answer it has already received ("Stream error in the HTTP/2 framing layer").
+    c_.ws().link_counters().early_releases->inc();
+    local_ = true;
+    if (timer_) timer_->cancel();
+    c_.release_link(*this);
+    c_.release_held(*this);
 }
 
 void H2Stream::on_writable(link::LinkStream&) {
@@ -546,11 +802,15 @@ void H2Stream::on_close(link::LinkStream&, std::string_view error) {
     ls_ = nullptr;
     if (timer_) timer_->cancel();
     if (error.empty() || local_) {
+        slot_.release();
         resp_eof_ = true;
         if (resp_started_ && !resp_discard_) c_.resume(*this);
         return;
     }
     EP_INFO(kLog, "{}: stream {}: link stream ended: {}", c_.conn().peer().str(), id_, error);
+    if (!resp_started_ && !retried_ && link_loss_retryable(error, method_, body_sent_))
+        return c_.retry(*this);
+    slot_.release();
     if (!resp_started_) {
         c_.ws()
             .app()

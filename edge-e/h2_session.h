@@ -18,6 +18,18 @@ class H2Session {
     virtual void on_conn_close(std::string_view why) = 0;
 };
 
+// A request whose link stream died before any response head may be sent again, once, on another link
+// (HAProxy's retry-on conn-failure): only when none of its body went out, and only when edge-c cannot have
+// acted on it: the peer refused the stream (REFUSED_STREAM: RFC 9113 8.7 says it was not processed), or the
+// whole link was lost under a request with a safe method (RFC 9110 9.2.2: GET, HEAD, OPTIONS), which may
+// have reached the upstream but is harmless to repeat.
+inline bool link_loss_retryable(std::string_view error, std::string_view method, bool body_sent) {
+    if (body_sent) return false;
+    if (error.find("REFUSED_STREAM") != std::string_view::npos) return true;
+    bool lost = error.starts_with("link lost") || error == "link closed";
+    return lost && (method == "GET" || method == "HEAD" || method == "OPTIONS");
+}
+
 // Sends the server preface (SETTINGS) at once. `conn` must outlive the session.
 std::unique_ptr<H2Session> make_h2_session(WorkerState& ws, net::Connection& conn);
 

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/http/h1_parser.h"
@@ -16,23 +18,45 @@ namespace {
 // response relayed back with HTTP/1.1 framing. edge-c answers get_edge_config / get_edge_sso (it checks
 // credentials against Unified CM) and proxies the rest; edge-e only decides what may enter and never
 // buffers a whole body.
+//
+// Memory per connection is bounded (docs/SECURITY.md "Per-connection memory"): the socket is not read
+// while the output to the client is above its high watermark (pipelined requests answered locally are
+// not parsed until the client reads), nor while the input buffer holds more than kInputCap bytes that
+// cannot be passed on (a request in flight, a link stream pushing back, a wait for a link).
+
+// Unparsed client bytes kept at most (besides one read of 16 KiB) while nothing can take them. At least
+// one request head must fit.
+constexpr size_t kInputCap = 64 * 1024;
+// A refused request whose remaining body is at most this is read and discarded to keep the connection;
+// anything larger (or chunked, or a body the client was told to wait for with Expect) closes it instead.
+constexpr uint64_t kSkipBody = 64 * 1024;
 
 class HttpsSession final : public ClientSession, public link::StreamHandler {
   public:
     HttpsSession(WorkerState& ws, int fd, SSL* ssl)
         : ws_(ws), conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, ssl, true)) {
-        auto& lim = ws.gen()->cfg.limits;
+        const auto& cfg = ws.gen()->cfg;
+        auto& lim = cfg.limits;
         http::H1Limits limits;
         limits.max_header_bytes = lim.max_header_bytes;
         limits.max_body = lim.max_body_bytes;
         parser_ = std::make_unique<http::H1Parser>(http::H1Parser::Kind::Request, limits);
+        input_cap_ = std::max<size_t>(kInputCap, size_t(lim.max_header_bytes));
+        head_ms_ = uint64_t(cfg.http.request_head_timeout.count());
+        stall_ms_ = uint64_t(cfg.http.client_stall_timeout.count());
+        authority_ =
+            fmt::format("{}:{}", cfg.node_name, cfg.listeners.https ? cfg.listeners.https->listen.port : 0);
         conn_->set_callbacks({[this] { on_handshake(); }, [this](const char* d, size_t n) { on_data(d, n); },
                               [this](std::string_view why) { on_conn_close(why); },
                               [this] { on_client_drained(); }});
-        response_timer_ =
-            std::make_unique<core::Timer>(ws.worker().loop(), [this] { on_response_timeout(); });
+        auto& loop = ws.worker().loop();
+        response_timer_ = std::make_unique<core::Timer>(loop, [this] { on_response_timeout(); });
+        head_timer_ = std::make_unique<core::Timer>(loop, [this] { on_head_timeout(); });
+        stall_timer_ = std::make_unique<core::Timer>(loop, [this] { on_stall_check(); });
         // A client that never finishes the handshake or goes quiet must not hold a slot forever.
         conn_->set_idle_timeout(uint64_t(lim.client_idle_timeout.count()));
+        // Slowloris: the handshake and the first request head share one deadline.
+        head_timer_->arm(head_ms_);
         conn_->start();
     }
 
@@ -45,20 +69,27 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
     void on_handshake() {
         handshake_done_ = true;
-        if (conn_->ssl() && net::alpn_of(conn_->ssl()) == "h2") h2_ = make_h2_session(ws_, *conn_);
+        if (conn_->ssl() && net::alpn_of(conn_->ssl()) == "h2") {
+            head_timer_->cancel(); // HTTP/2 frames its own heads; nghttp2 and the idle timeout bound them
+            h2_ = make_h2_session(ws_, *conn_);
+        }
     }
 
     void on_data(const char* data, size_t len) {
         if (h2_) return h2_->on_data(data, len);
+        last_progress_ms_ = now();
+        if (head_pending_ && !head_timer_->armed()) head_timer_->arm(head_ms_);
         inbuf_.append(data, len);
         pump();
+        update_reading();
     }
 
-    // Parses what is buffered; stops while a request is in flight (its response decides keep-alive) or
-    // while the link stream pushes back.
+    // Parses what is buffered; stops while a request is in flight (its response decides keep-alive), while
+    // the link stream pushes back, while it waits for a link, or while the client does not read its answers.
     void pump() {
         size_t off = 0;
-        while (!closing_ && !body_paused_ && !(in_flight_ && request_done_)) {
+        while (!closing_ && !body_paused_ && !waiting_link_ && !(in_flight_ && request_done_) &&
+               !conn_->above_high_watermark()) {
             auto r = parser_->feed(inbuf_.data() + off, inbuf_.size() - off);
             off += r.consumed;
             if (r.status == http::H1Parser::Status::Error) {
@@ -69,10 +100,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
                     conn_->close();
                     closing_ = true;
                 } else {
-                    if (stream_) {
-                        stream_->reset(link::kCancel);
-                        stream_ = nullptr;
-                    }
+                    drop_stream();
                     respond_local(e.status ? e.status : 400, std::string(e.name()), false);
                 }
                 break;
@@ -82,7 +110,13 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
                 continue;
             }
             if (r.status == http::H1Parser::Status::Body) {
-                if (stream_ && !stream_->write(r.body)) body_paused_ = true; // resumed by on_writable
+                if (stream_) {
+                    body_sent_ = true;
+                    if (!stream_->write(r.body)) {
+                        body_paused_ = true; // resumed by on_writable
+                        last_progress_ms_ = now();
+                    }
+                }
                 continue;
             }
             if (r.status == http::H1Parser::Status::MessageComplete) {
@@ -99,31 +133,125 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             break; // NeedMore
         }
         inbuf_.erase(0, off);
+        if (head_pending_ && !inbuf_.empty() && !head_timer_->armed()) head_timer_->arm(head_ms_);
+    }
+
+    // Reading stops while the client's answers pile up unread, while the input cannot be passed on, and
+    // while the request waits for a link; it resumes (next loop turn, never inside pump) when that ends.
+    void update_reading() {
+        if (closing_ || h2_) return;
+        bool pause = conn_->above_high_watermark() || waiting_link_ || inbuf_.size() >= input_cap_;
+        if (pause && !read_paused_) {
+            read_paused_ = true;
+            conn_->pause_reading();
+            ws_.link_counters().read_paused->inc();
+        } else if (!pause && read_paused_) {
+            read_paused_ = false;
+            ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this] {
+                if (!alive.expired() && !closing_ && !read_paused_) conn_->resume_reading();
+            });
+        }
+    }
+
+    // Runs pump on the next loop turn (never re-entered from a callback that pump itself caused).
+    void schedule_pump() {
+        if (pump_posted_) return;
+        pump_posted_ = true;
+        ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this] {
+            if (alive.expired()) return;
+            pump_posted_ = false;
+            if (closing_) return;
+            pump();
+            update_reading();
+        });
     }
 
     void on_request_head() {
-        const auto& req = parser_->request();
+        const auto& parsed = parser_->request();
+        head_timer_->cancel();
+        head_pending_ = false;
         request_done_ = false;
         response_started_ = false;
-        head_request_ = req.method == "HEAD";
+        body_sent_ = false;
+        retried_ = false;
+        head_request_ = parsed.method == "HEAD";
+        method_ = parsed.method;
         keep_alive_ = parser_->keep_alive();
+        bool has_body = parser_->body_mode() != http::H1Parser::BodyMode::None;
+        // Expect is for this hop: edge-e answers it (100 once the request is on the link) and never
+        // forwards it. A bodyless request with Expect is served like any other.
+        expect_continue_ =
+            has_body && parsed.version_minor >= 1 && parsed.headers.has_token("expect", "100-continue");
 
-        auto g = gate_request(ws_, req, conn_->peer());
-        if (g.status) return reject_request(g.status, g.message, g.retry_after_s);
-        bool no_body = parser_->body_mode() == http::H1Parser::BodyMode::None;
-        in_flight_ = true;
-        stream_ = g.link->open_stream(link::StreamKind::Http, g.headers, this, no_body);
-        if (!stream_) {
-            in_flight_ = false;
-            return reject_request(503, "traversal link to edge-c is down");
+        // HTTP/1.0 may leave Host out: the request is for this edge, so it names the edge's own authority
+        // rather than cross the link with an empty :authority.
+        http::RequestHead with_host;
+        const http::RequestHead* req = &parsed;
+        if (!parsed.headers.find("host")) {
+            with_host = parsed;
+            with_host.headers.add("Host", authority_);
+            req = &with_host;
         }
+
+        auto g = gate_request(ws_, *req, conn_->peer());
+        if (g.status) return reject_request(g.status, g.message, g.retry_after_s);
+        slot_ = ws_.take_client_stream(conn_->peer());
+        if (!slot_) {
+            count_reject(ws_, "per_client_streams");
+            return reject_request(429, "too many requests in progress from this address", 1);
+        }
+        std::erase_if(g.headers, [](const link::Header& h) { return h.first == "expect"; });
+        link_headers_ = std::move(g.headers);
+        no_body_ = !has_body;
+        in_flight_ = true;
+        if (g.link)
+            open_on(g.link);
+        else
+            wait_for_link();
+    }
+
+    void open_on(link::LinkConn* link) {
+        stream_ = link->open_stream(link::StreamKind::Http, link_headers_, this, no_body_ || request_done_);
+        if (!stream_) return refuse_in_flight(503, "traversal link to edge-c is down");
+        last_progress_ms_ = now();
+        stall_timer_->arm(stall_ms_);
+        if (expect_continue_ && !request_done_ && parser_->body_bytes() == 0) {
+            conn_->write("HTTP/1.1 100 Continue\r\n\r\n");
+            expect_continue_ = false;
+        }
+        if (request_done_ && !response_started_)
+            response_timer_->arm(uint64_t(ws_.gen()->cfg.http.response_timeout.count()));
+    }
+
+    // No link up on this worker: wait for one (the client is not read meanwhile), then send or refuse.
+    void wait_for_link() {
+        waiting_link_ = true;
+        update_reading();
+        ticket_ = ws_.wait_for_link([this](link::LinkConn* l) {
+            waiting_link_ = false;
+            if (!l) {
+                refuse_in_flight(503, "traversal link to edge-c is down");
+            } else {
+                open_on(l);
+            }
+            if (closing_) return;
+            schedule_pump();
+            update_reading();
+        });
+    }
+
+    // A request that passed the gate but cannot go to the link after all.
+    void refuse_in_flight(int status, const std::string& msg) {
+        in_flight_ = false;
+        drop_stream();
+        reject_request(status, msg);
+        if (!closing_ && request_done_) request_finished();
     }
 
     // edge-c did not answer within http.response_timeout: give up on the link stream and say so.
     void on_response_timeout() {
         if (!stream_ || response_started_) return;
-        stream_->reset(link::kCancel);
-        stream_ = nullptr;
+        drop_stream();
         ws_.app()
             .metrics()
             .counter("edgepair_http_link_timeouts_total",
@@ -135,10 +263,63 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (!closing_) request_finished();
     }
 
-    // Answers locally; the request body (if any) is still parsed and discarded so keep-alive stays in sync.
+    void on_head_timeout() {
+        if (h2_ || closing_) return;
+        if (!handshake_done_) {
+            ws_.link_counters().head_timeouts->inc();
+            count_reject(ws_, "head_timeout");
+            closing_ = true;
+            conn_->abort("TLS handshake not complete within http.request_head_timeout");
+            return;
+        }
+        if (!head_pending_) return;
+        bool partial = !inbuf_.empty() || !parser_->idle();
+        if (!partial && first_done_) return; // an idle keep-alive connection: the idle timeout governs
+        ws_.link_counters().head_timeouts->inc();
+        count_reject(ws_, "head_timeout");
+        EP_INFO("https", "{}: request head not complete within {} ms", conn_->peer().str(), head_ms_);
+        if (!partial) {
+            closing_ = true;
+            conn_->close();
+            return;
+        }
+        head_request_ = false;
+        respond_local(408, "request head not complete in time", false);
+    }
+
+    // The link stream is held on behalf of this client: it must keep sending its request or reading its
+    // answer. What edge-c or the link hold up (a stream pushing back, a late answer) is not the client's.
+    bool waiting_on_client() const { return stream_ && ((!request_done_ && !body_paused_) || held_ > 0); }
+
+    void on_stall_check() {
+        if (!stream_ || closing_) return;
+        uint64_t t = now();
+        if (!waiting_on_client()) last_progress_ms_ = t;
+        uint64_t quiet = t - last_progress_ms_;
+        if (quiet < stall_ms_) return stall_timer_->arm(stall_ms_ - quiet);
+        ws_.link_counters().stalls->inc();
+        count_reject(ws_, "client_stall");
+        EP_INFO("https", "{}: cut: held a link stream {} ms without sending or reading", conn_->peer().str(),
+                quiet);
+        drop_stream();
+        closing_ = true;
+        conn_->abort("client stalled while holding a link stream");
+    }
+
+    // Answers locally. A body still to come is read and discarded when small and announced by length;
+    // otherwise the connection closes after the answer (HTTP/1.1 cannot skip it cheaply).
     void reject_request(int status, const std::string& msg, uint64_t retry_after_s = 0) {
         ws_.app().counters().http_rejected->inc();
+        if (!request_done_ && !body_skippable()) keep_alive_ = false;
         respond_local(status, msg, keep_alive_, retry_after_s);
+    }
+
+    bool body_skippable() const {
+        auto mode = parser_->body_mode();
+        if (mode == http::H1Parser::BodyMode::None) return true;
+        if (expect_continue_) return false; // the client may never send it
+        if (mode != http::H1Parser::BodyMode::Length || !parser_->content_length()) return false;
+        return *parser_->content_length() - parser_->body_bytes() <= kSkipBody;
     }
 
     void respond_local(int status, const std::string& msg, bool keep_alive, uint64_t retry_after_s = 0) {
@@ -155,41 +336,60 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         }
     }
 
+    // Releases the link stream (and the client's slot) now: RST_STREAM to edge-c if still open.
+    void drop_stream() {
+        if (stream_) {
+            stream_->reset(link::kCancel);
+            stream_ = nullptr;
+        }
+        held_ = 0;
+        body_paused_ = false;
+        ticket_.cancel();
+        waiting_link_ = false;
+        slot_.release();
+        stall_timer_->cancel();
+        response_timer_->cancel();
+    }
+
     void request_finished() {
         in_flight_ = false;
         stream_ = nullptr;
+        slot_.release();
+        stall_timer_->cancel();
+        head_pending_ = true;
+        first_done_ = true;
         if (!keep_alive_) {
             closing_ = true;
             conn_->close();
             return;
         }
         // The next pipelined request may already be buffered.
-        ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this] {
-            if (!alive.expired() && !closing_) pump();
-        });
+        schedule_pump();
     }
 
     void on_client_drained() {
         if (h2_) return h2_->on_drained();
+        last_progress_ms_ = now();
         // The client reads again: reopen the link stream's window for what we had held back.
         if (stream_ && held_ > 0) {
             stream_->consumed(held_);
             held_ = 0;
         }
+        schedule_pump();
+        update_reading();
     }
 
     void on_conn_close(std::string_view why) {
         if (h2_) h2_->on_conn_close(why);
         response_timer_->cancel();
+        head_timer_->cancel();
+        stall_timer_->cancel();
         if (!handshake_done_) {
             ws_.app().counters().tls_handshake_failures->inc();
             EP_DEBUG("https", "{}: {}", conn_->peer().str(), why);
         }
         closing_ = true;
-        if (stream_) {
-            stream_->reset(link::kCancel);
-            stream_ = nullptr;
-        }
+        drop_stream();
         ws_.remove(this);
     }
 
@@ -201,6 +401,9 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (!st.empty()) status = std::atoi(std::string(st).c_str());
         if (status < 200) return; // interim responses are not relayed (HTTP/1.1 clients did not ask for them)
         response_timer_->cancel();
+        // An answer before the whole request: the rest of the upload is not read (the link stream is reset
+        // once the answer is complete), so this connection cannot carry another request.
+        if (!request_done_) keep_alive_ = false;
         std::string head = fmt::format("HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
         bool has_length = false;
         for (auto& [k, v] : headers) {
@@ -241,19 +444,50 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
     void on_end(link::LinkStream&) override {
         if (chunked_ && response_started_ && !head_request_) conn_->write("0\r\n\r\n");
+        if (request_done_ || !response_started_) return; // the stream closes by itself (on_close)
+        // edge-c's answer is complete while the client is still sending: release the link stream now
+        // (RFC 9113 8.1) instead of holding it for the rest of an upload nobody will read.
+        ws_.link_counters().early_releases->inc();
+        drop_stream();
+        keep_alive_ = false;
+        request_finished();
     }
 
     void on_writable(link::LinkStream&) override {
         if (!body_paused_) return;
         body_paused_ = false;
+        last_progress_ms_ = now();
         pump();
+        update_reading();
     }
 
     void on_close(link::LinkStream&, std::string_view error) override {
         stream_ = nullptr;
+        held_ = 0;
+        body_paused_ = false;
         response_timer_->cancel();
+        stall_timer_->cancel();
         if (!error.empty()) {
             EP_INFO("https", "{}: link stream ended: {}", conn_->peer().str(), error);
+            if (!response_started_ && !retried_ && link_loss_retryable(error, method_, body_sent_)) {
+                // Once, on the next loop turn: by then the dead link is out of pick_link's way.
+                retried_ = true;
+                ws_.link_counters().retries->inc();
+                waiting_link_ = true;
+                ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this] {
+                    if (alive.expired() || closing_) return;
+                    waiting_link_ = false;
+                    if (auto* l = ws_.pick_link()) {
+                        open_on(l);
+                        schedule_pump();
+                        update_reading();
+                    } else {
+                        wait_for_link();
+                    }
+                });
+                return;
+            }
+            slot_.release();
             if (!response_started_) {
                 ws_.app()
                     .metrics()
@@ -275,14 +509,23 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         request_finished();
     }
 
+    uint64_t now() const { return ws_.worker().loop().now_ms(); }
+
     WorkerState& ws_;
     std::unique_ptr<net::Connection> conn_;
     std::unique_ptr<H2Session> h2_; // after conn_: destroyed first, while the connection still exists
-    std::unique_ptr<core::Timer> response_timer_;
+    std::unique_ptr<core::Timer> response_timer_, head_timer_, stall_timer_;
     std::unique_ptr<http::H1Parser> parser_;
     std::string inbuf_;
+    std::string authority_;
+    std::string method_;
+    link::Headers link_headers_; // kept for a retry on another link
     link::LinkStream* stream_ = nullptr;
+    LinkTicket ticket_;
+    ClientStreamSlot slot_;
     size_t held_ = 0;
+    size_t input_cap_ = kInputCap;
+    uint64_t head_ms_ = 0, stall_ms_ = 0, last_progress_ms_ = 0;
     bool handshake_done_ = false;
     bool closing_ = false;
     bool in_flight_ = false;
@@ -292,6 +535,15 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     bool keep_alive_ = true;
     bool chunked_ = false;
     bool body_paused_ = false;
+    bool body_sent_ = false;
+    bool no_body_ = false;
+    bool retried_ = false;
+    bool waiting_link_ = false;
+    bool expect_continue_ = false;
+    bool read_paused_ = false;
+    bool pump_posted_ = false;
+    bool head_pending_ = true; // the next request head is awaited
+    bool first_done_ = false;  // a request was complete on this connection
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

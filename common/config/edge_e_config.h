@@ -74,6 +74,15 @@ struct HttpEdgeConfig {
     // http.upstream_timeout, so that edge-c's own 504 (which names the upstream) normally arrives first.
     Duration response_timeout = std::chrono::seconds(35);
     uint32_t max_concurrent_streams = 100; // HTTP/2 streams per client connection
+    // A request (or SIP/XMPP flow) whose worker has no link up waits this long for one before 503.
+    Duration link_wait = std::chrono::seconds(5);
+    // An HTTP/1.1 request head (and the TLS handshake before the first) must be complete within this: 408.
+    Duration request_head_timeout = std::chrono::seconds(10);
+    // Link streams one client address (IPv4 address, IPv6 /64) may hold at once on one worker.
+    uint32_t max_link_streams_per_client = 256;
+    // A client holding a link stream that neither sends its request nor reads its answer for this long is
+    // cut.
+    Duration client_stall_timeout = std::chrono::seconds(30);
     HttpRateLimitConfig rate_limit;
 };
 
