@@ -15,7 +15,10 @@
 
 #include "common/http/b64_domain.h"
 #include "common/http/h1_client.h"
+#include "common/http/header_policy.h"
+#include "common/http/query.h"
 #include "common/mra/edge_config.h"
+#include "common/mra/request_gate.h"
 #include "common/obs/log.h"
 #include "common/obs/metrics.h"
 #include "edge-c/credentials.h"
@@ -72,39 +75,11 @@ std::string_view hv(const link::Headers& h, std::string_view name) {
     return link::header_value(h, name);
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = char(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = char(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
 std::string lower_ascii(std::string_view s) {
     std::string out(s);
     for (auto& c : out)
         if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
     return out;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view p) {
-    return s.size() >= p.size() && iequals(s.substr(0, p.size()), p);
-}
-
-// Connection-scoped response fields never cross the hop to edge-e (RFC 9110 7.6.1; RFC 9113 8.2.2 makes
-// them malformed in HTTP/2).
-bool hop_by_hop(std::string_view n) {
-    return iequals(n, "connection") || iequals(n, "keep-alive") || starts_with_ci(n, "proxy-") ||
-           iequals(n, "te") || iequals(n, "trailer") || iequals(n, "upgrade") ||
-           iequals(n, "transfer-encoding");
-}
-
-// edge-e's facts about the client connection are for edge-c, not for the internal node.
-bool edge_private(std::string_view n) {
-    return starts_with_ci(n, "x-edge-") || iequals(n, "x-client-addr");
 }
 
 std::optional<uint16_t> parse_u16(std::string_view s) {
@@ -113,54 +88,6 @@ std::optional<uint16_t> parse_u16(std::string_view s) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size() || v > 65535) return std::nullopt;
     return uint16_t(v);
-}
-
-int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string form_decode(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
-            out.push_back(' ');
-        } else if (s[i] == '%' && i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out.push_back(char(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
-            i += 2;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
-}
-
-// Values of one query parameter, in order (bounded: the edge config has three services to ask for).
-std::vector<std::string> query_values(std::string_view query, std::string_view name, size_t max = 16) {
-    std::vector<std::string> out;
-    size_t i = 0;
-    while (i <= query.size() && out.size() < max) {
-        size_t j = query.find('&', i);
-        if (j == std::string_view::npos) j = query.size();
-        auto kv = query.substr(i, j - i);
-        auto eq = kv.find('=');
-        auto k = kv.substr(0, eq);
-        if (eq != std::string_view::npos && form_decode(k) == name)
-            out.push_back(form_decode(kv.substr(eq + 1)));
-        i = j + 1;
-    }
-    return out;
-}
-
-// A stable metric label for an allow-list refusal (MatchResult::reason is prose for logs).
-std::string block_label(std::string_view reason) {
-    if (reason.starts_with("method ")) return "method";
-    if (reason.starts_with("path ") || reason.starts_with("request path")) return "path";
-    if (reason.find(" in deployment ") != std::string_view::npos) return "port";
-    if (reason.starts_with("no rule for")) return "host";
-    return "other";
 }
 
 std::string_view kind_label(http::MraKind k) {
@@ -218,6 +145,7 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     std::shared_ptr<const mra::Snapshot> snap_;
     http::MraPath path_;
     std::string deployment_;
+    std::string forward_target_; // proxy: the request-target the allow list matched
     std::string kind_ = "invalid";
     bool upstream_verify_ = true;
 
@@ -236,57 +164,48 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
 
 void HttpStream::start() {
     snap_ = w_.snapshot();
-    const std::string_view raw = hv(req_, ":path");
-    if (!snap_) {
-        kind_ = "unavailable";
-        return respond(503, "edge-c has no valid MRA configuration\n");
+    // The same decisions edge-e made before it opened this stream (common/mra/request_gate.h). A refusal
+    // here means the two edges disagree (different snapshots during a reload, or a bug): answered like
+    // edge-e would, and counted under the same labels with side="edge-c".
+    mra::GateRequest gr;
+    gr.method = method_;
+    gr.target = hv(req_, ":path");
+    gr.field_names.reserve(req_.size());
+    for (const auto& [k, v] : req_)
+        gr.field_names.emplace_back(k);
+    auto verdict = mra::decide(snap_.get(), gr);
+    path_ = std::move(verdict.path);
+    deployment_ = std::move(verdict.deployment);
+    kind_ = verdict.reason == mra::GateReason::NoConfig  ? "unavailable"
+            : verdict.reason == mra::GateReason::BadPath ? "invalid"
+                                                         : std::string(kind_label(path_.kind));
+    if (!verdict.passed()) {
+        count(w_, mra::kRejectedMetric, mra::kRejectedHelp, {{"side", "edge-c"}, {"reason", verdict.label}});
+        if (verdict.reason == mra::GateReason::Blocked)
+            count(w_, mra::kBlockedMetric, mra::kBlockedHelp,
+                  {{"side", "edge-c"}, {"reason", verdict.block_label}});
+        EP_INFO(kLog, "stream {}: {} {} refused ({}): {}", s_->id(), method_, gr.target, verdict.label,
+                verdict.log);
+        link::Headers extra;
+        if (!verdict.allow.empty()) extra.emplace_back("allow", verdict.allow);
+        return respond(verdict.status, verdict.message + "\n", extra);
     }
-    auto p = http::parse_mra_path(raw);
-    if (!p) {
-        // edge-e normalised the request already; reaching this means the two edges disagree about a path,
-        // which is logged loudly but answered like any bad path.
-        EP_INFO(kLog, "stream {}: invalid path: {}", s_->id(), p.error().message);
-        count(w_, "edgepair_http_invalid_path_total", "HTTP requests refused for their path",
-              {{"side", "edge-c"}, {"reason", std::string(http::error_label(p.error()))}});
-        return respond(400, "invalid path\n");
+    forward_target_ = std::move(verdict.forward_target);
+    if (verdict.params_dropped) {
+        count(w_, "edgepair_http_path_params_dropped_total",
+              "Proxied requests whose ;params were dropped from the forwarded path", {{"side", "edge-c"}});
+        EP_DEBUG(kLog, "stream {}: ;params dropped: {} is forwarded as {}", s_->id(), gr.target,
+                 forward_target_);
     }
-    path_ = std::move(*p);
-    kind_ = kind_label(path_.kind);
-    if (path_.kind == http::MraKind::Other) return respond(404, "not found\n");
-    const mra::Domain* d = snap_->find_domain(path_.domain);
-    if (!d) {
-        count(w_, "edgepair_http_unknown_domain_total", "HTTP requests for a domain edge-c does not serve",
-              {{"side", "edge-c"}});
-        EP_INFO(kLog, "stream {}: unknown domain {}", s_->id(), path_.domain);
-        return respond(404, "unknown domain\n");
-    }
-    deployment_ = snap_->resolve_deployment(d->deployment);
 
     switch (path_.kind) {
     case http::MraKind::EdgeSso:
         return serve_edge_sso();
     case http::MraKind::EdgeConfig:
-        if (method_ != "GET" && method_ != "HEAD")
-            return respond(405, "method not allowed\n", {{"allow", "GET"}});
         return authenticate([this](const AuthOutcome& who) { serve_edge_config(who); });
     case http::MraKind::Proxy: {
-        // The allow list is checked before the credentials: a blocked request must not cost a UDS round trip
+        // The allow list was checked before the credentials: a blocked request must not cost a UDS round trip
         // (edge-e already refused it before authentication too, so no policy leaks here).
-        mra::RequestTarget t;
-        t.scheme = path_.scheme == "http" ? mra::Scheme::Http : mra::Scheme::Https;
-        t.host = path_.host;
-        t.port = path_.port;
-        t.path = path_.match_path;
-        t.method = method_;
-        t.deployment = deployment_;
-        auto m = snap_->allow_list.match(t);
-        if (!m.allowed) {
-            count(w_, "edgepair_http_blocked_total", "Proxied HTTP requests refused by the allow list",
-                  {{"side", "edge-c"}, {"reason", block_label(m.reason)}});
-            EP_INFO(kLog, "stream {}: blocked {} {}://{}:{}{}: {}", s_->id(), method_, path_.scheme,
-                    path_.host, path_.port, path_.match_path, m.reason);
-            return respond(403, "blocked by the HTTP allow list: " + m.reason + "\n");
-        }
         // A discovered node is reached with the verify mode its discovery used; anything else the operator
         // allowed by hand is verified against the trusted CAs.
         const mra::UcNode* node = snap_->find_node(path_.host);
@@ -368,7 +287,7 @@ void HttpStream::serve_edge_config(const AuthOutcome& who) {
         cfg->sip_route.clear();
     }
     if (xmpp && *xmpp == 0) cfg->xmpp_edge.reset();
-    auto xml = mra::build_edge_config_xml(*cfg, query_values(path_.query, "service_name"));
+    auto xml = mra::build_edge_config_xml(*cfg, http::query_values(path_.query, "service_name"));
     respond(200, xml, {}, "text/xml; charset=utf-8");
 }
 
@@ -378,8 +297,6 @@ void HttpStream::serve_edge_sso() {
     // in the guide's terms), so the only truthful answer is false: a true would send Jabber to an IdP that is
     // not there, and the guide says it would then not fall back to credentials. The UDS check belongs with
     // the tokens issue, which brings SSO.
-    if (method_ != "GET" && method_ != "HEAD")
-        return respond(405, "method not allowed\n", {{"allow", "GET"}});
     respond(200, mra::build_edge_sso_xml(false), {}, "text/xml; charset=utf-8");
 }
 
@@ -387,14 +304,15 @@ void HttpStream::serve_proxy_checked() {
     http::ClientRequest req;
     req.method = method_;
     req.origin = http::Origin{path_.scheme, path_.host, path_.port};
-    req.target = path_.has_query ? path_.path + "?" + path_.query : path_.path;
+    // What the allow list matched, nothing else (;params dropped): see request_gate.h.
+    req.target = forward_target_;
     req.verify = upstream_verify_;
     for (auto& [k, v] : req_) {
-        if (k.empty() || k[0] == ':' || edge_private(k)) continue;
+        if (k.empty() || k[0] == ':' || !http::forwards(http::Hop::UpstreamRequest, k, v)) continue;
         req.headers.add(k, v);
     }
     // Host comes from the proxy path, never from the client's Host (which names edge-e): the Client adds it.
-    EP_DEBUG(kLog, "stream {}: {} {}{}", s_->id(), method_, req.origin.str(), path_.path);
+    EP_DEBUG(kLog, "stream {}: {} {}{}", s_->id(), method_, req.origin.str(), forward_target_);
     x_ = w_.http().start(std::move(req), this);
     if (!x_) return respond(502, "upstream request could not be started\n");
     start_exchange();
@@ -474,28 +392,12 @@ void HttpStream::on_response_head(const http::ResponseHead& head) {
     if (!s_) return;
     link::Headers out;
     out.emplace_back(":status", std::to_string(head.status));
-    std::vector<std::string> listed; // names the upstream's Connection field makes hop-by-hop
-    for (auto v : head.headers.find_all("connection")) {
-        size_t i = 0;
-        while (i <= v.size()) {
-            size_t j = v.find(',', i);
-            if (j == std::string_view::npos) j = v.size();
-            auto tok = v.substr(i, j - i);
-            while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t'))
-                tok.remove_prefix(1);
-            while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t'))
-                tok.remove_suffix(1);
-            if (!tok.empty()) listed.emplace_back(tok);
-            i = j + 1;
-        }
-    }
-    for (const auto& f : head.headers) {
-        if (hop_by_hop(f.name)) continue;
-        bool skip = false;
-        for (auto& t : listed)
-            skip = skip || iequals(t, f.name);
-        if (!skip) out.emplace_back(f.name, f.value);
-    }
+    http::ConnectionTokens listed; // names the upstream's Connection field makes hop-by-hop
+    for (auto v : head.headers.find_all("connection"))
+        listed.add_field_value(v);
+    for (const auto& f : head.headers)
+        if (http::forwards(http::Hop::UpstreamResponse, f.name, f.value, &listed))
+            out.emplace_back(f.name, f.value);
     head_sent_ = true;
     s_->send_headers(out);
     record(head.status);

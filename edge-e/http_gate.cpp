@@ -2,31 +2,15 @@
 
 #include <cctype>
 
-#include "common/http/b64_domain.h"
+#include "common/http/header_policy.h"
 #include "common/http/rate_limit.h"
-#include "common/http/url_path.h"
+#include "common/mra/request_gate.h"
 #include "common/obs/log.h"
 
 namespace edgepair::edge_e {
 
 bool hop_by_hop(std::string_view name) {
-    static constexpr std::string_view names[] = {"connection",
-                                                 "keep-alive",
-                                                 "proxy-connection",
-                                                 "te",
-                                                 "trailer",
-                                                 "transfer-encoding",
-                                                 "upgrade",
-                                                 "proxy-authenticate",
-                                                 "proxy-authorization",
-                                                 "host",
-                                                 "http2-settings"};
-    for (auto n : names)
-        if (http::iequals(n, name)) return true;
-    // edge-c trusts these from edge-e only: a client must never be able to set them.
-    return name.size() >= 2 && (name.substr(0, 2) == "x-" || name.substr(0, 2) == "X-") &&
-           (http::iequals(name.substr(0, 7), "x-edge-") || http::iequals(name, "x-client-addr") ||
-            http::iequals(name.substr(0, 7), "x-link-") || http::iequals(name, "x-tunnel"));
+    return !http::forwards(http::Hop::ClientResponse, name);
 }
 
 const char* reason_phrase(int s) {
@@ -79,8 +63,7 @@ const char* reason_phrase(int s) {
 void count_reject(WorkerState& ws, const std::string& reason) {
     ws.app()
         .metrics()
-        .counter("edgepair_http_rejected_requests_total", "Client HTTP requests refused before the link",
-                 {{"reason", reason}})
+        .counter(mra::kRejectedMetric, mra::kRejectedHelp, {{"side", "edge-e"}, {"reason", reason}})
         .inc();
 }
 
@@ -97,6 +80,14 @@ const char* proto(const http::RequestHead& req) {
     return req.version_minor == 2 ? "HTTP/2" : "HTTP/1.1";
 }
 
+void routing_removed(WorkerState& ws) {
+    ws.app()
+        .metrics()
+        .counter("edgepair_http_headers_removed_total", "Request fields removed by the header policy",
+                 {{"side", "edge-e"}, {"kind", "routing_override"}})
+        .inc();
+}
+
 } // namespace
 
 GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net::SockAddr& peer) {
@@ -104,65 +95,48 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
     const auto gen = ws.gen();
     const auto& cfg = gen->cfg;
 
-    // Before any parsing: a client over its budget costs a table lookup, not a path normalisation.
+    // The rate-limit hook runs before the gate: a client over its budget costs a table lookup, not a path
+    // normalisation.
+    mra::GateRequest gr;
+    gr.method = req.method;
+    gr.target = req.target;
     if (gen->rate_limiter) {
         auto key = http::client_rate_key(peer);
         auto now = ws.worker().loop().now_ms();
         auto v = gen->rate_limiter->take(key, now);
         if (v == http::KeyedRateLimiter::Verdict::Limited) {
-            count_reject(ws, "rate_limited");
             ws.app().counters().http_rate_limited->inc();
-            EP_DEBUG("https", "{}: {} {} refused: over the request rate of {}", peer.str(), req.method,
-                     req.target, key);
-            auto g = refuse(429, "too many requests");
-            g.retry_after_s = gen->rate_limiter->retry_after_s(key, now);
-            return g;
+            gr.rate = mra::RateCheck{true, gen->rate_limiter->retry_after_s(key, now)};
         }
         if (v == http::KeyedRateLimiter::Verdict::Untracked) ws.app().counters().http_rate_untracked->inc();
     }
+    gr.field_names.reserve(req.headers.size());
+    for (const auto& f : req.headers)
+        gr.field_names.emplace_back(f.name);
 
-    auto path = http::parse_mra_path(req.target);
-    if (!path) {
-        count_reject(ws, std::string(http::error_label(path.error())));
-        EP_INFO("https", "{}: {} {} ({}) refused: {}", peer.str(), req.method, req.target, proto(req),
-                path.error().message);
-        return refuse(400, "invalid request path");
-    }
     auto snap = ws.snapshot();
-    if (!snap) return refuse(503, "no configuration from edge-c yet");
-    const mra::Domain* dom = snap->find_domain(path->domain);
-    if (!dom) {
-        count_reject(ws, "unknown_domain");
-        return refuse(404, "unknown domain");
-    }
-    if (path->kind == http::MraKind::Other) {
-        count_reject(ws, "unknown_service");
-        return refuse(404, "unknown service");
-    }
-    if (path->kind == http::MraKind::Proxy) {
-        // First gate: nothing that the allow list does not name reaches the link (edge-c checks again).
-        std::string deployment = snap->resolve_deployment(dom->deployment);
-        mra::RequestTarget t{path->scheme == "http" ? mra::Scheme::Http : mra::Scheme::Https,
-                             path->host,
-                             path->port,
-                             path->match_path,
-                             req.method,
-                             deployment};
-        auto m = snap->allow_list.match(t);
-        if (!m.allowed) {
+    auto verdict = mra::decide(snap.get(), gr);
+    if (!verdict.passed()) {
+        count_reject(ws, verdict.label);
+        if (verdict.reason == mra::GateReason::Blocked)
             ws.app()
                 .metrics()
-                .counter("edgepair_http_blocked_total", "Requests refused by the HTTP allow list",
-                         {{"side", "edge-e"}})
+                .counter(mra::kBlockedMetric, mra::kBlockedHelp,
+                         {{"side", "edge-e"}, {"reason", verdict.block_label}})
                 .inc();
-            EP_INFO("https", "{}: {} {}://{}:{}{} ({}) blocked by the allow list: {}", peer.str(), req.method,
-                    path->scheme, path->host, path->port, path->path, proto(req), m.reason);
-            return refuse(403, "blocked by the HTTP allow list");
-        }
+        if (verdict.reason == mra::GateReason::RateLimited)
+            EP_DEBUG("https", "{}: {} {} ({}) refused: {}", peer.str(), req.method, req.target, proto(req),
+                     verdict.log);
+        else
+            EP_INFO("https", "{}: {} {} ({}) refused ({}): {}", peer.str(), req.method, req.target,
+                    proto(req), verdict.label, verdict.log);
+        auto g = refuse(verdict.status, verdict.message);
+        g.retry_after_s = verdict.retry_after_s;
+        return g;
     }
     GateResult g;
+    // nullptr: no link up on this worker right now; the session waits for one (WorkerState::wait_for_link).
     g.link = ws.pick_link();
-    if (!g.link) return refuse(503, "traversal link to edge-c is down");
 
     auto& h = g.headers;
     h.reserve(req.headers.size() + 9);
@@ -170,8 +144,14 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
     h.emplace_back(":path", req.target);
     h.emplace_back(":scheme", "https");
     if (auto* host = req.headers.find("host")) h.emplace_back(":authority", *host);
+    http::ConnectionTokens listed;
+    for (auto v : req.headers.find_all("connection"))
+        listed.add_field_value(v);
     for (auto& f : req.headers) {
-        if (hop_by_hop(f.name)) continue;
+        if (!http::forwards(http::Hop::ClientRequest, f.name, f.value, &listed)) {
+            if (http::is_routing_override(f.name)) routing_removed(ws);
+            continue;
+        }
         std::string name = f.name;
         for (auto& c : name)
             c = char(std::tolower(static_cast<unsigned char>(c)));

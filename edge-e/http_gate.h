@@ -1,10 +1,12 @@
 #pragma once
-// The one request gate on edge-e 8443, shared by the HTTP/1.1 and HTTP/2 sessions: whatever the framing,
-// a request reaches the link only after the same decisions in the same order (nginx phases, kept small):
-//   rate limit per client -> MRA path normalised -> configuration present -> domain known -> service known
-//   -> allow list (proxy paths; edge-c checks again) -> a link is up
-// and then carries the same link headers: the client's end-to-end fields (never a client's x-edge-*,
-// x-client-addr, x-link-* or x-tunnel: edge-c trusts those from edge-e only) plus edge-e's facts.
+// edge-e's side of the one request gate (common/mra/request_gate.h), shared by the HTTP/1.1 and HTTP/2
+// sessions: whatever the framing, a request reaches the link only after the same decisions in the same
+// order, the same ones edge-c makes again:
+//   rate limit per client -> header policy -> MRA path normalised -> configuration present -> domain known
+//   -> service known -> method -> allow list (proxy paths) -> a link is up
+// and then carries the same link headers: the client's end-to-end fields as the header policy
+// (common/http/header_policy.h, Hop::ClientRequest) lets them through, never a client's x-edge-*,
+// x-client-addr, x-link-*, x-tunnel or routing-override field, plus edge-e's facts.
 #include <string>
 #include <string_view>
 
@@ -20,7 +22,8 @@ struct GateResult {
     int status = 0;
     std::string message;
     uint64_t retry_after_s = 0; // 429 only
-    // status == 0: open a stream on `link` with these headers.
+    // status == 0: open a stream on `link` with these headers (nullptr: no link up on this worker yet; the
+    // session waits for one with WorkerState::wait_for_link).
     link::LinkConn* link = nullptr;
     link::Headers headers;
 };
@@ -28,10 +31,11 @@ struct GateResult {
 // `req.headers` must hold the Host (HTTP/2: from :authority). Counts what it refuses.
 GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net::SockAddr& peer);
 
-// Counts a request refused before the gate (parse errors) under edgepair_http_rejected_requests_total.
+// Counts a request refused on edge-e (parse errors and gate verdicts) under
+// edgepair_http_rejected_requests_total{side="edge-e"}.
 void count_reject(WorkerState& ws, const std::string& reason);
-// Fields that never cross edge-e in either direction: connection-scoped ones (RFC 9110 7.6.1, RFC 9113
-// 8.2.2) and the link's own trusted headers.
+// Response fields that never reach a client: the header policy's Hop::ClientResponse (connection-scoped
+// fields and the link's own trusted headers).
 bool hop_by_hop(std::string_view name);
 const char* reason_phrase(int status);
 

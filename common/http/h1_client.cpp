@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <fmt/format.h>
 
+#include "common/http/header_policy.h"
 #include "common/net/connection.h"
 #include "common/net/listener.h"
 #include "common/obs/log.h"
@@ -36,13 +37,6 @@ std::string bare_host(std::string_view h) {
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-// Connection-scoped fields never cross a proxy hop (RFC 9110 7.6.1); framing is ours to choose.
-bool is_hop_by_hop(std::string_view name) {
-    return iequals(name, "connection") || iequals(name, "keep-alive") || starts_with_ci(name, "proxy-") ||
-           iequals(name, "te") || iequals(name, "trailer") || iequals(name, "upgrade") ||
-           iequals(name, "transfer-encoding");
 }
 
 std::string host_header(const Origin& o) {
@@ -271,28 +265,14 @@ void ExchangeImpl::begin() {
     head_.method = req_.method;
     head_.target = req_.target;
     head_.version_minor = 1;
-    // Tokens listed in Connection name further hop-by-hop fields.
-    std::vector<std::string> listed;
-    for (auto v : req_.headers.find_all("connection")) {
-        size_t i = 0;
-        while (i <= v.size()) {
-            size_t j = v.find(',', i);
-            if (j == std::string_view::npos) j = v.size();
-            auto tok = v.substr(i, j - i);
-            while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t'))
-                tok.remove_prefix(1);
-            while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t'))
-                tok.remove_suffix(1);
-            if (!tok.empty()) listed.emplace_back(tok);
-            i = j + 1;
-        }
-    }
+    // Connection-scoped fields never cross a proxy hop (RFC 9110 7.6.1), nor the names a Connection field
+    // lists; framing is ours to choose (common/http/header_policy.h, Hop::Http1Request).
+    ConnectionTokens listed;
+    for (auto v : req_.headers.find_all("connection"))
+        listed.add_field_value(v);
     bool have_host = false;
     for (const auto& f : req_.headers) {
-        if (is_hop_by_hop(f.name)) continue;
-        if (std::any_of(listed.begin(), listed.end(),
-                        [&](const std::string& t) { return iequals(t, f.name); }))
-            continue;
+        if (!forwards(Hop::Http1Request, f.name, f.value, &listed)) continue;
         if (iequals(f.name, "content-length")) {
             uint64_t n = 0;
             if (!parse_length(f.value, n) || (declared_len_ && *declared_len_ != n))

@@ -2,7 +2,8 @@
 // Request-target normalisation and host/port canonicalisation, applied before any allow-list decision.
 // The rule that matters: the path the allow list matches must be the path the upstream will interpret,
 // so anything an upstream (Tomcat, nginx, IIS) could read differently from us is rejected, not guessed.
-// The normalised path is also what the proxy forwards, so matching and forwarding can never disagree.
+// What the allow list matches (match_path) is also what the proxy forwards (common/mra/request_gate.h), so
+// matching and forwarding can never disagree.
 // docs/SECURITY.md, "HTTP request normalisation and smuggling defence", lists every rule.
 #include "common/core/result.h"
 
@@ -45,8 +46,9 @@ struct PathPolicy {
 };
 
 struct NormalisedTarget {
-    std::string path;       // starts with '/', dot segments resolved, ;params kept: forward this
-    std::string match_path; // path with ;params removed from each segment: match allow lists on this
+    std::string path;       // starts with '/', dot segments resolved, ;params kept (logs, Tomcat's view)
+    std::string match_path; // path with ;params removed from each segment: match allow lists on this, and
+                            // forward this (nginx and others read ";x" as part of the segment's name)
     std::string query;      // without '?', percent hex uppercased, otherwise as received
     bool has_query = false;
     // absolute-form only:

@@ -9,6 +9,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/x509_vfy.h>
 
+#include "common/http/header_policy.h"
 #include "common/link/peer_cert.h"
 #include "common/net/tls_context.h"
 #include "common/obs/log.h"
@@ -22,13 +23,6 @@ std::string lower(std::string_view s) {
     for (auto& c : out)
         if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
     return out;
-}
-
-// RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2 and the peer would reset the stream;
-// edge-e's HTTP/1 sessions pass client headers through, so they are dropped here once for all callers.
-bool hop_by_hop(std::string_view n) {
-    return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" ||
-           n == "upgrade" || n == "host";
 }
 
 std::vector<nghttp2_nv> to_nv(const std::vector<std::pair<std::string, std::string>>& h) {
@@ -739,8 +733,10 @@ std::vector<std::pair<std::string, std::string>> LinkConn::build_request(StreamK
     for (auto& [k, v] : headers) {
         if (!k.empty() && k[0] == ':') continue;
         auto n = lower(k);
-        if (hop_by_hop(n) || n == "x-tunnel") continue;
-        if (n == "te" && lower(v) != "trailers") continue;
+        // RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2 and the peer would reset the
+        // stream; edge-e's HTTP/1 sessions pass client headers through, so the one policy
+        // (common/http/header_policy.h) is applied here once for all callers. x-tunnel is the link's own.
+        if (!http::forwards(http::Hop::LinkFrame, n, v) || n == "x-tunnel") continue;
         out.emplace_back(std::move(n), v);
     }
     return out;
@@ -869,7 +865,7 @@ bool LinkStream::send_headers(const Headers& headers, bool end_stream) {
     for (auto& [k, v] : headers) {
         if (k.empty() || k[0] == ':') continue;
         auto n = lower(k);
-        if (hop_by_hop(n)) continue;
+        if (!http::forwards(http::Hop::LinkFrame, n, v)) continue;
         h.emplace_back(std::move(n), v);
     }
     auto nv = to_nv(h);
