@@ -2,28 +2,28 @@
 
 #include <fmt/format.h>
 
-#include "common/config/apply_logging.h"
-#include "common/core/version.h"
+#include "common/app/main.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
 #include "edge-c/allow_list_admin.h"
+#include "edge-c/credentials.h"
+#include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
 #include "edge-c/snapshot_input.h"
 #include "edge-c/stream_router.h"
+#include "edge-c/xmpp_service.h"
 
 namespace edgepair::edge_c {
 
-namespace {
-net::SockAddr to_sockaddr(const config::Address& a) {
-    auto r = a.kind == config::Address::Kind::Name ? net::resolve_blocking(a.host, a.port)
-                                                   : net::numeric_addr(a.host.empty() ? "*" : a.host, a.port);
-    return r ? *r : net::SockAddr{};
-}
-} // namespace
-
 // ---- CWorker ----
 
+CWorker::CWorker(EdgeC& app, core::Worker& w, std::shared_ptr<const Generation> gen)
+    : app_(app), worker_(w), gen_(std::move(gen)), counters_(app.metrics()), owner_(w.loop()) {}
+
+CWorker::~CWorker() = default;
+
 void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
+    if (torn_down_) return; // posted before the stop, arrived after it
     // The callbacks need the dialer they belong to, which exists only after construction.
     auto self = std::make_shared<link::LinkDialer*>(nullptr);
     link::LinkCallbacks cb;
@@ -76,11 +76,38 @@ http::ClientOptions client_options(const Generation& g) {
 } // namespace
 
 void CWorker::init() {
-    auto g = app_.gen();
+    auto& g = gen_;
     auto r = net::Resolver::create(worker_.loop(), resolver_options(g->cfg));
     if (!r) throw std::runtime_error("dns: " + r.error().message);
     resolver_ = std::move(*r);
     http_ = std::make_unique<http::Client>(worker_.loop(), *resolver_, client_options(*g));
+    UdsCheckerOptions o;
+    o.snapshot = [this] { return snapshot(); };
+    o.refresh_ms = [this] { return uint64_t(gen_->cfg.credentials.refresh_interval.count()); };
+    o.cleanup_ms = uint64_t(g->cfg.credentials.cleanup_interval.count());
+    credentials_ = std::make_unique<UdsCredentialChecker>(worker_.loop(), *http_, std::move(o));
+    xmpp_ = std::make_unique<XmppService>(*this);
+    sip_ = std::make_unique<SipRouter>(*this);
+}
+
+void CWorker::apply_generation(std::shared_ptr<const Generation> gen) {
+    gen_ = std::move(gen);
+    http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
+    http_->set_response_timeout(uint64_t(gen_->cfg.http.upstream_timeout.count()));
+}
+
+void CWorker::teardown() {
+    torn_down_ = true;
+    status_timer_.reset();
+    // Closing a link closes its streams: their handlers still reach the services and the HTTP client.
+    dialers_.clear();
+    owner_.clear();
+    sip_.reset();
+    xmpp_.reset();
+    credentials_.reset();
+    http_.reset();
+    resolver_.reset();
+    refresh_status();
 }
 
 void CWorker::stop_dialers() {
@@ -126,19 +153,11 @@ std::string CWorker::links_json() const {
 
 // ---- EdgeC ----
 
-EdgeC::EdgeC(std::string config_path, config::EdgeCConfig cfg) : config_path_(std::move(config_path)) {
-    // Registered up front so both results show (at 0) before the first reload.
-    for (const char* r : {"ok", "error"})
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", r}});
-    media_metrics_ =
-        media::MediaMetrics::create(metrics_, {"srtp_auth", "srtp_replay", "srtp_bad", "unknown_channel",
-                                               "wrong_source", "not_ready", "too_big"});
-    auto g = build(std::move(cfg));
-    if (!g) throw std::runtime_error(g.error().message);
-    {
-        std::lock_guard<std::mutex> lk(gen_mu_);
-        gen_ = *g;
-    }
+EdgeC::EdgeC(std::string config_path, config::EdgeCConfig cfg)
+    : app_("edge-c", std::move(config_path),
+           {"srtp_auth", "srtp_replay", "srtp_bad", "unknown_channel", "wrong_source", "not_ready",
+            "too_big"}) {
+    gen_ = app::value_or_throw(build(std::move(cfg)));
 }
 
 EdgeC::~EdgeC() = default;
@@ -169,54 +188,27 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
         rl.burst = cfg.credentials.max_failures;
         rl.rate =
             double(cfg.credentials.max_failures) * 1000.0 / double(cfg.credentials.failure_period.count());
-        std::shared_ptr<http::KeyedRateLimiter> prev;
-        {
-            std::lock_guard<std::mutex> lk(gen_mu_);
-            if (gen_) prev = gen_->auth_failures;
-        }
-        if (prev && prev->options().rate == rl.rate && prev->options().burst == rl.burst)
-            gen->auth_failures = prev;
-        else
-            gen->auth_failures = std::make_shared<http::KeyedRateLimiter>(rl);
+        gen->auth_failures = app::carry_limiter(gen_ ? gen_->auth_failures : nullptr, rl);
     }
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
 }
 
-int EdgeC::run() {
-    auto& cfg = gen_->cfg;
-    config::apply_logging(cfg.log);
-    process_ = std::make_unique<core::Process>(cfg.workers);
-    started_ms_ = process_->main_loop().now_ms();
-    auto admin = admin::Server::open(process_->main_loop(), to_sockaddr(cfg.admin.listen));
-    if (!admin) {
-        EP_ERROR("edge-c", "{}", admin.error().message);
-        return 1;
-    }
-    admin_ = std::move(*admin);
-    admin::install_standard_routes(
-        *admin_, metrics_, [this] { return ready_reason(); }, [this] { return status_json(); });
-    for (auto& w : process_->workers())
-        workers_.push_back(std::make_unique<CWorker>(*this, *w));
-    auto r = net::Resolver::create(process_->main_loop(), resolver_options(cfg));
-    if (!r) {
-        EP_ERROR("edge-c", "dns: {}", r.error().message);
-        return 1;
-    }
+Result<void> EdgeC::create(app::App& app) {
+    for (auto& w : app.process().workers())
+        workers_.push_back(std::make_unique<CWorker>(*this, *w, gen_));
+    auto r = net::Resolver::create(app.main_loop(), resolver_options(gen_->cfg));
+    if (!r) return make_error("dns: " + r.error().message);
     resolver_ = std::move(*r);
-    http_ = std::make_unique<http::Client>(process_->main_loop(), *resolver_, client_options(*gen_));
-    process_->start_workers([this](core::Worker& w) { workers_[w.index()]->init(); });
-    process_->on_reload([this] { reload(); });
-    process_->on_drain([this] { drain(); });
+    http_ = std::make_unique<http::Client>(app.main_loop(), *resolver_, client_options(*gen_));
+    return {};
+}
+
+void EdgeC::start() {
     start_discovery();
     start_allow_list_admin();
     publish_snapshot();
     start_links();
-    EP_INFO("edge-c", "edge-c {} started: node {}, {} workers, admin {}", kVersion, cfg.node_name,
-            process_->workers().size(), admin_->address().str());
-    process_->run();
-    EP_INFO("edge-c", "edge-c stopped");
-    return 0;
 }
 
 link::LinkDialer::Config EdgeC::dialer_config(size_t peer) {
@@ -256,8 +248,8 @@ void EdgeC::start_links() {
 }
 
 void EdgeC::on_peer_hello(size_t peer, unsigned workers) {
-    process_->main_loop().post([this, peer, workers] {
-        if (draining_ || peer >= dialers_per_peer_.size()) return;
+    app_.main_loop().post([this, peer, workers] {
+        if (app_.draining() || peer >= dialers_per_peer_.size()) return;
         unsigned want = std::min(workers, 16u); // an edge-e with more workers still gets a bounded number
         while (dialers_per_peer_[peer] < want) {
             unsigned k = dialers_per_peer_[peer]++;
@@ -300,7 +292,7 @@ void EdgeC::start_allow_list_admin() {
         return {};
     };
     hooks.commit = [this](std::vector<mra::AllowRule> rules) -> Result<void> {
-        if (draining_) return make_error("draining");
+        if (app_.draining()) return make_error("draining");
         const auto& file = gen_->cfg.allow_list.rules_file;
         if (file.empty())
             return make_error(
@@ -311,7 +303,7 @@ void EdgeC::start_allow_list_admin() {
         publish_snapshot();
         return {};
     };
-    install_allow_list_routes(*admin_, std::move(hooks));
+    install_allow_list_routes(app_.admin(), std::move(hooks));
 }
 
 void EdgeC::publish_snapshot() {
@@ -328,63 +320,29 @@ void EdgeC::publish_snapshot() {
     for (auto& w : (*snap)->warnings)
         EP_WARN("edge-c", "{}", w);
     auto sp = snapshot_;
-    process_->broadcast([this, sp, push](core::Worker& w) { workers_[w.index()]->apply(sp, push); });
+    app_.process().broadcast([this, sp, push](core::Worker& w) { workers_[w.index()]->apply(sp, push); });
 }
 
-void EdgeC::reload() {
-    if (draining_) return;
-    EP_INFO("edge-c", "SIGHUP: reloading {}", config_path_);
-    config::Diagnostics diag;
-    auto cfg = config::load_edge_c_config(config_path_, &diag);
-    if (!cfg) {
-        EP_ERROR("edge-c", "reload refused, keeping the running configuration:\n{}", cfg.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
-            .inc();
-        return;
-    }
-    for (auto& w : diag.warnings)
-        EP_WARN("config", "{}", w.str());
-    auto g = build(std::move(*cfg));
-    if (!g) {
-        EP_ERROR("edge-c", "reload refused, keeping the running configuration: {}", g.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
-            .inc();
-        return;
-    }
-    {
-        std::lock_guard<std::mutex> lk(gen_mu_);
-        gen_ = *g;
-    }
-    config::apply_logging(gen_->cfg.log);
+Result<void> EdgeC::prepare(const std::string& path) {
+    return app::prepare_generation(
+        path, config::load_edge_c_config, [this](auto cfg) { return build(std::move(cfg)); }, pending_);
+}
+
+void EdgeC::commit() {
+    gen_ = std::move(pending_);
     http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
-    {
-        auto gen = gen_;
-        process_->broadcast([this, gen](core::Worker& w) {
-            workers_[w.index()]->http().set_tls(gen->upstream_verify, gen->upstream_noverify);
-            workers_[w.index()]->http().set_response_timeout(
-                uint64_t(gen->cfg.http.upstream_timeout.count()));
-        });
-    }
+    auto gen = gen_;
+    app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply_generation(gen); });
     reconfigure_discovery();
     publish_snapshot();
-    ++reloads_;
-    metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();
 }
 
-void EdgeC::drain() {
-    if (draining_) {
-        process_->stop();
-        return;
-    }
-    draining_ = true;
+void EdgeC::drain_begin() {
     EP_INFO("edge-c", "draining: closing links");
-    process_->broadcast([this](core::Worker& w) { workers_[w.index()]->stop_dialers(); });
-    drain_timer_ = std::make_unique<core::Timer>(process_->main_loop(), [this] { process_->stop(); });
-    drain_timer_->arm(500); // let the GOAWAYs reach edge-e
+    app_.process().broadcast([this](core::Worker& w) { workers_[w.index()]->stop_dialers(); });
 }
 
 std::string EdgeC::ready_reason() {
-    if (draining_) return "draining";
     if (!snapshot_) return "MRA configuration invalid: " + snapshot_error_;
     int up = 0;
     for (auto& w : workers_)
@@ -394,18 +352,12 @@ std::string EdgeC::ready_reason() {
     return {};
 }
 
-std::string EdgeC::status_json() {
+std::string EdgeC::status_fields() {
     auto& cfg = gen_->cfg;
     std::string peers;
     for (auto& p : cfg.link.peers)
         peers += (peers.empty() ? "" : ",") + admin::json_str(p.str());
-    std::string links;
-    for (auto& w : workers_) {
-        auto j = w->links_json();
-        if (j.empty()) continue;
-        if (!links.empty()) links += ',';
-        links += j;
-    }
+    std::string links = app::links_json(workers_);
     std::string deployments;
     for (auto& d : cfg.deployments)
         deployments += (deployments.empty() ? "" : ",") + admin::json_str(d);
@@ -414,24 +366,17 @@ std::string EdgeC::status_json() {
         domains += (domains.empty() ? "" : ",") + fmt::format("{{\"name\":{},\"deployment\":{}}}",
                                                               admin::json_str(d.name),
                                                               admin::json_str(d.deployment));
-    return fmt::format(
-        "{{\"role\":\"edge-c\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
-        "\"reloads\":{},\"draining\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},"
-        "\"deployments\":[{}],\"domains\":[{}],\"discovery\":{},"
-        "\"media\":{{\"enabled\":{},\"sessions\":{},\"packets\":{},\"bytes\":{},\"dropped\":{}}}}}\n",
-        admin::json_str(kVersion), admin::json_str(cfg.node_name),
-        (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
-        draining_ ? "true" : "false", peers, links, deployments, domains,
-        discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"),
-        cfg.media ? "true" : "false", media_metrics_.sessions->value(), media_metrics_.packets->value(),
-        media_metrics_.bytes->value(), media_metrics_.dropped());
+    return fmt::format(",\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],\"domains\":[{}],"
+                       "\"discovery\":{}",
+                       peers, links, deployments, domains,
+                       discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"));
 }
 
 // ---- discovery wiring (issue #4) ----
 
 void EdgeC::start_discovery() {
-    discovery_ = std::make_unique<Discovery>(process_->main_loop(), *http_, *resolver_,
-                                             gen_->cfg.discovery.state_file);
+    discovery_ =
+        std::make_unique<Discovery>(app_.main_loop(), *http_, *resolver_, gen_->cfg.discovery.state_file);
     discovery_->configure(gen_->cfg.discovery);
     // The last known nodes serve until the publishers answer (or if they never do).
     if (auto st = discovery_->load_state(); !st)
@@ -440,9 +385,9 @@ void EdgeC::start_discovery() {
     discovery_->on_change([this] { on_discovery_change(); });
     // Answers 202 at once: discovery takes seconds (TLS test, several AXL requests per publisher) and the
     // admin endpoint is synchronous; /status shows each publisher's outcome when its run ends.
-    admin_->route("/discovery/refresh", [this](const admin::Request& r) {
+    app_.admin().route("/discovery/refresh", [this](const admin::Request& r) {
         if (r.method != "POST") return admin::text(405, "use POST\n");
-        if (draining_) return admin::text(503, "draining\n");
+        if (app_.draining()) return admin::text(503, "draining\n");
         return admin::json(202, discovery_->refresh() + "\n");
     });
     discovery_->refresh();
@@ -456,7 +401,7 @@ void EdgeC::reconfigure_discovery() {
 }
 
 void EdgeC::on_discovery_change() {
-    if (draining_) return;
+    if (app_.draining()) return;
     nodes_ = discovery_->nodes();
     publish_snapshot();
 }

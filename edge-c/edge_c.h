@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "common/admin/admin_server.h"
+#include "common/app/app.h"
 #include "common/config/edge_c_config.h"
+#include "common/core/owner.h"
 #include "common/core/process.h"
 #include "common/http/h1_client.h"
 #include "common/http/rate_limit.h"
@@ -18,6 +20,7 @@
 #include "common/mra/snapshot.h"
 #include "common/net/dns.h"
 #include "common/net/tls_context.h"
+#include "common/obs/counter_memo.h"
 #include "common/obs/metrics.h"
 #include "edge-c/discovery.h"
 
@@ -34,18 +37,42 @@ struct Generation {
 };
 
 class EdgeC;
+class SipRouter;
+class UdsCredentialChecker;
+class XmppService;
 
-// Per-worker state of edge-c: the link dialers this worker owns and the streams they carry.
+// Per-worker state of edge-c: the link dialers this worker owns, the services that serve the streams they
+// carry, and the streams themselves. Everything here is created and destroyed on the worker's thread and
+// touched only from it (except the link status, which the admin thread reads).
 class CWorker {
   public:
-    CWorker(EdgeC& app, core::Worker& w) : app_(app), worker_(w) {}
+    CWorker(EdgeC& app, core::Worker& w, std::shared_ptr<const Generation> gen);
+    ~CWorker();
     core::Worker& worker() { return worker_; }
     EdgeC& app() { return app_; }
+    // This worker's copy of the configuration generation: a reload posts the new one to this loop, so
+    // reading it needs no lock.
+    const std::shared_ptr<const Generation>& gen() const { return gen_; }
+    void apply_generation(std::shared_ptr<const Generation> gen);
     // Runs on the worker thread before its loop starts.
     void init();
+    // Runs on the worker thread while its loop still runs, before the process stops: frees the links, the
+    // services and the streams there, in the order they depend on each other.
+    void teardown();
     net::Resolver& resolver() { return *resolver_; }
     // This worker's pooled HTTP/1.1 client towards the internal nodes.
     http::Client& http() { return *http_; }
+    // The services, one each per worker (no locks: only this worker's thread uses them).
+    SipRouter& sip() { return *sip_; }
+    XmppService& xmpp() { return *xmpp_; }
+    UdsCredentialChecker& credentials() { return *credentials_; }
+    // Labelled data-path counters: the registry is asked once per label set per worker, never per event.
+    obs::CounterMemo& counters() { return counters_; }
+    // The streams (and their abandoned connections) live here: own() takes one, retire() frees it on the
+    // next loop turn, the one way such an object goes (never `delete this`).
+    template <class T> T* own(std::unique_ptr<T> p) { return owner_.adopt(std::move(p)); }
+    void retire(const void* p) { owner_.retire(p); }
+    template <class T> void retire(std::unique_ptr<T> p) { owner_.retire(std::move(p)); }
     void add_dialer(size_t peer, link::LinkDialer::Config cfg);
     void stop_dialers();
     // The MRA snapshot requests are checked against (swapped whole, never edited).
@@ -60,8 +87,16 @@ class CWorker {
     void refresh_status();
     EdgeC& app_;
     core::Worker& worker_;
+    std::shared_ptr<const Generation> gen_;
+    obs::CounterMemo counters_;
+    // Declared in dependency order: destroyed from the bottom up, the links (whose streams call into the
+    // services as they close) first, the resolver last.
     std::unique_ptr<net::Resolver> resolver_;
     std::unique_ptr<http::Client> http_;
+    std::unique_ptr<UdsCredentialChecker> credentials_;
+    std::unique_ptr<XmppService> xmpp_;
+    std::unique_ptr<SipRouter> sip_;
+    core::Owner owner_;
     std::vector<std::pair<size_t, std::unique_ptr<link::LinkDialer>>> dialers_;
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::shared_ptr<const std::string> push_; // the snapshot control message sent to edge-e
@@ -69,20 +104,17 @@ class CWorker {
     mutable std::mutex status_mu_;
     std::string links_json_;
     std::atomic<int> links_up_{0};
+    bool torn_down_ = false;
 };
 
-class EdgeC {
+// edge-c's roles in the common process skeleton (common/app).
+class EdgeC final : public app::Roles {
   public:
     EdgeC(std::string config_path, config::EdgeCConfig cfg);
-    ~EdgeC();
-    int run();
-    obs::Registry& metrics() { return metrics_; }
-    const media::MediaMetrics& media_metrics() const { return media_metrics_; }
-    // Any thread: workers read the current generation while the main loop may swap it on reload.
-    std::shared_ptr<const Generation> gen() const {
-        std::lock_guard<std::mutex> lk(gen_mu_);
-        return gen_;
-    }
+    ~EdgeC() override;
+    int run() { return app_.run(*this); }
+    obs::Registry& metrics() { return app_.metrics(); }
+    const media::MediaMetrics& media_metrics() const { return app_.media_metrics(); }
     // The main loop's resolver and HTTP client (discovery runs there, off the data plane).
     net::Resolver& resolver() { return *resolver_; }
     http::Client& http() { return *http_; }
@@ -90,11 +122,21 @@ class EdgeC {
     void on_peer_hello(size_t peer, unsigned workers);
 
   private:
+    // app::Roles
+    app::Basics basics() const override { return app::basics_of(gen_->cfg); }
+    Result<void> create(app::App& app) override;
+    void init_worker(core::Worker& w) override { workers_[w.index()]->init(); }
+    void start() override;
+    Result<void> prepare(const std::string& path) override;
+    void commit() override;
+    std::string ready_reason() override;
+    std::string status_fields() override;
+    void drain_begin() override;
+    uint64_t drain_left() override { return 0; }
+    uint64_t drain_grace_ms() const override { return 500; } // let the GOAWAYs reach edge-e
+    void teardown_worker(core::Worker& w) override { workers_[w.index()]->teardown(); }
+
     Result<std::shared_ptr<const Generation>> build(config::EdgeCConfig cfg);
-    void reload();
-    void drain();
-    std::string status_json();
-    std::string ready_reason();
     void start_links();
     void publish_snapshot();
     // Configuration + discovered nodes + imported allow-list rules: what the snapshot is built from.
@@ -106,13 +148,9 @@ class EdgeC {
     void reconfigure_discovery();
     void on_discovery_change();
 
-    std::string config_path_;
-    obs::Registry metrics_;
-    media::MediaMetrics media_metrics_;
-    std::unique_ptr<core::Process> process_;
-    std::unique_ptr<admin::Server> admin_;
-    mutable std::mutex gen_mu_;
-    std::shared_ptr<const Generation> gen_; // written on the main loop under gen_mu_
+    app::App app_;                              // first: the loops everything below runs on go last
+    std::shared_ptr<const Generation> gen_;     // the main loop's; each worker has its own copy
+    std::shared_ptr<const Generation> pending_; // built by prepare(), swapped in by commit()
     std::vector<std::unique_ptr<CWorker>> workers_;
     std::unique_ptr<net::Resolver> resolver_;
     std::unique_ptr<http::Client> http_;
@@ -124,10 +162,6 @@ class EdgeC {
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
-    uint64_t started_ms_ = 0;
-    uint64_t reloads_ = 0;
-    bool draining_ = false;
-    std::unique_ptr<core::Timer> drain_timer_;
 };
 
 } // namespace edgepair::edge_c

@@ -31,42 +31,10 @@ namespace {
 constexpr const char* kLog = "http";
 constexpr const char* kRealm = "Basic realm=\"edgepair\"";
 
-// ---- per-worker state ----
+// ---- per-worker state (owned by the CWorker) ----
 
-// The lead's CWorker has no slot for the HTTP service yet; each worker thread serves its own CWorker, so
-// thread-local state is per-worker state without locks.
-struct WorkerState {
-    std::unique_ptr<UdsCredentialChecker> checker;
-    std::unordered_map<std::string, obs::Counter*> counters;
-};
-
-WorkerState& state_for(CWorker& w) {
-    thread_local std::unordered_map<CWorker*, std::unique_ptr<WorkerState>> states;
-    auto& st = states[&w];
-    if (!st) st = std::make_unique<WorkerState>();
-    if (!st->checker) {
-        UdsCheckerOptions o;
-        o.snapshot = [&w] { return w.snapshot(); };
-        o.refresh_ms = [&w] { return uint64_t(w.app().gen()->cfg.credentials.refresh_interval.count()); };
-        o.cleanup_ms = uint64_t(w.app().gen()->cfg.credentials.cleanup_interval.count());
-        st->checker = std::make_unique<UdsCredentialChecker>(w.worker().loop(), w.http(), std::move(o));
-    }
-    return *st;
-}
-
-// Registry::counter takes a lock; the per-worker map keeps that off the request path after first use.
 void count(CWorker& w, const std::string& name, const std::string& help, const obs::Labels& labels) {
-    std::string key = name;
-    for (auto& [k, v] : labels) {
-        key += '|';
-        key += k;
-        key += '=';
-        key += v;
-    }
-    auto& cs = state_for(w).counters;
-    auto it = cs.find(key);
-    if (it == cs.end()) it = cs.emplace(key, &w.app().metrics().counter(name, help, labels)).first;
-    it->second->inc();
+    w.counters().get(name, help, labels).inc();
 }
 
 // ---- small helpers ----
@@ -227,7 +195,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
     }
     // seeds/002 "Authorization Rate Control": past the allowed failures for this user, 429 without asking
     // Unified CM, so password guessing costs neither a UDS round trip nor an answer.
-    auto limiter = w_.app().gen()->auth_failures;
+    auto limiter = w_.gen()->auth_failures;
     std::string rate_key = "user:" + lower_ascii(creds->user);
     if (limiter && !limiter->would_allow(rate_key, w_.worker().loop().now_ms())) {
         count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
@@ -237,7 +205,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
         return respond(429, "too many failed sign-in attempts\n", {{"retry-after", std::to_string(retry)}});
     }
     std::weak_ptr<bool> alive = alive_;
-    state_for(w_).checker->check(
+    w_.credentials().check(
         creds->user, creds->password, path_.domain,
         [this, alive, limiter, rate_key, next = std::move(next)](Result<AuthOutcome> r) {
             auto a = alive.lock();
@@ -479,13 +447,13 @@ void HttpStream::destroy_later() {
     dying_ = true;
     *alive_ = false;
     // Not inline: this may run inside a LinkStream or Exchange callback that still holds `this`.
-    w_.worker().loop().post([this] { delete this; });
+    w_.retire(this);
 }
 
 } // namespace
 
 void serve_http_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers) {
-    auto* h = new HttpStream(w, s, headers);
+    auto* h = w.own(std::make_unique<HttpStream>(w, s, headers));
     s->set_handler(h);
     h->start();
 }

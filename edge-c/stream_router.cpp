@@ -17,7 +17,7 @@ void serve_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers)
     case link::StreamKind::Sip:
         return serve_sip_stream(w, s, headers);
     case link::StreamKind::Xmpp:
-        return serve_xmpp_stream(w, s, headers);
+        return w.xmpp().serve(s, headers);
     }
 }
 

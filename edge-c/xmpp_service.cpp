@@ -102,8 +102,8 @@ void XmppUpstream::start() {
     }
     if (nodes_.size() > 1) {
         // Spread sessions over the deployment's nodes; failover walks the rest in order.
-        thread_local size_t rr = 0;
-        std::rotate(nodes_.begin(), nodes_.begin() + long(rr++ % nodes_.size()), nodes_.end());
+        std::rotate(nodes_.begin(), nodes_.begin() + long(w_.xmpp().next_start() % nodes_.size()),
+                    nodes_.end());
     }
     nodes_.insert(nodes_.end(), unreachable.begin(), unreachable.end());
     if (nodes_.empty())
@@ -213,7 +213,7 @@ void XmppUpstream::on_up_data(const char* data, size_t len) {
                 phase_ = Phase::Proceed;
                 up_->write(fmt::format("<starttls xmlns='{}'/>", xmpp::kTlsNs));
             } else if (phase_ == Phase::Proceed && ev->name == "proceed" && ev->ns == xmpp::kTlsNs) {
-                auto gen = w_.app().gen();
+                auto& gen = w_.gen();
                 auto& ctx = cur_.verify ? gen->upstream_verify : gen->upstream_noverify;
                 phase_ = Phase::Handshake;
                 neg_.reset();
@@ -263,8 +263,7 @@ void XmppUpstream::attempt_failed(std::string why) {
     ++attempt_;
     if (up_) {
         // Freed on the next turn: this may run inside that connection's own callback.
-        auto* old = up_.release();
-        w_.worker().loop().post([old] { delete old; });
+        w_.retire(std::move(up_));
     }
     w_.worker().loop().post([this, alive] {
         if (!alive.expired() && !dying_) try_next();
@@ -294,11 +293,7 @@ void XmppUpstream::refuse(int status, std::string_view condition, std::string re
 }
 
 void XmppUpstream::count(std::string_view result) {
-    w_.app()
-        .metrics()
-        .counter("edgepair_xmpp_upstream_total", "XMPP sessions edge-c set up towards IM and Presence",
-                 {{"result", std::string(result)}})
-        .inc();
+    w_.xmpp().count(result);
 }
 
 void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
@@ -343,13 +338,25 @@ void XmppUpstream::destroy_later() {
     *alive_ = false;
     if (timer_) timer_->cancel();
     // Not inline: this may run inside a LinkStream or Connection callback that still holds `this`.
-    w_.worker().loop().post([this] { delete this; });
+    w_.retire(this);
 }
 
 } // namespace
 
-void serve_xmpp_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers) {
-    auto* x = new XmppUpstream(w, s, headers);
+XmppService::XmppService(CWorker& w) : w_(w) {
+    for (size_t i = 0; i < kResults.size(); ++i)
+        results_[i] = &w.app().metrics().counter("edgepair_xmpp_upstream_total",
+                                                 "XMPP sessions edge-c set up towards IM and Presence",
+                                                 {{"result", std::string(kResults[i])}});
+}
+
+void XmppService::count(std::string_view result) {
+    for (size_t i = 0; i < kResults.size(); ++i)
+        if (kResults[i] == result) return results_[i]->inc();
+}
+
+void XmppService::serve(link::LinkStream* s, const link::Headers& headers) {
+    auto* x = w_.own(std::make_unique<XmppUpstream>(w_, s, headers));
     s->set_handler(x);
     x->start();
 }

@@ -1,11 +1,32 @@
 #pragma once
+#include <array>
+#include <cstddef>
+#include <string_view>
+
 #include "common/link/link_conn.h"
+#include "common/obs/metrics.h"
 
 namespace edgepair::edge_c {
 
 class CWorker;
 
-// Serves one xmpp stream that edge-e opened on a link owned by worker `w`.
-void serve_xmpp_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers);
+// edge-c's XMPP service on one worker: relays each xmpp stream edge-e opens on this worker's links to an
+// IM and Presence node.
+class XmppService {
+  public:
+    explicit XmppService(CWorker& w);
+    void serve(link::LinkStream* s, const link::Headers& headers);
+    // Where this worker starts its walk over a deployment's nodes (spreads sessions over them).
+    size_t next_start() { return rr_++; }
+    // One XMPP session set up (result "ok") or refused (the reason).
+    void count(std::string_view result);
+
+  private:
+    CWorker& w_;
+    size_t rr_ = 0;
+    static constexpr std::array<std::string_view, 5> kResults{"ok", "no_config", "unknown_domain", "no_node",
+                                                              "unreachable"};
+    std::array<obs::Counter*, kResults.size()> results_{};
+};
 
 } // namespace edgepair::edge_c

@@ -4,8 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "common/config/apply_logging.h"
-#include "common/core/version.h"
+#include "common/app/main.h"
 #include "common/http/rate_limit.h"
 #include "common/link/peer_cert.h"
 #include "common/mra/snapshot_json.h"
@@ -331,31 +330,26 @@ std::string WorkerState::links_json() const {
 
 // ---- EdgeE ----
 
-EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg) : config_path_(std::move(config_path)) {
-    // Registered up front so both results show (at 0) before the first reload.
-    for (const char* r : {"ok", "error"})
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", r}});
+EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
+    : app_("edge-e", std::move(config_path),
+           {"wrong_source", "not_latched", "not_ready", "unknown_channel", "bad_traversal_header",
+            "too_big"}) {
+    auto& m = app_.metrics();
     counters_.tls_handshake_failures =
-        &metrics_.counter("edgepair_tls_handshake_failures_total", "Client TLS handshakes that failed");
-    counters_.http_requests = &metrics_.counter("edgepair_http_requests_total", "HTTP requests received");
-    counters_.http_rejected = &metrics_.counter("edgepair_http_rejected_total", "HTTP requests refused");
-    counters_.http_rate_limited = &metrics_.counter("edgepair_http_rate_limited_total",
-                                                    "HTTP requests answered 429 (per-client request rate)");
+        &m.counter("edgepair_tls_handshake_failures_total", "Client TLS handshakes that failed");
+    counters_.http_requests = &m.counter("edgepair_http_requests_total", "HTTP requests received");
+    counters_.http_rejected = &m.counter("edgepair_http_rejected_total", "HTTP requests refused");
+    counters_.http_rate_limited = &m.counter("edgepair_http_rate_limited_total",
+                                             "HTTP requests answered 429 (per-client request rate)");
     counters_.http_rate_untracked =
-        &metrics_.counter("edgepair_http_rate_untracked_total",
-                          "HTTP requests let through unmetered because the rate table was full");
+        &m.counter("edgepair_http_rate_untracked_total",
+                   "HTTP requests let through unmetered because the rate table was full");
     counters_.http2_connections =
-        &metrics_.counter("edgepair_http2_connections_total", "Client connections that negotiated h2");
-    counters_.http2_streams =
-        &metrics_.counter("edgepair_http2_streams_total", "Client HTTP/2 streams opened");
-    media_metrics_ =
-        media::MediaMetrics::create(metrics_, {"wrong_source", "not_latched", "not_ready", "unknown_channel",
-                                               "bad_traversal_header", "too_big"});
-    metrics_.gauge_fn("edgepair_client_sessions", "Open client sessions",
-                      [this] { return double(open_sessions_.load()); });
-    auto g = build(std::move(cfg));
-    if (!g) throw std::runtime_error(g.error().message);
-    gen_ = *g;
+        &m.counter("edgepair_http2_connections_total", "Client connections that negotiated h2");
+    counters_.http2_streams = &m.counter("edgepair_http2_streams_total", "Client HTTP/2 streams opened");
+    m.gauge_fn("edgepair_client_sessions", "Open client sessions",
+               [this] { return double(open_sessions_.load()); });
+    gen_ = app::value_or_throw(build(std::move(cfg)));
 }
 
 EdgeE::~EdgeE() = default;
@@ -390,42 +384,17 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
         http::RateLimitOptions rl;
         rl.rate = cfg.http.rate_limit.requests_per_second;
         rl.burst = cfg.http.rate_limit.burst;
-        std::shared_ptr<http::KeyedRateLimiter> prev = gen_ ? gen_->rate_limiter : nullptr;
-        if (prev && prev->options().rate == rl.rate && prev->options().burst == rl.burst)
-            gen->rate_limiter = prev;
-        else
-            gen->rate_limiter = std::make_shared<http::KeyedRateLimiter>(rl);
+        gen->rate_limiter = app::carry_limiter(gen_ ? gen_->rate_limiter : nullptr, rl);
     }
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
 }
 
-int EdgeE::run() {
-    auto& cfg = gen_->cfg;
-    config::apply_logging(cfg.log);
-    process_ = std::make_unique<core::Process>(cfg.workers);
-    started_ms_ = process_->main_loop().now_ms();
-    auto admin = admin::Server::open(process_->main_loop(), to_sockaddr(cfg.admin.listen));
-    if (!admin) {
-        EP_ERROR("edge-e", "{}", admin.error().message);
-        return 1;
-    }
-    admin_ = std::move(*admin);
-    admin::install_standard_routes(
-        *admin_, metrics_, [this] { return ready_reason(); }, [this] { return status_json(); });
-
-    for (auto& w : process_->workers())
+Result<void> EdgeE::create(app::App& app) {
+    for (auto& w : app.process().workers())
         workers_.push_back(std::make_unique<WorkerState>(*this, *w));
     pending_links_.assign(workers_.size(), 0);
-    process_->start_workers([this](core::Worker& w) { workers_[w.index()]->apply(gen_); });
-    process_->on_reload([this] { reload(); });
-    process_->on_drain([this] { drain(); });
-    open_link_listener();
-    EP_INFO("edge-e", "edge-e {} started: node {}, {} workers, admin {}", kVersion, cfg.node_name,
-            process_->workers().size(), admin_->address().str());
-    process_->run();
-    EP_INFO("edge-e", "edge-e stopped");
-    return 0;
+    return {};
 }
 
 void EdgeE::open_link_listener() {
@@ -435,7 +404,7 @@ void EdgeE::open_link_listener() {
     // Accepted on the main loop and handed to the worker with the fewest links, so that every worker gets
     // its own link (kernel SO_REUSEPORT hashing could put two on one worker and none on another).
     auto l =
-        net::Listener::open(process_->main_loop(), to_sockaddr(gen_->cfg.link.listen), false,
+        net::Listener::open(app_.main_loop(), to_sockaddr(gen_->cfg.link.listen), false,
                             [this](int fd, const net::SockAddr& peer) {
                                 size_t best = 0;
                                 for (size_t i = 1; i < workers_.size(); ++i)
@@ -447,7 +416,7 @@ void EdgeE::open_link_listener() {
                                 auto* ws = workers_[best].get();
                                 ws->worker().loop().post([this, ws, fd, best] {
                                     ws->accept_link(fd);
-                                    process_->main_loop().post([this, best] { --pending_links_[best]; });
+                                    app_.main_loop().post([this, best] { --pending_links_[best]; });
                                 });
                             });
     if (!l) {
@@ -462,27 +431,30 @@ void EdgeE::open_link_listener() {
 void EdgeE::link_closed(unsigned) {}
 
 void EdgeE::on_control_message(std::string msg) {
-    process_->main_loop().post([this, msg = std::move(msg)] {
+    app_.main_loop().post([this, msg = std::move(msg)] {
         auto j = mra::control_type(msg);
         if (j == "snapshot") {
             auto in = mra::snapshot_input_from_control(msg);
             if (!in) {
                 EP_WARN("link", "edge-c pushed a bad snapshot: {}", in.error().message);
-                metrics_.counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
+                metrics()
+                    .counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
                     .inc();
                 return;
             }
             auto snap = mra::build_snapshot(std::move(*in));
             if (!snap) {
                 EP_WARN("link", "edge-c pushed a snapshot that does not validate: {}", snap.error().message);
-                metrics_.counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
+                metrics()
+                    .counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
                     .inc();
                 return;
             }
             snapshot_ = *snap;
             ++snapshots_applied_;
             auto sp = snapshot_;
-            process_->broadcast([this, sp](core::Worker& w) { workers_[w.index()]->apply_snapshot(sp); });
+            app_.process().broadcast(
+                [this, sp](core::Worker& w) { workers_[w.index()]->apply_snapshot(sp); });
             EP_INFO("link", "applied snapshot from edge-c: {} domains, {} nodes, {} allow-list rules",
                     sp->domains.size(), sp->nodes.size(), sp->allow_list.rules().size());
         } else {
@@ -491,58 +463,23 @@ void EdgeE::on_control_message(std::string msg) {
     });
 }
 
-void EdgeE::reload() {
-    if (draining_) return;
-    EP_INFO("edge-e", "SIGHUP: reloading {}", config_path_);
-    config::Diagnostics diag;
-    auto cfg = config::load_edge_e_config(config_path_, &diag);
-    if (!cfg) {
-        // A bad edit must not take the appliance down: keep serving with the last good config.
-        EP_ERROR("edge-e", "reload refused, keeping the running configuration:\n{}", cfg.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
-            .inc();
-        return;
-    }
-    for (auto& w : diag.warnings)
-        EP_WARN("config", "{}", w.str());
-    auto g = build(std::move(*cfg));
-    if (!g) {
-        EP_ERROR("edge-e", "reload refused, keeping the running configuration: {}", g.error().message);
-        metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "error"}})
-            .inc();
-        return;
-    }
-    gen_ = *g;
-    config::apply_logging(gen_->cfg.log);
-    open_link_listener();
-    ++reloads_;
-    metrics_.counter("edgepair_config_reloads_total", "Configuration reloads", {{"result", "ok"}}).inc();
-    auto gen = gen_;
-    process_->broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply(gen); },
-                        [] { EP_INFO("edge-e", "reload applied on every worker"); });
+Result<void> EdgeE::prepare(const std::string& path) {
+    return app::prepare_generation(
+        path, config::load_edge_e_config, [this](auto cfg) { return build(std::move(cfg)); }, pending_);
 }
 
-void EdgeE::drain() {
-    if (draining_) {
-        EP_WARN("edge-e", "second stop signal: exiting now");
-        process_->stop();
-        return;
-    }
-    draining_ = true;
+void EdgeE::commit() {
+    gen_ = std::move(pending_);
+    open_link_listener();
+    auto gen = gen_;
+    app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply(gen); },
+                             [] { EP_INFO("edge-e", "reload applied on every worker"); });
+}
+
+void EdgeE::drain_begin() {
     EP_INFO("edge-e", "draining: listeners closed, waiting for {} sessions", open_sessions_.load());
-    process_->broadcast([this](core::Worker& w) { workers_[w.index()]->stop_listening(); });
+    app_.process().broadcast([this](core::Worker& w) { workers_[w.index()]->stop_listening(); });
     link_listener_.reset();
-    // Poll until the sessions are gone or the drain deadline passes.
-    auto deadline = process_->main_loop().now_ms() + 10000;
-    drain_timer_ = std::make_unique<core::Timer>(process_->main_loop(), [this, deadline] {
-        if (open_sessions_.load() == 0 || process_->main_loop().now_ms() >= deadline) {
-            EP_INFO("edge-e", "drain done ({} sessions left)", open_sessions_.load());
-            process_->stop();
-            return;
-        }
-        drain_timer_->arm(100);
-    });
-    drain_timer_->arm(0);
 }
 
 // Ready (200): at least one traversal link is up on some worker and edge-c pushed its configuration. Not a
@@ -550,7 +487,6 @@ void EdgeE::drain() {
 // (WorkerState::wait_for_link, up to http.link_wait) rather than being refused, and edge-c dials one link per
 // worker, so the others follow within its reconnect time.
 std::string EdgeE::ready_reason() {
-    if (draining_) return "draining";
     int up = 0;
     for (auto& w : workers_)
         up += w->links_up();
@@ -559,7 +495,7 @@ std::string EdgeE::ready_reason() {
     return {};
 }
 
-std::string EdgeE::status_json() {
+std::string EdgeE::status_fields() {
     auto& cfg = gen_->cfg;
     std::string listeners;
     auto add_listener = [&](const char* name, const auto& section) {
@@ -574,13 +510,7 @@ std::string EdgeE::status_json() {
     std::string sni;
     for (auto& n : gen_->https_tls->sni().names())
         sni += (sni.empty() ? "" : ",") + admin::json_str(n);
-    std::string links;
-    for (auto& w : workers_) {
-        auto j = w->links_json();
-        if (j.empty()) continue;
-        if (!links.empty()) links += ',';
-        links += j;
-    }
+    std::string links = app::links_json(workers_);
     std::string snap = "null";
     if (snapshot_) {
         std::string domains;
@@ -592,16 +522,10 @@ std::string EdgeE::status_json() {
         snap = fmt::format("{{\"applied\":{},\"domains\":[{}],\"nodes\":[{}],\"allow_list_rules\":{}}}",
                            snapshots_applied_, domains, nodes, snapshot_->allow_list.rules().size());
     }
-    return fmt::format(
-        "{{\"role\":\"edge-e\",\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},"
-        "\"reloads\":{},\"draining\":{},\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},"
-        "\"snapshot\":{},\"sni_names\":[{}],\"sessions\":{},"
-        "\"media\":{{\"enabled\":{},\"sessions\":{},\"packets\":{},\"bytes\":{},\"dropped\":{}}}}}\n",
-        admin::json_str(kVersion), admin::json_str(cfg.node_name),
-        (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
-        draining_ ? "true" : "false", listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni,
-        open_sessions_.load(), cfg.media ? "true" : "false", media_metrics_.sessions->value(),
-        media_metrics_.packets->value(), media_metrics_.bytes->value(), media_metrics_.dropped());
+    return fmt::format(",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
+                       "\"sni_names\":[{}],\"sessions\":{}",
+                       listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni,
+                       open_sessions_.load());
 }
 
 } // namespace edgepair::edge_e

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/admin/admin_server.h"
+#include "common/app/app.h"
 #include "common/config/auth_db.h"
 #include "common/config/edge_e_config.h"
 #include "common/core/process.h"
@@ -178,12 +179,13 @@ class WorkerState {
     std::optional<LinkCounters> link_counters_;
 };
 
-class EdgeE {
+// edge-e's roles in the common process skeleton (common/app).
+class EdgeE final : public app::Roles {
   public:
     EdgeE(std::string config_path, config::EdgeEConfig cfg);
-    ~EdgeE();
-    int run();
-    obs::Registry& metrics() { return metrics_; }
+    ~EdgeE() override;
+    int run() { return app_.run(*this); }
+    obs::Registry& metrics() { return app_.metrics(); }
     std::atomic<int64_t>& open_sessions() { return open_sessions_; }
 
     struct Counters {
@@ -200,23 +202,30 @@ class EdgeE {
     void on_control_message(std::string msg);
     void link_closed(unsigned worker);
     size_t worker_count() const { return workers_.size(); }
-    const media::MediaMetrics& media_metrics() const { return media_metrics_; }
+    const media::MediaMetrics& media_metrics() const { return app_.media_metrics(); }
 
   private:
+    // app::Roles
+    app::Basics basics() const override { return app::basics_of(gen_->cfg); }
+    Result<void> create(app::App& app) override;
+    void init_worker(core::Worker& w) override { workers_[w.index()]->apply(gen_); }
+    void start() override { open_link_listener(); }
+    Result<void> prepare(const std::string& path) override;
+    void commit() override;
+    std::string ready_reason() override;
+    std::string status_fields() override;
+    void drain_begin() override;
+    uint64_t drain_left() override { return uint64_t(open_sessions_.load()); }
+    // The worker states (and the sessions they own) go with the process, after the workers joined.
+    void teardown_worker(core::Worker&) override {}
+
     Result<std::shared_ptr<const Generation>> build(config::EdgeEConfig cfg);
-    void reload();
-    void drain();
-    std::string status_json();
-    std::string ready_reason();
     void open_link_listener();
 
-    std::string config_path_;
-    obs::Registry metrics_;
+    app::App app_; // first: the loops everything below runs on go last
     Counters counters_{};
-    media::MediaMetrics media_metrics_;
-    std::unique_ptr<core::Process> process_;
-    std::unique_ptr<admin::Server> admin_;
     std::shared_ptr<const Generation> gen_;
+    std::shared_ptr<const Generation> pending_; // built by prepare(), swapped in by commit()
     std::vector<std::unique_ptr<WorkerState>> workers_;
     std::unique_ptr<net::Listener> link_listener_;
     std::vector<int> pending_links_; // main loop only: links posted to a worker not yet counted there
@@ -224,10 +233,6 @@ class EdgeE {
     std::shared_ptr<const mra::Snapshot> snapshot_;
     uint64_t snapshots_applied_ = 0;
     std::atomic<int64_t> open_sessions_{0};
-    uint64_t started_ms_ = 0;
-    uint64_t reloads_ = 0;
-    bool draining_ = false;
-    std::unique_ptr<core::Timer> drain_timer_;
 };
 
 } // namespace edgepair::edge_e
