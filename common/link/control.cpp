@@ -1,5 +1,7 @@
 #include "common/link/control.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace edgepair::link {
@@ -16,6 +18,31 @@ std::string frame_control(std::string_view payload) {
     return out;
 }
 
+size_t json_nesting_depth(std::string_view text, size_t limit) {
+    size_t depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit) return deepest;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
 bool ControlDecoder::feed(const char* data, size_t len,
                           const std::function<void(std::string_view)>& on_message) {
     if (!error_.empty()) return false;
@@ -30,7 +57,12 @@ bool ControlDecoder::feed(const char* data, size_t len,
             return false;
         }
         if (avail < 4 + n) break;
-        on_message(std::string_view(buf_.data() + off_ + 4, n));
+        std::string_view msg(buf_.data() + off_ + 4, n);
+        if (json_nesting_depth(msg, max_depth_) > max_depth_) {
+            error_ = fmt::format("control message of {} bytes nests deeper than {} levels", n, max_depth_);
+            return false;
+        }
+        on_message(msg);
         off_ += 4 + n;
     }
     // Compact only when the consumed prefix dominates, so a large message is not memmoved per DATA frame.

@@ -1,6 +1,7 @@
 // libFuzzer target: what edge-e and edge-c read from the traversal link's control stream. The input is used
 // twice: as one control message (the JSON envelope and the snapshot document edge-e rebuilds its MRA state
 // from), and as the raw stream body, cut into DATA-frame-sized pieces by the length-prefix decoder.
+// Only what the decoder would deliver (bounded length and nesting) reaches the JSON handlers, as on the link.
 // Invariants beyond "no crash": the decoder accounts for every byte and delivers the same messages whatever
 // the split; a snapshot that parses re-serialises to a document that parses to the same thing.
 #include <cstddef>
@@ -23,6 +24,7 @@ namespace {
 constexpr size_t kMaxMessage = 2048;
 
 void check_message(std::string_view msg) {
+    if (link::json_nesting_depth(msg) > link::kMaxControlDepth) std::abort();
     (void)mra::control_type(msg);
     (void)mra::control_uint(msg, "workers", 1);
     (void)mra::control_uint(msg, "id", 0);
@@ -60,7 +62,8 @@ Decoded decode(std::string_view wire, size_t chunk) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
-    check_message(input);
+    if (size <= kMaxMessage && link::json_nesting_depth(input) <= link::kMaxControlDepth)
+        check_message(input);
 
     // The first byte picks the DATA frame size, the rest is the stream body.
     if (size == 0) return 0;

@@ -83,6 +83,55 @@ TEST_CASE("control framing: the length limit is exact and final", "[edge_e][cont
     CHECK(got.empty());
 }
 
+TEST_CASE("control framing: deeply nested messages never reach a JSON handler", "[edge_e][control]") {
+    auto nested = [](size_t depth) {
+        return R"({"type":"snapshot","input":)" + std::string(depth - 1, '[') + std::string(depth - 1, ']') +
+               "}";
+    };
+    std::vector<std::string> got;
+    auto cb = [&](std::string_view m) { got.emplace_back(m); };
+
+    link::ControlDecoder d(1 << 20);
+    auto ok = link::frame_control(nested(link::kMaxControlDepth)) +
+              link::frame_control(mra::snapshot_control(sample_input()));
+    CHECK(d.feed(ok.data(), ok.size(), cb));
+    CHECK(got.size() == 2);
+
+    // 200,000 levels overflowed the stack of snapshot_input_from_control (nlohmann::json::dump recurses).
+    for (size_t depth : {link::kMaxControlDepth + 1, size_t(200000)}) {
+        CAPTURE(depth);
+        got.clear();
+        link::ControlDecoder deep(1 << 20);
+        auto wire = link::frame_control(nested(depth));
+        CHECK_FALSE(deep.feed(wire.data(), wire.size(), cb));
+        CHECK(got.empty());
+        CHECK(deep.error().find("nests deeper than 32 levels") != std::string::npos);
+    }
+}
+
+TEST_CASE("json_nesting_depth counts brackets outside strings only", "[edge_e][control]") {
+    struct Case {
+        std::string text;
+        size_t depth;
+    };
+    const Case cases[] = {
+        {"", 0},
+        {"42", 0},
+        {"{}", 1},
+        {R"({"a":[1,{"b":[]}]})", 4},
+        {R"({"a":"[[[[{{{{"})", 1},
+        {R"({"a":"\"[[[["})", 1},
+        {R"({"a":"\\"}[[)", 2},
+        {"]]]][", 1},
+        {std::string(1000, '['), 33}, // counting stops past the limit
+    };
+    for (auto& c : cases) {
+        CAPTURE(c.text);
+        CHECK(link::json_nesting_depth(c.text) == c.depth);
+    }
+    CHECK(link::json_nesting_depth(std::string(1000, '{'), 2000) == 1000);
+}
+
 TEST_CASE("control framing: a partial frame is kept, not delivered", "[edge_e][control]") {
     link::ControlDecoder d(1024);
     auto f = link::frame_control(R"({"type":"hello"})");
