@@ -116,7 +116,8 @@ class HostileHoldTest(base.HttpEdgeTopology):
                 resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
             except (ValueError, OSError) as e:
                 self.fail(f"cannot raise RLIMIT_NOFILE from {soft}/{hard} to {want} for {COUNT} held requests "
-                          f"({e}); run as root, raise fs.nr_open, or set EDGEPAIR_HOLD_REQUESTS lower for a "
+                          f"({e}); run as root with CAP_SYS_RESOURCE (or under a higher ulimit -n), lower "
+                          f"EDGEPAIR_HOLD_CONNECTIONS, or set EDGEPAIR_HOLD_REQUESTS lower for a "
                           f"developer run")
         self.load = self.require_binary("edge-load")
         super().setUp()
