@@ -247,7 +247,7 @@ class H2Conn final : public H2Session {
     void retry(H2Stream& st) {
         st.retried_ = true;
         st.waiting_link_ = true;
-        ws_.link_counters().retries->inc();
+        ws_.counters().retries->inc();
         int32_t id = st.id_;
         ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this, id] {
             if (alive.expired() || !session_) return;
@@ -263,7 +263,9 @@ class H2Conn final : public H2Session {
 
     uint64_t now() const { return ws_.worker().loop().now_ms(); }
 
-    void respond_local(H2Stream& st, int status, const std::string& msg, uint64_t retry_after_s = 0) {
+    // `allow`: the gate's Allow value for a 405 (RFC 9110 15.5.6: a 405 must carry one).
+    void respond_local(H2Stream& st, int status, const std::string& msg, uint64_t retry_after_s = 0,
+                       std::string_view allow = {}) {
         if (st.resp_started_ || !session_) return;
         ws_.app().counters().http_rejected->inc();
         st.local_ = true;
@@ -278,6 +280,7 @@ class H2Conn final : public H2Session {
             {"content-length", std::to_string(body.size())},
         };
         if (status == 429) h.emplace_back("retry-after", std::to_string(retry_after_s ? retry_after_s : 1));
+        if (status == 405 && !allow.empty()) h.emplace_back("allow", std::string(allow));
         if (!st.head_request_) st.out_ = std::move(body);
         st.resp_eof_ = true;
         submit_response(st, h, !st.head_request_);
@@ -330,11 +333,7 @@ class H2Conn final : public H2Session {
 
     void response_timed_out(H2Stream& st) {
         if (st.resp_started_ || !st.ls_) return;
-        ws_.app()
-            .metrics()
-            .counter("edgepair_http_link_timeouts_total",
-                     "Requests edge-c did not answer within http.response_timeout")
-            .inc();
+        ws_.counters().link_timeouts->inc();
         EP_INFO(kLog, "{}: stream {}: no answer from edge-c within {} ms", conn_.peer().str(), st.id_,
                 response_timeout_ms_);
         respond_local(st, 504, "edge-c did not answer in time");
@@ -359,7 +358,9 @@ class H2Conn final : public H2Session {
         nghttp2_option_new(&opt);
         nghttp2_option_set_no_auto_window_update(opt, 1);
         nghttp2_option_set_no_closed_streams(opt, 1);
+#ifdef EDGEPAIR_HAVE_NGHTTP2_RESET_RATELIMIT
         nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
+#endif
         int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
         nghttp2_option_del(opt);
         nghttp2_session_callbacks_del(cbs);
@@ -422,7 +423,7 @@ class H2Conn final : public H2Session {
         if (conn_.above_high_watermark() && !read_paused_) {
             read_paused_ = true;
             conn_.pause_reading();
-            ws_.link_counters().read_paused->inc();
+            ws_.counters().read_paused->inc();
         }
         if (!nghttp2_session_want_write(session_) &&
             (close_after_send_ || !nghttp2_session_want_read(session_))) {
@@ -485,7 +486,7 @@ class H2Conn final : public H2Session {
         for (auto id : cut) {
             auto* st = find(id);
             if (!st) continue;
-            ws_.link_counters().stalls->inc();
+            ws_.counters().stalls->inc();
             count_reject(ws_, "client_stall");
             EP_INFO(kLog, "{}: stream {} cut: held a link stream {} ms without sending or reading",
                     conn_.peer().str(), id, stall_ms_);
@@ -530,10 +531,7 @@ class H2Conn final : public H2Session {
         auto* c = static_cast<H2Conn*>(ud);
         if (f->hd.type == NGHTTP2_RST_STREAM) {
             ++c->resets_;
-            c->ws_.app()
-                .metrics()
-                .counter("edgepair_http2_client_resets_total", "RST_STREAM frames received from clients")
-                .inc();
+            c->ws_.counters().h2_client_resets->inc();
             return 0;
         }
         if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
@@ -678,14 +676,14 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
         return respond_local(st, 413, "body_too_large");
     }
     auto g = gate_request(ws_, head, conn_.peer());
-    if (g.status) return respond_local(st, g.status, g.message, g.retry_after_s);
+    if (g.status) return respond_local(st, g.status, g.message, g.retry_after_s, g.allow);
     // nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS only once the client acknowledged it: the link
     // streams one connection holds are capped here from the first frame on.
     size_t holding = 0;
     for (auto& [id, other] : streams_)
         if (other->holds_link()) ++holding;
     if (holding >= max_streams_) {
-        ws_.link_counters().per_conn_full->inc();
+        ws_.counters().per_conn_full->inc();
         count_reject(ws_, "per_connection_streams");
         return reset_stream(st, NGHTTP2_REFUSED_STREAM);
     }
@@ -787,7 +785,7 @@ void H2Stream::on_end(link::LinkStream&) {
     // discard the rest of the upload (the client's window reopens as it arrives). RFC 9113 8.1 would let
     // edge-e reset the client's stream with NO_ERROR instead, but curl 7.88 (Debian 12) then fails a
     // request whose answer it has already received ("Stream error in the HTTP/2 framing layer").
-    c_.ws().link_counters().early_releases->inc();
+    c_.ws().counters().early_releases->inc();
     local_ = true;
     if (timer_) timer_->cancel();
     c_.release_link(*this);
@@ -812,11 +810,7 @@ void H2Stream::on_close(link::LinkStream&, std::string_view error) {
         return c_.retry(*this);
     slot_.release();
     if (!resp_started_) {
-        c_.ws()
-            .app()
-            .metrics()
-            .counter("edgepair_http_link_errors_total", "Requests lost with their link stream")
-            .inc();
+        c_.ws().counters().link_errors->inc();
         c_.respond_local(*this, 502, "traversal link to edge-c failed");
     } else {
         // The head is out: only a reset tells the client the body is truncated.
