@@ -151,7 +151,7 @@ void HttpStream::start() {
         count(w_, mra::kRejectedMetric, mra::kRejectedHelp, {{"side", "edge-c"}, {"reason", verdict.label}});
         if (verdict.reason == mra::GateReason::Blocked)
             count(w_, mra::kBlockedMetric, mra::kBlockedHelp,
-                  {{"side", "edge-c"}, {"reason", verdict.block_label}});
+                  {{"side", "edge-c"}, {"reason", std::string(mra::block_stage_label(verdict.block_stage))}});
         EP_INFO(kLog, "stream {}: {} {} refused ({}): {}", s_->id(), method_, gr.target, verdict.label,
                 verdict.log);
         link::Headers extra;

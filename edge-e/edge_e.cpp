@@ -43,6 +43,8 @@ net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector
 
 // ---- WorkerState ----
 
+WorkerState::WorkerState(EdgeE& app, core::Worker& w) : app_(app), worker_(w), counters_(app.metrics()) {}
+
 void WorkerState::apply(std::shared_ptr<const Generation> gen) {
     gen_ = std::move(gen);
     if (!media_ && gen_->cfg.media)
@@ -193,7 +195,7 @@ LinkTicket WorkerState::wait_for_link(std::function<void(link::LinkConn*)> cb) {
     auto now = worker_.loop().now_ms();
     st->deadline_ms = now + uint64_t(gen_->cfg.http.link_wait.count());
     link_waiters_.push_back(st);
-    link_counters().waits->inc();
+    counters_.waits->inc();
     if (!link_wait_timer_)
         link_wait_timer_ = std::make_unique<core::Timer>(worker_.loop(), [this] { expire_link_waiters(); });
     if (!link_wait_timer_->armed()) link_wait_timer_->arm(st->deadline_ms - now);
@@ -254,7 +256,7 @@ void WorkerState::expire_link_waiters() {
     });
     if (next) link_wait_timer_->arm(next - now);
     for (auto& cb : expired) {
-        link_counters().wait_timeouts->inc();
+        counters_.wait_timeouts->inc();
         cb(nullptr);
     }
 }
@@ -270,43 +272,11 @@ ClientStreamSlot WorkerState::take_client_stream(const net::SockAddr& peer) {
     auto key = http::client_rate_key(peer);
     auto& n = client_streams_->held[key];
     if (n >= gen_->cfg.http.max_link_streams_per_client) {
-        link_counters().per_client_full->inc();
+        counters_.per_client_full->inc();
         return {};
     }
     ++n;
     return ClientStreamSlot(client_streams_, std::move(key));
-}
-
-WorkerState::LinkCounters& WorkerState::link_counters() {
-    if (!link_counters_) {
-        auto& m = app_.metrics();
-        LinkCounters c;
-        c.waits = &m.counter("edgepair_link_waits_total",
-                             "Requests and flows that found no link up on their worker and waited for one");
-        c.wait_timeouts = &m.counter("edgepair_link_wait_timeouts_total",
-                                     "Waits for a link that ended at http.link_wait without one (503)");
-        c.retries = &m.counter("edgepair_http_link_retries_total",
-                               "Requests re-sent on another link after theirs was lost before any answer");
-        c.early_releases = &m.counter(
-            "edgepair_http_link_stream_early_releases_total",
-            "Link streams reset as soon as edge-c's answer was complete, before the client's request");
-        c.per_client_full = &m.counter(
-            "edgepair_http_client_stream_limit_total",
-            "Requests refused because their client address held http.max_link_streams_per_client already");
-        c.per_conn_full =
-            &m.counter("edgepair_http2_stream_limit_total",
-                       "HTTP/2 streams refused because their connection held http.max_concurrent_streams");
-        c.stalls =
-            &m.counter("edgepair_http_client_stalls_total",
-                       "Clients cut for holding a link stream without progress (http.client_stall_timeout)");
-        c.head_timeouts = &m.counter("edgepair_http_head_timeouts_total",
-                                     "Request heads not complete within http.request_head_timeout (408)");
-        c.read_paused =
-            &m.counter("edgepair_http_client_read_pauses_total",
-                       "Times edge-e stopped reading a client (output above the watermark or input bound)");
-        link_counters_ = c;
-    }
-    return *link_counters_;
 }
 
 void WorkerState::refresh_link_status() {
@@ -347,6 +317,8 @@ EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
     counters_.http2_connections =
         &m.counter("edgepair_http2_connections_total", "Client connections that negotiated h2");
     counters_.http2_streams = &m.counter("edgepair_http2_streams_total", "Client HTTP/2 streams opened");
+    counters_.link_control_errors =
+        &m.counter("edgepair_link_control_errors_total", "Bad control messages from edge-c");
     m.gauge_fn("edgepair_client_sessions", "Open client sessions",
                [this] { return double(open_sessions_.load()); });
     gen_ = app::value_or_throw(build(std::move(cfg)));
@@ -437,17 +409,13 @@ void EdgeE::on_control_message(std::string msg) {
             auto in = mra::snapshot_input_from_control(msg);
             if (!in) {
                 EP_WARN("link", "edge-c pushed a bad snapshot: {}", in.error().message);
-                metrics()
-                    .counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
-                    .inc();
+                counters_.link_control_errors->inc();
                 return;
             }
             auto snap = mra::build_snapshot(std::move(*in));
             if (!snap) {
                 EP_WARN("link", "edge-c pushed a snapshot that does not validate: {}", snap.error().message);
-                metrics()
-                    .counter("edgepair_link_control_errors_total", "Bad control messages from edge-c")
-                    .inc();
+                counters_.link_control_errors->inc();
                 return;
             }
             snapshot_ = *snap;

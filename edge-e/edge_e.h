@@ -24,6 +24,7 @@
 #include "common/net/tls_context.h"
 #include "common/obs/metrics.h"
 #include "edge-e/media_relay.h"
+#include "edge-e/worker_counters.h"
 
 namespace edgepair::edge_e {
 
@@ -106,7 +107,7 @@ class ClientStreamSlot {
 // Per-worker state; lives on and is only touched from its worker's thread.
 class WorkerState {
   public:
-    WorkerState(EdgeE& app, core::Worker& w) : app_(app), worker_(w) {}
+    WorkerState(EdgeE& app, core::Worker& w);
     core::Worker& worker() { return worker_; }
     EdgeE& app() { return app_; }
     std::shared_ptr<const Generation> gen() const { return gen_; }
@@ -129,19 +130,8 @@ class WorkerState {
     // One link stream for a client address (IPv4 address, IPv6 /64) on this worker; an empty slot when the
     // address already holds http.max_link_streams_per_client here (counted as `per_client_streams`).
     ClientStreamSlot take_client_stream(const net::SockAddr& peer);
-    // Counters of the link waits and of the client limits of the 8443 sessions, bound once per worker.
-    struct LinkCounters {
-        obs::Counter* waits;           // requests/flows that found no link on their worker and waited
-        obs::Counter* wait_timeouts;   // ... and got none within http.link_wait
-        obs::Counter* retries;         // requests re-sent on another link after theirs was lost
-        obs::Counter* early_releases;  // link streams reset once edge-c's answer was complete
-        obs::Counter* per_client_full; // requests refused: the address holds its link streams already
-        obs::Counter* per_conn_full;   // HTTP/2 streams refused: the connection holds its link streams
-        obs::Counter* stalls;          // clients cut for holding a link stream without progress
-        obs::Counter* head_timeouts;   // request heads not complete within http.request_head_timeout
-        obs::Counter* read_paused;     // times a client's reading was paused (output or input bound)
-    };
-    LinkCounters& link_counters();
+    // Every data-path counter of this worker's sessions, bound when the worker state was built.
+    WorkerCounters& counters() { return counters_; }
     void apply_snapshot(std::shared_ptr<const mra::Snapshot> snap) { snapshot_ = std::move(snap); }
     std::shared_ptr<const mra::Snapshot> snapshot() const { return snapshot_; }
     // Link states as JSON objects, refreshed on this worker and read by the admin thread.
@@ -158,6 +148,7 @@ class WorkerState {
     void expire_link_waiters();
     EdgeE& app_;
     core::Worker& worker_;
+    WorkerCounters counters_;
     std::shared_ptr<const Generation> gen_;
     std::unique_ptr<net::Listener> https_, sip_, xmpp_;
     std::string https_addr_, sip_addr_, xmpp_addr_;
@@ -176,7 +167,6 @@ class WorkerState {
     std::unordered_map<uint64_t, LinkTicket> flow_waits_; // SIP/XMPP connections accepted before a link
     uint64_t next_flow_wait_ = 0;
     std::shared_ptr<ClientStreamTable> client_streams_ = std::make_shared<ClientStreamTable>();
-    std::optional<LinkCounters> link_counters_;
 };
 
 // edge-e's roles in the common process skeleton (common/app).
@@ -196,6 +186,7 @@ class EdgeE final : public app::Roles {
         obs::Counter* http_rate_untracked; // let through because the rate table was full
         obs::Counter* http2_connections;
         obs::Counter* http2_streams;
+        obs::Counter* link_control_errors; // main loop: bad control messages from edge-c
     };
     Counters& counters() { return counters_; }
     // A control message from edge-c (any worker's link); applied on the main loop.

@@ -60,11 +60,8 @@ const char* reason_phrase(int s) {
     }
 }
 
-void count_reject(WorkerState& ws, const std::string& reason) {
-    ws.app()
-        .metrics()
-        .counter(mra::kRejectedMetric, mra::kRejectedHelp, {{"side", "edge-e"}, {"reason", reason}})
-        .inc();
+void count_reject(WorkerState& ws, std::string_view reason) {
+    ws.counters().rejected(reason).inc();
 }
 
 namespace {
@@ -78,14 +75,6 @@ GateResult refuse(int status, std::string message) {
 
 const char* proto(const http::RequestHead& req) {
     return req.version_minor == 2 ? "HTTP/2" : "HTTP/1.1";
-}
-
-void routing_removed(WorkerState& ws) {
-    ws.app()
-        .metrics()
-        .counter("edgepair_http_headers_removed_total", "Request fields removed by the header policy",
-                 {{"side", "edge-e"}, {"kind", "routing_override"}})
-        .inc();
 }
 
 } // namespace
@@ -118,12 +107,7 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
     auto verdict = mra::decide(snap.get(), gr);
     if (!verdict.passed()) {
         count_reject(ws, verdict.label);
-        if (verdict.reason == mra::GateReason::Blocked)
-            ws.app()
-                .metrics()
-                .counter(mra::kBlockedMetric, mra::kBlockedHelp,
-                         {{"side", "edge-e"}, {"reason", verdict.block_label}})
-                .inc();
+        if (verdict.reason == mra::GateReason::Blocked) ws.counters().blocked(verdict.block_stage).inc();
         if (verdict.reason == mra::GateReason::RateLimited)
             EP_DEBUG("https", "{}: {} {} ({}) refused: {}", peer.str(), req.method, req.target, proto(req),
                      verdict.log);
@@ -132,6 +116,7 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
                     proto(req), verdict.label, verdict.log);
         auto g = refuse(verdict.status, verdict.message);
         g.retry_after_s = verdict.retry_after_s;
+        g.allow = std::move(verdict.allow);
         return g;
     }
     GateResult g;
@@ -149,7 +134,7 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
         listed.add_field_value(v);
     for (auto& f : req.headers) {
         if (!http::forwards(http::Hop::ClientRequest, f.name, f.value, &listed)) {
-            if (http::is_routing_override(f.name)) routing_removed(ws);
+            if (http::is_routing_override(f.name)) ws.counters().routing_removed->inc();
             continue;
         }
         std::string name = f.name;

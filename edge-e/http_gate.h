@@ -22,6 +22,7 @@ struct GateResult {
     int status = 0;
     std::string message;
     uint64_t retry_after_s = 0; // 429 only
+    std::string allow;          // 405 only: the Allow field value
     // status == 0: open a stream on `link` with these headers (nullptr: no link up on this worker yet; the
     // session waits for one with WorkerState::wait_for_link).
     link::LinkConn* link = nullptr;
@@ -33,7 +34,7 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
 
 // Counts a request refused on edge-e (parse errors and gate verdicts) under
 // edgepair_http_rejected_requests_total{side="edge-e"}.
-void count_reject(WorkerState& ws, const std::string& reason);
+void count_reject(WorkerState& ws, std::string_view reason);
 // Response fields that never reach a client: the header policy's Hop::ClientResponse (connection-scoped
 // fields and the link's own trusted headers).
 bool hop_by_hop(std::string_view name);

@@ -94,7 +94,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             off += r.consumed;
             if (r.status == http::H1Parser::Status::Error) {
                 auto& e = parser_->error();
-                count_reject(ws_, std::string(e.name()));
+                count_reject(ws_, e.name());
                 EP_INFO("https", "{}: malformed request: {} ({})", conn_->peer().str(), e.name(), e.detail);
                 if (in_flight_ && response_started_) {
                     conn_->close();
@@ -144,7 +144,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (pause && !read_paused_) {
             read_paused_ = true;
             conn_->pause_reading();
-            ws_.link_counters().read_paused->inc();
+            ws_.counters().read_paused->inc();
         } else if (!pause && read_paused_) {
             read_paused_ = false;
             ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this] {
@@ -194,7 +194,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         }
 
         auto g = gate_request(ws_, *req, conn_->peer());
-        if (g.status) return reject_request(g.status, g.message, g.retry_after_s);
+        if (g.status) return reject_request(g.status, g.message, g.retry_after_s, g.allow);
         slot_ = ws_.take_client_stream(conn_->peer());
         if (!slot_) {
             count_reject(ws_, "per_client_streams");
@@ -252,11 +252,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     void on_response_timeout() {
         if (!stream_ || response_started_) return;
         drop_stream();
-        ws_.app()
-            .metrics()
-            .counter("edgepair_http_link_timeouts_total",
-                     "Requests edge-c did not answer within http.response_timeout")
-            .inc();
+        ws_.counters().link_timeouts->inc();
         EP_INFO("https", "{}: no answer from edge-c within the response timeout", conn_->peer().str());
         keep_alive_ = keep_alive_ && request_done_;
         respond_local(504, "edge-c did not answer in time", keep_alive_);
@@ -266,7 +262,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     void on_head_timeout() {
         if (h2_ || closing_) return;
         if (!handshake_done_) {
-            ws_.link_counters().head_timeouts->inc();
+            ws_.counters().head_timeouts->inc();
             count_reject(ws_, "head_timeout");
             closing_ = true;
             conn_->abort("TLS handshake not complete within http.request_head_timeout");
@@ -275,7 +271,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (!head_pending_) return;
         bool partial = !inbuf_.empty() || !parser_->idle();
         if (!partial && first_done_) return; // an idle keep-alive connection: the idle timeout governs
-        ws_.link_counters().head_timeouts->inc();
+        ws_.counters().head_timeouts->inc();
         count_reject(ws_, "head_timeout");
         EP_INFO("https", "{}: request head not complete within {} ms", conn_->peer().str(), head_ms_);
         if (!partial) {
@@ -297,7 +293,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (!waiting_on_client()) last_progress_ms_ = t;
         uint64_t quiet = t - last_progress_ms_;
         if (quiet < stall_ms_) return stall_timer_->arm(stall_ms_ - quiet);
-        ws_.link_counters().stalls->inc();
+        ws_.counters().stalls->inc();
         count_reject(ws_, "client_stall");
         EP_INFO("https", "{}: cut: held a link stream {} ms without sending or reading", conn_->peer().str(),
                 quiet);
@@ -308,10 +304,11 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
     // Answers locally. A body still to come is read and discarded when small and announced by length;
     // otherwise the connection closes after the answer (HTTP/1.1 cannot skip it cheaply).
-    void reject_request(int status, const std::string& msg, uint64_t retry_after_s = 0) {
+    void reject_request(int status, const std::string& msg, uint64_t retry_after_s = 0,
+                        std::string_view allow = {}) {
         ws_.app().counters().http_rejected->inc();
         if (!request_done_ && !body_skippable()) keep_alive_ = false;
-        respond_local(status, msg, keep_alive_, retry_after_s);
+        respond_local(status, msg, keep_alive_, retry_after_s, allow);
     }
 
     bool body_skippable() const {
@@ -322,10 +319,13 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         return *parser_->content_length() - parser_->body_bytes() <= kSkipBody;
     }
 
-    void respond_local(int status, const std::string& msg, bool keep_alive, uint64_t retry_after_s = 0) {
+    // `allow`: the gate's Allow value for a 405 (RFC 9110 15.5.6: a 405 must carry one).
+    void respond_local(int status, const std::string& msg, bool keep_alive, uint64_t retry_after_s = 0,
+                       std::string_view allow = {}) {
         std::string body = msg + "\n";
         std::string extra = status == 401 ? "WWW-Authenticate: Basic realm=\"edgepair\"\r\n" : "";
         if (status == 429) extra += fmt::format("Retry-After: {}\r\n", retry_after_s ? retry_after_s : 1);
+        if (status == 405 && !allow.empty()) extra += fmt::format("Allow: {}\r\n", allow);
         conn_->write(
             fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}{}\r\n{}",
                         status, reason_phrase(status), body.size(), extra,
@@ -447,7 +447,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (request_done_ || !response_started_) return; // the stream closes by itself (on_close)
         // edge-c's answer is complete while the client is still sending: release the link stream now
         // (RFC 9113 8.1) instead of holding it for the rest of an upload nobody will read.
-        ws_.link_counters().early_releases->inc();
+        ws_.counters().early_releases->inc();
         drop_stream();
         keep_alive_ = false;
         request_finished();
@@ -472,7 +472,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             if (!response_started_ && !retried_ && link_loss_retryable(error, method_, body_sent_)) {
                 // Once, on the next loop turn: by then the dead link is out of pick_link's way.
                 retried_ = true;
-                ws_.link_counters().retries->inc();
+                ws_.counters().retries->inc();
                 waiting_link_ = true;
                 ws_.worker().loop().post([alive = std::weak_ptr<bool>(alive_), this] {
                     if (alive.expired() || closing_) return;
@@ -489,10 +489,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             }
             slot_.release();
             if (!response_started_) {
-                ws_.app()
-                    .metrics()
-                    .counter("edgepair_http_link_errors_total", "Requests lost with their link stream")
-                    .inc();
+                ws_.counters().link_errors->inc();
                 keep_alive_ = keep_alive_ && request_done_;
                 respond_local(502, "traversal link to edge-c failed", keep_alive_);
             } else {

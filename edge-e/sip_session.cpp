@@ -67,7 +67,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             auto st = from_link_.next(msg);
             if (st == sip::LinkDecoder::Status::need_more) return;
             if (st == sip::LinkDecoder::Status::error) {
-                count_error("link_format");
+                count_error(SipError::LinkFormat);
                 EP_WARN("sip", "{}: edge-c sent a message without a valid boundary", peer_);
                 close_client();
                 return;
@@ -125,13 +125,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         }
     }
 
-    void count_error(std::string_view reason) {
-        ws_.app()
-            .metrics()
-            .counter("edgepair_sip_errors_total", "SIP messages refused or dropped by edge-e",
-                     {{"reason", std::string(reason)}})
-            .inc();
-    }
+    template <class Reason> void count_error(Reason r) { ws_.counters().sip_error(r).inc(); }
 
     void reply(const sip::Message& req, int status, std::string_view detail = {},
                const sip::Header* extra = nullptr) {
@@ -146,7 +140,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     }
 
     void on_frame_error(const sip::FrameError& e) {
-        count_error(sip::metric_label(e.code));
+        count_error(e.code);
         EP_INFO("sip", "{}: {} message: {} ({})", peer_, e.fatal ? "unframeable" : "refused",
                 sip::metric_label(e.code), e.detail);
         if (e.can_reply) {
@@ -164,7 +158,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         auto m = sip::Message::parse(bytes);
         if (!m) {
             // Framed but not parseable: there is no Via to answer on, so the flow cannot continue.
-            count_error("unparseable");
+            count_error(SipError::Unparseable);
             EP_INFO("sip", "{}: unparseable message: {}", peer_, m.error().message);
             close_client();
             return;
@@ -172,7 +166,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         sip::RoutingInfo info;
         auto v = sip::validate(*m, {}, &info);
         if (!v.ok()) {
-            count_error("invalid");
+            count_error(SipError::Invalid);
             EP_INFO("sip", "{}: {} refused: {}", peer_, m->is_request() ? m->method() : "response", v.detail);
             if (m->is_request()) reply(*m, v.status, v.detail);
             return;
@@ -181,7 +175,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             // RFC 3261 16.3 step 5: the pair is the proxy a Proxy-Require addresses.
             auto unsupported = sip::unsupported_proxy_require(*m, sip::mra_supported_proxy_extensions());
             if (!unsupported.empty()) {
-                count_error("bad_extension");
+                count_error(SipError::BadExtension);
                 sip::Header h;
                 h.name = "Unsupported";
                 for (const auto& t : unsupported)
@@ -191,7 +185,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             }
         }
         if (!ensure_stream(*m, info)) {
-            count_error("no_link");
+            count_error(SipError::NoLink);
             if (m->is_request()) reply(*m, 503, "Traversal link to edge-c is down");
             return;
         }

@@ -219,11 +219,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         if (phase_ == Phase::Done) return;
         phase_ = Phase::Done;
         auto name = std::string(xmpp::condition_name(c));
-        ws_.app()
-            .metrics()
-            .counter("edgepair_xmpp_errors_total", "XMPP stream errors sent to clients by edge-e",
-                     {{"condition", name}})
-            .inc();
+        ws_.counters().xmpp_error(c).inc();
         EP_INFO(kLog, "{}: stream error {}: {}", peer(), name, text);
         conn_->write(writer_.error(c, text));
         conn_->close();

@@ -372,25 +372,49 @@ void AllowList::reindex() {
     }
 }
 
+std::string_view block_stage_label(BlockStage s) {
+    switch (s) {
+    case BlockStage::None:
+        return "none";
+    case BlockStage::Unnormalised:
+        return "unnormalised";
+    case BlockStage::Host:
+        return "host";
+    case BlockStage::Scheme:
+        return "scheme";
+    case BlockStage::Port:
+        return "port";
+    case BlockStage::Deployment:
+        return "deployment";
+    case BlockStage::Path:
+        return "path";
+    case BlockStage::Method:
+        return "method";
+    }
+    return "none";
+}
+
 MatchResult AllowList::match(const RequestTarget& req) const {
     MatchResult res;
     const std::string host = to_lower(req.host);
     if (!looks_normalised(req.path)) {
+        res.stage = BlockStage::Unnormalised;
         res.reason = "request path is not normalised";
         return res;
     }
     const auto method = parse_method(req.method);
     auto it = by_host_.find(host);
     if (it == by_host_.end()) {
+        res.stage = BlockStage::Host;
         res.reason = "no rule for host " + host;
         return res;
     }
-    // The furthest a rule got before failing decides the reason, so a report says "method not allowed" rather
-    // than "no rule" when only the method is wrong.
-    enum Stage { kHost, kPort, kDeployment, kPath, kMethod };
-    int best = kHost;
+    // The furthest a rule got before failing decides the stage, so a report says "method not allowed" rather
+    // than "no rule" when only the method is wrong. Port before Scheme: a rule on the right port with the
+    // other scheme is nearer than one on another port.
+    BlockStage best = BlockStage::Port;
     const AllowRule* near = nullptr;
-    auto note = [&](int stage, const AllowRule& r) {
+    auto note = [&](BlockStage stage, const AllowRule& r) {
         if (stage > best || near == nullptr) {
             best = stage > best ? stage : best;
             near = &r;
@@ -398,20 +422,23 @@ MatchResult AllowList::match(const RequestTarget& req) const {
     };
     for (std::size_t idx : it->second) {
         const AllowRule& r = rules_[idx];
-        if (r.url.scheme != req.scheme || r.url.port != req.port) {
+        if (r.url.port != req.port) {
             continue;
         }
-        note(kPort, r);
+        if (r.url.scheme != req.scheme) {
+            note(BlockStage::Scheme, r);
+            continue;
+        }
+        note(BlockStage::Deployment, r);
         if (r.deployment != req.deployment) {
             continue;
         }
-        note(kDeployment, r);
+        note(BlockStage::Path, r);
         if (!path_matches(r.match, r.url.path, req.path)) {
             continue;
         }
-        note(kPath, r);
+        note(BlockStage::Method, r);
         if (!method || !effective_methods(r).contains(*method)) {
-            note(kMethod, r);
             continue;
         }
         res.allowed = true;
@@ -419,17 +446,19 @@ MatchResult AllowList::match(const RequestTarget& req) const {
         return res;
     }
     res.rule = near;
+    res.stage = best;
     // Built only on the block path: the allow path stays allocation-light.
     const std::string target =
         std::string(to_string(req.scheme)) + "://" + host + ":" + std::to_string(req.port);
     switch (best) {
-    case kHost:
+    case BlockStage::Port:
+    case BlockStage::Scheme:
         res.reason = "no rule for " + target;
         break;
-    case kPort:
+    case BlockStage::Deployment:
         res.reason = "no rule for " + target + " in deployment '" + std::string(req.deployment) + "'";
         break;
-    case kDeployment:
+    case BlockStage::Path:
         res.reason = "path " + std::string(req.path) + " not allowed on " + target;
         break;
     default:

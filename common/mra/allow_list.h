@@ -3,6 +3,7 @@
 // Automatic rules come from discovered nodes and cannot be deleted; editable rules come from the operator
 // (admin, YAML or the rules CSV). Source: shared/seeds/002, "About the HTTP Server Allow List on
 // Expressway-C", "Automatically Added Allow List Rules" (Table 2), "Edit the HTTP Allow List" (Table 3).
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -95,10 +96,28 @@ struct RequestTarget {
     std::string_view deployment;
 };
 
+// Where a blocked request fell out of the match, for metrics and reports: the furthest any rule of the host
+// got before it failed, so a request with only the wrong method says Method, not Host. The reason prose
+// below is for people; the stage is what code and metric labels use.
+enum class BlockStage : std::uint8_t {
+    None,         // allowed
+    Unnormalised, // the request path was not normalised (a caller bug; refused, never matched)
+    Host,         // no rule names the host
+    Port,         // rules for the host, none for this port
+    Scheme,       // rules for the host and port, none for this scheme
+    Deployment,   // rules for scheme://host:port, none in the request's deployment
+    Path,         // ... none whose path covers the request path
+    Method,       // ... none that allows the method
+};
+inline constexpr std::size_t kBlockStageCount = std::size_t(BlockStage::Method) + 1;
+// The stable metric label: "none", "unnormalised", "host", "port", "scheme", "deployment", "path", "method".
+std::string_view block_stage_label(BlockStage s);
+
 struct MatchResult {
     bool allowed = false;
-    const AllowRule* rule = nullptr; // the allowing rule; on block, the nearest miss if any (for reports)
-    std::string reason;              // why it was blocked; empty when allowed
+    BlockStage stage = BlockStage::None; // set whenever allowed is false
+    const AllowRule* rule = nullptr;     // the allowing rule; on block, the nearest miss if any (for reports)
+    std::string reason;                  // why it was blocked, for logs; empty when allowed
 };
 
 // Immutable once built into a Snapshot; rule pointers stay valid as long as the list does.

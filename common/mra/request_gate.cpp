@@ -33,15 +33,6 @@ std::string_view gate_reason_label(GateReason r) {
     return "other";
 }
 
-std::string_view block_label(std::string_view reason) {
-    // AllowList::match words its reasons in a fixed shape (allow_list.cpp, end of match()).
-    if (reason.starts_with("method ")) return "method";
-    if (reason.starts_with("path ") || reason.starts_with("request path")) return "path";
-    if (reason.find(" in deployment ") != std::string_view::npos) return "port";
-    if (reason.starts_with("no rule for")) return "host";
-    return "other";
-}
-
 namespace {
 
 GateVerdict refuse(GateVerdict v, GateReason r, int status, std::string message, std::string log) {
@@ -117,7 +108,7 @@ GateVerdict decide(const Snapshot* snap, const GateRequest& req) {
                     v.deployment};
     auto m = snap->allow_list.match(t);
     if (!m.allowed) {
-        v.block_label = std::string(block_label(m.reason));
+        v.block_stage = m.stage;
         return refuse(std::move(v), GateReason::Blocked, 403, "blocked by the HTTP allow list",
                       fmt::format("{} {}://{}:{}{} blocked by the allow list: {}", req.method, v.path.scheme,
                                   v.path.host, v.path.port, v.path.match_path, m.reason));

@@ -22,7 +22,8 @@ namespace edgepair::mra {
 // Counted by both edges with labels {side="edge-e"|"edge-c", reason=<label>}.
 inline constexpr const char* kRejectedMetric = "edgepair_http_rejected_requests_total";
 inline constexpr const char* kRejectedHelp = "Client HTTP requests refused by an edge's own decision";
-// Allow-list refusals, in addition: {side, reason=host|port|path|method|other}.
+// Allow-list refusals, in addition: {side, reason=block_stage_label(stage)}: host, port, scheme, deployment,
+// path, method (common/mra/allow_list.h, BlockStage).
 inline constexpr const char* kBlockedMetric = "edgepair_http_blocked_total";
 inline constexpr const char* kBlockedHelp = "Proxied HTTP requests refused by the allow list";
 
@@ -63,7 +64,7 @@ struct GateVerdict {
     std::string log;            // prose for the log line, with the detail
     uint64_t retry_after_s = 0; // 429
     std::string allow;          // 405: the Allow field value
-    std::string block_label;    // Blocked: host, port, path, method or other
+    BlockStage block_stage = BlockStage::None; // Blocked: where the allow list refused it
 
     // Filled as far as the gate got (complete once passed):
     http::MraPath path;
@@ -79,8 +80,5 @@ struct GateVerdict {
 
 // `snap` may be null (no configuration yet).
 GateVerdict decide(const Snapshot* snap, const GateRequest& req);
-
-// The allow list's prose reason as a stable label (host, port, path, method, other).
-std::string_view block_label(std::string_view match_reason);
 
 } // namespace edgepair::mra

@@ -311,6 +311,46 @@ allow_list:
         self.assertEqual(self.metric("e", "edgepair_http_rejected_requests_total",
                                      {"side": "edge-e", "reason": "duplicate_authorization"}) - before_e, 2)
 
+    # ---- edge-e's own 405 carries Allow; allow-list refusals are counted by stage ----------------------
+
+    def test_edge_e_405_carries_allow_and_block_stage_is_counted(self):
+        sso = f"/{D}/get_edge_sso/"
+        host = f"{EDGE}:{self.ports.https}"
+        before_c = self.edge_c_streams()
+        before_405 = self.metric("e", "edgepair_http_rejected_requests_total",
+                                 {"side": "edge-e", "reason": "method_not_allowed"})
+        answer = self.raw_h1(f"PUT {sso} HTTP/1.1\nHost: {host}\nContent-Length: 0\nConnection: close\n\n")
+        self.assertEqual(self.status_of(answer), 405, answer[:300])
+        head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head)}
+        self.assertEqual(fields.get("allow"), "GET, HEAD", head)
+        dump = os.path.join(self.tmp, "405-h2.head")
+        ver, st, body = self.curl_any("--http2", sso, "-X", "DELETE", "-D", dump, auth=None)
+        self.assertEqual((ver, st), ("2", 405), body)
+        with open(dump, encoding="latin-1") as f:
+            h2_fields = {k.strip().lower(): v.strip() for k, _, v in
+                         (line.partition(":") for line in f.read().splitlines()[1:] if ":" in line)}
+        self.assertEqual(h2_fields.get("allow"), "GET, HEAD", h2_fields)
+        # Both were edge-e's answers: nothing went over the link.
+        self.assertEqual(self.edge_c_streams() - before_c, 0)
+        self.assertEqual(self.metric("e", "edgepair_http_rejected_requests_total",
+                                     {"side": "edge-e", "reason": "method_not_allowed"}) - before_405, 2)
+
+        # Allow-list refusals by stage: a port cucm1 has no rule for, and a method its rule does not allow.
+        stages = {"port": self.proxy("http", "cucm1.example.com", 1, "/app/x"),
+                  "method": self.app("/x")}
+        before = {k: self.metric("e", "edgepair_http_blocked_total", {"side": "edge-e", "reason": k})
+                  for k in stages}
+        st, _, _ = self.get(stages["port"], auth=ALICE)
+        self.assertEqual(st, 403)
+        st, _, _ = self.get(stages["method"], auth=ALICE, method="PROPFIND")
+        self.assertEqual(st, 403)
+        for k in stages:
+            self.assertEqual(self.metric("e", "edgepair_http_blocked_total",
+                                         {"side": "edge-e", "reason": k}) - before[k], 1, k)
+        self.assertEqual(self.edge_c_streams() - before_c, 0)
+        self.assertNotIn("/app/x", [e.get("target") for e in self.origin_seen()])
+
 
 if __name__ == "__main__":
     h.run_tests()

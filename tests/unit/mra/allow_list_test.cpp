@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <string>
+#include <vector>
 
 #include "common/mra/allow_list.h"
 #include "common/mra/snapshot.h"
@@ -262,6 +264,47 @@ TEST_CASE("allow / block matrix", "[mra][allowlist][match]") {
             CHECK_THAT(m.reason, Catch::Contains("not normalised"));
         }
     }
+}
+
+TEST_CASE("a blocked request says at which stage it fell out, with a stable label",
+          "[mra][allowlist][match]") {
+    auto snap = demo_snapshot();
+    const AllowList& l = snap->allow_list;
+    struct Case {
+        RequestTarget target;
+        BlockStage stage;
+        std::string_view label;
+    };
+    const std::vector<Case> cases{
+        {req(Scheme::Https, "axl.example.com", 8443, "/cucm-uds/version"), BlockStage::Host, "host"},
+        {req(Scheme::Https, "cucm1.example.com", 8444, "/cucm-uds/version"), BlockStage::Port, "port"},
+        // cucm1 has https rules on 8443 and an http rule on 6970: http on 8443 is the scheme, not the port
+        {req(Scheme::Http, "cucm1.example.com", 8443, "/cucm-uds/version"), BlockStage::Scheme, "scheme"},
+        {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/version", "GET", "staging"),
+         BlockStage::Deployment, "deployment"},
+        {req(Scheme::Https, "cucm1.example.com", 8443, "/axl/", "POST"), BlockStage::Path, "path"},
+        {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/alice", "PUT"), BlockStage::Method,
+         "method"},
+        {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/version", "get"), BlockStage::Method,
+         "method"},
+        {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/../axl/"), BlockStage::Unnormalised,
+         "unnormalised"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.target.host << ":" << c.target.port << c.target.path << " " << c.target.method);
+        auto m = l.match(c.target);
+        CHECK_FALSE(m.allowed);
+        CHECK(m.stage == c.stage);
+        CHECK(block_stage_label(m.stage) == c.label);
+    }
+    auto ok = l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/version"));
+    CHECK(ok.allowed);
+    CHECK(ok.stage == BlockStage::None);
+    // Every stage has its own label: two stages never share a metric series.
+    std::set<std::string_view> labels;
+    for (std::size_t i = 0; i < kBlockStageCount; ++i)
+        labels.insert(block_stage_label(BlockStage(i)));
+    CHECK(labels.size() == kBlockStageCount);
 }
 
 TEST_CASE("rules using the default methods follow the default set", "[mra][allowlist][match]") {

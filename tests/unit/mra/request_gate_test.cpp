@@ -304,15 +304,15 @@ TEST_CASE("gate: details the callers need", "[mra][gate]") {
         for (const auto& b :
              std::vector<B>{{"GET", proxy("/other/x"), "path"},
                             {"DELETE", proxy("/files/x"), "method"},
-                            // "host" is the allow list's "no rule for scheme://host:port" (allow_list.cpp)
-                            {"GET", "/" + D + "/http/web.example.com/81/files/x", "host"},
+                            {"GET", "/" + D + "/http/web.example.com/81/files/x", "port"},
+                            {"GET", "/" + D + "/https/web.example.com/8080/files/x", "scheme"},
                             {"GET", "/" + D + "/http/nobody.example.com/80/", "host"}}) {
             INFO(b.target);
             r.method = b.method;
             r.target = b.target;
             auto v = decide(snap.get(), r);
             CHECK(v.reason == GateReason::Blocked);
-            CHECK(v.block_label == b.label);
+            CHECK(block_stage_label(v.block_stage) == b.label);
             CHECK(v.message == "blocked by the HTTP allow list");
         }
     }
