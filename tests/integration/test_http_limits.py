@@ -105,6 +105,16 @@ class HttpLimitsTest(base.HttpEdgeTopology):
         with open(self.access_log) as f:
             return f.read()
 
+    def wait_origin_log(self, line: str, timeout: float = 5.0) -> str:
+        # nginx writes its access log line when it finalises the request, which can be after the client has
+        # read the whole response: poll instead of reading once.
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.origin_log()
+            if line in log or time.monotonic() > deadline:
+                return log
+            time.sleep(0.05)
+
     # ---- back-pressure -------------------------------------------------------------------------------
 
     def test_pipelined_local_answers_are_not_read_while_unread(self):
@@ -176,7 +186,7 @@ class HttpLimitsTest(base.HttpEdgeTopology):
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and "POST /files/hello.txt 405" not in self.origin_log():
             time.sleep(0.1)
-        self.assertIn("POST /files/hello.txt 405", self.origin_log())
+        self.assertIn("POST /files/hello.txt 405", self.wait_origin_log("POST /files/hello.txt 405"))
 
         # Bodyless with Expect: answered, no interim response.
         s = self.tls()
@@ -206,7 +216,7 @@ class HttpLimitsTest(base.HttpEdgeTopology):
         out = self.read_until_close(s)
         self.assertTrue(out.startswith(b"HTTP/1.1 200 "), out[:300])
         self.assertTrue(out.endswith(self.hello), out[-200:])
-        self.assertIn("GET /files/hello.txt 200", self.origin_log())
+        self.assertIn("GET /files/hello.txt 200", self.wait_origin_log("GET /files/hello.txt 200"))
 
     # ---- HTTP/2 stream ids ---------------------------------------------------------------------------
 

@@ -131,9 +131,11 @@ class Link(h.TestCase):
 
     def test_one_link_carries_1000_concurrent_streams(self) -> None:
         # One worker on each side: every client request below crosses the same link connection.
-        # All 1,000 clients come from 127.0.0.1: the per-address rate limit (429) would be the bottleneck.
-        pair.start_edge_e(self, pair.edge_e_yaml(self, self.ports, self.pki_dir, workers=1,
-                                                 extra="http: {rate_limit: {enabled: false}}"), self.ports)
+        # All 1,000 clients come from 127.0.0.1: the per-address rate limit (429) and the per-address cap on
+        # link streams (http.max_link_streams_per_client, 256 by default) would be the bottleneck, not the link.
+        pair.start_edge_e(self, pair.edge_e_yaml(
+            self, self.ports, self.pki_dir, workers=1,
+            extra="http: {rate_limit: {enabled: false}, max_link_streams_per_client: 2000}"), self.ports)
         pair.start_edge_c(self, pair.edge_c_yaml(self, self.ports, self.pki_dir, workers=1), self.ports)
         h.wait_http(f"http://127.0.0.1:{self.ports.admin_e}/ready", timeout=10)
         rc, out = h.run_cmd([self.require_binary("edge-load"), "--scenario", "http", "--target",
