@@ -69,8 +69,8 @@ P99_BOUND_S = 1.0
 # While the attackers are still connecting, the box does ~16,000 TLS handshakes in ~40 s on the same 2 cores as
 # the attacking tool: a CPU flood, not a hold. Nothing in edge-e limits the handshake rate per source yet (that is
 # intrusion protection, issue #17), so a new client then waits for CPU like everyone else. The issue's bound
-# (p99 < 1 s) is asserted while the requests are *held*; during the set-up the client must not fail and must be
-# served within the TLS handshake + request timeouts of a real client (Jabber gives up after ~30 s).
+# (p99 < 1 s) is asserted while the requests are *held*; during the set-up the client must not fail, and a loose
+# bound still catches a stall (measured here: 8-12 s with the attack's own CPU on the same 2 cores).
 SETUP_P99_BOUND_S = 20.0
 # Memory bounds for 50,000 held requests (docs/SECURITY.md "Hostile load"), whatever the mix: 1 GiB for edge-e
 # is ~20 KiB per held request, room for an idle TLS connection per HTTP/1.1 request (a few KiB once OpenSSL's
