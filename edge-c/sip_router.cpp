@@ -343,9 +343,9 @@ void SipUpstream::on_closed(std::string_view why) {
     bool was_ready = state_ == State::Ready;
     state_ = State::Idle;
     if (keepalive_) keepalive_->cancel();
-    // The Connection is inside its own callback: destroy it on the next loop turn.
-    auto* dead = conn_.release();
-    r_.worker().worker().loop().post([dead] { delete dead; });
+    // The Connection is inside its own callback: the worker frees it on the next loop turn (or with the
+    // worker, should it stop first).
+    r_.worker().retire(std::move(conn_));
     framer_.reset();
     fail_pending(why);
     if (was_ready) r_.upstream_lost(*this);
@@ -429,9 +429,11 @@ void SipRouter::attach(link::LinkStream* s, const link::Headers& headers) {
         return;
     }
     uint64_t id = next_flow_++;
-    auto* f = new SipFlow(*this, s, id, std::string(link::header_value(headers, "x-domain")),
-                          std::string(link::header_value(headers, "x-client-addr")),
-                          std::string(link::header_value(headers, "x-sni")));
+    // Owned by the worker, freed through its one deferred-delete path (flow_closed), like the HTTP streams.
+    auto* f =
+        w_.own(std::make_unique<SipFlow>(*this, s, id, std::string(link::header_value(headers, "x-domain")),
+                                         std::string(link::header_value(headers, "x-client-addr")),
+                                         std::string(link::header_value(headers, "x-sni"))));
     flows_[id] = f;
     s->set_handler(f);
     s->send_headers({{":status", "200"}});
@@ -466,8 +468,8 @@ void SipRouter::upstream_lost(SipUpstream& u) {
 }
 
 void SipRouter::flow_closed(SipFlow& f) {
-    // Called from inside the flow's own callback: free it once the stack has unwound.
-    w_.worker().loop().post([p = &f] { delete p; });
+    // Called from inside the flow's own callback: the worker frees it once the stack has unwound.
+    w_.retire(&f);
 }
 
 std::optional<sip::FlowId> SipRouter::our_uri(const sip::Uri& u) const {
