@@ -369,6 +369,9 @@ SipRouter::SipRouter(CWorker& w) : w_(w) {
     OPENSSL_cleanse(key, sizeof key);
     if (!c) throw std::runtime_error("flow token codec: " + c.error().message);
     codec_.emplace(std::move(*c));
+    errors_ = std::make_unique<obs::OpenLabelCounters>(w.app().metrics(), "edgepair_sip_errors_total",
+                                                       "SIP messages refused or dropped by edge-c",
+                                                       obs::Labels{}, "reason");
     auto g = w.gen();
     if (g->cfg.media) {
         MediaB2bua::Refusals refusals{&w.app().metrics().counter("edgepair_media_calls_refused_total",
@@ -399,11 +402,7 @@ bool SipRouter::path_headers() const {
 }
 
 void SipRouter::count(std::string_view reason) {
-    w_.app()
-        .metrics()
-        .counter("edgepair_sip_errors_total", "SIP messages refused or dropped by edge-c",
-                 {{"reason", std::string(reason)}})
-        .inc();
+    errors_->get(reason).inc();
 }
 
 std::string SipRouter::random_token(size_t bytes) {

@@ -33,6 +33,7 @@
 #include "common/mra/model.h"
 #include "common/mra/snapshot.h"
 #include "common/net/connection.h"
+#include "common/obs/counter_memo.h"
 #include "common/sip/flow_token.h"
 #include "common/sip/framer.h"
 #include "common/sip/link_codec.h"
@@ -175,6 +176,8 @@ class SipRouter {
     void via_media(SipFlow& f, MediaB2bua::From from, sip::Message&& m, MediaB2bua::Continue send);
 
     CWorker& w_;
+    // Bound once: a refused message costs a hash lookup on its reason, not a registry lookup under its lock.
+    std::unique_ptr<obs::OpenLabelCounters> errors_;
     std::optional<sip::FlowTokenCodec> codec_;
     uint64_t next_flow_ = 1, next_upstream_ = 1;
     std::unordered_map<uint64_t, SipFlow*> flows_;
