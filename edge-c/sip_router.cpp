@@ -52,25 +52,19 @@ SipFlow::SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string dom
 void SipFlow::on_data(link::LinkStream& s, const char* data, size_t len) {
     s.consumed(len);
     if (ended_) return;
-    decoder_.feed(std::string_view(data, len));
-    std::string_view msg;
-    for (;;) {
-        auto st = decoder_.next(msg);
-        if (st == sip::LinkDecoder::Status::need_more) return;
-        if (st == sip::LinkDecoder::Status::error) {
-            // edge-e frames each message and sends it with its boundary: this is a broken peer.
-            r_.count("client_framing");
-            EP_WARN(kLog, "flow {}: a message without a valid boundary on the link stream", id_);
-            ended_ = true;
-            r_.flow_ended(*this);
-            s.reset(link::kProtocolError);
-            s_ = nullptr;
-            r_.flow_closed(*this); // reset() means no on_close
-            return;
-        }
+    bool framed = decoder_.feed_each(std::string_view(data, len), [this](std::string_view msg) {
         r_.from_client(*this, msg);
-        if (ended_) return;
-    }
+        return !ended_;
+    });
+    if (framed) return;
+    // edge-e frames each message and sends it with its boundary: this is a broken peer.
+    r_.count("client_framing");
+    EP_WARN(kLog, "flow {}: a message without a valid boundary on the link stream", id_);
+    ended_ = true;
+    r_.flow_ended(*this);
+    s.reset(link::kProtocolError);
+    s_ = nullptr;
+    r_.flow_closed(*this); // reset() means no on_close
 }
 
 void SipFlow::close(std::string_view why) {

@@ -61,19 +61,14 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     void on_data(link::LinkStream& s, const char* data, size_t len) override {
         s.consumed(len);
         if (closing_) return;
-        from_link_.feed(std::string_view(data, len));
-        std::string_view msg;
-        for (;;) {
-            auto st = from_link_.next(msg);
-            if (st == sip::LinkDecoder::Status::need_more) return;
-            if (st == sip::LinkDecoder::Status::error) {
-                count_error(SipError::LinkFormat);
-                EP_WARN("sip", "{}: edge-c sent a message without a valid boundary", peer_);
-                close_client();
-                return;
-            }
+        bool framed = from_link_.feed_each(std::string_view(data, len), [this](std::string_view msg) {
             conn_->write(msg);
-        }
+            return true;
+        });
+        if (framed) return;
+        count_error(SipError::LinkFormat);
+        EP_WARN("sip", "{}: edge-c sent a message without a valid boundary", peer_);
+        close_client();
     }
 
     void on_end(link::LinkStream&) override {

@@ -31,6 +31,22 @@ class LinkDecoder {
     // On `message`, `out` is valid until the next feed() or next().
     Status next(std::string_view& out);
     bool failed() const { return failed_; }
+    // feed() then next() until done: hands each whole message to `on_message`, which returns false to stop
+    // (its flow ended). False when the stream broke its framing: the caller decides what that costs.
+    template <class F> bool feed_each(std::string_view bytes, F&& on_message) {
+        feed(bytes);
+        std::string_view msg;
+        for (;;) {
+            switch (next(msg)) {
+            case Status::need_more:
+                return true;
+            case Status::error:
+                return false;
+            case Status::message:
+                if (!on_message(msg)) return true;
+            }
+        }
+    }
 
   private:
     size_t max_;
