@@ -9,6 +9,7 @@
 
 #include "common/link/link_conn.h"
 #include "common/media/traversal.h"
+#include "common/mra/json_fields.h"
 #include "common/obs/log.h"
 
 namespace edgepair::edge_c {
@@ -249,13 +250,46 @@ void MediaB2bua::open(Call& c) {
 void MediaB2bua::on_control(link::LinkConn* link, std::string_view json) {
     auto j = nlohmann::json::parse(json, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return;
-    auto req = j.value("id", uint32_t(0));
-    auto o = opening_.find(req);
+    // Every field opened() reads is checked here first, typed and in range (common/mra/json_fields.h):
+    // nlohmann's value() throws on a field of the wrong JSON type, nothing above this link callback catches,
+    // and a mux_port of 70000 would silently become 4464.
+    auto req = mra::json_uint_as<uint32_t>(j, "id", 0);
+    if (!req) {
+        EP_WARN(kLog, "bad media control message from edge-e: {}", req.error().message);
+        return;
+    }
+    auto type = mra::json_string(j, "type");
+    auto session = mra::json_uint(j, "session", 0);
+    auto error = mra::json_string(j, "error", "?");
+    auto malformed = [&]() -> std::string {
+        for (const Error* e : {type ? nullptr : &type.error(), session ? nullptr : &session.error(),
+                               error ? nullptr : &error.error()})
+            if (e) return e->message;
+        if (*type != "media_opened") return {};
+        if (auto a = mra::json_string(j, "address"); !a) return a.error().message;
+        if (auto p = mra::json_uint_as<uint16_t>(j, "mux_port", 0); !p) return p.error().message;
+        auto streams = j.find("streams");
+        if (streams == j.end()) return {};
+        if (!streams->is_array())
+            return std::string("field \"streams\" must be an array, not ") + streams->type_name();
+        for (auto& s : *streams) {
+            if (!s.is_object()) return std::string("a stream must be an object, not ") + s.type_name();
+            if (auto p = mra::json_uint_as<uint16_t>(s, "port", 0); !p) return "stream: " + p.error().message;
+            for (const char* k : {"rtp", "rtcp"})
+                if (auto c = mra::json_uint_as<uint32_t>(s, k, 0); !c) return "stream: " + c.error().message;
+        }
+        return {};
+    }();
+    // edge-e holds ports for a session it announced, even in an answer we cannot use: give them back.
+    auto give_back = [&] {
+        if (type && *type == "media_opened" && session)
+            link->send_control(nlohmann::json{{"type", "media_close"}, {"session", *session}}.dump());
+    };
+    auto o = opening_.find(*req);
     if (o == opening_.end()) {
-        // A late answer for a call that is gone: give the ports back.
-        if (j.value("type", "") == "media_opened")
-            link->send_control(
-                nlohmann::json{{"type", "media_close"}, {"session", j.value("session", uint64_t(0))}}.dump());
+        if (!malformed.empty())
+            EP_WARN(kLog, "bad media control message {} from edge-e: {}", *req, malformed);
+        give_back(); // a late answer for a call that is gone
         return;
     }
     std::string cid = o->second;
@@ -263,10 +297,14 @@ void MediaB2bua::on_control(link::LinkConn* link, std::string_view json) {
     auto it = calls_.find(cid);
     if (it == calls_.end()) return;
     Call& c = *it->second;
-    if (j.value("type", "") == "media_opened") {
+    if (!malformed.empty()) {
+        EP_WARN(kLog, "call {}: edge-e's media answer is malformed: {}", cid, malformed);
+        give_back();
+        c.state = Call::State::Failed;
+    } else if (*type == "media_opened") {
         opened(c, j);
     } else {
-        EP_WARN(kLog, "call {}: edge-e refused media: {}", cid, j.value("error", std::string("?")));
+        EP_WARN(kLog, "call {}: edge-e refused media: {}", cid, *error);
         c.state = Call::State::Failed;
     }
     run_waiting(cid);

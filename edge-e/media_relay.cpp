@@ -5,6 +5,7 @@
 
 #include "common/link/link_conn.h"
 #include "common/media/traversal.h"
+#include "common/mra/json_fields.h"
 #include "common/obs/log.h"
 
 namespace edgepair::edge_e {
@@ -68,18 +69,34 @@ uint32_t MediaRelay::new_channel() {
 std::string MediaRelay::on_control(link::LinkConn* link, std::string_view json) {
     auto j = nlohmann::json::parse(json, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return {};
-    std::string type = j.value("type", "");
-    if (type == "media_open") {
-        uint64_t req = j.value("id", uint64_t(0));
-        std::string client = j.value("client", "");
-        size_t n = j.value("streams", size_t(0));
-        return open(link, req, client, n);
+    // Typed reads (common/mra/json_fields.h): nlohmann's value() throws on a field of the wrong JSON type,
+    // and nothing above this link callback catches. A bad message is refused, to edge-c when it has an id.
+    auto req = mra::json_uint(j, "id", 0);
+    auto refuse = [&](const Error& e) -> std::string {
+        if (!req || !j.contains("id")) {
+            EP_WARN(kLog, "bad media control message from edge-c: {}", e.message);
+            return {};
+        }
+        EP_WARN(kLog, "media control message {} refused: {}", *req, e.message);
+        return nlohmann::json{{"type", "media_failed"}, {"id", *req}, {"error", e.message}}.dump();
+    };
+    if (!req) return refuse(req.error());
+    auto type = mra::json_string(j, "type");
+    if (!type) return refuse(type.error());
+    if (*type == "media_open") {
+        auto client = mra::json_string(j, "client");
+        if (!client) return refuse(client.error());
+        auto n = mra::json_uint(j, "streams", 0, kMaxStreams);
+        if (!n) return refuse(n.error());
+        return open(link, *req, *client, size_t(*n));
     }
-    if (type == "media_close") {
-        close(j.value("session", uint64_t(0)));
+    if (*type == "media_close") {
+        auto session = mra::json_uint(j, "session", 0);
+        if (!session) return refuse(session.error());
+        close(*session);
         return {};
     }
-    EP_DEBUG(kLog, "unknown media control message {}", type);
+    EP_DEBUG(kLog, "unknown media control message {}", *type);
     return {};
 }
 

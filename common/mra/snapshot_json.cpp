@@ -1,6 +1,11 @@
 #include "common/mra/snapshot_json.h"
 
+#include <tuple>
+#include <utility>
+
 #include <nlohmann/json.hpp>
+
+#include "common/mra/json_fields.h"
 
 namespace edgepair::mra {
 
@@ -35,22 +40,43 @@ NodeStatus node_status(const std::string& s) {
     return NodeStatus::Unknown;
 }
 
+// Every field is read with its type and range checked (common/mra/json_fields.h): the document comes from
+// edge-c over the link or from edge-c's state file, and a port of 70000 or 1e30 must be refused, not wrapped.
 Result<UcNode> node_from(const json& j) {
     UcNode n;
-    n.name = j.at("name").get<std::string>();
-    auto t = node_type(j.at("type").get<std::string>());
-    if (!t) return t.error();
+    auto name = json_string(j, "name");
+    if (!name) return name.error();
+    if (!j.contains("name")) return make_error("node without a \"name\"");
+    n.name = std::move(*name);
+    auto type_name = json_string(j, "type");
+    if (!type_name) return make_error("node " + n.name + ": " + type_name.error().message);
+    auto t = node_type(*type_name);
+    if (!t) return make_error("node " + n.name + ": " + t.error().message);
     n.type = *t;
-    n.publisher = j.value("publisher", "");
-    n.cluster_name = j.value("cluster", "");
-    n.deployment = j.value("deployment", "");
-    n.https_port = j.value("https_port", uint16_t(0));
-    n.sip_tcp_port = j.value("sip_tcp_port", uint16_t(5060));
-    n.sip_tls_port = j.value("sip_tls_port", uint16_t(5061));
-    n.mixed_mode = j.value("mixed_mode", false);
-    n.tls_verify = j.value("tls_verify", true);
-    n.tftp = j.value("tftp", false);
-    n.status = node_status(j.value("status", "unknown"));
+    auto fail = [&](const Error& e) { return make_error("node " + n.name + ": " + e.message); };
+    for (auto [key, out] : {std::pair{"publisher", &n.publisher}, std::pair{"cluster", &n.cluster_name},
+                            std::pair{"deployment", &n.deployment}}) {
+        auto v = json_string(j, key);
+        if (!v) return fail(v.error());
+        *out = std::move(*v);
+    }
+    for (auto [key, out, def] : {std::tuple{"https_port", &n.https_port, uint16_t(0)},
+                                 std::tuple{"sip_tcp_port", &n.sip_tcp_port, uint16_t(5060)},
+                                 std::tuple{"sip_tls_port", &n.sip_tls_port, uint16_t(5061)}}) {
+        auto v = json_uint_as<uint16_t>(j, key, def);
+        if (!v) return fail(v.error());
+        *out = *v;
+    }
+    for (auto [key, out, def] :
+         {std::tuple{"mixed_mode", &n.mixed_mode, false}, std::tuple{"tls_verify", &n.tls_verify, true},
+          std::tuple{"tftp", &n.tftp, false}}) {
+        auto v = json_bool(j, key, def);
+        if (!v) return fail(v.error());
+        *out = *v;
+    }
+    auto status = json_string(j, "status", "unknown");
+    if (!status) return fail(status.error());
+    n.status = node_status(*status);
     return n;
 }
 
@@ -112,19 +138,71 @@ std::string control_type(std::string_view msg) {
 unsigned control_uint(std::string_view msg, const char* key, unsigned fallback) {
     auto j = json::parse(msg, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return fallback;
-    auto it = j.find(key);
-    return it != j.end() && it->is_number_unsigned() ? it->get<unsigned>() : fallback;
+    // get<unsigned>() would keep the low 32 bits: 4294967296 workers would read as 0.
+    auto v = json_uint_as<unsigned>(j, key, fallback);
+    return v ? *v : fallback;
 }
 
 std::string snapshot_control(const SnapshotInput& in) {
     return R"({"type":"snapshot","input":)" + to_json(in) + "}";
 }
 
+namespace {
+
+Result<SnapshotInput> input_from(const json& j) {
+    try {
+        if (!j.is_object())
+            return make_error(std::string("snapshot document is ") + j.type_name() + ", not an object");
+        SnapshotInput in;
+        in.default_deployment = j.value("default_deployment", std::string(kDefaultDeploymentName));
+        for (auto& d : j.at("deployments"))
+            in.deployments.push_back(Deployment{d.get<std::string>()});
+        for (auto& d : j.at("domains")) {
+            Domain dom;
+            dom.name = d.at("name").get<std::string>();
+            auto deployment = json_string(d, "deployment");
+            if (!deployment) return make_error("domain " + dom.name + ": " + deployment.error().message);
+            dom.deployment = std::move(*deployment);
+            for (auto [key, out] :
+                 {std::pair{"sip_on_expressway", &dom.services.sip_on_expressway},
+                  std::pair{"sip_on_ucm", &dom.services.sip_on_ucm}, std::pair{"imp", &dom.services.imp},
+                  std::pair{"xmpp_federation", &dom.services.xmpp_federation}}) {
+                auto v = json_bool(d, key, false);
+                if (!v) return make_error("domain " + dom.name + ": " + v.error().message);
+                *out = *v;
+            }
+            in.domains.push_back(std::move(dom));
+        }
+        for (auto& n : j.at("nodes")) {
+            auto node = node_from(n);
+            if (!node) return node.error();
+            in.nodes.push_back(std::move(*node));
+        }
+        for (auto& r : j.at("rules")) {
+            AllowRule rule;
+            auto url = parse_rule_url(r.at("url").get<std::string>());
+            if (!url) return make_error("rule url: " + url.error().message);
+            rule.url = *url;
+            rule.deployment = r.value("deployment", "");
+            rule.match = r.value("match", "prefix") == "exact" ? MatchType::Exact : MatchType::Prefix;
+            rule.description = r.value("description", "");
+            if (r.contains("methods")) rule.methods = methods_from(r.at("methods"));
+            in.editable_rules.push_back(std::move(rule));
+        }
+        if (j.contains("default_methods")) in.default_methods = methods_from(j.at("default_methods"));
+        return in;
+    } catch (const json::exception& e) {
+        return make_error(std::string("bad snapshot document: ") + e.what());
+    }
+}
+
+} // namespace
+
 Result<SnapshotInput> snapshot_input_from_control(std::string_view msg) {
     auto j = json::parse(msg, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("input"))
         return make_error("snapshot message without an input document");
-    return snapshot_input_from_json(j["input"].dump());
+    return input_from(j["input"]);
 }
 
 std::string to_json(const SnapshotInput& in) {
@@ -159,39 +237,7 @@ std::string to_json(const SnapshotInput& in) {
 
 Result<SnapshotInput> snapshot_input_from_json(std::string_view text) {
     try {
-        auto j = json::parse(text);
-        SnapshotInput in;
-        in.default_deployment = j.value("default_deployment", std::string(kDefaultDeploymentName));
-        for (auto& d : j.at("deployments"))
-            in.deployments.push_back(Deployment{d.get<std::string>()});
-        for (auto& d : j.at("domains")) {
-            Domain dom;
-            dom.name = d.at("name").get<std::string>();
-            dom.deployment = d.value("deployment", "");
-            dom.services.sip_on_expressway = d.value("sip_on_expressway", false);
-            dom.services.sip_on_ucm = d.value("sip_on_ucm", false);
-            dom.services.imp = d.value("imp", false);
-            dom.services.xmpp_federation = d.value("xmpp_federation", false);
-            in.domains.push_back(std::move(dom));
-        }
-        for (auto& n : j.at("nodes")) {
-            auto node = node_from(n);
-            if (!node) return node.error();
-            in.nodes.push_back(std::move(*node));
-        }
-        for (auto& r : j.at("rules")) {
-            AllowRule rule;
-            auto url = parse_rule_url(r.at("url").get<std::string>());
-            if (!url) return make_error("rule url: " + url.error().message);
-            rule.url = *url;
-            rule.deployment = r.value("deployment", "");
-            rule.match = r.value("match", "prefix") == "exact" ? MatchType::Exact : MatchType::Prefix;
-            rule.description = r.value("description", "");
-            if (r.contains("methods")) rule.methods = methods_from(r.at("methods"));
-            in.editable_rules.push_back(std::move(rule));
-        }
-        if (j.contains("default_methods")) in.default_methods = methods_from(j.at("default_methods"));
-        return in;
+        return input_from(json::parse(text));
     } catch (const json::exception& e) {
         return make_error(std::string("bad snapshot document: ") + e.what());
     }
