@@ -400,7 +400,9 @@ class H2Conn final : public H2Session {
         if (send_ev_ && !closing_) event_active(send_ev_, EV_WRITE, 0);
     }
 
-    static void on_send_event(int, short, void* arg) { static_cast<H2Conn*>(arg)->do_send(); }
+    static void on_send_event(int, short, void* arg) {
+        static_cast<H2Conn*>(arg)->do_send();
+    }
 
     void do_send() {
         if (!session_ || closing_) return;

@@ -345,11 +345,11 @@ bool LinkConn::create_session() {
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_no_closed_streams(opt, 1);
 #ifdef EDGEPAIR_HAVE_NGHTTP2_RESET_RATELIMIT
-    // nghttp2's rapid-reset defence (CVE-2023-44487; burst 1000, 33/s by default) is for untrusted clients. The
-    // link's peer is our own authenticated edge-e, which resets a link stream for every client request it gives
-    // up on: thousands at once when many clients are refused or leave. With the default, nghttp2 ends the whole
-    // link with GOAWAY(INTERNAL_ERROR) and every client on it loses its request. Client floods are bounded on
-    // edge-e's client side instead (docs/SECURITY.md).
+    // nghttp2's rapid-reset defence (CVE-2023-44487; burst 1000, 33/s by default) is for untrusted clients.
+    // The link's peer is our own authenticated edge-e, which resets a link stream for every client request it
+    // gives up on: thousands at once when many clients are refused or leave. With the default, nghttp2 ends
+    // the whole link with GOAWAY(INTERNAL_ERROR) and every client on it loses its request. Client floods are
+    // bounded on edge-e's client side instead (docs/SECURITY.md).
     nghttp2_option_set_stream_reset_rate_limit(opt, UINT64_MAX / 2, UINT64_MAX / 2);
 #endif
     int rv = opts_.role == Role::Opener ? nghttp2_session_client_new2(&session_, cbs, this, opt)
