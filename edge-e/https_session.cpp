@@ -30,6 +30,12 @@ constexpr size_t kInputCap = 64 * 1024;
 // A refused request whose remaining body is at most this is read and discarded to keep the connection;
 // anything larger (or chunked, or a body the client was told to wait for with Expect) closes it instead.
 constexpr uint64_t kSkipBody = 64 * 1024;
+// Closing a socket while the client is still sending makes the kernel answer its next segment with a reset,
+// which can destroy the response before the client reads it (RFC 9112 9.6). So a connection closed in the
+// middle of a request body first reads and drops what the client still sends, for at most this long and
+// this much (nginx's lingering close), then closes.
+constexpr uint64_t kLingerMs = 2000;
+constexpr size_t kLingerBytes = 1024 * 1024;
 
 class HttpsSession final : public ClientSession, public link::StreamHandler {
   public:
@@ -53,6 +59,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         response_timer_ = std::make_unique<core::Timer>(loop, [this] { on_response_timeout(); });
         head_timer_ = std::make_unique<core::Timer>(loop, [this] { on_head_timeout(); });
         stall_timer_ = std::make_unique<core::Timer>(loop, [this] { on_stall_check(); });
+        linger_timer_ = std::make_unique<core::Timer>(loop, [this] { conn_->close(); });
         // A client that never finishes the handshake or goes quiet must not hold a slot forever.
         conn_->set_idle_timeout(uint64_t(lim.client_idle_timeout.count()));
         // Slowloris: the handshake and the first request head share one deadline.
@@ -77,6 +84,11 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
     void on_data(const char* data, size_t len) {
         if (h2_) return h2_->on_data(data, len);
+        if (lingering_) {
+            if (len >= linger_left_) return conn_->close();
+            linger_left_ -= len;
+            return;
+        }
         last_progress_ms_ = now();
         if (head_pending_ && !head_timer_->armed()) head_timer_->arm(head_ms_);
         inbuf_.append(data, len);
@@ -359,12 +371,26 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         head_pending_ = true;
         first_done_ = true;
         if (!keep_alive_) {
+            if (!request_done_) return close_lingering();
             closing_ = true;
             conn_->close();
             return;
         }
         // The next pipelined request may already be buffered.
         schedule_pump();
+    }
+
+    void close_lingering() {
+        closing_ = true;
+        lingering_ = true;
+        linger_left_ = kLingerBytes;
+        inbuf_.clear();
+        head_timer_->cancel();
+        if (read_paused_) {
+            read_paused_ = false;
+            conn_->resume_reading();
+        }
+        linger_timer_->arm(kLingerMs);
     }
 
     void on_client_drained() {
@@ -384,6 +410,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         response_timer_->cancel();
         head_timer_->cancel();
         stall_timer_->cancel();
+        linger_timer_->cancel();
         if (!handshake_done_) {
             ws_.app().counters().tls_handshake_failures->inc();
             EP_DEBUG("https", "{}: {}", conn_->peer().str(), why);
@@ -511,7 +538,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     WorkerState& ws_;
     std::unique_ptr<net::Connection> conn_;
     std::unique_ptr<H2Session> h2_; // after conn_: destroyed first, while the connection still exists
-    std::unique_ptr<core::Timer> response_timer_, head_timer_, stall_timer_;
+    std::unique_ptr<core::Timer> response_timer_, head_timer_, stall_timer_, linger_timer_;
     std::unique_ptr<http::H1Parser> parser_;
     std::string inbuf_;
     std::string authority_;
@@ -538,6 +565,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     bool waiting_link_ = false;
     bool expect_continue_ = false;
     bool read_paused_ = false;
+    bool lingering_ = false; // closing: the response is out, the rest of the request is read and dropped
+    size_t linger_left_ = 0;
     bool pump_posted_ = false;
     bool head_pending_ = true; // the next request head is awaited
     bool first_done_ = false;  // a request was complete on this connection
