@@ -462,11 +462,7 @@ void Driver::finish() {
     deadline_timer_->cancel();
     grace_timer_->cancel();
     publish();
-    {
-        std::lock_guard<std::mutex> lk(sh_.mu);
-        ++sh_.finished;
-    }
-    sh_.cv.notify_all();
+    sh_.driver_finished();
     loop_.stop();
 }
 

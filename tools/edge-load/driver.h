@@ -34,6 +34,15 @@ struct Shared {
     std::mutex mu;
     std::condition_variable cv;
     unsigned finished = 0; // guarded by mu
+
+    // A driver's last act on its own thread: main() waits for every driver to call it.
+    void driver_finished() {
+        {
+            std::lock_guard<std::mutex> lk(mu);
+            ++finished;
+        }
+        cv.notify_all();
+    }
 };
 
 struct Plan {

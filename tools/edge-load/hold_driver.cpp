@@ -484,11 +484,7 @@ void HoldDriver::finish() {
     deadline_timer_->cancel();
     trickle_timer_->cancel();
     publish();
-    {
-        std::lock_guard<std::mutex> lk(sh_.mu);
-        ++sh_.finished;
-    }
-    sh_.cv.notify_all();
+    sh_.driver_finished();
     loop_.stop();
 }
 

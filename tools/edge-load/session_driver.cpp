@@ -589,11 +589,7 @@ void SessionDriver::finish() {
     deadline_timer_->cancel();
     grace_timer_->cancel();
     publish();
-    {
-        std::lock_guard<std::mutex> lk(sh_.mu);
-        ++sh_.finished;
-    }
-    sh_.cv.notify_all();
+    sh_.driver_finished();
     loop_.stop();
 }
 
