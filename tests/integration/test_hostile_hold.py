@@ -129,16 +129,9 @@ class HostileHoldTest(base.HttpEdgeTopology):
         super().setUp()
 
     def start_pair(self) -> None:
-        pub = (f'unified_cm:\n  - {{address: cucm1.example.com, port: {self.ucm_port}, username: axladmin, '
-               f'password: "Axl-Passw0rd", tls_verify: true}}')
-        rules = f"""
-dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}
-allow_list:
-  rules:
-    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET, HEAD, POST], description: tftp}}
-"""
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra="# defaults")
-        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=pub, extra=base.indent(rules))
+        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(),
+                                     extra=self.edge_c_extra())
         # pair.py shortens the link keep-alive (1 s / 3 s) and the redial back-off for fast tests; a burst of
         # held requests is exactly when a 3 s PING answer may be late, so this test keeps the defaults.
         shortened = ("ping_interval:", "ping_timeout:", "reconnect_min:", "reconnect_max:")

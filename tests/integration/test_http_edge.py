@@ -215,20 +215,26 @@ http {{
         p = self.start([nginx, "-c", conf, "-p", ngx], name="nginx")
         p.wait_port(ADDRS["cucm1.example.com"], self.web_port, timeout=10)
 
+    def publisher(self) -> str:
+        """edge-c's discovery section: the fixture's cucm1 as the AXL publisher."""
+        return (f'unified_cm:\n  - {{address: cucm1.example.com, port: {self.ucm_port}, username: axladmin, '
+                f'password: "Axl-Passw0rd", tls_verify: true}}')
+
+    def edge_c_extra(self, *rules: str, tail: str = "") -> str:
+        """edge-c's dns and allow_list sections (indented for edge_c_yaml): the TFTP rule on nginx, then `rules`
+        (one flow-style rule each), then `tail`."""
+        lines = [f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}', "allow_list:", "  rules:",
+                 f'    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET, HEAD, POST], '
+                 f'description: tftp}}']
+        lines += [f"    - {r}" for r in rules]
+        return indent("\n" + "\n".join(lines) + "\n" + tail + "\n")
+
     def start_pair(self) -> None:
-        pub = (f'unified_cm:\n  - {{address: cucm1.example.com, port: {self.ucm_port}, username: axladmin, '
-               f'password: "Axl-Passw0rd", tls_verify: true}}')
-        rules = f"""
-dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}
-allow_list:
-  rules:
-    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET, HEAD, POST], description: tftp}}
-    - {{url: "http://silent.example.com:{self.silent_port}/", description: hangs}}
-    - {{url: "http://down.example.com:{self.down_port}/", description: refuses}}
-{self.EDGE_C_EXTRA}
-"""
+        rules = self.edge_c_extra(f'{{url: "http://silent.example.com:{self.silent_port}/", description: hangs}}',
+                                  f'{{url: "http://down.example.com:{self.down_port}/", description: refuses}}',
+                                  tail=self.EDGE_C_EXTRA)
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=indent(self.EDGE_E_EXTRA or "# -"))
-        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=pub, extra=indent(rules))
+        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(), extra=rules)
         self.edge_e = pair.start_edge_e(self, self.ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, self.ccfg, self.ports)
         self.wait_ready()

@@ -79,19 +79,12 @@ class HttpPolicyTest(base.HttpEdgeTopology):
             with open(os.path.join(www, rel), "wb") as f:
                 f.write(data)
 
-        pub = (f'unified_cm:\n  - {{address: cucm1.example.com, port: {self.ucm_port}, username: axladmin, '
-               f'password: "Axl-Passw0rd", tls_verify: true}}')
-        rules = f"""
-dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}
-allow_list:
-  rules:
-    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET, HEAD, POST], description: tftp}}
-    - {{url: "http://cucm1.example.com:{self.web_port}/exact/a.txt", match: exact, description: one file}}
-    - {{url: "http://cucm1.example.com:{self.origin_port}/app/", methods: [GET, POST], description: cgi}}
-{self.EDGE_C_EXTRA}
-"""
+        rules = self.edge_c_extra(
+            f'{{url: "http://cucm1.example.com:{self.web_port}/exact/a.txt", match: exact, description: one file}}',
+            f'{{url: "http://cucm1.example.com:{self.origin_port}/app/", methods: [GET, POST], description: cgi}}',
+            tail=self.EDGE_C_EXTRA)
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=base.indent(self.EDGE_E_EXTRA or "# -"))
-        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=pub, extra=base.indent(rules))
+        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(), extra=rules)
         self.edge_e = pair.start_edge_e(self, self.ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, self.ccfg, self.ports)
         self.wait_ready()

@@ -132,17 +132,9 @@ class LinkFailoverTest(HttpEdgeTopology):
     def start_pair(self) -> None:
         self.relay = Relay(self.ports.link)
         self.addCleanup(self.relay.close)
-        pub = (f'unified_cm:\n  - {{address: cucm1.example.com, port: {self.ucm_port}, username: axladmin, '
-               f'password: "Axl-Passw0rd", tls_verify: true}}')
-        rules = f"""
-dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}
-allow_list:
-  rules:
-    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET, HEAD, POST], description: tftp}}
-{self.EDGE_C_EXTRA}
-"""
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=indent(self.EDGE_E_EXTRA))
-        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=pub, extra=indent(rules),
+        self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(),
+                                     extra=self.edge_c_extra(tail=self.EDGE_C_EXTRA),
                                      peer=f"127.0.0.1:{self.relay.port}")
         self.edge_e = pair.start_edge_e(self, self.ecfg, self.ports)
         if self.WAIT_READY:
