@@ -7,6 +7,8 @@
 #include "common/obs/log.h"
 #include "edge-c/allow_list_admin.h"
 #include "edge-c/credentials.h"
+#include "edge-c/edge_token.h"
+#include "edge-c/oauth_validator.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
 #include "edge-c/snapshot_input.h"
@@ -189,6 +191,21 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
         rl.rate =
             double(cfg.credentials.max_failures) * 1000.0 / double(cfg.credentials.failure_period.count());
         gen->auth_failures = app::carry_limiter(gen_ ? gen_->auth_failures : nullptr, rl);
+    }
+    if (gen_ && gen_->edge_tokens && gen_->cfg.credentials.token_key_file == cfg.credentials.token_key_file) {
+        gen->edge_tokens = gen_->edge_tokens; // keeps the stamps of passwords seen
+    } else {
+        auto sealer = cfg.credentials.token_key_file.empty()
+                          ? EdgeTokenSealer::ephemeral()
+                          : EdgeTokenSealer::from_key_file(cfg.credentials.token_key_file);
+        if (!sealer) return make_error(sealer.error().message);
+        gen->edge_tokens = std::move(*sealer);
+    }
+    if (cfg.oauth.enabled) {
+        JwksFileKeySource keys;
+        auto v = OAuthValidator::from_config(cfg.oauth, keys);
+        if (!v) return make_error(v.error().message);
+        gen->oauth = std::move(*v);
     }
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);

@@ -34,6 +34,11 @@ struct Generation {
     // Failed end-user credential checks per user name (credentials.max_failures); null when off. Shared by
     // the workers, kept across reloads that do not change it.
     std::shared_ptr<http::KeyedRateLimiter> auth_failures;
+    // Edge tokens after a Basic check (credentials.token_key_file); kept across reloads that keep the file.
+    std::shared_ptr<class EdgeTokenSealer> edge_tokens;
+    // OAuth access token validation (oauth.clusters); null when no cluster is configured. Rebuilt on every
+    // reload, which is how regenerated keys are picked up.
+    std::shared_ptr<const class OAuthValidator> oauth;
 };
 
 class EdgeC;

@@ -7,9 +7,11 @@
 #include "edge-c/http_service.h"
 
 #include <charconv>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -23,6 +25,8 @@
 #include "common/obs/metrics.h"
 #include "edge-c/credentials.h"
 #include "edge-c/edge_c.h"
+#include "edge-c/edge_token.h"
+#include "edge-c/oauth_validator.h"
 
 namespace edgepair::edge_c {
 
@@ -57,6 +61,35 @@ std::optional<uint16_t> parse_u16(std::string_view s) {
     if (ec != std::errc() || p != s.data() + s.size() || v > 65535) return std::nullopt;
     return uint16_t(v);
 }
+
+uint64_t wall_ms() {
+    // Tokens outlive the process: their times are wall-clock, not the loop's monotonic clock.
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+}
+
+// `Authorization: Bearer <token>` (RFC 6750): the token, or nullopt for any other scheme.
+std::optional<std::string_view> bearer_of(std::string_view v) {
+    constexpr std::string_view kScheme = "bearer ";
+    if (v.size() <= kScheme.size()) return std::nullopt;
+    for (size_t i = 0; i < kScheme.size(); ++i) {
+        char c = v[i];
+        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+        if (c != kScheme[i]) return std::nullopt;
+    }
+    v.remove_prefix(kScheme.size());
+    while (!v.empty() && v.front() == ' ')
+        v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ')
+        v.remove_suffix(1);
+    if (v.empty()) return std::nullopt;
+    return v;
+}
+
+// RFC 6750 3.1: tells the client its access token is no good so it refreshes, instead of prompting for a
+// password. The Basic challenge comes first: clients that only know Basic read the first one.
+constexpr const char* kBearerInvalid = "Bearer error=\"invalid_token\"";
 
 std::string_view kind_label(http::MraKind k) {
     switch (k) {
@@ -96,6 +129,9 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
 
   private:
     void authenticate(std::function<void(const AuthOutcome&)> next);
+    void check_edge_token(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
+    void check_oauth(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
+    void issue_edge_token(const AuthOutcome& who, const std::string& password);
     void serve_edge_config(const AuthOutcome& who);
     void serve_edge_sso();
     void serve_proxy_checked();
@@ -116,6 +152,10 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     std::string forward_target_; // proxy: the request-target the allow list matched
     std::string kind_ = "invalid";
     bool upstream_verify_ = true;
+    // Authenticated by an edge token: its Authorization field stays here (the token is the edge's, and the
+    // whole point is that no password goes upstream).
+    bool drop_authorization_ = false;
+    link::Headers auth_extra_; // get_edge_config: the Set-Cookie with a new edge token
 
     std::string pending_body_; // request bytes received before the exchange exists, not yet consumed
     bool req_ended_ = false;
@@ -186,8 +226,76 @@ void HttpStream::start() {
     respond(404, "not found\n");
 }
 
+void HttpStream::check_edge_token(std::string_view token,
+                                  const std::function<void(const AuthOutcome&)>& next) {
+    const auto& g = w_.gen();
+    if (!g->edge_tokens) return respond(401, "invalid token\n", {{"www-authenticate", kRealm}});
+    auto r = g->edge_tokens->open(token, deployment_, wall_ms(),
+                                  uint64_t(g->cfg.credentials.refresh_interval.count()));
+    if (auto* why = std::get_if<EdgeTokenRefusal>(&r)) {
+        count(w_, "edgepair_edge_token_refused_total", "Edge tokens refused, by reason",
+              {{"reason", std::string(refusal_label(*why))}});
+        count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+              {{"side", "edge-c"}, {"result", "token_refused"}});
+        EP_INFO(kLog, "stream {}: edge token refused: {}", s_->id(), refusal_label(*why));
+        // The Basic challenge sends the client back to its password, which gets it a new token.
+        return respond(401, "invalid token\n", {{"www-authenticate", kRealm}});
+    }
+    auto& c = std::get<EdgeTokenClaims>(r);
+    count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+          {{"side", "edge-c"}, {"result", "edge_token"}});
+    drop_authorization_ = true;
+    AuthOutcome o;
+    o.verdict = AuthOutcome::Verdict::Allowed;
+    o.user = c.user;
+    o.node = c.node;
+    o.cached = true;
+    next(o);
+}
+
+void HttpStream::check_oauth(std::string_view token, const std::function<void(const AuthOutcome&)>& next) {
+    const auto& v = w_.gen()->oauth;
+    std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
+    const char* reason = nullptr;
+    if (!v) {
+        reason = "not_configured";
+    } else {
+        r = v->validate(token, deployment_, wall_ms() / 1000);
+        if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
+    }
+    if (reason) {
+        count(w_, "edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+              {{"reason", std::string(reason)}});
+        count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+              {{"side", "edge-c"}, {"result", "token_refused"}});
+        EP_INFO(kLog, "stream {}: OAuth token refused: {}", s_->id(), reason);
+        return respond(401, "invalid token\n",
+                       {{"www-authenticate", kRealm}, {"www-authenticate", kBearerInvalid}});
+    }
+    auto& id = std::get<OAuthIdentity>(r);
+    count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+          {{"side", "edge-c"}, {"result", "oauth"}});
+    EP_DEBUG(kLog, "stream {}: OAuth token of user {} (cluster {})", s_->id(), id.user, id.cluster);
+    AuthOutcome o;
+    o.verdict = AuthOutcome::Verdict::Allowed;
+    o.user = id.user;
+    o.cached = true;
+    // The access token goes upstream unchanged: Unified CM, IM&P and Unity Connection validate it themselves.
+    next(o);
+}
+
 void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
-    auto creds = parse_basic_auth(hv(req_, "authorization"));
+    const std::string_view authz = hv(req_, "authorization");
+    if (auto bearer = bearer_of(authz)) {
+        if (bearer->starts_with(kEdgeTokenPrefix)) return check_edge_token(*bearer, next);
+        return check_oauth(*bearer, next);
+    }
+    if (authz.empty()) {
+        for (const auto& [k, v] : req_)
+            if (k == "cookie")
+                if (auto t = edge_token_from_cookie(v)) return check_edge_token(*t, next);
+    }
+    auto creds = parse_basic_auth(authz);
     if (!creds) {
         count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
               {{"side", "edge-c"}, {"result", hv(req_, "authorization").empty() ? "missing" : "malformed"}});
@@ -207,7 +315,8 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
     std::weak_ptr<bool> alive = alive_;
     w_.credentials().check(
         creds->user, creds->password, path_.domain,
-        [this, alive, limiter, rate_key, next = std::move(next)](Result<AuthOutcome> r) {
+        [this, alive, limiter, rate_key, next = std::move(next),
+         password = creds->password](Result<AuthOutcome> r) {
             auto a = alive.lock();
             if (!a || !*a || !s_) return;
             if (!r) {
@@ -224,8 +333,25 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
                 EP_INFO(kLog, "stream {}: user {} refused: {}", s_->id(), r->user, r->reason);
                 return respond(401, "invalid credentials\n", {{"www-authenticate", kRealm}});
             }
+            issue_edge_token(*r, password);
             next(*r);
         });
+}
+
+void HttpStream::issue_edge_token(const AuthOutcome& who, const std::string& password) {
+    const auto& g = w_.gen();
+    if (!g->edge_tokens) return;
+    const uint64_t now = wall_ms();
+    g->edge_tokens->note_password(deployment_, who.user, password, now,
+                                  uint64_t(g->cfg.credentials.cleanup_interval.count()));
+    // seeds/002: the token comes back from the sign-in request (get_edge_config), not from every request.
+    if (path_.kind != http::MraKind::EdgeConfig || !g->cfg.credentials.edge_tokens) return;
+    EdgeTokenClaims c{who.user, deployment_, who.node, now};
+    auto token = g->edge_tokens->issue(c, password);
+    if (token.empty()) return; // no randomness: the client keeps using its password
+    count(w_, "edgepair_edge_tokens_issued_total", "Edge tokens issued after a Basic check", {});
+    const uint64_t max_age = uint64_t(g->cfg.credentials.refresh_interval.count()) / 1000;
+    auth_extra_.emplace_back("set-cookie", edge_token_set_cookie(token, max_age));
 }
 
 void HttpStream::serve_edge_config(const AuthOutcome& who) {
@@ -256,7 +382,7 @@ void HttpStream::serve_edge_config(const AuthOutcome& who) {
     }
     if (xmpp && *xmpp == 0) cfg->xmpp_edge.reset();
     auto xml = mra::build_edge_config_xml(*cfg, http::query_values(path_.query, "service_name"));
-    respond(200, xml, {}, "text/xml; charset=utf-8");
+    respond(200, xml, auth_extra_, "text/xml; charset=utf-8");
 }
 
 void HttpStream::serve_edge_sso() {
@@ -277,6 +403,12 @@ void HttpStream::serve_proxy_checked() {
     req.verify = upstream_verify_;
     for (auto& [k, v] : req_) {
         if (k.empty() || k[0] == ':' || !http::forwards(http::Hop::UpstreamRequest, k, v)) continue;
+        if (drop_authorization_ && k == "authorization") continue;
+        if (k == "cookie") {
+            // The edge token is the edge's: no internal host ever sees it.
+            if (auto rest = cookie_without_edge_token(v)) req.headers.add(k, *rest);
+            continue;
+        }
         req.headers.add(k, v);
     }
     // Host comes from the proxy path, never from the client's Host (which names edge-e): the Client adds it.

@@ -251,13 +251,35 @@ void parse_allow_list(const Node& n, AllowListConfig& out) {
 }
 
 void parse_credentials(const Node& n, CredentialsConfig& out) {
-    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period"});
-    m.duration("refresh_interval", out.refresh_interval, std::chrono::minutes(1),
-               std::chrono::hours(24 * 30));
-    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::minutes(1),
-               std::chrono::hours(24 * 30));
+    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period", "token_key_file",
+                       "edge_tokens"});
+    // Seconds are allowed (the guide's floor is a minute) so that tests can watch a token expire.
+    m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
+    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
     m.integer("max_failures", out.max_failures, 0, 1'000'000);
     m.duration("failure_period", out.failure_period, std::chrono::seconds(1), std::chrono::hours(24));
+    if (auto f = m.get("token_key_file"))
+        if (auto p = f->as_path()) out.token_key_file = *p;
+    m.boolean("edge_tokens", out.edge_tokens);
+}
+
+void parse_oauth(const Node& n, OAuthConfig& out) {
+    auto m = n.as_map({"clusters", "clock_skew"});
+    m.duration("clock_skew", out.clock_skew, std::chrono::seconds(0), std::chrono::minutes(10));
+    auto items = m.get("clusters");
+    if (!items) return;
+    auto seq = items->as_seq();
+    if (!seq) return;
+    for (const auto& item : *seq) {
+        auto c = item.as_map({"name", "deployment", "issuer", "keys_file"});
+        OAuthClusterConfig cc;
+        c.string("name", cc.name, true);
+        c.string("deployment", cc.deployment);
+        c.string("issuer", cc.issuer, true);
+        c.readable_file("keys_file", cc.keys_file, true);
+        out.clusters.push_back(std::move(cc));
+    }
+    out.enabled = !out.clusters.empty();
 }
 
 void parse_http(const Node& n, EdgeCHttpConfig& out) {
@@ -309,7 +331,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     Node top(r, *root, "", 0);
     auto m =
         top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery", "deployments",
-                    "domains", "allow_list", "credentials", "sip", "limits", "media", "http"});
+                    "domains", "allow_list", "credentials", "sip", "limits", "media", "http", "oauth"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -331,6 +353,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("domains")) parse_domains(*n, cfg.domains);
     if (auto n = m.get("allow_list")) parse_allow_list(*n, cfg.allow_list);
     if (auto n = m.get("credentials")) parse_credentials(*n, cfg.credentials);
+    if (auto n = m.get("oauth")) parse_oauth(*n, cfg.oauth);
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);
@@ -422,6 +445,17 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
         cfg.allow_list.rules_file =
             (std::filesystem::path(cfg.discovery.state_file).parent_path() / "edge-c-allow-list.csv")
                 .string();
+
+    if (cfg.credentials.token_key_file.empty() && !cfg.discovery.state_file.empty())
+        cfg.credentials.token_key_file =
+            (std::filesystem::path(cfg.discovery.state_file).parent_path() / "edge-c-token.key").string();
+    for (std::size_t i = 0; i < cfg.oauth.clusters.size(); ++i) {
+        std::string key = "oauth.clusters[" + std::to_string(i) + "]";
+        check_ref(key + ".deployment", cfg.oauth.clusters[i].deployment);
+        for (std::size_t j = 0; j < i; ++j)
+            if (cfg.oauth.clusters[j].name == cfg.oauth.clusters[i].name)
+                error_at(src, diag, key + ".name", "duplicate cluster \"" + cfg.oauth.clusters[i].name + "\"");
+    }
 
     if (cfg.deployments.size() > kRecommendedMaxDeployments)
         warn_at(src, diag, "deployments",

@@ -100,6 +100,25 @@ struct CredentialsConfig {
     // Failed checks allowed per user name within failure_period before further attempts get 429 (0 = off).
     uint32_t max_failures = 10;
     Duration failure_period = std::chrono::seconds(60);
+    // Edge tokens (edge-c/edge_token.h) are sealed with a key read from this file, so they survive a restart
+    // and every worker accepts every other worker's. Created (0600, random) when missing. Resolved path;
+    // validate() defaults it to edge-c-token.key beside discovery.state_file. Empty = a per-process key.
+    std::string token_key_file;
+    bool edge_tokens = true; // issue an edge token after a successful Basic check on get_edge_config
+};
+
+// One Unified CM cluster whose OAuth access tokens edge-c validates itself (edge-c/oauth_validator.h).
+struct OAuthClusterConfig {
+    std::string name;
+    std::string deployment = "default";
+    std::string issuer;    // the inner token's `iss` must equal it
+    std::string keys_file; // JWKS: RSA public signing keys and `oct` encryption keys, each with a `kid`
+};
+
+struct OAuthConfig {
+    bool enabled = false; // true when any cluster is configured
+    std::vector<OAuthClusterConfig> clusters;
+    Duration clock_skew = std::chrono::seconds(30);
 };
 
 struct EdgeCHttpConfig {
@@ -127,6 +146,7 @@ struct EdgeCConfig {
     std::vector<DomainConfig> domains;
     AllowListConfig allow_list;
     CredentialsConfig credentials;
+    OAuthConfig oauth;
     EdgeCHttpConfig http;
     SipConfig sip;
     LimitsConfig limits; // client_idle_timeout / max_connections unused on edge-c

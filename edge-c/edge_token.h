@@ -1,0 +1,87 @@
+#pragma once
+// Edge tokens: what edge-c hands a client after a successful Basic check on get_edge_config, so that the
+// client's later requests carry the token instead of the password (seeds/002: "When the Expressway is used
+// as the authentication agent ... returns the authorization token"; its lifetime is the credentials refresh
+// interval, 480 min by default).
+//
+// A token is sealed, not stored: AES-256-GCM (OpenSSL EVP) over user, deployment, home node, issue time and a
+// credential stamp, with a key read from credentials.token_key_file. Any worker, and edge-c after a restart,
+// opens it with the same key; nothing but the key has to survive. The stamp is an HMAC of the password
+// under a key derived from the same file: edge-c remembers the latest stamp it saw per user, so after a
+// Basic check with a new password, tokens sealed over the old one are refused (a password change "seen by
+// edge-c"). That memory is per process: after a restart, an old-password token stays valid until its user
+// signs in with a password again or the token expires (docs/SECURITY.md).
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+
+#include "common/core/result.h"
+
+namespace edgepair::edge_c {
+
+// How the token travels. Not public: an unverified third-party capture shows a session cookie `X-Auth` set
+// on get_edge_config (shared/MRA-PROTOCOL.md). edgepair sets that cookie and accepts the token both as that
+// cookie and as `Authorization: Bearer`. Change the form here only.
+inline constexpr std::string_view kEdgeTokenCookie = "X-Auth";
+inline constexpr std::string_view kEdgeTokenPrefix = "ept1."; // tells an edge token from an OAuth JWS
+std::string edge_token_set_cookie(std::string_view token, uint64_t max_age_s);
+
+struct EdgeTokenClaims {
+    std::string user;
+    std::string deployment;
+    std::string node; // the Unified CM node that checked the password (the user's UDS server)
+    uint64_t issued_ms = 0;
+};
+
+enum class EdgeTokenRefusal { Malformed, BadSeal, Expired, FromFuture, WrongDeployment, StaleCredentials };
+const char* refusal_label(EdgeTokenRefusal r); // the `reason` label of edgepair_edge_token_refused_total
+
+// Thread-safe: the keys are immutable after construction and the stamp memory has its own lock. One per
+// edge-c process, shared by the workers and kept across reloads that keep the key file.
+class EdgeTokenSealer {
+  public:
+    // key: 32 bytes of secret material.
+    explicit EdgeTokenSealer(std::string_view key, size_t max_stamps = 200000);
+    // Reads the key file (64 hex digits); creates it with a random key (mode 0600) when it does not exist.
+    static Result<std::shared_ptr<EdgeTokenSealer>> from_key_file(const std::string& path);
+    // A key that dies with the process (no key file configured).
+    static Result<std::shared_ptr<EdgeTokenSealer>> ephemeral();
+
+    std::string issue(const EdgeTokenClaims& claims, std::string_view password) const;
+    // lifetime_ms: the credentials refresh interval.
+    std::variant<EdgeTokenClaims, EdgeTokenRefusal> open(std::string_view token, std::string_view deployment,
+                                                         uint64_t now_ms, uint64_t lifetime_ms) const;
+
+    // A successful password check: remember its stamp so tokens sealed over another password are refused.
+    // Entries older than cleanup_ms are forgotten (the cleanup interval).
+    void note_password(std::string_view deployment, std::string_view user, std::string_view password,
+                       uint64_t now_ms, uint64_t cleanup_ms);
+    size_t stamps() const;
+
+  private:
+    using Stamp = std::array<unsigned char, 16>;
+    Stamp stamp_of(std::string_view deployment, std::string_view user, std::string_view password) const;
+    struct Seen {
+        Stamp stamp;
+        uint64_t seen_ms;
+    };
+    std::array<unsigned char, 32> seal_key_{};
+    std::array<unsigned char, 32> stamp_key_{};
+    size_t max_stamps_;
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, Seen> seen_; // deployment '\0' user -> latest stamp
+};
+
+// The token a request carries, if any: `Authorization: Bearer ept1...` first, then the X-Auth cookie among
+// the Cookie field values (HTTP/2 clients may split cookies over several fields).
+std::optional<std::string> edge_token_from_cookie(std::string_view cookie_field);
+// The Cookie field without the edge token (nullopt when nothing is left): the token stays with the edge.
+std::optional<std::string> cookie_without_edge_token(std::string_view cookie_field);
+
+} // namespace edgepair::edge_c
