@@ -1,5 +1,7 @@
 #include "edge-c/edge_c.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/app/main.h"
@@ -384,8 +386,8 @@ std::string EdgeC::status_fields() {
                                                               admin::json_str(d.name),
                                                               admin::json_str(d.deployment));
     return fmt::format(",\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],\"domains\":[{}],"
-                       "\"discovery\":{}",
-                       peers, links, deployments, domains,
+                       "\"allow_list\":{},\"discovery\":{}",
+                       peers, links, deployments, domains, allow_list_json(),
                        discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"));
 }
 
@@ -421,6 +423,105 @@ void EdgeC::on_discovery_change() {
     if (app_.draining()) return;
     nodes_ = discovery_->nodes();
     publish_snapshot();
+}
+
+// ---- alarms (issue #20) ----
+
+// A link that comes back within this long (a reconnect after edge-e restarted a worker) is not an alarm.
+constexpr uint64_t kLinkAlarmDelayMs = 3000;
+
+void EdgeC::check_alarms() {
+    auto& alarms = app_.alarms();
+    unsigned want = 0;
+    for (auto n : dialers_per_peer_)
+        want += n;
+    // A peer that did not resolve has no dialer: it is down all the same.
+    const bool unresolved = std::any_of(peer_addrs_.begin(), peer_addrs_.end(),
+                                        [](const net::SockAddr& a) { return a.len == 0; });
+    int up = 0;
+    for (auto& w : workers_)
+        up += w->links_up();
+    const uint64_t now = app_.main_loop().now_ms();
+    if (up >= int(want) && !unresolved) {
+        link_down_since_ms_ = 0;
+        alarms.clear("link.down");
+    } else {
+        if (link_down_since_ms_ == 0) link_down_since_ms_ = now;
+        if (now - link_down_since_ms_ >= kLinkAlarmDelayMs) {
+            std::string peers;
+            for (auto& p : gen_->cfg.link.peers)
+                peers += (peers.empty() ? "" : ", ") + p.str();
+            alarms.raise(
+                "link.down", up == 0 ? obs::Severity::Critical : obs::Severity::Major,
+                up == 0 ? fmt::format("no traversal link to edge-e ({}) is up: clients outside cannot "
+                                      "reach any service",
+                                      peers)
+                        : fmt::format("{} of {} traversal links to edge-e ({}) are up", up, want, peers));
+        }
+    }
+
+    // Discovery: one alarm per publisher whose last run failed (its last known nodes keep serving).
+    std::vector<std::string> failing, unreachable;
+    if (discovery_)
+        for (auto& p : discovery_->publishers()) {
+            if (p.state != PublisherState::State::Error) continue;
+            std::string id = fmt::format("discovery.failing:{}:{}", p.cfg.address, p.cfg.port);
+            alarms.raise(id, obs::Severity::Major,
+                         fmt::format("{} publisher {}:{}: {}{}", section_name(p.cfg.kind), p.cfg.address,
+                                     p.cfg.port, p.error,
+                                     p.nodes.empty() ? std::string(" (no nodes known from it)")
+                                                     : fmt::format(" (serving its {} last known nodes)",
+                                                                   p.nodes.size())));
+            failing.push_back(std::move(id));
+            // A publisher is a node too. transport_error() (discovery.cpp) phrases a connection that could
+            // not be made, or a name that does not resolve, as "cannot reach ..."; a TLS or AXL failure is
+            // not that.
+            if (p.error.starts_with("cannot reach ")) {
+                std::string node = "node.unreachable:" + p.cfg.address;
+                alarms.raise(
+                    node, obs::Severity::Major,
+                    fmt::format("{} ({} publisher): {}", p.cfg.address, section_name(p.cfg.kind), p.error));
+                unreachable.push_back(std::move(node));
+            }
+        }
+    alarms.clear_family("discovery.failing:", failing);
+    alarms.clear_family("node.unreachable:", unreachable);
+
+    if (!snapshot_)
+        alarms.raise("mra.config_invalid", obs::Severity::Critical,
+                     "the MRA configuration does not validate: " + snapshot_error_);
+    else
+        alarms.clear("mra.config_invalid");
+}
+
+std::vector<app::CertFile> EdgeC::cert_files() const {
+    auto& tls = gen_->cfg.tls;
+    return {{"tls.certificate.cert", tls.certificate.cert}, {"tls.trusted_cas", tls.trusted_cas}};
+}
+
+// The whole allow list as served: automatic rules (from discovery), configured ones (YAML) and imported ones.
+std::string EdgeC::allow_list_json() const {
+    if (!snapshot_) return "[]";
+    auto imported = [this](const mra::AllowRule& r) {
+        return std::any_of(imported_rules_.begin(), imported_rules_.end(), [&](const mra::AllowRule& i) {
+            return mra::to_string(i.url) == mra::to_string(r.url) && i.deployment == r.deployment &&
+                   i.match == r.match && i.description == r.description;
+        });
+    };
+    std::string out = "[";
+    for (auto& r : snapshot_->allow_list.rules()) {
+        if (out.size() > 1) out += ',';
+        const char* origin = r.origin == mra::RuleOrigin::Automatic ? "automatic"
+                             : imported(r)                          ? "imported"
+                                                                    : "configured";
+        out += fmt::format("{{\"origin\":\"{}\",\"url\":{},\"methods\":{},\"match\":{},\"deployment\":{},"
+                           "\"description\":{}}}",
+                           origin, admin::json_str(mra::to_string(r.url)),
+                           admin::json_str(snapshot_->allow_list.effective_methods(r).to_string()),
+                           admin::json_str(mra::to_string(r.match)), admin::json_str(r.deployment),
+                           admin::json_str(r.description));
+    }
+    return out + "]";
 }
 
 } // namespace edgepair::edge_c

@@ -140,6 +140,9 @@ class EdgeC final : public app::Roles {
     uint64_t drain_left() override { return 0; }
     uint64_t drain_grace_ms() const override { return 500; } // let the GOAWAYs reach edge-e
     void teardown_worker(core::Worker& w) override { workers_[w.index()]->teardown(); }
+    void check_alarms() override;
+    std::vector<app::CertFile> cert_files() const override;
+    std::string allow_list_json() const;
 
     Result<std::shared_ptr<const Generation>> build(config::EdgeCConfig cfg);
     void start_links();
@@ -167,6 +170,7 @@ class EdgeC final : public app::Roles {
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
+    uint64_t link_down_since_ms_ = 0; // main loop: when fewer links than dialers were first seen up
 };
 
 } // namespace edgepair::edge_c

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/app/main.h"
 #include "common/http/rate_limit.h"
@@ -69,9 +70,12 @@ void WorkerState::open_listeners() {
         auto opened = net::Listener::open(loop, to_sockaddr(section->listen), true, make);
         if (!opened) {
             EP_ERROR("edge-e", "worker {}: listener {}: {}", worker_.index(), want, opened.error().message);
+            app_.alarms().raise("port.conflict:" + want, obs::Severity::Critical,
+                                fmt::format("listener {} not open: {}", want, opened.error().message));
             cur.clear();
             return;
         }
+        app_.alarms().clear("port.conflict:" + want);
         l = std::move(*opened);
         cur = want;
     };
@@ -393,9 +397,12 @@ void EdgeE::open_link_listener() {
                             });
     if (!l) {
         EP_ERROR("edge-e", "link.listen {}: {}", want, l.error().message);
+        app_.alarms().raise("port.conflict:" + want, obs::Severity::Critical,
+                            fmt::format("link.listen {} not open: {}", want, l.error().message));
         link_listen_addr_.clear();
         return;
     }
+    app_.alarms().clear("port.conflict:" + want);
     link_listener_ = std::move(*l);
     link_listen_addr_ = want;
 }
@@ -438,6 +445,9 @@ Result<void> EdgeE::prepare(const std::string& path) {
 
 void EdgeE::commit() {
     gen_ = std::move(pending_);
+    // Listener failures are judged afresh: every listener that is not open is tried again below and raises
+    // its alarm again if it still cannot bind; one that moved away from a taken address no longer alarms.
+    app_.alarms().clear_family("port.conflict:", {});
     open_link_listener();
     auto gen = gen_;
     app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply(gen); },
@@ -494,6 +504,46 @@ std::string EdgeE::status_fields() {
                        "\"sni_names\":[{}],\"sessions\":{}",
                        listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni,
                        open_sessions_.load());
+}
+
+// ---- alarms (issue #20) ----
+
+// A link that comes back within this long (edge-c restarting its dialer, a reconnect after a ping timeout)
+// is not worth waking anyone for.
+constexpr uint64_t kLinkAlarmDelayMs = 3000;
+
+void EdgeE::check_alarms() {
+    std::vector<size_t> without;
+    for (size_t i = 0; i < workers_.size(); ++i)
+        if (workers_[i]->links_up() == 0) without.push_back(i);
+    const uint64_t now = app_.main_loop().now_ms();
+    if (without.empty()) {
+        link_down_since_ms_ = 0;
+        app_.alarms().clear("link.down");
+        return;
+    }
+    if (link_down_since_ms_ == 0) link_down_since_ms_ = now;
+    if (now - link_down_since_ms_ < kLinkAlarmDelayMs) return;
+    if (without.size() == workers_.size()) {
+        app_.alarms().raise("link.down", obs::Severity::Critical,
+                            fmt::format("no traversal link from edge-c is up (listening on {}): MRA traffic "
+                                        "cannot reach the internal network",
+                                        gen_->cfg.link.listen.str()));
+        return;
+    }
+    app_.alarms().raise("link.down", obs::Severity::Major,
+                        fmt::format("{} of {} workers have no traversal link up (worker {}): their requests "
+                                    "wait for one",
+                                    without.size(), workers_.size(), fmt::join(without, ", ")));
+}
+
+std::vector<app::CertFile> EdgeE::cert_files() const {
+    auto& tls = gen_->cfg.tls;
+    std::vector<app::CertFile> out{{"tls.default_certificate.cert", tls.default_certificate.cert},
+                                   {"tls.trusted_cas", tls.trusted_cas}};
+    for (size_t i = 0; i < tls.certificates.size(); ++i)
+        out.push_back({fmt::format("tls.certificates[{}].cert", i), tls.certificates[i].files.cert});
+    return out;
 }
 
 } // namespace edgepair::edge_e

@@ -193,6 +193,8 @@ class EdgeE final : public app::Roles {
     void on_control_message(std::string msg);
     void link_closed(unsigned worker);
     size_t worker_count() const { return workers_.size(); }
+    // Any thread: listener failures are reported from the workers.
+    obs::AlarmTable& alarms() { return app_.alarms(); }
     const media::MediaMetrics& media_metrics() const { return app_.media_metrics(); }
 
   private:
@@ -209,6 +211,8 @@ class EdgeE final : public app::Roles {
     uint64_t drain_left() override { return uint64_t(open_sessions_.load()); }
     // The worker states (and the sessions they own) go with the process, after the workers joined.
     void teardown_worker(core::Worker&) override {}
+    void check_alarms() override;
+    std::vector<app::CertFile> cert_files() const override;
 
     Result<std::shared_ptr<const Generation>> build(config::EdgeEConfig cfg);
     void open_link_listener();
@@ -224,6 +228,7 @@ class EdgeE final : public app::Roles {
     std::shared_ptr<const mra::Snapshot> snapshot_;
     uint64_t snapshots_applied_ = 0;
     std::atomic<int64_t> open_sessions_{0};
+    uint64_t link_down_since_ms_ = 0; // main loop: when some worker was first seen without a link (0: none)
 };
 
 } // namespace edgepair::edge_e

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+#include <optional>
+
+#include "common/http/b64_domain.h"
 #include "common/http/h1_parser.h"
 #include "common/net/connection.h"
 #include "common/obs/log.h"
@@ -10,6 +14,25 @@ namespace edgepair::admin {
 
 namespace {
 constexpr size_t kMaxAdminBody = 4 * 1024 * 1024; // a rules CSV upload fits; anything bigger is a mistake
+// The status page is one HTML document and one same-origin stylesheet; nothing else may load or run.
+constexpr const char* kContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'none'; "
+                                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+// "Basic <base64 user:password>" -> {user, password}; nullopt when malformed.
+std::optional<std::pair<std::string, std::string>> basic_credentials(std::string_view header) {
+    constexpr std::string_view kScheme = "basic ";
+    if (header.size() <= kScheme.size()) return std::nullopt;
+    for (size_t i = 0; i < kScheme.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
+    auto rest = header.substr(kScheme.size());
+    while (!rest.empty() && rest.front() == ' ')
+        rest.remove_prefix(1);
+    auto decoded = http::base64_decode_strict(rest);
+    if (!decoded) return std::nullopt;
+    auto colon = decoded->find(':');
+    if (colon == std::string::npos) return std::nullopt;
+    return std::make_pair(decoded->substr(0, colon), decoded->substr(colon + 1));
+}
 
 const char* status_text(int s) {
     switch (s) {
@@ -19,6 +42,8 @@ const char* status_text(int s) {
         return "Accepted";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 404:
         return "Not Found";
     case 405:
@@ -68,6 +93,7 @@ struct Server::Client {
                 auto q = h.target.find('?');
                 req.path = h.target.substr(0, q);
                 if (q != std::string::npos) req.query = h.target.substr(q + 1);
+                if (auto* a = h.headers.find("authorization")) req.authorization = *a;
                 continue;
             }
             if (r.status == http::H1Parser::Status::Body) {
@@ -90,10 +116,18 @@ struct Server::Client {
     }
 
     void respond(const Response& resp, bool keep_alive) {
-        conn->write(fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: "
-                                "no-store\r\n{}\r\n",
-                                resp.status, status_text(resp.status), resp.content_type, resp.body.size(),
-                                keep_alive ? "" : "Connection: close\r\n"));
+        std::string extra;
+        if (resp.status == 401)
+            extra =
+                fmt::format("WWW-Authenticate: Basic realm=\"{}\", charset=\"UTF-8\"\r\n", server->realm_);
+        // Every answer, not only the page: a browser that is pointed at /status or /alarms must not sniff
+        // them into something active, frame them, or load anything on their behalf.
+        conn->write(
+            fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: "
+                        "no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: {}\r\n"
+                        "Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n{}{}\r\n",
+                        resp.status, status_text(resp.status), resp.content_type, resp.body.size(),
+                        kContentSecurityPolicy, extra, keep_alive ? "" : "Connection: close\r\n"));
         conn->write(resp.body);
         if (!keep_alive) conn->close();
     }
@@ -126,6 +160,14 @@ const net::SockAddr& Server::address() const {
 }
 
 Response Server::dispatch(const Request& req) const {
+    if (check_ && req.path != "/health") {
+        auto cred = basic_credentials(req.authorization);
+        if (!cred || !check_(cred->first, cred->second)) {
+            if (!req.authorization.empty())
+                EP_WARN("admin", "{} {}: credentials refused", req.method, req.path);
+            return text(401, "credentials required\n");
+        }
+    }
     auto it = routes_.find(req.path);
     if (it == routes_.end()) return text(404, "not found\n");
     return it->second(req);

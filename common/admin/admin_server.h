@@ -6,6 +6,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/core/loop.h"
 #include "common/core/result.h"
@@ -20,6 +23,7 @@ struct Request {
     std::string path; // without the query
     std::string query;
     std::string body;
+    std::string authorization; // the Authorization header, when sent
 };
 
 struct Response {
@@ -38,6 +42,13 @@ class Server {
     ~Server();
     // Exact path match; a handler decides on the method itself (405 otherwise).
     void route(const std::string& path, Handler h) { routes_[path] = std::move(h); }
+    // HTTP Basic authentication for every route but /health (a liveness probe learns nothing from it).
+    // Without a checker (the loopback default) nothing is asked for.
+    using Checker = std::function<bool(std::string_view user, std::string_view password)>;
+    void require_basic_auth(std::string realm, Checker check) {
+        realm_ = std::move(realm);
+        check_ = std::move(check);
+    }
     const net::SockAddr& address() const;
     Response dispatch(const Request& req) const;
 
@@ -47,6 +58,8 @@ class Server {
     core::Loop& loop_;
     std::unique_ptr<net::Listener> listener_;
     std::map<std::string, Handler> routes_;
+    std::string realm_;
+    Checker check_;
     std::map<Client*, std::unique_ptr<Client>> clients_;
 };
 

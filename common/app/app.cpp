@@ -2,7 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
+
+#include "common/admin/status_page.h"
+#include "common/app/cert_expiry.h"
 #include "common/config/apply_logging.h"
+#include "common/config/auth_db.h"
 #include "common/core/version.h"
 #include "common/obs/log.h"
 
@@ -47,6 +53,19 @@ int App::run(Roles& roles) {
     admin_ = std::move(*admin);
     admin::install_standard_routes(
         *admin_, metrics_, [this] { return ready_reason(); }, [this] { return status_json(); });
+    if (!b.admin_auth.password_hash.empty()) {
+        // Validated at load: the line parses. The database keeps PBKDF2 and the constant-time comparison in
+        // one place.
+        auto db = config::parse_auth_db(b.admin_auth.username + ":" + b.admin_auth.password_hash, "admin");
+        if (!db) {
+            EP_ERROR(name_, "admin.password_hash: {}", db.error().message);
+            return 1;
+        }
+        admin_->require_basic_auth(
+            name_ + " admin",
+            [db = std::move(*db)](std::string_view u, std::string_view p) { return db.verify(u, p); });
+    }
+    install_page_routes();
     if (auto c = roles.create(*this); !c) {
         EP_ERROR(name_, "{}", c.error().message);
         return 1;
@@ -55,6 +74,9 @@ int App::run(Roles& roles) {
     process_->on_reload([this] { reload(); });
     process_->on_drain([this] { drain(); });
     roles.start();
+    check_certs();
+    alarm_timer_ = std::make_unique<core::Timer>(process_->main_loop(), [this] { alarm_tick(); });
+    alarm_timer_->arm(kAlarmTickMs);
     EP_INFO(name_, "{} {} started: node {}, {} workers, admin {}", name_, kVersion, b.node_name,
             process_->workers().size(), admin_->address().str());
     process_->run();
@@ -69,9 +91,14 @@ void App::reload() {
         // A bad edit must not take the appliance down: keep serving with the last good configuration.
         EP_ERROR(name_, "reload refused, keeping the running configuration:\n{}", p.error().message);
         reloads_error_->inc();
+        alarms_.raise("config.reload_refused", obs::Severity::Major,
+                      "reload of " + config_path_ +
+                          " refused, the previous configuration still runs: " + p.error().message);
         return;
     }
+    alarms_.clear("config.reload_refused");
     roles_->commit();
+    check_certs();
     config::apply_logging(roles_->basics().log);
     ++reloads_;
     reloads_ok_->inc();
@@ -102,6 +129,7 @@ void App::stop() {
     if (stopping_) return;
     stopping_ = true;
     if (drain_timer_) drain_timer_->cancel();
+    if (alarm_timer_) alarm_timer_->cancel();
     // Each worker frees what runs on it while its loop still turns; then the loops stop.
     process_->broadcast([this](core::Worker& w) { roles_->teardown_worker(w); },
                         [this] { process_->stop(); });
@@ -116,13 +144,82 @@ std::string App::status_json() {
     const Basics b = roles_->basics();
     return fmt::format(
         "{{\"role\":{},\"version\":{},\"node\":{},\"uptime_s\":{},\"workers\":{},\"reloads\":{},\"draining\":"
-        "{}{},"
+        "{}{},\"alarms\":{},"
         "\"media\":{{\"enabled\":{},\"sessions\":{},\"packets\":{},\"bytes\":{},\"dropped\":{}}}}}\n",
         admin::json_str(name_), admin::json_str(kVersion), admin::json_str(b.node_name),
         (process_->main_loop().now_ms() - started_ms_) / 1000, process_->workers().size(), reloads_,
-        draining_ ? "true" : "false", roles_->status_fields(), b.media ? "true" : "false",
+        draining_ ? "true" : "false", roles_->status_fields(), alarms_.json(), b.media ? "true" : "false",
         media_metrics_.sessions->value(), media_metrics_.packets->value(), media_metrics_.bytes->value(),
         media_metrics_.dropped());
+}
+
+// ---- alarms and the status page (issue #20) ----
+
+void App::alarm_tick() {
+    if (!draining_) roles_->check_alarms();
+    if (process_->main_loop().now_ms() >= next_cert_check_ms_) check_certs();
+    alarm_timer_->arm(kAlarmTickMs);
+}
+
+void App::check_certs() {
+    constexpr int64_t kDay = 24 * 3600;
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    std::vector<std::string> keep;
+    for (auto& f : roles_->cert_files()) {
+        if (f.path.empty()) continue;
+        auto certs = read_cert_expiry(f.path);
+        const std::string unreadable = "cert.unreadable:" + f.path;
+        if (!certs) {
+            // Validated at load; this means the file changed on disk since, which the next reload trips over.
+            alarms_.raise(unreadable, obs::Severity::Major, f.key + ": " + certs.error().message);
+            keep.push_back(unreadable);
+            continue;
+        }
+        for (auto& c : *certs) {
+            const int64_t left = c.not_after_unix - now;
+            if (left >= 30 * kDay) continue;
+            const std::string id = "cert.expiring:" + c.subject;
+            const auto sev = left < 0          ? obs::Severity::Critical
+                             : left < 7 * kDay ? obs::Severity::Major
+                                               : obs::Severity::Warning;
+            const std::string when = left < 0 ? fmt::format("expired {} days ago", (-left) / kDay)
+                                              : fmt::format("expires in {} days", left / kDay);
+            alarms_.raise(id, sev, fmt::format("{} ({}): {} {}", f.key, f.path, c.subject, when));
+            keep.push_back(id);
+        }
+    }
+    alarms_.clear_family("cert.expiring:", keep);
+    alarms_.clear_family("cert.unreadable:", keep);
+    next_cert_check_ms_ = process_->main_loop().now_ms() + uint64_t(kDay) * 1000;
+}
+
+void App::install_page_routes() {
+    auto get_only = [](admin::Server::Handler h) {
+        return [h = std::move(h)](const admin::Request& r) -> admin::Response {
+            if (r.method != "GET" && r.method != "HEAD") return admin::text(405, "method not allowed\n");
+            return h(r);
+        };
+    };
+    admin_->route("/alarms", get_only([this](const admin::Request&) {
+                      return admin::json(200, fmt::format("{{\"role\":{},\"active\":{},\"alarms\":{}}}\n",
+                                                          admin::json_str(name_), alarms_.active_count(),
+                                                          alarms_.json()));
+                  }));
+    auto page = get_only([this](const admin::Request&) {
+        auto doc = nlohmann::json::parse(status_json(), nullptr, false);
+        if (doc.is_discarded()) return admin::text(500, "status document does not parse\n");
+        const std::string why = ready_reason();
+        const std::string metrics = metrics_.render();
+        return admin::Response{200, "text/html; charset=utf-8",
+                               admin::render_status_page({doc, why, metrics, kPageRefreshS})};
+    });
+    admin_->route("/", page);
+    admin_->route("/status.html", page);
+    admin_->route("/status.css", get_only([](const admin::Request&) {
+                      return admin::Response{200, "text/css; charset=utf-8", admin::status_page_css()};
+                  }));
 }
 
 } // namespace edgepair::app

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/admin/admin_server.h"
 #include "common/config/types.h"
@@ -14,6 +15,7 @@
 #include "common/core/result.h"
 #include "common/http/rate_limit.h"
 #include "common/media/media_metrics.h"
+#include "common/obs/alarms.h"
 #include "common/obs/metrics.h"
 
 namespace edgepair::app {
@@ -24,14 +26,21 @@ struct Basics {
     unsigned workers = 0; // 0 = one per core
     config::LogConfig log;
     config::Address admin;
-    bool media = false; // a `media:` section is present
+    bool media = false;             // a `media:` section is present
+    config::AdminConfig admin_auth; // its username/password_hash, when set, guard the admin endpoint
 };
 
 template <class Config> Basics basics_of(const Config& cfg) {
-    return Basics{cfg.node_name, cfg.workers, cfg.log, cfg.admin.listen, cfg.media.has_value()};
+    return Basics{cfg.node_name, cfg.workers, cfg.log, cfg.admin.listen, cfg.media.has_value(), cfg.admin};
 }
 
 class App;
+
+// A certificate file whose expiry raises `cert.expiring:<subject>` alarms.
+struct CertFile {
+    std::string key;  // the configuration key ("tls.default_certificate.cert"), for the alarm text
+    std::string path; // every certificate in it is checked (a CA bundle holds many)
+};
 
 // What an edge is, beyond the skeleton. Every call runs on the main loop unless it says otherwise.
 class Roles {
@@ -61,11 +70,17 @@ class Roles {
     virtual uint64_t drain_grace_ms() const { return 0; }
     // On worker `w`'s thread while its loop still runs, once, before the process stops.
     virtual void teardown_worker(core::Worker& w) = 0;
+    // Every second: raise or clear the edge's own alarms (link down, discovery) in App::alarms().
+    virtual void check_alarms() {}
+    // The running configuration's certificates and trusted CAs (checked at start, after a reload, daily).
+    virtual std::vector<CertFile> cert_files() const { return {}; }
 };
 
 class App {
   public:
     static constexpr uint64_t kDrainDeadlineMs = 10000;
+    static constexpr uint64_t kAlarmTickMs = 1000;
+    static constexpr int kPageRefreshS = 5;
 
     // `name` ("edge-e") names the process in logs and /status; `media_drops` are the edge's media drop
     // reasons (every one shows in /metrics from the start).
@@ -85,6 +100,8 @@ class App {
     core::Loop& main_loop() { return process_->main_loop(); }
     admin::Server& admin() { return *admin_; }
     bool draining() const { return draining_; }
+    // Any thread may raise or clear (alarms.h).
+    obs::AlarmTable& alarms() { return alarms_; }
 
   private:
     void reload();
@@ -92,10 +109,14 @@ class App {
     void stop();
     std::string ready_reason();
     std::string status_json();
+    void install_page_routes();
+    void alarm_tick();
+    void check_certs();
 
     std::string name_, config_path_;
     obs::Registry metrics_;
     media::MediaMetrics media_metrics_;
+    obs::AlarmTable alarms_{&metrics_};
     obs::Counter* reloads_ok_ = nullptr;
     obs::Counter* reloads_error_ = nullptr;
     Roles* roles_ = nullptr;
@@ -106,6 +127,8 @@ class App {
     bool draining_ = false;
     bool stopping_ = false;
     std::unique_ptr<core::Timer> drain_timer_;
+    std::unique_ptr<core::Timer> alarm_timer_;
+    uint64_t next_cert_check_ms_ = 0;
 };
 
 // /status: every worker's link states (each worker's a run of JSON objects, maybe none) as one array body.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "common/config/auth_db.h"
+
 namespace edgepair::config {
 
 namespace {
@@ -42,9 +44,25 @@ void parse_log(const Node& n, LogConfig& out) {
 }
 
 void parse_admin(const Node& n, AdminConfig& out) {
-    auto m = n.as_map({"listen"});
+    auto m = n.as_map({"listen", "username", "password_hash"});
     m.address("listen", out.listen,
               AddressRules{.allow_hostname = false, .allow_any = true, .default_port = std::nullopt});
+    if (auto u = m.get("username"))
+        if (auto v = u->as_string()) {
+            if (valid_auth_username(*v))
+                out.username = *v;
+            else
+                u->error("invalid user name \"" + *v + "\" (letters, digits and . _ @ -, 1..64 characters)");
+        }
+    if (auto h = m.get("password_hash"))
+        if (auto v = h->as_string()) {
+            if (parse_auth_db("admin:" + *v, "admin.password_hash"))
+                out.password_hash = *v;
+            else
+                h->error(
+                    "expected pbkdf2-sha256:<iterations>:<salt hex>:<hash hex> (the part after \"user:\" "
+                    "of what `edge-e --hash-password USER` prints)");
+        }
 }
 
 void parse_workers(const Node& n, unsigned& out) {
@@ -180,9 +198,19 @@ void warn_admin_exposure(const SourceMap& src, Diagnostics& diag, const AdminCon
     const auto& a = admin.listen;
     bool loopback = (a.kind == Address::Kind::IPv4 && a.host.starts_with("127.")) ||
                     (a.kind == Address::Kind::IPv6 && a.host == "::1");
-    if (!loopback)
-        warn_at(src, diag, "admin.listen",
-                a.str() + " is reachable beyond this host; the admin endpoint has no authentication");
+    if (admin.username.empty() != admin.password_hash.empty()) {
+        const char* missing = admin.username.empty() ? "admin.username" : "admin.password_hash";
+        error_at(src, diag, missing,
+                 std::string(missing) + " is required with " +
+                     (admin.username.empty() ? "admin.password_hash" : "admin.username"));
+        return;
+    }
+    // The admin port shows the whole deployment and takes actions (imports, refreshes): beyond this host
+    // it must not be open to anyone who can reach it.
+    if (!loopback && admin.password_hash.empty())
+        error_at(src, diag, "admin.listen",
+                 a.str() + " is reachable beyond this host: set admin.username and admin.password_hash (the "
+                           "admin endpoint then asks for them), or listen on loopback");
 }
 
 void warn_expiry(const SourceMap& src, Diagnostics& diag, const std::string& path,

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 
 namespace edgepair::config {
 
@@ -36,7 +37,13 @@ struct LogConfig {
 };
 
 struct AdminConfig {
+    AdminConfig() = default;
+    explicit AdminConfig(Address l) : listen(std::move(l)) {}
     Address listen; // default set per edge (edge-e 127.0.0.1:9901, edge-c 127.0.0.1:9902)
+    // HTTP Basic credentials, required when `listen` is not loopback. The hash is an auth database line
+    // without its "user:" prefix (pbkdf2-sha256:<iterations>:<salt hex>:<hash hex>; edge-e --hash-password).
+    std::string username;
+    std::string password_hash;
 };
 
 struct CertKey {

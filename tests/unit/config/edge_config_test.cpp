@@ -360,15 +360,36 @@ TEST_CASE("edge-e: listeners on the same port conflict", "[config][edge_e]") {
     CHECK(error_for(diag, "listeners.xmpp.listen").line == 9);
 }
 
-TEST_CASE("edge-e: an admin listener beyond loopback is a warning", "[config][edge_e]") {
+TEST_CASE("edge-e: an admin listener beyond loopback needs credentials", "[config][edge_e]") {
     auto& e = env();
     Diagnostics diag;
-    auto cfg = load_edge_e_config(e.write("admin-e.yaml", kEdgeE + "admin: {listen: 0.0.0.0:9901}\n"), &diag);
+    REQUIRE_FALSE(
+        load_edge_e_config(e.write("admin-e.yaml", kEdgeE + "admin: {listen: 0.0.0.0:9901}\n"), &diag));
+    auto& err = error_for(diag, "admin.listen");
+    CHECK(err.line == 12);
+    CHECK(err.message.find("set admin.username and admin.password_hash") != std::string::npos);
+
+    auto hash = make_auth_line("ops", "pw", kAuthMinIterations).substr(4);
+    Diagnostics ok;
+    auto cfg = load_edge_e_config(e.write("admin-e2.yaml", kEdgeE +
+                                                               "admin: {listen: 0.0.0.0:9901, username: ops, "
+                                                               "password_hash: \"" +
+                                                               hash + "\"}\n"),
+                                  &ok);
     REQUIRE(cfg);
-    REQUIRE(diag.warnings.size() == 1);
-    CHECK(diag.warnings[0].str() ==
-          e.conf.string() + "/admin-e.yaml:12: admin.listen: warning: 0.0.0.0:9901 is reachable beyond "
-                            "this host; the admin endpoint has no authentication");
+    CHECK(cfg->admin.username == "ops");
+    CHECK(cfg->admin.password_hash == hash);
+
+    Diagnostics bad;
+    REQUIRE_FALSE(load_edge_e_config(
+        e.write("admin-e3.yaml",
+                kEdgeE + "admin: {listen: 127.0.0.1:9901, username: ops, password_hash: nope}\n"),
+        &bad));
+    CHECK(error_for(bad, "admin.password_hash").line == 12);
+    Diagnostics half;
+    REQUIRE_FALSE(load_edge_e_config(
+        e.write("admin-e4.yaml", kEdgeE + "admin: {listen: 127.0.0.1:9901, username: ops}\n"), &half));
+    CHECK(error_for(half, "admin.password_hash").message.find("required") != std::string::npos);
 }
 
 TEST_CASE("file-level problems of a whole config", "[config][edge_e]") {
