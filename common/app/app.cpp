@@ -71,14 +71,27 @@ int App::run(Roles& roles) {
         return 1;
     }
     process_->start_workers([&roles](core::Worker& w) { roles.init_worker(w); });
-    process_->on_reload([this] { reload(); });
-    process_->on_drain([this] { drain(); });
+    process_->on_reload([this] {
+        // Before READY=1 the service manager still counts the service as starting, not reloading.
+        const bool tell = systemd_ready_ && !draining_;
+        if (tell) systemd_.reloading();
+        reload();
+        if (tell) systemd_.ready();
+    });
+    process_->on_drain([this] {
+        systemd_.stopping();
+        drain();
+    });
     roles.start();
     check_certs();
     alarm_timer_ = std::make_unique<core::Timer>(process_->main_loop(), [this] { alarm_tick(); });
     alarm_timer_->arm(kAlarmTickMs);
     EP_INFO(name_, "{} {} started: node {}, {} workers, admin {}", name_, kVersion, b.node_name,
             process_->workers().size(), admin_->address().str());
+    if (systemd_.enabled()) {
+        systemd_timer_ = std::make_unique<core::Timer>(process_->main_loop(), [this] { systemd_tick(); });
+        systemd_tick();
+    }
     process_->run();
     EP_INFO(name_, "{} stopped", name_);
     return 0;
@@ -133,6 +146,25 @@ void App::stop() {
     // Each worker frees what runs on it while its loop still turns; then the loops stop.
     process_->broadcast([this](core::Worker& w) { roles_->teardown_worker(w); },
                         [this] { process_->stop(); });
+}
+
+void App::systemd_tick() {
+    // READY=1 means what /ready means, so `systemctl start` returns (and units ordered after this one start)
+    // only once the box can do its job; until then, and whenever it stops being able to, the reason is the
+    // unit's status line.
+    std::string why = ready_reason();
+    if (!systemd_ready_ && why.empty()) {
+        systemd_.ready();
+        systemd_ready_ = true;
+    } else if (why != systemd_status_ && !draining_) {
+        systemd_.status(why.empty() ? "ready" : (systemd_ready_ ? "not ready: " : "waiting: ") + why);
+    }
+    systemd_status_ = std::move(why);
+    // The pings come from the main loop, so a main loop that stops turning gets the process restarted.
+    systemd_.watchdog();
+    uint64_t next = systemd_ready_ ? 1000 : 100;
+    if (systemd_.watchdog_ms()) next = std::min(next, std::max<uint64_t>(systemd_.watchdog_ms() / 2, 1));
+    systemd_timer_->arm(next);
 }
 
 std::string App::ready_reason() {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/admin/admin_server.h"
+#include "common/app/sd_notify.h"
 #include "common/config/types.h"
 #include "common/core/process.h"
 #include "common/core/result.h"
@@ -109,6 +110,8 @@ class App {
     void stop();
     std::string ready_reason();
     std::string status_json();
+    // The service manager's side of /ready and of the main loop's liveness (sd_notify.h).
+    void systemd_tick();
     void install_page_routes();
     void alarm_tick();
     void check_certs();
@@ -129,6 +132,10 @@ class App {
     std::unique_ptr<core::Timer> drain_timer_;
     std::unique_ptr<core::Timer> alarm_timer_;
     uint64_t next_cert_check_ms_ = 0;
+    SystemdNotifier systemd_;
+    std::unique_ptr<core::Timer> systemd_timer_;
+    bool systemd_ready_ = false; // READY=1 sent
+    std::string systemd_status_;
 };
 
 // /status: every worker's link states (each worker's a run of JSON objects, maybe none) as one array body.
