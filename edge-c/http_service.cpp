@@ -87,6 +87,22 @@ std::optional<std::string_view> bearer_of(std::string_view v) {
     return v;
 }
 
+// The Unified CM OAuth endpoints a client uses to get and refresh its tokens (CUCM security guide, DevNet
+// "Bad Request for SSO Request URI"). Unified CM authenticates these requests itself, so the edge passes them
+// without edge credentials: exactly these paths, to a discovered Unified CM node, over https, and only as far
+// as the allow list lets them. Revocation (/ssosp/token/revoke) is an administrator's call and stays behind
+// the edge's check like any other path.
+bool is_oauth_endpoint(const http::MraPath& p, std::string_view target, const mra::Snapshot& snap) {
+    constexpr std::string_view kPaths[] = {"/ssosp/oauth/authorize", "/ssosp/oauth/token"};
+    if (p.scheme != "https") return false;
+    const mra::UcNode* node = snap.find_node(p.host);
+    if (!node || node->type != mra::NodeType::UnifiedCM) return false;
+    std::string_view path = target.substr(0, target.find('?'));
+    for (auto k : kPaths)
+        if (path == k) return true;
+    return false;
+}
+
 // RFC 6750 3.1: tells the client its access token is no good so it refreshes, instead of prompting for a
 // password. The Basic challenge comes first: clients that only know Basic read the first one.
 constexpr const char* kBearerInvalid = "Bearer error=\"invalid_token\"";
@@ -218,6 +234,11 @@ void HttpStream::start() {
         // allowed by hand is verified against the trusted CAs.
         const mra::UcNode* node = snap_->find_node(path_.host);
         upstream_verify_ = node ? node->tls_verify : true;
+        if (is_oauth_endpoint(path_, forward_target_, *snap_)) {
+            count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+                  {{"side", "edge-c"}, {"result", "oauth_endpoint"}});
+            return serve_proxy_checked();
+        }
         return authenticate([this](const AuthOutcome&) { serve_proxy_checked(); });
     }
     case http::MraKind::Other:

@@ -198,6 +198,8 @@ OAuthValidator::validate(std::string_view token, std::string_view deployment, ui
     auto outer =
         nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(pt), pt_len), nullptr, false);
     if (outer.is_discarded() || !outer.is_object()) return OAuthRefusal::Malformed;
+    // Unified CM's refresh token is signed, not encrypted: its type shows in the outer payload.
+    if (jstr(outer, kTokenTypeClaim) == kRefreshType) return OAuthRefusal::NotAccess;
     const std::string jwe_text = jstr(outer, "private");
     if (jwe_text.empty() || jwe_text.size() > kMaxToken) return OAuthRefusal::Malformed;
 
