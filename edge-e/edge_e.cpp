@@ -80,15 +80,17 @@ void WorkerState::open_listeners() {
         cur = want;
     };
     reopen(https_, https_addr_, cfg.listeners.https, [this](int fd, const net::SockAddr&) {
-        add(make_https_session(*this, fd, gen_->https_tls->new_ssl()));
+        add(SessionKind::Https, make_https_session(*this, fd, gen_->https_tls->new_ssl()));
     });
     // A SIP or XMPP flow lives on one link stream of its worker: one accepted while the worker has no link
     // up waits for one (the TLS handshake waits with it) rather than be refused at its first message.
     reopen(sip_, sip_addr_, cfg.listeners.sip_tls, [this](int fd, const net::SockAddr&) {
-        start_when_linked(fd, [this](int f) { add(make_sip_session(*this, f, gen_->sip_tls->new_ssl())); });
+        start_when_linked(fd, [this](int f) {
+            add(SessionKind::SipTls, make_sip_session(*this, f, gen_->sip_tls->new_ssl()));
+        });
     });
     reopen(xmpp_, xmpp_addr_, cfg.listeners.xmpp, [this](int fd, const net::SockAddr&) {
-        start_when_linked(fd, [this](int f) { add(make_xmpp_session(*this, f)); });
+        start_when_linked(fd, [this](int f) { add(SessionKind::Xmpp, make_xmpp_session(*this, f)); });
     });
 }
 
@@ -99,17 +101,23 @@ void WorkerState::stop_listening() {
     xmpp_.reset();
 }
 
-void WorkerState::add(std::unique_ptr<ClientSession> s) {
+void WorkerState::add(SessionKind kind, std::unique_ptr<ClientSession> s) {
     if (!s) return;
     app_.open_sessions().fetch_add(1, std::memory_order_relaxed);
+    app_.open_sessions(kind).fetch_add(1, std::memory_order_relaxed);
     auto* p = s.get();
     sessions_.emplace(p, std::move(s));
+    session_kinds_.emplace(p, kind);
 }
 
 void WorkerState::remove(ClientSession* s) {
     // Deferred: the session is usually inside one of its own callbacks when it ends.
     worker_.loop().post([this, s] {
         if (sessions_.erase(s)) app_.open_sessions().fetch_sub(1, std::memory_order_relaxed);
+        if (auto k = session_kinds_.find(s); k != session_kinds_.end()) {
+            app_.open_sessions(k->second).fetch_sub(1, std::memory_order_relaxed);
+            session_kinds_.erase(k);
+        }
     });
 }
 
@@ -500,10 +508,12 @@ std::string EdgeE::status_fields() {
         snap = fmt::format("{{\"applied\":{},\"domains\":[{}],\"nodes\":[{}],\"allow_list_rules\":{}}}",
                            snapshots_applied_, domains, nodes, snapshot_->allow_list.rules().size());
     }
-    return fmt::format(",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
-                       "\"sni_names\":[{}],\"sessions\":{}",
-                       listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni,
-                       open_sessions_.load());
+    return fmt::format(
+        ",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
+        "\"sni_names\":[{}],\"sessions\":{},\"sessions_by_protocol\":{{\"https\":{},\"sip_tls\":{},"
+        "\"xmpp\":{}}}",
+        listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni, open_sessions_.load(),
+        sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load());
 }
 
 // ---- alarms (issue #20) ----

@@ -1,6 +1,7 @@
 #pragma once
 // edge-e, the external edge: client listeners (HTTPS 8443, SIP/TLS 5061, XMPP 5222) on every worker,
 // the link listener for edge-c, and the admin endpoint on the main loop. It never dials inward.
+#include <array>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -27,6 +28,10 @@
 #include "edge-e/worker_counters.h"
 
 namespace edgepair::edge_e {
+
+// The client protocols, for sessions by protocol on /status and the status page.
+enum class SessionKind { Https, SipTls, Xmpp };
+inline constexpr size_t kSessionKinds = 3;
 
 // Everything a worker needs that is rebuilt on reload: swapped whole, never edited in place.
 struct Generation {
@@ -113,7 +118,7 @@ class WorkerState {
     std::shared_ptr<const Generation> gen() const { return gen_; }
     void apply(std::shared_ptr<const Generation> gen);
     void stop_listening();
-    void add(std::unique_ptr<ClientSession> s);
+    void add(SessionKind kind, std::unique_ptr<ClientSession> s);
     void remove(ClientSession* s);
     size_t sessions() const { return sessions_.size(); }
 
@@ -153,6 +158,7 @@ class WorkerState {
     std::unique_ptr<net::Listener> https_, sip_, xmpp_;
     std::string https_addr_, sip_addr_, xmpp_addr_;
     std::unordered_map<ClientSession*, std::unique_ptr<ClientSession>> sessions_;
+    std::unordered_map<ClientSession*, SessionKind> session_kinds_; // for the per-protocol counts
     bool stopped_ = false;
     std::vector<std::unique_ptr<link::LinkConn>> links_;
     size_t next_link_ = 0;
@@ -177,6 +183,7 @@ class EdgeE final : public app::Roles {
     int run() { return app_.run(*this); }
     obs::Registry& metrics() { return app_.metrics(); }
     std::atomic<int64_t>& open_sessions() { return open_sessions_; }
+    std::atomic<int64_t>& open_sessions(SessionKind k) { return sessions_by_kind_[size_t(k)]; }
 
     struct Counters {
         obs::Counter* tls_handshake_failures;
@@ -228,6 +235,7 @@ class EdgeE final : public app::Roles {
     std::shared_ptr<const mra::Snapshot> snapshot_;
     uint64_t snapshots_applied_ = 0;
     std::atomic<int64_t> open_sessions_{0};
+    std::array<std::atomic<int64_t>, kSessionKinds> sessions_by_kind_{}; // /status, the status page
     uint64_t link_down_since_ms_ = 0; // main loop: when some worker was first seen without a link (0: none)
 };
 

@@ -242,8 +242,14 @@ class StatusPageTest(h.TestCase):
         st, hdrs, css = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/status.css", timeout=5)
         self.assertEqual(st, 200)
 
-        # edge-e's page: its link from edge-c up, the nodes edge-c pushed, no alarm.
+        # edge-e's page: its link from edge-c up, the nodes edge-c pushed, no alarm, one client on 8443.
+        client = socket.create_connection(("127.0.0.1", self.ports.https), timeout=5)
+        self.addCleanup(client.close)
+        self.wait_for("the https session", lambda: self.get_json(self.ports.admin_e, "/status")
+                      ["sessions_by_protocol"]["https"] == 1)
         pg = self.page(self.ports.admin_e)
+        self.assertTrue(pg.has_row("sessions", "Client sessions: https", "1"), pg.rows("sessions"))
+        self.assertTrue(pg.has_row("sessions", "Client sessions: xmpp", "0"), pg.rows("sessions"))
         self.assertTrue(any(r[3:4] == ["up"] for r in pg.rows("links")), pg.rows("links"))
         self.assertIn("cucm1.example.com", pg.section_text["discovery"])
         self.assertIn("No alarms.", pg.section_text["alarms"])
