@@ -1,0 +1,220 @@
+#include <catch2/catch.hpp>
+
+#include <cjose/cjose.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "edge-c/edge_token.h"
+#include "edge-c/oauth_validator.h"
+
+using namespace edgepair;
+using namespace edgepair::edge_c;
+
+namespace {
+
+constexpr uint64_t kHour = 3600 * 1000;
+const std::string kKey(32, 'k');
+
+EdgeTokenClaims alice(uint64_t now) {
+    return {"alice", "default", "cucm1.example.com", now};
+}
+
+template <class T, class V> bool refused_with(const V& v, T why) {
+    return std::holds_alternative<T>(v) && std::get<T>(v) == why;
+}
+
+} // namespace
+
+TEST_CASE("edge token: sealed claims round-trip, bound to deployment and lifetime", "[edge_c][token]") {
+    EdgeTokenSealer s(kKey);
+    const uint64_t now = 1'800'000'000'000;
+    auto tok = s.issue(alice(now), "pw1");
+    REQUIRE(tok.starts_with(kEdgeTokenPrefix));
+    CHECK(tok.find("alice") == std::string::npos); // opaque
+    CHECK(s.issue(alice(now), "pw1") != tok);      // a fresh nonce every time
+
+    auto r = s.open(tok, "default", now + 1000, kHour);
+    REQUIRE(std::holds_alternative<EdgeTokenClaims>(r));
+    CHECK(std::get<EdgeTokenClaims>(r).user == "alice");
+    CHECK(std::get<EdgeTokenClaims>(r).node == "cucm1.example.com");
+
+    CHECK(refused_with(s.open(tok, "other", now, kHour), EdgeTokenRefusal::WrongDeployment));
+    CHECK(refused_with(s.open(tok, "default", now + kHour, kHour), EdgeTokenRefusal::Expired));
+    CHECK(refused_with(s.open(tok, "default", now - 10 * 60'000, kHour), EdgeTokenRefusal::FromFuture));
+    // Another key (another edge-c installation) cannot open it; neither can a flipped byte.
+    EdgeTokenSealer other(std::string(32, 'x'));
+    CHECK(refused_with(other.open(tok, "default", now, kHour), EdgeTokenRefusal::BadSeal));
+    std::string flipped = tok;
+    flipped[flipped.size() / 2] = flipped[flipped.size() / 2] == 'A' ? 'B' : 'A';
+    CHECK(refused_with(s.open(flipped, "default", now, kHour), EdgeTokenRefusal::BadSeal));
+    for (std::string bad : std::vector<std::string>{"", "ept1.", "ept1.!!!", "ept2." + tok.substr(5),
+                                                    tok.substr(5), "ept1.AAAA"})
+        CHECK(std::holds_alternative<EdgeTokenRefusal>(s.open(bad, "default", now, kHour)));
+}
+
+TEST_CASE("edge token: a password change seen by edge-c invalidates older tokens", "[edge_c][token]") {
+    EdgeTokenSealer s(kKey);
+    const uint64_t now = 1'800'000'000'000;
+    auto old_tok = s.issue(alice(now), "old-pw");
+    s.note_password("default", "alice", "old-pw", now, kHour);
+    CHECK(std::holds_alternative<EdgeTokenClaims>(s.open(old_tok, "default", now, kHour)));
+    s.note_password("default", "alice", "new-pw", now + 1, kHour);
+    CHECK(refused_with(s.open(old_tok, "default", now + 2, kHour), EdgeTokenRefusal::StaleCredentials));
+    CHECK(std::holds_alternative<EdgeTokenClaims>(
+        s.open(s.issue(alice(now), "new-pw"), "default", now, kHour)));
+}
+
+TEST_CASE("edge token: the stamp memory is bounded", "[edge_c][token]") {
+    EdgeTokenSealer s(kKey, 100);
+    for (int i = 0; i < 1000; ++i)
+        s.note_password("default", "user" + std::to_string(i), "pw", uint64_t(i), 1'000'000);
+    CHECK(s.stamps() <= 100);
+}
+
+TEST_CASE("edge token: key file is created once (0600) and read back", "[edge_c][token]") {
+    auto dir = std::filesystem::temp_directory_path() / ("ep-token-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto path = (dir / "k").string();
+    auto a = EdgeTokenSealer::from_key_file(path);
+    REQUIRE(a);
+    CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::all) ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    auto b = EdgeTokenSealer::from_key_file(path);
+    REQUIRE(b);
+    auto tok = (*a)->issue(alice(1000), "pw");
+    CHECK(std::holds_alternative<EdgeTokenClaims>((*b)->open(tok, "default", 1000, kHour)));
+    {
+        FILE* f = std::fopen(path.c_str(), "w");
+        std::fputs("not hex\n", f);
+        std::fclose(f);
+    }
+    CHECK(!EdgeTokenSealer::from_key_file(path));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("edge token cookie helpers", "[edge_c][token]") {
+    CHECK(edge_token_from_cookie("a=1; X-Auth=ept1.abc; b=2") == std::optional<std::string>("ept1.abc"));
+    CHECK(!edge_token_from_cookie("a=1; X-Authx=ept1.abc"));
+    CHECK(cookie_without_edge_token("a=1; X-Auth=ept1.abc; b=2") == std::optional<std::string>("a=1; b=2"));
+    CHECK(!cookie_without_edge_token("X-Auth=ept1.abc"));
+    CHECK(edge_token_set_cookie("t", 60).find("HttpOnly") != std::string::npos);
+}
+
+// ---- OAuth: tokens built with cjose itself, in Unified CM's form ----
+
+namespace {
+
+struct Keys {
+    cjose_jwk_t* sig = nullptr;
+    cjose_jwk_t* enc = nullptr;
+    std::string sig_kid, enc_kid;
+    Keys(std::string sk, std::string ek) : sig_kid(std::move(sk)), enc_kid(std::move(ek)) {
+        static const uint8_t e[] = {1, 0, 1};
+        sig = cjose_jwk_create_RSA_random(2048, e, sizeof e, nullptr);
+        enc = cjose_jwk_create_oct_random(256, nullptr);
+        cjose_jwk_set_kid(sig, sig_kid.data(), sig_kid.size(), nullptr);
+        cjose_jwk_set_kid(enc, enc_kid.data(), enc_kid.size(), nullptr);
+    }
+    ~Keys() {
+        cjose_jwk_release(sig);
+        cjose_jwk_release(enc);
+    }
+    std::string jwks() const {
+        auto pub = [](const cjose_jwk_t* k, bool priv) {
+            char* j = cjose_jwk_to_json(k, priv, nullptr);
+            auto v = nlohmann::json::parse(j);
+            free(j);
+            return v;
+        };
+        auto s = pub(sig, false), e = pub(enc, true);
+        s["kid"] = sig_kid;
+        e["kid"] = enc_kid;
+        return nlohmann::json{{"keys", {s, e}}}.dump();
+    }
+};
+
+std::string make_token(const Keys& k, const nlohmann::json& claims) {
+    cjose_header_t* eh = cjose_header_new(nullptr);
+    cjose_header_set(eh, CJOSE_HDR_ALG, "dir", nullptr);
+    cjose_header_set(eh, CJOSE_HDR_ENC, "A128CBC-HS256", nullptr);
+    cjose_header_set(eh, CJOSE_HDR_CTY, "JWT", nullptr);
+    std::string pt = claims.dump();
+    cjose_jwe_t* jwe =
+        cjose_jwe_encrypt(k.enc, eh, reinterpret_cast<const uint8_t*>(pt.data()), pt.size(), nullptr);
+    char* jwe_s = cjose_jwe_export(jwe, nullptr);
+    std::string payload = nlohmann::json{{"private", jwe_s}}.dump();
+    free(jwe_s);
+    cjose_jwe_release(jwe);
+    cjose_header_release(eh);
+    cjose_header_t* sh = cjose_header_new(nullptr);
+    cjose_header_set(sh, CJOSE_HDR_ALG, "RS256", nullptr);
+    cjose_header_set(sh, CJOSE_HDR_KID, k.sig_kid.c_str(), nullptr);
+    cjose_jws_t* jws =
+        cjose_jws_sign(k.sig, sh, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), nullptr);
+    const char* out = nullptr;
+    cjose_jws_export(jws, &out, nullptr);
+    std::string tok = out ? out : "";
+    cjose_jws_release(jws);
+    cjose_header_release(sh);
+    return tok;
+}
+
+} // namespace
+
+TEST_CASE("OAuth: Unified CM style tokens validated and refused with their reasons", "[edge_c][oauth]") {
+    Keys k("sig-1", "enc-1");
+    config::OAuthClusterConfig cc{"cluster1", "default", "https://cucm1/ssosp", ""};
+    auto cl = cluster_from_jwks(cc, k.jwks());
+    REQUIRE(cl);
+    std::vector<OAuthCluster> v;
+    v.push_back(std::move(*cl));
+    OAuthValidator val(std::move(v), 30);
+    const uint64_t now = 1'800'000'000;
+    nlohmann::json claims{
+        {"iss", "https://cucm1/ssosp"}, {"sub", "alice"}, {"exp", now + 600}, {"ctyp", "access"}};
+
+    auto good = make_token(k, claims);
+    REQUIRE(!good.empty());
+    auto r = val.validate(good, "default", now);
+    REQUIRE(std::holds_alternative<OAuthIdentity>(r));
+    CHECK(std::get<OAuthIdentity>(r).user == "alice");
+    CHECK(refused_with(val.validate(good, "other", now), OAuthRefusal::WrongDeployment));
+    CHECK(refused_with(val.validate(good, "default", now + 700), OAuthRefusal::Expired));
+    CHECK(std::holds_alternative<OAuthIdentity>(val.validate(good, "default", now + 620))); // within skew
+
+    auto wrong_iss = claims;
+    wrong_iss["iss"] = "https://rogue/ssosp";
+    CHECK(refused_with(val.validate(make_token(k, wrong_iss), "default", now), OAuthRefusal::WrongIssuer));
+
+    Keys other("sig-2", "enc-2");
+    CHECK(refused_with(val.validate(make_token(other, claims), "default", now), OAuthRefusal::UnknownKey));
+    Keys same_kid("sig-1", "enc-1"); // another key under a known kid: the signature fails
+    CHECK(
+        refused_with(val.validate(make_token(same_kid, claims), "default", now), OAuthRefusal::BadSignature));
+
+    auto dot = good.find('.');
+    std::string none_hdr = "eyJhbGciOiJub25lIiwia2lkIjoic2lnLTEifQ"; // {"alg":"none","kid":"sig-1"}
+    auto second = good.find('.', dot + 1);
+    CHECK(refused_with(val.validate(none_hdr + good.substr(dot, second - dot) + ".", "default", now),
+                       OAuthRefusal::AlgNone));
+    // alg confusion: an HMAC "signature" keyed with the public key must never reach a verifier.
+    std::string hs_hdr = "eyJhbGciOiJIUzI1NiIsImtpZCI6InNpZy0xIn0"; // {"alg":"HS256","kid":"sig-1"}
+    CHECK(refused_with(val.validate(hs_hdr + good.substr(dot), "default", now), OAuthRefusal::BadAlg));
+    for (std::string bad :
+         std::vector<std::string>{"", "a.b", "a.b.c", "....", std::string(20000, 'a') + ".b.c"})
+        CHECK(refused_with(val.validate(bad, "default", now), OAuthRefusal::Malformed));
+}
+
+TEST_CASE("OAuth: JWKS key files are checked", "[edge_c][oauth]") {
+    config::OAuthClusterConfig cc{"c", "default", "iss", ""};
+    CHECK(!cluster_from_jwks(cc, "not json"));
+    CHECK(!cluster_from_jwks(cc, R"({"keys":[]})"));
+    CHECK(!cluster_from_jwks(cc, R"({"keys":[{"kty":"oct","k":"AAAA","kid":"x"}]})"));
+}
