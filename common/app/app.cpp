@@ -1,8 +1,11 @@
 #include "common/app/app.h"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "common/admin/status_page.h"
@@ -61,9 +64,7 @@ int App::run(Roles& roles) {
             EP_ERROR(name_, "admin.password_hash: {}", db.error().message);
             return 1;
         }
-        admin_->require_basic_auth(
-            name_ + " admin",
-            [db = std::move(*db)](std::string_view u, std::string_view p) { return db.verify(u, p); });
+        admin_->require_basic_auth(name_ + " admin", admin_checker(std::move(*db)));
     }
     install_page_routes();
     if (auto c = roles.create(*this); !c) {
@@ -186,6 +187,41 @@ std::string App::status_json() {
 }
 
 // ---- alarms and the status page (issue #20) ----
+
+admin::Server::Checker App::admin_checker(config::AuthDb db) {
+    // A PBKDF2 run costs tens of milliseconds of the main loop, which also answers /ready, reloads and
+    // applies edge-c's pushes. So the credentials last accepted are remembered (as a SHA-256 digest, never in
+    // clear) and a page refreshing every few seconds costs one hash; and at most kAdminAuthRunsPerSecond
+    // runs happen in any second, so a flood of wrong passwords is refused without being hashed.
+    struct State {
+        config::AuthDb db;
+        std::array<unsigned char, SHA256_DIGEST_LENGTH> accepted{};
+        bool have_accepted = false;
+        uint64_t window_ms = 0;
+        unsigned runs = 0;
+    };
+    auto st = std::make_shared<State>();
+    st->db = std::move(db);
+    return [this, st](std::string_view user, std::string_view password) {
+        std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+        std::string both = std::string(user) + '\0' + std::string(password);
+        SHA256(reinterpret_cast<const unsigned char*>(both.data()), both.size(), digest.data());
+        OPENSSL_cleanse(both.data(), both.size());
+        if (st->have_accepted && CRYPTO_memcmp(digest.data(), st->accepted.data(), digest.size()) == 0)
+            return true;
+        const uint64_t now = process_->main_loop().now_ms();
+        if (now - st->window_ms >= 1000) {
+            st->window_ms = now;
+            st->runs = 0;
+        }
+        if (st->runs >= kAdminAuthRunsPerSecond) return false;
+        ++st->runs;
+        if (!st->db.verify(user, password)) return false;
+        st->accepted = digest;
+        st->have_accepted = true;
+        return true;
+    };
+}
 
 void App::alarm_tick() {
     if (!draining_) roles_->check_alarms();

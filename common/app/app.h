@@ -11,6 +11,7 @@
 
 #include "common/admin/admin_server.h"
 #include "common/app/sd_notify.h"
+#include "common/config/auth_db.h"
 #include "common/config/types.h"
 #include "common/core/process.h"
 #include "common/core/result.h"
@@ -82,6 +83,7 @@ class App {
     static constexpr uint64_t kDrainDeadlineMs = 10000;
     static constexpr uint64_t kAlarmTickMs = 1000;
     static constexpr int kPageRefreshS = 5;
+    static constexpr unsigned kAdminAuthRunsPerSecond = 4; // PBKDF2 runs for admin credentials
 
     // `name` ("edge-e") names the process in logs and /status; `media_drops` are the edge's media drop
     // reasons (every one shows in /metrics from the start).
@@ -113,6 +115,7 @@ class App {
     // The service manager's side of /ready and of the main loop's liveness (sd_notify.h).
     void systemd_tick();
     void install_page_routes();
+    admin::Server::Checker admin_checker(config::AuthDb db);
     void alarm_tick();
     void check_certs();
 
