@@ -194,6 +194,10 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
             double(cfg.credentials.max_failures) * 1000.0 / double(cfg.credentials.failure_period.count());
         gen->auth_failures = app::carry_limiter(gen_ ? gen_->auth_failures : nullptr, rl);
     }
+    if (auto r = app::open_access_log(cfg.log.access, "edge-c"); !r)
+        return make_error("log.access: " + r.error().message);
+    else
+        gen->access_log = *r;
     if (gen_ && gen_->edge_tokens && gen_->cfg.credentials.token_key_file == cfg.credentials.token_key_file) {
         gen->edge_tokens = gen_->edge_tokens; // keeps the stamps of passwords seen
     } else {

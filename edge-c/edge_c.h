@@ -20,6 +20,7 @@
 #include "common/mra/snapshot.h"
 #include "common/net/dns.h"
 #include "common/net/tls_context.h"
+#include "common/obs/access_log.h"
 #include "common/obs/counter_memo.h"
 #include "common/obs/metrics.h"
 #include "edge-c/discovery.h"
@@ -34,6 +35,8 @@ struct Generation {
     // Failed end-user credential checks per user name (credentials.max_failures); null when off. Shared by
     // the workers, kept across reloads that do not change it.
     std::shared_ptr<http::KeyedRateLimiter> auth_failures;
+    // log.access; null when off. Opened anew by every generation (docs/CONFIG.md, `log.access`).
+    std::shared_ptr<const obs::AccessLog> access_log;
     // Edge tokens after a Basic check (credentials.token_key_file); kept across reloads that keep the file.
     std::shared_ptr<class EdgeTokenSealer> edge_tokens;
     // OAuth access token validation (oauth.clusters); null when no cluster is configured. Rebuilt on every

@@ -1,5 +1,6 @@
 #include "edge-c/stream_router.h"
 
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "edge-c/edge_c.h"
 #include "edge-c/http_service.h"
@@ -9,8 +10,10 @@
 namespace edgepair::edge_c {
 
 void serve_stream(CWorker& w, link::LinkStream* s, const link::Headers& headers) {
-    EP_DEBUG("link", "stream {} ({}) {}", s->id(), link::to_string(s->kind()),
-             link::header_value(headers, ":path"));
+    // The query is redacted: it may carry a password or a token (common/obs/access_log.h).
+    EP_DEBUG("link", "stream {} ({}) [{}] {}", s->id(), link::to_string(s->kind()),
+             obs::checked_request_id(link::header_value(headers, obs::kRequestIdHeader)),
+             obs::redact_target(link::header_value(headers, ":path")));
     switch (s->kind()) {
     case link::StreamKind::Http:
         return serve_http_stream(w, s, headers);

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "common/net/connection.h"
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
@@ -44,7 +45,8 @@ class XmppUpstream final : public link::StreamHandler {
   public:
     XmppUpstream(CWorker& w, link::LinkStream* s, const link::Headers& h)
         : w_(w), s_(s), domain_(link::header_value(h, "x-domain")),
-          client_(link::header_value(h, "x-client-addr")) {}
+          client_(link::header_value(h, "x-client-addr")),
+          id_(obs::checked_request_id(link::header_value(h, obs::kRequestIdHeader))) {}
 
     void start();
 
@@ -82,10 +84,14 @@ class XmppUpstream final : public link::StreamHandler {
     bool up_paused_ = false;
     bool dying_ = false;
     uint64_t attempt_ = 0;
+    std::string id_;           // edge-e's request id for this stream
+    obs::FlowAccess access_;   // log.access: open at start(), close in destroy_later()
+    std::string close_reason_; // first cause of the end; "client_closed" when edge-e ended it
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 void XmppUpstream::start() {
+    access_.open(w_.gen()->access_log, "xmpp", id_, client_);
     auto snap = w_.snapshot();
     if (!snap)
         return refuse(503, "remote-connection-failed", "edge-c has no valid MRA configuration", "no_config");
@@ -193,6 +199,7 @@ void XmppUpstream::on_up_ready() {
 
 void XmppUpstream::on_up_data(const char* data, size_t len) {
     if (phase_ == Phase::Relaying) {
+        access_.add_out(len);
         if (s_ && !s_->write(std::string_view(data, len)) && !up_paused_) {
             up_paused_ = true;
             up_->pause_reading();
@@ -240,6 +247,8 @@ void XmppUpstream::on_up_close(std::string_view why) {
     if (phase_ == Phase::Done) return destroy_later(); // we closed it after the link stream went away
     if (phase_ != Phase::Relaying) return attempt_failed(fmt::format("{}: {}", cur_.name, why));
     phase_ = Phase::Done;
+    if (close_reason_.empty())
+        close_reason_ = why == "closed by peer" || why == "closed" ? "server_closed" : "server_cut";
     EP_INFO(kLog, "{} ({}): IM&P {} connection ended: {}", client_, domain_, cur_.name, why);
     if (s_) {
         // A TLS close after </stream:stream> is a clean end; anything else cut the stream mid-way and edge-e
@@ -273,6 +282,7 @@ void XmppUpstream::attempt_failed(std::string why) {
 void XmppUpstream::refuse(int status, std::string_view condition, std::string reason,
                           std::string_view result) {
     count(result);
+    if (close_reason_.empty()) close_reason_ = result;
     EP_INFO(kLog, "{} ({}): refused: {}", client_, domain_, reason);
     phase_ = Phase::Done;
     if (timer_) timer_->cancel();
@@ -298,6 +308,7 @@ void XmppUpstream::count(std::string_view result) {
 
 void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
     if (phase_ == Phase::Done) return s.consumed(len);
+    access_.add_in(len);
     if (phase_ != Phase::Relaying) {
         pending_.append(data, len);
         return;
@@ -322,6 +333,7 @@ void XmppUpstream::on_writable(link::LinkStream&) {
 
 void XmppUpstream::on_close(link::LinkStream&, std::string_view error) {
     s_ = nullptr;
+    if (close_reason_.empty()) close_reason_ = error.empty() ? "client_closed" : "link_closed";
     if (!error.empty()) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, error);
     if (up_ && phase_ == Phase::Relaying) {
         // Flush what the client sent last, then close; the upstream's on_close frees us.
@@ -337,6 +349,7 @@ void XmppUpstream::destroy_later() {
     dying_ = true;
     *alive_ = false;
     if (timer_) timer_->cancel();
+    access_.close(close_reason_.empty() ? "closed" : close_reason_);
     // Not inline: this may run inside a LinkStream or Connection callback that still holds `this`.
     w_.retire(this);
 }

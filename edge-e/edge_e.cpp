@@ -44,7 +44,8 @@ net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector
 
 // ---- WorkerState ----
 
-WorkerState::WorkerState(EdgeE& app, core::Worker& w) : app_(app), worker_(w), counters_(app.metrics()) {}
+WorkerState::WorkerState(EdgeE& app, core::Worker& w)
+    : app_(app), worker_(w), counters_(app.metrics()), request_ids_(w.index()) {}
 
 void WorkerState::apply(std::shared_ptr<const Generation> gen) {
     gen_ = std::move(gen);
@@ -370,6 +371,10 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
         rl.burst = cfg.http.rate_limit.burst;
         gen->rate_limiter = app::carry_limiter(gen_ ? gen_->rate_limiter : nullptr, rl);
     }
+    if (auto r = app::open_access_log(cfg.log.access, "edge-e"); !r)
+        return make_error("log.access: " + r.error().message);
+    else
+        gen->access_log = *r;
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
 }

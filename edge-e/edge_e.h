@@ -23,6 +23,7 @@
 #include "common/mra/snapshot.h"
 #include "common/net/listener.h"
 #include "common/net/tls_context.h"
+#include "common/obs/access_log.h"
 #include "common/obs/metrics.h"
 #include "edge-e/media_relay.h"
 #include "edge-e/worker_counters.h"
@@ -41,6 +42,8 @@ struct Generation {
     // Requests per client address on 8443, shared by every worker; null when http.rate_limit is off. Kept
     // across reloads that do not change its settings, so a SIGHUP does not hand everyone a fresh burst.
     std::shared_ptr<http::KeyedRateLimiter> rate_limiter;
+    // log.access; null when off. Opened anew by every generation (docs/CONFIG.md, `log.access`).
+    std::shared_ptr<const obs::AccessLog> access_log;
 };
 
 class ClientSession {
@@ -144,6 +147,8 @@ class WorkerState {
     int links_up() const { return links_up_.load(); }
     int links_total() const { return links_total_.load(); }
     MediaRelay* media() { return media_.get(); }
+    // A new request id (HTTP request, SIP flow, XMPP stream) for the access logs of both edges.
+    std::string next_request_id() { return request_ids_.next(); }
 
   private:
     void open_listeners();
@@ -154,6 +159,7 @@ class WorkerState {
     EdgeE& app_;
     core::Worker& worker_;
     WorkerCounters counters_;
+    obs::RequestIds request_ids_;
     std::shared_ptr<const Generation> gen_;
     std::unique_ptr<net::Listener> https_, sip_, xmpp_;
     std::string https_addr_, sip_addr_, xmpp_addr_;

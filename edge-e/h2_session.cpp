@@ -23,6 +23,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "common/http/h2_request.h"
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "edge-e/http_gate.h"
 
@@ -92,6 +93,7 @@ class H2Stream final : public link::StreamHandler {
     size_t held_ = 0; // client bytes passed to the link stream but not yet given back as window
     uint64_t body_bytes_ = 0;
     std::unique_ptr<core::Timer> timer_;
+    obs::HttpAccess access_; // written when the stream goes (its destructor), for log.access
 
     bool resp_started_ = false;
     bool resp_discard_ = false; // response without a body (HEAD, 204, 304): link bytes are dropped
@@ -208,7 +210,10 @@ class H2Conn final : public H2Session {
     void open_on(H2Stream& st, link::LinkConn* link) {
         bool end = st.req_ended_ && st.pending_.empty();
         st.ls_ = link->open_stream(link::StreamKind::Http, st.link_headers_, &st, end);
-        if (!st.ls_) return respond_local(st, 503, "traversal link to edge-c is down");
+        if (!st.ls_) {
+            st.access_.set_reason("link_down");
+            return respond_local(st, 503, "traversal link to edge-c is down");
+        }
         st.last_progress_ms_ = now();
         if (!stall_timer_->armed()) stall_timer_->arm(std::max<uint64_t>(stall_ms_ / 4, 250));
         if (st.expect_continue_ && !st.req_ended_ && st.body_bytes_ == 0) {
@@ -237,7 +242,10 @@ class H2Conn final : public H2Session {
         st.ticket_ = ws_.wait_for_link([this, sp](link::LinkConn* l) {
             sp->waiting_link_ = false;
             if (!session_) return;
-            if (!l) return respond_local(*sp, 503, "traversal link to edge-c is down");
+            if (!l) {
+                sp->access_.set_reason("link_down");
+                return respond_local(*sp, 503, "traversal link to edge-c is down");
+            }
             open_on(*sp, l);
         });
     }
@@ -270,6 +278,7 @@ class H2Conn final : public H2Session {
         ws_.app().counters().http_rejected->inc();
         st.local_ = true;
         st.resp_started_ = true;
+        st.access_.set_status(status);
         if (st.timer_) st.timer_->cancel();
         release_link(st);
         release_held(st);
@@ -334,6 +343,7 @@ class H2Conn final : public H2Session {
     void response_timed_out(H2Stream& st) {
         if (st.resp_started_ || !st.ls_) return;
         ws_.counters().link_timeouts->inc();
+        st.access_.set_reason("response_timeout");
         EP_INFO(kLog, "{}: stream {}: no answer from edge-c within {} ms", conn_.peer().str(), st.id_,
                 response_timeout_ms_);
         respond_local(st, 504, "edge-c did not answer in time");
@@ -577,7 +587,10 @@ class H2Conn final : public H2Session {
         count_reject(c->ws_, label);
         EP_INFO(kLog, "{}: stream {}: HTTP/2 frame refused: {}", c->conn_.peer().str(), f->hd.stream_id,
                 nghttp2_strerror(lib_error_code));
-        if (auto* st = c->find(f->hd.stream_id)) st->local_ = true;
+        if (auto* st = c->find(f->hd.stream_id)) {
+            st->local_ = true;
+            st->access_.set_reason(label);
+        }
         return 0;
     }
 
@@ -613,6 +626,7 @@ class H2Conn final : public H2Session {
             return NGHTTP2_ERR_DEFERRED;
         }
         size_t n = std::min(avail, length);
+        st->access_.add_out(n);
         std::memcpy(buf, st->out_.data() + st->out_off_, n);
         st->out_off_ += n;
         if (st->out_off_ == st->out_.size()) {
@@ -663,6 +677,8 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     if (!st.req_.finish()) {
         const auto& e = st.req_.error();
         count_reject(ws_, e.label);
+        st.access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_.peer().str(), "-", "-");
+        st.access_.set_reason(e.label);
         EP_INFO(kLog, "{}: stream {}: request refused: {} ({})", conn_.peer().str(), st.id_, e.label,
                 e.detail);
         if (e.malformed)
@@ -675,10 +691,17 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     st.head_request_ = head.method == "HEAD";
     if (st.req_.has_content_length() && st.req_.content_length() > max_body_) {
         count_reject(ws_, "body_too_large");
+        st.access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_.peer().str(), head.method,
+                         head.target);
+        st.access_.set_reason("body_too_large");
         return respond_local(st, 413, "body_too_large");
     }
     auto g = gate_request(ws_, head, conn_.peer());
-    if (g.status) return respond_local(st, g.status, g.message, g.retry_after_s, g.allow);
+    st.access_.begin(ws_.gen()->access_log, g.request_id, conn_.peer().str(), head.method, head.target);
+    if (g.status) {
+        st.access_.set_reason(g.reason);
+        return respond_local(st, g.status, g.message, g.retry_after_s, g.allow);
+    }
     // nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS only once the client acknowledged it: the link
     // streams one connection holds are capped here from the first frame on.
     size_t holding = 0;
@@ -687,11 +710,13 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     if (holding >= max_streams_) {
         ws_.counters().per_conn_full->inc();
         count_reject(ws_, "per_connection_streams");
+        st.access_.set_reason("per_connection_streams");
         return reset_stream(st, NGHTTP2_REFUSED_STREAM);
     }
     st.slot_ = ws_.take_client_stream(conn_.peer());
     if (!st.slot_) {
         count_reject(ws_, "per_client_streams");
+        st.access_.set_reason("per_client_streams");
         return respond_local(st, 429, "too many requests in progress from this address", 1);
     }
     st.method_ = head.method;
@@ -724,6 +749,7 @@ void H2Conn::on_request_end(H2Stream& st) {
 
 void H2Conn::on_body(H2Stream& st, const char* data, size_t len) {
     st.body_bytes_ += len;
+    st.access_.add_in(len);
     st.last_progress_ms_ = now();
     if (st.local_ || (!st.ls_ && !st.waiting_link_)) {
         nghttp2_session_consume_stream(session_, st.id_, len);
@@ -731,6 +757,7 @@ void H2Conn::on_body(H2Stream& st, const char* data, size_t len) {
     }
     if (st.body_bytes_ > max_body_) {
         count_reject(ws_, "body_too_large");
+        st.access_.set_reason("body_too_large");
         if (!st.resp_started_)
             respond_local(st, 413, "body_too_large");
         else
@@ -759,6 +786,8 @@ void H2Stream::on_headers(link::LinkStream&, const link::Headers& headers) {
     if (status < 200) return; // interim responses are not relayed
     if (timer_) timer_->cancel();
     resp_started_ = true;
+    access_.set_status(status);
+    access_.set_upstream(link::header_value(headers, obs::kUpstreamHeader));
     resp_discard_ = head_request_ || status == 204 || status == 304;
     std::vector<std::pair<std::string, std::string>> h;
     h.reserve(headers.size() + 1);
@@ -811,6 +840,7 @@ void H2Stream::on_close(link::LinkStream&, std::string_view error) {
     if (!resp_started_ && !retried_ && link_loss_retryable(error, method_, body_sent_))
         return c_.retry(*this);
     slot_.release();
+    access_.set_reason("link_error");
     if (!resp_started_) {
         c_.ws().counters().link_errors->inc();
         c_.respond_local(*this, 502, "traversal link to edge-c failed");

@@ -5,6 +5,7 @@
 #include "common/http/header_policy.h"
 #include "common/http/rate_limit.h"
 #include "common/mra/request_gate.h"
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 
 namespace edgepair::edge_e {
@@ -103,23 +104,28 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
     for (const auto& f : req.headers)
         gr.field_names.emplace_back(f.name);
 
+    auto id = ws.next_request_id();
     auto snap = ws.snapshot();
     auto verdict = mra::decide(snap.get(), gr);
     if (!verdict.passed()) {
         count_reject(ws, verdict.label);
         if (verdict.reason == mra::GateReason::Blocked) ws.counters().blocked(verdict.block_stage).inc();
+        // The query is redacted here too: a refused request's query may carry a password as well.
         if (verdict.reason == mra::GateReason::RateLimited)
-            EP_DEBUG("https", "{}: {} {} ({}) refused: {}", peer.str(), req.method, req.target, proto(req),
-                     verdict.log);
+            EP_DEBUG("https", "{}: [{}] {} {} ({}) refused: {}", peer.str(), id, req.method,
+                     obs::redact_target(req.target), proto(req), verdict.log);
         else
-            EP_INFO("https", "{}: {} {} ({}) refused ({}): {}", peer.str(), req.method, req.target,
-                    proto(req), verdict.label, verdict.log);
+            EP_INFO("https", "{}: [{}] {} {} ({}) refused ({}): {}", peer.str(), id, req.method,
+                    obs::redact_target(req.target), proto(req), verdict.label, verdict.log);
         auto g = refuse(verdict.status, verdict.message);
+        g.request_id = std::move(id);
+        g.reason = verdict.label;
         g.retry_after_s = verdict.retry_after_s;
         g.allow = std::move(verdict.allow);
         return g;
     }
     GateResult g;
+    g.request_id = id;
     // nullptr: no link up on this worker right now; the session waits for one (WorkerState::wait_for_link).
     g.link = ws.pick_link();
 
@@ -143,6 +149,7 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
         h.emplace_back(std::move(name), f.value);
     }
     h.emplace_back("x-client-addr", peer.str());
+    h.emplace_back(std::string(obs::kRequestIdHeader), std::move(id));
     h.emplace_back("x-edge-host", cfg.node_name);
     h.emplace_back("x-edge-https-port",
                    std::to_string(cfg.listeners.https ? cfg.listeners.https->listen.port : 0));

@@ -18,6 +18,11 @@
 namespace edgepair::edge_e {
 
 struct GateResult {
+    // Every request gets one, refused or not: it names the request in both edges' access logs and crosses
+    // the link as x-edge-request-id (common/obs/access_log.h).
+    std::string request_id;
+    // Non-zero status: the gate's reason label (the edgepair_http_rejected_requests_total label).
+    std::string reason;
     // Non-zero: answer the client locally with this status and message; nothing was sent on the link.
     int status = 0;
     std::string message;

@@ -4,6 +4,7 @@
 
 #include "common/http/h1_parser.h"
 #include "common/net/tls_context.h"
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "edge-e/h2_session.h"
 #include "edge-e/http_gate.h"
@@ -107,6 +108,10 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             if (r.status == http::H1Parser::Status::Error) {
                 auto& e = parser_->error();
                 count_reject(ws_, e.name());
+                if (!access_.active())
+                    access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_->peer().str(), "-",
+                                  "-");
+                access_.set_reason(e.name());
                 EP_INFO("https", "{}: malformed request: {} ({})", conn_->peer().str(), e.name(), e.detail);
                 if (in_flight_ && response_started_) {
                     conn_->close();
@@ -122,6 +127,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
                 continue;
             }
             if (r.status == http::H1Parser::Status::Body) {
+                access_.add_in(r.body.size());
                 if (stream_) {
                     body_sent_ = true;
                     if (!stream_->write(r.body)) {
@@ -206,10 +212,15 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         }
 
         auto g = gate_request(ws_, *req, conn_->peer());
-        if (g.status) return reject_request(g.status, g.message, g.retry_after_s, g.allow);
+        access_.begin(ws_.gen()->access_log, g.request_id, conn_->peer().str(), parsed.method, parsed.target);
+        if (g.status) {
+            access_.set_reason(g.reason);
+            return reject_request(g.status, g.message, g.retry_after_s, g.allow);
+        }
         slot_ = ws_.take_client_stream(conn_->peer());
         if (!slot_) {
             count_reject(ws_, "per_client_streams");
+            access_.set_reason("per_client_streams");
             return reject_request(429, "too many requests in progress from this address", 1);
         }
         std::erase_if(g.headers, [](const link::Header& h) { return h.first == "expect"; });
@@ -254,6 +265,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
     // A request that passed the gate but cannot go to the link after all.
     void refuse_in_flight(int status, const std::string& msg) {
+        access_.set_reason("link_down");
         in_flight_ = false;
         drop_stream();
         reject_request(status, msg);
@@ -265,6 +277,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (!stream_ || response_started_) return;
         drop_stream();
         ws_.counters().link_timeouts->inc();
+        access_.set_reason("response_timeout");
         EP_INFO("https", "{}: no answer from edge-c within the response timeout", conn_->peer().str());
         keep_alive_ = keep_alive_ && request_done_;
         respond_local(504, "edge-c did not answer in time", keep_alive_);
@@ -286,6 +299,10 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         ws_.counters().head_timeouts->inc();
         count_reject(ws_, "head_timeout");
         EP_INFO("https", "{}: request head not complete within {} ms", conn_->peer().str(), head_ms_);
+        if (partial) {
+            access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_->peer().str(), "-", "-");
+            access_.set_reason("head_timeout");
+        }
         if (!partial) {
             closing_ = true;
             conn_->close();
@@ -307,6 +324,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (quiet < stall_ms_) return stall_timer_->arm(stall_ms_ - quiet);
         ws_.counters().stalls->inc();
         count_reject(ws_, "client_stall");
+        access_.set_reason("client_stall");
         EP_INFO("https", "{}: cut: held a link stream {} ms without sending or reading", conn_->peer().str(),
                 quiet);
         drop_stream();
@@ -336,6 +354,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
                        std::string_view allow = {}) {
         std::string body = msg + "\n";
         std::string extra = status == 401 ? "WWW-Authenticate: Basic realm=\"edgepair\"\r\n" : "";
+        access_.set_status(status);
+        if (!head_request_) access_.add_out(body.size());
         if (status == 429) extra += fmt::format("Retry-After: {}\r\n", retry_after_s ? retry_after_s : 1);
         if (status == 405 && !allow.empty()) extra += fmt::format("Allow: {}\r\n", allow);
         conn_->write(
@@ -364,6 +384,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     }
 
     void request_finished() {
+        access_.finish();
         in_flight_ = false;
         stream_ = nullptr;
         slot_.release();
@@ -417,6 +438,10 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         }
         closing_ = true;
         drop_stream();
+        if (access_.active()) {
+            access_.set_reason("client_closed");
+            access_.finish();
+        }
         ws_.remove(this);
     }
 
@@ -428,6 +453,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         if (!st.empty()) status = std::atoi(std::string(st).c_str());
         if (status < 200) return; // interim responses are not relayed (HTTP/1.1 clients did not ask for them)
         response_timer_->cancel();
+        access_.set_status(status);
+        access_.set_upstream(link::header_value(headers, obs::kUpstreamHeader));
         // An answer before the whole request: the rest of the upload is not read (the link stream is reset
         // once the answer is complete), so this connection cannot carry another request.
         if (!request_done_) keep_alive_ = false;
@@ -455,6 +482,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             s.consumed(len);
             return;
         }
+        access_.add_out(len);
         if (chunked_) {
             conn_->write(fmt::format("{:x}\r\n", len));
             conn_->write(std::string_view(data, len));
@@ -515,6 +543,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
                 return;
             }
             slot_.release();
+            access_.set_reason("link_error");
             if (!response_started_) {
                 ws_.counters().link_errors->inc();
                 keep_alive_ = keep_alive_ && request_done_;
@@ -570,6 +599,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     bool pump_posted_ = false;
     bool head_pending_ = true; // the next request head is awaited
     bool first_done_ = false;  // a request was complete on this connection
+    obs::HttpAccess access_;   // the request being served (or answered locally), for log.access
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
@@ -75,6 +76,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
             {[this] { on_ready(); }, [this](const char* d, size_t n) { on_client_data(d, n); },
              [this](std::string_view why) { on_client_close(why); }, [this] { on_drained(); }});
         conn_->set_idle_timeout(uint64_t(gen_->cfg.limits.client_idle_timeout.count()));
+        access_.open(gen_->access_log, "xmpp", ws.next_request_id(), peer());
         conn_->start();
     }
 
@@ -113,6 +115,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
 
     void on_client_data(const char* data, size_t len) {
         if (phase_ == Phase::Done) return;
+        access_.add_in(len);
         c2s_->feed(std::string_view(data, len));
         while (phase_ == Phase::Plain || phase_ == Phase::Tls) {
             auto ev = c2s_->next();
@@ -187,7 +190,11 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         }
         domain_ = to;
         stream_ = lc->open_stream(link::StreamKind::Xmpp,
-                                  {{"x-client-addr", peer()}, {"x-sni", sni_}, {"x-domain", domain_}}, this);
+                                  {{"x-client-addr", peer()},
+                                   {"x-sni", sni_},
+                                   {"x-domain", domain_},
+                                   {std::string(obs::kRequestIdHeader), access_.id()}},
+                                  this);
         if (!stream_) {
             fail(xmpp::StreamErrorCondition::remote_connection_failed, "traversal link to edge-c is down");
             return false;
@@ -212,6 +219,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         if (bytes.empty()) return;
         // From now on a stream error (link loss) must not repeat the header IM&P already sent.
         if (!writer_.header_sent()) (void)writer_.open();
+        access_.add_out(bytes.size());
         conn_->write(bytes);
     }
 
@@ -220,6 +228,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         phase_ = Phase::Done;
         auto name = std::string(xmpp::condition_name(c));
         ws_.counters().xmpp_error(c).inc();
+        if (close_reason_.empty()) close_reason_ = name;
         EP_INFO(kLog, "{}: stream error {}: {}", peer(), name, text);
         conn_->write(writer_.error(c, text));
         conn_->close();
@@ -244,6 +253,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         if (phase_ == Phase::Handshake) ws_.app().counters().tls_handshake_failures->inc();
         phase_ = Phase::Done;
         detach_stream();
+        access_.close(close_reason_.empty() ? "client_closed" : close_reason_);
         ws_.remove(this);
     }
 
@@ -257,8 +267,10 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
     link::LinkStream* stream_ = nullptr;
     Phase phase_ = Phase::Plain;
     std::string domain_, sni_;
-    size_t owed_ = 0;     // link bytes written to the client while it was above its watermark
-    bool paused_ = false; // client reads paused: the link stream is above its watermark
+    size_t owed_ = 0;          // link bytes written to the client while it was above its watermark
+    bool paused_ = false;      // client reads paused: the link stream is above its watermark
+    obs::FlowAccess access_;   // log.access: open at accept, close with the reason below
+    std::string close_reason_; // first of: stream error condition, "server_closed"; else "client_closed"
 };
 
 void XmppSession::on_headers(link::LinkStream&, const link::Headers& h) {
@@ -331,6 +343,7 @@ void XmppSession::on_end(link::LinkStream&) {
     // IM&P ended its side (after its </stream:stream>): finish sending and close.
     if (phase_ == Phase::Done) return;
     phase_ = Phase::Done;
+    if (close_reason_.empty()) close_reason_ = "server_closed";
     conn_->close();
 }
 
@@ -345,6 +358,7 @@ void XmppSession::on_close(link::LinkStream&, std::string_view error) {
     if (error.empty()) {
         if (phase_ != Phase::Done) {
             phase_ = Phase::Done;
+            if (close_reason_.empty()) close_reason_ = "server_closed";
             conn_->close();
         }
         return;

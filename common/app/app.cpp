@@ -23,6 +23,15 @@ net::SockAddr listen_address(const config::Address& a) {
     return r ? *r : net::SockAddr{};
 }
 
+Result<std::shared_ptr<const obs::AccessLog>> open_access_log(const config::AccessLogConfig& cfg,
+                                                              std::string side) {
+    if (!cfg.enabled) return std::shared_ptr<const obs::AccessLog>();
+    obs::AccessLogOptions o;
+    o.format = cfg.format == config::LogFormat::Json ? obs::AccessFormat::Json : obs::AccessFormat::Text;
+    o.file = cfg.file;
+    return obs::AccessLog::open(o, std::move(side));
+}
+
 std::shared_ptr<http::KeyedRateLimiter> carry_limiter(const std::shared_ptr<http::KeyedRateLimiter>& running,
                                                       const http::RateLimitOptions& want) {
     if (running && running->options().rate == want.rate && running->options().burst == want.burst)

@@ -17,6 +17,7 @@
 #include "common/core/result.h"
 #include "common/http/rate_limit.h"
 #include "common/media/media_metrics.h"
+#include "common/obs/access_log.h"
 #include "common/obs/alarms.h"
 #include "common/obs/metrics.h"
 
@@ -157,6 +158,10 @@ template <class Workers> std::string links_json(const Workers& workers) {
 // everyone a fresh burst), else a new one.
 std::shared_ptr<http::KeyedRateLimiter> carry_limiter(const std::shared_ptr<http::KeyedRateLimiter>& running,
                                                       const http::RateLimitOptions& want);
+
+// A generation's access log (`log.access`): null when off, else opened now (a reload reopens the file).
+Result<std::shared_ptr<const obs::AccessLog>> open_access_log(const config::AccessLogConfig& cfg,
+                                                              std::string side);
 
 // Resolves a configured address for a listener (a name is resolved once, now; "*" is any address).
 net::SockAddr listen_address(const config::Address& a);

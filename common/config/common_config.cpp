@@ -27,9 +27,22 @@ bool valid_module_name(std::string_view s) {
 } // namespace
 
 void parse_log(const Node& n, LogConfig& out) {
-    auto m = n.as_map({"level", "format", "modules"});
+    auto m = n.as_map({"level", "format", "modules", "access"});
     m.enumeration<LogLevel>("level", out.level, kLevels);
     m.enumeration<LogFormat>("format", out.format, kFormats);
+    if (auto acc = m.get("access")) {
+        auto am = acc->as_map({"enabled", "format", "file"});
+        // `access:` alone turns it on with the defaults, like the listeners' sections.
+        out.access.enabled = true;
+        am.boolean("enabled", out.access.enabled);
+        am.enumeration<LogFormat>("format", out.access.format, kFormats);
+        if (auto f = am.get("file")) {
+            auto v = f->as_string();
+            if (v && *v != "stderr") {
+                if (auto p = f->as_path()) out.access.file = *p;
+            }
+        }
+    }
     if (auto mods = m.get("modules")) {
         // Module names are open-ended (each subsystem names itself), so any well-formed word is accepted.
         auto mm = mods->as_open_map();

@@ -30,10 +30,18 @@ const char* to_string(LogLevel);
 const char* to_string(LogFormat);
 const char* to_string(TlsVersion);
 
+// `log.access`: one line per HTTP request / SIP transaction and flow / XMPP stream (common/obs/access_log.h).
+struct AccessLogConfig {
+    bool enabled = false;
+    LogFormat format = LogFormat::Text;
+    std::string file; // resolved path; empty: stderr
+};
+
 struct LogConfig {
     LogLevel level = LogLevel::Info;
     LogFormat format = LogFormat::Text;
     std::map<std::string, LogLevel> modules; // per-module override, e.g. {"link": Debug}
+    AccessLogConfig access;
 };
 
 struct AdminConfig {

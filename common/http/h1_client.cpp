@@ -14,6 +14,7 @@
 #include "common/http/header_policy.h"
 #include "common/net/connection.h"
 #include "common/net/listener.h"
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "common/obs/metrics.h"
 
@@ -307,7 +308,8 @@ void ExchangeImpl::acquire(bool allow_pool) {
             reused_ = true;
             conn_ready_ = true;
             cl_.count(&ClientStats::connections_reused, &ClientMetrics::connections_reused);
-            EP_DEBUG(kLog, "{} {}{}: reusing a pooled connection", req_.method, key_, req_.target);
+            EP_DEBUG(kLog, "{} {}{}: reusing a pooled connection", req_.method, key_,
+                     obs::redact_target(req_.target));
             return;
         }
     }
@@ -727,7 +729,8 @@ void ExchangeImpl::fail(ClientErrorKind kind, std::string msg) {
     if (conn_) cl_.drop_conn(std::move(conn_), false);
     cl_.count(&ClientStats::errors, &ClientMetrics::errors);
     if (kind == ClientErrorKind::Timeout) cl_.count(&ClientStats::timeouts, &ClientMetrics::timeouts);
-    EP_DEBUG(kLog, "{} {}{}: {}: {}", req_.method, key_, req_.target, kind_name(kind), msg);
+    EP_DEBUG(kLog, "{} {}{}: {}: {}", req_.method, key_, obs::redact_target(req_.target), kind_name(kind),
+             msg);
     cl_.retire(this);
     h_->on_error(ClientError{kind, std::move(msg)});
 }
