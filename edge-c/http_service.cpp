@@ -21,6 +21,7 @@
 #include "common/http/query.h"
 #include "common/mra/edge_config.h"
 #include "common/mra/request_gate.h"
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "common/obs/metrics.h"
 #include "edge-c/credentials.h"
@@ -183,6 +184,7 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     bool responded_ = false; // our answer is complete (or abandoned): extra request bytes are discarded
     bool recorded_ = false;
     bool dying_ = false;
+    obs::HttpAccess access_; // this request's log.access line, under the id edge-e gave it
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -194,6 +196,8 @@ void HttpStream::start() {
     mra::GateRequest gr;
     gr.method = method_;
     gr.target = hv(req_, ":path");
+    access_.begin(w_.gen()->access_log, obs::checked_request_id(hv(req_, obs::kRequestIdHeader)),
+                  hv(req_, "x-client-addr"), method_, gr.target);
     gr.field_names.reserve(req_.size());
     for (const auto& [k, v] : req_)
         gr.field_names.emplace_back(k);
@@ -208,8 +212,9 @@ void HttpStream::start() {
         if (verdict.reason == mra::GateReason::Blocked)
             count(w_, mra::kBlockedMetric, mra::kBlockedHelp,
                   {{"side", "edge-c"}, {"reason", std::string(mra::block_stage_label(verdict.block_stage))}});
-        EP_INFO(kLog, "stream {}: {} {} refused ({}): {}", s_->id(), method_, gr.target, verdict.label,
-                verdict.log);
+        access_.set_reason(verdict.label);
+        EP_INFO(kLog, "stream {}: {} {} refused ({}): {}", s_->id(), method_, obs::redact_target(gr.target),
+                verdict.label, verdict.log);
         link::Headers extra;
         if (!verdict.allow.empty()) extra.emplace_back("allow", verdict.allow);
         return respond(verdict.status, verdict.message + "\n", extra);
@@ -218,8 +223,8 @@ void HttpStream::start() {
     if (verdict.params_dropped) {
         count(w_, "edgepair_http_path_params_dropped_total",
               "Proxied requests whose ;params were dropped from the forwarded path", {{"side", "edge-c"}});
-        EP_DEBUG(kLog, "stream {}: ;params dropped: {} is forwarded as {}", s_->id(), gr.target,
-                 forward_target_);
+        EP_DEBUG(kLog, "stream {}: ;params dropped: {} is forwarded as {}", s_->id(),
+                 obs::redact_target(gr.target), obs::redact_target(forward_target_));
     }
 
     switch (path_.kind) {
@@ -320,6 +325,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
     if (!creds) {
         count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
               {{"side", "edge-c"}, {"result", hv(req_, "authorization").empty() ? "missing" : "malformed"}});
+        access_.set_reason(hv(req_, "authorization").empty() ? "auth_missing" : "auth_malformed");
         return respond(401, "credentials required\n", {{"www-authenticate", kRealm}});
     }
     // seeds/002 "Authorization Rate Control": past the allowed failures for this user, 429 without asking
@@ -329,6 +335,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
     if (limiter && !limiter->would_allow(rate_key, w_.worker().loop().now_ms())) {
         count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
               {{"side", "edge-c"}, {"result", "rate_limited"}});
+        access_.set_reason("auth_rate_limited");
         EP_INFO(kLog, "stream {}: user {} over the failed-check limit", s_->id(), creds->user);
         auto retry = limiter->retry_after_s(rate_key, w_.worker().loop().now_ms());
         return respond(429, "too many failed sign-in attempts\n", {{"retry-after", std::to_string(retry)}});
@@ -343,6 +350,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
             if (!r) {
                 count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
                       {{"side", "edge-c"}, {"result", "error"}});
+                access_.set_reason("auth_error");
                 EP_WARN(kLog, "stream {}: credential check failed: {}", s_->id(), r.error().message);
                 return respond(auth_error_status(r.error()), "credential check unavailable\n");
             }
@@ -351,6 +359,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
                   {{"side", "edge-c"}, {"result", ok ? (r->cached ? "cached" : "ok") : "denied"}});
             if (!ok) {
                 if (limiter) limiter->take(rate_key, w_.worker().loop().now_ms());
+                access_.set_reason("auth_denied");
                 EP_INFO(kLog, "stream {}: user {} refused: {}", s_->id(), r->user, r->reason);
                 return respond(401, "invalid credentials\n", {{"www-authenticate", kRealm}});
             }
@@ -433,7 +442,9 @@ void HttpStream::serve_proxy_checked() {
         req.headers.add(k, v);
     }
     // Host comes from the proxy path, never from the client's Host (which names edge-e): the Client adds it.
-    EP_DEBUG(kLog, "stream {}: {} {}{}", s_->id(), method_, req.origin.str(), forward_target_);
+    EP_DEBUG(kLog, "stream {}: {} {}{}", s_->id(), method_, req.origin.str(),
+             obs::redact_target(forward_target_));
+    access_.set_upstream(fmt::format("{}:{}", path_.host, path_.port));
     x_ = w_.http().start(std::move(req), this);
     if (!x_) return respond(502, "upstream request could not be started\n");
     start_exchange();
@@ -460,6 +471,7 @@ void HttpStream::release_owed() {
 }
 
 void HttpStream::on_data(link::LinkStream& s, const char* data, size_t len) {
+    access_.add_in(len);
     if (responded_) {
         s.consumed(len); // the answer is out; the rest of the request is not wanted
         return;
@@ -505,7 +517,10 @@ void HttpStream::on_close(link::LinkStream&, std::string_view error) {
               {{"side", "edge-c"}});
     }
     if (!error.empty()) EP_DEBUG(kLog, "stream closed: {}", error);
-    if (!recorded_) record(0);
+    if (!recorded_) {
+        access_.set_reason("client_gone");
+        record(0);
+    }
     destroy_later();
 }
 
@@ -519,6 +534,8 @@ void HttpStream::on_response_head(const http::ResponseHead& head) {
     for (const auto& f : head.headers)
         if (http::forwards(http::Hop::UpstreamResponse, f.name, f.value, &listed))
             out.emplace_back(f.name, f.value);
+    // edge-e names the node in its own access line too (stripped before the client, like every x-edge-*).
+    out.emplace_back(std::string(obs::kUpstreamHeader), fmt::format("{}:{}", path_.host, path_.port));
     head_sent_ = true;
     s_->send_headers(out);
     record(head.status);
@@ -526,6 +543,7 @@ void HttpStream::on_response_head(const http::ResponseHead& head) {
 
 void HttpStream::on_response_body(std::string_view data) {
     if (!s_) return;
+    access_.add_out(data.size());
     if (!s_->write(data) && x_ && !resp_paused_) {
         resp_paused_ = true;
         x_->pause_response();
@@ -541,6 +559,7 @@ void HttpStream::on_response_end() {
 
 void HttpStream::on_error(const http::ClientError& err) {
     x_ = nullptr;
+    access_.set_reason(http::kind_name(err.kind));
     count(w_, "edgepair_http_upstream_errors_total", "Proxied HTTP requests that failed upstream",
           {{"side", "edge-c"}, {"kind", std::string(http::kind_name(err.kind))}});
     EP_INFO(kLog, "{} {}://{}:{}{}: {}: {}", method_, path_.scheme, path_.host, path_.port, path_.path,
@@ -581,6 +600,7 @@ void HttpStream::respond(int status, std::string_view body, const link::Headers&
     for (auto& e : extra)
         h.push_back(e);
     const bool head_only = method_ == "HEAD";
+    if (!head_only) access_.add_out(body.size());
     if (!s_->send_headers(h, head_only || body.empty())) return;
     if (!head_only && !body.empty() && s_) {
         s_->write(body);
@@ -591,6 +611,7 @@ void HttpStream::respond(int status, std::string_view body, const link::Headers&
 void HttpStream::record(int status) {
     if (recorded_) return;
     recorded_ = true;
+    access_.set_status(status);
     count(w_, "edgepair_http_requests_total", "HTTP requests served by edge-c",
           {{"side", "edge-c"}, {"kind", kind_}, {"status", status ? std::to_string(status) : "aborted"}});
 }
@@ -599,6 +620,7 @@ void HttpStream::destroy_later() {
     if (dying_) return;
     dying_ = true;
     *alive_ = false;
+    access_.finish();
     // Not inline: this may run inside a LinkStream or Exchange callback that still holds `this`.
     w_.retire(this);
 }
