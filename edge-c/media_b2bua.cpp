@@ -192,7 +192,10 @@ void MediaB2bua::process(uint64_t flow, link::LinkConn* link, const std::string&
         next(std::move(msg), 0, {});
         return;
     }
-    std::string cid = cid_h->value;
+    // Keyed per call leg (the client flow and the Call-ID), not per Call-ID: with the pair in the middle of a
+    // call between two of its own clients both halves carry the same Call-ID, and each half needs its own
+    // edge-e ports and keys (issue #16).
+    std::string cid = std::to_string(flow) + "/" + cid_h->value;
     auto it = calls_.find(cid);
     if (it == calls_.end()) {
         // Only an INVITE starts a call we relay media for.

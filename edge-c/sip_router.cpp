@@ -45,9 +45,22 @@ bool dialog_forming(std::string_view method) {
 // SipFlow
 
 SipFlow::SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client,
-                 std::string sni)
+                 std::string sni, EdgeSide edge)
     : r_(r), s_(s), link_(&s->link()), id_(id), domain_(std::move(domain)), client_(std::move(client)),
-      sni_(std::move(sni)), decoder_(kMaxFromEdge) {}
+      sni_(std::move(sni)), edge_(std::move(edge)), decoder_(kMaxFromEdge) {}
+
+sip::Uri SipFlow::outside_uri() const {
+    sip::Uri u;
+    u.scheme = "sip";
+    // The name the client connected by resolves for it (and its certificate check matches it); a client
+    // that connected by address gets that address. Either way a client that reuses connections by peer
+    // address (RFC 5923 style, baresip, Jabber) finds its one TLS flow again.
+    u.host = !sni_.empty() ? sni_ : edge_.local_ip;
+    if (edge_.local_port) u.port = edge_.local_port;
+    u.params.set("transport", "tls");
+    u.params.set("lr", std::nullopt);
+    return u;
+}
 
 void SipFlow::on_data(link::LinkStream& s, const char* data, size_t len) {
     s.consumed(len);
@@ -132,6 +145,17 @@ sip::Uri SipUpstream::our_uri(uint64_t flow, bool lr) const {
     return u;
 }
 
+sip::Uri SipUpstream::contact_for(uint64_t flow, size_t epc, const sip::Uri& orig) const {
+    sip::Uri base;
+    base.scheme = "sip";
+    base.host = local_host_;
+    base.port = local_port_;
+    base.params.set("transport", tls_ ? "tls" : "tcp");
+    SipFlow* f = r_.find_flow(flow);
+    return sip::mra_contact(orig, std::move(base), r_.flow_token(kFlowClient, flow), epc,
+                            f ? std::string_view(f->client()) : std::string_view());
+}
+
 bool SipUpstream::write_checked(const sip::Message& m, uint64_t flow) {
     std::string wire = m.serialize();
     size_t limit = size_t(r_.worker().gen()->cfg.sip.max_message_to_node);
@@ -157,11 +181,8 @@ void SipUpstream::send_response_from_client(sip::Message m, uint64_t flow) {
     }
     SipFlow* f = r_.find_flow(flow);
     if (!f) return;
-    auto v = sip::rewrite_client_contacts(m, f->contacts, [&](size_t idx) {
-        sip::Uri u = our_uri(flow, false);
-        u.params.set("epc", std::to_string(idx));
-        return u;
-    });
+    auto v = sip::rewrite_client_contacts(
+        m, f->contacts, [&](size_t idx, const sip::Uri& orig) { return contact_for(flow, idx, orig); });
     if (v != sip::ContactVerdict::ok) {
         // A response cannot be refused: it is dropped, and the node's transaction times out.
         r_.count(v == sip::ContactVerdict::malformed ? "bad_contact" : "too_many_contacts");
@@ -189,10 +210,8 @@ void SipUpstream::send_from_client(sip::Message m, uint64_t flow) {
         if (!path) {
             SipFlow* f = r_.find_flow(flow);
             if (!f) return; // the client left
-            auto v = sip::rewrite_client_contacts(m, f->contacts, [&](size_t idx) {
-                sip::Uri u = our_uri(flow, false);
-                u.params.set("epc", std::to_string(idx));
-                return u;
+            auto v = sip::rewrite_client_contacts(m, f->contacts, [&](size_t idx, const sip::Uri& orig) {
+                return contact_for(flow, idx, orig);
             });
             if (v == sip::ContactVerdict::malformed) {
                 r_.count("bad_contact");
@@ -213,7 +232,11 @@ void SipUpstream::send_from_client(sip::Message m, uint64_t flow) {
         // With Path the registrar stores the client's Contact and must reach it through us (RFC 3327): the
         // one case a Contact reaches the node as the client wrote it.
         if (path) sip::push_path(m, our_uri(flow, true));
-        if (dialog_forming(method)) sip::push_record_route(m, our_uri(flow, true));
+        if (dialog_forming(method)) {
+            // Outside first, so the client's route set (the reverse of Record-Route) starts at edge-e.
+            if (SipFlow* f = r_.find_flow(flow)) sip::push_record_route(m, f->outside_uri());
+            sip::push_record_route(m, our_uri(flow, true));
+        }
     }
     write_checked(m, flow);
 }
@@ -302,6 +325,7 @@ void SipUpstream::on_data(const char* d, size_t n) {
             conn_->write("\r\n");
             break;
         case sip::FrameEventType::keepalive_pong:
+        case sip::FrameEventType::stun: // not reported: this framer has FramerLimits::stun off
             break;
         case sip::FrameEventType::message: {
             std::weak_ptr<bool> alive = alive_;
@@ -395,6 +419,16 @@ bool SipRouter::path_headers() const {
     return w_.gen()->cfg.sip.path_headers;
 }
 
+void SipRouter::log_transaction(std::string_view side, uint64_t id, std::string_view peer,
+                                std::string_view dir, const sip::Message& m) const {
+    if (!obs::Logger::get().enabled(kLog, obs::Level::Debug)) return;
+    const auto* cid = m.find(sip::HeaderId::call_id);
+    auto cseq = m.cseq();
+    std::string what = m.is_request() ? m.method() : std::to_string(m.status());
+    EP_DEBUG(kLog, "{} {} ({}) {}: {} CSeq {} {} Call-ID {}", side, id, peer, dir, what,
+             cseq ? cseq->number : 0, cseq ? cseq->method : std::string("?"), cid ? cid->value : "?");
+}
+
 void SipRouter::count(std::string_view reason) {
     errors_->get(reason).inc();
 }
@@ -423,11 +457,26 @@ void SipRouter::attach(link::LinkStream* s, const link::Headers& headers) {
     }
     uint64_t id = next_flow_++;
     // Owned by the worker, freed through its one deferred-delete path (flow_closed), like the HTTP streams.
+    EdgeSide edge;
+    if (auto hp = net::split_host_port(link::header_value(headers, "x-edge-local"))) {
+        edge.local_ip = hp->first;
+        if (edge.local_ip.find(':') != std::string::npos) edge.local_ip = "[" + edge.local_ip + "]";
+        edge.local_port = hp->second;
+    }
+    edge.name = std::string(link::header_value(headers, "x-edge-host"));
+    {
+        auto p = link::header_value(headers, "x-edge-sip-port");
+        unsigned v = 0;
+        auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+        if (ec == std::errc() && ptr == p.data() + p.size() && v < 65536) edge.sip_port = uint16_t(v);
+    }
     auto* f =
         w_.own(std::make_unique<SipFlow>(*this, s, id, std::string(link::header_value(headers, "x-domain")),
                                          std::string(link::header_value(headers, "x-client-addr")),
-                                         std::string(link::header_value(headers, "x-sni"))));
+                                         std::string(link::header_value(headers, "x-sni")), std::move(edge)));
     flows_[id] = f;
+    f->access.open(w_.gen()->access_log, "sip",
+                   obs::checked_request_id(link::header_value(headers, obs::kRequestIdHeader)), f->client());
     s->set_handler(f);
     s->send_headers({{":status", "200"}});
     EP_DEBUG(kLog, "flow {} from {} (domain {})", id, f->client(), f->domain());
@@ -440,6 +489,7 @@ SipFlow* SipRouter::find_flow(uint64_t id) {
 
 void SipRouter::flow_ended(SipFlow& f) {
     flows_.erase(f.id());
+    f.access.close("ended");
     if (media_) media_->flow_closed(f.id());
     EP_DEBUG(kLog, "flow {} ({}) ended", f.id(), f.client());
 }
@@ -466,8 +516,9 @@ void SipRouter::flow_closed(SipFlow& f) {
 }
 
 std::optional<sip::FlowId> SipRouter::our_uri(const sip::Uri& u) const {
-    if (!u.is_sip() || u.user.empty()) return std::nullopt;
-    return codec_->decode(u.user);
+    auto token = sip::mra_flow_token(u);
+    if (!token) return std::nullopt;
+    return codec_->decode(*token);
 }
 
 void SipRouter::reply_to_flow(uint64_t flow, const sip::Message& req, int status, std::string_view reason) {
@@ -540,8 +591,16 @@ bool SipRouter::names_edge(const SipFlow& f, const sip::Uri& u) const {
             if (up->ready() && u.host == up->local_host() && u.port == up->local_port()) return true;
         return false;
     }
-    // edge-e by the name the client reached it by (an outbound-proxy Route some clients preload).
-    return u.is_sip() && u.user.empty() && !f.sni().empty() && mra::iequals(u.host, f.sni());
+    // edge-e: the outside Record-Route, the Route get_edge_config advertised (x-edge-host and the SIP/TLS
+    // port), or an outbound-proxy Route naming the host the client reached. Host and port must both match
+    // edge-e, so a Route naming anything else is never taken for ours.
+    if (!u.is_sip() || !u.user.empty() || u.headers) return false;
+    const EdgeSide& e = f.edge();
+    bool host = (!f.sni().empty() && mra::iequals(u.host, f.sni())) ||
+                (!e.name.empty() && mra::iequals(u.host, e.name)) ||
+                (!e.local_ip.empty() && u.host == e.local_ip);
+    if (!host) return false;
+    return !u.port || (e.local_port && *u.port == e.local_port) || (e.sip_port && *u.port == e.sip_port);
 }
 
 // The zone (so the node and transport) a request from a client goes to. In order: the next Route (an
@@ -576,11 +635,16 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
         return;
     }
     sip::Message m = std::move(*pm);
+    log_transaction("flow", f.id(), f.client(), "in", m);
     auto v = sip::validate(m);
     if (!v.ok()) {
         count("client_invalid");
         if (m.is_request()) reply_to_flow(f.id(), m, v.status);
         return;
+    }
+    if (m.is_request()) {
+        // RFC 3581: the client learns the address its flow comes from, in every answer (ours included).
+        if (auto hp = net::split_host_port(f.client())) sip::fill_received_rport(m, hp->first, hp->second);
     }
     if (!m.is_request()) {
         // The client answers a request we relayed from Unified CM: our Via names the upstream.
@@ -669,6 +733,7 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         return;
     }
     sip::Message m = std::move(*pm);
+    log_transaction("node", u.id(), u.node(), "in", m);
     auto v = sip::validate(m);
     if (!v.ok()) {
         count("upstream_invalid");
@@ -754,6 +819,12 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         reply_upstream(u, m, 430, "Flow Failed"); // RFC 5626 11.6
         return;
     }
+    // The outside Record-Route entry (edge-e) follows ours in the route set: it names the hop the request is
+    // about to take, so it is ours to remove too; the client never sees a Route naming edge-e.
+    for (;;) {
+        auto more = sip::pop_route_if(m, [&](const sip::Uri& uri) { return names_edge(*f, uri); });
+        if (!more || !*more) break;
+    }
     if (ru && our_uri(*ru) && ru->params.has("epc")) {
         // Our rewritten Contact: give the client back the Request-URI it registered.
         if (const std::string* o = f->contacts.lookup(*ru->params.get("epc"))) m.set_request_uri(*o);
@@ -773,6 +844,9 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         rr.params.set("transport", u.tls() ? "tls" : "tcp");
         rr.params.set("lr", std::nullopt);
         sip::push_record_route(m, rr);
+        // Then the outside entry, on top: the client's route set (the Record-Route in order, for a UAS)
+        // starts at edge-e, reached over the client's TLS flow.
+        sip::push_record_route(m, f->outside_uri());
     }
     via_media(*f, MediaB2bua::From::Internal, std::move(m),
               [this, fid = f->id(), up = u.id()](sip::Message&& m, int status, std::string_view reason) {

@@ -10,6 +10,12 @@
 // names the local address of that persistent connection: a registrar that reuses connections by peer
 // address (Kamailio, Unified CM) sends requests for the client back over it.
 //
+// Record-Route on both sides (issue #16), as Expressway does: a dialog-forming request gets two entries, the
+// inside one (edge-c's URI with the flow token, which Unified CM uses) and the outside one (the edge-e
+// address the client reached, `transport=tls;lr`, which the client uses), so ACK, BYE and re-INVITE from the
+// client come back over its TLS flow to edge-e. Route entries naming edge-e (that outside entry, and the
+// Route get_edge_config advertises in sipRequest/route) are recognised as ours and removed, never forwarded.
+//
 // Routing back is stateless: each URI and Via branch carries an authenticated flow token
 // (sip::FlowTokenCodec) naming the client flow or the upstream connection, so no transaction table is kept.
 // What is kept per flow is the Contact URIs it used (to restore the Request-URI the client expects).
@@ -33,6 +39,7 @@
 #include "common/mra/model.h"
 #include "common/mra/snapshot.h"
 #include "common/net/connection.h"
+#include "common/obs/access_log.h"
 #include "common/obs/counter_memo.h"
 #include "common/sip/flow_token.h"
 #include "common/sip/framer.h"
@@ -50,11 +57,19 @@ class SipRouter;
 inline constexpr uint64_t kFlowClient = 1;
 inline constexpr uint64_t kFlowUpstream = 2;
 
+// How the client reached edge-e, from the link stream's headers.
+struct EdgeSide {
+    std::string local_ip; // edge-e's address on the client's connection (IPv6 bracketed)
+    uint16_t local_port = 0;
+    std::string name;      // x-edge-host: the name get_edge_config's sipRequest/route advertises
+    uint16_t sip_port = 0; // x-edge-sip-port
+};
+
 // One client's SIP connection on edge-e, seen as the link stream that carries it.
 class SipFlow final : public link::StreamHandler {
   public:
     SipFlow(SipRouter& r, link::LinkStream* s, uint64_t id, std::string domain, std::string client,
-            std::string sni);
+            std::string sni, EdgeSide edge);
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream& s) override;
     void on_close(link::LinkStream& s, std::string_view error) override;
@@ -68,8 +83,12 @@ class SipFlow final : public link::StreamHandler {
     const std::string& domain() const { return domain_; }
     const std::string& client() const { return client_; }
     const std::string& sni() const { return sni_; } // the name the client reached edge-e by
+    const EdgeSide& edge() const { return edge_; }
+    // The outside Record-Route: edge-e by the name (SNI, else address) and port this client reached.
+    sip::Uri outside_uri() const;
     link::LinkConn* link() const { return link_; }
-    std::string node; // the Unified CM node this flow registered through
+    std::string node;       // the Unified CM node this flow registered through
+    obs::FlowAccess access; // log.access: opened by SipRouter::attach, closed by flow_ended
     // The client's Contact URIs, indexed by the rewritten Contact's "epc" param.
     sip::ContactTable contacts;
     // The upstreams (SipUpstream::id) this flow's messages went over: told when one is lost.
@@ -82,6 +101,7 @@ class SipFlow final : public link::StreamHandler {
     link::LinkConn* link_;
     uint64_t id_;
     std::string domain_, client_, sni_;
+    EdgeSide edge_;
     sip::LinkDecoder decoder_;
     bool ended_ = false;
 };
@@ -104,6 +124,8 @@ class SipUpstream {
     void send_response_from_client(sip::Message m, uint64_t flow);
     // sip:<token>@<local address>;transport=..[;lr] naming `flow` on this connection.
     sip::Uri our_uri(uint64_t flow, bool lr) const;
+    // The Contact that stands for a client's `orig` Contact (sip::mra_contact).
+    sip::Uri contact_for(uint64_t flow, size_t epc, const sip::Uri& orig) const;
 
   private:
     enum class State { Idle, Resolving, Connecting, Ready };
@@ -151,6 +173,9 @@ class SipRouter {
     void upstream_lost(SipUpstream& u);
     void from_upstream(SipUpstream& u, std::string_view bytes);
     void count(std::string_view reason);
+    // The debug log's line for every SIP message: method or status, CSeq and Call-ID (issue #16).
+    void log_transaction(std::string_view side, uint64_t id, std::string_view peer, std::string_view dir,
+                         const sip::Message& m) const;
     std::string random_token(size_t bytes = 8);
     // A zone's connection or a new one.
     SipUpstream* upstream_for(const mra::Zone& z);

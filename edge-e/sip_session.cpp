@@ -7,17 +7,25 @@
 // edge-e does itself is what must happen before a message may cross the link: framing (Content-Length, CRLF
 // keep-alives answered here so they cost the link nothing), the size limit (513, the message skipped, the
 // connection kept), the checks routing depends on (a message edge-c could not route is refused at the
-// edge, a malformed header line gets 400, an unsupported Proxy-Require 420), and the clean 503 when no link
-// is up.
+// edge, a malformed header line gets 400, an unsupported Proxy-Require 420), the clean 503 when no link
+// is up, and STUN keep-alives (RFC 5626 4.4.2, which Jabber sends every 30 s once it sees
+// X-cisco-supports-AR_SK) answered here with a Binding success response, like the CRLF ones.
+//
+// edge-c writes the outside Record-Route (the edge-e address this client reached) and recognises the Route
+// the pair advertises in get_edge_config, so each link stream tells it how the client reached edge-e:
+// x-sni, x-edge-local (the local address of the client's connection), x-edge-host and x-edge-sip-port (the
+// name and port get_edge_config advertises).
 #include <fmt/format.h>
 
 #include "common/link/link_conn.h"
+#include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "common/sip/framer.h"
 #include "common/sip/link_codec.h"
 #include "common/sip/message.h"
 #include "common/sip/mra_policy.h"
 #include "common/sip/proxy.h"
+#include "common/sip/stun.h"
 #include "edge-e/sessions.h"
 
 namespace edgepair::edge_e {
@@ -33,6 +41,7 @@ sip::FramerLimits client_limits(const config::EdgeEConfig& cfg) {
     l.max_message_size = cfg.listeners.sip_tls ? size_t(cfg.listeners.sip_tls->max_message_size) : 10000;
     l.max_headers = 128;
     l.recover = true;
+    l.stun = true;
     return l;
 }
 
@@ -46,6 +55,10 @@ class SipSession final : public ClientSession, public link::StreamHandler {
                               [this](std::string_view why) { on_client_close(why); }, nullptr});
         conn_->set_idle_timeout(uint64_t(ws.gen()->cfg.limits.client_idle_timeout.count()));
         peer_ = conn_->peer().str();
+        peer_ip_ = conn_->peer().ip();
+        peer_port_ = conn_->peer().port();
+        local_ = net::local_of(fd).str();
+        access_.open(ws.gen()->access_log, "sip", ws.next_request_id(), peer_);
         conn_->start();
     }
 
@@ -62,6 +75,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         s.consumed(len);
         if (closing_) return;
         bool framed = from_link_.feed_each(std::string_view(data, len), [this](std::string_view msg) {
+            access_.add_out(msg.size());
             conn_->write(msg);
             return true;
         });
@@ -97,6 +111,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     }
 
     void on_client_data(const char* data, size_t len) {
+        access_.add_in(len);
         if (closing_) return;
         framer_.feed(std::string_view(data, len));
         while (!closing_) {
@@ -108,6 +123,9 @@ class SipSession final : public ClientSession, public link::StreamHandler {
                 conn_->write("\r\n");
                 break;
             case sip::FrameEventType::keepalive_pong:
+                break;
+            case sip::FrameEventType::stun:
+                on_stun(ev.message);
                 break;
             case sip::FrameEventType::message:
                 on_message(ev.message);
@@ -122,6 +140,23 @@ class SipSession final : public ClientSession, public link::StreamHandler {
 
     template <class Reason> void count_error(Reason r) { ws_.counters().sip_error(r).inc(); }
 
+    // A Binding request is answered with the address the flow comes from; a Binding indication (RFC 5389
+    // 7.3.2) and any other STUN message need no answer and leave the flow as it is.
+    void on_stun(std::string_view msg) {
+        auto h = sip::stun::parse_header(msg);
+        bool request = h && h->type == sip::stun::kBindingRequest;
+        ws_.app()
+            .metrics()
+            .counter("edgepair_sip_stun_keepalives_total",
+                     "STUN messages on client SIP/TLS flows (RFC 5626 keep-alives)",
+                     {{"type", request ? "binding_request" : "other"}})
+            .inc();
+        if (!request) return;
+        std::string answer = sip::stun::binding_success(*h, peer_ip_, peer_port_);
+        if (!answer.empty()) conn_->write(answer);
+        EP_DEBUG("sip", "{}: STUN Binding request answered", peer_);
+    }
+
     void reply(const sip::Message& req, int status, std::string_view detail = {},
                const sip::Header* extra = nullptr) {
         if (req.method() == "ACK") return; // never answered (RFC 3261 17.2.1 / 17.2.3)
@@ -129,7 +164,9 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         std::string reason;
         for (char c : detail.substr(0, 120))
             reason += (c >= 0x20 && c < 0x7f) ? c : '?';
-        auto r = sip::make_response(req, status, reason);
+        sip::Message in = req;
+        sip::fill_received_rport(in, peer_ip_, peer_port_);
+        auto r = sip::make_response(in, status, reason);
         if (extra) r.append_header(extra->name, extra->value);
         conn_->write(r.serialize());
     }
@@ -198,9 +235,15 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         // The domain the client serves: its AOR's host (the To of a REGISTER, the From otherwise), used
         // by edge-c to pick the deployment when the Request-URI names no Unified CM node.
         const auto& aor = (m.is_request() && m.method() == "REGISTER") ? info.to : info.from;
+        const auto& cfg = ws_.gen()->cfg;
         link::Headers h{{"x-client-addr", peer_},
                         {"x-sni", sni_},
+                        {"x-edge-local", local_},
+                        {"x-edge-host", cfg.node_name},
+                        {"x-edge-sip-port",
+                         std::to_string(cfg.listeners.sip_tls ? cfg.listeners.sip_tls->listen.port : 0)},
                         {"x-domain", aor.uri.host},
+                        {std::string(obs::kRequestIdHeader), access_.id()},
                         {std::string(sip::kLinkFormatHeader), std::string(sip::kLinkFormat)}};
         stream_ = link->open_stream(link::StreamKind::Sip, h, this);
         return stream_ != nullptr;
@@ -227,6 +270,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             ws_.app().counters().tls_handshake_failures->inc();
             EP_DEBUG("sip", "{}: {}", conn_->peer().str(), why);
         }
+        access_.close(closing_ ? "edge_closed" : "client_closed");
         closing_ = true;
         detach_stream();
         ws_.remove(this);
@@ -237,10 +281,12 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     sip::Framer framer_;
     sip::LinkDecoder from_link_;
     link::LinkStream* stream_ = nullptr;
-    std::string peer_, sni_;
+    std::string peer_, sni_, local_, peer_ip_;
+    uint16_t peer_port_ = 0;
     bool handshake_done_ = false;
     bool closing_ = false;
     bool paused_ = false;
+    obs::FlowAccess access_; // log.access: the flow's open and close lines, under the id sent to edge-c
 };
 
 } // namespace

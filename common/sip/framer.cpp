@@ -4,6 +4,7 @@
 
 #include "common/sip/lex.h"
 #include "common/sip/message.h"
+#include "common/sip/stun.h"
 
 namespace edgepair::sip {
 
@@ -258,6 +259,18 @@ FrameEvent Framer::next() {
             return ev;
         }
         if (d.empty()) return {};
+        if (limits_.stun && !start_ok_ && static_cast<unsigned char>(d.front()) <= 0x01) {
+            auto st = stun::sniff(d);
+            if (st.kind == stun::Sniff::need_more) return {};
+            if (st.kind != stun::Sniff::stun)
+                return fail(FrameErrorCode::bad_start_line, "not a STUN message");
+            if (d.size() < st.size) return {};
+            pos_ += st.size;
+            FrameEvent ev;
+            ev.type = FrameEventType::stun;
+            ev.message = d.substr(0, st.size);
+            return ev;
+        }
         // Each check below resumes where the previous call stopped, so a peer trickling a long
         // header section byte by byte costs linear time, not quadratic.
         if (!start_ok_) {

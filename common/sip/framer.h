@@ -20,6 +20,9 @@ struct FramerLimits {
     // flows (edge-c to a Unified CM node) then loses one message instead of every flow. Off, every error
     // is fatal, as a connection that is closed on any error wants.
     bool recover = false;
+    // Report STUN messages between SIP messages (RFC 5626 4.4.2 keep-alives, common/sip/stun.h) instead of
+    // failing on them as a bad start line. On for client flows only.
+    bool stun = false;
 };
 
 // What a recovering framer skips at most: beyond this the peer is not sending SIP, and skipping would
@@ -62,6 +65,7 @@ enum class FrameEventType : uint8_t {
     message,        // `message` holds one complete message
     keepalive_ping, // CRLFCRLF: answer with CRLF
     keepalive_pong, // single CRLF between messages (a pong, or ignorable per RFC 3261 7.5)
+    stun,           // `message` holds one whole STUN message (FramerLimits::stun)
     error,          // see `error`; unless error->fatal the framer goes on with the next message
 };
 

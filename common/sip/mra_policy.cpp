@@ -26,8 +26,30 @@ const std::string* ContactTable::lookup(std::string_view epc) const {
     return &uris_[idx];
 }
 
+Uri mra_contact(const Uri& client_contact, Uri base, std::string_view flow_token, size_t epc,
+                std::string_view client_hostport) {
+    if (kContactForm == ContactForm::token_user) {
+        base.user = std::string(flow_token);
+    } else {
+        // Only the user part is taken from the client: its host, port and parameters name the client's
+        // side of the NAT, which nothing inside may use.
+        base.user = client_contact.user;
+        base.params.set(kFlowParam, std::string(flow_token));
+        if (!client_hostport.empty()) base.params.set(kOrigHostportParam, std::string(client_hostport));
+    }
+    base.params.set("epc", std::to_string(epc));
+    return base;
+}
+
+std::optional<std::string_view> mra_flow_token(const Uri& u) {
+    if (!u.is_sip()) return std::nullopt;
+    if (auto t = u.params.get(kFlowParam); t && !t->empty()) return t;
+    if (!u.user.empty()) return std::string_view(u.user);
+    return std::nullopt;
+}
+
 ContactVerdict rewrite_client_contacts(Message& m, ContactTable& table,
-                                       const std::function<Uri(size_t)>& make) {
+                                       const std::function<Uri(size_t, const Uri&)>& make) {
     bool full = false;
     auto n = rewrite_contacts(m, [&](const Uri& orig) -> std::optional<Uri> {
         auto idx = table.index_of(orig.to_string());
@@ -35,7 +57,7 @@ ContactVerdict rewrite_client_contacts(Message& m, ContactTable& table,
             full = true;
             return std::nullopt;
         }
-        return make(*idx);
+        return make(*idx, orig);
     });
     if (!n) return ContactVerdict::malformed;
     return full ? ContactVerdict::too_many : ContactVerdict::ok;

@@ -39,16 +39,37 @@ class ContactTable {
     std::vector<std::string> uris_;
 };
 
+// The Contact edge-c writes for a client's Contact (REGISTER and dialog-forming requests and responses).
+// Confirmed (Cisco TechNote 217244, a Unified CM registration dump): Expressway-C keeps the user part (the
+// Jabber device's UUID) and records the client's address in an `orig-hostport=<ip:port>` URI parameter:
+//   <sip:<device uuid>@<Expressway-C>:5060;transport=tcp;orig-hostport=<client ip:port>>
+// Assumption: how Expressway names the flow in that URI is not public; edgepair carries its flow token in
+// the `ep-flow` parameter and the index of the client's Contact in `epc`. The older edgepair form (token
+// as the user part, the client's user part lost) is kept behind this one switch.
+enum class ContactForm : uint8_t { expressway, token_user };
+inline constexpr ContactForm kContactForm = ContactForm::expressway;
+inline constexpr std::string_view kFlowParam = "ep-flow";
+inline constexpr std::string_view kOrigHostportParam = "orig-hostport";
+
+// `base` is edge-c's own URI (scheme, host, port, transport) without a user part; `client_hostport` the
+// client's "ip:port" as edge-e saw it.
+Uri mra_contact(const Uri& client_contact, Uri base, std::string_view flow_token, size_t epc,
+                std::string_view client_hostport);
+// The flow token a URI edge-c wrote carries, wherever kContactForm (or a Record-Route / Path, which
+// always carry it as the user part) put it; nullopt when it carries none.
+std::optional<std::string_view> mra_flow_token(const Uri& u);
+
 enum class ContactVerdict : uint8_t {
     ok,        // every Contact URI ("*" aside) rewritten
     malformed, // answer 400
     too_many,  // the flow's table is full: answer 403, nothing is forwarded
 };
 
-// Rewrites every Contact URI of `m` ("*" excepted) to `make(index)`, where index comes from `table`.
+// Rewrites every Contact URI of `m` ("*" excepted) to `make(index, original)`, where index comes from
+// `table`.
 // On any verdict but ok the message must not be forwarded (it may be half rewritten).
 ContactVerdict rewrite_client_contacts(Message& m, ContactTable& table,
-                                       const std::function<Uri(size_t)>& make);
+                                       const std::function<Uri(size_t, const Uri&)>& make);
 
 struct RouteVerdict {
     bool ok = true;

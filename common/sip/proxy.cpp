@@ -168,6 +168,27 @@ bool pop_via(Message& m) {
     return true;
 }
 
+bool fill_received_rport(Message& m, std::string_view src_ip, uint16_t src_port) {
+    Header* h = first_field(m, HeaderId::via);
+    if (!h) return false;
+    auto parts = split_list(h->value);
+    if (parts.empty()) return false;
+    auto v = Via::parse(parts.front());
+    if (!v) return false;
+    // The sent-by of an IPv6 client is bracketed; the source address is not.
+    std::string_view host = v->host;
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    auto rport = v->params.get("rport");
+    bool want_rport = rport && rport->empty();
+    if (!want_rport && iequals(host, src_ip)) return true;
+    v->params.set("received", std::string(src_ip));
+    if (want_rport) v->params.set("rport", std::to_string(src_port));
+    std::string top = v->to_string();
+    parts.front() = top;
+    h->value = join(parts);
+    return true;
+}
+
 void push_record_route(Message& m, const Uri& uri) {
     m.prepend_header(HeaderId::record_route, "<" + uri.to_string() + ">");
 }

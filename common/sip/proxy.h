@@ -73,6 +73,13 @@ void push_via(Message& m, const ViaSpec& via);
 // Removes the topmost Via element (splitting a comma-joined field if needed). False when none.
 bool pop_via(Message& m);
 
+// RFC 3581 / RFC 3261 18.2.1 on the request as it arrives from `src_ip`:`src_port`: the topmost Via gets
+// `received=<src_ip>` when its sent-by host differs or it asked for `rport`, and a valueless `rport` is
+// filled with `src_port`. Responses copy the Via, so the client learns the address the pair saw (a
+// client behind NAT needs it to keep its registration on the right flow). False when there is no
+// parseable top Via.
+bool fill_received_rport(Message& m, std::string_view src_ip, uint16_t src_port);
+
 // Adds `<uri>` (plus header params) as the topmost element.
 void push_record_route(Message& m, const Uri& uri);
 void push_path(Message& m, const Uri& uri);

@@ -84,8 +84,10 @@ class SipOverMra(SipEnv):
                 self.assertIn("lr", b[0].get("Path", ""), b)
                 self.assertRegex(b[0].get("Path", ""), r"<sip:[a-z2-7]{20,}@127\.0\.0\.1:\d+;transport=" + transport + ";lr>")
             else:
-                self.assertRegex(addr, r"^sip:[a-z2-7]{20,}@127\.0\.0\.1:\d+;transport=" + transport + ";epc=0$", b)
-                self.assertNotIn("alice@", addr)
+                # Expressway's form (issue #16): the client's user part kept, the flow token in a parameter, the
+                # client (here the TLS relay's address) in orig-hostport.
+                self.assertRegex(addr, r"^sip:alice@127\.0\.0\.1:\d+;transport=" + transport
+                                 + r";ep-flow=[a-z2-7]{20,};orig-hostport=127\.0\.0\.1:\d+;epc=0$", b)
                 self.assertIn(b[0].get("Path", "").strip(), ("", "<null>", "[not set]"), b)
             self.wait_exit(p)
             # Expires 0 removed the binding.

@@ -238,7 +238,10 @@ CSeq: {eve.cseq} REGISTER
             self.assertEqual(eve.recv_final("REGISTER").status, 200)
             b = self.wait_bindings("eve", lambda b: len(b) == 16)
             for binding in b:
-                self.assertRegex(binding["Address"], r"^sip:[a-z2-7]{20,}@127\.0\.0\.1:\d+;transport=tcp;epc=\d+$")
+                # Issue #16's Contact form: the client's user part kept, host and port edge-c's, the client's own
+                # address only as orig-hostport (never a host Kamailio would send to).
+                self.assertRegex(binding["Address"], r"^sip:eve\d+@127\.0\.0\.1:\d+;transport=tcp;"
+                                 r"ep-flow=[a-z2-7]{20,};orig-hostport=127\.0\.0\.1:\d+;epc=\d+$")
             eve.contact = contacts[16]
             r = eve.register()
             self.assertEqual(r.status, 403, r.raw)

@@ -110,6 +110,8 @@ void SipClient::on_data(const char* data, size_t len) {
         case sip::FrameEventType::keepalive_pong:
             if (ev_.on_pong) ev_.on_pong();
             break;
+        case sip::FrameEventType::stun: // never reported: this framer has FramerLimits::stun off
+            break;
         case sip::FrameEventType::error:
             if (in_tx_) {
                 in_tx_ = false;

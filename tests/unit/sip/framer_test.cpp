@@ -75,6 +75,7 @@ struct Collected {
     std::vector<std::string> messages;
     int pings = 0;
     int pongs = 0;
+    int stun = 0;
     std::vector<FrameErrorCode> errors;
 };
 
@@ -92,6 +93,9 @@ void drain(Framer& f, Collected& c) {
             break;
         case FrameEventType::keepalive_pong:
             ++c.pongs;
+            break;
+        case FrameEventType::stun:
+            ++c.stun;
             break;
         case FrameEventType::error:
             c.errors.push_back(ev.error->code);

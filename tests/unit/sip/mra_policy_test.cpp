@@ -32,7 +32,7 @@ Call-ID: c1
 CSeq: 1 INVITE
 )";
 
-Uri ours(size_t idx) {
+Uri ours(size_t idx, const Uri&) {
     auto u = Uri::parse("sip:TOKEN@10.0.0.2:40000;transport=tcp");
     REQUIRE(u);
     u->params.set("epc", std::to_string(idx));
@@ -201,4 +201,26 @@ TEST_CASE("link format: an empty or over-limit length is a broken peer", "[sip][
     LinkDecoder z(100);
     z.feed(std::string(4, '\0'));
     CHECK(z.next(out) == LinkDecoder::Status::error);
+}
+
+TEST_CASE("the Expressway Contact form keeps the user part and names the client", "[sip][policy]") {
+    auto client = Uri::parse("sip:6a1b2c3d-uuid@192.0.2.7:51000;transport=tls;ob");
+    REQUIRE(client);
+    auto base = Uri::parse("sip:10.0.0.2:40000;transport=tcp");
+    REQUIRE(base);
+    Uri u = mra_contact(*client, *base, "tok123", 2, "192.0.2.7:51000");
+    if (kContactForm == ContactForm::expressway) {
+        CHECK(u.user == "6a1b2c3d-uuid");
+        CHECK(u.params.get("orig-hostport") == std::optional<std::string_view>("192.0.2.7:51000"));
+        CHECK(u.params.get(kFlowParam) == std::optional<std::string_view>("tok123"));
+        CHECK(!u.params.has("ob")); // the client's own parameters stay outside
+    } else {
+        CHECK(u.user == "tok123");
+    }
+    CHECK(u.host == "10.0.0.2");
+    CHECK(u.params.get("epc") == std::optional<std::string_view>("2"));
+    CHECK(mra_flow_token(u) == std::optional<std::string_view>("tok123"));
+    auto reparsed = Uri::parse(u.to_string());
+    REQUIRE(reparsed);
+    CHECK(mra_flow_token(*reparsed) == std::optional<std::string_view>("tok123"));
 }

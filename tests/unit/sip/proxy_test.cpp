@@ -246,3 +246,27 @@ TEST_CASE("Proxy-Require inspection (bext01 style)", "[sip][proxy]") {
     Message none = parse("OPTIONS sip:x SIP/2.0\r\nRequire: foo\r\nl: 0\r\n\r\n");
     CHECK(unsupported_proxy_require(none, {}).empty()); // Require is for the UAS, not the proxy
 }
+
+TEST_CASE("rport and received are filled in the top Via only (RFC 3581)", "[sip][proxy]") {
+    Message m = parse(kInvite);
+    REQUIRE(fill_received_rport(m, "203.0.113.9", 40000));
+    auto vias = m.values(HeaderId::via);
+    REQUIRE(vias.size() == 2);
+    auto top = Via::parse(vias[0]);
+    REQUIRE(top);
+    CHECK(top->params.get("received") == std::optional<std::string_view>("203.0.113.9"));
+    CHECK(top->params.get("rport") == std::optional<std::string_view>("40000"));
+    CHECK(vias[1].find("received") == std::string_view::npos);
+    // A response built from it carries them back to the client.
+    auto r = make_response(m, 200);
+    CHECK(r.values(HeaderId::via)[0].find("rport=40000") != std::string_view::npos);
+
+    // Same host, no rport asked: nothing to add (RFC 3261 18.2.1).
+    Message same = parse(std::string(kInvite).replace(std::string(kInvite).find(";rport"), 6, ""));
+    REQUIRE(fill_received_rport(same, "198.51.100.23", 51234));
+    CHECK(same.values(HeaderId::via)[0].find("received") == std::string_view::npos);
+    // Another host without rport: received only.
+    REQUIRE(fill_received_rport(same, "192.0.2.1", 51234));
+    CHECK(same.values(HeaderId::via)[0].find("received=192.0.2.1") != std::string_view::npos);
+    CHECK(same.values(HeaderId::via)[0].find("rport") == std::string_view::npos);
+}
