@@ -7,6 +7,7 @@
 
 #include "common/http/b64_domain.h"
 #include "common/obs/log.h"
+#include "edge-c/home_cluster.h"
 
 namespace edgepair::edge_c {
 
@@ -90,7 +91,7 @@ struct UdsCredentialChecker::Pending {
     std::string deployment;
     std::string user, password;
     std::vector<Callback> callbacks;
-    std::vector<std::string> nodes; // candidate nodes in round-robin order (names; the snapshot may change)
+    std::vector<std::string> nodes; // the home cluster's nodes, the one clusterUser named first
     size_t next = 0;
     std::string last_error;
 };
@@ -105,6 +106,10 @@ UdsCredentialChecker::UdsCredentialChecker(core::Loop& loop, http::Client& clien
             buf[i] = static_cast<unsigned char>(reinterpret_cast<uintptr_t>(this) >> (i % 8));
     }
     salt_.assign(reinterpret_cast<const char*>(buf), sizeof buf);
+    HomeClusterOptions ho;
+    ho.snapshot = opts_.snapshot;
+    ho.max_entries = opts_.max_cache_entries;
+    home_ = std::make_unique<HomeClusterFinder>(loop_, client_, std::move(ho));
     // Workers start their round-robin at different nodes, or every worker's first check hits the same one.
     rr_ = buf[0];
     if (opts_.cleanup_ms > 0) {
@@ -175,26 +180,29 @@ void UdsCredentialChecker::check(std::string_view user, std::string_view passwor
         return;
     }
 
-    auto nodes = snap->nodes_of(deployment, mra::NodeType::UnifiedCM);
-    std::vector<const mra::UcNode*> usable;
-    for (auto* n : nodes)
-        if (n->status != mra::NodeStatus::Unreachable) usable.push_back(n);
-    // Nodes marked unreachable are tried only when nothing else is left: the mark may be stale.
-    if (usable.empty()) usable = nodes;
-    if (usable.empty())
-        return cb(make_error("unavailable: deployment '" + deployment + "' has no Unified CM node"));
-
     auto p = std::make_shared<Pending>();
     p->key = std::move(key);
     p->deployment = deployment;
     p->user = std::string(user);
     p->password = std::string(password);
     p->callbacks.push_back(std::move(cb));
-    const size_t start = rr_++ % usable.size();
-    for (size_t i = 0; i < usable.size(); ++i)
-        p->nodes.push_back(usable[(start + i) % usable.size()]->name);
     pending_.emplace(p->key, p);
-    attempt(p);
+    // As Expressway-C does (TechNote 211304): the home cluster first, then the password on that cluster
+    // only. A cluster that merely does not know the user never answers for the password.
+    std::weak_ptr<bool> alive = alive_;
+    home_->find(deployment, p->user, [this, alive, p](Result<std::optional<HomeCluster>> h) {
+        if (alive.expired()) return;
+        if (!h) return finish(p, Error(h.error()));
+        if (!*h) {
+            AuthOutcome o;
+            o.user = p->user;
+            o.verdict = AuthOutcome::Verdict::Denied;
+            o.reason = "no Unified CM cluster of the deployment knows the user (clusterUser)";
+            return finish(p, std::move(o));
+        }
+        p->nodes = std::move((*h)->nodes);
+        attempt(p);
+    });
 }
 
 void UdsCredentialChecker::attempt(std::shared_ptr<Pending> p) {
@@ -205,13 +213,17 @@ void UdsCredentialChecker::attempt(std::shared_ptr<Pending> p) {
         ++p->next;
     }
     if (!node) {
-        return finish(p, make_error(p->last_error.empty() ? "unavailable: no Unified CM node left to ask"
-                                                          : p->last_error));
+        // The home cluster is down (or its answer was stale): 503, and ask clusterUser again next time.
+        home_->forget(p->deployment, p->user);
+        return finish(p, make_error(p->last_error.empty()
+                                        ? "unavailable: no node of the home cluster left to ask"
+                                        : "unavailable: home cluster unreachable: " + p->last_error));
     }
     http::ClientRequest req;
     req.method = "GET";
     req.origin = http::Origin{"https", node->name, mra::https_port_of(*node)};
-    req.target = "/cucm-uds/user/" + encode_path_segment(p->user);
+    // The call TechNote 211304's log shows as the password check.
+    req.target = "/cucm-uds/user/" + encode_path_segment(p->user) + "/devices";
     req.verify = node->tls_verify;
     req.headers.add("Authorization", "Basic " + http::base64_encode(p->user + ":" + p->password));
     req.headers.add("Accept", "application/xml");
@@ -225,9 +237,10 @@ void UdsCredentialChecker::attempt(std::shared_ptr<Pending> p) {
             EP_WARN(kLog, "UDS check of user {} on {} failed: {}", p->user, node_name, r.error().message);
             if (kind == http::ClientErrorKind::Timeout) {
                 // Another node would likely make the client wait as long again; answer now.
+                home_->forget(p->deployment, p->user);
                 return finish(p, make_error("timeout: Unified CM " + node_name + " did not answer"));
             }
-            p->last_error = "upstream: Unified CM " + node_name + ": " + r.error().message;
+            p->last_error = "Unified CM " + node_name + ": " + r.error().message;
             return attempt(p);
         }
         AuthOutcome o;
@@ -240,15 +253,17 @@ void UdsCredentialChecker::attempt(std::shared_ptr<Pending> p) {
         case 401:
         case 403:
         case 404:
-            // 404: no such user on the cluster; to the client it is the same as a wrong password.
+            // 404: the home cluster does not have the user (clusterUser was stale); to the client it is the
+            // same as a wrong password, and the home is looked up again next time.
+            if (r->status == 404) home_->forget(p->deployment, p->user);
             o.verdict = AuthOutcome::Verdict::Denied;
             o.reason = fmt::format("Unified CM {} answered {}", node_name, r->status);
             return finish(p, std::move(o));
         default:
-            p->last_error = fmt::format("upstream: Unified CM {} answered {}", node_name, r->status);
+            p->last_error = fmt::format("Unified CM {} answered {}", node_name, r->status);
             EP_WARN(kLog, "UDS check of user {}: {}", p->user, p->last_error);
             if (r->status >= 500) return attempt(p);
-            return finish(p, make_error(p->last_error));
+            return finish(p, make_error("upstream: " + p->last_error));
         }
     });
 }

@@ -25,6 +25,8 @@
 
 namespace edgepair::edge_c {
 
+class HomeClusterFinder;
+
 struct BasicCredentials {
     std::string user;
     std::string password;
@@ -98,6 +100,7 @@ class UdsCredentialChecker final : public CredentialChecker {
     // credentials, and they should cost one UDS request, not one each.
     std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;
     size_t rr_ = 0;
+    std::unique_ptr<HomeClusterFinder> home_; // clusterUser look-up before the check (edge-c/home_cluster.h)
     std::unique_ptr<core::Timer> cleanup_timer_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

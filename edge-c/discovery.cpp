@@ -39,6 +39,7 @@ constexpr const char* kStateFormat = "edgepair-discovery-state/1";
 // The Unified CM pseudo node that holds enterprise-wide data; listProcessNode returns it first (fixture
 // docstring, TAC "database replication" document 215013). It is not a server.
 constexpr std::string_view kEnterpriseWideData = "EnterpriseWideData";
+constexpr size_t kMaxCallManagers = 64;
 
 int64_t now_unix() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -77,6 +78,31 @@ pugi::xml_node first_el(pugi::xml_node n) {
     for (auto c : n.children())
         if (c.type() == pugi::node_element) return c;
     return {};
+}
+
+// Names come from the publisher's own answer, but they are still input: escape before echoing them back.
+std::string xml_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        default:
+            out += c;
+        }
+    }
+    return out;
 }
 
 std::string child_text(pugi::xml_node n, std::string_view name) {
@@ -320,6 +346,20 @@ std::map<std::string, std::pair<int, int>> parse_call_manager_ports(pugi::xml_no
     return ports;
 }
 
+std::vector<CallManagerRef> parse_call_manager_list(pugi::xml_node ret) {
+    std::vector<CallManagerRef> out;
+    for (auto cm : ret.children()) {
+        if (cm.type() != pugi::node_element || local_name(cm.name()) != "callManager") continue;
+        CallManagerRef r;
+        r.name = child_text(cm, "name");
+        r.uuid = cm.attribute("uuid").value();
+        r.node = mra::to_lower(child_text(cm, "processNodeName"));
+        if (r.name.empty() && r.uuid.empty()) continue; // nothing getCallManager could be asked for
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
 std::string parse_cupi_version(std::string_view body) {
     pugi::xml_document doc;
     if (!doc.load_buffer(body.data(), body.size())) return {};
@@ -366,6 +406,8 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
     bool negotiated = false;
     std::string publisher_name;
     size_t resolving = 0;
+    std::vector<CallManagerRef> call_managers;
+    std::map<std::string, std::pair<int, int>> sip_port_by_node;
 
     void begin(std::function<void()> cb) {
         done = std::move(cb);
@@ -614,28 +656,59 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
 
     // SIP ports per node come from the CallManager object (ports/sipPort, ports/securedSipPort), matched to
     // its node by processNodeName; "Changing connection sockets (e.g. SIP port configuration)" is one of the
-    // guide's reasons to refresh.
+    // guide's reasons to refresh. AXLSoap.xsd puts ports only in RCallManager (getCallManager's return); the
+    // list result LCallManager has none, so a real publisher would leave every node on 5060/5061 (or reject
+    // the returnedTags). Hence: list the objects, then get each one.
     void sip_ports() {
         axl("listCallManager",
-            "<searchCriteria><name>%</name></searchCriteria><returnedTags><name/><ports/><processNodeName/>"
+            "<searchCriteria><name>%</name></searchCriteria><returnedTags><name/><processNodeName/>"
             "</returnedTags>",
             [this](AxlReply& rep) {
                 if (rep.kind == AxlReply::Fault) return fail(fault_text("listCallManager", rep));
-                auto ports = parse_call_manager_ports(rep.ret);
-                for (auto& n : nodes) {
-                    auto it = ports.find(n.name);
-                    if (it == ports.end()) {
-                        notes.push_back(fmt::format(
-                            "{}: no CallManager service found; SIP ports 5060/5061 assumed", n.name));
-                        continue;
-                    }
-                    if (it->second.first > 0 && it->second.first < 65536)
-                        n.sip_tcp_port = uint16_t(it->second.first);
-                    if (it->second.second > 0 && it->second.second < 65536)
-                        n.sip_tls_port = uint16_t(it->second.second);
+                call_managers = parse_call_manager_list(rep.ret);
+                // A Unified CM cluster has at most 21 servers; a longer list is a broken answer, and each
+                // entry costs one request.
+                if (call_managers.size() > kMaxCallManagers) {
+                    notes.push_back(fmt::format("listCallManager returned {} objects; reading the first {}",
+                                                call_managers.size(), kMaxCallManagers));
+                    call_managers.resize(kMaxCallManagers);
                 }
-                resolve_nodes();
+                get_call_manager(0);
             });
+    }
+
+    void get_call_manager(size_t i) {
+        if (i >= call_managers.size()) return apply_sip_ports();
+        auto& cm = call_managers[i];
+        // getCallManager selects by uuid or name (a choice in the schema); the uuid survives renames.
+        auto key = cm.uuid.empty() ? fmt::format("<name>{}</name>", xml_escape(cm.name))
+                                   : fmt::format("<uuid>{}</uuid>", xml_escape(cm.uuid));
+        axl("getCallManager", key + "<returnedTags><name/><ports/><processNodeName/></returnedTags>",
+            [this, i](AxlReply& rep) {
+                if (rep.kind == AxlReply::Fault) {
+                    // One object going away between list and get must not fail the whole cluster.
+                    notes.push_back(fault_text("getCallManager " + call_managers[i].name, rep));
+                } else {
+                    for (auto& [node, p] : parse_call_manager_ports(rep.ret))
+                        sip_port_by_node[node] = p;
+                }
+                get_call_manager(i + 1);
+            });
+    }
+
+    void apply_sip_ports() {
+        for (auto& n : nodes) {
+            auto it = sip_port_by_node.find(n.name);
+            if (it == sip_port_by_node.end()) {
+                notes.push_back(
+                    fmt::format("{}: no CallManager service found; SIP ports 5060/5061 assumed", n.name));
+                continue;
+            }
+            if (it->second.first > 0 && it->second.first < 65536) n.sip_tcp_port = uint16_t(it->second.first);
+            if (it->second.second > 0 && it->second.second < 65536)
+                n.sip_tls_port = uint16_t(it->second.second);
+        }
+        resolve_nodes();
     }
 
     // ---- CUPI (Unity Connection) ----

@@ -156,8 +156,18 @@ ProcessNodeList parse_process_nodes(pugi::xml_node ret, std::string_view role);
 std::optional<bool> parse_security_mode(pugi::xml_node ret);
 // executeSQLQuery for ClusterID: the first row's paramvalue (empty when absent).
 std::string parse_cluster_id(pugi::xml_node ret);
-// listCallManager: processNodeName (lower case) -> {ports/sipPort, ports/securedSipPort} as atoi reads them
-// (0 when absent); the caller keeps only 1..65535.
+// One CallManager object as listCallManager returns it. AXLSoap.xsd's list result type LCallManager carries
+// name, description, autoRegistration, processNodeName and lbmGroup (uuid and ctiid as attributes): no ports.
+struct CallManagerRef {
+    std::string name; // the object's name, e.g. "CM_cucm1"
+    std::string uuid; // the uuid attribute as sent ("{...}"); may be empty
+    std::string node; // processNodeName, lower case
+};
+// listCallManager: the callManager elements that name an object (name or uuid), in answer order.
+std::vector<CallManagerRef> parse_call_manager_list(pugi::xml_node ret);
+// getCallManager (RCallManager, whose ports element holds sipPort and securedSipPort): processNodeName (lower
+// case) -> {ports/sipPort, ports/securedSipPort} as atoi reads them (0 when absent); the caller keeps only
+// 1..65535.
 std::map<std::string, std::pair<int, int>> parse_call_manager_ports(pugi::xml_node ret);
 
 // CUPI GET /vmrest/version: VersionInformation/version (empty when absent or not XML).

@@ -34,7 +34,7 @@ namespace edgepair::edge_c {
 namespace {
 
 constexpr const char* kLog = "http";
-constexpr const char* kRealm = "Basic realm=\"edgepair\"";
+constexpr const char* kRealm = mra::kClientAuthChallenge;
 
 // ---- per-worker state (owned by the CWorker) ----
 
@@ -146,6 +146,7 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
 
   private:
     void authenticate(std::function<void(const AuthOutcome&)> next);
+    void refuse_other_user(const std::string& owner, const std::string& user);
     void check_edge_token(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
     void check_oauth(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
     void issue_edge_token(const AuthOutcome& who, const std::string& password);
@@ -244,12 +245,25 @@ void HttpStream::start() {
                   {{"side", "edge-c"}, {"result", "oauth_endpoint"}});
             return serve_proxy_checked();
         }
-        return authenticate([this](const AuthOutcome&) { serve_proxy_checked(); });
+        return authenticate([this, owner = std::move(verdict.owner_user)](const AuthOutcome& who) {
+            // An own-user rule (UDS settings writes): only the signed-in user's own id (issue #16).
+            if (!owner.empty() && !mra::same_user(owner, who.user)) return refuse_other_user(owner, who.user);
+            serve_proxy_checked();
+        });
     }
     case http::MraKind::Other:
         break;
     }
     respond(404, "not found\n");
+}
+
+void HttpStream::refuse_other_user(const std::string& owner, const std::string& user) {
+    count(w_, mra::kRejectedMetric, mra::kRejectedHelp, {{"side", "edge-c"}, {"reason", "blocked"}});
+    count(w_, mra::kBlockedMetric, mra::kBlockedHelp,
+          {{"side", "edge-c"}, {"reason", std::string(mra::block_stage_label(mra::BlockStage::User))}});
+    access_.set_reason("blocked");
+    EP_INFO(kLog, "stream {}: {} under user {} refused: signed in as {}", s_->id(), method_, owner, user);
+    respond(403, "blocked by the HTTP allow list\n");
 }
 
 void HttpStream::check_edge_token(std::string_view token,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/http/h1_parser.h"
+#include "common/mra/edge_config.h"
 #include "common/net/tls_context.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
@@ -353,7 +354,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     void respond_local(int status, const std::string& msg, bool keep_alive, uint64_t retry_after_s = 0,
                        std::string_view allow = {}) {
         std::string body = msg + "\n";
-        std::string extra = status == 401 ? "WWW-Authenticate: Basic realm=\"edgepair\"\r\n" : "";
+        std::string extra =
+            status == 401 ? fmt::format("WWW-Authenticate: {}\r\n", mra::kClientAuthChallenge) : "";
         access_.set_status(status);
         if (!head_request_) access_.add_out(body.size());
         if (status == 429) extra += fmt::format("Retry-After: {}\r\n", retry_after_s ? retry_after_s : 1);

@@ -29,6 +29,8 @@ int b64_value(char c, int& alphabet) {
 }
 
 constexpr size_t kMaxDomainB64 = 344; // base64 of 253 bytes, padded
+// "domain/https/host/port": 253 + 5 + 255 (a name, or an IPv6 literal) + 5 + 3 separators, base64, padded.
+constexpr size_t kMaxDescriptorB64 = 700;
 
 Error mra_error(std::string_view label, std::string_view detail) {
     return make_error(std::string(label) + ": " + std::string(detail));
@@ -144,6 +146,62 @@ std::string_view mra_kind_name(MraKind k) {
     return "unknown";
 }
 
+namespace {
+
+// The proxy target both path forms share: scheme, host (already percent-decoded where the form allows it)
+// and port, canonicalised the same way whichever form carried them.
+Result<void> set_proxy_target(MraPath& out, std::string_view scheme, std::string_view host,
+                              std::string_view port) {
+    out.kind = MraKind::Proxy;
+    out.scheme = std::string(scheme);
+    if (host.find(':') != std::string_view::npos && (host.empty() || host.front() != '['))
+        return mra_error("bad_proxy_path", "IPv6 host must be bracketed");
+    auto h = canonical_host(host);
+    if (!h) return mra_error("bad_proxy_path", h.error().message);
+    out.host = std::move(*h);
+    auto p = parse_port(port);
+    if (!p) return mra_error("bad_proxy_path", p.error().message);
+    out.port = *p;
+    return {};
+}
+
+// `descriptor`: the decoded first segment, "domain/scheme/host/port"; `rest`: the path after that segment.
+Result<MraPath> parse_descriptor(std::string_view descriptor, const std::string& rest,
+                                 const PathPolicy& policy) {
+    std::string_view parts[4];
+    size_t n = 0, start = 0;
+    while (n < 4) {
+        size_t slash = descriptor.find('/', start);
+        parts[n++] = descriptor.substr(start, slash == std::string_view::npos ? std::string_view::npos
+                                                                              : slash - start);
+        if (slash == std::string_view::npos) break;
+        start = slash + 1;
+        if (n == 4) return mra_error("bad_proxy_path", "descriptor has more than domain/scheme/host/port");
+    }
+    if (n != 4) return mra_error("bad_proxy_path", "descriptor is not domain/scheme/host/port");
+    MraPath out;
+    out.descriptor_form = true;
+    auto dom = canonical_domain(parts[0]);
+    if (!dom) return dom.error();
+    out.domain = std::move(*dom);
+    if (parts[1] != "http" && parts[1] != "https")
+        return mra_error("bad_proxy_path", "descriptor scheme is not http or https");
+    // Decoded bytes, not a URI: a '%' or any byte outside a host name's alphabet is refused by
+    // canonical_host, so nothing here is decoded a second time.
+    if (parts[2].find('%') != std::string_view::npos)
+        return mra_error("bad_proxy_path", "percent-encoding in a descriptor host");
+    if (auto t = set_proxy_target(out, parts[1], parts[2], parts[3]); !t) return t.error();
+    auto norm = normalise_target(rest, policy);
+    if (!norm) return norm.error();
+    out.path = std::move(norm->path);
+    out.match_path = std::move(norm->match_path);
+    out.query = std::move(norm->query);
+    out.has_query = norm->has_query;
+    return out;
+}
+
+} // namespace
+
 Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& policy) {
     if (raw_target.empty() || raw_target.front() != '/')
         return mra_error("bad_proxy_path", "MRA paths are origin-form");
@@ -173,6 +231,13 @@ Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& po
     size_t pos = 1;
     std::string_view seg;
     next_segment(pos, seg);
+    // The single-segment descriptor form (MRA-PROTOCOL.md, "Proxied HTTP": one public capture encodes
+    // "domain/https/host/port" as one base64url segment, the path following it). A domain never contains
+    // '/', so a first segment whose strict decoding has one can only be a descriptor; both forms then go
+    // through the same canonicalisation below, and the allow list sees one MraPath whatever the spelling.
+    if (seg.size() <= kMaxDescriptorB64)
+        if (auto raw = base64_decode_strict(seg); raw && raw->find('/') != std::string::npos)
+            return parse_descriptor(*raw, remainder(pos), policy);
     auto dom = decode_domain(seg);
     if (!dom) return dom.error();
     out.domain = std::move(*dom);
@@ -185,8 +250,6 @@ Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& po
         out.kind = service == "get_edge_config" ? MraKind::EdgeConfig : MraKind::EdgeSso;
         rest = remainder(pos);
     } else if (service == "http" || service == "https") {
-        out.kind = MraKind::Proxy;
-        out.scheme = std::string(service);
         std::string_view host_seg, port_seg;
         if (!next_segment(pos, host_seg) || !next_segment(pos, port_seg))
             return mra_error("bad_proxy_path", "expected /<scheme>/<host>/<port>");
@@ -211,14 +274,7 @@ Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& po
                 host += c;
             }
         }
-        if (host.find(':') != std::string::npos && host.front() != '[')
-            return mra_error("bad_proxy_path", "IPv6 host must be bracketed");
-        auto h = canonical_host(host);
-        if (!h) return mra_error("bad_proxy_path", h.error().message);
-        out.host = std::move(*h);
-        auto p = parse_port(port_seg);
-        if (!p) return mra_error("bad_proxy_path", p.error().message);
-        out.port = *p;
+        if (auto t = set_proxy_target(out, service, host, port_seg); !t) return t.error();
         rest = remainder(pos);
     } else {
         out.kind = MraKind::Other;

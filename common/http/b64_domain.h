@@ -46,10 +46,13 @@ struct MraPath {
     std::string match_path;
     std::string query;
     bool has_query = false;
+    // Proxy: the target came as one base64url segment "domain/scheme/host/port" (the form one public capture
+    // shows) instead of "/<b64 domain>/<scheme>/<host>/<port>". Every other field reads the same either way.
+    bool descriptor_form = false;
 };
 
-// raw_target: the request-target as received. Errors: "bad_domain: ...", "bad_proxy_path: ...",
-// or a PathReason label from the normaliser (e.g. "above_root: ...").
+// raw_target: the request-target as received, in either proxy form. Errors: "bad_domain: ...",
+// "bad_proxy_path: ...", or a PathReason label from the normaliser (e.g. "above_root: ...").
 Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& policy = {});
 
 } // namespace edgepair::http

@@ -390,6 +390,8 @@ std::string_view block_stage_label(BlockStage s) {
         return "path";
     case BlockStage::Method:
         return "method";
+    case BlockStage::User:
+        return "user";
     }
     return "none";
 }
@@ -414,6 +416,7 @@ MatchResult AllowList::match(const RequestTarget& req) const {
     // other scheme is nearer than one on another port.
     BlockStage best = BlockStage::Port;
     const AllowRule* near = nullptr;
+    const AllowRule* scoped = nullptr;
     auto note = [&](BlockStage stage, const AllowRule& r) {
         if (stage > best || near == nullptr) {
             best = stage > best ? stage : best;
@@ -441,8 +444,21 @@ MatchResult AllowList::match(const RequestTarget& req) const {
         if (!method || !effective_methods(r).contains(*method)) {
             continue;
         }
+        // A rule that allows the request for everyone wins over one that allows it only for the user the
+        // path names: the operator's wider rule is what they asked for.
+        if (r.own_user_only) {
+            if (scoped == nullptr) {
+                scoped = &r;
+            }
+            continue;
+        }
         res.allowed = true;
         res.rule = &r;
+        return res;
+    }
+    if (scoped != nullptr) {
+        res.allowed = true;
+        res.rule = scoped;
         return res;
     }
     res.rule = near;
@@ -501,16 +517,79 @@ AllowRule auto_rule(const UcNode& n, std::string_view deployment, Scheme scheme,
 //   SOAP login (8443 "HTTP proxy (SOAP)") Unity Conn. https 443   prefix /vmrest/ GET,POST,PUT,DELETE  visual
 //   voicemail REST (443 "CUC (voicemail)")
 // AXL (/axl/) is deliberately absent: only edge-c itself talks AXL, never a remote client.
+// Issue #16 added: Unified CM https 8443 prefix /cucm-uds/user/ PUT,DELETE for the signed-in user's own id
+// only (own_user_only; Jabber writes some settings there), and TFTP over HTTPS on 6972 beside HTTP on 6970
+// (the Port Reference lists both for configuration file retrieval).
+std::string owner_user_of(const AllowRule& rule, std::string_view match_path) {
+    std::string_view base = rule.url.path;
+    if (!base.empty() && base.back() == '/') {
+        base.remove_suffix(1);
+    }
+    if (match_path.size() <= base.size() + 1 || match_path.substr(0, base.size()) != base ||
+        match_path[base.size()] != '/') {
+        return {};
+    }
+    std::string_view seg = match_path.substr(base.size() + 1);
+    seg = seg.substr(0, seg.find('/'));
+    // The normaliser already refused bad escapes, %2F and encoded control bytes; what is left decodes once.
+    auto hex = [](char c) {
+        if (c >= '0' && c <= '9') {
+            return c - '0';
+        }
+        if (c >= 'a' && c <= 'f') {
+            return c - 'a' + 10;
+        }
+        if (c >= 'A' && c <= 'F') {
+            return c - 'A' + 10;
+        }
+        return -1;
+    };
+    std::string id;
+    for (std::size_t i = 0; i < seg.size(); ++i) {
+        if (seg[i] != '%') {
+            id += seg[i];
+            continue;
+        }
+        if (i + 2 >= seg.size() || hex(seg[i + 1]) < 0 || hex(seg[i + 2]) < 0) {
+            return {};
+        }
+        id += static_cast<char>(hex(seg[i + 1]) * 16 + hex(seg[i + 2]));
+        i += 2;
+    }
+    // UDS does not support user ids containing '/' (UDS API reference), nor can an id be a dot segment.
+    if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos) {
+        return {};
+    }
+    for (char c : id) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            return {};
+        }
+    }
+    return id;
+}
+
+bool same_user(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && to_lower(a) == to_lower(b);
+}
+
 std::vector<AllowRule> automatic_rules_for(const UcNode& node, std::string_view deployment) {
     std::vector<AllowRule> out;
     const std::uint16_t https = https_port_of(node);
     switch (node.type) {
     case NodeType::UnifiedCM:
         out.push_back(auto_rule(node, deployment, Scheme::Https, https, "/cucm-uds/", {Method::Get}, "UDS"));
+        {
+            auto r = auto_rule(node, deployment, Scheme::Https, https, "/cucm-uds/user/",
+                               {Method::Put, Method::Delete}, "UDS settings of the signed-in user");
+            r.own_user_only = true;
+            out.push_back(std::move(r));
+        }
         out.push_back(auto_rule(node, deployment, Scheme::Https, https, "/ssosp/",
                                 {Method::Get, Method::Post}, "OAuth/SSO"));
         if (node.tftp) {
             out.push_back(auto_rule(node, deployment, Scheme::Http, 6970, "/", {Method::Get}, "TFTP files"));
+            out.push_back(auto_rule(node, deployment, Scheme::Https, 6972, "/", {Method::Get},
+                                    "TFTP files over HTTPS"));
         }
         break;
     case NodeType::ImP:

@@ -83,7 +83,18 @@ struct AllowRule {
     MatchType match = MatchType::Prefix;
     std::string description;
     RuleOrigin origin = RuleOrigin::Editable;
+    // The path segment right after url.path is a user id, and the rule allows the request only when that id
+    // is the signed-in user's (UDS user resources: Jabber writes its own settings with PUT/DELETE under
+    // /cucm-uds/user/<id>/, and must never write another user's). Automatic rules only; the CSV has no
+    // column for it.
+    bool own_user_only = false;
 };
+
+// For a rule with own_user_only: the user id `match_path` names (the segment after the rule path,
+// percent-decoded); empty when there is none or it does not decode to a plain id, which the gate refuses.
+std::string owner_user_of(const AllowRule& rule, std::string_view match_path);
+// UDS user ids compare case-insensitively (ASCII).
+bool same_user(std::string_view a, std::string_view b);
 
 // A request as the edge sees it after common/http has normalised it: scheme and port of the connection to
 // the node, canonical host, normalised path without the query, the request method as sent.
@@ -108,16 +119,21 @@ enum class BlockStage : std::uint8_t {
     Deployment,   // rules for scheme://host:port, none in the request's deployment
     Path,         // ... none whose path covers the request path
     Method,       // ... none that allows the method
+    User,         // allowed only for the signed-in user's own resources, and the path names another user
+                  // (never from AllowList::match, which does not know the user: edge-c decides it)
 };
-inline constexpr std::size_t kBlockStageCount = std::size_t(BlockStage::Method) + 1;
-// The stable metric label: "none", "unnormalised", "host", "port", "scheme", "deployment", "path", "method".
+inline constexpr std::size_t kBlockStageCount = std::size_t(BlockStage::User) + 1;
+// The stable metric label: "none", "unnormalised", "host", "port", "scheme", "deployment", "path", "method",
+// "user".
 std::string_view block_stage_label(BlockStage s);
 
 struct MatchResult {
     bool allowed = false;
     BlockStage stage = BlockStage::None; // set whenever allowed is false
-    const AllowRule* rule = nullptr;     // the allowing rule; on block, the nearest miss if any (for reports)
-    std::string reason;                  // why it was blocked, for logs; empty when allowed
+    // The allowing rule (one without own_user_only when several allow); on block, the nearest miss if any
+    // (for reports).
+    const AllowRule* rule = nullptr;
+    std::string reason; // why it was blocked, for logs; empty when allowed
 };
 
 // Immutable once built into a Snapshot; rule pointers stay valid as long as the list does.

@@ -37,6 +37,12 @@
 
 namespace edgepair::mra {
 
+// The WWW-Authenticate value of every 401 the pair sends a remote client (edge-c's credential check and
+// edge-e's local answers). Jabber and TC endpoints were only ever seen talking to Expressway, whose answer is
+// captured in TechNote 211304 as this exact value; edgepair's own name here would be the one visible
+// difference a client could key on. Change it in this one place.
+inline constexpr const char* kClientAuthChallenge = "Basic realm=\"Cisco-Edge\"";
+
 struct EdgeServer {
     std::string address;
     std::uint16_t tls_port = 0;

@@ -113,6 +113,16 @@ GateVerdict decide(const Snapshot* snap, const GateRequest& req) {
                       fmt::format("{} {}://{}:{}{} blocked by the allow list: {}", req.method, v.path.scheme,
                                   v.path.host, v.path.port, v.path.match_path, m.reason));
     }
+    if (m.rule && m.rule->own_user_only) {
+        v.owner_user = owner_user_of(*m.rule, v.path.match_path);
+        if (v.owner_user.empty()) {
+            v.block_stage = BlockStage::Path;
+            return refuse(std::move(v), GateReason::Blocked, 403, "blocked by the HTTP allow list",
+                          fmt::format("{} {}://{}:{}{}: the rule {} needs a user id after its path",
+                                      req.method, v.path.scheme, v.path.host, v.path.port, v.path.match_path,
+                                      to_string(m.rule->url)));
+        }
+    }
     // The allow list matched match_path; an upstream that is not Tomcat reads ;params as part of the
     // segment name (nginx serves "/files;x/" as a directory of that name), so what matched is what leaves.
     v.params_dropped = v.path.match_path != v.path.path;

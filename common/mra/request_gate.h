@@ -74,6 +74,10 @@ struct GateVerdict {
     // "Path parameters").
     std::string forward_target;
     bool params_dropped = false; // the received path carried ;params that forward_target does not
+    // Proxy: the allowing rule is for the signed-in user's own resources (AllowRule::own_user_only), and
+    // this is the user id the path names. edge-c lets the request through only when the credentials it
+    // checks are that user's; edge-e, which does not know the user, passes it on.
+    std::string owner_user;
 
     bool passed() const { return reason == GateReason::Pass; }
 };

@@ -51,6 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)parse_security_mode(rep.ret);
         (void)parse_cluster_id(rep.ret);
         (void)parse_call_manager_ports(rep.ret);
+        (void)parse_call_manager_list(rep.ret);
     }
 
     (void)parse_cupi_version(body);

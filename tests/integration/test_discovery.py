@@ -182,7 +182,7 @@ class DiscoveryTest(h.TestCase):
 
     def test_ucm_cluster_mixed_mode_then_refresh_adds_node(self):
         doc = demo_cluster()
-        doc["nodes"][1]["sip_port"] = 5070  # cucm2: proves listCallManager is matched per node
+        doc["nodes"][1]["sip_port"] = 5070  # cucm2: proves getCallManager is read per node
         doc["nodes"][1]["sip_tls_port"] = 5071
         cluster = self.write_cluster(doc)
         for n in ("cucm1.example.com", "cucm2.example.com"):

@@ -188,7 +188,7 @@ TEST_CASE("executeSQLQuery: cluster security mode and cluster ID", "[edge_c][dis
                                .ret) == "first");
 }
 
-TEST_CASE("listCallManager: SIP ports by node", "[edge_c][discovery]") {
+TEST_CASE("getCallManager: SIP ports by node", "[edge_c][discovery]") {
     auto cm = [](const std::string& node, const std::string& ports) {
         return "<callManager uuid=\"{1}\"><name>CM_" + node + "</name><ports>" + ports +
                "</ports><processNodeName uuid=\"{2}\">" + node + "</processNodeName></callManager>";
@@ -200,7 +200,7 @@ TEST_CASE("listCallManager: SIP ports by node", "[edge_c][discovery]") {
     auto ports = parse_call_manager_ports(
         ok_reply(
             axl_response(
-                "listCallManager",
+                "getCallManager",
                 cm("CUCM1.example.com", fixture_ports) + cm("cucm2.example.com", "<sipPort>junk</sipPort>") +
                     cm("cucm3.example.com", "<sipPort>-5</sipPort><securedSipPort>99999</securedSipPort>") +
                     "<processNode><name>x</name></processNode>"))
@@ -211,7 +211,31 @@ TEST_CASE("listCallManager: SIP ports by node", "[edge_c][discovery]") {
     CHECK(ports.at("cucm2.example.com") == std::pair{0, 0});
     CHECK(ports.at("cucm3.example.com") == std::pair{-5, 99999});
 
-    CHECK(parse_call_manager_ports(ok_reply(axl_response("listCallManager", "")).ret).empty());
+    CHECK(parse_call_manager_ports(ok_reply(axl_response("getCallManager", "")).ret).empty());
+}
+
+TEST_CASE("listCallManager: object references without ports", "[edge_c][discovery]") {
+    // The list form of AXLSoap.xsd (LCallManager): ctiid and uuid attributes, name and processNodeName.
+    auto refs = parse_call_manager_list(
+        ok_reply(
+            axl_response("listCallManager",
+                         "<callManager ctiid=\"1\" uuid=\"{AB-1}\"><name>CM_cucm1</name>"
+                         "<processNodeName uuid=\"{2}\">CUCM1.example.com</processNodeName></callManager>"
+                         "<callManager uuid=\"{AB-2}\"><processNodeName>cucm2.example.com</processNodeName>"
+                         "</callManager><callManager><name>CM_cucm3</name></callManager>"
+                         "<callManager><processNodeName>orphan</processNodeName></callManager>"
+                         "<processNode uuid=\"{X}\"><name>x</name></processNode>"))
+            .ret);
+    REQUIRE(refs.size() == 3);
+    CHECK(refs[0].name == "CM_cucm1");
+    CHECK(refs[0].uuid == "{AB-1}");
+    CHECK(refs[0].node == "cucm1.example.com");
+    CHECK(refs[1].name.empty());
+    CHECK(refs[1].uuid == "{AB-2}");
+    CHECK(refs[2].name == "CM_cucm3");
+    CHECK(refs[2].uuid.empty());
+    CHECK(refs[2].node.empty());
+    CHECK(parse_call_manager_list(ok_reply(axl_response("listCallManager", "")).ret).empty());
 }
 
 TEST_CASE("CUPI: version and cluster members", "[edge_c][discovery]") {

@@ -118,25 +118,31 @@ TEST_CASE("rule URL parsing follows Table 4", "[mra][allowlist][url]") {
 }
 
 TEST_CASE("automatic rules per node type", "[mra][allowlist][auto]") {
-    SECTION("Unified CM with TFTP: UDS, OAuth/SSO, TFTP files") {
+    SECTION("Unified CM with TFTP: UDS, own UDS settings, OAuth/SSO, TFTP files on 6970 and 6972") {
         auto rules = automatic_rules_for(node("CUCM1.example.com", NodeType::UnifiedCM, "", true), "default");
-        REQUIRE(rules.size() == 3);
+        REQUIRE(rules.size() == 5);
         CHECK(to_string(rules[0].url) == "https://cucm1.example.com:8443/cucm-uds/");
         CHECK(rules[0].match == MatchType::Prefix);
         CHECK(*rules[0].methods == MethodSet{Method::Get});
-        CHECK(to_string(rules[1].url) == "https://cucm1.example.com:8443/ssosp/");
-        CHECK(*rules[1].methods == MethodSet{Method::Get, Method::Post});
-        CHECK(to_string(rules[2].url) == "http://cucm1.example.com:6970/");
-        CHECK(rules[2].match == MatchType::Prefix);
-        CHECK(*rules[2].methods == MethodSet{Method::Get});
+        CHECK_FALSE(rules[0].own_user_only);
+        CHECK(to_string(rules[1].url) == "https://cucm1.example.com:8443/cucm-uds/user/");
+        CHECK(*rules[1].methods == MethodSet{Method::Put, Method::Delete});
+        CHECK(rules[1].own_user_only);
+        CHECK(to_string(rules[2].url) == "https://cucm1.example.com:8443/ssosp/");
+        CHECK(*rules[2].methods == MethodSet{Method::Get, Method::Post});
+        CHECK(to_string(rules[3].url) == "http://cucm1.example.com:6970/");
+        CHECK(rules[3].match == MatchType::Prefix);
+        CHECK(*rules[3].methods == MethodSet{Method::Get});
+        CHECK(to_string(rules[4].url) == "https://cucm1.example.com:6972/");
+        CHECK(*rules[4].methods == MethodSet{Method::Get});
         for (const AllowRule& r : rules) {
             CHECK(r.origin == RuleOrigin::Automatic);
             CHECK(r.deployment == "default");
         }
     }
-    SECTION("Unified CM without TFTP has no 6970 rule") {
+    SECTION("Unified CM without TFTP has no 6970 or 6972 rule") {
         auto rules = automatic_rules_for(node("cucm2.example.com", NodeType::UnifiedCM), "d");
-        REQUIRE(rules.size() == 2);
+        REQUIRE(rules.size() == 3);
         CHECK(rules[0].deployment == "d");
         for (const AllowRule& r : rules) {
             CHECK(r.url.port == 8443);
@@ -162,9 +168,9 @@ TEST_CASE("automatic rules per node type", "[mra][allowlist][auto]") {
     SECTION("the snapshot carries them with each node's deployment") {
         auto snap = demo_snapshot();
         auto staging = rules_for_host(snap->allow_list, "cucm9.example.com");
-        REQUIRE(staging.size() == 2);
+        REQUIRE(staging.size() == 3);
         CHECK(staging[0]->deployment == "staging");
-        CHECK(rules_for_host(snap->allow_list, "cucm1.example.com").size() == 3);
+        CHECK(rules_for_host(snap->allow_list, "cucm1.example.com").size() == 5);
     }
 }
 
@@ -198,11 +204,36 @@ TEST_CASE("allow / block matrix", "[mra][allowlist][match]") {
         CHECK_THAT(m.reason, Catch::Contains("no rule for host axl.example.com"));
     }
     SECTION("method not allowed") {
-        auto m = l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/alice", "PUT"));
+        auto m = l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/users", "PUT"));
         CHECK_FALSE(m.allowed);
         CHECK_THAT(m.reason, Catch::Contains("method PUT not allowed"));
         REQUIRE(m.rule != nullptr);
         CHECK(m.rule->url.path == "/cucm-uds/");
+    }
+    SECTION("PUT and DELETE under /cucm-uds/user/<id>/ are allowed by the own-user rule only") {
+        for (const char* method : {"PUT", "DELETE"}) {
+            auto m = l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/alice/x", method));
+            CHECK(m.allowed);
+            REQUIRE(m.rule != nullptr);
+            CHECK(m.rule->own_user_only);
+            CHECK(owner_user_of(*m.rule, "/cucm-uds/user/alice/x") == "alice");
+        }
+        // GET there is the plain UDS rule's, for any user (UDS itself checks who may read what).
+        auto g = l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/alice/x"));
+        REQUIRE(g.rule != nullptr);
+        CHECK_FALSE(g.rule->own_user_only);
+        // POST is in neither rule; a sibling of /cucm-uds/user/ is not covered by the prefix.
+        CHECK_FALSE(
+            l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/alice", "POST")).allowed);
+        CHECK_FALSE(
+            l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/users/alice", "PUT")).allowed);
+    }
+    SECTION("TFTP on 6970 (http) and 6972 (https), GET only") {
+        CHECK(l.match(req(Scheme::Http, "cucm1.example.com", 6970, "/SEP0011.cnf.xml")).allowed);
+        CHECK(l.match(req(Scheme::Https, "cucm1.example.com", 6972, "/SEP0011.cnf.xml")).allowed);
+        CHECK_FALSE(l.match(req(Scheme::Http, "cucm1.example.com", 6972, "/SEP0011.cnf.xml")).allowed);
+        CHECK_FALSE(l.match(req(Scheme::Https, "cucm1.example.com", 6970, "/SEP0011.cnf.xml")).allowed);
+        CHECK_FALSE(l.match(req(Scheme::Https, "cucm1.example.com", 6972, "/x", "PUT")).allowed);
     }
     SECTION("methods are case-sensitive tokens") {
         CHECK_FALSE(
@@ -283,7 +314,7 @@ TEST_CASE("a blocked request says at which stage it fell out, with a stable labe
         {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/version", "GET", "staging"),
          BlockStage::Deployment, "deployment"},
         {req(Scheme::Https, "cucm1.example.com", 8443, "/axl/", "POST"), BlockStage::Path, "path"},
-        {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/alice", "PUT"), BlockStage::Method,
+        {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/alice", "POST"), BlockStage::Method,
          "method"},
         {req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/version", "get"), BlockStage::Method,
          "method"},
@@ -305,6 +336,47 @@ TEST_CASE("a blocked request says at which stage it fell out, with a stable labe
     for (std::size_t i = 0; i < kBlockStageCount; ++i)
         labels.insert(block_stage_label(BlockStage(i)));
     CHECK(labels.size() == kBlockStageCount);
+}
+
+TEST_CASE("own-user rules: the user a path names", "[mra][allowlist][owner]") {
+    AllowRule r;
+    r.url.path = "/cucm-uds/user/";
+    r.own_user_only = true;
+    CHECK(owner_user_of(r, "/cucm-uds/user/alice") == "alice");
+    CHECK(owner_user_of(r, "/cucm-uds/user/alice/") == "alice");
+    CHECK(owner_user_of(r, "/cucm-uds/user/alice/settings/x") == "alice");
+    CHECK(owner_user_of(r, "/cucm-uds/user/jdoe%40example.com/x") == "jdoe@example.com");
+    CHECK(owner_user_of(r, "/cucm-uds/user/").empty());
+    CHECK(owner_user_of(r, "/cucm-uds/user").empty());
+    CHECK(owner_user_of(r, "/cucm-uds/users/alice").empty());
+    CHECK(owner_user_of(r, "/cucm-uds/user/a%4").empty());
+    CHECK(owner_user_of(r, "/cucm-uds/user/a%00b").empty());
+    CHECK(owner_user_of(r, "/other/alice").empty());
+    CHECK(same_user("Alice", "alice"));
+    CHECK_FALSE(same_user("alice", "alice2"));
+    CHECK_FALSE(same_user("bob", "alice"));
+}
+
+TEST_CASE("an operator rule that allows for everyone wins over an own-user rule", "[mra][allowlist][owner]") {
+    AllowList l;
+    AllowRule own;
+    own.url = *parse_rule_url("https://cucm1.example.com:8443/cucm-uds/user/");
+    own.deployment = "default";
+    own.methods = MethodSet{Method::Put};
+    own.own_user_only = true;
+    own.origin = RuleOrigin::Automatic;
+    REQUIRE(l.add(own).ok());
+    auto only = l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/bob/x", "PUT"));
+    REQUIRE(only.allowed);
+    CHECK(only.rule->own_user_only);
+    AllowRule wide;
+    wide.url = *parse_rule_url("https://cucm1.example.com:8443/cucm-uds/");
+    wide.deployment = "default";
+    wide.methods = MethodSet{Method::Put};
+    REQUIRE(l.add(wide).ok());
+    auto m = l.match(req(Scheme::Https, "cucm1.example.com", 8443, "/cucm-uds/user/bob/x", "PUT"));
+    REQUIRE(m.allowed);
+    CHECK_FALSE(m.rule->own_user_only);
 }
 
 TEST_CASE("rules using the default methods follow the default set", "[mra][allowlist][match]") {
