@@ -135,7 +135,7 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     void on_data(link::LinkStream&, const char* data, size_t len) override;
     void on_end(link::LinkStream&) override;
     void on_writable(link::LinkStream&) override;
-    void on_close(link::LinkStream&, std::string_view error) override;
+    void on_close(link::LinkStream&, const core::Failure& failure) override;
 
     // http::ExchangeHandler
     void on_response_head(const http::ResponseHead& head) override;
@@ -521,16 +521,16 @@ void HttpStream::on_writable(link::LinkStream&) {
     }
 }
 
-void HttpStream::on_close(link::LinkStream&, std::string_view error) {
+void HttpStream::on_close(link::LinkStream&, const core::Failure& failure) {
     s_ = nullptr;
     if (x_) {
         // The client (or the link) is gone: stop talking to the node; the connection is not pooled.
         x_->cancel();
         x_ = nullptr;
         count(w_, "edgepair_http_client_gone_total", "Proxied HTTP requests abandoned by the client side",
-              {{"side", "edge-c"}});
+              {{"side", "edge-c"}, {"kind", std::string(core::label(failure.kind))}});
     }
-    if (!error.empty()) EP_DEBUG(kLog, "stream closed: {}", error);
+    if (failure) EP_DEBUG(kLog, "stream closed: {}", failure.str());
     if (!recorded_) {
         access_.set_reason("client_gone");
         record(0);

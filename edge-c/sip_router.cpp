@@ -109,8 +109,8 @@ void SipFlow::on_end(link::LinkStream& s) {
     s.end();
 }
 
-void SipFlow::on_close(link::LinkStream&, std::string_view error) {
-    if (!error.empty()) EP_INFO(kLog, "flow {} ({}) closed: {}", id_, client_, error);
+void SipFlow::on_close(link::LinkStream&, const core::Failure& failure) {
+    if (failure) EP_INFO(kLog, "flow {} ({}) closed: {}", id_, client_, failure.str());
     s_ = nullptr;
     if (!ended_) {
         ended_ = true;

@@ -72,7 +72,7 @@ class SipFlow final : public link::StreamHandler {
             std::string sni, EdgeSide edge);
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream& s) override;
-    void on_close(link::LinkStream& s, std::string_view error) override;
+    void on_close(link::LinkStream& s, const core::Failure& failure) override;
 
     // One whole message to the client.
     void send(std::string_view wire);

@@ -53,7 +53,7 @@ class XmppUpstream final : public link::StreamHandler {
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream&) override;
     void on_writable(link::LinkStream&) override;
-    void on_close(link::LinkStream&, std::string_view error) override;
+    void on_close(link::LinkStream&, const core::Failure& failure) override;
 
   private:
     enum class Phase { Connecting, Header, Proceed, Handshake, Relaying, Done };
@@ -331,10 +331,10 @@ void XmppUpstream::on_writable(link::LinkStream&) {
     up_->resume_reading();
 }
 
-void XmppUpstream::on_close(link::LinkStream&, std::string_view error) {
+void XmppUpstream::on_close(link::LinkStream&, const core::Failure& failure) {
     s_ = nullptr;
-    if (close_reason_.empty()) close_reason_ = error.empty() ? "client_closed" : "link_closed";
-    if (!error.empty()) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, error);
+    if (close_reason_.empty()) close_reason_ = failure ? "link_closed" : "client_closed";
+    if (failure) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, failure.str());
     if (up_ && phase_ == Phase::Relaying) {
         // Flush what the client sent last, then close; the upstream's on_close frees us.
         phase_ = Phase::Done;

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 #include <nghttp2/nghttp2.h>
 
+#include "common/http/h2_glue.h"
 #include "common/http/h2_request.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
@@ -31,6 +32,8 @@ namespace edgepair::edge_e {
 
 namespace {
 
+namespace h2 = http::h2;
+
 constexpr const char* kLog = "https";
 constexpr uint32_t kStreamWindow = 256 * 1024;
 constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
@@ -38,21 +41,6 @@ constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
 // stream already cost a link stream and an upstream request). nghttp2 answers a client over it with GOAWAY.
 constexpr uint64_t kResetBurst = 200;
 constexpr uint64_t kResetRate = 20;
-
-std::string lib_error_label(int code) {
-    switch (code) {
-    case NGHTTP2_ERR_HTTP_HEADER:
-        return "h2_bad_header";
-    case NGHTTP2_ERR_HTTP_MESSAGING:
-        return "h2_bad_message";
-    case NGHTTP2_ERR_FLOW_CONTROL:
-        return "h2_flow_control";
-    case NGHTTP2_ERR_REFUSED_STREAM:
-        return "h2_refused_stream";
-    default:
-        return "h2_protocol";
-    }
-}
 
 class H2Conn;
 
@@ -70,7 +58,7 @@ class H2Stream final : public link::StreamHandler {
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream&) override;
     void on_writable(link::LinkStream&) override;
-    void on_close(link::LinkStream&, std::string_view error) override;
+    void on_close(link::LinkStream&, const core::Failure& failure) override;
 
     H2Conn& c_;
     int32_t id_;
@@ -99,8 +87,7 @@ class H2Stream final : public link::StreamHandler {
     bool resp_discard_ = false; // response without a body (HEAD, 204, 304): link bytes are dropped
     bool resp_eof_ = false;
     bool deferred_ = false;
-    std::string out_;
-    size_t out_off_ = 0;
+    h2::OutBuffer out_;
 };
 
 class H2Conn final : public H2Session {
@@ -219,10 +206,10 @@ class H2Conn final : public H2Session {
         if (st.expect_continue_ && !st.req_ended_ && st.body_bytes_ == 0) {
             // RFC 9110 10.1.1: the request is on its way; the client may send the body.
             st.expect_continue_ = false;
-            nghttp2_nv nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(":status")),
-                          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>("100")), 7, 3,
-                          NGHTTP2_NV_FLAG_NONE};
-            nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, st.id_, nullptr, &nv, 1, nullptr);
+            const h2::Fields interim = {{":status", "100"}};
+            auto nv = h2::to_nv(interim);
+            nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, st.id_, nullptr, nv.data(), nv.size(),
+                                   nullptr);
         }
         if (!st.pending_.empty()) {
             std::string body = std::move(st.pending_);
@@ -283,14 +270,14 @@ class H2Conn final : public H2Session {
         release_link(st);
         release_held(st);
         std::string body = msg + "\n";
-        std::vector<std::pair<std::string, std::string>> h = {
+        h2::Fields h = {
             {":status", std::to_string(status)},
             {"content-type", "text/plain"},
             {"content-length", std::to_string(body.size())},
         };
         if (status == 429) h.emplace_back("retry-after", std::to_string(retry_after_s ? retry_after_s : 1));
         if (status == 405 && !allow.empty()) h.emplace_back("allow", std::string(allow));
-        if (!st.head_request_) st.out_ = std::move(body);
+        if (!st.head_request_) st.out_.assign(std::move(body));
         st.resp_eof_ = true;
         submit_response(st, h, !st.head_request_);
     }
@@ -303,18 +290,10 @@ class H2Conn final : public H2Session {
         schedule_send();
     }
 
-    void submit_response(H2Stream& st, const std::vector<std::pair<std::string, std::string>>& h,
-                         bool with_body) {
-        std::vector<nghttp2_nv> nv;
-        nv.reserve(h.size());
-        for (auto& [k, v] : h)
-            nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
-                                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(),
-                                    v.size(), NGHTTP2_NV_FLAG_NONE});
-        nghttp2_data_provider prd;
-        prd.source.ptr = &st;
-        prd.read_callback = &H2Conn::read_data;
-        int rv = nghttp2_submit_response(session_, st.id_, nv.data(), nv.size(), with_body ? &prd : nullptr);
+    void submit_response(H2Stream& st, const h2::Fields& h, bool with_body) {
+        h2::Body body;
+        if (with_body) body = {&H2Conn::read_data, &st};
+        int rv = h2::submit_response(session_, st.id_, h, body);
         if (rv != 0) {
             EP_INFO(kLog, "{}: stream {}: response not sent: {}", conn_.peer().str(), st.id_,
                     nghttp2_strerror(rv));
@@ -324,10 +303,7 @@ class H2Conn final : public H2Session {
     }
 
     void resume(H2Stream& st) {
-        if (st.deferred_ && session_) {
-            st.deferred_ = false;
-            nghttp2_session_resume_data(session_, st.id_);
-        }
+        h2::resume(session_, st.id_, st.deferred_);
         schedule_send();
     }
 
@@ -355,49 +331,29 @@ class H2Conn final : public H2Session {
 
   private:
     void create_session() {
-        nghttp2_session_callbacks* cbs = nullptr;
-        nghttp2_session_callbacks_new(&cbs);
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &H2Conn::on_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(cbs, &H2Conn::on_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &H2Conn::on_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &H2Conn::on_data_chunk);
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &H2Conn::on_stream_close);
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, &H2Conn::on_invalid_frame);
-        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &H2Conn::on_frame_send);
-        nghttp2_option* opt = nullptr;
-        nghttp2_option_new(&opt);
-        nghttp2_option_set_no_auto_window_update(opt, 1);
-        nghttp2_option_set_no_closed_streams(opt, 1);
-#ifdef EDGEPAIR_HAVE_NGHTTP2_RESET_RATELIMIT
-        nghttp2_option_set_stream_reset_rate_limit(opt, kResetBurst, kResetRate);
-#endif
-        int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
-        nghttp2_option_del(opt);
-        nghttp2_session_callbacks_del(cbs);
-        if (rv != 0) {
-            EP_ERROR(kLog, "{}: nghttp2 session: {}", conn_.peer().str(), nghttp2_strerror(rv));
-            session_ = nullptr;
-            conn_.close();
-            return;
-        }
         auto& cfg = ws_.gen()->cfg;
-        nghttp2_settings_entry iv[] = {
+        h2::SessionSetup setup;
+        setup.server = true;
+        setup.callbacks = h2::callbacks_of<H2Conn>();
+        setup.reset_limit = h2::ResetRateLimit{kResetBurst, kResetRate};
+        setup.settings = {
             {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.http.max_concurrent_streams},
             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
             {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, uint32_t(cfg.limits.max_header_bytes)},
         };
-        nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
-        nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+        setup.connection_window = kConnectionWindow;
+        if (int rv = h2::open_session(&session_, setup, this); rv != 0) {
+            EP_ERROR(kLog, "{}: nghttp2 session: {}", conn_.peer().str(), nghttp2_strerror(rv));
+            conn_.close();
+            return;
+        }
         schedule_send();
     }
 
     void teardown() {
         // Streams first: their destructors cancel the link streams.
         streams_.clear();
-        if (session_) {
-            nghttp2_session_del(session_);
-            session_ = nullptr;
-        }
+        h2::close_session(session_);
         if (send_ev_) event_del(send_ev_);
     }
 
@@ -410,25 +366,17 @@ class H2Conn final : public H2Session {
         if (send_ev_ && !closing_) event_active(send_ev_, EV_WRITE, 0);
     }
 
-    static void on_send_event(int, short, void* arg) {
-        static_cast<H2Conn*>(arg)->do_send();
-    }
+    static void on_send_event(int, short, void* arg) { static_cast<H2Conn*>(arg)->do_send(); }
 
     void do_send() {
         if (!session_ || closing_) return;
-        std::weak_ptr<bool> alive = alive_;
-        while (!conn_.above_high_watermark()) {
-            const uint8_t* data = nullptr;
-            ssize_t n = nghttp2_session_mem_send(session_, &data);
-            if (alive.expired()) return;
-            if (n < 0) {
-                EP_INFO(kLog, "{}: HTTP/2 send: {}", conn_.peer().str(), nghttp2_strerror(int(n)));
-                closing_ = true;
-                conn_.close();
-                return;
-            }
-            if (n == 0) break;
-            conn_.write(std::string_view(reinterpret_cast<const char*>(data), size_t(n)));
+        auto sent = h2::send_frames(session_, conn_, alive_);
+        if (sent.gone) return;
+        if (sent.error) {
+            EP_INFO(kLog, "{}: HTTP/2 send: {}", conn_.peer().str(), nghttp2_strerror(sent.error));
+            closing_ = true;
+            conn_.close();
+            return;
         }
         // The client does not read what it asked for: read nothing more from it until it does (on_drained),
         // so that requests answered here cannot pile up answers in memory.
@@ -447,7 +395,7 @@ class H2Conn final : public H2Session {
     // nghttp2 takes bytes in order; false once it found a connection error (the GOAWAY is queued).
     bool feed(const char* data, size_t len) {
         if (len == 0) return true;
-        ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
+        ssize_t rv = h2::receive(session_, data, len);
         if (rv < 0) {
             count_reject(ws_, rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "h2_bad_preface" : "h2_protocol");
             EP_INFO(kLog, "{}: HTTP/2 connection error: {}", conn_.peer().str(), nghttp2_strerror(int(rv)));
@@ -488,7 +436,7 @@ class H2Conn final : public H2Session {
         for (auto& [id, st] : streams_) {
             if (!st->ls_) continue;
             any = true;
-            bool out_pending = st->out_.size() > st->out_off_;
+            bool out_pending = !st->out_.empty();
             bool on_client = (!st->req_ended_ && st->held_ == 0) || out_pending;
             if (!on_client)
                 st->last_progress_ms_ = t;
@@ -507,24 +455,20 @@ class H2Conn final : public H2Session {
         if (any) stall_timer_->arm(std::max<uint64_t>(stall_ms_ / 4, 250));
     }
 
-    H2Stream* find(int32_t id) {
-        auto it = streams_.find(id);
-        return it == streams_.end() ? nullptr : it->second.get();
-    }
+    H2Stream* find(int32_t id) { return streams_.find(id); }
 
     void on_request(H2Stream& st, bool end_stream);
     void on_request_end(H2Stream& st);
     void arm_response_timer(H2Stream& st);
     void on_body(H2Stream& st, const char* data, size_t len);
 
+  public: // for h2::callbacks_of
     // ---- nghttp2 callbacks: they record and dispatch; sending happens in do_send ----
 
     static int on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
         auto* c = static_cast<H2Conn*>(ud);
         if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-        auto st = std::make_unique<H2Stream>(*c, f->hd.stream_id, c->limits_);
-        nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st.get());
-        c->streams_[f->hd.stream_id] = std::move(st);
+        c->streams_.attach(s, f->hd.stream_id, std::make_unique<H2Stream>(*c, f->hd.stream_id, c->limits_));
         c->ws_.app().counters().http2_streams->inc();
         return 0;
     }
@@ -534,8 +478,7 @@ class H2Conn final : public H2Session {
         auto* st = static_cast<H2Conn*>(ud)->find(f->hd.stream_id);
         // Trailers (a second header block) are dropped, as on the HTTP/1.1 side: never merged into the head.
         if (st && !st->head_done_ && f->hd.type == NGHTTP2_HEADERS)
-            st->req_.add(std::string_view(reinterpret_cast<const char*>(name), namelen),
-                         std::string_view(reinterpret_cast<const char*>(value), valuelen));
+            st->req_.add(h2::view(name, namelen), h2::view(value, valuelen));
         return 0;
     }
 
@@ -572,18 +515,16 @@ class H2Conn final : public H2Session {
 
     static int on_stream_close(nghttp2_session*, int32_t id, uint32_t code, void* ud) {
         auto* c = static_cast<H2Conn*>(ud);
-        auto it = c->streams_.find(id);
-        if (it == c->streams_.end()) return 0;
-        if (code != NGHTTP2_NO_ERROR && it->second->ls_)
+        auto st = c->streams_.take(id); // its destructor, on return, cancels the link stream
+        if (st && code != NGHTTP2_NO_ERROR && st->ls_)
             EP_DEBUG(kLog, "{}: stream {} reset ({}): cancelling its link stream", c->conn_.peer().str(), id,
-                     nghttp2_http2_strerror(code));
-        c->streams_.erase(it); // the destructor cancels the link stream
+                     h2::error_name(code));
         return 0;
     }
 
     static int on_invalid_frame(nghttp2_session*, const nghttp2_frame* f, int lib_error_code, void* ud) {
         auto* c = static_cast<H2Conn*>(ud);
-        auto label = lib_error_label(lib_error_code);
+        auto label = h2::invalid_frame_label(lib_error_code);
         count_reject(c->ws_, label);
         EP_INFO(kLog, "{}: stream {}: HTTP/2 frame refused: {}", c->conn_.peer().str(), f->hd.stream_id,
                 nghttp2_strerror(lib_error_code));
@@ -608,7 +549,7 @@ class H2Conn final : public H2Session {
         c->goaway_counted_ = true;
         count_reject(c->ws_, c->resets_ >= kResetBurst ? "h2_reset_flood" : "h2_goaway");
         EP_INFO(kLog, "{}: HTTP/2 GOAWAY ({}) after {} client resets", c->conn_.peer().str(),
-                nghttp2_http2_strerror(f->goaway.error_code), c->resets_);
+                h2::error_name(f->goaway.error_code), c->resets_);
         c->close_after_send_ = true;
         return 0;
     }
@@ -616,33 +557,16 @@ class H2Conn final : public H2Session {
     static ssize_t read_data(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
                              nghttp2_data_source* src, void*) {
         auto* st = static_cast<H2Stream*>(src->ptr);
-        size_t avail = st->out_.size() - st->out_off_;
-        if (avail == 0) {
-            if (st->resp_eof_) {
-                *flags |= NGHTTP2_DATA_FLAG_EOF;
-                return 0;
-            }
-            st->deferred_ = true;
-            return NGHTTP2_ERR_DEFERRED;
-        }
-        size_t n = std::min(avail, length);
-        st->access_.add_out(n);
-        std::memcpy(buf, st->out_.data() + st->out_off_, n);
-        st->out_off_ += n;
-        if (st->out_off_ == st->out_.size()) {
-            st->out_.clear();
-            st->out_off_ = 0;
-            if (st->resp_eof_) *flags |= NGHTTP2_DATA_FLAG_EOF;
-        } else if (st->out_off_ >= 64 * 1024) {
-            st->out_.erase(0, st->out_off_);
-            st->out_off_ = 0;
-        }
+        ssize_t n = h2::read_body(st->out_, st->resp_eof_, st->deferred_, buf, length, flags);
+        if (n <= 0) return n;
+        st->access_.add_out(size_t(n));
         // The bytes have left edge-e's buffer for the client: edge-c may send that much more.
-        if (st->ls_ && !st->local_) st->ls_->consumed(n);
+        if (st->ls_ && !st->local_) st->ls_->consumed(size_t(n));
         st->last_progress_ms_ = st->c_.now();
-        return ssize_t(n);
+        return n;
     }
 
+  private:
     WorkerState& ws_;
     net::Connection& conn_;
     nghttp2_session* session_ = nullptr;
@@ -650,7 +574,7 @@ class H2Conn final : public H2Session {
     http::H2RequestLimits limits_;
     uint64_t max_body_ = 0;
     uint64_t response_timeout_ms_ = 0;
-    std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+    h2::StreamTable<H2Stream> streams_;
     std::unique_ptr<core::Timer> stall_timer_;
     uint64_t stall_ms_ = 0;
     uint32_t max_streams_ = 100;
@@ -789,7 +713,7 @@ void H2Stream::on_headers(link::LinkStream&, const link::Headers& headers) {
     access_.set_status(status);
     access_.set_upstream(link::header_value(headers, obs::kUpstreamHeader));
     resp_discard_ = head_request_ || status == 204 || status == 304;
-    std::vector<std::pair<std::string, std::string>> h;
+    h2::Fields h;
     h.reserve(headers.size() + 1);
     h.emplace_back(":status", std::to_string(status));
     for (auto& [k, v] : headers) {
@@ -804,7 +728,7 @@ void H2Stream::on_data(link::LinkStream& s, const char* data, size_t len) {
         s.consumed(len);
         return;
     }
-    out_.append(data, len);
+    out_.append(std::string_view(data, len));
     c_.resume(*this);
 }
 
@@ -827,22 +751,22 @@ void H2Stream::on_writable(link::LinkStream&) {
     c_.release_held(*this);
 }
 
-void H2Stream::on_close(link::LinkStream&, std::string_view error) {
+void H2Stream::on_close(link::LinkStream&, const core::Failure& failure) {
     ls_ = nullptr;
     if (timer_) timer_->cancel();
-    if (error.empty() || local_) {
+    if (!failure || local_) {
         slot_.release();
         resp_eof_ = true;
         if (resp_started_ && !resp_discard_) c_.resume(*this);
         return;
     }
-    EP_INFO(kLog, "{}: stream {}: link stream ended: {}", c_.conn().peer().str(), id_, error);
-    if (!resp_started_ && !retried_ && link_loss_retryable(error, method_, body_sent_))
+    EP_INFO(kLog, "{}: stream {}: link stream ended: {}", c_.conn().peer().str(), id_, failure.str());
+    if (!resp_started_ && !retried_ && link_loss_retryable(failure, method_, body_sent_))
         return c_.retry(*this);
     slot_.release();
     access_.set_reason("link_error");
     if (!resp_started_) {
-        c_.ws().counters().link_errors->inc();
+        c_.ws().counters().link_error(failure).inc();
         c_.respond_local(*this, 502, "traversal link to edge-c failed");
     } else {
         // The head is out: only a reset tells the client the body is truncated.

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string_view>
 
+#include "common/core/failure.h"
 #include "common/net/connection.h"
 #include "edge-e/edge_e.h"
 
@@ -23,10 +24,11 @@ class H2Session {
 // acted on it: the peer refused the stream (REFUSED_STREAM: RFC 9113 8.7 says it was not processed), or the
 // whole link was lost under a request with a safe method (RFC 9110 9.2.2: GET, HEAD, OPTIONS), which may
 // have reached the upstream but is harmless to repeat.
-inline bool link_loss_retryable(std::string_view error, std::string_view method, bool body_sent) {
-    if (body_sent) return false;
-    if (error.find("REFUSED_STREAM") != std::string_view::npos) return true;
-    bool lost = error.starts_with("link lost") || error == "link closed";
+inline bool link_loss_retryable(const core::Failure& failure, std::string_view method, bool body_sent) {
+    if (body_sent || !failure) return false;
+    if (failure.kind == core::FailureKind::Refused) return true;
+    bool lost = failure.side == core::Side::Link &&
+                (failure.kind == core::FailureKind::Lost || failure.kind == core::FailureKind::Closed);
     return lost && (method == "GET" || method == "HEAD" || method == "OPTIONS");
 }
 

@@ -518,15 +518,15 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         update_reading();
     }
 
-    void on_close(link::LinkStream&, std::string_view error) override {
+    void on_close(link::LinkStream&, const core::Failure& failure) override {
         stream_ = nullptr;
         held_ = 0;
         body_paused_ = false;
         response_timer_->cancel();
         stall_timer_->cancel();
-        if (!error.empty()) {
-            EP_INFO("https", "{}: link stream ended: {}", conn_->peer().str(), error);
-            if (!response_started_ && !retried_ && link_loss_retryable(error, method_, body_sent_)) {
+        if (failure) {
+            EP_INFO("https", "{}: link stream ended: {}", conn_->peer().str(), failure.str());
+            if (!response_started_ && !retried_ && link_loss_retryable(failure, method_, body_sent_)) {
                 // Once, on the next loop turn: by then the dead link is out of pick_link's way.
                 retried_ = true;
                 ws_.counters().retries->inc();
@@ -547,7 +547,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             slot_.release();
             access_.set_reason("link_error");
             if (!response_started_) {
-                ws_.counters().link_errors->inc();
+                ws_.counters().link_error(failure).inc();
                 keep_alive_ = keep_alive_ && request_done_;
                 respond_local(502, "traversal link to edge-c failed", keep_alive_);
             } else {

@@ -98,9 +98,9 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         }
     }
 
-    void on_close(link::LinkStream&, std::string_view error) override {
+    void on_close(link::LinkStream&, const core::Failure& failure) override {
         stream_ = nullptr;
-        if (!error.empty()) EP_INFO("sip", "{}: sip stream closed: {}", peer_, error);
+        if (failure) EP_INFO("sip", "{}: sip stream closed: {}", peer_, failure.str());
         close_client();
     }
 

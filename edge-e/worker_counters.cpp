@@ -55,7 +55,6 @@ WorkerCounters::WorkerCounters(obs::Registry& m)
                    "Times edge-e stopped reading a client (output above the watermark or input bound)");
     link_timeouts = &m.counter("edgepair_http_link_timeouts_total",
                                "Requests edge-c did not answer within http.response_timeout");
-    link_errors = &m.counter("edgepair_http_link_errors_total", "Requests lost with their link stream");
     h2_client_resets =
         &m.counter("edgepair_http2_client_resets_total", "RST_STREAM frames received from clients");
     routing_removed =
@@ -73,6 +72,13 @@ WorkerCounters::WorkerCounters(obs::Registry& m)
         sip_frame_errors_[i] =
             &m.counter("edgepair_sip_errors_total", kSipHelp,
                        {{"reason", std::string(sip::metric_label(sip::FrameErrorCode(i)))}});
+    // Kind None is never a failure and gets no series (link_error() maps it to Reset).
+    for (size_t s = 0; s < core::kSideCount; ++s)
+        for (size_t k = 1; k < core::kFailureKindCount; ++k)
+            link_errors_[s][k] =
+                &m.counter("edgepair_http_link_errors_total", "Requests lost with their link stream (502)",
+                           {{"failed", std::string(core::label(core::Side(s)))},
+                            {"kind", std::string(core::label(core::FailureKind(k)))}});
     for (size_t i = 0; i < xmpp_errors_.size(); ++i)
         xmpp_errors_[i] =
             &m.counter("edgepair_xmpp_errors_total", kXmppHelp,

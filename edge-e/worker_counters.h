@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "common/core/failure.h"
 #include "common/mra/allow_list.h"
 #include "common/obs/counter_memo.h"
 #include "common/obs/metrics.h"
@@ -40,7 +41,6 @@ struct WorkerCounters {
     obs::Counter* read_paused;     // times a client's reading was paused (output or input bound)
     // Requests and their link streams.
     obs::Counter* link_timeouts;    // edge-c did not answer within http.response_timeout (504)
-    obs::Counter* link_errors;      // requests lost with their link stream (502)
     obs::Counter* h2_client_resets; // RST_STREAM frames from clients
     obs::Counter* routing_removed;  // routing-override fields the header policy removed
     // The gate's refusals: edgepair_http_rejected_requests_total{side="edge-e",reason} and, for the allow
@@ -55,6 +55,12 @@ struct WorkerCounters {
     obs::Counter& sip_error(SipError e) { return *sip_errors_[size_t(e)]; }
     obs::Counter& sip_error(sip::FrameErrorCode c) { return *sip_frame_errors_[size_t(c)]; }
     obs::Counter& xmpp_error(xmpp::StreamErrorCondition c) { return *xmpp_errors_[size_t(c)]; }
+    // Requests lost with their link stream (502): edgepair_http_link_errors_total{failed,kind}, the labels
+    // straight from the failure's side and kind. A failure without a kind (never passed) counts as reset.
+    obs::Counter& link_error(const core::Failure& f) {
+        auto k = f.kind == core::FailureKind::None ? core::FailureKind::Reset : f.kind;
+        return *link_errors_[size_t(f.side)][size_t(k)];
+    }
 
   private:
     obs::OpenLabelCounters rejected_;
@@ -62,6 +68,7 @@ struct WorkerCounters {
     std::array<obs::Counter*, kSipErrorCount> sip_errors_{};
     std::array<obs::Counter*, kSipFrameErrorCount> sip_frame_errors_{};
     std::array<obs::Counter*, kXmppConditionCount> xmpp_errors_{};
+    std::array<std::array<obs::Counter*, core::kFailureKindCount>, core::kSideCount> link_errors_{};
 };
 
 } // namespace edgepair::edge_e

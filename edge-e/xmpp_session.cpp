@@ -87,7 +87,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream&) override;
     void on_writable(link::LinkStream&) override;
-    void on_close(link::LinkStream&, std::string_view error) override;
+    void on_close(link::LinkStream&, const core::Failure& failure) override;
 
   private:
     enum class Phase { Plain, Handshake, Tls, Done };
@@ -353,9 +353,9 @@ void XmppSession::on_writable(link::LinkStream&) {
     conn_->resume_reading();
 }
 
-void XmppSession::on_close(link::LinkStream&, std::string_view error) {
+void XmppSession::on_close(link::LinkStream&, const core::Failure& failure) {
     stream_ = nullptr;
-    if (error.empty()) {
+    if (!failure) {
         if (phase_ != Phase::Done) {
             phase_ = Phase::Done;
             if (close_reason_.empty()) close_reason_ = "server_closed";
@@ -363,7 +363,7 @@ void XmppSession::on_close(link::LinkStream&, std::string_view error) {
         }
         return;
     }
-    EP_INFO(kLog, "{}: link stream lost: {}", peer(), error);
+    EP_INFO(kLog, "{}: link stream lost: {}", peer(), failure.str());
     fail(xmpp::StreamErrorCondition::remote_connection_failed,
          "connection to the IM and Presence server lost");
 }

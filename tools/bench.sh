@@ -39,7 +39,8 @@
 #   BENCH_H2_N (300000), BENCH_IDLE_RUNS (= --runs), BENCH_IDLE_RAMP (120 s to open the idle connections).
 #   Pair: BENCH_PAIR_KA_N (100000 proxied requests), BENCH_SIP_N (20000 REGISTERs), BENCH_SIP_HOLD (1000
 #   registrations held for BENCH_HOLD_S = 30 s), BENCH_XMPP_N (20000 messages), BENCH_XMPP_HOLD (1000
-#   sessions), BENCH_MRA_N (300 sign-ins).
+#   sessions), BENCH_MRA_N (300 sign-ins). BENCH_PAIR_ROWS: comma list of the pair's measurements to run
+#   (ka, sip, xmpp, mra, direct, hold; default all), e.g. "ka,sip" for a side-by-side of two builds.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
@@ -639,29 +640,33 @@ print("p50 %.2f ms p99 %.2f ms, up at end %s" % (l["p50"]/1000, l["p99"]/1000, s
   say "$metric pair run $run: $ops ops, ${cpu} CPU-s -> $per $( ((hold)) && echo kB/session || echo /CPU-s), wall $rate/s ($note)"
 }
 
+pair_row() { [[ ,${BENCH_PAIR_ROWS:-ka,sip,xmpp,mra,direct,hold}, == *,$1,* ]]; }
+
 run_pair() {
   # Verified TLS here: the names the pair presents (expe1.example.com, example.com) are part of the scenario.
   local r el=("$BIN/edge-load" --cafile "$PKI/ca.crt" --no-progress --json --threads 1)
   local sip=(--scenario sip-register --target "127.0.0.1:$P_PSIP" --sni expe1.example.com --domain example.com)
   local xmpp=(--scenario xmpp --target "127.0.0.1:$P_PXMPP" --domain example.com)
   for ((r = 1; r <= RUNS; r++)); do
-    measure_pair pair-ka-h1-proxy "$r" -- "${el[@]}" --scenario http --connections 50 --requests "$PAIR_KA_N" \
-      --duration 120 --target "127.0.0.1:$P_PE" --sni expe1.example.com --path "$PAIR_PROXY_PATH" \
-      --user alice --password Alice-Passw0rd
+    pair_row ka && measure_pair pair-ka-h1-proxy "$r" -- "${el[@]}" --scenario http --connections 50 \
+      --requests "$PAIR_KA_N" --duration 120 --target "127.0.0.1:$P_PE" --sni expe1.example.com \
+      --path "$PAIR_PROXY_PATH" --user alice --password Alice-Passw0rd
     # Back-to-back re-REGISTERs on 50 flows: the pair's SIP relay rate (Kamailio answers without auth).
-    measure_pair sip-register "$r" -- "${el[@]}" "${sip[@]}" --connections 50 --user "r$r-%d" \
+    pair_row sip && measure_pair sip-register "$r" -- "${el[@]}" "${sip[@]}" --connections 50 --user "r$r-%d" \
       --password x --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
-    measure_pair xmpp-messages "$r" -- "${el[@]}" "${xmpp[@]}" --connections 50 --user "load%d" \
+    pair_row xmpp && measure_pair xmpp-messages "$r" -- "${el[@]}" "${xmpp[@]}" --connections 50 --user "load%d" \
       --password Load-Passw0rd --keepalive 0 --requests "$XMPP_N" --duration 120
-    measure_pair mra-login "$r" -- "${el[@]}" --scenario mra-login --dns "127.0.0.1:$P_DNS" --domain example.com \
-      --user alice --password Alice-Passw0rd --tftp-port "$P_WEB" --tftp-file /files/jabber-config.xml \
-      --expires 300 --connections 4 --requests "$MRA_N" --duration 120
+    pair_row mra && measure_pair mra-login "$r" -- "${el[@]}" --scenario mra-login --dns "127.0.0.1:$P_DNS" \
+      --domain example.com --user alice --password Alice-Passw0rd --tftp-port "$P_WEB" \
+      --tftp-file /files/jabber-config.xml --expires 300 --connections 4 --requests "$MRA_N" --duration 120
   done
+  pair_row direct || { pair_row hold || return 0; }
   # The upstreams on their own (B4/B5: directly vs through the pair), per CPU-second of the upstream: Kamailio
   # over its TLS listener, Prosody over STARTTLS. Their CPU during the pair rows above is not counted there.
   local kam_pids
   kam_pids="$KAM_PID $(pgrep -P "$KAM_PID" | tr '\n' ' ')"
   for ((r = 1; r <= RUNS; r++)); do
+    pair_row direct || break
     measure_direct sip-register kamailio-direct "$r" "$kam_pids" -- "${el[@]}" --scenario sip-register \
       --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "d$r-%d" --password x \
       --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
@@ -671,6 +676,7 @@ run_pair() {
   done
   # Held sessions: N registrations refreshed every 10 s with CRLF keep-alives every 15 s; N XMPP sessions
   # (one user each) sending one message every 5 s with whitespace keep-alives every 15 s.
+  pair_row hold || return 0
   measure_pair sip-hold 1 hold -- "${el[@]}" "${sip[@]}" --connections "$SIP_HOLD" --user "hold%d" --password x \
     --interval 10 --keepalive 15 --expires 300 --duration "$HOLD_S"
   measure_pair xmpp-hold 1 hold -- "${el[@]}" "${xmpp[@]}" --connections "$XMPP_HOLD" --user "load%d" \

@@ -2,6 +2,7 @@
 #include "common/obs/json.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <event2/event.h>
@@ -9,12 +10,15 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/x509_vfy.h>
 
+#include "common/http/h2_glue.h"
 #include "common/http/header_policy.h"
 #include "common/link/peer_cert.h"
 #include "common/net/tls_context.h"
 #include "common/obs/log.h"
 
 namespace edgepair::link {
+
+namespace h2 = http::h2;
 
 namespace {
 
@@ -25,22 +29,15 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-std::vector<nghttp2_nv> to_nv(const std::vector<std::pair<std::string, std::string>>& h) {
-    std::vector<nghttp2_nv> nv;
-    nv.reserve(h.size());
-    for (auto& [k, v] : h) {
-        // Secrets stay out of the HPACK dynamic table (RFC 7541 7.1.3): never-indexed literals.
-        uint8_t flags =
-            k == "x-link-password" || k == "authorization" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-        nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
-                                reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(), v.size(),
-                                flags});
-    }
-    return nv;
+// Secrets stay out of the HPACK dynamic table (RFC 7541 7.1.3): never-indexed literals.
+constexpr std::array<std::string_view, 2> kSecrets = {"x-link-password", "authorization"};
+
+int link_response(nghttp2_session* s, int32_t id, const h2::Fields& h, h2::Body body) {
+    return h2::submit_response(s, id, h, body, kSecrets);
 }
 
-const char* h2_error_name(uint32_t code) {
-    return nghttp2_http2_strerror(code);
+int32_t link_request(nghttp2_session* s, const h2::Fields& h, h2::Body body, void* stream) {
+    return h2::submit_request(s, h, body, stream, kSecrets);
 }
 
 } // namespace
@@ -101,9 +98,8 @@ struct LinkConn::H2 {
         auto* lc = self(ud);
         if (f->hd.type != NGHTTP2_HEADERS) return 0;
         if (f->headers.cat == NGHTTP2_HCAT_REQUEST && lc->opts_.role == Role::Acceptor) {
-            auto st = std::unique_ptr<LinkStream>(new LinkStream(*lc, f->hd.stream_id));
-            nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st.get());
-            lc->streams_.emplace(f->hd.stream_id, std::move(st));
+            lc->streams_.attach(s, f->hd.stream_id,
+                                std::unique_ptr<LinkStream>(new LinkStream(*lc, f->hd.stream_id)));
             return 0;
         }
         if (auto* st = lc->find(f->hd.stream_id)) st->recv_headers_.clear();
@@ -114,8 +110,7 @@ struct LinkConn::H2 {
                          const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
         auto* st = self(ud)->find(f->hd.stream_id);
         if (st && f->hd.type == NGHTTP2_HEADERS)
-            st->recv_headers_.emplace_back(std::string(reinterpret_cast<const char*>(name), namelen),
-                                           std::string(reinterpret_cast<const char*>(value), valuelen));
+            st->recv_headers_.emplace_back(h2::view(name, namelen), h2::view(value, valuelen));
         return 0;
     }
 
@@ -134,9 +129,7 @@ struct LinkConn::H2 {
         case NGHTTP2_DATA:
             break;
         case NGHTTP2_GOAWAY:
-            lc->on_goaway(f->goaway.error_code,
-                          std::string_view(reinterpret_cast<const char*>(f->goaway.opaque_data),
-                                           f->goaway.opaque_data_len));
+            lc->on_goaway(f->goaway.error_code, h2::goaway_debug(f->goaway));
             return 0;
         default:
             return 0;
@@ -177,22 +170,23 @@ struct LinkConn::H2 {
 
     static int on_stream_close(nghttp2_session*, int32_t id, uint32_t code, void* ud) {
         auto* lc = self(ud);
-        auto it = lc->streams_.find(id);
-        if (it == lc->streams_.end()) return 0;
-        auto st = std::move(it->second);
-        lc->streams_.erase(it);
+        auto st = lc->streams_.take(id);
+        if (!st) return 0;
         st->closed_ = true;
         if (st->control_) {
             lc->control_ = nullptr;
             if (lc->state_ != LinkState::Closed)
-                lc->fail(fmt::format("control stream closed ({})", h2_error_name(code)), CloseMode::Goaway,
+                lc->fail(fmt::format("control stream closed ({})", h2::error_name(code)), CloseMode::Goaway,
                          kProtocolError, "control stream closed");
             return 0;
         }
         if (st->counted_) --lc->streams_open_;
         if (st->handler_ && !st->local_reset_) {
-            std::string why = code == NGHTTP2_NO_ERROR ? std::string()
-                                                       : fmt::format("stream reset: {}", h2_error_name(code));
+            // A reset comes from the peer edge: the link carried it; the kind says what the code means.
+            core::Failure why;
+            if (auto kind = h2::reset_kind(code); kind != core::FailureKind::None)
+                why = core::Failure(kind, core::Side::Edge,
+                                    fmt::format("stream reset: {}", h2::error_name(code)));
             st->handler_->on_close(*st, why);
         }
         lc->maybe_finish_drain();
@@ -203,32 +197,14 @@ struct LinkConn::H2 {
                              nghttp2_data_source* src, void* ud) {
         auto* lc = self(ud);
         auto* st = static_cast<LinkStream*>(src->ptr);
-        size_t avail = st->pending_output();
-        if (avail == 0) {
-            if (st->end_requested_) {
-                *flags |= NGHTTP2_DATA_FLAG_EOF;
-                return 0;
-            }
-            st->deferred_ = true;
-            return NGHTTP2_ERR_DEFERRED;
-        }
-        size_t n = std::min(avail, length);
-        std::memcpy(buf, st->out_.data() + st->out_off_, n);
-        st->out_off_ += n;
-        st->bytes_out_ += n;
-        if (st->out_off_ == st->out_.size()) {
-            st->out_.clear();
-            st->out_off_ = 0;
-            if (st->end_requested_) *flags |= NGHTTP2_DATA_FLAG_EOF;
-        } else if (st->out_off_ >= 64 * 1024 && st->out_off_ > st->out_.size() / 2) {
-            st->out_.erase(0, st->out_off_);
-            st->out_off_ = 0;
-        }
+        ssize_t n = h2::read_body(st->out_, st->end_requested_, st->deferred_, buf, length, flags);
+        if (n <= 0) return n;
+        st->bytes_out_ += uint64_t(n);
         if (st->above_ && st->pending_output() <= lc->opts_.stream_high_watermark / 2) {
             st->above_ = false;
             lc->writable_.push_back(st->id_);
         }
-        return ssize_t(n);
+        return n;
     }
 
     static int on_error(nghttp2_session*, int, const char* msg, size_t len, void* ud) {
@@ -256,13 +232,14 @@ LinkConn::LinkConn(core::Loop& loop, std::unique_ptr<net::Connection> conn, Link
 
 LinkConn::~LinkConn() {
     *alive_ = false;
-    auto streams = std::move(streams_);
+    auto streams = streams_.take_all();
+    core::Failure closed(core::FailureKind::Closed, core::Side::Link, "this edge let go of the link");
     for (auto& [id, st] : streams) {
         st->closed_ = true;
-        if (!st->control_ && st->handler_ && !st->local_reset_) st->handler_->on_close(*st, "link closed");
+        if (!st->control_ && st->handler_ && !st->local_reset_) st->handler_->on_close(*st, closed);
     }
     streams.clear();
-    if (session_) nghttp2_session_del(session_);
+    h2::close_session(session_);
     if (send_ev_) event_free(send_ev_);
     conn_.reset();
 }
@@ -332,41 +309,25 @@ void LinkConn::on_ready() {
 }
 
 bool LinkConn::create_session() {
-    nghttp2_session_callbacks* cbs = nullptr;
-    nghttp2_session_callbacks_new(&cbs);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &H2::on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, &H2::on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &H2::on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &H2::on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &H2::on_stream_close);
-    nghttp2_session_callbacks_set_error_callback2(cbs, &H2::on_error);
-    nghttp2_option* opt = nullptr;
-    nghttp2_option_new(&opt);
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_no_closed_streams(opt, 1);
-#ifdef EDGEPAIR_HAVE_NGHTTP2_RESET_RATELIMIT
+    h2::SessionSetup setup;
+    setup.server = opts_.role == Role::Acceptor;
+    setup.callbacks = h2::callbacks_of<H2>();
     // nghttp2's rapid-reset defence (CVE-2023-44487; burst 1000, 33/s by default) is for untrusted clients.
     // The link's peer is our own authenticated edge-e, which resets a link stream for every client request it
     // gives up on: thousands at once when many clients are refused or leave. With the default, nghttp2 ends
     // the whole link with GOAWAY(INTERNAL_ERROR) and every client on it loses its request. Client floods are
     // bounded on edge-e's client side instead (docs/SECURITY.md).
-    nghttp2_option_set_stream_reset_rate_limit(opt, UINT64_MAX / 2, UINT64_MAX / 2);
-#endif
-    int rv = opts_.role == Role::Opener ? nghttp2_session_client_new2(&session_, cbs, this, opt)
-                                        : nghttp2_session_server_new2(&session_, cbs, this, opt);
-    nghttp2_option_del(opt);
-    nghttp2_session_callbacks_del(cbs);
-    if (rv != 0) {
-        fail(fmt::format("nghttp2 session: {}", nghttp2_strerror(rv)), CloseMode::Abort);
-        return false;
-    }
-    std::vector<nghttp2_settings_entry> iv = {
+    setup.reset_limit = h2::kNoResetLimit;
+    setup.settings = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts_.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts_.stream_window},
     };
-    if (opts_.role == Role::Opener) iv.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
-    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, int32_t(opts_.connection_window));
+    if (opts_.role == Role::Opener) setup.settings.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+    setup.connection_window = int32_t(opts_.connection_window);
+    if (int rv = h2::open_session(&session_, setup, this); rv != 0) {
+        fail(fmt::format("nghttp2 session: {}", nghttp2_strerror(rv)), CloseMode::Abort);
+        return false;
+    }
     return true;
 }
 
@@ -378,34 +339,28 @@ void LinkConn::submit_control_request() {
         {":path", std::string(kControlPath)},
         {"x-link-version", std::string(kLinkVersion)},
     };
-    auto nv = to_nv(h);
     auto st = std::unique_ptr<LinkStream>(new LinkStream(*this, 0));
     st->control_ = true;
     st->provider_ = true;
     st->request_headers_.assign(h.begin(), h.end());
-    nghttp2_data_provider prd;
-    prd.source.ptr = st.get();
-    prd.read_callback = &H2::read_data;
-    int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &prd, st.get());
+    int32_t id = link_request(session_, h, {&H2::read_data, st.get()}, st.get());
     if (id < 0) {
         fail(fmt::format("control stream: {}", nghttp2_strerror(id)), CloseMode::Abort);
         return;
     }
     st->id_ = id;
-    control_ = st.get();
-    streams_.emplace(id, std::move(st));
+    control_ = streams_.add(id, std::move(st));
 }
 
 LinkStream* LinkConn::find(int32_t id) {
-    auto it = streams_.find(id);
-    return it == streams_.end() ? nullptr : it->second.get();
+    return streams_.find(id);
 }
 
 void LinkConn::on_conn_data(const char* data, size_t len) {
     m_bytes_in_->inc(len);
     dead_timer_->cancel(); // any frame proves the peer alive, not only the PING ACK
     if (!session_ || state_ == LinkState::Closed || abort_pending_) return;
-    ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
+    ssize_t rv = h2::receive(session_, data, len);
     if (rv < 0) {
         // nghttp2 has usually queued a GOAWAY of its own for this; let it flush.
         if (state_ == LinkState::Auth && !auth_failure_counted_) {
@@ -435,16 +390,12 @@ void LinkConn::do_send() {
         conn_->abort(close_reason_.empty() ? std::string_view("closed") : std::string_view(close_reason_));
         return;
     }
-    while (!conn_->above_high_watermark()) {
-        const uint8_t* data = nullptr;
-        ssize_t n = nghttp2_session_mem_send(session_, &data);
-        if (n < 0) {
-            fail(fmt::format("HTTP/2 send: {}", nghttp2_strerror(int(n))), CloseMode::Abort);
-            return;
-        }
-        if (n == 0) break;
-        conn_->write(std::string_view(reinterpret_cast<const char*>(data), size_t(n)));
-        m_bytes_out_->inc(uint64_t(n));
+    auto sent = h2::send_frames(session_, *conn_, alive_);
+    if (sent.gone) return;
+    if (sent.bytes) m_bytes_out_->inc(sent.bytes);
+    if (sent.error) {
+        fail(fmt::format("HTTP/2 send: {}", nghttp2_strerror(sent.error)), CloseMode::Abort);
+        return;
     }
     if (!writable_.empty()) {
         std::weak_ptr<bool> alive = alive_;
@@ -474,10 +425,7 @@ void LinkConn::fail(std::string reason, CloseMode mode, uint32_t code, std::stri
     if (mode == CloseMode::Abort || !session_) {
         abort_pending_ = true;
     } else {
-        if (code != kNoError || !debug.empty())
-            nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(session_), code,
-                                  reinterpret_cast<const uint8_t*>(debug.data()), debug.size());
+        if (code != kNoError || !debug.empty()) h2::submit_goaway(session_, code, debug);
         close_after_send_ = true;
     }
     schedule_send();
@@ -532,13 +480,9 @@ void LinkConn::on_acceptor_request(LinkStream& st) {
             {"x-link-node", opts_.node_name},
             {"x-link-version", std::string(kLinkVersion)},
         };
-        auto nv = to_nv(rh);
-        nghttp2_data_provider prd;
-        prd.source.ptr = &st;
-        prd.read_callback = &H2::read_data;
         st.provider_ = true;
         st.headers_sent_ = true;
-        nghttp2_submit_response(session_, st.id_, nv.data(), nv.size(), &prd);
+        link_response(session_, st.id_, rh, {&H2::read_data, &st});
         return;
     }
     if (state_ == LinkState::Auth && control_) {
@@ -603,7 +547,7 @@ void LinkConn::on_opener_response(LinkStream& st) {
     hello += R"(","version":")";
     hello += kLinkVersion;
     hello += "\"}";
-    control_->out_ += frame_control(hello);
+    control_->out_.append(frame_control(hello));
     stream_output_added(*control_);
     become_up();
 }
@@ -634,7 +578,7 @@ void LinkConn::on_goaway(uint32_t code, std::string_view debug) {
         maybe_finish_drain();
         return;
     }
-    std::string msg = debug.empty() ? std::string(h2_error_name(code)) : std::string(debug);
+    std::string msg = debug.empty() ? std::string(h2::error_name(code)) : std::string(debug);
     if (state_ == LinkState::Tls || state_ == LinkState::Auth) {
         m_refused_->inc();
         last_error_ = "refused by peer: " + msg;
@@ -697,20 +641,16 @@ void LinkConn::on_conn_closed(std::string_view why) {
     event_del(send_ev_);
     EP_INFO("link", "link {} ({}) closed after {}: {}", conn_->peer().str(), opts_.peer_name, to_string(prev),
             reason);
-    auto streams = std::move(streams_);
-    streams_.clear();
+    auto streams = streams_.take_all();
     control_ = nullptr;
     streams_open_ = 0;
-    std::string lost = "link lost: " + reason;
+    core::Failure lost(core::FailureKind::Lost, core::Side::Link, reason);
     for (auto& [id, st] : streams)
         st->closed_ = true;
     for (auto& [id, st] : streams)
         if (!st->control_ && st->handler_ && !st->local_reset_) st->handler_->on_close(*st, lost);
     streams.clear();
-    if (session_) {
-        nghttp2_session_del(session_);
-        session_ = nullptr;
-    }
+    h2::close_session(session_);
     if (cb_.on_close) {
         auto cb = std::move(cb_.on_close);
         cb(reason); // may delete this
@@ -755,28 +695,24 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
     if (opts_.role != Role::Opener || state_ != LinkState::Up || goaway_received_ || !session_)
         return nullptr;
     auto h = build_request(kind, headers);
-    auto nv = to_nv(h);
     auto st = std::unique_ptr<LinkStream>(new LinkStream(*this, 0));
     st->kind_ = kind;
     st->handler_ = handler;
     st->request_headers_.assign(h.begin(), h.end());
-    nghttp2_data_provider prd;
-    prd.source.ptr = st.get();
-    prd.read_callback = &H2::read_data;
     if (end_stream)
         st->end_requested_ = true;
     else
         st->provider_ = true;
-    int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), end_stream ? nullptr : &prd,
-                                        st.get());
+    h2::Body body;
+    if (!end_stream) body = {&H2::read_data, st.get()};
+    int32_t id = link_request(session_, h, body, st.get());
     if (id < 0) {
         EP_WARN("link", "link {}: cannot open a stream: {}", conn_->peer().str(), nghttp2_strerror(id));
         return nullptr;
     }
     st->id_ = id;
-    auto* p = st.get();
-    p->counted_ = true;
-    streams_.emplace(id, std::move(st));
+    st->counted_ = true;
+    auto* p = streams_.add(id, std::move(st));
     ++streams_open_;
     ++streams_total_;
     m_streams_->inc();
@@ -786,16 +722,13 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
 
 bool LinkConn::send_control(std::string_view json) {
     if (state_ != LinkState::Up || !control_ || !control_->usable()) return false;
-    control_->out_ += frame_control(json);
+    control_->out_.append(frame_control(json));
     stream_output_added(*control_);
     return true;
 }
 
 void LinkConn::stream_output_added(LinkStream& s) {
-    if (s.provider_ && s.deferred_ && session_) {
-        s.deferred_ = false;
-        nghttp2_session_resume_data(session_, s.id_);
-    }
+    if (s.provider_) h2::resume(session_, s.id_, s.deferred_);
     schedule_send();
 }
 
@@ -807,8 +740,7 @@ void LinkConn::shutdown() {
     }
     set_state(LinkState::Closing);
     close_reason_ = "shut down";
-    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
-                          NGHTTP2_NO_ERROR, reinterpret_cast<const uint8_t*>("shutting down"), 13);
+    h2::submit_goaway(session_, NGHTTP2_NO_ERROR, "shutting down");
     // Our own drain finishes like a peer's: when the last tunnelled stream closes.
     goaway_received_ = true;
     maybe_finish_drain();
@@ -876,15 +808,13 @@ bool LinkStream::send_headers(const Headers& headers, bool end_stream) {
         if (!http::forwards(http::Hop::LinkFrame, n, v)) continue;
         h.emplace_back(std::move(n), v);
     }
-    auto nv = to_nv(h);
     headers_sent_ = true;
     if (end_stream) end_requested_ = true;
-    nghttp2_data_provider prd;
-    prd.source.ptr = this;
-    prd.read_callback = &LinkConn::H2::read_data;
     bool with_body = !(end_requested_ && pending_output() == 0);
     provider_ = with_body;
-    int rv = nghttp2_submit_response(lc.session_, id_, nv.data(), nv.size(), with_body ? &prd : nullptr);
+    h2::Body body;
+    if (with_body) body = {&LinkConn::H2::read_data, this};
+    int rv = link_response(lc.session_, id_, h, body);
     if (rv != 0) {
         EP_WARN("link", "link stream {}: response: {}", id_, nghttp2_strerror(rv));
         return false;

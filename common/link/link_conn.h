@@ -23,12 +23,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/core/failure.h"
 #include "common/core/loop.h"
+#include "common/http/h2_glue.h"
 #include "common/link/control.h"
 #include "common/net/connection.h"
 #include "common/obs/metrics.h"
 
-struct nghttp2_session;
 struct event;
 
 namespace edgepair::link {
@@ -105,9 +106,12 @@ class StreamHandler {
     virtual void on_end(LinkStream&) {} // the peer finished its side (END_STREAM)
     virtual void on_writable(LinkStream&) {
     } // queued output fell below half the high watermark after write() said stop
-    // error empty: both sides ended cleanly. Else why the stream died ("stream reset by peer: CANCEL",
-    // "link lost: keep-alive timeout ..."): sessions map it to 502/503, SIP 503, XMPP remote-server-timeout.
-    virtual void on_close(LinkStream&, std::string_view error) = 0;
+    // `failure` false: both sides ended cleanly. Else why the stream died, as a kind and a side: a reset
+    // by the peer edge is Side::Edge with the kind its code means (Refused for REFUSED_STREAM, Cancelled,
+    // Protocol, Limit, Reset); the link's connection going away is Side::Link, Lost; this edge destroying
+    // the link under the stream is Side::Link, Closed. Sessions decide and count from kind and side (502/503,
+    // SIP 503, XMPP remote-server-timeout, a retry); the detail is for logs only.
+    virtual void on_close(LinkStream&, const core::Failure& failure) = 0;
 };
 
 class LinkStream {
@@ -134,7 +138,7 @@ class LinkStream {
     // The application took `n` received bytes: reopen that much of this stream's window.
     void consumed(size_t n);
 
-    size_t pending_output() const { return out_.size() - out_off_; }
+    size_t pending_output() const { return out_.size(); }
     bool closed() const { return closed_; }
     uint64_t bytes_in() const { return bytes_in_; }
     uint64_t bytes_out() const { return bytes_out_; }
@@ -151,8 +155,7 @@ class LinkStream {
     StreamHandler* handler_ = nullptr;
     Headers request_headers_;
     Headers recv_headers_; // the header block being received
-    std::string out_;
-    size_t out_off_ = 0;
+    http::h2::OutBuffer out_;
     bool end_requested_ = false;
     bool provider_ = false; // a data provider is attached in nghttp2
     bool deferred_ = false; // ... and it returned NGHTTP2_ERR_DEFERRED
@@ -268,7 +271,7 @@ class LinkConn {
 
     LinkState state_ = LinkState::Tls;
     uint64_t since_ms_ = 0;
-    std::unordered_map<int32_t, std::unique_ptr<LinkStream>> streams_;
+    http::h2::StreamTable<LinkStream> streams_;
     LinkStream* control_ = nullptr;
     ControlDecoder control_in_;
     bool hello_seen_ = false;      // Acceptor: edge-e's "link-up" hello (its first control message) arrived

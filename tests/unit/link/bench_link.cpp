@@ -20,7 +20,7 @@ double secs_since(Clock::time_point t0) {
 
 struct Answer204 : StreamHandler {
     void on_data(LinkStream& s, const char*, size_t n) override { s.consumed(n); }
-    void on_close(LinkStream&, std::string_view) override {}
+    void on_close(LinkStream&, const core::Failure&) override {}
 };
 
 // Keeps `window` GETs in flight; each close opens the next until `total` or the deadline.
@@ -35,9 +35,9 @@ struct Churn : StreamHandler {
             ++opened;
     }
     void on_data(LinkStream& s, const char*, size_t n) override { s.consumed(n); }
-    void on_close(LinkStream&, std::string_view err) override {
+    void on_close(LinkStream&, const core::Failure& f) override {
         ++done;
-        if (!err.empty()) ++failed;
+        if (f) ++failed;
         open_one();
     }
 };
@@ -57,7 +57,7 @@ struct Pump : StreamHandler {
     }
     void on_data(LinkStream& st, const char*, size_t n) override { st.consumed(n); }
     void on_writable(LinkStream&) override { fill(); }
-    void on_close(LinkStream&, std::string_view) override {}
+    void on_close(LinkStream&, const core::Failure&) override {}
 };
 
 struct Drain : StreamHandler {
@@ -67,7 +67,7 @@ struct Drain : StreamHandler {
         s.consumed(n);
     }
     void on_end(LinkStream& s) override { s.end(); }
-    void on_close(LinkStream&, std::string_view) override {}
+    void on_close(LinkStream&, const core::Failure&) override {}
 };
 
 } // namespace

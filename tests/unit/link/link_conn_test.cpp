@@ -11,7 +11,8 @@ namespace {
 
 // edge-c side: byte streams echo; HTTP requests are answered at their end with "echo:<path>:<body>".
 struct Echo : StreamHandler {
-    std::string body, error;
+    std::string body, error; // error: failure.str(), empty for a clean close
+    core::Failure failure;
     bool closed = false, ended = false;
     bool consume = true;
     size_t received = 0;
@@ -34,9 +35,10 @@ struct Echo : StreamHandler {
         }
         s.end();
     }
-    void on_close(LinkStream&, std::string_view err) override {
+    void on_close(LinkStream&, const core::Failure& f) override {
         closed = true;
-        error = std::string(err);
+        failure = f;
+        error = f ? f.str() : std::string();
     }
 };
 
@@ -142,7 +144,7 @@ TEST_CASE("link: GET without a body, response without a body", "[link]") {
     p.on_stream = [](LinkStream* s, const Headers&) {
         static struct Sink : StreamHandler {
             void on_data(LinkStream& s, const char*, size_t n) override { s.consumed(n); }
-            void on_close(LinkStream&, std::string_view) override {}
+            void on_close(LinkStream&, const core::Failure&) override {}
         } sink;
         s->set_handler(&sink);
         s->send_headers({{":status", "204"}}, true);
@@ -195,6 +197,9 @@ TEST_CASE("link: an unhandled stream is refused, the link stays up", "[link]") {
     Recorder r;
     REQUIRE(p.e->open_stream(StreamKind::Xmpp, {}, &r));
     REQUIRE(run_until(p.loop, [&] { return r.closed; }));
+    // The kind says it was refused (safe to retry) and by the peer edge; the text is only for logs.
+    CHECK(r.failure.kind == core::FailureKind::Refused);
+    CHECK(r.failure.side == core::Side::Edge);
     CHECK(r.error.find("REFUSED_STREAM") != std::string::npos);
     CHECK(p.e->up());
 }
@@ -305,6 +310,8 @@ TEST_CASE("link: link loss ends every stream with a reason", "[link]") {
     REQUIRE(run_until(p.loop, [&] { return p.e_closed && p.c_closed; }));
     for (auto& r : rs) {
         CHECK(r.closed);
+        CHECK(r.failure.kind == core::FailureKind::Lost);
+        CHECK(r.failure.side == core::Side::Link);
         CHECK(r.error.rfind("link lost: ", 0) == 0);
     }
     for (auto& h : srv.handlers) {
@@ -334,6 +341,7 @@ TEST_CASE("link: keep-alive detects a peer that stopped answering", "[link]") {
         p.loop, [&] { return p.e_closed; }, 3000));
     CHECK(p.e->last_error().find("keep-alive timeout") != std::string::npos);
     CHECK(r.closed);
+    CHECK(r.failure.kind == core::FailureKind::Lost);
     CHECK(r.error.find("link lost: keep-alive timeout") == 0);
 }
 

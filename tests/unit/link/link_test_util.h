@@ -116,7 +116,8 @@ struct LinkPair {
 
 // Opener-side recorder: consumes everything at once.
 struct Recorder : StreamHandler {
-    std::string status, body, error;
+    std::string status, body, error; // error: failure.str(), empty for a clean close
+    core::Failure failure;
     Headers headers;
     bool ended = false, closed = false;
     size_t writable_calls = 0;
@@ -131,9 +132,10 @@ struct Recorder : StreamHandler {
     }
     void on_end(LinkStream&) override { ended = true; }
     void on_writable(LinkStream&) override { ++writable_calls; }
-    void on_close(LinkStream&, std::string_view err) override {
+    void on_close(LinkStream&, const core::Failure& f) override {
         closed = true;
-        error = std::string(err);
+        failure = f;
+        error = f ? f.str() : std::string();
     }
 };
 

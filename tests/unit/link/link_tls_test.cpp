@@ -86,7 +86,7 @@ struct Sink : StreamHandler {
         s.consumed(n);
     }
     void on_end(LinkStream& s) override { s.end(); }
-    void on_close(LinkStream&, std::string_view) override {}
+    void on_close(LinkStream&, const core::Failure&) override {}
 };
 
 } // namespace
