@@ -300,10 +300,10 @@ class OAuthFetchedKeysTest(OAuthTopology):
             _, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/alarms", timeout=5)
             alarms = json.loads(body)
             alarms = alarms.get("alarms", alarms) if isinstance(alarms, dict) else alarms
-            if any(a.get("id") == "oauth.keys:cucm-cluster-1" and a.get("active") for a in alarms):
+            if any(a.get("id") == "oauth.keys:cucm-cluster-1" and a.get("state") == "raised" for a in alarms):
                 break
             time.sleep(0.2)
-        self.assertTrue(any(a.get("id") == "oauth.keys:cucm-cluster-1" and a.get("active") for a in alarms), alarms)
+        self.assertTrue(any(a.get("id") == "oauth.keys:cucm-cluster-1" and a.get("state") == "raised" for a in alarms), alarms)
 
     def test_expiry_refresh_revocation(self):
         grant = self.sign_in_oauth()
