@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness as h  # noqa: E402
 from oauth_issuer import Issuer  # noqa: E402
 from test_edge_token import EDGE_CONFIG, EdgeTokenTopology  # noqa: E402
-from test_http_edge import ADDRS, ALICE, PY, basic, port_free_on  # noqa: E402
+from test_http_edge import ADDRS, ALICE, PY, basic, indent, port_free_on  # noqa: E402
 
 ISSUER_SCRIPT = os.path.join(h.SRC, "tools", "fixtures", "oauth_issuer.py")
 ISS = "https://cucm1.example.com:8443/ssosp"
@@ -82,7 +82,7 @@ class OAuthTopology(EdgeTokenTopology):
         from test_edge_token import pair  # the same module object the base class uses
         rules = self.edge_c_extra(f'{{url: "http://cucm1.example.com:{self.rec_port}/rec/", description: recorder}}',
                                   oauth_rule, tail=self.EDGE_C_EXTRA)
-        self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir)
+        self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=indent(self.EDGE_E_EXTRA or "# -"))
         self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(), extra=rules)
         self.edge_e = pair.start_edge_e(self, self.ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, self.ccfg, self.ports)
