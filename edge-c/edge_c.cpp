@@ -10,6 +10,7 @@
 #include "edge-c/allow_list_admin.h"
 #include "edge-c/credentials.h"
 #include "edge-c/edge_token.h"
+#include "edge-c/oauth_keys.h"
 #include "edge-c/oauth_validator.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
@@ -194,6 +195,15 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
             double(cfg.credentials.max_failures) * 1000.0 / double(cfg.credentials.failure_period.count());
         gen->auth_failures = app::carry_limiter(gen_ ? gen_->auth_failures : nullptr, rl);
     }
+    if (cfg.credentials.max_authorizations > 0) {
+        // A bucket of max_authorizations refilled over the period: at most that many sign-ins in any period
+        // after a quiet one, and a steady max/period afterwards.
+        http::RateLimitOptions rl;
+        rl.burst = cfg.credentials.max_authorizations;
+        rl.rate = double(cfg.credentials.max_authorizations) * 1000.0 /
+                  double(cfg.credentials.authorization_period.count());
+        gen->authorizations = app::carry_limiter(gen_ ? gen_->authorizations : nullptr, rl);
+    }
     if (auto r = app::open_access_log(cfg.log.access, "edge-c"); !r)
         return make_error("log.access: " + r.error().message);
     else
@@ -208,7 +218,9 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
         gen->edge_tokens = std::move(*sealer);
     }
     if (cfg.oauth.enabled) {
-        JwksFileKeySource keys;
+        // Fetched keys come from the fetcher (null while the constructor runs: fetched clusters start
+        // keyless).
+        CombinedKeySource keys(oauth_keys_.get());
         auto v = OAuthValidator::from_config(cfg.oauth, keys);
         if (!v) return make_error(v.error().message);
         gen->oauth = std::move(*v);
@@ -224,11 +236,15 @@ Result<void> EdgeC::create(app::App& app) {
     if (!r) return make_error("dns: " + r.error().message);
     resolver_ = std::move(*r);
     http_ = std::make_unique<http::Client>(app.main_loop(), *resolver_, client_options(*gen_));
+    oauth_keys_ = std::make_unique<OAuthKeyFetcher>(app.main_loop(), *http_, &app.metrics());
+    oauth_keys_->configure(gen_->cfg.oauth);
+    oauth_keys_->on_change([this] { on_oauth_keys_change(); });
     return {};
 }
 
 void EdgeC::start() {
     start_discovery();
+    oauth_keys_->refresh(); // keys are fetched when discovery runs
     start_allow_list_admin();
     publish_snapshot();
     start_links();
@@ -357,7 +373,24 @@ void EdgeC::commit() {
     auto gen = gen_;
     app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply_generation(gen); });
     reconfigure_discovery();
+    oauth_keys_->configure(gen_->cfg.oauth);
+    oauth_keys_->refresh();
     publish_snapshot();
+}
+
+void EdgeC::on_oauth_keys_change() {
+    if (app_.draining() || !gen_->cfg.oauth.enabled) return;
+    CombinedKeySource keys(oauth_keys_.get());
+    auto v = OAuthValidator::from_config(gen_->cfg.oauth, keys);
+    if (!v) {
+        // A keys_file that broke since the last reload: the reload that notices it reports it too.
+        EP_ERROR("oauth", "fetched keys not applied: {}", v.error().message);
+        return;
+    }
+    auto g = std::make_shared<Generation>(*gen_);
+    g->oauth = std::move(*v);
+    gen_ = g;
+    app_.process().broadcast([this, g](core::Worker& w) { workers_[w.index()]->apply_oauth_keys(g); });
 }
 
 void EdgeC::drain_begin() {
@@ -390,9 +423,10 @@ std::string EdgeC::status_fields() {
                                                               admin::json_str(d.name),
                                                               admin::json_str(d.deployment));
     return fmt::format(",\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],\"domains\":[{}],"
-                       "\"allow_list\":{},\"discovery\":{}",
+                       "\"allow_list\":{},\"discovery\":{},\"oauth_keys\":{}",
                        peers, links, deployments, domains, allow_list_json(),
-                       discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"));
+                       discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"),
+                       oauth_keys_ ? oauth_keys_->status_json() : std::string("[]"));
 }
 
 // ---- discovery wiring (issue #4) ----
@@ -411,6 +445,7 @@ void EdgeC::start_discovery() {
     app_.admin().route("/discovery/refresh", [this](const admin::Request& r) {
         if (r.method != "POST") return admin::text(405, "use POST\n");
         if (app_.draining()) return admin::text(503, "draining\n");
+        oauth_keys_->refresh();
         return admin::json(202, discovery_->refresh() + "\n");
     });
     discovery_->refresh();
@@ -490,6 +525,20 @@ void EdgeC::check_alarms() {
         }
     alarms.clear_family("discovery.failing:", failing);
     alarms.clear_family("node.unreachable:", unreachable);
+
+    // OAuth key fetches: one alarm per cluster whose last fetch failed (its last good keys keep serving).
+    std::vector<std::string> key_failing;
+    if (oauth_keys_)
+        for (auto& c : oauth_keys_->clusters()) {
+            if (c.error.empty()) continue;
+            std::string id = "oauth.keys:" + c.cfg.name;
+            alarms.raise(id, obs::Severity::Major,
+                         fmt::format("OAuth cluster {}: {} ({})", c.cfg.name, c.error,
+                                     c.jwks.empty() ? "no keys: its tokens are refused"
+                                                    : "serving the last good keys"));
+            key_failing.push_back(std::move(id));
+        }
+    alarms.clear_family("oauth.keys:", key_failing);
 
     if (!snapshot_)
         alarms.raise("mra.config_invalid", obs::Severity::Critical,

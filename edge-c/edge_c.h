@@ -35,6 +35,9 @@ struct Generation {
     // Failed end-user credential checks per user name (credentials.max_failures); null when off. Shared by
     // the workers, kept across reloads that do not change it.
     std::shared_ptr<http::KeyedRateLimiter> auth_failures;
+    // Sign-ins per user name (credentials.max_authorizations, seeds/002 "Authorization Rate Control"); null
+    // when off. Shared and carried the same way.
+    std::shared_ptr<http::KeyedRateLimiter> authorizations;
     // log.access; null when off. Opened anew by every generation (docs/CONFIG.md, `log.access`).
     std::shared_ptr<const obs::AccessLog> access_log;
     // Edge tokens after a Basic check (credentials.token_key_file); kept across reloads that keep the file.
@@ -62,6 +65,8 @@ class CWorker {
     // reading it needs no lock.
     const std::shared_ptr<const Generation>& gen() const { return gen_; }
     void apply_generation(std::shared_ptr<const Generation> gen);
+    // The same generation with other OAuth keys (a key fetch ended): nothing else to re-apply.
+    void apply_oauth_keys(std::shared_ptr<const Generation> gen) { gen_ = std::move(gen); }
     // Runs on the worker thread before its loop starts.
     void init();
     // Runs on the worker thread while its loop still runs, before the process stops: frees the links, the
@@ -158,6 +163,8 @@ class EdgeC final : public app::Roles {
     void start_discovery();
     void reconfigure_discovery();
     void on_discovery_change();
+    // OAuth keys fetched from the clusters (edge-c/oauth_keys.h): a new validator for every worker.
+    void on_oauth_keys_change();
 
     app::App app_;                              // first: the loops everything below runs on go last
     std::shared_ptr<const Generation> gen_;     // the main loop's; each worker has its own copy
@@ -170,6 +177,7 @@ class EdgeC final : public app::Roles {
     std::vector<mra::UcNode> nodes_; // discovered (main loop only)
     // Declared after http_ and resolver_ so it is destroyed before them.
     std::unique_ptr<Discovery> discovery_;
+    std::unique_ptr<class OAuthKeyFetcher> oauth_keys_; // likewise
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)

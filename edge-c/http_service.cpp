@@ -149,6 +149,7 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     void refuse_other_user(const std::string& owner, const std::string& user);
     void check_edge_token(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
     void check_oauth(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
+    bool over_authorization_limit(std::string_view user, const char* method);
     void issue_edge_token(const AuthOutcome& who, const std::string& password);
     void serve_edge_config(const AuthOutcome& who);
     void serve_edge_sso();
@@ -282,6 +283,7 @@ void HttpStream::check_edge_token(std::string_view token,
         return respond(401, "invalid token\n", {{"www-authenticate", kRealm}});
     }
     auto& c = std::get<EdgeTokenClaims>(r);
+    if (over_authorization_limit(c.user, "edge_token")) return;
     count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
           {{"side", "edge-c"}, {"result", "edge_token"}});
     drop_authorization_ = true;
@@ -313,6 +315,7 @@ void HttpStream::check_oauth(std::string_view token, const std::function<void(co
                        {{"www-authenticate", kRealm}, {"www-authenticate", kBearerInvalid}});
     }
     auto& id = std::get<OAuthIdentity>(r);
+    if (over_authorization_limit(id.user, "oauth")) return;
     count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
           {{"side", "edge-c"}, {"result", "oauth"}});
     EP_DEBUG(kLog, "stream {}: OAuth token of user {} (cluster {})", s_->id(), id.user, id.cluster);
@@ -322,6 +325,30 @@ void HttpStream::check_oauth(std::string_view token, const std::function<void(co
     o.cached = true;
     // The access token goes upstream unchanged: Unified CM, IM&P and Unity Connection validate it themselves.
     next(o);
+}
+
+// seeds/002 "Authorization Rate Control": "Each time a client supplies credentials to authorize the user"
+// counts, and one beyond credentials.max_authorizations within authorization_period gets 429. An
+// authorization here is a sign-in: get_edge_config with a password, an edge token or an OAuth token. Other
+// requests carry what the sign-in gave (or a cached password) and are not counted, or the limit would refuse
+// a signed-in client its ordinary traffic. Returns true when it answered 429.
+bool HttpStream::over_authorization_limit(std::string_view user, const char* method) {
+    const auto& limiter = w_.gen()->authorizations;
+    if (!limiter || path_.kind != http::MraKind::EdgeConfig) return false;
+    const std::string key = "user:" + lower_ascii(user);
+    const uint64_t now = w_.worker().loop().now_ms();
+    if (limiter->take(key, now) != http::KeyedRateLimiter::Verdict::Limited) return false;
+    // Counted by limit and credential kind: a user name is not a metric label (unbounded, and personal).
+    count(w_, "edgepair_auth_rate_limited_total",
+          "Sign-in attempts answered 429 by the per-user limits, by limit and credential kind",
+          {{"reason", "authorizations"}, {"method", method}});
+    count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+          {{"side", "edge-c"}, {"result", "rate_limited"}});
+    access_.set_reason("auth_rate_limited");
+    EP_INFO(kLog, "stream {}: user {} over the authorization limit ({} sign-in)", s_->id(), user, method);
+    respond(429, "too many sign-ins for this user\n",
+            {{"retry-after", std::to_string(limiter->retry_after_s(key, now))}});
+    return true;
 }
 
 void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
@@ -352,8 +379,13 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
         access_.set_reason("auth_rate_limited");
         EP_INFO(kLog, "stream {}: user {} over the failed-check limit", s_->id(), creds->user);
         auto retry = limiter->retry_after_s(rate_key, w_.worker().loop().now_ms());
+        count(w_, "edgepair_auth_rate_limited_total",
+              "Sign-in attempts answered 429 by the per-user limits, by limit and credential kind",
+              {{"reason", "failures"}, {"method", "basic"}});
         return respond(429, "too many failed sign-in attempts\n", {{"retry-after", std::to_string(retry)}});
     }
+    // The attempt counts before Unified CM is asked: sparing it is what the limit is for.
+    if (over_authorization_limit(creds->user, "basic")) return;
     std::weak_ptr<bool> alive = alive_;
     w_.credentials().check(
         creds->user, creds->password, path_.domain,

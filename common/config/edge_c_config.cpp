@@ -251,16 +251,21 @@ void parse_allow_list(const Node& n, AllowListConfig& out) {
 }
 
 void parse_credentials(const Node& n, CredentialsConfig& out) {
-    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period", "token_key_file",
-                       "edge_tokens"});
+    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period",
+                       "token_key_file", "edge_tokens", "max_authorizations", "authorization_period"});
     // Seconds are allowed (the guide's floor is a minute) so that tests can watch a token expire.
-    m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
-    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
+    m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1),
+               std::chrono::hours(24 * 30));
+    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1),
+               std::chrono::hours(24 * 30));
     m.integer("max_failures", out.max_failures, 0, 1'000'000);
     m.duration("failure_period", out.failure_period, std::chrono::seconds(1), std::chrono::hours(24));
     if (auto f = m.get("token_key_file"))
         if (auto p = f->as_path()) out.token_key_file = *p;
     m.boolean("edge_tokens", out.edge_tokens);
+    m.integer("max_authorizations", out.max_authorizations, 0, 1'000'000);
+    m.duration("authorization_period", out.authorization_period, std::chrono::seconds(1),
+               std::chrono::hours(24));
 }
 
 void parse_oauth(const Node& n, OAuthConfig& out) {
@@ -271,12 +276,48 @@ void parse_oauth(const Node& n, OAuthConfig& out) {
     auto seq = items->as_seq();
     if (!seq) return;
     for (const auto& item : *seq) {
-        auto c = item.as_map({"name", "deployment", "issuer", "keys_file"});
+        auto c = item.as_map({"name", "deployment", "issuer", "keys_file", "keys_fetch"});
         OAuthClusterConfig cc;
         c.string("name", cc.name, true);
         c.string("deployment", cc.deployment);
         c.string("issuer", cc.issuer, true);
-        c.readable_file("keys_file", cc.keys_file, true);
+        c.readable_file("keys_file", cc.keys_file);
+        if (auto f = c.get("keys_fetch")) {
+            auto fm = f->as_map({"url", "username", "password", "password_file", "tls_verify"});
+            if (auto u = fm.require("url")) {
+                if (auto v = u->as_string()) {
+                    std::string_view url = *v;
+                    constexpr std::string_view kHttps = "https://";
+                    auto slash = url.find('/', kHttps.size());
+                    std::string_view auth = url.starts_with(kHttps) && slash != std::string_view::npos
+                                                ? url.substr(kHttps.size(), slash - kHttps.size())
+                                                : std::string_view();
+                    std::string_view host = auth;
+                    unsigned port = 443;
+                    bool ok = !auth.empty();
+                    if (auto colon = auth.rfind(':');
+                        ok && colon != std::string_view::npos && auth.find(']') == std::string_view::npos) {
+                        host = auth.substr(0, colon);
+                        auto ps = auth.substr(colon + 1);
+                        auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
+                        ok = ec == std::errc() && p == ps.data() + ps.size() && port >= 1 && port <= 65535;
+                    }
+                    if (!ok || !(valid_dns_name(host) || is_ip_literal(host))) {
+                        u->error("expected https://host[:port]/path, got \"" + *v + "\"");
+                    } else {
+                        cc.keys_fetch.url = *v;
+                        cc.keys_fetch.host = lower(std::string(host));
+                        cc.keys_fetch.port = uint16_t(port);
+                        cc.keys_fetch.path = std::string(url.substr(slash));
+                    }
+                }
+            }
+            fm.string("username", cc.keys_fetch.username, true);
+            read_secret(fm, cc.keys_fetch.password, cc.keys_fetch.password_file);
+            fm.boolean("tls_verify", cc.keys_fetch.tls_verify);
+        }
+        if (c.valid() && cc.keys_file.empty() == !c.has("keys_fetch"))
+            c.node().error("exactly one of keys_file and keys_fetch is required");
         out.clusters.push_back(std::move(cc));
     }
     out.enabled = !out.clusters.empty();
@@ -454,7 +495,8 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
         check_ref(key + ".deployment", cfg.oauth.clusters[i].deployment);
         for (std::size_t j = 0; j < i; ++j)
             if (cfg.oauth.clusters[j].name == cfg.oauth.clusters[i].name)
-                error_at(src, diag, key + ".name", "duplicate cluster \"" + cfg.oauth.clusters[i].name + "\"");
+                error_at(src, diag, key + ".name",
+                         "duplicate cluster \"" + cfg.oauth.clusters[i].name + "\"");
     }
 
     if (cfg.deployments.size() > kRecommendedMaxDeployments)

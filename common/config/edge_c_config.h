@@ -105,6 +105,10 @@ struct CredentialsConfig {
     // validate() defaults it to edge-c-token.key beside discovery.state_file. Empty = a per-process key.
     std::string token_key_file;
     bool edge_tokens = true; // issue an edge token after a successful Basic check on get_edge_config
+    // seeds/002 "Authorization Rate Control": sign-ins (get_edge_config with a password, an edge token or an
+    // OAuth token) allowed per user within authorization_period; one more gets 429 (0 = off).
+    uint32_t max_authorizations = 0;
+    Duration authorization_period = std::chrono::seconds(300);
 };
 
 // One Unified CM cluster whose OAuth access tokens edge-c validates itself (edge-c/oauth_validator.h).
@@ -113,6 +117,18 @@ struct OAuthClusterConfig {
     std::string deployment = "default";
     std::string issuer;    // the inner token's `iss` must equal it
     std::string keys_file; // JWKS: RSA public signing keys and `oct` encryption keys, each with a `kid`
+    // The second key source (edge-c/oauth_keys.h): the same JWKS fetched over HTTPS when discovery runs and
+    // on every refresh. Exactly one of keys_file and keys_fetch.url is set.
+    struct Fetch {
+        std::string url; // https://host[:port]/path
+        std::string host;
+        uint16_t port = 443;
+        std::string path;
+        std::string username;
+        std::string password;
+        std::string password_file;
+        bool tls_verify = true;
+    } keys_fetch;
 };
 
 struct OAuthConfig {

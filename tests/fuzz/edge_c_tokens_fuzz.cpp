@@ -1,7 +1,9 @@
 // libFuzzer target: the bearer values a client on the internet puts in front of edge-c's token parsers
-// (edge-c/edge_token.h, edge-c/oauth_validator.h). Invariants beyond "no crash": no input is accepted as an
-// OAuth token (the fuzzer cannot sign with the RSA key, so an accepted token would mean a bypass), and an
-// edge token opens only when it is one the sealer issued (the fuzzer does not know the key either).
+// (edge-c/edge_token.h, edge-c/oauth_validator.h), and the key set a key endpoint answers
+// (edge-c/oauth_keys.h: key_fetch_answer, which parses it with cluster_from_jwks). Invariants beyond "no
+// crash": no input is accepted as an OAuth token (the fuzzer cannot sign with the RSA key, so an accepted
+// token would mean a bypass), and an edge token opens only when it is one the sealer issued (the fuzzer does
+// not know the key either).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include <variant>
 
 #include "edge-c/edge_token.h"
+#include "edge-c/oauth_keys.h"
 #include "edge-c/oauth_validator.h"
 
 using namespace edgepair;
@@ -21,7 +24,9 @@ namespace {
 // generation per input would drown the parser in RSA work); read-only afterwards.
 const edge_c::OAuthValidator& validator() {
     static const std::unique_ptr<edge_c::OAuthValidator> v = [] {
-        config::OAuthClusterConfig cc{"c1", "default", "https://cucm1/ssosp", ""};
+        config::OAuthClusterConfig cc;
+        cc.name = "c1";
+        cc.issuer = "https://cucm1/ssosp";
         const char* jwks =
             R"({"keys":[{"kty":"RSA","kid":"sig-1","e":"AQAB","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"},{"kty":"oct","kid":"enc-1","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr0"}]})";
         auto cl = edge_c::cluster_from_jwks(cc, jwks);
@@ -45,5 +50,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (std::holds_alternative<edge_c::EdgeTokenClaims>(e)) std::abort();
     (void)edge_c::edge_token_from_cookie(v);
     (void)edge_c::cookie_without_edge_token(v);
+
+    // A key endpoint's answer (inside the network, but still input): any JSON, any key, never a crash.
+    static const config::OAuthClusterConfig kc = [] {
+        config::OAuthClusterConfig c;
+        c.name = "c1";
+        c.issuer = "https://cucm1/ssosp";
+        c.keys_fetch.url = "https://cucm1/keys";
+        return c;
+    }();
+    if (!v.empty() && v.front() == '{') (void)edge_c::key_fetch_answer(kc, 200, v);
     return 0;
 }

@@ -73,7 +73,7 @@ std::string fmt_ms(uint64_t us) {
 
 std::string build_request(const Options& o) {
     std::string path = o.path;
-    if (o.scenario == Scenario::EdgeConfig)
+    if (o.scenario == Scenario::EdgeConfig || o.scenario == Scenario::OAuthSignIn)
         path = "/" + http::encode_domain(o.domain) +
                "/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin";
     std::string host =
@@ -83,6 +83,7 @@ std::string build_request(const Options& o) {
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edge-load/{}\r\nAccept: */*\r\n", path, host, kVersion);
     if (!o.user.empty())
         req += "Authorization: Basic " + http::base64_encode(o.user + ":" + o.password) + "\r\n";
+    if (!o.bearer.empty()) req += "Authorization: Bearer " + o.bearer + "\r\n";
     // One request per connection: say so, so that the server closes (its TIME_WAIT, not ours).
     if (o.scenario == Scenario::Handshake) req += "Connection: close\r\n";
     return req + "\r\n";

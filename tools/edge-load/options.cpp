@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <charconv>
 #include <cmath>
+#include <fstream>
 #include <netinet/in.h>
 #include <string_view>
 
@@ -22,6 +23,9 @@ scenarios:
   http          keep-alive HTTP/1.1 GET --path on --connections connections
   edge-config   keep-alive GET /<base64 --domain>/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin
                 with Basic --user/--password
+  oauth-sign-in the same get_edge_config sign-in with `Authorization: Bearer <token>` instead of Basic: the
+                token (an OAuth access token Unified CM issued, or the fixture tools/fixtures/oauth_issuer.py)
+                is the first line of --bearer-file; edge-c validates it without a round trip
   idle          open --connections TLS connections ([--request] one GET each), hold them for --duration,
                 report how many stayed up
   sip-register  --connections clients on SIP/TLS (--target: edge-e 5061), each REGISTERing for
@@ -60,6 +64,8 @@ options:
   --path P                request path (default /)
   --domain D              edge-config domain (default example.com)
   --user U --password P   edge-config Basic credentials
+  --bearer-file F         oauth-sign-in: file whose first line is the access token (kept off the command line,
+                          which process listings show)
   --request               handshake/idle: send one GET --path on each connection
   --expect-status CODE    count responses with CODE as successes (default: any status below 400)
   --ready-file F          idle, hold: create F once every connection has been opened (or has failed); it
@@ -207,6 +213,15 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         } else if (a == "--password") {
             if (!need(v)) return missing();
             o.password = v;
+        } else if (a == "--bearer-file") {
+            if (!need(v)) return missing();
+            std::ifstream f(v);
+            if (!f || !std::getline(f, o.bearer))
+                return make_error(fmt::format("--bearer-file: cannot read {}", v));
+            while (!o.bearer.empty() && (o.bearer.back() == '\r' || o.bearer.back() == ' '))
+                o.bearer.pop_back();
+            if (o.bearer.empty() || o.bearer.find_first_of(" \t\r\n") != std::string::npos)
+                return make_error("--bearer-file: the first line must be one token");
         } else if (a == "--expect-status") {
             if (!need(v)) return missing();
             int s = 0;
@@ -315,6 +330,8 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         o.scenario = Scenario::Http;
     else if (o.scenario_name == "edge-config")
         o.scenario = Scenario::EdgeConfig;
+    else if (o.scenario_name == "oauth-sign-in")
+        o.scenario = Scenario::OAuthSignIn;
     else if (o.scenario_name == "idle")
         o.scenario = Scenario::Idle;
     else if (o.scenario_name == "sip-register")
@@ -354,6 +371,10 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         if (o.plain) return make_error(fmt::format("--plain does not apply to {}", o.scenario_name));
         if (o.user.empty()) return make_error(fmt::format("{} needs --user and --password", o.scenario_name));
     }
+    if ((o.scenario == Scenario::OAuthSignIn) == o.bearer.empty())
+        return make_error("oauth-sign-in needs --bearer-file, which applies to it only");
+    if (o.scenario == Scenario::OAuthSignIn && !o.user.empty())
+        return make_error("oauth-sign-in signs in with its token: --user and --password do not apply");
     if (o.messages && o.scenario != Scenario::Xmpp) return make_error("--messages applies to xmpp only");
 
     if (o.plain && o.scenario == Scenario::Handshake)

@@ -10,7 +10,7 @@
 
 namespace edgepair::load {
 
-enum class Scenario { Handshake, Http, EdgeConfig, Idle, SipRegister, Xmpp, MraLogin, Hold };
+enum class Scenario { Handshake, Http, EdgeConfig, OAuthSignIn, Idle, SipRegister, Xmpp, MraLogin, Hold };
 
 // hold: what each connection leaves unfinished.
 enum class HoldMode {
@@ -42,6 +42,7 @@ struct Options {
     std::string path = "/";
     std::string domain = "example.com";
     std::string user, password;
+    std::string bearer;   // oauth-sign-in: the access token, read from --bearer-file (never the command line)
     bool request = false; // handshake/idle: one request on each connection
     bool json = false;
     bool progress = true;

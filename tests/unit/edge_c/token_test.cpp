@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "edge-c/edge_token.h"
+#include "edge-c/oauth_keys.h"
 #include "edge-c/oauth_validator.h"
 
 using namespace edgepair;
@@ -170,7 +171,9 @@ std::string make_token(const Keys& k, const nlohmann::json& claims) {
 
 TEST_CASE("OAuth: Unified CM style tokens validated and refused with their reasons", "[edge_c][oauth]") {
     Keys k("sig-1", "enc-1");
-    config::OAuthClusterConfig cc{"cluster1", "default", "https://cucm1/ssosp", ""};
+    config::OAuthClusterConfig cc;
+    cc.name = "cluster1";
+    cc.issuer = "https://cucm1/ssosp";
     auto cl = cluster_from_jwks(cc, k.jwks());
     REQUIRE(cl);
     std::vector<OAuthCluster> v;
@@ -213,8 +216,43 @@ TEST_CASE("OAuth: Unified CM style tokens validated and refused with their reaso
 }
 
 TEST_CASE("OAuth: JWKS key files are checked", "[edge_c][oauth]") {
-    config::OAuthClusterConfig cc{"c", "default", "iss", ""};
+    config::OAuthClusterConfig cc;
+    cc.name = "c";
+    cc.issuer = "iss";
     CHECK(!cluster_from_jwks(cc, "not json"));
     CHECK(!cluster_from_jwks(cc, R"({"keys":[]})"));
     CHECK(!cluster_from_jwks(cc, R"({"keys":[{"kty":"oct","k":"AAAA","kid":"x"}]})"));
+}
+
+TEST_CASE("OAuth: the key fetch (assumed interface) and the combined key source", "[edge_c][oauth]") {
+    Keys k("sig-1", "enc-1");
+    config::OAuthClusterConfig cc;
+    cc.name = "c";
+    cc.issuer = "iss";
+    cc.keys_fetch.url = "https://cucm1.example.com:8443/keys";
+    cc.keys_fetch.host = "cucm1.example.com";
+    cc.keys_fetch.port = 8443;
+    cc.keys_fetch.path = "/keys";
+    cc.keys_fetch.username = "admin";
+    cc.keys_fetch.password = "pw";
+    auto req = key_fetch_request(cc);
+    CHECK(req.method == "GET");
+    CHECK(req.origin.str() == "https://cucm1.example.com:8443");
+    CHECK(req.target == "/keys");
+    CHECK(req.verify);
+
+    CHECK(key_fetch_answer(cc, 200, k.jwks()));
+    auto denied = key_fetch_answer(cc, 401, k.jwks());
+    REQUIRE(!denied);
+    CHECK(denied.error().message.find("pw") == std::string::npos); // the password is never in a message
+    CHECK(!key_fetch_answer(cc, 500, k.jwks()));
+    CHECK(!key_fetch_answer(cc, 200, "<html>login</html>"));
+    CHECK(!key_fetch_answer(cc, 200, R"({"keys":[]})"));
+
+    // Before the first fetch a fetched cluster has no keys (its tokens are unknown_key), not an error.
+    CombinedKeySource none(nullptr);
+    auto empty = none.load(cc);
+    REQUIRE(empty);
+    CHECK(empty->signing.empty());
+    CHECK(empty->encryption.empty());
 }
