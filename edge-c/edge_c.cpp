@@ -10,6 +10,7 @@
 #include "edge-c/allow_list_admin.h"
 #include "edge-c/credentials.h"
 #include "edge-c/edge_token.h"
+#include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
@@ -90,6 +91,7 @@ void CWorker::init() {
     o.refresh_ms = [this] { return uint64_t(gen_->cfg.credentials.refresh_interval.count()); };
     o.cleanup_ms = uint64_t(g->cfg.credentials.cleanup_interval.count());
     credentials_ = std::make_unique<UdsCredentialChecker>(worker_.loop(), *http_, std::move(o));
+    mra_access_ = std::make_unique<MraAccessDirectory>(*this);
     xmpp_ = std::make_unique<XmppService>(*this);
     sip_ = std::make_unique<SipRouter>(*this);
 }
@@ -108,6 +110,7 @@ void CWorker::teardown() {
     owner_.clear();
     sip_.reset();
     xmpp_.reset();
+    mra_access_.reset();
     credentials_.reset();
     http_.reset();
     resolver_.reset();

@@ -271,15 +271,29 @@ void parse_oauth(const Node& n, OAuthConfig& out) {
     auto seq = items->as_seq();
     if (!seq) return;
     for (const auto& item : *seq) {
-        auto c = item.as_map({"name", "deployment", "issuer", "keys_file"});
+        auto c = item.as_map({"name", "deployment", "issuer", "keys_file", "sip_oauth"});
         OAuthClusterConfig cc;
         c.string("name", cc.name, true);
         c.string("deployment", cc.deployment);
         c.string("issuer", cc.issuer, true);
         c.readable_file("keys_file", cc.keys_file, true);
+        c.boolean("sip_oauth", cc.sip_oauth);
         out.clusters.push_back(std::move(cc));
     }
     out.enabled = !out.clusters.empty();
+}
+
+constexpr EnumName<UnknownDeviceClass> kUnknownDeviceClass[] = {{"strictest", UnknownDeviceClass::Strictest},
+                                                                 {"desktop", UnknownDeviceClass::Desktop},
+                                                                 {"mobile", UnknownDeviceClass::Mobile}};
+
+void parse_mra_policy(const Node& n, MraPolicyConfig& out) {
+    auto m = n.as_map({"enabled", "cache_ttl", "unknown_device_class", "allow_on_lookup_error", "axl_version"});
+    m.boolean("enabled", out.enabled);
+    m.duration("cache_ttl", out.cache_ttl, std::chrono::seconds(0), std::chrono::hours(24));
+    m.enumeration<UnknownDeviceClass>("unknown_device_class", out.unknown_device_class, kUnknownDeviceClass);
+    m.boolean("allow_on_lookup_error", out.allow_on_lookup_error);
+    m.string("axl_version", out.axl_version);
 }
 
 void parse_http(const Node& n, EdgeCHttpConfig& out) {
@@ -331,7 +345,8 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     Node top(r, *root, "", 0);
     auto m =
         top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery", "deployments",
-                    "domains", "allow_list", "credentials", "sip", "limits", "media", "http", "oauth"});
+                    "domains", "allow_list", "credentials", "sip", "limits", "media", "http", "oauth",
+                    "mra_policy"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -354,6 +369,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("allow_list")) parse_allow_list(*n, cfg.allow_list);
     if (auto n = m.get("credentials")) parse_credentials(*n, cfg.credentials);
     if (auto n = m.get("oauth")) parse_oauth(*n, cfg.oauth);
+    if (auto n = m.get("mra_policy")) parse_mra_policy(*n, cfg.mra_policy);
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);
