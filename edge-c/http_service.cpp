@@ -346,8 +346,8 @@ HttpStream::with_mra_policy(std::function<void(const AuthOutcome&)> next) {
             if (!policy_allows(pol, MraService::Http)) {
                 w_.mra_access().count_refusal(MraService::Http, pol);
                 access_.set_reason("mra_policy");
-                EP_INFO(kLog, "stream {}: user {} refused: MRA access policy {} ({} client)", s_->id(), who.user,
-                        policy_label(pol), device_class_label(cls));
+                EP_INFO(kLog, "stream {}: user {} refused: MRA access policy {} ({} client)", s_->id(),
+                        who.user, policy_label(pol), device_class_label(cls));
                 return respond(403, "forbidden by the MRA access policy\n");
             }
             next(who);

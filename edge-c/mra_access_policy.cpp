@@ -1,6 +1,7 @@
 #include "edge-c/mra_access_policy.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -268,6 +269,83 @@ Result<UserAccess> access_from_axl(std::string_view user, int user_status, std::
     a.desktop = p->desktop;
     a.mobile = p->mobile;
     return a;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// XMPP
+
+std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
+    std::string_view user;
+    if (iequals(mechanism, "PLAIN")) {
+        auto a = decoded.find('\0');
+        if (a == std::string_view::npos) return {};
+        auto rest = decoded.substr(a + 1);
+        auto b = rest.find('\0');
+        if (b == std::string_view::npos) return {};
+        user = rest.substr(0, b);
+    } else if (iequals(mechanism, "CISCO-VTG-TOKEN")) {
+        constexpr std::string_view kUserId = "userid=";
+        if (decoded.substr(0, kUserId.size()) != kUserId) return {};
+        user = decoded.substr(kUserId.size());
+        user = user.substr(0, user.find('\0'));
+    } else {
+        return {};
+    }
+    user = user.substr(0, user.find('@'));
+    for (char c : user)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return {};
+    return std::string(user);
+}
+
+XmppSaslWatch::State XmppSaslWatch::feed(std::string_view bytes) {
+    if (state_ != State::Watching) {
+        held_.append(bytes);
+        if (state_ == State::Pass) ready_ = held_.size();
+        return state_;
+    }
+    held_.append(bytes);
+    framer_.feed(bytes);
+    while (auto ev = framer_.next()) {
+        switch (ev->type) {
+        case xmpp::EventType::stream_open:
+        case xmpp::EventType::keepalive:
+            ready_ += ev->raw.size();
+            break;
+        case xmpp::EventType::stanza:
+            if (ev->name == "auth" && ev->ns == "urn:ietf:params:xml:ns:xmpp-sasl") {
+                pugi::xml_document doc;
+                if (doc.load_buffer(ev->raw.data(), ev->raw.size())) {
+                    auto el = doc.document_element();
+                    mechanism_ = el.attribute("mechanism").as_string();
+                    if (auto dec = http::base64_decode_strict(trimmed_text(el)))
+                        user_ = sasl_user(mechanism_, *dec);
+                }
+                state_ = State::Auth;
+                return state_;
+            }
+            state_ = State::Pass;
+            ready_ = held_.size();
+            return state_;
+        default:
+            state_ = State::Pass;
+            ready_ = held_.size();
+            return state_;
+        }
+    }
+    return state_;
+}
+
+std::string XmppSaslWatch::take() {
+    std::string out = held_.substr(0, ready_);
+    held_.erase(0, ready_);
+    ready_ = 0;
+    return out;
+}
+
+std::string XmppSaslWatch::release() {
+    state_ = State::Pass;
+    ready_ = 0;
+    return std::exchange(held_, {});
 }
 
 // ---------------------------------------------------------------------------------------------------------

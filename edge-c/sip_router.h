@@ -94,7 +94,8 @@ class SipFlow final : public link::StreamHandler {
     struct Identity {
         std::string user, device, policy; // bound by a REGISTER with a valid token for one of user's devices
         bool voice = false;
-        std::string refused_user, refused_policy; // a REGISTER the policy refused: INVITE gets the same answer
+        std::string refused_user,
+            refused_policy; // a REGISTER the policy refused: INVITE gets the same answer
     } identity;
     // The client's Contact URIs, indexed by the rewritten Contact's "epc" param.
     sip::ContactTable contacts;
@@ -217,7 +218,7 @@ class SipRouter {
     std::unordered_map<uint64_t, SipFlow*> flows_;
     std::unordered_map<std::string, std::unique_ptr<SipUpstream>> upstreams_; // by zone name
     std::unordered_map<uint64_t, SipUpstream*> upstream_by_id_;
-    std::unique_ptr<MediaB2bua> media_; // none without a `media:` section
+    std::unique_ptr<MediaB2bua> media_;   // none without a `media:` section
     std::unique_ptr<SipAccessGate> gate_; // SIP OAuth and MRA access policy (issue #15)
 };
 

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
 #include "edge-c/edge_c.h"
+#include "edge-c/mra_access_policy.h"
 
 namespace edgepair::edge_c {
 
@@ -65,6 +67,11 @@ class XmppUpstream final : public link::StreamHandler {
     void on_up_close(std::string_view why);
     void attempt_failed(std::string why);
     void refuse(int status, std::string_view condition, std::string reason, std::string_view result);
+    // MRA access policy (issue #15): the client's bytes go through the SASL watch until its <auth> is judged.
+    void relay_client(std::string_view data);
+    void forward_up(std::string_view data);
+    void check_policy();
+    void refuse_in_stream(std::string_view condition, std::string text, std::string_view reason);
     void count(std::string_view result);
     void destroy_later();
 
@@ -84,9 +91,11 @@ class XmppUpstream final : public link::StreamHandler {
     bool up_paused_ = false;
     bool dying_ = false;
     uint64_t attempt_ = 0;
-    std::string id_;           // edge-e's request id for this stream
-    obs::FlowAccess access_;   // log.access: open at start(), close in destroy_later()
-    std::string close_reason_; // first cause of the end; "client_closed" when edge-e ended it
+    std::string id_;                       // edge-e's request id for this stream
+    obs::FlowAccess access_;               // log.access: open at start(), close in destroy_later()
+    std::string close_reason_;             // first cause of the end; "client_closed" when edge-e ended it
+    std::unique_ptr<XmppSaslWatch> watch_; // mra_policy.enabled: until the user's policy is known
+    std::string deployment_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -100,6 +109,8 @@ void XmppUpstream::start() {
         return refuse(404, "host-unknown", fmt::format("domain {} has no IM and Presence service", domain_),
                       "unknown_domain");
     std::string dep = snap->resolve_deployment(d->deployment);
+    deployment_ = dep;
+    if (w_.gen()->cfg.mra_policy.enabled) watch_ = std::make_unique<XmppSaslWatch>();
     std::vector<Candidate> unreachable;
     for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
         // Nodes discovery could not reach are tried last, not skipped: the state may be stale.
@@ -186,15 +197,82 @@ void XmppUpstream::on_up_ready() {
     count("ok");
     EP_INFO(kLog, "{} ({}): relaying to IM&P {} over TLS", client_, domain_, cur_.name);
     if (!s_ || !s_->send_headers({{":status", "200"}})) return;
-    if (!pending_.empty()) {
-        size_t n = pending_.size();
-        up_->write(pending_);
-        pending_.clear();
-        if (up_->above_high_watermark())
-            owed_ += n;
-        else if (s_)
-            s_->consumed(n);
+    if (!pending_.empty()) relay_client(std::exchange(pending_, {}));
+}
+
+void XmppUpstream::forward_up(std::string_view data) {
+    if (data.empty()) return;
+    up_->write(data);
+    if (up_->above_high_watermark())
+        owed_ += data.size();
+    else if (s_)
+        s_->consumed(data.size());
+}
+
+void XmppUpstream::relay_client(std::string_view data) {
+    if (!watch_) return forward_up(data);
+    // Held bytes are not consumed: the link's per-stream window bounds what waits for the decision.
+    auto st = watch_->feed(data);
+    forward_up(watch_->take());
+    if (st == XmppSaslWatch::State::Pass) {
+        auto rest = watch_->release();
+        watch_.reset();
+        forward_up(rest);
+    } else if (st == XmppSaslWatch::State::Auth) {
+        check_policy();
     }
+}
+
+void XmppUpstream::check_policy() {
+    if (!watch_ || watch_->user().empty()) {
+        // A mechanism that names no user edge-c can read: IM&P decides alone.
+        if (watch_) {
+            auto rest = watch_->release();
+            watch_.reset();
+            forward_up(rest);
+        }
+        return;
+    }
+    std::weak_ptr<bool> alive = alive_;
+    std::string user = watch_->user();
+    w_.mra_access().lookup(user, deployment_, [this, alive, user](Result<UserAccess> r) {
+        if (alive.expired() || dying_ || phase_ != Phase::Relaying || !watch_) return;
+        const auto& pc = w_.gen()->cfg.mra_policy;
+        if (!r && !pc.allow_on_lookup_error)
+            return refuse_in_stream("remote-connection-failed", "user directory unavailable",
+                                    "policy_lookup_failed");
+        // The resource (which names the platform) is bound only after SASL: the class is not known yet.
+        MraPolicy pol =
+            r ? effective_policy(*r, DeviceClass::Unknown, pc.unknown_device_class) : MraPolicy::ImVoiceVideo;
+        if (!policy_allows(pol, MraService::Xmpp)) {
+            w_.mra_access().count_refusal(MraService::Xmpp, pol);
+            EP_INFO(kLog, "{} ({}): user {} refused: MRA access policy {}", client_, domain_, user,
+                    policy_label(pol));
+            return refuse_in_stream("policy-violation",
+                                    fmt::format("MRA access policy: {}", policy_label(pol)), "mra_policy");
+        }
+        auto rest = watch_->release();
+        watch_.reset();
+        forward_up(rest);
+    });
+}
+
+void XmppUpstream::refuse_in_stream(std::string_view condition, std::string text, std::string_view reason) {
+    // IM&P's stream is open towards the client (its header and features went through): the error goes in it,
+    // and IM&P never sees the held <auth>.
+    close_reason_ = reason;
+    phase_ = Phase::Done;
+    size_t held = watch_ ? watch_->release().size() : 0;
+    watch_.reset();
+    ++attempt_;
+    if (up_) w_.retire(std::move(up_));
+    if (!s_) return destroy_later();
+    if (held) s_->consumed(held);
+    s_->write(
+        fmt::format("<stream:error><{} xmlns='{}'/><text xmlns='{}'>{}</text></stream:error></stream:stream>",
+                    condition, xmpp::kStreamErrorNs, xmpp::kStreamErrorNs, xmpp::escape_xml(text)));
+    // The stream's on_close frees us (the handler must outlive the stream).
+    s_->end();
 }
 
 void XmppUpstream::on_up_data(const char* data, size_t len) {
@@ -313,11 +391,8 @@ void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
         pending_.append(data, len);
         return;
     }
-    up_->write(std::string_view(data, len));
-    if (up_->above_high_watermark())
-        owed_ += len;
-    else
-        s.consumed(len);
+    (void)s;
+    relay_client(std::string_view(data, len));
 }
 
 void XmppUpstream::on_end(link::LinkStream&) {

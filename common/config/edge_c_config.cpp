@@ -251,11 +251,13 @@ void parse_allow_list(const Node& n, AllowListConfig& out) {
 }
 
 void parse_credentials(const Node& n, CredentialsConfig& out) {
-    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period", "token_key_file",
-                       "edge_tokens"});
+    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period",
+                       "token_key_file", "edge_tokens"});
     // Seconds are allowed (the guide's floor is a minute) so that tests can watch a token expire.
-    m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
-    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
+    m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1),
+               std::chrono::hours(24 * 30));
+    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1),
+               std::chrono::hours(24 * 30));
     m.integer("max_failures", out.max_failures, 0, 1'000'000);
     m.duration("failure_period", out.failure_period, std::chrono::seconds(1), std::chrono::hours(24));
     if (auto f = m.get("token_key_file"))
@@ -284,11 +286,12 @@ void parse_oauth(const Node& n, OAuthConfig& out) {
 }
 
 constexpr EnumName<UnknownDeviceClass> kUnknownDeviceClass[] = {{"strictest", UnknownDeviceClass::Strictest},
-                                                                 {"desktop", UnknownDeviceClass::Desktop},
-                                                                 {"mobile", UnknownDeviceClass::Mobile}};
+                                                                {"desktop", UnknownDeviceClass::Desktop},
+                                                                {"mobile", UnknownDeviceClass::Mobile}};
 
 void parse_mra_policy(const Node& n, MraPolicyConfig& out) {
-    auto m = n.as_map({"enabled", "cache_ttl", "unknown_device_class", "allow_on_lookup_error", "axl_version"});
+    auto m =
+        n.as_map({"enabled", "cache_ttl", "unknown_device_class", "allow_on_lookup_error", "axl_version"});
     m.boolean("enabled", out.enabled);
     m.duration("cache_ttl", out.cache_ttl, std::chrono::seconds(0), std::chrono::hours(24));
     m.enumeration<UnknownDeviceClass>("unknown_device_class", out.unknown_device_class, kUnknownDeviceClass);
@@ -343,10 +346,9 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m =
-        top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery", "deployments",
-                    "domains", "allow_list", "credentials", "sip", "limits", "media", "http", "oauth",
-                    "mra_policy"});
+    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery",
+                         "deployments", "domains", "allow_list", "credentials", "sip", "limits", "media",
+                         "http", "oauth", "mra_policy"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -470,7 +472,8 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
         check_ref(key + ".deployment", cfg.oauth.clusters[i].deployment);
         for (std::size_t j = 0; j < i; ++j)
             if (cfg.oauth.clusters[j].name == cfg.oauth.clusters[i].name)
-                error_at(src, diag, key + ".name", "duplicate cluster \"" + cfg.oauth.clusters[i].name + "\"");
+                error_at(src, diag, key + ".name",
+                         "duplicate cluster \"" + cfg.oauth.clusters[i].name + "\"");
     }
 
     if (cfg.deployments.size() > kRecommendedMaxDeployments)
