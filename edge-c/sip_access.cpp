@@ -157,22 +157,15 @@ void SipAccessGate::check_register(SipFlow& f, sip::Message&& m) {
                 return;
             }
             if (!a) {
-                if (!w_.gen()->cfg.mra_policy.allow_on_lookup_error) {
-                    refuse(*fl, m, 503, "User directory unavailable", "policy_lookup_failed");
-                    return release(fid);
-                }
-                UserAccess open;
-                open.user = user;
-                open.found = true;
-                open.devices.push_back(device);
-                a = Result<UserAccess>(std::move(open));
+                // Identity binding cannot be skipped (mra_policy.allow_on_lookup_error or not): no device
+                // list, no registration.
+                refuse(*fl, m, 503, "User directory unavailable", "policy_lookup_failed");
+                return release(fid);
             }
             const auto& acc = *a;
             auto& id = fl->identity;
             if (!acc.owns_device(device)) {
-                EP_WARN(kLog,
-                        "flow {} ({}): REGISTER refused: device {} is not one of user "
-                        "{}'s devices",
+                EP_WARN(kLog, "flow {} ({}): REGISTER refused: device {} is not one of user {}'s devices",
                         fid, fl->client(), device, user);
                 refuse(*fl, m, 403, "Device not associated with the authenticated user", "identity_mismatch");
                 return release(fid);

@@ -10,7 +10,9 @@ caches it and enforces it per service and device class:
 Each refusal is counted in edgepair_mra_policy_refused_total{service,policy}; Kamailio never sees a refused
 REGISTER. SIP identities come from SIP OAuth (test_sip_oauth.py's topology): MRA policies are "based on OAuth".
 
-Not covered here: XMPP (edge-c relays SASL to IM&P and does not read the user from it yet; docs/SECURITY.md).
+XMPP (MraPolicyXmppTest, with Prosody as IM&P): edge-c reads the user from the client's SASL <auth> before
+relaying it; a user whose policy has no IM gets a policy-violation stream error and Prosody never sees the
+<auth> (the user is registered in Prosody with that very password, so a leaked <auth> would succeed).
 
 Run: EDGEPAIR_BIN=build/bin EDGEPAIR_SRC=. /usr/bin/python3 tests/integration/test_mra_policy.py
 """
@@ -18,13 +20,18 @@ Run: EDGEPAIR_BIN=build/bin EDGEPAIR_SRC=. /usr/bin/python3 tests/integration/te
 from __future__ import annotations
 
 import base64
+import json
 import os
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
-from test_sip_oauth import SipOAuthEnv  # noqa: E402
+import pair  # noqa: E402
+import test_xmpp as tx  # noqa: E402
+from test_sip_oauth import PROFILES, USERS, SipOAuthEnv  # noqa: E402
 
 EDGE = "expe1.example.com"
 DOMAIN_B64 = base64.b64encode(b"example.com").decode().rstrip("=")
@@ -109,6 +116,111 @@ class MraPolicyTest(SipOAuthEnv):
         self.assertNotEqual(r.status, 403, r.raw)
         self.assertEqual(self.kam_requests("INVITE"), before + 1)
         self.assertEqual(self.refused("sip", "im_voice_video"), 0)
+
+
+class MraPolicyXmppTest(h.TestCase):
+    """Prosody as IM&P on imp1 (127.0.1.3:5222), the UCM fixture as cucm1 (AXL user profiles) and imp1."""
+
+    # Borrowed from test_xmpp.py (not inherited: its tests would run again here).
+    starttls = tx.XmppTest.starttls
+    client = tx.XmppTest.client
+    start_prosody = tx.XmppTest.start_prosody
+
+    def setUp(self):
+        super().setUp()
+        for tool in ("prosody", "prosodyctl", "dnsmasq"):
+            self.require_tool(tool)
+        self.pki_dir = h.pki()
+        self.ports = pair.Ports()
+        if not h._can_bind(tx.IMP_ADDR, tx.XMPP_PORT, socket.SOCK_STREAM):
+            self.skipTest(f"{tx.IMP_ADDR}:{tx.XMPP_PORT} is in use (another XMPP test)")
+        # Prosody knows nora and ivy with the passwords the fixture has.
+        tx.USERS.update({u: USERS[u]["password"] for u in ("ivy", "nora")})
+        self.start_prosody()
+        self.start_dns()
+        self.start_fixtures()
+        self.start_pair()
+
+    def start_dns(self):
+        self.dns_port = h.free_port(udp=True)
+        args = [self.require_tool("dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                "--no-hosts", "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
+                f"--port={self.dns_port}", "--log-facility=-", f"--address=/{tx.IMP_NAME}/{tx.IMP_ADDR}",
+                "--address=/cucm1.example.com/127.0.1.1"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        p = self.start(args, name="dnsmasq")
+        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+
+    def start_fixtures(self):
+        cluster = {
+            "name": "cucm-cluster-1", "version": "14.0.1.10000-20",
+            "nodes": [{"name": "cucm1.example.com", "address": "127.0.1.1", "type": "ucm", "publisher": True},
+                      {"name": tx.IMP_NAME, "address": tx.IMP_ADDR, "type": "imp", "publisher": True}],
+            "axl_users": {"axladmin": {"password": tx.AXL_PASSWORD, "roles": ["axl"]}},
+            "end_users": USERS, "user_profiles": PROFILES,
+        }
+        path = os.path.join(self.tmp, "cluster.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(cluster, f)
+        self.fport = {}
+        for name, addr, cert in (("cucm1.example.com", "127.0.1.1", "tomcat-cucm1"),
+                                 (tx.IMP_NAME, tx.IMP_ADDR, "tomcat-imp1")):
+            self.fport[name] = h.free_port(addr)
+            p = self.start([tx.PY, tx.FIXTURE, "--cluster", path, "--node", name, "--listen",
+                            f"{addr}:{self.fport[name]}", "--cert", f"{self.pki_dir}/{cert}-chain.crt",
+                            "--key", f"{self.pki_dir}/{cert}.key"], name=f"fixture-{name.split('.')[0]}")
+            p.wait_log(r"^READY$", timeout=15)
+
+    def start_pair(self):
+        ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir)
+        disc = (f"unified_cm:\n  - {{address: cucm1.example.com, port: {self.fport['cucm1.example.com']}, "
+                f"username: axladmin, password: \"{tx.AXL_PASSWORD}\", tls_verify: true}}\n"
+                f"im_and_presence:\n  - {{address: {tx.IMP_NAME}, port: {self.fport[tx.IMP_NAME]}, "
+                f"username: axladmin, password: \"{tx.AXL_PASSWORD}\", tls_verify: true}}")
+        extra = (f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}\n'
+                 "        mra_policy: {enabled: true, cache_ttl: 60s}")
+        ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra)
+        pair.start_edge_e(self, ecfg, self.ports)
+        self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
+            snap = json.loads(body).get("snapshot") if st == 200 else None
+            if snap and "example.com" in snap["domains"] and tx.IMP_NAME in snap["nodes"]:
+                return
+            time.sleep(0.2)
+        self.fail("edge-e never got a snapshot naming imp1")
+
+    def sign_in(self, user: str) -> bytes:
+        """Raw XMPP through the pair: STARTTLS at edge-e, the header, then SASL PLAIN; what came back."""
+        with self.starttls(self.client()) as t:
+            t.sendall(tx.header())
+            got = tx.recv_until(t, rb"</stream:features>")
+            self.assertIn(b"<mechanism>PLAIN</mechanism>", got)
+            cred = base64.b64encode(f"\0{user}\0{USERS[user]['password']}".encode()).decode()
+            t.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{cred}</auth>".encode())
+            return tx.recv_until(t, rb"<success|<failure|</stream:stream>")
+
+    def refused(self, service: str, policy: str) -> float:
+        _, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/metrics", timeout=5)
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith("edgepair_mra_policy_refused_total{") and f'service="{service}"' in line \
+                    and f'policy="{policy}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def test_xmpp_by_policy(self):
+        # IM & Presence only: chat is allowed, so the sign-in reaches Prosody and succeeds.
+        got = self.sign_in("ivy")
+        self.assertIn(b"<success", got)
+        # No service: refused by edge-c with a policy-violation; Prosody never got the (valid) credentials.
+        got = self.sign_in("nora")
+        self.assertIn(b"<policy-violation", got)
+        self.assertNotIn(b"<success", got)
+        self.assertIn(b"no_service", got)
+        self.assertEqual(self.refused("xmpp", "no_service"), 1)
 
 
 if __name__ == "__main__":
