@@ -475,6 +475,20 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
                 error_at(src, diag, key + ".name",
                          "duplicate cluster \"" + cfg.oauth.clusters[i].name + "\"");
     }
+    // The policy and the SIP OAuth device check are read over AXL with a discovery publisher's account.
+    if (cfg.mra_policy.enabled && cfg.discovery.unified_cm.empty())
+        error_at(src, diag, "mra_policy.enabled",
+                 "needs a discovery.unified_cm publisher: its AXL account reads the users' MRA policies");
+    for (std::size_t i = 0; i < cfg.oauth.clusters.size(); ++i) {
+        const auto& c = cfg.oauth.clusters[i];
+        bool has_pub = false;
+        for (const auto& p : cfg.discovery.unified_cm)
+            has_pub = has_pub || p.deployment == c.deployment;
+        if (c.sip_oauth && !has_pub)
+            error_at(src, diag, "oauth.clusters[" + std::to_string(i) + "].sip_oauth",
+                     "needs a discovery.unified_cm publisher of deployment \"" + c.deployment +
+                         "\": its AXL account reads the users' devices");
+    }
 
     if (cfg.deployments.size() > kRecommendedMaxDeployments)
         warn_at(src, diag, "deployments",
