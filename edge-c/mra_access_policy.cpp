@@ -308,6 +308,8 @@ XmppSaslWatch::State XmppSaslWatch::feed(std::string_view bytes) {
     while (auto ev = framer_.next()) {
         switch (ev->type) {
         case xmpp::EventType::stream_open:
+            ready_ += ev->header.raw.size(); // the header's bytes are in `header`, not in `raw`
+            break;
         case xmpp::EventType::keepalive:
             ready_ += ev->raw.size();
             break;
