@@ -119,12 +119,11 @@ class MraPolicyTest(SipOAuthEnv):
 
 
 class MraPolicyXmppTest(h.TestCase):
-    """Prosody as IM&P on imp1 (127.0.1.3:5222), the UCM fixture as cucm1 (AXL user profiles) and imp1."""
+    """Prosody as IM&P imp1 (a free 127.0.1.x:5222), the UCM fixture as cucm1 (AXL user profiles) and imp1."""
 
     # Borrowed from test_xmpp.py (not inherited: its tests would run again here).
     starttls = tx.XmppTest.starttls
     client = tx.XmppTest.client
-    start_prosody = tx.XmppTest.start_prosody
 
     def setUp(self):
         super().setUp()
@@ -132,20 +131,40 @@ class MraPolicyXmppTest(h.TestCase):
             self.require_tool(tool)
         self.pki_dir = h.pki()
         self.ports = pair.Ports()
-        if not h._can_bind(tx.IMP_ADDR, tx.XMPP_PORT, socket.SOCK_STREAM):
-            self.skipTest(f"{tx.IMP_ADDR}:{tx.XMPP_PORT} is in use (another XMPP test)")
-        # Prosody knows nora and ivy with the passwords the fixture has.
-        tx.USERS.update({u: USERS[u]["password"] for u in ("ivy", "nora")})
+        # edge-c dials IM&P on 5222, so Prosody needs that port: on a loopback address no other test uses.
+        self.imp_addr = next((f"127.0.1.{i}" for i in range(30, 90)
+                              if h._can_bind(f"127.0.1.{i}", tx.XMPP_PORT, socket.SOCK_STREAM)), None)
+        if self.imp_addr is None:
+            self.skipTest("no loopback address with 5222 free")
         self.start_prosody()
         self.start_dns()
         self.start_fixtures()
         self.start_pair()
 
+    def start_prosody(self):
+        """Prosody as imp1 (test_xmpp.py's configuration), knowing ivy and nora with the fixture's passwords."""
+        os.makedirs(os.path.join(self.tmp, "prosody-data"), exist_ok=True)
+        with open(tx.PROSODY_TEMPLATE, encoding="utf-8") as f:
+            text = f.read()
+        for k, v in {"TMP": self.tmp, "ADDR": self.imp_addr, "PORT": str(tx.XMPP_PORT),
+                     "CERT": f"{self.pki_dir}/tomcat-imp1-chain.crt", "KEY": f"{self.pki_dir}/tomcat-imp1.key"}.items():
+            text = text.replace(f"@{k}@", v)
+        cfg = os.path.join(self.tmp, "prosody.cfg.lua")
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write(text)
+        for user in ("ivy", "nora"):
+            rc, out = h.run_cmd([self.require_tool("prosodyctl"), "--config", cfg, "register", user, "example.com",
+                                 USERS[user]["password"]], timeout=30)
+            if rc != 0:
+                raise h.HarnessError(f"prosodyctl register {user} failed: {out}")
+        self.prosody = self.start([self.require_tool("prosody"), "--config", cfg, "-F"], name="prosody")
+        self.prosody.wait_port(self.imp_addr, tx.XMPP_PORT, timeout=15)
+
     def start_dns(self):
         self.dns_port = h.free_port(udp=True)
         args = [self.require_tool("dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
                 "--no-hosts", "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
-                f"--port={self.dns_port}", "--log-facility=-", f"--address=/{tx.IMP_NAME}/{tx.IMP_ADDR}",
+                f"--port={self.dns_port}", "--log-facility=-", f"--address=/{tx.IMP_NAME}/{self.imp_addr}",
                 "--address=/cucm1.example.com/127.0.1.1"]
         if os.geteuid() == 0:
             args.append("--user=root")
@@ -156,7 +175,7 @@ class MraPolicyXmppTest(h.TestCase):
         cluster = {
             "name": "cucm-cluster-1", "version": "14.0.1.10000-20",
             "nodes": [{"name": "cucm1.example.com", "address": "127.0.1.1", "type": "ucm", "publisher": True},
-                      {"name": tx.IMP_NAME, "address": tx.IMP_ADDR, "type": "imp", "publisher": True}],
+                      {"name": tx.IMP_NAME, "address": self.imp_addr, "type": "imp", "publisher": True}],
             "axl_users": {"axladmin": {"password": tx.AXL_PASSWORD, "roles": ["axl"]}},
             "end_users": USERS, "user_profiles": PROFILES,
         }
@@ -165,7 +184,7 @@ class MraPolicyXmppTest(h.TestCase):
             json.dump(cluster, f)
         self.fport = {}
         for name, addr, cert in (("cucm1.example.com", "127.0.1.1", "tomcat-cucm1"),
-                                 (tx.IMP_NAME, tx.IMP_ADDR, "tomcat-imp1")):
+                                 (tx.IMP_NAME, self.imp_addr, "tomcat-imp1")):
             self.fport[name] = h.free_port(addr)
             p = self.start([tx.PY, tx.FIXTURE, "--cluster", path, "--node", name, "--listen",
                             f"{addr}:{self.fport[name]}", "--cert", f"{self.pki_dir}/{cert}-chain.crt",
