@@ -297,6 +297,32 @@ std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
     return std::string(user);
 }
 
+std::string sasl_bearer(std::string_view mechanism, std::string_view decoded) {
+    std::string_view token;
+    if (iequals(mechanism, "OAUTHBEARER")) {
+        constexpr std::string_view kAuth = "\x01auth=";
+        auto a = decoded.find(kAuth);
+        if (a == std::string_view::npos) return {};
+        auto v = decoded.substr(a + kAuth.size());
+        v = v.substr(0, v.find('\x01'));
+        constexpr std::string_view kScheme = "bearer ";
+        if (v.size() <= kScheme.size() || !iequals(v.substr(0, kScheme.size()), kScheme)) return {};
+        token = v.substr(kScheme.size());
+    } else if (iequals(mechanism, "X-OAUTH2")) {
+        auto a = decoded.find('\0');
+        if (a == std::string_view::npos) return {};
+        auto rest = decoded.substr(a + 1);
+        auto b = rest.find('\0');
+        if (b == std::string_view::npos) return {};
+        token = rest.substr(b + 1);
+    } else {
+        return {};
+    }
+    for (char c : token)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return {};
+    return std::string(token);
+}
+
 XmppSaslWatch::State XmppSaslWatch::feed(std::string_view bytes) {
     if (state_ != State::Watching) {
         held_.append(bytes);
@@ -319,8 +345,10 @@ XmppSaslWatch::State XmppSaslWatch::feed(std::string_view bytes) {
                 if (doc.load_buffer(ev->raw.data(), ev->raw.size())) {
                     auto el = doc.document_element();
                     mechanism_ = el.attribute("mechanism").as_string();
-                    if (auto dec = http::base64_decode_strict(trimmed_text(el)))
+                    if (auto dec = http::base64_decode_strict(trimmed_text(el))) {
                         user_ = sasl_user(mechanism_, *dec);
+                        token_ = sasl_bearer(mechanism_, *dec);
+                    }
                 }
                 state_ = State::Auth;
                 return state_;

@@ -90,6 +90,10 @@ Result<UserAccess> access_from_axl(std::string_view user, int user_status, std::
 // authzid NUL authcid NUL passwd: authcid) and CISCO-VTG-TOKEN (shared/MRA-PROTOCOL.md "XMPP":
 // "userid=<user>@<domain>" NUL "token=..."), the domain part dropped. Empty for any other mechanism or form.
 std::string sasl_user(std::string_view mechanism, std::string_view decoded);
+// The bearer token a token mechanism carries: OAUTHBEARER (RFC 7628: gs2 header, then "auth=Bearer <token>"
+// between ^A separators) and X-OAUTH2 (NUL user NUL token). Which one Jabber uses towards IM&P over MRA is
+// not public (docs/SECURITY.md); empty for any other mechanism or form.
+std::string sasl_bearer(std::string_view mechanism, std::string_view decoded);
 
 // Reads the client's side of an XMPP stream up to its SASL <auth>, so edge-c can check the user's policy
 // before IM&P sees the credentials. Bytes are fed as they come; take() hands back the ones that may be
@@ -109,13 +113,14 @@ class XmppSaslWatch {
     std::string release();
     const std::string& user() const { return user_; }
     const std::string& mechanism() const { return mechanism_; }
+    const std::string& token() const { return token_; } // a token mechanism's bearer token
 
   private:
     xmpp::Framer framer_;
     std::string held_; // fed, not yet handed back
     size_t ready_ = 0; // held_[0, ready_) may be relayed
     State state_ = State::Watching;
-    std::string user_, mechanism_;
+    std::string user_, mechanism_, token_;
 };
 
 // One per worker (no locks). Asks the deployment's Unified CM publisher (discovery.unified_cm, its AXL

@@ -12,9 +12,11 @@
 #include "edge-c/xmpp_service.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -29,6 +31,7 @@
 #include "common/xmpp/writer.h"
 #include "edge-c/edge_c.h"
 #include "edge-c/mra_access_policy.h"
+#include "edge-c/oauth_validator.h"
 
 namespace edgepair::edge_c {
 
@@ -110,7 +113,9 @@ void XmppUpstream::start() {
                       "unknown_domain");
     std::string dep = snap->resolve_deployment(d->deployment);
     deployment_ = dep;
-    if (w_.gen()->cfg.mra_policy.enabled) watch_ = std::make_unique<XmppSaslWatch>();
+    // The SASL watch reads the client's <auth>: for the MRA access policy, and to check OAuth tokens at the
+    // edge.
+    if (w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth) watch_ = std::make_unique<XmppSaslWatch>();
     std::vector<Candidate> unreachable;
     for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
         // Nodes discovery could not reach are tried last, not skipped: the state may be stale.
@@ -224,8 +229,35 @@ void XmppUpstream::relay_client(std::string_view data) {
 }
 
 void XmppUpstream::check_policy() {
-    if (!watch_ || watch_->user().empty()) {
-        // A mechanism that names no user edge-c can read: IM&P decides alone.
+    std::string user = watch_ ? watch_->user() : std::string();
+    if (watch_ && !watch_->token().empty()) {
+        // A token mechanism: edge-c checks the token itself (as on HTTP and SIP) before IM&P sees it, and the
+        // policy applies to the token's user.
+        const auto& v = w_.gen()->oauth;
+        std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
+        const char* reason = nullptr;
+        if (!v) {
+            reason = "not_configured";
+        } else {
+            const uint64_t now_s = uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+            r = v->validate(watch_->token(), deployment_, now_s);
+            if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
+        }
+        if (reason) {
+            w_.counters()
+                .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+                     {{"reason", std::string(reason)}})
+                .inc();
+            EP_INFO(kLog, "{} ({}): SASL {} refused: OAuth token refused: {}", client_, domain_,
+                    watch_->mechanism(), reason);
+            return refuse_in_stream("not-authorized", "invalid access token", "oauth_refused");
+        }
+        user = std::get<OAuthIdentity>(r).user;
+    }
+    if (!watch_ || user.empty() || !w_.gen()->cfg.mra_policy.enabled) {
+        // No user edge-c can read, or no policy to apply: IM&P decides alone.
         if (watch_) {
             auto rest = watch_->release();
             watch_.reset();
@@ -234,7 +266,6 @@ void XmppUpstream::check_policy() {
         return;
     }
     std::weak_ptr<bool> alive = alive_;
-    std::string user = watch_->user();
     w_.mra_access().lookup(user, deployment_, [this, alive, user](Result<UserAccess> r) {
         if (alive.expired() || dying_ || phase_ != Phase::Relaying || !watch_) return;
         const auto& pc = w_.gen()->cfg.mra_policy;

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import pair  # noqa: E402
 import test_xmpp as tx  # noqa: E402
-from test_sip_oauth import PROFILES, USERS, SipOAuthEnv  # noqa: E402
+from test_sip_oauth import ISS, PROFILES, USERS, Issuer, SipOAuthEnv  # noqa: E402
 
 EDGE = "expe1.example.com"
 DOMAIN_B64 = base64.b64encode(b"example.com").decode().rstrip("=")
@@ -197,8 +197,12 @@ class MraPolicyXmppTest(h.TestCase):
                 f"username: axladmin, password: \"{tx.AXL_PASSWORD}\", tls_verify: true}}\n"
                 f"im_and_presence:\n  - {{address: {tx.IMP_NAME}, port: {self.fport[tx.IMP_NAME]}, "
                 f"username: axladmin, password: \"{tx.AXL_PASSWORD}\", tls_verify: true}}")
+        self.issuer = Issuer(ISS)
+        keys = os.path.join(self.tmp, "oauth-keys.json")
+        self.issuer.write(keys, None)
         extra = (f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}\n'
-                 "        mra_policy: {enabled: true, cache_ttl: 60s}")
+                 "        mra_policy: {enabled: true, cache_ttl: 60s}\n"
+                 f"        oauth: {{clusters: [{{name: cucm-cluster-1, issuer: \"{ISS}\", keys_file: {keys}}}]}}")
         ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra)
         pair.start_edge_e(self, ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
@@ -211,15 +215,25 @@ class MraPolicyXmppTest(h.TestCase):
             time.sleep(0.2)
         self.fail("edge-e never got a snapshot naming imp1")
 
-    def sign_in(self, user: str) -> bytes:
-        """Raw XMPP through the pair: STARTTLS at edge-e, the header, then SASL PLAIN; what came back."""
+    def sign_in(self, user: str, token: str | None = None) -> bytes:
+        """Raw XMPP through the pair: STARTTLS at edge-e, the header, then SASL PLAIN (or OAUTHBEARER with
+        `token`, RFC 7628); what came back."""
         with self.starttls(self.client()) as t:
             t.sendall(tx.header())
             got = tx.recv_until(t, rb"</stream:features>")
             self.assertIn(b"<mechanism>PLAIN</mechanism>", got)
-            cred = base64.b64encode(f"\0{user}\0{USERS[user]['password']}".encode()).decode()
-            t.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{cred}</auth>".encode())
+            if token is None:
+                mech, raw = "PLAIN", f"\0{user}\0{USERS[user]['password']}"
+            else:
+                mech, raw = "OAUTHBEARER", f"n,a={user}@example.com,\x01auth=Bearer {token}\x01\x01"
+            cred = base64.b64encode(raw.encode()).decode()
+            t.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>{cred}</auth>".encode())
             return tx.recv_until(t, rb"<success|<failure|</stream:stream>")
+
+    def oauth_refused(self, reason: str) -> float:
+        _, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/metrics", timeout=5)
+        return sum(float(ln.rsplit(" ", 1)[1]) for ln in body.decode().splitlines()
+                   if ln.startswith("edgepair_oauth_refused_total{") and f'reason="{reason}"' in ln)
 
     def refused(self, service: str, policy: str) -> float:
         _, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/metrics", timeout=5)
@@ -240,6 +254,24 @@ class MraPolicyXmppTest(h.TestCase):
         self.assertNotIn(b"<success", got)
         self.assertIn(b"no_service", got)
         self.assertEqual(self.refused("xmpp", "no_service"), 1)
+
+    def test_xmpp_token_checked_at_the_edge(self):
+        # An expired access token in OAUTHBEARER: edge-c refuses it (not-authorized), IM&P never answers.
+        expired = self.issuer.access_token(self.issuer.claims("ivy", -600))
+        got = self.sign_in("ivy", expired)
+        self.assertIn(b"<not-authorized", got)
+        self.assertNotIn(b"<failure", got)
+        self.assertEqual(self.oauth_refused("expired"), 1)
+        # nora's valid token: the policy of the token's user applies.
+        got = self.sign_in("nora", self.issuer.access_token(self.issuer.claims("nora", 300)))
+        self.assertIn(b"<policy-violation", got)
+        self.assertEqual(self.refused("xmpp", "no_service"), 1)
+        # ivy's valid token goes on to IM&P. Prosody cannot validate Unified CM's tokens (it does not offer the
+        # mechanism): its <failure> is the proof the <auth> reached it. A real IM&P would sign ivy in.
+        got = self.sign_in("ivy", self.issuer.access_token(self.issuer.claims("ivy", 300)))
+        self.assertIn(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'", got)
+        self.assertNotIn(b"<stream:error", got)
+        self.assertEqual(self.oauth_refused("expired"), 1)
 
 
 if __name__ == "__main__":
