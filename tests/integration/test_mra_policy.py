@@ -204,7 +204,7 @@ class MraPolicyXmppTest(h.TestCase):
                  "        mra_policy: {enabled: true, cache_ttl: 60s}\n"
                  f"        oauth: {{clusters: [{{name: cucm-cluster-1, issuer: \"{ISS}\", keys_file: {keys}}}]}}")
         ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra)
-        pair.start_edge_e(self, ecfg, self.ports)
+        self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -254,6 +254,9 @@ class MraPolicyXmppTest(h.TestCase):
         self.assertNotIn(b"<success", got)
         self.assertIn(b"no_service", got)
         self.assertEqual(self.refused("xmpp", "no_service"), 1)
+        for proc in (self.edge_c, self.edge_e):  # edge-c read the <auth>: it must not log the password
+            for u in ("ivy", "nora"):
+                self.assertNotIn(USERS[u]["password"], proc.log_text(), proc.name)
 
     def test_xmpp_token_checked_at_the_edge(self):
         # An expired access token in OAUTHBEARER: edge-c refuses it (not-authorized), IM&P never answers.

@@ -195,9 +195,16 @@ class SipOAuthTest(SipOAuthEnv):
         self.assertEqual(self.bindings("bob"), [])
 
         # A re-REGISTER with the same identity goes through.
-        r = self.register(alice, "CSFALICE", self.token("alice"))
+        again = self.token("alice")
+        r = self.register(alice, "CSFALICE", again)
         self.assertEqual(r.status, 200, r.raw)
         self.assertEqual(self.kam_requests("REGISTER"), n + 1)
+
+        # No token (nor its signature alone) in either edge's log (debug level).
+        for proc in (self.edge_c, self.edge_e):
+            text = proc.log_text()
+            for t in (good, bad, again):
+                self.assertNotIn(t.rsplit(".", 1)[1], text, proc.name)
 
     def test_bob_registers_his_own_device_on_his_flow(self):
         # The refusal above is not a blanket one: bob with his own token and device is accepted.

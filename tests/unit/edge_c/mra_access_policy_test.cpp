@@ -116,10 +116,11 @@ TEST_CASE("SASL user and the XMPP watch") {
     CHECK(sasl_user("SCRAM-SHA-1", "n,,n=nora,r=x") == "");
     CHECK(sasl_user("PLAIN", "nouser") == "");
 
-    CHECK(sasl_bearer("OAUTHBEARER", "n,a=ivy@example.com,\x01host=x\x01auth=Bearer abc.def.ghi\x01\x01") ==
-          "abc.def.ghi");
+    CHECK(sasl_bearer("OAUTHBEARER", "n,a=ivy@example.com,\x01host=x\x01"
+                                     "auth=Bearer abc.def.ghi\x01\x01") == "abc.def.ghi");
     CHECK(sasl_bearer("X-OAUTH2", "\0ivy\0abc.def.ghi"s) == "abc.def.ghi");
-    CHECK(sasl_bearer("OAUTHBEARER", "n,,\x01auth=Basic xyz\x01\x01") == "");
+    CHECK(sasl_bearer("OAUTHBEARER", "n,,\x01"
+                                     "auth=Basic xyz\x01\x01") == "");
     CHECK(sasl_bearer("PLAIN", "\0ivy\0pw"s) == "");
 
     XmppSaslWatch w;
