@@ -300,8 +300,9 @@ std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
 std::string sasl_bearer(std::string_view mechanism, std::string_view decoded) {
     std::string_view token;
     if (iequals(mechanism, "OAUTHBEARER")) {
-        constexpr std::string_view kAuth = "\x01"
-                                           "auth="; // two literals: in "\x01a" the hex escape would take the a
+        constexpr std::string_view kAuth =
+            "\x01"
+            "auth="; // two literals: in "\x01a" the hex escape would take the a
         auto a = decoded.find(kAuth);
         if (a == std::string_view::npos) return {};
         auto v = decoded.substr(a + kAuth.size());
