@@ -11,6 +11,7 @@
 #include "edge-c/credentials.h"
 #include "edge-c/edge_token.h"
 #include "edge-c/oauth_keys.h"
+#include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
@@ -91,6 +92,7 @@ void CWorker::init() {
     o.refresh_ms = [this] { return uint64_t(gen_->cfg.credentials.refresh_interval.count()); };
     o.cleanup_ms = uint64_t(g->cfg.credentials.cleanup_interval.count());
     credentials_ = std::make_unique<UdsCredentialChecker>(worker_.loop(), *http_, std::move(o));
+    mra_access_ = std::make_unique<MraAccessDirectory>(*this);
     xmpp_ = std::make_unique<XmppService>(*this);
     sip_ = std::make_unique<SipRouter>(*this);
 }
@@ -109,6 +111,7 @@ void CWorker::teardown() {
     owner_.clear();
     sip_.reset();
     xmpp_.reset();
+    mra_access_.reset();
     credentials_.reset();
     http_.reset();
     resolver_.reset();

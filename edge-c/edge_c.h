@@ -48,6 +48,7 @@ struct Generation {
 };
 
 class EdgeC;
+class MraAccessDirectory;
 class SipRouter;
 class UdsCredentialChecker;
 class XmppService;
@@ -79,6 +80,8 @@ class CWorker {
     SipRouter& sip() { return *sip_; }
     XmppService& xmpp() { return *xmpp_; }
     UdsCredentialChecker& credentials() { return *credentials_; }
+    // Per-user MRA access policy look-ups (edge-c/mra_access_policy.h; issue #15).
+    MraAccessDirectory& mra_access() { return *mra_access_; }
     // Labelled data-path counters: the registry is asked once per label set per worker, never per event.
     obs::CounterMemo& counters() { return counters_; }
     // The streams (and their abandoned connections) live here: own() takes one, retire() frees it on the
@@ -107,6 +110,7 @@ class CWorker {
     std::unique_ptr<net::Resolver> resolver_;
     std::unique_ptr<http::Client> http_;
     std::unique_ptr<UdsCredentialChecker> credentials_;
+    std::unique_ptr<MraAccessDirectory> mra_access_;
     std::unique_ptr<XmppService> xmpp_;
     std::unique_ptr<SipRouter> sip_;
     core::Owner owner_;

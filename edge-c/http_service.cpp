@@ -27,6 +27,7 @@
 #include "edge-c/credentials.h"
 #include "edge-c/edge_c.h"
 #include "edge-c/edge_token.h"
+#include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
 
 namespace edgepair::edge_c {
@@ -146,6 +147,8 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
 
   private:
     void authenticate(std::function<void(const AuthOutcome&)> next);
+    // `next` behind the user's MRA access policy (edge-c/mra_access_policy.h), when mra_policy is enabled.
+    std::function<void(const AuthOutcome&)> with_mra_policy(std::function<void(const AuthOutcome&)> next);
     void refuse_other_user(const std::string& owner, const std::string& user);
     void check_edge_token(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
     void check_oauth(std::string_view token, const std::function<void(const AuthOutcome&)>& next);
@@ -351,7 +354,36 @@ bool HttpStream::over_authorization_limit(std::string_view user, const char* met
     return true;
 }
 
+std::function<void(const AuthOutcome&)>
+HttpStream::with_mra_policy(std::function<void(const AuthOutcome&)> next) {
+    if (!w_.gen()->cfg.mra_policy.enabled) return next;
+    return [this, next = std::move(next)](const AuthOutcome& who) {
+        std::weak_ptr<bool> alive = alive_;
+        w_.mra_access().lookup(who.user, deployment_, [this, alive, next, who](Result<UserAccess> r) {
+            auto a = alive.lock();
+            if (!a || !*a || !s_) return;
+            const auto& pc = w_.gen()->cfg.mra_policy;
+            if (!r) {
+                if (pc.allow_on_lookup_error) return next(who);
+                access_.set_reason("policy_lookup_failed");
+                return respond(503, "user directory unavailable\n");
+            }
+            auto cls = device_class_of_user_agent(hv(req_, "user-agent"));
+            MraPolicy pol = effective_policy(*r, cls, pc.unknown_device_class);
+            if (!policy_allows(pol, MraService::Http)) {
+                w_.mra_access().count_refusal(MraService::Http, pol);
+                access_.set_reason("mra_policy");
+                EP_INFO(kLog, "stream {}: user {} refused: MRA access policy {} ({} client)", s_->id(),
+                        who.user, policy_label(pol), device_class_label(cls));
+                return respond(403, "forbidden by the MRA access policy\n");
+            }
+            next(who);
+        });
+    };
+}
+
 void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
+    next = with_mra_policy(std::move(next));
     const std::string_view authz = hv(req_, "authorization");
     if (auto bearer = bearer_of(authz)) {
         if (bearer->starts_with(kEdgeTokenPrefix)) return check_edge_token(*bearer, next);

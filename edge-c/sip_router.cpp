@@ -390,6 +390,8 @@ SipRouter::SipRouter(CWorker& w) : w_(w) {
     errors_ = std::make_unique<obs::OpenLabelCounters>(w.app().metrics(), "edgepair_sip_errors_total",
                                                        "SIP messages refused or dropped by edge-c",
                                                        obs::Labels{}, "reason");
+    gate_ = std::make_unique<SipAccessGate>(
+        w, *this, [this](SipFlow& f, sip::Message&& m) { forward_request(f, std::move(m)); });
     auto g = w.gen();
     if (g->cfg.media) {
         MediaB2bua::Refusals refusals{&w.app().metrics().counter("edgepair_media_calls_refused_total",
@@ -491,6 +493,7 @@ void SipRouter::flow_ended(SipFlow& f) {
     flows_.erase(f.id());
     f.access.close("ended");
     if (media_) media_->flow_closed(f.id());
+    if (gate_) gate_->flow_ended(f.id());
     EP_DEBUG(kLog, "flow {} ({}) ended", f.id(), f.client());
 }
 
@@ -689,6 +692,10 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
             return;
         }
     }
+    gate_->admit(f, std::move(m));
+}
+
+void SipRouter::forward_request(SipFlow& f, sip::Message&& m) {
     switch (sip::decrement_max_forwards(m)) {
     case sip::MaxForwardsResult::ok:
         break;

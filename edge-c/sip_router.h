@@ -47,6 +47,7 @@
 #include "common/sip/message.h"
 #include "common/sip/mra_policy.h"
 #include "edge-c/media_b2bua.h"
+#include "edge-c/sip_access.h"
 
 namespace edgepair::edge_c {
 
@@ -89,6 +90,13 @@ class SipFlow final : public link::StreamHandler {
     link::LinkConn* link() const { return link_; }
     std::string node;       // the Unified CM node this flow registered through
     obs::FlowAccess access; // log.access: opened by SipRouter::attach, closed by flow_ended
+    // SIP OAuth binding and MRA access policy outcome of this flow (edge-c/sip_access.h).
+    struct Identity {
+        std::string user, device, policy; // bound by a REGISTER with a valid token for one of user's devices
+        bool voice = false;
+        std::string refused_user,
+            refused_policy; // a REGISTER the policy refused: INVITE gets the same answer
+    } identity;
     // The client's Contact URIs, indexed by the rewritten Contact's "epc" param.
     sip::ContactTable contacts;
     // The upstreams (SipUpstream::id) this flow's messages went over: told when one is lost.
@@ -189,6 +197,8 @@ class SipRouter {
 
   private:
     const mra::Zone* choose_zone(SipFlow& f, const sip::Message& m);
+    // A client's request the access gate let through: Max-Forwards, Route policy, zone, then upstream.
+    void forward_request(SipFlow& f, sip::Message&& m);
     // The zone of the Unified CM node `host` names (search rules, then connected node addresses).
     const mra::Zone* zone_by_host(const mra::Snapshot& snap, std::string_view host) const;
     // The URI names a Unified CM node on one of its SIP ports (Route policy).
@@ -208,7 +218,8 @@ class SipRouter {
     std::unordered_map<uint64_t, SipFlow*> flows_;
     std::unordered_map<std::string, std::unique_ptr<SipUpstream>> upstreams_; // by zone name
     std::unordered_map<uint64_t, SipUpstream*> upstream_by_id_;
-    std::unique_ptr<MediaB2bua> media_; // none without a `media:` section
+    std::unique_ptr<MediaB2bua> media_;   // none without a `media:` section
+    std::unique_ptr<SipAccessGate> gate_; // SIP OAuth and MRA access policy (issue #15)
 };
 
 } // namespace edgepair::edge_c

@@ -12,8 +12,11 @@
 #include "edge-c/xmpp_service.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -27,6 +30,8 @@
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
 #include "edge-c/edge_c.h"
+#include "edge-c/mra_access_policy.h"
+#include "edge-c/oauth_validator.h"
 
 namespace edgepair::edge_c {
 
@@ -65,6 +70,11 @@ class XmppUpstream final : public link::StreamHandler {
     void on_up_close(std::string_view why);
     void attempt_failed(std::string why);
     void refuse(int status, std::string_view condition, std::string reason, std::string_view result);
+    // MRA access policy (issue #15): the client's bytes go through the SASL watch until its <auth> is judged.
+    void relay_client(std::string_view data);
+    void forward_up(std::string_view data);
+    void check_policy();
+    void refuse_in_stream(std::string_view condition, std::string text, std::string_view reason);
     void count(std::string_view result);
     void destroy_later();
 
@@ -84,9 +94,11 @@ class XmppUpstream final : public link::StreamHandler {
     bool up_paused_ = false;
     bool dying_ = false;
     uint64_t attempt_ = 0;
-    std::string id_;           // edge-e's request id for this stream
-    obs::FlowAccess access_;   // log.access: open at start(), close in destroy_later()
-    std::string close_reason_; // first cause of the end; "client_closed" when edge-e ended it
+    std::string id_;                       // edge-e's request id for this stream
+    obs::FlowAccess access_;               // log.access: open at start(), close in destroy_later()
+    std::string close_reason_;             // first cause of the end; "client_closed" when edge-e ended it
+    std::unique_ptr<XmppSaslWatch> watch_; // mra_policy.enabled: until the user's policy is known
+    std::string deployment_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -100,6 +112,10 @@ void XmppUpstream::start() {
         return refuse(404, "host-unknown", fmt::format("domain {} has no IM and Presence service", domain_),
                       "unknown_domain");
     std::string dep = snap->resolve_deployment(d->deployment);
+    deployment_ = dep;
+    // The SASL watch reads the client's <auth>: for the MRA access policy, and to check OAuth tokens at the
+    // edge.
+    if (w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth) watch_ = std::make_unique<XmppSaslWatch>();
     std::vector<Candidate> unreachable;
     for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
         // Nodes discovery could not reach are tried last, not skipped: the state may be stale.
@@ -186,15 +202,108 @@ void XmppUpstream::on_up_ready() {
     count("ok");
     EP_INFO(kLog, "{} ({}): relaying to IM&P {} over TLS", client_, domain_, cur_.name);
     if (!s_ || !s_->send_headers({{":status", "200"}})) return;
-    if (!pending_.empty()) {
-        size_t n = pending_.size();
-        up_->write(pending_);
-        pending_.clear();
-        if (up_->above_high_watermark())
-            owed_ += n;
-        else if (s_)
-            s_->consumed(n);
+    if (!pending_.empty()) relay_client(std::exchange(pending_, {}));
+}
+
+void XmppUpstream::forward_up(std::string_view data) {
+    if (data.empty()) return;
+    up_->write(data);
+    if (up_->above_high_watermark())
+        owed_ += data.size();
+    else if (s_)
+        s_->consumed(data.size());
+}
+
+void XmppUpstream::relay_client(std::string_view data) {
+    if (!watch_) return forward_up(data);
+    // Held bytes are not consumed: the link's per-stream window bounds what waits for the decision.
+    auto st = watch_->feed(data);
+    forward_up(watch_->take());
+    if (st == XmppSaslWatch::State::Pass) {
+        auto rest = watch_->release();
+        watch_.reset();
+        forward_up(rest);
+    } else if (st == XmppSaslWatch::State::Auth) {
+        check_policy();
     }
+}
+
+void XmppUpstream::check_policy() {
+    std::string user = watch_ ? watch_->user() : std::string();
+    if (watch_ && !watch_->token().empty()) {
+        // A token mechanism: edge-c checks the token itself (as on HTTP and SIP) before IM&P sees it, and the
+        // policy applies to the token's user.
+        const auto& v = w_.gen()->oauth;
+        std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
+        const char* reason = nullptr;
+        if (!v) {
+            reason = "not_configured";
+        } else {
+            const uint64_t now_s = uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+            r = v->validate(watch_->token(), deployment_, now_s);
+            if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
+        }
+        if (reason) {
+            w_.counters()
+                .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+                     {{"reason", std::string(reason)}})
+                .inc();
+            EP_INFO(kLog, "{} ({}): SASL {} refused: OAuth token refused: {}", client_, domain_,
+                    watch_->mechanism(), reason);
+            return refuse_in_stream("not-authorized", "invalid access token", "oauth_refused");
+        }
+        user = std::get<OAuthIdentity>(r).user;
+    }
+    if (!watch_ || user.empty() || !w_.gen()->cfg.mra_policy.enabled) {
+        // No user edge-c can read, or no policy to apply: IM&P decides alone.
+        if (watch_) {
+            auto rest = watch_->release();
+            watch_.reset();
+            forward_up(rest);
+        }
+        return;
+    }
+    std::weak_ptr<bool> alive = alive_;
+    w_.mra_access().lookup(user, deployment_, [this, alive, user](Result<UserAccess> r) {
+        if (alive.expired() || dying_ || phase_ != Phase::Relaying || !watch_) return;
+        const auto& pc = w_.gen()->cfg.mra_policy;
+        if (!r && !pc.allow_on_lookup_error)
+            return refuse_in_stream("remote-connection-failed", "user directory unavailable",
+                                    "policy_lookup_failed");
+        // The resource (which names the platform) is bound only after SASL: the class is not known yet.
+        MraPolicy pol =
+            r ? effective_policy(*r, DeviceClass::Unknown, pc.unknown_device_class) : MraPolicy::ImVoiceVideo;
+        if (!policy_allows(pol, MraService::Xmpp)) {
+            w_.mra_access().count_refusal(MraService::Xmpp, pol);
+            EP_INFO(kLog, "{} ({}): user {} refused: MRA access policy {}", client_, domain_, user,
+                    policy_label(pol));
+            return refuse_in_stream("policy-violation",
+                                    fmt::format("MRA access policy: {}", policy_label(pol)), "mra_policy");
+        }
+        auto rest = watch_->release();
+        watch_.reset();
+        forward_up(rest);
+    });
+}
+
+void XmppUpstream::refuse_in_stream(std::string_view condition, std::string text, std::string_view reason) {
+    // IM&P's stream is open towards the client (its header and features went through): the error goes in it,
+    // and IM&P never sees the held <auth>.
+    close_reason_ = reason;
+    phase_ = Phase::Done;
+    size_t held = watch_ ? watch_->release().size() : 0;
+    watch_.reset();
+    ++attempt_;
+    if (up_) w_.retire(std::move(up_));
+    if (!s_) return destroy_later();
+    if (held) s_->consumed(held);
+    s_->write(
+        fmt::format("<stream:error><{} xmlns='{}'/><text xmlns='{}'>{}</text></stream:error></stream:stream>",
+                    condition, xmpp::kStreamErrorNs, xmpp::kStreamErrorNs, xmpp::escape_xml(text)));
+    // The stream's on_close frees us (the handler must outlive the stream).
+    s_->end();
 }
 
 void XmppUpstream::on_up_data(const char* data, size_t len) {
@@ -313,11 +422,8 @@ void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
         pending_.append(data, len);
         return;
     }
-    up_->write(std::string_view(data, len));
-    if (up_->above_high_watermark())
-        owed_ += len;
-    else
-        s.consumed(len);
+    (void)s;
+    relay_client(std::string_view(data, len));
 }
 
 void XmppUpstream::on_end(link::LinkStream&) {

@@ -276,7 +276,7 @@ void parse_oauth(const Node& n, OAuthConfig& out) {
     auto seq = items->as_seq();
     if (!seq) return;
     for (const auto& item : *seq) {
-        auto c = item.as_map({"name", "deployment", "issuer", "keys_file", "keys_fetch"});
+        auto c = item.as_map({"name", "deployment", "issuer", "keys_file", "keys_fetch", "sip_oauth"});
         OAuthClusterConfig cc;
         c.string("name", cc.name, true);
         c.string("deployment", cc.deployment);
@@ -318,9 +318,24 @@ void parse_oauth(const Node& n, OAuthConfig& out) {
         }
         if (c.valid() && cc.keys_file.empty() == !c.has("keys_fetch"))
             c.node().error("exactly one of keys_file and keys_fetch is required");
+        c.boolean("sip_oauth", cc.sip_oauth);
         out.clusters.push_back(std::move(cc));
     }
     out.enabled = !out.clusters.empty();
+}
+
+constexpr EnumName<UnknownDeviceClass> kUnknownDeviceClass[] = {{"strictest", UnknownDeviceClass::Strictest},
+                                                                {"desktop", UnknownDeviceClass::Desktop},
+                                                                {"mobile", UnknownDeviceClass::Mobile}};
+
+void parse_mra_policy(const Node& n, MraPolicyConfig& out) {
+    auto m =
+        n.as_map({"enabled", "cache_ttl", "unknown_device_class", "allow_on_lookup_error", "axl_version"});
+    m.boolean("enabled", out.enabled);
+    m.duration("cache_ttl", out.cache_ttl, std::chrono::seconds(0), std::chrono::hours(24));
+    m.enumeration<UnknownDeviceClass>("unknown_device_class", out.unknown_device_class, kUnknownDeviceClass);
+    m.boolean("allow_on_lookup_error", out.allow_on_lookup_error);
+    m.string("axl_version", out.axl_version);
 }
 
 void parse_http(const Node& n, EdgeCHttpConfig& out) {
@@ -370,9 +385,9 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m =
-        top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery", "deployments",
-                    "domains", "allow_list", "credentials", "sip", "limits", "media", "http", "oauth"});
+    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery",
+                         "deployments", "domains", "allow_list", "credentials", "sip", "limits", "media",
+                         "http", "oauth", "mra_policy"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -395,6 +410,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("allow_list")) parse_allow_list(*n, cfg.allow_list);
     if (auto n = m.get("credentials")) parse_credentials(*n, cfg.credentials);
     if (auto n = m.get("oauth")) parse_oauth(*n, cfg.oauth);
+    if (auto n = m.get("mra_policy")) parse_mra_policy(*n, cfg.mra_policy);
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);
@@ -497,6 +513,20 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
             if (cfg.oauth.clusters[j].name == cfg.oauth.clusters[i].name)
                 error_at(src, diag, key + ".name",
                          "duplicate cluster \"" + cfg.oauth.clusters[i].name + "\"");
+    }
+    // The policy and the SIP OAuth device check are read over AXL with a discovery publisher's account.
+    if (cfg.mra_policy.enabled && cfg.discovery.unified_cm.empty())
+        error_at(src, diag, "mra_policy.enabled",
+                 "needs a discovery.unified_cm publisher: its AXL account reads the users' MRA policies");
+    for (std::size_t i = 0; i < cfg.oauth.clusters.size(); ++i) {
+        const auto& c = cfg.oauth.clusters[i];
+        bool has_pub = false;
+        for (const auto& p : cfg.discovery.unified_cm)
+            has_pub = has_pub || p.deployment == c.deployment;
+        if (c.sip_oauth && !has_pub)
+            error_at(src, diag, "oauth.clusters[" + std::to_string(i) + "].sip_oauth",
+                     "needs a discovery.unified_cm publisher of deployment \"" + c.deployment +
+                         "\": its AXL account reads the users' devices");
     }
 
     if (cfg.deployments.size() > kRecommendedMaxDeployments)

@@ -129,12 +129,28 @@ struct OAuthClusterConfig {
         std::string password_file;
         bool tls_verify = true;
     } keys_fetch;
+    // Unified CM has SIP OAuth mode on (Expressway X12.5+ builds "CEOAuth" zones then): a REGISTER through
+    // the edge must carry this cluster's access token, and binds its flow to the token's user (issue #15).
+    bool sip_oauth = false;
 };
 
 struct OAuthConfig {
     bool enabled = false; // true when any cluster is configured
     std::vector<OAuthClusterConfig> clusters;
     Duration clock_skew = std::chrono::seconds(30);
+};
+
+// Per-user MRA access policy (issue #15, edge-c/mra_access_policy.h): read from Unified CM's user profile
+// over AXL, cached, enforced per service and device class.
+enum class UnknownDeviceClass { Strictest, Desktop, Mobile };
+struct MraPolicyConfig {
+    bool enabled = false;
+    Duration cache_ttl = std::chrono::seconds(300);
+    // A client whose class cannot be told: the stricter of the user's two policies, or one of them.
+    UnknownDeviceClass unknown_device_class = UnknownDeviceClass::Strictest;
+    // Unified CM did not answer the look-up: refuse (503 / SIP 503 / no XMPP stream), or let it through.
+    bool allow_on_lookup_error = false;
+    std::string axl_version = "14.0";
 };
 
 struct EdgeCHttpConfig {
@@ -163,6 +179,7 @@ struct EdgeCConfig {
     AllowListConfig allow_list;
     CredentialsConfig credentials;
     OAuthConfig oauth;
+    MraPolicyConfig mra_policy;
     EdgeCHttpConfig http;
     SipConfig sip;
     LimitsConfig limits; // client_idle_timeout / max_connections unused on edge-c

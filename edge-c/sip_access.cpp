@@ -1,0 +1,229 @@
+#include "edge-c/sip_access.h"
+
+#include <chrono>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include "common/mra/allow_list.h"
+#include "common/obs/log.h"
+#include "common/sip/proxy.h"
+#include "common/sip/uri.h"
+#include "edge-c/edge_c.h"
+#include "edge-c/mra_access_policy.h"
+#include "edge-c/oauth_validator.h"
+#include "edge-c/sip_router.h"
+
+namespace edgepair::edge_c {
+
+namespace {
+
+constexpr const char* kLog = "sip";
+// Assumption (header comment): the access token rides in this header with the Bearer scheme (RFC 8898).
+constexpr std::string_view kTokenHeader = "Authorization";
+constexpr std::string_view kBearer = "bearer ";
+// Where Jabber names its device in the REGISTER's Contact (TechNote 217244).
+constexpr std::string_view kDeviceParam = "+u.sip!devicename.ccm.cisco.com";
+// RFC 8898 section 2.3: what a registrar answers a REGISTER without a usable token.
+constexpr std::string_view kBearerChallenge = "Bearer realm=\"Cisco-Edge\"";
+constexpr std::string_view kBearerInvalid = "Bearer realm=\"Cisco-Edge\", error=\"invalid_token\"";
+
+std::optional<std::string_view> bearer_token(const sip::Message& m) {
+    const sip::Header* h = m.find(kTokenHeader);
+    if (!h) return std::nullopt;
+    std::string_view v = h->value;
+    if (v.size() <= kBearer.size()) return std::nullopt;
+    for (size_t i = 0; i < kBearer.size(); ++i) {
+        char c = v[i];
+        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+        if (c != kBearer[i]) return std::nullopt;
+    }
+    v.remove_prefix(kBearer.size());
+    while (!v.empty() && v.front() == ' ')
+        v.remove_prefix(1);
+    if (v.empty()) return std::nullopt;
+    return v;
+}
+
+// The device every Contact of the REGISTER names; empty when none does or two disagree.
+std::string device_of(const sip::Message& m) {
+    std::string out;
+    for (auto v : m.values(sip::HeaderId::contact)) {
+        auto na = sip::NameAddr::parse(v);
+        if (!na) return {};
+        auto d = na->params.get(kDeviceParam);
+        if (!d) return {};
+        std::string_view s = *d;
+        if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+        if (s.empty() || (!out.empty() && out != s)) return {};
+        out = std::string(s);
+    }
+    return out;
+}
+
+uint64_t wall_s() {
+    return uint64_t(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
+std::string deployment_of(CWorker& w, const SipFlow& f) {
+    auto snap = w.snapshot();
+    if (!snap) return "default";
+    const mra::Domain* d = snap->find_domain(f.domain());
+    return snap->resolve_deployment(d ? d->deployment : std::string_view{});
+}
+
+} // namespace
+
+bool SipAccessGate::sip_oauth_on(const SipFlow& f) const {
+    const auto& clusters = w_.gen()->cfg.oauth.clusters;
+    bool any = false;
+    for (const auto& c : clusters)
+        any = any || c.sip_oauth;
+    if (!any) return false;
+    const std::string dep = deployment_of(w_, f);
+    for (const auto& c : clusters)
+        if (c.sip_oauth && c.deployment == dep) return true;
+    return false;
+}
+
+void SipAccessGate::admit(SipFlow& f, sip::Message&& m) {
+    if (auto it = held_.find(f.id()); it != held_.end()) {
+        it->second.push_back(std::move(m));
+        return;
+    }
+    if (!sip_oauth_on(f)) return forward_(f, std::move(m));
+    const std::string& method = m.method();
+    if (method == "REGISTER") return check_register(f, std::move(m));
+    if (method == "ACK" || method == "CANCEL") return forward_(f, std::move(m));
+    auto& id = f.identity;
+    if (!id.refused_policy.empty() && method == "INVITE") {
+        w_.counters()
+            .get("edgepair_mra_policy_refused_total", "Requests refused by the user's MRA access policy",
+                 {{"service", "sip"}, {"policy", id.refused_policy}})
+            .inc();
+        return refuse(f, m, 403, "Forbidden by MRA access policy", "mra_policy",
+                      fmt::format("MRA access policy of user {}: {}", id.refused_user, id.refused_policy));
+    }
+    if (id.user.empty()) return refuse(f, m, 403, "Not registered with an access token", "sip_oauth_unbound");
+    if (method == "INVITE" && !id.voice) {
+        return refuse(f, m, 403, "Forbidden by MRA access policy", "mra_policy",
+                      fmt::format("MRA access policy of user {}: {}", id.user, id.policy));
+    }
+    forward_(f, std::move(m));
+}
+
+void SipAccessGate::check_register(SipFlow& f, sip::Message&& m) {
+    auto token = bearer_token(m);
+    if (!token) {
+        return refuse(f, m, 401, "Access token required", "sip_oauth_no_token", {}, kBearerChallenge);
+    }
+    const auto& v = w_.gen()->oauth;
+    std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
+    const char* reason = nullptr;
+    if (!v) {
+        reason = "not_configured";
+    } else {
+        r = v->validate(*token, deployment_of(w_, f), wall_s());
+        if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
+    }
+    if (reason) {
+        w_.counters()
+            .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+                 {{"reason", std::string(reason)}})
+            .inc();
+        EP_INFO(kLog, "flow {} ({}): REGISTER refused: OAuth token refused: {}", f.id(), f.client(), reason);
+        return refuse(f, m, 401, "Invalid access token", std::string("sip_oauth_") + reason, {},
+                      kBearerInvalid);
+    }
+    auto& who = std::get<OAuthIdentity>(r);
+    std::string device = device_of(m);
+    if (device.empty()) return refuse(f, m, 403, "No device name in Contact", "sip_oauth_no_device");
+    auto& id = f.identity;
+    if (!id.user.empty() && (!mra::same_user(id.user, who.user) || id.device != device)) {
+        EP_WARN(kLog, "flow {} ({}): REGISTER as {} / {} refused: the flow is bound to {} / {}", f.id(),
+                f.client(), who.user, device, id.user, id.device);
+        return refuse(f, m, 403, "Flow bound to another identity", "identity_mismatch");
+    }
+    // Later requests of this flow wait for the look-up, so they cannot overtake the REGISTER.
+    held_[f.id()];
+    w_.mra_access().lookup(
+        who.user, deployment_of(w_, f),
+        [this, fid = f.id(), m = std::move(m), user = who.user, device](Result<UserAccess> a) mutable {
+            SipFlow* fl = r_.find_flow(fid);
+            if (!fl) {
+                held_.erase(fid);
+                return;
+            }
+            if (!a) {
+                // Identity binding cannot be skipped (mra_policy.allow_on_lookup_error or not): no device
+                // list, no registration.
+                refuse(*fl, m, 503, "User directory unavailable", "policy_lookup_failed");
+                return release(fid);
+            }
+            const auto& acc = *a;
+            auto& id = fl->identity;
+            if (!acc.owns_device(device)) {
+                EP_WARN(kLog, "flow {} ({}): REGISTER refused: device {} is not one of user {}'s devices",
+                        fid, fl->client(), device, user);
+                refuse(*fl, m, 403, "Device not associated with the authenticated user", "identity_mismatch");
+                return release(fid);
+            }
+            const auto& pc = w_.gen()->cfg.mra_policy;
+            MraPolicy pol = MraPolicy::ImVoiceVideo;
+            if (pc.enabled)
+                pol = effective_policy(acc, device_class_of_sip_device(device), pc.unknown_device_class);
+            if (!policy_allows(pol, MraService::Sip)) {
+                w_.mra_access().count_refusal(MraService::Sip, pol);
+                id.refused_user = user;
+                id.refused_policy = policy_label(pol);
+                EP_INFO(kLog, "flow {} ({}): REGISTER of {} refused: MRA access policy {}", fid, fl->client(),
+                        user, policy_label(pol));
+                refuse(*fl, m, 403, "Forbidden by MRA access policy", "mra_policy",
+                       fmt::format("MRA access policy of user {}: {}", user, policy_label(pol)));
+                return release(fid);
+            }
+            id.user = user;
+            id.device = device;
+            id.policy = policy_label(pol);
+            id.voice = true;
+            EP_DEBUG(kLog, "flow {} ({}): bound to user {} device {}", fid, fl->client(), user, device);
+            forward_(*fl, std::move(m));
+            release(fid);
+        });
+}
+
+void SipAccessGate::release(uint64_t flow) {
+    // Replays what waited, in order; one of them may be another REGISTER that holds the flow again.
+    auto it = held_.find(flow);
+    if (it == held_.end()) return;
+    auto q = std::move(it->second);
+    held_.erase(it);
+    while (!q.empty()) {
+        SipFlow* f = r_.find_flow(flow);
+        if (!f) return;
+        sip::Message m = std::move(q.front());
+        q.pop_front();
+        if (auto again = held_.find(flow); again != held_.end()) {
+            again->second.push_back(std::move(m));
+            continue;
+        }
+        admit(*f, std::move(m));
+    }
+}
+
+void SipAccessGate::refuse(SipFlow& f, const sip::Message& m, int status, std::string_view reason,
+                           std::string_view count, std::string_view warning, std::string_view challenge) {
+    r_.count(count);
+    if (m.method() == "ACK") return;
+    auto resp = sip::make_response(m, status, reason, r_.random_token());
+    if (!challenge.empty()) resp.append_header("WWW-Authenticate", std::string(challenge));
+    // RFC 3261 20.43: code 399 "miscellaneous warning" with the edge as the agent; the text says which
+    // policy.
+    if (!warning.empty())
+        resp.append_header("Warning", fmt::format("399 {} \"{}\"", w_.gen()->cfg.node_name, warning));
+    f.send(resp.serialize());
+}
+
+} // namespace edgepair::edge_c

@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""Per-user MRA access policy (issue #15 item 5; seed 004 "MRA Policies").
+
+The UCM fixture serves each user's profile over AXL (getUser -> userProfile, getUserProfileProvision ->
+enableMra, mraPolicy_Desktop, mraPolicy_Mobile, the field names of Unified CM's AXL schema); edge-c reads and
+caches it and enforces it per service and device class:
+- "No service": 403 on get_edge_config (and every proxied request) and on SIP;
+- "IM & Presence only": signs in over HTTP, but REGISTER and INVITE get 403 with a Warning naming the policy;
+- desktop and mobile apart: the device name's type (CSF desktop, TCT mobile) picks the policy.
+Each refusal is counted in edgepair_mra_policy_refused_total{service,policy}; Kamailio never sees a refused
+REGISTER. SIP identities come from SIP OAuth (test_sip_oauth.py's topology): MRA policies are "based on OAuth".
+
+XMPP (MraPolicyXmppTest, with Prosody as IM&P): edge-c reads the user from the client's SASL <auth> before
+relaying it; a user whose policy has no IM gets a policy-violation stream error and Prosody never sees the
+<auth> (the user is registered in Prosody with that very password, so a leaked <auth> would succeed).
+
+Run: EDGEPAIR_BIN=build/bin EDGEPAIR_SRC=. /usr/bin/python3 tests/integration/test_mra_policy.py
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness as h  # noqa: E402
+import pair  # noqa: E402
+import test_xmpp as tx  # noqa: E402
+from test_sip_oauth import ISS, PROFILES, USERS, Issuer, SipOAuthEnv  # noqa: E402
+
+EDGE = "expe1.example.com"
+DOMAIN_B64 = base64.b64encode(b"example.com").decode().rstrip("=")
+EDGE_CONFIG = f"/{DOMAIN_B64}/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin"
+
+
+class MraPolicyTest(SipOAuthEnv):
+    MRA_POLICY = True
+
+    def refused(self, service: str, policy: str) -> float:
+        return self.metric(self.ports.admin_c, "edgepair_mra_policy_refused_total",
+                           {"service": service, "policy": policy})
+
+    def edge_config(self, token: str, ua: str = "Jabber (Windows)"):
+        return h.http_request(f"https://{EDGE}:{self.ports.https}{EDGE_CONFIG}", "GET",
+                              headers={"Authorization": f"Bearer {token}", "User-Agent": ua},
+                              cafile=self.ca, connect_to=("127.0.0.1", self.ports.https), timeout=20)
+
+    def test_im_only_signs_in_but_no_voice(self):
+        tok = self.token("ivy")
+        st, _, body = self.edge_config(tok)
+        self.assertEqual(st, 200, body[:300])
+
+        ivy = self.ua("ivy")
+        before = self.kam_requests("REGISTER")
+        r = self.register(ivy, "CSFIVY", tok)
+        self.assertEqual(r.status, 403, r.raw)
+        self.assertIn("im_only", r.get("Warning"))
+        self.assertTrue(r.get("Warning").startswith("399 "), r.get("Warning"))
+        self.assert_never_reached(before, "IM-only REGISTER")
+        self.assertEqual(self.bindings("ivy"), [])
+        self.assertEqual(self.refused("sip", "im_only"), 1)
+
+        r = self.invite(ivy, "alice")
+        self.assertEqual(r.status, 403, r.raw)
+        self.assertIn("im_only", r.get("Warning"))
+        self.assertEqual(self.kam_requests("INVITE"), 0)
+        self.assertEqual(self.refused("sip", "im_only"), 2)
+        self.assertGreaterEqual(self.sip_errors("mra_policy"), 2)
+
+    def test_no_service_gets_nothing(self):
+        tok = self.token("nora")
+        st, _, body = self.edge_config(tok)
+        self.assertEqual(st, 403, body[:300])
+        self.assertEqual(self.refused("http", "no_service"), 1)
+
+        nora = self.ua("nora")
+        before = self.kam_requests("REGISTER")
+        r = self.register(nora, "CSFNORA", tok)
+        self.assertEqual(r.status, 403, r.raw)
+        self.assertIn("no_service", r.get("Warning"))
+        self.assert_never_reached(before, "no-service REGISTER")
+        self.assertEqual(self.refused("sip", "no_service"), 1)
+
+    def test_desktop_and_mobile_policies_apart(self):
+        # mia: desktop "IM & Presence, Voice and Video calls", mobile "IM & Presence only".
+        tok = self.token("mia")
+        desk = self.ua("mia")
+        r = self.register(desk, "CSFMIA", tok)
+        self.assertEqual(r.status, 200, r.raw)
+        self.wait_bindings("mia", lambda b: len(b) == 1)
+
+        mobile = self.ua("mia")
+        n = self.kam_requests("REGISTER")
+        r = self.register(mobile, "TCTMIA", tok)
+        self.assertEqual(r.status, 403, r.raw)
+        self.assertIn("im_only", r.get("Warning"))
+        self.assert_never_reached(n, "mobile REGISTER under an IM-only mobile policy")
+        self.assertEqual(self.refused("sip", "im_only"), 1)
+
+        # Over HTTP the class comes from the User-Agent: an iPhone client still signs in (IM is allowed).
+        st, _, body = self.edge_config(tok, ua="Jabber iPhone")
+        self.assertEqual(st, 200, body[:300])
+
+    def test_full_policy_calls_reach_unified_cm(self):
+        alice = self.ua("alice")
+        r = self.register(alice, "CSFALICE", self.token("alice"))
+        self.assertEqual(r.status, 200, r.raw)
+        before = self.kam_requests("INVITE")
+        r = self.invite(alice, "nobody")
+        # Kamailio answers (no such user): what matters is that the INVITE got there.
+        self.assertNotEqual(r.status, 403, r.raw)
+        self.assertEqual(self.kam_requests("INVITE"), before + 1)
+        self.assertEqual(self.refused("sip", "im_voice_video"), 0)
+
+
+class MraPolicyXmppTest(h.TestCase):
+    """Prosody as IM&P imp1 (a free 127.0.1.x:5222), the UCM fixture as cucm1 (AXL user profiles) and imp1."""
+
+    # Borrowed from test_xmpp.py (not inherited: its tests would run again here).
+    starttls = tx.XmppTest.starttls
+    client = tx.XmppTest.client
+
+    def setUp(self):
+        super().setUp()
+        for tool in ("prosody", "prosodyctl", "dnsmasq"):
+            self.require_tool(tool)
+        self.pki_dir = h.pki()
+        self.ports = pair.Ports()
+        # edge-c dials IM&P on 5222, so Prosody needs that port: on a loopback address no other test uses.
+        self.imp_addr = next((f"127.0.1.{i}" for i in range(30, 90)
+                              if h._can_bind(f"127.0.1.{i}", tx.XMPP_PORT, socket.SOCK_STREAM)), None)
+        if self.imp_addr is None:
+            self.skipTest("no loopback address with 5222 free")
+        self.start_prosody()
+        self.start_dns()
+        self.start_fixtures()
+        self.start_pair()
+
+    def start_prosody(self):
+        """Prosody as imp1 (test_xmpp.py's configuration), knowing ivy and nora with the fixture's passwords."""
+        os.makedirs(os.path.join(self.tmp, "prosody-data"), exist_ok=True)
+        with open(tx.PROSODY_TEMPLATE, encoding="utf-8") as f:
+            text = f.read()
+        for k, v in {"TMP": self.tmp, "ADDR": self.imp_addr, "PORT": str(tx.XMPP_PORT),
+                     "CERT": f"{self.pki_dir}/tomcat-imp1-chain.crt", "KEY": f"{self.pki_dir}/tomcat-imp1.key"}.items():
+            text = text.replace(f"@{k}@", v)
+        cfg = os.path.join(self.tmp, "prosody.cfg.lua")
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write(text)
+        for user in ("ivy", "nora"):
+            rc, out = h.run_cmd([self.require_tool("prosodyctl"), "--config", cfg, "register", user, "example.com",
+                                 USERS[user]["password"]], timeout=30)
+            if rc != 0:
+                raise h.HarnessError(f"prosodyctl register {user} failed: {out}")
+        self.prosody = self.start([self.require_tool("prosody"), "--config", cfg, "-F"], name="prosody")
+        self.prosody.wait_port(self.imp_addr, tx.XMPP_PORT, timeout=15)
+
+    def start_dns(self):
+        self.dns_port = h.free_port(udp=True)
+        args = [self.require_tool("dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                "--no-hosts", "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
+                f"--port={self.dns_port}", "--log-facility=-", f"--address=/{tx.IMP_NAME}/{self.imp_addr}",
+                "--address=/cucm1.example.com/127.0.1.1"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        p = self.start(args, name="dnsmasq")
+        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+
+    def start_fixtures(self):
+        cluster = {
+            "name": "cucm-cluster-1", "version": "14.0.1.10000-20",
+            "nodes": [{"name": "cucm1.example.com", "address": "127.0.1.1", "type": "ucm", "publisher": True},
+                      {"name": tx.IMP_NAME, "address": self.imp_addr, "type": "imp", "publisher": True}],
+            "axl_users": {"axladmin": {"password": tx.AXL_PASSWORD, "roles": ["axl"]}},
+            "end_users": USERS, "user_profiles": PROFILES,
+        }
+        path = os.path.join(self.tmp, "cluster.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(cluster, f)
+        self.fport = {}
+        for name, addr, cert in (("cucm1.example.com", "127.0.1.1", "tomcat-cucm1"),
+                                 (tx.IMP_NAME, self.imp_addr, "tomcat-imp1")):
+            self.fport[name] = h.free_port(addr)
+            p = self.start([tx.PY, tx.FIXTURE, "--cluster", path, "--node", name, "--listen",
+                            f"{addr}:{self.fport[name]}", "--cert", f"{self.pki_dir}/{cert}-chain.crt",
+                            "--key", f"{self.pki_dir}/{cert}.key"], name=f"fixture-{name.split('.')[0]}")
+            p.wait_log(r"^READY$", timeout=15)
+
+    def start_pair(self):
+        ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir)
+        disc = (f"unified_cm:\n  - {{address: cucm1.example.com, port: {self.fport['cucm1.example.com']}, "
+                f"username: axladmin, password: \"{tx.AXL_PASSWORD}\", tls_verify: true}}\n"
+                f"im_and_presence:\n  - {{address: {tx.IMP_NAME}, port: {self.fport[tx.IMP_NAME]}, "
+                f"username: axladmin, password: \"{tx.AXL_PASSWORD}\", tls_verify: true}}")
+        self.issuer = Issuer(ISS)
+        keys = os.path.join(self.tmp, "oauth-keys.json")
+        self.issuer.write(keys, None)
+        extra = (f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}\n'
+                 "        mra_policy: {enabled: true, cache_ttl: 60s}\n"
+                 f"        oauth: {{clusters: [{{name: cucm-cluster-1, issuer: \"{ISS}\", keys_file: {keys}}}]}}")
+        ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra)
+        self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
+        self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
+            snap = json.loads(body).get("snapshot") if st == 200 else None
+            if snap and "example.com" in snap["domains"] and tx.IMP_NAME in snap["nodes"]:
+                return
+            time.sleep(0.2)
+        self.fail("edge-e never got a snapshot naming imp1")
+
+    def sign_in(self, user: str, token: str | None = None) -> bytes:
+        """Raw XMPP through the pair: STARTTLS at edge-e, the header, then SASL PLAIN (or OAUTHBEARER with
+        `token`, RFC 7628); what came back."""
+        with self.starttls(self.client()) as t:
+            t.sendall(tx.header())
+            got = tx.recv_until(t, rb"</stream:features>")
+            self.assertIn(b"<mechanism>PLAIN</mechanism>", got)
+            if token is None:
+                mech, raw = "PLAIN", f"\0{user}\0{USERS[user]['password']}"
+            else:
+                mech, raw = "OAUTHBEARER", f"n,a={user}@example.com,\x01auth=Bearer {token}\x01\x01"
+            cred = base64.b64encode(raw.encode()).decode()
+            t.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>{cred}</auth>".encode())
+            return tx.recv_until(t, rb"<success|<failure|</stream:stream>")
+
+    def oauth_refused(self, reason: str) -> float:
+        _, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/metrics", timeout=5)
+        return sum(float(ln.rsplit(" ", 1)[1]) for ln in body.decode().splitlines()
+                   if ln.startswith("edgepair_oauth_refused_total{") and f'reason="{reason}"' in ln)
+
+    def refused(self, service: str, policy: str) -> float:
+        _, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/metrics", timeout=5)
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith("edgepair_mra_policy_refused_total{") and f'service="{service}"' in line \
+                    and f'policy="{policy}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def test_xmpp_by_policy(self):
+        # IM & Presence only: chat is allowed, so the sign-in reaches Prosody and succeeds.
+        got = self.sign_in("ivy")
+        self.assertIn(b"<success", got)
+        # No service: refused by edge-c with a policy-violation; Prosody never got the (valid) credentials.
+        got = self.sign_in("nora")
+        self.assertIn(b"<policy-violation", got)
+        self.assertNotIn(b"<success", got)
+        self.assertIn(b"no_service", got)
+        self.assertEqual(self.refused("xmpp", "no_service"), 1)
+        for proc in (self.edge_c, self.edge_e):  # edge-c read the <auth>: it must not log the password
+            for u in ("ivy", "nora"):
+                self.assertNotIn(USERS[u]["password"], proc.log_text(), proc.name)
+
+    def test_xmpp_token_checked_at_the_edge(self):
+        # An expired access token in OAUTHBEARER: edge-c refuses it (not-authorized), IM&P never answers.
+        expired = self.issuer.access_token(self.issuer.claims("ivy", -600))
+        got = self.sign_in("ivy", expired)
+        self.assertIn(b"<not-authorized", got)
+        self.assertNotIn(b"<failure", got)
+        self.assertEqual(self.oauth_refused("expired"), 1)
+        # nora's valid token: the policy of the token's user applies.
+        got = self.sign_in("nora", self.issuer.access_token(self.issuer.claims("nora", 300)))
+        self.assertIn(b"<policy-violation", got)
+        self.assertEqual(self.refused("xmpp", "no_service"), 1)
+        # ivy's valid token goes on to IM&P. Prosody cannot validate Unified CM's tokens (it does not offer the
+        # mechanism): its <failure> is the proof the <auth> reached it. A real IM&P would sign ivy in.
+        got = self.sign_in("ivy", self.issuer.access_token(self.issuer.claims("ivy", 300)))
+        self.assertIn(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'", got)
+        self.assertNotIn(b"<stream:error", got)
+        self.assertEqual(self.oauth_refused("expired"), 1)
+
+
+if __name__ == "__main__":
+    h.run_tests()
