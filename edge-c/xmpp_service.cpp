@@ -5,6 +5,14 @@
 // then replays the client's bytes into the protected stream and relays both ways. IM&P therefore sees a TLS
 // stream whose header is the client's: it offers SASL next, and authentication happens at IM&P.
 //
+// Home node (issue #16, edge-c/imp_home.h): until SASL ends, both directions go through a framer. The
+// client's <auth/> names the user; when this worker remembers another node as the user's home, or the node
+// answers the <auth/> with the home-node hint, edge-c opens the stream again on that node (STARTTLS, the
+// client's stream header, the node's features swallowed because the client has them already) and sends the
+// <auth/> there, so the credential reaches one node at a time and the client sees one stream. A home node
+// that does not answer is replaced by its presence redundancy group peer. After <success/> the relay is
+// raw bytes again.
+//
 // Until the upstream stream is ready the client's bytes are held unconsumed, so the link's per-stream window
 // bounds them. Failures before that are answered with a non-200 status and x-xmpp-error (the condition
 // edge-e sends to the client); after it, an abrupt upstream loss resets the stream and edge-e turns that into
@@ -27,6 +35,7 @@
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
 #include "edge-c/edge_c.h"
+#include "edge-c/imp_home.h"
 
 namespace edgepair::edge_c {
 
@@ -35,6 +44,10 @@ namespace {
 constexpr const char* kLog = "xmpp";
 constexpr uint16_t kImpXmppPort = 5222;
 constexpr uint64_t kNegotiateTimeoutMs = 10000; // connect + stream header + STARTTLS + TLS, per node
+constexpr std::string_view kSaslNs = "urn:ietf:params:xml:ns:xmpp-sasl";
+// What the client may send while its stream moves to the home node (it waits for the SASL outcome, so this
+// is the <auth/> and keep-alives); more is a misbehaving client.
+constexpr size_t kMaxHeld = 64 * 1024;
 
 struct Candidate {
     std::string name;
@@ -65,6 +78,17 @@ class XmppUpstream final : public link::StreamHandler {
     void on_up_close(std::string_view why);
     void attempt_failed(std::string why);
     void refuse(int status, std::string_view condition, std::string reason, std::string_view result);
+    // Sign-in watching (home node).
+    void client_in(std::string_view data);
+    void server_in(std::string_view data);
+    void send_up(std::string_view bytes);
+    void to_client(std::string_view bytes);
+    void on_client_auth(const std::string& raw);
+    bool follow_hint(const std::string& host);
+    void rehome(const std::string& node);
+    void stop_watching();
+    void cut(std::string reason);
+    std::vector<Candidate> candidates_for(const std::string& node) const;
     void count(std::string_view result);
     void destroy_later();
 
@@ -87,6 +111,15 @@ class XmppUpstream final : public link::StreamHandler {
     std::string id_;           // edge-e's request id for this stream
     obs::FlowAccess access_;   // log.access: open at start(), close in destroy_later()
     std::string close_reason_; // first cause of the end; "client_closed" when edge-e ended it
+    std::string dep_;          // the domain's deployment
+    bool counted_ok_ = false;
+    // Home node: set while SASL is watched (both framers), and while the stream moves to another node.
+    std::unique_ptr<xmpp::Framer> cfr_, sfr_;
+    bool watching_ = false;
+    bool rehoming_ = false; // connecting to another node; the client's stream is already answered
+    bool swallow_ = false;  // that node's first features are not relayed (the client has them)
+    int rehomes_ = 0;
+    std::string client_header_, auth_, held_, user_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -100,6 +133,7 @@ void XmppUpstream::start() {
         return refuse(404, "host-unknown", fmt::format("domain {} has no IM and Presence service", domain_),
                       "unknown_domain");
     std::string dep = snap->resolve_deployment(d->deployment);
+    dep_ = dep;
     std::vector<Candidate> unreachable;
     for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
         // Nodes discovery could not reach are tried last, not skipped: the state may be stale.
@@ -124,6 +158,7 @@ void XmppUpstream::start() {
 void XmppUpstream::try_next() {
     neg_.reset();
     if (next_ >= nodes_.size()) {
+        if (rehoming_) return cut("IM and Presence home node and its backup unreachable: " + last_error_);
         return refuse(502, "remote-connection-failed", "IM and Presence unreachable: " + last_error_,
                       "unreachable");
     }
@@ -183,21 +218,240 @@ void XmppUpstream::on_up_ready() {
     phase_ = Phase::Relaying;
     timer_->cancel();
     neg_.reset();
-    count("ok");
+    if (rehoming_) {
+        // The client's stream continues here: its header again, this node's features swallowed, then the
+        // held <auth/> (server_in sends it when the features arrive).
+        rehoming_ = false;
+        swallow_ = true;
+        sfr_ = std::make_unique<xmpp::Framer>();
+        EP_INFO(kLog, "{} ({}): user {} moved to IM&P {} over TLS", client_, domain_, user_, cur_.name);
+        up_->write(client_header_);
+        return;
+    }
+    if (!counted_ok_) count("ok");
+    counted_ok_ = true;
     EP_INFO(kLog, "{} ({}): relaying to IM&P {} over TLS", client_, domain_, cur_.name);
     if (!s_ || !s_->send_headers({{":status", "200"}})) return;
+    if constexpr (kHomeNodeHint != HomeNodeHint::None) {
+        watching_ = true;
+        cfr_ = std::make_unique<xmpp::Framer>();
+        sfr_ = std::make_unique<xmpp::Framer>();
+    }
     if (!pending_.empty()) {
         size_t n = pending_.size();
-        up_->write(pending_);
+        std::string bytes = std::move(pending_);
         pending_.clear();
-        if (up_->above_high_watermark())
+        if (watching_)
+            client_in(bytes);
+        else
+            up_->write(bytes);
+        if (up_ && up_->above_high_watermark())
             owed_ += n;
         else if (s_)
             s_->consumed(n);
     }
 }
 
+void XmppUpstream::to_client(std::string_view bytes) {
+    access_.add_out(bytes.size());
+    if (s_ && !s_->write(bytes) && !up_paused_ && up_) {
+        up_paused_ = true;
+        up_->pause_reading();
+    }
+}
+
+void XmppUpstream::send_up(std::string_view bytes) {
+    if (rehoming_ || swallow_ || !up_) {
+        held_.append(bytes);
+        if (held_.size() > kMaxHeld) cut("client sent more than 64 KiB while its stream moved to its home node");
+        return;
+    }
+    up_->write(bytes);
+}
+
+void XmppUpstream::client_in(std::string_view data) {
+    if (!cfr_) return send_up(data);
+    cfr_->feed(data);
+    while (cfr_ && watching_ && phase_ != Phase::Done) {
+        auto ev = cfr_->next();
+        if (!ev) break;
+        switch (ev->type) {
+        case xmpp::EventType::stream_open:
+            client_header_ = ev->header.raw;
+            send_up(ev->header.raw);
+            break;
+        case xmpp::EventType::stanza:
+            if (ev->name == "auth" && ev->ns == kSaslNs) {
+                on_client_auth(ev->raw);
+                break;
+            }
+            send_up(ev->raw);
+            break;
+        case xmpp::EventType::keepalive:
+        case xmpp::EventType::starttls:
+            send_up(ev->raw);
+            break;
+        case xmpp::EventType::stream_close:
+            send_up(ev->raw.empty() ? std::string_view("</stream:stream>") : std::string_view(ev->raw));
+            break;
+        case xmpp::EventType::error:
+            // edge-e framed this stream with the same rules already; failing here is a bug or a desync.
+            return cut("client stream unreadable while watching the sign-in: " + ev->detail);
+        }
+    }
+}
+
+void XmppUpstream::on_client_auth(const std::string& raw) {
+    auth_ = raw;
+    user_ = sasl_user(raw).value_or("");
+    if (!user_.empty() && rehomes_ == 0) {
+        auto home = w_.xmpp().homes().get(dep_, user_, w_.worker().loop().now_ms());
+        if (home && *home != cur_.name && !candidates_for(*home).empty()) {
+            EP_DEBUG(kLog, "{} ({}): user {} was last accepted by IM&P {}; moving there before <auth/>", client_,
+                     domain_, user_, *home);
+            held_ = raw;
+            return rehome(*home);
+        }
+    }
+    send_up(raw);
+}
+
+void XmppUpstream::server_in(std::string_view data) {
+    if (!sfr_) return to_client(data);
+    sfr_->feed(data);
+    while (sfr_ && watching_ && phase_ != Phase::Done) {
+        auto ev = sfr_->next();
+        if (!ev) break;
+        switch (ev->type) {
+        case xmpp::EventType::stream_open:
+            if (!swallow_) to_client(ev->header.raw);
+            break;
+        case xmpp::EventType::keepalive:
+            if (!swallow_) to_client(ev->raw);
+            break;
+        case xmpp::EventType::stanza:
+            if (swallow_) {
+                if (ev->name == "features" && ev->ns == xmpp::kStreamsNs) {
+                    swallow_ = false;
+                    std::string held = std::move(held_);
+                    held_.clear();
+                    if (!held.empty()) up_->write(held);
+                } else if (ev->name == "error" && ev->ns == xmpp::kStreamsNs) {
+                    return cut(fmt::format("IM&P {} refused the moved stream: {}", cur_.name, ev->raw));
+                }
+                break;
+            }
+            if (ev->name == "error" && ev->ns == xmpp::kStreamsNs) {
+                if (auto host = home_node_hint(ev->raw); host && follow_hint(*host)) return;
+            }
+            to_client(ev->raw);
+            if (ev->ns == kSaslNs && ev->name == "success") {
+                w_.xmpp().homes().put(dep_, user_, cur_.name, w_.worker().loop().now_ms(),
+                                      uint64_t(w_.gen()->cfg.credentials.home_cache.count()));
+                return stop_watching();
+            }
+            if (ev->ns == kSaslNs && ev->name == "failure") return stop_watching();
+            break;
+        case xmpp::EventType::stream_close:
+            to_client(ev->raw.empty() ? std::string_view("</stream:stream>") : std::string_view(ev->raw));
+            break;
+        case xmpp::EventType::starttls:
+        case xmpp::EventType::error:
+            return cut(fmt::format("IM&P {} stream unreadable while watching the sign-in: {}", cur_.name,
+                                   ev->detail));
+        }
+    }
+}
+
+void XmppUpstream::stop_watching() {
+    // SASL is over: the client restarts its stream next (RFC 6120 6.4.6), and from here on the relay does not
+    // read the XML. Nothing follows <success/> from either side until that restart.
+    watching_ = false;
+    cfr_.reset();
+    sfr_.reset();
+    auth_.clear();
+    auth_.shrink_to_fit();
+}
+
+std::vector<Candidate> XmppUpstream::candidates_for(const std::string& node) const {
+    std::vector<Candidate> out;
+    auto snap = w_.snapshot();
+    if (!snap) return out;
+    const mra::UcNode* home = nullptr;
+    for (const mra::UcNode* n : snap->nodes_of(dep_, mra::NodeType::ImP))
+        if (n->name == node) home = n;
+    if (!home) return out; // never follow a hint out of the deployment's discovered IM&P nodes
+    out.push_back({home->name, home->tls_verify});
+    // Its presence redundancy group peer takes the user over when it fails; without known groups, the other
+    // nodes of its IM&P cluster in discovery order.
+    for (const mra::UcNode* n : snap->nodes_of(dep_, mra::NodeType::ImP)) {
+        if (n == home) continue;
+        const bool peer = home->imp_peer.empty() ? n->publisher == home->publisher : n->name == home->imp_peer;
+        if (peer) out.push_back({n->name, n->tls_verify});
+    }
+    return out;
+}
+
+bool XmppUpstream::follow_hint(const std::string& host) {
+    if (user_.empty() || auth_.empty() || rehomes_ >= kMaxRedirects || host == cur_.name) {
+        EP_WARN(kLog, "{} ({}): IM&P {} points to {}; not followed ({})", client_, domain_, cur_.name, host,
+                user_.empty() ? "no SASL user seen" : rehomes_ >= kMaxRedirects ? "too many moves" : "same node");
+        w_.xmpp().count_redirect("refused");
+        return false;
+    }
+    if (candidates_for(host).empty()) {
+        EP_WARN(kLog, "{} ({}): IM&P {} points user {} to {}, which is not a discovered IM&P node of deployment "
+                "{}; not followed",
+                client_, domain_, cur_.name, user_, host, dep_);
+        w_.xmpp().count_redirect("refused");
+        return false;
+    }
+    EP_INFO(kLog, "{} ({}): IM&P {} says user {} is homed on {}", client_, domain_, cur_.name, user_, host);
+    w_.xmpp().count_redirect("followed");
+    held_ = auth_;
+    rehome(host);
+    return true;
+}
+
+void XmppUpstream::rehome(const std::string& node) {
+    ++rehomes_;
+    rehoming_ = true;
+    swallow_ = false;
+    sfr_.reset();
+    if (up_) {
+        ++attempt_; // the old connection's callbacks no longer reach this stream
+        w_.retire(std::move(up_));
+    }
+    if (owed_ && s_) s_->consumed(owed_);
+    owed_ = 0;
+    nodes_ = candidates_for(node);
+    next_ = 0;
+    last_error_.clear();
+    try_next();
+}
+
+void XmppUpstream::cut(std::string reason) {
+    if (phase_ == Phase::Done || dying_) return;
+    EP_WARN(kLog, "{} ({}): stream cut: {}", client_, domain_, reason);
+    count("unreachable");
+    if (close_reason_.empty()) close_reason_ = "unreachable";
+    phase_ = Phase::Done;
+    rehoming_ = false;
+    if (timer_) timer_->cancel();
+    if (up_) {
+        ++attempt_;
+        w_.retire(std::move(up_));
+    }
+    // The client's stream was answered already: a reset becomes remote-connection-failed at edge-e.
+    if (s_) {
+        s_->reset(link::kInternalError);
+        s_ = nullptr;
+    }
+    destroy_later();
+}
+
 void XmppUpstream::on_up_data(const char* data, size_t len) {
+    if (phase_ == Phase::Relaying && watching_) return server_in(std::string_view(data, len));
     if (phase_ == Phase::Relaying) {
         access_.add_out(len);
         if (s_ && !s_->write(std::string_view(data, len)) && !up_paused_) {
@@ -309,11 +563,22 @@ void XmppUpstream::count(std::string_view result) {
 void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
     if (phase_ == Phase::Done) return s.consumed(len);
     access_.add_in(len);
+    if (rehoming_ || (phase_ == Phase::Relaying && swallow_)) {
+        // The stream is moving to the home node: held (bounded) until that node's features arrived.
+        client_in(std::string_view(data, len));
+        if (phase_ == Phase::Done) return;
+        return s.consumed(len);
+    }
     if (phase_ != Phase::Relaying) {
         pending_.append(data, len);
         return;
     }
-    up_->write(std::string_view(data, len));
+    if (watching_)
+        client_in(std::string_view(data, len));
+    else
+        up_->write(std::string_view(data, len));
+    if (phase_ == Phase::Done) return;
+    if (!up_) return s.consumed(len);
     if (up_->above_high_watermark())
         owed_ += len;
     else
@@ -361,6 +626,15 @@ XmppService::XmppService(CWorker& w) : w_(w) {
         results_[i] = &w.app().metrics().counter("edgepair_xmpp_upstream_total",
                                                  "XMPP sessions edge-c set up towards IM and Presence",
                                                  {{"result", std::string(kResults[i])}});
+    const char* help = "IM and Presence home-node hints during XMPP sign-in (followed to a discovered node, or not)";
+    redirects_followed_ = &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help,
+                                                     {{"result", "followed"}});
+    redirects_refused_ = &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help,
+                                                    {{"result", "refused"}});
+}
+
+void XmppService::count_redirect(std::string_view result) {
+    (result == "followed" ? redirects_followed_ : redirects_refused_)->inc();
 }
 
 void XmppService::count(std::string_view result) {
