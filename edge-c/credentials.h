@@ -68,7 +68,7 @@ struct UdsCheckerOptions {
     std::function<uint64_t()> refresh_ms; // success cache lifetime
     uint64_t cleanup_ms = 720ull * 60 * 1000;
     std::function<uint64_t()> home_cache_ms; // how long a user's home cluster is remembered
-    size_t max_cache_entries = 100000; // memory bound against a credential-stuffing flood
+    size_t max_cache_entries = 100000;       // memory bound against a credential-stuffing flood
 };
 
 // One per worker loop (no locking): the caches are per worker.

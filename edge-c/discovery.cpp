@@ -724,8 +724,8 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
         resolve_nodes();
     }
 
-    // IM&P nodes are paired in presence redundancy groups (System > Presence Redundancy Groups); when a user's
-    // home node fails its peer serves the user, so the XMPP service needs the pairs. AXLSoap.xsd has
+    // IM&P nodes are paired in presence redundancy groups (System > Presence Redundancy Groups); when a
+    // user's home node fails its peer serves the user, so the XMPP service needs the pairs. AXLSoap.xsd has
     // listPresenceRedundancyGroup (LPresenceRedundancyGroup: server1, server2); which publisher of a
     // centralized deployment answers it is not public: edgepair asks the IM&P publisher, and a fault only
     // costs the fail-over order (noted, not fatal).

@@ -49,8 +49,8 @@ std::vector<std::vector<std::string>> ucm_clusters(const mra::Snapshot& snap, st
 
 struct HomeClusterOptions {
     std::function<std::shared_ptr<const mra::Snapshot>()> snapshot;
-    // How long a found home is trusted without asking again (credentials.home_cache); read on every store so a
-    // reload applies. Unset: 10 minutes.
+    // How long a found home is trusted without asking again (credentials.home_cache); read on every store so
+    // a reload applies. Unset: 10 minutes.
     std::function<uint64_t()> ttl_ms;
     size_t max_entries = 100000;
 };

@@ -113,7 +113,8 @@ std::optional<std::string> ImpHomeCache::get(std::string_view deployment, std::s
 void ImpHomeCache::put(std::string_view deployment, std::string_view user, std::string node, uint64_t now_ms,
                        uint64_t ttl_ms) {
     if (user.empty() || ttl_ms == 0) return;
-    if (map_.size() >= max_) std::erase_if(map_, [now_ms](const auto& e) { return e.second.expires_ms <= now_ms; });
+    if (map_.size() >= max_)
+        std::erase_if(map_, [now_ms](const auto& e) { return e.second.expires_ms <= now_ms; });
     auto k = key(deployment, user);
     if (map_.size() >= max_ && !map_.count(k)) return;
     map_[k] = Entry{std::move(node), now_ms + ttl_ms};

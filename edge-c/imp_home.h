@@ -9,7 +9,8 @@
 //   1. Who signs in: the client's SASL <auth> names the user (confirmed: IM&P offers PLAIN, RFC 4616, and
 //      CISCO-VTG-TOKEN, base64 of `userid=<user>@<domain>\0token=<otp>`). edge-c reads it before it
 //      forwards it, so the credential goes to one node only.
-//   2. Where the user lives: ASSUMPTION. The public record says only that "IM&P can hint the user's home node"
+//   2. Where the user lives: ASSUMPTION. The public record says only that "IM&P can hint the user's home
+//   node"
 //      in its stream; the element is not public. edgepair reads the hint as RFC 6120's standard redirect,
 //      `<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>node</see-other-host>`
 //      sent in answer to the <auth> of a user who is homed elsewhere. The one place that decides this is

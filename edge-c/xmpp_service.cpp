@@ -263,7 +263,8 @@ void XmppUpstream::to_client(std::string_view bytes) {
 void XmppUpstream::send_up(std::string_view bytes) {
     if (rehoming_ || swallow_ || !up_) {
         held_.append(bytes);
-        if (held_.size() > kMaxHeld) cut("client sent more than 64 KiB while its stream moved to its home node");
+        if (held_.size() > kMaxHeld)
+            cut("client sent more than 64 KiB while its stream moved to its home node");
         return;
     }
     up_->write(bytes);
@@ -307,8 +308,8 @@ void XmppUpstream::on_client_auth(const std::string& raw) {
     if (!user_.empty() && rehomes_ == 0) {
         auto home = w_.xmpp().homes().get(dep_, user_, w_.worker().loop().now_ms());
         if (home && *home != cur_.name && !candidates_for(*home).empty()) {
-            EP_DEBUG(kLog, "{} ({}): user {} was last accepted by IM&P {}; moving there before <auth/>", client_,
-                     domain_, user_, *home);
+            EP_DEBUG(kLog, "{} ({}): user {} was last accepted by IM&P {}; moving there before <auth/>",
+                     client_, domain_, user_, *home);
             held_ = raw;
             return rehome(*home);
         }
@@ -386,7 +387,8 @@ std::vector<Candidate> XmppUpstream::candidates_for(const std::string& node) con
     // nodes of its IM&P cluster in discovery order.
     for (const mra::UcNode* n : snap->nodes_of(dep_, mra::NodeType::ImP)) {
         if (n == home) continue;
-        const bool peer = home->imp_peer.empty() ? n->publisher == home->publisher : n->name == home->imp_peer;
+        const bool peer =
+            home->imp_peer.empty() ? n->publisher == home->publisher : n->name == home->imp_peer;
         if (peer) out.push_back({n->name, n->tls_verify});
     }
     return out;
@@ -395,12 +397,15 @@ std::vector<Candidate> XmppUpstream::candidates_for(const std::string& node) con
 bool XmppUpstream::follow_hint(const std::string& host) {
     if (user_.empty() || auth_.empty() || rehomes_ >= kMaxRedirects || host == cur_.name) {
         EP_WARN(kLog, "{} ({}): IM&P {} points to {}; not followed ({})", client_, domain_, cur_.name, host,
-                user_.empty() ? "no SASL user seen" : rehomes_ >= kMaxRedirects ? "too many moves" : "same node");
+                user_.empty()               ? "no SASL user seen"
+                : rehomes_ >= kMaxRedirects ? "too many moves"
+                                            : "same node");
         w_.xmpp().count_redirect("refused");
         return false;
     }
     if (candidates_for(host).empty()) {
-        EP_WARN(kLog, "{} ({}): IM&P {} points user {} to {}, which is not a discovered IM&P node of deployment "
+        EP_WARN(kLog,
+                "{} ({}): IM&P {} points user {} to {}, which is not a discovered IM&P node of deployment "
                 "{}; not followed",
                 client_, domain_, cur_.name, user_, host, dep_);
         w_.xmpp().count_redirect("refused");
@@ -626,11 +631,12 @@ XmppService::XmppService(CWorker& w) : w_(w) {
         results_[i] = &w.app().metrics().counter("edgepair_xmpp_upstream_total",
                                                  "XMPP sessions edge-c set up towards IM and Presence",
                                                  {{"result", std::string(kResults[i])}});
-    const char* help = "IM and Presence home-node hints during XMPP sign-in (followed to a discovered node, or not)";
-    redirects_followed_ = &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help,
-                                                     {{"result", "followed"}});
-    redirects_refused_ = &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help,
-                                                    {{"result", "refused"}});
+    const char* help =
+        "IM and Presence home-node hints during XMPP sign-in (followed to a discovered node, or not)";
+    redirects_followed_ =
+        &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help, {{"result", "followed"}});
+    redirects_refused_ =
+        &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help, {{"result", "refused"}});
 }
 
 void XmppService::count_redirect(std::string_view result) {

@@ -251,8 +251,8 @@ void parse_allow_list(const Node& n, AllowListConfig& out) {
 }
 
 void parse_credentials(const Node& n, CredentialsConfig& out) {
-    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period", "token_key_file",
-                       "edge_tokens", "home_cache"});
+    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period",
+                       "token_key_file", "edge_tokens", "home_cache"});
     // Seconds are allowed (the guide's floor is a minute) so that tests can watch a token expire.
     m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
     m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));

@@ -96,9 +96,10 @@ TEST_CASE("clusterUser: the UDS user id comes from result/@uri (email= sign-in)"
                              "uri=\"https://h:8443/cucm-uds/user/j%2Edoe%40x/\"/></clusterUser>")
               ->user_id == "j.doe@x");
     // Anything that is not one plain segment gives no id (the signed-in name is used instead).
-    for (const char* uri : {"https://h/cucm-uds/user/a/b", "https://h/cucm-uds/user/", "https://h/other/x",
-                            "https://h/cucm-uds/user/a%2Fb", "https://h/cucm-uds/user/a%0d", "https://h/cucm-uds/user/%4",
-                            "https://h/cucm-uds/user/..", "https://h/cucm-uds/user/%2e%2e"}) {
+    for (const char* uri :
+         {"https://h/cucm-uds/user/a/b", "https://h/cucm-uds/user/", "https://h/other/x",
+          "https://h/cucm-uds/user/a%2Fb", "https://h/cucm-uds/user/a%0d", "https://h/cucm-uds/user/%4",
+          "https://h/cucm-uds/user/..", "https://h/cucm-uds/user/%2e%2e"}) {
         auto r = parse_cluster_user(std::string("<clusterUser><result found=\"true\" uri=\"") + uri +
                                     "\"/></clusterUser>");
         REQUIRE(r);

@@ -37,16 +37,19 @@ TEST_CASE("SASL auth names the user: PLAIN and CISCO-VTG-TOKEN", "[edge_c][imp_h
 
 TEST_CASE("home-node hint: RFC 6120 see-other-host", "[edge_c][imp_home]") {
     const std::string ns = "xmlns='urn:ietf:params:xml:ns:xmpp-streams'";
-    CHECK(home_node_hint("<stream:error><see-other-host " + ns + ">IMP2.example.com</see-other-host></stream:error>") ==
-          "imp2.example.com");
-    CHECK(home_node_hint("<stream:error><see-other-host " + ns + ">imp2.example.com:5222</see-other-host>"
-                         "<text " + ns + ">moved</text></stream:error>") == "imp2.example.com");
-    CHECK(home_node_hint("<stream:error><see-other-host " + ns + ">[2001:db8::2]:5222</see-other-host></stream:error>") ==
-          "2001:db8::2");
+    CHECK(home_node_hint("<stream:error><see-other-host " + ns +
+                         ">IMP2.example.com</see-other-host></stream:error>") == "imp2.example.com");
+    CHECK(home_node_hint("<stream:error><see-other-host " + ns +
+                         ">imp2.example.com:5222</see-other-host>"
+                         "<text " +
+                         ns + ">moved</text></stream:error>") == "imp2.example.com");
+    CHECK(home_node_hint("<stream:error><see-other-host " + ns +
+                         ">[2001:db8::2]:5222</see-other-host></stream:error>") == "2001:db8::2");
     CHECK_FALSE(home_node_hint("<stream:error><host-unknown " + ns + "/></stream:error>"));
     CHECK_FALSE(home_node_hint("<stream:error><see-other-host " + ns + "/></stream:error>"));
     CHECK_FALSE(home_node_hint("<stream:error><see-other-host>x</see-other-host></stream:error>"));
-    CHECK_FALSE(home_node_hint("<stream:error><see-other-host " + ns + ">a/b</see-other-host></stream:error>"));
+    CHECK_FALSE(
+        home_node_hint("<stream:error><see-other-host " + ns + ">a/b</see-other-host></stream:error>"));
     CHECK_FALSE(home_node_hint("<message><see-other-host " + ns + ">x</see-other-host></message>"));
 }
 
