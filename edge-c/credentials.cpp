@@ -90,6 +90,7 @@ struct UdsCredentialChecker::Pending {
     std::string key;
     std::string deployment;
     std::string user, password;
+    std::string uds_user; // the id clusterUser named: what UDS is asked about
     std::vector<Callback> callbacks;
     std::vector<std::string> nodes; // the home cluster's nodes, the one clusterUser named first
     size_t next = 0;
@@ -109,9 +110,8 @@ UdsCredentialChecker::UdsCredentialChecker(core::Loop& loop, http::Client& clien
     HomeClusterOptions ho;
     ho.snapshot = opts_.snapshot;
     ho.max_entries = opts_.max_cache_entries;
+    ho.ttl_ms = opts_.home_cache_ms;
     home_ = std::make_unique<HomeClusterFinder>(loop_, client_, std::move(ho));
-    // Workers start their round-robin at different nodes, or every worker's first check hits the same one.
-    rr_ = buf[0];
     if (opts_.cleanup_ms > 0) {
         cleanup_timer_ = std::make_unique<core::Timer>(loop_, [this] {
             cleanup();
@@ -168,7 +168,7 @@ void UdsCredentialChecker::check(std::string_view user, std::string_view passwor
         if (it->second.expires_ms > now) {
             AuthOutcome o;
             o.verdict = AuthOutcome::Verdict::Allowed;
-            o.user = std::string(user);
+            o.user = it->second.user_id;
             o.node = it->second.node;
             o.cached = true;
             return cb(std::move(o));
@@ -201,6 +201,7 @@ void UdsCredentialChecker::check(std::string_view user, std::string_view passwor
             return finish(p, std::move(o));
         }
         p->nodes = std::move((*h)->nodes);
+        p->uds_user = (*h)->user_id.empty() ? p->user : (*h)->user_id;
         attempt(p);
     });
 }
@@ -223,11 +224,13 @@ void UdsCredentialChecker::attempt(std::shared_ptr<Pending> p) {
     req.method = "GET";
     req.origin = http::Origin{"https", node->name, mra::https_port_of(*node)};
     // The call TechNote 211304's log shows as the password check.
-    req.target = "/cucm-uds/user/" + encode_path_segment(p->user) + "/devices";
+    req.target = "/cucm-uds/user/" + encode_path_segment(p->uds_user) + "/devices";
     req.verify = node->tls_verify;
-    req.headers.add("Authorization", "Basic " + http::base64_encode(p->user + ":" + p->password));
+    // UDS authenticates the user id it stores; a client that signed in with its address is checked under
+    // the id clusterUser's email= answer named.
+    req.headers.add("Authorization", "Basic " + http::base64_encode(p->uds_user + ":" + p->password));
     req.headers.add("Accept", "application/xml");
-    EP_DEBUG(kLog, "UDS check of user {} on {}", p->user, node->name);
+    EP_DEBUG(kLog, "UDS check of user {} (UDS id {}) on {}", p->user, p->uds_user, node->name);
     std::weak_ptr<bool> alive = alive_;
     std::string node_name = node->name;
     client_.fetch(std::move(req), [this, alive, p, node_name](Result<http::ClientResponse> r) {
@@ -244,7 +247,7 @@ void UdsCredentialChecker::attempt(std::shared_ptr<Pending> p) {
             return attempt(p);
         }
         AuthOutcome o;
-        o.user = p->user;
+        o.user = p->uds_user;
         o.node = node_name;
         switch (r->status) {
         case 200:
@@ -274,7 +277,7 @@ void UdsCredentialChecker::finish(const std::shared_ptr<Pending>& p, Result<Auth
         if (cache_.size() >= opts_.max_cache_entries) cleanup();
         if (cache_.size() < opts_.max_cache_entries) {
             uint64_t ttl = opts_.refresh_ms ? opts_.refresh_ms() : 480ull * 60 * 1000;
-            cache_[p->key] = Entry{r->node, loop_.now_ms() + ttl};
+            cache_[p->key] = Entry{r->node, r->user, loop_.now_ms() + ttl};
         }
     }
     // Callbacks may start new checks (and touch pending_), so they run from a local copy.

@@ -1,10 +1,11 @@
 #pragma once
 // End-user credential checks for the HTTP edge (get_edge_config and proxied requests).
 //
-// Expressway-C proves a user's password by asking Unified CM over UDS (shared/MRA-PROTOCOL.md, "AXL
-// discovery": `/cucm-uds/user/<id>` with the user's own Basic credentials answers 200 only for the right
-// password) and round-robins over the Unified CM nodes of the domain's deployment (seeds/002). A success
-// is remembered for the credentials refresh interval (seeds/002: 480 min default, cleanup 720 min) so a
+// Expressway-C proves a user's password by asking Unified CM over UDS, on the user's home cluster only
+// (TechNote 211304: `GET /cucm-uds/clusterUser?username=<id>` first, edge-c/home_cluster.h, then
+// `/cucm-uds/user/<id>/devices` with the user's own Basic credentials, which answers 200 only for the right
+// password). The home cluster's nodes are tried in order, the one clusterUser named first. A success is
+// remembered for the credentials refresh interval (seeds/002: 480 min default, cleanup 720 min) so a
 // signed-in client does not cost one UDS round trip per request.
 //
 // Everything sits behind CredentialChecker so that OAuth tokens (issue: tokens) can be checked by another
@@ -39,7 +40,7 @@ std::optional<BasicCredentials> parse_basic_auth(std::string_view header_value);
 struct AuthOutcome {
     enum class Verdict { Allowed, Denied };
     Verdict verdict = Verdict::Denied;
-    std::string user;
+    std::string user;    // the UDS user id (clusterUser's, which differs from the signed-in name for email=)
     std::string node;    // the Unified CM node that answered (also remembered with a cached success)
     bool cached = false; // answered from the success cache
     std::string reason;  // Denied: why, for logs (never shown to the client)
@@ -66,10 +67,11 @@ struct UdsCheckerOptions {
     std::function<std::shared_ptr<const mra::Snapshot>()> snapshot;
     std::function<uint64_t()> refresh_ms; // success cache lifetime
     uint64_t cleanup_ms = 720ull * 60 * 1000;
-    size_t max_cache_entries = 100000; // memory bound against a credential-stuffing flood
+    std::function<uint64_t()> home_cache_ms; // how long a user's home cluster is remembered
+    size_t max_cache_entries = 100000;       // memory bound against a credential-stuffing flood
 };
 
-// One per worker loop (no locking): the cache and the round-robin position are per worker.
+// One per worker loop (no locking): the caches are per worker.
 class UdsCredentialChecker final : public CredentialChecker {
   public:
     UdsCredentialChecker(core::Loop& loop, http::Client& client, UdsCheckerOptions opts);
@@ -82,7 +84,7 @@ class UdsCredentialChecker final : public CredentialChecker {
 
   private:
     struct Entry {
-        std::string node;
+        std::string node, user_id;
         uint64_t expires_ms = 0;
     };
     struct Pending;
@@ -99,7 +101,6 @@ class UdsCredentialChecker final : public CredentialChecker {
     // Checks in flight by cache key: Jabber signs in with a burst of parallel requests carrying the same
     // credentials, and they should cost one UDS request, not one each.
     std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;
-    size_t rr_ = 0;
     std::unique_ptr<HomeClusterFinder> home_; // clusterUser look-up before the check (edge-c/home_cluster.h)
     std::unique_ptr<core::Timer> cleanup_timer_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

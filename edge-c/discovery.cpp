@@ -346,6 +346,19 @@ std::map<std::string, std::pair<int, int>> parse_call_manager_ports(pugi::xml_no
     return ports;
 }
 
+std::map<std::string, std::string> parse_presence_redundancy_groups(pugi::xml_node ret) {
+    std::map<std::string, std::string> peers;
+    for (auto g : ret.children()) {
+        if (g.type() != pugi::node_element || local_name(g.name()) != "presenceRedundancyGroup") continue;
+        auto a = mra::to_lower(child_text(g, "server1"));
+        auto b = mra::to_lower(child_text(g, "server2"));
+        if (a.empty() || b.empty() || a == b) continue; // a group of one node has no backup
+        peers[a] = b;
+        peers[b] = a;
+    }
+    return peers;
+}
+
 std::vector<CallManagerRef> parse_call_manager_list(pugi::xml_node ret) {
     std::vector<CallManagerRef> out;
     for (auto cm : ret.children()) {
@@ -650,7 +663,7 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
                 if (cfg.kind == config::UcKind::UnifiedCm)
                     sip_ports();
                 else
-                    resolve_nodes();
+                    redundancy_groups();
             });
     }
 
@@ -709,6 +722,29 @@ struct Discovery::Run : std::enable_shared_from_this<Discovery::Run> {
                 n.sip_tls_port = uint16_t(it->second.second);
         }
         resolve_nodes();
+    }
+
+    // IM&P nodes are paired in presence redundancy groups (System > Presence Redundancy Groups); when a
+    // user's home node fails its peer serves the user, so the XMPP service needs the pairs. AXLSoap.xsd has
+    // listPresenceRedundancyGroup (LPresenceRedundancyGroup: server1, server2); which publisher of a
+    // centralized deployment answers it is not public: edgepair asks the IM&P publisher, and a fault only
+    // costs the fail-over order (noted, not fatal).
+    void redundancy_groups() {
+        axl("listPresenceRedundancyGroup",
+            "<searchCriteria><name>%</name></searchCriteria><returnedTags><name/><server1/><server2/>"
+            "<haEnabled/></returnedTags>",
+            [this](AxlReply& rep) {
+                if (rep.kind != AxlReply::Ok) {
+                    notes.push_back("presence redundancy groups unknown (XMPP fail-over tries the other IM&P "
+                                    "nodes in order): " +
+                                    fault_text("listPresenceRedundancyGroup", rep));
+                } else {
+                    auto peers = parse_presence_redundancy_groups(rep.ret);
+                    for (auto& n : nodes)
+                        if (auto it = peers.find(n.name); it != peers.end()) n.imp_peer = it->second;
+                }
+                resolve_nodes();
+            });
     }
 
     // ---- CUPI (Unity Connection) ----

@@ -170,6 +170,11 @@ std::vector<CallManagerRef> parse_call_manager_list(pugi::xml_node ret);
 // 1..65535.
 std::map<std::string, std::pair<int, int>> parse_call_manager_ports(pugi::xml_node ret);
 
+// listPresenceRedundancyGroup (AXLSoap.xsd LPresenceRedundancyGroup: name, description, server1, server2,
+// haEnabled, numUsers; server1/server2 are XFkType whose text is the process node name): node -> the other
+// node of its group, lower case, for groups with two servers.
+std::map<std::string, std::string> parse_presence_redundancy_groups(pugi::xml_node ret);
+
 // CUPI GET /vmrest/version: VersionInformation/version (empty when absent or not XML).
 std::string parse_cupi_version(std::string_view body);
 struct CupiCluster {

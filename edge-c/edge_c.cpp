@@ -91,6 +91,7 @@ void CWorker::init() {
     o.snapshot = [this] { return snapshot(); };
     o.refresh_ms = [this] { return uint64_t(gen_->cfg.credentials.refresh_interval.count()); };
     o.cleanup_ms = uint64_t(g->cfg.credentials.cleanup_interval.count());
+    o.home_cache_ms = [this] { return uint64_t(gen_->cfg.credentials.home_cache.count()); };
     credentials_ = std::make_unique<UdsCredentialChecker>(worker_.loop(), *http_, std::move(o));
     mra_access_ = std::make_unique<MraAccessDirectory>(*this);
     xmpp_ = std::make_unique<XmppService>(*this);

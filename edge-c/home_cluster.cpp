@@ -41,6 +41,39 @@ std::string host_of_uri(std::string_view uri) {
     return std::string(uri.substr(0, uri.find(':')));
 }
 
+// ".../cucm-uds/user/<id>[/]" -> "<id>", percent-decoded; empty for anything else, or an id UDS cannot hold
+// ('/', control characters) or that is not a plain segment.
+std::string user_id_of_uri(std::string_view uri) {
+    uri = uri.substr(0, uri.find_first_of("?#"));
+    constexpr std::string_view kUser = "/cucm-uds/user/";
+    auto p = uri.find(kUser);
+    if (p == std::string_view::npos) return {};
+    std::string_view seg = uri.substr(p + kUser.size());
+    if (!seg.empty() && seg.back() == '/') seg.remove_suffix(1);
+    if (seg.empty() || seg.find('/') != std::string_view::npos) return {};
+    auto hex = [](char h) -> int {
+        if (h >= '0' && h <= '9') return h - '0';
+        if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+        if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    for (size_t i = 0; i < seg.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(seg[i]);
+        if (c == '%') {
+            if (i + 2 >= seg.size()) return {}; // a truncated escape
+            const int hi = hex(seg[i + 1]), lo = hex(seg[i + 2]);
+            if (hi < 0 || lo < 0) return {};
+            c = static_cast<unsigned char>(hi * 16 + lo);
+            i += 2;
+        }
+        if (c < 0x20 || c == 0x7f || c == '/') return {};
+        out.push_back(char(c));
+    }
+    if (out == "." || out == ".." || out.size() > 256) return {};
+    return out;
+}
+
 } // namespace
 
 std::optional<ClusterUserAnswer> parse_cluster_user(std::string_view body) {
@@ -52,6 +85,7 @@ std::optional<ClusterUserAnswer> parse_cluster_user(std::string_view body) {
     auto result = child_el(root, "result");
     a.found = std::string_view(result.attribute("found").value()) == "true";
     if (!a.found) return a;
+    a.user_id = user_id_of_uri(result.attribute("uri").value());
     a.home_host = trim(child_el(root, "homeCluster").child_value());
     if (a.home_host.empty()) a.home_host = host_of_uri(result.attribute("uri").value());
     a.home_host = mra::to_lower(a.home_host);
@@ -106,12 +140,13 @@ void HomeClusterFinder::forget(std::string_view deployment, std::string_view use
 }
 
 Result<HomeCluster> HomeClusterFinder::home_from(const mra::Snapshot& snap, const std::string& deployment,
-                                                 const std::string& host) const {
+                                                 const std::string& host, const std::string& user_id) const {
     for (const auto& c : ucm_clusters(snap, deployment))
         for (const auto& n : c)
             if (n == host) {
                 HomeCluster h;
                 h.node = host;
+                h.user_id = user_id;
                 h.nodes.push_back(host);
                 for (const auto& o : c)
                     if (o != host) h.nodes.push_back(o);
@@ -128,7 +163,7 @@ void HomeClusterFinder::find(std::string_view deployment, std::string_view user,
     std::string key = key_of(deployment, user);
     if (auto it = cache_.find(key); it != cache_.end()) {
         if (it->second.expires_ms > loop_.now_ms()) {
-            auto h = home_from(*snap, std::string(deployment), it->second.node);
+            auto h = home_from(*snap, std::string(deployment), it->second.node, it->second.user_id);
             if (h) {
                 h->cached = true;
                 return cb(std::optional<HomeCluster>(std::move(*h)));
@@ -208,7 +243,9 @@ void HomeClusterFinder::ask(const std::shared_ptr<Lookup>& l) {
         }
         auto snap = opts_.snapshot ? opts_.snapshot() : nullptr;
         if (!snap) return done(l, make_error("unavailable: no MRA configuration"));
-        auto h = home_from(*snap, l->deployment, a->home_host);
+        // The id UDS knows the user by: with email= it differs from what the client typed. An answer without
+        // a usable id keeps the signed-in name (a username= look-up names the same id anyway).
+        auto h = home_from(*snap, l->deployment, a->home_host, a->user_id.empty() ? l->user : a->user_id);
         if (!h) return done(l, h.error());
         EP_DEBUG(kLog, "home cluster of user {}: {} (asked {})", l->user, h->node, node_name);
         done(l, std::optional<HomeCluster>(std::move(*h)));
@@ -222,8 +259,9 @@ void HomeClusterFinder::done(const std::shared_ptr<Lookup>& l, Result<std::optio
             const uint64_t now = loop_.now_ms();
             std::erase_if(cache_, [now](const auto& e) { return e.second.expires_ms <= now; });
         }
-        if (cache_.size() < opts_.max_entries)
-            cache_[l->key] = Entry{(*r)->node, loop_.now_ms() + opts_.ttl_ms};
+        const uint64_t ttl = opts_.ttl_ms ? opts_.ttl_ms() : 10ull * 60 * 1000;
+        if (cache_.size() < opts_.max_entries && ttl > 0)
+            cache_[l->key] = Entry{(*r)->node, (*r)->user_id, loop_.now_ms() + ttl};
     }
     auto cbs = std::move(l->callbacks);
     for (auto& cb : cbs)

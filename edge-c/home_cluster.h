@@ -11,7 +11,12 @@
 // moving to another node of the same cluster when one does not answer, until a cluster names the home.
 // The named host must be a discovered Unified CM node of the same deployment: the user's password goes
 // there next, so an answer naming anything else is refused, never followed.
-// The answer is cached per user for a bounded time; "not found" and failures are not cached.
+// The answer is cached per user for a bounded time (credentials.home_cache); "not found" and failures are not
+// cached.
+//
+// A client that signs in with its address (Jabber accepts `user@domain`) is looked up with clusterUser's
+// email= form; the answer's result/@uri ends in the user's real UDS id, and that id is what the credential
+// check and the own-user allow-list rules use (UDS resources are keyed by user id, not by address).
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +37,8 @@ namespace edgepair::edge_c {
 struct ClusterUserAnswer {
     bool found = false;
     std::string home_host; // <homeCluster> text, else the host of result/@uri; lower case
+    std::string user_id;   // last path segment of result/@uri (".../cucm-uds/user/<id>"), percent-decoded;
+                           // empty when the uri has no usable id
 };
 std::optional<ClusterUserAnswer> parse_cluster_user(std::string_view body);
 
@@ -42,12 +49,15 @@ std::vector<std::vector<std::string>> ucm_clusters(const mra::Snapshot& snap, st
 
 struct HomeClusterOptions {
     std::function<std::shared_ptr<const mra::Snapshot>()> snapshot;
-    uint64_t ttl_ms = 10ull * 60 * 1000; // how long a found home is trusted without asking again
+    // How long a found home is trusted without asking again (credentials.home_cache); read on every store so
+    // a reload applies. Unset: 10 minutes.
+    std::function<uint64_t()> ttl_ms;
     size_t max_entries = 100000;
 };
 
 struct HomeCluster {
     std::string node;               // the node clusterUser named (a discovered node of the deployment)
+    std::string user_id;            // the UDS user id clusterUser's uri names (the signed-in name if none)
     std::vector<std::string> nodes; // that node first, then the rest of its cluster
     bool cached = false;
 };
@@ -74,14 +84,14 @@ class HomeClusterFinder {
   private:
     struct Lookup;
     struct Entry {
-        std::string node;
+        std::string node, user_id;
         uint64_t expires_ms = 0;
     };
     static std::string key_of(std::string_view deployment, std::string_view user);
     void ask(const std::shared_ptr<Lookup>& l);
     void done(const std::shared_ptr<Lookup>& l, Result<std::optional<HomeCluster>> r);
     Result<HomeCluster> home_from(const mra::Snapshot& snap, const std::string& deployment,
-                                  const std::string& host) const;
+                                  const std::string& host, const std::string& user_id) const;
 
     core::Loop& loop_;
     http::Client& client_;

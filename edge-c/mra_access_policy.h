@@ -85,44 +85,6 @@ std::optional<AxlProfile> parse_user_profile(pugi::xml_node ret);
 Result<UserAccess> access_from_axl(std::string_view user, int user_status, std::string_view user_body,
                                    std::optional<std::pair<int, std::string_view>> profile_reply);
 
-// ---- XMPP: who signs in (the policy hook of edge-c/xmpp_service.cpp) ----
-// The user a SASL initial response names (RFC 6120 6.4.2), from its decoded bytes: PLAIN (RFC 4616,
-// authzid NUL authcid NUL passwd: authcid) and CISCO-VTG-TOKEN (shared/MRA-PROTOCOL.md "XMPP":
-// "userid=<user>@<domain>" NUL "token=..."), the domain part dropped. Empty for any other mechanism or form.
-std::string sasl_user(std::string_view mechanism, std::string_view decoded);
-// The bearer token a token mechanism carries: OAUTHBEARER (RFC 7628: gs2 header, then "auth=Bearer <token>"
-// between ^A separators) and X-OAUTH2 (NUL user NUL token). Which one Jabber uses towards IM&P over MRA is
-// not public (docs/SECURITY.md); empty for any other mechanism or form.
-std::string sasl_bearer(std::string_view mechanism, std::string_view decoded);
-
-// Reads the client's side of an XMPP stream up to its SASL <auth>, so edge-c can check the user's policy
-// before IM&P sees the credentials. Bytes are fed as they come; take() hands back the ones that may be
-// relayed (whole events before the <auth>); the <auth> itself stays until release().
-class XmppSaslWatch {
-  public:
-    enum class State {
-        Watching, // no <auth> yet
-        Auth,     // the <auth> arrived: user() and mechanism() say who; its bytes are held
-        Pass,     // something else came first (or the stream is not well formed): stop watching
-    };
-    State feed(std::string_view bytes);
-    State state() const { return state_; }
-    // Bytes that may go to IM&P now; the rest stays held.
-    std::string take();
-    // Every held byte (after the decision to let the stream on).
-    std::string release();
-    const std::string& user() const { return user_; }
-    const std::string& mechanism() const { return mechanism_; }
-    const std::string& token() const { return token_; } // a token mechanism's bearer token
-
-  private:
-    xmpp::Framer framer_;
-    std::string held_; // fed, not yet handed back
-    size_t ready_ = 0; // held_[0, ready_) may be relayed
-    State state_ = State::Watching;
-    std::string user_, mechanism_, token_;
-};
-
 // One per worker (no locks). Asks the deployment's Unified CM publisher (discovery.unified_cm, its AXL
 // account) with getUser then getUserProfileProvision, and remembers the answer for mra_policy.cache_ttl;
 // concurrent look-ups of one user share one AXL exchange.

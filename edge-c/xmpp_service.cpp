@@ -5,6 +5,18 @@
 // then replays the client's bytes into the protected stream and relays both ways. IM&P therefore sees a TLS
 // stream whose header is the client's: it offers SASL next, and authentication happens at IM&P.
 //
+// Home node (issue #16, edge-c/imp_home.h): until SASL ends, both directions go through a framer. The
+// client's <auth/> names the user; when this worker remembers another node as the user's home, or the node
+// answers the <auth/> with the home-node hint, edge-c opens the stream again on that node (STARTTLS, the
+// client's stream header, the node's features swallowed because the client has them already) and sends the
+// <auth/> there, so the credential reaches one node at a time and the client sees one stream. A home node
+// that does not answer is replaced by its presence redundancy group peer. After <success/> the relay is
+// raw bytes again.
+//
+// MRA access policy and OAuth (issue #15, edge-c/mra_access_policy.h): the same watch holds the <auth/>
+// while edge-c checks a token mechanism's token itself and looks up the user's policy; a refusal ends the
+// stream with a stream error and IM&P never sees the <auth/>.
+//
 // Until the upstream stream is ready the client's bytes are held unconsumed, so the link's per-stream window
 // bounds them. Failures before that are answered with a non-200 status and x-xmpp-error (the condition
 // edge-e sends to the client); after it, an abrupt upstream loss resets the stream and edge-e turns that into
@@ -30,8 +42,10 @@
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
 #include "edge-c/edge_c.h"
+#include "edge-c/imp_home.h"
 #include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
+#include "edge-c/xmpp_sasl.h"
 
 namespace edgepair::edge_c {
 
@@ -40,6 +54,10 @@ namespace {
 constexpr const char* kLog = "xmpp";
 constexpr uint16_t kImpXmppPort = 5222;
 constexpr uint64_t kNegotiateTimeoutMs = 10000; // connect + stream header + STARTTLS + TLS, per node
+constexpr std::string_view kSaslNs = "urn:ietf:params:xml:ns:xmpp-sasl";
+// What the client may send while its stream moves to the home node (it waits for the SASL outcome, so this
+// is the <auth/> and keep-alives); more is a misbehaving client.
+constexpr size_t kMaxHeld = 64 * 1024;
 
 struct Candidate {
     std::string name;
@@ -58,7 +76,7 @@ class XmppUpstream final : public link::StreamHandler {
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream&) override;
     void on_writable(link::LinkStream&) override;
-    void on_close(link::LinkStream&, const core::Failure& failure) override;
+    void on_close(link::LinkStream&, std::string_view error) override;
 
   private:
     enum class Phase { Connecting, Header, Proceed, Handshake, Relaying, Done };
@@ -70,11 +88,20 @@ class XmppUpstream final : public link::StreamHandler {
     void on_up_close(std::string_view why);
     void attempt_failed(std::string why);
     void refuse(int status, std::string_view condition, std::string reason, std::string_view result);
-    // MRA access policy (issue #15): the client's bytes go through the SASL watch until its <auth> is judged.
-    void relay_client(std::string_view data);
-    void forward_up(std::string_view data);
-    void check_policy();
+    // Sign-in watching (home node).
+    void client_in(std::string_view data);
+    void server_in(std::string_view data);
+    void send_up(std::string_view bytes);
+    void to_client(std::string_view bytes);
+    void on_client_auth(const std::string& raw);
+    void judge_auth(const std::string& raw, const SaslAuth& who);
+    void continue_auth(const std::string& raw);
     void refuse_in_stream(std::string_view condition, std::string text, std::string_view reason);
+    bool follow_hint(const std::string& host);
+    void rehome(const std::string& node);
+    void stop_watching();
+    void cut(std::string reason);
+    std::vector<Candidate> candidates_for(const std::string& node) const;
     void count(std::string_view result);
     void destroy_later();
 
@@ -94,11 +121,19 @@ class XmppUpstream final : public link::StreamHandler {
     bool up_paused_ = false;
     bool dying_ = false;
     uint64_t attempt_ = 0;
-    std::string id_;                       // edge-e's request id for this stream
-    obs::FlowAccess access_;               // log.access: open at start(), close in destroy_later()
-    std::string close_reason_;             // first cause of the end; "client_closed" when edge-e ended it
-    std::unique_ptr<XmppSaslWatch> watch_; // mra_policy.enabled: until the user's policy is known
-    std::string deployment_;
+    std::string id_;           // edge-e's request id for this stream
+    obs::FlowAccess access_;   // log.access: open at start(), close in destroy_later()
+    std::string close_reason_; // first cause of the end; "client_closed" when edge-e ended it
+    std::string dep_;          // the domain's deployment
+    bool counted_ok_ = false;
+    // Home node: set while SASL is watched (both framers), and while the stream moves to another node.
+    std::unique_ptr<xmpp::Framer> cfr_, sfr_;
+    bool watching_ = false;
+    bool rehoming_ = false; // connecting to another node; the client's stream is already answered
+    bool judging_ = false;  // the <auth/> waits for the MRA access policy; later client bytes are held
+    bool swallow_ = false;  // that node's first features are not relayed (the client has them)
+    int rehomes_ = 0;
+    std::string client_header_, auth_, held_, user_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -112,10 +147,7 @@ void XmppUpstream::start() {
         return refuse(404, "host-unknown", fmt::format("domain {} has no IM and Presence service", domain_),
                       "unknown_domain");
     std::string dep = snap->resolve_deployment(d->deployment);
-    deployment_ = dep;
-    // The SASL watch reads the client's <auth>: for the MRA access policy, and to check OAuth tokens at the
-    // edge.
-    if (w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth) watch_ = std::make_unique<XmppSaslWatch>();
+    dep_ = dep;
     std::vector<Candidate> unreachable;
     for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
         // Nodes discovery could not reach are tried last, not skipped: the state may be stale.
@@ -140,6 +172,7 @@ void XmppUpstream::start() {
 void XmppUpstream::try_next() {
     neg_.reset();
     if (next_ >= nodes_.size()) {
+        if (rehoming_) return cut("IM and Presence home node and its backup unreachable: " + last_error_);
         return refuse(502, "remote-connection-failed", "IM and Presence unreachable: " + last_error_,
                       "unreachable");
     }
@@ -199,40 +232,105 @@ void XmppUpstream::on_up_ready() {
     phase_ = Phase::Relaying;
     timer_->cancel();
     neg_.reset();
-    count("ok");
+    if (rehoming_) {
+        // The client's stream continues here: its header again, this node's features swallowed, then the
+        // held <auth/> (server_in sends it when the features arrive).
+        rehoming_ = false;
+        swallow_ = true;
+        sfr_ = std::make_unique<xmpp::Framer>();
+        EP_INFO(kLog, "{} ({}): user {} moved to IM&P {} over TLS", client_, domain_, user_, cur_.name);
+        up_->write(client_header_);
+        return;
+    }
+    if (!counted_ok_) count("ok");
+    counted_ok_ = true;
     EP_INFO(kLog, "{} ({}): relaying to IM&P {} over TLS", client_, domain_, cur_.name);
     if (!s_ || !s_->send_headers({{":status", "200"}})) return;
-    if (!pending_.empty()) relay_client(std::exchange(pending_, {}));
-}
-
-void XmppUpstream::forward_up(std::string_view data) {
-    if (data.empty()) return;
-    up_->write(data);
-    if (up_->above_high_watermark())
-        owed_ += data.size();
-    else if (s_)
-        s_->consumed(data.size());
-}
-
-void XmppUpstream::relay_client(std::string_view data) {
-    if (!watch_) return forward_up(data);
-    // Held bytes are not consumed: the link's per-stream window bounds what waits for the decision.
-    auto st = watch_->feed(data);
-    forward_up(watch_->take());
-    if (st == XmppSaslWatch::State::Pass) {
-        auto rest = watch_->release();
-        watch_.reset();
-        forward_up(rest);
-    } else if (st == XmppSaslWatch::State::Auth) {
-        check_policy();
+    const bool judge = w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth;
+    if (kHomeNodeHint != HomeNodeHint::None || judge) {
+        watching_ = true;
+        cfr_ = std::make_unique<xmpp::Framer>();
+        sfr_ = std::make_unique<xmpp::Framer>();
+    }
+    if (!pending_.empty()) {
+        size_t n = pending_.size();
+        std::string bytes = std::move(pending_);
+        pending_.clear();
+        if (watching_)
+            client_in(bytes);
+        else
+            up_->write(bytes);
+        if (up_ && up_->above_high_watermark())
+            owed_ += n;
+        else if (s_)
+            s_->consumed(n);
     }
 }
 
-void XmppUpstream::check_policy() {
-    std::string user = watch_ ? watch_->user() : std::string();
-    if (watch_ && !watch_->token().empty()) {
-        // A token mechanism: edge-c checks the token itself (as on HTTP and SIP) before IM&P sees it, and the
-        // policy applies to the token's user.
+void XmppUpstream::to_client(std::string_view bytes) {
+    access_.add_out(bytes.size());
+    if (s_ && !s_->write(bytes) && !up_paused_ && up_) {
+        up_paused_ = true;
+        up_->pause_reading();
+    }
+}
+
+void XmppUpstream::send_up(std::string_view bytes) {
+    if (rehoming_ || swallow_ || judging_ || !up_) {
+        held_.append(bytes);
+        if (held_.size() > kMaxHeld)
+            cut(judging_ ? "client sent more than 64 KiB while its sign-in was checked"
+                         : "client sent more than 64 KiB while its stream moved to its home node");
+        return;
+    }
+    up_->write(bytes);
+}
+
+void XmppUpstream::client_in(std::string_view data) {
+    if (!cfr_) return send_up(data);
+    cfr_->feed(data);
+    while (cfr_ && watching_ && phase_ != Phase::Done) {
+        auto ev = cfr_->next();
+        if (!ev) break;
+        switch (ev->type) {
+        case xmpp::EventType::stream_open:
+            client_header_ = ev->header.raw;
+            send_up(ev->header.raw);
+            break;
+        case xmpp::EventType::stanza:
+            if (ev->name == "auth" && ev->ns == kSaslNs) {
+                on_client_auth(ev->raw);
+                break;
+            }
+            send_up(ev->raw);
+            break;
+        case xmpp::EventType::keepalive:
+        case xmpp::EventType::starttls:
+            send_up(ev->raw);
+            break;
+        case xmpp::EventType::stream_close:
+            send_up(ev->raw.empty() ? std::string_view("</stream:stream>") : std::string_view(ev->raw));
+            break;
+        case xmpp::EventType::error:
+            // edge-e framed this stream with the same rules already; failing here is a bug or a desync.
+            return cut("client stream unreadable while watching the sign-in: " + ev->detail);
+        }
+    }
+}
+
+void XmppUpstream::on_client_auth(const std::string& raw) {
+    auth_ = raw;
+    auto who = read_sasl_auth(raw);
+    user_ = who ? who->user : std::string();
+    if (who && (w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth)) return judge_auth(raw, *who);
+    continue_auth(raw);
+}
+
+// The policy hook (issue #15): a token mechanism's token is checked here, as on HTTP and SIP, and the MRA
+// access policy applies to the user the <auth/> (or its token) names. A mechanism that names no user edge-c
+// can read is left to IM&P.
+void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
+    if (!who.token.empty()) {
         const auto& v = w_.gen()->oauth;
         std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
         const char* reason = nullptr;
@@ -242,7 +340,7 @@ void XmppUpstream::check_policy() {
             const uint64_t now_s = uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
                                                 std::chrono::system_clock::now().time_since_epoch())
                                                 .count());
-            r = v->validate(watch_->token(), deployment_, now_s);
+            r = v->validate(who.token, dep_, now_s);
             if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
         }
         if (reason) {
@@ -250,24 +348,17 @@ void XmppUpstream::check_policy() {
                 .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
                      {{"reason", std::string(reason)}})
                 .inc();
-            EP_INFO(kLog, "{} ({}): SASL {} refused: OAuth token refused: {}", client_, domain_,
-                    watch_->mechanism(), reason);
+            EP_INFO(kLog, "{} ({}): SASL {} refused: OAuth token refused: {}", client_, domain_, who.mechanism,
+                    reason);
             return refuse_in_stream("not-authorized", "invalid access token", "oauth_refused");
         }
-        user = std::get<OAuthIdentity>(r).user;
+        user_ = mra::to_lower(std::get<OAuthIdentity>(r).user);
     }
-    if (!watch_ || user.empty() || !w_.gen()->cfg.mra_policy.enabled) {
-        // No user edge-c can read, or no policy to apply: IM&P decides alone.
-        if (watch_) {
-            auto rest = watch_->release();
-            watch_.reset();
-            forward_up(rest);
-        }
-        return;
-    }
+    if (user_.empty() || !w_.gen()->cfg.mra_policy.enabled) return continue_auth(raw);
+    judging_ = true;
     std::weak_ptr<bool> alive = alive_;
-    w_.mra_access().lookup(user, deployment_, [this, alive, user](Result<UserAccess> r) {
-        if (alive.expired() || dying_ || phase_ != Phase::Relaying || !watch_) return;
+    w_.mra_access().lookup(user_, dep_, [this, alive, raw](Result<UserAccess> r) {
+        if (alive.expired() || dying_ || phase_ == Phase::Done || !judging_) return;
         const auto& pc = w_.gen()->cfg.mra_policy;
         if (!r && !pc.allow_on_lookup_error)
             return refuse_in_stream("remote-connection-failed", "user directory unavailable",
@@ -277,36 +368,193 @@ void XmppUpstream::check_policy() {
             r ? effective_policy(*r, DeviceClass::Unknown, pc.unknown_device_class) : MraPolicy::ImVoiceVideo;
         if (!policy_allows(pol, MraService::Xmpp)) {
             w_.mra_access().count_refusal(MraService::Xmpp, pol);
-            EP_INFO(kLog, "{} ({}): user {} refused: MRA access policy {}", client_, domain_, user,
+            EP_INFO(kLog, "{} ({}): user {} refused: MRA access policy {}", client_, domain_, user_,
                     policy_label(pol));
-            return refuse_in_stream("policy-violation",
-                                    fmt::format("MRA access policy: {}", policy_label(pol)), "mra_policy");
+            return refuse_in_stream("policy-violation", fmt::format("MRA access policy: {}", policy_label(pol)),
+                                    "mra_policy");
         }
-        auto rest = watch_->release();
-        watch_.reset();
-        forward_up(rest);
+        judging_ = false;
+        continue_auth(raw);
     });
 }
 
+// The <auth/> may go on: to the node this worker remembers as the user's home, or to the current one.
+void XmppUpstream::continue_auth(const std::string& raw) {
+    std::string later = std::exchange(held_, {}); // what the client sent while the policy was looked up
+    if (!user_.empty() && rehomes_ == 0) {
+        auto home = w_.xmpp().homes().get(dep_, user_, w_.worker().loop().now_ms());
+        if (home && *home != cur_.name && !candidates_for(*home).empty()) {
+            EP_DEBUG(kLog, "{} ({}): user {} was last accepted by IM&P {}; moving there before <auth/>",
+                     client_, domain_, user_, *home);
+            held_ = raw + later;
+            return rehome(*home);
+        }
+    }
+    send_up(raw);
+    if (!later.empty()) send_up(later);
+}
+
 void XmppUpstream::refuse_in_stream(std::string_view condition, std::string text, std::string_view reason) {
-    // IM&P's stream is open towards the client (its header and features went through): the error goes in it,
-    // and IM&P never sees the held <auth>.
-    close_reason_ = reason;
+    // IM&P's stream is open towards the client (its header and features went through): the error goes in
+    // it, and IM&P never sees the held <auth/>.
+    if (close_reason_.empty()) close_reason_ = reason;
     phase_ = Phase::Done;
-    size_t held = watch_ ? watch_->release().size() : 0;
-    watch_.reset();
-    ++attempt_;
-    if (up_) w_.retire(std::move(up_));
+    judging_ = false;
+    held_.clear();
+    stop_watching();
+    if (timer_) timer_->cancel();
+    if (up_) {
+        ++attempt_;
+        w_.retire(std::move(up_));
+    }
     if (!s_) return destroy_later();
-    if (held) s_->consumed(held);
-    s_->write(
-        fmt::format("<stream:error><{} xmlns='{}'/><text xmlns='{}'>{}</text></stream:error></stream:stream>",
-                    condition, xmpp::kStreamErrorNs, xmpp::kStreamErrorNs, xmpp::escape_xml(text)));
+    to_client(fmt::format(
+        "<stream:error><{} xmlns='{}'/><text xmlns='{}'>{}</text></stream:error></stream:stream>", condition,
+        xmpp::kStreamErrorNs, xmpp::kStreamErrorNs, xmpp::escape_xml(text)));
     // The stream's on_close frees us (the handler must outlive the stream).
     s_->end();
 }
 
+void XmppUpstream::server_in(std::string_view data) {
+    if (!sfr_) return to_client(data);
+    sfr_->feed(data);
+    while (sfr_ && watching_ && phase_ != Phase::Done) {
+        auto ev = sfr_->next();
+        if (!ev) break;
+        switch (ev->type) {
+        case xmpp::EventType::stream_open:
+            if (!swallow_) to_client(ev->header.raw);
+            break;
+        case xmpp::EventType::keepalive:
+            if (!swallow_) to_client(ev->raw);
+            break;
+        case xmpp::EventType::stanza:
+            if (swallow_) {
+                if (ev->name == "features" && ev->ns == xmpp::kStreamsNs) {
+                    swallow_ = false;
+                    std::string held = std::move(held_);
+                    held_.clear();
+                    if (!held.empty()) up_->write(held);
+                } else if (ev->name == "error" && ev->ns == xmpp::kStreamsNs) {
+                    return cut(fmt::format("IM&P {} refused the moved stream: {}", cur_.name, ev->raw));
+                }
+                break;
+            }
+            if (ev->name == "error" && ev->ns == xmpp::kStreamsNs) {
+                if (auto host = home_node_hint(ev->raw); host && follow_hint(*host)) return;
+            }
+            to_client(ev->raw);
+            if (ev->ns == kSaslNs && ev->name == "success") {
+                w_.xmpp().homes().put(dep_, user_, cur_.name, w_.worker().loop().now_ms(),
+                                      uint64_t(w_.gen()->cfg.credentials.home_cache.count()));
+                return stop_watching();
+            }
+            if (ev->ns == kSaslNs && ev->name == "failure") return stop_watching();
+            break;
+        case xmpp::EventType::stream_close:
+            to_client(ev->raw.empty() ? std::string_view("</stream:stream>") : std::string_view(ev->raw));
+            break;
+        case xmpp::EventType::starttls:
+        case xmpp::EventType::error:
+            return cut(fmt::format("IM&P {} stream unreadable while watching the sign-in: {}", cur_.name,
+                                   ev->detail));
+        }
+    }
+}
+
+void XmppUpstream::stop_watching() {
+    // SASL is over: the client restarts its stream next (RFC 6120 6.4.6), and from here on the relay does not
+    // read the XML. Nothing follows <success/> from either side until that restart.
+    watching_ = false;
+    cfr_.reset();
+    sfr_.reset();
+    auth_.clear();
+    auth_.shrink_to_fit();
+}
+
+std::vector<Candidate> XmppUpstream::candidates_for(const std::string& node) const {
+    std::vector<Candidate> out;
+    auto snap = w_.snapshot();
+    if (!snap) return out;
+    const mra::UcNode* home = nullptr;
+    for (const mra::UcNode* n : snap->nodes_of(dep_, mra::NodeType::ImP))
+        if (n->name == node) home = n;
+    if (!home) return out; // never follow a hint out of the deployment's discovered IM&P nodes
+    out.push_back({home->name, home->tls_verify});
+    // Its presence redundancy group peer takes the user over when it fails; without known groups, the other
+    // nodes of its IM&P cluster in discovery order.
+    for (const mra::UcNode* n : snap->nodes_of(dep_, mra::NodeType::ImP)) {
+        if (n == home) continue;
+        const bool peer =
+            home->imp_peer.empty() ? n->publisher == home->publisher : n->name == home->imp_peer;
+        if (peer) out.push_back({n->name, n->tls_verify});
+    }
+    return out;
+}
+
+bool XmppUpstream::follow_hint(const std::string& host) {
+    if (user_.empty() || auth_.empty() || rehomes_ >= kMaxRedirects || host == cur_.name) {
+        EP_WARN(kLog, "{} ({}): IM&P {} points to {}; not followed ({})", client_, domain_, cur_.name, host,
+                user_.empty()               ? "no SASL user seen"
+                : rehomes_ >= kMaxRedirects ? "too many moves"
+                                            : "same node");
+        w_.xmpp().count_redirect("refused");
+        return false;
+    }
+    if (candidates_for(host).empty()) {
+        EP_WARN(kLog,
+                "{} ({}): IM&P {} points user {} to {}, which is not a discovered IM&P node of deployment "
+                "{}; not followed",
+                client_, domain_, cur_.name, user_, host, dep_);
+        w_.xmpp().count_redirect("refused");
+        return false;
+    }
+    EP_INFO(kLog, "{} ({}): IM&P {} says user {} is homed on {}", client_, domain_, cur_.name, user_, host);
+    w_.xmpp().count_redirect("followed");
+    held_ = auth_;
+    rehome(host);
+    return true;
+}
+
+void XmppUpstream::rehome(const std::string& node) {
+    ++rehomes_;
+    rehoming_ = true;
+    swallow_ = false;
+    sfr_.reset();
+    if (up_) {
+        ++attempt_; // the old connection's callbacks no longer reach this stream
+        w_.retire(std::move(up_));
+    }
+    if (owed_ && s_) s_->consumed(owed_);
+    owed_ = 0;
+    nodes_ = candidates_for(node);
+    next_ = 0;
+    last_error_.clear();
+    try_next();
+}
+
+void XmppUpstream::cut(std::string reason) {
+    if (phase_ == Phase::Done || dying_) return;
+    EP_WARN(kLog, "{} ({}): stream cut: {}", client_, domain_, reason);
+    count("unreachable");
+    if (close_reason_.empty()) close_reason_ = "unreachable";
+    phase_ = Phase::Done;
+    rehoming_ = false;
+    if (timer_) timer_->cancel();
+    if (up_) {
+        ++attempt_;
+        w_.retire(std::move(up_));
+    }
+    // The client's stream was answered already: a reset becomes remote-connection-failed at edge-e.
+    if (s_) {
+        s_->reset(link::kInternalError);
+        s_ = nullptr;
+    }
+    destroy_later();
+}
+
 void XmppUpstream::on_up_data(const char* data, size_t len) {
+    if (phase_ == Phase::Relaying && watching_) return server_in(std::string_view(data, len));
     if (phase_ == Phase::Relaying) {
         access_.add_out(len);
         if (s_ && !s_->write(std::string_view(data, len)) && !up_paused_) {
@@ -418,12 +666,26 @@ void XmppUpstream::count(std::string_view result) {
 void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
     if (phase_ == Phase::Done) return s.consumed(len);
     access_.add_in(len);
+    if (rehoming_ || (phase_ == Phase::Relaying && swallow_)) {
+        // The stream is moving to the home node: held (bounded) until that node's features arrived.
+        client_in(std::string_view(data, len));
+        if (phase_ == Phase::Done) return;
+        return s.consumed(len);
+    }
     if (phase_ != Phase::Relaying) {
         pending_.append(data, len);
         return;
     }
-    (void)s;
-    relay_client(std::string_view(data, len));
+    if (watching_)
+        client_in(std::string_view(data, len));
+    else
+        up_->write(std::string_view(data, len));
+    if (phase_ == Phase::Done) return;
+    if (!up_) return s.consumed(len);
+    if (up_->above_high_watermark())
+        owed_ += len;
+    else
+        s.consumed(len);
 }
 
 void XmppUpstream::on_end(link::LinkStream&) {
@@ -437,10 +699,10 @@ void XmppUpstream::on_writable(link::LinkStream&) {
     up_->resume_reading();
 }
 
-void XmppUpstream::on_close(link::LinkStream&, const core::Failure& failure) {
+void XmppUpstream::on_close(link::LinkStream&, std::string_view error) {
     s_ = nullptr;
-    if (close_reason_.empty()) close_reason_ = failure ? "link_closed" : "client_closed";
-    if (failure) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, failure.str());
+    if (close_reason_.empty()) close_reason_ = error.empty() ? "client_closed" : "link_closed";
+    if (!error.empty()) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, error);
     if (up_ && phase_ == Phase::Relaying) {
         // Flush what the client sent last, then close; the upstream's on_close frees us.
         phase_ = Phase::Done;
@@ -467,6 +729,16 @@ XmppService::XmppService(CWorker& w) : w_(w) {
         results_[i] = &w.app().metrics().counter("edgepair_xmpp_upstream_total",
                                                  "XMPP sessions edge-c set up towards IM and Presence",
                                                  {{"result", std::string(kResults[i])}});
+    const char* help =
+        "IM and Presence home-node hints during XMPP sign-in (followed to a discovered node, or not)";
+    redirects_followed_ =
+        &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help, {{"result", "followed"}});
+    redirects_refused_ =
+        &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help, {{"result", "refused"}});
+}
+
+void XmppService::count_redirect(std::string_view result) {
+    (result == "followed" ? redirects_followed_ : redirects_refused_)->inc();
 }
 
 void XmppService::count(std::string_view result) {

@@ -97,6 +97,10 @@ struct AllowListConfig {
 struct CredentialsConfig {
     Duration refresh_interval = std::chrono::minutes(480);
     Duration cleanup_interval = std::chrono::minutes(720);
+    // How long a user's home is remembered without asking again: the Unified CM cluster clusterUser named
+    // (edge-c/home_cluster.h) and the IM&P node that accepted the user's XMPP sign-in
+    // (edge-c/xmpp_service.h).
+    Duration home_cache = std::chrono::minutes(10);
     // Failed checks allowed per user name within failure_period before further attempts get 429 (0 = off).
     uint32_t max_failures = 10;
     Duration failure_period = std::chrono::seconds(60);

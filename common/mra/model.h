@@ -64,6 +64,10 @@ struct UcNode {
     bool mixed_mode = false; // Cluster Security Mode 1 (Mixed): decides whether a TLS zone exists
     bool tls_verify = true;  // discovery ran with TLS verify mode on
     bool tftp = false;       // Unified CM node running the TFTP service (serves config files on 6970)
+    // IM&P: the other node of its presence redundancy group (AXL listPresenceRedundancyGroup
+    // server1/server2), lower case; empty when the node has no peer or discovery could not read the groups.
+    // An XMPP sign-in whose home node is down goes there (edge-c/xmpp_service.cpp).
+    std::string imp_peer;
     NodeStatus status = NodeStatus::Unknown;
 };
 

@@ -25,6 +25,7 @@ json node_json(const UcNode& n) {
                 {"mixed_mode", n.mixed_mode},
                 {"tls_verify", n.tls_verify},
                 {"tftp", n.tftp},
+                {"imp_peer", n.imp_peer},
                 {"status", std::string(to_string(n.status))}};
 }
 
@@ -55,7 +56,7 @@ Result<UcNode> node_from(const json& j) {
     n.type = *t;
     auto fail = [&](const Error& e) { return make_error("node " + n.name + ": " + e.message); };
     for (auto [key, out] : {std::pair{"publisher", &n.publisher}, std::pair{"cluster", &n.cluster_name},
-                            std::pair{"deployment", &n.deployment}}) {
+                            std::pair{"deployment", &n.deployment}, std::pair{"imp_peer", &n.imp_peer}}) {
         auto v = json_string(j, key);
         if (!v) return fail(v.error());
         *out = std::move(*v);

@@ -1,8 +1,8 @@
 // libFuzzer target: what a Unified CM publisher answers edge-c's MRA access policy look-up (AXL getUser and
-// getUserProfileProvision, edge-c/mra_access_policy.h) and what an XMPP client sends before its SASL <auth>
-// (XmppSaslWatch). The first byte picks the part: even = the AXL pair (split at the first NUL), odd = the
-// XMPP bytes, fed in two pieces. Invariants beyond "no crash": a found user comes back with known policies,
-// the watch never hands back more bytes than it was fed, and handing back everything restores the input.
+// getUserProfileProvision, edge-c/mra_access_policy.h) and the client's SASL <auth/> the policy is checked
+// for (edge-c/xmpp_sasl.h). The first byte picks the part: even = the AXL pair (split at the first NUL),
+// odd = the <auth/>. Invariants beyond "no crash": a found user comes back with known policies; a user read
+// from an <auth/> is lower case without '@', '/' or control characters; a token has no whitespace.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "edge-c/mra_access_policy.h"
+#include "edge-c/xmpp_sasl.h"
 
 using namespace edgepair::edge_c;
 
@@ -31,16 +32,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         return 0;
     }
-    XmppSaslWatch w;
-    const size_t half = in.size() / 2;
-    std::string out;
-    w.feed(in.substr(0, half));
-    out += w.take();
-    w.feed(in.substr(half));
-    out += w.take();
-    if (out.size() > in.size()) std::abort();
-    out += w.release();
-    if (out != in) std::abort();
-    (void)sasl_user(w.mechanism(), w.user());
+    // The client's <auth/>: a user read is lower case without '@'; a token has no whitespace.
+    if (auto a = read_sasl_auth(in)) {
+        for (unsigned char c : a->user)
+            if (c < 0x20 || c == '@' || c == '/' || (c >= 'A' && c <= 'Z')) std::abort();
+        for (unsigned char c : a->token)
+            if (c <= 0x20 || c == 0x7f) std::abort();
+    }
     return 0;
 }

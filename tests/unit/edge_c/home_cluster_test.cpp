@@ -83,3 +83,26 @@ TEST_CASE("clusters of a deployment: nodes grouped by publisher, unreachable nod
     CHECK(s[0] == std::vector<std::string>{"cucm9.example.com"});
     CHECK(ucm_clusters(**snap, "nosuch").empty());
 }
+
+TEST_CASE("clusterUser: the UDS user id comes from result/@uri (email= sign-in)", "[edge_c][home]") {
+    // clusterUser?email=carol.smith@example.com answers with the id UDS stores, which is what the credential
+    // check must use.
+    auto a = parse_cluster_user("<clusterUser><result found=\"true\" "
+                                "uri=\"https://cucm3.example.com:8443/cucm-uds/user/csmith\"/>"
+                                "<homeCluster>cucm3.example.com</homeCluster></clusterUser>");
+    REQUIRE(a);
+    CHECK(a->user_id == "csmith");
+    CHECK(parse_cluster_user("<clusterUser><result found=\"true\" "
+                             "uri=\"https://h:8443/cucm-uds/user/j%2Edoe%40x/\"/></clusterUser>")
+              ->user_id == "j.doe@x");
+    // Anything that is not one plain segment gives no id (the signed-in name is used instead).
+    for (const char* uri :
+         {"https://h/cucm-uds/user/a/b", "https://h/cucm-uds/user/", "https://h/other/x",
+          "https://h/cucm-uds/user/a%2Fb", "https://h/cucm-uds/user/a%0d", "https://h/cucm-uds/user/%4",
+          "https://h/cucm-uds/user/..", "https://h/cucm-uds/user/%2e%2e"}) {
+        auto r = parse_cluster_user(std::string("<clusterUser><result found=\"true\" uri=\"") + uri +
+                                    "\"/></clusterUser>");
+        REQUIRE(r);
+        CHECK(r->user_id.empty());
+    }
+}

@@ -107,36 +107,3 @@ TEST_CASE("AXL answers into a user's access") {
     CHECK_FALSE(nf->found);
     CHECK_FALSE(access_from_axl("ivy", 200, "not xml", std::nullopt));
 }
-
-TEST_CASE("SASL user and the XMPP watch") {
-    using namespace std::string_literals;
-    CHECK(sasl_user("PLAIN", "\0nora\0pw"s) == "nora");
-    CHECK(sasl_user("PLAIN", "x\0nora@example.com\0pw"s) == "nora");
-    CHECK(sasl_user("CISCO-VTG-TOKEN", "userid=ivy@example.com\0token=abc"s) == "ivy");
-    CHECK(sasl_user("SCRAM-SHA-1", "n,,n=nora,r=x") == "");
-    CHECK(sasl_user("PLAIN", "nouser") == "");
-
-    CHECK(sasl_bearer("OAUTHBEARER", "n,a=ivy@example.com,\x01host=x\x01"
-                                     "auth=Bearer abc.def.ghi\x01\x01") == "abc.def.ghi");
-    CHECK(sasl_bearer("X-OAUTH2", "\0ivy\0abc.def.ghi"s) == "abc.def.ghi");
-    CHECK(sasl_bearer("OAUTHBEARER", "n,,\x01"
-                                     "auth=Basic xyz\x01\x01") == "");
-    CHECK(sasl_bearer("PLAIN", "\0ivy\0pw"s) == "");
-
-    XmppSaslWatch w;
-    std::string head = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                       "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
-    CHECK(w.feed(head.substr(0, 20)) == XmppSaslWatch::State::Watching);
-    CHECK(w.take().empty());
-    CHECK(w.feed(head.substr(20)) == XmppSaslWatch::State::Watching);
-    CHECK(w.take() == head);
-    std::string auth = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AG5vcmEAcHc=</auth>";
-    CHECK(w.feed(auth + "<iq/>") == XmppSaslWatch::State::Auth);
-    CHECK(w.user() == "nora");
-    CHECK(w.take().empty()); // the <auth> waits for the decision
-    CHECK(w.release() == auth + "<iq/>");
-
-    XmppSaslWatch other;
-    CHECK(other.feed(head + "<iq type='get' id='1'/>") == XmppSaslWatch::State::Pass);
-    CHECK(other.take() == head + "<iq type='get' id='1'/>");
-}
