@@ -388,6 +388,79 @@ class AvThroughPair(tm.MediaEnv):
         self.assertEqual(wait_final(carol, "BYE", call["call_id"], n).status, 200)
         self.wait_sessions(lambda s: s == (0, 0), timeout=5, what="after BYE")
 
+    def test_two_clients_of_the_pair_video_call(self):
+        """Issue #16's case: two outside clients call each other through the pair (both call halves share the
+        Call-ID). Video is offered and answered on edge-e ports on both halves, rtcp-mux offered by the caller
+        reaches the callee and is answered, the TCP/BFCP line is port 0 in the offer to the callee and in the
+        answer to the caller, and video flows both ways.
+        One worker per edge: with two, the halves can land on different edge-c workers, whose inside
+        Record-Route entries name different node connections, and edge-c (sip_router's client Route policy)
+        refuses the caller's ACK naming the other worker's entry; see the issue #16 note."""
+        self.media_env(workers=1)
+        carol = self.client("carol")
+        dave = self.client("dave")
+        ca, cv = self.stream(CLIENT_IP), self.stream(CLIENT_IP)
+        da, dv = self.stream(CLIENT_IP), self.stream(CLIENT_IP)
+        ka, kv = Crypto.new(1), Crypto.new(1)
+        call = self.invite_from_client(carol, "dave", sdp_body("jabber", CLIENT_IP, 1, [
+            [f"m=audio {ca.port} RTP/SAVP 0", "a=rtpmap:0 PCMU/8000", ka.line(), "a=sendrecv"],
+            [f"m=video {cv.port} RTP/SAVP 97", "a=rtpmap:97 H264/90000", kv.line(), "a=rtcp-mux", "a=sendrecv"],
+            ["m=application 9 TCP/BFCP *", "a=setup:actpass", "a=connection:new", "a=floorctrl:c-s"]]))
+        inv = wait_request(dave, "INVITE", call_id=call["call_id"])
+        g = Sdp(inv.body)
+        self.assertEqual(g.all("c="), [f"c=IN IP4 {E_PUBLIC}"], g.lines)
+        self.assertEqual(len(g.media), 3, g.lines)
+        d_ports = [g.m(i)[1] for i in range(3)]
+        self.assertTrue(all(self.e_lo <= p <= self.e_hi for p in d_ports[:2]), g.lines)
+        self.assertEqual(d_ports[2], 0, f"TCP/BFCP must reach the callee with port 0\n{g.lines}")
+        self.assertEqual([g.attrs(i, "rtcp-mux") for i in range(3)], [[], [""], []], g.lines)
+        self.assertEqual([g.m(i)[2] for i in range(2)], ["RTP/SAVP", "RTP/SAVP"])
+        d_edge = [Crypto.parse(g.attrs(i, "crypto")[0]) for i in range(2)]
+        dka, dkv = Crypto.new(d_edge[0].tag), Crypto.new(d_edge[1].tag)
+        da.keys(dka, d_edge[0])
+        dv.keys(dkv, d_edge[1])
+        dd = self.answer_internal(dave, inv, sdp_body("jabber", CLIENT_IP, 1, [
+            [f"m=audio {da.port} RTP/SAVP 0", "a=rtpmap:0 PCMU/8000", dka.line(), "a=sendrecv"],
+            [f"m=video {dv.port} RTP/SAVP 97", "a=rtpmap:97 H264/90000", dkv.line(), "a=rtcp-mux", "a=sendrecv"],
+            ["m=application 0 TCP/BFCP *"]]))
+        ok = self.wait_response(carol, call)
+        self.assertEqual(ok.status, 200, ok.raw)
+        self.ack(carol, call, ok)
+        wait_request(dave, "ACK", call_id=call["call_id"])
+        s = Sdp(ok.body)
+        self.assertEqual(len(s.media), 3, s.lines)
+        c_ports = [s.m(i)[1] for i in range(3)]
+        self.assertTrue(all(self.e_lo <= p <= self.e_hi for p in c_ports[:2]),
+                        f"video must not be answered with port 0 while the callee has it\n{s.lines}")
+        self.assertEqual(c_ports[2], 0, s.lines)
+        self.assertEqual(len(set(c_ports[:2] + d_ports[:2])), 4, "each call half needs its own edge-e ports")
+        self.assertEqual(s.attrs(1, "rtcp-mux"), [""], s.lines)
+        ca.keys(ka, Crypto.parse(s.attrs(0, "crypto")[0]))
+        cv.keys(kv, Crypto.parse(s.attrs(1, "crypto")[0]))
+        self.assertEqual(self.sessions(), (2, 2), "one media session per call half on each edge")
+
+        # dave speaks first (latches his ports), then both ways on video (RTP and muxed RTCP) and audio.
+        dv.rtp_sock.sendto(dv.out(rtp(97, 1, 0, 0xDA7E, b"latch" * 10)), (E_MEDIA_IP, d_ports[1]))
+        da.rtp_sock.sendto(da.out(rtp(0, 1, 0, 0xDA7A, b"latch" * 10)), (E_MEDIA_IP, d_ports[0]))
+        recv_all(cv.rtp_sock, 0.5)  # carol is not latched yet: edge-e drops these
+        vid = [rtp(97, n, 3000 * n, 0xCA01, b"carol-video-%d" % n * 30) for n in range(1, 4)] + [rtcp_sr(0xCA01, 1)]
+        self.assertEqual(self.exchange(cv, (E_MEDIA_IP, c_ports[1]), dv, vid, expect_src=(E_MEDIA_IP, d_ports[1])),
+                         vid, "carol's video and RTCP at dave's one video port")
+        back = [rtp(97, 10 + n, 3000 * n, 0xDA7E, b"dave-video-%d" % n * 30) for n in range(3)] + [
+            rtcp_sr(0xDA7E, 1)]
+        self.assertEqual(self.exchange(dv, (E_MEDIA_IP, d_ports[1]), cv, back, expect_src=(E_MEDIA_IP, c_ports[1])),
+                         back, "dave's video and RTCP at carol's one video port")
+        aud = [rtp(0, n, 160 * n, 0xCA0A, b"carol-audio" * 10) for n in range(1, 3)]
+        self.assertEqual(self.exchange(ca, (E_MEDIA_IP, c_ports[0]), da, aud), aud)
+        self.check_no_stray(ca.rtp_sock, da.rtp_sock, dv.rtcp_sock, cv.rtcp_sock)
+
+        dlg = Dialog.as_uac(carol, call["call_id"], call["from"], ok, 1)
+        n = dlg.request("BYE")
+        b = wait_request(dave, "BYE", call_id=call["call_id"])
+        dd.respond(b, 200, "OK")
+        self.assertEqual(wait_final(carol, "BYE", call["call_id"], n).status, 200)
+        self.wait_sessions(lambda s: s == (0, 0), timeout=5, what="after BYE")
+
 
 if __name__ == "__main__":
     h.run_tests()
