@@ -388,6 +388,88 @@ class AvThroughPair(tm.MediaEnv):
         self.assertEqual(wait_final(carol, "BYE", call["call_id"], n).status, 200)
         self.wait_sessions(lambda s: s == (0, 0), timeout=5, what="after BYE")
 
+    def test_incoming_call_rtcp_mux_converted(self):
+        """Unified CM's side calls the client with audio (plain RTP, rtcp-mux offered) and video (SRTP inside, no
+        rtcp-mux); the client declines rtcp-mux. Bob's leg is muxed, the client's is not: edge-c converts, and
+        every packet reaches the right socket both ways."""
+        self.media_env()
+        bob = self.internal_ua("bob")
+        carol = self.client("carol")
+        ia, iv = self.stream(INTERNAL_IP), self.stream(INTERNAL_IP)
+        bob_key = Crypto.new(1)
+        call_id, tag = uuid.uuid4().hex, uuid.uuid4().hex[:8]
+        from_hdr = f"<sip:bob@{DOMAIN}>;tag={tag}"
+        bob.send(f"""
+INVITE sip:carol@{DOMAIN} SIP/2.0
+Via: SIP/2.0/TCP {bob.local};branch={bob.branch()};rport
+Max-Forwards: 70
+From: {from_hdr}
+To: <sip:carol@{DOMAIN}>
+Call-ID: {call_id}
+CSeq: 1 INVITE
+Contact: {bob.contact}
+Content-Type: application/sdp
+""", sdp_body("desk", INTERNAL_IP, 1, [
+            [f"m=audio {ia.port} RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=rtcp-mux", "a=sendrecv"],
+            [f"m=video {iv.port} RTP/AVP 97", "a=rtpmap:97 H264/90000", bob_key.line(), "a=sendrecv"]]))
+        inv = wait_request(carol, "INVITE", call_id=call_id)
+        g = Sdp(inv.body)
+        self.assertEqual(len(g.media), 2, g.lines)
+        self.assertEqual([g.m(i)[2] for i in range(2)], ["RTP/SAVP", "RTP/SAVP"], "SRTP towards the client")
+        self.assertEqual([g.attrs(i, "rtcp-mux") for i in range(2)], [[""], []], g.lines)
+        e_ports = [g.m(i)[1] for i in range(2)]
+        e_keys = [Crypto.parse(g.attrs(i, "crypto")[0]) for i in range(2)]
+        ca, cv = self.stream(CLIENT_IP), self.stream(CLIENT_IP)
+        mine = [Crypto.new(k.tag) for k in e_keys]
+        ca.keys(mine[0], e_keys[0])
+        cv.keys(mine[1], e_keys[1])
+        cd = Dialog.as_uas(carol, inv, uuid.uuid4().hex[:8])
+        cd.respond(inv, 200, "OK", body=sdp_body("jabber", CLIENT_IP, 1, [
+            [f"m=audio {ca.port} RTP/SAVP 0", "a=rtpmap:0 PCMU/8000", mine[0].line(), "a=sendrecv"],
+            [f"m=video {cv.port} RTP/SAVP 97", "a=rtpmap:97 H264/90000", mine[1].line(), "a=sendrecv"]]))
+        ok = wait_final(bob, "INVITE", call_id, 1)
+        self.assertEqual(ok.status, 200, ok.raw)
+        bd = Dialog.as_uac(bob, call_id, from_hdr, ok, 1)
+        bd.request("ACK")
+        wait_request(carol, "ACK", call_id=call_id)
+        s = Sdp(ok.body)
+        self.assertEqual(s.all("c="), [f"c=IN IP4 {C_MEDIA_IP}"], s.lines)
+        c_ports = [s.m(i)[1] for i in range(2)]
+        self.assertEqual([s.m(i)[2] for i in range(2)], ["RTP/AVP", "RTP/SAVP"],
+                         "bob is answered plain audio and SRTP video, as he offered")
+        self.assertEqual([s.attrs(i, "rtcp-mux") for i in range(2)], [[""], []], "bob's rtcp-mux is accepted")
+        self.assertEqual(s.attrs(0, "crypto"), [])
+        inside = Crypto.parse(s.attrs(1, "crypto")[0])
+        self.assertEqual(inside.tag, bob_key.tag)
+        iv.keys(bob_key, inside)
+
+        # the client sends first (latching), RTCP on its RTCP port: bob gets it on his one (muxed) audio port.
+        aud = [rtp(0, n, 160 * n, 0xC1, b"carol-%d" % n * 20) for n in range(1, 3)] + [rtcp_sr(0xC1, 1)]
+        self.assertEqual(self.exchange(ca, (E_MEDIA_IP, e_ports[0]), ia, aud, via_rtcp_port=True,
+                                       expect_src=(C_MEDIA_IP, c_ports[0])), aud)
+        vid = [rtp(97, n, 3000 * n, 0xC2, b"carol-video" * 20) for n in range(1, 3)] + [rtcp_sr(0xC2, 1)]
+        self.assertEqual(self.exchange(cv, (E_MEDIA_IP, e_ports[1]), iv, vid, via_rtcp_port=True,
+                                       b_sock=iv.rtp_sock), vid[:2], "video RTP at bob's RTP port")
+        rtcp_in = recv_all(iv.rtcp_sock, 0.5)
+        self.assertEqual([iv.open(d) for d, _ in rtcp_in], [rtcp_sr(0xC2, 1)], "video RTCP at bob's RTCP port")
+        self.assertEqual([src for _, src in rtcp_in], [(C_MEDIA_IP, c_ports[1] + 1)])
+        # bob muxes: RTP and RTCP on his audio port reach the client's RTP and RTCP ports.
+        back = [rtp(0, 30 + n, 160 * n, 0xB0, b"bob-%d" % n * 20) for n in range(2)]
+        self.assertEqual(self.exchange(ia, (C_MEDIA_IP, c_ports[0]), ca, back, expect_src=(E_MEDIA_IP, e_ports[0])),
+                         back)
+        self.assertEqual(self.exchange(ia, (C_MEDIA_IP, c_ports[0]), ca, [rtcp_sr(0xB0, 1)], b_sock=ca.rtcp_sock,
+                                       expect_src=(E_MEDIA_IP, e_ports[0] + 1)),
+                         [rtcp_sr(0xB0, 1)], "bob's muxed RTCP must reach the client's RTCP port")
+        vback = [rtp(97, 50 + n, 3000 * n, 0xB1, b"bob-video" * 20) for n in range(2)]
+        self.assertEqual(self.exchange(iv, (C_MEDIA_IP, c_ports[1]), cv, vback), vback)
+        self.check_no_stray(ia.rtcp_sock, ca.rtp_sock, cv.rtcp_sock)
+
+        n = bd.request("BYE")
+        b = wait_request(carol, "BYE", call_id=call_id)
+        cd.respond(b, 200, "OK")
+        self.assertEqual(wait_final(bob, "BYE", call_id, n).status, 200)
+        self.wait_sessions(lambda s: s == (0, 0), timeout=5, what="after BYE")
+
     def test_two_clients_of_the_pair_video_call(self):
         """Issue #16's case: two outside clients call each other through the pair (both call halves share the
         Call-ID). Video is offered and answered on edge-e ports on both halves, rtcp-mux offered by the caller
