@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/link/link_conn.h"
+#include "common/media/sdp_relay.h"
 #include "common/media/traversal.h"
 #include "common/mra/json_fields.h"
 #include "common/obs/log.h"
@@ -22,13 +23,6 @@ constexpr unsigned kKeepaliveSweeps = 10; // traversal keep-alive every 10 s: ke
 constexpr uint64_t kOpenTimeoutMs = 5000;
 // A call that never got a 2xx is kept while it rings, however long, but not forever.
 constexpr uint64_t kSetupTimeoutMs = 10 * 60 * 1000;
-
-// Attributes that must not cross an edge: ICE (edge-e latches instead), RTCP placement (we always use
-// port+1), and the other leg's keys.
-void strip(media::SdpMedia& md) {
-    md.remove_attributes({"candidate", "ice-ufrag", "ice-pwd", "ice-options", "remote-candidates", "ice-lite",
-                          "ice-mismatch", "end-of-candidates", "rtcp-mux", "rtcp", "crypto"});
-}
 
 std::string savp(std::string_view proto) {
     if (proto == "RTP/AVP" || proto == "RTP/SAVP") return "RTP/SAVP";
@@ -46,7 +40,7 @@ std::string avp(std::string_view proto) {
 std::optional<media::CryptoAttr> pick_crypto(const media::SdpMedia& md, std::optional<unsigned> tag) {
     for (auto v : md.attributes("crypto")) {
         auto a = media::CryptoAttr::parse(v);
-        if (!a || a->has_lifetime_or_mki || !a->session_params.empty()) continue;
+        if (!a || a->has_mki || !a->session_params.empty()) continue;
         if (tag && a->tag != *tag) continue;
         return a;
     }
@@ -132,6 +126,13 @@ struct MediaB2bua::LinkMedia {
 
 struct MediaB2bua::Leg {
     Call* call = nullptr;
+    media::RelayKind kind = media::RelayKind::Rtp;
+    // Set by each offer: whether this m-line is relayed now. An answer relays only what the offer did, so a
+    // line rejected onward is rejected back, whatever the answerer says.
+    bool active = false;
+    // rtcp-mux per leg (RFC 5761): each leg's side decides for itself; the relay converts between a muxed
+    // and an unmuxed leg. The offerer's choice is kept in offer_mux until our answer accepts it.
+    bool mux_client = false, mux_internal = false, offer_mux = false;
     uint32_t chan[2] = {0, 0};
     uint16_t e_port = 0; // edge-e's public RTP port
     media::UdpSocket in[2];
@@ -155,11 +156,12 @@ struct MediaB2bua::Call {
     State state = State::Idle;
     uint32_t req = 0;
     uint64_t opened_at = 0;
-    uint64_t session = 0; // edge-e's
+    std::vector<uint64_t> sessions; // edge-e's: one per media_open (a re-offer adding m-lines opens another)
     std::string e_addr;
     LinkMedia* lm = nullptr;
-    size_t nstreams = 0;
+    std::vector<size_t> want; // the m-lines the pending media_open is for
     std::vector<std::unique_ptr<Leg>> legs;
+    std::vector<Leg*> slots; // by m-line index; nullptr: the line has no relay (rejected)
     std::deque<std::function<void(Call*)>> waiting;
     bool invite_had_sdp = false;
     bool established = false;
@@ -213,19 +215,13 @@ void MediaB2bua::process(uint64_t flow, link::LinkConn* link, const std::string&
     }
     Call& c = *it->second;
     c.last_ms = loop_.now_ms();
-    bool sdp = is_sdp(msg);
-    if (sdp && c.state == Call::State::Idle) {
-        auto parsed = media::Sdp::parse(msg.body());
-        c.nstreams = parsed ? std::min(parsed->media.size(), kMaxStreams) : 1;
-        open(c);
-    }
     auto m = std::make_shared<sip::Message>(std::move(msg));
     auto step = [this, from, m, next = std::move(next)](Call* c) mutable {
         if (!c) {
             next(std::move(*m), 0, {}); // the call went away meanwhile: signalling still flows
             return;
         }
-        handle(*c, from, std::move(*m), std::move(next));
+        handle(*c, from, std::move(*m), std::move(next), true);
     };
     // Messages of one call keep their order behind an open in progress.
     if (c.state == Call::State::Opening || !c.waiting.empty()) {
@@ -235,7 +231,7 @@ void MediaB2bua::process(uint64_t flow, link::LinkConn* link, const std::string&
     step(&c);
 }
 
-void MediaB2bua::open(Call& c) {
+void MediaB2bua::open(Call& c, size_t n) {
     c.state = Call::State::Opening;
     c.req = next_req_++;
     c.opened_at = loop_.now_ms();
@@ -243,10 +239,10 @@ void MediaB2bua::open(Call& c) {
     // edge-e's x-client-addr is "ip:port" / "[v6]:port"; media latches to the IP alone.
     if (auto hp = net::split_host_port(c.client_ip)) c.client_ip = hp->first;
     const std::string& ip = c.client_ip;
-    auto msg = nlohmann::json{{"type", "media_open"}, {"id", c.req}, {"client", ip}, {"streams", c.nstreams}};
-    if (!c.link->send_control(msg.dump())) {
+    auto msg = nlohmann::json{{"type", "media_open"}, {"id", c.req}, {"client", ip}, {"streams", n}};
+    if (!link_alive_(c.link) || !c.link->send_control(msg.dump())) {
         opening_.erase(c.req);
-        c.state = Call::State::Failed;
+        c.state = c.legs.empty() ? Call::State::Failed : Call::State::Open;
     }
 }
 
@@ -300,35 +296,40 @@ void MediaB2bua::on_control(link::LinkConn* link, std::string_view json) {
     auto it = calls_.find(cid);
     if (it == calls_.end()) return;
     Call& c = *it->second;
+    // A call that already relays media goes on with what it has: the new m-lines are rejected.
+    auto failed = c.legs.empty() ? Call::State::Failed : Call::State::Open;
     if (!malformed.empty()) {
         EP_WARN(kLog, "call {}: edge-e's media answer is malformed: {}", cid, malformed);
         give_back();
-        c.state = Call::State::Failed;
+        c.state = failed;
     } else if (*type == "media_opened") {
         opened(c, j);
     } else {
         EP_WARN(kLog, "call {}: edge-e refused media: {}", cid, *error);
-        c.state = Call::State::Failed;
+        c.state = failed;
     }
     run_waiting(cid);
 }
 
 void MediaB2bua::opened(Call& c, const nlohmann::json& j) {
-    c.session = j.value("session", uint64_t(0));
-    c.e_addr = j.value("address", "");
+    uint64_t session = j.value("session", uint64_t(0));
+    std::string e_addr = j.value("address", "");
     uint16_t mux_port = j.value("mux_port", uint16_t(0));
     auto fail = [&](std::string why) {
         EP_WARN(kLog, "call {}: media relay unavailable: {}", c.call_id, why);
-        c.link->send_control(nlohmann::json{{"type", "media_close"}, {"session", c.session}}.dump());
-        c.session = 0;
-        c.state = Call::State::Failed;
+        c.link->send_control(nlohmann::json{{"type", "media_close"}, {"session", session}}.dump());
+        c.state = c.legs.empty() ? Call::State::Failed : Call::State::Open;
     };
-    auto* lm = link_media(c.link, mux_port);
+    if (c.lm && c.e_addr != e_addr) return fail("edge-e answered another media address for the same call");
+    auto* lm = c.lm ? c.lm : link_media(c.link, mux_port);
     if (!lm) return fail("no traversal socket");
+    if (lm->mux.port() != mux_port) return fail("edge-e answered another traversal port for the same link");
     if (!alloc_) return fail("media.address is not usable");
     auto streams = j.value("streams", nlohmann::json::array());
-    if (!streams.is_array() || streams.size() != c.nstreams)
+    if (!streams.is_array() || streams.size() != c.want.size())
         return fail("edge-e answered a wrong stream count");
+    // Every port first, then the commit: a failure half-way leaves the call as it was.
+    std::vector<std::unique_ptr<Leg>> fresh;
     for (auto& s : streams) {
         auto pair = alloc_->allocate();
         if (!pair) return fail("media.ports: " + pair.error().message);
@@ -340,19 +341,31 @@ void MediaB2bua::opened(Call& c, const nlohmann::json& j) {
         leg->c_port = pair->port;
         leg->in[0] = std::move(pair->rtp);
         leg->in[1] = std::move(pair->rtcp);
-        Leg* raw = leg.get();
-        for (int k = 0; k < 2; ++k) {
-            leg->in_watch[k] = std::make_unique<core::IoWatcher>(
-                loop_, leg->in[k].fd(), [this, raw, k](short) { on_internal(*raw, k); });
-            channels_[leg->chan[k]] = {raw, k};
-        }
-        c.legs.push_back(std::move(leg));
+        fresh.push_back(std::move(leg));
     }
-    c.lm = lm;
-    ++lm->calls;
+    for (size_t k = 0; k < fresh.size(); ++k) {
+        Leg* raw = fresh[k].get();
+        for (int w = 0; w < 2; ++w) {
+            raw->in_watch[w] = std::make_unique<core::IoWatcher>(
+                loop_, raw->in[w].fd(), [this, raw, w](short) { on_internal(*raw, w); });
+            channels_[raw->chan[w]] = {raw, w};
+        }
+        size_t line = c.want[k];
+        if (c.slots.size() <= line) c.slots.resize(line + 1, nullptr);
+        c.slots[line] = raw;
+        c.legs.push_back(std::move(fresh[k]));
+    }
+    c.sessions.push_back(session);
+    c.e_addr = e_addr;
+    if (!c.lm) {
+        c.lm = lm;
+        ++lm->calls;
+    }
     c.state = Call::State::Open;
-    c.counted = true;
-    m_.sessions->add(1);
+    if (!c.counted) {
+        c.counted = true;
+        m_.sessions->add(1);
+    }
     // Tells edge-e where our traversal socket is before any media needs it.
     uint8_t ka[media::kTraversalHeader];
     media::write_traversal_header(ka, {c.legs.front()->chan[0], false});
@@ -395,7 +408,7 @@ void MediaB2bua::run_waiting(const std::string& cid) {
     }
 }
 
-void MediaB2bua::handle(Call& c, From from, sip::Message&& m, Continue next) {
+void MediaB2bua::handle(Call& c, From from, sip::Message&& m, Continue next, bool may_open) {
     auto cseq = m.cseq();
     std::string_view method = m.is_request() ? std::string_view(m.method())
                               : cseq         ? std::string_view(cseq->method)
@@ -437,6 +450,31 @@ void MediaB2bua::handle(Call& c, From from, sip::Message&& m, Continue next) {
         return;
     }
     bool req = m.is_request();
+    auto sdp_r = media::Sdp::parse(m.body());
+    if (sdp_r && offer && may_open && c.state != Call::State::Opening) {
+        // m-lines we can relay that have no relay yet: the call's first offer, or a re-offer adding video,
+        // content or floor control mid-call. Past kMaxStreams they are rejected.
+        std::vector<size_t> want;
+        for (size_t i = 0; i < sdp_r->media.size(); ++i)
+            if (media::relay_kind(sdp_r->media[i]) != media::RelayKind::None &&
+                (i >= c.slots.size() || !c.slots[i]) && c.legs.size() + want.size() < kMaxStreams)
+                want.push_back(i);
+        if (!want.empty()) {
+            c.want = std::move(want);
+            open(c, c.want.size());
+            if (c.state == Call::State::Opening) {
+                auto held = std::make_shared<sip::Message>(std::move(m));
+                c.waiting.push_front([this, from, held, next = std::move(next)](Call* c) mutable {
+                    if (!c) {
+                        next(std::move(*held), 0, {});
+                        return;
+                    }
+                    handle(*c, from, std::move(*held), std::move(next), false);
+                });
+                return;
+            }
+        }
+    }
     if (c.state != Call::State::Open) {
         if (req) {
             refused_.unavailable->inc();
@@ -447,7 +485,6 @@ void MediaB2bua::handle(Call& c, From from, sip::Message&& m, Continue next) {
         next(std::move(m), 0, {});
         return;
     }
-    auto sdp_r = media::Sdp::parse(m.body());
     if (!sdp_r) {
         EP_INFO(kLog, "call {}: bad SDP from the {}: {}", c.call_id,
                 from == From::Client ? "client" : "internal side", sdp_r.error().message);
@@ -463,64 +500,104 @@ void MediaB2bua::handle(Call& c, From from, sip::Message&& m, Continue next) {
                                       : rewrite_from_internal(c, *sdp_r, offer);
     if (status) {
         refused_.unencrypted->inc();
-        if (req) {
+        if (req && offer) {
             next(std::move(m), status, "Not Acceptable Here");
             if (!c.established) release(c.call_id, "unencrypted offer");
             return;
         }
-        // A client answering our SRTP offer without keys: the call proceeds but its media cannot be relayed.
-        EP_WARN(kLog, "call {}: client answered without SRTP keys; its media will be dropped", c.call_id);
     }
     m.set_body(sdp_r->serialize(), "application/sdp");
     next(std::move(m), 0, {});
 }
 
 int MediaB2bua::rewrite_from_client(Call& c, media::Sdp& sdp, bool offer) {
+    std::vector<media::LineView> views(sdp.media.size());
+    bool any = false, unencrypted = false;
     for (size_t i = 0; i < sdp.media.size(); ++i) {
         auto& md = sdp.media[i];
-        if (i >= c.legs.size() || md.port == 0 || !md.is_rtp()) {
-            strip(md);
-            md.port = 0;
+        Leg* L = i < c.slots.size() ? c.slots[i] : nullptr;
+        auto kind = media::relay_kind(md);
+        if (!L || kind == media::RelayKind::None || (!offer && (!L->active || kind != L->kind))) {
+            if (L && offer) L->active = false;
             continue;
         }
-        Leg& L = *c.legs[i];
+        media::LineView& v = views[i];
+        if (kind == media::RelayKind::Bfcp) {
+            // Floor control carries no media and no keys: relayed as it is, outside media.encryption.
+            L->kind = kind;
+            L->active = true;
+            v = {true, L->c_port, {}, {}, false};
+            any = true;
+            continue;
+        }
         std::optional<unsigned> want_tag;
-        if (!offer && L.client.out_key) want_tag = L.client.out_key->tag;
+        if (!offer && L->client.out_key) want_tag = L->client.out_key->tag;
         auto ck = pick_crypto(md, want_tag);
-        if (!ck && cfg_.encryption == config::MediaEncryption::Force) return 488;
+        if (!ck && cfg_.encryption == config::MediaEncryption::Force) {
+            // The guide's "Force encrypted", per stream: this one is rejected on both legs, not relayed in
+            // clear.
+            unencrypted = true;
+            EP_INFO(kLog, "call {}: m-line {} ({}) from the client without a usable a=crypto: rejected",
+                    c.call_id, i, md.media);
+            L->active = false;
+            L->client.clear_in();
+            continue;
+        }
         if (ck) {
-            L.client.learn(*ck, offer);
+            L->client.learn(*ck, offer);
         } else {
             // best_effort with a client that does not encrypt: plain RTP on the client leg.
-            L.client.clear_in();
-            if (offer) L.client.clear_out();
+            L->client.clear_in();
+            if (offer) L->client.clear_out();
         }
-        strip(md);
-        md.port = L.c_port;
+        L->kind = kind;
+        L->active = true;
+        any = true;
+        bool mux = media::wants_rtcp_mux(md);
         if (offer) {
+            // The client's rtcp-mux is offered onward and accepted towards the client in our answer.
+            L->offer_mux = mux;
+            L->mux_client = mux;
             // Best effort inwards: RTP/AVP with a key; the internal answer decides whether SRTP is used.
-            md.proto = avp(md.proto);
-            md.add_attribute("crypto", L.internal.ours_for_offer().format());
-        } else if (L.in_srtp && L.internal.out_key) {
-            md.proto = savp(md.proto);
-            md.add_attribute("crypto", L.internal.out_key->format());
+            v = {true, L->c_port, avp(md.proto), L->internal.ours_for_offer().format(), mux};
         } else {
-            md.proto = avp(md.proto);
+            // The client answering our offer: it muxes if it accepted the rtcp-mux we offered; the internal
+            // side is answered with what it offered.
+            L->mux_client = mux && L->offer_mux;
+            L->mux_internal = L->offer_mux;
+            if (L->in_srtp && L->internal.out_key)
+                v = {true, L->c_port, savp(md.proto), L->internal.out_key->format(), L->offer_mux};
+            else
+                v = {true, L->c_port, avp(md.proto), {}, L->offer_mux};
         }
     }
-    sdp.set_address(cfg_.address);
+    media::rewrite_for_relay(sdp, views, cfg_.address);
+    // An offer with nothing left to relay because of missing keys is refused as a whole (488), as before.
+    if (unencrypted && !any && offer) return 488;
+    if (unencrypted && !offer) {
+        // Too late to refuse the call: the internal side is told port 0, the client's packets are dropped.
+        EP_WARN(kLog,
+                "call {}: client answered an m-line without SRTP keys: rejected towards the internal side",
+                c.call_id);
+        return 488;
+    }
     return 0;
 }
 
 int MediaB2bua::rewrite_from_internal(Call& c, media::Sdp& sdp, bool offer) {
+    std::vector<media::LineView> views(sdp.media.size());
     for (size_t i = 0; i < sdp.media.size(); ++i) {
         auto& md = sdp.media[i];
-        if (i >= c.legs.size() || md.port == 0 || !md.is_rtp()) {
-            strip(md);
-            md.port = 0;
+        Leg* L = i < c.slots.size() ? c.slots[i] : nullptr;
+        auto kind = media::relay_kind(md);
+        if (!L || kind == media::RelayKind::None || (!offer && (!L->active || kind != L->kind))) {
+            if (L && offer) L->active = false;
             continue;
         }
-        Leg& L = *c.legs[i];
+        L->kind = kind;
+        L->active = true;
+        // Muxed: offered (we accept it) or accepted in the answer to our offer (which asked for it).
+        bool mux = kind == media::RelayKind::Rtp && media::wants_rtcp_mux(md) && (offer || L->offer_mux);
         if (auto ip = sdp.address_of(i)) {
             uint16_t rtcp = uint16_t(md.port + 1);
             auto ra = md.attributes("rtcp");
@@ -530,29 +607,45 @@ int MediaB2bua::rewrite_from_internal(Call& c, media::Sdp& sdp, bool offer) {
                 auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), p);
                 if (ec == std::errc() && p > 0 && p < 65536) rtcp = uint16_t(p);
             }
+            if (mux) rtcp = md.port;
             auto a0 = net::numeric_addr(*ip, md.port);
             auto a1 = net::numeric_addr(*ip, rtcp);
             if (a0 && a1) {
-                L.dst[0] = *a0;
-                L.dst[1] = *a1;
-                L.dst_ip = a0->ip();
+                L->dst[0] = *a0;
+                L->dst[1] = *a1;
+                L->dst_ip = a0->ip();
             }
         }
-        std::optional<unsigned> want_tag;
-        if (!offer && L.internal.out_key) want_tag = L.internal.out_key->tag;
-        auto ik = pick_crypto(md, want_tag);
-        L.in_srtp = ik.has_value();
-        if (ik) L.internal.learn(*ik, offer);
-        strip(md);
-        md.port = L.e_port;
-        if (offer || L.client.out_key) {
-            md.proto = savp(md.proto);
-            md.add_attribute("crypto", (offer ? L.client.ours_for_offer() : *L.client.out_key).format());
-        } else {
-            md.proto = avp(md.proto); // best_effort and a client that offered plain RTP
+        media::LineView& v = views[i];
+        if (kind == media::RelayKind::Bfcp) {
+            L->in_srtp = false;
+            v = {true, L->e_port, {}, {}, false};
+            continue;
         }
+        std::optional<unsigned> want_tag;
+        if (!offer && L->internal.out_key) want_tag = L->internal.out_key->tag;
+        auto ik = pick_crypto(md, want_tag);
+        L->in_srtp = ik.has_value();
+        if (ik) L->internal.learn(*ik, offer);
+        if (offer) {
+            L->offer_mux = mux;
+            L->mux_internal = mux;
+        } else {
+            L->mux_internal = mux;
+            L->mux_client = L->offer_mux;
+        }
+        bool tell_mux = offer ? mux : L->offer_mux;
+        if (offer || L->client.out_key)
+            v = {true, L->e_port, savp(md.proto),
+                 (offer ? L->client.ours_for_offer() : *L->client.out_key).format(), tell_mux};
+        else
+            v = {true,
+                 L->e_port,
+                 avp(md.proto),
+                 {},
+                 tell_mux}; // best_effort and a client that offered plain RTP
     }
-    sdp.set_address(c.e_addr);
+    media::rewrite_for_relay(sdp, views, c.e_addr);
     return 0;
 }
 
@@ -563,8 +656,9 @@ void MediaB2bua::release(const std::string& cid, std::string_view why) {
     calls_.erase(it);
     EP_DEBUG(kLog, "call {}: media released ({})", cid, why);
     if (c->state == Call::State::Opening) opening_.erase(c->req);
-    if (c->session && link_alive_(c->link))
-        c->link->send_control(nlohmann::json{{"type", "media_close"}, {"session", c->session}}.dump());
+    if (link_alive_(c->link))
+        for (uint64_t session : c->sessions)
+            c->link->send_control(nlohmann::json{{"type", "media_close"}, {"session", session}}.dump());
     for (auto& leg : c->legs)
         for (int k = 0; k < 2; ++k)
             channels_.erase(leg->chan[k]);
@@ -621,6 +715,11 @@ void MediaB2bua::on_traversal(LinkMedia& lm) {
         size_t len = size_t(n) - media::kTraversalHeader;
         if (len == 0) continue;
         size_t cap = sizeof buf - media::kTraversalHeader;
+        if (leg->kind == media::RelayKind::Bfcp) {
+            if (which == 0) forward_internal(*leg, 0, p, len);
+            continue;
+        }
+        if (which == 0 && leg->mux_client && media::is_muxed_rtcp(p, len)) which = 1;
         if (leg->client.in_key) {
             if (!leg->client.in) {
                 m_.drop("srtp_bad");
@@ -643,15 +742,21 @@ void MediaB2bua::on_traversal(LinkMedia& lm) {
                 continue;
             }
         }
-        if (leg->dst[which].len == 0) {
-            m_.drop("not_ready");
-            continue;
-        }
-        leg->call->last_ms = loop_.now_ms();
-        if (leg->in[which].send_to(p, len, leg->dst[which])) {
-            m_.packets->inc();
-            m_.bytes->inc(len);
-        }
+        forward_internal(*leg, which, p, len);
+    }
+}
+
+void MediaB2bua::forward_internal(Leg& leg, int which, const uint8_t* p, size_t len) {
+    if (leg.dst[which].len == 0) {
+        m_.drop("not_ready");
+        return;
+    }
+    leg.call->last_ms = loop_.now_ms();
+    // A muxed internal leg gets RTCP on the RTP port, from our RTP port.
+    int sock = leg.mux_internal ? 0 : which;
+    if (leg.in[sock].send_to(p, len, leg.dst[which])) {
+        m_.packets->inc();
+        m_.bytes->inc(len);
     }
 }
 
@@ -676,9 +781,14 @@ void MediaB2bua::on_internal(Leg& leg, int which) {
             continue;
         }
         size_t len = size_t(n);
+        int kind = which; // RTP or RTCP, whichever port it came in on
+        if (leg.kind == media::RelayKind::Bfcp) {
+            if (which == 0) forward_client(leg, 0, buf, len);
+            continue;
+        }
+        if (which == 0 && leg.mux_internal && media::is_muxed_rtcp(p, len)) kind = 1;
         if (leg.in_srtp && leg.internal.in) {
-            auto st =
-                which ? leg.internal.in->unprotect_rtcp(p, len) : leg.internal.in->unprotect_rtp(p, len);
+            auto st = kind ? leg.internal.in->unprotect_rtcp(p, len) : leg.internal.in->unprotect_rtp(p, len);
             if (st != media::SrtpStatus::Ok) {
                 m_.drop(drop_reason(st));
                 continue;
@@ -686,7 +796,7 @@ void MediaB2bua::on_internal(Leg& leg, int which) {
         }
         if (leg.client.out) {
             auto st =
-                which ? leg.client.out->protect_rtcp(p, len, cap) : leg.client.out->protect_rtp(p, len, cap);
+                kind ? leg.client.out->protect_rtcp(p, len, cap) : leg.client.out->protect_rtp(p, len, cap);
             if (st != media::SrtpStatus::Ok) {
                 m_.drop(drop_reason(st));
                 continue;
@@ -695,13 +805,20 @@ void MediaB2bua::on_internal(Leg& leg, int which) {
             m_.drop("srtp_bad");
             continue;
         }
-        LinkMedia* lm = leg.call->lm;
-        media::write_traversal_header(buf, {leg.chan[which], which == 1});
-        leg.call->last_ms = loop_.now_ms();
-        if (lm->sock.send_to(buf, media::kTraversalHeader + len, lm->mux)) {
-            m_.packets->inc();
-            m_.bytes->inc(len);
-        }
+        forward_client(leg, kind, buf, len);
+    }
+}
+
+void MediaB2bua::forward_client(Leg& leg, int which, uint8_t* buf, size_t len) {
+    LinkMedia* lm = leg.call->lm;
+    // A muxed client leg gets RTCP on its RTP port: edge-e sends what comes on the RTP channel from that
+    // port.
+    int ch = leg.mux_client ? 0 : which;
+    media::write_traversal_header(buf, {leg.chan[ch], ch == 1});
+    leg.call->last_ms = loop_.now_ms();
+    if (lm->sock.send_to(buf, media::kTraversalHeader + len, lm->mux)) {
+        m_.packets->inc();
+        m_.bytes->inc(len);
     }
 }
 
@@ -713,7 +830,7 @@ void MediaB2bua::sweep() {
         if (c->state == Call::State::Opening && now - c->opened_at > kOpenTimeoutMs) {
             EP_WARN(kLog, "call {}: edge-e did not answer media_open", id);
             opening_.erase(c->req);
-            c->state = Call::State::Failed;
+            c->state = c->legs.empty() ? Call::State::Failed : Call::State::Open;
             loop_.post([this, id = id] { run_waiting(id); });
             continue;
         }

@@ -5,6 +5,11 @@
 //   client ==SRTP(client's key)==> edge-e port ==traversal==> edge-c ==RTP or SRTP(our key)==> internal
 //   client <==SRTP(our key)======= edge-e port <==traversal== edge-c <==RTP or SRTP(its key)== internal
 //
+// Every m-line the relay can carry gets its own relay (audio, video, content video, UDP/BFCP floor control;
+// up to 8 per call); each RTP stream uses an RTP+RTCP port pair, or one port on the legs that negotiated
+// rtcp-mux. An m-line it cannot carry goes on with port 0 and is answered with port 0
+// (common/media/sdp_relay.h).
+//
 // SRTP is always terminated here (keys never cross legs): the client leg is always SRTP with SDES keys
 // edge-c generates, and with `media.encryption: force` a client that offers or answers without a=crypto is
 // refused. Towards the internal side edge-c offers "best effort" (RTP/AVP with a=crypto) and follows what the
@@ -70,16 +75,23 @@ class MediaB2bua {
     struct Leg;
     struct LinkMedia;
 
-    void open(Call& c);
+    // Asks edge-e for n more streams of the call (its first offer, or a re-offer adding m-lines).
+    void open(Call& c, size_t n);
     void opened(Call& c, const nlohmann::json& j);
     void run_waiting(const std::string& call_id);
-    void handle(Call& c, From from, sip::Message&& m, Continue next);
+    // may_open: an offer with m-lines that have no relay yet opens them first and runs again once they are
+    // open (then with may_open false: whatever could not be opened is rejected).
+    void handle(Call& c, From from, sip::Message&& m, Continue next, bool may_open);
     // Rewrites body in place. Returns 0 or the SIP status to refuse with.
     int rewrite_from_client(Call& c, media::Sdp& sdp, bool offer);
     int rewrite_from_internal(Call& c, media::Sdp& sdp, bool offer);
     void release(const std::string& call_id, std::string_view why);
     void on_traversal(LinkMedia& lm);
     void on_internal(Leg& leg, int which);
+    // One packet, decrypted and re-encrypted as needed, to the internal endpoint / to edge-e for the client.
+    // which: 0 RTP, 1 RTCP. forward_client's buf has room for the traversal header before the packet.
+    void forward_internal(Leg& leg, int which, const uint8_t* p, size_t len);
+    void forward_client(Leg& leg, int which, uint8_t* buf, size_t len);
     void sweep();
     LinkMedia* link_media(link::LinkConn* link, uint16_t mux_port);
 

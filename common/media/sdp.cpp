@@ -458,6 +458,7 @@ std::optional<CryptoAttr> CryptoAttr::parse(std::string_view value) {
     if (semi != std::string_view::npos) {
         // More than one master key only makes sense with MKIs, which we refuse anyway.
         c.has_lifetime_or_mki = true;
+        c.has_mki = true;
     }
     constexpr std::string_view kInline = "inline:";
     if (first.size() < kInline.size() || !iequals(first.substr(0, kInline.size()), kInline))
@@ -470,6 +471,7 @@ std::optional<CryptoAttr> CryptoAttr::parse(std::string_view value) {
         while (true) {
             size_t next = rest.find('|');
             if (!valid_key_suffix(rest.substr(0, next))) return std::nullopt;
+            if (rest.substr(0, next).find(':') != std::string_view::npos) c.has_mki = true;
             if (next == std::string_view::npos) break;
             rest = rest.substr(next + 1);
         }

@@ -64,8 +64,12 @@ inline constexpr size_t kSrtpMasterKeyLen = 30; // 16-byte AES key + 14-byte sal
 struct CryptoAttr {
     unsigned tag = 1;
     SrtpSuite suite = SrtpSuite::AES_CM_128_HMAC_SHA1_80;
-    std::string master_key;                  // kSrtpMasterKeyLen raw bytes (decoded from inline:)
-    bool has_lifetime_or_mki = false;        // "|2^31" or "|1:4" after the key: we refuse keys with an MKI
+    std::string master_key;           // kSrtpMasterKeyLen raw bytes (decoded from inline:)
+    bool has_lifetime_or_mki = false; // "|2^31" or "|1:4" after the key
+    // An MKI ("|1:4") or several keys: refused (edgepair runs one key per direction, without MKI). A lifetime
+    // alone ("|2^31", as Jabber sends) is accepted: it bounds how long the sender may use its key, which is
+    // the sender's concern (libsrtp enforces its own limit).
+    bool has_mki = false;
     std::vector<std::string> session_params; // e.g. "UNENCRYPTED_SRTCP": we refuse any
 
     // value is what follows "a=crypto:"; nullopt for an unknown suite or a malformed key.

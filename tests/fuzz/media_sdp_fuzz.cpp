@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/media/sdp.h"
+#include "common/media/sdp_relay.h"
 
 using namespace edgepair::media;
 
@@ -73,6 +74,36 @@ void edit(Sdp s, std::string_view ip) {
     reparse(s);
 }
 
+// The relay's rewrite (common/media/sdp_relay.h): every other relayable line relayed, the rest rejected. No
+// m-line may be dropped, rejected lines carry port 0 and no keys, and what it writes parses back.
+void relay(Sdp s) {
+    std::vector<LineView> views(s.media.size());
+    for (size_t i = 0; i < s.media.size(); ++i) {
+        auto kind = relay_kind(s.media[i]);
+        (void)wants_rtcp_mux(s.media[i]);
+        if (kind == RelayKind::None || i % 2 == 1) continue;
+        views[i] = {true, 36002, kind == RelayKind::Rtp ? "RTP/SAVP" : "",
+                    kind == RelayKind::Rtp
+                        ? std::optional<std::string>("1 AES_CM_128_HMAC_SHA1_80 inline:"
+                                                     "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR")
+                        : std::nullopt,
+                    true};
+    }
+    size_t n = s.media.size();
+    rewrite_for_relay(s, views, "198.51.100.7");
+    check(s.media.size() == n);
+    for (size_t i = 0; i < n; ++i) {
+        const auto& m = s.media[i];
+        check(!m.has_attribute("candidate") && !m.has_attribute("rtcp"));
+        if (views[i].relay) {
+            check(m.port == 36002 && m.has_attribute("rtcp-mux"));
+        } else {
+            check(m.port == 0 && !m.has_attribute("crypto") && !m.has_attribute("rtcp-mux"));
+        }
+    }
+    reparse(s);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -96,5 +127,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     reparse(s);
     edit(s, "203.0.113.1");
     edit(s, "2001:db8::1");
+    relay(s);
     return 0;
 }

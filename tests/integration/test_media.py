@@ -274,8 +274,10 @@ class RtcpEcho:
         self.sock.close()
 
 
-def client_offer(leg: MediaLeg, cryptos: list[Crypto] | None, proto: str = "RTP/SAVP", ice: bool = True) -> str:
-    """A Jabber-like audio offer: SRTP with SDES keys, ICE host candidate, rtcp-mux offered."""
+def client_offer(leg: MediaLeg, cryptos: list[Crypto] | None, proto: str = "RTP/SAVP", ice: bool = True,
+                 mux: bool = False) -> str:
+    """A Jabber-like audio offer: SRTP with SDES keys, ICE host candidate, a=rtcp; rtcp-mux offered when mux
+    (the pair accepts it, so the client must then take RTCP on its RTP port)."""
     lines = ["v=0", f"o=jabber 1001 1 IN IP4 {leg.ip}", "s=SIP Call", f"c=IN IP4 {leg.ip}", "t=0 0",
              f"m=audio {leg.port} {proto} 0 8 101", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000",
              "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15"]
@@ -284,8 +286,9 @@ def client_offer(leg: MediaLeg, cryptos: list[Crypto] | None, proto: str = "RTP/
     if ice:
         lines += ["a=ice-ufrag:Xk3d", "a=ice-pwd:q8Rw0nH2bPj4LxVt6cYs1Ze9", "a=ice-options:trickle",
                   f"a=candidate:1 1 UDP 2130706431 {leg.ip} {leg.port} typ host",
-                  f"a=candidate:1 2 UDP 2130706430 {leg.ip} {leg.port + 1} typ host",
-                  "a=rtcp-mux", f"a=rtcp:{leg.port + 1}"]
+                  f"a=candidate:1 2 UDP 2130706430 {leg.ip} {leg.port + 1} typ host", f"a=rtcp:{leg.port + 1}"]
+    if mux:
+        lines.append("a=rtcp-mux")
     lines.append("a=sendrecv")
     return "\r\n".join(lines) + "\r\n"
 
@@ -321,7 +324,9 @@ def sdp_of(msg_text: str) -> Sdp:
 # ------------------------------------------------------------------------------------------------------------
 
 
-class MediaThroughPair(SipEnv):
+class MediaEnv(SipEnv):
+    """The media topology and the client's SIP/SDP helpers (test_media_av.py builds on them too)."""
+
     def setUp(self):
         super().setUp()
         if pylibsrtp is None:
@@ -521,8 +526,8 @@ CSeq: 1 CANCEL
             self.assertEqual(sdp.attrs(0, a), [], f"{what}: a={a} must be removed\n{sdp.lines}")
         return port, sdp.attrs(0, "crypto")
 
-    # ---- tests ----
 
+class MediaThroughPair(MediaEnv):
     def test_outgoing_call_srtp_echo_latching_and_bye(self):
         """(a) client -> internal call, SRTP echoed by sipp; (c) wrong sources dropped; (d) nothing after BYE."""
         self.media_env()

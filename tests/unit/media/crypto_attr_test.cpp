@@ -13,6 +13,7 @@ TEST_CASE("a=crypto: RFC 4568 examples", "[media][crypto]") {
     CHECK(a->master_key.size() == kSrtpMasterKeyLen);
     CHECK(a->master_key == std::string("=-n@%^x!Bjufr9)?,#5h\\`=&]{qiPQ"));
     CHECK(a->has_lifetime_or_mki);
+    CHECK(a->has_mki);
     CHECK(a->session_params.empty());
 
     auto b = CryptoAttr::parse(
@@ -33,6 +34,7 @@ TEST_CASE("a=crypto: RFC 4568 examples", "[media][crypto]") {
     CHECK(d->tag == 2);
     CHECK(d->master_key == "123456789ABCDE0123456789ABcdef");
     CHECK(d->has_lifetime_or_mki);
+    CHECK(d->has_mki);
     CHECK(d->session_params == std::vector<std::string>{"KDR=1", "UNENCRYPTED_SRTCP"});
 
     // RFC 4568's F8 example: a suite we do not do.
@@ -50,8 +52,17 @@ TEST_CASE("a=crypto: plain key, as Jabber and CUCM send it", "[media][crypto]") 
     REQUIRE(lc);
     CHECK(lc->tag == 7);
     CHECK(lc->format() == "7 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR");
-    CHECK(
-        CryptoAttr::parse("0 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^31"));
+    CHECK_FALSE(a->has_mki);
+    // Jabber's keys carry a lifetime: usable (a lifetime is not an MKI).
+    auto jl =
+        CryptoAttr::parse("0 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^31");
+    REQUIRE(jl);
+    CHECK(jl->has_lifetime_or_mki);
+    CHECK_FALSE(jl->has_mki);
+    auto mki =
+        CryptoAttr::parse("0 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|1:4");
+    REQUIRE(mki);
+    CHECK(mki->has_mki);
 }
 
 TEST_CASE("a=crypto: rejected values", "[media][crypto]") {
