@@ -477,7 +477,7 @@ void SipRouter::attach(link::LinkStream* s, const link::Headers& headers) {
                                          std::string(link::header_value(headers, "x-client-addr")),
                                          std::string(link::header_value(headers, "x-sni")), std::move(edge)));
     flows_[id] = f;
-    f->access.open(w_.gen()->access_log, "sip",
+    f->access.open(w_.gen()->access_log, "sip-flow",
                    obs::checked_request_id(link::header_value(headers, obs::kRequestIdHeader)), f->client());
     s->set_handler(f);
     s->send_headers({{":status", "200"}});

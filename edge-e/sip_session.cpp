@@ -58,7 +58,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         peer_ip_ = conn_->peer().ip();
         peer_port_ = conn_->peer().port();
         local_ = net::local_of(fd).str();
-        access_.open(ws.gen()->access_log, "sip", ws.next_request_id(), peer_);
+        access_.open(ws.gen()->access_log, "sip-flow", ws.next_request_id(), peer_);
         conn_->start();
     }
 
@@ -76,6 +76,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         if (closing_) return;
         bool framed = from_link_.feed_each(std::string_view(data, len), [this](std::string_view msg) {
             access_.add_out(msg.size());
+            if (access_.active()) log_transaction(msg, false);
             conn_->write(msg);
             return true;
         });
@@ -168,6 +169,11 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         sip::fill_received_rport(in, peer_ip_, peer_port_);
         auto r = sip::make_response(in, status, reason);
         if (extra) r.append_header(extra->name, extra->value);
+        if (access_.active()) {
+            auto key = transaction_key(req);
+            if (!key.empty())
+                txns_.finish(access_, key, status, "edge", req.method(), "in", call_tag(req));
+        }
         conn_->write(r.serialize());
     }
 
@@ -221,11 +227,39 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             if (m->is_request()) reply(*m, 503, "Traversal link to edge-c is down");
             return;
         }
+        if (access_.active()) log_transaction(*m, true);
         if (!stream_->write(sip::link_encode(bytes))) {
             // The link stream's queue is full: stop reading this client until edge-c catches up.
             paused_ = true;
             conn_->pause_reading();
         }
+    }
+
+    // log.access: the transaction a message opens or ends. Only a hash of the Call-ID is logged; the key
+    // matches a final response to its request by Call-ID and CSeq (number and method), which is what
+    // identifies a transaction end to end across the proxy (the Via branch changes at edge-c).
+    static std::string transaction_key(const sip::Message& m) {
+        auto cseq = m.cseq();
+        const auto* call = m.find(sip::HeaderId::call_id);
+        if (!cseq || !call) return {};
+        return fmt::format("{}\n{} {}", call->value, cseq->number, cseq->method);
+    }
+    static std::string call_tag(const sip::Message& m) {
+        const auto* call = m.find(sip::HeaderId::call_id);
+        return call ? obs::hash_tag(call->value) : std::string();
+    }
+    void log_transaction(const sip::Message& m, bool from_client) {
+        auto key = transaction_key(m);
+        if (key.empty()) return;
+        if (m.is_request()) {
+            if (m.method() != "ACK") txns_.begin(access_, std::move(key), m.method(), from_client ? "in" : "out", call_tag(m));
+        } else if (m.status() >= 200) {
+            txns_.finish(access_, key, m.status());
+        }
+    }
+    void log_transaction(std::string_view msg, bool from_client) {
+        auto m = sip::Message::parse(msg);
+        if (m) log_transaction(*m, from_client);
     }
 
     bool ensure_stream(const sip::Message& m, const sip::RoutingInfo& info) {
@@ -270,6 +304,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             ws_.app().counters().tls_handshake_failures->inc();
             EP_DEBUG("sip", "{}: {}", conn_->peer().str(), why);
         }
+        txns_.close(closing_ ? "edge_closed" : "client_closed");
         access_.close(closing_ ? "edge_closed" : "client_closed");
         closing_ = true;
         detach_stream();
@@ -287,6 +322,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     bool closing_ = false;
     bool paused_ = false;
     obs::FlowAccess access_; // log.access: the flow's open and close lines, under the id sent to edge-c
+    obs::SipTransactionAccess txns_; // log.access: one line per SIP transaction of the flow
 };
 
 } // namespace

@@ -319,4 +319,56 @@ void FlowAccess::close(std::string_view reason) {
     log->write(l);
 }
 
+void SipTransactionAccess::begin(const FlowAccess& flow, std::string key, std::string_view method,
+                                 std::string_view dir, std::string_view call_tag) {
+    if (!flow.active()) return;
+    log_ = flow.log();
+    client_ = flow.client();
+    for (const auto& o : open_)
+        if (o.key == key) return; // a retransmission: the first copy's clock runs on
+    if (open_.size() >= kMaxOpen) {
+        write(open_.front(), 0, "untracked");
+        open_.pop_front();
+    }
+    open_.push_back({std::move(key), fmt::format("{}.{}", flow.id(), ++n_), std::string(method),
+                     std::string(dir), std::string(call_tag), std::chrono::steady_clock::now()});
+}
+
+void SipTransactionAccess::finish(const FlowAccess& flow, std::string_view key, int status,
+                                  std::string_view reason, std::string_view method, std::string_view dir,
+                                  std::string_view call_tag) {
+    for (auto it = open_.begin(); it != open_.end(); ++it) {
+        if (it->key != key) continue;
+        write(*it, status, reason);
+        open_.erase(it);
+        return;
+    }
+    if (method.empty() || !flow.active()) return;
+    log_ = flow.log();
+    client_ = flow.client();
+    Open o{std::string(key), fmt::format("{}.{}", flow.id(), ++n_), std::string(method), std::string(dir),
+           std::string(call_tag), std::chrono::steady_clock::now()};
+    write(o, status, reason);
+}
+
+void SipTransactionAccess::close(std::string_view reason) {
+    for (const auto& o : open_)
+        write(o, 0, reason);
+    open_.clear();
+}
+
+void SipTransactionAccess::write(const Open& o, int status, std::string_view reason) const {
+    if (!log_) return;
+    AccessLine l("sip");
+    l.add("id", o.id)
+        .add("client", client_)
+        .add("method", o.method)
+        .add("dir", o.dir)
+        .num("status", uint64_t(status > 0 ? status : 0))
+        .num("ms", ms_since(o.start))
+        .add("call", o.call)
+        .add("reason", reason);
+    log_->write(l);
+}
+
 } // namespace edgepair::obs

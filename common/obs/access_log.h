@@ -16,6 +16,7 @@
 // last request of the old generation is logged.
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -154,6 +155,7 @@ class FlowAccess {
               std::string_view client);
     bool active() const { return log_ != nullptr; }
     const std::string& id() const { return id_; }
+    const std::string& client() const { return client_; }
     const std::shared_ptr<const AccessLog>& log() const { return log_; }
     void add_in(uint64_t n) { in_ += n; }
     void add_out(uint64_t n) { out_ += n; }
@@ -165,6 +167,42 @@ class FlowAccess {
     std::string kind_, id_, client_;
     uint64_t in_ = 0, out_ = 0;
     std::chrono::steady_clock::time_point start_;
+};
+
+// The SIP transactions of one flow, one summary line each (kind "sip"): begin() when a request crosses the
+// edge, finish() at its final response (or the edge's own answer). The flow's id with a ".<n>" suffix
+// names the transaction, so a grep for the flow id finds its transactions too. The key is the caller's
+// (Call-ID and CSeq); only a hash of the Call-ID is logged. ACK has no response and is not a transaction
+// here. A flow keeps at most kMaxOpen open transactions (a client that never gets answers cannot grow
+// it): the oldest is written as `reason=untracked` to make room, and close() writes what is still open.
+class SipTransactionAccess {
+  public:
+    static constexpr size_t kMaxOpen = 64;
+    SipTransactionAccess() = default;
+    SipTransactionAccess(const SipTransactionAccess&) = delete;
+    SipTransactionAccess& operator=(const SipTransactionAccess&) = delete;
+    ~SipTransactionAccess() { close("gone"); }
+
+    // `dir`: "in" for a request from the client, "out" for one from inside (edge-c) to the client.
+    void begin(const FlowAccess& flow, std::string key, std::string_view method, std::string_view dir,
+               std::string_view call_tag);
+    // The final response for `key`. Unknown key (an answer edge-e gives before the request crossed, or a
+    // response to nothing): written at once with ms=0 when `method` is given, else ignored.
+    void finish(const FlowAccess& flow, std::string_view key, int status, std::string_view reason = {},
+                std::string_view method = {}, std::string_view dir = {}, std::string_view call_tag = {});
+    void close(std::string_view reason);
+    size_t open_count() const { return open_.size(); }
+
+  private:
+    struct Open {
+        std::string key, id, method, dir, call;
+        std::chrono::steady_clock::time_point start;
+    };
+    void write(const Open& o, int status, std::string_view reason) const;
+    std::shared_ptr<const AccessLog> log_;
+    std::string client_;
+    std::deque<Open> open_;
+    uint64_t n_ = 0;
 };
 
 } // namespace edgepair::obs

@@ -139,3 +139,54 @@ TEST_CASE("an unwritable access log file is an error with its path") {
     REQUIRE_FALSE(r);
     CHECK(r.error().message.find("/nonexistent-dir/access.log") != std::string::npos);
 }
+
+TEST_CASE("SIP transactions: one line at the final answer, under the flow id with a counter") {
+    auto path = temp_path();
+    {
+        auto log = AccessLog::open({AccessFormat::Text, path}, "edge-e");
+        REQUIRE(log);
+        FlowAccess flow;
+        flow.open(*log, "sip-flow", "abcdefgh0001", "127.0.0.1:5");
+        SipTransactionAccess t;
+        t.begin(flow, "c1\n1 REGISTER", "REGISTER", "in", "tag1");
+        t.begin(flow, "c1\n1 REGISTER", "REGISTER", "in", "tag1"); // a retransmission: no second entry
+        CHECK(t.open_count() == 1);
+        t.begin(flow, "c2\n5 INVITE", "INVITE", "out", "tag2");
+        t.finish(flow, "c1\n1 REGISTER", 200);
+        t.finish(flow, "nothing", 200);                                   // a response to nothing: ignored
+        t.finish(flow, "c3\n2 OPTIONS", 420, "edge", "OPTIONS", "in", "t3"); // the edge's own answer
+        CHECK(t.open_count() == 1);
+        t.close("client_closed"); // the INVITE never got a final answer
+        CHECK(t.open_count() == 0);
+    }
+    auto text = slurp(path);
+    std::remove(path.c_str());
+    CHECK(text.find(" sip id=abcdefgh0001.1 client=127.0.0.1:5 method=REGISTER dir=in status=200 ") !=
+          std::string::npos);
+    CHECK(text.find(" sip id=abcdefgh0001.3 client=127.0.0.1:5 method=OPTIONS dir=in status=420 ms=0 call=t3 "
+                    "reason=edge") != std::string::npos);
+    CHECK(text.find(" sip id=abcdefgh0001.2 client=127.0.0.1:5 method=INVITE dir=out status=0 ") !=
+          std::string::npos);
+    CHECK(text.find("reason=client_closed") != std::string::npos);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 5); // flow open, 3 transactions, flow close
+}
+
+TEST_CASE("SIP transactions: a flow holds a bounded number of open ones") {
+    auto path = temp_path();
+    {
+        auto log = AccessLog::open({AccessFormat::Json, path}, "edge-e");
+        REQUIRE(log);
+        FlowAccess flow;
+        flow.open(*log, "sip-flow", "abcdefgh0002", "127.0.0.1:6");
+        SipTransactionAccess t;
+        for (size_t i = 0; i < SipTransactionAccess::kMaxOpen + 10; ++i)
+            t.begin(flow, "k" + std::to_string(i), "MESSAGE", "in", "x");
+        CHECK(t.open_count() == SipTransactionAccess::kMaxOpen);
+    }
+    auto text = slurp(path);
+    std::remove(path.c_str());
+    size_t untracked = 0;
+    for (size_t p = 0; (p = text.find("\"untracked\"", p)) != std::string::npos; ++p)
+        ++untracked;
+    CHECK(untracked == 10);
+}
