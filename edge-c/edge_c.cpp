@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "common/app/main.h"
 #include "common/mra/snapshot_json.h"
@@ -10,8 +12,8 @@
 #include "edge-c/allow_list_admin.h"
 #include "edge-c/credentials.h"
 #include "edge-c/edge_token.h"
-#include "edge-c/oauth_keys.h"
 #include "edge-c/mra_access_policy.h"
+#include "edge-c/oauth_keys.h"
 #include "edge-c/oauth_validator.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
@@ -166,10 +168,14 @@ EdgeC::EdgeC(std::string config_path, config::EdgeCConfig cfg)
     : app_("edge-c", std::move(config_path),
            {"srtp_auth", "srtp_replay", "srtp_bad", "unknown_channel", "wrong_source", "not_ready",
             "too_big"}) {
+    if (RAND_bytes(flow_token_key_.data(), int(flow_token_key_.size())) != 1)
+        throw std::runtime_error("RAND_bytes failed: no SIP flow-token key");
     gen_ = app::value_or_throw(build(std::move(cfg)));
 }
 
-EdgeC::~EdgeC() = default;
+EdgeC::~EdgeC() {
+    OPENSSL_cleanse(flow_token_key_.data(), flow_token_key_.size());
+}
 
 Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) {
     auto gen = std::make_shared<Generation>();

@@ -2,7 +2,9 @@
 // edge-c, the internal edge: dials out to every edge-e peer over the traversal link, discovers the
 // Unified CM / IM&P / Unity Connection nodes, and serves the streams edge-e opens towards them.
 // It accepts no connection from outside (the admin endpoint listens on a management address).
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -137,6 +139,10 @@ class EdgeC final : public app::Roles {
     http::Client& http() { return *http_; }
     // edge-e told us how many link connections it wants from us (one per edge-e worker).
     void on_peer_hello(size_t peer, unsigned workers);
+    // The SIP flow-token key (sip::FlowTokenCodec), one per process and fixed at start: every worker's router
+    // must recognise the URIs the others wrote, since a dialog between two clients of this edge-c can have
+    // one worker's Record-Route in the route set of a request that arrives on another.
+    const std::array<uint8_t, 32>& flow_token_key() const { return flow_token_key_; }
 
   private:
     // app::Roles
@@ -186,6 +192,7 @@ class EdgeC final : public app::Roles {
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
     uint64_t link_down_since_ms_ = 0; // main loop: when fewer links than dialers were first seen up
+    std::array<uint8_t, 32> flow_token_key_{};
 };
 
 } // namespace edgepair::edge_c

@@ -381,10 +381,7 @@ void SipUpstream::fail_pending(std::string_view why) {
 // SipRouter
 
 SipRouter::SipRouter(CWorker& w) : w_(w) {
-    uint8_t key[32];
-    random_fill(key, sizeof key);
-    auto c = sip::FlowTokenCodec::create(key);
-    OPENSSL_cleanse(key, sizeof key);
+    auto c = sip::FlowTokenCodec::create(w.app().flow_token_key());
     if (!c) throw std::runtime_error("flow token codec: " + c.error().message);
     codec_.emplace(std::move(*c));
     errors_ = std::make_unique<obs::OpenLabelCounters>(w.app().metrics(), "edgepair_sip_errors_total",
@@ -589,9 +586,11 @@ bool SipRouter::names_node(const sip::Uri& u) const {
 
 bool SipRouter::names_edge(const SipFlow& f, const sip::Uri& u) const {
     if (our_uri(u)) {
-        // The token is not enough: a client may copy one it saw into a URI naming another host.
+        // The token is not enough: a client may copy one it saw into a URI naming another host. The port is
+        // not checked: another worker's node connection (same key, same local address, its own port) wrote
+        // the URIs of a dialog whose other client is on that worker.
         for (const auto& [name, up] : upstreams_)
-            if (up->ready() && u.host == up->local_host() && u.port == up->local_port()) return true;
+            if (up->ready() && u.host == up->local_host()) return true;
         return false;
     }
     // edge-e: the outside Record-Route, the Route get_edge_config advertised (x-edge-host and the SIP/TLS

@@ -1,7 +1,7 @@
 #pragma once
 // Who signs in on an XMPP stream: the client's SASL <auth/> element (RFC 6120 6.4.2), read by edge-c before
-// it reaches IM&P. Two owners use it: the MRA access policy and OAuth token check (edge-c/mra_access_policy.h,
-// issue #15) and the home-node choice (edge-c/imp_home.h, issue #16).
+// it reaches IM&P. Two owners use it: the MRA access policy and OAuth token check
+// (edge-c/mra_access_policy.h, issue #15) and the home-node choice (edge-c/imp_home.h, issue #16).
 //
 // Confirmed (shared/MRA-PROTOCOL.md "XMPP"): IM&P offers PLAIN (RFC 4616) and CISCO-VTG-TOKEN, base64 of
 // `userid=<user>@<domain>\0token=<one-time password>`. The token mechanisms OAUTHBEARER (RFC 7628) and

@@ -76,7 +76,7 @@ class XmppUpstream final : public link::StreamHandler {
     void on_data(link::LinkStream& s, const char* data, size_t len) override;
     void on_end(link::LinkStream&) override;
     void on_writable(link::LinkStream&) override;
-    void on_close(link::LinkStream&, std::string_view error) override;
+    void on_close(link::LinkStream&, const core::Failure& failure) override;
 
   private:
     enum class Phase { Connecting, Header, Proceed, Handshake, Relaying, Done };
@@ -348,8 +348,8 @@ void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
                 .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
                      {{"reason", std::string(reason)}})
                 .inc();
-            EP_INFO(kLog, "{} ({}): SASL {} refused: OAuth token refused: {}", client_, domain_, who.mechanism,
-                    reason);
+            EP_INFO(kLog, "{} ({}): SASL {} refused: OAuth token refused: {}", client_, domain_,
+                    who.mechanism, reason);
             return refuse_in_stream("not-authorized", "invalid access token", "oauth_refused");
         }
         user_ = mra::to_lower(std::get<OAuthIdentity>(r).user);
@@ -370,8 +370,8 @@ void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
             w_.mra_access().count_refusal(MraService::Xmpp, pol);
             EP_INFO(kLog, "{} ({}): user {} refused: MRA access policy {}", client_, domain_, user_,
                     policy_label(pol));
-            return refuse_in_stream("policy-violation", fmt::format("MRA access policy: {}", policy_label(pol)),
-                                    "mra_policy");
+            return refuse_in_stream("policy-violation",
+                                    fmt::format("MRA access policy: {}", policy_label(pol)), "mra_policy");
         }
         judging_ = false;
         continue_auth(raw);
@@ -408,9 +408,9 @@ void XmppUpstream::refuse_in_stream(std::string_view condition, std::string text
         w_.retire(std::move(up_));
     }
     if (!s_) return destroy_later();
-    to_client(fmt::format(
-        "<stream:error><{} xmlns='{}'/><text xmlns='{}'>{}</text></stream:error></stream:stream>", condition,
-        xmpp::kStreamErrorNs, xmpp::kStreamErrorNs, xmpp::escape_xml(text)));
+    to_client(
+        fmt::format("<stream:error><{} xmlns='{}'/><text xmlns='{}'>{}</text></stream:error></stream:stream>",
+                    condition, xmpp::kStreamErrorNs, xmpp::kStreamErrorNs, xmpp::escape_xml(text)));
     // The stream's on_close frees us (the handler must outlive the stream).
     s_->end();
 }
@@ -699,10 +699,10 @@ void XmppUpstream::on_writable(link::LinkStream&) {
     up_->resume_reading();
 }
 
-void XmppUpstream::on_close(link::LinkStream&, std::string_view error) {
+void XmppUpstream::on_close(link::LinkStream&, const core::Failure& failure) {
     s_ = nullptr;
-    if (close_reason_.empty()) close_reason_ = error.empty() ? "client_closed" : "link_closed";
-    if (!error.empty()) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, error);
+    if (close_reason_.empty()) close_reason_ = failure ? "link_closed" : "client_closed";
+    if (failure) EP_DEBUG(kLog, "{} ({}): link stream closed: {}", client_, domain_, failure.str());
     if (up_ && phase_ == Phase::Relaying) {
         // Flush what the client sent last, then close; the upstream's on_close frees us.
         phase_ = Phase::Done;

@@ -171,8 +171,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         if (extra) r.append_header(extra->name, extra->value);
         if (access_.active()) {
             auto key = transaction_key(req);
-            if (!key.empty())
-                txns_.finish(access_, key, status, "edge", req.method(), "in", call_tag(req));
+            if (!key.empty()) txns_.finish(access_, key, status, "edge", req.method(), "in", call_tag(req));
         }
         conn_->write(r.serialize());
     }
@@ -252,7 +251,8 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         auto key = transaction_key(m);
         if (key.empty()) return;
         if (m.is_request()) {
-            if (m.method() != "ACK") txns_.begin(access_, std::move(key), m.method(), from_client ? "in" : "out", call_tag(m));
+            if (m.method() != "ACK")
+                txns_.begin(access_, std::move(key), m.method(), from_client ? "in" : "out", call_tag(m));
         } else if (m.status() >= 200) {
             txns_.finish(access_, key, m.status());
         }

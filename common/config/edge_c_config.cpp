@@ -251,12 +251,14 @@ void parse_allow_list(const Node& n, AllowListConfig& out) {
 }
 
 void parse_credentials(const Node& n, CredentialsConfig& out) {
-    auto m = n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period",
-                       "token_key_file", "edge_tokens", "max_authorizations",
-                       "authorization_period", "home_cache"});
+    auto m =
+        n.as_map({"refresh_interval", "cleanup_interval", "max_failures", "failure_period", "token_key_file",
+                  "edge_tokens", "max_authorizations", "authorization_period", "home_cache"});
     // Seconds are allowed (the guide's floor is a minute) so that tests can watch a token expire.
-    m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
-    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1), std::chrono::hours(24 * 30));
+    m.duration("refresh_interval", out.refresh_interval, std::chrono::seconds(1),
+               std::chrono::hours(24 * 30));
+    m.duration("cleanup_interval", out.cleanup_interval, std::chrono::seconds(1),
+               std::chrono::hours(24 * 30));
     // Bounded: a home that moved (user re-homed, node replaced) must be noticed within a day at the latest.
     m.duration("home_cache", out.home_cache, std::chrono::seconds(1), std::chrono::hours(24));
     m.integer("max_failures", out.max_failures, 0, 1'000'000);

@@ -346,7 +346,8 @@ void SipTransactionAccess::finish(const FlowAccess& flow, std::string_view key, 
     if (method.empty() || !flow.active()) return;
     log_ = flow.log();
     client_ = flow.client();
-    Open o{std::string(key), fmt::format("{}.{}", flow.id(), ++n_), std::string(method), std::string(dir),
+    Open o{std::string(key),      fmt::format("{}.{}", flow.id(), ++n_),
+           std::string(method),   std::string(dir),
            std::string(call_tag), std::chrono::steady_clock::now()};
     write(o, status, reason);
 }

@@ -153,7 +153,7 @@ TEST_CASE("SIP transactions: one line at the final answer, under the flow id wit
         CHECK(t.open_count() == 1);
         t.begin(flow, "c2\n5 INVITE", "INVITE", "out", "tag2");
         t.finish(flow, "c1\n1 REGISTER", 200);
-        t.finish(flow, "nothing", 200);                                   // a response to nothing: ignored
+        t.finish(flow, "nothing", 200);                                      // a response to nothing: ignored
         t.finish(flow, "c3\n2 OPTIONS", 420, "edge", "OPTIONS", "in", "t3"); // the edge's own answer
         CHECK(t.open_count() == 1);
         t.close("client_closed"); // the INVITE never got a final answer
