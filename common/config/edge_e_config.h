@@ -6,6 +6,7 @@
 
 #include "common/config/common_config.h"
 #include "common/config/diagnostics.h"
+#include "common/config/federation_config.h"
 #include "common/config/media_config.h"
 #include "common/config/types.h"
 #include "common/core/result.h"
@@ -97,6 +98,7 @@ struct EdgeEConfig {
     LimitsConfig limits;
     HttpEdgeConfig http;
     std::optional<EdgeEMediaConfig> media;
+    EdgeEFederationConfig federation; // issue #19
     SourceMap source; // file and key lines, for validation messages
 };
 
