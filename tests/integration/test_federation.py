@@ -1,0 +1,370 @@
+#!/usr/bin/python3
+"""XMPP federation through the pair (issue #19).
+
+Topology (loopback only, addresses in 127.0.19.0/24 so nothing collides with the other tests' 5222/5269):
+
+  inside                                   | DMZ                          | outside
+  Prosody example.com (IM&P) 127.0.0.1:s2s  -> edge-c inside 127.0.19.4:P -> link -> edge-e 127.0.19.1:F (5269)
+  dnsmasq 127.0.19.54:53 (inside DNS:       |   edge-e asks dnsmasq       |   <- Prosody partner.test 127.0.19.2
+  _xmpp-server._tcp.partner.test -> edge-c) |   127.0.19.53:53 for SRV    |      (its DNS: 127.0.19.53:53,
+                                            |                              |       _xmpp-server._tcp.example.com -> edge-e)
+
+The inside Prosody connects out from 127.0.0.1 (the kernel's source for loopback), which is the IM&P node address
+edge-c is told to accept. `_xmpp-server._tcp.partner.test` has two targets: priority 0 points to a port nobody
+listens on (so every outbound stream fails over to the second), priority 10 to the partner Prosody.
+
+Users alice@example.com and bob@partner.test (slixmpp, each on its own server's c2s port) exchange messages in
+both directions; every s2s byte between the two Prosody servers crosses edge-c, the link and edge-e. Then the
+refusals: a denied domain in both directions, a plaintext partner against security `required`, a certificate that
+does not name the claimed domain, and a federation connection to edge-c from an address that is not an IM&P node.
+
+Prosody's DNS resolver only speaks to port 53, so the test needs root (to bind 127.0.19.53/54:53); it skips
+otherwise. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import ssl
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness as h  # noqa: E402
+import pair  # noqa: E402
+
+TEMPLATE = os.path.join(h.SRC, "tests", "integration", "xmpp", "prosody-s2s.cfg.lua.in")
+PLUGINS = os.path.join(h.SRC, "tests", "integration", "xmpp")
+EDGE_E_ADDR = "127.0.19.1"
+PARTNER_ADDR = "127.0.19.2"
+IMP_ADDR = "127.0.0.1"  # the inside Prosody: its outbound connections come from here
+EDGE_C_INSIDE_ADDR = "127.0.19.4"
+DEAD_ADDR = "127.0.19.5"
+OUTSIDE_DNS = "127.0.19.53"
+INSIDE_DNS = "127.0.19.54"
+STRANGER_ADDR = "127.0.19.9"
+ALICE = ("alice", "example.com", "Alice-Fed-1")
+BOB = ("bob", "partner.test", "Bob-Fed-2")
+S2S_NS = ("xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
+          "xmlns:stream='http://etherx.jabber.org/streams'")
+TIMEOUT = 10.0
+
+try:
+    import slixmpp  # noqa: F401
+    HAVE_SLIXMPP = True
+except ImportError:  # pragma: no cover
+    HAVE_SLIXMPP = False
+
+
+def s2s_header(frm: str, to: str) -> bytes:
+    return f"<?xml version='1.0'?><stream:stream {S2S_NS} from='{frm}' to='{to}' version='1.0'>".encode()
+
+
+def recv_until(sock, pattern: bytes, timeout: float = TIMEOUT) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, buf):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise h.HarnessError(f"timed out waiting for {pattern!r}; got {buf!r}")
+        sock.settimeout(left)
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not d:
+            break
+        buf += d
+    return buf
+
+
+def recv_all(sock, timeout: float = TIMEOUT) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not d:
+            break
+        buf += d
+    return buf
+
+
+class FederationTest(h.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("Prosody's resolver only asks port 53: binding the test DNS servers needs root")
+        for a in (OUTSIDE_DNS, INSIDE_DNS):
+            if not h._can_bind(a, 53, socket.SOCK_DGRAM):
+                self.skipTest(f"{a}:53 is in use")
+        self.pki_dir = h.pki()
+        self.ports = pair.Ports()
+        self.fed_port = h.free_port(EDGE_E_ADDR)
+        self.inside_port = h.free_port(EDGE_C_INSIDE_ADDR)
+        self.dead_port = h.free_port(DEAD_ADDR)
+        self.partner_c2s, self.partner_s2s = h.free_ports(2, PARTNER_ADDR)
+        self.imp_c2s, self.imp_s2s = h.free_ports(2, IMP_ADDR)
+
+    # ---- peers -----------------------------------------------------------------------------------------
+
+    def start_dnsmasq(self, name: str, addr: str, records: list[str]) -> None:
+        dnsmasq = self.require_tool("dnsmasq")
+        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--no-poll", "--pid-file=", "--bind-interfaces", f"--listen-address={addr}", "--port=53",
+                "--log-facility=-", "--log-queries", "--user=root"] + records
+        p = self.start(args, name=name)
+        h.wait_udp_bound(addr, 53, timeout=10, proc=p)
+
+    def start_dns(self) -> None:
+        self.start_dnsmasq("dns-outside", OUTSIDE_DNS, [
+            # Remote servers find example.com's federation at edge-e.
+            f"--srv-host=_xmpp-server._tcp.example.com,expe1.example.com,{self.fed_port},0,0",
+            f"--host-record=expe1.example.com,{EDGE_E_ADDR}",
+            # Two targets for partner.test: the first is down, so edge-e must fail over (RFC 6120 3.2.1).
+            f"--srv-host=_xmpp-server._tcp.partner.test,dead.partner.test,{self.dead_port},0,0",
+            f"--srv-host=_xmpp-server._tcp.partner.test,xmpp.partner.test,{self.partner_s2s},10,0",
+            f"--host-record=dead.partner.test,{DEAD_ADDR}",
+            f"--host-record=xmpp.partner.test,{PARTNER_ADDR}",
+        ])
+        self.start_dnsmasq("dns-inside", INSIDE_DNS, [
+            # Inside, every federated domain is reached through edge-c.
+            f"--srv-host=_xmpp-server._tcp.partner.test,expc1.example.com,{self.inside_port},0,0",
+            f"--srv-host=_xmpp-server._tcp.denied.test,expc1.example.com,{self.inside_port},0,0",
+            f"--host-record=expc1.example.com,{EDGE_C_INSIDE_ADDR}",
+        ])
+
+    def start_prosody(self, name: str, domain: str, addr: str, c2s: int, s2s: int, dns: str, cert: str,
+                      users: list[tuple[str, str, str]], require_encryption: bool = True) -> h.Proc:
+        prosody = self.require_tool("prosody")
+        prosodyctl = self.require_tool("prosodyctl")
+        tmp = os.path.join(self.tmp, name)
+        os.makedirs(os.path.join(tmp, "data"), exist_ok=True)
+        with open(TEMPLATE, encoding="utf-8") as f:
+            text = f.read()
+        subst = {"TMP": tmp, "PLUGINS": PLUGINS, "ADDR": addr, "C2S_PORT": str(c2s), "S2S_PORT": str(s2s),
+                 "DNS": dns, "CERT": f"{self.pki_dir}/{cert}-chain.crt", "KEY": f"{self.pki_dir}/{cert}.key",
+                 "DOMAIN": domain, "S2S_REQUIRE_ENCRYPTION": "true" if require_encryption else "false"}
+        for k, v in subst.items():
+            text = text.replace(f"@{k}@", v)
+        cfg = os.path.join(tmp, "prosody.cfg.lua")
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write(text)
+        for user, dom, pw in users:
+            rc, out = h.run_cmd([prosodyctl, "--config", cfg, "register", user, dom, pw], timeout=30)
+            if rc != 0:
+                raise h.HarnessError(f"prosodyctl register {user}@{dom} failed: {out}")
+        p = self.start([prosody, "--config", cfg, "-F"], name=name)
+        p.wait_port(addr, s2s, timeout=15)
+        p.wait_port(addr, c2s, timeout=15)
+        return p
+
+    def start_pair(self, *, security: str = "required", deny: tuple[str, ...] = ("denied.test",)) -> None:
+        pki = self.pki_dir
+        deny_yaml = "[" + ", ".join(deny) + "]"
+        ecfg = pair.edge_e_yaml(self, self.ports, pki, extra=f"""
+federation:
+          xmpp:
+            listen: {EDGE_E_ADDR}:{self.fed_port}
+            security: {security}
+            local_domains: [example.com]
+            deny: {deny_yaml}
+            dns_servers: ["{OUTSIDE_DNS}:53"]
+            dns_cache_ttl: 30s
+            connect_timeout: 5s
+            trusted_cas: {pki}/ca.crt
+""".strip("\n"))
+        ccfg = pair.edge_c_yaml(self, self.ports, pki, extra=f"""
+federation:
+          xmpp:
+            listen: {EDGE_C_INSIDE_ADDR}:{self.inside_port}
+            imp_nodes: ["{IMP_ADDR}:{self.imp_s2s}"]
+            imp_security: required
+            dial_timeout: 15s
+""".strip("\n"))
+        self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
+        self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
+        h.wait_port(EDGE_E_ADDR, self.fed_port, timeout=10, proc=self.edge_e)
+        h.wait_port(EDGE_C_INSIDE_ADDR, self.inside_port, timeout=10, proc=self.edge_c)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            st, _, _ = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/ready", timeout=5)
+            if st == 200:
+                return
+            time.sleep(0.2)
+        self.fail("edge-e never became ready (no link from edge-c)")
+
+    def metrics(self, port: int) -> str:
+        st, _, body = h.http_get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        self.assertEqual(st, 200)
+        return body if isinstance(body, str) else body.decode()
+
+    def metric(self, port: int, name: str, labels: str) -> float:
+        m = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", self.metrics(port), re.M)
+        return float(m.group(1)) if m else 0.0
+
+    # ---- the exchange ----------------------------------------------------------------------------------
+
+    def test_messages_both_ways_and_refusals(self):
+        if not HAVE_SLIXMPP:
+            self.skipTest("python3-slixmpp is not installed")
+        self.start_dns()
+        self.start_pair()
+        self.start_prosody("prosody-imp", "example.com", IMP_ADDR, self.imp_c2s, self.imp_s2s, INSIDE_DNS,
+                           "tomcat-imp1", [ALICE])
+        self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s, self.partner_s2s,
+                           OUTSIDE_DNS, "xmpp-partner", [BOB])
+
+        result = asyncio.run(asyncio.wait_for(self.exchange(), 90))
+        self.assertEqual(result["bob_got"], "hello bob, from example.com")
+        self.assertEqual(result["alice_got"], "hello alice, from partner.test")
+        self.assertEqual(result["denied_error"], "error")
+
+        # Every s2s byte crossed the pair, in both directions, and the first SRV target was failed over.
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_sessions_total",
+                                            'direction="out",domain="partner.test"'), 1)
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_sessions_total",
+                                            'direction="in",domain="partner.test"'), 1)
+        self.assertGreaterEqual(self.metric(self.ports.admin_c, "edgepair_xmpp_federation_imp_total",
+                                            'direction="out",result="ok"'), 1)
+        self.assertGreaterEqual(self.metric(self.ports.admin_c, "edgepair_xmpp_federation_imp_total",
+                                            'direction="in",result="ok"'), 1)
+        self.edge_e.wait_log(rf"attempt at {re.escape(DEAD_ADDR)}:{self.dead_port} failed", timeout=1)
+        # The denied domain: IM&P's outbound stream got a stream error written by edge-e.
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_refusals_total",
+                                            'reason="denied"'), 1)
+
+        self.check_inbound_refusals()
+
+    async def exchange(self) -> dict:
+        import slixmpp
+
+        loop = asyncio.get_running_loop()
+        result: dict = {}
+
+        def client(user, domain, pw, addr, port):
+            c = slixmpp.ClientXMPP(f"{user}@{domain}/fed", pw)
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE  # the clients are not under test; the servers' certs are fixtures
+            c.ssl_context = ctx
+            c.auto_reconnect = False
+            c.started = loop.create_future()
+            c.messages = asyncio.Queue()
+
+            async def on_start(_):
+                c.send_presence()
+                await c.get_roster(timeout=TIMEOUT)
+                if not c.started.done():
+                    c.started.set_result(True)
+
+            def on_failed_auth(_):
+                if not c.started.done():
+                    c.started.set_exception(AssertionError(f"{user}: SASL authentication failed"))
+
+            c.add_event_handler("session_start", on_start)
+            c.add_event_handler("failed_auth", on_failed_auth)
+            c.add_event_handler("message", lambda m: c.messages.put_nowait(m))
+            c.connect(address=(addr, port), force_starttls=True, disable_starttls=False)
+            return c
+
+        async def next_message(c, want_type=None, timeout=30):
+            deadline = loop.time() + timeout
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise AssertionError("no message in time")
+                m = await asyncio.wait_for(c.messages.get(), left)
+                if want_type is None or m["type"] == want_type:
+                    return m
+
+        alice = client(*ALICE, IMP_ADDR, self.imp_c2s)
+        bob = client(*BOB, PARTNER_ADDR, self.partner_c2s)
+        try:
+            await asyncio.wait_for(asyncio.gather(alice.started, bob.started), 20)
+            # example.com -> partner.test: IM&P -> edge-c -> link -> edge-e -> SRV (failover) -> partner; the
+            # partner's dialback check comes back in through edge-e -> link -> edge-c -> IM&P.
+            alice.send_message(mto="bob@partner.test", mbody="hello bob, from example.com", mtype="chat")
+            m = await next_message(bob, "chat")
+            self.assertEqual(m["from"].bare, "alice@example.com")
+            result["bob_got"] = m["body"]
+            # partner.test -> example.com.
+            bob.send_message(mto="alice@example.com", mbody="hello alice, from partner.test", mtype="chat")
+            m = await next_message(alice, "chat")
+            self.assertEqual(m["from"].bare, "bob@partner.test")
+            result["alice_got"] = m["body"]
+            # A denied domain: edge-e refuses IM&P's stream; IM&P bounces the message to alice.
+            alice.send_message(mto="eve@denied.test", mbody="should not leave", mtype="chat")
+            m = await next_message(alice, "error")
+            self.assertEqual(m["from"].bare, "eve@denied.test")
+            result["denied_error"] = m["type"]
+        finally:
+            for c in (alice, bob):
+                try:
+                    c.disconnect(wait=0)
+                except Exception:  # noqa: BLE001
+                    pass
+            await asyncio.sleep(0.2)
+        return result
+
+    def check_inbound_refusals(self) -> None:
+        port = self.ports.admin_e
+
+        # A denied domain connecting in: our header, then policy-violation.
+        before = self.metric(port, "edgepair_xmpp_federation_refusals_total", 'reason="denied"')
+        with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:
+            s.sendall(s2s_header("denied.test", "example.com"))
+            got = recv_all(s)
+        self.assertIn(b"<stream:stream", got)
+        self.assertIn(b"<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>", got)
+        self.assertTrue(got.endswith(b"</stream:stream>"), got)
+        self.assertEqual(self.metric(port, "edgepair_xmpp_federation_refusals_total", 'reason="denied"'), before + 1)
+
+        # Security required: a partner that goes on without STARTTLS is refused.
+        with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:
+            s.sendall(s2s_header("partner.test", "example.com"))
+            got = recv_until(s, rb"</stream:features>")
+            self.assertIn(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>", got)
+            self.assertNotIn(b"dialback", got)
+            s.sendall(b"<db:result from='partner.test' to='example.com'>abcdef</db:result>")
+            got = recv_all(s)
+        self.assertIn(b"<policy-violation", got)
+        self.assertGreaterEqual(self.metric(port, "edgepair_xmpp_federation_refusals_total",
+                                            'reason="tls_required"'), 1)
+
+        # A trusted certificate that names another domain than the stream claims: not-authorized.
+        with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:
+            s.sendall(s2s_header("partner.test", "example.com"))
+            recv_until(s, rb"</stream:features>")
+            s.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            recv_until(s, rb"<proceed")
+            ctx = ssl.create_default_context(cafile=f"{self.pki_dir}/ca.crt")
+            ctx.load_cert_chain(f"{self.pki_dir}/edge-c-wrongsan.crt", f"{self.pki_dir}/edge-c-wrongsan.key")
+            with ctx.wrap_socket(s, server_hostname="example.com") as t:
+                t.sendall(s2s_header("partner.test", "example.com"))
+                got = recv_all(t)
+        self.assertIn(b"<not-authorized", got)
+        self.assertGreaterEqual(self.metric(port, "edgepair_xmpp_federation_refusals_total",
+                                            'reason="bad_certificate"'), 1)
+
+        # edge-c's inside listener only takes IM&P nodes' connections.
+        with socket.create_connection((EDGE_C_INSIDE_ADDR, self.inside_port), timeout=TIMEOUT,
+                                      source_address=(STRANGER_ADDR, 0)) as s:
+            s.sendall(s2s_header("example.com", "partner.test"))
+            got = recv_all(s)
+        self.assertIn(b"<policy-violation", got)
+        self.assertGreaterEqual(self.metric(self.ports.admin_c, "edgepair_xmpp_federation_imp_total",
+                                            'direction="out",result="not_imp_node"'), 1)
+
+
+if __name__ == "__main__":
+    h.run_tests()
