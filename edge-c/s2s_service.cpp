@@ -52,8 +52,10 @@ class ImpS2sIn final : public link::StreamHandler {
   public:
     ImpS2sIn(S2sService& svc, link::LinkStream* s, const link::Headers& h)
         : svc_(svc), w_(svc.worker()), s_(s), to_(link::header_value(h, "x-domain")),
-          from_(link::header_value(h, "x-xmpp-from")), fr_(xmpp::s2s_framer_options(max_stanza(svc.worker()))) {
-        access_.open(w_.gen()->access_log, "xmpp-s2s", obs::checked_request_id(link::header_value(h, obs::kRequestIdHeader)),
+          from_(link::header_value(h, "x-xmpp-from")),
+          fr_(xmpp::s2s_framer_options(max_stanza(svc.worker()))) {
+        access_.open(w_.gen()->access_log, "xmpp-s2s",
+                     obs::checked_request_id(link::header_value(h, obs::kRequestIdHeader)),
                      std::string(link::header_value(h, "x-client-addr")));
     }
 
@@ -62,7 +64,8 @@ class ImpS2sIn final : public link::StreamHandler {
         nodes_ = fx.imp_nodes;
         sec_ = to_security(fx.imp_security);
         timer_ = std::make_unique<core::Timer>(w_.worker().loop(), [this] {
-            attempt_failed(fmt::format("no stream within {} ms", w_.gen()->cfg.federation.xmpp->connect_timeout.count()));
+            attempt_failed(fmt::format("no stream within {} ms",
+                                       w_.gen()->cfg.federation.xmpp->connect_timeout.count()));
         });
         next_node();
     }
@@ -344,8 +347,8 @@ class ImpS2sOut final : public link::StreamHandler {
         s->send_headers({{":status", "200"}});
         phase_ = Phase::Relaying;
         svc_.count("out", "ok");
-        EP_INFO(kLog, "IM&P {}: federation stream {} -> {} on link stream {}", conn_->peer().str(), from_, to_,
-                s->id());
+        EP_INFO(kLog, "IM&P {}: federation stream {} -> {} on link stream {}", conn_->peer().str(), from_,
+                to_, s->id());
         s_->write(header_);
         if (!held_.empty()) s_->write(held_);
         held_.clear();
@@ -381,7 +384,8 @@ class ImpS2sOut final : public link::StreamHandler {
         if (phase_ == Phase::Done) return;
         phase_ = Phase::Done;
         if (failure) {
-            EP_INFO(kLog, "IM&P {}: federation stream to {} lost: {}", conn_->peer().str(), to_, failure.str());
+            EP_INFO(kLog, "IM&P {}: federation stream to {} lost: {}", conn_->peer().str(), to_,
+                    failure.str());
             conn_->write(xmpp::stream_error(xmpp::StreamErrorCondition::remote_connection_failed,
                                             "connection to the remote server lost"));
         }
@@ -467,20 +471,21 @@ class ImpS2sOut final : public link::StreamHandler {
     void dial() {
         link::LinkConn* lc = w_.pick_link();
         if (!lc)
-            return fail(xmpp::StreamErrorCondition::remote_connection_failed, "traversal link to edge-e is down",
-                        "no_link");
+            return fail(xmpp::StreamErrorCondition::remote_connection_failed,
+                        "traversal link to edge-e is down", "no_link");
         id_ = svc_.register_dial(this);
         phase_ = Phase::Dialling;
         if (!lc->send_control(
                 nlohmann::json{{"type", "s2s_dial"}, {"id", id_}, {"to", to_}, {"from", from_}}.dump()))
-            return fail(xmpp::StreamErrorCondition::remote_connection_failed, "traversal link to edge-e is down",
-                        "no_link");
+            return fail(xmpp::StreamErrorCondition::remote_connection_failed,
+                        "traversal link to edge-e is down", "no_link");
         dial_timer_ = std::make_unique<core::Timer>(w_.worker().loop(), [this] {
-            fail(xmpp::StreamErrorCondition::remote_connection_failed, "edge-e did not open the stream in time",
-                 "timeout");
+            fail(xmpp::StreamErrorCondition::remote_connection_failed,
+                 "edge-e did not open the stream in time", "timeout");
         });
         dial_timer_->arm(uint64_t(w_.gen()->cfg.federation.xmpp->dial_timeout.count()));
-        EP_DEBUG(kLog, "IM&P {}: asked edge-e for a stream {} -> {} (id {})", conn_->peer().str(), from_, to_, id_);
+        EP_DEBUG(kLog, "IM&P {}: asked edge-e for a stream {} -> {} (id {})", conn_->peer().str(), from_, to_,
+                 id_);
     }
 
     void fail(xmpp::StreamErrorCondition c, std::string_view text, std::string_view result) {
@@ -491,7 +496,8 @@ class ImpS2sOut final : public link::StreamHandler {
         if (dial_timer_) dial_timer_->cancel();
         if (id_) svc_.forget_dial(id_);
         id_ = 0;
-        EP_INFO(kLog, "IM&P {}: federation stream to {} refused ({}): {}", conn_->peer().str(), to_, result, text);
+        EP_INFO(kLog, "IM&P {}: federation stream to {} refused ({}): {}", conn_->peer().str(), to_, result,
+                text);
         std::string out = header_sent_ ? std::string() : xmpp::s2s_stream_header(to_, from_, new_stream_id());
         conn_->write(out + xmpp::stream_error(c, text));
         conn_->close();
@@ -577,9 +583,10 @@ void S2sService::forget_dial(uint64_t id) {
 }
 
 void S2sService::count(std::string_view direction, std::string_view result) {
-    memo_.get("edgepair_xmpp_federation_imp_total",
-              "XMPP federation streams between edge-c and IM and Presence, by direction and result",
-              {{"direction", std::string(direction)}, {"result", std::string(result)}})
+    memo_
+        .get("edgepair_xmpp_federation_imp_total",
+             "XMPP federation streams between edge-c and IM and Presence, by direction and result",
+             {{"direction", std::string(direction)}, {"result", std::string(result)}})
         .inc();
 }
 

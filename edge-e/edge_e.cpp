@@ -391,8 +391,9 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
         s2s_opts.trusted_cas = cas;
         // Required: the remote presents a certificate that chains to the CAs (its name is checked against the
         // stream's 'from' after the restart); otherwise one is asked for but not needed.
-        s2s_opts.client_certs = fx.security == config::FederationSecurity::Required ? net::ClientCertMode::Required
-                                                                                    : net::ClientCertMode::None;
+        s2s_opts.client_certs = fx.security == config::FederationSecurity::Required
+                                    ? net::ClientCertMode::Required
+                                    : net::ClientCertMode::None;
         auto s2s = net::TlsServerContext::create(s2s_opts);
         if (!s2s) return make_error("tls (federation.xmpp listener): " + s2s.error().message);
         gen->s2s_tls = *s2s;

@@ -20,12 +20,12 @@ namespace edgepair::edge_e {
 namespace {
 
 constexpr const char* kLog = "xmpp-s2s";
-constexpr uint16_t kDefaultS2sPort = 5269;          // RFC 6120 3.2.2: the fallback when there is no SRV record
-constexpr size_t kMaxLabelledDomains = 256;         // per worker; later domains are counted as "other"
-constexpr size_t kMaxHeldFromImp = 64 * 1024;       // IM&P's bytes before the remote's stream is ready
-constexpr std::string_view kRefusals[] = {"denied",       "not_allowed",    "bad_domain",    "tls_required",
-                                          "bad_certificate", "host_unknown", "no_link",       "imp_unreachable",
-                                          "remote_unreachable", "bad_stream"};
+constexpr uint16_t kDefaultS2sPort = 5269;    // RFC 6120 3.2.2: the fallback when there is no SRV record
+constexpr size_t kMaxLabelledDomains = 256;   // per worker; later domains are counted as "other"
+constexpr size_t kMaxHeldFromImp = 64 * 1024; // IM&P's bytes before the remote's stream is ready
+constexpr std::string_view kRefusals[] = {
+    "denied",       "not_allowed", "bad_domain",      "tls_required",       "bad_certificate",
+    "host_unknown", "no_link",     "imp_unreachable", "remote_unreachable", "bad_stream"};
 
 std::string new_stream_id() {
     unsigned char b[12];
@@ -156,7 +156,8 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
             }
             return;
         case xmpp::EventType::stanza:
-            return refuse(xmpp::StreamErrorCondition::policy_violation, "STARTTLS is required", "tls_required");
+            return refuse(xmpp::StreamErrorCondition::policy_violation, "STARTTLS is required",
+                          "tls_required");
         case xmpp::EventType::keepalive:
             return;
         case xmpp::EventType::stream_close:
@@ -166,7 +167,8 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
             return;
         case xmpp::EventType::error:
             return refuse(ev.condition, ev.detail,
-                          ev.condition == xmpp::StreamErrorCondition::host_unknown ? "host_unknown" : "bad_stream");
+                          ev.condition == xmpp::StreamErrorCondition::host_unknown ? "host_unknown"
+                                                                                   : "bad_stream");
         }
     }
 
@@ -174,7 +176,8 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
     void relay_event(xmpp::Event& ev) {
         switch (ev.type) {
         case xmpp::EventType::stream_open: {
-            if (stream_) return refuse(xmpp::StreamErrorCondition::policy_violation, "stream restarted", "bad_stream");
+            if (stream_)
+                return refuse(xmpp::StreamErrorCondition::policy_violation, "stream restarted", "bad_stream");
             std::string from = xmpp::normalise_domain(ev.header.from);
             if (from.empty() || from != from_)
                 return refuse(xmpp::StreamErrorCondition::invalid_from,
@@ -201,10 +204,12 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
         case xmpp::EventType::stream_close:
             return to_link(ev.raw.empty() ? xmpp::stream_close() : ev.raw);
         case xmpp::EventType::starttls:
-            return refuse(xmpp::StreamErrorCondition::policy_violation, "TLS is already established", "bad_stream");
+            return refuse(xmpp::StreamErrorCondition::policy_violation, "TLS is already established",
+                          "bad_stream");
         case xmpp::EventType::error:
             return refuse(ev.condition, ev.detail,
-                          ev.condition == xmpp::StreamErrorCondition::host_unknown ? "host_unknown" : "bad_stream");
+                          ev.condition == xmpp::StreamErrorCondition::host_unknown ? "host_unknown"
+                                                                                   : "bad_stream");
         }
     }
 
@@ -360,8 +365,8 @@ void S2sInSession::on_close(link::LinkStream&, const core::Failure& failure) {
         conn_->close();
         return;
     }
-    refuse(xmpp::StreamErrorCondition::remote_connection_failed, "connection to the IM and Presence server lost",
-           "imp_unreachable");
+    refuse(xmpp::StreamErrorCondition::remote_connection_failed,
+           "connection to the IM and Presence server lost", "imp_unreachable");
 }
 
 // ---- outbound: IM&P -> edge-c -> link -> edge-e -> a remote server ---------------------------------------
@@ -412,9 +417,9 @@ class S2sOutSession final : public ClientSession, public link::StreamHandler {
     uint64_t id_;
     std::string to_, from_;
     link::LinkStream* stream_ = nullptr;
-    xmpp::Framer fr_;         // IM&P's side until its stream header
-    std::string imp_header_;  // IM&P's stream header: sent to the remote before and after STARTTLS
-    std::string held_;        // IM&P's bytes after its header, before the remote stream is ready
+    xmpp::Framer fr_;        // IM&P's side until its stream header
+    std::string imp_header_; // IM&P's stream header: sent to the remote before and after STARTTLS
+    std::string held_;       // IM&P's bytes after its header, before the remote stream is ready
     bool have_targets_ = false;
     std::vector<Federation::Target> targets_;
     size_t next_target_ = 0;
@@ -454,7 +459,8 @@ void S2sOutSession::start(link::LinkConn* link) {
         return fail_to_imp(xmpp::StreamErrorCondition::policy_violation,
                            fmt::format("federation with {} is not permitted", to_), why);
     timer_ = std::make_unique<core::Timer>(ws_.worker().loop(), [this] {
-        attempt_failed(fmt::format("{}: no stream within {} ms", cur_, gen_->cfg.federation.xmpp->connect_timeout.count()));
+        attempt_failed(fmt::format("{}: no stream within {} ms", cur_,
+                                   gen_->cfg.federation.xmpp->connect_timeout.count()));
     });
     std::weak_ptr<bool> alive = alive_;
     fed_.targets(to_, [this, alive](std::vector<Federation::Target> t) {
@@ -479,7 +485,8 @@ void S2sOutSession::next_attempt() {
     if (next_addr_ < addrs_.size()) return connect_to(addrs_[next_addr_++]);
     if (next_target_ >= targets_.size())
         return fail_to_imp(xmpp::StreamErrorCondition::remote_connection_failed,
-                           fmt::format("no server of {} answered: {}", to_, last_error_), "remote_unreachable");
+                           fmt::format("no server of {} answered: {}", to_, last_error_),
+                           "remote_unreachable");
     auto t = targets_[next_target_++];
     cur_ = fmt::format("{}:{}", t.host, t.port);
     auto* r = fed_.resolver();
@@ -589,7 +596,8 @@ void S2sOutSession::on_remote_close(std::string_view why) {
     if (phase_ == Phase::Done) return;
     if (phase_ != Phase::Relaying) {
         if (phase_ == Phase::Handshake && sec_ == xmpp::S2sSecurity::Required)
-            return attempt_failed(fmt::format("TLS with {} failed (certificate for {}?): {}", cur_, to_, why));
+            return attempt_failed(
+                fmt::format("TLS with {} failed (certificate for {}?): {}", cur_, to_, why));
         return attempt_failed(std::string(why));
     }
     EP_INFO(kLog, "to {}: remote {} ended: {}", to_, cur_, why);
@@ -628,7 +636,7 @@ void S2sOutSession::fail_to_imp(xmpp::StreamErrorCondition c, std::string text, 
     EP_INFO(kLog, "to {} (from {}): refused ({}): {}", to_, from_, reason, text);
     if (stream_) {
         // What IM&P reads as the remote's answer to its header.
-        stream_->write(xmpp::s2s_refusal(to_, from_, c, text));
+        stream_->write(xmpp::s2s_refusal(to_, from_, new_stream_id(), c, text));
         auto* s = stream_;
         stream_ = nullptr;
         s->set_handler(nullptr);
@@ -780,7 +788,8 @@ void Federation::on_control(link::LinkConn* link, std::string_view msg) {
     std::string to = xmpp::normalise_domain(j.value("to", ""));
     std::string from = xmpp::normalise_domain(j.value("from", ""));
     if (id == 0 || to.empty() || from.empty()) {
-        link->send_control(nlohmann::json{{"type", "s2s_failed"}, {"id", id}, {"error", "bad s2s_dial"}}.dump());
+        link->send_control(
+            nlohmann::json{{"type", "s2s_failed"}, {"id", id}, {"error", "bad s2s_dial"}}.dump());
         return;
     }
     auto s = std::make_unique<S2sOutSession>(*this, id, to, from);
@@ -830,15 +839,17 @@ void Federation::targets(const std::string& domain, std::function<void(std::vect
                                    EP_DEBUG(kLog, "_xmpp-server._tcp.{}: {}; falling back to {}:{}", domain,
                                             r ? "no records" : r.error().message, domain, kDefaultS2sPort);
                                }
-                               if (cache_.size() > 4096) cache_.clear(); // bounded: remote domains are open-ended
+                               if (cache_.size() > 4096)
+                                   cache_.clear(); // bounded: remote domains are open-ended
                                auto& slot = cache_[domain] = std::move(e);
                                cb(order(domain, slot));
                            });
 }
 
 void Federation::count_refusal(std::string_view reason) {
-    memo_.get("edgepair_xmpp_federation_refusals_total", "XMPP federation streams refused, by reason",
-              {{"reason", std::string(reason)}})
+    memo_
+        .get("edgepair_xmpp_federation_refusals_total", "XMPP federation streams refused, by reason",
+             {{"reason", std::string(reason)}})
         .inc();
 }
 
@@ -850,15 +861,18 @@ void Federation::count_session(std::string_view direction, std::string_view doma
         else
             labelled_.insert(d);
     }
-    memo_.get("edgepair_xmpp_federation_sessions_total",
-              "XMPP federation streams relayed, by direction and remote domain",
-              {{"direction", std::string(direction)}, {"domain", d}})
+    memo_
+        .get("edgepair_xmpp_federation_sessions_total",
+             "XMPP federation streams relayed, by direction and remote domain",
+             {{"direction", std::string(direction)}, {"domain", d}})
         .inc();
 }
 
 void Federation::count_dns_failure(std::string_view stage) {
-    memo_.get("edgepair_xmpp_federation_dns_failures_total",
-              "XMPP federation DNS look-ups that found nothing usable, by stage", {{"stage", std::string(stage)}})
+    memo_
+        .get("edgepair_xmpp_federation_dns_failures_total",
+             "XMPP federation DNS look-ups that found nothing usable, by stage",
+             {{"stage", std::string(stage)}})
         .inc();
 }
 

@@ -10,10 +10,10 @@
 //
 // Outbound: edge-e never dials into the enterprise, so IM&P's outbound connection ends at edge-c, which asks
 // for a stream with a control message {"type":"s2s_dial","id":N,"to":D,"from":F}. edge-e opens a link stream
-// back (x-xmpp-s2s: out, x-s2s-id: N) on that same link, reads IM&P's stream header from it, finds D's servers
-// by `_xmpp-server._tcp.D` SRV (RFC 6120 3.2: priority, then weighted random; no usable record -> D's own
-// A/AAAA on 5269), tries them in order and relays. A refusal or failure is written into the link stream as a
-// stream error, which is what IM&P reads. When federation is not configured edge-e answers
+// back (x-xmpp-s2s: out, x-s2s-id: N) on that same link, reads IM&P's stream header from it, finds D's
+// servers by `_xmpp-server._tcp.D` SRV (RFC 6120 3.2: priority, then weighted random; no usable record -> D's
+// own A/AAAA on 5269), tries them in order and relays. A refusal or failure is written into the link stream
+// as a stream error, which is what IM&P reads. When federation is not configured edge-e answers
 // {"type":"s2s_failed","id":N,"error":...} on the control stream.
 #include <cstdint>
 #include <functional>

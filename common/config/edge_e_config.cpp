@@ -148,9 +148,8 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m = top.as_map(
-        {"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http", "media",
-         "federation"});
+    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http",
+                         "media", "federation"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {

@@ -99,7 +99,7 @@ struct EdgeEConfig {
     HttpEdgeConfig http;
     std::optional<EdgeEMediaConfig> media;
     EdgeEFederationConfig federation; // issue #19
-    SourceMap source; // file and key lines, for validation messages
+    SourceMap source;                 // file and key lines, for validation messages
 };
 
 // Syntax and types only; every problem goes to diag. Returns the config even when diag has errors

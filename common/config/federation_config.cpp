@@ -23,7 +23,8 @@ void domain_list(const Map& m, std::string_view key, std::vector<std::string>& o
         auto s = item.as_string();
         if (!s) continue;
         if (!valid_dns_name(*s, wildcard)) {
-            item.error("invalid domain \"" + *s + (wildcard ? "\" (a DNS name, optionally \"*.\" first)" : "\""));
+            item.error("invalid domain \"" + *s +
+                       (wildcard ? "\" (a DNS name, optionally \"*.\" first)" : "\""));
             continue;
         }
         std::string l = *s;
@@ -61,7 +62,8 @@ void parse_edge_e_federation(const Node& n, EdgeEFederationConfig& out) {
     if (auto s = xm.get("dns_servers"))
         if (auto items = s->as_seq())
             for (const auto& item : *items)
-                if (auto a = item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 53}))
+                if (auto a =
+                        item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 53}))
                     c.dns_servers.push_back(*a);
     xm.duration("dns_timeout", c.dns_timeout, std::chrono::milliseconds(100), std::chrono::seconds(60));
     xm.duration("dns_cache_ttl", c.dns_cache_ttl, std::chrono::seconds(0), std::chrono::hours(1));
@@ -80,7 +82,8 @@ void parse_edge_c_federation(const Node& n, EdgeCFederationConfig& out) {
     if (auto s = xm.require("imp_nodes")) {
         if (auto items = s->as_seq()) {
             for (const auto& item : *items)
-                if (auto a = item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 5269}))
+                if (auto a =
+                        item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 5269}))
                     c.imp_nodes.push_back(*a);
             if (items->empty()) s->error("at least one IM and Presence node (IP[:port]) is needed");
         }

@@ -26,7 +26,7 @@ struct EdgeEXmppFederationConfig {
     std::vector<std::string> allow, deny; // remote domains; see xmpp::DomainPolicy
     std::vector<Address> dns_servers;     // for SRV / A look-ups; empty = the system's resolv.conf
     Duration dns_timeout = std::chrono::seconds(2);
-    Duration dns_cache_ttl = std::chrono::seconds(60); // capped by nothing else: records' TTLs are not read
+    Duration dns_cache_ttl = std::chrono::seconds(60);   // capped by nothing else: records' TTLs are not read
     Duration connect_timeout = std::chrono::seconds(10); // per target: TCP + stream header + STARTTLS + TLS
     std::string trusted_cas; // remote certificates (security required); default tls.trusted_cas
 };

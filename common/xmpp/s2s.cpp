@@ -49,9 +49,9 @@ std::string s2s_features(bool starttls, bool required, bool dialback) {
     return out;
 }
 
-std::string s2s_refusal(std::string_view from, std::string_view to, StreamErrorCondition c,
-                        std::string_view text) {
-    return s2s_stream_header(from, to, {}) + stream_error(c, text);
+std::string s2s_refusal(std::string_view from, std::string_view to, std::string_view id,
+                        StreamErrorCondition c, std::string_view text) {
+    return s2s_stream_header(from, to, id) + stream_error(c, text);
 }
 
 FramerOptions s2s_framer_options(size_t max_stanza_size) {
@@ -161,8 +161,7 @@ DialStep DialNegotiator::feed(std::string_view bytes) {
                 phase_ = Phase::Done;
                 if (sec_ == S2sSecurity::Required)
                     return {DialStep::Fail, {}, "the server does not offer STARTTLS (TLS is required)"};
-                if (demanded)
-                    return {DialStep::Fail, {}, "the server requires TLS (security is none)"};
+                if (demanded) return {DialStep::Fail, {}, "the server requires TLS (security is none)"};
                 return {DialStep::Plain, seen_ + ev->raw, {}};
             }
             if (phase_ == Phase::Proceed && ev->ns == kTlsNs && ev->name == "proceed") {

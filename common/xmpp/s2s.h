@@ -35,8 +35,10 @@ const char* to_string(S2sSecurity s);
 std::string s2s_stream_header(std::string_view from, std::string_view to, std::string_view id);
 // <stream:features> with STARTTLS (and <required/> when asked) and, when `dialback`, the XEP-0220 feature.
 std::string s2s_features(bool starttls, bool required, bool dialback);
-// A complete refusal for a peer whose header we have not answered yet: our header, the error, the close.
-std::string s2s_refusal(std::string_view from, std::string_view to, StreamErrorCondition c, std::string_view text);
+// A complete refusal for a peer whose header we have not answered yet: our header (with a stream id: Prosody
+// drops a stream without one before reading the error), the error, the close.
+std::string s2s_refusal(std::string_view from, std::string_view to, std::string_view id,
+                        StreamErrorCondition c, std::string_view text);
 // Framer options for a jabber:server stream.
 FramerOptions s2s_framer_options(size_t max_stanza_size);
 

@@ -245,7 +245,29 @@ federation:
 
         self.check_inbound_refusals()
 
-    async def exchange(self) -> dict:
+    def test_security_none_relays_plaintext_both_ways(self):
+        """security none: edge-e never starts TLS with the partner (which allows plaintext); the inside hop
+        keeps its TLS. Exercises the plaintext paths: the partner's header and features relayed to IM&P, and an
+        inbound stream relayed from its first header."""
+        if not HAVE_SLIXMPP:
+            self.skipTest("python3-slixmpp is not installed")
+        self.start_dns()
+        self.start_pair(security="none")
+        self.start_prosody("prosody-imp", "example.com", IMP_ADDR, self.imp_c2s, self.imp_s2s, INSIDE_DNS,
+                           "tomcat-imp1", [ALICE])
+        self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s, self.partner_s2s,
+                           OUTSIDE_DNS, "xmpp-partner", [BOB], require_encryption=False)
+        result = asyncio.run(asyncio.wait_for(self.exchange(denied=False), 90))
+        self.assertEqual(result["bob_got"], "hello bob, from example.com")
+        self.assertEqual(result["alice_got"], "hello alice, from partner.test")
+        self.edge_e.wait_log(r"to partner\.test: federation stream from example\.com relayed to \S+ without TLS",
+                             timeout=1)
+        self.edge_e.wait_log(r"federation stream from partner\.test to example\.com on link stream \d+ \(tls: none\)",
+                             timeout=1)
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_sessions_total",
+                                            'direction="in",domain="partner.test"'), 1)
+
+    async def exchange(self, denied: bool = True) -> dict:
         import slixmpp
 
         loop = asyncio.get_running_loop()
@@ -274,6 +296,8 @@ federation:
             c.add_event_handler("session_start", on_start)
             c.add_event_handler("failed_auth", on_failed_auth)
             c.add_event_handler("message", lambda m: c.messages.put_nowait(m))
+            # An error bounce has no body: slixmpp reports it as message_error only.
+            c.add_event_handler("message_error", lambda m: c.messages.put_nowait(m))
             c.connect(address=(addr, port), force_starttls=True, disable_starttls=False)
             return c
 
@@ -302,6 +326,8 @@ federation:
             m = await next_message(alice, "chat")
             self.assertEqual(m["from"].bare, "bob@partner.test")
             result["alice_got"] = m["body"]
+            if not denied:
+                return result
             # A denied domain: edge-e refuses IM&P's stream; IM&P bounces the message to alice.
             alice.send_message(mto="eve@denied.test", mbody="should not leave", mtype="chat")
             m = await next_message(alice, "error")
@@ -334,7 +360,7 @@ federation:
             s.sendall(s2s_header("partner.test", "example.com"))
             got = recv_until(s, rb"</stream:features>")
             self.assertIn(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>", got)
-            self.assertNotIn(b"dialback", got)
+            self.assertNotIn(b"urn:xmpp:features:dialback", got)  # nothing before TLS
             s.sendall(b"<db:result from='partner.test' to='example.com'>abcdef</db:result>")
             got = recv_all(s)
         self.assertIn(b"<policy-violation", got)

@@ -56,7 +56,8 @@ TEST_CASE("dial negotiation: STARTTLS offered", "[xmpp][s2s]") {
 
 TEST_CASE("dial negotiation: split input", "[xmpp][s2s]") {
     DialNegotiator n(S2sSecurity::Optional, 65536);
-    std::string all = kHeader + "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>";
+    std::string all =
+        kHeader + "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>";
     DialStep st;
     for (char c : all) {
         st = n.feed(std::string_view(&c, 1));
@@ -68,7 +69,8 @@ TEST_CASE("dial negotiation: split input", "[xmpp][s2s]") {
 }
 
 TEST_CASE("dial negotiation: no TLS offered", "[xmpp][s2s]") {
-    const std::string features = "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>";
+    const std::string features =
+        "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>";
     {
         DialNegotiator n(S2sSecurity::Required, 65536);
         auto st = n.feed(kHeader + features);
@@ -85,9 +87,10 @@ TEST_CASE("dial negotiation: no TLS offered", "[xmpp][s2s]") {
     {
         // none never starts TLS; a server that insists is given up.
         DialNegotiator n(S2sSecurity::None, 65536);
-        auto st = n.feed(kHeader +
-                         "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
-                         "</stream:features>");
+        auto st =
+            n.feed(kHeader +
+                   "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+                   "</stream:features>");
         CHECK(st.kind == DialStep::Fail);
     }
 }
@@ -108,8 +111,9 @@ TEST_CASE("dial negotiation: errors", "[xmpp][s2s]") {
     {
         // A client stream where a server stream is expected.
         DialNegotiator n(S2sSecurity::Required, 65536);
-        auto st = n.feed("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
-                         "version='1.0'>");
+        auto st =
+            n.feed("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+                   "version='1.0'>");
         CHECK(st.kind == DialStep::Fail);
     }
 }
@@ -124,9 +128,10 @@ TEST_CASE("s2s stream pieces", "[xmpp][s2s]") {
           "</stream:features>");
     CHECK(s2s_features(false, false, true) ==
           "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>");
-    auto r = s2s_refusal("example.com", "evil.test", StreamErrorCondition::policy_violation, "no");
+    auto r = s2s_refusal("example.com", "evil.test", "id9", StreamErrorCondition::policy_violation, "no");
     CHECK(r.find("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") != std::string::npos);
     CHECK(r.ends_with("</stream:stream>"));
+    CHECK(r.find("id='id9'") != std::string::npos);
     // The framer takes a jabber:server stream with these options, and refuses a jabber:client one.
     Framer f(s2s_framer_options(4096));
     f.feed(h);
