@@ -534,6 +534,8 @@ void S2sOutSession::connect_to(const net::SockAddr& addr) {
                             owed_ = 0;
                         }});
     timer_->arm(uint64_t(gen_->cfg.federation.xmpp->connect_timeout.count()));
+    // The same bound as the inbound side's (limits.client_idle_timeout): servers keep idle streams open.
+    up_->set_idle_timeout(uint64_t(gen_->cfg.limits.client_idle_timeout.count()));
     EP_DEBUG(kLog, "to {}: connecting to {}", to_, cur_);
     up_->start();
 }
