@@ -132,15 +132,19 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
             if (auto why = fed_.policy().refusal(from_); !why.empty())
                 return refuse(xmpp::StreamErrorCondition::policy_violation,
                               fmt::format("{} may not federate with {}", from_, to_), why);
-            if (sec_ == xmpp::S2sSecurity::None) {
-                // Plaintext: the stream goes through from its first header, so IM&P's stream id is the one
-                // the remote computes its dialback key over.
+            if (sec_ != xmpp::S2sSecurity::Required) {
+                // Plaintext first: the stream goes through from its first header, so IM&P's stream id is the
+                // one a remote that stays in plaintext computes its dialback key over. In optional mode
+                // IM&P's first features get a STARTTLS offer (edge-e's own, IM&P's inside hop being TLS
+                // already); a remote that takes it restarts on a new link stream after the handshake.
                 if (!open_link(ev.header, "none")) return;
+                if (sec_ == xmpp::S2sSecurity::Optional)
+                    s2c_ = std::make_unique<xmpp::Framer>(
+                        xmpp::s2s_framer_options(size_t(gen_->cfg.limits.max_xmpp_stanza)));
                 return;
             }
-            // Required and optional both insist on STARTTLS inbound: answering the pre-TLS stream ourselves
-            // gives it our stream id, which a remote that went on without TLS would then use for dialback
-            // with IM&P (a different id). Optional differs from required in not checking the certificate.
+            // Required: edge-e answers the pre-TLS stream itself and insists on STARTTLS (a remote that went
+            // on without TLS would use our stream id for dialback with IM&P, which chose another).
             id_ = new_stream_id();
             conn_->write(xmpp::s2s_stream_header(to_, from_, id_) + xmpp::s2s_features(true, true, false));
             header_sent_ = true;
@@ -204,7 +208,23 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
         case xmpp::EventType::stream_close:
             return to_link(ev.raw.empty() ? xmpp::stream_close() : ev.raw);
         case xmpp::EventType::starttls:
-            return refuse(xmpp::StreamErrorCondition::policy_violation, "TLS is already established",
+            if (offered_ && !conn_->ssl()) {
+                // The remote takes the offer: this plaintext stream (and IM&P's side of it) ends here.
+                detach_stream();
+                s2c_.reset();
+                offered_ = false;
+                relayed_ = false;
+                conn_->write(xmpp::starttls_proceed());
+                phase_ = Phase::Handshake;
+                fr_->restart();
+                if (!conn_->start_tls(gen_->s2s_tls->new_ssl())) {
+                    phase_ = Phase::Done;
+                    conn_->abort("starttls: connection not upgradable");
+                }
+                return;
+            }
+            return refuse(xmpp::StreamErrorCondition::policy_violation,
+                          conn_->ssl() ? "TLS is already established" : "STARTTLS was not offered",
                           "bad_stream");
         case xmpp::EventType::error:
             return refuse(ev.condition, ev.detail,
@@ -298,6 +318,8 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
     xmpp::S2sSecurity sec_;
     std::unique_ptr<net::Connection> conn_;
     std::unique_ptr<xmpp::Framer> fr_;
+    std::unique_ptr<xmpp::Framer> s2c_; // optional mode, plaintext: IM&P's side until its first features
+    bool offered_ = false;              // ... which went out with edge-e's STARTTLS offer added
     link::LinkStream* stream_ = nullptr;
     Phase phase_ = Phase::Plain;
     std::string to_, from_, id_;
@@ -326,7 +348,44 @@ void S2sInSession::on_data(link::LinkStream& s, const char* data, size_t len) {
     if (phase_ == Phase::Done) return s.consumed(len);
     relayed_ = true;
     access_.add_out(len);
-    conn_->write(std::string_view(data, len));
+    if (s2c_) {
+        s2c_->feed(std::string_view(data, len));
+        std::string out;
+        while (auto ev = s2c_->next()) {
+            switch (ev->type) {
+            case xmpp::EventType::stream_open:
+                out += ev->header.raw;
+                break;
+            case xmpp::EventType::stream_close:
+                out += xmpp::stream_close();
+                break;
+            case xmpp::EventType::error:
+                s.consumed(len);
+                conn_->write(out);
+                return refuse(xmpp::StreamErrorCondition::internal_server_error,
+                              "IM&P sent a malformed stream", "bad_stream");
+            case xmpp::EventType::stanza:
+                if (!offered_ && ev->ns == xmpp::kStreamsNs && ev->name == "features") {
+                    out += xmpp::add_starttls_feature(ev->raw);
+                    offered_ = true;
+                    break;
+                }
+                out += ev->raw;
+                break;
+            default:
+                out += ev->raw;
+                break;
+            }
+        }
+        if (offered_) {
+            // The offer is out: raw relaying from here, starting with what the framer holds unfinished.
+            out += s2c_->unparsed();
+            s2c_.reset();
+        }
+        conn_->write(out);
+    } else {
+        conn_->write(std::string_view(data, len));
+    }
     if (conn_->above_high_watermark())
         owed_ += len;
     else

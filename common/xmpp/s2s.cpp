@@ -54,6 +54,22 @@ std::string s2s_refusal(std::string_view from, std::string_view to, std::string_
     return s2s_stream_header(from, to, id) + stream_error(c, text);
 }
 
+std::string add_starttls_feature(std::string_view raw) {
+    if (raw.find(kTlsNs) != std::string_view::npos) return std::string(raw);
+    size_t lt = raw.find('<');
+    size_t gt = raw.find('>');
+    if (lt == std::string_view::npos || gt == std::string_view::npos || gt < lt) return std::string(raw);
+    size_t name_end = raw.find_first_of(" \t\r\n/>", lt + 1);
+    std::string_view qname = raw.substr(lt + 1, name_end - lt - 1);
+    std::string feature = "<starttls xmlns='" + std::string(kTlsNs) + "'/>";
+    if (gt > 0 && raw[gt - 1] == '/') {
+        // <stream:features/>: open it, add ours, close it.
+        return std::string(raw.substr(0, gt - 1)) + ">" + feature + "</" + std::string(qname) + ">" +
+               std::string(raw.substr(gt + 1));
+    }
+    return std::string(raw.substr(0, gt + 1)) + feature + std::string(raw.substr(gt + 1));
+}
+
 FramerOptions s2s_framer_options(size_t max_stanza_size) {
     FramerOptions o;
     o.max_stanza_size = max_stanza_size;

@@ -39,6 +39,9 @@ std::string s2s_features(bool starttls, bool required, bool dialback);
 // drops a stream without one before reading the error), the error, the close.
 std::string s2s_refusal(std::string_view from, std::string_view to, std::string_view id,
                         StreamErrorCondition c, std::string_view text);
+// `features_raw` (a <stream:features> element, any prefix, possibly empty) with an optional STARTTLS feature
+// added first; unchanged when it offers STARTTLS already or is not a start tag.
+std::string add_starttls_feature(std::string_view features_raw);
 // Framer options for a jabber:server stream.
 FramerOptions s2s_framer_options(size_t max_stanza_size);
 

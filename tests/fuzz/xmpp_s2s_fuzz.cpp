@@ -1,7 +1,7 @@
 // Feeds arbitrary bytes, as a remote XMPP server would send them, to the dialling side of server-to-server
 // STARTTLS (common/xmpp/s2s.h) in each security mode, whole and split, and checks that the outcome does not
 // depend on the split and that a plaintext outcome hands back only bytes that were received. The attribute
-// reader and the domain policy get the same bytes.
+// reader, the domain policy and the STARTTLS offer edge-e adds to IM&P's features get the same bytes.
 #include "common/xmpp/s2s.h"
 
 #include <cstdint>
@@ -59,5 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     DomainPolicy p{{"partner.test"}, {"*.bad.test"}};
     (void)p.refusal(attr);
     (void)normalise_domain(in);
+    std::string offered = add_starttls_feature(in);
+    check(offered.size() >= in.size());
     return 0;
 }

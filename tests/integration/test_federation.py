@@ -267,6 +267,37 @@ federation:
         self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_sessions_total",
                                             'direction="in",domain="partner.test"'), 1)
 
+    def test_security_optional_offers_tls_in_imps_features(self):
+        """security optional: a remote's stream goes through from its first header and IM&P's features come back
+        with edge-e's STARTTLS offer added; Prosody takes it (the stream restarts on a new link stream), a raw
+        partner may stay in plaintext and sees IM&P's dialback offer."""
+        if not HAVE_SLIXMPP:
+            self.skipTest("python3-slixmpp is not installed")
+        self.start_dns()
+        self.start_pair(security="optional")
+        self.start_prosody("prosody-imp", "example.com", IMP_ADDR, self.imp_c2s, self.imp_s2s, INSIDE_DNS,
+                           "tomcat-imp1", [ALICE])
+        self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s, self.partner_s2s,
+                           OUTSIDE_DNS, "xmpp-partner", [BOB], require_encryption=False)
+
+        with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:
+            s.sendall(s2s_header("partner.test", "example.com"))
+            got = recv_until(s, rb"</stream:features>")
+            # IM&P's own header (its stream id) and features, with edge-e's offer first.
+            self.assertIn(b"from='example.com'", got)
+            self.assertIn(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", got)
+            self.assertNotIn(b"<required/>", got)
+            self.assertIn(b"urn:xmpp:features:dialback", got)
+            s.sendall(b"</stream:stream>")
+            recv_all(s, timeout=3)
+
+        result = asyncio.run(asyncio.wait_for(self.exchange(denied=False), 90))
+        self.assertEqual(result["bob_got"], "hello bob, from example.com")
+        self.assertEqual(result["alice_got"], "hello alice, from partner.test")
+        # The partner took the offer: its restarted stream crossed the link after TLS.
+        self.edge_e.wait_log(r"federation stream from partner\.test to example\.com on link stream \d+ \(tls: tls\)",
+                             timeout=1)
+
     async def exchange(self, denied: bool = True) -> dict:
         import slixmpp
 

@@ -140,3 +140,26 @@ TEST_CASE("s2s stream pieces", "[xmpp][s2s]") {
     CHECK(ev->type == EventType::stream_open);
     CHECK(ev->header.to == "partner.test");
 }
+
+TEST_CASE("STARTTLS added to a server's features", "[xmpp][s2s]") {
+    const std::string tls = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+    CHECK(add_starttls_feature(
+              "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>") ==
+          "<stream:features>" + tls + "<dialback xmlns='urn:xmpp:features:dialback'/></stream:features>");
+    CHECK(add_starttls_feature("<stream:features/>") == "<stream:features>" + tls + "</stream:features>");
+    CHECK(add_starttls_feature("<s:features xmlns:s='http://etherx.jabber.org/streams' />") ==
+          "<s:features xmlns:s='http://etherx.jabber.org/streams' >" + tls + "</s:features>");
+    const std::string has = "<stream:features>" + tls + "</stream:features>";
+    CHECK(add_starttls_feature(has) == has);
+    CHECK(add_starttls_feature("garbage") == "garbage");
+}
+
+TEST_CASE("framer: unparsed bytes after the last event", "[xmpp][framer]") {
+    Framer f(s2s_framer_options(4096));
+    f.feed(kHeader + "<stream:features/><db:result from='a' to='b'>ke");
+    int n = 0;
+    while (auto ev = f.next())
+        ++n;
+    CHECK(n == 2);
+    CHECK(f.unparsed() == "<db:result from='a' to='b'>ke");
+}
