@@ -227,6 +227,8 @@ federation:
         result = asyncio.run(asyncio.wait_for(self.exchange(), 90))
         self.assertEqual(result["bob_got"], "hello bob, from example.com")
         self.assertEqual(result["alice_got"], "hello alice, from partner.test")
+        self.assertEqual(result["alice_presence_from"], "bob@partner.test")
+        self.assertEqual(result["bob_presence_from"], "alice@example.com")
         self.assertEqual(result["denied_error"], "error")
 
         # Every s2s byte crossed the pair, in both directions, and the first SRV target was failed over.
@@ -313,6 +315,7 @@ federation:
             c.auto_reconnect = False
             c.started = loop.create_future()
             c.messages = asyncio.Queue()
+            c.presences = asyncio.Queue()  # available presence from the other domain
 
             async def on_start(_):
                 c.send_presence()
@@ -327,6 +330,8 @@ federation:
             c.add_event_handler("session_start", on_start)
             c.add_event_handler("failed_auth", on_failed_auth)
             c.add_event_handler("message", lambda m: c.messages.put_nowait(m))
+            c.add_event_handler("presence_available",
+                                lambda p: c.presences.put_nowait(p) if p["from"].domain != domain else None)
             # An error bounce has no body: slixmpp reports it as message_error only.
             c.add_event_handler("message_error", lambda m: c.messages.put_nowait(m))
             c.connect(address=(addr, port), force_starttls=True, disable_starttls=False)
@@ -357,6 +362,13 @@ federation:
             m = await next_message(alice, "chat")
             self.assertEqual(m["from"].bare, "bob@partner.test")
             result["alice_got"] = m["body"]
+            # Directed presence both ways.
+            bob.send_presence(pto="alice@example.com")
+            p = await asyncio.wait_for(alice.presences.get(), 30)
+            result["alice_presence_from"] = p["from"].bare
+            alice.send_presence(pto="bob@partner.test")
+            p = await asyncio.wait_for(bob.presences.get(), 30)
+            result["bob_presence_from"] = p["from"].bare
             if not denied:
                 return result
             # A denied domain: edge-e refuses IM&P's stream; IM&P bounces the message to alice.
