@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -221,8 +222,8 @@ federation:
         self.start_pair()
         self.start_prosody("prosody-imp", "example.com", IMP_ADDR, self.imp_c2s, self.imp_s2s, INSIDE_DNS,
                            "tomcat-imp1", [ALICE])
-        self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s, self.partner_s2s,
-                           OUTSIDE_DNS, "xmpp-partner", [BOB])
+        partner = self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s,
+                                     self.partner_s2s, OUTSIDE_DNS, "xmpp-partner", [BOB])
 
         result = asyncio.run(asyncio.wait_for(self.exchange(), 90))
         self.assertEqual(result["bob_got"], "hello bob, from example.com")
@@ -246,6 +247,29 @@ federation:
                                             'reason="denied"'), 1)
 
         self.check_inbound_refusals()
+        self.check_reload_and_link_loss(partner)
+
+    def check_reload_and_link_loss(self, partner: h.Proc) -> None:
+        # A reload that adds partner.test to the deny list applies to new streams.
+        path = os.path.join(self.tmp, "edge-e.yaml")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.replace("deny: [denied.test]", "deny: [denied.test, partner.test]"))
+        mark = len(self.edge_e.log_text())
+        self.edge_e.send_signal(signal.SIGHUP)
+        self.edge_e.wait_log(r"reload applied on every worker", timeout=10, start=mark)
+        with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:
+            s.sendall(s2s_header("partner.test", "example.com"))
+            got = recv_all(s)
+        self.assertIn(b"<policy-violation", got)
+
+        # The link goes (edge-c killed): federation streams still open through it end with a stream error from
+        # edge-e, which the partner reads (its inbound stream was relayed through edge-e).
+        mark = len(partner.log_text())
+        self.edge_c.send_signal(signal.SIGKILL)
+        partner.wait_log(r"remote-connection-failed", timeout=15, start=mark)
+        self.assertTrue(self.edge_e.alive)
 
     def test_security_none_relays_plaintext_both_ways(self):
         """security none: edge-e never starts TLS with the partner (which allows plaintext); the inside hop
@@ -424,6 +448,14 @@ federation:
         self.assertIn(b"<not-authorized", got)
         self.assertGreaterEqual(self.metric(port, "edgepair_xmpp_federation_refusals_total",
                                             'reason="bad_certificate"'), 1)
+
+        # A 'to' that is not one of ours.
+        with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:
+            s.sendall(s2s_header("partner.test", "other.test"))
+            got = recv_all(s)
+        self.assertIn(b"<host-unknown", got)
+        self.assertGreaterEqual(self.metric(port, "edgepair_xmpp_federation_refusals_total",
+                                            'reason="host_unknown"'), 1)
 
         # edge-c's inside listener only takes IM&P nodes' connections.
         with socket.create_connection((EDGE_C_INSIDE_ADDR, self.inside_port), timeout=TIMEOUT,
