@@ -557,13 +557,28 @@ std::string EdgeE::status_fields() {
         snap = fmt::format("{{\"applied\":{},\"domains\":[{}],\"nodes\":[{}],\"allow_list_rules\":{}}}",
                            snapshots_applied_, domains, nodes, snapshot_->allow_list.rules().size());
     }
+    // XMPP federation (issue #19): its settings; its counters are on /metrics.
+    std::string fed = "null";
+    if (cfg.federation.xmpp) {
+        const auto& fx = *cfg.federation.xmpp;
+        auto list = [](const std::vector<std::string>& v) {
+            std::string out;
+            for (auto& d : v)
+                out += (out.empty() ? "" : ",") + admin::json_str(d);
+            return "[" + out + "]";
+        };
+        fed = fmt::format("{{\"xmpp\":{{\"listen\":{},\"security\":\"{}\",\"local_domains\":{},\"allow\":{},"
+                          "\"deny\":{}}}}}",
+                          admin::json_str(fx.listen.str()), config::to_string(fx.security),
+                          list(fx.local_domains), list(fx.allow), list(fx.deny));
+    }
     return fmt::format(
         ",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
         "\"sni_names\":[{}],\"sessions\":{},\"sessions_by_protocol\":{{\"https\":{},\"sip_tls\":{},"
-        "\"xmpp\":{},\"xmpp_s2s\":{}}}",
+        "\"xmpp\":{},\"xmpp_s2s\":{}}},\"federation\":{}",
         listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni, open_sessions_.load(),
         sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load(),
-        sessions_by_kind_[3].load());
+        sessions_by_kind_[3].load(), fed);
 }
 
 // ---- alarms (issue #20) ----

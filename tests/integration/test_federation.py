@@ -25,6 +25,7 @@ otherwise. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -245,6 +246,13 @@ federation:
         # The denied domain: IM&P's outbound stream got a stream error written by edge-e.
         self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_refusals_total",
                                             'reason="denied"'), 1)
+
+        st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
+        self.assertEqual(st, 200)
+        status = json.loads(body)
+        self.assertEqual(status["federation"]["xmpp"]["security"], "required")
+        self.assertEqual(status["federation"]["xmpp"]["deny"], ["denied.test"])
+        self.assertIn({"name": "xmpp_s2s", "address": f"{EDGE_E_ADDR}:{self.fed_port}"}, status["listeners"])
 
         self.check_inbound_refusals()
         self.check_reload_and_link_loss(partner)
