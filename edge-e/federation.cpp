@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <unistd.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -802,7 +804,9 @@ Federation::~Federation() {
 }
 
 void Federation::apply(const std::shared_ptr<const Generation>& gen) {
-    if (!gen->cfg.federation.xmpp) return;
+    // A reload that removes the section stops new federation streams; the open ones keep their generation.
+    enabled_ = gen->cfg.federation.xmpp.has_value();
+    if (!enabled_) return;
     const auto& fx = *gen->cfg.federation.xmpp;
     security_ = to_security(fx.security);
     policy_.allow = fx.allow;
@@ -837,6 +841,10 @@ bool Federation::local_domain(std::string_view d) const {
 }
 
 std::unique_ptr<ClientSession> Federation::make_inbound(int fd) {
+    if (!enabled_) {
+        ::close(fd);
+        return nullptr;
+    }
     return std::make_unique<S2sInSession>(*this, fd);
 }
 
@@ -846,6 +854,12 @@ void Federation::on_control(link::LinkConn* link, std::string_view msg) {
     if (j.value("type", "") != "s2s_dial") return;
     uint64_t id = 0;
     if (auto it = j.find("id"); it != j.end() && it->is_number_unsigned()) id = it->get<uint64_t>();
+    if (!enabled_) {
+        link->send_control(nlohmann::json{
+            {"type", "s2s_failed"}, {"id", id}, {"error", "XMPP federation not configured on edge-e"}}
+                               .dump());
+        return;
+    }
     std::string to = xmpp::normalise_domain(j.value("to", ""));
     std::string from = xmpp::normalise_domain(j.value("from", ""));
     if (id == 0 || to.empty() || from.empty()) {

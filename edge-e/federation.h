@@ -82,6 +82,7 @@ class Federation {
     obs::CounterMemo memo_;
     std::unique_ptr<net::Resolver> resolver_;
     std::string resolver_key_;
+    bool enabled_ = false; // the current generation has federation.xmpp
     xmpp::S2sSecurity security_ = xmpp::S2sSecurity::Required;
     xmpp::DomainPolicy policy_;
     std::vector<std::string> local_;
