@@ -219,7 +219,7 @@ leaf callmanager-cucm1 ca cucm1.example.com "DNS:cucm1.example.com,IP:127.0.1.1"
 leaf callmanager-cucm2 ca cucm2.example.com "DNS:cucm2.example.com,IP:127.0.1.2" $SC
 
 # XMPP federation (issue #19): the partner domain's server, outside the enterprise.
-leaf xmpp-partner ca partner.test "DNS:partner.test" $SC
+leaf xmpp-partner ca partner.test "DNS:partner.test,DNS:partner2.test" $SC
 
 # Trust bundles: ca.crt is the one to trust; both-cas.crt holds the test CA and the rogue CA.
 cat "$stage/ca.crt" "$stage/rogue-ca.crt" >"$stage/both-cas.crt"

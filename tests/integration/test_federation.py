@@ -51,6 +51,7 @@ INSIDE_DNS = "127.0.19.54"
 STRANGER_ADDR = "127.0.19.9"
 ALICE = ("alice", "example.com", "Alice-Fed-1")
 BOB = ("bob", "partner.test", "Bob-Fed-2")
+CAROL = ("carol", "partner2.test", "Carol-Fed-3")
 S2S_NS = ("xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
           "xmlns:stream='http://etherx.jabber.org/streams'")
 TIMEOUT = 10.0
@@ -137,23 +138,31 @@ class FederationTest(h.TestCase):
             f"--srv-host=_xmpp-server._tcp.partner.test,xmpp.partner.test,{self.partner_s2s},10,0",
             f"--host-record=dead.partner.test,{DEAD_ADDR}",
             f"--host-record=xmpp.partner.test,{PARTNER_ADDR}",
+            # partner2.test has no SRV record: its own address, port 5269 (RFC 6120 3.2.2).
+            f"--host-record=partner2.test,{PARTNER_ADDR}",
         ])
         self.start_dnsmasq("dns-inside", INSIDE_DNS, [
             # Inside, every federated domain is reached through edge-c.
             f"--srv-host=_xmpp-server._tcp.partner.test,expc1.example.com,{self.inside_port},0,0",
             f"--srv-host=_xmpp-server._tcp.denied.test,expc1.example.com,{self.inside_port},0,0",
+            f"--srv-host=_xmpp-server._tcp.partner2.test,expc1.example.com,{self.inside_port},0,0",
             f"--host-record=expc1.example.com,{EDGE_C_INSIDE_ADDR}",
         ])
 
     def start_prosody(self, name: str, domain: str, addr: str, c2s: int, s2s: int, dns: str, cert: str,
-                      users: list[tuple[str, str, str]], require_encryption: bool = True) -> h.Proc:
+                      users: list[tuple[str, str, str]], require_encryption: bool = True,
+                      extra_domain: str | None = None) -> h.Proc:
         prosody = self.require_tool("prosody")
         prosodyctl = self.require_tool("prosodyctl")
         tmp = os.path.join(self.tmp, name)
         os.makedirs(os.path.join(tmp, "data"), exist_ok=True)
         with open(TEMPLATE, encoding="utf-8") as f:
             text = f.read()
-        subst = {"TMP": tmp, "PLUGINS": PLUGINS, "ADDR": addr, "C2S_PORT": str(c2s), "S2S_PORT": str(s2s),
+        s2s_ports = f"{s2s}, 5269" if extra_domain else str(s2s)  # the extra domain has no SRV record: 5269
+        extra = (f'VirtualHost "{extra_domain}"\n    ssl = {{ certificate = "{self.pki_dir}/{cert}-chain.crt", '
+                 f'key = "{self.pki_dir}/{cert}.key" }}\n') if extra_domain else ""
+        subst = {"TMP": tmp, "PLUGINS": PLUGINS, "ADDR": addr, "C2S_PORT": str(c2s), "S2S_PORTS": s2s_ports,
+                 "EXTRA_HOSTS": extra,
                  "DNS": dns, "CERT": f"{self.pki_dir}/{cert}-chain.crt", "KEY": f"{self.pki_dir}/{cert}.key",
                  "DOMAIN": domain, "S2S_REQUIRE_ENCRYPTION": "true" if require_encryption else "false"}
         for k, v in subst.items():
@@ -223,10 +232,19 @@ federation:
         self.start_pair()
         self.start_prosody("prosody-imp", "example.com", IMP_ADDR, self.imp_c2s, self.imp_s2s, INSIDE_DNS,
                            "tomcat-imp1", [ALICE])
+        if not h._can_bind(PARTNER_ADDR, 5269, socket.SOCK_STREAM):
+            self.skipTest(f"{PARTNER_ADDR}:5269 is in use")
         partner = self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s,
-                                     self.partner_s2s, OUTSIDE_DNS, "xmpp-partner", [BOB])
+                                     self.partner_s2s, OUTSIDE_DNS, "xmpp-partner", [BOB, CAROL],
+                                     extra_domain="partner2.test")
 
-        result = asyncio.run(asyncio.wait_for(self.exchange(), 90))
+        result = asyncio.run(asyncio.wait_for(self.exchange(fallback=True), 90))
+        # No SRV record for partner2.test: edge-e used its address on 5269, and counted the SRV miss.
+        self.assertEqual(result["carol_got"], "hello carol, via the A record")
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_dns_failures_total",
+                                            'stage="srv"'), 1)
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_sessions_total",
+                                            'direction="out",domain="partner2.test"'), 1)
         self.assertEqual(result["bob_got"], "hello bob, from example.com")
         self.assertEqual(result["alice_got"], "hello alice, from partner.test")
         self.assertEqual(result["alice_presence_from"], "bob@partner.test")
@@ -332,7 +350,7 @@ federation:
         self.edge_e.wait_log(r"federation stream from partner\.test to example\.com on link stream \d+ \(tls: tls\)",
                              timeout=1)
 
-    async def exchange(self, denied: bool = True) -> dict:
+    async def exchange(self, denied: bool = True, fallback: bool = False) -> dict:
         import slixmpp
 
         loop = asyncio.get_running_loop()
@@ -401,6 +419,13 @@ federation:
             alice.send_presence(pto="bob@partner.test")
             p = await asyncio.wait_for(bob.presences.get(), 30)
             result["bob_presence_from"] = p["from"].bare
+            if fallback:
+                carol = client(*CAROL, PARTNER_ADDR, self.partner_c2s)
+                await asyncio.wait_for(carol.started, 20)
+                alice.send_message(mto="carol@partner2.test", mbody="hello carol, via the A record", mtype="chat")
+                m = await next_message(carol, "chat")
+                result["carol_got"] = m["body"]
+                carol.disconnect(wait=0)
             if not denied:
                 return result
             # A denied domain: edge-e refuses IM&P's stream; IM&P bounces the message to alice.
