@@ -3,20 +3,24 @@
 
 Topology (loopback only, addresses in 127.0.19.0/24 so nothing collides with the other tests' 5222/5269):
 
-  inside                                   | DMZ                          | outside
-  Prosody example.com (IM&P) 127.0.0.1:s2s  -> edge-c inside 127.0.19.4:P -> link -> edge-e 127.0.19.1:F (5269)
-  dnsmasq 127.0.19.54:53 (inside DNS:       |   edge-e asks dnsmasq       |   <- Prosody partner.test 127.0.19.2
-  _xmpp-server._tcp.partner.test -> edge-c) |   127.0.19.53:53 for SRV    |      (its DNS: 127.0.19.53:53,
-                                            |                              |       _xmpp-server._tcp.example.com -> edge-e)
+  inside:  Prosody example.com (the IM&P node) on 127.0.0.1, its own DNS dnsmasq 127.0.19.54:53
+           (_xmpp-server._tcp.partner.test and .partner2.test -> edge-c's inside listener 127.0.19.4)
+  pair:    edge-c (inside listener 127.0.19.4) -> link -> edge-e (federation listener 127.0.19.1),
+           edge-e's SRV look-ups go to dnsmasq 127.0.19.53:53
+  outside: Prosody partner.test (and partner2.test) on 127.0.19.2, DNS dnsmasq 127.0.19.53:53
+           (_xmpp-server._tcp.example.com -> edge-e; partner2.test only has an A record: port 5269)
 
 The inside Prosody connects out from 127.0.0.1 (the kernel's source for loopback), which is the IM&P node address
 edge-c is told to accept. `_xmpp-server._tcp.partner.test` has two targets: priority 0 points to a port nobody
 listens on (so every outbound stream fails over to the second), priority 10 to the partner Prosody.
 
-Users alice@example.com and bob@partner.test (slixmpp, each on its own server's c2s port) exchange messages in
-both directions; every s2s byte between the two Prosody servers crosses edge-c, the link and edge-e. Then the
-refusals: a denied domain in both directions, a plaintext partner against security `required`, a certificate that
-does not name the claimed domain, and a federation connection to edge-c from an address that is not an IM&P node.
+Users alice@example.com and bob@partner.test (slixmpp, each on its own server's c2s port) exchange messages and
+directed presence in both directions, and alice writes to carol@partner2.test; every s2s byte between the Prosody
+servers crosses edge-c, the link and edge-e (neither has any other route to the other). Then the refusals: a
+denied domain in both directions, a 'to' that is not ours, a plaintext partner against security `required`, a
+certificate that does not name the claimed domain, a connection to edge-c's inside listener from an address that
+is not an IM&P node; a reload that denies partner.test; and the link cut under open federation streams. Two more
+tests run the exchange with security `none` and `optional`.
 
 Prosody's DNS resolver only speaks to port 53, so the test needs root (to bind 127.0.19.53/54:53); it skips
 otherwise. Every wait is bounded.
