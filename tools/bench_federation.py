@@ -4,7 +4,8 @@
 Uses the topology of tests/integration/test_federation.py (two Prosody servers, dnsmasq, the pair; root needed
 for the DNS servers on port 53). Two runs:
 
-  pair:   alice@example.com -> inside Prosody -> edge-c -> link -> edge-e -> partner Prosody -> bob@partner.test
+  pair:   alice@example.com -> inside Prosody -> edge-c -> link -> edge-e -> partner Prosody -> bob@partner.test,
+          then bob -> alice (inbound: edge-e frames the remote's stream)
   direct: the same two Prosody servers federating with each other directly (their DNS points at each other)
 
 Each run signs alice and bob in (slixmpp, on each server's own c2s port), warms the s2s path with one message,
@@ -51,7 +52,7 @@ class Bench(tf.FederationTest):
             f"--host-record=xmpp.partner.test,{tf.PARTNER_ADDR}",
         ])
 
-    async def flood(self, n: int) -> tuple[float, dict]:
+    async def flood(self, n: int, reverse: bool = False) -> tuple[float, dict]:
         import slixmpp
 
         loop = asyncio.get_running_loop()
@@ -86,18 +87,21 @@ class Bench(tf.FederationTest):
 
         alice = client(*tf.ALICE, tf.IMP_ADDR, self.imp_c2s)
         bob = client(*tf.BOB, tf.PARTNER_ADDR, self.partner_c2s)
+        # alice -> bob leaves the enterprise (edge-e relays IM&P's side raw); bob -> alice comes in (edge-e frames
+        # the remote's side).
+        sender, receiver, to = (bob, alice, "alice@example.com") if reverse else (alice, bob, "bob@partner.test")
         try:
             await asyncio.wait_for(asyncio.gather(alice.started, bob.started), 20)
-            alice.send_message(mto="bob@partner.test", mbody="warm-up", mtype="chat")
-            await asyncio.wait_for(bob.done, 30)
-            bob.got, bob.want, bob.done = 0, n, loop.create_future()
+            sender.send_message(mto=to, mbody="warm-up", mtype="chat")
+            await asyncio.wait_for(receiver.done, 30)
+            receiver.got, receiver.want, receiver.done = 0, n, loop.create_future()
             before = {name: cpu_seconds(p) for name, p in self.watched.items()}
             t0 = time.monotonic()
             for i in range(n):
-                alice.send_message(mto="bob@partner.test", mbody=f"message {i} " + "x" * 60, mtype="chat")
+                sender.send_message(mto=to, mbody=f"message {i} " + "x" * 60, mtype="chat")
                 if i % 100 == 99:
                     await asyncio.sleep(0)  # let slixmpp write
-            await asyncio.wait_for(bob.done, 300)
+            await asyncio.wait_for(receiver.done, 300)
             wall = time.monotonic() - t0
             after = {name: cpu_seconds(p) for name, p in self.watched.items()}
             return wall, {name: after[name] - before[name] for name in after}
@@ -130,7 +134,9 @@ class Bench(tf.FederationTest):
             "prosody-partner", "partner.test", tf.PARTNER_ADDR, self.partner_c2s, self.partner_s2s, tf.OUTSIDE_DNS,
             "xmpp-partner", [tf.BOB])
         wall, cpu = asyncio.run(self.flood(self.n))
-        self.report("through the pair (security required: TLS on every hop)", wall, cpu)
+        self.report("through the pair, outbound (security required: TLS on every hop)", wall, cpu)
+        wall, cpu = asyncio.run(self.flood(self.n, reverse=True))
+        self.report("through the pair, inbound (edge-e frames the remote's side)", wall, cpu)
 
     def test_bench_direct(self):
         self.start_dns_direct()
@@ -142,6 +148,8 @@ class Bench(tf.FederationTest):
             "xmpp-partner", [tf.BOB])
         wall, cpu = asyncio.run(self.flood(self.n))
         self.report("Prosody to Prosody directly (TLS)", wall, cpu)
+        wall, cpu = asyncio.run(self.flood(self.n, reverse=True))
+        self.report("Prosody to Prosody directly, reverse (TLS)", wall, cpu)
 
 
 if __name__ == "__main__":
