@@ -183,9 +183,11 @@ class FederationTest(h.TestCase):
         p.wait_port(addr, c2s, timeout=15)
         return p
 
-    def start_pair(self, *, security: str = "required", deny: tuple[str, ...] = ("denied.test",)) -> None:
+    def start_pair(self, *, security: str = "required", deny: tuple[str, ...] = ("denied.test",),
+                   allow: tuple[str, ...] = ()) -> None:
         pki = self.pki_dir
-        deny_yaml = "[" + ", ".join(deny) + "]"
+        deny_yaml = "[" + ", ".join(f'"{d}"' for d in deny) + "]"  # quoted: "*." would be a YAML alias
+        allow_yaml = "[" + ", ".join(f'"{d}"' for d in allow) + "]"
         ecfg = pair.edge_e_yaml(self, self.ports, pki, extra=f"""
 federation:
           xmpp:
@@ -193,6 +195,7 @@ federation:
             security: {security}
             local_domains: [example.com]
             deny: {deny_yaml}
+            allow: {allow_yaml}
             dns_servers: ["{OUTSIDE_DNS}:53"]
             dns_cache_ttl: 30s
             connect_timeout: 5s
@@ -285,7 +288,7 @@ federation:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         with open(path, "w", encoding="utf-8") as f:
-            f.write(text.replace("deny: [denied.test]", "deny: [denied.test, partner.test]"))
+            f.write(text.replace('deny: ["denied.test"]', 'deny: ["denied.test", "partner.test"]'))
         mark = len(self.edge_e.log_text())
         self.edge_e.send_signal(signal.SIGHUP)
         self.edge_e.wait_log(r"reload applied on every worker", timeout=10, start=mark)
@@ -330,7 +333,7 @@ federation:
         if not HAVE_SLIXMPP:
             self.skipTest("python3-slixmpp is not installed")
         self.start_dns()
-        self.start_pair(security="optional")
+        self.start_pair(security="optional", allow=("partner.test", "*.partner.test"))
         self.start_prosody("prosody-imp", "example.com", IMP_ADDR, self.imp_c2s, self.imp_s2s, INSIDE_DNS,
                            "tomcat-imp1", [ALICE])
         self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s, self.partner_s2s,
@@ -346,6 +349,14 @@ federation:
             self.assertIn(b"urn:xmpp:features:dialback", got)
             s.sendall(b"</stream:stream>")
             recv_all(s, timeout=3)
+
+        # An allow list is set: a domain not on it is refused before anything reaches IM&P.
+        with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:
+            s.sendall(s2s_header("stranger.test", "example.com"))
+            got = recv_all(s)
+        self.assertIn(b"<policy-violation", got)
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_refusals_total",
+                                            'reason="not_allowed"'), 1)
 
         result = asyncio.run(asyncio.wait_for(self.exchange(denied=False), 90))
         self.assertEqual(result["bob_got"], "hello bob, from example.com")
