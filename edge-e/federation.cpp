@@ -98,7 +98,7 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
     enum class Phase { Plain, Handshake, Tls, Done };
 
     xmpp::FramerOptions framer_options() {
-        auto o = xmpp::s2s_framer_options(size_t(gen_->cfg.limits.max_xmpp_stanza));
+        auto o = xmpp::s2s_framer_options(size_t(gen_->cfg.federation.xmpp->max_stanza_size));
         o.accept_to = [this](std::string_view to) { return fed_.local_domain(to); };
         return o;
     }
@@ -142,7 +142,7 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
                 if (!open_link(ev.header, "none")) return;
                 if (sec_ == xmpp::S2sSecurity::Optional)
                     s2c_ = std::make_unique<xmpp::Framer>(
-                        xmpp::s2s_framer_options(size_t(gen_->cfg.limits.max_xmpp_stanza)));
+                        xmpp::s2s_framer_options(size_t(gen_->cfg.federation.xmpp->max_stanza_size)));
                 return;
             }
             // Required: edge-e answers the pre-TLS stream itself and insists on STARTTLS (a remote that went
@@ -436,7 +436,8 @@ class S2sOutSession final : public ClientSession, public link::StreamHandler {
   public:
     S2sOutSession(Federation& fed, uint64_t id, std::string to, std::string from)
         : fed_(fed), ws_(fed.ws()), gen_(ws_.gen()), sec_(fed.security()), id_(id), to_(std::move(to)),
-          from_(std::move(from)), fr_(xmpp::s2s_framer_options(size_t(gen_->cfg.limits.max_xmpp_stanza))) {}
+          from_(std::move(from)),
+          fr_(xmpp::s2s_framer_options(size_t(gen_->cfg.federation.xmpp->max_stanza_size))) {}
     ~S2sOutSession() override {
         *alive_ = false;
         detach_stream();
@@ -579,7 +580,7 @@ void S2sOutSession::connect_to(const net::SockAddr& addr) {
     if (!up_) return attempt_failed(err);
     const uint64_t a = ++attempt_;
     tls_ = false;
-    neg_ = std::make_unique<xmpp::DialNegotiator>(sec_, size_t(gen_->cfg.limits.max_xmpp_stanza));
+    neg_ = std::make_unique<xmpp::DialNegotiator>(sec_, size_t(gen_->cfg.federation.xmpp->max_stanza_size));
     up_->set_callbacks({[this, a] {
                             if (a == attempt_) on_remote_ready();
                         },

@@ -53,7 +53,7 @@ void parse_edge_e_federation(const Node& n, EdgeEFederationConfig& out) {
     if (!x) return;
     auto& c = out.xmpp.emplace();
     auto xm = x->as_map({"listen", "security", "local_domains", "allow", "deny", "dns_servers", "dns_timeout",
-                         "dns_cache_ttl", "connect_timeout", "trusted_cas"});
+                         "dns_cache_ttl", "connect_timeout", "trusted_cas", "max_stanza_size"});
     xm.address("listen", c.listen, kListen);
     xm.enumeration<FederationSecurity>("security", c.security, kSecurity);
     domain_list(xm, "local_domains", c.local_domains, false);
@@ -69,6 +69,7 @@ void parse_edge_e_federation(const Node& n, EdgeEFederationConfig& out) {
     xm.duration("dns_cache_ttl", c.dns_cache_ttl, std::chrono::seconds(0), std::chrono::hours(1));
     xm.duration("connect_timeout", c.connect_timeout, std::chrono::seconds(1), std::chrono::minutes(5));
     xm.readable_file("trusted_cas", c.trusted_cas);
+    xm.size("max_stanza_size", c.max_stanza_size, 4 * 1024, 16 * 1024 * 1024);
 }
 
 void parse_edge_c_federation(const Node& n, EdgeCFederationConfig& out) {

@@ -29,6 +29,9 @@ struct EdgeEXmppFederationConfig {
     Duration dns_cache_ttl = std::chrono::seconds(60);   // capped by nothing else: records' TTLs are not read
     Duration connect_timeout = std::chrono::seconds(10); // per target: TCP + stream header + STARTTLS + TLS
     std::string trusted_cas; // remote certificates (security required); default tls.trusted_cas
+    // Largest stanza a remote server may send (edge-e frames the remote's side). Servers send more than
+    // clients (vCards with photos): Prosody's own s2s_stanza_size_limit is 512 KiB.
+    uint64_t max_stanza_size = 512 * 1024;
 };
 
 struct EdgeEFederationConfig {

@@ -347,8 +347,12 @@ federation:
             self.assertIn(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", got)
             self.assertNotIn(b"<required/>", got)
             self.assertIn(b"urn:xmpp:features:dialback", got)
-            s.sendall(b"</stream:stream>")
-            recv_all(s, timeout=3)
+            # edge-e frames the remote's side: a stanza over federation.xmpp.max_stanza_size (512k) is cut there.
+            s.sendall(b"<message from='x@partner.test' to='alice@example.com'><body>" + b"x" * (600 * 1024) +
+                      b"</body></message>")
+            got = recv_all(s)
+            self.assertIn(b"<policy-violation", got)
+            self.assertTrue(got.endswith(b"</stream:stream>"), got[-200:])
 
         # An allow list is set: a domain not on it is refused before anything reaches IM&P.
         with socket.create_connection((EDGE_E_ADDR, self.fed_port), timeout=TIMEOUT) as s:

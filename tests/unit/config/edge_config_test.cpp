@@ -709,6 +709,7 @@ TEST_CASE("edge-e: federation.xmpp keys, defaults and errors", "[config][edge_e]
         CHECK(fx.dns_servers[0].port == 53);
         CHECK(fx.dns_cache_ttl == 60s);
         CHECK(fx.connect_timeout == 10s);
+        CHECK(fx.max_stanza_size == 512 * 1024);
     }
     {
         auto cfg = load_edge_e_config(e.write("nofed-e.yaml", kEdgeE));
