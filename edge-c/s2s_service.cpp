@@ -60,12 +60,11 @@ class ImpS2sIn final : public link::StreamHandler {
     }
 
     void start() {
-        const auto& fx = *w_.gen()->cfg.federation.xmpp;
+        const auto& fx = svc_.cfg();
         nodes_ = fx.imp_nodes;
         sec_ = to_security(fx.imp_security);
         timer_ = std::make_unique<core::Timer>(w_.worker().loop(), [this] {
-            attempt_failed(fmt::format("no stream within {} ms",
-                                       w_.gen()->cfg.federation.xmpp->connect_timeout.count()));
+            attempt_failed(fmt::format("no stream within {} ms", svc_.cfg().connect_timeout.count()));
         });
         next_node();
     }
@@ -152,7 +151,7 @@ class ImpS2sIn final : public link::StreamHandler {
                                 owed_ = 0;
                             }});
         phase_ = Phase::Connecting;
-        timer_->arm(uint64_t(w_.gen()->cfg.federation.xmpp->connect_timeout.count()));
+        timer_->arm(uint64_t(svc_.cfg().connect_timeout.count()));
         up_->start();
     }
 
@@ -194,7 +193,7 @@ class ImpS2sIn final : public link::StreamHandler {
         case xmpp::DialStep::Handshake: {
             phase_ = Phase::Handshake;
             auto& g = w_.gen();
-            auto& ctx = g->cfg.federation.xmpp->imp_tls_verify ? g->upstream_verify : g->upstream_noverify;
+            auto& ctx = svc_.cfg().imp_tls_verify ? g->upstream_verify : g->upstream_noverify;
             if (!up_->start_tls(ctx->new_ssl(nodes_[next_ - 1].host))) attempt_failed("TLS upgrade refused");
             return;
         }
@@ -314,7 +313,7 @@ class ImpS2sOut final : public link::StreamHandler {
         : svc_(svc), w_(svc.worker()),
           conn_(std::make_unique<net::Connection>(w_.worker().loop(), fd, nullptr, true)),
           fr_(std::make_unique<xmpp::Framer>(xmpp::s2s_framer_options(max_stanza(w_)))) {
-        sec_ = to_security(w_.gen()->cfg.federation.xmpp->imp_security);
+        sec_ = to_security(svc_.cfg().imp_security);
         conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_imp_data(d, n); },
                               [this](std::string_view why) { on_imp_close(why); },
                               [this] {
@@ -446,7 +445,7 @@ class ImpS2sOut final : public link::StreamHandler {
                 conn_->write(xmpp::starttls_proceed());
                 phase_ = Phase::Handshake;
                 fr_->restart();
-                if (!conn_->start_tls(w_.gen()->s2s_inside_tls->new_ssl())) {
+                if (!conn_->start_tls(svc_.inside_tls().new_ssl())) {
                     phase_ = Phase::Done;
                     conn_->abort("starttls: connection not upgradable");
                 }
@@ -483,7 +482,7 @@ class ImpS2sOut final : public link::StreamHandler {
             fail(xmpp::StreamErrorCondition::remote_connection_failed,
                  "edge-e did not open the stream in time", "timeout");
         });
-        dial_timer_->arm(uint64_t(w_.gen()->cfg.federation.xmpp->dial_timeout.count()));
+        dial_timer_->arm(uint64_t(svc_.cfg().dial_timeout.count()));
         EP_DEBUG(kLog, "IM&P {}: asked edge-e for a stream {} -> {} (id {})", conn_->peer().str(), from_, to_,
                  id_);
     }
@@ -536,11 +535,13 @@ class ImpS2sOut final : public link::StreamHandler {
 
 // ---- S2sService ------------------------------------------------------------------------------------------
 
-S2sService::S2sService(CWorker& w) : w_(w), memo_(w.app().metrics()) {
+S2sService::S2sService(CWorker& w)
+    : w_(w), cfg_(*w.gen()->cfg.federation.xmpp), inside_tls_(w.gen()->s2s_inside_tls),
+      memo_(w.app().metrics()) {
     // Ids are unique per process: the worker index in the top bits (a stream only ever comes back on the
     // link the request went out on, but logs read better this way).
     next_id_ = (uint64_t(w.worker().index()) << 40) + 1;
-    const auto& fx = *w.gen()->cfg.federation.xmpp;
+    const auto& fx = cfg_;
     auto addr = net::numeric_addr(fx.listen.host.empty() ? "*" : fx.listen.host, fx.listen.port);
     if (!addr) {
         EP_ERROR(kLog, "federation.xmpp.listen {}: {}", fx.listen.str(), addr.error().message);
@@ -560,7 +561,7 @@ S2sService::~S2sService() = default;
 void S2sService::on_accept(int fd, const net::SockAddr& peer) {
     auto* s = w_.own(std::make_unique<ImpS2sOut>(*this, fd));
     // Only the IM&P nodes may send federation out through the pair.
-    const auto& nodes = w_.gen()->cfg.federation.xmpp->imp_nodes;
+    const auto& nodes = cfg_.imp_nodes;
     std::string ip = peer.ip();
     bool known = false;
     for (auto& n : nodes)

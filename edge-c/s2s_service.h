@@ -15,8 +15,10 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/config/federation_config.h"
 #include "common/link/link_conn.h"
 #include "common/net/listener.h"
+#include "common/net/tls_context.h"
 #include "common/obs/counter_memo.h"
 
 namespace edgepair::edge_c {
@@ -37,6 +39,10 @@ class S2sService {
     void on_control(std::string_view msg);
 
     CWorker& worker() { return w_; }
+    // federation.xmpp as it was at start, and the TLS edge-c offers IM&P: a reload keeps both (a reload that
+    // removed the section would otherwise leave the open streams without them).
+    const config::EdgeCXmppFederationConfig& cfg() const { return cfg_; }
+    const net::TlsServerContext& inside_tls() const { return *inside_tls_; }
     // Outbound requests waiting for edge-e's stream.
     uint64_t register_dial(ImpS2sOut* s);
     void forget_dial(uint64_t id);
@@ -47,6 +53,8 @@ class S2sService {
     void on_accept(int fd, const net::SockAddr& peer);
 
     CWorker& w_;
+    config::EdgeCXmppFederationConfig cfg_;
+    std::shared_ptr<const net::TlsServerContext> inside_tls_;
     std::unique_ptr<net::Listener> listener_;
     std::unordered_map<uint64_t, ImpS2sOut*> dials_;
     uint64_t next_id_ = 1;
