@@ -45,6 +45,7 @@
 #include "edge-c/imp_home.h"
 #include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
+#include "edge-c/s2s_service.h"
 #include "edge-c/xmpp_sasl.h"
 
 namespace edgepair::edge_c {
@@ -749,6 +750,15 @@ void XmppService::count(std::string_view result) {
 }
 
 void XmppService::serve(link::LinkStream* s, const link::Headers& headers) {
+    if (!link::header_value(headers, "x-xmpp-s2s").empty()) {
+        // Federation (edge-c/s2s_service.h).
+        if (auto* f = w_.s2s()) return f->serve(s, headers);
+        s->send_headers({{":status", "404"},
+                         {"x-xmpp-error", "remote-connection-failed"},
+                         {"x-xmpp-reason", "XMPP federation is not configured on edge-c"}},
+                        true);
+        return;
+    }
     auto* x = w_.own(std::make_unique<XmppUpstream>(w_, s, headers));
     s->set_handler(x);
     x->start();
