@@ -22,6 +22,12 @@ What this proves, and of which kind:
   saw it.
 - Chat (interoperability with Prosody, consistency for the hint): a message between users homed on
   different Unified CM clusters through the central IM&P; each stream ends on the user's home IM&P node.
+- Calls (consistency: both ends are this test; interoperability with Kamailio as registrar and proxy): users
+  homed on different clusters call each other with audio and video, the caller's registrar relaying the INVITE
+  to the callee's by route[ICT] (the stand-in for Unified CM's inter-cluster trunk and ILS, not modelled); each
+  client receives edge-e's media address and its own keys, SRTP flows both ways on both m-lines through both
+  edges' relays, ACK and BYE cross both registrars, and the BYE releases every media session. Two edge-c
+  workers (MultiClusterCallTest), so the two call halves cross different workers.
 - Outages: a user whose cluster is down gets 503 and signs in again once it is back; the home IM&P node down
   -> the stream goes to its backup (the redundancy group peer discovered over AXL).
 
