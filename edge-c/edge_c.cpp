@@ -193,6 +193,17 @@ EdgeC::~EdgeC() {
     OPENSSL_cleanse(flow_token_key_.data(), flow_token_key_.size());
 }
 
+void EdgeC::learn_node_address(const std::string& ip, const std::string& node) {
+    std::lock_guard lock(node_addresses_mu_);
+    node_addresses_[ip] = node;
+}
+
+std::string EdgeC::node_at_address(std::string_view ip) const {
+    std::lock_guard lock(node_addresses_mu_);
+    auto it = node_addresses_.find(std::string(ip));
+    return it == node_addresses_.end() ? std::string() : it->second;
+}
+
 Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) {
     auto gen = std::make_shared<Generation>();
     net::TlsClientOptions o;

@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/admin/admin_server.h"
@@ -153,6 +155,13 @@ class EdgeC final : public app::Roles {
     // must recognise the URIs the others wrote, since a dialog between two clients of this edge-c can have
     // one worker's Record-Route in the route set of a request that arrives on another.
     const std::array<uint8_t, 32>& flow_token_key() const { return flow_token_key_; }
+    // The addresses Unified CM nodes resolved to for any worker's SIP connection (address -> node name), so
+    // that every worker recognises a Route naming a node by address even when only another worker has a
+    // connection to that node: in a call between two clients on two workers, homed on two clusters, the
+    // caller's route set names the callee's node (by address, as a record-routing registrar writes it), and
+    // only the callee's worker ever connected there. Any thread; a node no worker has reached stays unknown.
+    void learn_node_address(const std::string& ip, const std::string& node);
+    std::string node_at_address(std::string_view ip) const;
 
   private:
     // app::Roles
@@ -203,6 +212,8 @@ class EdgeC final : public app::Roles {
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
     uint64_t link_down_since_ms_ = 0; // main loop: when fewer links than dialers were first seen up
     std::array<uint8_t, 32> flow_token_key_{};
+    mutable std::mutex node_addresses_mu_;
+    std::unordered_map<std::string, std::string> node_addresses_; // guarded by node_addresses_mu_
 };
 
 } // namespace edgepair::edge_c

@@ -199,7 +199,8 @@ class SipRouter {
     const mra::Zone* choose_zone(SipFlow& f, const sip::Message& m);
     // A client's request the access gate let through: Max-Forwards, Route policy, zone, then upstream.
     void forward_request(SipFlow& f, sip::Message&& m);
-    // The zone of the Unified CM node `host` names (search rules, then connected node addresses).
+    // The zone of the Unified CM node `host` names (search rules, then the addresses this worker's node
+    // connections reached, then those any worker's reached: EdgeC::node_at_address).
     const mra::Zone* zone_by_host(const mra::Snapshot& snap, std::string_view host) const;
     // The URI names a Unified CM node on one of its SIP ports (Route policy).
     bool names_node(const sip::Uri& u) const;

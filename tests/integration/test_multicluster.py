@@ -22,6 +22,12 @@ What this proves, and of which kind:
   saw it.
 - Chat (interoperability with Prosody, consistency for the hint): a message between users homed on
   different Unified CM clusters through the central IM&P; each stream ends on the user's home IM&P node.
+- Calls (consistency: both ends are this test; interoperability with Kamailio as registrar and proxy): users
+  homed on different clusters call each other with audio and video, the caller's registrar relaying the INVITE
+  to the callee's by route[ICT] (the stand-in for Unified CM's inter-cluster trunk and ILS, not modelled); each
+  client receives edge-e's media address and its own keys, SRTP flows both ways on both m-lines through both
+  edges' relays, ACK and BYE cross both registrars, and the BYE releases every media session. Two edge-c
+  workers (MultiClusterCallTest), so the two call halves cross different workers.
 - Outages: a user whose cluster is down gets 503 and signs in again once it is back; the home IM&P node down
   -> the stream goes to its backup (the redundancy group peer discovered over AXL).
 
@@ -46,6 +52,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
 import pair  # noqa: E402
+import sipdialog as sd  # noqa: E402
+import test_media as tm  # noqa: E402
+import test_media_av as av  # noqa: E402
 from sipenv import KAM_MODULES, SIP_DIR, SipUA  # noqa: E402
 from test_http_edge import port_free_on  # noqa: E402
 
@@ -76,12 +85,18 @@ def basic(user: str, pw: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
 
 
-class MultiClusterTest(h.TestCase):
+class MultiClusterEnv(h.TestCase):
+    """The estate and the pair (no tests here: MultiClusterTest and MultiClusterCallTest below run on it)."""
+
+    WORKERS = 1     # edge-c workers
+    XMPP = True     # Prosody on the IM&P nodes
+    MEDIA = False   # media relays on both edges (test_media.py's addresses)
+
     def setUp(self) -> None:
         super().setUp()
         if yaml is None:
             self.skipTest("python3-yaml is not installed")
-        for tool in ("kamailio", "kamcmd", "dnsmasq", "prosody", "prosodyctl"):
+        for tool in ("kamailio", "kamcmd", "dnsmasq") + (("prosody", "prosodyctl") if self.XMPP else ()):
             self.require_tool(tool)
         self.require_binary("edge-e")
         self.require_binary("edge-c")
@@ -93,7 +108,7 @@ class MultiClusterTest(h.TestCase):
         self.cluster_nodes = {c["name"]: [n["name"] for n in c["nodes"]] for c in self.estate["clusters"]}
         self.addr = {name: n["address"] for name, n in self.nodes.items()}
         self.imps = [n for n, v in self.nodes.items() if v["type"] == "imp"]
-        for n in self.imps:
+        for n in self.imps if self.XMPP else ():
             if not h._can_bind(self.addr[n], XMPP_PORT, socket.SOCK_STREAM):
                 self.skipTest(f"{self.addr[n]}:{XMPP_PORT} is in use")
         self.ucm_port = port_free_on(list(self.addr.values()))
@@ -102,15 +117,20 @@ class MultiClusterTest(h.TestCase):
         self.kam: dict[str, dict] = {}
         self.prosody: dict[str, h.Proc] = {}
         self.start_dns()
-        for c in self.estate["clusters"]:
-            if any(n["type"] == "ucm" for n in c["nodes"]):
-                self.start_kamailio(c["name"])
+        ucm_clusters = [c["name"] for c in self.estate["clusters"] if any(n["type"] == "ucm" for n in c["nodes"])]
+        # Every registrar's ports first: each one's inter-cluster route names the others'.
+        self.kam_ports = {}
+        for c in ucm_clusters:
+            addr = self.addr[self.publisher(c)]
+            self.kam_ports[c] = (h.free_port(addr), h.free_port(addr))
+        for c in ucm_clusters:
+            self.start_kamailio(c)
         self.write_estate()
         for name in self.nodes:
             self.start_fixture(name, wait=False)
         for name in self.nodes:
             self.fixtures[name].wait_log(r"^READY$", timeout=20)
-        for n in self.imps:
+        for n in self.imps if self.XMPP else ():
             self.start_prosody(n)
         self.start_pair()
 
@@ -132,9 +152,10 @@ class MultiClusterTest(h.TestCase):
         return next(n["name"] for n in c["nodes"] if n.get("publisher"))
 
     def start_kamailio(self, cluster: str) -> None:
-        """The cluster's registrar on its publisher's address (tests/integration/sip/kamailio.cfg.in)."""
+        """The cluster's registrar on its publisher's address (tests/integration/sip/kamailio.cfg.in), with an
+        inter-cluster route (route[ICT]) to the other clusters' registrars."""
         addr = self.addr[self.publisher(cluster)]
-        port, tlsport = h.free_port(addr), h.free_port(addr)
+        port, tlsport = self.kam_ports[cluster]
         d = os.path.join(self.tmp, f"kam-{cluster}")
         os.makedirs(d)
         ctl = os.path.join(d, "ctl")
@@ -148,12 +169,42 @@ class MultiClusterTest(h.TestCase):
         for k, v in {"@ADDR@": addr, "@PORT@": str(port), "@MPATH@": KAM_MODULES, "@CTL@": ctl,
                      "@TLSPORT@": str(tlsport), "@TLSCFG@": tls_cfg}.items():
             cfg = cfg.replace(k, v)
+        cfg = self.with_inter_cluster_route(cfg, cluster)
         path = os.path.join(d, "kamailio.cfg")
         with open(path, "w") as f:
             f.write(cfg)
         p = self.start(["kamailio", "-DD", "-E", "-f", path, "-Y", d, "-w", d], name=f"kamailio-{cluster}")
         p.wait_port(addr, port, timeout=15)
         self.kam[cluster] = {"proc": p, "port": port, "tls_port": tlsport, "ctl": ctl}
+
+    def with_inter_cluster_route(self, cfg: str, cluster: str) -> str:
+        """kamailio.cfg with route[ICT]: a call to a user homed on another cluster is relayed (over TCP, Request-URI
+        unchanged, record-routed) to that cluster's registrar; a user of this cluster is looked up locally.
+
+        This stands in for Unified CM's inter-cluster trunk (SIP trunk between clusters) and ILS, which learns
+        which cluster owns which directory URI: neither is modelled, the test writes the directory (each user's
+        home_cluster in estate-demo.yaml) into every registrar. A peer's registrar never relays the call on (the
+        user is its own), so there is no loop."""
+        lines = ["route[ICT] {",
+                 "    # Unified CM's inter-cluster trunk / ILS directory stand-in (not modelled): see the test."]
+        for user, v in sorted(self.users.items()):
+            home = v["home_cluster"]
+            if home == cluster or home not in self.kam_ports:
+                continue
+            peer = f"sip:{self.addr[self.publisher(home)]}:{self.kam_ports[home][0]};transport=tcp"
+            lines += [f'    if ($rU == "{user}") {{',
+                      f'        xlog("L_INFO", "ICT $rm $ru to {home} ({peer})\\n");',
+                      f'        $du = "{peer}";',
+                      # From the registrar's own address (Kamailio otherwise lets the kernel pick 127.0.0.1).
+                      f"        force_send_socket(tcp:{self.addr[self.publisher(cluster)]}:{self.kam_ports[cluster][0]});",
+                      "        if (!t_relay()) sl_reply_error();",
+                      "        exit;",
+                      "    }"]
+        lines.append("}")
+        call_path = '    record_route();\n    if (!lookup("location")) {'
+        self.assertEqual(cfg.count(call_path), 1, "kamailio.cfg.in's call path changed: update route[ICT]")
+        cfg = cfg.replace(call_path, '    record_route();\n    route(ICT);\n    if (!lookup("location")) {')
+        return cfg + "\n" + "\n".join(lines) + "\n"
 
     def write_estate(self) -> None:
         """The estate file with this run's ports: every node's HTTPS port, and each Unified CM node's SIP ports
@@ -232,10 +283,24 @@ class MultiClusterTest(h.TestCase):
                 "\n".join(entry(n) for n in imp) + "\nunity_connection:\n" + "\n".join(entry(n) for n in cuc))
         extra = (f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}\n        http: {{upstream_timeout: 3s}}\n'
                  "        credentials: {home_cache: 10m}")
-        ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir)
-        # One worker each: the XMPP service's round-robin start is then deterministic enough to see both a
-        # direct sign-in and a redirect, and every cache is the one worker's.
-        ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra, workers=1)
+        ecfg_extra = ""
+        if self.MEDIA:
+            # test_media.py's media topology: edge-e's relays on E_MEDIA_IP (public address E_PUBLIC, written in
+            # SDP only), edge-c's on C_MEDIA_IP, SRTP forced on the inside leg as there.
+            self.e_lo = h.free_port_range(100, tm.E_MEDIA_IP)
+            self.e_hi = self.e_lo + 99
+            self.t_lo = h.free_port_range(4, tm.TRAVERSAL_IP)
+            self.c_lo = h.free_port_range(100, tm.C_MEDIA_IP)
+            self.c_hi = self.c_lo + 99
+            ecfg_extra = (f"media: {{listen: {tm.E_MEDIA_IP}, public_address: {tm.E_PUBLIC}, "
+                          f"ports: {self.e_lo}-{self.e_hi}, traversal_listen: {tm.TRAVERSAL_IP}, "
+                          f"traversal_ports: {self.t_lo}-{self.t_lo + 3}, idle_timeout: 60s}}")
+            extra += (f"\n        media: {{address: {tm.C_MEDIA_IP}, ports: {self.c_lo}-{self.c_hi}, "
+                      "encryption: force, idle_timeout: 60s}")
+        ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=ecfg_extra)
+        # One edge-c worker for MultiClusterTest (WORKERS): the XMPP service's round-robin start is then
+        # deterministic enough to see both a direct sign-in and a redirect, and every cache is the one worker's.
+        ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra, workers=self.WORKERS)
         self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
         deadline = time.monotonic() + 45
@@ -282,12 +347,13 @@ class MultiClusterTest(h.TestCase):
                 out.append(s.split(":", 1)[1].strip())
         return out
 
-    def register(self, user: str, node: str) -> tuple[SipUA, str]:
+    def register(self, user: str, node: str, source: str | None = None) -> tuple[SipUA, str]:
         """A Jabber-shaped REGISTER (TechNote 217244's Contact: device UUID as user part, +sip.instance) to the
-        home cluster's node, as the device's configuration names it."""
-        ua = SipUA(self.ports.sip, user, f"{self.pki_dir}/ca.crt")
+        home cluster's node, as the device's configuration names it. The UA's later requests use that Contact."""
+        ua = SipUA(self.ports.sip, user, f"{self.pki_dir}/ca.crt", source=source)
         self.addCleanup(ua.close)
         dev = str(uuid.uuid4())
+        ua.contact = f"<sip:{dev}@{ua.local};transport=tls>"
         ua.send(f"""
 REGISTER sip:{node} SIP/2.0
 Via: SIP/2.0/TLS {ua.local};branch={ua.branch()}
@@ -366,8 +432,8 @@ Expires: 3600
         m = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
         return float(m.group(1)) if m else 0.0
 
-    # ---- tests -----------------------------------------------------------------------------------------
 
+class MultiClusterTest(MultiClusterEnv):
     def test_estate_sign_in_register_and_chat(self):
         # The discovered estate: 3 + 3 + 3 Unified CM nodes, both IM&P nodes paired, Unity Connection; cucm-a's
         # nodes have TLS zones (mixed mode).
@@ -467,6 +533,202 @@ Expires: 3600
         # At least one of the two streams was sent to imp1 first (remembered home, or round-robin) and went on
         # to imp2 after the connection failed.
         self.assertRegex(self.edge_c.log_text(), r"IM&P attempt failed: imp1\.example\.com")
+
+
+class MultiClusterCallTest(MultiClusterEnv):
+    """Calls between users homed on different Unified CM clusters, each signed in and registered through the pair,
+    with audio and video through both edges' media relays. The caller's registrar relays the INVITE to the
+    callee's registrar by its inter-cluster route (route[ICT]: the stand-in for Unified CM's inter-cluster trunk
+    and ILS, which are not modelled); each registrar record-routes, so ACK and BYE cross both clusters too.
+    Both SIP ends and both media ends are this test: what it proves is consistency with our own reading
+    (RFC 3261 routing, RFC 3264 / 4568 / 5761 SDP) through two real Kamailio registrars, not interoperability
+    with Unified CM. Two edge-c workers: the two clients' flows land on different workers (edge-e hands
+    consecutive flows to its links in turn), so each half of the call crosses a different worker."""
+
+    WORKERS = 2
+    XMPP = False
+    MEDIA = True
+    CLIENT_IPS = {"alice": tm.CLIENT_IP, "bob": "127.0.5.2", "carol": "127.0.5.3"}  # each client's own address
+
+    # test_media.py's / test_media_av.py's helpers, shared rather than copied (a TestCase of theirs imported here
+    # would run its tests too, hence the borrowed methods).
+    invite = tm.MediaEnv.invite
+    wait_response = tm.MediaEnv.wait_response
+    media_status = tm.MediaEnv.media_status
+    sessions = tm.MediaEnv.sessions
+    wait_sessions = tm.MediaEnv.wait_sessions
+    exchange = av.AvThroughPair.exchange
+    check_no_stray = av.AvThroughPair.check_no_stray
+
+    def setUp(self) -> None:
+        if tm.pylibsrtp is None:
+            self._missing("python3-pylibsrtp not installed (tools/test.sh installs it)")
+        super().setUp()
+
+    def stream(self, ip: str) -> av.Stream:
+        st = av.Stream(ip)
+        self.addCleanup(st.close)
+        return st
+
+    def sign_in_and_register(self, user: str) -> None:
+        node = self.sign_in(user)
+        self.clients[user] = self.register(user, node, source=self.CLIENT_IPS[user])
+        self.assertEqual(len(self.bindings(self.users[user]["home_cluster"], user)), 1)
+
+    def kam_log(self, cluster: str) -> str:
+        return self.kam[cluster]["proc"].log_text()
+
+    def check_sdp_at_client(self, s: tm.Sdp, what: str, other_ip: str) -> list[int]:
+        """SDP an outside client receives: edge-e's public address, audio and video on edge-e ports (each its own),
+        SRTP with one key each, rtcp-mux kept on the video line (the caller offered it); nothing of the other
+        client's or the inside's addresses. Returns the two ports."""
+        self.assertEqual(s.all("c="), [f"c=IN IP4 {tm.E_PUBLIC}"], f"{what}\n{s.lines}")
+        self.assertEqual(s.origin_address(), tm.E_PUBLIC, f"{what}\n{s.lines}")
+        self.assertEqual([(s.m(i)[0], s.m(i)[2]) for i in range(len(s.media))],
+                         [("audio", "RTP/SAVP"), ("video", "RTP/SAVP")], f"{what}: both m-lines, SRTP\n{s.lines}")
+        ports = [s.m(i)[1] for i in range(2)]
+        for p in ports:
+            self.assertTrue(self.e_lo <= p <= self.e_hi and p % 2 == 0,
+                            f"{what}: port {p} not an even port of edge-e's media.ports\n{s.lines}")
+        self.assertNotEqual(ports[0], ports[1], f"{what}: each m-line needs its own relay\n{s.lines}")
+        self.assertEqual([len(s.attrs(i, "crypto")) for i in range(2)], [1, 1], f"{what}\n{s.lines}")
+        self.assertEqual([s.attrs(i, "rtcp-mux") for i in range(2)], [[], [""]], f"{what}\n{s.lines}")
+        text = "\n".join(s.lines)
+        for leak in (other_ip, tm.C_MEDIA_IP, "127.0.4."):
+            self.assertNotIn(leak, text, f"{what}: {leak} must not reach an outside client\n{text}")
+        return ports
+
+    def call(self, caller: str, callee: str) -> None:
+        """caller (signed in and registered on their home cluster) calls callee (on another cluster) with audio
+        and video; callee answers; media both ways on both m-lines; caller hangs up."""
+        home_a, home_b = self.users[caller]["home_cluster"], self.users[callee]["home_cluster"]
+        self.assertNotEqual(home_a, home_b)
+        others = [c for c in self.kam if c not in (home_a, home_b)]
+        mark = {c: len(self.kam_log(c)) for c in self.kam}
+        (ua_a, _), (ua_b, dev_b) = self.clients[caller], self.clients[callee]
+        ip_a, ip_b = self.CLIENT_IPS[caller], self.CLIENT_IPS[callee]
+        self.assertEqual(self.sessions(), (0, 0))
+
+        aa, av_ = self.stream(ip_a), self.stream(ip_a)
+        ba, bv = self.stream(ip_b), self.stream(ip_b)
+        ka, kv = tm.Crypto.new(1), tm.Crypto.new(1)
+        call = self.invite(ua_a, callee, av.sdp_body("jabber", ip_a, 1, [
+            [f"m=audio {aa.port} RTP/SAVP 0 101", "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000",
+             ka.line(), f"a=rtcp:{aa.port + 1}", "a=sendrecv"],
+            [f"m=video {av_.port} RTP/SAVP 97", "a=rtpmap:97 H264/90000", "a=rtcp-fb:* nack pli", kv.line(),
+             "a=rtcp-mux", "a=sendrecv"]]))
+        from_hdr = f"<sip:{caller}@{DOMAIN}>;tag={call['tag']}"
+
+        # The INVITE reaches the callee's device (the Contact it registered, restored by edge-c) with edge-e's
+        # media address and fresh keys; it crossed both clusters' registrars and no other.
+        inv = sd.wait_request(ua_b, "INVITE", timeout=20, call_id=call["call_id"])
+        self.assertTrue(inv.start.startswith(f"INVITE sip:{dev_b}@{ua_b.local}"), inv.start)
+        self.assertIn(f"sip:{caller}@{DOMAIN}", inv.get("From"))
+        g = tm.Sdp(inv.body)
+        b_ports = self.check_sdp_at_client(g, f"INVITE at {callee}", ip_a)
+        b_edge = [tm.Crypto.parse(g.attrs(i, "crypto")[0]) for i in range(2)]
+        self.assertNotIn(ka.key, [k.key for k in b_edge], "the caller's key must not reach the callee")
+        log_a = self.kam_log(home_a)[mark[home_a]:]
+        log_b = self.kam_log(home_b)[mark[home_b]:]
+        peer_a = self.addr[self.publisher(home_a)]
+        self.assertRegex(log_a, rf"ICT INVITE sip:{callee}@{re.escape(DOMAIN)} to {home_b} ",
+                         f"{home_a}'s registrar must relay the call over the inter-cluster route")
+        self.assertRegex(log_b, rf"REQ INVITE sip:{callee}@{re.escape(DOMAIN)} from {re.escape(peer_a)}:",
+                         f"{home_b}'s registrar must get the INVITE from {home_a}'s")
+        for c in others:
+            self.assertNotIn("REQ INVITE", self.kam_log(c)[mark[c]:], f"the call must not touch {c}")
+
+        # The callee answers with its own keys and rtcp-mux on video.
+        mine_b = [tm.Crypto.new(k.tag) for k in b_edge]
+        ba.keys(mine_b[0], b_edge[0])
+        bv.keys(mine_b[1], b_edge[1])
+        dlg_b = sd.Dialog.as_uas(ua_b, inv, uuid.uuid4().hex[:8])
+        dlg_b.respond(inv, 200, "OK", body=av.sdp_body("jabber", ip_b, 1, [
+            [f"m=audio {ba.port} RTP/SAVP 0", "a=rtpmap:0 PCMU/8000", mine_b[0].line(), f"a=rtcp:{ba.port + 1}",
+             "a=sendrecv"],
+            [f"m=video {bv.port} RTP/SAVP 97", "a=rtpmap:97 H264/90000", mine_b[1].line(), "a=rtcp-mux",
+             "a=sendrecv"]]))
+        ok = self.wait_response(ua_a, call, timeout=20)
+        self.assertEqual(ok.status, 200, ok.raw[:1500])
+        s = tm.Sdp(ok.body)
+        a_ports = self.check_sdp_at_client(s, f"200 at {caller}", ip_b)
+        self.assertEqual(len(set(a_ports + b_ports)), 4, "each call half needs its own edge-e ports")
+        a_edge = [tm.Crypto.parse(s.attrs(i, "crypto")[0]) for i in range(2)]
+        self.assertNotIn(mine_b[0].key, [k.key for k in a_edge], "the callee's key must not reach the caller")
+        aa.keys(ka, a_edge[0])
+        av_.keys(kv, a_edge[1])
+        # The caller's route set: edge-e first (what the client reaches), then the inside entries of both
+        # clusters' registrars; the ACK follows it and reaches the callee.
+        # The Record-Route the caller got, callee side first: edge-e and edge-c of the callee's half, the callee's
+        # registrar, the caller's (two entries where it changes transport, TLS to TCP), edge-c and edge-e of the
+        # caller's half. The caller's first route is edge-e over TLS, as it reached it.
+        rr = sd.route_entries(ok.all("Record-Route"))
+        outside = f"<sip:{EDGE}:{self.ports.sip};transport=tls;lr>"
+        self.assertEqual((rr[0], rr[-1]), (outside, outside), rr)
+        hosts = [re.sub(r"^<sip:(?:[^@>]*@)?([^:;>]+).*", r"\1", e) for e in rr]
+        peer_b = self.addr[self.publisher(home_b)]
+        self.assertEqual([x for i, x in enumerate(hosts) if i == 0 or x != hosts[i - 1]],
+                         [EDGE, tm.C_MEDIA_IP, peer_b, peer_a, tm.C_MEDIA_IP, EDGE],
+                         f"edge-e, edge-c, {home_b}, {home_a}, edge-c, edge-e: {rr}")
+        dlg_a = sd.Dialog.as_uac(ua_a, call["call_id"], from_hdr, ok, 1)
+        dlg_a.request("ACK")
+        sd.wait_request(ua_b, "ACK", call_id=call["call_id"])
+        self.assertEqual(self.sessions(), (2, 2), "one media session per call half on each edge")
+
+        # Media: the callee speaks first (latches its side), then every stream both ways.
+        E = tm.E_MEDIA_IP
+        ba.rtp_sock.sendto(ba.out(tm.rtp(0, 1, 0, 0xB0A1, b"latch" * 10)), (E, b_ports[0]))
+        bv.rtp_sock.sendto(bv.out(tm.rtp(97, 1, 0, 0xB0B1, b"latch" * 10)), (E, b_ports[1]))
+        av.recv_all(aa.rtp_sock, 0.5)
+        av.recv_all(av_.rtp_sock, 0.5)
+        a_aud = [tm.rtp(0, n, 160 * n, 0xA0A1, b"%s-audio-%d" % (caller.encode(), n) * 16) for n in range(1, 4)]
+        a_vid = [tm.rtp(97, n, 3000 * n, 0xA0B1, b"%s-video-%d" % (caller.encode(), n) * 40)
+                 for n in range(1, 4)] + [tm.rtcp_sr(0xA0B1, 1)]
+        b_aud = [tm.rtp(0, 10 + n, 160 * n, 0xB0A1, b"%s-audio-%d" % (callee.encode(), n) * 16) for n in range(3)]
+        b_vid = [tm.rtp(97, 10 + n, 3000 * n, 0xB0B1, b"%s-video-%d" % (callee.encode(), n) * 40)
+                 for n in range(3)] + [tm.rtcp_sr(0xB0B1, 2)]
+        self.assertEqual(self.exchange(aa, (E, a_ports[0]), ba, a_aud, expect_src=(E, b_ports[0])), a_aud,
+                         f"{caller}'s audio at {callee}")
+        self.assertEqual(self.exchange(av_, (E, a_ports[1]), bv, a_vid, expect_src=(E, b_ports[1])), a_vid,
+                         f"{caller}'s video and muxed RTCP at {callee}'s one video port")
+        self.assertEqual(self.exchange(ba, (E, b_ports[0]), aa, b_aud, expect_src=(E, a_ports[0])), b_aud,
+                         f"{callee}'s audio at {caller}")
+        self.assertEqual(self.exchange(bv, (E, b_ports[1]), av_, b_vid, expect_src=(E, a_ports[1])), b_vid,
+                         f"{callee}'s video and muxed RTCP at {caller}'s one video port")
+        self.check_no_stray(aa.rtp_sock, aa.rtcp_sock, av_.rtp_sock, av_.rtcp_sock, ba.rtp_sock, ba.rtcp_sock,
+                            bv.rtp_sock, bv.rtcp_sock)
+        for port in (self.ports.admin_e, self.ports.admin_c):
+            for reason in ("srtp_auth", "srtp_replay", "srtp_bad", "wrong_source", "unknown_channel"):
+                self.assertEqual(self.metric_sum(port, "edgepair_media_dropped_total", reason), 0,
+                                 f"dropped packets ({reason}) on :{port}")
+
+        # BYE from the caller along its route set: through both registrars to the callee; both media sessions
+        # (one per call half on each edge) are released at once, not by the idle timer.
+        n = dlg_a.request("BYE")
+        bye = sd.wait_request(ua_b, "BYE", call_id=call["call_id"])
+        dlg_b.respond(bye, 200, "OK")
+        self.assertEqual(sd.wait_final(ua_a, "BYE", call["call_id"], n).status, 200)
+        self.wait_sessions(lambda x: x == (0, 0), timeout=5, what="after BYE")
+        for c in (home_a, home_b):
+            self.assertIn("REQ BYE", self.kam_log(c)[mark[c]:], f"the BYE must cross {c}'s registrar")
+        late = tm.rtp(0, 99, 99, 0xA0A1, b"after-bye")
+        aa.rtp_sock.sendto(aa.out(late), (E, a_ports[0]))
+        self.assertEqual(av.recv_all(ba.rtp_sock, 0.5), [], "relayed after BYE")
+
+    def metric_sum(self, port: int, name: str, reason: str) -> float:
+        st, _, body = h.http_get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        text = body.decode() if isinstance(body, bytes) else body
+        return sum(float(m.group(1)) for m in
+                   re.finditer(rf'^{re.escape(name)}\{{[^}}]*reason="{re.escape(reason)}"[^}}]*\}} (\S+)$', text, re.M))
+
+    def test_calls_between_clusters_audio_and_video(self):
+        # alice (cucm-a, mixed mode: edge-c reaches its registrar over TLS) calls bob (cucm-b, TCP); then carol
+        # (cucm-c) calls alice: into the mixed-mode cluster from the other side.
+        self.clients: dict[str, tuple[SipUA, str]] = {}
+        for user in ("alice", "bob", "carol"):
+            self.sign_in_and_register(user)
+        self.call("alice", "bob")
+        self.call("carol", "alice")
 
 if __name__ == "__main__":
     h.run_tests()
