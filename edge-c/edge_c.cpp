@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include "common/app/main.h"
+#include "common/http/b64_domain.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
 #include "edge-c/allow_list_admin.h"
@@ -15,6 +16,7 @@
 #include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_keys.h"
 #include "edge-c/oauth_validator.h"
+#include "edge-c/saml_sp.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
 #include "edge-c/snapshot_input.h"
@@ -235,8 +237,39 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
         if (!v) return make_error(v.error().message);
         gen->oauth = std::move(*v);
     }
+    bool any_sso = false;
+    for (const auto& d : cfg.domains)
+        any_sso = any_sso || d.sso != config::SsoMode::Off;
+    if (any_sso) {
+        if (!saml_cache_) saml_cache_ = std::make_shared<SamlReplayCache>();
+        auto sp = SamlServiceProvider::create(cfg.sso, saml_acs_urls(cfg), saml_cache_);
+        if (!sp) return make_error(sp.error().message);
+        gen->saml = std::move(*sp);
+    }
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
+}
+
+std::string saml_acs_url(std::string_view edge_e_address, std::string_view domain) {
+    std::string hp(edge_e_address);
+    if (hp.find(':') == std::string::npos) hp += ":8443";
+    return fmt::format("https://{}/{}/fedlet", hp, http::encode_domain(domain));
+}
+
+std::vector<std::string> saml_acs_urls(const config::EdgeCConfig& cfg, std::string_view deployment) {
+    std::vector<std::string> out;
+    for (const auto& d : cfg.domains) {
+        if (d.sso == config::SsoMode::Off || (!deployment.empty() && d.deployment != deployment)) continue;
+        for (const auto& a : cfg.sso.edge_e_addresses)
+            out.push_back(saml_acs_url(a, d.name));
+    }
+    return out;
+}
+
+const config::DomainConfig* find_domain_config(const config::EdgeCConfig& cfg, std::string_view domain) {
+    for (const auto& d : cfg.domains)
+        if (d.name == domain) return &d;
+    return nullptr;
 }
 
 Result<void> EdgeC::create(app::App& app) {
