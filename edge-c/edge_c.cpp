@@ -8,6 +8,7 @@
 
 #include "common/app/main.h"
 #include "common/http/b64_domain.h"
+#include "common/http/query.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
 #include "edge-c/allow_list_admin.h"
@@ -289,6 +290,23 @@ void EdgeC::start() {
     start_discovery();
     oauth_keys_->refresh(); // keys are fetched when discovery runs
     start_allow_list_admin();
+    // seeds/002 "Exporting the SAML Metadata from the Expressway-C": this peer's SP metadata, naming the
+    // edge-e peers' consumer URLs of one deployment's SSO domains (?deployment=, default "default").
+    app_.admin().route("/sso/metadata", [this](const admin::Request& r) {
+        if (r.method != "GET" && r.method != "HEAD") return admin::text(405, "use GET\n");
+        if (!gen_->saml) return admin::text(404, "single sign-on is off for every domain\n");
+        auto deps = http::query_values(r.query, "deployment");
+        std::string dep = deps.empty() ? gen_->cfg.deployments.front() : deps.front();
+        if (std::find(gen_->cfg.deployments.begin(), gen_->cfg.deployments.end(), dep) ==
+            gen_->cfg.deployments.end())
+            return admin::text(404, "unknown deployment\n");
+        auto acs = saml_acs_urls(gen_->cfg, dep);
+        if (acs.empty()) return admin::text(404, "no domain of this deployment has single sign-on\n");
+        admin::Response resp;
+        resp.content_type = "application/samlmetadata+xml";
+        resp.body = gen_->saml->metadata(acs);
+        return resp;
+    });
     publish_snapshot();
     start_links();
 }
