@@ -13,6 +13,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlstring.h>
 
+#include <lasso/key.h>
 #include <lasso/lasso.h>
 #include <lasso/xml/misc_text_node.h>
 #include <lasso/xml/saml-2.0/saml2_assertion.h>
@@ -276,6 +277,7 @@ bool SamlReplayCache::first_use(const std::string& assertion_id, int64_t expires
 // ---- the service provider ----
 
 SamlServiceProvider::~SamlServiceProvider() {
+    if (key_) g_object_unref(static_cast<LassoKey*>(key_));
     if (server_) lasso_server_destroy(static_cast<LassoServer*>(server_));
 }
 
@@ -337,6 +339,13 @@ SamlServiceProvider::create(const config::SsoConfig& cfg, std::vector<std::strin
     LassoServer* server = lasso_server_new_from_buffers(md.c_str(), key->c_str(), nullptr, cert->c_str());
     if (!server) return make_error("sso.signing: lasso cannot load the service provider's key pair");
     sp->server_ = server;
+    // The redirect binding's signature, made by lasso with an explicit RSA-SHA256 key: this lasso build signs
+    // server messages RSA-SHA1 by default and exports no setter for that default.
+    LassoKey* k = lasso_key_new_for_signature_from_memory(key->data(), key->size(), nullptr,
+                                                          LASSO_SIGNATURE_METHOD_RSA_SHA256,
+                                                          const_cast<char*>(cert->c_str()));
+    if (!k) return make_error("sso.signing.key: lasso cannot load it as an RSA-SHA256 signing key");
+    sp->key_ = k;
     for (size_t i = 0; i < cfg.identity_providers.size(); ++i) {
         const auto& idp = cfg.identity_providers[i];
         const std::string key_name = fmt::format("sso.identity_providers[{}].metadata_file", i);
@@ -383,7 +392,8 @@ Result<AuthnRedirect> SamlServiceProvider::authn_request(const std::string& idp_
     g_free(req->NameIDPolicy->Format);
     req->NameIDPolicy->Format = g_strdup(LASSO_SAML2_NAME_IDENTIFIER_FORMAT_TRANSIENT);
     req->NameIDPolicy->AllowCreate = TRUE;
-    lasso_profile_set_signature_hint(profile, LASSO_PROFILE_SIGNATURE_HINT_FORCE);
+    // Built unsigned, then signed below over the query (saml-bindings 3.4.4.1) with the RSA-SHA256 key.
+    lasso_profile_set_signature_hint(profile, LASSO_PROFILE_SIGNATURE_HINT_FORBID);
     if (!relay_state.empty()) {
         g_free(profile->msg_relayState);
         profile->msg_relayState = g_strdup(relay_state.c_str());
@@ -391,9 +401,16 @@ Result<AuthnRedirect> SamlServiceProvider::authn_request(const std::string& idp_
     rc = lasso_login_build_authn_request_msg(g.p);
     if (rc != 0) return make_error(fmt::format("AuthnRequest: {}", lasso_strerror(rc)));
     AuthnRedirect out;
-    out.url = str(profile->msg_url);
+    const std::string unsigned_url(str(profile->msg_url));
     out.request_id = str(LASSO_SAMLP2_REQUEST_ABSTRACT(req)->ID);
-    if (out.url.empty() || out.request_id.empty()) return make_error("AuthnRequest: lasso built no URL");
+    const size_t q = unsigned_url.find("SAMLRequest=");
+    if (q == std::string::npos || q == 0 || (unsigned_url[q - 1] != '?' && unsigned_url[q - 1] != '&') ||
+        out.request_id.empty())
+        return make_error("AuthnRequest: lasso built no redirect URL");
+    char* signed_query = lasso_key_query_sign(static_cast<LassoKey*>(key_), unsigned_url.c_str() + q);
+    if (!signed_query) return make_error("AuthnRequest: signing the query failed");
+    out.url = unsigned_url.substr(0, q) + signed_query;
+    g_free(signed_query);
     cache_->remember_request(out.request_id, domain, now_s + request_lifetime_s_);
     return out;
 }

@@ -127,6 +127,7 @@ class SamlServiceProvider {
     std::shared_ptr<SamlReplayCache> cache_;
     std::mutex mu_;
     void* server_ = nullptr; // LassoServer* (kept out of this header: lasso pulls in glib)
+    void* key_ = nullptr;    // LassoKey*: the RSA-SHA256 signing key of the redirect binding
 };
 
 } // namespace edgepair::edge_c
