@@ -33,6 +33,7 @@
 #include <pugixml.hpp>
 
 #include "common/http/b64_domain.h"
+#include "common/obs/log.h"
 
 namespace edgepair::edge_c {
 
@@ -42,6 +43,13 @@ constexpr size_t kMaxForm = 256 * 1024;
 
 std::once_flag g_lasso_once;
 int g_lasso_init = 0;
+
+// lasso (and xmlsec through it) reports through GLib's log, which prints to stderr: a stranger's malformed
+// Response would write there at will. Its messages go to edgepair's log at debug level instead; the refusal
+// itself is logged once, with its reason, by the caller.
+void lasso_log(const gchar* domain, GLogLevelFlags, const gchar* message, gpointer) {
+    EP_DEBUG("saml", "{}: {}", domain ? domain : "glib", message ? message : "");
+}
 
 Result<std::string> read_file(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -321,7 +329,11 @@ std::string SamlServiceProvider::idp_entity_id(const std::string& idp_name) cons
 Result<std::shared_ptr<SamlServiceProvider>>
 SamlServiceProvider::create(const config::SsoConfig& cfg, std::vector<std::string> acs_urls,
                             std::shared_ptr<SamlReplayCache> cache) {
-    std::call_once(g_lasso_once, [] { g_lasso_init = lasso_init(); });
+    std::call_once(g_lasso_once, [] {
+        g_log_set_handler("Lasso", GLogLevelFlags(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
+                          lasso_log, nullptr);
+        g_lasso_init = lasso_init();
+    });
     if (g_lasso_init != 0) return make_error(fmt::format("sso: lasso_init failed ({})", g_lasso_init));
     std::shared_ptr<SamlServiceProvider> sp(new SamlServiceProvider());
     sp->entity_id_ = cfg.entity_id;

@@ -37,6 +37,8 @@ from saml2.server import Server
 XMLSEC = "/usr/bin/xmlsec1"
 SIGALG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SAMLP = "{urn:oasis:names:tc:SAML:2.0:protocol}"
+# Another relying party of the same IdP: an assertion made for it must not sign anyone in at the edge.
+OTHER_SP = "https://someone-else.example.net/sp"
 
 
 def make_key_pair(directory: str, name: str, cn: str) -> tuple[str, str]:
@@ -88,7 +90,7 @@ class SamlIdp:
             "key_file": self.key,
             "cert_file": self.crt,
             "xmlsec_binary": XMLSEC,
-            "metadata": {"local": [sp_metadata]} if sp_metadata else {},
+            "metadata": {"local": sp_metadata} if sp_metadata else {},
         }
         c = IdPConfig()
         c.load(conf)
@@ -99,7 +101,10 @@ class SamlIdp:
         path = os.path.join(self.dir, "sp-metadata.xml")
         with open(path, "w", encoding="utf-8") as f:
             f.write(sp_metadata_xml)
-        self.server = Server(config=self._config(path))
+        other = os.path.join(self.dir, "other-sp-metadata.xml")
+        with open(other, "w", encoding="utf-8") as f:
+            f.write(re.sub(r'entityID="[^"]*"', f'entityID="{OTHER_SP}"', sp_metadata_xml, count=1))
+        self.server = Server(config=self._config([path, other]))
         pem = re.search(r"<ds:X509Certificate>([^<]+)</ds:X509Certificate>", sp_metadata_xml).group(1)
         self.sp_cert = x509.load_der_x509_certificate(base64.b64decode(pem))
 
@@ -113,14 +118,14 @@ class SamlIdp:
         """The base64 SAMLResponse for AuthnRequest `req`, signed (Response and Assertion) by the IdP key.
 
         variant: ok | wrong_audience | expired | no_uid | tampered (a valid one with its uid changed after
-        signing) | wrong_recipient."""
+        signing) | wrong_recipient | unsigned (neither the Response nor the Assertion signed)."""
         assert self.server is not None, "trust_sp() first"
         identity = {"uid": [uid], "mail": [f"{uid}@example.com"]}
         if variant == "no_uid":
             identity = {"mail": [f"{uid}@example.com"]}
         audience = req["issuer"]
         if variant == "wrong_audience":
-            audience = "https://someone-else.example.net/sp"
+            audience = OTHER_SP
         policy = None
         if variant == "expired":
             # NotOnOrAfter 10 minutes ago, well beyond the SP's clock skew: an old assertion, signed.
@@ -133,7 +138,7 @@ class SamlIdp:
             identity, in_response_to=req["id"], destination=destination, sp_entity_id=audience,
             name_id=NameID(format=NAMEID_FORMAT_TRANSIENT, text=f"t-{os.urandom(6).hex()}"),
             authn={"class_ref": saml.AUTHN_PASSWORD_PROTECTED, "authn_auth": self.entity_id},
-            sign_response=True, sign_assertion=True, release_policy=policy,
+            sign_response=variant != "unsigned", sign_assertion=variant != "unsigned", release_policy=policy,
             sign_alg=SIGALG_RSA_SHA256, digest_alg="http://www.w3.org/2001/04/xmlenc#sha256")
         xml = str(resp)
         if variant == "tampered":
