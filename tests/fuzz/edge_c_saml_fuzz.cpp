@@ -1,8 +1,8 @@
 // libFuzzer target: what a browser on the internet posts to /<b64 domain>/fedlet reaches edge-c's SAML
-// service provider (edge-c/saml_sp.h): the form parser, the xs:dateTime reader, and the Response itself through
-// liblasso and edgepair's checks on it. Invariant beyond "no crash": no input signs anyone in (the fuzzer does
-// not hold the IdP's key, so an accepted Response would mean a bypass). The input is tried as the form body, and
-// as the Response XML itself (base64-encoded for the form, as a browser would post it).
+// service provider (edge-c/saml_sp.h): the form parser, the xs:dateTime reader, and the Response itself
+// through liblasso and edgepair's checks on it. Invariant beyond "no crash": no input signs anyone in (the
+// fuzzer does not hold the IdP's key, so an accepted Response would mean a bypass). The input is tried as the
+// form body, and as the Response XML itself (base64-encoded for the form, as a browser would post it).
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -75,7 +75,8 @@ edge_c::SamlServiceProvider& sp() {
             << R"(<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" )"
             << R"(Location="https://idp.example.com/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>)";
         cfg.identity_providers.push_back({"idp1", d + "/idp.xml"});
-        auto r = edge_c::SamlServiceProvider::create(cfg, {kAcs}, std::make_shared<edge_c::SamlReplayCache>());
+        auto r =
+            edge_c::SamlServiceProvider::create(cfg, {kAcs}, std::make_shared<edge_c::SamlReplayCache>());
         if (!r) std::abort();
         return *r;
     }();
