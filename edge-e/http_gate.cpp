@@ -125,23 +125,23 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
         g.allow = std::move(verdict.allow);
         return g;
     }
-    // Single sign-on as edge-e's own config has it (seeds/002: the same mode on both edges). A domain whose
-    // mode is off has no SSO paths here, and get_edge_sso says false without asking edge-c; with the internal
-    // check off, edge-e "always responds true" for an SSO domain, also without asking.
+    // Single sign-on as edge-e's own config has it (seeds/002: the same mode on both edges). With the
+    // internal check off, edge-e "always responds true" to get_edge_sso for an SSO domain without asking
+    // edge-c; every other get_edge_sso goes to edge-c (which answers false for a domain without SSO). A
+    // domain whose mode is off has no SSO paths here.
     const auto sso = cfg.sso.mode_of(verdict.path.domain);
-    if (verdict.path.kind == http::MraKind::EdgeSso &&
-        (sso == config::SsoMode::Off || !cfg.sso.check_internal_availability)) {
-        const bool yes = sso != config::SsoMode::Off;
+    if (verdict.path.kind == http::MraKind::EdgeSso && sso != config::SsoMode::Off &&
+        !cfg.sso.check_internal_availability) {
         ws.app()
             .metrics()
             .counter("edgepair_edge_sso_answers_total", "get_edge_sso answers, by answer and reason",
-                     {{"answer", yes ? "true" : "false"}, {"reason", yes ? "no_internal_check" : "sso_off"}})
+                     {{"answer", "true"}, {"reason", "no_internal_check"}})
             .inc();
         GateResult g;
         g.request_id = std::move(id);
         g.status = 200;
-        g.reason = yes ? "edge_sso_local" : "sso_off";
-        g.message = mra::build_edge_sso_xml(yes);
+        g.reason = "edge_sso_local";
+        g.message = mra::build_edge_sso_xml(true);
         g.content_type = "text/xml; charset=utf-8";
         return g;
     }

@@ -284,13 +284,18 @@ class SamlSsoTest(SamlTopology):
         self.assertEqual(self.metric("c", "edgepair_edge_sso_answers_total",
                                      {"answer": "false", "reason": "unknown_user"}), 1)
         self.assertEqual(self.metric("c", "edgepair_edge_sso_answers_total", {}), before + 2)
-        # A domain without SSO: false, from edge-e without asking edge-c; its SSO paths do not exist.
+        # A domain without SSO: false, without asking Unified CM; its SSO paths do not exist, and edge-e refuses
+        # them without using the link.
+        cluster_before = self.ucm_requests("uds:clusterUser")
         self.assertEqual(self.edge_sso("alice@example.com", PLAIN_B64), "false")
-        self.assertEqual(self.metric("e", "edgepair_edge_sso_answers_total",
+        self.assertEqual(self.metric("c", "edgepair_edge_sso_answers_total",
                                      {"answer": "false", "reason": "sso_off"}), 1)
-        self.assertEqual(self.metric("c", "edgepair_edge_sso_answers_total", {}), before + 2)
+        self.assertEqual(self.ucm_requests("uds:clusterUser"), cluster_before)
+        rejected = self.metric("e", "edgepair_http_rejected_requests_total", {"reason": "sso_off"})
         st, _ = self.authorize(PLAIN_B64)
         self.assertEqual(st, 404)
+        self.assertEqual(self.metric("e", "edgepair_http_rejected_requests_total", {"reason": "sso_off"}),
+                         rejected + 1)
 
 
 class SamlExclusiveTest(SamlTopology):
