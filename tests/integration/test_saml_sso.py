@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import sys
 import time
 import urllib.parse
@@ -44,6 +45,7 @@ BOB_IDP = ("bob.idp", IDP_USERS["bob.idp"][0])
 class SamlTopology(EdgeTokenTopology):
     MODE = "on"  # the SSO mode of example.com, the same on both edges
     CHECK_INTERNAL = True
+    PLAIN_ON_EDGE_E = "off"  # plain.example.com's mode in edge-e's config (edge-c has it off)
 
     def start_ucm(self) -> None:
         """The fixture as test_http_edge starts it, plus --state-file: what Unified CM received is asserted."""
@@ -97,7 +99,7 @@ class SamlTopology(EdgeTokenTopology):
                    f"          - {{name: {PLAIN}}}")
         sso_e = (f"sso:\n"
                  f"          check_internal_availability: {str(self.CHECK_INTERNAL).lower()}\n"
-                 f"          domains: [{{name: example.com, mode: {self.MODE}}}, {{name: {PLAIN}, mode: off}}]")
+                 f"          domains: [{{name: example.com, mode: {self.MODE}}}, {{name: {PLAIN}, mode: {self.PLAIN_ON_EDGE_E}}}]")
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=sso_e)
         self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(), extra=rules,
                                      domains=domains)
@@ -261,6 +263,17 @@ class SamlSsoTest(SamlTopology):
         self.assertIsNone(cookie_token(hd))
         self.assertEqual(self.refused_count("replay"), before + 1)
         self.assertEqual(self.ucm_requests("uds:clusterUser"), cluster_before)
+        # A reload (new generation, IdP metadata re-read) keeps the memory of accepted assertions.
+        reloads = self.metric("c", "edgepair_config_reloads_total", {"result": "ok"})
+        self.edge_c.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.metric("c", "edgepair_config_reloads_total", {"result": "ok"}) == reloads:
+            self.assertLess(time.monotonic(), deadline, "edge-c did not reload")
+            time.sleep(0.1)
+        time.sleep(0.3)  # the workers take the new generation on their next loop turn
+        st, _, body = self.post_form(action, fields)
+        self.assertEqual(st, 403, body)
+        self.assertEqual(self.refused_count("replay"), before + 2)
 
         # Not a SAMLResponse form at all, and a Response nobody asked for (its request ID unknown to the edge).
         before = self.refused_count("bad_form")
@@ -301,6 +314,13 @@ class SamlSsoTest(SamlTopology):
 class SamlExclusiveTest(SamlTopology):
     MODE = "exclusive"
     CHECK_INTERNAL = False
+    PLAIN_ON_EDGE_E = "on"  # a mistake: the two edges disagree on plain.example.com
+
+    def test_modes_that_differ_raise_an_alarm(self):
+        self.edge_e.wait_log(r"domain plain\.example\.com: single sign-on is off on edge-c and on here", timeout=10)
+        st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
+        self.assertIn("sso.mode:plain.example.com", body.decode())
+        self.assertNotIn("sso.mode:example.com", body.decode())
 
     def test_exclusive_refuses_credentials(self):
         # A password is refused without asking Unified CM.
