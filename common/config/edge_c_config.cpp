@@ -4,6 +4,8 @@
 #include <charconv>
 #include <filesystem>
 
+#include <pugixml.hpp>
+
 #include "common/config/auth_db.h"
 #include "common/config/yaml_reader.h"
 
@@ -23,6 +25,44 @@ constexpr EnumName<HttpMethod> kMethodsLower[] = {{"get", HttpMethod::Get},
                                                   {"delete", HttpMethod::Delete},
                                                   {"head", HttpMethod::Head}};
 constexpr EnumName<MatchKind> kMatch[] = {{"prefix", MatchKind::Prefix}, {"exact", MatchKind::Exact}};
+
+// The shape edge-c's SAML service provider needs from an IdP's metadata (edge-c/saml_sp.cpp imports it with
+// liblasso at start): an EntityDescriptor with an entityID and an IDPSSODescriptor that has an HTTP-Redirect
+// SingleSignOnService and a signing certificate. Checked here too so that `--check` reports a wrong file.
+// Empty: fine; else what is wrong.
+std::string idp_metadata_problem(const std::string& path) {
+    pugi::xml_document doc;
+    auto r = doc.load_file(path.c_str(), pugi::parse_default & ~pugi::parse_doctype);
+    if (!r) return std::string("not XML: ") + r.description();
+    auto local = [](const pugi::xml_node& n) {
+        std::string_view name = n.name();
+        auto colon = name.find(':');
+        return colon == std::string_view::npos ? name : name.substr(colon + 1);
+    };
+    auto root = doc.document_element();
+    if (local(root) != "EntityDescriptor")
+        return "not SAML 2.0 metadata: the root is not an EntityDescriptor";
+    if (std::string_view(root.attribute("entityID").value()).empty())
+        return "the EntityDescriptor has no entityID";
+    for (auto idp : root.children()) {
+        if (local(idp) != "IDPSSODescriptor") continue;
+        bool redirect = false, cert = false;
+        for (auto c : idp.children()) {
+            if (local(c) == "SingleSignOnService" && std::string_view(c.attribute("Binding").value()) ==
+                                                         "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect")
+                redirect = true;
+            if (local(c) == "KeyDescriptor" && std::string_view(c.attribute("use").value()) != "encryption")
+                for (auto ki : c.children())
+                    for (auto xd : ki.children())
+                        for (auto x : xd.children())
+                            cert = cert || local(x) == "X509Certificate";
+        }
+        if (!redirect) return "the IDPSSODescriptor has no HTTP-Redirect SingleSignOnService";
+        if (!cert) return "the IDPSSODescriptor has no signing certificate (KeyDescriptor/X509Certificate)";
+        return "";
+    }
+    return "no IDPSSODescriptor: this is not an identity provider's metadata";
+}
 
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(),
@@ -582,6 +622,13 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
         if (!found)
             error_at(src, diag, key + ".idp",
                      "unknown identity provider \"" + d.idp + "\"; declare it under sso.identity_providers");
+    }
+    for (std::size_t i = 0; i < cfg.sso.identity_providers.size(); ++i) {
+        const auto& f = cfg.sso.identity_providers[i].metadata_file;
+        if (f.empty()) continue;
+        if (auto why = idp_metadata_problem(f); !why.empty())
+            error_at(src, diag, "sso.identity_providers[" + std::to_string(i) + "].metadata_file",
+                     f + ": " + why);
     }
     if (any_sso) {
         if (cfg.sso.signing.cert.empty() && !src.lines.count("sso.signing"))

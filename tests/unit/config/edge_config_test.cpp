@@ -691,7 +691,15 @@ TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules fil
 TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
     auto& e = Env::get();
     REQUIRE(e.ok);
-    std::ofstream(e.conf / "idp-metadata.xml") << "<md:EntityDescriptor/>\n";
+    std::ofstream(e.conf / "idp-metadata.xml")
+        << R"(<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp/x">)"
+        << R"(<md:IDPSSODescriptor><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="x"><ds:X509Data>)"
+        << R"(<ds:X509Certificate>MIIB</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>)"
+        << R"(<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" )"
+        << R"(Location="https://idp/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>)";
+    std::ofstream(e.conf / "sp-metadata.xml")
+        << R"(<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp/x">)"
+        << R"(<md:SPSSODescriptor/></md:EntityDescriptor>)";
     SECTION("a domain with SSO on, its IdP and the signing pair; defaults filled") {
         auto text = replace(kEdgeC, "  - name: example.com\n",
                             "  - {name: example.com, sso: exclusive, idp: idp1}\n"
@@ -719,6 +727,8 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
                             "  - {name: b.example.com, sso: on}\n"
                             "  - {name: c.example.com, sso: on, idp: nope}\n"
                             "sso:\n"
+                            "  identity_providers:\n"
+                            "    - {name: sp-by-mistake, metadata_file: sp-metadata.xml}\n"
                             "  entity_id: http://plain.example.com/sp\n"
                             "  edge_e_addresses: [\"127.0.0.1:8443\"]\n");
         Diagnostics diag;
@@ -734,6 +744,8 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
         CHECK_THAT(error_for(diag, "sso.entity_id").message, Catch::Contains("https://"));
         CHECK_THAT(error_for(diag, "sso.edge_e_addresses[0]").message, Catch::Contains("DNS name"));
         CHECK_THAT(error_for(diag, "sso").message, Catch::Contains("sso.signing"));
+        CHECK_THAT(error_for(diag, "sso.identity_providers[0].metadata_file").message,
+                   Catch::Contains("not an identity provider"));
     }
 }
 
