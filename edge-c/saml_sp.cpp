@@ -352,10 +352,10 @@ SamlServiceProvider::create(const config::SsoConfig& cfg, std::vector<std::strin
     if (!server) return make_error("sso.signing: lasso cannot load the service provider's key pair");
     sp->server_ = server;
     // The redirect binding's signature, made by lasso with an explicit RSA-SHA256 key: this lasso build signs
-    // server messages RSA-SHA1 by default and exports no setter for that default.
+    // server messages RSA-SHA1 by default and exports no setter for that default. No certificate: a query
+    // signature does not carry one (and lasso would take the PEM text for a file name).
     LassoKey* k = lasso_key_new_for_signature_from_memory(key->data(), key->size(), nullptr,
-                                                          LASSO_SIGNATURE_METHOD_RSA_SHA256,
-                                                          const_cast<char*>(cert->c_str()));
+                                                          LASSO_SIGNATURE_METHOD_RSA_SHA256, nullptr);
     if (!k) return make_error("sso.signing.key: lasso cannot load it as an RSA-SHA256 signing key");
     sp->key_ = k;
     for (size_t i = 0; i < cfg.identity_providers.size(); ++i) {
