@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -140,6 +141,26 @@ class SamlTopology(EdgeTokenTopology):
         self.assertEqual(u.port, self.ports.https)
         return self.get(u.path, method="POST", body=urllib.parse.urlencode(fields),
                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    def post_form_h2(self, action: str, fields: dict) -> tuple[int, str, str, bytes]:
+        """The same POST over HTTP/2 (curl): (status, HTTP version, the X-Auth cookie or "", body)."""
+        data = os.path.join(self.tmp, "form.txt")
+        with open(data, "w", encoding="ascii") as f:
+            f.write(urllib.parse.urlencode(fields))
+        out, hdrs = os.path.join(self.tmp, "h2.out"), os.path.join(self.tmp, "h2.headers")
+        r = subprocess.run([self.require_tool("curl"), "--http2", "-sS", "-o", out, "-D", hdrs, "-w",
+                            "%{http_code} %{http_version}", "--cacert", f"{self.pki_dir}/ca.crt", "--resolve",
+                            f"{EDGE}:{self.ports.https}:127.0.0.1", "-H",
+                            "Content-Type: application/x-www-form-urlencoded", "--data-binary", f"@{data}", action],
+                           capture_output=True, timeout=60)
+        code, _, version = r.stdout.decode().partition(" ")
+        cookie = ""
+        with open(hdrs, encoding="latin-1") as f:
+            for line in f:
+                if line.lower().startswith("set-cookie: x-auth="):
+                    cookie = line.split("=", 1)[1].split(";", 1)[0].strip()
+        with open(out, "rb") as f:
+            return int(code or 0), version, cookie, f.read()
 
     def refused_count(self, reason: str) -> int:
         return self.metric("c", "edgepair_saml_responses_total", {"result": reason})
@@ -343,11 +364,11 @@ class SamlExclusiveTest(SamlTopology):
                                      {"answer": "true", "reason": "no_internal_check"}), e_before + 1)
         self.assertEqual(self.metric("c", "edgepair_edge_sso_answers_total", {}), c_before)
 
-        # The IdP is the way in.
+        # The IdP is the way in; the Response posted over HTTP/2 this time.
         action, fields = self.response_form("ok")
-        st, hd, body = self.post_form(action, fields)
-        self.assertEqual(st, 200, body)
-        tok = cookie_token(hd)
+        st, version, tok, body = self.post_form_h2(action, fields)
+        self.assertEqual((st, version), (200, "2"), body)
+        self.assertEqual(json.loads(body)["access_token"], tok)
         st, _, body = self.get(EDGE_CONFIG, headers=self.bearer(tok))
         self.assertEqual(st, 200, body)
         st, _, body = self.get(self.rec_path("sso"), headers=self.bearer(tok))
