@@ -332,6 +332,24 @@ class SamlSsoTest(SamlTopology):
                          rejected + 1)
 
 
+    def test_check_names_a_wrong_metadata_file(self):
+        edge_c = self.require_binary("edge-c")
+        rc, out = h.run_cmd([edge_c, "--check", "-c", self.ccfg], timeout=30)
+        self.assertEqual(rc, 0, out)
+        # The operator imports the pair's own metadata as the IdP's by mistake.
+        sp_md = os.path.join(self.tmp, "exported-sp.xml")
+        with open(sp_md, "w", encoding="utf-8") as f:
+            f.write(self.sp_metadata)
+        with open(self.ccfg, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn(self.idp.metadata_file, text)
+        bad = self.write_yaml("edge-c-bad-idp.yaml", text.replace(self.idp.metadata_file, sp_md))
+        rc, out = h.run_cmd([edge_c, "--check", "-c", bad], timeout=30)
+        self.assertNotEqual(rc, 0)
+        self.assertRegex(out, r"edge-c-bad-idp\.yaml:\d+: sso\.identity_providers\[0\]\.metadata_file: .*"
+                              r"not an identity provider")
+
+
 class SamlExclusiveTest(SamlTopology):
     MODE = "exclusive"
     CHECK_INTERNAL = False
