@@ -15,6 +15,7 @@
 #include <variant>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "common/http/b64_domain.h"
 #include "common/http/h1_client.h"
@@ -689,10 +690,11 @@ void HttpStream::sso_signed_in(const SamlIdentity& id, const std::string& node) 
     count(w_, "edgepair_edge_tokens_issued_total", "Edge tokens issued after a Basic check", {});
     const uint64_t max_age = uint64_t(g->cfg.credentials.refresh_interval.count()) / 1000;
     access_.set_reason("saml_ok");
-    respond(200,
-            fmt::format(
-                "{{\"access_token\":\"{}\",\"token_type\":\"Bearer\",\"expires_in\":{},\"user\":\"{}\"}}\n",
-                token, max_age, c.user),
+    // nlohmann escapes: a uid may hold any printable character, '"' included; bytes that are not UTF-8 (a
+    // percent-decoded UDS id) are replaced rather than thrown on.
+    const nlohmann::json answer{
+        {"access_token", token}, {"token_type", "Bearer"}, {"expires_in", max_age}, {"user", c.user}};
+    respond(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
             {{"set-cookie", edge_token_set_cookie(token, max_age)}}, "application/json");
 }
 
