@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml
+from saml2 import BINDING_HTTP_REDIRECT, saml
 from saml2.assertion import Policy
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
@@ -36,7 +36,6 @@ from saml2.server import Server
 
 XMLSEC = "/usr/bin/xmlsec1"
 SIGALG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-SAMLP = "{urn:oasis:names:tc:SAML:2.0:protocol}"
 # Another relying party of the same IdP: an assertion made for it must not sign anyone in at the edge.
 OTHER_SP = "https://someone-else.example.net/sp"
 
