@@ -309,6 +309,15 @@ class SamlSsoTest(SamlTopology):
         st, _, body = self.post_form(action, {"RelayState": "x"})
         self.assertEqual(st, 403, body)
         self.assertEqual(self.refused_count("bad_form"), before + 1)
+        st, _, body = self.get(urllib.parse.urlsplit(action).path, method="POST", body=b"", timeout=10)
+        self.assertEqual(st, 403, body)  # an empty body is answered at once, not left to time out
+        self.assertEqual(self.refused_count("bad_form"), before + 2)
+        # Garbage posted as a SAMLResponse: refused by lasso's parse, not by a crash.
+        before = self.refused_count("invalid")
+        st, _, body = self.post_form(action, {"SAMLResponse": base64.b64encode(b"<not-saml/>").decode()})
+        self.assertEqual(st, 403, body)
+        self.assertEqual(body.strip(), b"Invalid SAML Response")
+        self.assertEqual(self.refused_count("invalid"), before + 1)
 
         # The assertion consumer takes POST only; get_edge_config still takes a password in mode On.
         st, hd, _ = self.get(urllib.parse.urlsplit(action).path)
