@@ -218,6 +218,9 @@ leaf tomcat-cuc1 ca cuc1.example.com "DNS:cuc1.example.com,IP:127.0.1.4" $SC
 leaf callmanager-cucm1 ca cucm1.example.com "DNS:cucm1.example.com,IP:127.0.1.1" $SC
 leaf callmanager-cucm2 ca cucm2.example.com "DNS:cucm2.example.com,IP:127.0.1.2" $SC
 
+# XMPP federation (issue #19): the partner domain's server, outside the enterprise.
+leaf xmpp-partner ca partner.test "DNS:partner.test,DNS:partner2.test" $SC
+
 # Trust bundles: ca.crt is the one to trust; both-cas.crt holds the test CA and the rogue CA.
 cat "$stage/ca.crt" "$stage/rogue-ca.crt" >"$stage/both-cas.crt"
 

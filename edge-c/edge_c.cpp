@@ -17,6 +17,7 @@
 #include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_keys.h"
 #include "edge-c/oauth_validator.h"
+#include "edge-c/s2s_service.h"
 #include "edge-c/saml_sp.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
@@ -51,6 +52,8 @@ void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
             app_.on_peer_hello(peer, mra::control_uint(msg, "workers", 1));
         else if (type.starts_with("media_") && (*self)->link())
             on_media_control(*this, (*self)->link(), msg);
+        else if (type.starts_with("s2s_") && s2s_)
+            s2s_->on_control(msg);
     };
     cb.on_stream = [this](link::LinkStream* s, const link::Headers& h) { serve_stream(*this, s, h); };
     auto d =
@@ -101,6 +104,18 @@ void CWorker::init() {
     mra_access_ = std::make_unique<MraAccessDirectory>(*this);
     xmpp_ = std::make_unique<XmppService>(*this);
     sip_ = std::make_unique<SipRouter>(*this);
+    if (g->cfg.federation.xmpp) s2s_ = std::make_unique<S2sService>(*this);
+}
+
+link::LinkConn* CWorker::pick_link() {
+    for (size_t i = 0; i < dialers_.size(); ++i) {
+        auto& d = dialers_[(next_link_ + i) % dialers_.size()].second;
+        if (d->up() && d->link()) {
+            next_link_ = (next_link_ + i + 1) % dialers_.size();
+            return d->link();
+        }
+    }
+    return nullptr;
 }
 
 void CWorker::apply_generation(std::shared_ptr<const Generation> gen) {
@@ -115,6 +130,7 @@ void CWorker::teardown() {
     // Closing a link closes its streams: their handlers still reach the services and the HTTP client.
     dialers_.clear();
     owner_.clear();
+    s2s_.reset();
     sip_.reset();
     xmpp_.reset();
     mra_access_.reset();
@@ -201,6 +217,18 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
     if (!noverify) return make_error("tls (upstream, no verify): " + noverify.error().message);
     gen->upstream_verify = *verify;
     gen->upstream_noverify = *noverify;
+    if (cfg.federation.xmpp) {
+        const auto& ck = cfg.federation.xmpp->certificate.cert.empty() ? cfg.tls.certificate
+                                                                       : cfg.federation.xmpp->certificate;
+        net::TlsServerOptions so;
+        so.default_cert = {ck.cert, ck.key, {}};
+        so.min_version = o.min_version;
+        so.ciphers = cfg.tls.ciphers;
+        so.ciphersuites = cfg.tls.ciphersuites;
+        auto s2s = net::TlsServerContext::create(so);
+        if (!s2s) return make_error("tls (federation.xmpp listener): " + s2s.error().message);
+        gen->s2s_inside_tls = *s2s;
+    }
     if (cfg.credentials.max_failures > 0) {
         http::RateLimitOptions rl;
         rl.burst = cfg.credentials.max_failures;

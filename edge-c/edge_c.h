@@ -34,6 +34,9 @@ struct Generation {
     std::shared_ptr<net::TlsClientContext> link_tls; // client cert + trusted CAs for edge-e
     // Towards Unified CM / IM&P / Unity Connection: verify against trusted CAs, or not (per publisher).
     std::shared_ptr<net::TlsClientContext> upstream_verify, upstream_noverify;
+    // XMPP federation (issue #19): the TLS edge-c offers IM&P's outbound server-to-server connections on
+    // federation.xmpp.listen. Null without federation.xmpp.
+    std::shared_ptr<net::TlsServerContext> s2s_inside_tls;
     // Failed end-user credential checks per user name (credentials.max_failures); null when off. Shared by
     // the workers, kept across reloads that do not change it.
     std::shared_ptr<http::KeyedRateLimiter> auth_failures;
@@ -64,6 +67,7 @@ class MraAccessDirectory;
 class SipRouter;
 class UdsCredentialChecker;
 class XmppService;
+class S2sService;
 
 // Per-worker state of edge-c: the link dialers this worker owns, the services that serve the streams they
 // carry, and the streams themselves. Everything here is created and destroyed on the worker's thread and
@@ -91,6 +95,10 @@ class CWorker {
     // The services, one each per worker (no locks: only this worker's thread uses them).
     SipRouter& sip() { return *sip_; }
     XmppService& xmpp() { return *xmpp_; }
+    // XMPP federation on this worker (edge-c/s2s_service.h); null without federation.xmpp.
+    S2sService* s2s() { return s2s_.get(); }
+    // An up link of this worker (round-robin over its dialers), or nullptr.
+    link::LinkConn* pick_link();
     UdsCredentialChecker& credentials() { return *credentials_; }
     // Per-user MRA access policy look-ups (edge-c/mra_access_policy.h; issue #15).
     MraAccessDirectory& mra_access() { return *mra_access_; }
@@ -125,6 +133,7 @@ class CWorker {
     std::unique_ptr<MraAccessDirectory> mra_access_;
     std::unique_ptr<XmppService> xmpp_;
     std::unique_ptr<SipRouter> sip_;
+    std::unique_ptr<S2sService> s2s_;
     core::Owner owner_;
     std::vector<std::pair<size_t, std::unique_ptr<link::LinkDialer>>> dialers_;
     std::shared_ptr<const mra::Snapshot> snapshot_;
@@ -134,6 +143,7 @@ class CWorker {
     std::string links_json_;
     std::atomic<int> links_up_{0};
     bool torn_down_ = false;
+    size_t next_link_ = 0;
 };
 
 // edge-c's roles in the common process skeleton (common/app).

@@ -7,6 +7,7 @@
 
 #include "common/http/b64_domain.h"
 #include "common/obs/log.h"
+#include "common/xmpp/writer.h"
 #include "edge-c/discovery.h"
 #include "edge-c/edge_c.h"
 
@@ -21,55 +22,11 @@ constexpr MraPolicy kNoProfilePolicy = MraPolicy::ImVoiceVideo;
 // Bounds the cache against a flood of distinct user names (each a cheap entry, but not free).
 constexpr size_t kMaxEntries = 100000;
 
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
-
 bool icontains(std::string_view hay, std::string_view needle) {
     if (needle.size() > hay.size()) return false;
     for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
-        if (iequals(hay.substr(i, needle.size()), needle)) return true;
+        if (mra::iequals(hay.substr(i, needle.size()), needle)) return true;
     return false;
-}
-
-std::string lower_copy(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        c = lower(c);
-    return out;
-}
-
-std::string xml_escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        case '\'':
-            out += "&apos;";
-            break;
-        default:
-            out += c;
-        }
-    }
-    return out;
 }
 
 // Children by local name (AXL answers carry ns:, axl: or no prefix depending on the release).
@@ -95,7 +52,7 @@ std::string trimmed_text(pugi::xml_node n) {
 }
 
 bool axl_true(std::string_view s) {
-    return iequals(s, "true") || s == "t" || s == "1";
+    return mra::iequals(s, "true") || s == "t" || s == "1";
 }
 
 // AXL answers a getUser for an unknown user with a Fault (axlcode 5007 "Item not valid: The specified User
@@ -123,9 +80,9 @@ const char* policy_label(MraPolicy p) {
 }
 
 std::optional<MraPolicy> parse_mra_policy(std::string_view axl) {
-    if (iequals(axl, "No Service")) return MraPolicy::NoService;
-    if (iequals(axl, "IM & Presence only")) return MraPolicy::ImOnly;
-    if (iequals(axl, "IM & Presence, Voice and Video calls")) return MraPolicy::ImVoiceVideo;
+    if (mra::iequals(axl, "No Service")) return MraPolicy::NoService;
+    if (mra::iequals(axl, "IM & Presence only")) return MraPolicy::ImOnly;
+    if (mra::iequals(axl, "IM & Presence, Voice and Video calls")) return MraPolicy::ImVoiceVideo;
     return std::nullopt;
 }
 
@@ -171,8 +128,9 @@ const char* device_class_label(DeviceClass c) {
 DeviceClass device_class_of_sip_device(std::string_view device_name) {
     if (device_name.size() < 4) return DeviceClass::Unknown;
     auto p = device_name.substr(0, 3);
-    if (iequals(p, "CSF")) return DeviceClass::Desktop;
-    if (iequals(p, "TCT") || iequals(p, "BOT") || iequals(p, "TAB")) return DeviceClass::Mobile;
+    if (mra::iequals(p, "CSF")) return DeviceClass::Desktop;
+    if (mra::iequals(p, "TCT") || mra::iequals(p, "BOT") || mra::iequals(p, "TAB"))
+        return DeviceClass::Mobile;
     return DeviceClass::Unknown;
 }
 
@@ -188,7 +146,7 @@ DeviceClass device_class_of_user_agent(std::string_view ua) {
 
 bool UserAccess::owns_device(std::string_view device) const {
     return std::any_of(devices.begin(), devices.end(),
-                       [&](const std::string& d) { return iequals(d, device); });
+                       [&](const std::string& d) { return mra::iequals(d, device); });
 }
 
 MraPolicy effective_policy(const UserAccess& a, DeviceClass c, config::UnknownDeviceClass unknown) {
@@ -291,7 +249,7 @@ void MraAccessDirectory::count_refusal(MraService s, MraPolicy p) {
 }
 
 void MraAccessDirectory::lookup(std::string_view user, std::string_view deployment, Callback cb) {
-    std::string key = std::string(deployment) + '\n' + lower_copy(user);
+    std::string key = std::string(deployment) + '\n' + mra::to_lower(user);
     const uint64_t now = w_.worker().loop().now_ms();
     if (auto it = cache_.find(key); it != cache_.end()) {
         if (it->second.expires_ms > now) return cb(it->second.access);
@@ -336,7 +294,7 @@ void MraAccessDirectory::start(const std::string& key, std::string user, std::st
     };
     auto req = axl("getUser", fmt::format("<userid>{}</userid><returnedTags><userid/><associatedDevices>"
                                           "<device/></associatedDevices><userProfile/></returnedTags>",
-                                          xml_escape(user)));
+                                          xmpp::escape_xml(user)));
     std::weak_ptr<bool> alive = alive_;
     w_.http().fetch(std::move(req), [this, alive, key, user, axl](Result<http::ClientResponse> r) {
         if (alive.expired()) return;
@@ -346,7 +304,8 @@ void MraAccessDirectory::start(const std::string& key, std::string user, std::st
         auto ur = parse_axl_reply(r->status, r->body);
         auto u = parse_axl_user(ur.ret);
         if (!u || u->profile.empty()) return finish(key, std::move(first));
-        auto preq = axl("getUserProfileProvision", fmt::format("<name>{}</name>", xml_escape(u->profile)));
+        auto preq =
+            axl("getUserProfileProvision", fmt::format("<name>{}</name>", xmpp::escape_xml(u->profile)));
         w_.http().fetch(std::move(preq), [this, alive, key, user, status = r->status,
                                           body = std::move(r->body)](Result<http::ClientResponse> p) {
             if (alive.expired()) return;

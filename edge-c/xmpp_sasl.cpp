@@ -3,21 +3,11 @@
 #include <pugixml.hpp>
 
 #include "common/http/b64_domain.h"
+#include "common/mra/model.h"
 
 namespace edgepair::edge_c {
 
 namespace {
-
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
 
 std::string_view local_name(std::string_view n) {
     auto c = n.find(':');
@@ -35,19 +25,15 @@ std::string_view trim(std::string_view s) {
 std::string user_part(std::string_view id) {
     id = id.substr(0, id.find('@'));
     if (id.empty() || id.size() > 256) return {};
-    std::string out;
-    out.reserve(id.size());
-    for (char c : id) {
+    for (char c : id)
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '/') return {};
-        out.push_back(lower(c));
-    }
-    return out;
+    return mra::to_lower(id);
 }
 
 } // namespace
 
 std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
-    if (iequals(mechanism, "PLAIN")) {
+    if (mra::iequals(mechanism, "PLAIN")) {
         // RFC 4616: [authzid] NUL authcid NUL passwd.
         auto a = decoded.find('\0');
         if (a == std::string_view::npos) return {};
@@ -58,7 +44,7 @@ std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
         if (!authzid.empty() && user_part(authzid) != authcid) return {};
         return authcid;
     }
-    if (iequals(mechanism, "CISCO-VTG-TOKEN")) {
+    if (mra::iequals(mechanism, "CISCO-VTG-TOKEN")) {
         constexpr std::string_view kUserId = "userid=";
         std::string_view s = decoded.substr(0, decoded.find('\0'));
         if (!s.starts_with(kUserId)) return {};
@@ -69,7 +55,7 @@ std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
 
 std::string sasl_bearer(std::string_view mechanism, std::string_view decoded) {
     std::string_view token;
-    if (iequals(mechanism, "OAUTHBEARER")) {
+    if (mra::iequals(mechanism, "OAUTHBEARER")) {
         constexpr std::string_view kAuth =
             "\x01"
             "auth="; // two literals: in "\x01a" the hex escape would take the a
@@ -78,9 +64,9 @@ std::string sasl_bearer(std::string_view mechanism, std::string_view decoded) {
         auto v = decoded.substr(a + kAuth.size());
         v = v.substr(0, v.find('\x01'));
         constexpr std::string_view kScheme = "bearer ";
-        if (v.size() <= kScheme.size() || !iequals(v.substr(0, kScheme.size()), kScheme)) return {};
+        if (v.size() <= kScheme.size() || !mra::iequals(v.substr(0, kScheme.size()), kScheme)) return {};
         token = v.substr(kScheme.size());
-    } else if (iequals(mechanism, "X-OAUTH2")) {
+    } else if (mra::iequals(mechanism, "X-OAUTH2")) {
         auto a = decoded.find('\0');
         if (a == std::string_view::npos) return {};
         auto rest = decoded.substr(a + 1);

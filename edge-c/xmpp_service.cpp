@@ -45,6 +45,7 @@
 #include "edge-c/imp_home.h"
 #include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
+#include "edge-c/s2s_service.h"
 #include "edge-c/xmpp_sasl.h"
 
 namespace edgepair::edge_c {
@@ -95,7 +96,7 @@ class XmppUpstream final : public link::StreamHandler {
     void to_client(std::string_view bytes);
     void on_client_auth(const std::string& raw);
     void judge_auth(const std::string& raw, const SaslAuth& who);
-    void continue_auth(const std::string& raw);
+    void continue_auth(const std::string& raw, bool judged);
     void refuse_in_stream(std::string_view condition, std::string text, std::string_view reason);
     bool follow_hint(const std::string& host);
     void rehome(const std::string& node);
@@ -323,7 +324,7 @@ void XmppUpstream::on_client_auth(const std::string& raw) {
     auto who = read_sasl_auth(raw);
     user_ = who ? who->user : std::string();
     if (who && (w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth)) return judge_auth(raw, *who);
-    continue_auth(raw);
+    continue_auth(raw, false);
 }
 
 // The policy hook (issue #15): a token mechanism's token is checked here, as on HTTP and SIP, and the MRA
@@ -354,7 +355,7 @@ void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
         }
         user_ = mra::to_lower(std::get<OAuthIdentity>(r).user);
     }
-    if (user_.empty() || !w_.gen()->cfg.mra_policy.enabled) return continue_auth(raw);
+    if (user_.empty() || !w_.gen()->cfg.mra_policy.enabled) return continue_auth(raw, false);
     judging_ = true;
     std::weak_ptr<bool> alive = alive_;
     w_.mra_access().lookup(user_, dep_, [this, alive, raw](Result<UserAccess> r) {
@@ -374,13 +375,15 @@ void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
                                     fmt::format("MRA access policy: {}", policy_label(pol)), "mra_policy");
         }
         judging_ = false;
-        continue_auth(raw);
+        continue_auth(raw, true);
     });
 }
 
 // The <auth/> may go on: to the node this worker remembers as the user's home, or to the current one.
-void XmppUpstream::continue_auth(const std::string& raw) {
-    std::string later = std::exchange(held_, {}); // what the client sent while the policy was looked up
+void XmppUpstream::continue_auth(const std::string& raw, bool judged) {
+    // What the client sent while the policy was looked up goes after the <auth/>; otherwise held_ belongs to
+    // a move to the home node and stays as it is.
+    std::string later = judged ? std::exchange(held_, {}) : std::string();
     if (!user_.empty() && rehomes_ == 0) {
         auto home = w_.xmpp().homes().get(dep_, user_, w_.worker().loop().now_ms());
         if (home && *home != cur_.name && !candidates_for(*home).empty()) {
@@ -747,6 +750,15 @@ void XmppService::count(std::string_view result) {
 }
 
 void XmppService::serve(link::LinkStream* s, const link::Headers& headers) {
+    if (!link::header_value(headers, "x-xmpp-s2s").empty()) {
+        // Federation (edge-c/s2s_service.h).
+        if (auto* f = w_.s2s()) return f->serve(s, headers);
+        s->send_headers({{":status", "404"},
+                         {"x-xmpp-error", "remote-connection-failed"},
+                         {"x-xmpp-reason", "XMPP federation is not configured on edge-c"}},
+                        true);
+        return;
+    }
     auto* x = w_.own(std::make_unique<XmppUpstream>(w_, s, headers));
     s->set_handler(x);
     x->start();

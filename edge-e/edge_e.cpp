@@ -10,6 +10,7 @@
 #include "common/link/peer_cert.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
+#include "edge-e/federation.h"
 #include "edge-e/sessions.h"
 
 namespace edgepair::edge_e {
@@ -93,6 +94,13 @@ void WorkerState::open_listeners() {
     reopen(xmpp_, xmpp_addr_, cfg.listeners.xmpp, [this](int fd, const net::SockAddr&) {
         start_when_linked(fd, [this](int f) { add(SessionKind::Xmpp, make_xmpp_session(*this, f)); });
     });
+    if (cfg.federation.xmpp && !federation_) federation_ = std::make_unique<Federation>(*this);
+    if (federation_) federation_->apply(gen_);
+    reopen(s2s_, s2s_addr_, cfg.federation.xmpp, [this](int fd, const net::SockAddr&) {
+        start_when_linked(fd, [this](int f) {
+            if (federation_) add(SessionKind::XmppS2s, federation_->make_inbound(f));
+        });
+    });
 }
 
 void WorkerState::stop_listening() {
@@ -100,6 +108,7 @@ void WorkerState::stop_listening() {
     https_.reset();
     sip_.reset();
     xmpp_.reset();
+    s2s_.reset();
 }
 
 void WorkerState::add(SessionKind kind, std::unique_ptr<ClientSession> s) {
@@ -164,6 +173,16 @@ void WorkerState::accept_link(int fd) {
         },
         [this, raw](std::string_view msg) {
             // Media belongs to the worker that owns the link (and the call's SIP flow); the rest is global.
+            if (msg.find("\"type\":\"s2s_") != std::string_view::npos) {
+                // XMPP federation towards a remote server (edge-e/federation.h): on the link's worker.
+                if (federation_)
+                    federation_->on_control(raw, msg);
+                else
+                    raw->send_control(fmt::format(
+                        R"({{"type":"s2s_failed","id":{},"error":"XMPP federation not configured on edge-e"}})",
+                        mra::control_uint(msg, "id", 0)));
+                return;
+            }
             if (msg.find("\"type\":\"media_") != std::string_view::npos) {
                 std::string reply;
                 if (media_)
@@ -365,6 +384,30 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
     gen->auth_db = std::make_shared<const config::AuthDb>(std::move(*db));
     gen->https_tls = *https;
     gen->sip_tls = *sip;
+    if (cfg.federation.xmpp) {
+        auto& fx = *cfg.federation.xmpp;
+        const std::string& cas = fx.trusted_cas.empty() ? cfg.tls.trusted_cas : fx.trusted_cas;
+        auto s2s_opts = server_options(cfg, {});
+        s2s_opts.trusted_cas = cas;
+        // Required: the remote presents a certificate that chains to the CAs (its name is checked against the
+        // stream's 'from' after the restart); otherwise one is asked for but not needed.
+        s2s_opts.client_certs = fx.security == config::FederationSecurity::Required
+                                    ? net::ClientCertMode::Required
+                                    : net::ClientCertMode::None;
+        auto s2s = net::TlsServerContext::create(s2s_opts);
+        if (!s2s) return make_error("tls (federation.xmpp listener): " + s2s.error().message);
+        gen->s2s_tls = *s2s;
+        net::TlsClientOptions co;
+        co.trusted_cas = cas;
+        co.min_version = tls_version(cfg.tls.min_version);
+        auto verify = net::TlsClientContext::create(co);
+        if (!verify) return make_error("tls (federation.xmpp outbound): " + verify.error().message);
+        co.verify = false;
+        auto noverify = net::TlsClientContext::create(co);
+        if (!noverify) return make_error("tls (federation.xmpp outbound): " + noverify.error().message);
+        gen->s2s_out_verify = *verify;
+        gen->s2s_out_noverify = *noverify;
+    }
     if (cfg.http.rate_limit.enabled) {
         http::RateLimitOptions rl;
         rl.rate = cfg.http.rate_limit.requests_per_second;
@@ -515,6 +558,7 @@ std::string EdgeE::status_fields() {
     add_listener("https", cfg.listeners.https);
     add_listener("sip_tls", cfg.listeners.sip_tls);
     add_listener("xmpp", cfg.listeners.xmpp);
+    add_listener("xmpp_s2s", cfg.federation.xmpp);
     std::string sni;
     for (auto& n : gen_->https_tls->sni().names())
         sni += (sni.empty() ? "" : ",") + admin::json_str(n);
@@ -530,12 +574,28 @@ std::string EdgeE::status_fields() {
         snap = fmt::format("{{\"applied\":{},\"domains\":[{}],\"nodes\":[{}],\"allow_list_rules\":{}}}",
                            snapshots_applied_, domains, nodes, snapshot_->allow_list.rules().size());
     }
+    // XMPP federation (issue #19): its settings; its counters are on /metrics.
+    std::string fed = "null";
+    if (cfg.federation.xmpp) {
+        const auto& fx = *cfg.federation.xmpp;
+        auto list = [](const std::vector<std::string>& v) {
+            std::string out;
+            for (auto& d : v)
+                out += (out.empty() ? "" : ",") + admin::json_str(d);
+            return "[" + out + "]";
+        };
+        fed = fmt::format("{{\"xmpp\":{{\"listen\":{},\"security\":\"{}\",\"local_domains\":{},\"allow\":{},"
+                          "\"deny\":{}}}}}",
+                          admin::json_str(fx.listen.str()), config::to_string(fx.security),
+                          list(fx.local_domains), list(fx.allow), list(fx.deny));
+    }
     return fmt::format(
         ",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
         "\"sni_names\":[{}],\"sessions\":{},\"sessions_by_protocol\":{{\"https\":{},\"sip_tls\":{},"
-        "\"xmpp\":{}}}",
+        "\"xmpp\":{},\"xmpp_s2s\":{}}},\"federation\":{}",
         listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni, open_sessions_.load(),
-        sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load());
+        sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load(),
+        sessions_by_kind_[3].load(), fed);
 }
 
 // ---- alarms (issue #20) ----

@@ -31,13 +31,17 @@
 namespace edgepair::edge_e {
 
 // The client protocols, for sessions by protocol on /status and the status page.
-enum class SessionKind { Https, SipTls, Xmpp };
-inline constexpr size_t kSessionKinds = 3;
+enum class SessionKind { Https, SipTls, Xmpp, XmppS2s };
+inline constexpr size_t kSessionKinds = 4;
 
 // Everything a worker needs that is rebuilt on reload: swapped whole, never edited in place.
 struct Generation {
     config::EdgeEConfig cfg;
     std::shared_ptr<net::TlsServerContext> https_tls, sip_tls, link_tls;
+    // XMPP federation (issue #19): remote servers' STARTTLS on the 5269 listener, and towards remote servers
+    // (verifying against federation.xmpp.trusted_cas, or not). Null without federation.xmpp.
+    std::shared_ptr<net::TlsServerContext> s2s_tls;
+    std::shared_ptr<net::TlsClientContext> s2s_out_verify, s2s_out_noverify;
     std::shared_ptr<const config::AuthDb> auth_db;
     // Requests per client address on 8443, shared by every worker; null when http.rate_limit is off. Kept
     // across reloads that do not change its settings, so a SIGHUP does not hand everyone a fresh burst.
@@ -52,6 +56,7 @@ class ClientSession {
 };
 
 class EdgeE;
+class Federation;
 
 // A session waiting for a traversal link on its worker (WorkerState::wait_for_link). Dropping or cancelling
 // the ticket drops the callback (and what it captured) at once; the worker forgets the entry lazily. The
@@ -149,6 +154,8 @@ class WorkerState {
     MediaRelay* media() { return media_.get(); }
     // A new request id (HTTP request, SIP flow, XMPP stream) for the access logs of both edges.
     std::string next_request_id() { return request_ids_.next(); }
+    // XMPP federation on this worker (edge-e/federation.h); null without federation.xmpp.
+    Federation* federation() { return federation_.get(); }
 
   private:
     void open_listeners();
@@ -161,8 +168,9 @@ class WorkerState {
     WorkerCounters counters_;
     obs::RequestIds request_ids_;
     std::shared_ptr<const Generation> gen_;
-    std::unique_ptr<net::Listener> https_, sip_, xmpp_;
-    std::string https_addr_, sip_addr_, xmpp_addr_;
+    std::unique_ptr<net::Listener> https_, sip_, xmpp_, s2s_;
+    std::string https_addr_, sip_addr_, xmpp_addr_, s2s_addr_;
+    std::unique_ptr<Federation> federation_;
     std::unordered_map<ClientSession*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<ClientSession*, SessionKind> session_kinds_; // for the per-protocol counts
     bool stopped_ = false;

@@ -484,9 +484,9 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery",
-                         "deployments", "domains", "allow_list", "credentials", "sip", "limits", "media",
-                         "http", "oauth", "mra_policy", "sso"});
+    auto m = top.as_map({"node_name", "workers",     "log",     "admin",      "tls",         "link", "dns",
+                         "discovery", "deployments", "domains", "allow_list", "credentials", "sip",  "limits",
+                         "media",     "http",        "oauth",   "mra_policy", "federation",  "sso"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -515,6 +515,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);
     if (auto n = m.get("media")) parse_edge_c_media(*n, cfg.media.emplace());
+    if (auto n = m.get("federation")) parse_edge_c_federation(*n, cfg.federation);
     return cfg;
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/config/common_config.h"
 #include "common/config/diagnostics.h"
+#include "common/config/federation_config.h"
 #include "common/config/media_config.h"
 #include "common/config/types.h"
 #include "common/core/result.h"
@@ -219,6 +220,7 @@ struct EdgeCConfig {
     SipConfig sip;
     LimitsConfig limits; // client_idle_timeout / max_connections unused on edge-c
     std::optional<EdgeCMediaConfig> media;
+    EdgeCFederationConfig federation; // issue #19
     SourceMap source;
 };
 

@@ -186,7 +186,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
     auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http",
-                         "media", "sso"});
+                         "media", "federation", "sso"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -207,6 +207,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sso")) parse_sso(*n, cfg.sso);
     if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
+    if (auto n = m.get("federation")) parse_edge_e_federation(*n, cfg.federation);
     return cfg;
 }
 
@@ -272,6 +273,7 @@ void validate(EdgeEConfig& cfg, Diagnostics& diag) {
     if (cfg.listeners.https) socks.emplace_back("listeners.https.listen", cfg.listeners.https->listen);
     if (cfg.listeners.sip_tls) socks.emplace_back("listeners.sip_tls.listen", cfg.listeners.sip_tls->listen);
     if (cfg.listeners.xmpp) socks.emplace_back("listeners.xmpp.listen", cfg.listeners.xmpp->listen);
+    if (cfg.federation.xmpp) socks.emplace_back("federation.xmpp.listen", cfg.federation.xmpp->listen);
     socks.emplace_back("link.listen", cfg.link.listen);
     socks.emplace_back("admin.listen", cfg.admin.listen);
     for (std::size_t i = 0; i < socks.size(); ++i)

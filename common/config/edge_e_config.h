@@ -6,6 +6,7 @@
 
 #include "common/config/common_config.h"
 #include "common/config/diagnostics.h"
+#include "common/config/federation_config.h"
 #include "common/config/media_config.h"
 #include "common/config/types.h"
 #include "common/core/result.h"
@@ -111,7 +112,8 @@ struct EdgeEConfig {
     HttpEdgeConfig http;
     EdgeESsoConfig sso;
     std::optional<EdgeEMediaConfig> media;
-    SourceMap source; // file and key lines, for validation messages
+    EdgeEFederationConfig federation; // issue #19
+    SourceMap source;                 // file and key lines, for validation messages
 };
 
 // Syntax and types only; every problem goes to diag. Returns the config even when diag has errors

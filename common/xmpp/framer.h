@@ -77,6 +77,9 @@ class Framer {
     bool failed() const { return failed_; }
     bool header_seen() const { return header_seen_; }
     bool closed() const { return closed_; }
+    // After feed() returned (and while the framer has not failed): the bytes fed that no event covers yet, an
+    // incomplete element or tag. A relay that stops framing mid-stream sends these on before raw bytes.
+    const std::string& unparsed() const { return raw_; }
 
     struct Impl; // expat callbacks live in the .cpp
 

@@ -475,10 +475,10 @@ Content-Type: application/sdp
         Call-ID). Video is offered and answered on edge-e ports on both halves, rtcp-mux offered by the caller
         reaches the callee and is answered, the TCP/BFCP line is port 0 in the offer to the callee and in the
         answer to the caller, and video flows both ways.
-        One worker per edge: with two, the halves can land on different edge-c workers, whose inside
-        Record-Route entries name different node connections, and edge-c (sip_router's client Route policy)
-        refuses the caller's ACK naming the other worker's entry; see the issue #16 note."""
-        self.media_env(workers=1)
+        Two workers per edge: edge-e hands consecutive client flows to its links in turn, so carol and dave
+        land on different edge-c workers, whose inside Record-Route entries name different node connections;
+        the caller's ACK carries the other worker's entry in its route set and must still be routed."""
+        self.media_env(workers=2)
         carol = self.client("carol")
         dave = self.client("dave")
         ca, cv = self.stream(CLIENT_IP), self.stream(CLIENT_IP)

@@ -380,15 +380,17 @@ Expires: 3600
         uds = {u: self.sign_in(u) for u in ("alice", "bob", "carol")}
         for user in ("alice", "bob", "carol"):
             home = self.users[user]["home_cluster"]
+            # The fixture logs a request after answering it: wait for the line where it must be.
+            self.fixtures[uds[user]].wait_log(re.escape(f"/cucm-uds/user/{user}/devices"), timeout=5)
             for n, p in self.fixtures.items():
                 sent = f"/cucm-uds/user/{user}/devices" in p.log_text()
                 self.assertEqual(sent, n == uds[user], f"{user}'s password at {n}")
             self.assertIn(uds[user], self.cluster_nodes[home])
         # An address sign-in: clusterUser?email= names the UDS id, and the check uses it.
         self.assertEqual(self.sign_in("esmith", login="erin.smith@example.com"), "cucmb1.example.com")
+        self.fixtures["cucmb1.example.com"].wait_log(re.escape('"GET /cucm-uds/user/esmith/devices" 200'), timeout=5)
         everything = "".join(p.log_text() for p in self.fixtures.values())
         self.assertIn("clusterUser?email=erin.smith%40example.com", everything)
-        self.assertIn('"GET /cucm-uds/user/esmith/devices" 200', self.fixtures["cucmb1.example.com"].log_text())
         self.assertNotIn("/cucm-uds/user/erin.smith", everything)
 
         # Registration: each user's REGISTER reaches their home cluster's registrar only; the binding keeps

@@ -780,3 +780,90 @@ TEST_CASE("edge-e: single sign-on modes per domain", "[config][edge_e][sso]") {
         CHECK_THAT(error_for(diag, "sso.domains[1]").message, Catch::Contains("mode is required"));
     }
 }
+
+TEST_CASE("edge-e: federation.xmpp keys, defaults and errors", "[config][edge_e][federation]") {
+    auto& e = env();
+    {
+        auto cfg = load_edge_e_config(e.write("fed-e.yaml", kEdgeE + R"(federation:
+  xmpp:
+    security: optional
+    allow: [partner.test, "*.example.org"]
+    deny: [Denied.Test]
+    dns_servers: [127.0.19.53]
+)"));
+        REQUIRE(cfg);
+        REQUIRE(cfg->federation.xmpp);
+        const auto& fx = *cfg->federation.xmpp;
+        CHECK(fx.listen.port == 5269);
+        CHECK(fx.security == FederationSecurity::Optional);
+        CHECK(fx.allow == std::vector<std::string>{"partner.test", "*.example.org"});
+        CHECK(fx.deny == std::vector<std::string>{"denied.test"});
+        REQUIRE(fx.dns_servers.size() == 1);
+        CHECK(fx.dns_servers[0].port == 53);
+        CHECK(fx.dns_cache_ttl == 60s);
+        CHECK(fx.connect_timeout == 10s);
+        CHECK(fx.max_stanza_size == 512 * 1024);
+    }
+    {
+        auto cfg = load_edge_e_config(e.write("nofed-e.yaml", kEdgeE));
+        REQUIRE(cfg);
+        CHECK_FALSE(cfg->federation.xmpp);
+    }
+    {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(e.write("badfed-e.yaml", kEdgeE + R"(federation:
+  xmpp:
+    security: maybe
+    deny: ["bad domain"]
+    dns_cache_ttl: 2h
+    sekurity: none
+)"),
+                                         &diag));
+        CHECK(error_for(diag, "federation.xmpp.security").line == 14);
+        CHECK(error_for(diag, "federation.xmpp.deny[0]").line == 15);
+        CHECK(error_for(diag, "federation.xmpp.dns_cache_ttl").line == 16);
+        CHECK(error_for(diag, "federation.xmpp.sekurity").message.find("did you mean \"security\"") !=
+              std::string::npos);
+    }
+    {
+        // Its listener conflicts like any other.
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(
+            e.write("fedport-e.yaml", kEdgeE + "federation:\n  xmpp: {listen: \"127.0.0.1:8443\"}\n"),
+            &diag));
+        CHECK(error_for(diag, "federation.xmpp.listen").line == 13);
+    }
+}
+
+TEST_CASE("edge-c: federation.xmpp needs IM&P nodes", "[config][edge_c][federation]") {
+    auto& e = env();
+    {
+        auto cfg = load_edge_c_config(e.write("fed-c.yaml", kEdgeC + R"(federation:
+  xmpp:
+    listen: 127.0.19.4
+    imp_nodes: [127.0.1.3, "127.0.1.4:15269"]
+)"));
+        REQUIRE(cfg);
+        REQUIRE(cfg->federation.xmpp);
+        const auto& fx = *cfg->federation.xmpp;
+        CHECK(fx.listen.port == 5269);
+        REQUIRE(fx.imp_nodes.size() == 2);
+        CHECK(fx.imp_nodes[0].port == 5269);
+        CHECK(fx.imp_nodes[1].port == 15269);
+        CHECK(fx.imp_security == FederationSecurity::Required);
+        CHECK_FALSE(fx.imp_tls_verify);
+    }
+    {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_c_config(
+            e.write("badfed-c.yaml", kEdgeC + "federation:\n  xmpp:\n    listen: 127.0.19.4\n"), &diag));
+        CHECK(error_for(diag, "federation.xmpp.imp_nodes").message == "missing required key");
+    }
+    {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_c_config(
+            e.write("badfed2-c.yaml", kEdgeC + "federation:\n  xmpp:\n    imp_nodes: [imp1.example.com]\n"),
+            &diag));
+        CHECK(error_for(diag, "federation.xmpp.imp_nodes[0]").line == 20);
+    }
+}

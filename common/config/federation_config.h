@@ -1,0 +1,60 @@
+#pragma once
+// The `federation:` sections of both edges (issue #19): XMPP server-to-server through the pair.
+// Absent section = no federation. Reference: docs/CONFIG.md.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config/common_config.h"
+#include "common/config/types.h"
+
+namespace edgepair::config {
+
+class Node;
+
+enum class FederationSecurity { Required, Optional, None };
+const char* to_string(FederationSecurity);
+
+// edge-e: remote servers connect to `listen`; outbound streams from the enterprise (opened by edge-c over
+// the link) go to the remote domain's `_xmpp-server._tcp` SRV targets.
+struct EdgeEXmppFederationConfig {
+    Address listen{Address::Kind::Any, "", 5269};
+    FederationSecurity security = FederationSecurity::Required;
+    // Domains a remote server may name in its stream's 'to' (ours). Empty: the MRA domains with IM&P that
+    // edge-c pushed.
+    std::vector<std::string> local_domains;
+    std::vector<std::string> allow, deny; // remote domains; see xmpp::DomainPolicy
+    std::vector<Address> dns_servers;     // for SRV / A look-ups; empty = the system's resolv.conf
+    Duration dns_timeout = std::chrono::seconds(2);
+    Duration dns_cache_ttl = std::chrono::seconds(60);   // capped by nothing else: records' TTLs are not read
+    Duration connect_timeout = std::chrono::seconds(10); // per target: TCP + stream header + STARTTLS + TLS
+    std::string trusted_cas; // remote certificates (security required); default tls.trusted_cas
+    // Largest stanza a remote server may send (edge-e frames the remote's side). Servers send more than
+    // clients (vCards with photos): Prosody's own s2s_stanza_size_limit is 512 KiB.
+    uint64_t max_stanza_size = 512 * 1024;
+};
+
+struct EdgeEFederationConfig {
+    std::optional<EdgeEXmppFederationConfig> xmpp;
+};
+
+// edge-c: IM&P's outbound federation connects to `listen` (inside); inbound streams from edge-e go to the
+// first IM&P node of `imp_nodes` that answers.
+struct EdgeCXmppFederationConfig {
+    Address listen{Address::Kind::Any, "", 5269};
+    std::vector<Address> imp_nodes; // IP literal and s2s port; the only sources accepted on `listen`
+    FederationSecurity imp_security = FederationSecurity::Required; // the inside hop, both directions
+    bool imp_tls_verify = false; // check the IM&P node's certificate (names are IPs here: IP SANs)
+    CertKey certificate;         // presented to IM&P on `listen`; default tls.certificate
+    Duration connect_timeout = std::chrono::seconds(10);
+    Duration dial_timeout = std::chrono::seconds(30); // IM&P's stream waits this long for edge-e's answer
+};
+
+struct EdgeCFederationConfig {
+    std::optional<EdgeCXmppFederationConfig> xmpp;
+};
+
+void parse_edge_e_federation(const Node& n, EdgeEFederationConfig& out);
+void parse_edge_c_federation(const Node& n, EdgeCFederationConfig& out);
+
+} // namespace edgepair::config
