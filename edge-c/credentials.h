@@ -80,6 +80,8 @@ class UdsCredentialChecker final : public CredentialChecker {
                Callback cb) override;
 
     size_t cache_size() const { return cache_.size(); }
+    // The home-cluster finder the checks use (single sign-on asks it too: a SAML uid has no password).
+    HomeClusterFinder& home() { return *home_; }
     void cleanup(); // drop expired entries (also run every cleanup_ms)
 
   private:

@@ -7,6 +7,8 @@
 #include <openssl/rand.h>
 
 #include "common/app/main.h"
+#include "common/http/b64_domain.h"
+#include "common/http/query.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
 #include "edge-c/allow_list_admin.h"
@@ -16,6 +18,7 @@
 #include "edge-c/oauth_keys.h"
 #include "edge-c/oauth_validator.h"
 #include "edge-c/s2s_service.h"
+#include "edge-c/saml_sp.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
 #include "edge-c/snapshot_input.h"
@@ -274,8 +277,39 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
         if (!v) return make_error(v.error().message);
         gen->oauth = std::move(*v);
     }
+    bool any_sso = false;
+    for (const auto& d : cfg.domains)
+        any_sso = any_sso || d.sso != config::SsoMode::Off;
+    if (any_sso) {
+        if (!saml_cache_) saml_cache_ = std::make_shared<SamlReplayCache>();
+        auto sp = SamlServiceProvider::create(cfg.sso, saml_acs_urls(cfg), saml_cache_);
+        if (!sp) return make_error(sp.error().message);
+        gen->saml = std::move(*sp);
+    }
     gen->cfg = std::move(cfg);
     return std::shared_ptr<const Generation>(gen);
+}
+
+std::string saml_acs_url(std::string_view edge_e_address, std::string_view domain) {
+    std::string hp(edge_e_address);
+    if (hp.find(':') == std::string::npos) hp += ":8443";
+    return fmt::format("https://{}/{}/fedlet", hp, http::encode_domain(domain));
+}
+
+std::vector<std::string> saml_acs_urls(const config::EdgeCConfig& cfg, std::string_view deployment) {
+    std::vector<std::string> out;
+    for (const auto& d : cfg.domains) {
+        if (d.sso == config::SsoMode::Off || (!deployment.empty() && d.deployment != deployment)) continue;
+        for (const auto& a : cfg.sso.edge_e_addresses)
+            out.push_back(saml_acs_url(a, d.name));
+    }
+    return out;
+}
+
+const config::DomainConfig* find_domain_config(const config::EdgeCConfig& cfg, std::string_view domain) {
+    for (const auto& d : cfg.domains)
+        if (d.name == domain) return &d;
+    return nullptr;
 }
 
 Result<void> EdgeC::create(app::App& app) {
@@ -295,6 +329,23 @@ void EdgeC::start() {
     start_discovery();
     oauth_keys_->refresh(); // keys are fetched when discovery runs
     start_allow_list_admin();
+    // seeds/002 "Exporting the SAML Metadata from the Expressway-C": this peer's SP metadata, naming the
+    // edge-e peers' consumer URLs of one deployment's SSO domains (?deployment=, default "default").
+    app_.admin().route("/sso/metadata", [this](const admin::Request& r) {
+        if (r.method != "GET" && r.method != "HEAD") return admin::text(405, "use GET\n");
+        if (!gen_->saml) return admin::text(404, "single sign-on is off for every domain\n");
+        auto deps = http::query_values(r.query, "deployment");
+        std::string dep = deps.empty() ? gen_->cfg.deployments.front() : deps.front();
+        if (std::find(gen_->cfg.deployments.begin(), gen_->cfg.deployments.end(), dep) ==
+            gen_->cfg.deployments.end())
+            return admin::text(404, "unknown deployment\n");
+        auto acs = saml_acs_urls(gen_->cfg, dep);
+        if (acs.empty()) return admin::text(404, "no domain of this deployment has single sign-on\n");
+        admin::Response resp;
+        resp.content_type = "application/samlmetadata+xml";
+        resp.body = gen_->saml->metadata(acs);
+        return resp;
+    });
     publish_snapshot();
     start_links();
 }

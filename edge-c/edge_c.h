@@ -52,7 +52,17 @@ struct Generation {
     // OAuth access token validation (oauth.clusters); null when no cluster is configured. Rebuilt on every
     // reload, which is how regenerated keys are picked up.
     std::shared_ptr<const class OAuthValidator> oauth;
+    // The SAML service provider (edge-c/saml_sp.h); null when no domain has single sign-on. Rebuilt on every
+    // reload (new IdP metadata); its replay memory is the process's and carries over.
+    std::shared_ptr<class SamlServiceProvider> saml;
 };
+
+// Single sign-on helpers shared by the HTTP service and the admin metadata export.
+// The assertion consumer URL of `domain` at edge-e address host[:port] (port 8443 when absent).
+std::string saml_acs_url(std::string_view edge_e_address, std::string_view domain);
+// Every consumer URL of the SSO domains of `deployment` (empty: all deployments) at every sso.edge_e_address.
+std::vector<std::string> saml_acs_urls(const config::EdgeCConfig& cfg, std::string_view deployment = {});
+const config::DomainConfig* find_domain_config(const config::EdgeCConfig& cfg, std::string_view domain);
 
 class EdgeC;
 class MraAccessDirectory;
@@ -207,6 +217,7 @@ class EdgeC final : public app::Roles {
     // Declared after http_ and resolver_ so it is destroyed before them.
     std::unique_ptr<Discovery> discovery_;
     std::unique_ptr<class OAuthKeyFetcher> oauth_keys_; // likewise
+    std::shared_ptr<class SamlReplayCache> saml_cache_; // AuthnRequest and assertion IDs, across reloads
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)

@@ -22,7 +22,8 @@ namespace edgepair::edge_c {
 
 namespace {
 
-constexpr unsigned char kVersion = 1;
+constexpr unsigned char kVersion = 1;    // sealed after a password check
+constexpr unsigned char kVersionSso = 2; // sealed after a SAML sign-in: the same layout, the stamp unused
 constexpr size_t kNonce = 12, kTag = 16;
 constexpr size_t kMaxToken = 2048; // far above any real token; bounds the decoder's work
 constexpr std::string_view kAad = "edgepair edge token v1";
@@ -210,7 +211,7 @@ EdgeTokenSealer::Stamp EdgeTokenSealer::stamp_of(std::string_view deployment, st
 
 std::string EdgeTokenSealer::issue(const EdgeTokenClaims& c, std::string_view password) const {
     std::string pt;
-    pt.push_back(char(kVersion));
+    pt.push_back(char(c.sso ? kVersionSso : kVersion));
     put_u64(pt, c.issued_ms);
     auto st = stamp_of(c.deployment, c.user, password);
     pt.append(reinterpret_cast<const char*>(st.data()), st.size());
@@ -268,8 +269,10 @@ std::variant<EdgeTokenClaims, EdgeTokenRefusal> EdgeTokenSealer::open(std::strin
     if (!ok) return EdgeTokenRefusal::BadSeal;
 
     Reader r{pt};
-    if (r.u(1) != kVersion) return EdgeTokenRefusal::Malformed;
+    const auto version = r.u(1);
+    if (version != kVersion && version != kVersionSso) return EdgeTokenRefusal::Malformed;
     EdgeTokenClaims c;
+    c.sso = version == kVersionSso;
     c.issued_ms = r.u(8);
     Stamp st{};
     auto sv = r.bytes(st.size());
@@ -282,7 +285,7 @@ std::variant<EdgeTokenClaims, EdgeTokenRefusal> EdgeTokenSealer::open(std::strin
     if (c.issued_ms > now_ms + 60'000) return EdgeTokenRefusal::FromFuture;
     if (now_ms - std::min(now_ms, c.issued_ms) >= lifetime_ms) return EdgeTokenRefusal::Expired;
     if (c.deployment != deployment) return EdgeTokenRefusal::WrongDeployment;
-    {
+    if (!c.sso) {
         std::lock_guard<std::mutex> lk(mu_);
         std::string key = c.deployment;
         key.push_back('\0');

@@ -37,6 +37,9 @@ struct EdgeTokenClaims {
     std::string deployment;
     std::string node; // the Unified CM node that checked the password (the user's UDS server)
     uint64_t issued_ms = 0;
+    // Issued after a SAML sign-in (edge-c/saml_sp.h), not a password check: there is no password stamp to
+    // compare, and a domain in SSO mode Exclusive accepts only these.
+    bool sso = false;
 };
 
 enum class EdgeTokenRefusal { Malformed, BadSeal, Expired, FromFuture, WrongDeployment, StaleCredentials };

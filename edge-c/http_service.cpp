@@ -6,6 +6,7 @@
 // per-stream flow control on one side and the upstream socket on the other.
 #include "edge-c/http_service.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <variant>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "common/http/b64_domain.h"
 #include "common/http/h1_client.h"
@@ -27,8 +29,10 @@
 #include "edge-c/credentials.h"
 #include "edge-c/edge_c.h"
 #include "edge-c/edge_token.h"
+#include "edge-c/home_cluster.h"
 #include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
+#include "edge-c/saml_sp.h"
 
 namespace edgepair::edge_c {
 
@@ -117,6 +121,10 @@ std::string_view kind_label(http::MraKind k) {
         return "edge_sso";
     case http::MraKind::Proxy:
         return "proxy";
+    case http::MraKind::SsoAuthorize:
+        return "sso_authorize";
+    case http::MraKind::SsoFedlet:
+        return "sso_fedlet";
     case http::MraKind::Other:
         return "other";
     }
@@ -156,6 +164,14 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     void issue_edge_token(const AuthOutcome& who, const std::string& password);
     void serve_edge_config(const AuthOutcome& who);
     void serve_edge_sso();
+    void answer_edge_sso(bool available, const char* why);
+    void serve_sso_authorize();
+    void consume_assertion();
+    void refuse_assertion(SamlRefusal why, const std::string& detail);
+    void sso_signed_in(const SamlIdentity& id, const std::string& node);
+    config::SsoMode sso_mode() const;
+    std::string acs_url() const;
+    bool refuse_credentials_in_exclusive(const char* kind);
     void serve_proxy_checked();
     void start_exchange();
     void respond(int status, std::string_view body, const link::Headers& extra = {},
@@ -177,7 +193,9 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     // Authenticated by an edge token: its Authorization field stays here (the token is the edge's, and the
     // whole point is that no password goes upstream).
     bool drop_authorization_ = false;
-    link::Headers auth_extra_; // get_edge_config: the Set-Cookie with a new edge token
+    link::Headers auth_extra_;     // get_edge_config: the Set-Cookie with a new edge token
+    bool collecting_form_ = false; // fedlet: the POST body is read whole, then checked
+    std::string form_;
 
     std::string pending_body_; // request bytes received before the exchange exists, not yet consumed
     bool req_ended_ = false;
@@ -235,6 +253,15 @@ void HttpStream::start() {
     switch (path_.kind) {
     case http::MraKind::EdgeSso:
         return serve_edge_sso();
+    case http::MraKind::SsoAuthorize:
+        return serve_sso_authorize();
+    case http::MraKind::SsoFedlet:
+        if (sso_mode() == config::SsoMode::Off || !w_.gen()->saml) {
+            access_.set_reason("sso_off");
+            return respond(404, "single sign-on is off for this domain\n");
+        }
+        collecting_form_ = true;
+        return;
     case http::MraKind::EdgeConfig:
         return authenticate([this](const AuthOutcome& who) { serve_edge_config(who); });
     case http::MraKind::Proxy: {
@@ -286,6 +313,7 @@ void HttpStream::check_edge_token(std::string_view token,
         return respond(401, "invalid token\n", {{"www-authenticate", kRealm}});
     }
     auto& c = std::get<EdgeTokenClaims>(r);
+    if (!c.sso && refuse_credentials_in_exclusive("edge_token")) return;
     if (over_authorization_limit(c.user, "edge_token")) return;
     count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
           {{"side", "edge-c"}, {"result", "edge_token"}});
@@ -394,6 +422,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
             if (k == "cookie")
                 if (auto t = edge_token_from_cookie(v)) return check_edge_token(*t, next);
     }
+    if (!authz.empty() && refuse_credentials_in_exclusive("basic")) return;
     auto creds = parse_basic_auth(authz);
     if (!creds) {
         count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
@@ -493,13 +522,180 @@ void HttpStream::serve_edge_config(const AuthOutcome& who) {
     respond(200, xml, auth_extra_, "text/xml; charset=utf-8");
 }
 
+config::SsoMode HttpStream::sso_mode() const {
+    const auto* d = find_domain_config(w_.gen()->cfg, path_.domain);
+    return d ? d->sso : config::SsoMode::Off;
+}
+
+// seeds/002 "Exclusive: ... the IdP, which is the only permitted authentication agent": a password (or an
+// edge token a password bought) is refused without asking Unified CM. Returns true when it answered.
+bool HttpStream::refuse_credentials_in_exclusive(const char* kind) {
+    if (sso_mode() != config::SsoMode::Exclusive) return false;
+    count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
+          {{"side", "edge-c"}, {"result", "sso_exclusive"}});
+    access_.set_reason("sso_exclusive");
+    EP_INFO(kLog, "stream {}: {} credentials refused: domain {} signs in through its IdP only", s_->id(),
+            kind, path_.domain);
+    respond(403, "this domain signs in through single sign-on only\n");
+    return true;
+}
+
+// The consumer URL of the edge-e this request came through (x-edge-host is its node_name; the port its HTTPS
+// listener's). An assertion must name exactly this URL as its recipient.
+std::string HttpStream::acs_url() const {
+    std::string host = lower_ascii(hv(req_, "x-edge-host"));
+    auto port = parse_u16(hv(req_, "x-edge-https-port"));
+    if (host.empty() || !port || !*port) return {};
+    return saml_acs_url(fmt::format("{}:{}", host, *port), path_.domain);
+}
+
+void HttpStream::answer_edge_sso(bool available, const char* why) {
+    count(w_, "edgepair_edge_sso_answers_total", "get_edge_sso answers, by answer and reason",
+          {{"answer", available ? "true" : "false"}, {"reason", why}});
+    access_.set_reason(why);
+    respond(200, mra::build_edge_sso_xml(available), {}, "text/xml; charset=utf-8");
+}
+
 void HttpStream::serve_edge_sso() {
-    // seeds/002 "Check for Internal SSO Availability": with the check on, edge-c asks a round-robin Unified
-    // CM over UDS; with it off the answer is always true. edgepair has no SSO (Single Sign-on support "Off"
-    // in the guide's terms), so the only truthful answer is false: a true would send Jabber to an IdP that is
-    // not there, and the guide says it would then not fall back to credentials. The UDS check belongs with
-    // the tokens issue, which brings SSO.
-    respond(200, mra::build_edge_sso_xml(false), {}, "text/xml; charset=utf-8");
+    // seeds/002 "Check for Internal SSO Availability": with the check on, edge-c finds the user's home
+    // cluster over UDS and answers from it; with it off the answer is true for a domain with SSO on. A
+    // domain without SSO answers false: a true would send Jabber to an IdP that is not there, and the guide
+    // says it would then not fall back to credentials.
+    const auto mode = sso_mode();
+    if (mode == config::SsoMode::Off || !w_.gen()->saml) return answer_edge_sso(false, "sso_off");
+    if (!w_.gen()->cfg.sso.check_internal_availability) return answer_edge_sso(true, "no_internal_check");
+    // The identity as clients send it: email= in public logs, username= in edgepair's older tests.
+    std::string who;
+    for (auto key : {"email", "username"}) {
+        auto v = http::query_values(path_.query, key);
+        if (!v.empty() && !v.front().empty()) {
+            who = v.front();
+            break;
+        }
+    }
+    bool printable = !who.empty() && who.size() <= 256;
+    for (char c : who)
+        printable = printable && static_cast<unsigned char>(c) > 0x20 && c != 0x7f && c != '/';
+    if (!printable) return answer_edge_sso(false, "no_identity");
+    std::weak_ptr<bool> alive = alive_;
+    // Assumed (shared/MRA-PROTOCOL.md: the UDS query behind get_edge_sso is not public): the user's home
+    // cluster found by clusterUser means SSO is available there. What Unified CM reports about its own SSO
+    // state would be read here once a capture shows it.
+    w_.credentials().home().find(deployment_, who, [this, alive](Result<std::optional<HomeCluster>> r) {
+        auto a = alive.lock();
+        if (!a || !*a || !s_) return;
+        if (!r) {
+            EP_WARN(kLog, "stream {}: get_edge_sso: home cluster look-up failed: {}", s_->id(),
+                    r.error().message);
+            return answer_edge_sso(false, "lookup_failed");
+        }
+        if (!*r) return answer_edge_sso(false, "unknown_user");
+        answer_edge_sso(true, "home_cluster");
+    });
+}
+
+void HttpStream::serve_sso_authorize() {
+    const auto& g = w_.gen();
+    const auto* d = find_domain_config(g->cfg, path_.domain);
+    if (!d || d->sso == config::SsoMode::Off || !g->saml) {
+        access_.set_reason("sso_off");
+        return respond(404, "single sign-on is off for this domain\n");
+    }
+    const std::string acs = acs_url();
+    const auto listed = saml_acs_urls(g->cfg, deployment_);
+    if (acs.empty() || std::find(listed.begin(), listed.end(), acs) == listed.end()) {
+        // The IdP would refuse a consumer URL the exported metadata does not list.
+        EP_WARN(kLog, "stream {}: SSO for {}: consumer {} is not among sso.edge_e_addresses", s_->id(),
+                path_.domain, acs.empty() ? "(unknown edge-e)" : acs);
+        access_.set_reason("sso_misconfigured");
+        return respond(503, "single sign-on is not configured for this edge\n");
+    }
+    auto r = g->saml->authn_request(d->idp, acs, path_.domain, "", int64_t(wall_ms() / 1000));
+    if (!r) {
+        EP_WARN(kLog, "stream {}: SSO for {}: {}", s_->id(), path_.domain, r.error().message);
+        access_.set_reason("sso_request_failed");
+        return respond(503, "single sign-on unavailable\n");
+    }
+    count(w_, "edgepair_saml_requests_total", "SAML AuthnRequests sent to identity providers", {});
+    EP_INFO(kLog, "stream {}: SSO for {}: AuthnRequest {} to IdP {}", s_->id(), path_.domain, r->request_id,
+            d->idp);
+    respond(302, "redirecting to the identity provider\n", {{"location", r->url}});
+}
+
+void HttpStream::refuse_assertion(SamlRefusal why, const std::string& detail) {
+    count(w_, "edgepair_saml_responses_total", "SAML Responses consumed, by result (the refusal reason)",
+          {{"result", refusal_label(why)}});
+    access_.set_reason(std::string("saml_") + refusal_label(why));
+    // The guide's wording first, so that "Check the logs for \"Invalid SAML Response\"" finds it.
+    EP_WARN(kLog, "stream {}: {}: {} ({})", s_->id(), refusal_message(why), refusal_label(why), detail);
+    respond(403, std::string(refusal_message(why)) + "\n");
+}
+
+void HttpStream::consume_assertion() {
+    collecting_form_ = false;
+    const auto& g = w_.gen();
+    const auto* d = find_domain_config(g->cfg, path_.domain);
+    if (!d || !g->saml) return respond(404, "single sign-on is off for this domain\n");
+    auto form = parse_saml_post_form(form_);
+    form_.clear();
+    if (!form) return refuse_assertion(SamlRefusal::BadForm, "the body is not a SAMLResponse form");
+    const std::string acs = acs_url();
+    std::string detail;
+    auto r = g->saml->consume(*form, d->idp, acs, path_.domain, int64_t(wall_ms() / 1000), detail);
+    if (auto* why = std::get_if<SamlRefusal>(&r)) return refuse_assertion(*why, detail);
+    auto id = std::get<SamlIdentity>(std::move(r));
+    EP_INFO(kLog, "stream {}: SAML assertion {} from {}: uid {}", s_->id(), id.assertion_id, id.idp, id.uid);
+    // The user's home cluster, as for a password sign-in: the token names the node get_edge_config
+    // advertises.
+    std::weak_ptr<bool> alive = alive_;
+    w_.credentials().home().find(
+        deployment_, id.uid, [this, alive, id](Result<std::optional<HomeCluster>> h) {
+            auto a = alive.lock();
+            if (!a || !*a || !s_) return;
+            if (!h) {
+                count(w_, "edgepair_saml_responses_total",
+                      "SAML Responses consumed, by result (the refusal reason)",
+                      {{"result", "lookup_failed"}});
+                EP_WARN(kLog, "stream {}: SSO user {}: home cluster look-up failed: {}", s_->id(), id.uid,
+                        h.error().message);
+                access_.set_reason("saml_lookup_failed");
+                return respond(auth_error_status(h.error()), "user directory unavailable\n");
+            }
+            if (!*h) {
+                count(w_, "edgepair_saml_responses_total",
+                      "SAML Responses consumed, by result (the refusal reason)",
+                      {{"result", "unknown_user"}});
+                EP_WARN(kLog, "stream {}: SSO user {} is unknown to Unified CM", s_->id(), id.uid);
+                access_.set_reason("saml_unknown_user");
+                return respond(403, "user not known to Unified CM\n");
+            }
+            SamlIdentity who = id;
+            who.uid = (*h)->user_id.empty() ? id.uid : (*h)->user_id;
+            sso_signed_in(who, (*h)->node);
+        });
+}
+
+// How the client gets its token after the assertion. Not public (the Jabber side of /fedlet is not in any
+// capture): edgepair sets the same X-Auth cookie a password sign-in gets and answers the token as JSON too,
+// in OAuth 2.0's implicit-grant field names (RFC 6749 4.2.2), which the authorize query's response_type=token
+// suggests. Change the form here only.
+void HttpStream::sso_signed_in(const SamlIdentity& id, const std::string& node) {
+    const auto& g = w_.gen();
+    if (!g->edge_tokens) return respond(503, "edge tokens unavailable\n");
+    EdgeTokenClaims c{id.uid, deployment_, node, wall_ms(), true};
+    auto token = g->edge_tokens->issue(c, "");
+    if (token.empty()) return respond(503, "edge tokens unavailable\n");
+    count(w_, "edgepair_saml_responses_total", "SAML Responses consumed, by result (the refusal reason)",
+          {{"result", "ok"}});
+    count(w_, "edgepair_edge_tokens_issued_total", "Edge tokens issued after a Basic check", {});
+    const uint64_t max_age = uint64_t(g->cfg.credentials.refresh_interval.count()) / 1000;
+    access_.set_reason("saml_ok");
+    // nlohmann escapes: a uid may hold any printable character, '"' included; bytes that are not UTF-8 (a
+    // percent-decoded UDS id) are replaced rather than thrown on.
+    const nlohmann::json answer{
+        {"access_token", token}, {"token_type", "Bearer"}, {"expires_in", max_age}, {"user", c.user}};
+    respond(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+            {{"set-cookie", edge_token_set_cookie(token, max_age)}}, "application/json");
 }
 
 void HttpStream::serve_proxy_checked() {
@@ -550,6 +746,17 @@ void HttpStream::release_owed() {
 
 void HttpStream::on_data(link::LinkStream& s, const char* data, size_t len) {
     access_.add_in(len);
+    if (collecting_form_) {
+        s.consumed(len);
+        if (form_.size() + len > 256 * 1024) {
+            collecting_form_ = false;
+            form_.clear();
+            access_.set_reason("body_too_large");
+            return respond(413, "SAML response too large\n");
+        }
+        form_.append(data, len);
+        return;
+    }
     if (responded_) {
         s.consumed(len); // the answer is out; the rest of the request is not wanted
         return;
@@ -570,6 +777,7 @@ void HttpStream::on_data(link::LinkStream& s, const char* data, size_t len) {
 
 void HttpStream::on_end(link::LinkStream&) {
     req_ended_ = true;
+    if (collecting_form_) return consume_assertion();
     if (x_ && !responded_) x_->end_body();
 }
 

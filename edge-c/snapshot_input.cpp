@@ -39,6 +39,7 @@ mra::SnapshotInput snapshot_input(const config::EdgeCConfig& cfg, const std::vec
         dom.deployment = d.deployment == in.default_deployment ? std::string() : d.deployment;
         dom.services.sip_on_ucm = d.sip;
         dom.services.imp = d.xmpp;
+        dom.sso = config::to_string(d.sso);
         in.domains.push_back(std::move(dom));
     }
     in.nodes = nodes;

@@ -488,6 +488,7 @@ void EdgeE::on_control_message(std::string msg) {
                 [this, sp](core::Worker& w) { workers_[w.index()]->apply_snapshot(sp); });
             EP_INFO("link", "applied snapshot from edge-c: {} domains, {} nodes, {} allow-list rules",
                     sp->domains.size(), sp->nodes.size(), sp->allow_list.rules().size());
+            check_sso_modes();
         } else {
             EP_DEBUG("link", "control message ignored: {}", j);
         }
@@ -508,6 +509,22 @@ void EdgeE::commit() {
     auto gen = gen_;
     app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply(gen); },
                              [] { EP_INFO("edge-e", "reload applied on every worker"); });
+    check_sso_modes();
+}
+
+void EdgeE::check_sso_modes() {
+    app_.alarms().clear_family("sso.mode:", {});
+    if (!snapshot_ || !gen_) return;
+    for (const auto& d : snapshot_->domains) {
+        const std::string here = config::to_string(gen_->cfg.sso.mode_of(d.name));
+        if (here == d.sso) continue;
+        EP_WARN("sso",
+                "domain {}: single sign-on is {} on edge-c and {} here; set the same mode on both edges",
+                d.name, d.sso, here);
+        app_.alarms().raise(
+            "sso.mode:" + d.name, obs::Severity::Warning,
+            fmt::format("single sign-on for {} is {} on edge-c, {} on edge-e", d.name, d.sso, here));
+    }
 }
 
 void EdgeE::drain_begin() {

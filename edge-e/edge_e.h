@@ -212,6 +212,8 @@ class EdgeE final : public app::Roles {
     Counters& counters() { return counters_; }
     // A control message from edge-c (any worker's link); applied on the main loop.
     void on_control_message(std::string msg);
+    // Alarm sso.mode:<domain> where edge-c's SSO mode (from its snapshot) differs from this config's.
+    void check_sso_modes();
     void link_closed(unsigned worker);
     size_t worker_count() const { return workers_.size(); }
     // Any thread: listener failures are reported from the workers.

@@ -259,20 +259,21 @@ class H2Conn final : public H2Session {
     uint64_t now() const { return ws_.worker().loop().now_ms(); }
 
     // `allow`: the gate's Allow value for a 405 (RFC 9110 15.5.6: a 405 must carry one).
+    // `content_type` set: an answer of edge-e's own (get_edge_sso), `msg` is the whole body.
     void respond_local(H2Stream& st, int status, const std::string& msg, uint64_t retry_after_s = 0,
-                       std::string_view allow = {}) {
+                       std::string_view allow = {}, std::string_view content_type = {}) {
         if (st.resp_started_ || !session_) return;
-        ws_.app().counters().http_rejected->inc();
+        if (status >= 400) ws_.app().counters().http_rejected->inc();
         st.local_ = true;
         st.resp_started_ = true;
         st.access_.set_status(status);
         if (st.timer_) st.timer_->cancel();
         release_link(st);
         release_held(st);
-        std::string body = msg + "\n";
+        std::string body = content_type.empty() ? msg + "\n" : msg;
         h2::Fields h = {
             {":status", std::to_string(status)},
-            {"content-type", "text/plain"},
+            {"content-type", content_type.empty() ? std::string("text/plain") : std::string(content_type)},
             {"content-length", std::to_string(body.size())},
         };
         if (status == 429) h.emplace_back("retry-after", std::to_string(retry_after_s ? retry_after_s : 1));
@@ -624,7 +625,7 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     st.access_.begin(ws_.gen()->access_log, g.request_id, conn_.peer().str(), head.method, head.target);
     if (g.status) {
         st.access_.set_reason(g.reason);
-        return respond_local(st, g.status, g.message, g.retry_after_s, g.allow);
+        return respond_local(st, g.status, g.message, g.retry_after_s, g.allow, g.content_type);
     }
     // nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS only once the client acknowledged it: the link
     // streams one connection holds are capped here from the first frame on.

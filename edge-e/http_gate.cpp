@@ -4,6 +4,7 @@
 
 #include "common/http/header_policy.h"
 #include "common/http/rate_limit.h"
+#include "common/mra/edge_config.h"
 #include "common/mra/request_gate.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
@@ -124,6 +125,37 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
         g.allow = std::move(verdict.allow);
         return g;
     }
+    // Single sign-on as edge-e's own config has it (seeds/002: the same mode on both edges). With the
+    // internal check off, edge-e "always responds true" to get_edge_sso for an SSO domain without asking
+    // edge-c; every other get_edge_sso goes to edge-c (which answers false for a domain without SSO). A
+    // domain whose mode is off has no SSO paths here.
+    const auto sso = cfg.sso.mode_of(verdict.path.domain);
+    if (verdict.path.kind == http::MraKind::EdgeSso && sso != config::SsoMode::Off &&
+        !cfg.sso.check_internal_availability) {
+        ws.app()
+            .metrics()
+            .counter("edgepair_edge_sso_answers_total", "get_edge_sso answers, by answer and reason",
+                     {{"answer", "true"}, {"reason", "no_internal_check"}})
+            .inc();
+        GateResult g;
+        g.request_id = std::move(id);
+        g.status = 200;
+        g.reason = "edge_sso_local";
+        g.message = mra::build_edge_sso_xml(true);
+        g.content_type = "text/xml; charset=utf-8";
+        return g;
+    }
+    if ((verdict.path.kind == http::MraKind::SsoAuthorize || verdict.path.kind == http::MraKind::SsoFedlet) &&
+        sso == config::SsoMode::Off) {
+        count_reject(ws, "sso_off");
+        EP_INFO("https", "{}: [{}] {} {} ({}) refused (sso_off): single sign-on is off for {}", peer.str(),
+                id, req.method, obs::redact_target(req.target), proto(req), verdict.path.domain);
+        auto g = refuse(404, "single sign-on is off for this domain");
+        g.request_id = std::move(id);
+        g.reason = "sso_off";
+        return g;
+    }
+
     GateResult g;
     g.request_id = id;
     // nullptr: no link up on this worker right now; the session waits for one (WorkerState::wait_for_link).

@@ -28,6 +28,9 @@ struct GateResult {
     std::string message;
     uint64_t retry_after_s = 0; // 429 only
     std::string allow;          // 405 only: the Allow field value
+    // Set: not a refusal but edge-e's own answer (get_edge_sso of an SSO domain without the internal check),
+    // `message` is the whole body of this type.
+    std::string content_type;
     // status == 0: open a stream on `link` with these headers (nullptr: no link up on this worker yet; the
     // session waits for one with WorkerState::wait_for_link).
     link::LinkConn* link = nullptr;

@@ -214,6 +214,11 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
         auto g = gate_request(ws_, *req, conn_->peer());
         access_.begin(ws_.gen()->access_log, g.request_id, conn_->peer().str(), parsed.method, parsed.target);
+        if (g.status && !g.content_type.empty()) {
+            access_.set_reason(g.reason);
+            if (!request_done_ && !body_skippable()) keep_alive_ = false;
+            return respond_local(g.status, g.message, keep_alive_, 0, {}, g.content_type);
+        }
         if (g.status) {
             access_.set_reason(g.reason);
             return reject_request(g.status, g.message, g.retry_after_s, g.allow);
@@ -351,19 +356,20 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     }
 
     // `allow`: the gate's Allow value for a 405 (RFC 9110 15.5.6: a 405 must carry one).
+    // `content_type` set: an answer of edge-e's own (get_edge_sso), `msg` is the whole body.
     void respond_local(int status, const std::string& msg, bool keep_alive, uint64_t retry_after_s = 0,
-                       std::string_view allow = {}) {
-        std::string body = msg + "\n";
+                       std::string_view allow = {}, std::string_view content_type = {}) {
+        std::string body = content_type.empty() ? msg + "\n" : msg;
         std::string extra =
             status == 401 ? fmt::format("WWW-Authenticate: {}\r\n", mra::kClientAuthChallenge) : "";
         access_.set_status(status);
         if (!head_request_) access_.add_out(body.size());
         if (status == 429) extra += fmt::format("Retry-After: {}\r\n", retry_after_s ? retry_after_s : 1);
         if (status == 405 && !allow.empty()) extra += fmt::format("Allow: {}\r\n", allow);
-        conn_->write(
-            fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}{}\r\n{}",
-                        status, reason_phrase(status), body.size(), extra,
-                        keep_alive ? "" : "Connection: close\r\n", head_request_ ? "" : body));
+        conn_->write(fmt::format(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}{}\r\n{}", status,
+            reason_phrase(status), content_type.empty() ? std::string_view("text/plain") : content_type,
+            body.size(), extra, keep_alive ? "" : "Connection: close\r\n", head_request_ ? "" : body));
         if (!keep_alive) {
             closing_ = true;
             conn_->close();

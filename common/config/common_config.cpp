@@ -234,4 +234,22 @@ void warn_expiry(const SourceMap& src, Diagnostics& diag, const std::string& pat
         warn_at(src, diag, path, "certificate expires in " + std::to_string(info.not_after_days) + " days");
 }
 
+const char* to_string(SsoMode m) {
+    switch (m) {
+    case SsoMode::Off:
+        return "off";
+    case SsoMode::On:
+        return "on";
+    case SsoMode::Exclusive:
+        return "exclusive";
+    }
+    return "off";
+}
+
+void read_sso_mode(const Map& m, std::string_view key, SsoMode& out) {
+    static constexpr EnumName<SsoMode> kModes[] = {
+        {"off", SsoMode::Off}, {"on", SsoMode::On}, {"exclusive", SsoMode::Exclusive}};
+    m.enumeration<SsoMode>(key, out, kModes);
+}
+
 } // namespace edgepair::config

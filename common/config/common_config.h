@@ -24,6 +24,14 @@ struct LimitsConfig {
 
 inline constexpr unsigned kMaxWorkers = 64;
 
+// Single sign-on over the edge, per domain (seeds/002 "Understanding the SSO options for MRA"): Off
+// (credentials through the pair only), On (the IdP or credentials), Exclusive (the IdP only). "Select the
+// same value on the Expressway-C and Expressway-E": both edges read it from their own config.
+enum class SsoMode { Off, On, Exclusive };
+const char* to_string(SsoMode);
+// Reads `key` of `m` as off | on | exclusive (YAML 1.1's on/off arrive as plain scalars here).
+void read_sso_mode(const Map& m, std::string_view key, SsoMode& out);
+
 // ---- parse helpers (record errors in the node's Reader, keep defaults on error) ----
 
 void parse_log(const Node& n, LogConfig& out);

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <filesystem>
 
+#include <pugixml.hpp>
+
 #include "common/config/auth_db.h"
 #include "common/config/yaml_reader.h"
 
@@ -23,6 +25,44 @@ constexpr EnumName<HttpMethod> kMethodsLower[] = {{"get", HttpMethod::Get},
                                                   {"delete", HttpMethod::Delete},
                                                   {"head", HttpMethod::Head}};
 constexpr EnumName<MatchKind> kMatch[] = {{"prefix", MatchKind::Prefix}, {"exact", MatchKind::Exact}};
+
+// The shape edge-c's SAML service provider needs from an IdP's metadata (edge-c/saml_sp.cpp imports it with
+// liblasso at start): an EntityDescriptor with an entityID and an IDPSSODescriptor that has an HTTP-Redirect
+// SingleSignOnService and a signing certificate. Checked here too so that `--check` reports a wrong file.
+// Empty: fine; else what is wrong.
+std::string idp_metadata_problem(const std::string& path) {
+    pugi::xml_document doc;
+    auto r = doc.load_file(path.c_str(), pugi::parse_default & ~pugi::parse_doctype);
+    if (!r) return std::string("not XML: ") + r.description();
+    auto local = [](const pugi::xml_node& n) {
+        std::string_view name = n.name();
+        auto colon = name.find(':');
+        return colon == std::string_view::npos ? name : name.substr(colon + 1);
+    };
+    auto root = doc.document_element();
+    if (local(root) != "EntityDescriptor")
+        return "not SAML 2.0 metadata: the root is not an EntityDescriptor";
+    if (std::string_view(root.attribute("entityID").value()).empty())
+        return "the EntityDescriptor has no entityID";
+    for (auto idp : root.children()) {
+        if (local(idp) != "IDPSSODescriptor") continue;
+        bool redirect = false, cert = false;
+        for (auto c : idp.children()) {
+            if (local(c) == "SingleSignOnService" && std::string_view(c.attribute("Binding").value()) ==
+                                                         "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect")
+                redirect = true;
+            if (local(c) == "KeyDescriptor" && std::string_view(c.attribute("use").value()) != "encryption")
+                for (auto ki : c.children())
+                    for (auto xd : ki.children())
+                        for (auto x : xd.children())
+                            cert = cert || local(x) == "X509Certificate";
+        }
+        if (!redirect) return "the IDPSSODescriptor has no HTTP-Redirect SingleSignOnService";
+        if (!cert) return "the IDPSSODescriptor has no signing certificate (KeyDescriptor/X509Certificate)";
+        return "";
+    }
+    return "no IDPSSODescriptor: this is not an identity provider's metadata";
+}
 
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(),
@@ -136,7 +176,7 @@ void parse_domains(const Node& n, std::vector<DomainConfig>& out) {
     if (!items) return;
     for (const auto& item : *items) {
         DomainConfig d;
-        auto m = item.as_map({"name", "deployment", "sip", "xmpp", "http"});
+        auto m = item.as_map({"name", "deployment", "sip", "xmpp", "http", "sso", "idp"});
         if (!m.valid()) continue;
         if (auto nm = m.require("name")) {
             if (auto v = nm->as_string()) {
@@ -150,6 +190,8 @@ void parse_domains(const Node& n, std::vector<DomainConfig>& out) {
         m.boolean("sip", d.sip);
         m.boolean("xmpp", d.xmpp);
         m.boolean("http", d.http);
+        read_sso_mode(m, "sso", d.sso);
+        m.string("idp", d.idp);
         out.push_back(std::move(d));
     }
 }
@@ -341,6 +383,60 @@ void parse_mra_policy(const Node& n, MraPolicyConfig& out) {
     m.string("axl_version", out.axl_version);
 }
 
+void parse_sso(const Node& n, SsoConfig& out) {
+    auto m = n.as_map({"check_internal_availability", "entity_id", "signing", "edge_e_addresses",
+                       "identity_providers", "clock_skew", "request_lifetime"});
+    m.boolean("check_internal_availability", out.check_internal_availability);
+    if (auto e = m.get("entity_id")) {
+        if (auto v = e->as_string()) {
+            // An entity ID is a URI (SAML core 8.3.6); edgepair only writes absolute https ones.
+            if (v->starts_with("https://") && v->size() > 8 && v->size() <= 1024 &&
+                v->find_first_of(" \t\r\n\"<>") == std::string::npos)
+                out.entity_id = *v;
+            else
+                e->error("expected an absolute https:// URI, got \"" + *v + "\"");
+        }
+    }
+    if (auto s = m.get("signing")) parse_cert_key(*s, out.signing);
+    if (auto a = m.get("edge_e_addresses")) {
+        if (auto items = a->as_seq()) {
+            for (const auto& item : *items) {
+                auto v = item.as_string();
+                if (!v) continue;
+                std::string_view hp = *v;
+                std::string_view host = hp;
+                bool ok = true;
+                if (auto colon = hp.rfind(':'); colon != std::string_view::npos) {
+                    host = hp.substr(0, colon);
+                    unsigned port = 0;
+                    auto ps = hp.substr(colon + 1);
+                    auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
+                    ok = ec == std::errc() && p == ps.data() + ps.size() && port >= 1 && port <= 65535;
+                }
+                if (!ok || !valid_dns_name(host) || is_ip_literal(host)) {
+                    item.error("expected the DNS name clients reach an edge-e peer by, host[:port], got \"" +
+                               *v + "\"");
+                    continue;
+                }
+                out.edge_e_addresses.push_back(lower(*v));
+            }
+        }
+    }
+    if (auto l = m.get("identity_providers")) {
+        if (auto items = l->as_seq()) {
+            for (const auto& item : *items) {
+                auto im = item.as_map({"name", "metadata_file"});
+                SamlIdpConfig c;
+                im.string("name", c.name, true);
+                im.readable_file("metadata_file", c.metadata_file, true);
+                out.identity_providers.push_back(std::move(c));
+            }
+        }
+    }
+    m.duration("clock_skew", out.clock_skew, std::chrono::seconds(0), std::chrono::minutes(10));
+    m.duration("request_lifetime", out.request_lifetime, std::chrono::seconds(10), std::chrono::hours(1));
+}
+
 void parse_http(const Node& n, EdgeCHttpConfig& out) {
     auto m = n.as_map({"upstream_timeout"});
     m.duration("upstream_timeout", out.upstream_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
@@ -388,9 +484,9 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "link", "dns", "discovery",
-                         "deployments", "domains", "allow_list", "credentials", "sip", "limits", "media",
-                         "http", "oauth", "mra_policy", "federation"});
+    auto m = top.as_map({"node_name", "workers",     "log",     "admin",      "tls",         "link", "dns",
+                         "discovery", "deployments", "domains", "allow_list", "credentials", "sip",  "limits",
+                         "media",     "http",        "oauth",   "mra_policy", "federation",  "sso"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -414,6 +510,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("credentials")) parse_credentials(*n, cfg.credentials);
     if (auto n = m.get("oauth")) parse_oauth(*n, cfg.oauth);
     if (auto n = m.get("mra_policy")) parse_mra_policy(*n, cfg.mra_policy);
+    if (auto n = m.get("sso")) parse_sso(*n, cfg.sso);
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);
@@ -497,6 +594,61 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
             warn_at(src, diag, key + ".deployment",
                     "deployment \"" + d.deployment + "\" has no discovery.unified_cm server");
     }
+    // Single sign-on: one IdP per domain, named among sso.identity_providers; a signing key pair once any
+    // domain uses it.
+    bool any_sso = false;
+    for (std::size_t i = 0; i < cfg.sso.identity_providers.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (!cfg.sso.identity_providers[i].name.empty() &&
+                cfg.sso.identity_providers[j].name == cfg.sso.identity_providers[i].name)
+                error_at(src, diag, "sso.identity_providers[" + std::to_string(i) + "].name",
+                         "duplicate identity provider \"" + cfg.sso.identity_providers[i].name + "\"");
+    for (std::size_t i = 0; i < cfg.domains.size(); ++i) {
+        const auto& d = cfg.domains[i];
+        std::string key = "domains[" + std::to_string(i) + "]";
+        if (d.sso == SsoMode::Off) {
+            if (!d.idp.empty()) warn_at(src, diag, key + ".idp", "ignored: sso is off for this domain");
+            continue;
+        }
+        any_sso = true;
+        if (d.idp.empty()) {
+            error_at(src, diag, key + ".sso",
+                     std::string("sso: ") + to_string(d.sso) +
+                         " needs idp: the identity provider of the domain");
+            continue;
+        }
+        bool found = false;
+        for (const auto& p : cfg.sso.identity_providers)
+            found = found || p.name == d.idp;
+        if (!found)
+            error_at(src, diag, key + ".idp",
+                     "unknown identity provider \"" + d.idp + "\"; declare it under sso.identity_providers");
+    }
+    for (std::size_t i = 0; i < cfg.sso.identity_providers.size(); ++i) {
+        const auto& f = cfg.sso.identity_providers[i].metadata_file;
+        if (f.empty()) continue;
+        if (auto why = idp_metadata_problem(f); !why.empty())
+            error_at(src, diag, "sso.identity_providers[" + std::to_string(i) + "].metadata_file",
+                     f + ": " + why);
+    }
+    if (any_sso) {
+        if (cfg.sso.signing.cert.empty() && !src.lines.count("sso.signing"))
+            error_at(src, diag, src.lines.count("sso") ? "sso" : "domains",
+                     "a domain has sso on: sso.signing (the key pair that signs AuthnRequests) is required");
+        else if (!cfg.sso.signing.cert.empty())
+            validate_cert_key(src, diag, "sso.signing", cfg.sso.signing, {});
+    }
+    if (cfg.sso.entity_id.empty() && !cfg.node_name.empty())
+        cfg.sso.entity_id = "https://" + cfg.node_name + "/saml/sp";
+    if (cfg.sso.edge_e_addresses.empty())
+        for (const auto& p : cfg.link.peers)
+            if (p.kind == Address::Kind::Name) cfg.sso.edge_e_addresses.push_back(lower(p.host));
+    if (any_sso && cfg.sso.edge_e_addresses.empty())
+        error_at(
+            src, diag, src.lines.count("sso") ? "sso" : "link.peers",
+            "a domain has sso on: sso.edge_e_addresses must name the edge-e peers clients reach (link.peers "
+            "are IP addresses)");
+
     for (std::size_t i = 0; i < cfg.allow_list.rules.size(); ++i)
         check_ref("allow_list.rules[" + std::to_string(i) + "].deployment",
                   cfg.allow_list.rules[i].deployment);

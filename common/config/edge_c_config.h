@@ -67,6 +67,10 @@ struct DomainConfig {
     bool sip = true;
     bool xmpp = true;
     bool http = true;
+    // Single sign-on over the edge for this domain (seeds/002); On and Exclusive need `idp`.
+    SsoMode sso = SsoMode::Off;
+    std::string
+        idp; // the sso.identity_providers[].name this domain's users sign in with (one IdP per domain)
 };
 
 enum class HttpMethod { Get, Post, Put, Delete, Head };
@@ -158,6 +162,32 @@ struct MraPolicyConfig {
     std::string axl_version = "14.0";
 };
 
+// The SAML 2.0 service provider role of the pair (edge-c/saml_sp.h, docs/SECURITY.md "Single sign-on").
+struct SamlIdpConfig {
+    std::string name;          // what domains[].idp names
+    std::string metadata_file; // the IdP's SAML 2.0 metadata (EntityDescriptor), imported as is
+};
+struct SsoConfig {
+    // seeds/002 "Check for Internal SSO Availability": get_edge_sso asks the user's home cluster (true)
+    // or answers true for every user of an SSO domain (false). The same key exists on edge-e.
+    bool check_internal_availability = true;
+    // The service provider's entity ID in the exported metadata and the AuthnRequests; one per edge-c peer.
+    // Default: https://<node_name>/saml/sp.
+    std::string entity_id;
+    // Signs the AuthnRequests and is published in the exported metadata. Required once a domain has SSO.
+    CertKey signing;
+    // AuthnRequests are signed RSA-SHA256 (seeds/002: SHA-256 by default since X8.5.1). The guide's SHA-1
+    // choice is not offered: liblasso does not export a per-server digest setting.
+    // The edge-e peers the IdP sends browsers back to, as host[:port] (port 8443 by default): each becomes
+    // an assertion consumer URL https://host:port/<b64 domain>/fedlet in the metadata. Default: the hosts of
+    // link.peers. An assertion must name, as its recipient, the consumer of the edge-e that received it.
+    std::vector<std::string> edge_e_addresses;
+    std::vector<SamlIdpConfig> identity_providers;
+    Duration clock_skew = std::chrono::seconds(60);
+    // How long an AuthnRequest this edge sent stays answerable (its ID is the assertion's InResponseTo).
+    Duration request_lifetime = std::chrono::minutes(10);
+};
+
 struct EdgeCHttpConfig {
     Duration upstream_timeout = std::chrono::seconds(30); // request sent -> the node's response head
 };
@@ -185,6 +215,7 @@ struct EdgeCConfig {
     CredentialsConfig credentials;
     OAuthConfig oauth;
     MraPolicyConfig mra_policy;
+    SsoConfig sso;
     EdgeCHttpConfig http;
     SipConfig sip;
     LimitsConfig limits; // client_idle_timeout / max_connections unused on edge-c

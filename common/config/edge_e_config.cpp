@@ -113,6 +113,37 @@ void parse_http(const Node& n, HttpEdgeConfig& out) {
     }
 }
 
+void parse_sso(const Node& n, EdgeESsoConfig& out) {
+    auto m = n.as_map({"check_internal_availability", "domains"});
+    m.boolean("check_internal_availability", out.check_internal_availability);
+    auto l = m.get("domains");
+    if (!l) return;
+    auto items = l->as_seq();
+    if (!items) return;
+    for (const auto& item : *items) {
+        auto dm = item.as_map({"name", "mode"});
+        if (!dm.valid()) continue;
+        SsoDomainConfig d;
+        if (auto nm = dm.require("name")) {
+            if (auto v = nm->as_string()) {
+                if (!valid_dns_name(*v) || is_ip_literal(*v)) {
+                    nm->error("invalid domain name \"" + *v + "\"");
+                } else {
+                    d.name = *v;
+                    std::transform(d.name.begin(), d.name.end(), d.name.begin(), ::tolower);
+                    for (const auto& o : out.domains)
+                        if (o.name == d.name) nm->error("duplicate domain \"" + d.name + "\"");
+                }
+            }
+        }
+        if (!dm.has("mode"))
+            dm.node().error("mode is required (off, on or exclusive)");
+        else
+            read_sso_mode(dm, "mode", d.mode);
+        out.domains.push_back(std::move(d));
+    }
+}
+
 bool overlaps(const Address& a, const Address& b) {
     if (a.port != b.port) return false;
     auto wild = [](const Address& x) {
@@ -136,6 +167,12 @@ const char* to_string(ClientCertMode m) {
     return "?";
 }
 
+SsoMode EdgeESsoConfig::mode_of(std::string_view domain) const {
+    for (const auto& d : domains)
+        if (d.name == domain) return d.mode;
+    return SsoMode::Off;
+}
+
 EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     EdgeEConfig cfg;
     cfg.source.file = path;
@@ -149,7 +186,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
     auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http",
-                         "media", "federation"});
+                         "media", "federation", "sso"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -168,6 +205,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.require("link")) parse_link(*n, cfg.link);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, true);
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
+    if (auto n = m.get("sso")) parse_sso(*n, cfg.sso);
     if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
     if (auto n = m.get("federation")) parse_edge_e_federation(*n, cfg.federation);
     return cfg;

@@ -87,6 +87,19 @@ struct HttpEdgeConfig {
     HttpRateLimitConfig rate_limit;
 };
 
+// Single sign-on over the edge as edge-e sees it (seeds/002: "Select the same value on the Expressway-C and
+// Expressway-E"). edge-e answers get_edge_sso itself when the internal check is off, and refuses the SSO
+// paths (/<b64 domain>/authorize, /fedlet) of a domain whose mode is off without using the link.
+struct SsoDomainConfig {
+    std::string name; // lower-case
+    SsoMode mode = SsoMode::Off;
+};
+struct EdgeESsoConfig {
+    bool check_internal_availability = true; // false: get_edge_sso is answered here, true for SSO domains
+    std::vector<SsoDomainConfig> domains;    // a domain not listed is off
+    SsoMode mode_of(std::string_view domain) const;
+};
+
 struct EdgeEConfig {
     std::string node_name;
     unsigned workers = 0; // 0 = auto (hardware_concurrency)
@@ -97,6 +110,7 @@ struct EdgeEConfig {
     LinkServerConfig link;
     LimitsConfig limits;
     HttpEdgeConfig http;
+    EdgeESsoConfig sso;
     std::optional<EdgeEMediaConfig> media;
     EdgeEFederationConfig federation; // issue #19
     SourceMap source;                 // file and key lines, for validation messages

@@ -140,6 +140,10 @@ std::string_view mra_kind_name(MraKind k) {
         return "edge_sso";
     case MraKind::Proxy:
         return "proxy";
+    case MraKind::SsoAuthorize:
+        return "sso_authorize";
+    case MraKind::SsoFedlet:
+        return "sso_fedlet";
     case MraKind::Other:
         return "other";
     }
@@ -248,6 +252,9 @@ Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& po
     std::string rest;
     if (service == "get_edge_config" || service == "get_edge_sso") {
         out.kind = service == "get_edge_config" ? MraKind::EdgeConfig : MraKind::EdgeSso;
+        rest = remainder(pos);
+    } else if (service == "authorize" || service == "fedlet") {
+        out.kind = service == "authorize" ? MraKind::SsoAuthorize : MraKind::SsoFedlet;
         rest = remainder(pos);
     } else if (service == "http" || service == "https") {
         std::string_view host_seg, port_seg;

@@ -30,7 +30,10 @@ std::string encode_domain(std::string_view domain);
 // Errors: "bad_domain: ...".
 Result<std::string> decode_domain(std::string_view b64);
 
-enum class MraKind { EdgeConfig, EdgeSso, Proxy, Other };
+// SsoAuthorize / SsoFedlet: the single sign-on start (`/<b64 domain>/authorize?...`, the SAML AuthnRequest is
+// built there) and the assertion consumer (`/<b64 domain>/fedlet`, the IdP's POST binding), both as public
+// captures show them (shared/MRA-PROTOCOL.md, "SSO").
+enum class MraKind { EdgeConfig, EdgeSso, Proxy, SsoAuthorize, SsoFedlet, Other };
 std::string_view mra_kind_name(MraKind k);
 
 struct MraPath {

@@ -44,6 +44,9 @@ struct Domain {
     std::string name;       // stored lowercase: DNS names compare case-insensitively
     std::string deployment; // empty means the default deployment
     DomainServices services;
+    // edge-c's single sign-on mode for the domain ("off", "on", "exclusive"): edge-e compares it with its own
+    // (seeds/002: "Select the same value on the Expressway-C and Expressway-E").
+    std::string sso = "off";
 };
 
 enum class NodeType { UnifiedCM, ImP, UnityConnection };

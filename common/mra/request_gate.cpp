@@ -96,6 +96,22 @@ GateVerdict decide(const Snapshot* snap, const GateRequest& req) {
                           fmt::format("{} on {}", req.method, http::mra_kind_name(v.path.kind)));
         }
         return v;
+    case http::MraKind::SsoAuthorize:
+        // The browser's redirect to the IdP starts here: a read.
+        if (req.method != "GET" && req.method != "HEAD") {
+            v.allow = "GET, HEAD";
+            return refuse(std::move(v), GateReason::MethodNotAllowed, 405, "method not allowed",
+                          fmt::format("{} on {}", req.method, http::mra_kind_name(v.path.kind)));
+        }
+        return v;
+    case http::MraKind::SsoFedlet:
+        // The SAML HTTP-POST binding (saml-bindings 3.5): the assertion arrives as a form, nothing else.
+        if (req.method != "POST") {
+            v.allow = "POST";
+            return refuse(std::move(v), GateReason::MethodNotAllowed, 405, "method not allowed",
+                          fmt::format("{} on {}", req.method, http::mra_kind_name(v.path.kind)));
+        }
+        return v;
     case http::MraKind::Proxy:
         break;
     }

@@ -36,7 +36,8 @@ enum class GateReason : uint8_t {
     NoConfig,               // 503 "no_config"
     UnknownDomain,          // 404 "unknown_domain"
     UnknownService,         // 404 "unknown_service"
-    MethodNotAllowed,       // 405 "method_not_allowed" (get_edge_config, get_edge_sso: GET and HEAD)
+    MethodNotAllowed,       // 405 "method_not_allowed" (get_edge_config, get_edge_sso, authorize: GET and
+                            // HEAD; fedlet: POST)
     Blocked,                // 403 "blocked" (allow list)
 };
 std::string_view gate_reason_label(GateReason r);

@@ -150,6 +150,11 @@ std::string snapshot_control(const SnapshotInput& in) {
 
 namespace {
 
+std::string j_string_or(const json& d, const char* key, const char* fallback) {
+    auto it = d.find(key);
+    return it != d.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+}
+
 Result<SnapshotInput> input_from(const json& j) {
     try {
         if (!j.is_object())
@@ -172,6 +177,10 @@ Result<SnapshotInput> input_from(const json& j) {
                 if (!v) return make_error("domain " + dom.name + ": " + v.error().message);
                 *out = *v;
             }
+            // Absent from an older edge-c's snapshot: off.
+            dom.sso = j_string_or(d, "sso", "off");
+            if (dom.sso != "off" && dom.sso != "on" && dom.sso != "exclusive")
+                return make_error("domain " + dom.name + ": sso is \"" + dom.sso + "\"");
             in.domains.push_back(std::move(dom));
         }
         for (auto& n : j.at("nodes")) {
@@ -219,7 +228,8 @@ std::string to_json(const SnapshotInput& in) {
                                     {"sip_on_expressway", d.services.sip_on_expressway},
                                     {"sip_on_ucm", d.services.sip_on_ucm},
                                     {"imp", d.services.imp},
-                                    {"xmpp_federation", d.services.xmpp_federation}});
+                                    {"xmpp_federation", d.services.xmpp_federation},
+                                    {"sso", d.sso}});
     j["nodes"] = json::array();
     for (auto& n : in.nodes)
         j["nodes"].push_back(node_json(n));

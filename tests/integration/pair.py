@@ -59,7 +59,7 @@ def edge_e_yaml(tc: h.TestCase, ports: Ports, pki: str, *, sni_cert: str | None 
 
 def edge_c_yaml(tc: h.TestCase, ports: Ports, pki: str, *, cert: str = "edge-c", password: str = DEMO_LINK_PASSWORD,
                 peer: str | None = None, extra: str = "", workers: int = 2, discovery: str = "",
-                state_file: str | None = None) -> str:
+                state_file: str | None = None, domains: str = "- {name: example.com}") -> str:
     peer = peer or f"127.0.0.1:{ports.link}"
     # discovery: YAML lines for inside the `discovery:` mapping (unified_cm: [...] etc.), unindented.
     disc = "".join("\n          " + line for line in discovery.strip("\n").splitlines()) if discovery.strip() else ""
@@ -83,7 +83,7 @@ def edge_c_yaml(tc: h.TestCase, ports: Ports, pki: str, *, cert: str = "edge-c",
         discovery:
           state_file: {state_file}{disc}
         domains:
-          - {{name: example.com}}
+          {domains}
         {extra}
     """)
 

@@ -688,6 +688,99 @@ TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules fil
     CHECK(cfg2->allow_list.rules_file == (e.conf / "rules.csv").string());
 }
 
+TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
+    auto& e = Env::get();
+    REQUIRE(e.ok);
+    std::ofstream(e.conf / "idp-metadata.xml")
+        << R"(<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp/x">)"
+        << R"(<md:IDPSSODescriptor><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="x"><ds:X509Data>)"
+        << R"(<ds:X509Certificate>MIIB</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>)"
+        << R"(<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" )"
+        << R"(Location="https://idp/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>)";
+    std::ofstream(e.conf / "sp-metadata.xml")
+        << R"(<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp/x">)"
+        << R"(<md:SPSSODescriptor/></md:EntityDescriptor>)";
+    SECTION("a domain with SSO on, its IdP and the signing pair; defaults filled") {
+        auto text = replace(kEdgeC, "  - name: example.com\n",
+                            "  - {name: example.com, sso: exclusive, idp: idp1}\n"
+                            "  - {name: other.example.com}\n"
+                            "sso:\n"
+                            "  check_internal_availability: false\n"
+                            "  signing: {cert: ../certs/out/edge-c.crt, key: ../certs/out/edge-c.key}\n"
+                            "  identity_providers:\n"
+                            "    - {name: idp1, metadata_file: idp-metadata.xml}\n");
+        Diagnostics diag;
+        auto cfg = load_edge_c_config(e.write("sso-c.yaml", text), &diag);
+        REQUIRE(cfg);
+        CHECK(cfg->domains[0].sso == SsoMode::Exclusive);
+        CHECK(cfg->domains[0].idp == "idp1");
+        CHECK(cfg->domains[1].sso == SsoMode::Off);
+        CHECK_FALSE(cfg->sso.check_internal_availability);
+        CHECK(cfg->sso.entity_id == "https://expc1.example.com/saml/sp");
+        // link.peers names edge-e by DNS: it is the consumer host by default.
+        CHECK(cfg->sso.edge_e_addresses == std::vector<std::string>{"expe1.example.com"});
+        CHECK(cfg->sso.identity_providers.at(0).metadata_file == (e.conf / "idp-metadata.xml").string());
+    }
+    SECTION("errors name the file, the line and the key") {
+        auto text = replace(kEdgeC, "  - name: example.com\n",
+                            "  - {name: example.com, sso: maybe}\n"
+                            "  - {name: b.example.com, sso: on}\n"
+                            "  - {name: c.example.com, sso: on, idp: nope}\n"
+                            "sso:\n"
+                            "  identity_providers:\n"
+                            "    - {name: sp-by-mistake, metadata_file: sp-metadata.xml}\n"
+                            "  entity_id: http://plain.example.com/sp\n"
+                            "  edge_e_addresses: [\"127.0.0.1:8443\"]\n");
+        Diagnostics diag;
+        const auto path = e.write("sso-bad-c.yaml", text);
+        REQUIRE_FALSE(load_edge_c_config(path, &diag));
+        const auto& mode = error_for(diag, "domains[0].sso");
+        CHECK(mode.file == path);
+        CHECK(mode.line == 17);
+        CHECK_THAT(mode.message, Catch::Contains("exclusive"));
+        CHECK_THAT(error_for(diag, "domains[1].sso").message, Catch::Contains("needs idp"));
+        CHECK(error_for(diag, "domains[1].sso").line == 18);
+        CHECK_THAT(error_for(diag, "domains[2].idp").message, Catch::Contains("unknown identity provider"));
+        CHECK_THAT(error_for(diag, "sso.entity_id").message, Catch::Contains("https://"));
+        CHECK_THAT(error_for(diag, "sso.edge_e_addresses[0]").message, Catch::Contains("DNS name"));
+        CHECK_THAT(error_for(diag, "sso").message, Catch::Contains("sso.signing"));
+        CHECK_THAT(error_for(diag, "sso.identity_providers[0].metadata_file").message,
+                   Catch::Contains("not an identity provider"));
+    }
+}
+
+TEST_CASE("edge-e: single sign-on modes per domain", "[config][edge_e][sso]") {
+    auto& e = Env::get();
+    REQUIRE(e.ok);
+    SECTION("modes and the internal check") {
+        Diagnostics diag;
+        auto cfg =
+            load_edge_e_config(e.write("sso-e.yaml", kEdgeE + "sso:\n"
+                                                              "  check_internal_availability: false\n"
+                                                              "  domains:\n"
+                                                              "    - {name: Example.COM, mode: on}\n"
+                                                              "    - {name: b.example.com, mode: off}\n"),
+                               &diag);
+        REQUIRE(cfg);
+        CHECK_FALSE(cfg->sso.check_internal_availability);
+        CHECK(cfg->sso.mode_of("example.com") == SsoMode::On);
+        CHECK(cfg->sso.mode_of("b.example.com") == SsoMode::Off);
+        CHECK(cfg->sso.mode_of("unlisted.example.com") == SsoMode::Off);
+    }
+    SECTION("a bad mode and a missing one") {
+        Diagnostics diag;
+        const auto path = e.write("sso-bad-e.yaml", kEdgeE + "sso:\n"
+                                                             "  domains:\n"
+                                                             "    - {name: example.com, mode: sometimes}\n"
+                                                             "    - {name: b.example.com}\n");
+        REQUIRE_FALSE(load_edge_e_config(path, &diag));
+        const auto& bad = error_for(diag, "sso.domains[0].mode");
+        CHECK(bad.file == path);
+        CHECK_THAT(bad.message, Catch::Contains("exclusive"));
+        CHECK_THAT(error_for(diag, "sso.domains[1]").message, Catch::Contains("mode is required"));
+    }
+}
+
 TEST_CASE("edge-e: federation.xmpp keys, defaults and errors", "[config][edge_e][federation]") {
     auto& e = env();
     {

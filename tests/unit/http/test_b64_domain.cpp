@@ -194,3 +194,18 @@ TEST_CASE("mra path: hostile variants are rejected", "[http][b64][mra]") {
         CHECK(error_label(r.error()) == c.label);
     }
 }
+
+TEST_CASE("mra path: the single sign-on paths", "[http][b64][mra][sso]") {
+    auto a = parse_mra_path("/ZXhhbXBsZS5jb20/authorize?response_type=token&email=a%40example.com");
+    REQUIRE(a.ok());
+    CHECK(a->kind == MraKind::SsoAuthorize);
+    CHECK(a->domain == "example.com");
+    CHECK(a->query == "response_type=token&email=a%40example.com");
+    auto f = parse_mra_path("/ZXhhbXBsZS5jb20/fedlet");
+    REQUIRE(f.ok());
+    CHECK(f->kind == MraKind::SsoFedlet);
+    CHECK(mra_kind_name(MraKind::SsoFedlet) == "sso_fedlet");
+    auto o = parse_mra_path("/ZXhhbXBsZS5jb20/Fedlet");
+    REQUIRE(o.ok());
+    CHECK(o->kind == MraKind::Other);
+}
