@@ -40,7 +40,13 @@ void log(std::string_view module, Level l, fmt::format_string<Args...> f, Args&&
 
 } // namespace edgepair::obs
 
-#define EP_LOG_AT(lvl, module, ...) ::edgepair::obs::log(module, ::edgepair::obs::Level::lvl, __VA_ARGS__)
+// The level is checked before the arguments are evaluated: a debug line's arguments (a redacted target, a
+// formatted address) must cost nothing on a hot path when debug is off.
+#define EP_LOG_AT(lvl, module, ...)                                                                          \
+    do {                                                                                                     \
+        if (::edgepair::obs::Logger::get().enabled(module, ::edgepair::obs::Level::lvl))                     \
+            ::edgepair::obs::log(module, ::edgepair::obs::Level::lvl, __VA_ARGS__);                          \
+    } while (0)
 #define EP_TRACE(module, ...) EP_LOG_AT(Trace, module, __VA_ARGS__)
 #define EP_DEBUG(module, ...) EP_LOG_AT(Debug, module, __VA_ARGS__)
 #define EP_INFO(module, ...) EP_LOG_AT(Info, module, __VA_ARGS__)
