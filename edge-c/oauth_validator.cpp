@@ -112,6 +112,21 @@ Result<OAuthCluster> cluster_from_jwks(const config::OAuthClusterConfig& c, std:
                 fmt::format("oauth cluster {}: more than {} keys", c.name, 2 * kMaxKeysPerCluster));
         std::string kid = k.is_object() ? jstr(k, "kid") : std::string();
         if (kid.empty()) return make_error(fmt::format("oauth cluster {}: key {} has no kid", c.name, i));
+        // cjose asserts (aborts the process) on a base64url value of length 1 mod 4 (libcjose 0.6, base64.c
+        // "_decode: shift != 1"; found by fuzz_edge_c_tokens): a key set is fetched from a peer, so every
+        // member cjose decodes is checked here first.
+        for (const char* f : {"n", "e", "d", "p", "q", "dp", "dq", "qi", "k", "x", "y"}) {
+            if (!k.contains(f)) continue;
+            const auto& v = k[f];
+            bool ok = v.is_string() && v.get_ref<const std::string&>().size() % 4 != 1;
+            if (ok)
+                for (char ch : v.get_ref<const std::string&>())
+                    ok = ok && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                                (ch >= '0' && ch <= '9') || ch == '-' || ch == '_');
+            if (!ok)
+                return make_error(
+                    fmt::format("oauth cluster {}: key {}: \"{}\" is not base64url", c.name, kid, f));
+        }
         std::string text = k.dump();
         cjose_err err{};
         cjose_jwk_t* jwk = cjose_jwk_import(text.c_str(), text.size(), &err);
