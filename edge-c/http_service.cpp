@@ -75,24 +75,6 @@ uint64_t wall_ms() {
                         .count());
 }
 
-// `Authorization: Bearer <token>` (RFC 6750): the token, or nullopt for any other scheme.
-std::optional<std::string_view> bearer_of(std::string_view v) {
-    constexpr std::string_view kScheme = "bearer ";
-    if (v.size() <= kScheme.size()) return std::nullopt;
-    for (size_t i = 0; i < kScheme.size(); ++i) {
-        char c = v[i];
-        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-        if (c != kScheme[i]) return std::nullopt;
-    }
-    v.remove_prefix(kScheme.size());
-    while (!v.empty() && v.front() == ' ')
-        v.remove_prefix(1);
-    while (!v.empty() && v.back() == ' ')
-        v.remove_suffix(1);
-    if (v.empty()) return std::nullopt;
-    return v;
-}
-
 // The Unified CM OAuth endpoints a client uses to get and refresh its tokens (CUCM security guide, DevNet
 // "Bad Request for SSO Request URI"). Unified CM authenticates these requests itself, so the edge passes them
 // without edge credentials: exactly these paths, to a discovered Unified CM node, over https, and only as far
@@ -327,21 +309,11 @@ void HttpStream::check_edge_token(std::string_view token,
 }
 
 void HttpStream::check_oauth(std::string_view token, const std::function<void(const AuthOutcome&)>& next) {
-    const auto& v = w_.gen()->oauth;
-    std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
-    const char* reason = nullptr;
-    if (!v) {
-        reason = "not_configured";
-    } else {
-        r = v->validate(token, deployment_, wall_ms() / 1000);
-        if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
-    }
-    if (reason) {
-        count(w_, "edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
-              {{"reason", std::string(reason)}});
+    auto r = check_access_token(w_, token, deployment_);
+    if (auto* reason = std::get_if<const char*>(&r)) {
         count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
               {{"side", "edge-c"}, {"result", "token_refused"}});
-        EP_INFO(kLog, "stream {}: OAuth token refused: {}", s_->id(), reason);
+        EP_INFO(kLog, "stream {}: OAuth token refused: {}", s_->id(), *reason);
         return respond(401, "invalid token\n",
                        {{"www-authenticate", kRealm}, {"www-authenticate", kBearerInvalid}});
     }

@@ -1,5 +1,6 @@
 #include "edge-c/oauth_validator.h"
 
+#include <chrono>
 #include <cjose/cjose.h>
 
 #include <cstdlib>
@@ -10,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http/b64_domain.h"
+#include "common/mra/model.h"
+#include "edge-c/edge_c.h"
 
 namespace edgepair::edge_c {
 
@@ -255,6 +258,38 @@ OAuthValidator::validate(std::string_view token, std::string_view deployment, ui
     id.cluster = cluster->name;
     id.expires_s = uint64_t(e);
     return id;
+}
+
+std::optional<std::string_view> bearer_of(std::string_view v) {
+    constexpr std::string_view kScheme = "bearer ";
+    if (v.size() <= kScheme.size() || !mra::iequals(v.substr(0, kScheme.size()), kScheme))
+        return std::nullopt;
+    v.remove_prefix(kScheme.size());
+    while (!v.empty() && v.front() == ' ')
+        v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ')
+        v.remove_suffix(1);
+    if (v.empty()) return std::nullopt;
+    return v;
+}
+
+std::variant<OAuthIdentity, const char*> check_access_token(CWorker& w, std::string_view token,
+                                                            std::string_view deployment) {
+    const auto& v = w.gen()->oauth;
+    const char* reason = "not_configured";
+    if (v) {
+        const uint64_t now_s = uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+        auto r = v->validate(token, deployment, now_s);
+        if (auto* id = std::get_if<OAuthIdentity>(&r)) return std::move(*id);
+        reason = refusal_label(std::get<OAuthRefusal>(r));
+    }
+    w.counters()
+        .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+             {{"reason", std::string(reason)}})
+        .inc();
+    return reason;
 }
 
 } // namespace edgepair::edge_c

@@ -16,6 +16,7 @@
 // acceptable. Every refusal has its own reason, counted as edgepair_oauth_refused_total{reason}.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -112,5 +113,16 @@ class OAuthValidator {
 // Whether a bearer value looks like a JWS compact serialisation (three dot-separated base64url parts): what
 // tells an OAuth token from an edge token before any parsing.
 bool looks_like_jws(std::string_view token);
+
+// `Bearer <token>` (RFC 6750, scheme case-insensitive): the token, or nullopt for any other scheme. The one
+// reading of the scheme for HTTP's Authorization and SIP's (edge-c/sip_access.cpp).
+std::optional<std::string_view> bearer_of(std::string_view authorization_value);
+
+class CWorker;
+// The check every service makes of an access token (HTTP, SIP REGISTER, XMPP SASL): the worker's validator at
+// the wall clock. A refusal comes back as its reason label ("not_configured" without oauth.clusters), already
+// counted in edgepair_oauth_refused_total{reason}.
+std::variant<OAuthIdentity, const char*> check_access_token(CWorker& w, std::string_view token,
+                                                            std::string_view deployment);
 
 } // namespace edgepair::edge_c

@@ -21,7 +21,6 @@ namespace {
 constexpr const char* kLog = "sip";
 // Assumption (header comment): the access token rides in this header with the Bearer scheme (RFC 8898).
 constexpr std::string_view kTokenHeader = "Authorization";
-constexpr std::string_view kBearer = "bearer ";
 // Where Jabber names its device in the REGISTER's Contact (TechNote 217244).
 constexpr std::string_view kDeviceParam = "+u.sip!devicename.ccm.cisco.com";
 // RFC 8898 section 2.3: what a registrar answers a REGISTER without a usable token.
@@ -30,19 +29,7 @@ constexpr std::string_view kBearerInvalid = "Bearer realm=\"Cisco-Edge\", error=
 
 std::optional<std::string_view> bearer_token(const sip::Message& m) {
     const sip::Header* h = m.find(kTokenHeader);
-    if (!h) return std::nullopt;
-    std::string_view v = h->value;
-    if (v.size() <= kBearer.size()) return std::nullopt;
-    for (size_t i = 0; i < kBearer.size(); ++i) {
-        char c = v[i];
-        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-        if (c != kBearer[i]) return std::nullopt;
-    }
-    v.remove_prefix(kBearer.size());
-    while (!v.empty() && v.front() == ' ')
-        v.remove_prefix(1);
-    if (v.empty()) return std::nullopt;
-    return v;
+    return h ? bearer_of(h->value) : std::nullopt;
 }
 
 // The device every Contact of the REGISTER names; empty when none does or two disagree.
@@ -59,12 +46,6 @@ std::string device_of(const sip::Message& m) {
         out = std::string(s);
     }
     return out;
-}
-
-uint64_t wall_s() {
-    return uint64_t(
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
 }
 
 std::string deployment_of(CWorker& w, const SipFlow& f) {
@@ -119,22 +100,10 @@ void SipAccessGate::check_register(SipFlow& f, sip::Message&& m) {
     if (!token) {
         return refuse(f, m, 401, "Access token required", "sip_oauth_no_token", {}, kBearerChallenge);
     }
-    const auto& v = w_.gen()->oauth;
-    std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
-    const char* reason = nullptr;
-    if (!v) {
-        reason = "not_configured";
-    } else {
-        r = v->validate(*token, deployment_of(w_, f), wall_s());
-        if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
-    }
-    if (reason) {
-        w_.counters()
-            .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
-                 {{"reason", std::string(reason)}})
-            .inc();
-        EP_INFO(kLog, "flow {} ({}): REGISTER refused: OAuth token refused: {}", f.id(), f.client(), reason);
-        return refuse(f, m, 401, "Invalid access token", std::string("sip_oauth_") + reason, {},
+    auto r = check_access_token(w_, *token, deployment_of(w_, f));
+    if (auto* reason = std::get_if<const char*>(&r)) {
+        EP_INFO(kLog, "flow {} ({}): REGISTER refused: OAuth token refused: {}", f.id(), f.client(), *reason);
+        return refuse(f, m, 401, "Invalid access token", std::string("sip_oauth_") + *reason, {},
                       kBearerInvalid);
     }
     auto& who = std::get<OAuthIdentity>(r);

@@ -332,25 +332,10 @@ void XmppUpstream::on_client_auth(const std::string& raw) {
 // can read is left to IM&P.
 void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
     if (!who.token.empty()) {
-        const auto& v = w_.gen()->oauth;
-        std::variant<OAuthIdentity, OAuthRefusal> r = OAuthRefusal::Malformed;
-        const char* reason = nullptr;
-        if (!v) {
-            reason = "not_configured";
-        } else {
-            const uint64_t now_s = uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count());
-            r = v->validate(who.token, dep_, now_s);
-            if (auto* why = std::get_if<OAuthRefusal>(&r)) reason = refusal_label(*why);
-        }
-        if (reason) {
-            w_.counters()
-                .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
-                     {{"reason", std::string(reason)}})
-                .inc();
+        auto r = check_access_token(w_, who.token, dep_);
+        if (auto* reason = std::get_if<const char*>(&r)) {
             EP_INFO(kLog, "{} ({}): SASL {} refused: OAuth token refused: {}", client_, domain_,
-                    who.mechanism, reason);
+                    who.mechanism, *reason);
             return refuse_in_stream("not-authorized", "invalid access token", "oauth_refused");
         }
         user_ = mra::to_lower(std::get<OAuthIdentity>(r).user);
