@@ -140,6 +140,10 @@ void CWorker::teardown() {
     refresh_status();
 }
 
+void CWorker::learn_node_address(const std::string& ip, const std::string& node) {
+    if (sip_) sip_->learn_node_address(ip, node);
+}
+
 void CWorker::stop_dialers() {
     for (auto& [p, d] : dialers_)
         d->stop();
@@ -196,15 +200,9 @@ EdgeC::~EdgeC() {
     OPENSSL_cleanse(flow_token_key_.data(), flow_token_key_.size());
 }
 
-void EdgeC::learn_node_address(const std::string& ip, const std::string& node) {
-    std::lock_guard lock(node_addresses_mu_);
-    node_addresses_[ip] = node;
-}
-
-std::string EdgeC::node_at_address(std::string_view ip) const {
-    std::lock_guard lock(node_addresses_mu_);
-    auto it = node_addresses_.find(std::string(ip));
-    return it == node_addresses_.end() ? std::string() : it->second;
+void EdgeC::share_node_address(const std::string& ip, const std::string& node) {
+    app_.process().broadcast(
+        [this, ip, node](core::Worker& w) { workers_[w.index()]->learn_node_address(ip, node); });
 }
 
 Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) {

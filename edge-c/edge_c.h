@@ -96,6 +96,8 @@ class CWorker {
     http::Client& http() { return *http_; }
     // The services, one each per worker (no locks: only this worker's thread uses them).
     SipRouter& sip() { return *sip_; }
+    // EdgeC::share_node_address arrived on this loop (ignored once the services are torn down).
+    void learn_node_address(const std::string& ip, const std::string& node);
     XmppService& xmpp() { return *xmpp_; }
     // XMPP federation on this worker (edge-c/s2s_service.h); null without federation.xmpp.
     S2sService* s2s() { return s2s_.get(); }
@@ -165,13 +167,14 @@ class EdgeC final : public app::Roles {
     // must recognise the URIs the others wrote, since a dialog between two clients of this edge-c can have
     // one worker's Record-Route in the route set of a request that arrives on another.
     const std::array<uint8_t, 32>& flow_token_key() const { return flow_token_key_; }
-    // The addresses Unified CM nodes resolved to for any worker's SIP connection (address -> node name), so
-    // that every worker recognises a Route naming a node by address even when only another worker has a
-    // connection to that node: in a call between two clients on two workers, homed on two clusters, the
-    // caller's route set names the callee's node (by address, as a record-routing registrar writes it), and
-    // only the callee's worker ever connected there. Any thread; a node no worker has reached stays unknown.
-    void learn_node_address(const std::string& ip, const std::string& node);
-    std::string node_at_address(std::string_view ip) const;
+    // A worker's SIP connection found that Unified CM node `node` is at `ip`: every worker learns it (a post
+    // to each loop; each router keeps its own copy, no lock), so that a Route naming a node by address is
+    // recognised even by a worker that never connected there. In a call between two clients on two workers,
+    // homed on two clusters, the caller's route set names the callee's node (by address, as a
+    // record-routing registrar writes it), and only the callee's worker ever connected there. The post runs
+    // when the address is resolved, long before a request routed through that node can reach another worker.
+    // Any thread.
+    void share_node_address(const std::string& ip, const std::string& node);
 
   private:
     // app::Roles
@@ -223,8 +226,6 @@ class EdgeC final : public app::Roles {
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
     uint64_t link_down_since_ms_ = 0; // main loop: when fewer links than dialers were first seen up
     std::array<uint8_t, 32> flow_token_key_{};
-    mutable std::mutex node_addresses_mu_;
-    std::unordered_map<std::string, std::string> node_addresses_; // guarded by node_addresses_mu_
 };
 
 } // namespace edgepair::edge_c

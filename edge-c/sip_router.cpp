@@ -265,7 +265,7 @@ void SipUpstream::on_resolved(Result<std::vector<net::SockAddr>> r) {
     }
     net::SockAddr addr = *with_port;
     peer_ip_ = addr.ip();
-    r_.worker().app().learn_node_address(peer_ip_, node_);
+    r_.worker().app().share_node_address(peer_ip_, node_);
     SSL* ssl = nullptr;
     if (tls_) {
         auto g = r_.worker().gen();
@@ -569,10 +569,9 @@ const mra::Zone* SipRouter::zone_by_host(const mra::Snapshot& snap, std::string_
     for (const auto& [name, u] : upstreams_)
         if (!u->peer_ip().empty() && u->peer_ip() == host)
             if (auto* z = zone_of_node(snap, u->node())) return z;
-    // A node another worker connected to (EdgeC::learn_node_address): one lock, only for an address no rule
-    // and no connection of this worker matched.
-    if (auto node = w_.app().node_at_address(host); !node.empty())
-        if (auto* z = zone_of_node(snap, node)) return z;
+    // A node another worker connected to (EdgeC::share_node_address).
+    if (auto it = node_addresses_.find(std::string(host)); it != node_addresses_.end())
+        if (auto* z = zone_of_node(snap, it->second)) return z;
     return nullptr;
 }
 

@@ -194,13 +194,15 @@ class SipRouter {
     void reply_to_flow(uint64_t flow, const sip::Message& req, int status, std::string_view reason = {});
     // A "media_*" control message from edge-e on link.
     void media_control(link::LinkConn* link, std::string_view msg);
+    // Some worker's connection to Unified CM node `node` resolved to `ip` (EdgeC::share_node_address).
+    void learn_node_address(const std::string& ip, const std::string& node) { node_addresses_[ip] = node; }
 
   private:
     const mra::Zone* choose_zone(SipFlow& f, const sip::Message& m);
     // A client's request the access gate let through: Max-Forwards, Route policy, zone, then upstream.
     void forward_request(SipFlow& f, sip::Message&& m);
     // The zone of the Unified CM node `host` names (search rules, then the addresses this worker's node
-    // connections reached, then those any worker's reached: EdgeC::node_at_address).
+    // connections reached, then those any worker's reached: EdgeC::share_node_address).
     const mra::Zone* zone_by_host(const mra::Snapshot& snap, std::string_view host) const;
     // The URI names a Unified CM node on one of its SIP ports (Route policy).
     bool names_node(const sip::Uri& u) const;
@@ -219,6 +221,8 @@ class SipRouter {
     std::unordered_map<uint64_t, SipFlow*> flows_;
     std::unordered_map<std::string, std::unique_ptr<SipUpstream>> upstreams_; // by zone name
     std::unordered_map<uint64_t, SipUpstream*> upstream_by_id_;
+    // Node addresses any worker resolved (address -> node name); bounded by the discovered nodes' addresses.
+    std::unordered_map<std::string, std::string> node_addresses_;
     std::unique_ptr<MediaB2bua> media_;   // none without a `media:` section
     std::unique_ptr<SipAccessGate> gate_; // SIP OAuth and MRA access policy (issue #15)
 };
