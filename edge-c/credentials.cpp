@@ -1,5 +1,6 @@
 #include "edge-c/credentials.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -30,13 +31,6 @@ bool iequal_prefix(std::string_view s, std::string_view prefix) {
         if (a != b) return false;
     }
     return true;
-}
-
-std::string sha256(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-    return std::string(reinterpret_cast<const char*>(md), len);
 }
 
 } // namespace
@@ -135,7 +129,9 @@ std::string UdsCredentialChecker::cache_key(std::string_view deployment, std::st
     std::string key(deployment);
     key.push_back('\0');
     key.append(user).push_back('\0');
-    key += sha256(material);
+    auto md = sha256_(material);
+    key.append(reinterpret_cast<const char*>(md.data()), md.size());
+    OPENSSL_cleanse(material.data(), material.size());
     return key;
 }
 

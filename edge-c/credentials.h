@@ -21,6 +21,7 @@
 
 #include "common/core/loop.h"
 #include "common/core/result.h"
+#include "common/crypto/digest.h"
 #include "common/http/h1_client.h"
 #include "common/mra/snapshot.h"
 
@@ -99,6 +100,7 @@ class UdsCredentialChecker final : public CredentialChecker {
     http::Client& client_;
     UdsCheckerOptions opts_;
     std::string salt_; // random per process: cached hashes are useless outside it
+    crypto::Sha256 sha256_;
     std::unordered_map<std::string, Entry> cache_;
     // Checks in flight by cache key: Jabber signs in with a burst of parallel requests carrying the same
     // credentials, and they should cost one UDS request, not one each.

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -132,7 +133,11 @@ const char* refusal_label(EdgeTokenRefusal r) {
 EdgeTokenSealer::EdgeTokenSealer(std::string_view key, size_t max_stamps) : max_stamps_(max_stamps) {
     // Separate keys for sealing and stamping: a stamp is never a function of the sealing key.
     seal_key_ = derive(key, "edgepair edge token seal");
-    stamp_key_ = derive(key, "edgepair edge token credential stamp");
+    auto stamp_key = derive(key, "edgepair edge token credential stamp");
+    auto stamper = crypto::HmacSha256::create(stamp_key);
+    OPENSSL_cleanse(stamp_key.data(), stamp_key.size());
+    if (!stamper) throw std::runtime_error("edge token stamp key: " + stamper.error().message);
+    stamper_ = std::move(*stamper);
 }
 
 Result<std::shared_ptr<EdgeTokenSealer>> EdgeTokenSealer::ephemeral() {
@@ -195,17 +200,13 @@ Result<std::shared_ptr<EdgeTokenSealer>> EdgeTokenSealer::from_key_file(const st
 
 EdgeTokenSealer::Stamp EdgeTokenSealer::stamp_of(std::string_view deployment, std::string_view user,
                                                  std::string_view password) const {
-    std::string m(deployment);
-    m.push_back('\0');
-    m.append(user).push_back('\0');
-    m.append(password);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), stamp_key_.data(), int(stamp_key_.size()),
-         reinterpret_cast<const unsigned char*>(m.data()), m.size(), md, &len);
-    OPENSSL_cleanse(m.data(), m.size());
+    static constexpr uint8_t kNul = 0;
+    const std::span<const uint8_t> nul(&kNul, 1);
+    auto md =
+        (*stamper_)({crypto::bytes(deployment), nul, crypto::bytes(user), nul, crypto::bytes(password)});
     Stamp s{};
-    std::memcpy(s.data(), md, s.size());
+    std::memcpy(s.data(), md.data(), s.size());
+    OPENSSL_cleanse(md.data(), md.size());
     return s;
 }
 

@@ -22,6 +22,7 @@
 #include <variant>
 
 #include "common/core/result.h"
+#include "common/crypto/digest.h"
 
 namespace edgepair::edge_c {
 
@@ -75,7 +76,7 @@ class EdgeTokenSealer {
         uint64_t seen_ms;
     };
     std::array<unsigned char, 32> seal_key_{};
-    std::array<unsigned char, 32> stamp_key_{};
+    std::unique_ptr<crypto::HmacSha256> stamper_; // keyed with the stamp key, once
     size_t max_stamps_;
     mutable std::mutex mu_;
     std::unordered_map<std::string, Seen> seen_; // deployment '\0' user -> latest stamp

@@ -451,8 +451,12 @@ void HttpStream::issue_edge_token(const AuthOutcome& who, const std::string& pas
     const auto& g = w_.gen();
     if (!g->edge_tokens) return;
     const uint64_t now = wall_ms();
-    g->edge_tokens->note_password(deployment_, who.user, password, now,
-                                  uint64_t(g->cfg.credentials.cleanup_interval.count()));
+    // Only a check Unified CM answered: a cache hit repeats a password already noted, and noting costs an
+    // HMAC and a lock on every proxied request. The success cache lives far shorter than the cleanup
+    // interval, so a user who keeps signing in is noted again before the memory forgets the stamp.
+    if (!who.cached)
+        g->edge_tokens->note_password(deployment_, who.user, password, now,
+                                      uint64_t(g->cfg.credentials.cleanup_interval.count()));
     // seeds/002: the token comes back from the sign-in request (get_edge_config), not from every request.
     if (path_.kind != http::MraKind::EdgeConfig || !g->cfg.credentials.edge_tokens) return;
     EdgeTokenClaims c{who.user, deployment_, who.node, now};

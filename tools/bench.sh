@@ -41,6 +41,10 @@
 #   registrations held for BENCH_HOLD_S = 30 s), BENCH_XMPP_N (20000 messages), BENCH_XMPP_HOLD (1000
 #   sessions), BENCH_MRA_N (300 sign-ins). BENCH_PAIR_ROWS: comma list of the pair's measurements to run
 #   (ka, sip, xmpp, mra, direct, hold; default all), e.g. "ka,sip" for a side-by-side of two builds.
+#   BENCH_PERF_DIR: perf-record both edges during each pair row (to compare builds by symbol). When the
+#   edges run under `valgrind --tool=callgrind` (EDGEPAIR_BIN pointing at wrapper scripts), set
+#   BENCH_PERF_MODE=callgrind instead: the counters are zeroed before each row and dumped after it, so the
+#   instruction counts per request hold on a busy machine where CPU time does not.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
@@ -609,6 +613,17 @@ measure_pair() {
   rss0=$(rss_pair)
   be=$(cpu_ticks "$PAIR_E"); bc=$(cpu_ticks "$PAIR_C")
   t0=$(date +%s.%N)
+  # BENCH_PERF_DIR: also sample both edges' stacks (perf record) for the run, to compare builds by symbol.
+  local perf_pid=
+  if [[ -n ${BENCH_PERF_DIR:-} ]]; then
+    mkdir -p "$BENCH_PERF_DIR"
+    if [[ ${BENCH_PERF_MODE:-record} == callgrind ]]; then
+      callgrind_control -z "$PAIR_E" >/dev/null; callgrind_control -z "$PAIR_C" >/dev/null
+    else
+      perf record -q -F 999 -g -p "$PAIR_E,$PAIR_C" -o "$BENCH_PERF_DIR/$metric.$run.data" >/dev/null 2>&1 &
+      perf_pid=$!
+    fi
+  fi
   timeout "$CLIENT_TIMEOUT" taskset -c 1 "$@" >"$out" 2>"$out.err" &
   local lpid=$!
   if ((hold)); then
@@ -616,6 +631,10 @@ measure_pair() {
     rss1=$(rss_pair)
   fi
   wait "$lpid" || note="edge-load rc=$?"
+  [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
+  if [[ ${BENCH_PERF_MODE:-} == callgrind ]]; then
+    callgrind_control --dump="$metric.$run" "$PAIR_E" >/dev/null; callgrind_control --dump="$metric.$run" "$PAIR_C" >/dev/null
+  fi
   t1=$(date +%s.%N)
   ae=$(cpu_ticks "$PAIR_E"); ac=$(cpu_ticks "$PAIR_C")
   read -r ops rate err < <(el_parse "$out")

@@ -101,9 +101,7 @@ std::string client_rate_key(const net::SockAddr& addr) {
         // An IPv4-mapped address is one IPv4 client, not a /64.
         static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (std::equal(b, b + 12, kMapped)) {
-            char buf[INET_ADDRSTRLEN] = {};
-            inet_ntop(AF_INET, b + 12, buf, sizeof buf);
-            return buf;
+            return net::ipv4_text(b + 12);
         }
         in6_addr prefix{};
         std::copy(b, b + 8, prefix.s6_addr);

@@ -17,6 +17,9 @@ struct SockAddr {
     std::string str() const; // "1.2.3.4:80" or "[::1]:80"
 };
 
+// Dotted-quad text of the 4 bytes of an IPv4 address (network order).
+std::string ipv4_text(const void* in4);
+
 // A numeric host ("127.0.0.1", "::1", "[::1]", "*" = any IPv4) and a port; no DNS.
 Result<SockAddr> numeric_addr(std::string_view host, uint16_t port);
 // "host:port" with a numeric host; "*:port" binds every IPv4 address.

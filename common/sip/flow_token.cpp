@@ -3,8 +3,6 @@
 #include "common/sip/base32.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 namespace edgepair::sip {
 
@@ -41,21 +39,16 @@ bool get_varint(std::span<const uint8_t>& in, uint64_t& v) {
 
 } // namespace
 
-FlowTokenCodec::~FlowTokenCodec() {
-    if (!key_.empty()) OPENSSL_cleanse(key_.data(), key_.size());
-}
-
 Result<FlowTokenCodec> FlowTokenCodec::create(std::span<const uint8_t> key, size_t mac_len) {
     if (key.size() < kMinKeySize) return make_error("flow token key shorter than 16 bytes");
     if (mac_len < kMinMac || mac_len > kMaxMac) return make_error("flow token MAC length must be 10..16");
-    return FlowTokenCodec(std::vector<uint8_t>(key.begin(), key.end()), mac_len);
+    auto hmac = crypto::HmacSha256::create(key);
+    if (!hmac) return make_error("flow token key: " + hmac.error().message);
+    return FlowTokenCodec(std::shared_ptr<const crypto::HmacSha256>(std::move(*hmac)), mac_len);
 }
 
-void FlowTokenCodec::mac(std::span<const uint8_t> payload, uint8_t out[32]) const {
-    std::vector<uint8_t> msg(kLabel.begin(), kLabel.end());
-    msg.insert(msg.end(), payload.begin(), payload.end());
-    unsigned int len = 32;
-    HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), msg.data(), msg.size(), out, &len);
+crypto::Sha256Digest FlowTokenCodec::mac(std::span<const uint8_t> payload) const {
+    return (*hmac_)({crypto::bytes(kLabel), payload});
 }
 
 std::string FlowTokenCodec::encode(const FlowId& id) const {
@@ -64,9 +57,8 @@ std::string FlowTokenCodec::encode(const FlowId& id) const {
     buf.push_back(kVersion);
     put_varint(buf, id.link_stream);
     put_varint(buf, id.connection);
-    uint8_t tag[32];
-    mac(buf, tag);
-    buf.insert(buf.end(), tag, tag + mac_len_);
+    auto tag = mac(buf);
+    buf.insert(buf.end(), tag.begin(), tag.begin() + ptrdiff_t(mac_len_));
     return base32::encode(buf);
 }
 
@@ -76,10 +68,9 @@ std::optional<FlowId> FlowTokenCodec::decode(std::string_view token) const {
     if (!raw || raw->size() < 3 + mac_len_) return std::nullopt;
     std::span<const uint8_t> all(*raw);
     std::span<const uint8_t> payload = all.first(all.size() - mac_len_);
-    uint8_t tag[32];
-    mac(payload, tag);
+    auto tag = mac(payload);
     // Verify before interpreting anything, in constant time.
-    if (CRYPTO_memcmp(tag, all.data() + payload.size(), mac_len_) != 0) return std::nullopt;
+    if (CRYPTO_memcmp(tag.data(), all.data() + payload.size(), mac_len_) != 0) return std::nullopt;
     if (payload[0] != kVersion) return std::nullopt;
     std::span<const uint8_t> p = payload.subspan(1);
     FlowId id;

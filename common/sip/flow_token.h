@@ -5,9 +5,11 @@
 // The token is authenticated (HMAC-SHA256, truncated) so an outsider cannot aim traffic at another
 // user's connection by forging or editing one.
 #include "common/core/result.h"
+#include "common/crypto/digest.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -37,15 +39,13 @@ class FlowTokenCodec {
     // nullopt for anything not produced by encode() under this key (tampered, truncated, other key).
     std::optional<FlowId> decode(std::string_view token) const;
 
-    FlowTokenCodec(const FlowTokenCodec&) = default;
-    FlowTokenCodec& operator=(const FlowTokenCodec&) = default;
-    ~FlowTokenCodec(); // wipes the key
-
   private:
-    FlowTokenCodec(std::vector<uint8_t> key, size_t mac_len) : key_(std::move(key)), mac_len_(mac_len) {}
-    void mac(std::span<const uint8_t> payload, uint8_t out[32]) const;
+    FlowTokenCodec(std::shared_ptr<const crypto::HmacSha256> hmac, size_t mac_len)
+        : hmac_(std::move(hmac)), mac_len_(mac_len) {}
+    crypto::Sha256Digest mac(std::span<const uint8_t> payload) const;
 
-    std::vector<uint8_t> key_;
+    // Keyed once (the key is not kept elsewhere); copies of the codec share it.
+    std::shared_ptr<const crypto::HmacSha256> hmac_;
     size_t mac_len_;
 };
 
