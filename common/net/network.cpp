@@ -26,7 +26,8 @@ Result<Network> Network::parse(std::string_view text) {
         unsigned p = 0;
         auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), p);
         if (len.empty() || ec != std::errc() || ptr != len.data() + len.size() || p > max)
-            return make_error("\"" + std::string(text) + "\": prefix length must be 0.." + std::to_string(max));
+            return make_error("\"" + std::string(text) + "\": prefix length must be 0.." +
+                              std::to_string(max));
         n.prefix_ = p;
     }
     for (unsigned bit = n.prefix_; bit < max; ++bit)

@@ -24,7 +24,7 @@ namespace edgepair::protection {
 class BanStore {
   public:
     struct Listener {
-        std::function<void(const Ban&)> banned;          // a new ban (log it once, count it, tell workers)
+        std::function<void(const Ban&)> banned;         // a new ban (log it once, count it, tell workers)
         std::function<void(const std::string&)> lifted; // an address lifted by hand (tell workers)
     };
     virtual ~BanStore() = default;

@@ -33,7 +33,7 @@ Outcome Detector::record(Category c, const std::string& address, uint64_t now_ms
     trim(w, r.window_ms, now_ms);
     w.times.push_back(now_ms);
     if (w.times.size() < std::max<uint32_t>(1, r.threshold)) return {Outcome::Kind::Counted, std::nullopt};
-    Ban b{address, c, uint32_t(w.times.size()), now_ms, now_ms + r.ban_ms};
+    Ban b{address, c, uint32_t(w.times.size()), r.window_ms, now_ms, now_ms + r.ban_ms};
     // A banned address starts every category afresh when its ban ends.
     for (size_t i = 0; i < kCategoryCount; ++i)
         windows_.erase(key(address, Category(i)));

@@ -26,6 +26,7 @@ struct Ban {
     std::string address; // the key: IPv4 address or IPv6 /64 (http::client_rate_key)
     Category category = Category::HttpAuth;
     uint32_t count = 0;     // failures within the window that made the ban
+    uint64_t window_ms = 0; // that window (the category's rule when the ban was made)
     uint64_t since_ms = 0;  // monotonic
     uint64_t until_ms = 0;  // monotonic
 };

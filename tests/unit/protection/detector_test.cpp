@@ -122,7 +122,8 @@ TEST_CASE("protection: the table stays bounded and fails open", "[protection]") 
     s.max_tracked = 4;
     Detector d(s);
     for (int i = 0; i < 4; ++i)
-        CHECK(d.record(Category::HttpAuth, "10.0.0." + std::to_string(i), 1000).kind == Outcome::Kind::Counted);
+        CHECK(d.record(Category::HttpAuth, "10.0.0." + std::to_string(i), 1000).kind ==
+              Outcome::Kind::Counted);
     CHECK(d.record(Category::HttpAuth, "10.0.0.99", 1000).kind == Outcome::Kind::Untracked);
     // Known addresses keep counting, and once their windows pass the room comes back.
     CHECK(d.record(Category::HttpAuth, "10.0.0.1", 1001).kind == Outcome::Kind::Counted);
@@ -134,8 +135,8 @@ TEST_CASE("protection: the local store tells its listener once per ban and per l
     LocalBanStore store(tight());
     std::vector<Ban> banned;
     std::vector<std::string> lifted;
-    store.set_listener({[&](const Ban& b) { banned.push_back(b); },
-                        [&](const std::string& a) { lifted.push_back(a); }});
+    store.set_listener(
+        {[&](const Ban& b) { banned.push_back(b); }, [&](const std::string& a) { lifted.push_back(a); }});
     for (int i = 0; i < 6; ++i)
         store.record_failure(Category::HttpAuth, "203.0.113.5", 500 + i);
     REQUIRE(banned.size() == 1);
@@ -191,7 +192,7 @@ TEST_CASE("protection: exempt networks, IPv4 and IPv6", "[protection][network]")
     CHECK(seven->contains(addr("11.255.0.1")));
     CHECK_FALSE(seven->contains(addr("12.0.0.1")));
 
-    CHECK_FALSE(net::Network::parse("192.0.2.1/24"));  // host bits set
+    CHECK_FALSE(net::Network::parse("192.0.2.1/24")); // host bits set
     CHECK_FALSE(net::Network::parse("192.0.2.0/33"));
     CHECK_FALSE(net::Network::parse("192.0.2.0/"));
     CHECK_FALSE(net::Network::parse("example.com/24"));
