@@ -13,7 +13,13 @@ connects (curl --interface, socket source_address), and edge-e keys bans by the 
 - the keep-alive connection whose answer made the ban is closed after that answer (Connection: close);
 - path tricks the gate refuses (http-ce-intrusion) ban too;
 - an exempt network is never banned, however many failures it sends;
-- the resource-access-failure category (404s) is off by default: nothing is counted, nobody is banned.
+- the resource-access-failure category (404s) is off by default: nothing is counted, nobody is banned;
+- XMPP protocol violations (a stanza before STARTTLS) ban under xmpp-intrusion, on every listener;
+- SIP: REGISTERs refused with credentials ban under sip-auth (the first challenge does not count), through the
+  pair to Kamailio (SipIntrusionTest, the topology of test_sip.py).
+
+These prove edgepair's own behaviour (our detectors against real peers); Expressway's exact counting rules are
+not public (docs/SECURITY.md, "Automated intrusion protection").
 
 Run: EDGEPAIR_BIN=build/bin EDGEPAIR_SRC=. /usr/bin/python3 tests/integration/test_intrusion.py
 """
@@ -24,6 +30,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
 import test_http_edge as base  # noqa: E402
+from sipenv import DOMAIN, SipEnv, SipUA  # noqa: E402
 from test_http_edge import ALICE, DOMAIN_B64, EDGE  # noqa: E402
 
 THRESHOLD = 4  # http-ce-auth, set below; the other categories keep their defaults (5 in 60 s, 10 min)
@@ -213,6 +221,46 @@ class IntrusionTest(base.HttpEdgeTopology):
         with open(self.access_log) as f:
             self.assertNotIn("passwd", f.read())
 
+    def test_xmpp_protocol_violations_ban_under_xmpp_intrusion(self):
+        src = "127.0.0.12"
+        header = (f"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                  f"xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>").encode()
+
+        def session(send_stanza: bool) -> bytes:
+            with socket.create_connection(("127.0.0.1", self.ports.xmpp), timeout=10,
+                                          source_address=(src, 0)) as s:
+                s.settimeout(10)
+                got = b""
+                try:
+                    s.sendall(header)
+                    if send_stanza:
+                        s.sendall(b"<message to='bob@example.com'><body>before TLS</body></message>")
+                    for _ in range(100):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        got += chunk
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+                return got
+
+        # A stanza before STARTTLS is a policy violation the client caused: five of them (the default).
+        for i in range(5):
+            got = session(True)
+            self.assertIn(b"policy-violation", got, f"attempt {i + 1}")
+        self.wait_ban_everywhere(src)
+        refused0 = self.metric("e", "edgepair_intrusion_refused_connections_total", {"listener": "xmpp"})
+        for _ in range(3):
+            self.assertEqual(session(False), b"", "a banned source got stream features")
+        self.assertEqual(
+            self.metric("e", "edgepair_intrusion_refused_connections_total", {"listener": "xmpp"}) - refused0, 3)
+        ban = self.ban_of(src)
+        self.assertIsNotNone(ban)
+        self.assertEqual(ban["category"], "xmpp-intrusion")
+        # The ban is per address, not per listener: HTTPS from that source is refused too.
+        rc, _, _ = self.curl_from(src, self.hello_path(), ALICE)
+        self.assertNotEqual(rc, 0)
+
     def test_exempt_network_is_never_banned(self):
         failures0 = self.metric("e", "edgepair_intrusion_failures_total", {"category": "http-ce-auth"})
         # Twice the threshold (edge-c's own per-user failed-check limit, 10 a minute, would answer 429 beyond).
@@ -246,6 +294,61 @@ class IntrusionTest(base.HttpEdgeTopology):
         # nginx did get the 404 requests it was asked (they were not refused by protection).
         with open(self.access_log) as f:
             self.assertGreaterEqual(sum(1 for ln in f if ln.startswith("GET /files/missing.txt 404")), 7)
+
+
+class SipIntrusionTest(SipEnv):
+    """sip-auth through the pair to Kamailio (Unified CM's SIP side), whose config challenges the user
+    "intruder" without credentials and refuses it with them (tests/integration/sip/kamailio.cfg.in)."""
+
+    def register(self, ua: SipUA, authorization: str | None):
+        ua.cseq += 1
+        auth = f"\nAuthorization: {authorization}" if authorization else ""
+        ua.send(f"""
+REGISTER sip:{DOMAIN} SIP/2.0
+Via: SIP/2.0/TLS {ua.local};branch={ua.branch()}
+Max-Forwards: 70
+From: <sip:{ua.user}@{DOMAIN}>;tag={ua.tag}
+To: <sip:{ua.user}@{DOMAIN}>
+Call-ID: {ua.reg_call_id}
+CSeq: {ua.cseq} REGISTER
+Contact: {ua.contact}
+Expires: 3600{auth}
+""")
+
+    def failures(self) -> float:
+        return self.metric(self.ports.admin_e, "edgepair_intrusion_failures_total", {"category": "sip-auth"})
+
+    def test_wrong_sip_credentials_ban_the_source(self):
+        self.full()
+        src = "127.0.0.13"
+        ua = SipUA(self.ports.sip, "intruder", self.ca, source=src)
+        self.addCleanup(ua.close)
+        ua.reg_call_id = "intrusion-" + str(time.monotonic_ns())
+        # The first REGISTER carries no credentials: its 401 is the challenge, not a failure.
+        self.register(ua, None)
+        self.assertEqual(ua.recv_final("REGISTER").status, 401)
+        self.assertEqual(self.failures(), 0)
+        digest = ('Digest username="intruder", realm="example.com", nonce="intruder", uri="sip:example.com", '
+                  'response="00000000000000000000000000000000"')
+        for i in range(5):  # the default threshold
+            self.register(ua, digest)
+            self.assertEqual(ua.recv_final("REGISTER").status, 401, f"attempt {i + 1}")
+        self.assertEqual(self.failures(), 5)
+        time.sleep(0.2)
+        # The flow that made the ban ends at its next message; a new connection is closed before TLS.
+        self.register(ua, digest)
+        self.assertIsNone(ua.recv(timeout=5))
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            SipUA(self.ports.sip, "intruder", self.ca, source=src).close()
+        self.assertEqual(self.metric(self.ports.admin_e, "edgepair_intrusion_refused_connections_total",
+                                     {"listener": "sip_tls"}), 1)
+        st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/protection/bans", timeout=5)
+        bans = json.loads(body)["bans"]
+        self.assertEqual([(b["address"], b["category"], b["count"]) for b in bans], [(src, "sip-auth", 5)])
+        # Another source registers as usual.
+        other = SipUA(self.ports.sip, "alice", self.ca, source="127.0.0.14")
+        self.addCleanup(other.close)
+        self.assertEqual(other.register().status, 200)
 
 
 if __name__ == "__main__":
