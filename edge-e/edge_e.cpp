@@ -1,11 +1,13 @@
 #include "edge-e/edge_e.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "common/app/main.h"
+#include "common/http/query.h"
 #include "common/http/rate_limit.h"
 #include "common/link/peer_cert.h"
 #include "common/mra/snapshot_json.h"
@@ -39,6 +41,26 @@ net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector
     o.ciphersuites = cfg.tls.ciphersuites;
     o.alpn = std::move(alpn);
     return o;
+}
+
+protection::Settings protection_settings(const config::ProtectionConfig& pc) {
+    protection::Settings s;
+    s.rules = pc.categories;
+    if (!pc.enabled)
+        for (auto& r : s.rules)
+            r.enabled = false;
+    s.max_tracked = pc.max_tracked;
+    return s;
+}
+
+// A ban's end for people: UTC, ISO 8601 (the loops' clock is wall-clock milliseconds).
+std::string iso_utc(uint64_t ms) {
+    time_t t = time_t(ms / 1000);
+    tm tmv{};
+    gmtime_r(&t, &tmv);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    return buf;
 }
 
 } // namespace
@@ -81,26 +103,56 @@ void WorkerState::open_listeners() {
         l = std::move(*opened);
         cur = want;
     };
-    reopen(https_, https_addr_, cfg.listeners.https, [this](int fd, const net::SockAddr&) {
+    reopen(https_, https_addr_, cfg.listeners.https, [this](int fd, const net::SockAddr& peer) {
+        if (refuse_banned(SessionKind::Https, fd, peer)) return;
         add(SessionKind::Https, make_https_session(*this, fd, gen_->https_tls->new_ssl()));
     });
     // A SIP or XMPP flow lives on one link stream of its worker: one accepted while the worker has no link
     // up waits for one (the TLS handshake waits with it) rather than be refused at its first message.
-    reopen(sip_, sip_addr_, cfg.listeners.sip_tls, [this](int fd, const net::SockAddr&) {
+    reopen(sip_, sip_addr_, cfg.listeners.sip_tls, [this](int fd, const net::SockAddr& peer) {
+        if (refuse_banned(SessionKind::SipTls, fd, peer)) return;
         start_when_linked(fd, [this](int f) {
             add(SessionKind::SipTls, make_sip_session(*this, f, gen_->sip_tls->new_ssl()));
         });
     });
-    reopen(xmpp_, xmpp_addr_, cfg.listeners.xmpp, [this](int fd, const net::SockAddr&) {
+    reopen(xmpp_, xmpp_addr_, cfg.listeners.xmpp, [this](int fd, const net::SockAddr& peer) {
+        if (refuse_banned(SessionKind::Xmpp, fd, peer)) return;
         start_when_linked(fd, [this](int f) { add(SessionKind::Xmpp, make_xmpp_session(*this, f)); });
     });
     if (cfg.federation.xmpp && !federation_) federation_ = std::make_unique<Federation>(*this);
     if (federation_) federation_->apply(gen_);
-    reopen(s2s_, s2s_addr_, cfg.federation.xmpp, [this](int fd, const net::SockAddr&) {
+    reopen(s2s_, s2s_addr_, cfg.federation.xmpp, [this](int fd, const net::SockAddr& peer) {
+        if (refuse_banned(SessionKind::XmppS2s, fd, peer)) return;
         start_when_linked(fd, [this](int f) {
             if (federation_) add(SessionKind::XmppS2s, federation_->make_inbound(f));
         });
     });
+}
+
+bool WorkerState::refuse_banned(SessionKind listener, int fd, const net::SockAddr& peer) {
+    if (!banned(peer)) return false;
+    // Closed before TLS: a banned address costs an accept and a close, no handshake.
+    ::close(fd);
+    app_.protection_counters().refused[size_t(listener)]->inc();
+    EP_DEBUG("protection", "{}: connection to {} refused: address banned", peer.str(),
+             kListenerNames[size_t(listener)]);
+    return true;
+}
+
+bool WorkerState::banned(const net::SockAddr& peer) {
+    if (bans_.empty()) return false;
+    return bans_.banned(http::client_rate_key(peer), worker_.loop().now_ms());
+}
+
+void WorkerState::report(protection::Category c, const net::SockAddr& peer) {
+    const auto& pc = gen_->cfg.protection;
+    if (!pc.enabled || !pc.categories[size_t(c)].enabled) return;
+    app_.protection_counters().failures[size_t(c)]->inc();
+    for (const auto& n : pc.exempt)
+        if (n.contains(peer)) return;
+    auto key = http::client_rate_key(peer);
+    auto o = app_.ban_store().record_failure(c, key, worker_.loop().now_ms());
+    if (o.kind == protection::Outcome::Kind::Banned) bans_.add(key, o.ban->until_ms);
 }
 
 void WorkerState::stop_listening() {
@@ -353,7 +405,43 @@ EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
         &m.counter("edgepair_link_control_errors_total", "Bad control messages from edge-c");
     m.gauge_fn("edgepair_client_sessions", "Open client sessions",
                [this] { return double(open_sessions_.load()); });
+    for (size_t i = 0; i < protection::kCategoryCount; ++i) {
+        std::string cat(protection::kCategoryNames[i]);
+        protection_counters_.failures[i] =
+            &m.counter("edgepair_intrusion_failures_total",
+                       "Failures counted by intrusion protection, by category (exempt sources included)",
+                       {{"category", cat}});
+        protection_counters_.bans[i] =
+            &m.counter("edgepair_intrusion_bans_total",
+                       "Source addresses banned, by the category that banned them", {{"category", cat}});
+    }
+    for (size_t i = 0; i < kSessionKinds; ++i)
+        protection_counters_.refused[i] =
+            &m.counter("edgepair_intrusion_refused_connections_total",
+                       "Client connections closed at accept because their address is banned",
+                       {{"listener", kListenerNames[i]}});
     gen_ = app::value_or_throw(build(std::move(cfg)));
+    ban_store_ = std::make_unique<protection::LocalBanStore>(protection_settings(gen_->cfg.protection));
+    // Runs on the thread that made the ban or the lift, outside the store's lock.
+    ban_store_->set_listener({
+        [this](const protection::Ban& b) {
+            protection_counters_.bans[size_t(b.category)]->inc();
+            EP_WARN("protection", "address {} banned for {}s: {} {} failures within {}s (until {})",
+                    b.address, (b.until_ms - b.since_ms) / 1000, b.count,
+                    protection::category_name(b.category), b.window_ms / 1000, iso_utc(b.until_ms));
+            for (auto& w : workers_) {
+                auto* ws = w.get();
+                ws->worker().loop().post([ws, a = b.address, u = b.until_ms] { ws->ban_added(a, u); });
+            }
+        },
+        [this](const std::string& address) {
+            EP_INFO("protection", "ban of {} lifted by the administrator", address);
+            for (auto& w : workers_) {
+                auto* ws = w.get();
+                ws->worker().loop().post([ws, address] { ws->ban_lifted(address); });
+            }
+        },
+    });
 }
 
 EdgeE::~EdgeE() = default;
@@ -426,6 +514,7 @@ Result<void> EdgeE::create(app::App& app) {
     for (auto& w : app.process().workers())
         workers_.push_back(std::make_unique<WorkerState>(*this, *w));
     pending_links_.assign(workers_.size(), 0);
+    install_protection_routes();
     return {};
 }
 
@@ -502,6 +591,7 @@ Result<void> EdgeE::prepare(const std::string& path) {
 
 void EdgeE::commit() {
     gen_ = std::move(pending_);
+    ban_store_->apply(protection_settings(gen_->cfg.protection));
     // Listener failures are judged afresh: every listener that is not open is tried again below and raises
     // its alarm again if it still cannot bind; one that moved away from a taken address no longer alarms.
     app_.alarms().clear_family("port.conflict:", {});
@@ -592,10 +682,64 @@ std::string EdgeE::status_fields() {
     return fmt::format(
         ",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
         "\"sni_names\":[{}],\"sessions\":{},\"sessions_by_protocol\":{{\"https\":{},\"sip_tls\":{},"
-        "\"xmpp\":{},\"xmpp_s2s\":{}}},\"federation\":{}",
+        "\"xmpp\":{},\"xmpp_s2s\":{}}},\"federation\":{},\"protection\":{}",
         listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni, open_sessions_.load(),
         sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load(),
-        sessions_by_kind_[3].load(), fed);
+        sessions_by_kind_[3].load(), fed, protection_status());
+}
+
+// ---- intrusion protection (issue #17) ----
+
+std::string EdgeE::protection_status() {
+    const auto& pc = gen_->cfg.protection;
+    std::string cats, exempt;
+    for (size_t i = 0; i < protection::kCategoryCount; ++i) {
+        const auto& r = pc.categories[i];
+        cats +=
+            fmt::format("{}{{\"name\":\"{}\",\"enabled\":{},\"threshold\":{},\"window_s\":{},\"ban_s\":{}}}",
+                        i ? "," : "", protection::kCategoryNames[i], r.enabled ? "true" : "false",
+                        r.threshold, r.window_ms / 1000, r.ban_ms / 1000);
+    }
+    for (const auto& n : pc.exempt)
+        exempt += (exempt.empty() ? "" : ",") + admin::json_str(n.str());
+    auto bans = ban_store_->bans(app_.main_loop().now_ms()).size();
+    return fmt::format("{{\"enabled\":{},\"store\":\"local\",\"categories\":[{}],\"exempt\":[{}],"
+                       "\"bans\":{},\"tracked\":{}}}",
+                       pc.enabled ? "true" : "false", cats, exempt, bans, ban_store_->tracked());
+}
+
+void EdgeE::install_protection_routes() {
+    // The ban key of what the administrator typed: an address becomes its key (IPv6: the /64 it was banned
+    // under); a key as /protection/bans lists it is taken as it is.
+    auto key_of = [](const std::string& text) {
+        auto a = net::numeric_addr(text, 0);
+        return a ? http::client_rate_key(*a) : text;
+    };
+    auto lift = [this, key_of](const admin::Request& r) {
+        auto v = http::query_values(r.query, "address", 1);
+        if (v.empty() || v[0].empty()) return admin::text(400, "name the address: ?address=<ip>\n");
+        auto key = key_of(v[0]);
+        if (!ban_store_->lift(key, app_.main_loop().now_ms()))
+            return admin::text(404, "no active ban for " + key + "\n");
+        return admin::json(200, fmt::format("{{\"lifted\":{}}}\n", admin::json_str(key)));
+    };
+    app_.admin().route("/protection/bans", [this, lift](const admin::Request& r) {
+        if (r.method == "DELETE") return lift(r);
+        if (r.method != "GET" && r.method != "HEAD") return admin::text(405, "use GET or DELETE ?address=\n");
+        auto now = app_.main_loop().now_ms();
+        std::string out;
+        for (const auto& b : ban_store_->bans(now))
+            out += fmt::format("{}{{\"address\":{},\"category\":\"{}\",\"count\":{},\"since\":\"{}\","
+                               "\"until\":\"{}\",\"remaining_s\":{}}}",
+                               out.empty() ? "" : ",", admin::json_str(b.address),
+                               protection::category_name(b.category), b.count, iso_utc(b.since_ms),
+                               iso_utc(b.until_ms), (b.until_ms - now + 999) / 1000);
+        return admin::json(200, "{\"bans\":[" + out + "]}\n");
+    });
+    app_.admin().route("/protection/lift", [lift](const admin::Request& r) {
+        if (r.method != "POST") return admin::text(405, "use POST ?address=\n");
+        return lift(r);
+    });
 }
 
 // ---- alarms (issue #20) ----

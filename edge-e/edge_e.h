@@ -25,6 +25,7 @@
 #include "common/net/tls_context.h"
 #include "common/obs/access_log.h"
 #include "common/obs/metrics.h"
+#include "common/protection/ban_store.h"
 #include "edge-e/media_relay.h"
 #include "edge-e/worker_counters.h"
 
@@ -33,6 +34,9 @@ namespace edgepair::edge_e {
 // The client protocols, for sessions by protocol on /status and the status page.
 enum class SessionKind { Https, SipTls, Xmpp, XmppS2s };
 inline constexpr size_t kSessionKinds = 4;
+// The listener label of edgepair_intrusion_refused_connections_total, by SessionKind.
+inline constexpr std::array<const char*, kSessionKinds> kListenerNames = {"https", "sip_tls", "xmpp",
+                                                                          "xmpp_s2s"};
 
 // Everything a worker needs that is rebuilt on reload: swapped whole, never edited in place.
 struct Generation {
@@ -157,8 +161,21 @@ class WorkerState {
     // XMPP federation on this worker (edge-e/federation.h); null without federation.xmpp.
     Federation* federation() { return federation_.get(); }
 
+    // Automated intrusion protection (issue #17). A failure of category `c` from `peer`: counted, and
+    // recorded in the process's ban store unless the category is off or the address exempt. Only failure
+    // paths call it. A ban it causes holds on this worker at once (the answer that caused it already
+    // closes the connection), on the others from their next loop turn.
+    void report(protection::Category c, const net::SockAddr& peer);
+    // Whether `peer`'s address is banned: the per-worker view, no lock (costs nothing while nobody is).
+    bool banned(const net::SockAddr& peer);
+    // The ban store's news, posted to this worker's loop.
+    void ban_added(const std::string& address, uint64_t until_ms) { bans_.add(address, until_ms); }
+    void ban_lifted(const std::string& address) { bans_.remove(address); }
+
   private:
     void open_listeners();
+    // At accept, before TLS: true when the connection was from a banned address (closed and counted).
+    bool refuse_banned(SessionKind listener, int fd, const net::SockAddr& peer);
     void refresh_link_status();
     void serve_link_waiters();
     void start_when_linked(int fd, std::function<void(int)> start);
@@ -187,6 +204,7 @@ class WorkerState {
     std::unordered_map<uint64_t, LinkTicket> flow_waits_; // SIP/XMPP connections accepted before a link
     uint64_t next_flow_wait_ = 0;
     std::shared_ptr<ClientStreamTable> client_streams_ = std::make_shared<ClientStreamTable>();
+    protection::BanView bans_;
 };
 
 // edge-e's roles in the common process skeleton (common/app).
@@ -220,6 +238,16 @@ class EdgeE final : public app::Roles {
     obs::AlarmTable& alarms() { return app_.alarms(); }
     const media::MediaMetrics& media_metrics() const { return app_.media_metrics(); }
 
+    // Intrusion protection (issue #17): the process's ban store (any thread; failure paths and admin only)
+    // and its counters, bound once.
+    protection::BanStore& ban_store() { return *ban_store_; }
+    struct ProtectionCounters {
+        std::array<obs::Counter*, protection::kCategoryCount> failures{};
+        std::array<obs::Counter*, protection::kCategoryCount> bans{};
+        std::array<obs::Counter*, kSessionKinds> refused{};
+    };
+    ProtectionCounters& protection_counters() { return protection_counters_; }
+
   private:
     // app::Roles
     app::Basics basics() const override { return app::basics_of(gen_->cfg); }
@@ -239,6 +267,8 @@ class EdgeE final : public app::Roles {
 
     Result<std::shared_ptr<const Generation>> build(config::EdgeEConfig cfg);
     void open_link_listener();
+    void install_protection_routes();
+    std::string protection_status();
 
     app::App app_; // first: the loops everything below runs on go last
     Counters counters_{};
@@ -253,6 +283,9 @@ class EdgeE final : public app::Roles {
     std::atomic<int64_t> open_sessions_{0};
     std::array<std::atomic<int64_t>, kSessionKinds> sessions_by_kind_{}; // /status, the status page
     uint64_t link_down_since_ms_ = 0; // main loop: when some worker was first seen without a link (0: none)
+    ProtectionCounters protection_counters_;
+    // One per process for now (LocalBanStore); a cluster shares it through Redis (issue #17, not built).
+    std::unique_ptr<protection::BanStore> ban_store_;
 };
 
 } // namespace edgepair::edge_e

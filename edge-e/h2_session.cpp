@@ -26,6 +26,7 @@
 #include "common/http/h2_request.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
+#include "common/protection/classify.h"
 #include "edge-e/http_gate.h"
 
 namespace edgepair::edge_e {
@@ -300,6 +301,14 @@ class H2Conn final : public H2Session {
                     nghttp2_strerror(rv));
             nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id_, NGHTTP2_INTERNAL_ERROR);
         }
+        // A banned address opens no new streams: GOAWAY (no error) names the last stream served, the ones in
+        // progress finish, then the connection closes (nghttp2 wants neither read nor write any more).
+        if (!ban_goaway_ && ws_.banned(conn_.peer())) {
+            ban_goaway_ = true;
+            nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                                  nullptr, 0);
+        }
         schedule_send();
     }
 
@@ -399,6 +408,7 @@ class H2Conn final : public H2Session {
         ssize_t rv = h2::receive(session_, data, len);
         if (rv < 0) {
             count_reject(ws_, rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "h2_bad_preface" : "h2_protocol");
+            ws_.report(protection::Category::HttpIntrusion, conn_.peer());
             EP_INFO(kLog, "{}: HTTP/2 connection error: {}", conn_.peer().str(), nghttp2_strerror(int(rv)));
             close_after_send();
             return false;
@@ -527,6 +537,7 @@ class H2Conn final : public H2Session {
         auto* c = static_cast<H2Conn*>(ud);
         auto label = h2::invalid_frame_label(lib_error_code);
         count_reject(c->ws_, label);
+        c->ws_.report(protection::Category::HttpIntrusion, c->conn_.peer());
         EP_INFO(kLog, "{}: stream {}: HTTP/2 frame refused: {}", c->conn_.peer().str(), f->hd.stream_id,
                 nghttp2_strerror(lib_error_code));
         if (auto* st = c->find(f->hd.stream_id)) {
@@ -593,6 +604,7 @@ class H2Conn final : public H2Session {
     bool closing_ = false;
     bool close_after_send_ = false;
     bool goaway_counted_ = false;
+    bool ban_goaway_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -602,6 +614,9 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     if (!st.req_.finish()) {
         const auto& e = st.req_.error();
         count_reject(ws_, e.label);
+        if (auto c = e.malformed ? std::optional(protection::Category::HttpIntrusion)
+                                 : protection::refusal_category(e.status, e.label))
+            ws_.report(*c, conn_.peer());
         st.access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_.peer().str(), "-", "-");
         st.access_.set_reason(e.label);
         EP_INFO(kLog, "{}: stream {}: request refused: {} ({})", conn_.peer().str(), st.id_, e.label,
@@ -625,6 +640,8 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     st.access_.begin(ws_.gen()->access_log, g.request_id, conn_.peer().str(), head.method, head.target);
     if (g.status) {
         st.access_.set_reason(g.reason);
+        if (g.content_type.empty())
+            if (auto c = protection::refusal_category(g.status, g.reason)) ws_.report(*c, conn_.peer());
         return respond_local(st, g.status, g.message, g.retry_after_s, g.allow, g.content_type);
     }
     // nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS only once the client acknowledged it: the link
@@ -714,6 +731,7 @@ void H2Stream::on_headers(link::LinkStream&, const link::Headers& headers) {
     access_.set_status(status);
     access_.set_upstream(link::header_value(headers, obs::kUpstreamHeader));
     resp_discard_ = head_request_ || status == 204 || status == 304;
+    if (auto c = protection::answer_category(status)) c_.ws().report(*c, c_.conn().peer());
     h2::Fields h;
     h.reserve(headers.size() + 1);
     h.emplace_back(":status", std::to_string(status));

@@ -7,6 +7,7 @@
 #include "common/net/tls_context.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
+#include "common/protection/classify.h"
 #include "edge-e/h2_session.h"
 #include "edge-e/http_gate.h"
 #include "edge-e/sessions.h"
@@ -109,6 +110,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
             if (r.status == http::H1Parser::Status::Error) {
                 auto& e = parser_->error();
                 count_reject(ws_, e.name());
+                if (auto c = protection::refusal_category(e.status ? e.status : 400, e.name()))
+                    ws_.report(*c, conn_->peer());
                 if (!access_.active())
                     access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_->peer().str(), "-",
                                   "-");
@@ -214,6 +217,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
 
         auto g = gate_request(ws_, *req, conn_->peer());
         access_.begin(ws_.gen()->access_log, g.request_id, conn_->peer().str(), parsed.method, parsed.target);
+        if (g.status && g.content_type.empty())
+            if (auto c = protection::refusal_category(g.status, g.reason)) ws_.report(*c, conn_->peer());
         if (g.status && !g.content_type.empty()) {
             access_.set_reason(g.reason);
             if (!request_done_ && !body_skippable()) keep_alive_ = false;
@@ -359,6 +364,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     // `content_type` set: an answer of edge-e's own (get_edge_sso), `msg` is the whole body.
     void respond_local(int status, const std::string& msg, bool keep_alive, uint64_t retry_after_s = 0,
                        std::string_view allow = {}, std::string_view content_type = {}) {
+        // A banned address keeps no connection past the answer it is getting (docs/SECURITY.md).
+        if (keep_alive && ws_.banned(conn_->peer())) keep_alive = false;
         std::string body = content_type.empty() ? msg + "\n" : msg;
         std::string extra =
             status == 401 ? fmt::format("WWW-Authenticate: {}\r\n", mra::kClientAuthChallenge) : "";
@@ -399,6 +406,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         stall_timer_->cancel();
         head_pending_ = true;
         first_done_ = true;
+        if (keep_alive_ && ws_.banned(conn_->peer())) keep_alive_ = false; // banned during this request
         if (!keep_alive_) {
             if (!request_done_) return close_lingering();
             closing_ = true;
@@ -466,6 +474,8 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         // An answer before the whole request: the rest of the upload is not read (the link stream is reset
         // once the answer is complete), so this connection cannot carry another request.
         if (!request_done_) keep_alive_ = false;
+        if (auto c = protection::answer_category(status)) ws_.report(*c, conn_->peer());
+        if (keep_alive_ && ws_.banned(conn_->peer())) keep_alive_ = false;
         std::string head = fmt::format("HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
         bool has_length = false;
         for (auto& [k, v] : headers) {

@@ -15,11 +15,14 @@
 // the pair advertises in get_edge_config, so each link stream tells it how the client reached edge-e:
 // x-sni, x-edge-local (the local address of the client's connection), x-edge-host and x-edge-sip-port (the
 // name and port get_edge_config advertises).
+#include <unordered_map>
+
 #include <fmt/format.h>
 
 #include "common/link/link_conn.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
+#include "common/protection/classify.h"
 #include "common/sip/framer.h"
 #include "common/sip/link_codec.h"
 #include "common/sip/message.h"
@@ -75,6 +78,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         s.consumed(len);
         if (closing_) return;
         bool framed = from_link_.feed_each(std::string_view(data, len), [this](std::string_view msg) {
+            note_auth_answer(msg);
             access_.add_out(msg.size());
             if (access_.active()) log_transaction(msg, false);
             conn_->write(msg);
@@ -191,7 +195,42 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         if (e.fatal) close_client();
     }
 
+    // sip-auth (issue #17): which REGISTER/INVITE transactions of this flow carried credentials, so that a
+    // 401/407 to them counts as a failure and the first challenge does not. Bounded: a flow has few
+    // authenticating transactions in flight; past the bound the table starts again (a 401 then is taken for
+    // a challenge, erring towards not banning).
+    static constexpr size_t kAuthTxns = 32;
+    void note_auth_request(const sip::Message& m) {
+        if (m.method() != "REGISTER" && m.method() != "INVITE") return;
+        auto key = transaction_key(m);
+        if (key.empty()) return;
+        if (auth_txns_.size() >= kAuthTxns) auth_txns_.clear();
+        auth_txns_[key] = m.find("Authorization") || m.find("Proxy-Authorization");
+    }
+    // Only 401, 403 and 407 are parsed here; every other answer costs a prefix comparison.
+    void note_auth_answer(std::string_view msg) {
+        if (msg.size() < 12 || msg.substr(0, 10) != "SIP/2.0 40" ||
+            (msg[10] != '1' && msg[10] != '3' && msg[10] != '7'))
+            return;
+        auto m = sip::Message::parse_head(msg.substr(0, msg.find("\r\n\r\n")));
+        if (!m || m->is_request()) return;
+        auto cseq = m->cseq();
+        if (!cseq) return;
+        auto key = transaction_key(*m);
+        auto it = auth_txns_.find(key);
+        bool had = it != auth_txns_.end() && it->second;
+        if (it != auth_txns_.end()) auth_txns_.erase(it);
+        if (protection::sip_auth_failure(m->status(), cseq->method, had))
+            ws_.report(protection::Category::SipAuth, conn_->peer());
+    }
+
     void on_message(std::string_view bytes) {
+        // A flow whose address was banned since it opened ends at its next message (docs/SECURITY.md).
+        if (ws_.banned(conn_->peer())) {
+            EP_INFO("sip", "{}: flow closed: source address banned", peer_);
+            close_client();
+            return;
+        }
         auto m = sip::Message::parse(bytes);
         if (!m) {
             // Framed but not parseable: there is no Via to answer on, so the flow cannot continue.
@@ -227,6 +266,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
             return;
         }
         if (access_.active()) log_transaction(*m, true);
+        if (m->is_request()) note_auth_request(*m);
         if (!stream_->write(sip::link_encode(bytes))) {
             // The link stream's queue is full: stop reading this client until edge-c catches up.
             paused_ = true;
@@ -320,6 +360,7 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     uint16_t peer_port_ = 0;
     bool handshake_done_ = false;
     bool closing_ = false;
+    std::unordered_map<std::string, bool> auth_txns_; // transaction key -> carried credentials
     bool paused_ = false;
     obs::FlowAccess access_; // log.access: the flow's open and close lines, under the id sent to edge-c
     obs::SipTransactionAccess txns_; // log.access: one line per SIP transaction of the flow

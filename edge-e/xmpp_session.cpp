@@ -17,6 +17,7 @@
 
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
+#include "common/protection/category.h"
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
 
@@ -115,6 +116,9 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
 
     void on_client_data(const char* data, size_t len) {
         if (phase_ == Phase::Done) return;
+        // A stream whose address was banned since it opened ends at its next input (docs/SECURITY.md).
+        if (ws_.banned(conn_->peer()))
+            return fail(xmpp::StreamErrorCondition::policy_violation, "source address banned");
         access_.add_in(len);
         c2s_->feed(std::string_view(data, len));
         while (phase_ == Phase::Plain || phase_ == Phase::Tls) {
@@ -133,8 +137,8 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
             domain_ = ev.header.to;
             if (ev.header.version.empty()) {
                 // A pre-1.0 stream cannot negotiate STARTTLS, and plaintext is never accepted here.
-                return fail(xmpp::StreamErrorCondition::unsupported_version,
-                            "XMPP 1.0 with STARTTLS is required");
+                return client_fault(xmpp::StreamErrorCondition::unsupported_version,
+                                    "XMPP 1.0 with STARTTLS is required");
             }
             writer_ = xmpp::ServerStreamWriter(xmpp::ServerHeader{
                 writer_.header().id, domain_.empty() ? gen_->cfg.node_name : domain_, {}, "en"});
@@ -152,7 +156,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
             return;
         }
         case xmpp::EventType::stanza:
-            return fail(xmpp::StreamErrorCondition::policy_violation, "STARTTLS is required");
+            return client_fault(xmpp::StreamErrorCondition::policy_violation, "STARTTLS is required");
         case xmpp::EventType::keepalive:
             return;
         case xmpp::EventType::stream_close:
@@ -161,7 +165,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
             conn_->close();
             return;
         case xmpp::EventType::error:
-            return fail(ev.condition, ev.detail);
+            return client_fault(ev.condition, ev.detail);
         }
     }
 
@@ -176,9 +180,9 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         case xmpp::EventType::stream_close:
             return to_link(ev.raw.empty() ? xmpp::stream_close() : ev.raw);
         case xmpp::EventType::starttls:
-            return fail(xmpp::StreamErrorCondition::policy_violation, "TLS is already established");
+            return client_fault(xmpp::StreamErrorCondition::policy_violation, "TLS is already established");
         case xmpp::EventType::error:
-            return fail(ev.condition, ev.detail);
+            return client_fault(ev.condition, ev.detail);
         }
     }
 
@@ -221,6 +225,14 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         if (!writer_.header_sent()) (void)writer_.open();
         access_.add_out(bytes.size());
         conn_->write(bytes);
+    }
+
+    // A stream error the client caused (malformed XML, a policy it broke): xmpp-intrusion. Link losses and
+    // IM&P's own faults go through fail() alone.
+    void client_fault(xmpp::StreamErrorCondition c, std::string_view text) {
+        if (phase_ == Phase::Done) return;
+        ws_.report(protection::Category::XmppIntrusion, conn_->peer());
+        fail(c, text);
     }
 
     void fail(xmpp::StreamErrorCondition c, std::string_view text) {

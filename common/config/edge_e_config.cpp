@@ -113,6 +113,43 @@ void parse_http(const Node& n, HttpEdgeConfig& out) {
     }
 }
 
+void parse_protection(const Node& n, ProtectionConfig& out) {
+    auto m = n.as_map({"enabled", "exempt", "max_tracked", "categories"});
+    m.boolean("enabled", out.enabled);
+    m.integer("max_tracked", out.max_tracked, 16, 10'000'000);
+    if (auto ex = m.get("exempt")) {
+        if (auto items = ex->as_seq()) {
+            for (const auto& item : *items) {
+                auto s = item.as_string();
+                if (!s) continue;
+                auto net = net::Network::parse(*s);
+                if (!net)
+                    item.error(net.error().message + " (expected an address or network, e.g. 192.0.2.0/24)");
+                else
+                    out.exempt.push_back(*net);
+            }
+        }
+    }
+    auto cats = m.get("categories");
+    if (!cats) return;
+    auto cm = cats->as_map({protection::kCategoryNames[0], protection::kCategoryNames[1],
+                            protection::kCategoryNames[2], protection::kCategoryNames[3],
+                            protection::kCategoryNames[4]});
+    for (size_t i = 0; i < protection::kCategoryCount; ++i) {
+        auto c = cm.get(protection::kCategoryNames[i]);
+        if (!c) continue;
+        auto& rule = out.categories[i];
+        auto rm = c->as_map({"enabled", "threshold", "window", "ban"});
+        rm.boolean("enabled", rule.enabled);
+        rm.integer("threshold", rule.threshold, 1, 1'000'000);
+        Duration window(rule.window_ms), ban(rule.ban_ms);
+        if (rm.duration("window", window, std::chrono::seconds(1), std::chrono::hours(24)))
+            rule.window_ms = uint64_t(window.count());
+        if (rm.duration("ban", ban, std::chrono::seconds(1), std::chrono::days(30)))
+            rule.ban_ms = uint64_t(ban.count());
+    }
+}
+
 void parse_sso(const Node& n, EdgeESsoConfig& out) {
     auto m = n.as_map({"check_internal_availability", "domains"});
     m.boolean("check_internal_availability", out.check_internal_availability);
@@ -186,7 +223,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
     auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http",
-                         "media", "federation", "sso"});
+                         "media", "federation", "sso", "protection"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -208,6 +245,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("sso")) parse_sso(*n, cfg.sso);
     if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
     if (auto n = m.get("federation")) parse_edge_e_federation(*n, cfg.federation);
+    if (auto n = m.get("protection")) parse_protection(*n, cfg.protection);
     return cfg;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 // edge-e (DMZ side) configuration: conf/edge-e.yaml. Reference: docs/CONFIG.md.
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,8 @@
 #include "common/config/media_config.h"
 #include "common/config/types.h"
 #include "common/core/result.h"
+#include "common/net/network.h"
+#include "common/protection/category.h"
 
 namespace edgepair::config {
 
@@ -100,6 +103,16 @@ struct EdgeESsoConfig {
     SsoMode mode_of(std::string_view domain) const;
 };
 
+// Automated intrusion protection (issue #17; docs/CONFIG.md `protection`, docs/SECURITY.md).
+struct ProtectionConfig {
+    bool enabled = true; // false: nothing is counted and nobody is banned
+    // Indexed by protection::Category; YAML keys are the category names (http-ce-auth, ...).
+    std::array<protection::Rule, protection::kCategoryCount> categories = protection::default_rules();
+    // Sources never counted nor banned. Loopback is not exempt unless listed.
+    std::vector<net::Network> exempt;
+    uint32_t max_tracked = 65536; // (address, category) pairs counted at once
+};
+
 struct EdgeEConfig {
     std::string node_name;
     unsigned workers = 0; // 0 = auto (hardware_concurrency)
@@ -113,6 +126,7 @@ struct EdgeEConfig {
     EdgeESsoConfig sso;
     std::optional<EdgeEMediaConfig> media;
     EdgeEFederationConfig federation; // issue #19
+    ProtectionConfig protection;      // issue #17
     SourceMap source;                 // file and key lines, for validation messages
 };
 

@@ -33,6 +33,11 @@ def edge_e_yaml(tc: h.TestCase, ports: Ports, pki: str, *, sni_cert: str | None 
     sni_cert = sni_cert or f"{pki}/edge-e-alt.crt"
     sni_key = sni_key or f"{pki}/edge-e-alt.key"
     auth_db = auth_db or write_auth_db(tc)
+    # Intrusion protection is on by default (issue #17) and many tests send refused requests on purpose from
+    # 127.0.0.1: that address is exempt here, unless the test writes its own `protection:` section
+    # (test_intrusion.py uses other 127.0.0.x sources, which stay subject to it).
+    if "protection:" not in extra:
+        extra = "protection: {exempt: [127.0.0.1/32]}\n        " + extra
     return tc.write_yaml("edge-e.yaml", f"""
         node_name: expe1.example.com
         workers: {workers}

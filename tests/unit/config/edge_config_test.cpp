@@ -663,6 +663,42 @@ TEST_CASE("edge-e: the http section (timeouts, HTTP/2 streams, rate limit)", "[c
     error_for(diag, "http.rate_limit.brust");
 }
 
+TEST_CASE("edge-e: the protection section (categories, exemptions)", "[config][edge_e][protection]") {
+    auto& e = env();
+    auto def = load_edge_e_config(e.write("prot-def-e.yaml", kEdgeE));
+    REQUIRE(def);
+    CHECK(def->protection.enabled);
+    CHECK(def->protection.exempt.empty()); // loopback is not exempt by default
+    CHECK(def->protection.categories[size_t(edgepair::protection::Category::HttpAuth)].enabled);
+    CHECK_FALSE(def->protection.categories[size_t(edgepair::protection::Category::HttpAccess)].enabled);
+
+    auto text = kEdgeE +
+                "protection:\n  exempt: [192.0.2.0/24, \"2001:db8::/32\", 127.0.0.9]\n"
+                "  categories:\n    http-ce-access: {enabled: on, threshold: 3, window: 10s, ban: 1h}\n"
+                "    sip-auth: {enabled: off}\n";
+    auto cfg = load_edge_e_config(e.write("prot-e.yaml", text));
+    INFO((cfg ? "" : cfg.error().message));
+    REQUIRE(cfg);
+    REQUIRE(cfg->protection.exempt.size() == 3);
+    CHECK(cfg->protection.exempt[1].str() == "2001:db8::/32");
+    CHECK(cfg->protection.exempt[2].str() == "127.0.0.9/32");
+    auto& acc = cfg->protection.categories[size_t(edgepair::protection::Category::HttpAccess)];
+    CHECK(acc.enabled);
+    CHECK(acc.threshold == 3);
+    CHECK(acc.window_ms == 10'000);
+    CHECK(acc.ban_ms == 3'600'000);
+    CHECK_FALSE(cfg->protection.categories[size_t(edgepair::protection::Category::SipAuth)].enabled);
+
+    Diagnostics diag;
+    auto bad = kEdgeE + "protection:\n  exempt: [192.0.2.1/24]\n  categories:\n"
+                        "    http-ce-auht: {threshold: 2}\n    xmpp-intrusion: {threshold: 0, window: 0s}\n";
+    CHECK_FALSE(load_edge_e_config(e.write("prot-bad-e.yaml", bad), &diag));
+    error_for(diag, "protection.exempt[0]");
+    error_for(diag, "protection.categories.http-ce-auht");
+    error_for(diag, "protection.categories.xmpp-intrusion.threshold");
+    error_for(diag, "protection.categories.xmpp-intrusion.window");
+}
+
 TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules file", "[config][edge_c]") {
     auto& e = env();
     auto def = load_edge_c_config(e.write("http-def-c.yaml", kEdgeC));
