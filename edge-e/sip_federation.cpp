@@ -27,7 +27,8 @@ constexpr const char* kLog = "sip-fed";
 constexpr uint16_t kDefaultSipsPort = 5061; // RFC 3263 4.2: no SRV record, TLS
 constexpr size_t kMaxLabelledDomains = 256; // per worker; later domains are counted as "other"
 constexpr size_t kMaxFromLink = 2 * 1024 * 1024;
-constexpr size_t kMaxHeld = 64 * 1024; // IM&P's requests before the remote connection is up
+constexpr uint64_t kFailedLingerMs = 2000; // a failed outbound leg answers IM&P this long, then ends
+constexpr size_t kMaxHeld = 64 * 1024;     // IM&P's requests before the remote connection is up
 constexpr std::string_view kRefusals[] = {"register",  "denied",  "not_allowed",        "bad_domain",
                                           "not_local", "no_link", "remote_unreachable", "invalid"};
 
@@ -291,8 +292,6 @@ class SipFedOut final : public FedFlow {
             fed_.count_refusal("no_link");
             return close_remote();
         }
-        if (auto why = fed_.policy().refusal(to_); !why.empty())
-            return fail(403, fmt::format("Federation with {} is not permitted", to_), why);
         timer_ = std::make_unique<core::Timer>(ws_.worker().loop(), [this] {
             attempt_failed(fmt::format("{}: not connected within {} ms", cur_,
                                        gen_->cfg.federation.sip->connect_timeout.count()));
@@ -310,6 +309,7 @@ class SipFedOut final : public FedFlow {
   private:
     void from_edge_c(std::string_view msg) override {
         if (up_) return FedFlow::from_edge_c(msg);
+        if (failed_status_) return answer(msg);
         held_bytes_ += msg.size();
         if (held_bytes_ > kMaxHeld) return; // IM&P's retransmissions answer it later
         held_.emplace_back(msg);
@@ -371,7 +371,7 @@ class SipFedOut final : public FedFlow {
     }
 
     void attempt_failed(std::string why) {
-        if (closing_ || up_) return;
+        if (closing_ || up_ || failed_status_) return;
         last_error_ = why;
         EP_INFO(kLog, "to {}: {}", to_, why);
         ++attempt_; // the abandoned connection's callbacks are ignored from now on
@@ -399,29 +399,38 @@ class SipFedOut final : public FedFlow {
         FedFlow::on_remote_close(why);
     }
 
-    // Nothing reached the remote: every request IM&P sent meanwhile gets `status` from here.
+    void answer(std::string_view bytes) {
+        auto m = sip::Message::parse(bytes);
+        if (!m || !m->is_request() || m->method() == "ACK") return;
+        to_link(sip::make_response(*m, failed_status_, failed_why_).serialize());
+    }
+
+    // Nothing reached the remote: every request IM&P sent meanwhile, and those still on their way over the
+    // link, get `status` from here; the stream ends after a short linger (the next request dials anew).
     void fail(int status, std::string why, std::string_view metric) {
-        if (closing_) return;
+        if (closing_ || failed_status_) return;
         fed_.count_refusal(metric);
         EP_INFO(kLog, "to {}: {} ({})", to_, why, metric);
-        if (timer_) timer_->cancel();
-        for (auto& bytes : held_) {
-            auto m = sip::Message::parse(bytes);
-            if (!m || !m->is_request() || m->method() == "ACK") continue;
-            to_link(sip::make_response(*m, status, printable(why)).serialize());
-        }
+        failed_status_ = status;
+        failed_why_ = printable(why);
+        for (auto& bytes : held_)
+            answer(bytes);
         held_.clear();
         if (conn_) {
             ++attempt_;
             conn_->abort("failed");
             dead_.push_back(std::move(conn_));
         }
-        close_remote();
+        if (timer_) timer_->cancel();
+        linger_ = std::make_unique<core::Timer>(ws_.worker().loop(), [this] { close_remote(); });
+        linger_->arm(kFailedLingerMs);
     }
 
     uint64_t id_;
     std::string to_;
     bool up_ = false;
+    int failed_status_ = 0;
+    std::string failed_why_;
     std::deque<std::string> held_;
     size_t held_bytes_ = 0;
     std::vector<SipFederation::Target> targets_;
@@ -430,7 +439,7 @@ class SipFedOut final : public FedFlow {
     size_t next_addr_ = 0;
     std::string cur_, last_error_;
     uint64_t attempt_ = 0;
-    std::unique_ptr<core::Timer> timer_;
+    std::unique_ptr<core::Timer> timer_, linger_;
     std::vector<std::unique_ptr<net::Connection>> dead_; // abandoned attempts, freed with the session
 };
 
@@ -510,6 +519,11 @@ void SipFederation::on_control(link::LinkConn* link, std::string_view msg) {
     if (!enabled_) return failed(503, "SIP federation not configured on edge-e");
     std::string to = xmpp::normalise_domain(j.value("to", ""));
     if (id == 0 || to.empty()) return failed(400, "bad sipfed_dial");
+    if (auto why = policy_.refusal(to); !why.empty()) {
+        count_refusal(why);
+        EP_INFO(kLog, "to {}: federation refused ({})", to, why);
+        return failed(403, fmt::format("Federation with {} is not permitted", to));
+    }
     auto s = std::make_unique<SipFedOut>(*this, id, to);
     auto* raw = s.get();
     ws_.add(SessionKind::SipFederation, std::move(s));
