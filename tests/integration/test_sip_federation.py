@@ -26,6 +26,7 @@ refused.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -228,12 +229,15 @@ class SipFederationTest(h.TestCase):
             p.close()
         super().tearDown()
 
-    def start_dns(self, partner_tls_port: int) -> h.Proc:
+    def start_dns(self, partner_tls_port: int, partner2_tls_port: int | None = None) -> h.Proc:
         args = [self.require_tool("dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
                 "--no-hosts", "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
                 f"--port={self.dns_port}", "--log-facility=-", "--log-queries", "--user=root",
                 f"--srv-host=_sips._tcp.partner.test,sip.partner.test,{partner_tls_port},0,0",
                 "--host-record=sip.partner.test,127.0.0.1"]
+        if partner2_tls_port:
+            # partner2.test publishes only `_sip._tcp`: the second look-up of RFC 3263 4.2 (dialled with TLS too).
+            args += [f"--srv-host=_sip._tcp.partner2.test,sip.partner.test,{partner2_tls_port},0,0"]
         p = self.start(args, name="dns")
         h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
         return p
@@ -261,13 +265,16 @@ federation:
         self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
         h.wait_port("127.0.0.1", self.fed_port, timeout=10, proc=self.edge_e)
         h.wait_port("127.0.0.1", self.inside_port, timeout=10, proc=self.edge_c)
+        # Every edge-c worker's link up: IM&P's connection may land on either worker, and a worker asks edge-e
+        # for outbound legs over its own link.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            st, _, _ = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/ready", timeout=5)
-            if st == 200:
+            st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/status", timeout=5)
+            links = json.loads(body)["link"]["links"] if st == 200 else []
+            if len(links) == 2 and all(ln["state"] == "up" for ln in links):
                 return
             time.sleep(0.2)
-        self.fail("edge-e never became ready (no link from edge-c)")
+        self.fail("edge-c's links never came up")
 
     def sipp(self, scenario: str, name: str, keys: dict, target: str | None = None,
              port: int | None = None) -> h.Proc:
@@ -333,8 +340,10 @@ federation:
         sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         sctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
         term = Pipe(self.partner_port, server_ctx=sctx)
-        self.pipes.append(term)
-        dns = self.start_dns(term.port)
+        partner2_port = h.free_port()
+        term2 = Pipe(partner2_port, server_ctx=sctx)
+        self.pipes += [term, term2]
+        dns = self.start_dns(term.port, term2.port)
         self.start_pair(self.imp_port)
         imp = self.sipp("fed-uac.xml", "imp-uac",
                         {"from_user": "alice", "from_domain": "example.com", "to_user": "bob",
@@ -345,6 +354,19 @@ federation:
         self.assertIn("_sips._tcp.partner.test", dns.log_text())
         self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_sip_federation_sessions_total",
                                             'direction="out",domain="partner.test"'), 1)
+
+        # partner2.test has no `_sips._tcp` record: `_sip._tcp` is asked next and its target dialled with TLS.
+        partner2_uas = self.sipp("fed-uas.xml", "partner2-uas", {}, port=partner2_port)
+        h.wait_port("127.0.0.1", partner2_port, timeout=10, proc=partner2_uas)
+        imp2 = self.sipp("fed-uac.xml", "imp-uac2",
+                         {"from_user": "alice", "from_domain": "example.com", "to_user": "carol",
+                          "to_domain": "partner2.test"}, target=f"127.0.0.1:{self.inside_port}")
+        self.wait_sipp(imp2)
+        self.wait_sipp(partner2_uas)
+        self.assertGreaterEqual(term2.accepted, 1)
+        self.assertIn("_sip._tcp.partner2.test", dns.log_text())
+        self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_sip_federation_dns_failures_total",
+                                            'stage="sips"'), 1)
 
     # ---- refusals, and no route but to the IM&P node ---------------------------------------------------------
 
@@ -392,6 +414,14 @@ federation:
             s.sendall(sip_request("MESSAGE", "sip:eve@denied.test", "sip:alice@example.com",
                                   "sip:eve@denied.test", f"out-{uuid.uuid4().hex}"))
             self.assertEqual(read_response(s), 403)
+        # A domain with no SIP server in DNS: 503 to IM&P, the look-ups counted.
+        with socket.create_connection(("127.0.0.1", self.inside_port), timeout=TIMEOUT) as s:
+            s.sendall(sip_request("MESSAGE", "sip:x@nowhere.test", "sip:alice@example.com", "sip:x@nowhere.test",
+                                  f"out-{uuid.uuid4().hex}"))
+            self.assertEqual(read_response(s, timeout=30), 503)
+        for stage in ("sips", "sip", "address"):
+            self.assertGreaterEqual(self.metric(e, "edgepair_sip_federation_dns_failures_total",
+                                                f'stage="{stage}"'), 1, stage)
         # Only an IM&P node may send federation out: another source address is cut off.
         other = socket.socket()
         other.bind(("127.0.0.2", 0))
