@@ -282,7 +282,7 @@ class ImpSipOut final {
         }
         auto& leg = *it->second;
         leg.stream = s;
-        leg.timer.reset();
+        if (leg.timer) leg.timer->cancel();
         s->set_handler(&leg);
         s->send_headers({{":status", "200"}});
         svc_.count("out", "ok");
@@ -452,7 +452,8 @@ class ImpSipOut final {
 
     // Inside the leg's own callbacks: the leg is freed on the next loop turn.
     void retire_leg(std::unordered_map<std::string, std::unique_ptr<Leg>>::iterator it) {
-        it->second->timer.reset();
+        // Possibly inside the leg's own timer callback: cancelled here, freed with the leg.
+        if (it->second->timer) it->second->timer->cancel();
         w_.retire(std::move(it->second));
         legs_.erase(it);
     }

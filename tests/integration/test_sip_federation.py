@@ -20,8 +20,11 @@ The refusal test puts a recording TCP server where the IM&P node is, plus record
 internal SIP node (as Unified CM would be) and an internal HTTP server, and asserts what each received: a denied
 domain's MESSAGE and SUBSCRIBE get 403, a REGISTER 403, a Request-URI that is not ours 404, a Route to the
 internal node 403, and none of them reaches any internal server; one permitted MESSAGE does reach the IM&P node
-(so the path the refusals guard is open). Outbound, a denied target and a source that is not an IM&P node are
-refused.
+(so the path the refusals guard is open). Outbound, a denied target, a domain DNS knows nothing of (503) and a
+source that is not an IM&P node are refused.
+
+The reconnect test kills and restarts edge-c under an established subscription: the partner's refresh (inside
+the dialog, on a new connection) reaches the IM&P node through the new link.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import ssl
 import sys
@@ -180,14 +184,16 @@ def sip_response(request_head: bytes, status: int, reason: str) -> bytes:
     return (f"SIP/2.0 {status} {reason}\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode()
 
 
-def sip_request(method: str, ruri: str, frm: str, to: str, call_id: str, extra: str = "", body: str = "") -> bytes:
+def sip_request(method: str, ruri: str, frm: str, to: str, call_id: str, extra: str = "", body: str = "",
+                from_tag: str | None = None, to_tag: str | None = None, cseq: int = 1) -> bytes:
+    to_params = f";tag={to_tag}" if to_tag else ""
     return (f"{method} {ruri} SIP/2.0\r\n"
             f"Via: SIP/2.0/TLS 192.0.2.10:5061;branch=z9hG4bK{uuid.uuid4().hex[:12]}\r\n"
             "Max-Forwards: 70\r\n"
-            f"From: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\n"
-            f"To: <{to}>\r\n"
+            f"From: <{frm}>;tag={from_tag or uuid.uuid4().hex[:8]}\r\n"
+            f"To: <{to}>{to_params}\r\n"
             f"Call-ID: {call_id}\r\n"
-            f"CSeq: 1 {method}\r\n"
+            f"CSeq: {cseq} {method}\r\n"
             f"Contact: <sip:x@192.0.2.10:5061;transport=tls>\r\n"
             f"{extra}"
             f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
@@ -261,10 +267,14 @@ federation:
             imp_nodes: ["127.0.0.1:{imp_port}"]
             dial_timeout: 15s
 """.strip("\n"))
+        self.ccfg = ccfg
         self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
         h.wait_port("127.0.0.1", self.fed_port, timeout=10, proc=self.edge_e)
         h.wait_port("127.0.0.1", self.inside_port, timeout=10, proc=self.edge_c)
+        self.wait_links()
+
+    def wait_links(self) -> None:
         # Every edge-c worker's link up: IM&P's connection may land on either worker, and a worker asks edge-e
         # for outbound legs over its own link.
         deadline = time.monotonic() + 20
@@ -275,6 +285,39 @@ federation:
                 return
             time.sleep(0.2)
         self.fail("edge-c's links never came up")
+
+    # ---- a subscription outlives a link reconnect ------------------------------------------------------------
+
+    def test_subscription_refresh_across_link_reconnect(self):
+        """The link goes while a partner's subscription is established (edge-c killed and restarted): edge-e
+        closes the partner's connection, the partner reconnects and its in-dialog refresh (Request-URI: the IM&P
+        node's Contact, To tag set) reaches the IM&P node through the new link and is answered."""
+        imp = Recorder(answer=True)
+        self.pipes.append(imp)
+        self.start_pair(imp.port)
+        cid, tag = f"sub-{uuid.uuid4().hex}", uuid.uuid4().hex[:8]
+        s1 = self.tls_client()
+        s1.sendall(sip_request("SUBSCRIBE", "sip:alice@example.com", "sip:bob@partner.test", "sip:alice@example.com",
+                               cid, "Event: presence\r\nExpires: 6300\r\n", from_tag=tag))
+        self.assertEqual(read_response(s1), 200)
+        self.edge_c.send_signal(signal.SIGKILL)
+        s1.settimeout(15)
+        try:
+            self.assertEqual(s1.recv(65536), b"", "edge-e kept a federation flow whose link stream is gone")
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+        s1.close()
+        self.edge_c.wait(10)
+        self.edge_c = self.start([self.require_binary("edge-c"), "-c", self.ccfg], name="edge-c-again")
+        self.edge_c.wait_http(f"http://127.0.0.1:{self.ports.admin_c}/health", timeout=15)
+        self.wait_links()
+        with self.tls_client() as s2:
+            s2.sendall(sip_request("SUBSCRIBE", f"sip:alice@127.0.0.1:{imp.port};transport=tcp",
+                                   "sip:bob@partner.test", "sip:alice@example.com", cid,
+                                   "Event: presence\r\nExpires: 6300\r\n", from_tag=tag, to_tag="rec", cseq=2))
+            self.assertEqual(read_response(s2), 200)
+        self.assertEqual(imp.data.count(cid.encode()), 2, "the refresh did not reach the IM&P node")
+        self.assertEqual(imp.connections, 2)  # one per flow: the first ended with the link
 
     def sipp(self, scenario: str, name: str, keys: dict, target: str | None = None,
              port: int | None = None) -> h.Proc:
