@@ -21,6 +21,7 @@
 #include "edge-c/saml_sp.h"
 #include "edge-c/sip_router.h"
 #include "edge-c/sip_service.h"
+#include "edge-c/sipfed_service.h"
 #include "edge-c/snapshot_input.h"
 #include "edge-c/stream_router.h"
 #include "edge-c/xmpp_service.h"
@@ -54,6 +55,8 @@ void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
             on_media_control(*this, (*self)->link(), msg);
         else if (type.starts_with("s2s_") && s2s_)
             s2s_->on_control(msg);
+        else if (type.starts_with("sipfed_") && sipfed_)
+            sipfed_->on_control(msg);
     };
     cb.on_stream = [this](link::LinkStream* s, const link::Headers& h) { serve_stream(*this, s, h); };
     auto d =
@@ -105,6 +108,7 @@ void CWorker::init() {
     xmpp_ = std::make_unique<XmppService>(*this);
     sip_ = std::make_unique<SipRouter>(*this);
     if (g->cfg.federation.xmpp) s2s_ = std::make_unique<S2sService>(*this);
+    if (g->cfg.federation.sip) sipfed_ = std::make_unique<SipFedService>(*this);
 }
 
 link::LinkConn* CWorker::pick_link() {
@@ -130,6 +134,7 @@ void CWorker::teardown() {
     // Closing a link closes its streams: their handlers still reach the services and the HTTP client.
     dialers_.clear();
     owner_.clear();
+    sipfed_.reset();
     s2s_.reset();
     sip_.reset();
     xmpp_.reset();

@@ -70,6 +70,7 @@ class SipRouter;
 class UdsCredentialChecker;
 class XmppService;
 class S2sService;
+class SipFedService;
 
 // Per-worker state of edge-c: the link dialers this worker owns, the services that serve the streams they
 // carry, and the streams themselves. Everything here is created and destroyed on the worker's thread and
@@ -101,6 +102,8 @@ class CWorker {
     XmppService& xmpp() { return *xmpp_; }
     // XMPP federation on this worker (edge-c/s2s_service.h); null without federation.xmpp.
     S2sService* s2s() { return s2s_.get(); }
+    // SIP federation on this worker (edge-c/sipfed_service.h); null without federation.sip.
+    SipFedService* sipfed() { return sipfed_.get(); }
     // An up link of this worker (round-robin over its dialers), or nullptr.
     link::LinkConn* pick_link();
     UdsCredentialChecker& credentials() { return *credentials_; }
@@ -138,6 +141,7 @@ class CWorker {
     std::unique_ptr<XmppService> xmpp_;
     std::unique_ptr<SipRouter> sip_;
     std::unique_ptr<S2sService> s2s_;
+    std::unique_ptr<SipFedService> sipfed_;
     core::Owner owner_;
     std::vector<std::pair<size_t, std::unique_ptr<link::LinkDialer>>> dialers_;
     std::shared_ptr<const mra::Snapshot> snapshot_;

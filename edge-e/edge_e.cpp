@@ -14,6 +14,7 @@
 #include "common/obs/log.h"
 #include "edge-e/federation.h"
 #include "edge-e/sessions.h"
+#include "edge-e/sip_federation.h"
 
 namespace edgepair::edge_e {
 
@@ -127,6 +128,13 @@ void WorkerState::open_listeners() {
             if (federation_) add(SessionKind::XmppS2s, federation_->make_inbound(f));
         });
     });
+    if (cfg.federation.sip && !sip_federation_) sip_federation_ = std::make_unique<SipFederation>(*this);
+    if (sip_federation_) sip_federation_->apply(gen_);
+    reopen(sipfed_, sipfed_addr_, cfg.federation.sip, [this](int fd, const net::SockAddr&) {
+        start_when_linked(fd, [this](int f) {
+            if (sip_federation_) add(SessionKind::SipFederation, sip_federation_->make_inbound(f));
+        });
+    });
 }
 
 bool WorkerState::refuse_banned(SessionKind listener, int fd, const net::SockAddr& peer) {
@@ -161,6 +169,7 @@ void WorkerState::stop_listening() {
     sip_.reset();
     xmpp_.reset();
     s2s_.reset();
+    sipfed_.reset();
 }
 
 void WorkerState::add(SessionKind kind, std::unique_ptr<ClientSession> s) {
@@ -232,6 +241,16 @@ void WorkerState::accept_link(int fd) {
                 else
                     raw->send_control(fmt::format(
                         R"({{"type":"s2s_failed","id":{},"error":"XMPP federation not configured on edge-e"}})",
+                        mra::control_uint(msg, "id", 0)));
+                return;
+            }
+            if (msg.find("\"type\":\"sipfed_") != std::string_view::npos) {
+                // SIP federation towards a remote domain (edge-e/sip_federation.h): on the link's worker.
+                if (sip_federation_)
+                    sip_federation_->on_control(raw, msg);
+                else
+                    raw->send_control(fmt::format(
+                        R"({{"type":"sipfed_failed","id":{},"error":"SIP federation not configured on edge-e"}})",
                         mra::control_uint(msg, "id", 0)));
                 return;
             }
@@ -496,6 +515,25 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
         gen->s2s_out_verify = *verify;
         gen->s2s_out_noverify = *noverify;
     }
+    if (cfg.federation.sip) {
+        auto& fs = *cfg.federation.sip;
+        const std::string& cas = fs.trusted_cas.empty() ? cfg.tls.trusted_cas : fs.trusted_cas;
+        // Inbound, the remote server is not asked for a certificate: its requests are held to the domain
+        // lists by their From (docs/CONFIG.md, federation.sip).
+        auto so = server_options(cfg, {});
+        so.trusted_cas = cas;
+        so.client_certs = net::ClientCertMode::None;
+        auto st = net::TlsServerContext::create(so);
+        if (!st) return make_error("tls (federation.sip listener): " + st.error().message);
+        gen->sipfed_tls = *st;
+        net::TlsClientOptions co;
+        co.trusted_cas = cas;
+        co.min_version = tls_version(cfg.tls.min_version);
+        co.verify = fs.tls_verify;
+        auto out = net::TlsClientContext::create(co);
+        if (!out) return make_error("tls (federation.sip outbound): " + out.error().message);
+        gen->sipfed_out = *out;
+    }
     if (cfg.http.rate_limit.enabled) {
         http::RateLimitOptions rl;
         rl.rate = cfg.http.rate_limit.requests_per_second;
@@ -649,6 +687,7 @@ std::string EdgeE::status_fields() {
     add_listener("sip_tls", cfg.listeners.sip_tls);
     add_listener("xmpp", cfg.listeners.xmpp);
     add_listener("xmpp_s2s", cfg.federation.xmpp);
+    add_listener("sip_federation", cfg.federation.sip);
     std::string sni;
     for (auto& n : gen_->https_tls->sni().names())
         sni += (sni.empty() ? "" : ",") + admin::json_str(n);
@@ -664,28 +703,38 @@ std::string EdgeE::status_fields() {
         snap = fmt::format("{{\"applied\":{},\"domains\":[{}],\"nodes\":[{}],\"allow_list_rules\":{}}}",
                            snapshots_applied_, domains, nodes, snapshot_->allow_list.rules().size());
     }
-    // XMPP federation (issue #19): its settings; its counters are on /metrics.
-    std::string fed = "null";
+    // Federation (issue #19): its settings; its counters are on /metrics.
+    auto list = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (auto& d : v)
+            out += (out.empty() ? "" : ",") + admin::json_str(d);
+        return "[" + out + "]";
+    };
+    std::string fed_parts;
     if (cfg.federation.xmpp) {
         const auto& fx = *cfg.federation.xmpp;
-        auto list = [](const std::vector<std::string>& v) {
-            std::string out;
-            for (auto& d : v)
-                out += (out.empty() ? "" : ",") + admin::json_str(d);
-            return "[" + out + "]";
-        };
-        fed = fmt::format("{{\"xmpp\":{{\"listen\":{},\"security\":\"{}\",\"local_domains\":{},\"allow\":{},"
-                          "\"deny\":{}}}}}",
-                          admin::json_str(fx.listen.str()), config::to_string(fx.security),
-                          list(fx.local_domains), list(fx.allow), list(fx.deny));
+        fed_parts =
+            fmt::format("\"xmpp\":{{\"listen\":{},\"security\":\"{}\",\"local_domains\":{},\"allow\":{},"
+                        "\"deny\":{}}}",
+                        admin::json_str(fx.listen.str()), config::to_string(fx.security),
+                        list(fx.local_domains), list(fx.allow), list(fx.deny));
     }
+    if (cfg.federation.sip) {
+        const auto& fs = *cfg.federation.sip;
+        fed_parts += fmt::format("{}\"sip\":{{\"listen\":{},\"tls_verify\":{},\"local_domains\":{},"
+                                 "\"allow\":{},\"deny\":{}}}",
+                                 fed_parts.empty() ? "" : ",", admin::json_str(fs.listen.str()),
+                                 fs.tls_verify ? "true" : "false", list(fs.local_domains), list(fs.allow),
+                                 list(fs.deny));
+    }
+    std::string fed = fed_parts.empty() ? "null" : "{" + fed_parts + "}";
     return fmt::format(
         ",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
         "\"sni_names\":[{}],\"sessions\":{},\"sessions_by_protocol\":{{\"https\":{},\"sip_tls\":{},"
-        "\"xmpp\":{},\"xmpp_s2s\":{}}},\"federation\":{},\"protection\":{}",
+        "\"xmpp\":{},\"xmpp_s2s\":{},\"sip_federation\":{}}},\"federation\":{},\"protection\":{}",
         listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni, open_sessions_.load(),
         sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load(),
-        sessions_by_kind_[3].load(), fed, protection_status());
+        sessions_by_kind_[3].load(), sessions_by_kind_[4].load(), fed, protection_status());
 }
 
 // ---- intrusion protection (issue #17) ----

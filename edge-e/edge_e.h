@@ -32,11 +32,11 @@
 namespace edgepair::edge_e {
 
 // The client protocols, for sessions by protocol on /status and the status page.
-enum class SessionKind { Https, SipTls, Xmpp, XmppS2s };
-inline constexpr size_t kSessionKinds = 4;
+enum class SessionKind { Https, SipTls, Xmpp, XmppS2s, SipFederation };
+inline constexpr size_t kSessionKinds = 5;
 // The listener label of edgepair_intrusion_refused_connections_total, by SessionKind.
 inline constexpr std::array<const char*, kSessionKinds> kListenerNames = {"https", "sip_tls", "xmpp",
-                                                                          "xmpp_s2s"};
+                                                                          "xmpp_s2s", "sip_federation"};
 
 // Everything a worker needs that is rebuilt on reload: swapped whole, never edited in place.
 struct Generation {
@@ -46,6 +46,11 @@ struct Generation {
     // (verifying against federation.xmpp.trusted_cas, or not). Null without federation.xmpp.
     std::shared_ptr<net::TlsServerContext> s2s_tls;
     std::shared_ptr<net::TlsClientContext> s2s_out_verify, s2s_out_noverify;
+    // SIP federation (issue #19): the TLS remote SIP servers reach on federation.sip.listen, and towards
+    // remote domains (verifying their certificate, or not: federation.sip.tls_verify). Null without
+    // federation.sip.
+    std::shared_ptr<net::TlsServerContext> sipfed_tls;
+    std::shared_ptr<net::TlsClientContext> sipfed_out;
     std::shared_ptr<const config::AuthDb> auth_db;
     // Requests per client address on 8443, shared by every worker; null when http.rate_limit is off. Kept
     // across reloads that do not change its settings, so a SIGHUP does not hand everyone a fresh burst.
@@ -61,6 +66,7 @@ class ClientSession {
 
 class EdgeE;
 class Federation;
+class SipFederation;
 
 // A session waiting for a traversal link on its worker (WorkerState::wait_for_link). Dropping or cancelling
 // the ticket drops the callback (and what it captured) at once; the worker forgets the entry lazily. The
@@ -160,6 +166,8 @@ class WorkerState {
     std::string next_request_id() { return request_ids_.next(); }
     // XMPP federation on this worker (edge-e/federation.h); null without federation.xmpp.
     Federation* federation() { return federation_.get(); }
+    // SIP federation on this worker (edge-e/sip_federation.h); null without federation.sip.
+    SipFederation* sip_federation() { return sip_federation_.get(); }
 
     // Automated intrusion protection (issue #17). A failure of category `c` from `peer`: counted, and
     // recorded in the process's ban store unless the category is off or the address exempt. Only failure
@@ -185,9 +193,10 @@ class WorkerState {
     WorkerCounters counters_;
     obs::RequestIds request_ids_;
     std::shared_ptr<const Generation> gen_;
-    std::unique_ptr<net::Listener> https_, sip_, xmpp_, s2s_;
-    std::string https_addr_, sip_addr_, xmpp_addr_, s2s_addr_;
+    std::unique_ptr<net::Listener> https_, sip_, xmpp_, s2s_, sipfed_;
+    std::string https_addr_, sip_addr_, xmpp_addr_, s2s_addr_, sipfed_addr_;
     std::unique_ptr<Federation> federation_;
+    std::unique_ptr<SipFederation> sip_federation_;
     std::unordered_map<ClientSession*, std::unique_ptr<ClientSession>> sessions_;
     std::unordered_map<ClientSession*, SessionKind> session_kinds_; // for the per-protocol counts
     bool stopped_ = false;

@@ -312,6 +312,7 @@ void validate(EdgeEConfig& cfg, Diagnostics& diag) {
     if (cfg.listeners.sip_tls) socks.emplace_back("listeners.sip_tls.listen", cfg.listeners.sip_tls->listen);
     if (cfg.listeners.xmpp) socks.emplace_back("listeners.xmpp.listen", cfg.listeners.xmpp->listen);
     if (cfg.federation.xmpp) socks.emplace_back("federation.xmpp.listen", cfg.federation.xmpp->listen);
+    if (cfg.federation.sip) socks.emplace_back("federation.sip.listen", cfg.federation.sip->listen);
     socks.emplace_back("link.listen", cfg.link.listen);
     socks.emplace_back("admin.listen", cfg.admin.listen);
     for (std::size_t i = 0; i < socks.size(); ++i)

@@ -13,7 +13,6 @@ constexpr EnumName<FederationSecurity> kSecurity[] = {{"required", FederationSec
                                                       {"none", FederationSecurity::None}};
 
 const AddressRules kListen{.allow_hostname = false, .allow_any = true, .default_port = 5269};
-
 void domain_list(const Map& m, std::string_view key, std::vector<std::string>& out, bool wildcard) {
     auto n = m.get(key);
     if (!n) return;
@@ -33,6 +32,50 @@ void domain_list(const Map& m, std::string_view key, std::vector<std::string>& o
     }
 }
 
+const AddressRules kSipListen{.allow_hostname = false, .allow_any = true, .default_port = 5062};
+
+void dns_servers(const Map& m, std::vector<Address>& out) {
+    if (auto s = m.get("dns_servers"))
+        if (auto items = s->as_seq())
+            for (const auto& item : *items)
+                if (auto a =
+                        item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 53}))
+                    out.push_back(*a);
+}
+
+void parse_edge_e_sip(const Node& x, EdgeESipFederationConfig& c) {
+    auto xm = x.as_map({"listen", "local_domains", "allow", "deny", "dns_servers", "dns_timeout",
+                        "dns_cache_ttl", "connect_timeout", "tls_verify", "trusted_cas", "max_message_size"});
+    xm.address("listen", c.listen, kSipListen);
+    domain_list(xm, "local_domains", c.local_domains, false);
+    domain_list(xm, "allow", c.allow, true);
+    domain_list(xm, "deny", c.deny, true);
+    dns_servers(xm, c.dns_servers);
+    xm.duration("dns_timeout", c.dns_timeout, std::chrono::milliseconds(100), std::chrono::seconds(60));
+    xm.duration("dns_cache_ttl", c.dns_cache_ttl, std::chrono::seconds(0), std::chrono::hours(1));
+    xm.duration("connect_timeout", c.connect_timeout, std::chrono::seconds(1), std::chrono::minutes(5));
+    xm.boolean("tls_verify", c.tls_verify);
+    xm.readable_file("trusted_cas", c.trusted_cas);
+    xm.size("max_message_size", c.max_message_size, 4 * 1024, 1024 * 1024);
+}
+
+void parse_edge_c_sip(const Node& x, EdgeCSipFederationConfig& c) {
+    auto xm = x.as_map({"listen", "imp_nodes", "connect_timeout", "dial_timeout", "max_message_size"});
+    xm.address("listen", c.listen, kSipListen);
+    if (auto s = xm.require("imp_nodes")) {
+        if (auto items = s->as_seq()) {
+            for (const auto& item : *items)
+                if (auto a =
+                        item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 5060}))
+                    c.imp_nodes.push_back(*a);
+            if (items->empty()) s->error("at least one IM and Presence routing node (IP[:port]) is needed");
+        }
+    }
+    xm.duration("connect_timeout", c.connect_timeout, std::chrono::seconds(1), std::chrono::minutes(5));
+    xm.duration("dial_timeout", c.dial_timeout, std::chrono::seconds(1), std::chrono::minutes(5));
+    xm.size("max_message_size", c.max_message_size, 4 * 1024, 1024 * 1024);
+}
+
 } // namespace
 
 const char* to_string(FederationSecurity s) {
@@ -48,7 +91,8 @@ const char* to_string(FederationSecurity s) {
 }
 
 void parse_edge_e_federation(const Node& n, EdgeEFederationConfig& out) {
-    auto m = n.as_map({"xmpp"});
+    auto m = n.as_map({"xmpp", "sip"});
+    if (auto sn = m.get("sip")) parse_edge_e_sip(*sn, out.sip.emplace());
     auto x = m.get("xmpp");
     if (!x) return;
     auto& c = out.xmpp.emplace();
@@ -73,7 +117,8 @@ void parse_edge_e_federation(const Node& n, EdgeEFederationConfig& out) {
 }
 
 void parse_edge_c_federation(const Node& n, EdgeCFederationConfig& out) {
-    auto m = n.as_map({"xmpp"});
+    auto m = n.as_map({"xmpp", "sip"});
+    if (auto sn = m.get("sip")) parse_edge_c_sip(*sn, out.sip.emplace());
     auto x = m.get("xmpp");
     if (!x) return;
     auto& c = out.xmpp.emplace();

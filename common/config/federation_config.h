@@ -34,8 +34,27 @@ struct EdgeEXmppFederationConfig {
     uint64_t max_stanza_size = 512 * 1024;
 };
 
+// edge-e, SIP federation (issue #19, edge-e/sip_federation.h): remote domains' SIP servers connect over TLS
+// to `listen` (its own port, never the MRA SIP listener); requests IM&P sends to a remote domain go to that
+// domain's `_sips._tcp` (then `_sip._tcp`) SRV targets over TLS.
+struct EdgeESipFederationConfig {
+    Address listen{Address::Kind::Any, "", 5062};
+    // Domains a remote server may address out of dialog (the Request-URI host). Empty: the MRA domains
+    // with IM&P that edge-c pushed.
+    std::vector<std::string> local_domains;
+    std::vector<std::string> allow, deny; // remote domains (the From host inbound, the target outbound)
+    std::vector<Address> dns_servers;     // empty = the system's resolv.conf
+    Duration dns_timeout = std::chrono::seconds(2);
+    Duration dns_cache_ttl = std::chrono::seconds(60);
+    Duration connect_timeout = std::chrono::seconds(10); // per target: TCP + TLS
+    bool tls_verify = true;  // outbound: the remote's certificate must name the domain (RFC 5922)
+    std::string trusted_cas; // default tls.trusted_cas
+    uint64_t max_message_size = 64 * 1024;
+};
+
 struct EdgeEFederationConfig {
     std::optional<EdgeEXmppFederationConfig> xmpp;
+    std::optional<EdgeESipFederationConfig> sip;
 };
 
 // edge-c: IM&P's outbound federation connects to `listen` (inside); inbound streams from edge-e go to the
@@ -50,8 +69,20 @@ struct EdgeCXmppFederationConfig {
     Duration dial_timeout = std::chrono::seconds(30); // IM&P's stream waits this long for edge-e's answer
 };
 
+// edge-c, SIP federation: inbound requests go to the IM&P routing node (the first of `imp_nodes` that
+// accepts a TCP connection); IM&P's requests to remote domains arrive on `listen` (TCP, inside), from the
+// addresses of `imp_nodes` only.
+struct EdgeCSipFederationConfig {
+    Address listen{Address::Kind::Any, "", 5062};
+    std::vector<Address> imp_nodes; // IP literal and SIP/TCP port
+    Duration connect_timeout = std::chrono::seconds(5);
+    Duration dial_timeout = std::chrono::seconds(30); // IM&P's requests wait this long for edge-e's stream
+    uint64_t max_message_size = 64 * 1024;
+};
+
 struct EdgeCFederationConfig {
     std::optional<EdgeCXmppFederationConfig> xmpp;
+    std::optional<EdgeCSipFederationConfig> sip;
 };
 
 void parse_edge_e_federation(const Node& n, EdgeEFederationConfig& out);

@@ -903,3 +903,75 @@ TEST_CASE("edge-c: federation.xmpp needs IM&P nodes", "[config][edge_c][federati
         CHECK(error_for(diag, "federation.xmpp.imp_nodes[0]").line == 20);
     }
 }
+
+TEST_CASE("edge-e: federation.sip keys, defaults and errors", "[config][edge_e][federation]") {
+    auto& e = env();
+    {
+        auto cfg = load_edge_e_config(e.write("sipfed-e.yaml", kEdgeE + R"(federation:
+  sip:
+    local_domains: [Example.com]
+    deny: ["*.denied.test"]
+    dns_servers: ["127.0.0.1:5353"]
+    tls_verify: false
+)"));
+        REQUIRE(cfg);
+        REQUIRE(cfg->federation.sip);
+        CHECK_FALSE(cfg->federation.xmpp);
+        const auto& fs = *cfg->federation.sip;
+        CHECK(fs.listen.port == 5062); // its own port: never the MRA SIP listener's 5061
+        CHECK(fs.local_domains == std::vector<std::string>{"example.com"});
+        CHECK(fs.deny == std::vector<std::string>{"*.denied.test"});
+        REQUIRE(fs.dns_servers.size() == 1);
+        CHECK(fs.dns_servers[0].port == 5353);
+        CHECK_FALSE(fs.tls_verify);
+        CHECK(fs.connect_timeout == 10s);
+        CHECK(fs.max_message_size == 64 * 1024);
+    }
+    {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(e.write("badsipfed-e.yaml", kEdgeE + R"(federation:
+  sip:
+    allow: ["bad domain"]
+    max_message_size: 1
+    tls_verfy: true
+)"),
+                                         &diag));
+        CHECK(error_for(diag, "federation.sip.allow[0]").line == 14);
+        CHECK(error_for(diag, "federation.sip.max_message_size").line == 15);
+        CHECK(error_for(diag, "federation.sip.tls_verfy").message.find("did you mean \"tls_verify\"") !=
+              std::string::npos);
+    }
+    {
+        // Sharing the MRA SIP listener's address is refused like any other listener conflict.
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_e_config(
+            e.write("sipfedport-e.yaml", kEdgeE + "federation:\n  sip: {listen: \"127.0.0.1:8443\"}\n"),
+            &diag));
+        CHECK(error_for(diag, "federation.sip.listen").line == 13);
+    }
+}
+
+TEST_CASE("edge-c: federation.sip needs the IM&P routing node", "[config][edge_c][federation]") {
+    auto& e = env();
+    {
+        auto cfg = load_edge_c_config(e.write("sipfed-c.yaml", kEdgeC + R"(federation:
+  sip:
+    listen: 127.0.19.4
+    imp_nodes: [127.0.1.3, "127.0.1.4:15060"]
+)"));
+        REQUIRE(cfg);
+        REQUIRE(cfg->federation.sip);
+        const auto& fs = *cfg->federation.sip;
+        CHECK(fs.listen.port == 5062);
+        REQUIRE(fs.imp_nodes.size() == 2);
+        CHECK(fs.imp_nodes[0].port == 5060);
+        CHECK(fs.imp_nodes[1].port == 15060);
+        CHECK(fs.dial_timeout == 30s);
+    }
+    {
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_c_config(
+            e.write("badsipfed-c.yaml", kEdgeC + "federation:\n  sip:\n    listen: 127.0.19.4\n"), &diag));
+        CHECK(error_for(diag, "federation.sip.imp_nodes").message == "missing required key");
+    }
+}
