@@ -123,6 +123,8 @@ link::LinkConn* CWorker::pick_link() {
 }
 
 void CWorker::apply_generation(std::shared_ptr<const Generation> gen) {
+    // Another token key: stamps made with the old one compare with nothing the new one seals.
+    if (!gen_ || gen->edge_tokens != gen_->edge_tokens) stamps_.clear();
     gen_ = std::move(gen);
     http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
     http_->set_response_timeout(uint64_t(gen_->cfg.http.upstream_timeout.count()));
@@ -208,6 +210,17 @@ EdgeC::~EdgeC() {
 void EdgeC::share_node_address(const std::string& ip, const std::string& node) {
     app_.process().broadcast(
         [this, ip, node](core::Worker& w) { workers_[w.index()]->learn_node_address(ip, node); });
+}
+
+void EdgeC::share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
+                                   const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms) {
+    from.learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms);
+    if (workers_.size() < 2) return;
+    const size_t origin = from.worker().index();
+    app_.process().broadcast([this, origin, deployment, user, stamp, seen_ms, cleanup_ms](core::Worker& w) {
+        if (w.index() != origin)
+            workers_[w.index()]->learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms);
+    });
 }
 
 Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) {

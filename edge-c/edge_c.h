@@ -28,6 +28,7 @@
 #include "common/obs/counter_memo.h"
 #include "common/obs/metrics.h"
 #include "edge-c/discovery.h"
+#include "edge-c/edge_token.h"
 
 namespace edgepair::edge_c {
 
@@ -99,6 +100,13 @@ class CWorker {
     SipRouter& sip() { return *sip_; }
     // EdgeC::share_node_address arrived on this loop (ignored once the services are torn down).
     void learn_node_address(const std::string& ip, const std::string& node);
+    // The passwords seen per user (edge-c/edge_token.h), this worker's copy: EdgeC::share_credential_stamp
+    // fills every worker's.
+    const CredentialStamps& credential_stamps() const { return stamps_; }
+    void learn_credential_stamp(const std::string& deployment, const std::string& user,
+                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms) {
+        stamps_.note(deployment, user, stamp, seen_ms, cleanup_ms);
+    }
     XmppService& xmpp() { return *xmpp_; }
     // XMPP federation on this worker (edge-c/s2s_service.h); null without federation.xmpp.
     S2sService* s2s() { return s2s_.get(); }
@@ -132,6 +140,7 @@ class CWorker {
     core::Worker& worker_;
     std::shared_ptr<const Generation> gen_;
     obs::CounterMemo counters_;
+    CredentialStamps stamps_;
     // Declared in dependency order: destroyed from the bottom up, the links (whose streams call into the
     // services as they close) first, the resolver last.
     std::unique_ptr<net::Resolver> resolver_;
@@ -179,6 +188,10 @@ class EdgeC final : public app::Roles {
     // when the address is resolved, long before a request routed through that node can reach another worker.
     // Any thread.
     void share_node_address(const std::string& ip, const std::string& node);
+    // A password check Unified CM answered on worker `from`: noted there at once and posted to every other
+    // worker, so an edge token sealed over an older password is refused on all of them. Worker thread.
+    void share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
+                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms);
 
   private:
     // app::Roles

@@ -130,7 +130,7 @@ const char* refusal_label(EdgeTokenRefusal r) {
     return "malformed";
 }
 
-EdgeTokenSealer::EdgeTokenSealer(std::string_view key, size_t max_stamps) : max_stamps_(max_stamps) {
+EdgeTokenSealer::EdgeTokenSealer(std::string_view key) {
     // Separate keys for sealing and stamping: a stamp is never a function of the sealing key.
     seal_key_ = derive(key, "edgepair edge token seal");
     auto stamp_key = derive(key, "edgepair edge token credential stamp");
@@ -198,13 +198,13 @@ Result<std::shared_ptr<EdgeTokenSealer>> EdgeTokenSealer::from_key_file(const st
     return s;
 }
 
-EdgeTokenSealer::Stamp EdgeTokenSealer::stamp_of(std::string_view deployment, std::string_view user,
-                                                 std::string_view password) const {
+CredentialStamp EdgeTokenSealer::stamp_of(std::string_view deployment, std::string_view user,
+                                          std::string_view password) const {
     static constexpr uint8_t kNul = 0;
     const std::span<const uint8_t> nul(&kNul, 1);
     auto md =
         (*stamper_)({crypto::bytes(deployment), nul, crypto::bytes(user), nul, crypto::bytes(password)});
-    Stamp s{};
+    CredentialStamp s{};
     std::memcpy(s.data(), md.data(), s.size());
     OPENSSL_cleanse(md.data(), md.size());
     return s;
@@ -248,8 +248,8 @@ std::string EdgeTokenSealer::issue(const EdgeTokenClaims& c, std::string_view pa
 
 std::variant<EdgeTokenClaims, EdgeTokenRefusal> EdgeTokenSealer::open(std::string_view token,
                                                                       std::string_view deployment,
-                                                                      uint64_t now_ms,
-                                                                      uint64_t lifetime_ms) const {
+                                                                      uint64_t now_ms, uint64_t lifetime_ms,
+                                                                      const CredentialStamps& stamps) const {
     if (token.size() > kMaxToken || !token.starts_with(kEdgeTokenPrefix)) return EdgeTokenRefusal::Malformed;
     auto raw = base64url_decode(token.substr(kEdgeTokenPrefix.size()));
     if (!raw || raw->size() < kNonce + kTag + 1) return EdgeTokenRefusal::Malformed;
@@ -275,9 +275,8 @@ std::variant<EdgeTokenClaims, EdgeTokenRefusal> EdgeTokenSealer::open(std::strin
     EdgeTokenClaims c;
     c.sso = version == kVersionSso;
     c.issued_ms = r.u(8);
-    Stamp st{};
-    auto sv = r.bytes(st.size());
-    if (r.ok) std::memcpy(st.data(), sv.data(), st.size());
+    auto sv = r.bytes(c.stamp.size());
+    if (r.ok) std::memcpy(c.stamp.data(), sv.data(), c.stamp.size());
     c.deployment = std::string(r.bytes(size_t(r.u(2))));
     c.user = std::string(r.bytes(size_t(r.u(2))));
     c.node = std::string(r.bytes(size_t(r.u(2))));
@@ -286,39 +285,42 @@ std::variant<EdgeTokenClaims, EdgeTokenRefusal> EdgeTokenSealer::open(std::strin
     if (c.issued_ms > now_ms + 60'000) return EdgeTokenRefusal::FromFuture;
     if (now_ms - std::min(now_ms, c.issued_ms) >= lifetime_ms) return EdgeTokenRefusal::Expired;
     if (c.deployment != deployment) return EdgeTokenRefusal::WrongDeployment;
-    if (!c.sso) {
-        std::lock_guard<std::mutex> lk(mu_);
-        std::string key = c.deployment;
-        key.push_back('\0');
-        key += c.user;
-        auto it = seen_.find(key);
-        if (it != seen_.end() && CRYPTO_memcmp(it->second.stamp.data(), st.data(), st.size()) != 0)
-            return EdgeTokenRefusal::StaleCredentials;
-    }
+    if (!c.sso && stamps.stale(c)) return EdgeTokenRefusal::StaleCredentials;
     return c;
 }
 
-void EdgeTokenSealer::note_password(std::string_view deployment, std::string_view user,
-                                    std::string_view password, uint64_t now_ms, uint64_t cleanup_ms) {
-    auto st = stamp_of(deployment, user, password);
+namespace {
+std::string stamp_key(std::string_view deployment, std::string_view user) {
     std::string key(deployment);
     key.push_back('\0');
     key.append(user);
-    std::lock_guard<std::mutex> lk(mu_);
-    if (seen_.size() >= max_stamps_ && !seen_.count(key)) {
-        for (auto it = seen_.begin(); it != seen_.end();)
-            it =
-                now_ms - std::min(now_ms, it->second.seen_ms) >= cleanup_ms ? seen_.erase(it) : std::next(it);
+    return key;
+}
+} // namespace
+
+void CredentialStamps::note(std::string_view deployment, std::string_view user, const CredentialStamp& stamp,
+                            uint64_t seen_ms, uint64_t cleanup_ms) {
+    auto key = stamp_key(deployment, user);
+    auto it = seen_.find(key);
+    if (it != seen_.end()) {
+        // Posts from two workers may cross: the later check wins, whichever arrives last.
+        if (it->second.seen_ms <= seen_ms) it->second = Seen{stamp, seen_ms};
+        return;
+    }
+    if (seen_.size() >= max_) {
+        for (auto e = seen_.begin(); e != seen_.end();)
+            e = seen_ms - std::min(seen_ms, e->second.seen_ms) >= cleanup_ms ? seen_.erase(e) : std::next(e);
         // Still full: forgetting a stamp only lets an old-password token live until it expires, so the
         // memory bound wins.
-        if (seen_.size() >= max_stamps_) seen_.erase(seen_.begin());
+        if (seen_.size() >= max_) seen_.erase(seen_.begin());
     }
-    seen_[key] = Seen{st, now_ms};
+    seen_.emplace(std::move(key), Seen{stamp, seen_ms});
 }
 
-size_t EdgeTokenSealer::stamps() const {
-    std::lock_guard<std::mutex> lk(mu_);
-    return seen_.size();
+bool CredentialStamps::stale(const EdgeTokenClaims& c) const {
+    if (seen_.empty()) return false;
+    auto it = seen_.find(stamp_key(c.deployment, c.user));
+    return it != seen_.end() && CRYPTO_memcmp(it->second.stamp.data(), c.stamp.data(), c.stamp.size()) != 0;
 }
 
 std::optional<std::string> edge_token_from_cookie(std::string_view field) {

@@ -7,14 +7,14 @@
 // A token is sealed, not stored: AES-256-GCM (OpenSSL EVP) over user, deployment, home node, issue time and a
 // credential stamp, with a key read from credentials.token_key_file. Any worker, and edge-c after a restart,
 // opens it with the same key; nothing but the key has to survive. The stamp is an HMAC of the password
-// under a key derived from the same file: edge-c remembers the latest stamp it saw per user, so after a
-// Basic check with a new password, tokens sealed over the old one are refused (a password change "seen by
-// edge-c"). That memory is per process: after a restart, an old-password token stays valid until its user
-// signs in with a password again or the token expires (docs/SECURITY.md).
+// under a key derived from the same file: edge-c remembers the latest stamp it saw per user
+// (CredentialStamps, one copy per worker, fed by a post to every worker's loop), so after a Basic check
+// with a new password, tokens sealed over the old one are refused (a password change "seen by edge-c").
+// That memory is per process: after a restart, an old-password token stays valid until its user signs in
+// with a password again or the token expires (docs/SECURITY.md).
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +33,8 @@ inline constexpr std::string_view kEdgeTokenCookie = "X-Auth";
 inline constexpr std::string_view kEdgeTokenPrefix = "ept1."; // tells an edge token from an OAuth JWS
 std::string edge_token_set_cookie(std::string_view token, uint64_t max_age_s);
 
+using CredentialStamp = std::array<unsigned char, 16>;
+
 struct EdgeTokenClaims {
     std::string user;
     std::string deployment;
@@ -41,45 +43,62 @@ struct EdgeTokenClaims {
     // Issued after a SAML sign-in (edge-c/saml_sp.h), not a password check: there is no password stamp to
     // compare, and a domain in SSO mode Exclusive accepts only these.
     bool sso = false;
+    CredentialStamp stamp{}; // set by open(): the password the token was sealed over, as its stamp
+};
+
+// The latest password stamp seen per user, one memory per worker (no lock: only its loop touches it).
+// A password check on any worker reaches every worker's memory by a post (EdgeC::share_credential_stamp),
+// so a request on another worker may still pass with an old-password token for the few microseconds the
+// post is in flight; the token would pass on every worker until then anyway.
+class CredentialStamps {
+  public:
+    explicit CredentialStamps(size_t max_stamps = 200000) : max_(max_stamps) {}
+    // Keeps the newest stamp per user (by seen_ms), so posts from several workers may arrive in any order.
+    // Entries older than cleanup_ms are forgotten (the cleanup interval) when the memory is full.
+    void note(std::string_view deployment, std::string_view user, const CredentialStamp& stamp,
+              uint64_t seen_ms, uint64_t cleanup_ms);
+    // True when a newer password than the one `claims` was sealed over has been seen for its user.
+    bool stale(const EdgeTokenClaims& claims) const;
+    size_t size() const { return seen_.size(); }
+    void clear() { seen_.clear(); }
+
+  private:
+    struct Seen {
+        CredentialStamp stamp;
+        uint64_t seen_ms;
+    };
+    size_t max_;
+    std::unordered_map<std::string, Seen> seen_; // deployment '\0' user -> latest stamp
 };
 
 enum class EdgeTokenRefusal { Malformed, BadSeal, Expired, FromFuture, WrongDeployment, StaleCredentials };
 const char* refusal_label(EdgeTokenRefusal r); // the `reason` label of edgepair_edge_token_refused_total
 
-// Thread-safe: the keys are immutable after construction and the stamp memory has its own lock. One per
-// edge-c process, shared by the workers and kept across reloads that keep the key file.
+// Thread-safe without a lock: it holds only keys, immutable after construction. One per edge-c process,
+// shared by the workers and kept across reloads that keep the key file.
 class EdgeTokenSealer {
   public:
     // key: 32 bytes of secret material.
-    explicit EdgeTokenSealer(std::string_view key, size_t max_stamps = 200000);
+    explicit EdgeTokenSealer(std::string_view key);
     // Reads the key file (64 hex digits); creates it with a random key (mode 0600) when it does not exist.
     static Result<std::shared_ptr<EdgeTokenSealer>> from_key_file(const std::string& path);
     // A key that dies with the process (no key file configured).
     static Result<std::shared_ptr<EdgeTokenSealer>> ephemeral();
 
     std::string issue(const EdgeTokenClaims& claims, std::string_view password) const;
-    // lifetime_ms: the credentials refresh interval.
+    // lifetime_ms: the credentials refresh interval. `stamps`: the opening worker's memory of passwords
+    // seen; a password-sealed token whose stamp is older than the one remembered is StaleCredentials.
     std::variant<EdgeTokenClaims, EdgeTokenRefusal> open(std::string_view token, std::string_view deployment,
-                                                         uint64_t now_ms, uint64_t lifetime_ms) const;
+                                                         uint64_t now_ms, uint64_t lifetime_ms,
+                                                         const CredentialStamps& stamps) const;
 
-    // A successful password check: remember its stamp so tokens sealed over another password are refused.
-    // Entries older than cleanup_ms are forgotten (the cleanup interval).
-    void note_password(std::string_view deployment, std::string_view user, std::string_view password,
-                       uint64_t now_ms, uint64_t cleanup_ms);
-    size_t stamps() const;
+    // The stamp a successful password check leaves in every worker's CredentialStamps.
+    CredentialStamp stamp_of(std::string_view deployment, std::string_view user,
+                             std::string_view password) const;
 
   private:
-    using Stamp = std::array<unsigned char, 16>;
-    Stamp stamp_of(std::string_view deployment, std::string_view user, std::string_view password) const;
-    struct Seen {
-        Stamp stamp;
-        uint64_t seen_ms;
-    };
     std::array<unsigned char, 32> seal_key_{};
     std::unique_ptr<crypto::HmacSha256> stamper_; // keyed with the stamp key, once
-    size_t max_stamps_;
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, Seen> seen_; // deployment '\0' user -> latest stamp
 };
 
 // The token a request carries, if any: `Authorization: Bearer ept1...` first, then the X-Auth cookie among

@@ -283,8 +283,9 @@ void HttpStream::check_edge_token(std::string_view token,
                                   const std::function<void(const AuthOutcome&)>& next) {
     const auto& g = w_.gen();
     if (!g->edge_tokens) return respond(401, "invalid token\n", {{"www-authenticate", kRealm}});
-    auto r = g->edge_tokens->open(token, deployment_, wall_ms(),
-                                  uint64_t(g->cfg.credentials.refresh_interval.count()));
+    auto r =
+        g->edge_tokens->open(token, deployment_, wall_ms(),
+                             uint64_t(g->cfg.credentials.refresh_interval.count()), w_.credential_stamps());
     if (auto* why = std::get_if<EdgeTokenRefusal>(&r)) {
         count(w_, "edgepair_edge_token_refused_total", "Edge tokens refused, by reason",
               {{"reason", std::string(refusal_label(*why))}});
@@ -452,11 +453,13 @@ void HttpStream::issue_edge_token(const AuthOutcome& who, const std::string& pas
     if (!g->edge_tokens) return;
     const uint64_t now = wall_ms();
     // Only a check Unified CM answered: a cache hit repeats a password already noted, and noting costs an
-    // HMAC and a lock on every proxied request. The success cache lives far shorter than the cleanup
-    // interval, so a user who keeps signing in is noted again before the memory forgets the stamp.
+    // HMAC and a post to every worker on every proxied request. The success cache lives far shorter than
+    // the cleanup interval, so a user who keeps signing in is noted again before the memory forgets the
+    // stamp.
     if (!who.cached)
-        g->edge_tokens->note_password(deployment_, who.user, password, now,
-                                      uint64_t(g->cfg.credentials.cleanup_interval.count()));
+        w_.app().share_credential_stamp(w_, deployment_, who.user,
+                                        g->edge_tokens->stamp_of(deployment_, who.user, password), now,
+                                        uint64_t(g->cfg.credentials.cleanup_interval.count()));
     // seeds/002: the token comes back from the sign-in request (get_edge_config), not from every request.
     if (path_.kind != http::MraKind::EdgeConfig || !g->cfg.credentials.edge_tokens) return;
     EdgeTokenClaims c{who.user, deployment_, who.node, now};

@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (std::holds_alternative<edge_c::OAuthIdentity>(r)) std::abort();
 
     const edge_c::EdgeTokenSealer sealer(std::string(32, 'k'));
-    auto e = sealer.open(v, "default", 1'800'000'000'000, 3'600'000);
+    static const edge_c::CredentialStamps seen;
+    auto e = sealer.open(v, "default", 1'800'000'000'000, 3'600'000, seen);
     if (std::holds_alternative<edge_c::EdgeTokenClaims>(e)) std::abort();
     (void)edge_c::edge_token_from_cookie(v);
     (void)edge_c::cookie_without_edge_token(v);

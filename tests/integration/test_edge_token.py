@@ -211,7 +211,8 @@ class EdgeTokenTest(EdgeTokenTopology):
         time.sleep(1.1)  # the fixture notices a changed file by its mtime
         tok2 = self.sign_in(("alice", new_pw))
         before = self.refused("stale_credentials")
-        # Every worker shares the stamp memory: whichever worker serves the request refuses the old token.
+        # Every worker learns the new stamp (a post to each loop): whichever worker serves the request refuses
+        # the old token.
         for _ in range(4):
             st, _, _ = self.get(self.rec_path("old"), headers=self.bearer(tok))
             self.assertEqual(st, 401)

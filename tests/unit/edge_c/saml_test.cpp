@@ -68,17 +68,18 @@ TEST_CASE("edge tokens: an SSO token carries no password stamp", "[edge_c][saml]
     EdgeTokenClaims c{"alice", "default", "cucm1.example.com", 1'000'000, true};
     auto tok = s.issue(c, "");
     // alice then signs in with a password: password tokens from before are stale, the SSO token is not.
-    s.note_password("default", "alice", "Alice-Passw0rd", 1'000'100, 3'600'000);
-    auto r = s.open(tok, "default", 1'000'200, 3'600'000);
+    CredentialStamps seen;
+    seen.note("default", "alice", s.stamp_of("default", "alice", "Alice-Passw0rd"), 1'000'100, 3'600'000);
+    auto r = s.open(tok, "default", 1'000'200, 3'600'000, seen);
     REQUIRE(std::holds_alternative<EdgeTokenClaims>(r));
     CHECK(std::get<EdgeTokenClaims>(r).sso);
     CHECK(std::get<EdgeTokenClaims>(r).node == "cucm1.example.com");
     EdgeTokenClaims p{"alice", "default", "cucm1.example.com", 1'000'000, false};
     auto old = s.issue(p, "old-password");
-    auto r2 = s.open(old, "default", 1'000'200, 3'600'000);
+    auto r2 = s.open(old, "default", 1'000'200, 3'600'000, seen);
     REQUIRE(std::holds_alternative<EdgeTokenRefusal>(r2));
     CHECK(std::get<EdgeTokenRefusal>(r2) == EdgeTokenRefusal::StaleCredentials);
-    auto r3 = s.open(s.issue(p, "Alice-Passw0rd"), "default", 1'000'200, 3'600'000);
+    auto r3 = s.open(s.issue(p, "Alice-Passw0rd"), "default", 1'000'200, 3'600'000, seen);
     REQUIRE(std::holds_alternative<EdgeTokenClaims>(r3));
     CHECK_FALSE(std::get<EdgeTokenClaims>(r3).sso);
 }

@@ -22,6 +22,7 @@ namespace {
 
 constexpr uint64_t kHour = 3600 * 1000;
 const std::string kKey(32, 'k');
+const CredentialStamps none;
 
 EdgeTokenClaims alice(uint64_t now) {
     return {"alice", "default", "cucm1.example.com", now};
@@ -41,42 +42,56 @@ TEST_CASE("edge token: sealed claims round-trip, bound to deployment and lifetim
     CHECK(tok.find("alice") == std::string::npos); // opaque
     CHECK(s.issue(alice(now), "pw1") != tok);      // a fresh nonce every time
 
-    auto r = s.open(tok, "default", now + 1000, kHour);
+    auto r = s.open(tok, "default", now + 1000, kHour, none);
     REQUIRE(std::holds_alternative<EdgeTokenClaims>(r));
     CHECK(std::get<EdgeTokenClaims>(r).user == "alice");
     CHECK(std::get<EdgeTokenClaims>(r).node == "cucm1.example.com");
 
-    CHECK(refused_with(s.open(tok, "other", now, kHour), EdgeTokenRefusal::WrongDeployment));
-    CHECK(refused_with(s.open(tok, "default", now + kHour, kHour), EdgeTokenRefusal::Expired));
-    CHECK(refused_with(s.open(tok, "default", now - 10 * 60'000, kHour), EdgeTokenRefusal::FromFuture));
+    CHECK(refused_with(s.open(tok, "other", now, kHour, none), EdgeTokenRefusal::WrongDeployment));
+    CHECK(refused_with(s.open(tok, "default", now + kHour, kHour, none), EdgeTokenRefusal::Expired));
+    CHECK(refused_with(s.open(tok, "default", now - 10 * 60'000, kHour, none), EdgeTokenRefusal::FromFuture));
     // Another key (another edge-c installation) cannot open it; neither can a flipped byte.
     EdgeTokenSealer other(std::string(32, 'x'));
-    CHECK(refused_with(other.open(tok, "default", now, kHour), EdgeTokenRefusal::BadSeal));
+    CHECK(refused_with(other.open(tok, "default", now, kHour, none), EdgeTokenRefusal::BadSeal));
     std::string flipped = tok;
     flipped[flipped.size() / 2] = flipped[flipped.size() / 2] == 'A' ? 'B' : 'A';
-    CHECK(refused_with(s.open(flipped, "default", now, kHour), EdgeTokenRefusal::BadSeal));
+    CHECK(refused_with(s.open(flipped, "default", now, kHour, none), EdgeTokenRefusal::BadSeal));
     for (std::string bad : std::vector<std::string>{"", "ept1.", "ept1.!!!", "ept2." + tok.substr(5),
                                                     tok.substr(5), "ept1.AAAA"})
-        CHECK(std::holds_alternative<EdgeTokenRefusal>(s.open(bad, "default", now, kHour)));
+        CHECK(std::holds_alternative<EdgeTokenRefusal>(s.open(bad, "default", now, kHour, none)));
 }
 
 TEST_CASE("edge token: a password change seen by edge-c invalidates older tokens", "[edge_c][token]") {
     EdgeTokenSealer s(kKey);
+    CredentialStamps seen;
     const uint64_t now = 1'800'000'000'000;
     auto old_tok = s.issue(alice(now), "old-pw");
-    s.note_password("default", "alice", "old-pw", now, kHour);
-    CHECK(std::holds_alternative<EdgeTokenClaims>(s.open(old_tok, "default", now, kHour)));
-    s.note_password("default", "alice", "new-pw", now + 1, kHour);
-    CHECK(refused_with(s.open(old_tok, "default", now + 2, kHour), EdgeTokenRefusal::StaleCredentials));
+    seen.note("default", "alice", s.stamp_of("default", "alice", "old-pw"), now, kHour);
+    CHECK(std::holds_alternative<EdgeTokenClaims>(s.open(old_tok, "default", now, kHour, seen)));
+    seen.note("default", "alice", s.stamp_of("default", "alice", "new-pw"), now + 1, kHour);
+    CHECK(refused_with(s.open(old_tok, "default", now + 2, kHour, seen), EdgeTokenRefusal::StaleCredentials));
     CHECK(std::holds_alternative<EdgeTokenClaims>(
-        s.open(s.issue(alice(now), "new-pw"), "default", now, kHour)));
+        s.open(s.issue(alice(now), "new-pw"), "default", now, kHour, seen)));
+    // A memory that has not heard of the change (another worker before the post lands) still accepts it.
+    CHECK(std::holds_alternative<EdgeTokenClaims>(s.open(old_tok, "default", now + 2, kHour, none)));
+    // Posts from two workers that cross: the older check arriving last does not undo the newer one.
+    seen.note("default", "alice", s.stamp_of("default", "alice", "old-pw"), now, kHour);
+    CHECK(refused_with(s.open(old_tok, "default", now + 3, kHour, seen), EdgeTokenRefusal::StaleCredentials));
+    // The stamp is per deployment and user: bob's password says nothing about alice's token.
+    seen.note("default", "bob", s.stamp_of("default", "bob", "x"), now + 4, kHour);
+    auto bob_tok = s.issue({"bob", "default", "cucm1.example.com", now}, "x");
+    CHECK(std::holds_alternative<EdgeTokenClaims>(s.open(bob_tok, "default", now + 5, kHour, seen)));
+    CHECK(seen.size() == 2);
 }
 
 TEST_CASE("edge token: the stamp memory is bounded", "[edge_c][token]") {
-    EdgeTokenSealer s(kKey, 100);
-    for (int i = 0; i < 1000; ++i)
-        s.note_password("default", "user" + std::to_string(i), "pw", uint64_t(i), 1'000'000);
-    CHECK(s.stamps() <= 100);
+    EdgeTokenSealer s(kKey);
+    CredentialStamps seen(100);
+    for (int i = 0; i < 1000; ++i) {
+        const auto user = "user" + std::to_string(i);
+        seen.note("default", user, s.stamp_of("default", user, "pw"), uint64_t(i), 1'000'000);
+    }
+    CHECK(seen.size() <= 100);
 }
 
 TEST_CASE("edge token: key file is created once (0600) and read back", "[edge_c][token]") {
@@ -90,7 +105,7 @@ TEST_CASE("edge token: key file is created once (0600) and read back", "[edge_c]
     auto b = EdgeTokenSealer::from_key_file(path);
     REQUIRE(b);
     auto tok = (*a)->issue(alice(1000), "pw");
-    CHECK(std::holds_alternative<EdgeTokenClaims>((*b)->open(tok, "default", 1000, kHour)));
+    CHECK(std::holds_alternative<EdgeTokenClaims>((*b)->open(tok, "default", 1000, kHour, none)));
     {
         FILE* f = std::fopen(path.c_str(), "w");
         std::fputs("not hex\n", f);
