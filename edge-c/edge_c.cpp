@@ -212,6 +212,25 @@ void EdgeC::share_node_address(const std::string& ip, const std::string& node) {
         [this, ip, node](core::Worker& w) { workers_[w.index()]->learn_node_address(ip, node); });
 }
 
+void EdgeC::saml_remember_request(std::string id, std::string domain, int64_t expires_s) {
+    workers_.front()->worker().loop().post([cache = saml_cache_, id = std::move(id),
+                                            domain = std::move(domain),
+                                            expires_s] { cache->remember_request(id, domain, expires_s); });
+}
+
+void EdgeC::saml_admit(CWorker& from, SamlIdentity id, std::string domain, int64_t now_s, SamlAdmitted done) {
+    core::Loop& back = from.worker().loop();
+    workers_.front()->worker().loop().post([cache = saml_cache_, &back, id = std::move(id),
+                                            domain = std::move(domain), now_s,
+                                            done = std::move(done)]() mutable {
+        std::string detail;
+        auto why = cache->admit(id, domain, now_s, detail);
+        back.post([id = std::move(id), why, detail = std::move(detail), done = std::move(done)]() mutable {
+            done(std::move(id), why, std::move(detail));
+        });
+    });
+}
+
 void EdgeC::share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
                                    const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms) {
     from.learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms);
@@ -297,8 +316,7 @@ Result<std::shared_ptr<const Generation>> EdgeC::build(config::EdgeCConfig cfg) 
     for (const auto& d : cfg.domains)
         any_sso = any_sso || d.sso != config::SsoMode::Off;
     if (any_sso) {
-        if (!saml_cache_) saml_cache_ = std::make_shared<SamlReplayCache>();
-        auto sp = SamlServiceProvider::create(cfg.sso, saml_acs_urls(cfg), saml_cache_);
+        auto sp = SamlServiceProvider::create(cfg.sso, saml_acs_urls(cfg));
         if (!sp) return make_error(sp.error().message);
         gen->saml = std::move(*sp);
     }

@@ -5,8 +5,10 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,6 +31,7 @@
 #include "common/obs/metrics.h"
 #include "edge-c/discovery.h"
 #include "edge-c/edge_token.h"
+#include "edge-c/saml_sp.h"
 
 namespace edgepair::edge_c {
 
@@ -190,6 +193,13 @@ class EdgeC final : public app::Roles {
     void share_node_address(const std::string& ip, const std::string& node);
     // A password check Unified CM answered on worker `from`: noted there at once and posted to every other
     // worker, so an edge token sealed over an older password is refused on all of them. Worker thread.
+    // SAML replay memory (edge-c/saml_sp.h), owned by worker 0's loop. An AuthnRequest sent: remember its
+    // ID (a post). Any thread.
+    void saml_remember_request(std::string id, std::string domain, int64_t expires_s);
+    // An assertion consume() accepted on worker `from`: checked against the replay memory on worker 0,
+    // then `done` runs on `from`'s loop with the identity and the refusal, if any.
+    using SamlAdmitted = std::function<void(SamlIdentity, std::optional<SamlRefusal>, std::string detail)>;
+    void saml_admit(CWorker& from, SamlIdentity id, std::string domain, int64_t now_s, SamlAdmitted done);
     void share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
                                 const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms);
 
@@ -237,7 +247,8 @@ class EdgeC final : public app::Roles {
     // Declared after http_ and resolver_ so it is destroyed before them.
     std::unique_ptr<Discovery> discovery_;
     std::unique_ptr<class OAuthKeyFetcher> oauth_keys_; // likewise
-    std::shared_ptr<class SamlReplayCache> saml_cache_; // AuthnRequest and assertion IDs, across reloads
+    // AuthnRequest and assertion IDs, across reloads; made once, touched only on worker 0's loop.
+    const std::shared_ptr<SamlReplayCache> saml_cache_ = std::make_shared<SamlReplayCache>();
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)

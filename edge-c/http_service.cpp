@@ -149,6 +149,7 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     void answer_edge_sso(bool available, const char* why);
     void serve_sso_authorize();
     void consume_assertion();
+    void signed_in_by_assertion(SamlIdentity id); // consumed and admitted (not a replay, solicited)
     void refuse_assertion(SamlRefusal why, const std::string& detail);
     void sso_signed_in(const SamlIdentity& id, const std::string& node);
     config::SsoMode sso_mode() const;
@@ -589,12 +590,13 @@ void HttpStream::serve_sso_authorize() {
         access_.set_reason("sso_misconfigured");
         return respond(503, "single sign-on is not configured for this edge\n");
     }
-    auto r = g->saml->authn_request(d->idp, acs, path_.domain, "", int64_t(wall_ms() / 1000));
+    auto r = g->saml->authn_request(d->idp, acs, "", int64_t(wall_ms() / 1000));
     if (!r) {
         EP_WARN(kLog, "stream {}: SSO for {}: {}", s_->id(), path_.domain, r.error().message);
         access_.set_reason("sso_request_failed");
         return respond(503, "single sign-on unavailable\n");
     }
+    w_.app().saml_remember_request(r->request_id, path_.domain, r->expires_s);
     count(w_, "edgepair_saml_requests_total", "SAML AuthnRequests sent to identity providers", {});
     EP_INFO(kLog, "stream {}: SSO for {}: AuthnRequest {} to IdP {}", s_->id(), path_.domain, r->request_id,
             d->idp);
@@ -620,9 +622,20 @@ void HttpStream::consume_assertion() {
     if (!form) return refuse_assertion(SamlRefusal::BadForm, "the body is not a SAMLResponse form");
     const std::string acs = acs_url();
     std::string detail;
-    auto r = g->saml->consume(*form, d->idp, acs, path_.domain, int64_t(wall_ms() / 1000), detail);
+    const int64_t now_s = int64_t(wall_ms() / 1000);
+    auto r = g->saml->consume(*form, d->idp, acs, now_s, detail);
     if (auto* why = std::get_if<SamlRefusal>(&r)) return refuse_assertion(*why, detail);
-    auto id = std::get<SamlIdentity>(std::move(r));
+    std::weak_ptr<bool> alive = alive_;
+    w_.app().saml_admit(w_, std::get<SamlIdentity>(std::move(r)), path_.domain, now_s,
+                        [this, alive](SamlIdentity id, std::optional<SamlRefusal> why, std::string detail) {
+                            auto a = alive.lock();
+                            if (!a || !*a || !s_) return;
+                            if (why) return refuse_assertion(*why, detail);
+                            signed_in_by_assertion(std::move(id));
+                        });
+}
+
+void HttpStream::signed_in_by_assertion(SamlIdentity id) {
     EP_INFO(kLog, "stream {}: SAML assertion {} from {}: uid {}", s_->id(), id.assertion_id, id.idp, id.uid);
     // The user's home cluster, as for a password sign-in: the token names the node get_edge_config
     // advertises.

@@ -259,13 +259,11 @@ void SamlReplayCache::prune(std::unordered_map<std::string, std::pair<std::strin
 }
 
 void SamlReplayCache::remember_request(const std::string& id, const std::string& domain, int64_t expires_s) {
-    std::lock_guard<std::mutex> lk(mu_);
     prune(requests_, expires_s - 3600 * 24);
     requests_[id] = {domain, expires_s};
 }
 
 bool SamlReplayCache::take_request(const std::string& id, const std::string& domain, int64_t now_s) {
-    std::lock_guard<std::mutex> lk(mu_);
     auto it = requests_.find(id);
     if (it == requests_.end()) return false;
     bool ok = it->second.first == domain && it->second.second > now_s;
@@ -274,12 +272,26 @@ bool SamlReplayCache::take_request(const std::string& id, const std::string& dom
 }
 
 bool SamlReplayCache::first_use(const std::string& assertion_id, int64_t expires_s, int64_t now_s) {
-    std::lock_guard<std::mutex> lk(mu_);
     auto it = seen_.find(assertion_id);
     if (it != seen_.end() && it->second.second > now_s) return false;
     prune(seen_, now_s);
     seen_[assertion_id] = {"", expires_s};
     return true;
+}
+
+std::optional<SamlRefusal> SamlReplayCache::admit(const SamlIdentity& id, const std::string& domain,
+                                                  int64_t now_s, std::string& detail) {
+    if (!first_use(id.assertion_id, id.expires_s, now_s)) {
+        detail = fmt::format("assertion {} was accepted before", id.assertion_id);
+        return SamlRefusal::Replay;
+    }
+    if (id.in_response_to.empty() || !take_request(id.in_response_to, domain, now_s)) {
+        detail = id.in_response_to.empty()
+                     ? "no InResponseTo (IdP-initiated sign-in is not accepted)"
+                     : fmt::format("InResponseTo {} names no open AuthnRequest", id.in_response_to);
+        return SamlRefusal::Unsolicited;
+    }
+    return std::nullopt;
 }
 
 // ---- the service provider ----
@@ -326,9 +338,8 @@ std::string SamlServiceProvider::idp_entity_id(const std::string& idp_name) cons
     return it == idps_.end() ? std::string() : it->second;
 }
 
-Result<std::shared_ptr<SamlServiceProvider>>
-SamlServiceProvider::create(const config::SsoConfig& cfg, std::vector<std::string> acs_urls,
-                            std::shared_ptr<SamlReplayCache> cache) {
+Result<std::shared_ptr<SamlServiceProvider>> SamlServiceProvider::create(const config::SsoConfig& cfg,
+                                                                         std::vector<std::string> acs_urls) {
     std::call_once(g_lasso_once, [] {
         g_log_set_handler("Lasso", GLogLevelFlags(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
                           lasso_log, nullptr);
@@ -339,7 +350,6 @@ SamlServiceProvider::create(const config::SsoConfig& cfg, std::vector<std::strin
     sp->entity_id_ = cfg.entity_id;
     sp->skew_s_ = std::chrono::duration_cast<std::chrono::seconds>(cfg.clock_skew).count();
     sp->request_lifetime_s_ = std::chrono::duration_cast<std::chrono::seconds>(cfg.request_lifetime).count();
-    sp->cache_ = std::move(cache);
     auto cert = read_file(cfg.signing.cert);
     if (!cert) return make_error("sso.signing.cert: " + cert.error().message);
     auto key = read_file(cfg.signing.key);
@@ -383,7 +393,6 @@ SamlServiceProvider::create(const config::SsoConfig& cfg, std::vector<std::strin
 
 Result<AuthnRedirect> SamlServiceProvider::authn_request(const std::string& idp_name,
                                                          const std::string& acs_url,
-                                                         const std::string& domain,
                                                          const std::string& relay_state, int64_t now_s) {
     std::string entity = idp_entity_id(idp_name);
     if (entity.empty()) return make_error("unknown identity provider " + idp_name);
@@ -423,15 +432,14 @@ Result<AuthnRedirect> SamlServiceProvider::authn_request(const std::string& idp_
     if (!signed_query) return make_error("AuthnRequest: signing the query failed");
     out.url = unsigned_url.substr(0, q) + signed_query;
     g_free(signed_query);
-    cache_->remember_request(out.request_id, domain, now_s + request_lifetime_s_);
+    out.expires_s = now_s + request_lifetime_s_;
     return out;
 }
 
 std::variant<SamlIdentity, SamlRefusal> SamlServiceProvider::consume(const SamlPostForm& form,
                                                                      const std::string& idp_name,
                                                                      const std::string& acs_url,
-                                                                     const std::string& domain, int64_t now_s,
-                                                                     std::string& detail) {
+                                                                     int64_t now_s, std::string& detail) {
     const std::string want_idp = idp_entity_id(idp_name);
     std::lock_guard<std::mutex> lk(mu_);
     LoginGuard g{lasso_login_new(static_cast<LassoServer*>(server_))};
@@ -544,21 +552,11 @@ std::variant<SamlIdentity, SamlRefusal> SamlServiceProvider::consume(const SamlP
         return SamlRefusal::Invalid;
     }
 
-    // Replay before InResponseTo: a second post of the same Response is a replay, whatever else it is.
-    if (!cache_->first_use(std::string(a->ID), expires, now_s)) {
-        detail = fmt::format("assertion {} was accepted before", a->ID);
-        return SamlRefusal::Replay;
-    }
-    std::string in_response_to(str(scd->InResponseTo));
-    if (in_response_to.empty()) in_response_to = str(sr->InResponseTo);
-    if (in_response_to.empty() || !cache_->take_request(in_response_to, domain, now_s)) {
-        detail = in_response_to.empty()
-                     ? "no InResponseTo (IdP-initiated sign-in is not accepted)"
-                     : fmt::format("InResponseTo {} names no open AuthnRequest", in_response_to);
-        return SamlRefusal::Unsolicited;
-    }
-
+    // Replay and InResponseTo are SamlReplayCache::admit's, on the loop that owns the cache.
     SamlIdentity id;
+    id.in_response_to = str(scd->InResponseTo);
+    if (id.in_response_to.empty()) id.in_response_to = str(sr->InResponseTo);
+    id.expires_s = expires;
     for (GList* s = a->AttributeStatement; s && id.uid.empty(); s = s->next) {
         auto* st = LASSO_SAML2_ATTRIBUTE_STATEMENT(s->data);
         for (GList* at = st ? st->Attribute : nullptr; at && id.uid.empty(); at = at->next) {

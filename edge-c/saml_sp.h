@@ -56,7 +56,10 @@ bool is_uid_attribute(std::string_view name, std::string_view friendly_name);
 struct SamlIdentity {
     std::string uid;          // the user, as the IdP asserted it
     std::string idp;          // the IdP's entity ID
-    std::string assertion_id; // for the log
+    std::string assertion_id; // for the log and the replay check
+    // For SamlReplayCache::admit, which runs after consume() on another loop.
+    std::string in_response_to; // the AuthnRequest this answers (empty: IdP-initiated)
+    int64_t expires_s = 0;      // the assertion's NotOnOrAfter: how long its ID is remembered
 };
 
 struct SamlPostForm {
@@ -71,7 +74,9 @@ std::optional<SamlPostForm> parse_saml_post_form(std::string_view body);
 std::optional<int64_t> parse_saml_time(std::string_view s);
 
 // AuthnRequest IDs this edge sent (until answered or expired) and assertion IDs accepted (until their
-// NotOnOrAfter): shared by every worker, bounded.
+// NotOnOrAfter), bounded. One per edge-c process and no lock: only worker 0's loop touches it, and the other
+// workers post to it (EdgeC::saml_remember_request, EdgeC::saml_admit), so check-and-remember is one step
+// whichever worker the browser's POST lands on. Replay across edge-c peers needs the cluster store (#17).
 class SamlReplayCache {
   public:
     explicit SamlReplayCache(size_t max_entries = 100000) : max_(max_entries) {}
@@ -80,11 +85,15 @@ class SamlReplayCache {
     bool take_request(const std::string& id, const std::string& domain, int64_t now_s);
     // First acceptance of this assertion ID: remembers it until expires_s and says true.
     bool first_use(const std::string& assertion_id, int64_t expires_s, int64_t now_s);
+    // An assertion consume() accepted: Replay when its ID was accepted before (checked first: a second post
+    // of the same Response is a replay, whatever else it is), Unsolicited when it answers no open request
+    // of this domain; else nothing, and both IDs are now used up. `detail` gets the reason in words.
+    std::optional<SamlRefusal> admit(const SamlIdentity& id, const std::string& domain, int64_t now_s,
+                                     std::string& detail);
 
   private:
     void prune(std::unordered_map<std::string, std::pair<std::string, int64_t>>& m, int64_t now_s);
     size_t max_;
-    std::mutex mu_;
     std::unordered_map<std::string, std::pair<std::string, int64_t>> requests_; // id -> (domain, expiry)
     std::unordered_map<std::string, std::pair<std::string, int64_t>> seen_;     // id -> ("", expiry)
 };
@@ -92,6 +101,7 @@ class SamlReplayCache {
 struct AuthnRedirect {
     std::string url; // the IdP's SingleSignOnService with SAMLRequest, RelayState, SigAlg, Signature
     std::string request_id;
+    int64_t expires_s = 0; // when an answer to it is no longer accepted (sso.request_lifetime)
 };
 
 class SamlServiceProvider {
@@ -100,8 +110,7 @@ class SamlServiceProvider {
     // Loads the signing key pair and every IdP's metadata (errors name the config key). `acs_urls`: the
     // consumer URLs the exported metadata lists (every SSO domain at every edge-e address).
     static Result<std::shared_ptr<SamlServiceProvider>> create(const config::SsoConfig& cfg,
-                                                               std::vector<std::string> acs_urls,
-                                                               std::shared_ptr<SamlReplayCache> cache);
+                                                               std::vector<std::string> acs_urls);
 
     const std::string& entity_id() const { return entity_id_; }
     // The pair's SP metadata (EntityDescriptor) for the IdP: signing certificate and the given consumers.
@@ -109,13 +118,14 @@ class SamlServiceProvider {
     // The entity ID of a configured IdP (by its config name); empty when unknown.
     std::string idp_entity_id(const std::string& idp_name) const;
 
+    // The caller remembers the request ID for its domain (EdgeC::saml_remember_request).
     Result<AuthnRedirect> authn_request(const std::string& idp_name, const std::string& acs_url,
-                                        const std::string& domain, const std::string& relay_state,
-                                        int64_t now_s);
+                                        const std::string& relay_state, int64_t now_s);
+    // Everything but replay: the caller hands the identity to SamlReplayCache::admit before trusting it.
     // `detail` gets the reason in words for the log (never for the client).
     std::variant<SamlIdentity, SamlRefusal> consume(const SamlPostForm& form, const std::string& idp_name,
-                                                    const std::string& acs_url, const std::string& domain,
-                                                    int64_t now_s, std::string& detail);
+                                                    const std::string& acs_url, int64_t now_s,
+                                                    std::string& detail);
 
   private:
     SamlServiceProvider() = default;
@@ -124,8 +134,7 @@ class SamlServiceProvider {
     int64_t skew_s_ = 60;
     int64_t request_lifetime_s_ = 600;
     std::map<std::string, std::string> idps_; // config name -> entity ID
-    std::shared_ptr<SamlReplayCache> cache_;
-    std::mutex mu_;
+    std::mutex mu_;          // lasso's server object is not thread-safe; consume() is once per sign-in
     void* server_ = nullptr; // LassoServer* (kept out of this header: lasso pulls in glib)
     void* key_ = nullptr;    // LassoKey*: the RSA-SHA256 signing key of the redirect binding
 };

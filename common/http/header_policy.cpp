@@ -1,36 +1,67 @@
 #include "common/http/header_policy.h"
 
+#include <algorithm>
+
 #include "common/http/h1_parser.h"
 
 namespace edgepair::http {
 
 namespace {
 
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+// Every field of every proxied message is classified on several hops, so the fixed names are matched
+// with one lower-casing pass and a length-first table scan (no per-name call).
+enum Class : uint8_t { kConnection = 1, kLinkPrivate = 2, kOverride = 4, kHost = 8, kTe = 16, kFraming = 32 };
+
+struct Fixed {
+    std::string_view name;
+    uint8_t cls;
+};
+
+// RFC 9110 7.6.1 / RFC 9113 8.2.2 connection fields, the link's private fields, the routing overrides
+// (header_policy.h lists why each is here), Host and the framing fields.
+constexpr Fixed kFixed[] = {
+    {"te", kConnection | kTe},
+    {"host", kHost},
+    {"x-host", kOverride},
+    {"upgrade", kConnection},
+    {"trailer", kConnection},
+    {"x-tunnel", kLinkPrivate},
+    {"forwarded", kOverride},
+    {"connection", kConnection},
+    {"keep-alive", kConnection},
+    {"x-client-addr", kLinkPrivate},
+    {"x-http-method", kOverride},
+    {"x-rewrite-url", kOverride},
+    {"http2-settings", kConnection},
+    {"x-original-url", kOverride},
+    {"content-length", kFraming},
+    {"x-forwarded-host", kOverride},
+    {"x-forwarded-port", kOverride},
+    {"x-method-override", kOverride},
+    {"transfer-encoding", kConnection | kFraming},
+    {"x-forwarded-proto", kOverride},
+    {"x-forwarded-server", kOverride},
+    {"x-forwarded-prefix", kOverride},
+    {"x-http-method-override", kOverride},
+};
+constexpr size_t kLongestFixed = 22;
+
+uint8_t classify(std::string_view name) {
+    char buf[kLongestFixed];
+    const size_t n = std::min(name.size(), sizeof buf);
+    for (size_t i = 0; i < n; ++i) {
+        const char c = name[i];
+        buf[i] = c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+    }
+    const std::string_view l(buf, n);
+    uint8_t cls = 0;
+    if (l.starts_with("proxy-")) cls |= kConnection;
+    if (l.starts_with("x-edge-") || l.starts_with("x-link-")) cls |= kLinkPrivate;
+    if (name.size() > kLongestFixed) return cls;
+    for (const auto& f : kFixed)
+        if (f.name.size() == n && f.name == l) return cls | f.cls;
+    return cls;
 }
-
-template <size_t N> bool one_of(std::string_view name, const std::string_view (&names)[N]) {
-    for (auto n : names)
-        if (iequals(n, name)) return true;
-    return false;
-}
-
-constexpr std::string_view kConnectionFields[] = {
-    "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings"};
-
-constexpr std::string_view kRoutingOverrides[] = {"x-original-url",
-                                                  "x-rewrite-url",
-                                                  "x-http-method-override",
-                                                  "x-http-method",
-                                                  "x-method-override",
-                                                  "x-forwarded-host",
-                                                  "x-forwarded-server",
-                                                  "x-forwarded-prefix",
-                                                  "x-forwarded-proto",
-                                                  "x-forwarded-port",
-                                                  "x-host",
-                                                  "forwarded"};
 
 std::string_view trim_ows(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
@@ -43,20 +74,19 @@ std::string_view trim_ows(std::string_view s) {
 } // namespace
 
 bool is_connection_field(std::string_view name) {
-    return one_of(name, kConnectionFields) || starts_with_ci(name, "proxy-");
+    return classify(name) & kConnection;
 }
 
 bool is_framing_field(std::string_view name) {
-    return iequals(name, "content-length") || iequals(name, "transfer-encoding");
+    return classify(name) & kFraming;
 }
 
 bool is_link_private(std::string_view name) {
-    return starts_with_ci(name, "x-edge-") || starts_with_ci(name, "x-link-") ||
-           iequals(name, "x-client-addr") || iequals(name, "x-tunnel");
+    return classify(name) & kLinkPrivate;
 }
 
 bool is_routing_override(std::string_view name) {
-    return one_of(name, kRoutingOverrides);
+    return classify(name) & kOverride;
 }
 
 bool is_lookalike(std::string_view name) {
@@ -72,8 +102,7 @@ bool is_lookalike(std::string_view name) {
         v.remove_prefix(1);
     while (!v.empty() && v.back() == '-')
         v.remove_suffix(1);
-    return is_connection_field(v) || is_framing_field(v) || is_link_private(v) || is_routing_override(v) ||
-           v == "host" || v == "authorization" || v == "content-type" || v == "expect";
+    return classify(v) != 0 || v == "authorization" || v == "content-type" || v == "expect";
 }
 
 void ConnectionTokens::add_field_value(std::string_view v) {
@@ -94,21 +123,22 @@ bool ConnectionTokens::contains(std::string_view name) const {
 }
 
 bool forwards(Hop hop, std::string_view name, std::string_view value, const ConnectionTokens* listed) {
-    if (is_connection_field(name)) {
+    const uint8_t cls = classify(name);
+    if (cls & kConnection) {
         // RFC 9113 8.2.2: the one connection field HTTP/2 allows, and only with this value.
-        return hop == Hop::LinkFrame && iequals(name, "te") && iequals(trim_ows(value), "trailers");
+        return hop == Hop::LinkFrame && (cls & kTe) && iequals(trim_ows(value), "trailers");
     }
-    if (listed && listed->contains(name)) return false;
+    if (listed && !listed->empty() && listed->contains(name)) return false;
     switch (hop) {
     case Hop::ClientRequest:
-        return !iequals(name, "host") && !is_link_private(name) && !is_routing_override(name);
+        return !(cls & (kHost | kLinkPrivate | kOverride));
     case Hop::UpstreamRequest:
-        return !is_link_private(name) && !is_routing_override(name);
+        return !(cls & (kLinkPrivate | kOverride));
     case Hop::UpstreamResponse:
     case Hop::ClientResponse:
-        return !is_link_private(name);
+        return !(cls & kLinkPrivate);
     case Hop::LinkFrame:
-        return !iequals(name, "host");
+        return !(cls & kHost);
     case Hop::Http1Request:
         return true;
     }

@@ -75,8 +75,7 @@ edge_c::SamlServiceProvider& sp() {
             << R"(<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" )"
             << R"(Location="https://idp.example.com/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>)";
         cfg.identity_providers.push_back({"idp1", d + "/idp.xml"});
-        auto r =
-            edge_c::SamlServiceProvider::create(cfg, {kAcs}, std::make_shared<edge_c::SamlReplayCache>());
+        auto r = edge_c::SamlServiceProvider::create(cfg, {kAcs});
         if (!r) std::abort();
         return *r;
     }();
@@ -85,7 +84,7 @@ edge_c::SamlServiceProvider& sp() {
 
 void try_consume(const edge_c::SamlPostForm& form) {
     std::string detail;
-    auto r = sp().consume(form, "idp1", kAcs, "example.com", 1'800'000'000, detail);
+    auto r = sp().consume(form, "idp1", kAcs, 1'800'000'000, detail);
     if (std::holds_alternative<edge_c::SamlIdentity>(r)) std::abort();
 }
 

@@ -53,6 +53,30 @@ TEST_CASE("saml: replay memory and open requests", "[edge_c][saml]") {
         CHECK(c.first_use("b" + std::to_string(i), 1000, 150));
 }
 
+TEST_CASE("saml: admit checks replay first, then the open request", "[edge_c][saml]") {
+    SamlReplayCache c;
+    SamlIdentity id;
+    id.uid = "alice";
+    id.assertion_id = "_a1";
+    id.in_response_to = "_r1";
+    id.expires_s = 500;
+    std::string detail;
+    CHECK(c.admit(id, "example.com", 100, detail) == SamlRefusal::Unsolicited); // no such request
+    c.remember_request("_r1", "example.com", 1000);
+    id.assertion_id = "_a2";
+    CHECK_FALSE(c.admit(id, "example.com", 100, detail).has_value());
+    // The same Response posted again: a replay (not "unsolicited", although its request is used up too).
+    CHECK(c.admit(id, "example.com", 101, detail) == SamlRefusal::Replay);
+    CHECK(detail.find("_a2") != std::string::npos);
+    // A fresh assertion for the answered request: unsolicited.
+    id.assertion_id = "_a3";
+    CHECK(c.admit(id, "example.com", 102, detail) == SamlRefusal::Unsolicited);
+    // IdP-initiated (no InResponseTo): never accepted.
+    id.assertion_id = "_a4";
+    id.in_response_to.clear();
+    CHECK(c.admit(id, "example.com", 103, detail) == SamlRefusal::Unsolicited);
+}
+
 TEST_CASE("saml: uid attribute names and the guide's wording", "[edge_c][saml]") {
     CHECK(is_uid_attribute("uid", ""));
     CHECK(is_uid_attribute("urn:oid:0.9.2342.19200300.100.1.1", ""));

@@ -143,3 +143,46 @@ TEST_CASE("header policy: class predicates", "[http][headers]") {
     CHECK(is_routing_override("X-FORWARDED-PORT"));
     CHECK_FALSE(is_routing_override("x-forwarded-for"));
 }
+
+TEST_CASE("header policy: every fixed name in any case, and near misses", "[http][headers]") {
+    auto upper = [](std::string s) {
+        for (auto& c : s)
+            c = c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c;
+        return s;
+    };
+    for (std::string n : {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+                          "http2-settings", "proxy-authenticate"}) {
+        CHECK(is_connection_field(n));
+        CHECK(is_connection_field(upper(n)));
+        // Every proxy-* name is connection-scoped; the fixed names are exact.
+        CHECK(is_connection_field(n + "x") == n.starts_with("proxy-"));
+        CHECK_FALSE(is_connection_field(n.substr(1)));
+    }
+    for (std::string n : {"x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method",
+                          "x-method-override", "x-forwarded-host", "x-forwarded-server", "x-forwarded-prefix",
+                          "x-forwarded-proto", "x-forwarded-port", "x-host", "forwarded"}) {
+        CHECK(is_routing_override(n));
+        CHECK(is_routing_override(upper(n)));
+        CHECK_FALSE(is_routing_override(n + "s"));
+        CHECK_FALSE(is_routing_override(n.substr(1)));
+        CHECK_FALSE(forwards(Hop::ClientRequest, upper(n)));
+        CHECK(forwards(Hop::ClientResponse, n));
+    }
+    for (std::string n :
+         {"x-client-addr", "x-tunnel", "x-edge-a-name-far-longer-than-any-fixed-name", "x-link-z"}) {
+        CHECK(is_link_private(n));
+        CHECK(is_link_private(upper(n)));
+        CHECK_FALSE(forwards(Hop::UpstreamResponse, n));
+    }
+    // Longer than every fixed name, so only the prefixes can match.
+    CHECK(is_connection_field("Proxy-" + std::string(100, 'a')));
+    CHECK_FALSE(is_connection_field("x-" + std::string(100, 'a')));
+    CHECK(forwards(Hop::ClientRequest, "x-" + std::string(100, 'a')));
+    CHECK_FALSE(forwards(Hop::ClientRequest, "HOST"));
+    CHECK(forwards(Hop::UpstreamRequest, "Host"));
+    CHECK(forwards(Hop::LinkFrame, "TE", " trailers "));
+    CHECK_FALSE(forwards(Hop::LinkFrame, "TE", "gzip"));
+    CHECK(is_lookalike("X_Forwarded_Prefix"));
+    CHECK(is_lookalike("_host_"));
+    CHECK_FALSE(is_lookalike("x_custom_field"));
+}
