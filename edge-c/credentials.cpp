@@ -120,7 +120,7 @@ UdsCredentialChecker::~UdsCredentialChecker() {
 }
 
 std::string UdsCredentialChecker::cache_key(std::string_view deployment, std::string_view user,
-                                            std::string_view password) const {
+                                            std::string_view password) {
     // Only a salted digest of the password is kept; the deployment is part of the key because the same
     // user id in two deployments is checked against two different Unified CM clusters.
     std::string material = salt_;

@@ -91,8 +91,7 @@ class UdsCredentialChecker final : public CredentialChecker {
         uint64_t expires_ms = 0;
     };
     struct Pending;
-    std::string cache_key(std::string_view deployment, std::string_view user,
-                          std::string_view password) const;
+    std::string cache_key(std::string_view deployment, std::string_view user, std::string_view password);
     void attempt(std::shared_ptr<Pending> p);
     void finish(const std::shared_ptr<Pending>& p, Result<AuthOutcome> r);
 

@@ -8,24 +8,32 @@
 
 namespace edgepair::crypto {
 
-Sha256::Sha256() : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)) {
+Sha256::Sha256() : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
     // No SHA-256 means a broken OpenSSL installation: nothing on this path can work without it.
-    if (!md_) throw std::runtime_error("OpenSSL: SHA256 is not available");
+    if (!md_ || !ctx_) {
+        EVP_MD_free(md_);
+        EVP_MD_CTX_free(ctx_);
+        throw std::runtime_error("OpenSSL: SHA256 is not available");
+    }
 }
 
 Sha256::~Sha256() {
+    EVP_MD_CTX_free(ctx_);
     EVP_MD_free(md_);
 }
 
-Sha256Digest Sha256::operator()(std::span<const uint8_t> data) const {
+Sha256Digest Sha256::operator()(std::span<const uint8_t> data) {
     Sha256Digest out{};
     unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), out.data(), &len, md_, nullptr) != 1 || len != out.size())
+    // Re-initialising a context with the digest it already has keeps its provider state: no allocation.
+    if (EVP_DigestInit_ex2(ctx_, md_, nullptr) != 1 ||
+        EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1 ||
+        EVP_DigestFinal_ex(ctx_, out.data(), &len) != 1 || len != out.size())
         throw std::runtime_error("OpenSSL: SHA256 failed");
     return out;
 }
 
-Sha256Digest Sha256::operator()(std::string_view data) const {
+Sha256Digest Sha256::operator()(std::string_view data) {
     return (*this)(bytes(data));
 }
 

@@ -16,23 +16,27 @@
 
 typedef struct evp_mac_ctx_st EVP_MAC_CTX;
 typedef struct evp_md_st EVP_MD;
+typedef struct evp_md_ctx_st EVP_MD_CTX;
 
 namespace edgepair::crypto {
 
 using Sha256Digest = std::array<uint8_t, 32>;
 
-// SHA-256 with the algorithm fetched once per object. Immutable after construction: any thread may use it.
+// SHA-256 with the algorithm fetched once and one digest context reused by every call (EVP_Digest would
+// allocate and free a context and its provider state each time). Not thread-safe: one per owner, such as
+// a worker's credential cache.
 class Sha256 {
   public:
     Sha256();
     ~Sha256();
     Sha256(const Sha256&) = delete;
     Sha256& operator=(const Sha256&) = delete;
-    Sha256Digest operator()(std::span<const uint8_t> data) const;
-    Sha256Digest operator()(std::string_view data) const;
+    Sha256Digest operator()(std::span<const uint8_t> data);
+    Sha256Digest operator()(std::string_view data);
 
   private:
     EVP_MD* md_;
+    EVP_MD_CTX* ctx_;
 };
 
 // HMAC-SHA256 under one key. Immutable after construction (each call works on a copy of the keyed
