@@ -14,6 +14,7 @@
 #include "common/link/link_conn.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
+#include "common/sip/fed_route.h"
 #include "common/sip/framer.h"
 #include "common/sip/link_codec.h"
 #include "common/sip/message.h"
@@ -50,6 +51,13 @@ std::string printable(std::string_view s) {
     for (char c : s.substr(0, 120))
         out += (c >= 0x20 && c < 0x7f) ? c : '?';
     return out;
+}
+
+// edge-e's own Record-Route address: federation.sip.record_route, else the listener when it is an IP.
+std::optional<config::Address> self_route(const config::EdgeESipFederationConfig& c) {
+    if (c.record_route) return c.record_route;
+    if (c.listen.is_ip()) return c.listen;
+    return std::nullopt;
 }
 
 // One SIP flow between a remote domain's server (TLS) and one link stream. The subclasses decide how the
@@ -102,7 +110,29 @@ class FedFlow : public ClientSession, public link::StreamHandler {
 
     // A message from edge-c (IM&P's side) for the remote.
     virtual void from_edge_c(std::string_view msg) {
-        if (conn_) conn_->write(msg);
+        if (conn_) conn_->write(routed(msg));
+    }
+
+    // A request crossing edge-e either way loses the Route entries naming edge-e, and a dialog-forming one
+    // gets edge-e's Record-Route (common/sip/fed_route.h): the remote's in-dialog requests then come to
+    // federation.sip.listen, IM&P's reach edge-e through edge-c. Responses and unparseable bytes pass as
+    // they are (a response's Record-Route is the request's, echoed).
+    std::string routed(std::string_view bytes) {
+        auto self = self_route(*gen_->cfg.federation.sip);
+        if (!self) return std::string(bytes);
+        auto m = sip::Message::parse(bytes);
+        if (!m || !m->is_request()) return std::string(bytes);
+        bool changed = false;
+        if (m->find(sip::HeaderId::route)) {
+            auto popped = sip::fed_pop_own_routes(*m, self->host, self->port);
+            if (!popped) return std::string(bytes); // the next hop answers the malformed Route
+            changed = popped->count > 0;
+        }
+        if (sip::fed_dialog_forming(*m)) {
+            sip::push_record_route(*m, sip::fed_record_route(self->host, self->port, "tls"));
+            changed = true;
+        }
+        return changed ? m->serialize() : std::string(bytes);
     }
     // A request from the remote that passed the policy.
     virtual void forward(std::string_view bytes, const sip::Message& m, const sip::RoutingInfo& info) = 0;
@@ -179,7 +209,8 @@ class FedFlow : public ClientSession, public link::StreamHandler {
             if (!ruri || !fed_.local_domain(ruri->host))
                 return refuse(*m, 404, "Not a domain of this deployment", "not_local");
         }
-        forward(bytes, *m, info);
+        auto out = routed(bytes);
+        forward(out, *m, info);
     }
 
     void refuse(const sip::Message& req, int status, std::string reason, std::string_view metric) {
@@ -312,7 +343,7 @@ class SipFedOut final : public FedFlow {
         if (failed_status_) return answer(msg);
         held_bytes_ += msg.size();
         if (held_bytes_ > kMaxHeld) return; // IM&P's retransmissions answer it later
-        held_.emplace_back(msg);
+        held_.push_back(routed(msg));
     }
 
     void forward(std::string_view bytes, const sip::Message&, const sip::RoutingInfo&) override {
