@@ -117,11 +117,17 @@ class FedFlow : public ClientSession, public link::StreamHandler {
     // gets edge-e's Record-Route (common/sip/fed_route.h): the remote's in-dialog requests then come to
     // federation.sip.listen, IM&P's reach edge-e through edge-c. Responses and unparseable bytes pass as
     // they are (a response's Record-Route is the request's, echoed).
-    std::string routed(std::string_view bytes) {
+    std::string routed(std::string_view bytes, bool outward = true) {
         auto self = self_route(*gen_->cfg.federation.sip);
-        if (!self) return std::string(bytes);
+        if (!self) {
+            if (outward)
+                if (auto m = sip::Message::parse(bytes); m && m->is_request())
+                    fed_.count_request("out", m->method());
+            return std::string(bytes);
+        }
         auto m = sip::Message::parse(bytes);
         if (!m || !m->is_request()) return std::string(bytes);
+        if (outward) fed_.count_request("out", m->method());
         bool changed = false;
         if (m->find(sip::HeaderId::route)) {
             auto popped = sip::fed_pop_own_routes(*m, self->host, self->port);
@@ -209,7 +215,8 @@ class FedFlow : public ClientSession, public link::StreamHandler {
             if (!ruri || !fed_.local_domain(ruri->host))
                 return refuse(*m, 404, "Not a domain of this deployment", "not_local");
         }
-        auto out = routed(bytes);
+        auto out = routed(bytes, false);
+        fed_.count_request("in", m->method());
         forward(out, *m, info);
     }
 
@@ -404,7 +411,8 @@ class SipFedOut final : public FedFlow {
     void attempt_failed(std::string why) {
         if (closing_ || up_ || failed_status_) return;
         last_error_ = why;
-        EP_INFO(kLog, "to {}: {}", to_, why);
+        fed_.count_target_failure(to_);
+        EP_INFO(kLog, "to {}: target {} failed, trying the next: {}", to_, cur_, why);
         ++attempt_; // the abandoned connection's callbacks are ignored from now on
         if (conn_) {
             conn_->abort("abandoned");
@@ -623,7 +631,7 @@ void SipFederation::count_refusal(std::string_view reason) {
         .inc();
 }
 
-void SipFederation::count_session(std::string_view direction, std::string_view domain) {
+std::string SipFederation::domain_label(std::string_view domain) {
     std::string d(domain);
     if (!labelled_.count(d)) {
         if (labelled_.size() >= kMaxLabelledDomains)
@@ -631,6 +639,34 @@ void SipFederation::count_session(std::string_view direction, std::string_view d
         else
             labelled_.insert(d);
     }
+    return d;
+}
+
+void SipFederation::count_request(std::string_view direction, std::string_view method) {
+    // Bounded label set: a remote may send any token as a method.
+    static constexpr std::string_view kMethods[] = {"MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INVITE",
+                                                    "ACK",     "BYE",       "CANCEL", "OPTIONS", "INFO",
+                                                    "REFER",   "UPDATE",    "PRACK"};
+    std::string_view m = "other";
+    for (auto k : kMethods)
+        if (k == method) m = k;
+    memo_
+        .get("edgepair_sip_federation_requests_total",
+             "SIP federation requests relayed, by direction and method",
+             {{"direction", std::string(direction)}, {"method", std::string(m)}})
+        .inc();
+}
+
+void SipFederation::count_target_failure(std::string_view domain) {
+    memo_
+        .get("edgepair_sip_federation_target_failures_total",
+             "SIP federation servers (SRV targets) that did not take a connection, by remote domain",
+             {{"domain", domain_label(domain)}})
+        .inc();
+}
+
+void SipFederation::count_session(std::string_view direction, std::string_view domain) {
+    std::string d = domain_label(domain);
     memo_
         .get("edgepair_sip_federation_sessions_total",
              "SIP federation flows relayed, by direction and remote domain",
