@@ -518,6 +518,11 @@ SipFedService::SipFedService(CWorker& w)
          {"register", "route", "not_local", "invalid", "imp_unreachable", "not_imp_node", "local_target"})
         memo_.get("edgepair_sip_federation_refusals_total",
                   "SIP federation requests and flows refused, by reason", {{"reason", r}});
+    if (!cfg_.record_route && !cfg_.listen.is_ip())
+        EP_WARN(kLog,
+                "federation.sip.listen {} and no federation.sip.record_route: federated dialogs are not "
+                "record-routed by edge-c, so IM&P's in-dialog requests may bypass the pair",
+                cfg_.listen.str());
     auto addr = net::numeric_addr(cfg_.listen.host.empty() ? "*" : cfg_.listen.host, cfg_.listen.port);
     if (!addr) {
         EP_ERROR(kLog, "federation.sip.listen {}: {}", cfg_.listen.str(), addr.error().message);

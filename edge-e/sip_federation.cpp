@@ -509,6 +509,12 @@ void SipFederation::apply(const std::shared_ptr<const Generation>& gen) {
     policy_.allow = fs.allow;
     policy_.deny = fs.deny;
     local_ = fs.local_domains;
+    if (!self_route(fs))
+        EP_WARN(kLog,
+                "federation.sip.listen {} is not an address partners can route to and "
+                "federation.sip.record_route is unset: federated dialogs are not record-routed, so their "
+                "in-dialog requests may bypass the pair",
+                fs.listen.str());
     cache_ttl_ms_ = uint64_t(fs.dns_cache_ttl.count());
     net::ResolverOptions o;
     for (auto& a : fs.dns_servers)
