@@ -9,6 +9,7 @@
 #include "common/net/connection.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
+#include "common/sip/fed_route.h"
 #include "common/sip/framer.h"
 #include "common/sip/link_codec.h"
 #include "common/sip/message.h"
@@ -92,12 +93,21 @@ class ImpSipIn final : public link::StreamHandler {
     void from_remote(std::string_view bytes) {
         auto m = sip::Message::parse(bytes);
         if (!m) return finish("unparseable message from edge-e");
+        std::string out(bytes);
         if (m->is_request()) {
+            auto routed = svc_.route_through(bytes, *m, remote_);
+            if (!routed) {
+                svc_.count_refusal("route");
+                if (m->method() != "ACK" && s_)
+                    s_->write(sip::link_encode(sip::make_response(*m, 400, "Malformed Route").serialize()));
+                return;
+            }
             if (auto why = refusal(*m); !why.empty()) return;
+            out = std::move(*routed);
         }
-        if (connected_) return write_up(bytes);
-        held_bytes_ += bytes.size();
-        if (held_bytes_ <= kMaxHeld) held_.emplace_back(bytes);
+        if (connected_) return write_up(out);
+        held_bytes_ += out.size();
+        if (held_bytes_ <= kMaxHeld) held_.push_back(std::move(out));
     }
 
     // "" when the request may go to IM&P; else it has been answered here.
@@ -122,6 +132,9 @@ class ImpSipIn final : public link::StreamHandler {
         bool in_dialog = to && to->tag() && !to->tag()->empty();
         if (svc_.local_domain(ruri->host)) return {};
         if (in_dialog && svc_.imp_node(ruri->host, ruri->port)) return {};
+        // Inside a dialog IM&P record-routed, the Request-URI is the user's Contact and the route set
+        // (checked above: IM&P nodes only) takes the request there through IM&P.
+        if (in_dialog && m.find(sip::HeaderId::route)) return {};
         return refuse(404, "Not a domain of this deployment", "not_local");
     }
 
@@ -183,7 +196,10 @@ class ImpSipIn final : public link::StreamHandler {
             if (ev.type == sip::FrameEventType::keepalive_ping) {
                 up_->write("\r\n");
             } else if (ev.type == sip::FrameEventType::message) {
-                if (s_ && !s_->write(sip::link_encode(ev.message))) {
+                std::string bytes(ev.message);
+                if (auto m = sip::Message::parse(bytes); m && m->is_request())
+                    if (auto routed = svc_.route_through(bytes, *m, remote_)) bytes = std::move(*routed);
+                if (s_ && !s_->write(sip::link_encode(bytes))) {
                     paused_ = true;
                     up_->pause_reading();
                 }
@@ -360,8 +376,8 @@ class ImpSipOut final {
         conn_->write(sip::make_response(req, status, printable(why)).serialize());
     }
 
-    void from_imp(std::string_view bytes) {
-        auto m = sip::Message::parse(bytes);
+    void from_imp(std::string_view raw) {
+        auto m = sip::Message::parse(raw);
         if (!m) return;
         std::string cid = call_id(*m);
         std::string domain;
@@ -369,7 +385,17 @@ class ImpSipOut final {
         if (!m->is_request()) {
             // A response goes back on the leg its request came from.
             if (domain.empty()) return;
-            return send(domain, bytes, *m);
+            return send(domain, raw, *m);
+        }
+        // Our own Record-Route entry names the dialog's remote domain: it wins over what this connection
+        // remembers (IM&P may send a dialog's requests on any connection, and after a link reconnect).
+        std::optional<std::string> epfed;
+        auto peek = *m;
+        auto routed = svc_.route_through(raw, peek, "", &epfed);
+        if (!routed) return reply(*m, 400, "Malformed Route");
+        if (epfed && !svc_.local_domain(*epfed)) {
+            domain = *epfed;
+            remember(cid, domain);
         }
         if (domain.empty()) {
             auto ruri = sip::Uri::parse(m->request_uri());
@@ -382,7 +408,10 @@ class ImpSipOut final {
             }
             remember(cid, domain);
         }
-        send(domain, bytes, *m);
+        // Now with the remote domain known: Record-Route a dialog-forming request with it.
+        auto bytes = svc_.route_through(raw, *m, domain);
+        if (!bytes) return reply(*m, 400, "Malformed Route");
+        send(domain, *bytes, *m);
     }
 
     void remember(const std::string& cid, const std::string& domain) {
@@ -427,7 +456,10 @@ class ImpSipOut final {
     void from_remote(const std::string& domain, std::string_view bytes) {
         if (closing_) return;
         auto m = sip::Message::parse(bytes);
-        if (m && m->is_request()) remember(call_id(*m), domain);
+        if (m && m->is_request()) {
+            remember(call_id(*m), domain);
+            if (auto routed = svc_.route_through(bytes, *m, domain)) return conn_->write(*routed);
+        }
         conn_->write(bytes);
     }
 
@@ -486,6 +518,11 @@ SipFedService::SipFedService(CWorker& w)
          {"register", "route", "not_local", "invalid", "imp_unreachable", "not_imp_node", "local_target"})
         memo_.get("edgepair_sip_federation_refusals_total",
                   "SIP federation requests and flows refused, by reason", {{"reason", r}});
+    if (!cfg_.record_route && !cfg_.listen.is_ip())
+        EP_WARN(kLog,
+                "federation.sip.listen {} and no federation.sip.record_route: federated dialogs are not "
+                "record-routed by edge-c, so IM&P's in-dialog requests may bypass the pair",
+                cfg_.listen.str());
     auto addr = net::numeric_addr(cfg_.listen.host.empty() ? "*" : cfg_.listen.host, cfg_.listen.port);
     if (!addr) {
         EP_ERROR(kLog, "federation.sip.listen {}: {}", cfg_.listen.str(), addr.error().message);
@@ -529,6 +566,26 @@ uint64_t SipFedService::register_dial(ImpSipOut* s, std::string domain) {
     uint64_t id = next_id_++;
     dials_[id] = Dial{s, std::move(domain)};
     return id;
+}
+
+std::optional<std::string> SipFedService::route_through(std::string_view bytes, sip::Message& m,
+                                                        std::string_view domain,
+                                                        std::optional<std::string>* epfed) const {
+    std::optional<config::Address> self = cfg_.record_route;
+    if (!self && cfg_.listen.is_ip()) self = cfg_.listen;
+    if (!self || !m.is_request()) return std::string(bytes);
+    bool changed = false;
+    if (m.find(sip::HeaderId::route)) {
+        auto popped = sip::fed_pop_own_routes(m, self->host, self->port);
+        if (!popped) return std::nullopt;
+        changed = popped->count > 0;
+        if (epfed) *epfed = popped->domain;
+    }
+    if (!domain.empty() && sip::fed_dialog_forming(m)) {
+        sip::push_record_route(m, sip::fed_record_route(self->host, self->port, "tcp", domain));
+        changed = true;
+    }
+    return changed ? m.serialize() : std::string(bytes);
 }
 
 void SipFedService::forget_dials(ImpSipOut* s) {

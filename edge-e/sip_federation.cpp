@@ -14,6 +14,7 @@
 #include "common/link/link_conn.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
+#include "common/sip/fed_route.h"
 #include "common/sip/framer.h"
 #include "common/sip/link_codec.h"
 #include "common/sip/message.h"
@@ -50,6 +51,13 @@ std::string printable(std::string_view s) {
     for (char c : s.substr(0, 120))
         out += (c >= 0x20 && c < 0x7f) ? c : '?';
     return out;
+}
+
+// edge-e's own Record-Route address: federation.sip.record_route, else the listener when it is an IP.
+std::optional<config::Address> self_route(const config::EdgeESipFederationConfig& c) {
+    if (c.record_route) return c.record_route;
+    if (c.listen.is_ip()) return c.listen;
+    return std::nullopt;
 }
 
 // One SIP flow between a remote domain's server (TLS) and one link stream. The subclasses decide how the
@@ -102,7 +110,35 @@ class FedFlow : public ClientSession, public link::StreamHandler {
 
     // A message from edge-c (IM&P's side) for the remote.
     virtual void from_edge_c(std::string_view msg) {
-        if (conn_) conn_->write(msg);
+        if (conn_) conn_->write(routed(msg));
+    }
+
+    // A request crossing edge-e either way loses the Route entries naming edge-e, and a dialog-forming one
+    // gets edge-e's Record-Route (common/sip/fed_route.h): the remote's in-dialog requests then come to
+    // federation.sip.listen, IM&P's reach edge-e through edge-c. Responses and unparseable bytes pass as
+    // they are (a response's Record-Route is the request's, echoed).
+    std::string routed(std::string_view bytes, bool outward = true) {
+        auto self = self_route(*gen_->cfg.federation.sip);
+        if (!self) {
+            if (outward)
+                if (auto m = sip::Message::parse(bytes); m && m->is_request())
+                    fed_.count_request("out", m->method());
+            return std::string(bytes);
+        }
+        auto m = sip::Message::parse(bytes);
+        if (!m || !m->is_request()) return std::string(bytes);
+        if (outward) fed_.count_request("out", m->method());
+        bool changed = false;
+        if (m->find(sip::HeaderId::route)) {
+            auto popped = sip::fed_pop_own_routes(*m, self->host, self->port);
+            if (!popped) return std::string(bytes); // the next hop answers the malformed Route
+            changed = popped->count > 0;
+        }
+        if (sip::fed_dialog_forming(*m)) {
+            sip::push_record_route(*m, sip::fed_record_route(self->host, self->port, "tls"));
+            changed = true;
+        }
+        return changed ? m->serialize() : std::string(bytes);
     }
     // A request from the remote that passed the policy.
     virtual void forward(std::string_view bytes, const sip::Message& m, const sip::RoutingInfo& info) = 0;
@@ -179,7 +215,9 @@ class FedFlow : public ClientSession, public link::StreamHandler {
             if (!ruri || !fed_.local_domain(ruri->host))
                 return refuse(*m, 404, "Not a domain of this deployment", "not_local");
         }
-        forward(bytes, *m, info);
+        auto out = routed(bytes, false);
+        fed_.count_request("in", m->method());
+        forward(out, *m, info);
     }
 
     void refuse(const sip::Message& req, int status, std::string reason, std::string_view metric) {
@@ -312,7 +350,7 @@ class SipFedOut final : public FedFlow {
         if (failed_status_) return answer(msg);
         held_bytes_ += msg.size();
         if (held_bytes_ > kMaxHeld) return; // IM&P's retransmissions answer it later
-        held_.emplace_back(msg);
+        held_.push_back(routed(msg));
     }
 
     void forward(std::string_view bytes, const sip::Message&, const sip::RoutingInfo&) override {
@@ -373,7 +411,8 @@ class SipFedOut final : public FedFlow {
     void attempt_failed(std::string why) {
         if (closing_ || up_ || failed_status_) return;
         last_error_ = why;
-        EP_INFO(kLog, "to {}: {}", to_, why);
+        fed_.count_target_failure(to_);
+        EP_INFO(kLog, "to {}: target {} failed, trying the next: {}", to_, cur_, why);
         ++attempt_; // the abandoned connection's callbacks are ignored from now on
         if (conn_) {
             conn_->abort("abandoned");
@@ -470,6 +509,12 @@ void SipFederation::apply(const std::shared_ptr<const Generation>& gen) {
     policy_.allow = fs.allow;
     policy_.deny = fs.deny;
     local_ = fs.local_domains;
+    if (!self_route(fs))
+        EP_WARN(kLog,
+                "federation.sip.listen {} is not an address partners can route to and "
+                "federation.sip.record_route is unset: federated dialogs are not record-routed, so their "
+                "in-dialog requests may bypass the pair",
+                fs.listen.str());
     cache_ttl_ms_ = uint64_t(fs.dns_cache_ttl.count());
     net::ResolverOptions o;
     for (auto& a : fs.dns_servers)
@@ -592,7 +637,7 @@ void SipFederation::count_refusal(std::string_view reason) {
         .inc();
 }
 
-void SipFederation::count_session(std::string_view direction, std::string_view domain) {
+std::string SipFederation::domain_label(std::string_view domain) {
     std::string d(domain);
     if (!labelled_.count(d)) {
         if (labelled_.size() >= kMaxLabelledDomains)
@@ -600,6 +645,34 @@ void SipFederation::count_session(std::string_view direction, std::string_view d
         else
             labelled_.insert(d);
     }
+    return d;
+}
+
+void SipFederation::count_request(std::string_view direction, std::string_view method) {
+    // Bounded label set: a remote may send any token as a method.
+    static constexpr std::string_view kMethods[] = {"MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INVITE",
+                                                    "ACK",     "BYE",       "CANCEL", "OPTIONS", "INFO",
+                                                    "REFER",   "UPDATE",    "PRACK"};
+    std::string_view m = "other";
+    for (auto k : kMethods)
+        if (k == method) m = k;
+    memo_
+        .get("edgepair_sip_federation_requests_total",
+             "SIP federation requests relayed, by direction and method",
+             {{"direction", std::string(direction)}, {"method", std::string(m)}})
+        .inc();
+}
+
+void SipFederation::count_target_failure(std::string_view domain) {
+    memo_
+        .get("edgepair_sip_federation_target_failures_total",
+             "SIP federation servers (SRV targets) that did not take a connection, by remote domain",
+             {{"domain", domain_label(domain)}})
+        .inc();
+}
+
+void SipFederation::count_session(std::string_view direction, std::string_view domain) {
+    std::string d = domain_label(domain);
     memo_
         .get("edgepair_sip_federation_sessions_total",
              "SIP federation flows relayed, by direction and remote domain",

@@ -64,6 +64,12 @@ class SipFederation {
     void count_refusal(std::string_view reason);
     // edgepair_sip_federation_sessions_total{direction,domain}
     void count_session(std::string_view direction, std::string_view domain);
+    // edgepair_sip_federation_requests_total{direction,method}: requests relayed, "in" from a remote domain,
+    // "out" to one (in-dialog ones included: the evidence that a dialog's route set runs through the pair)
+    void count_request(std::string_view direction, std::string_view method);
+    // edgepair_sip_federation_target_failures_total{domain}: a server of an SRV answer (or the domain's own
+    // address) that did not take the connection; the next one is tried
+    void count_target_failure(std::string_view domain);
     // edgepair_sip_federation_dns_failures_total{stage}: "sips" (no _sips._tcp record), "sip" (no _sip._tcp
     // record either: the domain's own address), "address" (a target did not resolve), "domain" (nothing to
     // try)
@@ -89,6 +95,7 @@ class SipFederation {
     std::unordered_map<std::string, CacheEntry> cache_;
     std::mt19937 rng_;
     std::unordered_set<std::string> labelled_;
+    std::string domain_label(std::string_view domain);
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

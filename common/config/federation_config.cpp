@@ -44,8 +44,9 @@ void dns_servers(const Map& m, std::vector<Address>& out) {
 }
 
 void parse_edge_e_sip(const Node& x, EdgeESipFederationConfig& c) {
-    auto xm = x.as_map({"listen", "local_domains", "allow", "deny", "dns_servers", "dns_timeout",
-                        "dns_cache_ttl", "connect_timeout", "tls_verify", "trusted_cas", "max_message_size"});
+    auto xm =
+        x.as_map({"listen", "local_domains", "allow", "deny", "dns_servers", "dns_timeout", "dns_cache_ttl",
+                  "connect_timeout", "tls_verify", "trusted_cas", "max_message_size", "record_route"});
     xm.address("listen", c.listen, kSipListen);
     domain_list(xm, "local_domains", c.local_domains, false);
     domain_list(xm, "allow", c.allow, true);
@@ -57,10 +58,14 @@ void parse_edge_e_sip(const Node& x, EdgeESipFederationConfig& c) {
     xm.boolean("tls_verify", c.tls_verify);
     xm.readable_file("trusted_cas", c.trusted_cas);
     xm.size("max_message_size", c.max_message_size, 4 * 1024, 1024 * 1024);
+    if (auto rr = xm.get("record_route"))
+        c.record_route =
+            rr->as_address({.allow_hostname = true, .allow_any = false, .default_port = c.listen.port});
 }
 
 void parse_edge_c_sip(const Node& x, EdgeCSipFederationConfig& c) {
-    auto xm = x.as_map({"listen", "imp_nodes", "connect_timeout", "dial_timeout", "max_message_size"});
+    auto xm = x.as_map(
+        {"listen", "imp_nodes", "connect_timeout", "dial_timeout", "max_message_size", "record_route"});
     xm.address("listen", c.listen, kSipListen);
     if (auto s = xm.require("imp_nodes")) {
         if (auto items = s->as_seq()) {
@@ -74,6 +79,9 @@ void parse_edge_c_sip(const Node& x, EdgeCSipFederationConfig& c) {
     xm.duration("connect_timeout", c.connect_timeout, std::chrono::seconds(1), std::chrono::minutes(5));
     xm.duration("dial_timeout", c.dial_timeout, std::chrono::seconds(1), std::chrono::minutes(5));
     xm.size("max_message_size", c.max_message_size, 4 * 1024, 1024 * 1024);
+    if (auto rr = xm.get("record_route"))
+        c.record_route =
+            rr->as_address({.allow_hostname = false, .allow_any = false, .default_port = c.listen.port});
 }
 
 } // namespace

@@ -50,6 +50,9 @@ struct EdgeESipFederationConfig {
     bool tls_verify = true;  // outbound: the remote's certificate must name the domain (RFC 5922)
     std::string trusted_cas; // default tls.trusted_cas
     uint64_t max_message_size = 64 * 1024;
+    // The address remote servers reach `listen` at, for edge-e's Record-Route entry on federated dialogs
+    // (common/sip/fed_route.h). Unset: `listen` when it is an IP; with `*` no entry is added.
+    std::optional<Address> record_route;
 };
 
 struct EdgeEFederationConfig {
@@ -78,6 +81,9 @@ struct EdgeCSipFederationConfig {
     Duration connect_timeout = std::chrono::seconds(5);
     Duration dial_timeout = std::chrono::seconds(30); // IM&P's requests wait this long for edge-e's stream
     uint64_t max_message_size = 64 * 1024;
+    // The address IM&P reaches `listen` at, for edge-c's Record-Route entry on federated dialogs. Unset:
+    // `listen` when it is an IP; with `*` no entry is added.
+    std::optional<Address> record_route;
 };
 
 struct EdgeCFederationConfig {

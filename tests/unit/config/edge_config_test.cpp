@@ -926,6 +926,20 @@ TEST_CASE("edge-e: federation.sip keys, defaults and errors", "[config][edge_e][
         CHECK_FALSE(fs.tls_verify);
         CHECK(fs.connect_timeout == 10s);
         CHECK(fs.max_message_size == 64 * 1024);
+        CHECK_FALSE(fs.record_route); // the listener's address, when it is an IP
+    }
+    {
+        // The public name partners reach the listener by; the port defaults to the listener's.
+        auto cfg = load_edge_e_config(e.write("sipfedrr-e.yaml", kEdgeE + R"(federation:
+  sip:
+    listen: "*:5070"
+    record_route: sip-fed.example.com
+)"));
+        REQUIRE(cfg);
+        const auto& rr = cfg->federation.sip->record_route;
+        REQUIRE(rr);
+        CHECK(rr->host == "sip-fed.example.com");
+        CHECK(rr->port == 5070);
     }
     {
         Diagnostics diag;
@@ -967,11 +981,32 @@ TEST_CASE("edge-c: federation.sip needs the IM&P routing node", "[config][edge_c
         CHECK(fs.imp_nodes[0].port == 5060);
         CHECK(fs.imp_nodes[1].port == 15060);
         CHECK(fs.dial_timeout == 30s);
+        CHECK_FALSE(fs.record_route);
     }
     {
         Diagnostics diag;
         REQUIRE_FALSE(load_edge_c_config(
             e.write("badsipfed-c.yaml", kEdgeC + "federation:\n  sip:\n    listen: 127.0.19.4\n"), &diag));
         CHECK(error_for(diag, "federation.sip.imp_nodes").message == "missing required key");
+    }
+    {
+        // edge-c's entry is an IP (IM&P reaches the inside listener by address); a name is refused.
+        auto cfg = load_edge_c_config(e.write("sipfedrr-c.yaml", kEdgeC + R"(federation:
+  sip:
+    listen: "*:5072"
+    imp_nodes: [127.0.1.3]
+    record_route: 10.0.0.2
+)"));
+        REQUIRE(cfg);
+        REQUIRE(cfg->federation.sip->record_route);
+        CHECK(cfg->federation.sip->record_route->str() == "10.0.0.2:5072");
+        Diagnostics diag;
+        REQUIRE_FALSE(load_edge_c_config(e.write("badsipfedrr-c.yaml", kEdgeC + R"(federation:
+  sip:
+    imp_nodes: [127.0.1.3]
+    record_route: edge-c.example.com
+)"),
+                                         &diag));
+        CHECK(error_for(diag, "federation.sip.record_route").line > 0);
     }
 }
