@@ -6,6 +6,7 @@ through edge-e with that token as the REGISTER's bearer (edge-c/sip_access.h).
 What Kamailio (Unified CM's SIP side) received is asserted, not only what the client saw: the REGISTER arrives
 with no edge token in it (Kamailio logs the Authorization field it got); user A's token for user B's device, a
 REGISTER without a token in an Exclusive domain, and an expired token are refused and nothing reaches Kamailio.
+In mode On, a token bought with a password registers the same way, and the SIP extra time-to-live is honoured.
 
 Consistency, not interoperability: how a Jabber client presents its SSO token on SIP is not public
 (`Authorization: Bearer` is this project's assumption, docs/PROTOCOL-FACTS.md); the SAML exchange itself is
@@ -33,7 +34,7 @@ try:
 except ImportError as e:  # python3-pysaml2 missing: skipped, failed under CI
     SAML_IMPORT_ERROR = f"{e} (tools/test.sh installs python3-pysaml2)"
 from sipenv import DOMAIN  # noqa: E402
-from test_sip_oauth import SipOAuthEnv  # noqa: E402
+from test_sip_oauth import USERS, SipOAuthEnv  # noqa: E402
 
 EDGE = "expe1.example.com"  # edge-e's node_name in pair.edge_e_yaml: the consumer URL's host
 DOMAIN_B64 = base64.b64encode(DOMAIN.encode()).decode().rstrip("=")
@@ -200,7 +201,7 @@ class SsoSipExclusiveTest(SsoSipEnv):
                 self.assertNotIn(t[5:], text, proc.name)
 
 
-class SsoSipExpiryTest(SsoSipEnv):
+class SsoSipModeOnTest(SsoSipEnv):
     """SSO mode On, tokens living 4 s, plus 4 s of SIP extra time-to-live (seeds/002)."""
 
     MODE = "on"
@@ -236,6 +237,26 @@ class SsoSipExpiryTest(SsoSipEnv):
         r = self.register(plain, "CSFALICE", None)
         self.assertEqual(r.status, 200, r.raw)
         self.assertEqual(self.kam_requests("REGISTER"), n + 1)
+
+    def test_password_token_registers_in_mode_on(self):
+        # Mode On: a token bought with a password on get_edge_config (a basic-mode client) registers the same way,
+        # bound to its user's devices and removed before Unified CM.
+        st, hd, body = self.https(f"/{DOMAIN_B64}/get_edge_config/?service_name=_cisco-uds",
+                                  headers={"Authorization": basic("alice", USERS["alice"]["password"])})
+        self.assertEqual(st, 200, body)
+        tok = next((v.split(";", 1)[0].split("=", 1)[1] for v in hd.get_all("Set-Cookie") or []
+                    if v.startswith("X-Auth=")), None)
+        self.assertTrue(tok and tok.startswith("ept1."), hd)
+        alice = self.ua("alice")
+        n = self.kam_requests("REGISTER")
+        r = self.register(alice, "CSFBOB", tok, aor="bob")
+        self.assertEqual(r.status, 403, r.raw)
+        self.assert_never_reached(n, "alice's password token for bob's device")
+        r = self.register(alice, "TCTALICE", tok)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(self.kam_requests("REGISTER"), n + 1)
+        self.assertEqual(self.kam_authorizations()[-1], "<null>")
+        self.assertNotIn(tok[5:], self.kam.log_text())
 
 
 if __name__ == "__main__":
