@@ -9,10 +9,11 @@
 // runs under that binding: a REGISTER with another user's token or for another device is refused, and a
 // flow that never registered with a token may send nothing but ACK and CANCEL.
 //
-// The MRA access policy (edge-c/mra_access_policy.h) needs an authenticated user, which SIP only has with
-// SIP OAuth (Cisco: MRA policies are "based on OAuth"): with mra_policy.enabled, a bound flow of a user
-// whose policy for this device class is not "IM & Presence, Voice and Video calls" is refused REGISTER and
-// INVITE with 403 and a Warning naming the policy, counted in edgepair_mra_policy_refused_total.
+// The MRA access policy (edge-c/mra_access_policy.h) needs an authenticated user, which SIP only has on a
+// flow a token bound (Cisco: MRA policies are "based on OAuth"; here an edge token counts too): with
+// mra_policy.enabled, a bound flow of a user whose policy for this device class is not "IM & Presence, Voice
+// and Video calls" is refused REGISTER and INVITE with 403 and a Warning naming the policy, counted in
+// edgepair_mra_policy_refused_total.
 //
 // Confirmed: Unified CM validates the token "during SIP registration"; the device name travels in the
 // Contact's +u.sip!devicename.ccm.cisco.com (TechNote 217244). Assumed (kept in sip_access.cpp): the token
@@ -52,9 +53,10 @@ namespace edgepair::edge_c {
 
 // Whether every REGISTER of a flow must carry a token (see above).
 bool sip_token_required(bool sip_oauth, config::SsoMode domain_mode);
-// The edge token a SIP request carries as `Authorization: Bearer ept1...`, if any.
+// The edge token a SIP request carries as `Authorization: Bearer ept1...` (or in Proxy-Authorization), if
+// any.
 std::optional<std::string_view> sip_edge_token(const sip::Message& m);
-// Removes every Authorization field that carries an edge token; returns how many it removed.
+// Removes every Authorization / Proxy-Authorization field that carries an edge token; returns how many.
 size_t strip_sip_edge_tokens(sip::Message& m);
 // Opens an edge token presented on SIP. lifetime_ms: credentials.refresh_interval; extra_ms:
 // sso.sip_token_extra_ttl; stamps: the opening worker's memory of passwords seen. On refusal, the reason
