@@ -74,7 +74,7 @@ class SsoSipEnv(SipOAuthEnv):
         sso_c = "\n".join([
             f"credentials: {{{self.CREDENTIALS}}}" if self.CREDENTIALS else "",
             "sso:",
-            f"  check_internal_availability: false",
+            "  check_internal_availability: false",
             f"  sip_token_extra_ttl: {self.EXTRA_TTL}",
             f"  signing: {{cert: {sp_crt}, key: {sp_key}}}",
             f"  edge_e_addresses: [\"{EDGE}:{self.ports.https}\"]",
