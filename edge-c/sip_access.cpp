@@ -7,6 +7,7 @@
 
 #include "common/mra/allow_list.h"
 #include "common/obs/log.h"
+#include "common/sip/lex.h"
 #include "common/sip/proxy.h"
 #include "common/sip/uri.h"
 #include "edge-c/edge_c.h"
@@ -30,6 +31,22 @@ constexpr std::string_view kBearerInvalid = "Bearer realm=\"Cisco-Edge\", error=
 std::optional<std::string_view> bearer_token(const sip::Message& m) {
     const sip::Header* h = m.find(kTokenHeader);
     return h ? bearer_of(h->value) : std::nullopt;
+}
+
+bool is_edge_token_field(const sip::Header& h) {
+    // Proxy-Authorization too: whichever field a client puts it in, the token stays with the edge.
+    if (h.id != sip::HeaderId::other ||
+        !(sip::lex::iequals(h.name, kTokenHeader) || sip::lex::iequals(h.name, "Proxy-Authorization")))
+        return false;
+    auto b = bearer_of(h.value);
+    return b && b->starts_with(kEdgeTokenPrefix);
+}
+
+uint64_t wall_ms() {
+    // Edge tokens carry wall-clock times (they outlive the process), as on HTTP.
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
 }
 
 // The device every Contact of the REGISTER names; empty when none does or two disagree.
@@ -57,6 +74,40 @@ std::string deployment_of(CWorker& w, const SipFlow& f) {
 
 } // namespace
 
+bool sip_token_required(bool sip_oauth, config::SsoMode domain_mode) {
+    return sip_oauth || domain_mode == config::SsoMode::Exclusive;
+}
+
+std::optional<std::string_view> sip_edge_token(const sip::Message& m) {
+    for (const auto& h : m.headers())
+        if (is_edge_token_field(h)) return bearer_of(h.value);
+    return std::nullopt;
+}
+
+size_t strip_sip_edge_tokens(sip::Message& m) {
+    auto& hs = m.headers();
+    const size_t before = hs.size();
+    std::erase_if(hs, is_edge_token_field);
+    return before - hs.size();
+}
+
+std::variant<EdgeTokenClaims, std::string>
+open_sip_edge_token(const EdgeTokenSealer& sealer, std::string_view token, std::string_view deployment,
+                    config::SsoMode domain_mode, uint64_t now_ms, uint64_t lifetime_ms, uint64_t extra_ms,
+                    const CredentialStamps& stamps) {
+    auto r = sealer.open(token, deployment, now_ms, lifetime_ms + extra_ms, stamps);
+    if (auto* why = std::get_if<EdgeTokenRefusal>(&r)) return std::string(refusal_label(*why));
+    auto& c = std::get<EdgeTokenClaims>(r);
+    // seeds/002 Exclusive: "the IdP ... is the only permitted authentication agent".
+    if (!c.sso && domain_mode == config::SsoMode::Exclusive) return std::string("sso_exclusive");
+    return std::move(c);
+}
+
+config::SsoMode SipAccessGate::sso_mode(const SipFlow& f) const {
+    const auto* d = find_domain_config(w_.gen()->cfg, f.domain());
+    return d ? d->sso : config::SsoMode::Off;
+}
+
 bool SipAccessGate::sip_oauth_on(const SipFlow& f) const {
     const auto& clusters = w_.gen()->cfg.oauth.clusters;
     bool any = false;
@@ -74,11 +125,16 @@ void SipAccessGate::admit(SipFlow& f, sip::Message&& m) {
         it->second.push_back(std::move(m));
         return;
     }
-    if (!sip_oauth_on(f)) return forward_(f, std::move(m));
-    const std::string& method = m.method();
-    if (method == "REGISTER") return check_register(f, std::move(m));
-    if (method == "ACK" || method == "CANCEL") return forward_(f, std::move(m));
     auto& id = f.identity;
+    const std::string& method = m.method();
+    const bool required = sip_token_required(sip_oauth_on(f), sso_mode(f));
+    // Once a token bound the flow it stays bound, whatever the cluster requires.
+    const bool held_to_token = required || !id.user.empty() || !id.refused_policy.empty();
+    if (method == "REGISTER" && (held_to_token || sip_edge_token(m))) return check_register(f, std::move(m));
+    if (!held_to_token || method == "ACK" || method == "CANCEL") {
+        strip_sip_edge_tokens(m); // only a REGISTER binds with it; nowhere does it leave the pair
+        return forward_(f, std::move(m));
+    }
     if (!id.refused_policy.empty() && method == "INVITE") {
         w_.counters()
             .get("edgepair_mra_policy_refused_total", "Requests refused by the user's MRA access policy",
@@ -92,34 +148,76 @@ void SipAccessGate::admit(SipFlow& f, sip::Message&& m) {
         return refuse(f, m, 403, "Forbidden by MRA access policy", "mra_policy",
                       fmt::format("MRA access policy of user {}: {}", id.user, id.policy));
     }
+    strip_sip_edge_tokens(m);
     forward_(f, std::move(m));
 }
 
+std::optional<std::string> SipAccessGate::check_edge_token(SipFlow& f, const sip::Message& m,
+                                                           std::string_view token) {
+    const auto& g = w_.gen();
+    if (!g->edge_tokens) {
+        refuse(f, m, 401, "Invalid access token", "sip_edge_token_unavailable", {}, kBearerInvalid);
+        return std::nullopt;
+    }
+    const auto mode = sso_mode(f);
+    auto r = open_sip_edge_token(*g->edge_tokens, token, deployment_of(w_, f), mode, wall_ms(),
+                                 uint64_t(g->cfg.credentials.refresh_interval.count()),
+                                 uint64_t(g->cfg.sso.sip_token_extra_ttl.count()), w_.credential_stamps());
+    if (auto* why = std::get_if<std::string>(&r)) {
+        if (*why == "sso_exclusive") {
+            EP_INFO(kLog, "flow {} ({}): REGISTER refused: domain {} signs in through its IdP only", f.id(),
+                    f.client(), f.domain());
+            refuse(f, m, 403, "Single sign-on only", "sso_exclusive",
+                   fmt::format("domain {} accepts only tokens from single sign-on", f.domain()));
+            return std::nullopt;
+        }
+        w_.counters()
+            .get("edgepair_edge_token_refused_total", "Edge tokens refused, by reason", {{"reason", *why}})
+            .inc();
+        EP_INFO(kLog, "flow {} ({}): REGISTER refused: edge token refused: {}", f.id(), f.client(), *why);
+        refuse(f, m, 401, "Invalid access token", "sip_edge_token_" + *why, {}, kBearerInvalid);
+        return std::nullopt;
+    }
+    return std::get<EdgeTokenClaims>(std::move(r)).user;
+}
+
 void SipAccessGate::check_register(SipFlow& f, sip::Message&& m) {
-    auto token = bearer_token(m);
+    auto token = sip_edge_token(m);
+    if (!token) token = bearer_token(m);
     if (!token) {
-        return refuse(f, m, 401, "Access token required", "sip_oauth_no_token", {}, kBearerChallenge);
+        return refuse(f, m, 401, "Access token required",
+                      sip_oauth_on(f) ? "sip_oauth_no_token" : "sip_token_required", {}, kBearerChallenge);
     }
-    auto r = check_access_token(w_, *token, deployment_of(w_, f));
-    if (auto* reason = std::get_if<const char*>(&r)) {
-        EP_INFO(kLog, "flow {} ({}): REGISTER refused: OAuth token refused: {}", f.id(), f.client(), *reason);
-        return refuse(f, m, 401, "Invalid access token", std::string("sip_oauth_") + *reason, {},
-                      kBearerInvalid);
+    std::string user;
+    if (token->starts_with(kEdgeTokenPrefix)) {
+        auto u = check_edge_token(f, m, *token);
+        if (!u) return;
+        user = std::move(*u);
+        // Unified CM cannot validate it and must never see it: the REGISTER goes on without it.
+        strip_sip_edge_tokens(m);
+    } else {
+        auto r = check_access_token(w_, *token, deployment_of(w_, f));
+        if (auto* reason = std::get_if<const char*>(&r)) {
+            EP_INFO(kLog, "flow {} ({}): REGISTER refused: OAuth token refused: {}", f.id(), f.client(),
+                    *reason);
+            return refuse(f, m, 401, "Invalid access token", std::string("sip_oauth_") + *reason, {},
+                          kBearerInvalid);
+        }
+        user = std::move(std::get<OAuthIdentity>(r).user);
     }
-    auto& who = std::get<OAuthIdentity>(r);
     std::string device = device_of(m);
     if (device.empty()) return refuse(f, m, 403, "No device name in Contact", "sip_oauth_no_device");
     auto& id = f.identity;
-    if (!id.user.empty() && (!mra::same_user(id.user, who.user) || id.device != device)) {
+    if (!id.user.empty() && (!mra::same_user(id.user, user) || id.device != device)) {
         EP_WARN(kLog, "flow {} ({}): REGISTER as {} / {} refused: the flow is bound to {} / {}", f.id(),
-                f.client(), who.user, device, id.user, id.device);
+                f.client(), user, device, id.user, id.device);
         return refuse(f, m, 403, "Flow bound to another identity", "identity_mismatch");
     }
     // Later requests of this flow wait for the look-up, so they cannot overtake the REGISTER.
     held_[f.id()];
     w_.mra_access().lookup(
-        who.user, deployment_of(w_, f),
-        [this, fid = f.id(), m = std::move(m), user = who.user, device](Result<UserAccess> a) mutable {
+        user, deployment_of(w_, f),
+        [this, fid = f.id(), m = std::move(m), user, device](Result<UserAccess> a) mutable {
             SipFlow* fl = r_.find_flow(fid);
             if (!fl) {
                 held_.erase(fid);

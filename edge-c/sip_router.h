@@ -90,7 +90,8 @@ class SipFlow final : public link::StreamHandler {
     link::LinkConn* link() const { return link_; }
     std::string node;       // the Unified CM node this flow registered through
     obs::FlowAccess access; // log.access: opened by SipRouter::attach, closed by flow_ended
-    // SIP OAuth binding and MRA access policy outcome of this flow (edge-c/sip_access.h).
+    // Token binding (SIP OAuth or an edge token) and MRA access policy outcome of this flow
+    // (edge-c/sip_access.h).
     struct Identity {
         std::string user, device, policy; // bound by a REGISTER with a valid token for one of user's devices
         bool voice = false;

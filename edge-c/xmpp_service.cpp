@@ -42,6 +42,7 @@
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
 #include "edge-c/edge_c.h"
+#include "edge-c/edge_token.h"
 #include "edge-c/imp_home.h"
 #include "edge-c/mra_access_policy.h"
 #include "edge-c/oauth_validator.h"
@@ -323,6 +324,15 @@ void XmppUpstream::on_client_auth(const std::string& raw) {
     auth_ = raw;
     auto who = read_sasl_auth(raw);
     user_ = who ? who->user : std::string();
+    if (who && who->token.starts_with(kEdgeTokenPrefix)) {
+        // IM&P cannot validate an edge token, and edge-c has no way to vouch for the user towards IM&P on
+        // the client port (Expressway's XCP link on 7400 is not public): refused here, so that the token
+        // never leaves the pair (docs/SECURITY.md "Registering after sign-in").
+        EP_INFO(kLog, "{} ({}): SASL {} refused: an edge token is not an IM&P credential", client_, domain_,
+                who->mechanism);
+        return refuse_in_stream("not-authorized", "edge tokens do not sign in to IM and Presence",
+                                "edge_token_on_xmpp");
+    }
     if (who && (w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth)) return judge_auth(raw, *who);
     continue_auth(raw, false);
 }

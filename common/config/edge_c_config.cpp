@@ -385,7 +385,7 @@ void parse_mra_policy(const Node& n, MraPolicyConfig& out) {
 
 void parse_sso(const Node& n, SsoConfig& out) {
     auto m = n.as_map({"check_internal_availability", "entity_id", "signing", "edge_e_addresses",
-                       "identity_providers", "clock_skew", "request_lifetime"});
+                       "identity_providers", "clock_skew", "request_lifetime", "sip_token_extra_ttl"});
     m.boolean("check_internal_availability", out.check_internal_availability);
     if (auto e = m.get("entity_id")) {
         if (auto v = e->as_string()) {
@@ -435,6 +435,9 @@ void parse_sso(const Node& n, SsoConfig& out) {
     }
     m.duration("clock_skew", out.clock_skew, std::chrono::seconds(0), std::chrono::minutes(10));
     m.duration("request_lifetime", out.request_lifetime, std::chrono::seconds(10), std::chrono::hours(1));
+    // Bounded: the extra time is a window after the credentials expired, not a second lifetime.
+    m.duration("sip_token_extra_ttl", out.sip_token_extra_ttl, std::chrono::seconds(0),
+               std::chrono::hours(24));
 }
 
 void parse_http(const Node& n, EdgeCHttpConfig& out) {

@@ -186,6 +186,10 @@ struct SsoConfig {
     Duration clock_skew = std::chrono::seconds(60);
     // How long an AuthnRequest this edge sent stays answerable (its ID is the assertion's InResponseTo).
     Duration request_lifetime = std::chrono::minutes(10);
+    // seeds/002 "SIP token extra time-to-live": an edge token on a REGISTER (edge-c/sip_access.h) stays
+    // valid this long past credentials.refresh_interval, so that a signed-in user can still take calls for a
+    // while after the token expired. HTTP and XMPP get no extra time.
+    Duration sip_token_extra_ttl = std::chrono::seconds(0);
 };
 
 struct EdgeCHttpConfig {

@@ -276,6 +276,20 @@ class MraPolicyXmppTest(h.TestCase):
         self.assertNotIn(b"<stream:error", got)
         self.assertEqual(self.oauth_refused("expired"), 1)
 
+    def test_xmpp_edge_token_stays_at_the_edge(self):
+        # An edge token (the pair's own, issue #21) is no IM&P credential: edge-c refuses any token of that form
+        # before IM&P sees it (no <failure> from Prosody, which answers every <auth> it gets).
+        token = "ept1." + base64.urlsafe_b64encode(os.urandom(60)).decode().rstrip("=")
+        got = self.sign_in("ivy", token)
+        self.assertIn(b"<not-authorized", got)
+        self.assertIn(b"edge tokens do not sign in", got)
+        self.assertNotIn(b"<failure", got)
+        self.assertNotIn(b"<success", got)
+        for proc in (self.edge_c, self.edge_e, self.prosody):
+            self.assertNotIn(token[5:], proc.log_text(), proc.name)
+        # The refusal is the edge token's: ivy's password still signs her in on the same pair.
+        self.assertIn(b"<success", self.sign_in("ivy"))
+
 
 if __name__ == "__main__":
     h.run_tests()

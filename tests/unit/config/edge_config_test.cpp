@@ -742,6 +742,7 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
                             "  - {name: other.example.com}\n"
                             "sso:\n"
                             "  check_internal_availability: false\n"
+                            "  sip_token_extra_ttl: 90s\n"
                             "  signing: {cert: ../certs/out/edge-c.crt, key: ../certs/out/edge-c.key}\n"
                             "  identity_providers:\n"
                             "    - {name: idp1, metadata_file: idp-metadata.xml}\n");
@@ -752,6 +753,7 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
         CHECK(cfg->domains[0].idp == "idp1");
         CHECK(cfg->domains[1].sso == SsoMode::Off);
         CHECK_FALSE(cfg->sso.check_internal_availability);
+        CHECK(cfg->sso.sip_token_extra_ttl == std::chrono::seconds(90));
         CHECK(cfg->sso.entity_id == "https://expc1.example.com/saml/sp");
         // link.peers names edge-e by DNS: it is the consumer host by default.
         CHECK(cfg->sso.edge_e_addresses == std::vector<std::string>{"expe1.example.com"});
@@ -766,7 +768,8 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
                             "  identity_providers:\n"
                             "    - {name: sp-by-mistake, metadata_file: sp-metadata.xml}\n"
                             "  entity_id: http://plain.example.com/sp\n"
-                            "  edge_e_addresses: [\"127.0.0.1:8443\"]\n");
+                            "  edge_e_addresses: [\"127.0.0.1:8443\"]\n"
+                            "  sip_token_extra_ttl: 2d\n");
         Diagnostics diag;
         const auto path = e.write("sso-bad-c.yaml", text);
         REQUIRE_FALSE(load_edge_c_config(path, &diag));
@@ -779,6 +782,7 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
         CHECK_THAT(error_for(diag, "domains[2].idp").message, Catch::Contains("unknown identity provider"));
         CHECK_THAT(error_for(diag, "sso.entity_id").message, Catch::Contains("https://"));
         CHECK_THAT(error_for(diag, "sso.edge_e_addresses[0]").message, Catch::Contains("DNS name"));
+        CHECK(error_for(diag, "sso.sip_token_extra_ttl").line == 25);
         CHECK_THAT(error_for(diag, "sso").message, Catch::Contains("sso.signing"));
         CHECK_THAT(error_for(diag, "sso.identity_providers[0].metadata_file").message,
                    Catch::Contains("not an identity provider"));
