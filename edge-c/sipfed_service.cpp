@@ -389,13 +389,16 @@ class ImpSipOut final {
         }
         // Our own Record-Route entry names the dialog's remote domain: it wins over what this connection
         // remembers (IM&P may send a dialog's requests on any connection, and after a link reconnect).
-        std::optional<std::string> epfed;
-        auto peek = *m;
-        auto routed = svc_.route_through(raw, peek, "", &epfed);
-        if (!routed) return reply(*m, 400, "Malformed Route");
-        if (epfed && !svc_.local_domain(*epfed)) {
-            domain = *epfed;
-            remember(cid, domain);
+        const auto hop = svc_.hop();
+        bool changed = false;
+        if (hop && m->find(sip::HeaderId::route)) {
+            auto popped = sip::fed_pop_own_routes(*m, hop->host, hop->port);
+            if (!popped) return reply(*m, 400, "Malformed Route");
+            changed = popped->count > 0;
+            if (popped->domain && !svc_.local_domain(*popped->domain)) {
+                domain = *popped->domain;
+                remember(cid, domain);
+            }
         }
         if (domain.empty()) {
             auto ruri = sip::Uri::parse(m->request_uri());
@@ -409,9 +412,8 @@ class ImpSipOut final {
             remember(cid, domain);
         }
         // Now with the remote domain known: Record-Route a dialog-forming request with it.
-        auto bytes = svc_.route_through(raw, *m, domain);
-        if (!bytes) return reply(*m, 400, "Malformed Route");
-        send(domain, *bytes, *m);
+        if (hop && sip::fed_record(*m, *hop, domain)) changed = true;
+        send(domain, changed ? m->serialize() : std::string(raw), *m);
     }
 
     void remember(const std::string& cid, const std::string& domain) {
@@ -518,7 +520,7 @@ SipFedService::SipFedService(CWorker& w)
          {"register", "route", "not_local", "invalid", "imp_unreachable", "not_imp_node", "local_target"})
         memo_.get("edgepair_sip_federation_refusals_total",
                   "SIP federation requests and flows refused, by reason", {{"reason", r}});
-    if (!cfg_.record_route && !cfg_.listen.is_ip())
+    if (!hop())
         EP_WARN(kLog,
                 "federation.sip.listen {} and no federation.sip.record_route: federated dialogs are not "
                 "record-routed by edge-c, so IM&P's in-dialog requests may bypass the pair",
@@ -568,24 +570,18 @@ uint64_t SipFedService::register_dial(ImpSipOut* s, std::string domain) {
     return id;
 }
 
+std::optional<sip::FedHop> SipFedService::hop() const {
+    auto self = config::fed_self_route(cfg_.record_route, cfg_.listen);
+    if (!self) return std::nullopt;
+    return sip::FedHop{self->host, self->port, "tcp"};
+}
+
 std::optional<std::string> SipFedService::route_through(std::string_view bytes, sip::Message& m,
-                                                        std::string_view domain,
-                                                        std::optional<std::string>* epfed) const {
-    std::optional<config::Address> self = cfg_.record_route;
-    if (!self && cfg_.listen.is_ip()) self = cfg_.listen;
-    if (!self || !m.is_request()) return std::string(bytes);
-    bool changed = false;
-    if (m.find(sip::HeaderId::route)) {
-        auto popped = sip::fed_pop_own_routes(m, self->host, self->port);
-        if (!popped) return std::nullopt;
-        changed = popped->count > 0;
-        if (epfed) *epfed = popped->domain;
-    }
-    if (!domain.empty() && sip::fed_dialog_forming(m)) {
-        sip::push_record_route(m, sip::fed_record_route(self->host, self->port, "tcp", domain));
-        changed = true;
-    }
-    return changed ? m.serialize() : std::string(bytes);
+                                                        std::string_view domain) const {
+    auto h = hop();
+    // edge-c's entry must name the dialog's remote domain (it picks the leg by it): no entry without one.
+    if (!h || domain.empty()) return std::string(bytes);
+    return sip::fed_route_through(bytes, m, *h, domain);
 }
 
 void SipFedService::forget_dials(ImpSipOut* s) {

@@ -25,6 +25,7 @@
 #include "common/link/link_conn.h"
 #include "common/net/listener.h"
 #include "common/obs/counter_memo.h"
+#include "common/sip/fed_route.h"
 #include "common/sip/message.h"
 
 namespace edgepair::edge_c {
@@ -51,12 +52,12 @@ class SipFedService {
     // The host (and port, when given) is one of imp_nodes.
     bool imp_node(std::string_view host, std::optional<uint16_t> port) const;
     uint64_t register_dial(ImpSipOut* s, std::string domain);
-    // A request crossing edge-c loses the Route entries naming edge-c, and a dialog-forming one gets edge-c's
-    // Record-Route with `domain` (common/sip/fed_route.h). Returns the bytes to send (`bytes` when nothing
-    // changed) and, in `epfed`, the remote domain our removed entry named. `m` is `bytes` parsed and is
-    // changed alike. nullopt: the top Route is malformed.
-    std::optional<std::string> route_through(std::string_view bytes, sip::Message& m, std::string_view domain,
-                                             std::optional<std::string>* epfed = nullptr) const;
+    // edge-c's hop for federated Record-Route entries (TCP, as IM&P reaches it); none when listening on `*`
+    // without federation.sip.record_route.
+    std::optional<sip::FedHop> hop() const;
+    // sip::fed_route_through with edge-c's hop, for a request of a dialog with remote domain `domain`.
+    std::optional<std::string> route_through(std::string_view bytes, sip::Message& m,
+                                             std::string_view domain) const;
     void forget_dials(ImpSipOut* s);
     // edgepair_sip_federation_refusals_total{reason} (edge-c's own checks)
     void count_refusal(std::string_view reason);

@@ -53,11 +53,11 @@ std::string printable(std::string_view s) {
     return out;
 }
 
-// edge-e's own Record-Route address: federation.sip.record_route, else the listener when it is an IP.
-std::optional<config::Address> self_route(const config::EdgeESipFederationConfig& c) {
-    if (c.record_route) return c.record_route;
-    if (c.listen.is_ip()) return c.listen;
-    return std::nullopt;
+// edge-e's own hop for federated Record-Route entries: TLS, as remote domains reach it.
+std::optional<sip::FedHop> self_hop(const config::EdgeESipFederationConfig& c) {
+    auto a = config::fed_self_route(c.record_route, c.listen);
+    if (!a) return std::nullopt;
+    return sip::FedHop{a->host, a->port, "tls"};
 }
 
 // One SIP flow between a remote domain's server (TLS) and one link stream. The subclasses decide how the
@@ -118,27 +118,13 @@ class FedFlow : public ClientSession, public link::StreamHandler {
     // federation.sip.listen, IM&P's reach edge-e through edge-c. Responses and unparseable bytes pass as
     // they are (a response's Record-Route is the request's, echoed).
     std::string routed(std::string_view bytes, bool outward = true) {
-        auto self = self_route(*gen_->cfg.federation.sip);
-        if (!self) {
-            if (outward)
-                if (auto m = sip::Message::parse(bytes); m && m->is_request())
-                    fed_.count_request("out", m->method());
-            return std::string(bytes);
-        }
         auto m = sip::Message::parse(bytes);
         if (!m || !m->is_request()) return std::string(bytes);
         if (outward) fed_.count_request("out", m->method());
-        bool changed = false;
-        if (m->find(sip::HeaderId::route)) {
-            auto popped = sip::fed_pop_own_routes(*m, self->host, self->port);
-            if (!popped) return std::string(bytes); // the next hop answers the malformed Route
-            changed = popped->count > 0;
-        }
-        if (sip::fed_dialog_forming(*m)) {
-            sip::push_record_route(*m, sip::fed_record_route(self->host, self->port, "tls"));
-            changed = true;
-        }
-        return changed ? m->serialize() : std::string(bytes);
+        auto hop = self_hop(*gen_->cfg.federation.sip);
+        if (!hop) return std::string(bytes);
+        auto out = sip::fed_route_through(bytes, *m, *hop);
+        return out ? std::move(*out) : std::string(bytes); // the next hop answers the malformed Route
     }
     // A request from the remote that passed the policy.
     virtual void forward(std::string_view bytes, const sip::Message& m, const sip::RoutingInfo& info) = 0;
@@ -509,7 +495,7 @@ void SipFederation::apply(const std::shared_ptr<const Generation>& gen) {
     policy_.allow = fs.allow;
     policy_.deny = fs.deny;
     local_ = fs.local_domains;
-    if (!self_route(fs))
+    if (!self_hop(fs))
         EP_WARN(kLog,
                 "federation.sip.listen {} is not an address partners can route to and "
                 "federation.sip.record_route is unset: federated dialogs are not record-routed, so their "

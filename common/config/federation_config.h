@@ -55,6 +55,15 @@ struct EdgeESipFederationConfig {
     std::optional<Address> record_route;
 };
 
+// The address an edge's Record-Route entry on federated SIP dialogs names (common/sip/fed_route.h):
+// `record_route` when set, else `listen` when it is an IP; none when listening on `*` without one.
+inline std::optional<Address> fed_self_route(const std::optional<Address>& record_route,
+                                             const Address& listen) {
+    if (record_route) return record_route;
+    if (listen.is_ip()) return listen;
+    return std::nullopt;
+}
+
 struct EdgeEFederationConfig {
     std::optional<EdgeEXmppFederationConfig> xmpp;
     std::optional<EdgeESipFederationConfig> sip;

@@ -2,17 +2,16 @@
 
 #include <algorithm>
 
+#include "common/sip/lex.h"
 #include "common/sip/proxy.h"
 
 namespace edgepair::sip {
 
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return char(std::tolower(c)); });
-    return out;
+std::string_view unbracketed(std::string_view h) {
+    if (h.size() > 1 && h.front() == '[' && h.back() == ']') return h.substr(1, h.size() - 2);
+    return h;
 }
 
 bool dns_name(std::string_view d) {
@@ -38,11 +37,11 @@ bool fed_dialog_forming(const Message& m) {
 }
 
 bool fed_names(const Uri& u, std::string_view host, uint16_t port) {
-    if (!u.is_sip() || lower(u.host) != lower(host)) return false;
+    if (!u.is_sip() || !lex::iequals(unbracketed(u.host), unbracketed(host))) return false;
     uint16_t p = 5060;
     if (u.port) {
         p = *u.port;
-    } else if (u.is_sips() || (u.transport() && lower(*u.transport()) == "tls")) {
+    } else if (u.is_sips() || (u.transport() && lex::iequals(*u.transport(), "tls"))) {
         p = 5061;
     }
     return p == port;
@@ -64,20 +63,17 @@ Uri fed_record_route(std::string_view host, uint16_t port, std::string_view tran
 std::optional<std::string> fed_domain(const Uri& u) {
     auto d = u.params.get(kFedDomainParam);
     if (!d || !dns_name(*d)) return std::nullopt;
-    return lower(*d);
+    std::string out(*d);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
+    return out;
 }
 
 Result<FedPopped> fed_pop_own_routes(Message& m, std::string_view host, uint16_t port) {
-    std::string bare(host);
-    if (bare.size() > 1 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
     FedPopped out;
     for (int i = 0; i < 4; ++i) { // bounded: a route set naming us more often is not ours to unwind
         auto popped = pop_route_if(m, [&](const Uri& u) {
-            std::string h = u.host;
-            if (h.size() > 1 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-            Uri plain = u;
-            plain.host = h;
-            if (!fed_names(plain, bare, port)) return false;
+            if (!fed_names(u, host, port)) return false;
             if (auto d = fed_domain(u)) out.domain = std::move(d);
             return true;
         });
@@ -86,6 +82,25 @@ Result<FedPopped> fed_pop_own_routes(Message& m, std::string_view host, uint16_t
         ++out.count;
     }
     return out;
+}
+
+bool fed_record(Message& m, const FedHop& hop, std::string_view domain) {
+    if (!fed_dialog_forming(m)) return false;
+    push_record_route(m, fed_record_route(hop.host, hop.port, hop.transport, domain));
+    return true;
+}
+
+std::optional<std::string> fed_route_through(std::string_view bytes, Message& m, const FedHop& hop,
+                                             std::string_view domain) {
+    if (!m.is_request()) return std::string(bytes);
+    bool changed = false;
+    if (m.find(HeaderId::route)) {
+        auto popped = fed_pop_own_routes(m, hop.host, hop.port);
+        if (!popped) return std::nullopt;
+        changed = popped->count > 0;
+    }
+    if (fed_record(m, hop, domain)) changed = true;
+    return changed ? m.serialize() : std::string(bytes);
 }
 
 } // namespace edgepair::sip

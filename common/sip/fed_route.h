@@ -28,8 +28,8 @@ inline constexpr std::string_view kFedDomainParam = "epfed";
 // (no To tag). NOTIFY outside a dialog (RFC 6665 4.2.1) forms none here: it answers our own SUBSCRIBE.
 bool fed_dialog_forming(const Message& m);
 
-// Whether `u` names `host`:`port` (host compared without case; a URI without a port names the scheme's
-// default port for its transport: 5061 for sips: or transport=tls, else 5060).
+// Whether `u` names `host`:`port` (host compared without case or IPv6 brackets; a URI without a port names
+// the scheme's default port for its transport: 5061 for sips: or transport=tls, else 5060).
 bool fed_names(const Uri& u, std::string_view host, uint16_t port);
 
 // The Record-Route entry for an edge: sip:host:port;transport=...;lr, plus epfed=domain when non-empty.
@@ -47,5 +47,22 @@ struct FedPopped {
 // Removes every top Route entry that names `host`:`port` (a peer may have record-routed us twice, once per
 // transport, RFC 5658). An unparseable top Route is an error.
 Result<FedPopped> fed_pop_own_routes(Message& m, std::string_view host, uint16_t port);
+
+// One edge's own hop on the federation path: what its Record-Route entry names, and how it is reached.
+struct FedHop {
+    std::string host;
+    uint16_t port = 0;
+    std::string_view transport; // "tls" (edge-e, towards remote domains) or "tcp" (edge-c, towards IM&P)
+};
+
+// Record-Routes a dialog-forming request through `hop` (with epfed=domain when non-empty); false when `m`
+// forms no dialog and was left alone.
+bool fed_record(Message& m, const FedHop& hop, std::string_view domain = {});
+
+// The one relay step of both edges for a request: remove the Route entries naming `hop`, then
+// fed_record. `m` is `bytes` parsed, and is changed alike. Returns the bytes to send (`bytes` when nothing
+// changed); nullopt when the top Route is malformed.
+std::optional<std::string> fed_route_through(std::string_view bytes, Message& m, const FedHop& hop,
+                                             std::string_view domain = {});
 
 } // namespace edgepair::sip

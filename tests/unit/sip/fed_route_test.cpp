@@ -79,3 +79,27 @@ TEST_CASE("fed route: only the top entries naming us are removed", "[sip][federa
     auto broken = parse(request("NOTIFY", ";tag=x", "Route: garbage<\r\n"));
     CHECK_FALSE(fed_pop_own_routes(broken, "10.0.0.2", 5062));
 }
+
+TEST_CASE("fed route: the relay step both edges share", "[sip][federation]") {
+    const FedHop hop{"2001:db8::2", 5062, "tcp"};
+    // An IPv6 hop names itself bracketed, and recognises itself either way.
+    auto sub = request("SUBSCRIBE", "", "Route: <sip:[2001:DB8::2]:5062;lr;epfed=partner.test>\r\n");
+    auto m = parse(sub);
+    auto out = fed_route_through(sub, m, hop, "partner.test");
+    REQUIRE(out);
+    auto back = parse(*out);
+    CHECK(back.values(HeaderId::route).empty());
+    auto rr = back.values(HeaderId::record_route);
+    REQUIRE(rr.size() == 1);
+    CHECK(rr[0] == "<sip:[2001:db8::2]:5062;transport=tcp;lr;epfed=partner.test>");
+    // Nothing to change: the very bytes come back.
+    auto notify = request("NOTIFY", ";tag=x", "");
+    auto n = parse(notify);
+    auto same = fed_route_through(notify, n, hop);
+    REQUIRE(same);
+    CHECK(*same == notify);
+    // A malformed top Route is refused.
+    auto broken_bytes = request("NOTIFY", ";tag=x", "Route: garbage<\r\n");
+    auto broken = parse(broken_bytes);
+    CHECK_FALSE(fed_route_through(broken_bytes, broken, hop));
+}
