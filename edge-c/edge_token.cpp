@@ -1,5 +1,6 @@
 #include "edge-c/edge_token.h"
 
+#include <chrono>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -321,6 +322,12 @@ bool CredentialStamps::stale(const EdgeTokenClaims& c) const {
     if (seen_.empty()) return false;
     auto it = seen_.find(stamp_key(c.deployment, c.user));
     return it != seen_.end() && CRYPTO_memcmp(it->second.stamp.data(), c.stamp.data(), c.stamp.size()) != 0;
+}
+
+uint64_t wall_clock_ms() {
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
 }
 
 std::optional<std::string> edge_token_from_cookie(std::string_view field) {

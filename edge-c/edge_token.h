@@ -32,6 +32,9 @@ namespace edgepair::edge_c {
 inline constexpr std::string_view kEdgeTokenCookie = "X-Auth";
 inline constexpr std::string_view kEdgeTokenPrefix = "ept1."; // tells an edge token from an OAuth JWS
 std::string edge_token_set_cookie(std::string_view token, uint64_t max_age_s);
+// Now, in ms since the epoch. Tokens and SAML assertions outlive the process, so their times are
+// wall-clock, never the loop's monotonic clock: what every issue() and open() on HTTP and SIP is given.
+uint64_t wall_clock_ms();
 
 using CredentialStamp = std::array<unsigned char, 16>;
 

@@ -68,13 +68,6 @@ std::optional<uint16_t> parse_u16(std::string_view s) {
     return uint16_t(v);
 }
 
-uint64_t wall_ms() {
-    // Tokens outlive the process: their times are wall-clock, not the loop's monotonic clock.
-    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count());
-}
-
 // The Unified CM OAuth endpoints a client uses to get and refresh its tokens (CUCM security guide, DevNet
 // "Bad Request for SSO Request URI"). Unified CM authenticates these requests itself, so the edge passes them
 // without edge credentials: exactly these paths, to a discovered Unified CM node, over https, and only as far
@@ -285,7 +278,7 @@ void HttpStream::check_edge_token(std::string_view token,
     const auto& g = w_.gen();
     if (!g->edge_tokens) return respond(401, "invalid token\n", {{"www-authenticate", kRealm}});
     auto r =
-        g->edge_tokens->open(token, deployment_, wall_ms(),
+        g->edge_tokens->open(token, deployment_, wall_clock_ms(),
                              uint64_t(g->cfg.credentials.refresh_interval.count()), w_.credential_stamps());
     if (auto* why = std::get_if<EdgeTokenRefusal>(&r)) {
         count(w_, "edgepair_edge_token_refused_total", "Edge tokens refused, by reason",
@@ -452,7 +445,7 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
 void HttpStream::issue_edge_token(const AuthOutcome& who, const std::string& password) {
     const auto& g = w_.gen();
     if (!g->edge_tokens) return;
-    const uint64_t now = wall_ms();
+    const uint64_t now = wall_clock_ms();
     // Only a check Unified CM answered: a cache hit repeats a password already noted, and noting costs an
     // HMAC and a post to every worker on every proxied request. The success cache lives far shorter than
     // the cleanup interval, so a user who keeps signing in is noted again before the memory forgets the
@@ -590,7 +583,7 @@ void HttpStream::serve_sso_authorize() {
         access_.set_reason("sso_misconfigured");
         return respond(503, "single sign-on is not configured for this edge\n");
     }
-    auto r = g->saml->authn_request(d->idp, acs, "", int64_t(wall_ms() / 1000));
+    auto r = g->saml->authn_request(d->idp, acs, "", int64_t(wall_clock_ms() / 1000));
     if (!r) {
         EP_WARN(kLog, "stream {}: SSO for {}: {}", s_->id(), path_.domain, r.error().message);
         access_.set_reason("sso_request_failed");
@@ -622,7 +615,7 @@ void HttpStream::consume_assertion() {
     if (!form) return refuse_assertion(SamlRefusal::BadForm, "the body is not a SAMLResponse form");
     const std::string acs = acs_url();
     std::string detail;
-    const int64_t now_s = int64_t(wall_ms() / 1000);
+    const int64_t now_s = int64_t(wall_clock_ms() / 1000);
     auto r = g->saml->consume(*form, d->idp, acs, now_s, detail);
     if (auto* why = std::get_if<SamlRefusal>(&r)) return refuse_assertion(*why, detail);
     std::weak_ptr<bool> alive = alive_;
@@ -674,7 +667,7 @@ void HttpStream::signed_in_by_assertion(SamlIdentity id) {
 void HttpStream::sso_signed_in(const SamlIdentity& id, const std::string& node) {
     const auto& g = w_.gen();
     if (!g->edge_tokens) return respond(503, "edge tokens unavailable\n");
-    EdgeTokenClaims c{id.uid, deployment_, node, wall_ms(), true};
+    EdgeTokenClaims c{id.uid, deployment_, node, wall_clock_ms(), true};
     auto token = g->edge_tokens->issue(c, "");
     if (token.empty()) return respond(503, "edge tokens unavailable\n");
     count(w_, "edgepair_saml_responses_total", "SAML Responses consumed, by result (the refusal reason)",

@@ -42,13 +42,6 @@ bool is_edge_token_field(const sip::Header& h) {
     return b && b->starts_with(kEdgeTokenPrefix);
 }
 
-uint64_t wall_ms() {
-    // Edge tokens carry wall-clock times (they outlive the process), as on HTTP.
-    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count());
-}
-
 // The device every Contact of the REGISTER names; empty when none does or two disagree.
 std::string device_of(const sip::Message& m) {
     std::string out;
@@ -160,7 +153,7 @@ std::optional<std::string> SipAccessGate::check_edge_token(SipFlow& f, const sip
         return std::nullopt;
     }
     const auto mode = sso_mode(f);
-    auto r = open_sip_edge_token(*g->edge_tokens, token, deployment_of(w_, f), mode, wall_ms(),
+    auto r = open_sip_edge_token(*g->edge_tokens, token, deployment_of(w_, f), mode, wall_clock_ms(),
                                  uint64_t(g->cfg.credentials.refresh_interval.count()),
                                  uint64_t(g->cfg.sso.sip_token_extra_ttl.count()), w_.credential_stamps());
     if (auto* why = std::get_if<std::string>(&r)) {
