@@ -70,6 +70,19 @@ class SipMsg:
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
 
+def take_sip_message(buf: bytes) -> tuple[SipMsg | None, bytes]:
+    """The first whole message of a stream buffer (keep-alive CRLFs skipped) and what follows it."""
+    buf = buf.lstrip(b"\r\n")
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None, buf
+    m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", buf[:end])
+    total = end + 4 + (int(m.group(1)) if m else 0)
+    if len(buf) < total:
+        return None, buf
+    return SipMsg(buf[:total]), buf[total:]
+
+
 class SipUA:
     """One TLS connection to edge-e; send/recv whole messages with bounded waits."""
 
@@ -103,15 +116,9 @@ class SipUA:
         """The next message (keep-alive CRLFs skipped); None when the peer closed."""
         deadline = time.monotonic() + timeout
         while True:
-            self.buf = self.buf.lstrip(b"\r\n")
-            end = self.buf.find(b"\r\n\r\n")
-            if end >= 0:
-                m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", self.buf[:end])
-                n = int(m.group(1)) if m else 0
-                total = end + 4 + n
-                if len(self.buf) >= total:
-                    raw, self.buf = self.buf[:total], self.buf[total:]
-                    return SipMsg(raw)
+            msg, self.buf = take_sip_message(self.buf)
+            if msg:
+                return msg
             left = deadline - time.monotonic()
             if left <= 0:
                 raise h.HarnessError(f"{self.user}: no SIP message within {timeout}s (buffer {self.buf[:200]!r})")

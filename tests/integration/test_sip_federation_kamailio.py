@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
 import pair  # noqa: E402
-from sipenv import KAM_MODULES, SipMsg  # noqa: E402
+from sipenv import KAM_MODULES, SipMsg, take_sip_message  # noqa: E402
 
 SIP_DIR = os.path.join(h.SRC, "tests", "integration", "sip")
 TIMEOUT = 15.0
@@ -85,14 +85,9 @@ class UA:
     def recv(self, timeout: float = TIMEOUT) -> SipMsg:
         deadline = time.monotonic() + timeout
         while True:
-            self.buf = self.buf.lstrip(b"\r\n")
-            end = self.buf.find(b"\r\n\r\n")
-            if end >= 0:
-                m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", self.buf[:end])
-                total = end + 4 + (int(m.group(1)) if m else 0)
-                if len(self.buf) >= total:
-                    raw, self.buf = self.buf[:total], self.buf[total:]
-                    return SipMsg(raw)
+            msg, self.buf = take_sip_message(self.buf)
+            if msg:
+                return msg
             left = deadline - time.monotonic()
             if left <= 0:
                 raise h.HarnessError(f"{self.user}: no SIP message within {timeout}s ({self.buf[:300]!r})")
