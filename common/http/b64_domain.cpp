@@ -239,10 +239,16 @@ Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& po
     // "domain/https/host/port" as one base64url segment, the path following it). A domain never contains
     // '/', so a first segment whose strict decoding has one can only be a descriptor; both forms then go
     // through the same canonicalisation below, and the allow list sees one MraPath whatever the spelling.
-    if (seg.size() <= kMaxDescriptorB64)
-        if (auto raw = base64_decode_strict(seg); raw && raw->find('/') != std::string::npos)
-            return parse_descriptor(*raw, remainder(pos), policy);
-    auto dom = decode_domain(seg);
+    // The segment is decoded once for both readings (this runs on every request, on both edges).
+    std::optional<std::string> raw;
+    if (seg.size() <= kMaxDescriptorB64) {
+        raw = base64_decode_strict(seg);
+        if (raw && raw->find('/') != std::string::npos) return parse_descriptor(*raw, remainder(pos), policy);
+    }
+    // decode_domain's checks, in its order, on the bytes already decoded.
+    if (seg.empty() || seg.size() > kMaxDomainB64) return mra_error("bad_domain", "bad base64 length");
+    if (!raw) return mra_error("bad_domain", "not strict base64");
+    auto dom = canonical_domain(*raw);
     if (!dom) return dom.error();
     out.domain = std::move(*dom);
 

@@ -118,7 +118,9 @@ void H2RequestBuilder::add(std::string_view name, std::string_view value) {
         return;
     }
     if (name == "cookie") {
-        // RFC 9113 8.2.3: crumbs are joined with "; " before an HTTP/1.1 hop.
+        // RFC 9113 8.2.3: crumbs are joined with "; " before an HTTP/1.1 hop. An empty crumb adds nothing:
+        // joining it would leave the forwarded value ending in "; " (trailing whitespace, found by fuzzing).
+        if (value.empty()) return;
         if (!cookie_.empty()) cookie_ += "; ";
         cookie_ += value;
         return;

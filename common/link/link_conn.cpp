@@ -347,12 +347,12 @@ void LinkConn::submit_control_request() {
     auto st = std::unique_ptr<LinkStream>(new LinkStream(*this, 0));
     st->control_ = true;
     st->provider_ = true;
-    st->request_headers_.assign(h.begin(), h.end());
     int32_t id = link_request(session_, h, {&H2::read_data, st.get()}, st.get());
     if (id < 0) {
         fail(fmt::format("control stream: {}", nghttp2_strerror(id)), CloseMode::Abort);
         return;
     }
+    st->request_headers_ = std::move(h); // nghttp2 copied what it sends
     st->id_ = id;
     control_ = streams_.add(id, std::move(st));
 }
@@ -670,7 +670,7 @@ std::vector<std::pair<std::string, std::string>> LinkConn::build_request(StreamK
         std::string_view authority = header_value(headers, ":authority");
         std::string_view host;
         for (auto& [k, v] : headers)
-            if (lower(k) == "host") host = v;
+            if (k.size() == 4 && lower(k) == "host") host = v;
         out.emplace_back(":method", std::string(header_value(headers, ":method")));
         auto scheme = header_value(headers, ":scheme");
         out.emplace_back(":scheme", scheme.empty() ? std::string("https") : std::string(scheme));
@@ -703,7 +703,6 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
     auto st = std::unique_ptr<LinkStream>(new LinkStream(*this, 0));
     st->kind_ = kind;
     st->handler_ = handler;
-    st->request_headers_.assign(h.begin(), h.end());
     if (end_stream)
         st->end_requested_ = true;
     else
@@ -717,6 +716,7 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
     }
     st->id_ = id;
     st->counted_ = true;
+    st->request_headers_ = std::move(h); // nghttp2 copied what it sends
     auto* p = streams_.add(id, std::move(st));
     ++streams_open_;
     ++streams_total_;
