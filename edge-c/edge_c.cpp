@@ -88,6 +88,8 @@ http::ClientOptions client_options(const Generation& g) {
     o.tls_verify = g.upstream_verify;
     o.tls_noverify = g.upstream_noverify;
     o.response_timeout_ms = uint64_t(g.cfg.http.upstream_timeout.count());
+    o.max_idle_per_origin = size_t(g.cfg.http.upstream_idle_per_origin);
+    o.pool_idle_timeout_ms = uint64_t(g.cfg.http.upstream_idle_timeout.count());
     return o;
 }
 } // namespace
@@ -128,6 +130,8 @@ void CWorker::apply_generation(std::shared_ptr<const Generation> gen) {
     gen_ = std::move(gen);
     http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
     http_->set_response_timeout(uint64_t(gen_->cfg.http.upstream_timeout.count()));
+    http_->set_pool(size_t(gen_->cfg.http.upstream_idle_per_origin),
+                    uint64_t(gen_->cfg.http.upstream_idle_timeout.count()));
 }
 
 void CWorker::teardown() {

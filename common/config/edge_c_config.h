@@ -194,6 +194,12 @@ struct SsoConfig {
 
 struct EdgeCHttpConfig {
     Duration upstream_timeout = std::chrono::seconds(30); // request sent -> the node's response head
+    // Idle upstream connections each worker keeps per origin (scheme, host, port). A client's keep-alive
+    // requests arrive on whichever link stream is free, so a worker needs about as many idle connections to a
+    // busy node as it has concurrent requests to it; fewer means a new TCP+TLS connection (and a DNS query)
+    // for most requests under load (issue #18). 0 turns pooling off.
+    uint64_t upstream_idle_per_origin = 64;
+    Duration upstream_idle_timeout = std::chrono::seconds(60); // a pooled connection unused this long is closed
 };
 
 struct SipConfig {

@@ -171,6 +171,11 @@ class Client {
                  std::shared_ptr<net::TlsClientContext> noverify);
     // For exchanges started from now on (reload of http.upstream_timeout).
     void set_response_timeout(uint64_t ms) { opts_.response_timeout_ms = ms; }
+    // Takes effect as connections come back to the pool; those already idle keep their timer.
+    void set_pool(size_t max_idle_per_origin, uint64_t idle_timeout_ms) {
+        opts_.max_idle_per_origin = max_idle_per_origin;
+        opts_.pool_idle_timeout_ms = idle_timeout_ms;
+    }
 
   private:
     friend class ExchangeImpl;

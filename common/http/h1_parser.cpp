@@ -183,6 +183,9 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 void Headers::add(std::string name, std::string value) {
+    // A request or response head has about a dozen fields: one allocation up front instead of the four or
+    // five growth steps (each moving every field) that callgrind showed per proxied request.
+    if (fields_.capacity() == 0) fields_.reserve(16);
     fields_.push_back(Header{std::move(name), std::move(value)});
 }
 
@@ -313,6 +316,7 @@ struct H1Parser::Native {
     static Native* self(http_parser* p) { return static_cast<Native*>(p->data); }
 
     Native() {
+        fields.reserve(16); // as Headers::add: one allocation rather than several growth steps per head
         http_parser_settings_init(&settings);
         settings.on_url = [](http_parser* p, const char* at, size_t n) {
             self(p)->url.append(at, n);
@@ -352,7 +356,9 @@ struct H1Parser::Native {
 // ---- H1Parser ---------------------------------------------------------------------------------------
 
 H1Parser::H1Parser(Kind kind, H1Limits limits)
-    : kind_(kind), limits_(limits), native_(std::make_unique<Native>()) {}
+    : kind_(kind), limits_(limits), native_(std::make_unique<Native>()) {
+    lex_fields_.reserve(16); // a parser often reads one head only (an upstream exchange): no growth steps
+}
 H1Parser::~H1Parser() = default;
 H1Parser::H1Parser(H1Parser&&) noexcept = default;
 H1Parser& H1Parser::operator=(H1Parser&&) noexcept = default;

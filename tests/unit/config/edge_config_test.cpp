@@ -704,19 +704,30 @@ TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules fil
     auto def = load_edge_c_config(e.write("http-def-c.yaml", kEdgeC));
     REQUIRE(def);
     CHECK(def->http.upstream_timeout == 30s);
+    CHECK(def->http.upstream_idle_per_origin == 64);
+    CHECK(def->http.upstream_idle_timeout == 60s);
     CHECK(def->credentials.max_failures == 10);
     CHECK(def->credentials.failure_period == 60s);
     CHECK(def->allow_list.rules_file.empty()); // no state file, nowhere to keep imports
 
     auto text = replace(kEdgeC, "discovery:\n", "discovery:\n  state_file: ../state/c.json\n") +
-                "http: {upstream_timeout: 2s}\ncredentials: {max_failures: 0, failure_period: 5m}\n";
+                "http: {upstream_timeout: 2s, upstream_idle_per_origin: 0, upstream_idle_timeout: 5m}\n"
+                "credentials: {max_failures: 0, failure_period: 5m}\n";
     auto cfg = load_edge_c_config(e.write("http-c.yaml", text));
     INFO((cfg ? "" : cfg.error().message));
     REQUIRE(cfg);
     CHECK(cfg->http.upstream_timeout == 2s);
+    CHECK(cfg->http.upstream_idle_per_origin == 0);
+    CHECK(cfg->http.upstream_idle_timeout == 5min);
     CHECK(cfg->credentials.max_failures == 0);
     CHECK(cfg->credentials.failure_period == 5min);
     CHECK(cfg->allow_list.rules_file == (e.root / "state" / "edge-c-allow-list.csv").string());
+
+    auto too_many = replace(text, "upstream_idle_per_origin: 0", "upstream_idle_per_origin: 10001");
+    auto bad = load_edge_c_config(e.write("http-c-bad.yaml", too_many));
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("upstream_idle_per_origin") != std::string::npos);
+    CHECK(bad.error().message.find("http-c-bad.yaml:") != std::string::npos);
 
     auto given = text + "allow_list: {rules_file: rules.csv}\n";
     auto cfg2 = load_edge_c_config(e.write("http-c2.yaml", given));
