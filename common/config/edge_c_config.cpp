@@ -444,7 +444,8 @@ void parse_http(const Node& n, EdgeCHttpConfig& out) {
     auto m = n.as_map({"upstream_timeout", "upstream_idle_per_origin", "upstream_idle_timeout"});
     m.duration("upstream_timeout", out.upstream_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
     m.integer("upstream_idle_per_origin", out.upstream_idle_per_origin, 0, 10'000);
-    m.duration("upstream_idle_timeout", out.upstream_idle_timeout, std::chrono::seconds(1), std::chrono::hours(1));
+    m.duration("upstream_idle_timeout", out.upstream_idle_timeout, std::chrono::seconds(1),
+               std::chrono::hours(1));
 }
 
 void parse_sip(const Node& n, SipConfig& out) {

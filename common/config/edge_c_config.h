@@ -199,7 +199,8 @@ struct EdgeCHttpConfig {
     // busy node as it has concurrent requests to it; fewer means a new TCP+TLS connection (and a DNS query)
     // for most requests under load (issue #18). 0 turns pooling off.
     uint64_t upstream_idle_per_origin = 64;
-    Duration upstream_idle_timeout = std::chrono::seconds(60); // a pooled connection unused this long is closed
+    Duration upstream_idle_timeout =
+        std::chrono::seconds(60); // a pooled connection unused this long is closed
 };
 
 struct SipConfig {
