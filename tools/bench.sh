@@ -45,6 +45,7 @@
 #   edges run under `valgrind --tool=callgrind` (EDGEPAIR_BIN pointing at wrapper scripts), set
 #   BENCH_PERF_MODE=callgrind instead: the counters are zeroed before each row and dumped after it, so the
 #   instruction counts per request hold on a busy machine where CPU time does not.
+#   BENCH_EDGE_C_EXTRA: YAML appended to the pair's edge-c config, e.g. 'http: {upstream_idle_per_origin: 8}'.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
@@ -553,6 +554,7 @@ dns: {servers: ["127.0.0.1:$P_DNS"]}
 allow_list:
   rules:
     - {url: "http://cucm1.example.com:$P_WEB/files/", methods: [GET], description: "bench origin and TFTP files"}
+${BENCH_EDGE_C_EXTRA:-}
 EOF
   "$BIN/edge-e" -c "$d/edge-e.yaml" >"$d/edge-e.log" 2>&1 &
   PAIR_E=$!; PIDS+=("$PAIR_E")

@@ -156,6 +156,8 @@ struct Keys {
     }
 };
 
+std::string sign_payload(const Keys& k, const std::string& payload);
+
 std::string make_token(const Keys& k, const nlohmann::json& claims) {
     cjose_header_t* eh = cjose_header_new(nullptr);
     cjose_header_set(eh, CJOSE_HDR_ALG, "dir", nullptr);
@@ -169,6 +171,10 @@ std::string make_token(const Keys& k, const nlohmann::json& claims) {
     free(jwe_s);
     cjose_jwe_release(jwe);
     cjose_header_release(eh);
+    return sign_payload(k, payload);
+}
+
+std::string sign_payload(const Keys& k, const std::string& payload) {
     cjose_header_t* sh = cjose_header_new(nullptr);
     cjose_header_set(sh, CJOSE_HDR_ALG, "RS256", nullptr);
     cjose_header_set(sh, CJOSE_HDR_KID, k.sig_kid.c_str(), nullptr);
@@ -228,6 +234,19 @@ TEST_CASE("OAuth: Unified CM style tokens validated and refused with their reaso
     for (std::string bad :
          std::vector<std::string>{"", "a.b", "a.b.c", "....", std::string(20000, 'a') + ".b.c"})
         CHECK(refused_with(val.validate(bad, "default", now), OAuthRefusal::Malformed));
+
+    // libcjose aborts the process on base64url it cannot decode ("_decode: shift != 1"): such tokens must be
+    // refused before it sees them. The first is what fuzz_edge_c_tokens found: a '=' inside the payload.
+    const std::string hdr = good.substr(0, dot);
+    for (std::string bad : std::vector<std::string>{hdr + ".eyJwcml2YXRlIjoiYS5iLmMuZ=5lIn0.AAAA",
+                                                    hdr + ".eyJwcml2YXRlIjoiYS5iLmMuZ5lIn0abc.AAAA",
+                                                    hdr + ".eyJwcml2YXRlIjoiYSJ9.AAAAA", hdr + ".e30.AA=A"})
+        CHECK(refused_with(val.validate(bad, "default", now), OAuthRefusal::Malformed));
+    // The same for the encrypted token inside a correctly signed one.
+    for (std::string inner : {"eyJh.A.A=AA.AAAA.AAAA", "eyJhb.AAAA.AAAA.AAAA.AAAA", "a.b.c"})
+        CHECK(refused_with(
+            val.validate(sign_payload(k, nlohmann::json{{"private", inner}}.dump()), "default", now),
+            OAuthRefusal::Malformed));
 }
 
 TEST_CASE("OAuth: JWKS key files are checked", "[edge_c][oauth]") {
