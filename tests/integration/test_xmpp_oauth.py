@@ -241,5 +241,38 @@ class XmppOAuthTest(ImpEnv):
         self.assertEqual(self.refused("http", "no_service"), 1)
 
 
+class ActiveUserTest(XmppOAuthTest):
+    """oauth.require_active_user without the MRA access policy: the same AXL look-up, only for a token's user."""
+
+    MRA_POLICY = False
+    OAUTH_EXTRA = "require_active_user: true, "
+
+    # XmppOAuthTest's tests run in that class; here, only what this key changes.
+    test_oauthbearer_sign_in_and_chat = None
+    test_refused_at_the_edge = None
+    test_revoked_and_unissued_refused_by_the_issuer = None
+
+    def test_user_removed_from_unified_cm(self):
+        tok = self.token("bob")
+        self.assertIn(b"<success", self.sign_in("bob", tok))
+        st, _, body = self.get(EDGE_CONFIG, headers={"Authorization": f"Bearer {tok}"})
+        self.assertEqual(st, 200, body[:300])
+        n = len(self.checks())
+
+        self.write_cluster({u: v for u, v in USERS.items() if u != "bob"})
+        got = self.sign_in("bob", tok)
+        self.assertIn(b"<not-authorized", got)
+        self.assertNotIn(b"<failure", got)
+        self.assertEqual(len(self.checks()), n, "Prosody asked the issuer about a removed user's token")
+        self.assertEqual(self.oauth_refused("user_not_active"), 1)
+        st, hd, body = self.get(EDGE_CONFIG, headers={"Authorization": f"Bearer {tok}"})
+        self.assertEqual(st, 401, body[:300])
+        self.assertIn('Bearer error="invalid_token"', hd.get_all("WWW-Authenticate"))
+        self.assertEqual(self.oauth_refused("user_not_active"), 2)
+        # Alice, still on Unified CM, signs in as before: the key refuses removed users, nobody else.
+        self.assertIn(b"<success", self.sign_in("alice", self.token("alice")))
+        self.assertEqual(self.refused("xmpp", "no_service") + self.refused("http", "no_service"), 0)
+
+
 if __name__ == "__main__":
     h.run_tests()
