@@ -44,6 +44,7 @@ struct AuthOutcome {
     std::string user;    // the UDS user id (clusterUser's, which differs from the signed-in name for email=)
     std::string node;    // the Unified CM node that answered (also remembered with a cached success)
     bool cached = false; // answered from the success cache
+    bool oauth = false;  // signed in with a Unified CM OAuth access token
     std::string reason;  // Denied: why, for logs (never shown to the client)
 };
 

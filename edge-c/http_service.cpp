@@ -321,6 +321,7 @@ void HttpStream::check_oauth(std::string_view token, const std::function<void(co
     o.verdict = AuthOutcome::Verdict::Allowed;
     o.user = id.user;
     o.cached = true;
+    o.oauth = true;
     // The access token goes upstream unchanged: Unified CM, IM&P and Unity Connection validate it themselves.
     next(o);
 }
@@ -351,8 +352,12 @@ bool HttpStream::over_authorization_limit(std::string_view user, const char* met
 
 std::function<void(const AuthOutcome&)>
 HttpStream::with_mra_policy(std::function<void(const AuthOutcome&)> next) {
-    if (!w_.gen()->cfg.mra_policy.enabled) return next;
+    const auto& cfg = w_.gen()->cfg;
+    if (!cfg.mra_policy.enabled && !cfg.oauth.require_active_user) return next;
     return [this, next = std::move(next)](const AuthOutcome& who) {
+        // oauth.require_active_user alone: a password or an edge token was checked against Unified CM when
+        // it was given; only an OAuth token can outlive its user's removal.
+        if (!w_.gen()->cfg.mra_policy.enabled && !who.oauth) return next(who);
         std::weak_ptr<bool> alive = alive_;
         w_.mra_access().lookup(who.user, deployment_, [this, alive, next, who](Result<UserAccess> r) {
             auto a = alive.lock();
@@ -362,6 +367,18 @@ HttpStream::with_mra_policy(std::function<void(const AuthOutcome&)> next) {
                 if (pc.allow_on_lookup_error) return next(who);
                 access_.set_reason("policy_lookup_failed");
                 return respond(503, "user directory unavailable\n");
+            }
+            if (!pc.enabled) {
+                if (r->found) return next(who);
+                // The user was removed from Unified CM after the token was issued: the token is no good any
+                // more, and the Bearer challenge sends the client back to sign in.
+                count(w_, "edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+                      {{"reason", "user_not_active"}});
+                access_.set_reason("oauth_user_not_active");
+                EP_INFO(kLog, "stream {}: OAuth token refused: user {} is not on Unified CM", s_->id(),
+                        who.user);
+                return respond(401, "invalid token\n",
+                               {{"www-authenticate", kRealm}, {"www-authenticate", kBearerInvalid}});
             }
             auto cls = device_class_of_user_agent(hv(req_, "user-agent"));
             MraPolicy pol = effective_policy(*r, cls, pc.unknown_device_class);

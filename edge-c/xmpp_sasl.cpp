@@ -30,6 +30,44 @@ std::string user_part(std::string_view id) {
     return mra::to_lower(id);
 }
 
+// "alice@Example.COM" -> {alice, example.com}; unreadable (named, empty user) unless it is a plausible id.
+SaslNamedId named_id(std::string_view id) {
+    SaslNamedId out;
+    if (id.empty()) return out;
+    out.named = true;
+    auto at = id.find('@');
+    std::string_view domain = at == std::string_view::npos ? std::string_view() : id.substr(at + 1);
+    if (at != std::string_view::npos && (domain.empty() || domain.find('@') != std::string_view::npos))
+        return out;
+    for (char c : domain)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/') return out;
+    std::string user = user_part(id);
+    if (user.empty() || domain.size() > 256) return out;
+    out.user = std::move(user);
+    out.domain = mra::to_lower(domain);
+    return out;
+}
+
+// RFC 5801 saslname: ',' and '=' travel as =2C and =3D; any other '=' makes the name malformed.
+std::optional<std::string> saslname(std::string_view v) {
+    std::string out;
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (v[i] != '=') {
+            out.push_back(v[i]);
+            continue;
+        }
+        auto esc = v.substr(i + 1, 2);
+        if (mra::iequals(esc, "2C"))
+            out.push_back(',');
+        else if (mra::iequals(esc, "3D"))
+            out.push_back('=');
+        else
+            return std::nullopt;
+        i += 2;
+    }
+    return out;
+}
+
 } // namespace
 
 std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
@@ -81,6 +119,48 @@ std::string sasl_bearer(std::string_view mechanism, std::string_view decoded) {
     return std::string(token);
 }
 
+SaslNamedId sasl_named_id(std::string_view mechanism, std::string_view decoded) {
+    SaslNamedId unreadable;
+    unreadable.named = true;
+    if (mra::iequals(mechanism, "OAUTHBEARER")) {
+        // gs2-header = gs2-cb-flag "," [ "a=" saslname ] "," before the first ^A. Without one, what IM&P
+        // would make of the message is unknown, so it counts as a name edge-c cannot read.
+        std::string_view gs2 = decoded.substr(0, decoded.find('\x01'));
+        auto c1 = gs2.find(',');
+        if (c1 == std::string_view::npos) return unreadable;
+        auto c2 = gs2.find(',', c1 + 1);
+        if (c2 == std::string_view::npos || c2 + 1 != gs2.size()) return unreadable;
+        std::string_view authzid = gs2.substr(c1 + 1, c2 - c1 - 1);
+        if (authzid.empty()) return {};
+        if (!authzid.starts_with("a=")) return unreadable;
+        auto name = saslname(authzid.substr(2));
+        if (!name) return unreadable;
+        auto id = named_id(*name);
+        return id.named ? id : unreadable; // "a=" with nothing after it is a malformed header
+    }
+    if (mra::iequals(mechanism, "X-OAUTH2")) {
+        auto a = decoded.find('\0');
+        if (a == std::string_view::npos) return {};
+        auto b = decoded.find('\0', a + 1);
+        if (b == std::string_view::npos) return {};
+        auto authcid = named_id(decoded.substr(a + 1, b - a - 1));
+        auto authzid = named_id(decoded.substr(0, a));
+        if (!authzid.named) return authcid;
+        if (!authcid.named) return authzid;
+        if (authzid.user.empty() || authzid.user != authcid.user || authzid.domain != authcid.domain)
+            return unreadable;
+        return authcid;
+    }
+    return {};
+}
+
+bool named_id_matches(const SaslNamedId& named, std::string_view token_user, std::string_view stream_domain) {
+    if (!named.named) return true;
+    if (named.user.empty()) return false;
+    if (named.user != mra::to_lower(token_user.substr(0, token_user.find('@')))) return false;
+    return named.domain.empty() || mra::iequals(named.domain, stream_domain);
+}
+
 std::optional<SaslAuth> read_sasl_auth(std::string_view raw) {
     pugi::xml_document doc;
     if (!doc.load_buffer(raw.data(), raw.size())) return std::nullopt;
@@ -92,6 +172,7 @@ std::optional<SaslAuth> read_sasl_auth(std::string_view raw) {
     out.mechanism = auth.attribute("mechanism").value();
     out.user = sasl_user(out.mechanism, *decoded);
     out.token = sasl_bearer(out.mechanism, *decoded);
+    if (!out.token.empty()) out.named = sasl_named_id(out.mechanism, *decoded);
     return out;
 }
 

@@ -337,9 +337,10 @@ void XmppUpstream::on_client_auth(const std::string& raw) {
     continue_auth(raw, false);
 }
 
-// The policy hook (issue #15): a token mechanism's token is checked here, as on HTTP and SIP, and the MRA
-// access policy applies to the user the <auth/> (or its token) names. A mechanism that names no user edge-c
-// can read is left to IM&P.
+// The policy hook (issue #15): a token mechanism's token is checked here, as on HTTP and SIP, it must belong
+// to the identity the message names, and the MRA access policy (or, alone, oauth.require_active_user) applies
+// to the user the <auth/> (or its token) names. A mechanism that names no user edge-c can read is left to
+// IM&P.
 void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
     if (!who.token.empty()) {
         auto r = check_access_token(w_, who.token, dep_);
@@ -348,9 +349,27 @@ void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
                     who.mechanism, *reason);
             return refuse_in_stream("not-authorized", "invalid access token", "oauth_refused");
         }
-        user_ = mra::to_lower(std::get<OAuthIdentity>(r).user);
+        const auto& id = std::get<OAuthIdentity>(r);
+        if (!named_id_matches(who.named, id.user, domain_)) {
+            // IM&P signs in whom the message names, and may not bind the token to that user (Prosody's
+            // mod_auth_oauthbearer does not): user A's valid token must not open user B's session.
+            w_.counters()
+                .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+                     {{"reason", "identity_mismatch"}})
+                .inc();
+            EP_INFO(kLog, "{} ({}): SASL {} refused: the token is user {}'s, the message names {}", client_,
+                    domain_, who.mechanism, id.user,
+                    who.named.user.empty()     ? std::string("an unreadable identity")
+                    : who.named.domain.empty() ? who.named.user
+                                               : who.named.user + "@" + who.named.domain);
+            return refuse_in_stream("not-authorized", "the access token belongs to another user",
+                                    "oauth_identity_mismatch");
+        }
+        user_ = mra::to_lower(id.user);
     }
-    if (user_.empty() || !w_.gen()->cfg.mra_policy.enabled) return continue_auth(raw, false);
+    const auto& cfg = w_.gen()->cfg;
+    const bool active_only = !cfg.mra_policy.enabled && cfg.oauth.require_active_user && !who.token.empty();
+    if (user_.empty() || (!cfg.mra_policy.enabled && !active_only)) return continue_auth(raw, false);
     judging_ = true;
     std::weak_ptr<bool> alive = alive_;
     w_.mra_access().lookup(user_, dep_, [this, alive, raw](Result<UserAccess> r) {
@@ -359,6 +378,20 @@ void XmppUpstream::judge_auth(const std::string& raw, const SaslAuth& who) {
         if (!r && !pc.allow_on_lookup_error)
             return refuse_in_stream("remote-connection-failed", "user directory unavailable",
                                     "policy_lookup_failed");
+        if (!pc.enabled) {
+            // oauth.require_active_user: the token is valid, but its user was removed from Unified CM.
+            if (r && !r->found) {
+                w_.counters()
+                    .get("edgepair_oauth_refused_total", "OAuth access tokens refused, by reason",
+                         {{"reason", "user_not_active"}})
+                    .inc();
+                EP_INFO(kLog, "{} ({}): SASL refused: OAuth token of user {}, who is not on Unified CM",
+                        client_, domain_, user_);
+                return refuse_in_stream("not-authorized", "invalid access token", "oauth_user_not_active");
+            }
+            judging_ = false;
+            return continue_auth(raw, true);
+        }
         // The resource (which names the platform) is bound only after SASL: the class is not known yet.
         MraPolicy pol =
             r ? effective_policy(*r, DeviceClass::Unknown, pc.unknown_device_class) : MraPolicy::ImVoiceVideo;

@@ -314,8 +314,9 @@ void parse_credentials(const Node& n, CredentialsConfig& out) {
 }
 
 void parse_oauth(const Node& n, OAuthConfig& out) {
-    auto m = n.as_map({"clusters", "clock_skew"});
+    auto m = n.as_map({"clusters", "clock_skew", "require_active_user"});
     m.duration("clock_skew", out.clock_skew, std::chrono::seconds(0), std::chrono::minutes(10));
+    m.boolean("require_active_user", out.require_active_user);
     auto items = m.get("clusters");
     if (!items) return;
     auto seq = items->as_seq();

@@ -147,6 +147,11 @@ struct OAuthConfig {
     bool enabled = false; // true when any cluster is configured
     std::vector<OAuthClusterConfig> clusters;
     Duration clock_skew = std::chrono::seconds(30);
+    // A valid token's user must still exist on Unified CM (the MRA access policy's cached AXL look-up) on
+    // HTTP and XMPP. mra_policy.enabled implies it (an unknown user is No service there); off by default
+    // without it, so an upgrade adds no AXL traffic nobody asked for. SIP OAuth looks the user up for its
+    // devices anyway.
+    bool require_active_user = false;
 };
 
 // Per-user MRA access policy (issue #15, edge-c/mra_access_policy.h): read from Unified CM's user profile

@@ -2,7 +2,8 @@
 // getUserProfileProvision, edge-c/mra_access_policy.h) and the client's SASL <auth/> the policy is checked
 // for (edge-c/xmpp_sasl.h). The first byte picks the part: even = the AXL pair (split at the first NUL),
 // odd = the <auth/>. Invariants beyond "no crash": a found user comes back with known policies; a user read
-// from an <auth/> is lower case without '@', '/' or control characters; a token has no whitespace.
+// from an <auth/> (or named by a token mechanism) is lower case without '@', '/' or control characters; a
+// token has no whitespace; a named identity edge-c cannot read matches no token.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -38,6 +39,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (c < 0x20 || c == '@' || c == '/' || (c >= 'A' && c <= 'Z')) std::abort();
         for (unsigned char c : a->token)
             if (c <= 0x20 || c == 0x7f) std::abort();
+        // A token's named identity is read like the user, and an unreadable one never matches.
+        for (unsigned char c : a->named.user)
+            if (c < 0x20 || c == '@' || c == '/' || (c >= 'A' && c <= 'Z')) std::abort();
+        if (a->named.named && a->named.user.empty() && named_id_matches(a->named, "u", "example.com"))
+            std::abort();
+        if (!a->named.named && !a->named.user.empty()) std::abort();
     }
     return 0;
 }

@@ -41,6 +41,27 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+def start_issuer(tc: h.TestCase, users_doc: dict, access_lifetime: int, *more: str) -> None:
+    """oauth_issuer.py as Unified CM's OAuth service on cucm1's address (TLS, the tomcat-cucm1 certificate), with
+    the --users document `users_doc` and `more` arguments; sets tc.oport, tc.keys (edge-c's JWKS), tc.private and
+    tc.issuer_proc."""
+    tc.oport = port_free_on([ADDRS["cucm1.example.com"]])
+    tc.keys = os.path.join(tc.tmp, "oauth-keys.json")
+    tc.private = os.path.join(tc.tmp, "oauth-private.json")
+    crt = f"{tc.pki_dir}/tomcat-cucm1-chain.crt"
+    if not os.path.exists(crt):
+        crt = f"{tc.pki_dir}/tomcat-cucm1.crt"
+    users = os.path.join(tc.tmp, "oauth-users.json")
+    with open(users, "w", encoding="utf-8") as f:
+        json.dump(users_doc, f)
+    p = tc.start([PY, ISSUER_SCRIPT, "--listen", f"{ADDRS['cucm1.example.com']}:{tc.oport}", "--cert", crt,
+                  "--key", f"{tc.pki_dir}/tomcat-cucm1.key", "--issuer", ISS, "--users", users, "--keys-out", tc.keys,
+                  "--private-out", tc.private, "--access-lifetime", str(access_lifetime), *more],
+                 name="oauth-issuer")
+    p.wait_log(r"^READY$", timeout=15)
+    tc.issuer_proc = p
+
+
 class OAuthTopology(EdgeTokenTopology):
     KEY_SOURCE = "file"  # or "fetch": edge-c fetches the JWKS from the fixture's key endpoint over HTTPS
     ACCESS_LIFETIME = 300
@@ -49,20 +70,7 @@ class OAuthTopology(EdgeTokenTopology):
 
     def start_ucm(self) -> None:
         super().start_ucm()
-        self.oport = port_free_on([ADDRS["cucm1.example.com"]])
-        self.keys = os.path.join(self.tmp, "oauth-keys.json")
-        self.private = os.path.join(self.tmp, "oauth-private.json")
-        crt = f"{self.pki_dir}/tomcat-cucm1-chain.crt"
-        if not os.path.exists(crt):
-            crt = f"{self.pki_dir}/tomcat-cucm1.crt"
-        users = os.path.join(self.tmp, "oauth-users.json")
-        with open(users, "w", encoding="utf-8") as f:
-            json.dump({"users": {ALICE[0]: ALICE[1]}, "admin": list(ADMIN)}, f)
-        p = self.start([PY, ISSUER_SCRIPT, "--listen", f"{ADDRS['cucm1.example.com']}:{self.oport}", "--cert", crt,
-                        "--key", f"{self.pki_dir}/tomcat-cucm1.key", "--issuer", ISS, "--users", users, "--keys-out", self.keys, "--private-out", self.private,
-                        "--access-lifetime", str(self.ACCESS_LIFETIME)], name="oauth-issuer")
-        p.wait_log(r"^READY$", timeout=15)
-        self.issuer_proc = p
+        start_issuer(self, {"users": {ALICE[0]: ALICE[1]}, "admin": list(ADMIN)}, self.ACCESS_LIFETIME)
 
     def key_source(self) -> str:
         if self.KEY_SOURCE == "file":
@@ -104,11 +112,11 @@ class OAuthTopology(EdgeTokenTopology):
     def oauth_refused(self, reason: str) -> int:
         return self.metric("c", "edgepair_oauth_refused_total", {"reason": reason})
 
-    def sign_in_oauth(self) -> dict:
+    def sign_in_oauth(self, auth=ALICE) -> dict:
         """Authorization code grant through the edge, with no edge credentials: Unified CM checks the user."""
         q = urllib.parse.urlencode({"response_type": "code", "client_id": "jabber", "redirect_uri": REDIRECT,
                                     "scope": "UnifiedCommunications:readwrite", "state": "s1"})
-        st, hd, body = self.get(self.ssosp(f"/ssosp/oauth/authorize?{q}"), auth=ALICE)
+        st, hd, body = self.get(self.ssosp(f"/ssosp/oauth/authorize?{q}"), auth=auth)
         self.assertEqual(st, 302, body)
         loc = urllib.parse.urlsplit(hd["Location"])
         code = urllib.parse.parse_qs(loc.query)["code"][0]

@@ -54,6 +54,8 @@ class SipOAuthEnv(SipEnv):
     """SipEnv with users in the fixture, an in-process token issuer, and SIP OAuth on for the cluster."""
 
     MRA_POLICY = False
+    # edge-c's mra_policy mapping when MRA_POLICY is off (YAML, flow style); none: the defaults.
+    MRA_POLICY_OFF_YAML = ""
 
     def start_fixture(self, mixed: bool = False):
         self.fport = h.free_port(UCM_ADDR)
@@ -82,7 +84,8 @@ class SipOAuthEnv(SipEnv):
         self.start_kamailio()
         self.start_dns()
         self.start_fixture()
-        policy = "\n        mra_policy: {enabled: true, cache_ttl: 60s}" if self.MRA_POLICY else ""
+        policy = ("\n        mra_policy: {enabled: true, cache_ttl: 60s}" if self.MRA_POLICY else
+                  f"\n        mra_policy: {self.MRA_POLICY_OFF_YAML}" if self.MRA_POLICY_OFF_YAML else "")
         extra = (f"oauth:\n          clusters:\n            - {{name: cucm-cluster-1, issuer: \"{ISS}\", "
                  f"keys_file: {self.keys}, sip_oauth: true}}{policy}")
         self.start_pair(extra_c=extra)
@@ -220,6 +223,43 @@ class SipOAuthTest(SipOAuthEnv):
         self.assertEqual(r.status, 401, r.raw)
         self.assertIn('error="invalid_token"', r.get("WWW-Authenticate"))
         self.assert_never_reached(n, "expired token")
+
+
+class SipOAuthRemovedUserTest(SipOAuthEnv):
+    """A user removed from Unified CM after the token was issued, without the MRA access policy: the REGISTER's
+    device look-up no longer finds the user, who owns no device (docs/SECURITY.md "User still active")."""
+
+    MRA_POLICY_OFF_YAML = "{enabled: false, cache_ttl: 0s}"  # the look-up's cache, so the removal shows at once
+
+    def remove_user(self, user: str) -> None:
+        path = os.path.join(self.tmp, "cluster.json")
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        del doc["end_users"][user]
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+        os.replace(path + ".tmp", path)  # the fixture re-reads a file whose inode or mtime changed
+
+    def test_removed_user_cannot_register(self):
+        tok = self.token("bob")
+        bob = self.ua("bob")
+        r = self.register(bob, "CSFBOB", tok)
+        self.assertEqual(r.status, 200, r.raw)
+        self.wait_bindings("bob", lambda b: len(b) == 1)
+
+        self.remove_user("bob")
+        n = self.kam_requests("REGISTER")
+        mismatches = self.sip_errors("identity_mismatch")
+        # His token is still valid, but neither his bound flow's re-REGISTER nor a new flow gets through.
+        r = self.register(bob, "CSFBOB", tok)
+        self.assertEqual(r.status, 403, r.raw)
+        r = self.register(self.ua("bob"), "CSFBOB", tok)
+        self.assertEqual(r.status, 403, r.raw)
+        self.assert_never_reached(n, "a removed user's REGISTER")
+        self.assertEqual(self.sip_errors("identity_mismatch"), mismatches + 2)
+        # Alice, still on Unified CM, registers as before.
+        r = self.register(self.ua("alice"), "CSFALICE", self.token("alice"))
+        self.assertEqual(r.status, 200, r.raw)
 
 
 if __name__ == "__main__":

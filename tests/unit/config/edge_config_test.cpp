@@ -800,6 +800,23 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
     }
 }
 
+TEST_CASE("edge-c: oauth.require_active_user", "[config][edge_c][oauth]") {
+    auto& e = Env::get();
+    REQUIRE(e.ok);
+    Diagnostics diag;
+    auto plain = load_edge_c_config(e.write("oauth-default-c.yaml", kEdgeC), &diag);
+    REQUIRE(plain);
+    CHECK_FALSE(plain->oauth.require_active_user); // an upgrade adds no AXL look-ups
+    auto on = load_edge_c_config(
+        e.write("oauth-active-c.yaml", kEdgeC + "oauth: {require_active_user: true}\n"), &diag);
+    REQUIRE(on);
+    CHECK(on->oauth.require_active_user);
+    Diagnostics bad;
+    const auto path = e.write("oauth-bad-c.yaml", kEdgeC + "oauth:\n  require_active_user: maybe\n");
+    REQUIRE_FALSE(load_edge_c_config(path, &bad));
+    CHECK(error_for(bad, "oauth.require_active_user").line == 19);
+}
+
 TEST_CASE("edge-e: single sign-on modes per domain", "[config][edge_e][sso]") {
     auto& e = Env::get();
     REQUIRE(e.ok);
