@@ -200,8 +200,8 @@ std::string CWorker::links_json() const {
 
 EdgeC::EdgeC(std::string config_path, config::EdgeCConfig cfg)
     : app_("edge-c", std::move(config_path),
-           {"srtp_auth", "srtp_replay", "srtp_bad", "unknown_channel", "wrong_source", "not_ready",
-            "too_big"}) {
+           {"srtp_auth", "srtp_replay", "srtp_bad", "unknown_channel", "wrong_source", "not_ready", "too_big",
+            "kernel_rcvbuf"}) {
     if (RAND_bytes(flow_token_key_.data(), int(flow_token_key_.size())) != 1)
         throw std::runtime_error("RAND_bytes failed: no SIP flow-token key");
     gen_ = app::value_or_throw(build(std::move(cfg)));

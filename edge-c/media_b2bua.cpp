@@ -694,7 +694,7 @@ void MediaB2bua::on_traversal(LinkMedia& lm) {
     for (;;) {
         net::SockAddr from;
         ssize_t n = lm.sock.recv_from(buf, media::kTraversalHeader + media::kMaxDatagram, from);
-        if (n < 0) return;
+        if (n < 0) return m_.kernel_drops(lm.sock.take_kernel_drops());
         if (size_t(n) > media::kTraversalHeader + media::kMaxDatagram) {
             m_.drop("too_big");
             continue;
@@ -767,7 +767,7 @@ void MediaB2bua::on_internal(Leg& leg, int which) {
     for (;;) {
         net::SockAddr from;
         ssize_t n = leg.in[which].recv_from(p, media::kMaxDatagram, from);
-        if (n < 0) return;
+        if (n < 0) return m_.kernel_drops(leg.in[which].take_kernel_drops());
         if (size_t(n) > media::kMaxDatagram) {
             m_.drop("too_big");
             continue;

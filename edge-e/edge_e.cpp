@@ -405,8 +405,8 @@ std::string WorkerState::links_json() const {
 
 EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
     : app_("edge-e", std::move(config_path),
-           {"wrong_source", "not_latched", "not_ready", "unknown_channel", "bad_traversal_header",
-            "too_big"}) {
+           {"wrong_source", "not_latched", "not_ready", "unknown_channel", "bad_traversal_header", "too_big",
+            "kernel_rcvbuf"}) {
     auto& m = app_.metrics();
     counters_.tls_handshake_failures =
         &m.counter("edgepair_tls_handshake_failures_total", "Client TLS handshakes that failed");

@@ -175,7 +175,7 @@ void MediaRelay::on_client(Stream& st, int which) {
     for (;;) {
         net::SockAddr from;
         ssize_t n = st.sock[which].recv_from(buf + media::kTraversalHeader, media::kMaxDatagram, from);
-        if (n < 0) return;
+        if (n < 0) return m_.kernel_drops(st.sock[which].take_kernel_drops());
         if (size_t(n) > media::kMaxDatagram) {
             m_.drop("too_big");
             continue;
@@ -210,7 +210,7 @@ void MediaRelay::on_mux() {
     for (;;) {
         net::SockAddr from;
         ssize_t n = mux_.recv_from(buf, sizeof buf, from);
-        if (n < 0) return;
+        if (n < 0) return m_.kernel_drops(mux_.take_kernel_drops());
         if (size_t(n) > sizeof buf) {
             m_.drop("too_big");
             continue;

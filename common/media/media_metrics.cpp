@@ -9,11 +9,12 @@ MediaMetrics MediaMetrics::create(obs::Registry& reg, std::initializer_list<cons
     m.sessions = &reg.gauge("edgepair_media_sessions", "Open media sessions");
     for (const char* r : drop_reasons)
         m.drops[r] = &reg.counter("edgepair_media_dropped_total", "Media packets dropped", {{"reason", r}});
+    if (auto it = m.drops.find("kernel_rcvbuf"); it != m.drops.end()) m.kernel_rcvbuf = it->second;
     return m;
 }
 
-void MediaMetrics::drop(std::string_view reason) const {
-    if (auto it = drops.find(reason); it != drops.end()) it->second->inc();
+void MediaMetrics::drop(std::string_view reason, uint64_t n) const {
+    if (auto it = drops.find(reason); it != drops.end()) it->second->inc(n);
 }
 
 uint64_t MediaMetrics::dropped() const {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -18,6 +19,8 @@ UdpSocket& UdpSocket::operator=(UdpSocket&& o) noexcept {
     if (this != &o) {
         if (fd_ >= 0) ::close(fd_);
         fd_ = std::exchange(o.fd_, -1);
+        kernel_drops_ = o.kernel_drops_;
+        kernel_drops_taken_ = o.kernel_drops_taken_;
     }
     return *this;
 }
@@ -35,6 +38,9 @@ Result<UdpSocket> UdpSocket::bind(const net::SockAddr& local) {
         if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
             return make_error(fmt::format("UDP IPV6_V6ONLY: {}", std::strerror(errno)));
     }
+    // Best effort: without it the relay still works, only kernel drops go uncounted.
+    int on = 1;
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
     socklen_t len =
         local.len ? local.len : socklen_t(family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&local.ss), len) != 0)
@@ -48,11 +54,28 @@ uint16_t UdpSocket::local_port() const {
 }
 
 ssize_t UdpSocket::recv_from(uint8_t* buf, size_t cap, net::SockAddr& from) {
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint32_t))];
     while (true) {
-        from.len = sizeof from.ss;
-        ssize_t n = ::recvfrom(fd_, buf, cap, MSG_TRUNC, reinterpret_cast<sockaddr*>(&from.ss), &from.len);
+        iovec iov{buf, cap};
+        msghdr msg{};
+        msg.msg_name = &from.ss;
+        msg.msg_namelen = sizeof from.ss;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(fd_, &msg, MSG_TRUNC);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) from.len = 0;
+        if (n < 0) {
+            from.len = 0;
+            return n;
+        }
+        from.len = msg.msg_namelen;
+        // MSG_TRUNC in msg_flags is not needed: with MSG_TRUNC in flags, n is the datagram's full length.
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+                c->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+                std::memcpy(&kernel_drops_, CMSG_DATA(c), sizeof(uint32_t));
         return n;
     }
 }

@@ -15,7 +15,9 @@ class UdpSocket {
     UdpSocket() = default;
     explicit UdpSocket(int fd) : fd_(fd) {}
     ~UdpSocket();
-    UdpSocket(UdpSocket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UdpSocket(UdpSocket&& o) noexcept
+        : fd_(std::exchange(o.fd_, -1)), kernel_drops_(o.kernel_drops_),
+          kernel_drops_taken_(o.kernel_drops_taken_) {}
     UdpSocket& operator=(UdpSocket&& o) noexcept;
     UdpSocket(const UdpSocket&) = delete;
     UdpSocket& operator=(const UdpSocket&) = delete;
@@ -29,9 +31,20 @@ class UdpSocket {
     // reported with their full length > cap (MSG_TRUNC), so callers can count and drop them.
     ssize_t recv_from(uint8_t* buf, size_t cap, net::SockAddr& from);
     bool send_to(const uint8_t* buf, size_t len, const net::SockAddr& to);
+    // Datagrams the kernel dropped because this socket's receive buffer was full, since the last call.
+    // SO_RXQ_OVFL: the kernel stamps its running count on each datagram it queues, so drops show once the
+    // next datagram after them has been read (in a media stream, 20 ms later).
+    // Packets lost this way never reach the relay: without this, no counter would see them.
+    uint32_t take_kernel_drops() {
+        uint32_t d = kernel_drops_ - kernel_drops_taken_; // the kernel's counter is a wrapping u32
+        kernel_drops_taken_ = kernel_drops_;
+        return d;
+    }
 
   private:
     int fd_ = -1;
+    uint32_t kernel_drops_ = 0;
+    uint32_t kernel_drops_taken_ = 0;
 };
 
 // Even RTP port + the odd RTCP port above it, bound on ip, from [lo, hi]. Hands out pairs round-robin from a

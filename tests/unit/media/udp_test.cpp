@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -73,6 +74,45 @@ TEST_CASE("UDP: bind, send, receive", "[media][udp]") {
     errno = 0;
     CHECK(b->recv_from(buf, sizeof buf, from) == -1);
     CHECK(errno == EAGAIN);
+}
+
+TEST_CASE("UDP: datagrams the kernel drops for a full receive buffer are counted", "[media][udp]") {
+    auto a = UdpSocket::bind(loopback());
+    auto b = UdpSocket::bind(loopback());
+    REQUIRE(a);
+    REQUIRE(b);
+    int small = 1; // the kernel raises it to its minimum (a few KB)
+    REQUIRE(::setsockopt(b->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    CHECK(b->take_kernel_drops() == 0);
+
+    // Nobody reads b while 200 datagrams of 1,000 bytes arrive: most of them cannot be queued.
+    std::vector<uint8_t> pkt(1000, 0x80);
+    for (int i = 0; i < 200; ++i)
+        a->send_to(pkt.data(), pkt.size(), loopback(b->local_port()));
+    uint8_t buf[2048];
+    net::SockAddr from;
+    int got = 0;
+    while (b->recv_from(buf, sizeof buf, from) >= 0)
+        ++got;
+    REQUIRE(got > 0);
+    REQUIRE(got < 200);
+    // The kernel stamps its drop count on the next datagram it queues: one more arrives after the burst.
+    a->send_to(pkt.data(), pkt.size(), loopback(b->local_port()));
+    REQUIRE(b->recv_from(buf, sizeof buf, from) == 1000);
+    // Every datagram sent was either received or counted as dropped (loopback loses nothing else).
+    CHECK(b->take_kernel_drops() == uint32_t(200 - got));
+    CHECK(b->take_kernel_drops() == 0); // taken once
+
+    // A moved socket keeps its count.
+    for (int i = 0; i < 200; ++i)
+        a->send_to(pkt.data(), pkt.size(), loopback(b->local_port()));
+    UdpSocket moved = std::move(*b);
+    got = 0;
+    while (moved.recv_from(buf, sizeof buf, from) >= 0)
+        ++got;
+    a->send_to(pkt.data(), pkt.size(), loopback(moved.local_port()));
+    REQUIRE(moved.recv_from(buf, sizeof buf, from) == 1000);
+    CHECK(moved.take_kernel_drops() == uint32_t(200 - got));
 }
 
 TEST_CASE("UDP: IPv6 loopback", "[media][udp]") {
