@@ -30,8 +30,10 @@ int tls_version(config::TlsVersion v) {
     return v == config::TlsVersion::V1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
 }
 
-net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector<std::string> alpn) {
+net::TlsServerOptions server_options(const config::EdgeEConfig& cfg, std::vector<std::string> alpn,
+                                     std::shared_ptr<net::TicketKeyRing> tickets) {
     net::TlsServerOptions o;
+    o.ticket_keys = std::move(tickets);
     o.default_cert = {cfg.tls.default_certificate.cert, cfg.tls.default_certificate.key, {}};
     for (auto& c : cfg.tls.certificates)
         o.sni_certs.push_back({c.files.cert, c.files.key, c.domains});
@@ -439,6 +441,7 @@ EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
             &m.counter("edgepair_intrusion_refused_connections_total",
                        "Client connections closed at accept because their address is banned",
                        {{"listener", kListenerNames[i]}});
+    tickets_ = TicketRings(cfg.tls.session_ticket_rotation);
     gen_ = app::value_or_throw(build(std::move(cfg)));
     ban_store_ = std::make_unique<protection::LocalBanStore>(protection_settings(gen_->cfg.protection));
     // Runs on the thread that made the ban or the lift, outside the store's lock.
@@ -468,9 +471,9 @@ EdgeE::~EdgeE() = default;
 Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) {
     auto gen = std::make_shared<Generation>();
     // h2 first: a client offering both gets HTTP/2 (RFC 7301 server preference).
-    auto https = net::TlsServerContext::create(server_options(cfg, {"h2", "http/1.1"}));
+    auto https = net::TlsServerContext::create(server_options(cfg, {"h2", "http/1.1"}, tickets_.https));
     if (!https) return make_error("tls (https listener): " + https.error().message);
-    auto sip_opts = server_options(cfg, {});
+    auto sip_opts = server_options(cfg, {}, tickets_.sip);
     if (cfg.listeners.sip_tls) {
         auto mode = cfg.listeners.sip_tls->client_certificates;
         sip_opts.client_certs = mode == config::ClientCertMode::Required   ? net::ClientCertMode::Required
@@ -479,7 +482,9 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
     }
     auto sip = net::TlsServerContext::create(sip_opts);
     if (!sip) return make_error("tls (sip listener): " + sip.error().message);
-    auto link_opts = server_options(cfg, {std::string(link::kAlpn)});
+    // The link resumes nothing: edge-c holds one connection per worker, and its certificate is checked
+    // afresh.
+    auto link_opts = server_options(cfg, {std::string(link::kAlpn)}, nullptr);
     // The link presents the default certificate and demands edge-c's; the SNI store is for clients.
     link_opts.sni_certs.clear();
     link_opts.client_certs = net::ClientCertMode::Required;
@@ -494,7 +499,7 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
     if (cfg.federation.xmpp) {
         auto& fx = *cfg.federation.xmpp;
         const std::string& cas = fx.trusted_cas.empty() ? cfg.tls.trusted_cas : fx.trusted_cas;
-        auto s2s_opts = server_options(cfg, {});
+        auto s2s_opts = server_options(cfg, {}, tickets_.s2s);
         s2s_opts.trusted_cas = cas;
         // Required: the remote presents a certificate that chains to the CAs (its name is checked against the
         // stream's 'from' after the restart); otherwise one is asked for but not needed.
@@ -520,7 +525,7 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
         const std::string& cas = fs.trusted_cas.empty() ? cfg.tls.trusted_cas : fs.trusted_cas;
         // Inbound, the remote server is not asked for a certificate: its requests are held to the domain
         // lists by their From (docs/CONFIG.md, federation.sip).
-        auto so = server_options(cfg, {});
+        auto so = server_options(cfg, {}, tickets_.sipfed);
         so.trusted_cas = cas;
         so.client_certs = net::ClientCertMode::None;
         auto st = net::TlsServerContext::create(so);
@@ -629,6 +634,7 @@ Result<void> EdgeE::prepare(const std::string& path) {
 
 void EdgeE::commit() {
     gen_ = std::move(pending_);
+    tickets_.set_rotation(gen_->cfg.tls.session_ticket_rotation);
     ban_store_->apply(protection_settings(gen_->cfg.protection));
     // Listener failures are judged afresh: every listener that is not open is tried again below and raises
     // its alarm again if it still cannot bind; one that moved away from a taken address no longer alarms.

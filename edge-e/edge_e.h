@@ -281,6 +281,19 @@ class EdgeE final : public app::Roles {
 
     app::App app_; // first: the loops everything below runs on go last
     Counters counters_{};
+    // One ring per client-facing listener, for the life of the process: tickets survive reloads and resume on
+    // any worker, but never on another listener (whose client-certificate demands may differ).
+    struct TicketRings {
+        TicketRings() = default;
+        explicit TicketRings(std::chrono::milliseconds r)
+            : https(std::make_shared<net::TicketKeyRing>(r)), sip(std::make_shared<net::TicketKeyRing>(r)),
+              s2s(std::make_shared<net::TicketKeyRing>(r)), sipfed(std::make_shared<net::TicketKeyRing>(r)) {}
+        void set_rotation(std::chrono::milliseconds r) {
+            for (auto* k : {&https, &sip, &s2s, &sipfed})
+                if (*k) (*k)->set_rotation(r);
+        }
+        std::shared_ptr<net::TicketKeyRing> https, sip, s2s, sipfed;
+    } tickets_;
     std::shared_ptr<const Generation> gen_;
     std::shared_ptr<const Generation> pending_; // built by prepare(), swapped in by commit()
     std::vector<std::unique_ptr<WorkerState>> workers_;

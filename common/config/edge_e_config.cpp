@@ -19,7 +19,7 @@ const AddressRules kListen{.allow_hostname = false, .allow_any = true, .default_
 
 void parse_tls(const Node& n, EdgeETlsConfig& out) {
     auto m = n.as_map({"default_certificate", "certificates", "trusted_cas", "min_version", "session_tickets",
-                       "ciphers", "ciphersuites"});
+                       "session_ticket_rotation", "ciphers", "ciphersuites"});
     if (auto dc = m.require("default_certificate")) parse_cert_key(*dc, out.default_certificate);
     if (auto certs = m.get("certificates")) {
         if (auto items = certs->as_seq()) {
@@ -50,6 +50,8 @@ void parse_tls(const Node& n, EdgeETlsConfig& out) {
     m.readable_file("trusted_cas", out.trusted_cas, true);
     read_tls_version(m, "min_version", out.min_version);
     m.boolean("session_tickets", out.session_tickets);
+    m.duration("session_ticket_rotation", out.session_ticket_rotation, std::chrono::minutes(1),
+               std::chrono::hours(24 * 7));
     m.string("ciphers", out.ciphers);
     m.string("ciphersuites", out.ciphersuites);
 }

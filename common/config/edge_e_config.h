@@ -30,6 +30,8 @@ struct EdgeETlsConfig {
     std::string trusted_cas; // verifies edge-c on the link and, when asked for, client certificates
     TlsVersion min_version = TlsVersion::V1_2;
     bool session_tickets = true;
+    // A new session-ticket key this often; the previous one still resumes (common/net/ticket_keys.h).
+    Duration session_ticket_rotation = std::chrono::hours(1);
     std::string ciphers;      // TLS 1.2 cipher list (OpenSSL syntax); empty = library default
     std::string ciphersuites; // TLS 1.3 suites; empty = library default
 };

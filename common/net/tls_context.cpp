@@ -129,6 +129,7 @@ std::vector<std::string> SniStore::names() const {
 Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(const TlsServerOptions& opts) {
     std::shared_ptr<TlsServerContext> self(new TlsServerContext);
     self->alpn_wire_ = alpn_wire(opts.alpn);
+    self->ticket_keys_ = opts.ticket_keys;
     auto make = [&](const CertSpec& spec) -> Result<SSL_CTX*> {
         auto ctx = base_ctx(TLS_server_method(), opts.min_version, opts.ciphers, opts.ciphersuites);
         if (!ctx) return ctx.error();
@@ -140,7 +141,10 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(const TlsServ
             SSL_CTX_free(*ctx);
             return r.error();
         }
-        if (!opts.session_tickets) SSL_CTX_set_options(*ctx, SSL_OP_NO_TICKET);
+        if (!opts.session_tickets)
+            SSL_CTX_set_options(*ctx, SSL_OP_NO_TICKET);
+        else if (opts.ticket_keys)
+            opts.ticket_keys->install(*ctx);
         // One session-id context for the whole store, so resumption works whichever certificate SNI chose.
         static const unsigned char sid_ctx[] = "edgepair";
         SSL_CTX_set_session_id_context(*ctx, sid_ctx, sizeof sid_ctx - 1);

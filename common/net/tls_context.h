@@ -10,6 +10,8 @@
 
 #include <openssl/ssl.h>
 
+#include "common/net/ticket_keys.h"
+
 #include "common/core/result.h"
 
 namespace edgepair::net {
@@ -29,6 +31,9 @@ struct TlsServerOptions {
     ClientCertMode client_certs = ClientCertMode::None;
     int min_version = TLS1_2_VERSION;
     bool session_tickets = true;
+    // Ticket keys shared across generations and workers (common/net/ticket_keys.h); null = OpenSSL's own
+    // per-context keys, which a reload replaces.
+    std::shared_ptr<TicketKeyRing> ticket_keys;
     std::vector<std::string> alpn; // server preference order; empty = no ALPN
     std::string ciphers, ciphersuites;
 };
@@ -65,6 +70,7 @@ class TlsServerContext {
     std::vector<std::string> subjects_; // [0] default, [i+1] sni_ctx_[i]
     SniStore sni_;
     std::string alpn_wire_;
+    std::shared_ptr<TicketKeyRing> ticket_keys_; // outlives the contexts it is installed on
 };
 
 struct TlsClientOptions {
