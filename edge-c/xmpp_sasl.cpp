@@ -1,5 +1,7 @@
 #include "edge-c/xmpp_sasl.h"
 
+#include <optional>
+
 #include <pugixml.hpp>
 
 #include "common/http/b64_domain.h"
@@ -68,18 +70,26 @@ std::optional<std::string> saslname(std::string_view v) {
     return out;
 }
 
+// The form PLAIN (RFC 4616) and X-OAUTH2 share: [authzid] NUL authcid NUL secret.
+struct NulFields {
+    std::string_view authzid, authcid, secret;
+};
+std::optional<NulFields> nul_fields(std::string_view decoded) {
+    auto a = decoded.find('\0');
+    if (a == std::string_view::npos) return std::nullopt;
+    auto b = decoded.find('\0', a + 1);
+    if (b == std::string_view::npos) return std::nullopt;
+    return NulFields{decoded.substr(0, a), decoded.substr(a + 1, b - a - 1), decoded.substr(b + 1)};
+}
+
 } // namespace
 
 std::string sasl_user(std::string_view mechanism, std::string_view decoded) {
     if (mra::iequals(mechanism, "PLAIN")) {
-        // RFC 4616: [authzid] NUL authcid NUL passwd.
-        auto a = decoded.find('\0');
-        if (a == std::string_view::npos) return {};
-        auto b = decoded.find('\0', a + 1);
-        if (b == std::string_view::npos) return {};
-        std::string authcid = user_part(decoded.substr(a + 1, b - a - 1));
-        std::string_view authzid = decoded.substr(0, a);
-        if (!authzid.empty() && user_part(authzid) != authcid) return {};
+        auto f = nul_fields(decoded);
+        if (!f) return {};
+        std::string authcid = user_part(f->authcid);
+        if (!f->authzid.empty() && user_part(f->authzid) != authcid) return {};
         return authcid;
     }
     if (mra::iequals(mechanism, "CISCO-VTG-TOKEN")) {
@@ -105,12 +115,9 @@ std::string sasl_bearer(std::string_view mechanism, std::string_view decoded) {
         if (v.size() <= kScheme.size() || !mra::iequals(v.substr(0, kScheme.size()), kScheme)) return {};
         token = v.substr(kScheme.size());
     } else if (mra::iequals(mechanism, "X-OAUTH2")) {
-        auto a = decoded.find('\0');
-        if (a == std::string_view::npos) return {};
-        auto rest = decoded.substr(a + 1);
-        auto b = rest.find('\0');
-        if (b == std::string_view::npos) return {};
-        token = rest.substr(b + 1);
+        auto f = nul_fields(decoded);
+        if (!f) return {};
+        token = f->secret;
     } else {
         return {};
     }
@@ -139,12 +146,10 @@ SaslNamedId sasl_named_id(std::string_view mechanism, std::string_view decoded) 
         return id.named ? id : unreadable; // "a=" with nothing after it is a malformed header
     }
     if (mra::iequals(mechanism, "X-OAUTH2")) {
-        auto a = decoded.find('\0');
-        if (a == std::string_view::npos) return {};
-        auto b = decoded.find('\0', a + 1);
-        if (b == std::string_view::npos) return {};
-        auto authcid = named_id(decoded.substr(a + 1, b - a - 1));
-        auto authzid = named_id(decoded.substr(0, a));
+        auto f = nul_fields(decoded);
+        if (!f) return {};
+        auto authcid = named_id(f->authcid);
+        auto authzid = named_id(f->authzid);
         if (!authzid.named) return authcid;
         if (!authcid.named) return authzid;
         if (authzid.user.empty() || authzid.user != authcid.user || authzid.domain != authcid.domain)
