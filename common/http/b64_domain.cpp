@@ -125,11 +125,20 @@ std::string encode_domain(std::string_view domain) {
     return base64_encode(d, false, false);
 }
 
-Result<std::string> decode_domain(std::string_view b64) {
+namespace {
+// decode_domain's checks on a segment whose strict decoding (`raw`) is already known: parse_mra_path decodes
+// the first segment once for both of its readings.
+Result<std::string> domain_of(std::string_view b64, const std::optional<std::string>& raw) {
     if (b64.empty() || b64.size() > kMaxDomainB64) return mra_error("bad_domain", "bad base64 length");
-    auto raw = base64_decode_strict(b64);
     if (!raw) return mra_error("bad_domain", "not strict base64");
     return canonical_domain(*raw);
+}
+} // namespace
+
+Result<std::string> decode_domain(std::string_view b64) {
+    // Bounded before decoding: the length check is domain_of's first.
+    if (b64.size() > kMaxDomainB64) return domain_of(b64, std::nullopt);
+    return domain_of(b64, base64_decode_strict(b64));
 }
 
 std::string_view mra_kind_name(MraKind k) {
@@ -245,10 +254,7 @@ Result<MraPath> parse_mra_path(std::string_view raw_target, const PathPolicy& po
         raw = base64_decode_strict(seg);
         if (raw && raw->find('/') != std::string::npos) return parse_descriptor(*raw, remainder(pos), policy);
     }
-    // decode_domain's checks, in its order, on the bytes already decoded.
-    if (seg.empty() || seg.size() > kMaxDomainB64) return mra_error("bad_domain", "bad base64 length");
-    if (!raw) return mra_error("bad_domain", "not strict base64");
-    auto dom = canonical_domain(*raw);
+    auto dom = domain_of(seg, raw);
     if (!dom) return dom.error();
     out.domain = std::move(*dom);
 

@@ -12,6 +12,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "common/http/h2_glue.h"
+#include "common/http/h1_parser.h"
 #include "common/http/header_policy.h"
 #include "common/link/peer_cert.h"
 #include "common/net/tls_context.h"
@@ -670,7 +671,7 @@ std::vector<std::pair<std::string, std::string>> LinkConn::build_request(StreamK
         std::string_view authority = header_value(headers, ":authority");
         std::string_view host;
         for (auto& [k, v] : headers)
-            if (k.size() == 4 && lower(k) == "host") host = v;
+            if (http::iequals(k, "host")) host = v;
         out.emplace_back(":method", std::string(header_value(headers, ":method")));
         auto scheme = header_value(headers, ":scheme");
         out.emplace_back(":scheme", scheme.empty() ? std::string("https") : std::string(scheme));
