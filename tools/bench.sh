@@ -10,7 +10,7 @@
 #     direct-response frontend each (the shape edge-e has today);
 #   - edge-e (workers: 1) alone, without edge-c: it answers every HTTPS request 503 "traversal link down".
 #     Its rows are labelled "edge-e direct 503 answer (no link)": they measure its TLS and HTTP front end;
-#   - the pair ("pair"): edge-e and edge-c (workers: 1 each, both pinned to CPU0) with their real peers on
+#   - the pair ("pair"): edge-e and edge-c (workers: 1 each, both pinned to CPU0; see BENCH_PAIR_WORKERS) with their real peers on
 #     loopback: the UCM fixture (AXL discovery, UDS sign-in) as cucm1 and imp1, Kamailio as Unified CM's
 #     registrar, Prosody as IM&P (127.0.1.3:5222, which must be free), nginx as the TFTP/web origin on
 #     cucm1, dnsmasq publishing _collab-edge._tls.example.com. Measured: proxied HTTP/1.1 keep-alive through
@@ -40,11 +40,14 @@
 #   Pair: BENCH_PAIR_KA_N (100000 proxied requests), BENCH_SIP_N (20000 REGISTERs), BENCH_SIP_HOLD (1000
 #   registrations held for BENCH_HOLD_S = 30 s), BENCH_XMPP_N (20000 messages), BENCH_XMPP_HOLD (1000
 #   sessions), BENCH_MRA_N (300 sign-ins). BENCH_PAIR_ROWS: comma list of the pair's measurements to run
-#   (ka, sip, xmpp, mra, direct, hold; default all), e.g. "ka,sip" for a side-by-side of two builds.
+#   (ka, h2, sip, xmpp, mra, direct, hold; default all; hold-sip or hold-xmpp for one of the two held-session
+#   rows), e.g. "ka,sip" for a side-by-side of two builds.
 #   BENCH_PERF_DIR: perf-record both edges during each pair row (to compare builds by symbol). When the
 #   edges run under `valgrind --tool=callgrind` (EDGEPAIR_BIN pointing at wrapper scripts), set
 #   BENCH_PERF_MODE=callgrind instead: the counters are zeroed before each row and dumped after it, so the
 #   instruction counts per request hold on a busy machine where CPU time does not.
+#   BENCH_PAIR_WORKERS (1): workers of edge-e and edge-c; BENCH_PAIR_CPUS (0): the CPUs both are pinned to
+#   (taskset list, e.g. 0-1 for the multi-worker row; the load generator stays on CPU1).
 #   BENCH_EDGE_C_EXTRA: YAML appended to the pair's edge-c config, e.g. 'http: {upstream_idle_per_origin: 8}'.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
@@ -510,7 +513,7 @@ EOF
     || die "edge-e --hash-password failed"
   cat >"$d/edge-e.yaml" <<EOF
 node_name: expe1.example.com
-workers: 1
+workers: ${BENCH_PAIR_WORKERS:-1}
 log: {level: warn}
 admin: {listen: 127.0.0.1:$P_PADM_E}
 tls:
@@ -532,7 +535,7 @@ http: {rate_limit: {enabled: false}}
 EOF
   cat >"$d/edge-c.yaml" <<EOF
 node_name: expc1.example.com
-workers: 1
+workers: ${BENCH_PAIR_WORKERS:-1}
 log: {level: warn}
 admin: {listen: 127.0.0.1:$P_PADM_C}
 tls:
@@ -556,12 +559,15 @@ allow_list:
     - {url: "http://cucm1.example.com:$P_WEB/files/", methods: [GET], description: "bench origin and TFTP files"}
 ${BENCH_EDGE_C_EXTRA:-}
 EOF
-  "$BIN/edge-e" -c "$d/edge-e.yaml" >"$d/edge-e.log" 2>&1 &
+  # BENCH_WRAP: a command the pair's processes run under (a profiler), e.g. "heaptrack -o /tmp/ht/pair".
+  # shellcheck disable=SC2086  # word-split on purpose: a command and its options
+  ${BENCH_WRAP:+$BENCH_WRAP.edge-e} "$BIN/edge-e" -c "$d/edge-e.yaml" >"$d/edge-e.log" 2>&1 &
   PAIR_E=$!; PIDS+=("$PAIR_E")
-  "$BIN/edge-c" -c "$d/edge-c.yaml" >"$d/edge-c.log" 2>&1 &
+  # shellcheck disable=SC2086
+  ${BENCH_WRAP:+$BENCH_WRAP.edge-c} "$BIN/edge-c" -c "$d/edge-c.yaml" >"$d/edge-c.log" 2>&1 &
   PAIR_C=$!; PIDS+=("$PAIR_C")
-  taskset -a -p -c 0 "$PAIR_E" >/dev/null
-  taskset -a -p -c 0 "$PAIR_C" >/dev/null
+  taskset -a -p -c "${BENCH_PAIR_CPUS:-0}" "$PAIR_E" >/dev/null
+  taskset -a -p -c "${BENCH_PAIR_CPUS:-0}" "$PAIR_C" >/dev/null
   # Ready when edge-e's snapshot names both nodes and a proxied request gets through.
   local i ok=0 b64
   b64=$(printf example.com | base64 | tr -d '=')
@@ -578,7 +584,7 @@ EOF
   "$BIN/edge-load" --insecure --no-progress --json --scenario http --target "127.0.0.1:$P_PE" \
     --path "$PAIR_PROXY_PATH" --user alice --password Alice-Passw0rd --requests 1 --timeout 20 >/dev/null \
     || die "a proxied request through the pair failed (logs in $d)"
-  say "pair up: edge-e $PAIR_E, edge-c $PAIR_C (pinned to CPU0); Kamailio, Prosody, fixtures, nginx, dnsmasq float"
+  say "pair up: edge-e $PAIR_E, edge-c $PAIR_C (workers ${BENCH_PAIR_WORKERS:-1}, pinned to CPU ${BENCH_PAIR_CPUS:-0}); Kamailio, Prosody, fixtures, nginx, dnsmasq float"
 }
 
 # measure_direct METRIC SERVER RUN "PID..." -- CMD...: edge-load straight at an upstream (no pair), CPU of
@@ -610,9 +616,10 @@ measure_pair() {
   local metric=$1 run=$2 hold=0
   [[ $3 == hold ]] && { hold=1; shift; }
   shift 3
-  local out=$TMP/out.$metric.pair.$run
-  local be bc ae ac t0 t1 ops rate err note="" rss0 rss1=0
-  rss0=$(rss_pair)
+  local out=$TMP/out.$metric.pair.$run client
+  client=$(basename "$1")
+  local be bc ae ac t0 t1 ops rate err note="" rss0 rss1=0 rss0_e rss0_c rss1_e=0 rss1_c=0
+  rss0_e=$(rss_kb "$PAIR_E"); rss0_c=$(rss_kb "$PAIR_C"); rss0=$((rss0_e + rss0_c))
   be=$(cpu_ticks "$PAIR_E"); bc=$(cpu_ticks "$PAIR_C")
   t0=$(date +%s.%N)
   # BENCH_PERF_DIR: also sample both edges' stacks (perf record) for the run, to compare builds by symbol.
@@ -630,7 +637,7 @@ measure_pair() {
   local lpid=$!
   if ((hold)); then
     sleep $((HOLD_S - 3))
-    rss1=$(rss_pair)
+    rss1_e=$(rss_kb "$PAIR_E"); rss1_c=$(rss_kb "$PAIR_C"); rss1=$((rss1_e + rss1_c))
   fi
   wait "$lpid" || note="edge-load rc=$?"
   [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
@@ -639,29 +646,39 @@ measure_pair() {
   fi
   t1=$(date +%s.%N)
   ae=$(cpu_ticks "$PAIR_E"); ac=$(cpu_ticks "$PAIR_C")
-  read -r ops rate err < <(el_parse "$out")
-  rate=${rate%.*}
-  [[ $err != 0 ]] && note="${note:+$note; }edge-load errors=$err"
-  local cpu cpu_e cpu_c per lat
+  local cpu cpu_e cpu_c per lat=""
+  if [[ $client == h2load ]]; then
+    ops=$(awk '/^requests:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^done/) s+=$i} END{print s+0}' "$out")
+    rate=$(awk -v o="$ops" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", o/(b-a)}')
+    err=$(awk '/^requests:/{for(i=1;i<=NF;i++) if($(i+1) ~ /^(failed|errored)/) s+=$i} END{print s+0}' "$out")
+    [[ $err != 0 ]] && note="${note:+$note; }h2load failed+errored=$err"
+    local codes
+    codes=$(awk '/^status codes:/{print}' "$out" | tail -1)
+    [[ -n $codes ]] && note="${note:+$note; }${codes#status codes: }"
+  else
+    read -r ops rate err < <(el_parse "$out")
+    rate=${rate%.*}
+    [[ $err != 0 ]] && note="${note:+$note; }edge-load errors=$err"
+  fi
   cpu_e=$(awk -v a="$ae" -v b="$be" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
   cpu_c=$(awk -v a="$ac" -v b="$bc" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
   cpu=$(awk -v a="$cpu_e" -v b="$cpu_c" 'BEGIN{printf "%.2f", a+b}')
-  lat=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["latency_us"]; s=j.get("sessions",{})
+  [[ $client == h2load ]] || lat=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["latency_us"]; s=j.get("sessions",{})
 print("p50 %.2f ms p99 %.2f ms, up at end %s" % (l["p50"]/1000, l["p99"]/1000, s.get("up_at_end","-")))' "$out" 2>/dev/null || echo "")
-  note="${note:+$note; }edge-e ${cpu_e} + edge-c ${cpu_c} CPU-s; $lat"
+  note="${note:+$note; }edge-e ${cpu_e} + edge-c ${cpu_c} CPU-s${lat:+; $lat}"
   if ((hold)); then
     local up
     up=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sessions"]["up_at_end"])' "$out" 2>/dev/null || echo 0)
     per=$(awk -v a="$rss1" -v b="$rss0" -v n="$up" 'BEGIN{ if (n > 0) printf "%.1f", (a-b)/n; else print "nan" }')
-    note="$note; RSS edge-e+edge-c ${rss0}->${rss1} kB for $up sessions, $ops ops at $(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')/CPU-s"
+    note="$note; RSS edge-e+edge-c ${rss0}->${rss1} kB (edge-e ${rss0_e}->${rss1_e}, edge-c ${rss0_c}->${rss1_c}) for $up sessions, $ops ops at $(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')/CPU-s"
   else
     per=$(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')
   fi
-  row "$metric" pair edge-load "$run" "$ops" "$cpu" "$per" "$rate" "$note"
+  row "$metric" pair "$client" "$run" "$ops" "$cpu" "$per" "$rate" "$note"
   say "$metric pair run $run: $ops ops, ${cpu} CPU-s -> $per $( ((hold)) && echo kB/session || echo /CPU-s), wall $rate/s ($note)"
 }
 
-pair_row() { [[ ,${BENCH_PAIR_ROWS:-ka,sip,xmpp,mra,direct,hold}, == *,$1,* ]]; }
+pair_row() { [[ ,${BENCH_PAIR_ROWS:-ka,h2,sip,xmpp,mra,direct,hold}, == *,$1,* ]]; }
 
 run_pair() {
   # Verified TLS here: the names the pair presents (expe1.example.com, example.com) are part of the scenario.
@@ -672,6 +689,14 @@ run_pair() {
     pair_row ka && measure_pair pair-ka-h1-proxy "$r" -- "${el[@]}" --scenario http --connections 50 \
       --requests "$PAIR_KA_N" --duration 120 --target "127.0.0.1:$P_PE" --sni expe1.example.com \
       --path "$PAIR_PROXY_PATH" --user alice --password Alice-Passw0rd
+    # The same proxied request over HTTP/2 from the client (edge-e's h2 front end), in the shape of the
+    # anchors' h2-proxy row (1 connection x 100 streams) and with 50 connections x 1 stream.
+    local auth
+    auth="Authorization: Basic $(printf alice:Alice-Passw0rd | base64)"
+    pair_row h2 && measure_pair pair-h2-proxy "$r" -- h2load -n "$PAIR_KA_N" -c 1 -m 100 -H "$auth" \
+      --connect-to "127.0.0.1:$P_PE" "https://expe1.example.com:$P_PE$PAIR_PROXY_PATH"
+    pair_row h2 && measure_pair pair-h2-proxy-c50 "$r" -- h2load -n "$PAIR_KA_N" -c 50 -m 1 -H "$auth" \
+      --connect-to "127.0.0.1:$P_PE" "https://expe1.example.com:$P_PE$PAIR_PROXY_PATH"
     # Back-to-back re-REGISTERs on 50 flows: the pair's SIP relay rate (Kamailio answers without auth).
     pair_row sip && measure_pair sip-register "$r" -- "${el[@]}" "${sip[@]}" --connections 50 --user "r$r-%d" \
       --password x --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
@@ -681,7 +706,6 @@ run_pair() {
       --domain example.com --user alice --password Alice-Passw0rd --tftp-port "$P_WEB" \
       --tftp-file /files/jabber-config.xml --expires 300 --connections 4 --requests "$MRA_N" --duration 120
   done
-  pair_row direct || { pair_row hold || return 0; }
   # The upstreams on their own (B4/B5: directly vs through the pair), per CPU-second of the upstream: Kamailio
   # over its TLS listener, Prosody over STARTTLS. Their CPU during the pair rows above is not counted there.
   local kam_pids
@@ -697,11 +721,16 @@ run_pair() {
   done
   # Held sessions: N registrations refreshed every 10 s with CRLF keep-alives every 15 s; N XMPP sessions
   # (one user each) sending one message every 5 s with whitespace keep-alives every 15 s.
-  pair_row hold || return 0
-  measure_pair sip-hold 1 hold -- "${el[@]}" "${sip[@]}" --connections "$SIP_HOLD" --user "hold%d" --password x \
-    --interval 10 --keepalive 15 --expires 300 --duration "$HOLD_S"
-  measure_pair xmpp-hold 1 hold -- "${el[@]}" "${xmpp[@]}" --connections "$XMPP_HOLD" --user "load%d" \
-    --password Load-Passw0rd --interval 5 --keepalive 15 --duration "$HOLD_S"
+  # "hold" runs both on the same processes (the XMPP figure then starts from the SIP run's freed heap);
+  # "hold-sip" / "hold-xmpp" run one each, for one bench.sh invocation per fresh pair.
+  if pair_row hold || pair_row hold-sip; then
+    measure_pair sip-hold 1 hold -- "${el[@]}" "${sip[@]}" --connections "$SIP_HOLD" --user "hold%d" --password x \
+      --interval 10 --keepalive 15 --expires 300 --duration "$HOLD_S"
+  fi
+  if pair_row hold || pair_row hold-xmpp; then
+    measure_pair xmpp-hold 1 hold -- "${el[@]}" "${xmpp[@]}" --connections "$XMPP_HOLD" --user "load%d" \
+      --password Load-Passw0rd --interval 5 --keepalive 15 --duration "$HOLD_S"
+  fi
 }
 
 say "results: $OUT"
