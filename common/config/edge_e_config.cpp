@@ -1,6 +1,7 @@
 #include "common/config/edge_e_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <thread>
 
@@ -152,6 +153,37 @@ void parse_protection(const Node& n, ProtectionConfig& out) {
     }
 }
 
+// Letters, digits, '.', '_' and '-': it becomes part of Redis key names and a SCAN pattern, where '*', '?',
+// '[' and spaces would mean something else.
+bool valid_cluster_name(const std::string& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+    return true;
+}
+
+void parse_cluster(const Node& n, ClusterConfig& out) {
+    auto m = n.as_map({"name", "redis"});
+    if (!m.valid()) return;
+    if (auto nm = m.require("name")) {
+        if (auto v = nm->as_string()) {
+            if (!valid_cluster_name(*v))
+                nm->error("invalid cluster name \"" + *v + "\" (1 to 64 letters, digits, '.', '_' or '-')");
+            else
+                out.name = *v;
+        }
+    }
+    auto r = m.require("redis");
+    if (!r) return;
+    auto rm = r->as_map({"address", "password_file", "db", "timeout"});
+    if (!rm.valid()) return;
+    rm.address("address", out.redis.address,
+               AddressRules{.allow_hostname = false, .allow_any = false, .default_port = 6379}, true);
+    if (rm.has("password_file")) read_secret(rm, out.redis.password, out.redis.password_file);
+    rm.integer("db", out.redis.db, 0, 255);
+    rm.duration("timeout", out.redis.timeout, std::chrono::milliseconds(100), std::chrono::minutes(1));
+}
+
 void parse_sso(const Node& n, EdgeESsoConfig& out) {
     auto m = n.as_map({"check_internal_availability", "domains"});
     m.boolean("check_internal_availability", out.check_internal_availability);
@@ -225,7 +257,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
     auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http",
-                         "media", "federation", "sso", "protection"});
+                         "media", "federation", "sso", "protection", "cluster"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -248,6 +280,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
     if (auto n = m.get("federation")) parse_edge_e_federation(*n, cfg.federation);
     if (auto n = m.get("protection")) parse_protection(*n, cfg.protection);
+    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster.emplace());
     return cfg;
 }
 
