@@ -469,6 +469,9 @@ void EdgeE::make_ban_store() {
         o.redis.port = rc.address.port;
         o.redis.password = rc.password;
         o.redis.db = rc.db;
+        for (const auto& a : rc.sentinels)
+            o.redis.sentinels.push_back({a.host, a.port});
+        o.redis.master_name = rc.master_name;
         o.redis.timeout_ms = uint64_t(rc.timeout.count());
         o.prefix = "edgepair:" + cfg.cluster->name + ":";
         // Unique per process, not per node name: a restarted peer must not take its former self's

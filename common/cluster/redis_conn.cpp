@@ -4,6 +4,10 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <arpa/inet.h>
+
+#include <charconv>
+
 #include "common/obs/log.h"
 
 namespace edgepair::cluster {
@@ -60,19 +64,38 @@ RedisConn::RedisConn(core::Loop& loop, std::string name, RedisSettings s, Hooks 
       connect_timer_(
           loop,
           [this] { drop(fmt::format("no answer within {} ms (cluster.redis.timeout)", s_.timeout_ms)); }),
-      ping_timer_(loop, [this] { ping(); }), drop_timer_(loop, [this] { drop(pending_drop_); }) {}
+      ping_timer_(loop, [this] { ping(); }), drop_timer_(loop, [this] { drop(pending_drop_); }) {
+    if (s_.sentinels.empty()) {
+        master_host_ = s_.host;
+        master_port_ = s_.port;
+    }
+}
 
 RedisConn::~RedisConn() {
     closing_ = true;
+    free_sentinel();
     if (auto* c = ctx_) {
         ctx_ = nullptr;
         redisAsyncFree(c);
     }
 }
 
+namespace {
+std::string host_port(const std::string& host, uint16_t port) {
+    return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
+                                               : fmt::format("{}:{}", host, port);
+}
+bool is_master(const Reply* r) {
+    return r && r->type == Reply::Type::Array && !r->elements.empty() && r->elements[0].str == "master";
+}
+} // namespace
+
 std::string RedisConn::address() const {
-    return s_.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", s_.host, s_.port)
-                                                  : fmt::format("{}:{}", s_.host, s_.port);
+    if (!master_host_.empty()) return host_port(master_host_, master_port_);
+    std::string via;
+    for (const auto& e : s_.sentinels)
+        via += (via.empty() ? "" : ",") + host_port(e.host, e.port);
+    return fmt::format("master {} via sentinels {}", s_.master_name, via);
 }
 
 void RedisConn::start() {
@@ -80,8 +103,108 @@ void RedisConn::start() {
 }
 
 void RedisConn::connect() {
-    // The host is an IP literal (the configuration refuses names), so this never waits on a resolver.
-    auto* c = redisAsyncConnect(s_.host.c_str(), s_.port);
+    if (!s_.sentinels.empty()) {
+        sentinel_errors_.clear();
+        return ask_sentinel(unsigned(s_.sentinels.size()));
+    }
+    connect_to(s_.host, s_.port);
+}
+
+void RedisConn::ask_sentinel(unsigned left) {
+    if (left == 0)
+        return lost(
+            fmt::format("no sentinel named the master of \"{}\" ({})", s_.master_name, sentinel_errors_));
+    sentinel_left_ = left;
+    const auto& e = s_.sentinels[sentinel_next_ % s_.sentinels.size()];
+    auto* c = redisAsyncConnect(e.host.c_str(), e.port);
+    if (!c) return sentinel_failed("cannot allocate a hiredis context", left);
+    if (c->err) {
+        std::string why = c->errstr;
+        redisAsyncFree(c);
+        return sentinel_failed("connect: " + why, left);
+    }
+    sentinel_ctx_ = c;
+    c->data = this;
+    redisLibeventAttach(c, loop_.base());
+    redisAsyncSetConnectCallback(c, &RedisConn::on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(c, &RedisConn::on_sentinel_disconnect);
+    connect_timer_.arm(s_.timeout_ms);
+    const char* argv[] = {"SENTINEL", "get-master-addr-by-name", s_.master_name.c_str()};
+    const size_t lens[] = {8, 23, s_.master_name.size()};
+    if (redisAsyncCommandArgv(c, &RedisConn::on_sentinel_reply, nullptr, 3, argv, lens) != REDIS_OK)
+        drop_later("SENTINEL could not be queued");
+}
+
+void RedisConn::sentinel_failed(const std::string& why, unsigned left) {
+    const auto& e = s_.sentinels[sentinel_next_ % s_.sentinels.size()];
+    sentinel_errors_ += fmt::format("{}sentinel {}: {}", sentinel_errors_.empty() ? "" : "; ",
+                                    host_port(e.host, e.port), why);
+    ++sentinel_next_; // the next round starts with another sentinel
+    connect_timer_.cancel();
+    ask_sentinel(left - 1);
+}
+
+void RedisConn::free_sentinel() {
+    if (auto* c = sentinel_ctx_) {
+        sentinel_ctx_ = nullptr;
+        redisAsyncFree(c);
+    }
+}
+
+void RedisConn::on_sentinel_connect(const redisAsyncContext* ac, int status) {
+    auto* self = static_cast<RedisConn*>(ac->data);
+    if (!self || self->closing_ || ac != self->sentinel_ctx_) return;
+    if (status != REDIS_OK) {
+        self->sentinel_ctx_ = nullptr; // hiredis frees it after this callback
+        self->sentinel_failed(fmt::format("connect: {}", ac->errstr), self->sentinel_left_);
+    }
+}
+
+void RedisConn::on_sentinel_disconnect(const redisAsyncContext* ac, int) {
+    auto* self = static_cast<RedisConn*>(ac->data);
+    if (!self || self->closing_ || ac != self->sentinel_ctx_) return;
+    self->sentinel_ctx_ = nullptr;
+    self->sentinel_failed("connection lost before it answered", self->sentinel_left_);
+}
+
+void RedisConn::on_sentinel_reply(redisAsyncContext* ac, void* reply, void*) {
+    auto* self = static_cast<RedisConn*>(ac->data);
+    if (!self || self->closing_ || ac != self->sentinel_ctx_ || !reply) return;
+    Reply r = Reply::from(*static_cast<redisReply*>(reply));
+    // Done with this sentinel either way; hiredis closes it once this callback returns.
+    self->sentinel_ctx_ = nullptr;
+    redisAsyncDisconnect(ac);
+    std::string why;
+    unsigned port = 0;
+    if (r.is_error()) {
+        why = "refused: " + r.str;
+    } else if (r.type != Reply::Type::Array || r.elements.size() != 2) {
+        why = "does not know master \"" + self->s_.master_name + "\"";
+    } else {
+        auto [p, ec] = std::from_chars(r.elements[1].str.data(),
+                                       r.elements[1].str.data() + r.elements[1].str.size(), port);
+        in6_addr a6;
+        in_addr a4;
+        const auto& host = r.elements[0].str;
+        if (ec != std::errc() || port == 0 || port > 65535) why = "named a master with a bad port";
+        // An IP literal only: a name would make hiredis wait on the resolver, on this loop.
+        else if (inet_pton(AF_INET, host.c_str(), &a4) != 1 && inet_pton(AF_INET6, host.c_str(), &a6) != 1)
+            why = "named a master by a host name (set sentinel resolve-hostnames no)";
+    }
+    if (!why.empty()) return self->sentinel_failed(why, self->sentinel_left_);
+    self->connect_timer_.cancel();
+    if (self->master_host_ != r.elements[0].str || self->master_port_ != port)
+        EP_INFO("cluster", "{}: sentinels name {} as the master of \"{}\"", self->name_,
+                host_port(r.elements[0].str, uint16_t(port)), self->s_.master_name);
+    self->master_host_ = r.elements[0].str;
+    self->master_port_ = uint16_t(port);
+    self->connect_to(self->master_host_, self->master_port_);
+}
+
+void RedisConn::connect_to(const std::string& host, uint16_t port) {
+    // The host is an IP literal (the configuration and on_sentinel_reply refuse names), so this never waits
+    // on a resolver.
+    auto* c = redisAsyncConnect(host.c_str(), port);
     if (!c) return lost("cannot allocate a hiredis context");
     if (c->err) {
         std::string why = c->errstr;
@@ -114,6 +237,16 @@ void RedisConn::handshake() {
         return;
     }
     if (s_.db != 0) send({"SELECT", std::to_string(s_.db)}, refused("SELECT (cluster.redis.db)"));
+    if (!s_.sentinels.empty()) {
+        // What the sentinels said may be stale by the time we connect (a fail-over in progress).
+        send({"ROLE"}, [this](const Reply* r) {
+            if (is_master(r))
+                became_up();
+            else if (r)
+                drop_later(address() + " is not a master (yet)");
+        });
+        return;
+    }
     send({"PING"}, [this](const Reply* r) {
         if (r && !r->is_error()) became_up();
     });
@@ -232,9 +365,18 @@ void RedisConn::ping() {
     } else {
         ping_outstanding_ = true;
         ping_sent_ms_ = now;
-        send({"PING"}, [this](const Reply* r) {
-            if (r) ping_outstanding_ = false;
-        });
+        if (s_.sentinels.empty()) {
+            send({"PING"}, [this](const Reply* r) {
+                if (r) ping_outstanding_ = false;
+            });
+        } else {
+            // Also how a fail-over whose old master survives (as a replica) is noticed.
+            send({"ROLE"}, [this](const Reply* r) {
+                if (!r) return;
+                ping_outstanding_ = false;
+                if (!is_master(r)) drop_later(address() + " is no longer the master");
+            });
+        }
     }
     ping_timer_.arm(kPingEveryMs);
 }
@@ -245,6 +387,10 @@ void RedisConn::drop_later(const std::string& why) {
 }
 
 void RedisConn::drop(const std::string& why) {
+    if (sentinel_ctx_) {
+        ++sentinel_next_; // this one did not answer in time: start the next round elsewhere
+        free_sentinel();
+    }
     if (auto* c = ctx_) {
         // Forgotten first: the callbacks redisAsyncFree runs (pending commands get nullptr) find no context
         // to send on, and on_disconnect knows this one is gone on purpose.

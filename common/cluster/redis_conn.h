@@ -26,6 +26,16 @@ struct RedisSettings {
     std::string password;       // empty: no AUTH
     int db = 0;                 // SELECT; a subscriber connection ignores it (pub/sub is not per database)
     uint64_t timeout_ms = 2000; // connect, and how long a PING may go unanswered before the link is dropped
+    // Sentinel-managed Redis: when set, host/port above are ignored; every (re)connect asks the sentinels in
+    // turn (SENTINEL get-master-addr-by-name) and connects to the master they name. A command connection
+    // checks with ROLE, on connect and every second, that it still talks to a master, so a fail-over is
+    // followed within a second even when the old master survives as a replica.
+    struct Endpoint {
+        std::string host;
+        uint16_t port = 26379;
+    };
+    std::vector<Endpoint> sentinels;
+    std::string master_name;
 };
 
 // A reply copied out of hiredis's buffers, so that it may outlive the callback.
@@ -58,6 +68,7 @@ class RedisConn {
     void start();
     bool up() const { return up_; }
     const std::string& last_error() const { return last_error_; }
+    // host:port connected to, or configured (with sentinels: the master they named last, else the sentinels).
     std::string address() const;
     // The callback runs once, on the loop: with the reply, or with nullptr when the connection went away
     // first. False (and no callback) when the connection is not up.
@@ -70,6 +81,13 @@ class RedisConn {
     static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
     static void on_message(redisAsyncContext* ac, void* reply, void* privdata);
     void connect();
+    void connect_to(const std::string& host, uint16_t port);
+    void ask_sentinel(unsigned left);
+    static void on_sentinel_connect(const redisAsyncContext* ac, int status);
+    static void on_sentinel_disconnect(const redisAsyncContext* ac, int status);
+    static void on_sentinel_reply(redisAsyncContext* ac, void* reply, void* privdata);
+    void sentinel_failed(const std::string& why, unsigned left);
+    void free_sentinel();
     bool send(const std::vector<std::string>& argv, Callback cb); // while connected, before `up` too
     void handshake();
     void became_up();
@@ -86,6 +104,12 @@ class RedisConn {
     std::string channel_;
     link::Backoff backoff_;
     redisAsyncContext* ctx_ = nullptr;
+    redisAsyncContext* sentinel_ctx_ = nullptr; // while asking a sentinel
+    unsigned sentinel_next_ = 0;                // where the next round starts (rotates past failures)
+    unsigned sentinel_left_ = 0;                // sentinels still to ask in this round
+    std::string sentinel_errors_;
+    std::string master_host_; // what the sentinels named last (or s_.host)
+    uint16_t master_port_ = 0;
     bool up_ = false;
     bool ever_reported_down_ = false;
     bool closing_ = false; // destructor: callbacks hiredis runs while freeing reach nobody

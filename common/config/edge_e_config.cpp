@@ -175,10 +175,39 @@ void parse_cluster(const Node& n, ClusterConfig& out) {
     }
     auto r = m.require("redis");
     if (!r) return;
-    auto rm = r->as_map({"address", "password_file", "db", "timeout"});
+    auto rm = r->as_map({"address", "sentinels", "master_name", "password_file", "db", "timeout"});
     if (!rm.valid()) return;
-    rm.address("address", out.redis.address,
-               AddressRules{.allow_hostname = false, .allow_any = false, .default_port = 6379}, true);
+    auto sentinels = rm.get("sentinels");
+    if (sentinels && rm.has("address")) {
+        sentinels->error("address and sentinels are mutually exclusive: set only one");
+    } else if (sentinels) {
+        if (auto items = sentinels->as_seq()) {
+            if (items->empty() || items->size() > 16) sentinels->error("expected 1 to 16 sentinel addresses");
+            for (const auto& item : *items)
+                if (auto a = item.as_address(
+                        {.allow_hostname = false, .allow_any = false, .default_port = 26379})) {
+                    bool dup = false;
+                    for (const auto& o : out.redis.sentinels)
+                        dup = dup || o == *a;
+                    if (dup)
+                        item.error("duplicate sentinel " + a->str());
+                    else
+                        out.redis.sentinels.push_back(*a);
+                }
+        }
+        if (auto mn = rm.require("master_name")) {
+            if (auto v = mn->as_string()) {
+                if (v->empty() || v->size() > 128 || v->find_first_of(" \t\r\n") != std::string::npos)
+                    mn->error("invalid master name \"" + *v + "\"");
+                else
+                    out.redis.master_name = *v;
+            }
+        }
+    } else {
+        rm.address("address", out.redis.address,
+                   AddressRules{.allow_hostname = false, .allow_any = false, .default_port = 6379}, true);
+        if (auto mn = rm.get("master_name")) mn->error("master_name needs sentinels");
+    }
     if (rm.has("password_file")) read_secret(rm, out.redis.password, out.redis.password_file);
     rm.integer("db", out.redis.db, 0, 255);
     rm.duration("timeout", out.redis.timeout, std::chrono::milliseconds(100), std::chrono::minutes(1));

@@ -121,6 +121,9 @@ struct ClusterConfig {
     std::string name; // the key prefix in Redis (edgepair:<name>:): peers of one cluster use the same
     struct Redis {
         Address address; // an IP literal (connecting must never wait on a resolver); port 6379 by default
+        // Or Sentinel-managed: the sentinels (IP literals, port 26379 by default) and the master's name.
+        std::vector<Address> sentinels;
+        std::string master_name;
         std::string password;      // read from password_file; empty: no AUTH
         std::string password_file; // resolved path; empty: none
         int db = 0;

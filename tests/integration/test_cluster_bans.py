@@ -14,6 +14,10 @@ in test_intrusion.py, and edge-e keys bans by that source.
 - Redis killed: both peers keep serving, raise the cluster.redis alarm and show edgepair_cluster_redis_up 0;
   a ban made meanwhile holds on its maker only; Redis restarted (empty: no persistence): the alarm clears,
   the gauge returns to 1, and the ban made during the outage reaches the other peer.
+- SentinelTest: the same on a Sentinel-managed Redis (a master, a replica, one sentinel with quorum 1): the
+  master killed with SIGKILL, the sentinel promotes the replica, both peers follow it (asking the sentinel
+  again on reconnect), the ban made before the fail-over is still in Redis, and a new ban is shared within a
+  second.
 
 Run: EDGEPAIR_BIN=build/bin EDGEPAIR_SRC=. /usr/bin/python3 tests/integration/test_cluster_bans.py
 """
@@ -53,7 +57,8 @@ class Peer:
         return f"edge-e {self.index} ({self.addr})"
 
 
-class ClusterBansTest(base.HttpEdgeTopology):
+class ClusterTopology(base.HttpEdgeTopology):
+    """Redis, two edge-e peers of one cluster, one edge-c linked to both; no tests."""
 
     # ---- topology ------------------------------------------------------------------------------------
 
@@ -73,6 +78,9 @@ class ClusterBansTest(base.HttpEdgeTopology):
                              str(self.redis_port), "--raw", *args], timeout=10)
         self.assertEqual(rc, 0, out)
         return out.strip()
+
+    def redis_yaml(self) -> str:
+        return f'{{address: "127.0.0.1:{self.redis_port}", timeout: 1s}}'
 
     def peer_certificate(self) -> tuple[str, str]:
         """edge-e's certificate with the peers' addresses added: edge-c checks that each peer's certificate
@@ -97,8 +105,7 @@ class ClusterBansTest(base.HttpEdgeTopology):
         extra = (f"protection: {{exempt: [127.0.0.1/32], "
                  f"categories: {{http-ce-auth: {{threshold: {THRESHOLD}, window: 60s, ban: 10m}}}}}}\n"
                  "http: {rate_limit: {enabled: false}}\n"
-                 f"cluster: {{name: {CLUSTER}, redis: {{address: \"127.0.0.1:{self.redis_port}\", "
-                 "timeout: 1s}}\n")
+                 f"cluster: {{name: {CLUSTER}, redis: {self.redis_yaml()}}}\n")
         path = pair.edge_e_yaml(self, p.ports, self.pki_dir, extra=indent(extra))
         with open(path) as f:
             text = f.read()
@@ -244,7 +251,9 @@ class ClusterBansTest(base.HttpEdgeTopology):
         with open(self.access_log) as f:
             return sum(1 for line in f if line.startswith("GET /files/hello.txt 200"))
 
-    # ---- tests ---------------------------------------------------------------------------------------
+
+
+class ClusterBansTest(ClusterTopology):
 
     def test_a_ban_holds_on_every_peer_and_a_lift_lifts_everywhere(self):
         e1, e2 = self.peers
@@ -316,6 +325,73 @@ class ClusterBansTest(base.HttpEdgeTopology):
         self.assert_refused(e2, src)
         self.assertTrue(self.redis_cmd("GET", f"edgepair:{CLUSTER}:ban:{src}").startswith("1 "))
         self.assertEqual(self.peer_metric(e2, "edgepair_intrusion_peer_bans_total", {"category": "http-ce-auth"}), 1)
+
+
+class SentinelTest(ClusterTopology):
+    """The same cluster on a Sentinel-managed Redis: a master, a replica and one sentinel (quorum 1)."""
+
+    MASTER = "edge-bans"
+
+    def start_redis(self) -> None:
+        exe = shutil.which("redis-server")
+        if not exe:
+            self._missing("redis-server not installed (Debian package redis-server, tools/packages.txt)")
+        self.redis_port, self.replica_port, self.sentinel_port = h.free_ports(3)
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        self.redis = self.start([exe, "--port", str(self.redis_port), "--dir", self.tmp, *common], name="redis-master")
+        self.redis.wait_port("127.0.0.1", self.redis_port, timeout=10)
+        rdir = os.path.join(self.tmp, "replica")
+        os.makedirs(rdir)
+        self.replica = self.start([exe, "--port", str(self.replica_port), "--dir", rdir, "--replicaof", "127.0.0.1",
+                                   str(self.redis_port), *common], name="redis-replica")
+        self.replica.wait_port("127.0.0.1", self.replica_port, timeout=10)
+        conf = os.path.join(self.tmp, "sentinel.conf")  # the sentinel rewrites it: its own file
+        with open(conf, "w") as f:
+            f.write(f"port {self.sentinel_port}\nbind 127.0.0.1\ndaemonize no\ndir {self.tmp}\n"
+                    f"sentinel monitor {self.MASTER} 127.0.0.1 {self.redis_port} 1\n"
+                    f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                    f"sentinel failover-timeout {self.MASTER} 5000\n")
+        self.sentinel = self.start([exe, conf, "--sentinel"], name="redis-sentinel")
+        self.sentinel.wait_port("127.0.0.1", self.sentinel_port, timeout=10)
+
+    def redis_yaml(self) -> str:
+        return f'{{sentinels: ["127.0.0.1:{self.sentinel_port}"], master_name: {self.MASTER}, timeout: 1s}}'
+
+    def sentinel_master_port(self) -> int:
+        rc, out = h.run_cmd([shutil.which("redis-cli") or "redis-cli", "-h", "127.0.0.1", "-p",
+                             str(self.sentinel_port), "--raw", "SENTINEL", "get-master-addr-by-name", self.MASTER],
+                            timeout=10)
+        lines = out.split()
+        return int(lines[1]) if rc == 0 and len(lines) == 2 and lines[1].isdigit() else 0
+
+    def test_bans_follow_a_sentinel_fail_over(self):
+        e1, e2 = self.peers
+        for p in self.peers:
+            self.assertEqual(self.status(p)["cluster"]["redis"]["address"], f"127.0.0.1:{self.redis_port}")
+        src, src2 = "127.0.0.11", "127.0.0.12"
+        self.provoke_ban(e1, src)
+        self.wait_for(f"the ban of {src} on {e2}", lambda: self.ban_of(e2, src), timeout=1.0)
+
+        # The master dies; the sentinel promotes the replica; both peers follow it.
+        self.redis.stop(sig=signal.SIGKILL)
+        self.wait_for("the sentinel's fail-over", lambda: self.sentinel_master_port() == self.replica_port,
+                      timeout=30, step=0.2)
+        for p in self.peers:
+            self.wait_for(f"{p} on the new master",
+                          lambda p=p: self.status(p)["cluster"]["redis"]["up"]
+                          and self.status(p)["cluster"]["redis"]["address"] == f"127.0.0.1:{self.replica_port}",
+                          timeout=15, step=0.2)
+            self.wait_for(f"the cluster.redis alarm cleared on {p}",
+                          lambda p=p: (self.alarm(p, "cluster.redis") or {}).get("state") in (None, "cleared"),
+                          timeout=5)
+        self.redis_port = self.replica_port  # redis_cmd() asks the new master
+        self.assertTrue(self.redis_cmd("GET", f"edgepair:{CLUSTER}:ban:{src}").startswith("1 "))
+
+        # Shared as before, now the other way round.
+        self.provoke_ban(e2, src2)
+        self.wait_for(f"the ban of {src2} on {e1}", lambda: self.ban_of(e1, src2), timeout=1.0)
+        self.assert_refused(e1, src2)
+        self.assert_refused(e2, src)
 
 
 if __name__ == "__main__":

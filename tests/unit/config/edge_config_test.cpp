@@ -738,6 +738,39 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
     error_for(diag, "cluster.redis.timeout");
     error_for(diag, "cluster.redis.pasword_file");
 
+    auto sent = load_edge_e_config(e.write(
+        "cluster-sentinel-e.yaml",
+        kEdgeE +
+            "cluster: {name: c, redis: {sentinels: [127.0.0.1, \"127.0.0.2:26380\"], master_name: m1}}\n"));
+    INFO((sent ? "" : sent.error().message));
+    REQUIRE(sent);
+    REQUIRE(sent->cluster->redis.sentinels.size() == 2);
+    CHECK(sent->cluster->redis.sentinels[0].port == 26379);
+    CHECK(sent->cluster->redis.sentinels[1].port == 26380);
+    CHECK(sent->cluster->redis.master_name == "m1");
+
+    Diagnostics ds;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-sentinel-bad-e.yaml",
+                kEdgeE + "cluster:\n  name: c\n  redis: {address: 127.0.0.1, sentinels: [127.0.0.1]}\n"),
+        &ds));
+    error_for(ds, "cluster.redis.sentinels");
+    Diagnostics ds2;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-sentinel-bad2-e.yaml",
+                kEdgeE +
+                    "cluster: {name: c, redis: {sentinels: [127.0.0.1, 127.0.0.1:26379, s.example.com]}}\n"),
+        &ds2));
+    error_for(ds2, "cluster.redis.sentinels[1]");
+    error_for(ds2, "cluster.redis.sentinels[2]");
+    error_for(ds2, "cluster.redis.master_name");
+    Diagnostics ds3;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-sentinel-bad3-e.yaml",
+                kEdgeE + "cluster: {name: c, redis: {address: 127.0.0.1, master_name: m}}\n"),
+        &ds3));
+    error_for(ds3, "cluster.redis.master_name");
+
     Diagnostics diag2;
     CHECK_FALSE(load_edge_e_config(e.write("cluster-bad2-e.yaml", kEdgeE + "cluster: {name: x}\n"), &diag2));
     error_for(diag2, "cluster.redis");
