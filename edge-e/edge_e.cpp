@@ -1,5 +1,6 @@
 #include "edge-e/edge_e.h"
 
+#include <random>
 #include <time.h>
 #include <unistd.h>
 
@@ -7,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "common/app/main.h"
+#include "common/cluster/cluster_ban_store.h"
 #include "common/http/query.h"
 #include "common/http/rate_limit.h"
 #include "common/link/peer_cert.h"
@@ -443,27 +445,95 @@ EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
                        {{"listener", kListenerNames[i]}});
     tickets_ = TicketRings(cfg.tls.session_ticket_rotation);
     gen_ = app::value_or_throw(build(std::move(cfg)));
-    ban_store_ = std::make_unique<protection::LocalBanStore>(protection_settings(gen_->cfg.protection));
-    // Runs on the thread that made the ban or the lift, outside the store's lock.
+    for (size_t i = 0; i < protection::kCategoryCount; ++i)
+        protection_counters_.peer_bans[i] = &m.counter(
+            "edgepair_intrusion_peer_bans_total",
+            "Bans made by another edge-e peer of the cluster and applied here (their maker counts them in "
+            "edgepair_intrusion_bans_total), by category",
+            {{"category", std::string(protection::kCategoryNames[i])}});
+}
+
+void EdgeE::make_ban_store() {
+    const auto& cfg = gen_->cfg;
+    if (!cfg.cluster) {
+        ban_store_ = std::make_unique<protection::LocalBanStore>(protection_settings(cfg.protection));
+    } else {
+        auto& m = app_.metrics();
+        cluster_.commands_failed = &m.counter("edgepair_cluster_redis_commands_failed_total",
+                                              "Redis commands that got an error or no reply (cluster state)");
+        m.gauge_fn("edgepair_cluster_redis_up", "1 while this peer reaches the cluster's Redis, else 0",
+                   [this] { return cluster_.store && cluster_.store->up() ? 1.0 : 0.0; });
+        cluster::ClusterBanStore::Options o;
+        const auto& rc = cfg.cluster->redis;
+        o.redis.host = rc.address.host;
+        o.redis.port = rc.address.port;
+        o.redis.password = rc.password;
+        o.redis.db = rc.db;
+        for (const auto& a : rc.sentinels)
+            o.redis.sentinels.push_back({a.host, a.port});
+        o.redis.master_name = rc.master_name;
+        o.redis.timeout_ms = uint64_t(rc.timeout.count());
+        o.prefix = "edgepair:" + cfg.cluster->name + ":";
+        // Unique per process, not per node name: a restarted peer must not take its former self's
+        // messages for its own.
+        std::random_device rd;
+        o.origin = fmt::format("{}/{:08x}{:08x}", cfg.node_name, rd(), rd());
+        cluster::ClusterBanStore::Hooks h;
+        h.state = [this](bool up, const std::string& why) {
+            if (up) {
+                app_.alarms().clear("cluster.redis");
+            } else {
+                app_.alarms().raise(
+                    "cluster.redis", obs::Severity::Major,
+                    fmt::format(
+                        "Redis {} of cluster {} unreachable ({}): bans are not shared until it returns",
+                        cluster_.store->redis_address(), cluster_.config->name, why));
+            }
+        };
+        h.command_failed = [this] { cluster_.commands_failed->inc(); };
+        auto store = std::make_unique<cluster::ClusterBanStore>(
+            app_.main_loop(), protection_settings(cfg.protection), std::move(o), std::move(h));
+        cluster_.store = store.get();
+        cluster_.config = *cfg.cluster;
+        ban_store_ = std::move(store);
+    }
+    // Runs on the thread that made the ban or the lift (for a peer's: the main loop), outside the store's
+    // lock.
     ban_store_->set_listener({
         [this](const protection::Ban& b) {
             protection_counters_.bans[size_t(b.category)]->inc();
             EP_WARN("protection", "address {} banned for {}s: {} {} failures within {}s (until {})",
                     b.address, (b.until_ms - b.since_ms) / 1000, b.count,
                     protection::category_name(b.category), b.window_ms / 1000, iso_utc(b.until_ms));
-            for (auto& w : workers_) {
-                auto* ws = w.get();
-                ws->worker().loop().post([ws, a = b.address, u = b.until_ms] { ws->ban_added(a, u); });
-            }
+            tell_workers_banned(b);
         },
         [this](const std::string& address) {
             EP_INFO("protection", "ban of {} lifted by the administrator", address);
-            for (auto& w : workers_) {
-                auto* ws = w.get();
-                ws->worker().loop().post([ws, address] { ws->ban_lifted(address); });
-            }
+            tell_workers_lifted(address);
         },
+        [this](const protection::Ban& b) {
+            // Logged and counted as a ban by the peer that made it; here only as a peer's.
+            protection_counters_.peer_bans[size_t(b.category)]->inc();
+            EP_DEBUG("protection", "a cluster peer's ban of {} applied here (until {})", b.address,
+                     iso_utc(b.until_ms));
+            tell_workers_banned(b);
+        },
+        [this](const std::string& address) { tell_workers_lifted(address); },
     });
+}
+
+void EdgeE::tell_workers_banned(const protection::Ban& b) {
+    for (auto& w : workers_) {
+        auto* ws = w.get();
+        ws->worker().loop().post([ws, a = b.address, u = b.until_ms] { ws->ban_added(a, u); });
+    }
+}
+
+void EdgeE::tell_workers_lifted(const std::string& address) {
+    for (auto& w : workers_) {
+        auto* ws = w.get();
+        ws->worker().loop().post([ws, address] { ws->ban_lifted(address); });
+    }
 }
 
 EdgeE::~EdgeE() = default;
@@ -557,6 +627,8 @@ Result<void> EdgeE::create(app::App& app) {
     for (auto& w : app.process().workers())
         workers_.push_back(std::make_unique<WorkerState>(*this, *w));
     pending_links_.assign(workers_.size(), 0);
+    // Here, not in the constructor: a cluster's store needs the main loop, which the App makes in run().
+    make_ban_store();
     install_protection_routes();
     return {};
 }
@@ -632,8 +704,17 @@ Result<void> EdgeE::prepare(const std::string& path) {
         path, config::load_edge_e_config, [this](auto cfg) { return build(std::move(cfg)); }, pending_);
 }
 
+void EdgeE::start() {
+    open_link_listener();
+    if (cluster_.store) cluster_.store->start();
+}
+
 void EdgeE::commit() {
     gen_ = std::move(pending_);
+    if (gen_->cfg.cluster != cluster_.config)
+        EP_WARN("edge-e",
+                "the cluster section changed: it applies at the next restart (Redis {} kept until then)",
+                cluster_.store ? cluster_.store->redis_address() : std::string("none"));
     tickets_.set_rotation(gen_->cfg.tls.session_ticket_rotation);
     ban_store_->apply(protection_settings(gen_->cfg.protection));
     // Listener failures are judged afresh: every listener that is not open is tried again below and raises
@@ -737,10 +818,11 @@ std::string EdgeE::status_fields() {
     return fmt::format(
         ",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
         "\"sni_names\":[{}],\"sessions\":{},\"sessions_by_protocol\":{{\"https\":{},\"sip_tls\":{},"
-        "\"xmpp\":{},\"xmpp_s2s\":{},\"sip_federation\":{}}},\"federation\":{},\"protection\":{}",
+        "\"xmpp\":{},\"xmpp_s2s\":{},\"sip_federation\":{}}},\"federation\":{},\"protection\":{},"
+        "\"cluster\":{}",
         listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni, open_sessions_.load(),
         sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load(),
-        sessions_by_kind_[3].load(), sessions_by_kind_[4].load(), fed, protection_status());
+        sessions_by_kind_[3].load(), sessions_by_kind_[4].load(), fed, protection_status(), cluster_status());
 }
 
 // ---- intrusion protection (issue #17) ----
@@ -758,9 +840,21 @@ std::string EdgeE::protection_status() {
     for (const auto& n : pc.exempt)
         exempt += (exempt.empty() ? "" : ",") + admin::json_str(n.str());
     auto bans = ban_store_->bans(app_.main_loop().now_ms()).size();
-    return fmt::format("{{\"enabled\":{},\"store\":\"local\",\"categories\":[{}],\"exempt\":[{}],"
+    return fmt::format("{{\"enabled\":{},\"store\":\"{}\",\"categories\":[{}],\"exempt\":[{}],"
                        "\"bans\":{},\"tracked\":{}}}",
-                       pc.enabled ? "true" : "false", cats, exempt, bans, ban_store_->tracked());
+                       pc.enabled ? "true" : "false", ban_store_->kind(), cats, exempt, bans,
+                       ban_store_->tracked());
+}
+
+// Read at start only (the store's connections were made with them), hence cluster_.config, not gen_'s.
+std::string EdgeE::cluster_status() {
+    if (!cluster_.store) return "null";
+    auto* st = cluster_.store;
+    return fmt::format("{{\"name\":{},\"redis\":{{\"address\":{},\"up\":{},\"error\":{},"
+                       "\"commands_failed\":{}}}}}",
+                       admin::json_str(cluster_.config->name), admin::json_str(st->redis_address()),
+                       st->up() ? "true" : "false", admin::json_str(st->last_error()),
+                       cluster_.commands_failed->value());
 }
 
 void EdgeE::install_protection_routes() {

@@ -14,6 +14,7 @@
 
 #include "common/admin/admin_server.h"
 #include "common/app/app.h"
+#include "common/cluster/cluster_ban_store.h"
 #include "common/config/auth_db.h"
 #include "common/config/edge_e_config.h"
 #include "common/core/process.h"
@@ -253,6 +254,7 @@ class EdgeE final : public app::Roles {
     struct ProtectionCounters {
         std::array<obs::Counter*, protection::kCategoryCount> failures{};
         std::array<obs::Counter*, protection::kCategoryCount> bans{};
+        std::array<obs::Counter*, protection::kCategoryCount> peer_bans{}; // made by a cluster peer
         std::array<obs::Counter*, kSessionKinds> refused{};
     };
     ProtectionCounters& protection_counters() { return protection_counters_; }
@@ -262,7 +264,7 @@ class EdgeE final : public app::Roles {
     app::Basics basics() const override { return app::basics_of(gen_->cfg); }
     Result<void> create(app::App& app) override;
     void init_worker(core::Worker& w) override { workers_[w.index()]->apply(gen_); }
-    void start() override { open_link_listener(); }
+    void start() override;
     Result<void> prepare(const std::string& path) override;
     void commit() override;
     std::string ready_reason() override;
@@ -278,6 +280,10 @@ class EdgeE final : public app::Roles {
     void open_link_listener();
     void install_protection_routes();
     std::string protection_status();
+    std::string cluster_status();
+    void make_ban_store();
+    void tell_workers_banned(const protection::Ban& b);
+    void tell_workers_lifted(const std::string& address);
 
     app::App app_; // first: the loops everything below runs on go last
     Counters counters_{};
@@ -306,7 +312,15 @@ class EdgeE final : public app::Roles {
     std::array<std::atomic<int64_t>, kSessionKinds> sessions_by_kind_{}; // /status, the status page
     uint64_t link_down_since_ms_ = 0; // main loop: when some worker was first seen without a link (0: none)
     ProtectionCounters protection_counters_;
-    // One per process for now (LocalBanStore); a cluster shares it through Redis (issue #17, not built).
+    // The cluster (issue #17; `cluster`, read at start): its Redis-backed ban store (owned by ban_store_)
+    // and the settings it was made with, to tell a reload that changes them needs a restart.
+    struct Cluster {
+        cluster::ClusterBanStore* store = nullptr; // null without `cluster`
+        std::optional<config::ClusterConfig> config;
+        obs::Counter* commands_failed = nullptr;
+    } cluster_;
+    // One per process: a LocalBanStore, or with `cluster` one shared by the peers through Redis. Declared
+    // last: destroyed first, while the loops its Redis connections run on are still there.
     std::unique_ptr<protection::BanStore> ban_store_;
 };
 

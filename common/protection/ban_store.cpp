@@ -32,6 +32,31 @@ bool LocalBanStore::lift(const std::string& address, uint64_t now_ms) {
     return was;
 }
 
+bool LocalBanStore::adopt(const Ban& b, uint64_t now_ms) {
+    bool changed;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        changed = d_.adopt(b, now_ms);
+    }
+    if (changed && listener_.adopted) listener_.adopted(b);
+    return changed;
+}
+
+bool LocalBanStore::lift_by_peer(const std::string& address, uint64_t now_ms) {
+    bool was;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        was = d_.lift(address, now_ms);
+    }
+    if (was && listener_.lifted_by_peer) listener_.lifted_by_peer(address);
+    return was;
+}
+
+std::optional<Ban> LocalBanStore::ban_of(const std::string& address, uint64_t now_ms) {
+    std::lock_guard<std::mutex> lk(mu_);
+    return d_.ban_of(address, now_ms);
+}
+
 size_t LocalBanStore::tracked() {
     std::lock_guard<std::mutex> lk(mu_);
     return d_.tracked();

@@ -1,7 +1,7 @@
 #pragma once
 // Where intrusion-protection state lives: failures and bans behind one small interface, so that the
 // detectors in edge-e's sessions never know whether bans are kept in this process (LocalBanStore) or shared
-// by every edge-e peer of a cluster (a Redis-backed store, issue #17's cluster part, not built yet).
+// by every edge-e peer of a cluster (cluster::ClusterBanStore, common/cluster, over a LocalBanStore).
 //
 // Threads: record_failure is called from any worker, but only on a failure path (a refused request, a
 // protocol violation), never for a request that succeeds. LocalBanStore takes one mutex there. The check a
@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,7 +26,11 @@ class BanStore {
   public:
     struct Listener {
         std::function<void(const Ban&)> banned;         // a new ban (log it once, count it, tell workers)
-        std::function<void(const std::string&)> lifted; // an address lifted by hand (tell workers)
+        std::function<void(const std::string&)> lifted; // an address lifted by hand here (tell workers)
+        // Cluster only: a ban made by another peer, and a lift made on another peer (tell workers; count the
+        // ban as a peer's, not as one more ban: its maker counted and logged it).
+        std::function<void(const Ban&)> adopted;
+        std::function<void(const std::string&)> lifted_by_peer;
     };
     virtual ~BanStore() = default;
     // Before the first failure; the callbacks run on the thread that caused the event, outside any lock.
@@ -36,6 +41,8 @@ class BanStore {
     virtual std::vector<Ban> bans(uint64_t now_ms) = 0;
     virtual bool lift(const std::string& address, uint64_t now_ms) = 0;
     virtual size_t tracked() = 0;
+    // "local", or "redis" for a store shared by the peers of a cluster (/status).
+    virtual const char* kind() const { return "local"; }
 };
 
 // The bans of one edge-e process, shared by its workers.
@@ -48,6 +55,11 @@ class LocalBanStore final : public BanStore {
     std::vector<Ban> bans(uint64_t now_ms) override;
     bool lift(const std::string& address, uint64_t now_ms) override;
     size_t tracked() override;
+    // The cluster's ways in (common/cluster): a peer's ban, a peer's lift (listener.adopted and
+    // listener.lifted_by_peer, not listener.banned or listener.lifted), and one address's active ban.
+    bool adopt(const Ban& b, uint64_t now_ms);
+    bool lift_by_peer(const std::string& address, uint64_t now_ms);
+    std::optional<Ban> ban_of(const std::string& address, uint64_t now_ms);
 
   private:
     std::mutex mu_; // failure path and admin only

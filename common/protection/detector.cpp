@@ -51,6 +51,13 @@ std::optional<Ban> Detector::ban_of(const std::string& address, uint64_t now_ms)
     return it->second;
 }
 
+bool Detector::adopt(const Ban& b, uint64_t now_ms) {
+    if (b.until_ms <= now_ms) return false;
+    if (auto have = ban_of(b.address, now_ms); have && have->until_ms >= b.until_ms) return false;
+    bans_[b.address] = b;
+    return true;
+}
+
 bool Detector::lift(const std::string& address, uint64_t now_ms) {
     bool was = ban_of(address, now_ms).has_value();
     bans_.erase(address);

@@ -53,6 +53,9 @@ class Detector {
     Outcome record(Category c, const std::string& address, uint64_t now_ms);
     // The active ban of an address (expired ones are forgotten here).
     std::optional<Ban> ban_of(const std::string& address, uint64_t now_ms);
+    // A ban made elsewhere (another edge-e peer of the cluster): held here as if made here, unless a ban of
+    // the address already lasts as long. True when it changed anything. Counts of the address are kept.
+    bool adopt(const Ban& b, uint64_t now_ms);
     // Ends a ban and forgets the address's counts (a lifted address starts clean). False if not banned.
     bool lift(const std::string& address, uint64_t now_ms);
     // Active bans, soonest end first.

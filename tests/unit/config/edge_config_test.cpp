@@ -699,6 +699,89 @@ TEST_CASE("edge-e: the protection section (categories, exemptions)", "[config][e
     error_for(diag, "protection.categories.xmpp-intrusion.window");
 }
 
+TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_e][cluster]") {
+    auto& e = env();
+    auto def = load_edge_e_config(e.write("cluster-def-e.yaml", kEdgeE));
+    REQUIRE(def);
+    CHECK_FALSE(def->cluster); // without it, everything stays local
+
+    e.write("redis-password.txt", "s3cret\n");
+    auto text = kEdgeE +
+                "cluster:\n  name: emea-1\n"
+                "  redis: {address: 127.0.0.1, password_file: redis-password.txt, db: 3, timeout: 500ms}\n";
+    auto cfg = load_edge_e_config(e.write("cluster-e.yaml", text));
+    INFO((cfg ? "" : cfg.error().message));
+    REQUIRE(cfg);
+    REQUIRE(cfg->cluster);
+    CHECK(cfg->cluster->name == "emea-1");
+    CHECK(cfg->cluster->redis.address.host == "127.0.0.1");
+    CHECK(cfg->cluster->redis.address.port == 6379);
+    CHECK(cfg->cluster->redis.password == "s3cret");
+    CHECK(cfg->cluster->redis.db == 3);
+    CHECK(cfg->cluster->redis.timeout == std::chrono::milliseconds(500));
+
+    auto minimal = load_edge_e_config(
+        e.write("cluster-min-e.yaml", kEdgeE + "cluster: {name: c, redis: {address: \"[::1]:6380\"}}\n"));
+    INFO((minimal ? "" : minimal.error().message));
+    REQUIRE(minimal);
+    CHECK(minimal->cluster->redis.address.port == 6380);
+    CHECK(minimal->cluster->redis.password.empty());
+    CHECK(minimal->cluster->redis.timeout == std::chrono::seconds(2));
+
+    Diagnostics diag;
+    auto bad = kEdgeE + "cluster:\n  name: \"a*b\"\n"
+                        "  redis: {address: redis.example.com, db: 256, timeout: 10ms, pasword_file: x}\n";
+    CHECK_FALSE(load_edge_e_config(e.write("cluster-bad-e.yaml", bad), &diag));
+    CHECK(error_for(diag, "cluster.name").line == 13);
+    error_for(diag, "cluster.redis.address");
+    error_for(diag, "cluster.redis.db");
+    error_for(diag, "cluster.redis.timeout");
+    error_for(diag, "cluster.redis.pasword_file");
+
+    auto sent = load_edge_e_config(e.write(
+        "cluster-sentinel-e.yaml",
+        kEdgeE +
+            "cluster: {name: c, redis: {sentinels: [127.0.0.1, \"127.0.0.2:26380\"], master_name: m1}}\n"));
+    INFO((sent ? "" : sent.error().message));
+    REQUIRE(sent);
+    REQUIRE(sent->cluster->redis.sentinels.size() == 2);
+    CHECK(sent->cluster->redis.sentinels[0].port == 26379);
+    CHECK(sent->cluster->redis.sentinels[1].port == 26380);
+    CHECK(sent->cluster->redis.master_name == "m1");
+
+    Diagnostics ds;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-sentinel-bad-e.yaml",
+                kEdgeE + "cluster:\n  name: c\n  redis: {address: 127.0.0.1, sentinels: [127.0.0.1]}\n"),
+        &ds));
+    error_for(ds, "cluster.redis.sentinels");
+    Diagnostics ds2;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-sentinel-bad2-e.yaml",
+                kEdgeE +
+                    "cluster: {name: c, redis: {sentinels: [127.0.0.1, 127.0.0.1:26379, s.example.com]}}\n"),
+        &ds2));
+    error_for(ds2, "cluster.redis.sentinels[1]");
+    error_for(ds2, "cluster.redis.sentinels[2]");
+    error_for(ds2, "cluster.redis.master_name");
+    Diagnostics ds3;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-sentinel-bad3-e.yaml",
+                kEdgeE + "cluster: {name: c, redis: {address: 127.0.0.1, master_name: m}}\n"),
+        &ds3));
+    error_for(ds3, "cluster.redis.master_name");
+
+    Diagnostics diag2;
+    CHECK_FALSE(load_edge_e_config(e.write("cluster-bad2-e.yaml", kEdgeE + "cluster: {name: x}\n"), &diag2));
+    error_for(diag2, "cluster.redis");
+    Diagnostics diag3;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-bad3-e.yaml",
+                kEdgeE + "cluster: {name: x, redis: {address: 127.0.0.1, password_file: nowhere.txt}}\n"),
+        &diag3));
+    error_for(diag3, "cluster.redis.password_file");
+}
+
 TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules file", "[config][edge_c]") {
     auto& e = env();
     auto def = load_edge_c_config(e.write("http-def-c.yaml", kEdgeC));

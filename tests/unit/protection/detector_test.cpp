@@ -135,8 +135,10 @@ TEST_CASE("protection: the local store tells its listener once per ban and per l
     LocalBanStore store(tight());
     std::vector<Ban> banned;
     std::vector<std::string> lifted;
-    store.set_listener(
-        {[&](const Ban& b) { banned.push_back(b); }, [&](const std::string& a) { lifted.push_back(a); }});
+    store.set_listener({[&](const Ban& b) { banned.push_back(b); },
+                        [&](const std::string& a) { lifted.push_back(a); },
+                        {},
+                        {}});
     for (int i = 0; i < 6; ++i)
         store.record_failure(Category::HttpAuth, "203.0.113.5", 500 + i);
     REQUIRE(banned.size() == 1);
@@ -221,4 +223,40 @@ TEST_CASE("protection: what counts where", "[protection][classify]") {
     CHECK(sip_auth_failure(403, "REGISTER", false));
     CHECK_FALSE(sip_auth_failure(403, "SUBSCRIBE", true));
     CHECK_FALSE(sip_auth_failure(200, "REGISTER", true));
+}
+
+TEST_CASE("protection: a peer's ban is adopted (told apart from one made here), and lifted by a peer",
+          "[protection][cluster]") {
+    LocalBanStore store(tight());
+    std::vector<Ban> banned, adopted;
+    std::vector<std::string> lifted, by_peer;
+    LocalBanStore::Listener l;
+    l.banned = [&](const Ban& b) { banned.push_back(b); };
+    l.lifted = [&](const std::string& a) { lifted.push_back(a); };
+    l.adopted = [&](const Ban& b) { adopted.push_back(b); };
+    l.lifted_by_peer = [&](const std::string& a) { by_peer.push_back(a); };
+    store.set_listener(l);
+
+    Ban b{"198.51.100.4", Category::SipAuth, 5, 60'000, 1000, 61'000};
+    CHECK(store.adopt(b, 2000));
+    CHECK_FALSE(store.adopt(b, 2000)); // nothing new
+    auto shorter = b;
+    shorter.until_ms = 30'000;
+    CHECK_FALSE(store.adopt(shorter, 2000)); // a ban that ends sooner changes nothing
+    auto expired = b;
+    expired.address = "198.51.100.5";
+    CHECK_FALSE(store.adopt(expired, 70'000));
+    REQUIRE(adopted.size() == 1);
+    CHECK(banned.empty());
+    REQUIRE(store.ban_of("198.51.100.4", 2000));
+    CHECK(store.ban_of("198.51.100.4", 2000)->until_ms == 61'000);
+    // An adopted ban refuses failures like one made here.
+    CHECK(store.record_failure(Category::HttpAuth, "198.51.100.4", 3000).kind ==
+          Outcome::Kind::AlreadyBanned);
+
+    CHECK(store.lift_by_peer("198.51.100.4", 4000));
+    CHECK_FALSE(store.lift_by_peer("198.51.100.4", 4000));
+    CHECK(by_peer == std::vector<std::string>{"198.51.100.4"});
+    CHECK(lifted.empty());
+    CHECK_FALSE(store.ban_of("198.51.100.4", 4000));
 }
