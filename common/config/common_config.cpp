@@ -1,6 +1,7 @@
 #include "common/config/common_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 
 #include "common/config/auth_db.h"
@@ -54,6 +55,22 @@ void parse_log(const Node& n, LogConfig& out) {
             if (auto lvl = value.as_enum<LogLevel>(kLevels)) out.modules[name] = *lvl;
         }
     }
+}
+
+void parse_cluster(const Node& n, ClusterConfig& out) {
+    auto m = n.as_map({"name"});
+    if (auto v = m.get("name"))
+        if (auto name = v->as_string(true)) {
+            // It travels in a link header and is compared byte for byte: no separators, no spaces.
+            bool ok = name->size() <= 64 && std::all_of(name->begin(), name->end(), [](unsigned char c) {
+                          return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+                      });
+            if (ok)
+                out.name = *name;
+            else
+                v->error("invalid cluster name \"" + *name +
+                         "\" (letters, digits and . _ -, up to 64 characters)");
+        }
 }
 
 void parse_admin(const Node& n, AdminConfig& out) {

@@ -24,6 +24,12 @@ struct LimitsConfig {
 
 inline constexpr unsigned kMaxWorkers = 64;
 
+// The cluster this edge belongs to (issue #17). edge-c announces its name to every edge-e peer when a link
+// opens (common/link/peer_config.h) and edge-e reports a peer whose name differs from its own.
+struct ClusterConfig {
+    std::string name; // letters, digits and . _ -, up to 64; empty = not named
+};
+
 // Single sign-on over the edge, per domain (seeds/002 "Understanding the SSO options for MRA"): Off
 // (credentials through the pair only), On (the IdP or credentials), Exclusive (the IdP only). "Select the
 // same value on the Expressway-C and Expressway-E": both edges read it from their own config.
@@ -35,6 +41,7 @@ void read_sso_mode(const Map& m, std::string_view key, SsoMode& out);
 // ---- parse helpers (record errors in the node's Reader, keep defaults on error) ----
 
 void parse_log(const Node& n, LogConfig& out);
+void parse_cluster(const Node& n, ClusterConfig& out);
 void parse_admin(const Node& n, AdminConfig& out);
 // "auto" -> 0 (the runtime picks hardware_concurrency), else 1..64.
 void parse_workers(const Node& n, unsigned& out);

@@ -225,7 +225,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
     auto m = top.as_map({"node_name", "workers", "log", "admin", "tls", "listeners", "link", "limits", "http",
-                         "media", "federation", "sso", "protection"});
+                         "media", "federation", "sso", "protection", "cluster"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -248,6 +248,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
     if (auto n = m.get("federation")) parse_edge_e_federation(*n, cfg.federation);
     if (auto n = m.get("protection")) parse_protection(*n, cfg.protection);
+    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster);
     return cfg;
 }
 

@@ -129,6 +129,7 @@ struct EdgeEConfig {
     std::optional<EdgeEMediaConfig> media;
     EdgeEFederationConfig federation; // issue #19
     ProtectionConfig protection;      // issue #17
+    ClusterConfig cluster;            // issue #17
     SourceMap source;                 // file and key lines, for validation messages
 };
 

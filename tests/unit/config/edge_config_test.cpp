@@ -1042,3 +1042,24 @@ TEST_CASE("edge-c: federation.sip needs the IM&P routing node", "[config][edge_c
         CHECK(error_for(diag, "federation.sip.record_route").line > 0);
     }
 }
+
+TEST_CASE("cluster.name on both edges: default empty, a bad name points at its line", "[config][cluster]") {
+    auto& e = env();
+    auto c = load_edge_c_config(e.write("cluster-c.yaml", kEdgeC + "cluster: {name: emea-1}\n"));
+    INFO((c ? "" : c.error().message));
+    REQUIRE(c);
+    CHECK(c->cluster.name == "emea-1");
+    auto e0 = load_edge_e_config(e.write("cluster-e0.yaml", kEdgeE));
+    REQUIRE(e0);
+    CHECK(e0->cluster.name.empty());
+    auto ok = load_edge_e_config(e.write("cluster-e.yaml", kEdgeE + "cluster:\n  name: emea-1\n"));
+    REQUIRE(ok);
+    CHECK(ok->cluster.name == "emea-1");
+    Diagnostics diag;
+    // A comma would split the name in the link header that carries it.
+    REQUIRE_FALSE(
+        load_edge_e_config(e.write("cluster-bad.yaml", kEdgeE + "cluster:\n  name: \"emea,apac\"\n"), &diag));
+    auto& d = error_for(diag, "cluster.name");
+    CHECK(d.line == 13);
+    CHECK_THAT(d.message, Catch::Contains("invalid cluster name \"emea,apac\""));
+}
