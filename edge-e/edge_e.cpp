@@ -704,12 +704,12 @@ std::string EdgeE::peers_json() const {
     };
     std::string out;
     for (const auto& [node, e] : peers_)
-        out += fmt::format("{}{{\"node\":{},\"links_up\":{},\"announced\":{},\"cluster\":{},\"domains\":{},"
-                           "\"deployments\":{},\"consistent\":{},\"mismatch\":{}}}",
-                           out.empty() ? "" : ",", admin::json_str(node), e.links,
-                           e.config.announced ? "true" : "false", admin::json_str(e.config.cluster),
-                           list(e.config.domains), list(e.config.deployments),
-                           e.differences.empty() ? "true" : "false", list(e.differences));
+        out += fmt::format(
+            "{}{{\"node\":{},\"links_up\":{},\"links_by_worker\":[{}],\"announced\":{},"
+            "\"cluster\":{},\"domains\":{},\"deployments\":{},\"consistent\":{},\"mismatch\":{}}}",
+            out.empty() ? "" : ",", admin::json_str(node), e.links, fmt::join(e.per_worker, ","),
+            e.config.announced ? "true" : "false", admin::json_str(e.config.cluster), list(e.config.domains),
+            list(e.config.deployments), e.differences.empty() ? "true" : "false", list(e.differences));
     return "[" + out + "]";
 }
 

@@ -208,6 +208,10 @@ http {{
         if wait_all:
             for e in range(2):
                 self.wait_peers(e, {"expc1.example.com": 2, "expc2.example.com": 2})
+                # Every worker holds a link of every edge-c (sessions never change worker). Both edge-c start
+                # together, so edge-e's listener may first give one worker both links of one edge-c; edge-e
+                # then moves one (EdgeE::peer_link_up) and the count above passes through 1.
+                self.wait_workers_balanced(e)
             for c in range(2):
                 self.wait_discovered(c)
 
@@ -231,6 +235,16 @@ http {{
                 return got
             time.sleep(0.2)
         self.fail(f"edge-e{e + 1}: peers {json.dumps(got)}; want links {want}")
+
+    def wait_workers_balanced(self, e: int, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        got: dict[str, dict] = {}
+        while time.monotonic() < deadline:
+            got = self.peers(e)
+            if got and all(p["links_by_worker"] == [1] * self.EDGE_WORKERS for p in got.values()):
+                return
+            time.sleep(0.2)
+        self.fail(f"edge-e{e + 1}: links by worker {[(n, p['links_by_worker']) for n, p in got.items()]}")
 
     def wait_discovered(self, c: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -362,6 +376,7 @@ http {{
         # Only edge-c 2 is left, on every worker of both edge-e.
         for e in range(2):
             self.wait_peers(e, {"expc2.example.com": 2})
+            self.wait_workers_balanced(e)
             self.assertEqual(self.metric_e(e, "edgepair_http_link_errors_total"), 0)
 
     def test_config_mismatch_and_re_resolution(self):
