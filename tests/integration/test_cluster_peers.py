@@ -13,6 +13,9 @@ test_http_edge.py) listen on 127.0.1.x of the root namespace; moving them behind
 this change. Loopback addresses per peer give each peer its own address, which is what the assertions need.
 
 What is asserted (test_kill_edge_c_under_load):
+- Both edge-c start at once, so their first links race for edge-e's workers and one worker often gets both
+  links of one edge-c at first: every worker of each edge-e ends up with one link of each edge-c (edge-e
+  moves the extra one; without that, a worker holding only edge-c 1's links answered 503 once it died).
 - HTTP requests through both edge-e peers succeed, and each edge-e lists both edge-c nodes with their links.
 - SIP: 8 clients register (4 through each edge-e); each flow is one link stream, so the flows spread over
   both edge-c. Then edge-c 1 is killed with SIGKILL while 4 threads send a bounded number of GETs (600,
@@ -202,9 +205,10 @@ http {{
                                 f"    - {{address: cucm1.example.com, port: {self.fport}, username: axladmin, "
                                 "password: Axl-Passw0rd, tls_verify: false}\n", 1)
             cfg = self.write_yaml(f"edge-c{i + 1}.yaml", text)
-            p = self.start([self.require_binary("edge-c"), "-c", cfg], name=f"edge-c{i + 1}")
+            # Both at once, as after a power cut: their first links race for edge-e's workers.
+            self.edge_c.append(self.start([self.require_binary("edge-c"), "-c", cfg], name=f"edge-c{i + 1}"))
+        for p, addr in zip(self.edge_c, C_ADDRS):
             p.wait_http(f"http://{addr}:{self.ports.admin_c}/health", timeout=15)
-            self.edge_c.append(p)
         if wait_all:
             for e in range(2):
                 self.wait_peers(e, {"expc1.example.com": 2, "expc2.example.com": 2})
