@@ -171,7 +171,9 @@ http {{
         p.wait_port(UCM_ADDR, self.web_port, timeout=10)
 
     def start_peers(self, c_clusters=("emea", "emea"), c_domains=("- {name: example.com}",) * 2,
-                    wait_all: bool = True) -> None:
+                    wait_all: bool = True, stagger: bool = False) -> None:
+        """stagger: edge-c 2 starts once edge-c 1's link to edge-e 1 is up (edge-c 1 is then the reference
+        peer edge-e compares the others with); else both start at once."""
         self.ports = pair.Ports()
         self.auth_db = pair.write_auth_db(self)
         self.edge_e: list[h.Proc] = []
@@ -207,6 +209,10 @@ http {{
             cfg = self.write_yaml(f"edge-c{i + 1}.yaml", text)
             # Both at once, as after a power cut: their first links race for edge-e's workers.
             self.edge_c.append(self.start([self.require_binary("edge-c"), "-c", cfg], name=f"edge-c{i + 1}"))
+            if stagger and i == 0:
+                deadline = time.monotonic() + 20
+                while "expc1.example.com" not in self.peers(0) and time.monotonic() < deadline:
+                    time.sleep(0.1)
         for p, addr in zip(self.edge_c, C_ADDRS):
             p.wait_http(f"http://{addr}:{self.ports.admin_c}/health", timeout=15)
         if wait_all:
@@ -393,7 +399,8 @@ http {{
         self.start_nginx()
         self.start_peers(c_clusters=("emea", "apac"),
                          c_domains=("- {name: example.com}",
-                                    "- {name: example.com}\n          - {name: example.org}"), wait_all=False)
+                                    "- {name: example.com}\n          - {name: example.org}"), wait_all=False,
+                         stagger=True)
         peers = self.wait_peers(0, {"expc1.example.com": 2, "expc2.example.com": 2})
         # edge-e 2 is not reachable under the name yet.
         time.sleep(1.5)
