@@ -9,6 +9,7 @@
 #include "common/app/main.h"
 #include "common/http/b64_domain.h"
 #include "common/http/query.h"
+#include "common/link/peer_config.h"
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
 #include "edge-c/allow_list_admin.h"
@@ -37,6 +38,7 @@ CWorker::~CWorker() = default;
 
 void CWorker::add_dialer(size_t peer, link::LinkDialer::Config cfg) {
     if (torn_down_) return; // posted before the stop, arrived after it
+    if (!cfg.host.empty()) cfg.resolver = resolver_.get();
     // The callbacks need the dialer they belong to, which exists only after construction.
     auto self = std::make_shared<link::LinkDialer*>(nullptr);
     link::LinkCallbacks cb;
@@ -391,13 +393,24 @@ void EdgeC::start() {
 link::LinkDialer::Config EdgeC::dialer_config(size_t peer) {
     auto& cfg = gen_->cfg;
     link::LinkDialer::Config d;
-    d.address = peer_addrs_[peer];
-    d.peer_name = cfg.link.peers[peer].host;
+    const auto& peer_cfg = cfg.link.peers[peer];
+    if (peer_cfg.kind == config::Address::Kind::Name) {
+        d.host = peer_cfg.host; // CWorker::add_dialer gives the dialer its worker's resolver
+        d.port = peer_cfg.port;
+    } else if (auto a = net::numeric_addr(peer_cfg.host, peer_cfg.port)) {
+        d.address = *a;
+    }
+    d.peer_name = peer_cfg.host;
     d.tls = gen_->link_tls;
     d.link.role = link::Role::Acceptor;
     d.link.node_name = cfg.node_name;
     d.link.username = cfg.link.username;
     d.link.password = cfg.link.password;
+    std::vector<std::string> domains;
+    for (const auto& dom : cfg.domains)
+        domains.push_back(dom.name);
+    d.link.announce =
+        link::to_headers(link::make_peer_config(cfg.cluster.name, std::move(domains), cfg.deployments));
     d.link.ping_interval_ms = uint64_t(cfg.link.ping_interval.count());
     d.link.ping_timeout_ms = uint64_t(cfg.link.ping_timeout.count());
     d.backoff_min_ms = uint64_t(cfg.link.reconnect_min.count());
@@ -406,19 +419,9 @@ link::LinkDialer::Config EdgeC::dialer_config(size_t peer) {
 }
 
 void EdgeC::start_links() {
-    auto& peers = gen_->cfg.link.peers;
-    for (size_t p = 0; p < peers.size(); ++p) {
-        // Peers are resolved once at start-up, on the main thread, before any worker serves traffic.
-        auto a = peers[p].kind == config::Address::Kind::Name
-                     ? net::resolve_blocking(peers[p].host, peers[p].port)
-                     : net::numeric_addr(peers[p].host, peers[p].port);
-        if (!a) {
-            EP_ERROR("link", "link.peers[{}] {}: {}", p, peers[p].str(), a.error().message);
-            peer_addrs_.push_back(net::SockAddr{});
-            dialers_per_peer_.push_back(0);
-            continue;
-        }
-        peer_addrs_.push_back(*a);
+    // Names are looked up by each dialer on its worker's resolver before every dial (LinkDialer), never
+    // here: a peer whose name does not resolve yet is dialled again like one that does not answer.
+    for (size_t p = 0; p < gen_->cfg.link.peers.size(); ++p) {
         dialers_per_peer_.push_back(0);
         on_peer_hello(p, 1);
     }
@@ -560,9 +563,10 @@ std::string EdgeC::status_fields() {
         domains += (domains.empty() ? "" : ",") + fmt::format("{{\"name\":{},\"deployment\":{}}}",
                                                               admin::json_str(d.name),
                                                               admin::json_str(d.deployment));
-    return fmt::format(",\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],\"domains\":[{}],"
-                       "\"allow_list\":{},\"discovery\":{},\"oauth_keys\":{}",
-                       peers, links, deployments, domains, allow_list_json(),
+    return fmt::format(",\"cluster\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],"
+                       "\"domains\":[{}],\"allow_list\":{},\"discovery\":{},\"oauth_keys\":{}",
+                       admin::json_str(cfg.cluster.name), peers, links, deployments, domains,
+                       allow_list_json(),
                        discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"),
                        oauth_keys_ ? oauth_keys_->status_json() : std::string("[]"));
 }
@@ -612,14 +616,11 @@ void EdgeC::check_alarms() {
     unsigned want = 0;
     for (auto n : dialers_per_peer_)
         want += n;
-    // A peer that did not resolve has no dialer: it is down all the same.
-    const bool unresolved = std::any_of(peer_addrs_.begin(), peer_addrs_.end(),
-                                        [](const net::SockAddr& a) { return a.len == 0; });
     int up = 0;
     for (auto& w : workers_)
         up += w->links_up();
     const uint64_t now = app_.main_loop().now_ms();
-    if (up >= int(want) && !unresolved) {
+    if (up >= int(want)) {
         link_down_since_ms_ = 0;
         alarms.clear("link.down");
     } else {

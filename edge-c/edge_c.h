@@ -241,7 +241,6 @@ class EdgeC final : public app::Roles {
     std::vector<std::unique_ptr<CWorker>> workers_;
     std::unique_ptr<net::Resolver> resolver_;
     std::unique_ptr<http::Client> http_;
-    std::vector<net::SockAddr> peer_addrs_;
     std::vector<unsigned> dialers_per_peer_;
     std::vector<mra::UcNode> nodes_; // discovered (main loop only)
     // Declared after http_ and resolver_ so it is destroyed before them.

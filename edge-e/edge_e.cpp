@@ -1,5 +1,6 @@
 #include "edge-e/edge_e.h"
 
+#include <algorithm>
 #include <random>
 #include <time.h>
 #include <unistd.h>
@@ -215,19 +216,24 @@ void WorkerState::accept_link(int fd) {
     link::LinkConn* raw = lc.get();
     unsigned workers = unsigned(app_.worker_count());
     unsigned index = worker_.index();
+    auto was_up = std::make_shared<bool>(false);
     raw->set_callbacks({
-        [this, raw, workers, index] {
+        [this, raw, workers, index, was_up] {
             EP_INFO("link", "worker {}: link from {} ({}) is up", worker_.index(), raw->status().peer_address,
                     raw->peer_node());
+            *was_up = true;
+            app_.peer_link_up(raw->peer_node(), link::from_headers(raw->peer_headers()), index,
+                              raw->connection().peer().ip(), raw);
             // Tells edge-c how many link connections this edge-e wants: one per worker.
             raw->send_control(fmt::format(R"({{"type":"hello","workers":{},"worker":{}}})", workers, index));
             refresh_link_status();
             // Next turn: waiters open streams on this link, not from inside its own callback.
             worker_.loop().post([this] { serve_link_waiters(); });
         },
-        [this, raw, index](std::string_view why) {
+        [this, raw, index, was_up](std::string_view why) {
             EP_INFO("link", "worker {}: link from {} closed: {}", worker_.index(), raw->status().peer_address,
                     why);
+            if (*was_up) app_.peer_link_down(raw->peer_node(), index);
             // Not from inside the LinkConn's own callback: free it on the next loop turn.
             worker_.loop().post([this, raw] {
                 if (media_) media_->link_closed(raw);
@@ -285,6 +291,11 @@ void WorkerState::accept_link(int fd) {
     }
 }
 
+void WorkerState::close_link(const link::LinkConn* l, std::string_view reason) {
+    for (auto& own : links_)
+        if (own.get() == l) return own->close(reason);
+}
+
 link::LinkConn* WorkerState::pick_link() {
     for (size_t i = 0; i < links_.size(); ++i) {
         auto& l = links_[(next_link_ + i) % links_.size()];
@@ -309,8 +320,14 @@ LinkTicket WorkerState::wait_for_link(std::function<void(link::LinkConn*)> cb) {
     return LinkTicket(st);
 }
 
+bool WorkerState::has_link() const {
+    return std::any_of(links_.begin(), links_.end(), [](const auto& l) { return l->up(); });
+}
+
 void WorkerState::start_when_linked(int fd, std::function<void(int)> start) {
-    if (pick_link()) return start(fd);
+    // Not pick_link(): that takes a turn, and the session takes the next one, so with two links on a worker
+    // (one from each edge-c) every flow would land on the same one.
+    if (has_link()) return start(fd);
     // The fd is closed if the wait is dropped without an answer (the worker goes away first).
     struct Fd {
         int fd = -1;
@@ -426,6 +443,9 @@ EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
     counters_.http2_streams = &m.counter("edgepair_http2_streams_total", "Client HTTP/2 streams opened");
     counters_.link_control_errors =
         &m.counter("edgepair_link_control_errors_total", "Bad control messages from edge-c");
+    peers_mismatched_ =
+        &m.gauge("edgepair_link_peers_mismatched",
+                 "edge-c peers whose announced cluster name, domains or deployments disagree");
     m.gauge_fn("edgepair_client_sessions", "Open client sessions",
                [this] { return double(open_sessions_.load()); });
     for (size_t i = 0; i < protection::kCategoryCount; ++i) {
@@ -455,7 +475,8 @@ EdgeE::EdgeE(std::string config_path, config::EdgeEConfig cfg)
 
 void EdgeE::make_ban_store() {
     const auto& cfg = gen_->cfg;
-    if (!cfg.cluster) {
+    cluster_.config = cfg.cluster;
+    if (!cfg.cluster.redis) {
         ban_store_ = std::make_unique<protection::LocalBanStore>(protection_settings(cfg.protection));
     } else {
         auto& m = app_.metrics();
@@ -464,7 +485,7 @@ void EdgeE::make_ban_store() {
         m.gauge_fn("edgepair_cluster_redis_up", "1 while this peer reaches the cluster's Redis, else 0",
                    [this] { return cluster_.store && cluster_.store->up() ? 1.0 : 0.0; });
         cluster::ClusterBanStore::Options o;
-        const auto& rc = cfg.cluster->redis;
+        const auto& rc = *cfg.cluster.redis;
         o.redis.host = rc.address.host;
         o.redis.port = rc.address.port;
         o.redis.password = rc.password;
@@ -473,7 +494,7 @@ void EdgeE::make_ban_store() {
             o.redis.sentinels.push_back({a.host, a.port});
         o.redis.master_name = rc.master_name;
         o.redis.timeout_ms = uint64_t(rc.timeout.count());
-        o.prefix = "edgepair:" + cfg.cluster->name + ":";
+        o.prefix = "edgepair:" + cfg.cluster.name + ":";
         // Unique per process, not per node name: a restarted peer must not take its former self's
         // messages for its own.
         std::random_device rd;
@@ -487,14 +508,13 @@ void EdgeE::make_ban_store() {
                     "cluster.redis", obs::Severity::Major,
                     fmt::format(
                         "Redis {} of cluster {} unreachable ({}): bans are not shared until it returns",
-                        cluster_.store->redis_address(), cluster_.config->name, why));
+                        cluster_.store->redis_address(), cluster_.config.name, why));
             }
         };
         h.command_failed = [this] { cluster_.commands_failed->inc(); };
         auto store = std::make_unique<cluster::ClusterBanStore>(
             app_.main_loop(), protection_settings(cfg.protection), std::move(o), std::move(h));
         cluster_.store = store.get();
-        cluster_.config = *cfg.cluster;
         ban_store_ = std::move(store);
     }
     // Runs on the thread that made the ban or the lift (for a peer's: the main loop), outside the store's
@@ -647,6 +667,11 @@ void EdgeE::open_link_listener() {
                                     if (workers_[i]->links_total() + pending_links_[i] <
                                         workers_[best]->links_total() + pending_links_[best])
                                         best = i;
+                                // A worker that lacks this edge-c's link (EdgeE::peer_link_up).
+                                if (auto h = placement_hint_.find(peer.ip()); h != placement_hint_.end()) {
+                                    if (h->second < workers_.size()) best = h->second;
+                                    placement_hint_.erase(h);
+                                }
                                 ++pending_links_[best];
                                 EP_DEBUG("link", "link connection from {} -> worker {}", peer.str(), best);
                                 auto* ws = workers_[best].get();
@@ -668,6 +693,97 @@ void EdgeE::open_link_listener() {
 }
 
 void EdgeE::link_closed(unsigned) {}
+
+void EdgeE::peer_link_up(std::string node, link::PeerConfig config, unsigned worker, std::string address,
+                         const link::LinkConn* link) {
+    app_.main_loop().post([this, node = std::move(node), config = std::move(config), worker,
+                           address = std::move(address), link]() mutable {
+        auto& e = peers_[node];
+        if (e.links++ == 0) e.first_up_ms = app_.main_loop().now_ms();
+        e.per_worker.resize(workers_.size());
+        ++e.per_worker[worker];
+        e.config = std::move(config);
+        check_peer_configs();
+        // A session never leaves its worker, so every worker needs a link from every edge-c: a worker whose
+        // links all come from one edge-c refuses its requests when that edge-c dies, although another serves.
+        // The link listener cannot tell the edge-c apart before authentication, so a second link of this
+        // node on a worker while another worker has none of it is closed at once, and the node's next
+        // connection from that address is placed on the worker that lacks it (edge-c redials by itself).
+        if (e.per_worker[worker] < 2) return;
+        for (unsigned x = 0; x < e.per_worker.size(); ++x) {
+            if (e.per_worker[x] != 0) continue;
+            placement_hint_[address] = x;
+            EP_INFO("link",
+                    "edge-c {}: two links on worker {} and none on worker {}: closing one, its "
+                    "reconnection goes to worker {}",
+                    node, worker, x, x);
+            auto* ws = workers_[worker].get();
+            ws->worker().loop().post([ws, link] { ws->close_link(link, "rebalance: one link per worker"); });
+            return;
+        }
+    });
+}
+
+void EdgeE::peer_link_down(std::string node, unsigned worker) {
+    app_.main_loop().post([this, node = std::move(node), worker] {
+        auto it = peers_.find(node);
+        if (it == peers_.end()) return;
+        if (worker < it->second.per_worker.size() && it->second.per_worker[worker] > 0)
+            --it->second.per_worker[worker];
+        if (--it->second.links == 0) peers_.erase(it);
+        check_peer_configs();
+    });
+}
+
+void EdgeE::check_peer_configs() {
+    // The reference is the peer up longest: the one whose snapshot edge-e has served from the longest. A
+    // newcomer that disagrees is reported, the established peer is not; each is also held to our cluster
+    // name.
+    const std::string* ref_node = nullptr;
+    const PeerEntry* ref = nullptr;
+    for (const auto& [node, e] : peers_)
+        if (e.config.announced && (!ref || e.first_up_ms < ref->first_up_ms)) {
+            ref = &e;
+            ref_node = &node;
+        }
+    const std::string& own = gen_->cfg.cluster.name;
+    std::vector<std::string> keep;
+    for (auto& [node, e] : peers_) {
+        auto diffs = link::peer_differences(e.config, own, ref == &e ? nullptr : &ref->config,
+                                            ref_node ? std::string_view(*ref_node) : std::string_view());
+        if (diffs != e.differences && !diffs.empty())
+            EP_WARN("link", "edge-c {} disagrees with this cluster: {} (the link stays up)", node,
+                    fmt::join(diffs, "; "));
+        else if (diffs.empty() && !e.differences.empty())
+            EP_INFO("link", "edge-c {} now agrees with this cluster", node);
+        e.differences = std::move(diffs);
+        if (e.differences.empty()) continue;
+        std::string id = "link.peer_config:" + node;
+        app_.alarms().raise(id, obs::Severity::Major,
+                            fmt::format("edge-c {}: {}", node, fmt::join(e.differences, "; ")));
+        keep.push_back(std::move(id));
+    }
+    app_.alarms().clear_family("link.peer_config:", keep);
+    if (peers_mismatched_) peers_mismatched_->set(int64_t(keep.size()));
+}
+
+std::string EdgeE::peers_json() const {
+    auto list = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (auto& d : v)
+            out += (out.empty() ? "" : ",") + admin::json_str(d);
+        return "[" + out + "]";
+    };
+    std::string out;
+    for (const auto& [node, e] : peers_)
+        out += fmt::format(
+            "{}{{\"node\":{},\"links_up\":{},\"links_by_worker\":[{}],\"announced\":{},"
+            "\"cluster\":{},\"domains\":{},\"deployments\":{},\"consistent\":{},\"mismatch\":{}}}",
+            out.empty() ? "" : ",", admin::json_str(node), e.links, fmt::join(e.per_worker, ","),
+            e.config.announced ? "true" : "false", admin::json_str(e.config.cluster), list(e.config.domains),
+            list(e.config.deployments), e.differences.empty() ? "true" : "false", list(e.differences));
+    return "[" + out + "]";
+}
 
 void EdgeE::on_control_message(std::string msg) {
     app_.main_loop().post([this, msg = std::move(msg)] {
@@ -711,7 +827,7 @@ void EdgeE::start() {
 
 void EdgeE::commit() {
     gen_ = std::move(pending_);
-    if (gen_->cfg.cluster != cluster_.config)
+    if (gen_->cfg.cluster.redis != cluster_.config.redis)
         EP_WARN("edge-e",
                 "the cluster section changed: it applies at the next restart (Redis {} kept until then)",
                 cluster_.store ? cluster_.store->redis_address() : std::string("none"));
@@ -725,6 +841,7 @@ void EdgeE::commit() {
     app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply(gen); },
                              [] { EP_INFO("edge-e", "reload applied on every worker"); });
     check_sso_modes();
+    check_peer_configs(); // cluster.name may have changed
 }
 
 void EdgeE::check_sso_modes() {
@@ -816,13 +933,14 @@ std::string EdgeE::status_fields() {
     }
     std::string fed = fed_parts.empty() ? "null" : "{" + fed_parts + "}";
     return fmt::format(
-        ",\"listeners\":[{}],\"link\":{{\"listen\":{},\"links\":[{}]}},\"snapshot\":{},"
+        ",\"listeners\":[{}],\"cluster\":{},\"link\":{{\"listen\":{},\"links\":[{}],\"edge_c_peers\":{}}},"
+        "\"snapshot\":{},"
         "\"sni_names\":[{}],\"sessions\":{},\"sessions_by_protocol\":{{\"https\":{},\"sip_tls\":{},"
-        "\"xmpp\":{},\"xmpp_s2s\":{},\"sip_federation\":{}}},\"federation\":{},\"protection\":{},"
-        "\"cluster\":{}",
-        listeners, admin::json_str(cfg.link.listen.str()), links, snap, sni, open_sessions_.load(),
-        sessions_by_kind_[0].load(), sessions_by_kind_[1].load(), sessions_by_kind_[2].load(),
-        sessions_by_kind_[3].load(), sessions_by_kind_[4].load(), fed, protection_status(), cluster_status());
+        "\"xmpp\":{},\"xmpp_s2s\":{},\"sip_federation\":{}}},\"federation\":{},\"protection\":{}",
+        listeners, cluster_status(), admin::json_str(cfg.link.listen.str()), links, peers_json(), snap, sni,
+        open_sessions_.load(), sessions_by_kind_[0].load(), sessions_by_kind_[1].load(),
+        sessions_by_kind_[2].load(), sessions_by_kind_[3].load(), sessions_by_kind_[4].load(), fed,
+        protection_status());
 }
 
 // ---- intrusion protection (issue #17) ----
@@ -846,13 +964,14 @@ std::string EdgeE::protection_status() {
                        ban_store_->tracked());
 }
 
-// Read at start only (the store's connections were made with them), hence cluster_.config, not gen_'s.
+// The name from the running config; Redis as at start (the store's connections were made with it).
 std::string EdgeE::cluster_status() {
-    if (!cluster_.store) return "null";
+    const auto& name = gen_->cfg.cluster.name; // announced by edge-c and compared on every link: reloadable
+    if (!cluster_.store) return fmt::format("{{\"name\":{},\"redis\":null}}", admin::json_str(name));
     auto* st = cluster_.store;
     return fmt::format("{{\"name\":{},\"redis\":{{\"address\":{},\"up\":{},\"error\":{},"
                        "\"commands_failed\":{}}}}}",
-                       admin::json_str(cluster_.config->name), admin::json_str(st->redis_address()),
+                       admin::json_str(name), admin::json_str(st->redis_address()),
                        st->up() ? "true" : "false", admin::json_str(st->last_error()),
                        cluster_.commands_failed->value());
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "common/core/process.h"
 #include "common/http/rate_limit.h"
 #include "common/link/link_conn.h"
+#include "common/link/peer_config.h"
 #include "common/media/media_metrics.h"
 #include "common/mra/snapshot.h"
 #include "common/net/listener.h"
@@ -143,8 +145,11 @@ class WorkerState {
 
     // Traversal links that edge-c opened and the main thread handed to this worker.
     void accept_link(int fd);
+    // Closes `l` if this worker still holds it (the main loop asks, so it may be gone already).
+    void close_link(const link::LinkConn* l, std::string_view reason);
     // An authenticated link on this worker (round-robin), or nullptr: sessions never hop threads.
     link::LinkConn* pick_link();
+    bool has_link() const; // some link of this worker is up; takes no turn
     // When pick_link() found none: `cb` gets an up link of this worker as soon as one is up (edge-c dials
     // one link per worker and edge-e hands each new link to the worker with the fewest, so a worker without
     // a link gets one within the reconnect time), or nullptr once http.link_wait has passed (then the
@@ -243,6 +248,13 @@ class EdgeE final : public app::Roles {
     // Alarm sso.mode:<domain> where edge-c's SSO mode (from its snapshot) differs from this config's.
     void check_sso_modes();
     void link_closed(unsigned worker);
+    // An edge-c link came up / went down on some worker (any thread): edge-e keeps, by edge-c node, what
+    // the peer announced when its link opened (link/peer_config.h), compares the peers and reports a
+    // disagreement by peer (alarm link.peer_config:<node>, /status link.peers, a gauge). Main loop.
+    // `worker` holds the link, `address` is the peer's IP, `link` identifies it to that worker only.
+    void peer_link_up(std::string node, link::PeerConfig config, unsigned worker, std::string address,
+                      const link::LinkConn* link);
+    void peer_link_down(std::string node, unsigned worker);
     size_t worker_count() const { return workers_.size(); }
     // Any thread: listener failures are reported from the workers.
     obs::AlarmTable& alarms() { return app_.alarms(); }
@@ -279,6 +291,8 @@ class EdgeE final : public app::Roles {
     Result<std::shared_ptr<const Generation>> build(config::EdgeEConfig cfg);
     void open_link_listener();
     void install_protection_routes();
+    void check_peer_configs();
+    std::string peers_json() const;
     std::string protection_status();
     std::string cluster_status();
     void make_ban_store();
@@ -311,12 +325,24 @@ class EdgeE final : public app::Roles {
     std::atomic<int64_t> open_sessions_{0};
     std::array<std::atomic<int64_t>, kSessionKinds> sessions_by_kind_{}; // /status, the status page
     uint64_t link_down_since_ms_ = 0; // main loop: when some worker was first seen without a link (0: none)
+    // Main loop only: the edge-c peers with a link up, by node name.
+    struct PeerEntry {
+        link::PeerConfig config; // as announced by its newest link
+        uint64_t first_up_ms = 0;
+        size_t links = 0;
+        std::vector<unsigned> per_worker;     // links up by worker
+        std::vector<std::string> differences; // the last verdict; logged when it changes
+    };
+    std::map<std::string, PeerEntry> peers_;
+    // Main loop only: by edge-c address, the worker its next link goes to (see peer_link_up).
+    std::map<std::string, unsigned> placement_hint_;
+    obs::Gauge* peers_mismatched_ = nullptr;
     ProtectionCounters protection_counters_;
     // The cluster (issue #17; `cluster`, read at start): its Redis-backed ban store (owned by ban_store_)
     // and the settings it was made with, to tell a reload that changes them needs a restart.
     struct Cluster {
         cluster::ClusterBanStore* store = nullptr; // null without `cluster`
-        std::optional<config::ClusterConfig> config;
+        config::ClusterConfig config;              // as at start
         obs::Counter* commands_failed = nullptr;
     } cluster_;
     // One per process: a LocalBanStore, or with `cluster` one shared by the peers through Redis. Declared

@@ -129,6 +129,19 @@ std::string links_section(const json& st) {
                {"attempts", "Attempts"},
                {"last_error", "Last error"}},
               "No traversal link.", [](const json& l) { return "link " + l.value("state", std::string()); });
+    // edge-e: what each edge-c peer announced when its links opened, and where it disagrees (issue #17).
+    if (auto& peers = at(link, {"edge_c_peers"}); peers.is_array() && !peers.empty())
+        out +=
+            "<h3>edge-c peers</h3>\n" +
+            table(peers,
+                  {{"node", "Node"},
+                   {"links_up", "Links up"},
+                   {"cluster", "Cluster"},
+                   {"domains", "Domains"},
+                   {"deployments", "Deployments"},
+                   {"consistent", "Consistent"},
+                   {"mismatch", "Mismatch"}},
+                  "", [](const json& p) { return p.value("consistent", true) ? "peer" : "peer mismatch"; });
     return out + "</section>\n";
 }
 
@@ -326,7 +339,7 @@ dl.summary dd{margin:0 0 0 .3em}#ready.ok{color:#176117}#ready.bad{color:#a01010
 table{border-collapse:collapse;margin:.3em 0;font-size:.92em}th,td{border:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top}
 thead th{background:#eee}tr.alarm.critical td{background:#f8d0d0}tr.alarm.major td{background:#fbe3c8}
 tr.alarm.warning td{background:#fdf6c8}tr.alarm.cleared td{color:#777}
-tr.link.up td:nth-child(4){color:#176117;font-weight:bold}p.none{color:#777}p.note{color:#8a5a00}
+tr.link.up td:nth-child(4){color:#176117;font-weight:bold}tr.peer.mismatch td{color:#a11}p.none{color:#777}p.note{color:#8a5a00}
 p.refresh{font-size:.85em;color:#666}
 )";
 }

@@ -1,6 +1,7 @@
 #include "common/config/common_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 
 #include "common/config/auth_db.h"
@@ -52,6 +53,82 @@ void parse_log(const Node& n, LogConfig& out) {
                 continue;
             }
             if (auto lvl = value.as_enum<LogLevel>(kLevels)) out.modules[name] = *lvl;
+        }
+    }
+}
+
+namespace {
+
+// Letters, digits, '.', '_' and '-': the name travels in a link header compared byte for byte and becomes
+// part of Redis key names and a SCAN pattern, where '*', '?', '[' and spaces would mean something else.
+bool valid_cluster_name(const std::string& s) {
+    return s.size() <= 64 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+               return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+           });
+}
+
+void parse_cluster_redis(const Node& r, ClusterRedisConfig& out) {
+    auto rm = r.as_map({"address", "sentinels", "master_name", "password_file", "db", "timeout"});
+    if (!rm.valid()) return;
+    auto sentinels = rm.get("sentinels");
+    if (sentinels && rm.has("address")) {
+        sentinels->error("address and sentinels are mutually exclusive: set only one");
+    } else if (sentinels) {
+        if (auto items = sentinels->as_seq()) {
+            if (items->empty() || items->size() > 16) sentinels->error("expected 1 to 16 sentinel addresses");
+            for (const auto& item : *items)
+                if (auto a = item.as_address(
+                        {.allow_hostname = false, .allow_any = false, .default_port = 26379})) {
+                    if (std::find(out.sentinels.begin(), out.sentinels.end(), *a) != out.sentinels.end())
+                        item.error("duplicate sentinel " + a->str());
+                    else
+                        out.sentinels.push_back(*a);
+                }
+        }
+        if (auto mn = rm.require("master_name")) {
+            if (auto v = mn->as_string()) {
+                if (v->empty() || v->size() > 128 || v->find_first_of(" \t\r\n") != std::string::npos)
+                    mn->error("invalid master name \"" + *v + "\"");
+                else
+                    out.master_name = *v;
+            }
+        }
+    } else {
+        rm.address("address", out.address,
+                   AddressRules{.allow_hostname = false, .allow_any = false, .default_port = 6379}, true);
+        if (auto mn = rm.get("master_name")) mn->error("master_name needs sentinels");
+    }
+    if (rm.has("password_file")) read_secret(rm, out.password, out.password_file);
+    rm.integer("db", out.db, 0, 255);
+    rm.duration("timeout", out.timeout, std::chrono::milliseconds(100), std::chrono::minutes(1));
+}
+
+} // namespace
+
+void parse_cluster(const Node& n, ClusterConfig& out, bool allow_redis) {
+    auto m = allow_redis ? n.as_map({"name", "redis"}) : n.as_map({"name"});
+    if (!m.valid()) return;
+    bool name_error = false;
+    auto v = m.get("name");
+    if (v)
+        if (auto name = v->as_string(true)) {
+            if (valid_cluster_name(*name)) {
+                out.name = *name;
+            } else {
+                name_error = true;
+                v->error("invalid cluster name \"" + *name +
+                         "\" (letters, digits and . _ -, up to 64 characters)");
+            }
+        }
+    if (!allow_redis) return;
+    if (auto r = m.get("redis")) {
+        parse_cluster_redis(*r, out.redis.emplace());
+        if (out.name.empty() && !name_error) {
+            const char* why = "a cluster name is required with redis (it prefixes the cluster's Redis keys)";
+            if (v)
+                v->error(why);
+            else
+                m.node().error(why);
         }
     }
 }

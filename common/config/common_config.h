@@ -2,9 +2,11 @@
 // Sections both edges share (log, admin, workers, TLS files, limits) and the helpers the two edge parsers
 // and validation passes use. The structs are plain data with their defaults in the member initialisers,
 // so "absent from the YAML" and "default" are the same thing (nginx's create/merge, without the merge).
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/config/diagnostics.h"
 #include "common/config/types.h"
@@ -24,6 +26,29 @@ struct LimitsConfig {
 
 inline constexpr unsigned kMaxWorkers = 64;
 
+// The cluster this edge belongs to (issue #17; docs/CONFIG.md `cluster`). edge-c announces its name to every
+// edge-e peer when a link opens (common/link/peer_config.h) and edge-e reports a peer whose name differs from
+// its own. On edge-e, `redis` makes the peers share intrusion-protection bans (common/cluster); read at
+// start only.
+struct ClusterRedisConfig {
+    Address address; // an IP literal (connecting must never wait on a resolver); port 6379 by default
+    // Or Sentinel-managed: the sentinels (IP literals, port 26379 by default) and the master's name.
+    std::vector<Address> sentinels;
+    std::string master_name;
+    std::string password;      // read from password_file; empty: no AUTH
+    std::string password_file; // resolved path; empty: none
+    int db = 0;
+    Duration timeout = std::chrono::seconds(2); // connect, and an unanswered PING
+    friend bool operator==(const ClusterRedisConfig&, const ClusterRedisConfig&) = default;
+};
+struct ClusterConfig {
+    // Letters, digits and . _ -, up to 64; empty = not named. With redis it is the key prefix
+    // (edgepair:<name>:), so it is required there.
+    std::string name;
+    std::optional<ClusterRedisConfig> redis; // edge-e only; absent: bans stay in this process
+    friend bool operator==(const ClusterConfig&, const ClusterConfig&) = default;
+};
+
 // Single sign-on over the edge, per domain (seeds/002 "Understanding the SSO options for MRA"): Off
 // (credentials through the pair only), On (the IdP or credentials), Exclusive (the IdP only). "Select the
 // same value on the Expressway-C and Expressway-E": both edges read it from their own config.
@@ -35,6 +60,8 @@ void read_sso_mode(const Map& m, std::string_view key, SsoMode& out);
 // ---- parse helpers (record errors in the node's Reader, keep defaults on error) ----
 
 void parse_log(const Node& n, LogConfig& out);
+// allow_redis: edge-e (shared bans); edge-c names its cluster only.
+void parse_cluster(const Node& n, ClusterConfig& out, bool allow_redis);
 void parse_admin(const Node& n, AdminConfig& out);
 // "auto" -> 0 (the runtime picks hardware_concurrency), else 1..64.
 void parse_workers(const Node& n, unsigned& out);

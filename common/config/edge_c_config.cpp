@@ -491,9 +491,10 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     }
     Reader r(path, diag, cfg.source);
     Node top(r, *root, "", 0);
-    auto m = top.as_map({"node_name", "workers",     "log",     "admin",      "tls",         "link", "dns",
-                         "discovery", "deployments", "domains", "allow_list", "credentials", "sip",  "limits",
-                         "media",     "http",        "oauth",   "mra_policy", "federation",  "sso"});
+    auto m =
+        top.as_map({"node_name", "workers",     "log",     "admin",      "tls",         "link", "dns",
+                    "discovery", "deployments", "domains", "allow_list", "credentials", "sip",  "limits",
+                    "media",     "http",        "oauth",   "mra_policy", "federation",  "sso",  "cluster"});
     if (!m.valid()) return cfg;
 
     if (auto n = m.require("node_name")) {
@@ -518,6 +519,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("oauth")) parse_oauth(*n, cfg.oauth);
     if (auto n = m.get("mra_policy")) parse_mra_policy(*n, cfg.mra_policy);
     if (auto n = m.get("sso")) parse_sso(*n, cfg.sso);
+    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster, false);
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);

@@ -237,6 +237,7 @@ struct EdgeCConfig {
     LimitsConfig limits; // client_idle_timeout / max_connections unused on edge-c
     std::optional<EdgeCMediaConfig> media;
     EdgeCFederationConfig federation; // issue #19
+    ClusterConfig cluster;            // issue #17
     SourceMap source;
 };
 

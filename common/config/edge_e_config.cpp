@@ -153,66 +153,6 @@ void parse_protection(const Node& n, ProtectionConfig& out) {
     }
 }
 
-// Letters, digits, '.', '_' and '-': it becomes part of Redis key names and a SCAN pattern, where '*', '?',
-// '[' and spaces would mean something else.
-bool valid_cluster_name(const std::string& s) {
-    if (s.empty() || s.size() > 64) return false;
-    for (char c : s)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
-    return true;
-}
-
-void parse_cluster(const Node& n, ClusterConfig& out) {
-    auto m = n.as_map({"name", "redis"});
-    if (!m.valid()) return;
-    if (auto nm = m.require("name")) {
-        if (auto v = nm->as_string()) {
-            if (!valid_cluster_name(*v))
-                nm->error("invalid cluster name \"" + *v + "\" (1 to 64 letters, digits, '.', '_' or '-')");
-            else
-                out.name = *v;
-        }
-    }
-    auto r = m.require("redis");
-    if (!r) return;
-    auto rm = r->as_map({"address", "sentinels", "master_name", "password_file", "db", "timeout"});
-    if (!rm.valid()) return;
-    auto sentinels = rm.get("sentinels");
-    if (sentinels && rm.has("address")) {
-        sentinels->error("address and sentinels are mutually exclusive: set only one");
-    } else if (sentinels) {
-        if (auto items = sentinels->as_seq()) {
-            if (items->empty() || items->size() > 16) sentinels->error("expected 1 to 16 sentinel addresses");
-            for (const auto& item : *items)
-                if (auto a = item.as_address(
-                        {.allow_hostname = false, .allow_any = false, .default_port = 26379})) {
-                    bool dup = false;
-                    for (const auto& o : out.redis.sentinels)
-                        dup = dup || o == *a;
-                    if (dup)
-                        item.error("duplicate sentinel " + a->str());
-                    else
-                        out.redis.sentinels.push_back(*a);
-                }
-        }
-        if (auto mn = rm.require("master_name")) {
-            if (auto v = mn->as_string()) {
-                if (v->empty() || v->size() > 128 || v->find_first_of(" \t\r\n") != std::string::npos)
-                    mn->error("invalid master name \"" + *v + "\"");
-                else
-                    out.redis.master_name = *v;
-            }
-        }
-    } else {
-        rm.address("address", out.redis.address,
-                   AddressRules{.allow_hostname = false, .allow_any = false, .default_port = 6379}, true);
-        if (auto mn = rm.get("master_name")) mn->error("master_name needs sentinels");
-    }
-    if (rm.has("password_file")) read_secret(rm, out.redis.password, out.redis.password_file);
-    rm.integer("db", out.redis.db, 0, 255);
-    rm.duration("timeout", out.redis.timeout, std::chrono::milliseconds(100), std::chrono::minutes(1));
-}
-
 void parse_sso(const Node& n, EdgeESsoConfig& out) {
     auto m = n.as_map({"check_internal_availability", "domains"});
     m.boolean("check_internal_availability", out.check_internal_availability);
@@ -309,7 +249,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
     if (auto n = m.get("federation")) parse_edge_e_federation(*n, cfg.federation);
     if (auto n = m.get("protection")) parse_protection(*n, cfg.protection);
-    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster.emplace());
+    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster, true);
     return cfg;
 }
 

@@ -115,24 +115,6 @@ struct ProtectionConfig {
     uint32_t max_tracked = 65536; // (address, category) pairs counted at once
 };
 
-// `cluster` (issue #17; docs/CONFIG.md): the edge-e peers of one cluster share intrusion-protection bans
-// through Redis (common/cluster). Absent: every peer keeps its state to itself. Read at start only.
-struct ClusterConfig {
-    std::string name; // the key prefix in Redis (edgepair:<name>:): peers of one cluster use the same
-    struct Redis {
-        Address address; // an IP literal (connecting must never wait on a resolver); port 6379 by default
-        // Or Sentinel-managed: the sentinels (IP literals, port 26379 by default) and the master's name.
-        std::vector<Address> sentinels;
-        std::string master_name;
-        std::string password;      // read from password_file; empty: no AUTH
-        std::string password_file; // resolved path; empty: none
-        int db = 0;
-        Duration timeout = std::chrono::seconds(2); // connect, and an unanswered PING
-        friend bool operator==(const Redis&, const Redis&) = default;
-    } redis;
-    friend bool operator==(const ClusterConfig&, const ClusterConfig&) = default;
-};
-
 struct EdgeEConfig {
     std::string node_name;
     unsigned workers = 0; // 0 = auto (hardware_concurrency)
@@ -145,10 +127,10 @@ struct EdgeEConfig {
     HttpEdgeConfig http;
     EdgeESsoConfig sso;
     std::optional<EdgeEMediaConfig> media;
-    EdgeEFederationConfig federation;     // issue #19
-    ProtectionConfig protection;          // issue #17
-    std::optional<ClusterConfig> cluster; // issue #17
-    SourceMap source;                     // file and key lines, for validation messages
+    EdgeEFederationConfig federation; // issue #19
+    ProtectionConfig protection;      // issue #17
+    ClusterConfig cluster;            // issue #17 (common_config.h); redis only here
+    SourceMap source;                 // file and key lines, for validation messages
 };
 
 // Syntax and types only; every problem goes to diag. Returns the config even when diag has errors

@@ -11,8 +11,8 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/x509_vfy.h>
 
-#include "common/http/h2_glue.h"
 #include "common/http/h1_parser.h"
+#include "common/http/h2_glue.h"
 #include "common/http/header_policy.h"
 #include "common/link/peer_cert.h"
 #include "common/net/tls_context.h"
@@ -486,6 +486,8 @@ void LinkConn::on_acceptor_request(LinkStream& st) {
             {"x-link-node", opts_.node_name},
             {"x-link-version", std::string(kLinkVersion)},
         };
+        for (const auto& [name, value] : opts_.announce)
+            rh.emplace_back(name, value);
         st.provider_ = true;
         st.headers_sent_ = true;
         link_response(session_, st.id_, rh, {&H2::read_data, &st});
@@ -548,6 +550,8 @@ void LinkConn::on_opener_response(LinkStream& st) {
                   "auth failed: bad credentials");
         return;
     }
+    for (const auto& hv : h)
+        if (hv.first != "x-link-password") peer_headers_.push_back(hv);
     std::string hello = R"({"type":"link-up","node":")";
     obs::json_escape_into(hello, opts_.node_name);
     hello += R"(","version":")";

@@ -75,6 +75,7 @@ struct LinkOptions {
 
     // Acceptor (edge-c).
     std::string username, password;
+    Headers announce; // more headers of the control stream's answer (link/peer_config.h: its configuration)
 
     bool require_alpn = true; // TLS connections only
     uint32_t stream_window = 256 * 1024;
@@ -226,6 +227,8 @@ class LinkConn {
     LinkState state() const { return state_; }
     bool up() const { return state_ == LinkState::Up; }
     const std::string& peer_node() const { return peer_node_; }
+    // Opener: the headers of the peer's answer on the control stream, secrets removed (set once up).
+    const Headers& peer_headers() const { return peer_headers_; }
     const std::string& last_error() const { return last_error_; }
     size_t streams_open() const { return streams_open_; }
     LinkStatus status() const;
@@ -282,6 +285,7 @@ class LinkConn {
     size_t streams_open_ = 0;
     uint64_t streams_total_ = 0;
     std::vector<int32_t> writable_;
+    Headers peer_headers_;
     std::string peer_node_, last_error_, close_reason_, tls_version_, alpn_;
 
     obs::Counter* m_streams_;

@@ -1,5 +1,7 @@
 #include "common/link/link_dialer.h"
 
+#include <fmt/format.h>
+
 #include "common/obs/log.h"
 
 namespace edgepair::link {
@@ -27,7 +29,29 @@ void LinkDialer::stop() {
 
 void LinkDialer::dial() {
     dead_.reset();
-    if (stopped_ || link_) return;
+    if (stopped_ || link_ || resolving_) return;
+    if (!cfg_.resolver || cfg_.host.empty()) return connect_to(cfg_.address);
+    resolving_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    cfg_.resolver->resolve(cfg_.host, [this, alive](Result<std::vector<net::SockAddr>> r) {
+        if (alive.expired()) return;
+        resolving_ = false;
+        if (stopped_ || link_) return;
+        if (!r || r->empty()) {
+            m_dials_->inc();
+            return retry_later(fmt::format("cannot resolve {}: {}", cfg_.host,
+                                           r ? std::string("no address") : r.error().message));
+        }
+        const auto& a = (*r)[turn_++ % r->size()];
+        auto addr = net::numeric_addr(a.ip(), cfg_.port);
+        if (!addr)
+            return retry_later(fmt::format("{} resolved to {}: {}", cfg_.host, a.ip(), addr.error().message));
+        connect_to(*addr);
+    });
+}
+
+void LinkDialer::connect_to(const net::SockAddr& addr) {
+    cfg_.address = addr;
     m_dials_->inc();
     std::string err;
     SSL* ssl = cfg_.tls ? cfg_.tls->new_ssl(cfg_.peer_name) : nullptr;
@@ -57,7 +81,8 @@ void LinkDialer::retry_later(const std::string& why) {
     last_error_ = why;
     uint64_t ms = backoff_.next();
     EP_WARN("link", "link to {} ({}): {}; redialling in {} ms (attempt {})", cfg_.peer_name,
-            cfg_.address.str(), why, ms, backoff_.attempts());
+            cfg_.address.len ? cfg_.address.str() : std::string("not resolved"), why, ms,
+            backoff_.attempts());
     retry_.arm(ms);
 }
 

@@ -703,7 +703,7 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
     auto& e = env();
     auto def = load_edge_e_config(e.write("cluster-def-e.yaml", kEdgeE));
     REQUIRE(def);
-    CHECK_FALSE(def->cluster); // without it, everything stays local
+    CHECK_FALSE(def->cluster.redis); // without it, everything stays local
 
     e.write("redis-password.txt", "s3cret\n");
     auto text = kEdgeE +
@@ -712,21 +712,21 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
     auto cfg = load_edge_e_config(e.write("cluster-e.yaml", text));
     INFO((cfg ? "" : cfg.error().message));
     REQUIRE(cfg);
-    REQUIRE(cfg->cluster);
-    CHECK(cfg->cluster->name == "emea-1");
-    CHECK(cfg->cluster->redis.address.host == "127.0.0.1");
-    CHECK(cfg->cluster->redis.address.port == 6379);
-    CHECK(cfg->cluster->redis.password == "s3cret");
-    CHECK(cfg->cluster->redis.db == 3);
-    CHECK(cfg->cluster->redis.timeout == std::chrono::milliseconds(500));
+    REQUIRE(cfg->cluster.redis);
+    CHECK(cfg->cluster.name == "emea-1");
+    CHECK(cfg->cluster.redis->address.host == "127.0.0.1");
+    CHECK(cfg->cluster.redis->address.port == 6379);
+    CHECK(cfg->cluster.redis->password == "s3cret");
+    CHECK(cfg->cluster.redis->db == 3);
+    CHECK(cfg->cluster.redis->timeout == std::chrono::milliseconds(500));
 
     auto minimal = load_edge_e_config(
         e.write("cluster-min-e.yaml", kEdgeE + "cluster: {name: c, redis: {address: \"[::1]:6380\"}}\n"));
     INFO((minimal ? "" : minimal.error().message));
     REQUIRE(minimal);
-    CHECK(minimal->cluster->redis.address.port == 6380);
-    CHECK(minimal->cluster->redis.password.empty());
-    CHECK(minimal->cluster->redis.timeout == std::chrono::seconds(2));
+    CHECK(minimal->cluster.redis->address.port == 6380);
+    CHECK(minimal->cluster.redis->password.empty());
+    CHECK(minimal->cluster.redis->timeout == std::chrono::seconds(2));
 
     Diagnostics diag;
     auto bad = kEdgeE + "cluster:\n  name: \"a*b\"\n"
@@ -744,10 +744,10 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
             "cluster: {name: c, redis: {sentinels: [127.0.0.1, \"127.0.0.2:26380\"], master_name: m1}}\n"));
     INFO((sent ? "" : sent.error().message));
     REQUIRE(sent);
-    REQUIRE(sent->cluster->redis.sentinels.size() == 2);
-    CHECK(sent->cluster->redis.sentinels[0].port == 26379);
-    CHECK(sent->cluster->redis.sentinels[1].port == 26380);
-    CHECK(sent->cluster->redis.master_name == "m1");
+    REQUIRE(sent->cluster.redis->sentinels.size() == 2);
+    CHECK(sent->cluster.redis->sentinels[0].port == 26379);
+    CHECK(sent->cluster.redis->sentinels[1].port == 26380);
+    CHECK(sent->cluster.redis->master_name == "m1");
 
     Diagnostics ds;
     CHECK_FALSE(load_edge_e_config(
@@ -771,9 +771,19 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
         &ds3));
     error_for(ds3, "cluster.redis.master_name");
 
+    // A name alone names the cluster for the peers' consistency check and shares nothing.
+    auto named = load_edge_e_config(e.write("cluster-name-e.yaml", kEdgeE + "cluster: {name: x}\n"));
+    REQUIRE(named);
+    CHECK_FALSE(named->cluster.redis);
     Diagnostics diag2;
-    CHECK_FALSE(load_edge_e_config(e.write("cluster-bad2-e.yaml", kEdgeE + "cluster: {name: x}\n"), &diag2));
-    error_for(diag2, "cluster.redis");
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-bad2-e.yaml", kEdgeE + "cluster: {redis: {address: 127.0.0.1}}\n"), &diag2));
+    CHECK_THAT(error_for(diag2, "cluster").message, Catch::Contains("cluster name is required with redis"));
+    Diagnostics diag4; // edge-c names its cluster only: Redis is edge-e's
+    CHECK_FALSE(load_edge_c_config(
+        e.write("cluster-redis-c.yaml", kEdgeC + "cluster: {name: x, redis: {address: 127.0.0.1}}\n"),
+        &diag4));
+    error_for(diag4, "cluster.redis");
     Diagnostics diag3;
     CHECK_FALSE(load_edge_e_config(
         e.write("cluster-bad3-e.yaml",
@@ -1124,4 +1134,25 @@ TEST_CASE("edge-c: federation.sip needs the IM&P routing node", "[config][edge_c
                                          &diag));
         CHECK(error_for(diag, "federation.sip.record_route").line > 0);
     }
+}
+
+TEST_CASE("cluster.name on both edges: default empty, a bad name points at its line", "[config][cluster]") {
+    auto& e = env();
+    auto c = load_edge_c_config(e.write("cluster-c.yaml", kEdgeC + "cluster: {name: emea-1}\n"));
+    INFO((c ? "" : c.error().message));
+    REQUIRE(c);
+    CHECK(c->cluster.name == "emea-1");
+    auto e0 = load_edge_e_config(e.write("cluster-e0.yaml", kEdgeE));
+    REQUIRE(e0);
+    CHECK(e0->cluster.name.empty());
+    auto ok = load_edge_e_config(e.write("cluster-e.yaml", kEdgeE + "cluster:\n  name: emea-1\n"));
+    REQUIRE(ok);
+    CHECK(ok->cluster.name == "emea-1");
+    Diagnostics diag;
+    // A comma would split the name in the link header that carries it.
+    REQUIRE_FALSE(
+        load_edge_e_config(e.write("cluster-bad.yaml", kEdgeE + "cluster:\n  name: \"emea,apac\"\n"), &diag));
+    auto& d = error_for(diag, "cluster.name");
+    CHECK(d.line == 13);
+    CHECK_THAT(d.message, Catch::Contains("invalid cluster name \"emea,apac\""));
 }
