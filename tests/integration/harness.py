@@ -36,6 +36,7 @@ import ctypes
 import fcntl
 import http.client
 import os
+import random
 import re
 import shutil
 import signal
@@ -115,19 +116,31 @@ def _can_bind(host: str, port: int, kind: int) -> bool:
         s.close()
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports are drawn below the kernel's ephemeral range: a port bind(0) handed out there may be taken, before the
+# server binds it, by an outgoing connection of another test running in parallel (seen as dnsmasq's "Address
+# already in use"). Below it only another test's explicit bind can collide, and each checks with _can_bind.
+_PORT_LO = 10000
+_PORT_HI = max(_PORT_LO + 2000, _ephemeral_low())
+_rnd = random.Random(os.getpid() ^ int(time.time() * 1e6))
+
+
 def free_port(host: str = "127.0.0.1", udp: bool = False) -> int:
     """A port that is free on host (TCP; also UDP when udp=True). Never the same port twice in one process."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(200):
-        s = socket.socket(fam, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-        try:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        finally:
-            s.close()
+    for _ in range(500):
+        port = _rnd.randrange(_PORT_LO, _PORT_HI)
         if (host, port) in _handed_out:
             continue
-        if udp and not _can_bind(host, port, socket.SOCK_STREAM):
+        if not _can_bind(host, port, socket.SOCK_STREAM):
+            continue
+        if udp and not _can_bind(host, port, socket.SOCK_DGRAM):
             continue
         _handed_out.add((host, port))
         return port
@@ -139,12 +152,10 @@ def free_ports(n: int, host: str = "127.0.0.1", udp: bool = False) -> list[int]:
     return [free_port(host, udp) for _ in range(n)]
 
 
-def free_port_range(n: int, host: str = "127.0.0.1", lo: int = 20000, hi: int = 60000) -> int:
+def free_port_range(n: int, host: str = "127.0.0.1", lo: int = _PORT_LO, hi: int = _PORT_HI) -> int:
     """First port of n consecutive ports free for both TCP and UDP on host (e.g. a media port range)."""
-    import random
-    rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
     for _ in range(500):
-        base = rnd.randrange(lo, hi - n)
+        base = _rnd.randrange(lo, hi - n)
         if base % 2:
             base += 1
         ports = range(base, base + n)
