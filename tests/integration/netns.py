@@ -47,6 +47,7 @@ PREFIX = "ept"
 _libc = ctypes.CDLL(None, use_errno=True)
 _nets: "set[Net]" = set()
 _nets_lock = threading.Lock()
+_told = False
 
 
 def _setns(fd: int, what: str) -> None:
@@ -138,8 +139,11 @@ class Net:
             if r.returncode != 0:
                 why = f"`ip netns add` failed: {r.stderr.strip() or r.returncode}"
         if why:
-            print(f"netns: {why}: hosts on loopback addresses of the root namespace instead", file=sys.stderr,
-                  flush=True)
+            global _told
+            if not _told:  # once per process, not per test
+                _told = True
+                print(f"netns: {why}: hosts on loopback addresses of the root namespace instead", file=sys.stderr,
+                      flush=True)
             net = cls(False, fb, {}, "", list(fallback_extra))
             for a in fb.values():
                 h.set_probe_namespace(a, None)
