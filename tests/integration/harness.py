@@ -32,6 +32,7 @@ every log it made is printed.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import fcntl
 import http.client
@@ -50,12 +51,13 @@ import threading
 import time
 import unittest
 import urllib.parse
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, ContextManager, Iterable, Mapping, Sequence
 
 __all__ = [
     "SRC", "BIN", "CI", "HarnessError", "bin_path", "free_port", "free_ports", "free_port_range", "pki",
     "Proc", "wait_port", "wait_udp_bound", "wait_http", "write_yaml", "http_get", "http_request",
-    "tls_connect", "s_client", "run_cmd", "TestCase", "run_tests", "current_dir",
+    "tls_connect", "s_client", "run_cmd", "TestCase", "run_tests", "current_dir", "add_teardown",
+    "set_probe_namespace",
 ]
 
 SRC: str = os.path.abspath(os.environ.get("EDGEPAIR_SRC")
@@ -100,9 +102,27 @@ def current_dir() -> str:
 # ports
 
 _handed_out: set[tuple[str, int]] = set()
+# Addresses that live in another network namespace (tests/integration/netns.py): a probe of such an address
+# binds from inside that namespace, whose port space is its own.
+_probe_ns: dict[str, Callable[[], ContextManager]] = {}
+
+
+def set_probe_namespace(addr: str, enter: Callable[[], ContextManager] | None) -> None:
+    """free_port(addr) / wait_udp_bound(addr) probe inside the namespace enter() moves the thread to
+    (None: the thread's own namespace again)."""
+    if enter is None:
+        _probe_ns.pop(addr, None)
+    else:
+        _probe_ns[addr] = enter
 
 
 def _can_bind(host: str, port: int, kind: int) -> bool:
+    enter = _probe_ns.get(host)
+    with enter() if enter else contextlib.nullcontext():
+        return _can_bind_here(host, port, kind)
+
+
+def _can_bind_here(host: str, port: int, kind: int) -> bool:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, kind)
     try:
@@ -371,7 +391,25 @@ class Proc:
             pass
 
 
+_teardowns: list[Callable[[], None]] = []
+
+
+def add_teardown(fn: Callable[[], None]) -> None:
+    """fn() runs after every process is killed: at interpreter exit and on SIGTERM/SIGINT/SIGHUP (e.g. removing
+    network namespaces). It must be idempotent: it may run more than once."""
+    _teardowns.append(fn)
+
+
 def _kill_all() -> None:
+    _kill_procs()
+    for fn in list(_teardowns):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            print(f"harness: teardown {getattr(fn, '__name__', fn)}: {e}", file=sys.stderr)
+
+
+def _kill_procs() -> None:
     with _live_lock:
         procs = list(_live)
     for p in procs:

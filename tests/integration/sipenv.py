@@ -276,13 +276,16 @@ class SipEnv(h.TestCase):
             self.require_tool(tool)
         self.pki = h.pki()
         self.ca = f"{self.pki}/ca.crt"
+        self.ucm_addr = UCM_ADDR
 
     # ---- topology ----
 
     def start_kamailio(self, udp: bool = False):
-        """udp: Kamailio also listens on UDP at the TCP port (for internal endpoints, e.g. sipp, over UDP)."""
-        self.kport = h.free_port(UCM_ADDR, udp=udp)
-        self.ktlsport = h.free_port(UCM_ADDR)
+        """udp: Kamailio also listens on UDP at the TCP port (for internal endpoints, e.g. sipp, over UDP).
+        It listens on self.ucm_addr (UCM_ADDR unless a test moves it, e.g. into a network namespace)."""
+        addr = self.ucm_addr
+        self.kport = h.free_port(addr, udp=udp)
+        self.ktlsport = h.free_port(addr)
         self.ctl = os.path.join(self.tmp, "kamailio_ctl")
         tls_cfg = os.path.join(self.tmp, "kamailio-tls.cfg")
         with open(os.path.join(SIP_DIR, "tls.cfg.in")) as f:
@@ -291,18 +294,18 @@ class SipEnv(h.TestCase):
             f.write(text.replace("@KEY@", f"{self.pki}/callmanager-cucm1.key"))
         with open(os.path.join(SIP_DIR, "kamailio.cfg.in")) as f:
             cfg = f.read()
-        for k, v in {"@ADDR@": UCM_ADDR, "@PORT@": str(self.kport), "@MPATH@": KAM_MODULES, "@CTL@": self.ctl,
+        for k, v in {"@ADDR@": addr, "@PORT@": str(self.kport), "@MPATH@": KAM_MODULES, "@CTL@": self.ctl,
                      "@TLSPORT@": str(self.ktlsport), "@TLSCFG@": tls_cfg}.items():
             cfg = cfg.replace(k, v)
         if udp:
-            tcp_listen = f"listen=tcp:{UCM_ADDR}:{self.kport}\n"
-            cfg = cfg.replace(tcp_listen, tcp_listen + f"listen=udp:{UCM_ADDR}:{self.kport}\n", 1)
+            tcp_listen = f"listen=tcp:{addr}:{self.kport}\n"
+            cfg = cfg.replace(tcp_listen, tcp_listen + f"listen=udp:{addr}:{self.kport}\n", 1)
         path = os.path.join(self.tmp, "kamailio.cfg")
         with open(path, "w") as f:
             f.write(cfg)
         self.kam = self.start(["kamailio", "-DD", "-E", "-f", path, "-Y", self.tmp, "-w", self.tmp], name="kamailio")
-        self.kam.wait_port(UCM_ADDR, self.kport, timeout=15)
-        self.kam.wait_port(UCM_ADDR, self.ktlsport, timeout=15)
+        self.kam.wait_port(addr, self.kport, timeout=15)
+        self.kam.wait_port(addr, self.ktlsport, timeout=15)
 
     def start_dns(self):
         self.dport = h.free_port("127.0.2.53", udp=True)

@@ -1,18 +1,23 @@
 #!/usr/bin/python3
 """Two edge-e and two edge-c peers (issue #17): peering, failover under kill -9, config consistency.
 
-Topology, on loopback addresses of their own (127.0.17.x; not network namespaces, see below): edge-e 1 on
-127.0.17.11 and edge-e 2 on 127.0.17.12 (every listener of a peer on its address, same ports), edge-c 1 and
-edge-c 2 (admin on 127.0.17.21 / .22), each edge-c with link.peers [expe1.example.com, collab-edge.example.com]
-(two names of the test certificate) resolved through dnsmasq's hosts file, which the test rewrites. Behind
-them: Kamailio as Unified CM's SIP side, the UCM fixture (discovery, alice's credentials), nginx as the
-internal web server. Each edge runs 2 workers, so each edge-e holds 4 links (2 per edge-c).
-
-Network namespaces: `ip netns` works on the CI machine, but the shared SIP/HTTP fixtures (sipenv.py,
-test_http_edge.py) listen on 127.0.1.x of the root namespace; moving them behind veth pairs was not done in
-this change. Loopback addresses per peer give each peer its own address, which is what the assertions need.
+Topology, in network namespaces the test creates (tests/integration/netns.py: a bridge in a hub namespace, one
+namespace per host joined to it by a veth pair, one address each in 10.217.<pid-derived>.0/24): edge-e 1 (e1)
+and edge-e 2 (e2), every listener of a peer on its address with the same ports; edge-c 1 (c1) and edge-c 2
+(c2); each peer's admin port on 127.0.0.1 of its own namespace (the test reads it from inside). Each edge-c has
+link.peers [expe1.example.com, collab-edge.example.com] (two names of the test certificate) resolved through
+dnsmasq's hosts file, which the test rewrites. Behind them, together in one "inside" namespace: Kamailio as
+Unified CM's SIP side, the UCM fixture (discovery, alice's credentials), nginx as the internal web server (its
+access log records what it received) and dnsmasq. The clients (the test's own sockets, its load threads) are in
+an "outside" namespace. Each edge runs 2 workers, so each edge-e holds 4 links (2 per edge-c). Both edge-c
+share credentials.token_key_file. Without namespaces (not root, or EDGEPAIR_NO_NETNS=1) the same hosts are
+loopback addresses of the root namespace (127.0.17.11/.12, .21/.22; fixtures on 127.0.1.1) and one line says so.
 
 What is asserted (test_kill_edge_c_under_load):
+- An edge token issued through edge-e 1 (Basic sign-in on get_edge_config, X-Auth cookie) is accepted through
+  edge-e 2: 8 requests carrying it as a bearer token, each on a new connection, are served, nginx's access log
+  has each of them without an Authorization field, and both edge-c opened some of them (edge-e 2's workers
+  take their links in turn). A tampered copy is refused with 401 and never reaches nginx.
 - Both edge-c start at once, so their first links race for edge-e's workers and one worker often gets both
   links of one edge-c at first: every worker of each edge-e ends up with one link of each edge-c (edge-e
   moves the extra one; without that, a worker holding only edge-c 1's links answered 503 once it died).
@@ -33,7 +38,7 @@ test_config_mismatch_and_re_resolution:
   differences, the alarm link.peer_config:<node> is raised, the gauge counts 1, the status page shows it; the
   link stays up and serves.
 - collab-edge.example.com first resolves to an address where nothing listens; once the hosts file says
-  127.0.17.12 (dnsmasq reloaded with SIGHUP), both edge-c reach edge-e 2 without a restart: the name is looked
+  edge-e 2's address (dnsmasq reloaded with SIGHUP), both edge-c reach edge-e 2 without a restart: the name is looked
   up again on every reconnect.
 
 Run: EDGEPAIR_BIN=build/bin EDGEPAIR_SRC=. /usr/bin/python3 tests/integration/test_cluster_peers.py
@@ -44,6 +49,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -54,15 +60,19 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
+import netns  # noqa: E402
 import pair  # noqa: E402
-from sipenv import DOMAIN, FIXTURE, UCM_ADDR, SipEnv, SipUA  # noqa: E402
+from sipenv import FIXTURE, SipEnv, SipUA  # noqa: E402
 from test_http_edge import ALICE, DOMAIN_B64, basic  # noqa: E402
 
-E_ADDRS = ["127.0.17.11", "127.0.17.12"]
-C_ADDRS = ["127.0.17.21", "127.0.17.22"]
+E_HOSTS = ["e1", "e2"]
+C_HOSTS = ["c1", "c2"]
+# Without namespaces: the loopback layout this test had before them.
+FALLBACK = {"e1": "127.0.17.11", "e2": "127.0.17.12", "c1": "127.0.17.21", "c2": "127.0.17.22",
+            "inside": "127.0.1.1", "outside": "127.0.0.1"}
 E_NAMES = ["expe1.example.com", "collab-edge.example.com"]  # both are SANs of the test's edge-e certificate
-NOWHERE = "127.0.17.99"
 HELLO = b"hello from the TFTP file service\n"
+EDGE_CONFIG = f"/{DOMAIN_B64}/get_edge_config/?service_name=_cisco-uds"
 
 
 class PeerUA(SipUA):
@@ -101,15 +111,46 @@ class ClusterPeersTest(SipEnv):
 
     # ---- topology ----------------------------------------------------------------------------------------
 
+    def setUp(self):
+        super().setUp()
+        self.net = netns.Net.create(E_HOSTS + C_HOSTS + ["inside", "outside"], fallback=FALLBACK,
+                                    fallback_extra=["127.0.17.99"])
+        self.addCleanup(self.stop_all_then_net)
+        # The test's own sockets, threads and helper commands are the clients: in the outside namespace.
+        self.enterContext(self.net.inside("outside"))
+        print(f"hosts: {self.net.describe()}", file=sys.stderr)
+        self.ucm_addr = self.net.addr("inside")  # Kamailio (sipenv), the fixture, nginx, dnsmasq
+        self.nowhere = self.net.add_addr("inside")  # an address where nothing listens on the link port
+        self.e_addrs = [self.net.addr(x) for x in E_HOSTS]
+
+    def stop_all_then_net(self) -> None:
+        for p in reversed(self._procs):
+            p.stop(timeout=5)
+        self.net.destroy()
+
+    def start(self, args, host: str = "inside", **kw) -> h.Proc:
+        """Every process of the test runs in a namespace: the fixtures in "inside" unless told otherwise."""
+        return self.net.start(host, args, **kw)
+
+    def admin_get(self, host: str, port: int, path: str, timeout: float = 5):
+        """GET on a peer's admin port, which listens on the loopback of the peer's own namespace."""
+        with self.net.inside(host):
+            return h.http_get(f"http://{self.net.local(host)}:{port}{path}", timeout=timeout)
+
+    def wait_admin(self, p: h.Proc, host: str, port: int, timeout: float = 15) -> None:
+        with self.net.inside(host):
+            p.wait_http(f"http://{self.net.local(host)}:{port}/health", timeout=timeout)
+
     def start_dns(self):
         self.hosts = os.path.join(self.tmp, "peers.hosts")
-        self.write_hosts({E_NAMES[0]: E_ADDRS[0], E_NAMES[1]: E_ADDRS[1]})
-        self.dport = h.free_port("127.0.2.53", udp=True)
+        self.write_hosts({E_NAMES[0]: self.e_addrs[0], E_NAMES[1]: self.e_addrs[1]})
+        addr = self.ucm_addr
+        self.dport = h.free_port(addr, udp=True)
         self.dns = self.start(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                               "--user=root", "--listen-address=127.0.2.53", f"--port={self.dport}", "--pid-file=",
-                               f"--addn-hosts={self.hosts}", f"--address=/cucm1.example.com/{UCM_ADDR}",
+                               "--user=root", f"--listen-address={addr}", f"--port={self.dport}", "--pid-file=",
+                               f"--addn-hosts={self.hosts}", f"--address=/cucm1.example.com/{addr}",
                                "--log-queries"], name="dnsmasq")
-        h.wait_udp_bound("127.0.2.53", self.dport, timeout=10, proc=self.dns)
+        h.wait_udp_bound(addr, self.dport, timeout=10, proc=self.dns)
 
     def write_hosts(self, names: dict[str, str]) -> None:
         with open(self.hosts, "w") as f:
@@ -118,10 +159,10 @@ class ClusterPeersTest(SipEnv):
 
     def start_fixture(self, mixed: bool = False):
         # sipenv's cluster plus alice, whose credentials the HTTP requests carry.
-        self.fport = h.free_port(UCM_ADDR)
+        self.fport = h.free_port(self.ucm_addr)
         cluster = {
             "name": "cucm-cluster-1", "version": "14.0.1.10000-20", "security_mode": 0,
-            "nodes": [{"name": "cucm1.example.com", "address": UCM_ADDR, "type": "ucm", "publisher": True,
+            "nodes": [{"name": "cucm1.example.com", "address": self.ucm_addr, "type": "ucm", "publisher": True,
                        "sip_port": self.kport, "sip_tls_port": self.ktlsport}],
             "axl_users": {"axladmin": {"password": "Axl-Passw0rd", "roles": ["axl"]}},
             "end_users": {ALICE[0]: {"password": ALICE[1], "home_cluster": "cucm-cluster-1",
@@ -131,19 +172,20 @@ class ClusterPeersTest(SipEnv):
         with open(path, "w") as f:
             json.dump(cluster, f)
         self.fixture = self.start(["/usr/bin/python3", FIXTURE, "--cluster", path, "--node", "cucm1.example.com",
-                                   "--listen", f"{UCM_ADDR}:{self.fport}", "--cert",
+                                   "--listen", f"{self.ucm_addr}:{self.fport}", "--cert",
                                    f"{self.pki}/tomcat-cucm1-chain.crt", "--key", f"{self.pki}/tomcat-cucm1.key"],
                                   name="ucm-fixture")
-        self.fixture.wait_port(UCM_ADDR, self.fport, timeout=15)
+        self.fixture.wait_port(self.ucm_addr, self.fport, timeout=15)
 
     def start_nginx(self) -> None:
-        self.web_port = h.free_port(UCM_ADDR)
+        self.web_port = h.free_port(self.ucm_addr)
         root = os.path.join(self.tmp, "www")
         os.makedirs(os.path.join(root, "files"))
         with open(os.path.join(root, "files", "hello.txt"), "wb") as f:
             f.write(HELLO)
         ngx = os.path.join(self.tmp, "nginx")
         os.makedirs(ngx)
+        self.access_log = os.path.join(ngx, "access.log")
         conf = os.path.join(ngx, "nginx.conf")
         with open(conf, "w") as f:
             f.write(f"""
@@ -154,7 +196,8 @@ pid {ngx}/nginx.pid;
 error_log {ngx}/error.log info;
 events {{ worker_connections 512; }}
 http {{
-    access_log off;
+    log_format edge '$request_method $request_uri $status auth=[$http_authorization] cookie=[$http_cookie]';
+    access_log {self.access_log} edge;
     client_body_temp_path {ngx}/body;
     proxy_temp_path {ngx}/proxy;
     fastcgi_temp_path {ngx}/fastcgi;
@@ -162,13 +205,13 @@ http {{
     scgi_temp_path {ngx}/scgi;
     types {{ text/plain txt; }}
     server {{
-        listen {UCM_ADDR}:{self.web_port};
+        listen {self.ucm_addr}:{self.web_port};
         root {root};
     }}
 }}
 """)
         p = self.start([self.require_tool("nginx"), "-c", conf, "-p", ngx], name="nginx")
-        p.wait_port(UCM_ADDR, self.web_port, timeout=10)
+        p.wait_port(self.ucm_addr, self.web_port, timeout=10)
 
     def start_peers(self, c_clusters=("emea", "emea"), c_domains=("- {name: example.com}",) * 2,
                     wait_all: bool = True, stagger: bool = False) -> None:
@@ -176,8 +219,12 @@ http {{
         peer edge-e compares the others with); else both start at once."""
         self.ports = pair.Ports()
         self.auth_db = pair.write_auth_db(self)
+        # Both edge-c seal and open edge tokens with this key (made here: both would create it at once).
+        self.token_key = os.path.join(self.tmp, "cluster-token.key")
+        with open(os.open(self.token_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
         self.edge_e: list[h.Proc] = []
-        for i, addr in enumerate(E_ADDRS):
+        for i, addr in enumerate(self.e_addrs):
             path = pair.edge_e_yaml(self, self.ports, self.pki, workers=self.EDGE_WORKERS, auth_db=self.auth_db,
                                     extra="http: {rate_limit: {enabled: false}, link_wait: 10s}\n"
                                           "        cluster: {name: emea}")
@@ -185,15 +232,21 @@ http {{
                 text = f.read()
             text = text.replace("127.0.0.1:", f"{addr}:").replace("node_name: expe1.example.com",
                                                                   f"node_name: expe{i + 1}.example.com")
+            # The admin port stays on loopback (another address needs admin credentials).
+            text = text.replace(f"{addr}:{self.ports.admin_e}", f"{self.net.local(E_HOSTS[i])}:{self.ports.admin_e}")
+            # The clients' address is exempt from intrusion protection, as 127.0.0.1 is in pair.py.
+            exempt = ", ".join(f"{a}/32" for a in dict.fromkeys(["127.0.0.1", self.net.addr("outside")]))
+            text = text.replace("exempt: [127.0.0.1/32]", f"exempt: [{exempt}]")
             cfg = self.write_yaml(f"edge-e{i + 1}.yaml", text)
-            p = self.start([self.require_binary("edge-e"), "-c", cfg], name=f"edge-e{i + 1}")
-            p.wait_http(f"http://{addr}:{self.ports.admin_e}/health", timeout=15)
+            p = self.start([self.require_binary("edge-e"), "-c", cfg], host=E_HOSTS[i], name=f"edge-e{i + 1}")
+            self.wait_admin(p, E_HOSTS[i], self.ports.admin_e)
             self.edge_e.append(p)
         self.edge_c: list[h.Proc] = []
         peers = ", ".join(f"{n}:{self.ports.link}" for n in E_NAMES)
-        for i, addr in enumerate(C_ADDRS):
-            extra = (f'dns: {{servers: ["127.0.2.53:{self.dport}"]}}\n'
+        for i, host in enumerate(C_HOSTS):
+            extra = (f'dns: {{servers: ["{self.ucm_addr}:{self.dport}"]}}\n'
                      f"        cluster: {{name: {c_clusters[i]}}}\n"
+                     f"        credentials: {{token_key_file: {self.token_key}}}\n"
                      "        allow_list:\n          rules:\n"
                      f'            - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET]}}\n'
                      "        http: {upstream_timeout: 5s}")
@@ -201,20 +254,21 @@ http {{
                                     state_file=f"{self.tmp}/edge-c{i + 1}-state.json", domains=c_domains[i])
             with open(path) as f:
                 text = f.read()
-            text = text.replace(f"127.0.0.1:{self.ports.admin_c}", f"{addr}:{self.ports.admin_c}")
+            text = text.replace(f"127.0.0.1:{self.ports.admin_c}", f"{self.net.local(host)}:{self.ports.admin_c}")
             text = text.replace("node_name: expc1.example.com", f"node_name: expc{i + 1}.example.com")
             text = text.replace("discovery:\n", "discovery:\n  unified_cm:\n"
                                 f"    - {{address: cucm1.example.com, port: {self.fport}, username: axladmin, "
                                 "password: Axl-Passw0rd, tls_verify: false}\n", 1)
             cfg = self.write_yaml(f"edge-c{i + 1}.yaml", text)
             # Both at once, as after a power cut: their first links race for edge-e's workers.
-            self.edge_c.append(self.start([self.require_binary("edge-c"), "-c", cfg], name=f"edge-c{i + 1}"))
+            self.edge_c.append(self.start([self.require_binary("edge-c"), "-c", cfg], host=host,
+                                          name=f"edge-c{i + 1}"))
             if stagger and i == 0:
                 deadline = time.monotonic() + 20
                 while "expc1.example.com" not in self.peers(0) and time.monotonic() < deadline:
                     time.sleep(0.1)
-        for p, addr in zip(self.edge_c, C_ADDRS):
-            p.wait_http(f"http://{addr}:{self.ports.admin_c}/health", timeout=15)
+        for p, host in zip(self.edge_c, C_HOSTS):
+            self.wait_admin(p, host, self.ports.admin_c)
         if wait_all:
             for e in range(2):
                 self.wait_peers(e, {"expc1.example.com": 2, "expc2.example.com": 2})
@@ -228,7 +282,7 @@ http {{
     # ---- observations ------------------------------------------------------------------------------------
 
     def status(self, e: int) -> dict:
-        st, _, body = h.http_get(f"http://{E_ADDRS[e]}:{self.ports.admin_e}/status", timeout=5)
+        st, _, body = self.admin_get(E_HOSTS[e], self.ports.admin_e, "/status")
         self.assertEqual(st, 200)
         return json.loads(body)
 
@@ -260,18 +314,27 @@ http {{
         deadline = time.monotonic() + timeout
         body = b""
         while time.monotonic() < deadline:
-            st, _, body = h.http_get(f"http://{C_ADDRS[c]}:{self.ports.admin_c}/status", timeout=5)
+            st, _, body = self.admin_get(C_HOSTS[c], self.ports.admin_c, "/status")
             if st == 200 and b"CEtcp-cucm1.example.com" in body:
                 return
             time.sleep(0.3)
         self.fail(f"edge-c{c + 1} never discovered cucm1: {body[:1000]!r}")
 
-    def metric_e(self, e: int, name: str) -> float:
-        _, _, body = h.http_get(f"http://{E_ADDRS[e]}:{self.ports.admin_e}/metrics", timeout=5)
+    def metric_e(self, e: int, name: str, labels: dict[str, str] | None = None) -> float:
+        return self._metric(E_HOSTS[e], self.ports.admin_e, name, labels)
+
+    def metric_c(self, c: int, name: str, labels: dict[str, str] | None = None) -> float:
+        return self._metric(C_HOSTS[c], self.ports.admin_c, name, labels)
+
+    def _metric(self, host: str, port: int, name: str, labels: dict[str, str] | None) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        _, _, body = self.admin_get(host, port, "/metrics")
         total = 0.0
         for line in body.decode().splitlines():
             if line.split(" ")[0] == name or line.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
+                got = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+                if all(got.get(k) == v for k, v in (labels or {}).items()):
+                    total += float(line.rsplit(" ", 1)[1])
         return total
 
     def http_context(self) -> ssl.SSLContext:
@@ -280,13 +343,15 @@ http {{
         ctx.set_alpn_protocols(["http/1.1"])
         return ctx
 
-    def get_hello(self, e: int, ctx: ssl.SSLContext, conn: http.client.HTTPConnection | None = None):
-        """One GET of hello.txt through edge-e `e`; returns (ok, what, connection to reuse or None)."""
-        path = f"/{DOMAIN_B64}/http/cucm1.example.com/{self.web_port}/files/hello.txt"
-        hdrs = {"Host": f"expe1.example.com:{self.ports.https}", "Authorization": basic(*ALICE)}
+    def get_hello(self, e: int, ctx: ssl.SSLContext, conn: http.client.HTTPConnection | None = None,
+                  auth: str | None = None, query: str = ""):
+        """One GET of hello.txt through edge-e `e` (Basic alice unless `auth` is another Authorization value);
+        returns (ok, what, connection to reuse or None)."""
+        path = f"/{DOMAIN_B64}/http/cucm1.example.com/{self.web_port}/files/hello.txt{query}"
+        hdrs = {"Host": f"expe1.example.com:{self.ports.https}", "Authorization": auth or basic(*ALICE)}
         try:
             if conn is None:
-                sock = socket.create_connection((E_ADDRS[e], self.ports.https), timeout=30)
+                sock = socket.create_connection((self.e_addrs[e], self.ports.https), timeout=30)
                 conn = http.client.HTTPConnection("expe1.example.com", self.ports.https, timeout=30)
                 conn.sock = ctx.wrap_socket(sock, server_hostname="expe1.example.com")
             conn.request("GET", path, headers=hdrs)
@@ -301,6 +366,61 @@ http {{
             if conn:
                 conn.close()
             return False, f"edge-e{e + 1}: {type(ex).__name__}: {ex}", None
+
+    def nginx_lines(self, needle: str) -> list[str]:
+        with open(self.access_log) as f:
+            return [ln.rstrip("\n") for ln in f if needle in ln]
+
+    def check_token_across_peers(self, ctx: ssl.SSLContext) -> None:
+        """An edge token issued through edge-e 1 is accepted through edge-e 2, by either edge-c."""
+        sock = socket.create_connection((self.e_addrs[0], self.ports.https), timeout=10)
+        conn = http.client.HTTPConnection("expe1.example.com", self.ports.https, timeout=10)
+        conn.sock = ctx.wrap_socket(sock, server_hostname="expe1.example.com")
+        try:
+            conn.request("GET", EDGE_CONFIG, headers={"Host": f"expe1.example.com:{self.ports.https}",
+                                                      "Authorization": basic(*ALICE)})
+            r = conn.getresponse()
+            body = r.read()
+            cookies = r.headers.get_all("Set-Cookie") or []
+        finally:
+            conn.close()
+        self.assertEqual(r.status, 200, body[:500])
+        tok = next((c.split(";", 1)[0].split("=", 1)[1] for c in cookies if c.startswith("X-Auth=")), None)
+        self.assertIsNotNone(tok, f"no X-Auth cookie from edge-e 1: {cookies}")
+        issued = [self.metric_c(c, "edgepair_edge_tokens_issued_total") for c in range(2)]
+        self.assertEqual(sum(issued), 1, f"tokens issued by edge-c 1, 2: {issued}")
+        used = [self.metric_c(c, "edgepair_http_auth_total", {"result": "edge_token"}) for c in range(2)]
+
+        n = 8
+        for k in range(n):  # a new connection each: edge-e 2's workers take turns over both edge-c
+            ok, what, c = self.get_hello(1, ctx, auth="Bearer " + tok, query=f"?token={k}")
+            self.assertTrue(ok, f"request {k} with edge-e 1's token through {what}")
+            if c:
+                c.close()
+        deadline = time.monotonic() + 5
+        while len(self.nginx_lines("?token=")) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = self.nginx_lines("?token=")
+        self.assertEqual([ln.split(" ")[1].rsplit("=", 1)[1] for ln in lines], [str(k) for k in range(n)], lines)
+        for ln in lines:  # served as alice, with neither her password nor the token going in
+            self.assertIn(" 200 auth=[-] ", ln)
+            self.assertNotIn(tok, ln)
+        by_c = [self.metric_c(c, "edgepair_http_auth_total", {"result": "edge_token"}) - used[c] for c in range(2)]
+        self.assertEqual(sum(by_c), n, by_c)
+        self.assertTrue(all(x > 0 for x in by_c), f"token requests opened by edge-c 1, 2: {by_c}")
+
+        # The check can fail: a tampered token is refused and reaches nobody.
+        mid = len(tok) // 2
+        bad = tok[:mid] + ("A" if tok[mid] != "A" else "B") + tok[mid + 1:]
+        ok, what, c = self.get_hello(1, ctx, auth="Bearer " + bad, query="?tampered=1")
+        if c:
+            c.close()
+        self.assertFalse(ok)
+        self.assertIn("edge-e2: 401", what)
+        time.sleep(0.2)
+        self.assertEqual(self.nginx_lines("?tampered="), [])
+        print(f"token issued via edge-e 1 by edge-c {issued.index(1) + 1}; {n} uses via edge-e 2 opened by edge-c "
+              f"1, 2: {by_c}", file=sys.stderr)
 
     # ---- tests -------------------------------------------------------------------------------------------
 
@@ -318,11 +438,12 @@ http {{
                 conn.close()
             for node, p in self.peers(e).items():
                 self.assertTrue(p["consistent"], f"edge-e{e + 1}: {node}: {p}")
+        self.check_token_across_peers(ctx)
 
         uas: list[PeerUA] = []
         self.addCleanup(lambda: [u.close() for u in uas])
         for i in range(8):
-            ua = PeerUA(E_ADDRS[i % 2], self.ports.sip, f"user{i}", self.ca)
+            ua = PeerUA(self.e_addrs[i % 2], self.ports.sip, f"user{i}", self.ca)
             uas.append(ua)
             self.assertEqual(ua.register().status, 200, f"{ua.user} via edge-e{i % 2 + 1}")
 
@@ -377,7 +498,7 @@ http {{
         for ua in moved:
             ua.close()
             i = uas.index(ua)
-            again = PeerUA(E_ADDRS[i % 2], self.ports.sip, ua.user, self.ca)
+            again = PeerUA(self.e_addrs[i % 2], self.ports.sip, ua.user, self.ca)
             uas[i] = again
             self.assertEqual(again.register().status, 200, f"{ua.user}: registers again after its flow closed")
         print(f"edge-c 1 killed after {killed_at} of {total} requests; SIP flows closed {len(moved)}, kept "
@@ -392,7 +513,7 @@ http {{
     def test_config_mismatch_and_re_resolution(self):
         self.start_kamailio()
         self.start_dns()
-        self.write_hosts({E_NAMES[0]: E_ADDRS[0], E_NAMES[1]: NOWHERE})
+        self.write_hosts({E_NAMES[0]: self.e_addrs[0], E_NAMES[1]: self.nowhere})
         self.dns.send_signal(signal.SIGHUP)
         time.sleep(0.3)
         self.start_fixture()
@@ -420,7 +541,7 @@ http {{
         self.assertIn("link.peer_config:expc2.example.com", alarms)
         self.assertNotIn("link.peer_config:expc1.example.com", alarms)
         self.assertEqual(self.metric_e(0, "edgepair_link_peers_mismatched"), 1)
-        _, _, page = h.http_get(f"http://{E_ADDRS[0]}:{self.ports.admin_e}/", timeout=5)
+        _, _, page = self.admin_get(E_HOSTS[0], self.ports.admin_e, "/")
         self.assertIn(b'class="peer mismatch"', page)
         self.assertIn(b"this edge-e&#39;s cluster.name", page.replace(b"&#x27;", b"&#39;"))
         # The mismatch is logged once per peer, not per link.
@@ -435,7 +556,7 @@ http {{
             conn.close()
 
         # The name now points at edge-e 2: both edge-c find it on their next attempt, without a restart.
-        self.write_hosts({E_NAMES[0]: E_ADDRS[0], E_NAMES[1]: E_ADDRS[1]})
+        self.write_hosts({E_NAMES[0]: self.e_addrs[0], E_NAMES[1]: self.e_addrs[1]})
         self.dns.send_signal(signal.SIGHUP)
         peers2 = self.wait_peers(1, {"expc1.example.com": 2, "expc2.example.com": 2}, timeout=20)
         self.assertFalse(peers2["expc2.example.com"]["consistent"])

@@ -120,6 +120,10 @@ class HttpEdgeTopology(h.TestCase):
     EDGE_E_EXTRA = ""
     # edge-c answers a silent node with 504 after http.upstream_timeout: short, so the test does not wait 30 s.
     EDGE_C_EXTRA = "http: {upstream_timeout: 2s}"
+    # Where the fixtures listen (name -> address) and dnsmasq's address: a subclass may move them (e.g. into a
+    # network namespace, test_cluster_bans.py) and then starts its processes there (its own start()).
+    addrs: dict[str, str] = ADDRS
+    dns_addr = "127.0.0.1"
 
     # ---- topology ------------------------------------------------------------------------------------
 
@@ -143,20 +147,22 @@ class HttpEdgeTopology(h.TestCase):
 
     def start_dns(self) -> None:
         dnsmasq = self.require_tool("dnsmasq")
-        self.dns_port = h.free_port(udp=True)
+        self.dns_port = h.free_port(self.dns_addr, udp=True)
         args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
+                "--no-poll", "--pid-file=", "--bind-interfaces", f"--listen-address={self.dns_addr}",
                 f"--port={self.dns_port}", "--log-facility=-"]
         if os.geteuid() == 0:
             args.append("--user=root")
-        args += [f"--address=/{name}/{ip}" for name, ip in ADDRS.items()]
+        args += [f"--address=/{name}/{ip}" for name, ip in self.addrs.items()]
         p = self.start(args, name="dnsmasq")
-        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+        h.wait_udp_bound(self.dns_addr, self.dns_port, timeout=10, proc=p)
 
     def start_ucm(self) -> None:
         with open(DEMO_JSON, encoding="utf-8") as f:
             doc = json.load(f)
         doc["nodes"] = [n for n in doc["nodes"] if n["type"] == "ucm"]
+        for n in doc["nodes"]:
+            n["address"] = self.addrs.get(n["name"], n["address"])
         cluster = os.path.join(self.tmp, "cluster.json")
         with open(cluster, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
@@ -165,7 +171,7 @@ class HttpEdgeTopology(h.TestCase):
             if not os.path.exists(crt):
                 crt = f"{self.pki_dir}/{cert}.crt"
             p = self.start([PY, FIXTURE, "--cluster", cluster, "--node", name, "--listen",
-                            f"{ADDRS[name]}:{self.ucm_port}", "--cert", crt, "--key", f"{self.pki_dir}/{cert}.key"],
+                            f"{self.addrs[name]}:{self.ucm_port}", "--cert", crt, "--key", f"{self.pki_dir}/{cert}.key"],
                            name=f"fixture-{name.split('.')[0]}")
             p.wait_log(r"^READY$", timeout=15)
             self.fixtures.append(p)
@@ -207,13 +213,13 @@ http {{
     keepalive_requests 1000;
     types {{ text/plain txt; application/octet-stream bin; }}
     server {{
-        listen {ADDRS["cucm1.example.com"]}:{self.web_port};
+        listen {self.addrs["cucm1.example.com"]}:{self.web_port};
         root {self.tmp}/www;
     }}
 }}
 """)
         p = self.start([nginx, "-c", conf, "-p", ngx], name="nginx")
-        p.wait_port(ADDRS["cucm1.example.com"], self.web_port, timeout=10)
+        p.wait_port(self.addrs["cucm1.example.com"], self.web_port, timeout=10)
 
     def publisher(self) -> str:
         """edge-c's discovery section: the fixture's cucm1 as the AXL publisher."""
@@ -223,7 +229,7 @@ http {{
     def edge_c_extra(self, *rules: str, tail: str = "") -> str:
         """edge-c's dns and allow_list sections (indented for edge_c_yaml): the TFTP rule on nginx, then `rules`
         (one flow-style rule each), then `tail`."""
-        lines = [f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}', "allow_list:", "  rules:",
+        lines = [f'dns: {{servers: ["{self.dns_addr}:{self.dns_port}"]}}', "allow_list:", "  rules:",
                  f'    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET, HEAD, POST], '
                  f'description: tftp}}']
         lines += [f"    - {r}" for r in rules]
