@@ -64,7 +64,7 @@ void set_port(net::SockAddr& a, uint16_t port) {
         reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = htons(port);
 }
 
-std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why) {
+std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why, bool need_sip_xmpp) {
     pugi::xml_document doc;
     if (!doc.load_buffer(xml.data(), xml.size())) {
         *why = "get_edge_config: not XML";
@@ -95,9 +95,9 @@ std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::strin
         uint16_t(edge.child("xmppEdgeServer").child("server").child("tlsPort").text().as_uint(0));
     if (info.uds_host.empty())
         *why = "get_edge_config: no _cisco-uds server";
-    else if (info.sip_host.empty() || !info.sip_port)
+    else if (need_sip_xmpp && (info.sip_host.empty() || !info.sip_port))
         *why = "get_edge_config: no sipEdgeServer";
-    else if (info.xmpp_host.empty() || !info.xmpp_port)
+    else if (need_sip_xmpp && (info.xmpp_host.empty() || !info.xmpp_port))
         *why = "get_edge_config: no xmppEdgeServer";
     else {
         // Unified CM nodes run the TFTP service; a deployment that lists none is served by its UDS node.
@@ -323,7 +323,7 @@ void MraLogin::on_sign_in_response(int status, std::string body) {
     switch (step_) {
     case kSiEdgeConfig: {
         std::string why;
-        auto info = parse_edge_config(body, &why);
+        auto info = parse_edge_config(body, &why, false);
         if (!info) return fail(ErrKind::Protocol, why);
         info_ = *info;
         step_done(kSiEdgeConfig);

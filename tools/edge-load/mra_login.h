@@ -56,7 +56,9 @@ struct EdgeConfigInfo {
     uint16_t sip_port = 0, xmpp_port = 0;
 };
 // nullopt (with `why`) when the document is not a usable getEdgeConfigResponse.
-std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why);
+// `need_sip_xmpp` false (sign-in): an edge with only its HTTPS listener advertises no SIP/XMPP edge servers.
+std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why,
+                                                bool need_sip_xmpp = true);
 
 class MraLogin {
   public:
