@@ -781,12 +781,22 @@ EOF
   dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
   "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll --pid-file= \
     --bind-interfaces --listen-address=127.0.0.1 --port="$SI_DNS" --log-facility=- --user=root \
-    --address=/cucm1.example.com/127.0.1.1 >"$d/dnsmasq.log" 2>&1 &
+    --address=/cucm1.example.com/127.0.1.1 --address=/expe1.example.com/127.0.60.11 \
+    --address=/expe2.example.com/127.0.60.12 --address=/expe3.example.com/127.0.60.13 \
+    --address=/expe4.example.com/127.0.60.14 >"$d/dnsmasq.log" 2>&1 &
   PIDS+=($!)
   printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$d/link-users.txt" 2>/dev/null \
     || die "edge-e --hash-password failed"
   openssl rand -hex 32 >"$d/token.key"
   chmod 600 "$d/token.key"
+  # edge-c checks that each edge-e's certificate names the host it dialled: one certificate naming
+  # expe1..expe4.example.com (dnsmasq maps them to the peers' addresses), from the bench's CA.
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ee.key" \
+    -subj /CN=expe1.example.com -out "$d/ee.csr" 2>/dev/null || die "openssl req failed"
+  printf 'subjectAltName=DNS:expe1.example.com,DNS:expe2.example.com,DNS:expe3.example.com,DNS:expe4.example.com\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n' >"$d/ee.ext"
+  openssl x509 -req -in "$d/ee.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 2 \
+    -extfile "$d/ee.ext" -out "$d/ee.crt" 2>/dev/null || die "openssl x509 failed"
+  cat "$d/ee.crt" "$PKI/ca.crt" >"$d/ee-chain.crt"
   wait_port "$SI_UCM" 15 127.0.1.1
 }
 
@@ -805,7 +815,7 @@ signin_start() {
   fi
   for ((i = 1; i <= P; i++)); do
     local a=127.0.60.$((10 + i))
-    peers+="${peers:+, }$a:$SI_LINK"
+    peers+="${peers:+, }expe$i.example.com:$SI_LINK"
     SI_TARGETS+=(--target "$a:$SI_HTTPS")
     cat >"$d/edge-e$i.yaml" <<EOF
 node_name: expe$i.example.com
@@ -813,7 +823,7 @@ workers: 1
 log: {level: warn}
 admin: {listen: $a:$SI_ADM_E}
 tls:
-  default_certificate: {cert: $PKI/edge-e-chain.crt, key: $PKI/edge-e.key}
+  default_certificate: {cert: $d/ee-chain.crt, key: $d/ee.key}
   trusted_cas: $PKI/ca.crt
 listeners:
   https: {listen: $a:$SI_HTTPS}
@@ -927,7 +937,7 @@ print(j["ok"], j["rate"], j["errors_total"], s["wrong_password"]["sent"], s["wro
   if ((redis)); then
     local rcpu cmds
     rcpu=$(awk -v a="$ra" -v b="$rb" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
-    cmds=$((ca - cb))
+    cmds=$((ca - cb - 1)) # less the INFO that read the "before" figure
     note="$note; redis ${rcpu} CPU-s, $cmds commands in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s = $(awk -v c="$cmds" -v n="$((ok + wref))" 'BEGIN{ if (n > 0) printf "%.3f", c/n; else print "nan" }')/sign-in (after: $bycmd)"
   fi
   row "$metric" "P$P-$( ((redis)) && echo redis || echo local)" edge-load "$run" "$ok" "$cpu" "$per" "$rate" "$note"
