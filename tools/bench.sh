@@ -57,6 +57,7 @@
 #   BENCH_SIGNIN_WRONG (10)th. Rows: sign-ins per CPU-second of every edge, the wall rate, and with Redis the
 #   commands Redis ran (INFO commandstats) per sign-in and its CPU. Then, with Redis and P = 2, a ban storm:
 #   wrong passwords only, from BENCH_SIGNIN_BAN_SOURCES (16) addresses, so that bans are made and shared.
+#   BENCH_PERF_DIR: perf-record the edge-c peers during each sign-in row.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
@@ -914,10 +915,18 @@ signin_measure() {
   for p in "${all[@]}"; do b=$((b + $(cpu_ticks "$p"))); done
   fb=$(cpu_ticks "$SI_FIXTURE")
   if ((redis)); then rb=$(cpu_ticks "$SI_REDIS_PID"); { read -r cb; read -r _; } < <(redis_calls); fi
+  local perf_pid=
+  if [[ -n ${BENCH_PERF_DIR:-} ]]; then # as for the pair rows: sample the edge-c peers' stacks
+    mkdir -p "$BENCH_PERF_DIR"
+    perf record -q -F 999 -g -p "$(IFS=,; echo "${SI_C[*]}")" -o "$BENCH_PERF_DIR/$metric.P$P.r$redis.$run.data" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   t0=$(date +%s.%N)
   timeout "$CLIENT_TIMEOUT" "$BIN/edge-load" --cafile "$PKI/ca.crt" --sni expe1.example.com --no-progress --json \
     --scenario sign-in "${SI_TARGETS[@]}" --domain example.com --password Load-Passw0rd "$@" >"$out" 2>"$out.err" \
     || note="edge-load rc=$?"
+  [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
   t1=$(date +%s.%N)
   for p in "${all[@]}"; do a=$((a + $(cpu_ticks "$p"))); done
   fa=$(cpu_ticks "$SI_FIXTURE")
