@@ -30,7 +30,7 @@
 # Options:
 #   --runs N          repetitions of each measurement (default 3)
 #   --quick           smaller counts (a smoke run of the script, not figures)
-#   --only LIST       comma list of servers: haproxy,nginx,edge-e,pair (default all)
+#   --only LIST       comma list of servers: haproxy,nginx,edge-e,pair (default all), signin (run only when named)
 #   --idle-conns N    idle connections (default 10000; needs ulimit -n above N+100)
 #   --out FILE        write the raw rows there
 #   --keep            keep the temp dir (configs, logs)
@@ -49,6 +49,15 @@
 #   BENCH_PAIR_WORKERS (1): workers of edge-e and edge-c; BENCH_PAIR_CPUS (0): the CPUs both are pinned to
 #   (taskset list, e.g. 0-1 for the multi-worker row; the load generator stays on CPU1).
 #   BENCH_EDGE_C_EXTRA: YAML appended to the pair's edge-c config, e.g. 'http: {upstream_idle_per_origin: 8}'.
+# Sign-in storm (`--only signin`, not in the default list; issue #17): for P = 1, 2, 4 (BENCH_SIGNIN_PEERS),
+#   without and with Redis (cluster.redis on edge-e), P edge-e (127.0.60.11..) and P edge-c (127.0.60.31..),
+#   each edge-c linked to every edge-e, workers 1 each, not pinned; the UCM fixture with BENCH_SIGNIN_USERS
+#   (1000) users load0..; dnsmasq. edge-load --scenario sign-in with one --target per edge-e, sources
+#   127.0.50.1-254, BENCH_SIGNIN_N (3000) sign-ins, BENCH_SIGNIN_CONNS (16) at once, a wrong password every
+#   BENCH_SIGNIN_WRONG (10)th. Rows: sign-ins per CPU-second of every edge, the wall rate, and with Redis the
+#   commands Redis ran (INFO commandstats) per sign-in and its CPU. Then, with Redis and P = 2, a ban storm:
+#   wrong passwords only, from BENCH_SIGNIN_BAN_SOURCES (16) addresses, so that bans are made and shared.
+#   BENCH_PERF_DIR: perf-record the edge-c peers during each sign-in row.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
@@ -93,6 +102,12 @@ done
 [[ -x $BIN/edge-load ]] || die "$BIN/edge-load not built (cmake --build build --target edge-load)"
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 if want edge-e || want pair; then [[ -x $BIN/edge-e ]] || die "$BIN/edge-e not built"; fi
+if want signin; then
+  [[ -x $BIN/edge-e && -x $BIN/edge-c ]] || die "$BIN/edge-e and edge-c not built"
+  for t in dnsmasq redis-server redis-cli; do
+    command -v "$t" >/dev/null 2>&1 || [[ -x /usr/sbin/$t ]] || die "$t not found (apt-get install dnsmasq redis-server)"
+  done
+fi
 if want pair; then
   [[ -x $BIN/edge-c ]] || die "$BIN/edge-c not built"
   for t in kamailio prosody prosodyctl dnsmasq; do
@@ -733,6 +748,240 @@ run_pair() {
   fi
 }
 
+# ------------------------------------------------------------------------------------ sign-in storm (#17)
+SIGNIN_PEERS=${BENCH_SIGNIN_PEERS:-1,2,4}
+SIGNIN_USERS=${BENCH_SIGNIN_USERS:-1000}
+SIGNIN_N=${BENCH_SIGNIN_N:-3000}
+SIGNIN_CONNS=${BENCH_SIGNIN_CONNS:-16}
+SIGNIN_WRONG=${BENCH_SIGNIN_WRONG:-10}
+SIGNIN_BAN_SOURCES=${BENCH_SIGNIN_BAN_SOURCES:-16}
+((QUICK)) && SIGNIN_N=300 SIGNIN_USERS=100
+SI_PIDS=() # the running cluster's processes (edges, Redis), stopped between configurations
+
+# The parts every configuration shares: the UCM fixture with the storm's users, dnsmasq for cucm1's name,
+# the link password file and one edge-token key for every edge-c (a token sealed by one edge-c must open on
+# the others: the sign-in's second request may take another edge-c than its first).
+signin_fixtures() {
+  local d=$TMP/signin
+  mkdir -p "$d"
+  read -r SI_UCM < <(free_ports 1 127.0.1.1)
+  read -r SI_HTTPS SI_ADM_E SI_LINK SI_ADM_C SI_DNS SI_REDIS < <(free_ports 6)
+  python3 - "$d/cluster.json" "$SI_USERS" <<'EOF'
+import json, sys
+users = {f"load{i}": {"password": "Load-Passw0rd"} for i in range(int(sys.argv[2]))}
+json.dump({"name": "cucm-cluster-1", "version": "14.0.1.10000-20", "security_mode": 0,
+           "nodes": [{"name": "cucm1.example.com", "address": "127.0.1.1", "type": "ucm", "publisher": True}],
+           "axl_users": {"axladmin": {"password": "Axl-Passw0rd", "roles": ["axl"]}},
+           "end_users": users}, open(sys.argv[1], "w"))
+EOF
+  python3 "$ROOT/tools/fixtures/ucm_fixture.py" --cluster "$d/cluster.json" --node cucm1.example.com \
+    --listen "127.0.1.1:$SI_UCM" --cert "$PKI/tomcat-cucm1-chain.crt" --key "$PKI/tomcat-cucm1.key" \
+    >"$d/fixture.log" 2>&1 &
+  SI_FIXTURE=$!; PIDS+=("$SI_FIXTURE")
+  local dnsmasq
+  dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+  "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll --pid-file= \
+    --bind-interfaces --listen-address=127.0.0.1 --port="$SI_DNS" --log-facility=- --user=root \
+    --address=/cucm1.example.com/127.0.1.1 --address=/expe1.example.com/127.0.60.11 \
+    --address=/expe2.example.com/127.0.60.12 --address=/expe3.example.com/127.0.60.13 \
+    --address=/expe4.example.com/127.0.60.14 >"$d/dnsmasq.log" 2>&1 &
+  PIDS+=($!)
+  printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$d/link-users.txt" 2>/dev/null \
+    || die "edge-e --hash-password failed"
+  openssl rand -hex 32 >"$d/token.key"
+  chmod 600 "$d/token.key"
+  # edge-c checks that each edge-e's certificate names the host it dialled: one certificate naming
+  # expe1..expe4.example.com (dnsmasq maps them to the peers' addresses), from the bench's CA.
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ee.key" \
+    -subj /CN=expe1.example.com -out "$d/ee.csr" 2>/dev/null || die "openssl req failed"
+  printf 'subjectAltName=DNS:expe1.example.com,DNS:expe2.example.com,DNS:expe3.example.com,DNS:expe4.example.com\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n' >"$d/ee.ext"
+  openssl x509 -req -in "$d/ee.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 2 \
+    -extfile "$d/ee.ext" -out "$d/ee.crt" 2>/dev/null || die "openssl x509 failed"
+  cat "$d/ee.crt" "$PKI/ca.crt" >"$d/ee-chain.crt"
+  wait_port "$SI_UCM" 15 127.0.1.1
+}
+
+# signin_start P REDIS(0|1): P edge-e and P edge-c (and Redis), ready when every edge-e has every edge-c's link
+# and the discovered node.
+signin_start() {
+  local P=$1 redis=$2 d=$TMP/signin i j peers="" cluster
+  SI_PIDS=() SI_E=() SI_C=() SI_TARGETS=() SI_REDIS_PID=
+  cluster="cluster: {name: bench}"
+  if ((redis)); then
+    redis-server --port "$SI_REDIS" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning \
+      >"$d/redis.log" 2>&1 &
+    SI_REDIS_PID=$!; PIDS+=("$SI_REDIS_PID"); SI_PIDS+=("$SI_REDIS_PID")
+    wait_port "$SI_REDIS" 10
+    cluster="cluster: {name: bench, redis: {address: \"127.0.0.1:$SI_REDIS\"}}"
+  fi
+  for ((i = 1; i <= P; i++)); do
+    local a=127.0.60.$((10 + i))
+    peers+="${peers:+, }expe$i.example.com:$SI_LINK"
+    SI_TARGETS+=(--target "$a:$SI_HTTPS")
+    cat >"$d/edge-e$i.yaml" <<EOF
+node_name: expe$i.example.com
+workers: 1
+log: {level: warn}
+admin: {listen: $a:$SI_ADM_E}
+tls:
+  default_certificate: {cert: $d/ee-chain.crt, key: $d/ee.key}
+  trusted_cas: $PKI/ca.crt
+listeners:
+  https: {listen: $a:$SI_HTTPS}
+link:
+  listen: $a:$SI_LINK
+  tls_verify_subject_name: expc1.example.com
+  auth_database: $d/link-users.txt
+limits: {client_idle_timeout: 10m, max_connections: 100000}
+# Per-address limits and intrusion protection at their defaults: the storm comes from 254 addresses.
+$cluster
+EOF
+    "$BIN/edge-e" -c "$d/edge-e$i.yaml" >"$d/edge-e$i.log" 2>&1 &
+    SI_E+=($!); PIDS+=($!); SI_PIDS+=($!)
+  done
+  for ((j = 1; j <= P; j++)); do
+    local a=127.0.60.$((30 + j))
+    cat >"$d/edge-c$j.yaml" <<EOF
+node_name: expc$j.example.com
+workers: 1
+log: {level: warn}
+admin: {listen: $a:$SI_ADM_C}
+tls:
+  certificate: {cert: $PKI/edge-c.crt, key: $PKI/edge-c.key}
+  trusted_cas: $PKI/ca.crt
+link:
+  peers: [$peers]
+  username: bench
+  password: "bench-secret"
+discovery:
+  state_file: $d/edge-c$j-state.json
+  unified_cm:
+    - {address: cucm1.example.com, port: $SI_UCM, username: axladmin, password: "Axl-Passw0rd", tls_verify: true}
+domains:
+  - {name: example.com}
+dns: {servers: ["127.0.0.1:$SI_DNS"]}
+credentials: {token_key_file: $d/token.key}
+cluster: {name: bench}
+EOF
+    rm -f "$d/edge-c$j-state.json"
+    "$BIN/edge-c" -c "$d/edge-c$j.yaml" >"$d/edge-c$j.log" 2>&1 &
+    SI_C+=($!); PIDS+=($!); SI_PIDS+=($!)
+  done
+  local ok=0
+  for ((i = 0; i < 300; i++)); do
+    if python3 - "$SI_ADM_E" "$P" "$SI_ADM_C" <<'EOF' 2>/dev/null; then ok=1; break; fi
+import json, sys, urllib.request
+port, P = sys.argv[1], int(sys.argv[2])
+for i in range(1, P + 1):
+    s = json.load(urllib.request.urlopen(f"http://127.0.60.{10 + i}:{port}/status", timeout=2))
+    if "cucm1.example.com" not in set((s.get("snapshot") or {}).get("nodes") or {}):
+        sys.exit(1)
+    peers = s["link"]["edge_c_peers"]
+    if len(peers) != P or any(p["links_up"] < 1 for p in peers):
+        sys.exit(1)
+    # each edge-c has discovered cucm1 itself (until then it answers sign-ins 503)
+    if b'"discovered_via"' not in urllib.request.urlopen(f"http://127.0.60.{30 + i}:{sys.argv[3]}/status", timeout=2).read():
+        sys.exit(1)
+sys.exit(0)
+EOF
+    sleep 0.1
+  done
+  ((ok)) || die "the $P+$P cluster did not get ready in 30 s (logs in $d)"
+  # One sign-in per peer, so that no measured sign-in pays a first connection to the fixture.
+  "$BIN/edge-load" --cafile "$PKI/ca.crt" --sni expe1.example.com --no-progress --json --scenario sign-in \
+    "${SI_TARGETS[@]}" --domain example.com --user 'load%d' --users "$SI_USERS" --password Load-Passw0rd \
+    --requests "$((P * 2))" --source-range 127.0.51.1-127.0.51.254 --timeout 20 >"$d/warmup.json" \
+    || die "warm-up sign-ins through the $P+$P cluster failed: $(cat "$d/warmup.json")"
+  say "sign-in cluster up: $P edge-e (${SI_E[*]}), $P edge-c (${SI_C[*]})${SI_REDIS_PID:+, redis $SI_REDIS_PID}"
+}
+
+signin_stop() {
+  local p
+  for p in "${SI_PIDS[@]}"; do stop_server "$p"; done
+  SI_PIDS=()
+}
+
+redis_calls() { # total commands Redis has run (INFO commandstats), and "cmd=calls,..." on the second line
+  redis-cli -h 127.0.0.1 -p "$SI_REDIS" INFO commandstats | tr -d '\r' |
+    awk -F'[_:=,]' '/^cmdstat_/{n+=$4; s=s (s?" ":"") $2 "=" $4} END{print n+0; print s}'
+}
+
+# signin_measure METRIC P REDIS RUN -- edge-load options...: CPU of every edge (and Redis), Redis commands.
+signin_measure() {
+  local metric=$1 P=$2 redis=$3 run=$4 p b=0 a=0 rb=0 ra=0 cb=0 ca=0 fb fa t0 t1 note=""
+  shift 5
+  local out=$TMP/out.$metric.P$P.r$redis.$run
+  local all=("${SI_E[@]}" "${SI_C[@]}")
+  for p in "${all[@]}"; do b=$((b + $(cpu_ticks "$p"))); done
+  fb=$(cpu_ticks "$SI_FIXTURE")
+  if ((redis)); then rb=$(cpu_ticks "$SI_REDIS_PID"); { read -r cb; read -r _; } < <(redis_calls); fi
+  local perf_pid=
+  if [[ -n ${BENCH_PERF_DIR:-} ]]; then # as for the pair rows: sample the edge-c peers' stacks
+    mkdir -p "$BENCH_PERF_DIR"
+    perf record -q -F 999 -g -p "$(IFS=,; echo "${SI_C[*]}")" -o "$BENCH_PERF_DIR/$metric.P$P.r$redis.$run.data" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  t0=$(date +%s.%N)
+  timeout "$CLIENT_TIMEOUT" "$BIN/edge-load" --cafile "$PKI/ca.crt" --sni expe1.example.com --no-progress --json \
+    --scenario sign-in "${SI_TARGETS[@]}" --domain example.com --password Load-Passw0rd "$@" >"$out" 2>"$out.err" \
+    || note="edge-load rc=$?"
+  [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
+  t1=$(date +%s.%N)
+  for p in "${all[@]}"; do a=$((a + $(cpu_ticks "$p"))); done
+  fa=$(cpu_ticks "$SI_FIXTURE")
+  local bycmd=""
+  if ((redis)); then ra=$(cpu_ticks "$SI_REDIS_PID"); { read -r ca; read -r bycmd; } < <(redis_calls); fi
+  local ok rate err wsent wref p50 p99
+  read -r ok rate err wsent wref p50 p99 < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); s=j["sign_in"]
+print(j["ok"], j["rate"], j["errors_total"], s["wrong_password"]["sent"], s["wrong_password"]["refused"],
+      j["latency_us"]["p50"] / 1000, j["latency_us"]["p99"] / 1000)' "$out" 2>/dev/null || echo "0 0 -1 0 0 0 0")
+  rate=${rate%.*}
+  [[ $err != 0 ]] && note="${note:+$note; }edge-load errors=$err ($(python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["errors"]; print(" ".join(f"{k}={v}" for k,v in e.items() if v))' "$out" 2>/dev/null))"
+  local cpu per fcpu
+  cpu=$(awk -v a="$a" -v b="$b" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+  fcpu=$(awk -v a="$fa" -v b="$fb" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+  per=$(awk -v o="$ok" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')
+  note="${note:+$note; }$P+$P edges ${cpu} CPU-s, fixture ${fcpu} CPU-s; wrong passwords $wsent, refused $wref; p50 ${p50} ms p99 ${p99} ms"
+  if ((redis)); then
+    local rcpu cmds
+    rcpu=$(awk -v a="$ra" -v b="$rb" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+    cmds=$((ca - cb - 1)) # less the INFO that read the "before" figure
+    note="$note; redis ${rcpu} CPU-s, $cmds commands in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s = $(awk -v c="$cmds" -v n="$((ok + wref))" 'BEGIN{ if (n > 0) printf "%.3f", c/n; else print "nan" }')/sign-in (after: $bycmd)"
+  fi
+  row "$metric" "P$P-$( ((redis)) && echo redis || echo local)" edge-load "$run" "$ok" "$cpu" "$per" "$rate" "$note"
+  say "$metric P=$P redis=$redis run $run: $ok ok, ${cpu} CPU-s -> $per /CPU-s, wall $rate/s ($note)"
+}
+
+run_signin() {
+  local P redis r bans
+  signin_fixtures
+  for P in ${SIGNIN_PEERS//,/ }; do
+    for redis in 0 1; do
+      signin_start "$P" "$redis"
+      for ((r = 1; r <= RUNS; r++)); do
+        # Each run its own user order offset is not needed: edge-c's credential cache is what a storm of
+        # returning users meets; the first run of a configuration pays the cache misses (see the notes).
+        signin_measure signin "$P" "$redis" "$r" -- --user 'load%d' --users "$SI_USERS" \
+          --wrong-password-every "$SIGNIN_WRONG" --source-range 127.0.50.1-127.0.50.254 \
+          --connections "$SIGNIN_CONNS" --requests "$SIGNIN_N" --duration 120 --timeout 20
+      done
+      if ((redis && P == 2)); then
+        # Wrong passwords only, from a few addresses: each address is banned after 5 (protection defaults),
+        # and the ban is written to Redis and published to the other peer.
+        signin_measure signin-bans "$P" "$redis" 1 -- --user 'load%d' --users "$SI_USERS" \
+          --wrong-password-every 2 --source-range "127.0.52.1-127.0.52.$SIGNIN_BAN_SOURCES" \
+          --connections 4 --requests "$((SIGNIN_BAN_SOURCES * 2 * 8))" --duration 60 --timeout 5
+        bans=$(for ((i = 1; i <= P; i++)); do curl -s "http://127.0.60.$((10 + i)):$SI_ADM_E/metrics"; done |
+          awk '/^edgepair_intrusion_(peer_)?bans_total/{n[$1]+=$2} END{for (k in n) printf "%s=%s ", k, n[k]}')
+        say "bans after the ban storm: $bans"
+        row signin-bans-made "P$P-redis" metrics 1 0 0 0 0 "$bans"
+      fi
+      signin_stop
+    done
+  done
+}
+
 say "results: $OUT"
 start_server backend
 say "backend nginx on $P_BE"
@@ -767,6 +1016,12 @@ if want pair; then
   say "pair: $("$BIN/edge-e" --version), $("$BIN/edge-c" --version), kamailio $(kamailio -v | head -1 | awk '{print $3}'), prosody $(prosodyctl about 2>/dev/null | awk '/^Prosody [0-9]/{print $2; exit}')"
   pair_setup
   run_pair
+fi
+
+if want signin; then
+  SI_USERS=$SIGNIN_USERS
+  say "sign-in storm: P in $SIGNIN_PEERS, $SIGNIN_N sign-ins of $SI_USERS users per run, $SIGNIN_CONNS at once"
+  run_signin
 fi
 
 # Summary: min-max of ops per CPU-second (and of the wall rate) over the runs.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -463,6 +464,215 @@ class EdgeLoadPairTest(h.TestCase):
         self.assertEqual(j["errors"]["dns"], 2, j)
         self.assertEqual(j["connects"], 0, j)
 
+
+class SignInStormTest(h.TestCase):
+    """edge-load --scenario sign-in (issue #17): a small storm over 2 edge-e and 2 edge-c peers (each edge-c
+    linked to both edge-e, one edge-token key for both edge-c), from 254 loopback source addresses, with
+    intrusion protection and the per-address limit at their defaults. What edge-load counts is checked against
+    what the edges' metrics and the UCM fixture's request log saw."""
+
+    E_ADDRS = ["127.0.18.11", "127.0.18.12"]
+    C_ADDRS = ["127.0.18.21", "127.0.18.22"]
+    USERS = 20
+    N = 200
+    WRONG_EVERY = 10
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.load = self.require_binary("edge-load")
+        self.require_binary("edge-e")
+        self.require_binary("edge-c")
+        dnsmasq = self.require_tool("dnsmasq")
+        self.pki = h.pki()
+        self.ca = f"{self.pki}/ca.crt"
+        self.ports = pair.Ports()
+        self.dns_port = h.free_port(udp=True)
+        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+                "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={self.dns_port}",
+                "--log-facility=-", f"--address=/cucm1.example.com/{UCM_ADDR}",
+                # edge-c checks that each edge-e's certificate names the host it dialled: two names of the
+                # test certificate, one per peer address.
+                f"--address=/expe1.example.com/{self.E_ADDRS[0]}",
+                f"--address=/collab-edge.example.com/{self.E_ADDRS[1]}"]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=self.start(args, name="dnsmasq"))
+        self.fport = h.free_port(UCM_ADDR)
+        users = {f"load{i}": {"password": "Load-Passw0rd"} for i in range(self.USERS)}
+        cluster = {"name": "cucm-cluster-1", "version": "14.0.1.10000-20", "security_mode": 0,
+                   "nodes": [{"name": "cucm1.example.com", "address": UCM_ADDR, "type": "ucm", "publisher": True}],
+                   "axl_users": {"axladmin": {"password": "Axl-Passw0rd", "roles": ["axl"]}}, "end_users": users}
+        path = os.path.join(self.tmp, "cluster.json")
+        with open(path, "w") as f:
+            json.dump(cluster, f)
+        self.fixture = self.start([PY, FIXTURE, "--cluster", path, "--node", "cucm1.example.com", "--listen",
+                                   f"{UCM_ADDR}:{self.fport}", "--cert", f"{self.pki}/tomcat-cucm1-chain.crt",
+                                   "--key", f"{self.pki}/tomcat-cucm1.key"], name="fixture-cucm1")
+        self.fixture.wait_log(r"^READY$", timeout=15)
+        auth_db = pair.write_auth_db(self)
+        # Both edge-c seal and open edge tokens with one key: a sign-in's token request may take the other one.
+        key = os.path.join(self.tmp, "token.key")
+        with open(key, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        os.chmod(key, 0o600)
+        P = self.ports
+        for i, a in enumerate(self.E_ADDRS):
+            cfg = self.write_yaml(f"edge-e{i + 1}.yaml", f"""
+                node_name: expe{i + 1}.example.com
+                workers: 1
+                log: {{level: info}}
+                admin: {{listen: {a}:{P.admin_e}}}
+                tls:
+                  default_certificate: {{cert: {self.pki}/edge-e.crt, key: {self.pki}/edge-e.key}}
+                  trusted_cas: {self.pki}/ca.crt
+                listeners:
+                  https: {{listen: {a}:{P.https}}}
+                link:
+                  listen: {a}:{P.link}
+                  tls_verify_subject_name: expc1.example.com
+                  auth_database: {auth_db}
+                cluster: {{name: storm}}
+            """)
+            self.start([self.require_binary("edge-e"), "-c", cfg], name=f"edge-e{i + 1}").wait_http(
+                f"http://{a}:{P.admin_e}/health", timeout=15)
+        peers = f"expe1.example.com:{P.link}, collab-edge.example.com:{P.link}"
+        for i, a in enumerate(self.C_ADDRS):
+            cfg = self.write_yaml(f"edge-c{i + 1}.yaml", f"""
+                node_name: expc{i + 1}.example.com
+                workers: 1
+                log: {{level: info}}
+                admin: {{listen: {a}:{P.admin_c}}}
+                tls:
+                  certificate: {{cert: {self.pki}/edge-c.crt, key: {self.pki}/edge-c.key}}
+                  trusted_cas: {self.pki}/ca.crt
+                link:
+                  peers: [{peers}]
+                  username: {pair.DEMO_LINK_USER}
+                  password: "{pair.DEMO_LINK_PASSWORD}"
+                  reconnect_min: 200ms
+                  reconnect_max: 2s
+                discovery:
+                  state_file: {self.tmp}/edge-c{i + 1}-state.json
+                  unified_cm:
+                    - {{address: cucm1.example.com, port: {self.fport}, username: axladmin, password: "Axl-Passw0rd", tls_verify: true}}
+                domains:
+                  - {{name: example.com}}
+                dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}
+                credentials: {{token_key_file: {key}}}
+                cluster: {{name: storm}}
+            """)
+            self.start([self.require_binary("edge-c"), "-c", cfg], name=f"edge-c{i + 1}").wait_http(
+                f"http://{a}:{P.admin_c}/health", timeout=15)
+        deadline = time.monotonic() + 30
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                ready = True
+                for a in self.E_ADDRS:
+                    _, _, body = h.http_get(f"http://{a}:{P.admin_e}/status", timeout=5)
+                    last = json.loads(body)
+                    peers_up = {p["node"]: p["links_up"] for p in last["link"]["edge_c_peers"]}
+                    ready = ready and "cucm1.example.com" in ((last.get("snapshot") or {}).get("nodes") or {}) \
+                        and set(peers_up) == {"expc1.example.com", "expc2.example.com"} \
+                        and all(n >= 1 for n in peers_up.values())
+                # Each edge-c has discovered cucm1 itself (until then it answers sign-ins 503).
+                for a in self.C_ADDRS:
+                    _, _, body = h.http_get(f"http://{a}:{P.admin_c}/status", timeout=5)
+                    ready = ready and b'"discovered_via"' in body
+                if ready:
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        self.fail(f"2+2 cluster not ready within 30 s: {json.dumps(last)[:2000]}")
+
+    def metrics(self, addr: str, port: int) -> dict[tuple[str, frozenset], float]:
+        _, _, body = h.http_get(f"http://{addr}:{port}/metrics", timeout=5)
+        out: dict[tuple[str, frozenset], float] = {}
+        for line in body.decode().splitlines():
+            m = re.match(r"^([^{ #]+)(?:\{(.*)\})? (\S+)$", line)
+            if m:
+                labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+                out[(m.group(1), labels)] = float(m.group(3))
+        return out
+
+    @staticmethod
+    def total(ms: dict, name: str, **labels: str) -> int:
+        want = set(labels.items())
+        return int(sum(v for (n, ls), v in ms.items() if n == name and want <= ls))
+
+    def test_sign_in_storm_over_two_peers(self):
+        P = self.ports
+        before_e = [self.metrics(a, P.admin_e) for a in self.E_ADDRS]
+        before_c = [self.metrics(a, P.admin_c) for a in self.C_ADDRS]
+        fixture_log_at = len(self.fixture.log_text())
+        targets = [arg for a in self.E_ADDRS for arg in ("--target", f"{a}:{P.https}")]
+        rc, out = h.run_cmd([self.load, "--no-progress", "--json", "--cafile", self.ca, "--sni", "expe1.example.com",
+                             "--scenario", "sign-in", *targets, "--domain", "example.com", "--user", "load%d",
+                             "--users", str(self.USERS), "--password", "Load-Passw0rd", "--wrong-password-every",
+                             str(self.WRONG_EVERY), "--source-range", "127.0.50.1-127.0.50.254", "--connections", "8",
+                             "--requests", str(self.N), "--duration", "45", "--timeout", "10"], timeout=60)
+        self.assertEqual(rc, 0, out)
+        j = json.loads(next(ln for ln in out.splitlines() if ln.startswith("{")))
+        wrong = self.N // self.WRONG_EVERY
+        ok = self.N - wrong
+        si = j["sign_in"]
+        # edge-load's own view: every sign-in accounted for, every wrong password refused, nothing else failed.
+        self.assertEqual(j["unit"], "sign-ins")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["attempts"], self.N, j)
+        self.assertEqual(j["ok"], ok, j)
+        self.assertEqual(si["wrong_password"], {"sent": wrong, "refused": wrong}, j)
+        self.assertEqual(si["tokens"], ok, j)
+        self.assertEqual([t["ok"] for t in si["by_target"]], [ok // 2, ok // 2], j)
+        self.assertEqual([t["refused"] for t in si["by_target"]], [wrong // 2, wrong // 2], j)
+        self.assertEqual(list(j["steps_us"]), ["connect", "edge_config", "home_cluster", "uds"])
+        self.assertEqual(j["steps_us"]["uds"]["count"], ok, j)
+        self.assertEqual(j["connects"], self.N, j)  # one TLS connection per sign-in
+
+        # What the edges saw. Each edge-e: three requests per sign-in that got through, one per refused one.
+        after_e = [self.metrics(a, P.admin_e) for a in self.E_ADDRS]
+        after_c = [self.metrics(a, P.admin_c) for a in self.C_ADDRS]
+        for i in range(2):
+            t = si["by_target"][i]
+            got = (self.total(after_e[i], "edgepair_http_requests_total")
+                   - self.total(before_e[i], "edgepair_http_requests_total"))
+            self.assertEqual(got, 3 * t["ok"] + t["refused"], f"edge-e{i + 1}")
+            # Each refused password counts once against its source address; 200 sign-ins over 254 addresses
+            # make no ban.
+            fails = (self.total(after_e[i], "edgepair_intrusion_failures_total", category="http-ce-auth")
+                     - self.total(before_e[i], "edgepair_intrusion_failures_total", category="http-ce-auth"))
+            self.assertEqual(fails, t["refused"], f"edge-e{i + 1}")
+            self.assertEqual(self.total(after_e[i], "edgepair_intrusion_bans_total"), 0, f"edge-e{i + 1}")
+
+        def c_delta(name: str, **labels: str) -> int:
+            return sum(self.total(a, name, **labels) - self.total(b, name, **labels)
+                       for a, b in zip(after_c, before_c))
+
+        # edge-c (both together): two Basic checks per sign-in (get_edge_config, UDS user), answered by
+        # Unified CM or the cache; each wrong password denied; one token issued per sign-in and accepted once.
+        checks = c_delta("edgepair_http_auth_total", result="ok") + c_delta("edgepair_http_auth_total", result="cached")
+        self.assertEqual(checks, 2 * ok)
+        self.assertEqual(c_delta("edgepair_http_auth_total", result="denied"), wrong)
+        self.assertEqual(c_delta("edgepair_edge_tokens_issued_total"), ok)
+        self.assertEqual(c_delta("edgepair_http_auth_total", result="edge_token"), ok)
+        self.assertEqual(c_delta("edgepair_edge_token_refused_total"), 0)
+        # Both edge-c served (the link choice spreads the streams).
+        for a, b in zip(after_c, before_c):
+            self.assertGreater(self.total(a, "edgepair_edge_tokens_issued_total")
+                               - self.total(b, "edgepair_edge_tokens_issued_total"), 0)
+
+        # The UCM fixture: each sign-in's UDS user request, for the user it was made for; each wrong password
+        # refused by Unified CM in edge-c's check (/devices, TechNote 211304's call: refusals are not cached);
+        # the sign-ins' home-cluster look-ups, plus at most one of edge-c's own per user and edge-c.
+        log = self.fixture.log_text()[fixture_log_at:]
+        users = re.findall(r'"GET /cucm-uds/user/(load\d+)" 200', log)
+        self.assertEqual(len(users), ok, log[-2000:])
+        self.assertEqual(len(set(users)), self.USERS)
+        self.assertEqual(len(re.findall(r'"GET /cucm-uds/user/load\d+/devices" 401', log)), wrong, log[-2000:])
+        looked_up = len(re.findall(r'"GET /cucm-uds/clusterUser\?username=load\d+" 200', log))
+        self.assertGreaterEqual(looked_up, ok)
+        self.assertLessEqual(looked_up, ok + 2 * self.USERS)
 
 if __name__ == "__main__":
     h.run_tests()

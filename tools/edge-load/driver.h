@@ -29,6 +29,11 @@ struct Shared {
     net::SockAddr addr;
     std::string tls_name; // handed to new_ssl: SNI and the name verified
     std::string request;  // the request bytes, built once
+    // sign-in: every --target's address and TLS name, and the sign-in counter that spreads sign-ins over
+    // targets, users and source addresses the same way whatever thread runs them.
+    std::vector<net::SockAddr> targets;
+    std::vector<std::string> target_names;
+    std::atomic<uint64_t> signin_seq{0};
 
     std::atomic<unsigned> ramped{0}; // idle: drivers that have tried all their connections
     std::mutex mu;

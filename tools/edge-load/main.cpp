@@ -1,5 +1,6 @@
 // edge-load: edgepair's bundled traffic generator (loopback targets only). See usage_text() and
 // docs/BENCHMARKS.md.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -99,6 +100,8 @@ const char* unit_of(const Options& o) {
         return "messages";
     case Scenario::MraLogin:
         return "logins";
+    case Scenario::SignIn:
+        return "sign-ins";
     case Scenario::Hold:
         return "connections";
     default:
@@ -216,6 +219,18 @@ void print_json(const Options& o, const Stats& s, double elapsed) {
             j += fmt::format(",\"messages\":{{\"sent\":{},\"received\":{}}}", s.messages_sent,
                              s.messages_received);
     }
+    if (o.scenario == Scenario::SignIn) {
+        j += fmt::format(",\"sign_in\":{{\"users\":{},\"wrong_password\":{{\"sent\":{},\"refused\":{}}},"
+                         "\"tokens\":{},\"by_target\":[",
+                         o.users, s.wrong_sent, s.wrong_refused, s.tokens);
+        for (size_t i = 0; i < o.targets.size(); ++i) {
+            std::array<uint64_t, 3> c{};
+            if (i < s.by_target.size()) c = s.by_target[i];
+            j += fmt::format("{}{{\"target\":{},\"ok\":{},\"refused\":{},\"failed\":{}}}", i ? "," : "",
+                             json_str(o.targets[i]), c[0], c[1], c[2]);
+        }
+        j += "]}";
+    }
     j += "}\n";
     std::fwrite(j.data(), 1, j.size(), stdout);
 }
@@ -288,6 +303,19 @@ void print_human(const Options& o, const Stats& s, double elapsed) {
             std::printf("  messages   %llu sent, %llu received\n", (unsigned long long)s.messages_sent,
                         (unsigned long long)s.messages_received);
     }
+    if (o.scenario == Scenario::SignIn) {
+        std::printf(
+            "  sign-in    %u users; wrong password %llu sent, %llu refused 401 (not errors); %llu edge "
+            "tokens\n",
+            o.users, (unsigned long long)s.wrong_sent, (unsigned long long)s.wrong_refused,
+            (unsigned long long)s.tokens);
+        for (size_t i = 0; i < o.targets.size(); ++i) {
+            std::array<uint64_t, 3> c{};
+            if (i < s.by_target.size()) c = s.by_target[i];
+            std::printf("  %-10s ok %llu  refused %llu  failed %llu\n", o.targets[i].c_str(),
+                        (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2]);
+        }
+    }
 }
 
 } // namespace
@@ -331,6 +359,18 @@ int main(int argc, char** argv) {
     sh.opt = &opt;
     sh.addr = *addr;
     sh.tls_name = !opt.sni.empty() ? opt.sni : opt.host;
+    if (opt.scenario == Scenario::SignIn) {
+        for (const auto& t : opt.targets) {
+            auto hp = net::split_host_port(t); // checked by parse_options
+            auto a = resolve_loopback_target(hp->first, hp->second);
+            if (!a) {
+                std::fprintf(stderr, "edge-load: %s\n", a.error().message.c_str());
+                return 2;
+            }
+            sh.targets.push_back(*a);
+            sh.target_names.push_back(!opt.sni.empty() ? opt.sni : hp->first);
+        }
+    }
     sh.request = build_request(opt);
     if (opt.scenario == Scenario::Hold && opt.source_lo && addr->family() != AF_INET) {
         std::fprintf(stderr, "edge-load: --source-range is IPv4, but %s is %s\n", opt.target.c_str(),

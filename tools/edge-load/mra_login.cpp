@@ -1,12 +1,17 @@
 #include "tools/edge-load/mra_login.h"
 
+#include <cerrno>
+#include <cstring>
 #include <netinet/in.h>
 #include <pugixml.hpp>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include "common/core/version.h"
 #include "common/http/b64_domain.h"
+#include "common/net/listener.h"
 #include "tools/edge-load/driver.h"
 
 namespace edgepair::load {
@@ -21,6 +26,37 @@ const char* mra_step_name(size_t step) {
     return step < kMraSteps ? names[step] : "login";
 }
 
+const char* sign_in_step_name(size_t step) {
+    static const std::array<const char*, kSignInSteps> names{"connect", "edge_config", "home_cluster", "uds"};
+    return step < kSignInSteps ? names[step] : "sign-in";
+}
+
+std::unique_ptr<net::Connection> connect_from(core::Loop& loop, const net::SockAddr& to, uint32_t source,
+                                              SSL* ssl, std::string* err) {
+    if (!source || to.family() != AF_INET) return net::Connection::connect(loop, to, ssl, err);
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    auto give_up = [&](const char* what) -> std::unique_ptr<net::Connection> {
+        *err = fmt::format("{} (from {}.{}.{}.{} to {}): {}", what, source >> 24, (source >> 16) & 255,
+                           (source >> 8) & 255, source & 255, to.str(), std::strerror(errno));
+        if (fd >= 0) ::close(fd);
+        if (ssl) SSL_free(ssl);
+        return nullptr;
+    };
+    if (fd < 0) return give_up("socket()");
+    // The port is picked at connect() per 4-tuple, so one source address serves any number of targets and
+    // connections (a bind() with port 0 would reserve a port per source address for every destination).
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(source);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) return give_up("bind");
+    net::tune_socket(fd);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0 && errno != EINPROGRESS)
+        return give_up("connect");
+    return std::make_unique<net::Connection>(loop, fd, ssl, false);
+}
+
 void set_port(net::SockAddr& a, uint16_t port) {
     if (a.family() == AF_INET6)
         reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_port = htons(port);
@@ -28,7 +64,7 @@ void set_port(net::SockAddr& a, uint16_t port) {
         reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = htons(port);
 }
 
-std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why) {
+std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why, bool need_sip_xmpp) {
     pugi::xml_document doc;
     if (!doc.load_buffer(xml.data(), xml.size())) {
         *why = "get_edge_config: not XML";
@@ -59,9 +95,9 @@ std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::strin
         uint16_t(edge.child("xmppEdgeServer").child("server").child("tlsPort").text().as_uint(0));
     if (info.uds_host.empty())
         *why = "get_edge_config: no _cisco-uds server";
-    else if (info.sip_host.empty() || !info.sip_port)
+    else if (need_sip_xmpp && (info.sip_host.empty() || !info.sip_port))
         *why = "get_edge_config: no sipEdgeServer";
-    else if (info.xmpp_host.empty() || !info.xmpp_port)
+    else if (need_sip_xmpp && (info.xmpp_host.empty() || !info.xmpp_port))
         *why = "get_edge_config: no xmppEdgeServer";
     else {
         // Unified CM nodes run the TFTP service; a deployment that lists none is served by its UDS node.
@@ -71,11 +107,11 @@ std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::strin
     return std::nullopt;
 }
 
-MraLogin::MraLogin(core::Loop& loop, net::Resolver& resolver, const Options& opt,
+MraLogin::MraLogin(core::Loop& loop, net::Resolver* resolver, const Options& opt,
                    std::shared_ptr<net::TlsClientContext> tls, std::mt19937_64& rng, unsigned index,
                    Done done)
     : loop_(loop), resolver_(resolver), opt_(opt), tls_(std::move(tls)), rng_(rng),
-      user_(user_for(opt, index)), done_(std::move(done)) {}
+      user_(user_for(opt, index)), done_(std::move(done)), password_(opt.password) {}
 
 MraLogin::~MraLogin() {
     *alive_ = false;
@@ -93,7 +129,7 @@ void MraLogin::start() {
     step_ = kStepDns;
     t_step_ = now_ns();
     auto alive = alive_;
-    resolver_.resolve_srv("_collab-edge._tls." + opt_.domain, [this, alive](auto r) {
+    resolver_->resolve_srv("_collab-edge._tls." + opt_.domain, [this, alive](auto r) {
         if (!*alive || finished_) return;
         if (!r) return fail(ErrKind::Dns, "SRV _collab-edge._tls." + opt_.domain + ": " + r.error().message);
         if (r->empty()) return fail(ErrKind::Dns, "SRV _collab-edge._tls." + opt_.domain + ": no records");
@@ -127,9 +163,41 @@ void MraLogin::start() {
     });
 }
 
+void MraLogin::start_sign_in(const net::SockAddr& to, const std::string& tls_name, uint32_t source,
+                             bool wrong_password) {
+    sign_in_ = true;
+    res_.wrong_password = wrong_password;
+    // Still the user's own password with something appended: a typo, not a different user.
+    if (wrong_password) password_ += "-wrong";
+    step_ = kSiConnect;
+    t_step_ = now_ns();
+    edge_host_ = tls_name;
+    edge_port_ = to.port();
+    std::string err;
+    http_ = connect_from(loop_, to, source, tls_->new_ssl(tls_name), &err);
+    if (!http_) return fail(ErrKind::Connect, err);
+    http_->set_callbacks({[this] {
+                              ++res_.connects;
+                              step_done(kSiConnect);
+                              http_get("/" + http::encode_domain(opt_.domain) +
+                                       "/get_edge_config/?service_name=_cisco-uds&service_name=_cuplogin");
+                          },
+                          [this](const char* d, size_t n) { on_http_data(d, n); },
+                          [this](std::string_view why) {
+                              dead_http_.push_back(std::move(http_));
+                              if (finished_) return;
+                              ErrKind k = why.starts_with("connect") ? ErrKind::Connect
+                                          : why.starts_with("tls")   ? ErrKind::Tls
+                                                                     : ErrKind::Protocol;
+                              fail(k, fmt::format("HTTPS connection: {}", why));
+                          },
+                          nullptr});
+    http_->start();
+}
+
 void MraLogin::resolve_loopback(const std::string& host, std::function<void(net::SockAddr)> next) {
     auto alive = alive_;
-    resolver_.resolve(host, [this, alive, host, next = std::move(next)](auto r) {
+    resolver_->resolve(host, [this, alive, host, next = std::move(next)](auto r) {
         if (!*alive || finished_) return;
         if (!r || r->empty())
             return fail(ErrKind::Dns, fmt::format("{}: {}", host, r ? "no address" : r.error().message));
@@ -160,7 +228,7 @@ void MraLogin::fail(ErrKind k, std::string why) {
     finished_ = true;
     res_.ok = false;
     res_.kind = k;
-    res_.why = fmt::format("{}: {}", mra_step_name(step_), why);
+    res_.why = fmt::format("{}: {}", step_name(step_), why);
     res_.failed_step = step_;
     if (http_) http_->abort("login failed");
     if (sip_) sip_->abort("login failed");
@@ -168,14 +236,14 @@ void MraLogin::fail(ErrKind k, std::string why) {
     done_(res_);
 }
 
-void MraLogin::http_get(std::string path) {
+void MraLogin::http_get(std::string path, bool bearer) {
     parser_ = std::make_unique<http::H1Parser>(http::H1Parser::Kind::Response);
     body_.clear();
     path_ = path;
+    std::string auth = bearer ? "Bearer " + token_ : "Basic " + http::base64_encode(user_ + ":" + password_);
     http_->write(fmt::format("GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: edge-load/{}\r\nAccept: */*\r\n"
-                             "Authorization: Basic {}\r\n\r\n",
-                             path, edge_host_, edge_port_, kVersion,
-                             http::base64_encode(user_ + ":" + opt_.password)));
+                             "Authorization: {}\r\n\r\n",
+                             path, edge_host_, edge_port_, kVersion, auth));
 }
 
 void MraLogin::on_http_data(const char* d, size_t n) {
@@ -199,6 +267,12 @@ void MraLogin::on_http_data(const char* d, size_t n) {
             return fail(ErrKind::Protocol, "unparsable HTTP response");
         case http::H1Parser::Status::MessageComplete: {
             int st = parser_->response().status;
+            if (sign_in_ && step_ == kSiEdgeConfig) {
+                constexpr std::string_view kCookie = "X-Auth=";
+                for (std::string_view c : parser_->headers().find_all("set-cookie"))
+                    if (c.starts_with(kCookie))
+                        token_ = std::string(c.substr(kCookie.size(), c.find(';') - kCookie.size()));
+            }
             parser_.reset();
             on_http_response(st, std::move(body_));
             return;
@@ -208,6 +282,7 @@ void MraLogin::on_http_data(const char* d, size_t n) {
 }
 
 void MraLogin::on_http_response(int status, std::string body) {
+    if (sign_in_) return on_sign_in_response(status, std::move(body));
     // 403 is the allow list refusing the URL, not the credentials: only 401 is an authentication error.
     if (status == 401) return fail(ErrKind::Auth, fmt::format("HTTP 401 for GET {}", path_));
     if (status >= 400)
@@ -233,6 +308,42 @@ void MraLogin::on_http_response(int status, std::string body) {
         step_done(kStepTftp);
         http_->close();
         return sip_step();
+    default:
+        return fail(ErrKind::Protocol, "unexpected HTTP response");
+    }
+}
+
+void MraLogin::on_sign_in_response(int status, std::string body) {
+    if (status == 401) return fail(ErrKind::Auth, fmt::format("HTTP 401 for GET {}", path_));
+    if (status >= 400)
+        return fail(status >= 500 ? ErrKind::Http5xx : ErrKind::Http4xx,
+                    fmt::format("HTTP {} for GET {}", status, path_));
+    if (status != 200) return fail(ErrKind::Protocol, fmt::format("HTTP {} for GET {}", status, path_));
+    const std::string b64 = http::encode_domain(opt_.domain);
+    switch (step_) {
+    case kSiEdgeConfig: {
+        std::string why;
+        auto info = parse_edge_config(body, &why, false);
+        if (!info) return fail(ErrKind::Protocol, why);
+        info_ = *info;
+        step_done(kSiEdgeConfig);
+        res_.token = !token_.empty();
+        // A client that got no token keeps using its password.
+        return http_get(fmt::format("/{}/https/{}/{}/cucm-uds/clusterUser?username={}", b64, info_.uds_host,
+                                    info_.uds_port, user_),
+                        res_.token);
+    }
+    case kSiHomeCluster:
+        step_done(kSiHomeCluster);
+        return http_get(
+            fmt::format("/{}/https/{}/{}/cucm-uds/user/{}", b64, info_.uds_host, info_.uds_port, user_));
+    case kSiUds:
+        step_done(kSiUds);
+        res_.signed_in_ns = now_ns();
+        finished_ = true;
+        res_.ok = true;
+        http_->close();
+        return done_(res_);
     default:
         return fail(ErrKind::Protocol, "unexpected HTTP response");
     }

@@ -6,6 +6,13 @@
 //   tftp         GET /<b64>/http/<TFTP node>/<--tftp-port><--tftp-file> on the same connection
 //   sip_register REGISTER on the edge-config's sipEdgeServer (SipClient)
 //   xmpp_login   XMPP login on the xmppEdgeServer (XmppClient)
+// The sign-in scenario (a storm of many users over several edge-e peers) runs the HTTPS part only, with no
+// DNS: start_sign_in() dials a given edge-e from a given source address, and the steps are
+//   connect      TCP + TLS to that edge-e
+//   edge_config  GET get_edge_config with Basic credentials; the edge token comes back as cookie X-Auth
+//   home_cluster GET /<b64>/https/<UDS node>/<port>/cucm-uds/clusterUser?username=<user> with the token
+//   uds          GET /<b64>/https/<UDS node>/<port>/cucm-uds/user/<user> with Basic (Unified CM checks the
+//                user's own credentials there, and edge-c forwards no credential for a token)
 // Steps run one after the other so that each has its own latency. Every address dialled must be loopback:
 // a name resolving elsewhere fails the login with a dns error before any connection is made.
 #include <array>
@@ -32,6 +39,12 @@ namespace edgepair::load {
 
 enum MraStep : size_t { kStepDns, kStepEdgeConfig, kStepUds, kStepTftp, kStepSip, kStepXmpp, kMraSteps };
 const char* mra_step_name(size_t step);
+enum SignInStep : size_t { kSiConnect, kSiEdgeConfig, kSiHomeCluster, kSiUds, kSignInSteps };
+const char* sign_in_step_name(size_t step);
+// A non-blocking connect like net::Connection::connect, from `source` (IPv4, host order; 0 = the kernel's
+// choice) when the target is IPv4.
+std::unique_ptr<net::Connection> connect_from(core::Loop& loop, const net::SockAddr& to, uint32_t source,
+                                              SSL* ssl, std::string* err);
 void set_port(net::SockAddr& a, uint16_t port);
 
 // What get_edge_config told us (the parts a login uses).
@@ -43,7 +56,9 @@ struct EdgeConfigInfo {
     uint16_t sip_port = 0, xmpp_port = 0;
 };
 // nullopt (with `why`) when the document is not a usable getEdgeConfigResponse.
-std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why);
+// `need_sip_xmpp` false (sign-in): an edge with only its HTTPS listener advertises no SIP/XMPP edge servers.
+std::optional<EdgeConfigInfo> parse_edge_config(std::string_view xml, std::string* why,
+                                                bool need_sip_xmpp = true);
 
 class MraLogin {
   public:
@@ -56,43 +71,55 @@ class MraLogin {
         std::array<uint64_t, kMraSteps> step_us{};
         size_t steps_done = 0;
         bool challenged = false;
-        uint64_t connects = 0;     // connections that got as far as TLS being up (HTTPS, SIP, XMPP)
-        uint64_t signed_in_ns = 0; // now_ns() when the last step ended (the sign-out runs after it)
+        uint64_t connects = 0;       // connections that got as far as TLS being up (HTTPS, SIP, XMPP)
+        uint64_t signed_in_ns = 0;   // now_ns() when the last step ended (the sign-out runs after it)
+        bool token = false;          // sign-in: get_edge_config set the X-Auth cookie
+        bool wrong_password = false; // sign-in: this one was sent with a wrong password
     };
     using Done = std::function<void(const Result&)>;
 
-    MraLogin(core::Loop& loop, net::Resolver& resolver, const Options& opt,
+    MraLogin(core::Loop& loop, net::Resolver* resolver, const Options& opt,
              std::shared_ptr<net::TlsClientContext> tls, std::mt19937_64& rng, unsigned index, Done done);
     ~MraLogin();
     MraLogin(const MraLogin&) = delete;
     MraLogin& operator=(const MraLogin&) = delete;
 
     void start();
+    // sign-in: get_edge_config at `to` (TLS name `tls_name`) from `source`, then the UDS look-ups.
+    void start_sign_in(const net::SockAddr& to, const std::string& tls_name, uint32_t source,
+                       bool wrong_password);
     // The step under way ("login" once all are done and the sign-out is pending).
-    const char* current_step() const { return mra_step_name(step_); }
+    const char* current_step() const { return step_name(step_); }
     // Stops without calling `done` (timeout, end of run).
     void cancel();
 
   private:
+    const char* step_name(size_t step) const {
+        return sign_in_ ? sign_in_step_name(step) : mra_step_name(step);
+    }
+    void on_sign_in_response(int status, std::string body);
     void step_done(size_t step);
     void maybe_done();
     void fail(ErrKind k, std::string why);
     void resolve_loopback(const std::string& host, std::function<void(net::SockAddr)> next);
     void http_connect();
-    void http_get(std::string path);
+    void http_get(std::string path, bool bearer = false);
     void on_http_data(const char* d, size_t n);
     void on_http_response(int status, std::string body);
     void sip_step();
     void xmpp_step();
 
     core::Loop& loop_;
-    net::Resolver& resolver_;
+    net::Resolver* resolver_; // null for sign-in, which uses no DNS
     const Options& opt_;
     std::shared_ptr<net::TlsClientContext> tls_;
     std::mt19937_64& rng_;
     std::string user_;
     Done done_;
     Result res_;
+    bool sign_in_ = false;
+    std::string password_; // the one sent (sign-in: wrong on purpose now and then)
+    std::string token_;    // sign-in: the edge token get_edge_config gave
     size_t step_ = 0;
     uint64_t t_step_ = 0;
     bool finished_ = false;

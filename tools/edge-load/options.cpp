@@ -14,6 +14,7 @@ namespace edgepair::load {
 std::string usage_text() {
     return R"(usage: edge-load --scenario S --target HOST:PORT [options]
        edge-load --scenario mra-login --dns HOST:PORT --user U --password P [options]
+       edge-load --scenario sign-in --target A --target B --user 'load%d' --users N --password P [options]
 
 Loopback-only traffic generator for edgepair and its anchors (HAProxy, nginx). Targets must be
 127.0.0.0/8 or ::1, or a name that resolves there; anything else is refused.
@@ -40,6 +41,15 @@ scenarios:
   hold          open --connections TLS connections, each from the next address of --source-range, and leave
                 on each a request that never finishes (--hold): report how many stay up, which the server
                 answered, and which it closed and when; --ready-file once every connection has been tried
+  sign-in       a sign-in storm: many distinct users (--users; --user with %d) sign in over MRA, each
+                sign-in as mra-login's HTTPS part without DNS: TLS to the next --target (repeat --target
+                for several edge-e peers, round robin) from the next --source-range address,
+                get_edge_config with Basic credentials (the edge token comes back as cookie X-Auth), the
+                home-cluster look-up UDS /cucm-uds/clusterUser?username=<user> with that token (Bearer),
+                then UDS /cucm-uds/user/<user> with Basic, all through https/<UDS node from the edge
+                config>. --wrong-password-every K: every K-th sign-in on each target uses a wrong password
+                and must be refused 401 (counted apart, not an error; anything else is). A sign-in is new
+                TLS and three requests; the connection is closed after it
   mra-login     a Jabber sign-in per operation, --connections at once: SRV _collab-edge._tls.--domain at
                 --dns, get_edge_config (Basic --user/--password), UDS /cucm-uds/user/<user> through
                 https/<node>, --tftp-file through http/<tftp node>/--tftp-port, SIP REGISTER on the
@@ -47,7 +57,7 @@ scenarios:
                 whole sign-in's (the SIP sign-out that follows is not timed)
 
 options:
-  --target HOST:PORT      loopback address or name ([::1]:8443 for IPv6)
+  --target HOST:PORT      loopback address or name ([::1]:8443 for IPv6); sign-in: repeat it, one per peer
   --sni NAME              TLS server name (and Host header); default: HOST when it is a name
   --cafile FILE           verify the server against these CAs (name: --sni, else HOST; IP SANs for IPs)
   --insecure              do not verify the server certificate
@@ -84,7 +94,10 @@ options:
   --hold MODE             hold: head (a request head cut off inside a header value: slowloris), body
                           (a complete --method --path head with Content-Length --body-length, then only
                           --body-sent bytes; default), h2-body (HTTP/2, --streams such requests per connection)
-  --source-range A-B      hold: bind each connection to the next IPv4 address from A to B, both in 127.0.0.0/8
+  --users N               sign-in: N distinct users, --user's %d replaced by 0..N-1, each signing in
+                          in turn (default 1)
+  --wrong-password-every K  sign-in: every K-th sign-in per target with a wrong password (expected 401)
+  --source-range A-B      hold, sign-in: bind each connection to the next IPv4 address from A to B, both in 127.0.0.0/8
                           (e.g. 127.1.0.1-127.1.255.254), round robin
   --method M              hold: request method (default POST)
   --body-length N         hold body, h2-body: Content-Length announced (default 1000000)
@@ -122,6 +135,7 @@ bool parse_double(std::string_view s, double& out) {
 Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
     bool have_conns = false;
     bool hold_opts = false;
+    bool source_set = false, signin_opts = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         std::string val;
@@ -163,7 +177,8 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
             o.scenario_name = v;
         } else if (a == "--target" || a == "-t") {
             if (!need(v)) return missing();
-            o.target = v;
+            if (o.target.empty()) o.target = v;
+            o.targets.push_back(v);
         } else if (a == "--sni") {
             if (!need(v)) return missing();
             o.sni = v;
@@ -282,7 +297,7 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
             if ((o.source_lo >> 24) != 127 || (o.source_hi >> 24) != 127)
                 return make_error("--source-range: loopback addresses only (127.0.0.0/8)");
             if (o.source_lo > o.source_hi) return make_error("--source-range: FIRST is above LAST");
-            hold_opts = true;
+            source_set = true;
         } else if (a == "--method") {
             if (!need(v)) return missing();
             if (v.empty() || v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos)
@@ -315,6 +330,16 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         } else if (a == "--reopen") {
             o.reopen = true;
             hold_opts = true;
+        } else if (a == "--users") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.users) || o.users < 1 || o.users > 10000000)
+                return make_error("--users: 1 to 10000000");
+            signin_opts = true;
+        } else if (a == "--wrong-password-every") {
+            if (!need(v)) return missing();
+            if (!parse_num(v, o.wrong_every) || o.wrong_every < 2 || o.wrong_every > 1000000)
+                return make_error("--wrong-password-every: 2 to 1000000 (every K-th sign-in)");
+            signin_opts = true;
         } else if (a == "--tftp-port") {
             if (!need(v)) return missing();
             if (!parse_num(v, o.tftp_port) || o.tftp_port == 0) return make_error("--tftp-port: 1..65535");
@@ -342,6 +367,8 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         o.scenario = Scenario::MraLogin;
     else if (o.scenario_name == "hold")
         o.scenario = Scenario::Hold;
+    else if (o.scenario_name == "sign-in")
+        o.scenario = Scenario::SignIn;
     else
         return make_error(fmt::format("unknown scenario \"{}\"", o.scenario_name));
 
@@ -360,6 +387,15 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         if (hp->second == 0) return make_error("--target: a port is required (HOST:PORT)");
         o.host = hp->first;
         o.port = hp->second;
+        if (o.targets.size() > 1 && o.scenario != Scenario::SignIn)
+            return make_error("--target may be repeated for the sign-in scenario only");
+        for (const auto& t : o.targets) {
+            auto tp = net::split_host_port(t);
+            if (!tp) return make_error(fmt::format("--target {}: {}", t, tp.error().message));
+            if (tp->second == 0) return make_error(fmt::format("--target {}: a port is required", t));
+            if (o.source_lo && tp->first.find(':') != std::string::npos)
+                return make_error("--source-range is IPv4: every --target must be IPv4 too");
+        }
     }
     if (!o.dns.empty()) {
         auto dp = net::split_host_port(o.dns);
@@ -367,6 +403,17 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         o.dns_host = dp->first;
         if (dp->second) o.dns_port = dp->second;
     }
+    if (o.scenario == Scenario::SignIn) {
+        if (o.plain) return make_error("--plain does not apply to sign-in");
+        if (o.user.empty())
+            return make_error("sign-in needs --user (with %d for --users > 1) and --password");
+        if (o.users > 1 && o.user.find("%d") == std::string::npos)
+            return make_error("--users N needs a --user pattern with %d (e.g. load%d)");
+    } else if (signin_opts) {
+        return make_error("--users and --wrong-password-every apply to the sign-in scenario only");
+    }
+    if (source_set && o.scenario != Scenario::Hold && o.scenario != Scenario::SignIn)
+        return make_error("--source-range applies to the hold and sign-in scenarios only");
     if (o.scenario == Scenario::SipRegister || o.scenario == Scenario::Xmpp) {
         if (o.plain) return make_error(fmt::format("--plain does not apply to {}", o.scenario_name));
         if (o.user.empty()) return make_error(fmt::format("{} needs --user and --password", o.scenario_name));
@@ -389,7 +436,7 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
     if (!o.ready_file.empty() && o.scenario != Scenario::Idle && o.scenario != Scenario::Hold)
         return make_error("--ready-file applies to the idle and hold scenarios only");
     if (hold_opts && o.scenario != Scenario::Hold)
-        return make_error("--hold, --source-range, --method, --body-*, --streams, --ramp, --trickle and "
+        return make_error("--hold, --method, --body-*, --streams, --ramp, --trickle and "
                           "--reopen apply to the hold scenario only");
     if (o.scenario == Scenario::Hold) {
         if (o.hold_mode != HoldMode::Head && o.body_sent >= o.body_length)

@@ -4,13 +4,25 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/core/result.h"
 #include "common/net/address.h"
 
 namespace edgepair::load {
 
-enum class Scenario { Handshake, Http, EdgeConfig, OAuthSignIn, Idle, SipRegister, Xmpp, MraLogin, Hold };
+enum class Scenario {
+    Handshake,
+    Http,
+    EdgeConfig,
+    OAuthSignIn,
+    Idle,
+    SipRegister,
+    Xmpp,
+    MraLogin,
+    Hold,
+    SignIn
+};
 
 // hold: what each connection leaves unfinished.
 enum class HoldMode {
@@ -21,14 +33,16 @@ enum class HoldMode {
 
 // The long-lived-session scenarios run on SessionDriver, the others on Driver.
 inline bool is_session_scenario(Scenario s) {
-    return s == Scenario::SipRegister || s == Scenario::Xmpp || s == Scenario::MraLogin;
+    return s == Scenario::SipRegister || s == Scenario::Xmpp || s == Scenario::MraLogin ||
+           s == Scenario::SignIn;
 }
 
 struct Options {
     Scenario scenario = Scenario::Http;
     std::string scenario_name;
-    std::string target; // as given
-    std::string host;   // without brackets
+    std::string target;               // as given (the first one, when several)
+    std::vector<std::string> targets; // sign-in: every --target, in order
+    std::string host;                 // without brackets
     uint16_t port = 0;
     std::string sni;
     std::string cafile;
@@ -70,6 +84,9 @@ struct Options {
     double trickle_s = 0;           // send one more byte per request every this many seconds (0 = never)
     bool reopen = false;            // open a connection again when the server closes it
     uint32_t source_lo = 0, source_hi = 0; // IPv4 source addresses, host order (0: the kernel's choice)
+    // sign-in
+    uint32_t users = 1;       // distinct users: --user's %d takes 0..users-1
+    uint32_t wrong_every = 0; // every K-th sign-in (per target) with a wrong password (0 = never)
 };
 
 // --user with "%d" replaced by the session index (so that N sessions can be N different users).

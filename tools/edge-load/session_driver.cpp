@@ -37,6 +37,12 @@ std::vector<std::string> step_names(Scenario s) {
             v.emplace_back(mra_step_name(i));
         return v;
     }
+    case Scenario::SignIn: {
+        std::vector<std::string> v;
+        for (size_t i = 0; i < kSignInSteps; ++i)
+            v.emplace_back(sign_in_step_name(i));
+        return v;
+    }
     default:
         return {};
     }
@@ -44,6 +50,7 @@ std::vector<std::string> step_names(Scenario s) {
 
 struct SessionDriver::Slot {
     unsigned idx = 0;   // global session index
+    size_t target = 0;  // sign-in: index of the --target the current sign-in went to
     unsigned local = 0; // index in slots_
     SipClientConfig sip_cfg;
     XmppClientConfig xmpp_cfg;
@@ -63,6 +70,7 @@ SessionDriver::SessionDriver(core::Loop& loop, Shared& shared, Plan plan)
     double ka = opt_.keepalive_s ? *opt_.keepalive_s : opt_.scenario == Scenario::SipRegister ? 120.0 : 60.0;
     keepalive_ms_ = uint64_t(ka * 1000);
     stats_.steps.resize(step_names(opt_.scenario).size());
+    if (opt_.scenario == Scenario::SignIn) stats_.by_target.resize(sh_.targets.size());
 }
 
 SessionDriver::~SessionDriver() = default;
@@ -121,7 +129,8 @@ void SessionDriver::start() {
             if (sp->sip) sp->sip->abort("set-up timeout");
             if (sp->xmpp) sp->xmpp->abort("set-up timeout");
         });
-        if (opt_.scenario == Scenario::MraLogin) s->up = true; // every login starts from nothing
+        // Every login starts from nothing.
+        if (opt_.scenario == Scenario::MraLogin || opt_.scenario == Scenario::SignIn) s->up = true;
         slots_.push_back(std::move(s));
     }
     active_slots_ = unsigned(slots_.size());
@@ -345,7 +354,7 @@ void SessionDriver::begin_op(Slot& s, uint64_t t_sched) {
         return;
     }
     case Scenario::MraLogin:
-        s.login = std::make_unique<MraLogin>(loop_, *resolver_, opt_, sh_.tls, rng_, s.idx,
+        s.login = std::make_unique<MraLogin>(loop_, resolver_.get(), opt_, sh_.tls, rng_, s.idx,
                                              [this, sp](const MraLogin::Result& r) {
                                                  bury(*sp); // we are inside the login object
                                                  for (size_t i = 0; i < r.steps_done; ++i)
@@ -362,6 +371,8 @@ void SessionDriver::begin_op(Slot& s, uint64_t t_sched) {
                                              });
         s.login->start();
         return;
+    case Scenario::SignIn:
+        return begin_sign_in(s);
     default:
         return;
     }
@@ -393,6 +404,53 @@ void SessionDriver::fail_op(Slot& s, ErrKind k, std::string_view why) {
     after_op(s, std::max(interval_ms(s), kRetryMs));
 }
 
+void SessionDriver::begin_sign_in(Slot& s) {
+    // One counter for all threads: sign-in n goes to target n mod P, so each peer gets every P-th; every
+    // K-th sign-in of each target has a wrong password; users take turns (each signs in once per `users`
+    // sign-ins, the wrong passwords rotating over them, so that the per-user failure limit is not what a
+    // run measures); source addresses round-robin over the range.
+    const uint64_t n = sh_.signin_seq.fetch_add(1, std::memory_order_relaxed);
+    const size_t P = sh_.targets.size();
+    const size_t t = size_t(n % P);
+    const bool wrong = opt_.wrong_every && (n / P) % opt_.wrong_every == opt_.wrong_every - 1;
+    const unsigned user = unsigned((n + n / opt_.users) % opt_.users);
+    const uint32_t source =
+        opt_.source_lo ? opt_.source_lo + uint32_t(n % (uint64_t(opt_.source_hi) - opt_.source_lo + 1)) : 0;
+    s.target = t;
+    if (wrong) ++stats_.wrong_sent;
+    Slot* sp = &s;
+    s.login = std::make_unique<MraLogin>(
+        loop_, nullptr, opt_, sh_.tls, rng_, user, [this, sp, t, wrong](const MraLogin::Result& r) {
+            bury(*sp); // we are inside the login object
+            for (size_t i = 0; i < r.steps_done; ++i)
+                stats_.step(i, r.step_us[i]);
+            stats_.connects += r.connects;
+            stats_.handshakes += r.connects;
+            if (r.token) ++stats_.tokens;
+            if (wrong && !r.ok && r.kind == ErrKind::Auth && r.failed_step == kSiEdgeConfig) {
+                // Refused as it must be: neither a success nor an error.
+                ++stats_.wrong_refused;
+                ++stats_.by_target[t][1];
+                if (!sp->op_active) return;
+                sp->op_active = false;
+                sp->op_timer->cancel();
+                return after_op(*sp, 0);
+            }
+            if (wrong && r.ok) {
+                ++stats_.by_target[t][2];
+                return fail_op(*sp, ErrKind::Auth, "a wrong password was accepted");
+            }
+            if (r.ok) {
+                ++stats_.logins;
+                ++stats_.by_target[t][0];
+                return complete_op(*sp, r.signed_in_ns);
+            }
+            ++stats_.by_target[t][2];
+            fail_op(*sp, r.kind, fmt::format("{} via {}", r.why, opt_.targets[t]));
+        });
+    s.login->start_sign_in(sh_.targets[t], sh_.target_names[t], source, wrong);
+}
+
 void SessionDriver::after_op(Slot& s, uint64_t delay_ms) {
     if (stopping_) return slot_done(s);
     // Never start the next operation from inside the callback that ended this one: the client that
@@ -414,6 +472,9 @@ void SessionDriver::on_op_timeout(Slot& s) {
         s.expect_close = true;
         if (s.sip) s.sip->abort("REGISTER timed out");
         return;
+    case Scenario::SignIn:
+        if (s.target < stats_.by_target.size()) ++stats_.by_target[s.target][2];
+        [[fallthrough]];
     case Scenario::MraLogin:
         if (s.login) s.login->cancel();
         bury(s);

@@ -45,6 +45,7 @@ class SessionDriver : public Runner {
     void session_lost(Slot& s, ErrKind k, std::string_view why);
     void kick(Slot& s);
     void begin_op(Slot& s, uint64_t t_sched);
+    void begin_sign_in(Slot& s);
     // `end_ns`: when the operation ended, if before now (mra-login: its sign-out is not part of it).
     void complete_op(Slot& s, uint64_t end_ns = 0);
     void fail_op(Slot& s, ErrKind k, std::string_view why);

@@ -79,6 +79,13 @@ void Stats::merge(const Stats& o) {
     hold_answer_after_ms.merge(o.hold_answer_after_ms);
     hold_close_after_ms.merge(o.hold_close_after_ms);
     hold_closed_at_ms.merge(o.hold_closed_at_ms);
+    wrong_sent += o.wrong_sent;
+    wrong_refused += o.wrong_refused;
+    tokens += o.tokens;
+    if (by_target.size() < o.by_target.size()) by_target.resize(o.by_target.size());
+    for (size_t i = 0; i < o.by_target.size(); ++i)
+        for (size_t k = 0; k < 3; ++k)
+            by_target[i][k] += o.by_target[i][k];
     if (steps.size() < o.steps.size()) steps.resize(o.steps.size());
     for (size_t i = 0; i < o.steps.size(); ++i)
         steps[i].merge(o.steps[i]);

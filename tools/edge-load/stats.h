@@ -67,6 +67,11 @@ struct Stats {
     Histogram hold_answer_after_ms; // request sent -> answer (ms)
     Histogram hold_close_after_ms;  // request sent -> the server closed the connection (ms)
     Histogram hold_closed_at_ms;    // start of the run -> the server closed the connection (ms)
+    // sign-in: wrong-password sign-ins are neither successes nor errors when refused with 401
+    uint64_t wrong_sent = 0;    // sign-ins made with a wrong password
+    uint64_t wrong_refused = 0; // of them, refused 401 at get_edge_config, as they must be
+    uint64_t tokens = 0;        // edge tokens received (cookie X-Auth on get_edge_config)
+    std::vector<std::array<uint64_t, 3>> by_target; // per --target: sign-ins ok, refused as wrong, failed
     // Per-step latencies (µs) of multi-step operations; names from step_names(scenario). Empty for the
     // single-step scenarios.
     std::vector<Histogram> steps;
