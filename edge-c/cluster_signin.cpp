@@ -159,7 +159,9 @@ std::optional<Stamp> decode_stamp_message(std::string_view text) {
 
 std::string stamp_key_id(const EdgeTokenSealer& sealer) {
     // A stamp of nothing any user can sign in with: says which key without saying anything about it.
-    auto s = sealer.stamp_of("\x01" "edgepair stamp key id", "", "");
+    auto s = sealer.stamp_of("\x01"
+                             "edgepair stamp key id",
+                             "", "");
     return hex(s.data(), 8);
 }
 
