@@ -1,6 +1,7 @@
 #include "edge-c/edge_c.h"
 
 #include <algorithm>
+#include <random>
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
@@ -13,6 +14,7 @@
 #include "common/mra/snapshot_json.h"
 #include "common/obs/log.h"
 #include "edge-c/allow_list_admin.h"
+#include "edge-c/cluster_signin.h"
 #include "edge-c/credentials.h"
 #include "edge-c/edge_token.h"
 #include "edge-c/mra_access_policy.h"
@@ -219,6 +221,12 @@ void EdgeC::share_node_address(const std::string& ip, const std::string& node) {
 }
 
 void EdgeC::saml_remember_request(std::string id, std::string domain, int64_t expires_s) {
+    if (signin_) {
+        app_.main_loop().post([this, id = std::move(id), domain = std::move(domain), expires_s] {
+            signin_->remember_request(id, domain, expires_s, int64_t(wall_clock_ms() / 1000));
+        });
+        return;
+    }
     workers_.front()->worker().loop().post([cache = saml_cache_, id = std::move(id),
                                             domain = std::move(domain),
                                             expires_s] { cache->remember_request(id, domain, expires_s); });
@@ -226,6 +234,21 @@ void EdgeC::saml_remember_request(std::string id, std::string domain, int64_t ex
 
 void EdgeC::saml_admit(CWorker& from, SamlIdentity id, std::string domain, int64_t now_s, SamlAdmitted done) {
     core::Loop& back = from.worker().loop();
+    if (signin_) {
+        app_.main_loop().post([this, &back, id = std::move(id), domain = std::move(domain), now_s,
+                               done = std::move(done)]() mutable {
+            SamlIdentity copy = id;
+            signin_->admit(copy, domain, now_s,
+                           [&back, id = std::move(id), done = std::move(done)](std::optional<SamlRefusal> why,
+                                                                               std::string detail) mutable {
+                               back.post([id = std::move(id), why, detail = std::move(detail),
+                                          done = std::move(done)]() mutable {
+                                   done(std::move(id), why, std::move(detail));
+                               });
+                           });
+        });
+        return;
+    }
     workers_.front()->worker().loop().post([cache = saml_cache_, &back, id = std::move(id),
                                             domain = std::move(domain), now_s,
                                             done = std::move(done)]() mutable {
@@ -240,6 +263,15 @@ void EdgeC::saml_admit(CWorker& from, SamlIdentity id, std::string domain, int64
 void EdgeC::share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
                                    const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms) {
     from.learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms);
+    if (signin_)
+        app_.main_loop().post([this, deployment, user, stamp, seen_ms] {
+            // As long as a token sealed before this check may still be accepted: an HTTP token lives
+            // refresh_interval from its issue, a REGISTER's token that plus sip_token_extra_ttl.
+            const auto& c = gen_->cfg;
+            const uint64_t ttl = uint64_t(c.credentials.refresh_interval.count()) +
+                                 uint64_t(c.sso.sip_token_extra_ttl.count());
+            signin_->share_stamp(deployment, user, stamp, seen_ms, ttl);
+        });
     if (workers_.size() < 2) return;
     const size_t origin = from.worker().index();
     app_.process().broadcast([this, origin, deployment, user, stamp, seen_ms, cleanup_ms](core::Worker& w) {
@@ -362,10 +394,84 @@ Result<void> EdgeC::create(app::App& app) {
     oauth_keys_ = std::make_unique<OAuthKeyFetcher>(app.main_loop(), *http_, &app.metrics());
     oauth_keys_->configure(gen_->cfg.oauth);
     oauth_keys_->on_change([this] { on_oauth_keys_change(); });
+    // Here, not in the constructor: its Redis connections need the main loop, which the App makes in run().
+    make_cluster_signin();
     return {};
 }
 
+void EdgeC::make_cluster_signin() {
+    const auto& cfg = gen_->cfg;
+    cluster_.config = cfg.cluster;
+    if (!cfg.cluster.redis) return;
+    auto& m = app_.metrics();
+    cluster_.commands_failed = &m.counter("edgepair_cluster_redis_commands_failed_total",
+                                          "Redis commands that got an error or no reply (cluster state)");
+    static const char* const kWhat[] = {"assertion", "request", "stamp"};
+    for (size_t i = 0; i < 3; ++i)
+        cluster_.fallbacks[i] =
+            &m.counter("edgepair_cluster_redis_fallbacks_total",
+                       "Sign-in decisions made from this peer's memory alone because Redis "
+                       "was unreachable or slow: assertion (replay and InResponseTo "
+                       "check), request (AuthnRequest not shared), stamp (password "
+                       "change not shared)",
+                       {{"what", kWhat[i]}});
+    m.gauge_fn("edgepair_cluster_redis_up", "1 while this peer reaches the cluster's Redis, else 0",
+               [this] { return signin_ && signin_->up() ? 1.0 : 0.0; });
+    ClusterSignin::Options o;
+    const auto& rc = *cfg.cluster.redis;
+    o.redis.host = rc.address.host;
+    o.redis.port = rc.address.port;
+    o.redis.password = rc.password;
+    o.redis.db = rc.db;
+    for (const auto& a : rc.sentinels)
+        o.redis.sentinels.push_back({a.host, a.port});
+    o.redis.master_name = rc.master_name;
+    o.redis.timeout_ms = uint64_t(rc.timeout.count());
+    o.prefix = "edgepair:" + cfg.cluster.name + ":";
+    // Unique per process: a restarted peer must not take its former self's messages for its own.
+    std::random_device rd;
+    o.origin = fmt::format("{}/{:08x}{:08x}", cfg.node_name, rd(), rd());
+    ClusterSignin::Hooks h;
+    h.stamp = [this](const signin_wire::Stamp& s) {
+        const uint64_t cleanup = uint64_t(gen_->cfg.credentials.cleanup_interval.count());
+        app_.process().broadcast([this, s, cleanup](core::Worker& w) {
+            workers_[w.index()]->learn_credential_stamp(s.deployment, s.user, s.stamp, s.seen_ms, cleanup);
+        });
+    };
+    h.fallback = [this](const char* what) {
+        for (size_t i = 0; i < 3; ++i)
+            if (std::string_view(what) == kWhat[i]) cluster_.fallbacks[i]->inc();
+    };
+    h.command_failed = [this] { cluster_.commands_failed->inc(); };
+    h.state = [this](bool up, const std::string& why) {
+        if (up) {
+            app_.alarms().clear("cluster.redis");
+            return;
+        }
+        app_.alarms().raise(
+            "cluster.redis", obs::Severity::Major,
+            fmt::format("Redis {} of cluster {} unreachable ({}): sign-in state is not shared "
+                        "with the other edge-c peers until it returns (each peer judges "
+                        "replays, AuthnRequests and password changes by its own memory)",
+                        signin_->redis_address(), cluster_.config.name, why));
+    };
+    signin_ = std::make_unique<ClusterSignin>(app_.main_loop(), saml_cache_, std::move(o), std::move(h));
+    signin_->set_stamp_key_id(signin_wire::stamp_key_id(*gen_->edge_tokens));
+}
+
+// The name from the running config; Redis as at start (the connections were made with it).
+std::string EdgeC::cluster_status() const {
+    const auto& name = gen_->cfg.cluster.name;
+    if (!signin_) return fmt::format("{{\"name\":{},\"redis\":null}}", admin::json_str(name));
+    return fmt::format("{{\"name\":{},\"redis\":{{\"address\":{},\"up\":{},\"error\":{},"
+                       "\"commands_failed\":{},\"pending\":{}}}}}",
+                       admin::json_str(name), admin::json_str(signin_->redis_address()),
+                       signin_->up() ? "true" : "false", admin::json_str(signin_->last_error()),
+                       cluster_.commands_failed->value(), signin_->pending());
+}
+
 void EdgeC::start() {
+    if (signin_) signin_->start();
     start_discovery();
     oauth_keys_->refresh(); // keys are fetched when discovery runs
     start_allow_list_admin();
@@ -509,7 +615,13 @@ Result<void> EdgeC::prepare(const std::string& path) {
 }
 
 void EdgeC::commit() {
+    const bool new_key = !gen_ || gen_->edge_tokens != pending_->edge_tokens;
     gen_ = std::move(pending_);
+    if (gen_->cfg.cluster.redis != cluster_.config.redis)
+        EP_WARN("edge-c",
+                "the cluster section changed: it applies at the next restart (Redis {} kept until then)",
+                signin_ ? signin_->redis_address() : std::string("none"));
+    if (signin_ && new_key) signin_->set_stamp_key_id(signin_wire::stamp_key_id(*gen_->edge_tokens));
     http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
     auto gen = gen_;
     app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply_generation(gen); });
@@ -565,8 +677,7 @@ std::string EdgeC::status_fields() {
                                                               admin::json_str(d.deployment));
     return fmt::format(",\"cluster\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],"
                        "\"domains\":[{}],\"allow_list\":{},\"discovery\":{},\"oauth_keys\":{}",
-                       admin::json_str(cfg.cluster.name), peers, links, deployments, domains,
-                       allow_list_json(),
+                       cluster_status(), peers, links, deployments, domains, allow_list_json(),
                        discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"),
                        oauth_keys_ ? oauth_keys_->status_json() : std::string("[]"));
 }

@@ -191,15 +191,17 @@ class EdgeC final : public app::Roles {
     // when the address is resolved, long before a request routed through that node can reach another worker.
     // Any thread.
     void share_node_address(const std::string& ip, const std::string& node);
-    // A password check Unified CM answered on worker `from`: noted there at once and posted to every other
-    // worker, so an edge token sealed over an older password is refused on all of them. Worker thread.
-    // SAML replay memory (edge-c/saml_sp.h), owned by worker 0's loop. An AuthnRequest sent: remember its
-    // ID (a post). Any thread.
+    // SAML replay memory (edge-c/saml_sp.h), owned by worker 0's loop, or with `cluster.redis` by the main
+    // loop's ClusterSignin (edge-c/cluster_signin.h), which shares it with the edge-c peers. An AuthnRequest
+    // sent: remember its ID (a post). Any thread.
     void saml_remember_request(std::string id, std::string domain, int64_t expires_s);
     // An assertion consume() accepted on worker `from`: checked against the replay memory on worker 0,
     // then `done` runs on `from`'s loop with the identity and the refusal, if any.
     using SamlAdmitted = std::function<void(SamlIdentity, std::optional<SamlRefusal>, std::string detail)>;
     void saml_admit(CWorker& from, SamlIdentity id, std::string domain, int64_t now_s, SamlAdmitted done);
+    // A password check Unified CM answered on worker `from`: noted there at once and posted to every other
+    // worker, so an edge token sealed over an older password is refused on all of them; with
+    // `cluster.redis`, on every edge-c peer too. Worker thread.
     void share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
                                 const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms);
 
@@ -218,6 +220,9 @@ class EdgeC final : public app::Roles {
     uint64_t drain_grace_ms() const override { return 500; } // let the GOAWAYs reach edge-e
     void teardown_worker(core::Worker& w) override { workers_[w.index()]->teardown(); }
     void check_alarms() override;
+    // `cluster.redis` (issue #17): sign-in state shared with the edge-c peers; read at start only.
+    void make_cluster_signin();
+    std::string cluster_status() const;
     std::vector<app::CertFile> cert_files() const override;
     std::string allow_list_json() const;
 
@@ -252,6 +257,13 @@ class EdgeC final : public app::Roles {
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
     uint64_t link_down_since_ms_ = 0; // main loop: when fewer links than dialers were first seen up
+    struct Cluster {
+        config::ClusterConfig config; // as at start
+        obs::Counter* commands_failed = nullptr;
+        obs::Counter* fallbacks[3] = {}; // assertion, request, stamp
+    } cluster_;
+    // Declared after saml_cache_, which it uses; null without cluster.redis. Main loop only.
+    std::unique_ptr<class ClusterSignin> signin_;
     std::array<uint8_t, 32> flow_token_key_{};
 };
 

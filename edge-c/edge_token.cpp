@@ -321,7 +321,18 @@ void CredentialStamps::note(std::string_view deployment, std::string_view user, 
 bool CredentialStamps::stale(const EdgeTokenClaims& c) const {
     if (seen_.empty()) return false;
     auto it = seen_.find(stamp_key(c.deployment, c.user));
-    return it != seen_.end() && CRYPTO_memcmp(it->second.stamp.data(), c.stamp.data(), c.stamp.size()) != 0;
+    // Sealed after the remembered check: over a password at least as new (another edge-c peer checked it
+    // while this memory could not hear of it, Redis being away), so not stale. issue() refuses to seal over a
+    // password older than one remembered (EdgeTokenSealer's caller, knows_other), which keeps this sound.
+    return it != seen_.end() && it->second.seen_ms > c.issued_ms &&
+           CRYPTO_memcmp(it->second.stamp.data(), c.stamp.data(), c.stamp.size()) != 0;
+}
+
+bool CredentialStamps::knows_other(std::string_view deployment, std::string_view user,
+                                   const CredentialStamp& stamp) const {
+    if (seen_.empty()) return false;
+    auto it = seen_.find(stamp_key(deployment, user));
+    return it != seen_.end() && CRYPTO_memcmp(it->second.stamp.data(), stamp.data(), stamp.size()) != 0;
 }
 
 uint64_t wall_clock_ms() {

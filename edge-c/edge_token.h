@@ -61,7 +61,12 @@ class CredentialStamps {
     void note(std::string_view deployment, std::string_view user, const CredentialStamp& stamp,
               uint64_t seen_ms, uint64_t cleanup_ms);
     // True when a newer password than the one `claims` was sealed over has been seen for its user.
+    // True when a newer password than the one `claims` was sealed over has been seen for its user: another
+    // stamp, remembered from a check made after the token was issued.
     bool stale(const EdgeTokenClaims& claims) const;
+    // Whether the remembered stamp of this user is another one (a cached check of an old password must not
+    // get a token that would outlive the change).
+    bool knows_other(std::string_view deployment, std::string_view user, const CredentialStamp& stamp) const;
     size_t size() const { return seen_.size(); }
     void clear() { seen_.clear(); }
 

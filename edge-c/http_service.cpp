@@ -473,6 +473,11 @@ void HttpStream::issue_edge_token(const AuthOutcome& who, const std::string& pas
                                         uint64_t(g->cfg.credentials.cleanup_interval.count()));
     // seeds/002: the token comes back from the sign-in request (get_edge_config), not from every request.
     if (path_.kind != http::MraKind::EdgeConfig || !g->cfg.credentials.edge_tokens) return;
+    // A cached success for a password older than one seen since (here or on a peer): no token, which would
+    // pass as "sealed after the change" (CredentialStamps::stale); the request itself is served as before.
+    if (who.cached && w_.credential_stamps().knows_other(
+                          deployment_, who.user, g->edge_tokens->stamp_of(deployment_, who.user, password)))
+        return;
     EdgeTokenClaims c{who.user, deployment_, who.node, now};
     auto token = g->edge_tokens->issue(c, password);
     if (token.empty()) return; // no randomness: the client keeps using its password

@@ -105,8 +105,8 @@ void parse_cluster_redis(const Node& r, ClusterRedisConfig& out) {
 
 } // namespace
 
-void parse_cluster(const Node& n, ClusterConfig& out, bool allow_redis) {
-    auto m = allow_redis ? n.as_map({"name", "redis"}) : n.as_map({"name"});
+void parse_cluster(const Node& n, ClusterConfig& out) {
+    auto m = n.as_map({"name", "redis"});
     if (!m.valid()) return;
     bool name_error = false;
     auto v = m.get("name");
@@ -120,7 +120,6 @@ void parse_cluster(const Node& n, ClusterConfig& out, bool allow_redis) {
                          "\" (letters, digits and . _ -, up to 64 characters)");
             }
         }
-    if (!allow_redis) return;
     if (auto r = m.get("redis")) {
         parse_cluster_redis(*r, out.redis.emplace());
         if (out.name.empty() && !name_error) {

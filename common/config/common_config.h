@@ -45,7 +45,8 @@ struct ClusterConfig {
     // Letters, digits and . _ -, up to 64; empty = not named. With redis it is the key prefix
     // (edgepair:<name>:), so it is required there.
     std::string name;
-    std::optional<ClusterRedisConfig> redis; // edge-e only; absent: bans stay in this process
+    // edge-e: shared bans; edge-c: shared sign-in state. Absent: each peer keeps its own.
+    std::optional<ClusterRedisConfig> redis;
     friend bool operator==(const ClusterConfig&, const ClusterConfig&) = default;
 };
 
@@ -60,8 +61,9 @@ void read_sso_mode(const Map& m, std::string_view key, SsoMode& out);
 // ---- parse helpers (record errors in the node's Reader, keep defaults on error) ----
 
 void parse_log(const Node& n, LogConfig& out);
-// allow_redis: edge-e (shared bans); edge-c names its cluster only.
-void parse_cluster(const Node& n, ClusterConfig& out, bool allow_redis);
+// Both edges: edge-e shares intrusion-protection bans through `redis`, edge-c its peers' sign-in state
+// (edge-c/cluster_signin.h).
+void parse_cluster(const Node& n, ClusterConfig& out);
 void parse_admin(const Node& n, AdminConfig& out);
 // "auto" -> 0 (the runtime picks hardware_concurrency), else 1..64.
 void parse_workers(const Node& n, unsigned& out);

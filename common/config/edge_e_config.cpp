@@ -249,7 +249,7 @@ EdgeEConfig parse_edge_e_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("media")) parse_edge_e_media(*n, cfg.media.emplace());
     if (auto n = m.get("federation")) parse_edge_e_federation(*n, cfg.federation);
     if (auto n = m.get("protection")) parse_protection(*n, cfg.protection);
-    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster, true);
+    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster);
     return cfg;
 }
 

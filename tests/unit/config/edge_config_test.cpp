@@ -779,11 +779,33 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
     CHECK_FALSE(load_edge_e_config(
         e.write("cluster-bad2-e.yaml", kEdgeE + "cluster: {redis: {address: 127.0.0.1}}\n"), &diag2));
     CHECK_THAT(error_for(diag2, "cluster").message, Catch::Contains("cluster name is required with redis"));
-    Diagnostics diag4; // edge-c names its cluster only: Redis is edge-e's
+    // edge-c takes the same section (its peers share sign-in state), with the same rules.
+    auto cred = load_edge_c_config(e.write(
+        "cluster-redis-c.yaml",
+        kEdgeC + "cluster: {name: x, redis: {address: \"127.0.0.1:6380\", password_file: redis-password.txt, "
+                 "db: 2, timeout: 300ms}}\n"));
+    INFO((cred ? "" : cred.error().message));
+    REQUIRE(cred);
+    REQUIRE(cred->cluster.redis);
+    CHECK(cred->cluster.name == "x");
+    CHECK(cred->cluster.redis->address.port == 6380);
+    CHECK(cred->cluster.redis->password == "s3cret");
+    CHECK(cred->cluster.redis->db == 2);
+    CHECK(cred->cluster.redis->timeout == std::chrono::milliseconds(300));
+    auto csent = load_edge_c_config(
+        e.write("cluster-sentinel-c.yaml", kEdgeC + "cluster: {name: x, redis: {sentinels: [127.0.0.1], "
+                                                    "master_name: m1}}\n"));
+    REQUIRE(csent);
+    CHECK(csent->cluster.redis->master_name == "m1");
+    Diagnostics diag4;
     CHECK_FALSE(load_edge_c_config(
-        e.write("cluster-redis-c.yaml", kEdgeC + "cluster: {name: x, redis: {address: 127.0.0.1}}\n"),
+        e.write("cluster-redis-bad-c.yaml", kEdgeC + "cluster: {redis: {address: redis.example.com}}\n"),
         &diag4));
-    error_for(diag4, "cluster.redis");
+    CHECK_THAT(error_for(diag4, "cluster").message, Catch::Contains("cluster name is required with redis"));
+    error_for(diag4, "cluster.redis.address");
+    auto cdef = load_edge_c_config(e.write("cluster-name-c.yaml", kEdgeC + "cluster: {name: x}\n"));
+    REQUIRE(cdef);
+    CHECK_FALSE(cdef->cluster.redis);
     Diagnostics diag3;
     CHECK_FALSE(load_edge_e_config(
         e.write("cluster-bad3-e.yaml",

@@ -77,6 +77,14 @@ TEST_CASE("edge token: a password change seen by edge-c invalidates older tokens
     // Posts from two workers that cross: the older check arriving last does not undo the newer one.
     seen.note("default", "alice", s.stamp_of("default", "alice", "old-pw"), now, kHour);
     CHECK(refused_with(s.open(old_tok, "default", now + 3, kHour, seen), EdgeTokenRefusal::StaleCredentials));
+    // Sealed after the remembered check, over a password this memory has not seen (another edge-c peer
+    // checked it while Redis was away): not stale; knows_other tells the issuer not to seal a cached old
+    // password.
+    auto third_tok = s.issue(alice(now + 10), "third-pw");
+    CHECK(std::holds_alternative<EdgeTokenClaims>(s.open(third_tok, "default", now + 11, kHour, seen)));
+    CHECK(seen.knows_other("default", "alice", s.stamp_of("default", "alice", "third-pw")));
+    CHECK_FALSE(seen.knows_other("default", "alice", s.stamp_of("default", "alice", "new-pw")));
+    CHECK_FALSE(seen.knows_other("default", "carol", s.stamp_of("default", "carol", "x")));
     // The stamp is per deployment and user: bob's password says nothing about alice's token.
     seen.note("default", "bob", s.stamp_of("default", "bob", "x"), now + 4, kHour);
     auto bob_tok = s.issue({"bob", "default", "cucm1.example.com", now}, "x");

@@ -1,0 +1,476 @@
+#include "edge-c/cluster_signin.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "common/obs/log.h"
+
+namespace edgepair::edge_c {
+
+namespace {
+
+constexpr const char* kLog = "cluster";
+// SCAN pages on a (re)connect; bounded so that a huge or hostile keyspace cannot keep the loop busy forever.
+constexpr unsigned kMaxScanPages = 10'000;
+constexpr size_t kMaxUser = 1024;
+
+std::vector<std::string_view> split(std::string_view s, size_t max_fields) {
+    // The last field takes the rest of the line (a user name may hold spaces).
+    std::vector<std::string_view> out;
+    size_t i = 0;
+    while (out.size() + 1 < max_fields) {
+        size_t j = s.find(' ', i);
+        if (j == std::string_view::npos) break;
+        out.push_back(s.substr(i, j - i));
+        i = j + 1;
+    }
+    out.push_back(s.substr(i));
+    return out;
+}
+
+bool number(std::string_view s, uint64_t& out) {
+    if (s.empty()) return false;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1; // only what hex() writes: lower case
+}
+
+std::string hex(const unsigned char* p, size_t n) {
+    static const char* d = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < n; ++i) {
+        out += d[p[i] >> 4];
+        out += d[p[i] & 15];
+    }
+    return out;
+}
+
+bool valid_origin(std::string_view o) {
+    if (o.empty() || o.size() > 300) return false;
+    for (char c : o)
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
+    return true;
+}
+
+bool valid_key_id(std::string_view k) {
+    if (k.size() != 16) return false;
+    for (char c : k)
+        if (hex_digit(c) < 0) return false;
+    return true;
+}
+
+// ':' ends the deployment in the key; '%' escapes; blanks and control bytes would garble a log line.
+std::string encode_deployment(std::string_view d) {
+    std::string out;
+    for (char c : d) {
+        auto u = static_cast<unsigned char>(c);
+        if (c == ':' || c == '%' || u <= ' ' || u == 0x7f)
+            out += fmt::format("%{:02x}", u);
+        else
+            out += c;
+    }
+    return out;
+}
+
+std::optional<std::string> decode_deployment(std::string_view e) {
+    std::string out;
+    for (size_t i = 0; i < e.size(); ++i) {
+        if (e[i] != '%') {
+            out += e[i];
+            continue;
+        }
+        if (i + 2 >= e.size()) return std::nullopt;
+        int h = hex_digit(e[i + 1]), l = hex_digit(e[i + 2]);
+        if (h < 0 || l < 0) return std::nullopt;
+        out += char(h * 16 + l);
+        i += 2;
+    }
+    if (out.empty() || out.size() > 64 || out.find('\0') != std::string::npos) return std::nullopt;
+    return out;
+}
+
+} // namespace
+
+namespace signin_wire {
+
+std::string stamp_key_suffix(std::string_view deployment, std::string_view user) {
+    return fmt::format("stamp:{}:{}", encode_deployment(deployment), user);
+}
+
+std::string encode_stamp_record(const Stamp& s) {
+    return fmt::format("1 {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms, s.origin);
+}
+
+std::string encode_stamp_message(const Stamp& s) {
+    return encode_stamp_record(s) + " " + stamp_key_suffix(s.deployment, s.user);
+}
+
+namespace {
+// The four fields after the version, in the record's order.
+bool read_fields(const std::vector<std::string_view>& f, Stamp& s) {
+    if (f[0] != "1" || !valid_key_id(f[1]) || f[2].size() != s.stamp.size() * 2 || !number(f[3], s.seen_ms) ||
+        !valid_origin(f[4]))
+        return false;
+    for (size_t i = 0; i < s.stamp.size(); ++i) {
+        int h = hex_digit(f[2][2 * i]), l = hex_digit(f[2][2 * i + 1]);
+        if (h < 0 || l < 0) return false;
+        s.stamp[i] = static_cast<unsigned char>(h * 16 + l);
+    }
+    s.key_id = std::string(f[1]);
+    s.origin = std::string(f[4]);
+    return true;
+}
+
+bool read_key(std::string_view suffix, Stamp& s) {
+    constexpr std::string_view kStamp = "stamp:";
+    if (!suffix.starts_with(kStamp)) return false;
+    suffix.remove_prefix(kStamp.size());
+    size_t colon = suffix.find(':');
+    if (colon == std::string_view::npos) return false;
+    auto d = decode_deployment(suffix.substr(0, colon));
+    auto user = suffix.substr(colon + 1);
+    if (!d || user.empty() || user.size() > kMaxUser || user.find('\0') != std::string_view::npos)
+        return false;
+    s.deployment = std::move(*d);
+    s.user = std::string(user);
+    return true;
+}
+} // namespace
+
+std::optional<Stamp> decode_stamp_record(std::string_view key_suffix, std::string_view value) {
+    Stamp s;
+    auto f = split(value, 6);
+    if (f.size() != 5 || !read_fields(f, s) || !read_key(key_suffix, s)) return std::nullopt;
+    return s;
+}
+
+std::optional<Stamp> decode_stamp_message(std::string_view text) {
+    Stamp s;
+    auto f = split(text, 6);
+    if (f.size() != 6 || !read_fields(f, s) || !read_key(f[5], s)) return std::nullopt;
+    return s;
+}
+
+std::string stamp_key_id(const EdgeTokenSealer& sealer) {
+    // A stamp of nothing any user can sign in with: says which key without saying anything about it.
+    auto s = sealer.stamp_of("\x01"
+                             "edgepair stamp key id",
+                             "", "");
+    return hex(s.data(), 8);
+}
+
+} // namespace signin_wire
+
+struct ClusterSignin::Check {
+    SamlIdentity id;
+    std::string domain;
+    int64_t now_s = 0;
+    Admitted done;
+    bool finished = false;
+    unsigned waiting = 0; // replies still to come
+    bool shared_replay = false;
+    std::optional<std::string> shared_domain; // what GETDEL returned
+    std::unique_ptr<core::Timer> timer;
+};
+
+struct ClusterSignin::Resync {
+    uint64_t session = 0;
+    std::string cursor = "0";
+    unsigned pages = 0;
+    size_t heard = 0;
+    std::unordered_map<std::string, uint64_t> held; // key suffix -> seen_ms, under our key
+};
+
+ClusterSignin::ClusterSignin(core::Loop& loop, std::shared_ptr<SamlReplayCache> local, Options o, Hooks h)
+    : loop_(loop), local_(std::move(local)), o_(std::move(o)), h_(std::move(h)) {
+    cluster::RedisConn::Hooks ch;
+    ch.up = [this] { conn_changed({}); };
+    ch.down = [this](const std::string& why) { conn_changed(why); };
+    ch.command_failed = [this] {
+        if (h_.command_failed) h_.command_failed();
+    };
+    cmd_ = std::make_unique<cluster::RedisConn>(loop_, "redis (sign-in)", o_.redis, ch);
+    ch.message = [this](const cluster::Reply& r) { on_message(r); };
+    sub_ = std::make_unique<cluster::RedisConn>(loop_, "redis subscriber (sign-in)", o_.redis, ch,
+                                                o_.prefix + "stamps");
+}
+
+ClusterSignin::~ClusterSignin() {
+    // Pending commands' callbacks are dropped with the connections (RedisConn's destructor), so no check
+    // finishes into a half-destroyed object.
+    sub_.reset();
+    cmd_.reset();
+}
+
+void ClusterSignin::start() {
+    cmd_->start();
+    sub_->start();
+}
+
+std::string ClusterSignin::redis_address() const {
+    return cmd_->address();
+}
+
+std::string ClusterSignin::last_error() const {
+    if (!cmd_->up()) return cmd_->last_error();
+    if (!sub_->up()) return "subscriber: " + sub_->last_error();
+    return {};
+}
+
+void ClusterSignin::remember_request(const std::string& id, const std::string& domain, int64_t expires_s,
+                                     int64_t now_s) {
+    local_->remember_request(id, domain, expires_s);
+    if (expires_s <= now_s) return;
+    auto keep = [this, id, domain, expires_s] {
+        if (h_.fallback) h_.fallback("request");
+        if (pending_requests_.size() < o_.max_pending) pending_requests_[id] = {domain, expires_s};
+    };
+    if (!cmd_->up()) return keep();
+    cmd_->command(
+        {"SET", o_.prefix + "saml:request:" + id, domain, "PX", std::to_string((expires_s - now_s) * 1000)},
+        [keep](const cluster::Reply* r) {
+            if (!r || r->is_error()) keep();
+        });
+}
+
+void ClusterSignin::admit(const SamlIdentity& id, const std::string& domain, int64_t now_s, Admitted done) {
+    auto c = std::make_shared<Check>();
+    c->id = id;
+    c->domain = domain;
+    c->now_s = now_s;
+    c->done = std::move(done);
+    if (!cmd_->up()) return finish(c, false);
+    std::weak_ptr<Check> weak = c;
+    c->timer = std::make_unique<core::Timer>(loop_, [this, weak] {
+        if (auto k = weak.lock()) {
+            EP_WARN(kLog, "Redis {}: no answer within {} ms on assertion {}: decided by this peer's memory",
+                    redis_address(), o_.check_timeout_ms, k->id.assertion_id);
+            finish(k, false);
+        }
+    });
+    c->timer->arm(o_.check_timeout_ms);
+    // At least a second: an assertion about to expire is refused as Expired by consume() anyway.
+    const int64_t keep_s = std::max<int64_t>(1, id.expires_s - now_s);
+    c->waiting = id.in_response_to.empty() ? 1 : 2;
+    bool sent = cmd_->command({"SET", o_.prefix + "saml:assertion:" + id.assertion_id, "1", "NX", "PX",
+                               std::to_string(keep_s * 1000)},
+                              [this, c](const cluster::Reply* r) {
+                                  if (c->finished) return;
+                                  if (!r || r->is_error()) return finish(c, false);
+                                  // NX refused: nil. Set: +OK.
+                                  c->shared_replay = r->type == cluster::Reply::Type::Nil;
+                                  if (--c->waiting == 0) finish(c, true);
+                              });
+    if (sent && !id.in_response_to.empty())
+        sent = cmd_->command({"GETDEL", o_.prefix + "saml:request:" + id.in_response_to},
+                             [this, c](const cluster::Reply* r) {
+                                 if (c->finished) return;
+                                 if (!r || r->is_error()) return finish(c, false);
+                                 if (r->type == cluster::Reply::Type::String) c->shared_domain = r->str;
+                                 if (--c->waiting == 0) finish(c, true);
+                             });
+    if (!sent) finish(c, false);
+}
+
+void ClusterSignin::finish(const std::shared_ptr<Check>& c, bool answered) {
+    if (c->finished) return;
+    c->finished = true;
+    if (c->timer) c->timer->cancel();
+    const auto& id = c->id;
+    std::string detail;
+    std::optional<SamlRefusal> why;
+    // The local memory is asked whatever Redis said: what this peer accepted while Redis was away is only
+    // there (and pushed when it returns).
+    const bool first_here = local_->first_use(id.assertion_id, id.expires_s, c->now_s);
+    if (!first_here || (answered && c->shared_replay)) {
+        why = SamlRefusal::Replay;
+        detail = first_here ? fmt::format("assertion {} was accepted before by another edge-c peer (Redis)",
+                                          id.assertion_id)
+                            : fmt::format("assertion {} was accepted before", id.assertion_id);
+    } else {
+        const auto& irt = id.in_response_to;
+        const bool here = !irt.empty() && local_->take_request(irt, c->domain, c->now_s);
+        if (!irt.empty()) pending_requests_.erase(irt);
+        // Open if this peer sent it (whatever Redis says: a Redis restarted empty must not refuse a sign-in)
+        // or another peer did and Redis still had it. Either way it is used up in both places now. A second,
+        // different assertion for a request one peer already took could pass on the peer that sent it; an
+        // IdP issues one Response per request, and a re-post of the same one is a Replay above.
+        const bool open = here || (answered && c->shared_domain == c->domain);
+        if (!open) {
+            why = SamlRefusal::Unsolicited;
+            detail = irt.empty() ? "no InResponseTo (IdP-initiated sign-in is not accepted)"
+                                 : fmt::format("InResponseTo {} names no open AuthnRequest{}", irt,
+                                               answered ? " of any edge-c peer"
+                                                        : " (Redis unreachable: this "
+                                                          "peer's own requests only)");
+        }
+    }
+    if (!answered) {
+        if (h_.fallback) h_.fallback("assertion");
+        if (!why && pending_assertions_.size() < o_.max_pending)
+            pending_assertions_[id.assertion_id] = id.expires_s;
+    }
+    auto done = std::move(c->done);
+    c->timer.reset();
+    if (done) done(why, std::move(detail));
+}
+
+void ClusterSignin::share_stamp(const std::string& deployment, const std::string& user,
+                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t ttl_ms) {
+    if (user.empty() || user.size() > kMaxUser || key_id_.empty()) return;
+    signin_wire::Stamp s{deployment, user, key_id_, stamp, seen_ms, o_.origin};
+    if (!cmd_->up()) {
+        if (h_.fallback) h_.fallback("stamp");
+        return keep_stamp(s, ttl_ms);
+    }
+    push_stamp(s, ttl_ms);
+}
+
+void ClusterSignin::push_stamp(const signin_wire::Stamp& s, uint64_t ttl_ms) {
+    if (ttl_ms == 0) return;
+    cmd_->command({"SET", o_.prefix + signin_wire::stamp_key_suffix(s.deployment, s.user),
+                   signin_wire::encode_stamp_record(s), "PX", std::to_string(ttl_ms)},
+                  [this, s, ttl_ms](const cluster::Reply* r) {
+                      if (r && !r->is_error()) return;
+                      if (h_.fallback) h_.fallback("stamp");
+                      keep_stamp(s, ttl_ms);
+                  });
+    cmd_->command({"PUBLISH", o_.prefix + "stamps", signin_wire::encode_stamp_message(s)});
+}
+
+void ClusterSignin::keep_stamp(const signin_wire::Stamp& s, uint64_t ttl_ms) {
+    auto key = signin_wire::stamp_key_suffix(s.deployment, s.user);
+    auto it = pending_stamps_.find(key);
+    if (it == pending_stamps_.end()) {
+        if (pending_stamps_.size() >= o_.max_pending) return;
+        it = pending_stamps_.emplace(key, PendingStamp{}).first;
+    } else if (it->second.s.seen_ms > s.seen_ms) {
+        return;
+    }
+    it->second = PendingStamp{s, s.seen_ms + ttl_ms};
+}
+
+void ClusterSignin::on_message(const cluster::Reply& r) {
+    if (r.elements.size() != 3) return;
+    const std::string& payload = r.elements[2].str;
+    auto s = signin_wire::decode_stamp_message(payload);
+    if (!s) {
+        EP_WARN(kLog, "ignored a malformed message on {}stamps ({} bytes)", o_.prefix, payload.size());
+        return;
+    }
+    if (s->origin == o_.origin) return;
+    if (s->key_id != key_id_) {
+        EP_WARN(kLog,
+                "ignored a password stamp from peer {} made with another edge token key (set the same "
+                "credentials.token_key_file on every edge-c peer)",
+                s->origin);
+        return;
+    }
+    if (h_.stamp) h_.stamp(*s);
+}
+
+void ClusterSignin::conn_changed(const std::string& why) {
+    const bool now_up = cmd_->up() && sub_->up();
+    if (now_up) {
+        if (reported_ && *reported_) return;
+        reported_ = true;
+        up_ = true;
+        ++session_;
+        EP_INFO(kLog, "Redis {} reached on both connections: sign-in state shared with the edge-c peers",
+                redis_address());
+        if (h_.state) h_.state(true, {});
+        auto rs = std::make_shared<Resync>();
+        rs->session = session_;
+        scan(std::move(rs));
+        return;
+    }
+    if (reported_ && !*reported_) return;
+    if (!reported_ && why.empty()) return; // the first connection of two coming up is no news
+    reported_ = false;
+    up_ = false;
+    ++session_;
+    EP_WARN(
+        kLog,
+        "sign-in state is no longer shared (Redis {}: {}): replays, AuthnRequests and password changes are "
+        "judged by this peer's memory until it returns",
+        redis_address(), why);
+    if (h_.state) h_.state(false, why);
+}
+
+void ClusterSignin::scan(std::shared_ptr<Resync> rs) {
+    if (rs->session != session_) return;
+    cmd_->command({"SCAN", rs->cursor, "MATCH", o_.prefix + "stamp:*", "COUNT", "500"},
+                  [this, rs](const cluster::Reply* r) {
+                      if (!r || r->is_error() || rs->session != session_) return;
+                      if (r->type != cluster::Reply::Type::Array || r->elements.size() != 2) return;
+                      rs->cursor = r->elements[0].str;
+                      std::vector<std::string> keys;
+                      for (const auto& k : r->elements[1].elements)
+                          keys.push_back(k.str);
+                      auto next = [this, rs] {
+                          if (rs->cursor == "0" || ++rs->pages >= kMaxScanPages)
+                              resynced(rs);
+                          else
+                              scan(rs);
+                      };
+                      if (keys.empty()) return next();
+                      std::vector<std::string> argv{"MGET"};
+                      argv.insert(argv.end(), keys.begin(), keys.end());
+                      cmd_->command(argv, [this, rs, keys, next](const cluster::Reply* v) {
+                          if (!v || v->is_error() || rs->session != session_) return;
+                          for (size_t i = 0; i < keys.size() && i < v->elements.size(); ++i) {
+                              const auto& val = v->elements[i];
+                              if (val.type != cluster::Reply::Type::String) continue; // expired since
+                              auto suffix = std::string_view(keys[i]).substr(o_.prefix.size());
+                              auto s = signin_wire::decode_stamp_record(suffix, val.str);
+                              if (!s || s->key_id != key_id_) continue;
+                              rs->held[std::string(suffix)] = s->seen_ms;
+                              if (s->origin == o_.origin) continue;
+                              ++rs->heard;
+                              if (h_.stamp) h_.stamp(*s);
+                          }
+                          next();
+                      });
+                  });
+}
+
+void ClusterSignin::resynced(const std::shared_ptr<Resync>& rs) {
+    const uint64_t now_ms = wall_clock_ms();
+    const int64_t now_s = int64_t(now_ms / 1000);
+    size_t stamps = 0, requests = 0, assertions = 0;
+    for (auto& [key, p] : pending_stamps_) {
+        auto it = rs->held.find(key);
+        if (p.until_ms <= now_ms || (it != rs->held.end() && it->second >= p.s.seen_ms)) continue;
+        p.s.key_id = key_id_;
+        push_stamp(p.s, p.until_ms - now_ms);
+        ++stamps;
+    }
+    pending_stamps_.clear();
+    for (auto& [id, r] : pending_requests_) {
+        if (r.second <= now_s) continue;
+        cmd_->command({"SET", o_.prefix + "saml:request:" + id, r.first, "PX",
+                       std::to_string((r.second - now_s) * 1000)});
+        ++requests;
+    }
+    pending_requests_.clear();
+    for (auto& [id, exp] : pending_assertions_) {
+        if (exp <= now_s) continue;
+        cmd_->command({"SET", o_.prefix + "saml:assertion:" + id, "1", "NX", "PX",
+                       std::to_string((exp - now_s) * 1000)});
+        ++assertions;
+    }
+    pending_assertions_.clear();
+    EP_INFO(
+        kLog,
+        "Redis {}: sign-in state in sync ({} password stamps of peers read, {} stamps, {} AuthnRequests and "
+        "{} assertions pushed from here)",
+        redis_address(), rs->heard, stamps, requests, assertions);
+}
+
+} // namespace edgepair::edge_c

@@ -1,0 +1,375 @@
+// ClusterSignin (edge-c/cluster_signin.h): two and three "peers" in one process, each with its own local
+// memory, against a real redis-server child process on loopback; and the wire forms on their own.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <map>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "common/core/loop.h"
+#include "edge-c/cluster_signin.h"
+#include "edge-c/edge_token.h"
+
+using namespace edgepair;
+using edge_c::ClusterSignin;
+using edge_c::SamlIdentity;
+using edge_c::SamlRefusal;
+namespace wire = edge_c::signin_wire;
+
+namespace {
+
+constexpr const char* kRedis = "/usr/bin/redis-server";
+
+// Below the kernel's ephemeral range (32768..), so that no outgoing connection of a test beside this one
+// holds it between the check and redis-server's bind.
+uint16_t free_port() {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        uint16_t port = uint16_t(20000 + (::getpid() * 7 + attempt * 131) % 12000);
+        int t = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port);
+        bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(t);
+        if (ok) return port;
+    }
+    return 0;
+}
+
+bool tcp_accepts(uint16_t port) {
+    int t = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bool ok = ::connect(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(t);
+    return ok;
+}
+
+// A redis-server without persistence: a restart comes back empty, as the worst case does.
+struct RedisServer {
+    pid_t pid = -1;
+    uint16_t port = 0;
+
+    bool start(uint16_t p = 0) {
+        if (::access(kRedis, X_OK) != 0) return false;
+        port = p ? p : free_port();
+        if (!port) return false;
+        std::vector<std::string> args = {
+            kRedis,         "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no",     "--daemonize",        "no",     "--dir",     "/tmp"};
+        pid = ::fork();
+        if (pid == 0) {
+            std::vector<char*> argv;
+            for (auto& a : args)
+                argv.push_back(a.data());
+            argv.push_back(nullptr);
+            int devnull = ::open("/dev/null", O_RDWR);
+            ::dup2(devnull, 1);
+            ::dup2(devnull, 2);
+            ::execv(kRedis, argv.data());
+            ::_exit(127);
+        }
+        if (pid < 0) return false;
+        for (int i = 0; i < 100; ++i) {
+            if (tcp_accepts(port)) return true;
+            int st = 0;
+            if (::waitpid(pid, &st, WNOHANG) == pid) {
+                pid = -1;
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return false;
+    }
+    void stop() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            int st = 0;
+            ::waitpid(pid, &st, 0);
+            pid = -1;
+        }
+    }
+    ~RedisServer() {
+        if (pid > 0) ::kill(pid, SIGCONT);
+        stop();
+    }
+};
+
+// Runs the loop until `done()` or the deadline; every wait is bounded. False on the deadline.
+template <class F> bool run_until(core::Loop& loop, F done, uint64_t limit_ms = 8000) {
+    bool timed_out = false;
+    core::Timer guard(loop, [&] {
+        timed_out = true;
+        loop.stop();
+    });
+    guard.arm(limit_ms);
+    core::Timer ticker(loop, [&] {
+        if (done())
+            loop.stop();
+        else
+            ticker.arm(5);
+    });
+    ticker.arm(0);
+    loop.run();
+    return !timed_out;
+}
+
+void run_for(core::Loop& loop, uint64_t ms) {
+    run_until(
+        loop, [] { return false; }, ms);
+}
+
+// One edge-c peer: its own local memory, what it heard, what it counted.
+struct Peer {
+    std::shared_ptr<edge_c::SamlReplayCache> local = std::make_shared<edge_c::SamlReplayCache>();
+    std::vector<wire::Stamp> heard;
+    std::map<std::string, int> fallbacks;
+    int ups = 0, downs = 0;
+    std::unique_ptr<ClusterSignin> s;
+
+    Peer(core::Loop& loop, uint16_t port, std::string origin, std::string key_id = "00112233aabbccdd",
+         uint64_t check_timeout_ms = 500) {
+        ClusterSignin::Options o;
+        o.redis.port = port;
+        o.redis.timeout_ms = 1000;
+        o.prefix = "edgepair:test:";
+        o.origin = std::move(origin);
+        o.check_timeout_ms = check_timeout_ms;
+        ClusterSignin::Hooks h;
+        h.stamp = [this](const wire::Stamp& st) { heard.push_back(st); };
+        h.fallback = [this](const char* what) { ++fallbacks[what]; };
+        h.state = [this](bool up, const std::string&) { ++(up ? ups : downs); };
+        // Reconnect back-off is RedisConn's (200 ms to 5 s); the test waits for it.
+        s = std::make_unique<ClusterSignin>(loop, local, std::move(o), std::move(h));
+        s->set_stamp_key_id(std::move(key_id));
+        s->start();
+    }
+};
+
+struct Verdict {
+    bool done = false;
+    std::optional<SamlRefusal> why;
+    std::string detail;
+};
+
+Verdict admit(core::Loop& loop, Peer& p, const std::string& assertion, const std::string& irt,
+              const std::string& domain = "example.com") {
+    SamlIdentity id;
+    id.assertion_id = assertion;
+    id.in_response_to = irt;
+    const int64_t now = int64_t(edge_c::wall_clock_ms() / 1000);
+    id.expires_s = now + 300;
+    Verdict v;
+    p.s->admit(id, domain, now, [&v](std::optional<SamlRefusal> why, std::string detail) {
+        v.done = true;
+        v.why = why;
+        v.detail = std::move(detail);
+    });
+    run_until(
+        loop, [&] { return v.done; }, 3000);
+    return v;
+}
+
+void remember(Peer& p, const std::string& id, const std::string& domain = "example.com") {
+    const int64_t now = int64_t(edge_c::wall_clock_ms() / 1000);
+    p.s->remember_request(id, domain, now + 600, now);
+}
+
+edge_c::CredentialStamp stamp_of(unsigned char b) {
+    edge_c::CredentialStamp s{};
+    s.fill(b);
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("sign-in wire: stamps encoded and decoded alike, anything malformed refused", "[edge_c][cluster]") {
+    wire::Stamp s{"dep:1 %x", "alice smith", "0123456789abcdef", stamp_of(0xab), 1'700'000'000'123, "c1/ff"};
+    auto suffix = wire::stamp_key_suffix(s.deployment, s.user);
+    CHECK(suffix == "stamp:dep%3a1%20%25x:alice smith"); // the first ':' after the deployment ends it
+    auto rec = wire::encode_stamp_record(s);
+    CHECK(rec == "1 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff");
+    auto back = wire::decode_stamp_record(suffix, rec);
+    REQUIRE(back);
+    CHECK(back->deployment == "dep:1 %x");
+    CHECK(back->user == "alice smith");
+    CHECK(back->stamp == s.stamp);
+    CHECK(back->seen_ms == s.seen_ms);
+    CHECK(back->origin == "c1/ff");
+    CHECK(back->key_id == "0123456789abcdef");
+
+    auto msg = wire::decode_stamp_message(wire::encode_stamp_message(s));
+    REQUIRE(msg);
+    CHECK(msg->user == "alice smith");
+    CHECK(msg->deployment == "dep:1 %x");
+    CHECK(msg->stamp == s.stamp);
+
+    for (const char* bad :
+         {"", "1", "2 0123456789abcdef abababababababababababababababab 1 o",
+          "1 0123456789abcdeX abababababababababababababababab 1 o", "1 0123456789abcdef abab 1 o",
+          "1 0123456789abcdef ABABABABABABABABABABABABABABABAB 1 o",
+          "1 0123456789abcdef abababababababababababababababab -1 o",
+          "1 0123456789abcdef abababababababababababababababab 1 o extra"})
+        CHECK_FALSE(wire::decode_stamp_record("stamp:default:bob", bad));
+    const std::string good = "1 0123456789abcdef abababababababababababababababab 1 o";
+    CHECK(wire::decode_stamp_record("stamp:default:bob", good));
+    for (const char* bad_key : {"stamp:default:", "stamp:default", "stmp:default:bob", "stamp::bob",
+                                "stamp:de%zzfault:bob", "stamp:de%4:bob"})
+        CHECK_FALSE(wire::decode_stamp_record(bad_key, good));
+    CHECK_FALSE(wire::decode_stamp_record(std::string("stamp:default:b\0b", 17), good));
+    CHECK_FALSE(wire::decode_stamp_message(good)); // no key
+    CHECK_FALSE(wire::decode_stamp_message(good + " stamp:default"));
+    CHECK(wire::decode_stamp_message(good + " stamp:default:bob"));
+
+    // The key id says which token key, and differs between keys.
+    edge_c::EdgeTokenSealer k1(std::string(32, 'a')), k2(std::string(32, 'b'));
+    CHECK(wire::stamp_key_id(k1).size() == 16);
+    CHECK(wire::stamp_key_id(k1) == wire::stamp_key_id(edge_c::EdgeTokenSealer(std::string(32, 'a'))));
+    CHECK(wire::stamp_key_id(k1) != wire::stamp_key_id(k2));
+}
+
+TEST_CASE("sign-in state shared by two peers through Redis", "[edge_c][cluster][redis]") {
+    RedisServer redis;
+    if (!redis.start()) {
+        WARN("redis-server not available: skipped");
+        return;
+    }
+    core::Loop loop;
+    Peer a(loop, redis.port, "c1/aa"), b(loop, redis.port, "c2/bb");
+    REQUIRE(run_until(loop, [&] { return a.s->up() && b.s->up(); }));
+
+    SECTION("an assertion accepted by one peer is a replay on the other") {
+        remember(a, "req-1");
+        run_for(loop, 50);
+        auto first = admit(loop, b, "as-1", "req-1"); // the request was A's, the answer reached B
+        REQUIRE(first.done);
+        CHECK_FALSE(first.why);
+        auto replay = admit(loop, a, "as-1", "req-1");
+        REQUIRE(replay.done);
+        REQUIRE(replay.why);
+        CHECK(*replay.why == SamlRefusal::Replay);
+        CHECK_THAT(replay.detail, Catch::Contains("another edge-c peer"));
+        // Another answer to the request B already took: gone from Redis, never in B's memory.
+        auto again = admit(loop, b, "as-2", "req-1");
+        REQUIRE(again.why);
+        CHECK(*again.why == SamlRefusal::Unsolicited);
+        // Unknown to both, and IdP-initiated.
+        auto none = admit(loop, a, "as-3", "req-nobody-sent");
+        REQUIRE(none.why);
+        CHECK(*none.why == SamlRefusal::Unsolicited);
+        auto idp = admit(loop, a, "as-4", "");
+        REQUIRE(idp.why);
+        CHECK(*idp.why == SamlRefusal::Unsolicited);
+        // A request of another domain is not this domain's.
+        remember(a, "req-2", "example.org");
+        run_for(loop, 50);
+        auto other = admit(loop, b, "as-5", "req-2", "example.com");
+        REQUIRE(other.why);
+        CHECK(*other.why == SamlRefusal::Unsolicited);
+        CHECK(a.fallbacks.empty());
+        CHECK(b.fallbacks.empty());
+    }
+
+    SECTION("a password stamp reaches the other peer, and a peer that connects later reads it back") {
+        const uint64_t now = edge_c::wall_clock_ms();
+        a.s->share_stamp("default", "alice", stamp_of(1), now, 60'000);
+        REQUIRE(run_until(
+            loop, [&] { return !b.heard.empty(); }, 3000));
+        CHECK(b.heard[0].user == "alice");
+        CHECK(b.heard[0].deployment == "default");
+        CHECK(b.heard[0].stamp == stamp_of(1));
+        CHECK(b.heard[0].seen_ms == now);
+        CHECK(a.heard.empty()); // its own message is skipped
+
+        Peer c(loop, redis.port, "c3/cc");
+        REQUIRE(run_until(
+            loop, [&] { return !c.heard.empty(); }, 3000));
+        CHECK(c.heard[0].user == "alice");
+        CHECK(c.heard[0].stamp == stamp_of(1));
+
+        // A peer with another token key ignores the stamps: its tokens would all look stale.
+        Peer d(loop, redis.port, "c4/dd", "ffffffffffffffff");
+        REQUIRE(run_until(loop, [&] { return d.s->up(); }));
+        run_for(loop, 200);
+        b.s->share_stamp("default", "bob", stamp_of(2), now, 60'000);
+        REQUIRE(run_until(
+            loop, [&] { return c.heard.size() == 2; }, 3000));
+        CHECK(c.heard[1].user == "bob");
+        CHECK(d.heard.empty());
+    }
+}
+
+TEST_CASE("sign-in state: Redis away, slow and back", "[edge_c][cluster][redis]") {
+    RedisServer redis;
+    if (!redis.start()) {
+        WARN("redis-server not available: skipped");
+        return;
+    }
+    core::Loop loop;
+    Peer a(loop, redis.port, "c1/aa"), b(loop, redis.port, "c2/bb", "00112233aabbccdd", 200);
+    REQUIRE(run_until(loop, [&] { return a.s->up() && b.s->up(); }));
+
+    SECTION("down: every decision is local, nothing refused for it; pushed when Redis returns") {
+        const uint16_t port = redis.port;
+        redis.stop();
+        REQUIRE(run_until(
+            loop, [&] { return !a.s->up() && !b.s->up(); }, 5000));
+        CHECK(a.downs == 1);
+
+        remember(a, "req-down");
+        auto ok = admit(loop, a, "as-down", "req-down");
+        REQUIRE(ok.done);
+        CHECK_FALSE(ok.why); // answered through the peer that sent the request: accepted without Redis
+        auto replay_here = admit(loop, a, "as-down", "req-down");
+        REQUIRE(replay_here.why);
+        CHECK(*replay_here.why == SamlRefusal::Replay); // the local memory still works
+        const uint64_t now = edge_c::wall_clock_ms();
+        a.s->share_stamp("default", "carol", stamp_of(3), now, 60'000);
+        CHECK(a.fallbacks["request"] == 1);
+        CHECK(a.fallbacks["assertion"] == 2);
+        CHECK(a.fallbacks["stamp"] == 1);
+        CHECK(a.s->pending() == 2); // the accepted assertion and the stamp (the request was answered)
+
+        // Back, empty: what A decided meanwhile reaches Redis and B.
+        REQUIRE(redis.start(port));
+        REQUIRE(run_until(
+            loop, [&] { return a.s->up() && b.s->up(); }, 10000));
+        REQUIRE(run_until(
+            loop, [&] { return !b.heard.empty(); }, 3000));
+        CHECK(b.heard[0].user == "carol");
+        CHECK(a.ups == 2);
+        CHECK(a.s->pending() == 0);
+        run_for(loop, 100);
+        auto replay_there = admit(loop, b, "as-down", "req-down");
+        REQUIRE(replay_there.why);
+        CHECK(*replay_there.why == SamlRefusal::Replay);
+    }
+
+    SECTION("slow: a check waits for its timeout, then the local memory decides") {
+        remember(b, "req-slow");
+        run_for(loop, 50);
+        ::kill(redis.pid, SIGSTOP);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto v = admit(loop, b, "as-slow", "req-slow");
+        const auto waited =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+                .count();
+        ::kill(redis.pid, SIGCONT);
+        REQUIRE(v.done);
+        CHECK_FALSE(v.why); // B sent the request: its memory accepts the answer
+        CHECK(waited >= 180);
+        CHECK(waited < 900);
+        CHECK(b.fallbacks["assertion"] == 1);
+    }
+}
