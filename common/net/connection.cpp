@@ -57,6 +57,10 @@ std::unique_ptr<Connection> Connection::connect(core::Loop& loop, const SockAddr
         if (ssl) SSL_free(ssl);
         return nullptr;
     }
+    return connecting(loop, fd, to, ssl);
+}
+
+std::unique_ptr<Connection> Connection::connecting(core::Loop& loop, int fd, const SockAddr& to, SSL* ssl) {
     auto c = std::make_unique<Connection>(loop, fd, ssl, false);
     c->peer_ = to;
     return c;

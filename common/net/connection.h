@@ -36,6 +36,9 @@ class Connection {
     // Non-blocking connect; returns nullptr and sets `err` on an immediate failure.
     static std::unique_ptr<Connection> connect(core::Loop& loop, const SockAddr& to, SSL* ssl,
                                                std::string* err);
+    // For a socket the caller set up itself (bound to a source address) and whose non-blocking connect() to
+    // `to` is in progress: getpeername() cannot name the peer yet, so errors would say "?:0" without `to`.
+    static std::unique_ptr<Connection> connecting(core::Loop& loop, int fd, const SockAddr& to, SSL* ssl);
 
     void set_callbacks(Callbacks cb) { cb_ = std::move(cb); }
     void start();

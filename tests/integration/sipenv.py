@@ -270,13 +270,15 @@ class TlsRelay:
 class SipEnv(h.TestCase):
     """A TestCase with the SIP topology: Kamailio (Unified CM's SIP side), dnsmasq, the UCM fixture, the pair."""
 
+    # A class attribute, not only set in setUp: some subclasses (test_sso_sip) skip SipEnv.setUp.
+    ucm_addr = UCM_ADDR
+
     def setUp(self):
         super().setUp()
         for tool in ("kamailio", "kamcmd", "sipp", "dnsmasq"):
             self.require_tool(tool)
         self.pki = h.pki()
         self.ca = f"{self.pki}/ca.crt"
-        self.ucm_addr = UCM_ADDR
 
     # ---- topology ----
 

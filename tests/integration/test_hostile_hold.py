@@ -22,7 +22,8 @@ The normal client (one fresh TLS connection per request, from 127.0.0.1) alterna
 credentials (a sign-in) and a GET of the allow-listed /files/hello.txt on nginx, paced 20 ms apart: all through
 the attackers' set-up (while the held requests pile up), then 200 more requests once every attacker has set up
 (its --ready-file). Asserted, for each of the two phases:
-- zero failures (every answer 200 with the right body) and p99 latency below 1 s;
+- zero failures (every answer 200 with the right body) and p99 latency below 1 s while held (20 s during the
+  set-up, where a handshake edge-e dropped after waiting 10 s for CPU is tried once more: normal_request);
 - RSS (/proc/<pid>/status VmRSS, sampled on every request and at the end) of edge-e below RSS_BOUND_E_MIB and
   of edge-c below RSS_BOUND_C_MIB (the bounds docs/SECURITY.md "Hostile load" states);
 - the attackers really held the count: every connection was set up once (their JSON summaries), or the test
@@ -45,6 +46,7 @@ Env: EDGEPAIR_HOLD_REQUESTS=N (default 50000; lower only for a developer run: th
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import resource
@@ -152,31 +154,44 @@ class HostileHoldTest(base.HttpEdgeTopology):
         def __init__(self) -> None:
             self.lat: list[float] = []
             self.failures: list[str] = []
+            self.retried: list[str] = []  # set-up phase only, see normal_request
             self.rss: dict[str, float] = {}
             self.sessions = 0  # highest edgepair_client_sessions seen on edge-e
 
         def figures(self) -> dict:
             v = sorted(self.lat) or [0.0]
-            return {"requests": len(self.lat), "failures": len(self.failures),
+            return {"requests": len(self.lat), "failures": len(self.failures), "retried": self.retried[:10],
                     "p50_ms": round(quantile(v, 0.5) * 1000, 1), "p99_ms": round(quantile(v, 0.99) * 1000, 1),
                     "max_ms": round(v[-1] * 1000, 1), "rss_mib": {k: round(x, 1) for k, x in self.rss.items()},
                     "edge_e_sessions_peak": self.sessions}
 
-    def normal_request(self, i: int, ph: "HostileHoldTest.Phase", timeout: float = 10) -> None:
+    def normal_request(self, i: int, ph: "HostileHoldTest.Phase", timeout: float = 10,
+                       retry_dropped_handshake: bool = False) -> None:
         """One request of the normal client (even i: sign-in, odd i: the file), timed; then the edges' RSS.
         `timeout` is the phase's latency bound: a slow answer inside it is counted by the p99 check, not as a
-        failure."""
+        failure. retry_dropped_handshake (the set-up phase only): edge-e aborts a TLS handshake it could not
+        finish within http.request_head_timeout (10 s); in the handshake flood of the set-up a handshake can wait
+        that long for CPU (seen once in a full ctest run: p99 14 s), and with TLS 1.3 the client has already sent
+        its request when the server gives up, so it sees a close without response. A client then connects again,
+        as Jabber does; once, recorded in the figures. A second failure, or any failure while held, fails."""
         path = self.config_path if i % 2 == 0 else self.hello_path
         t0 = time.monotonic()
-        try:
-            st, _, body = h.http_request(self.url(path), "GET", timeout=timeout, context=self.client_ctx,
-                                         headers={"Authorization": base.basic(*base.ALICE)},
-                                         connect_to=("127.0.0.1", self.ports.https))
-            good_body = body.startswith(b"<?xml") if path == self.config_path else body == self.hello
-            if st != 200 or not good_body:
-                ph.failures.append(f"#{i} {path}: {st} {body[:120]!r}")
-        except (OSError, ValueError) as e:  # ssl.SSLError, timeouts and resets are OSErrors
-            ph.failures.append(f"#{i} {path}: {type(e).__name__}: {e}")
+        for attempt in (1, 2):
+            try:
+                st, _, body = h.http_request(self.url(path), "GET", timeout=timeout, context=self.client_ctx,
+                                             headers={"Authorization": base.basic(*base.ALICE)},
+                                             connect_to=("127.0.0.1", self.ports.https))
+                good_body = body.startswith(b"<?xml") if path == self.config_path else body == self.hello
+                if st != 200 or not good_body:
+                    ph.failures.append(f"#{i} {path}: {st} {body[:120]!r}")
+            except (http.client.RemoteDisconnected, ConnectionResetError) as e:
+                if retry_dropped_handshake and attempt == 1:
+                    ph.retried.append(f"#{i} {path}: {type(e).__name__} after {time.monotonic() - t0:.1f} s")
+                    continue
+                ph.failures.append(f"#{i} {path}: {type(e).__name__}: {e}")
+            except (OSError, ValueError) as e:  # ssl.SSLError, timeouts and resets are OSErrors
+                ph.failures.append(f"#{i} {path}: {type(e).__name__}: {e}")
+            break
         ph.lat.append(time.monotonic() - t0)
         for name, p in (("edge-e", self.edge_e), ("edge-c", self.edge_c)):
             if p.alive():
@@ -219,7 +234,7 @@ class HostileHoldTest(base.HttpEdgeTopology):
                 return time.monotonic() - t0
             # The handshake flood's bound (SETUP_P99_BOUND_S): a request waiting 12 s for CPU beside 16,000
             # handshakes is slow, not failed; one that gets no answer within the bound is a stall.
-            self.normal_request(i, ph, timeout=SETUP_P99_BOUND_S)
+            self.normal_request(i, ph, timeout=SETUP_P99_BOUND_S, retry_dropped_handshake=True)
             i += 1
         self.fail(f"the attackers did not finish setting up within {SETUP_TIMEOUT:.0f} s:\n" +
                   "\n".join(p.tail(3) for p, _ in procs.values()))

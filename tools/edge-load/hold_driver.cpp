@@ -238,7 +238,7 @@ void HoldDriver::open(Slot& s) {
         // Tens of thousands of idle TLS connections: without this each keeps ~34 KB of record buffers.
         if (ssl) SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     }
-    s.conn = std::make_unique<net::Connection>(loop_, fd, ssl, false);
+    s.conn = net::Connection::connecting(loop_, fd, to, ssl);
     ++open_;
     Slot* sp = &s;
     s.conn->set_callbacks({[this, sp] { on_ready(*sp); },

@@ -54,7 +54,7 @@ std::unique_ptr<net::Connection> connect_from(core::Loop& loop, const net::SockA
     net::tune_socket(fd);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0 && errno != EINPROGRESS)
         return give_up("connect");
-    return std::make_unique<net::Connection>(loop, fd, ssl, false);
+    return net::Connection::connecting(loop, fd, to, ssl);
 }
 
 void set_port(net::SockAddr& a, uint16_t port) {
