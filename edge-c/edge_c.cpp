@@ -1,13 +1,13 @@
 #include "edge-c/edge_c.h"
 
 #include <algorithm>
-#include <random>
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "common/app/main.h"
+#include "common/cluster/cluster_identity.h"
 #include "common/http/b64_domain.h"
 #include "common/http/query.h"
 #include "common/link/peer_config.h"
@@ -418,19 +418,12 @@ void EdgeC::make_cluster_signin() {
     m.gauge_fn("edgepair_cluster_redis_up", "1 while this peer reaches the cluster's Redis, else 0",
                [this] { return signin_ && signin_->up() ? 1.0 : 0.0; });
     ClusterSignin::Options o;
-    const auto& rc = *cfg.cluster.redis;
-    o.redis.host = rc.address.host;
-    o.redis.port = rc.address.port;
-    o.redis.password = rc.password;
-    o.redis.db = rc.db;
-    for (const auto& a : rc.sentinels)
-        o.redis.sentinels.push_back({a.host, a.port});
-    o.redis.master_name = rc.master_name;
-    o.redis.timeout_ms = uint64_t(rc.timeout.count());
-    o.prefix = "edgepair:" + cfg.cluster.name + ":";
-    // Unique per process: a restarted peer must not take its former self's messages for its own.
-    std::random_device rd;
-    o.origin = fmt::format("{}/{:08x}{:08x}", cfg.node_name, rd(), rd());
+    {
+        auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
+        o.redis = std::move(id.redis);
+        o.prefix = std::move(id.prefix);
+        o.origin = std::move(id.origin);
+    }
     ClusterSignin::Hooks h;
     h.stamp = [this](const signin_wire::Stamp& s) {
         const uint64_t cleanup = uint64_t(gen_->cfg.credentials.cleanup_interval.count());

@@ -1,7 +1,6 @@
 #include "edge-e/edge_e.h"
 
 #include <algorithm>
-#include <random>
 #include <time.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 
 #include "common/app/main.h"
 #include "common/cluster/cluster_ban_store.h"
+#include "common/cluster/cluster_identity.h"
 #include "common/http/query.h"
 #include "common/http/rate_limit.h"
 #include "common/link/peer_cert.h"
@@ -485,20 +485,12 @@ void EdgeE::make_ban_store() {
         m.gauge_fn("edgepair_cluster_redis_up", "1 while this peer reaches the cluster's Redis, else 0",
                    [this] { return cluster_.store && cluster_.store->up() ? 1.0 : 0.0; });
         cluster::ClusterBanStore::Options o;
-        const auto& rc = *cfg.cluster.redis;
-        o.redis.host = rc.address.host;
-        o.redis.port = rc.address.port;
-        o.redis.password = rc.password;
-        o.redis.db = rc.db;
-        for (const auto& a : rc.sentinels)
-            o.redis.sentinels.push_back({a.host, a.port});
-        o.redis.master_name = rc.master_name;
-        o.redis.timeout_ms = uint64_t(rc.timeout.count());
-        o.prefix = "edgepair:" + cfg.cluster.name + ":";
-        // Unique per process, not per node name: a restarted peer must not take its former self's
-        // messages for its own.
-        std::random_device rd;
-        o.origin = fmt::format("{}/{:08x}{:08x}", cfg.node_name, rd(), rd());
+        {
+            auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
+            o.redis = std::move(id.redis);
+            o.prefix = std::move(id.prefix);
+            o.origin = std::move(id.origin);
+        }
         cluster::ClusterBanStore::Hooks h;
         h.state = [this](bool up, const std::string& why) {
             if (up) {

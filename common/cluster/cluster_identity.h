@@ -1,0 +1,21 @@
+// How a peer names itself and the cluster's keys in Redis, from its `cluster:` section: one reading for
+// edge-e's ban store and edge-c's shared sign-in state, so both edges of a cluster agree on the prefix.
+#pragma once
+
+#include <string>
+
+#include "common/cluster/redis_conn.h"
+#include "common/config/common_config.h"
+
+namespace edgepair::cluster {
+
+struct ClusterIdentity {
+    RedisSettings redis;
+    std::string prefix; // "edgepair:<cluster.name>:"
+    std::string origin; // this process, unique among the peers: node name and a random id
+};
+
+// `c.redis` must be set (the caller only builds shared state when it is).
+ClusterIdentity cluster_identity(const config::ClusterConfig& c, const std::string& node_name);
+
+} // namespace edgepair::cluster
