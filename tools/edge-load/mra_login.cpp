@@ -31,6 +31,13 @@ const char* sign_in_step_name(size_t step) {
     return step < kSignInSteps ? names[step] : "sign-in";
 }
 
+// net::Connection's close reasons begin "connect to ..." for TCP failures and "tls ..." for TLS ones.
+ErrKind conn_err_kind(std::string_view why) {
+    return why.starts_with("connect") ? ErrKind::Connect
+           : why.starts_with("tls")   ? ErrKind::Tls
+                                      : ErrKind::Protocol;
+}
+
 std::unique_ptr<net::Connection> connect_from(core::Loop& loop, const net::SockAddr& to, uint32_t source,
                                               SSL* ssl, std::string* err) {
     if (!source || to.family() != AF_INET) return net::Connection::connect(loop, to, ssl, err);
@@ -152,10 +159,7 @@ void MraLogin::start() {
                                   [this](std::string_view why) {
                                       dead_http_.push_back(std::move(http_));
                                       if (finished_ || step_ > kStepTftp) return;
-                                      ErrKind k = why.starts_with("connect") ? ErrKind::Connect
-                                                  : why.starts_with("tls")   ? ErrKind::Tls
-                                                                             : ErrKind::Protocol;
-                                      fail(k, fmt::format("HTTPS connection: {}", why));
+                                      fail(conn_err_kind(why), fmt::format("HTTPS connection: {}", why));
                                   },
                                   nullptr});
             http_->start();
@@ -186,10 +190,7 @@ void MraLogin::start_sign_in(const net::SockAddr& to, const std::string& tls_nam
                           [this](std::string_view why) {
                               dead_http_.push_back(std::move(http_));
                               if (finished_) return;
-                              ErrKind k = why.starts_with("connect") ? ErrKind::Connect
-                                          : why.starts_with("tls")   ? ErrKind::Tls
-                                                                     : ErrKind::Protocol;
-                              fail(k, fmt::format("HTTPS connection: {}", why));
+                              fail(conn_err_kind(why), fmt::format("HTTPS connection: {}", why));
                           },
                           nullptr});
     http_->start();
