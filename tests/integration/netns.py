@@ -257,3 +257,17 @@ class Net:
     def describe(self) -> str:
         mode = "namespaces " + self._names.get("hub", "") if self.ns_mode else "loopback (no namespaces)"
         return f"{mode}: " + ", ".join(f"{host} {' '.join(a)}" for host, a in self._addrs.items())
+
+
+class InNamespaces:
+    """Mixin for a harness.TestCase whose processes all run in the namespaces of self.net: start() puts a
+    process on a host ("inside" by default, where the fixtures live) and stop_all_then_net() (register it with
+    addCleanup) stops them before the namespaces they run in are removed."""
+
+    def stop_all_then_net(self) -> None:
+        for p in reversed(self._procs):
+            p.stop(timeout=5)
+        self.net.destroy()
+
+    def start(self, args, host: str = "inside", **kw):
+        return self.net.start(host, args, **kw)

@@ -76,7 +76,7 @@ class Peer:
         return f"edge-{self.host[0]} {self.index} ({self.addr})"
 
 
-class ClusterTopology(base.HttpEdgeTopology):
+class ClusterTopology(netns.InNamespaces, base.HttpEdgeTopology):
     """Redis, two edge-e peers of one cluster, two edge-c linked to both; no tests."""
 
     REDIS_HOSTS = ["redis"]
@@ -115,15 +115,6 @@ class ClusterTopology(base.HttpEdgeTopology):
             if all(h._can_bind(a, port, socket.SOCK_STREAM) for a in addrs[1:]):
                 return port
         raise h.HarnessError("no port free on all of " + ", ".join(addrs))
-
-    def stop_all_then_net(self) -> None:
-        for p in reversed(self._procs):
-            p.stop(timeout=5)
-        self.net.destroy()
-
-    def start(self, args, host: str = "inside", **kw) -> h.Proc:
-        """Every process of the test runs in a namespace: the fixtures in "inside" unless told otherwise."""
-        return self.net.start(host, args, **kw)
 
     def start_redis(self) -> None:
         exe = shutil.which("redis-server")

@@ -106,7 +106,7 @@ class PeerUA(SipUA):
         return False
 
 
-class ClusterPeersTest(SipEnv):
+class ClusterPeersTest(netns.InNamespaces, SipEnv):
     EDGE_WORKERS = 2
 
     # ---- topology ----------------------------------------------------------------------------------------
@@ -122,15 +122,6 @@ class ClusterPeersTest(SipEnv):
         self.ucm_addr = self.net.addr("inside")  # Kamailio (sipenv), the fixture, nginx, dnsmasq
         self.nowhere = self.net.add_addr("inside")  # an address where nothing listens on the link port
         self.e_addrs = [self.net.addr(x) for x in E_HOSTS]
-
-    def stop_all_then_net(self) -> None:
-        for p in reversed(self._procs):
-            p.stop(timeout=5)
-        self.net.destroy()
-
-    def start(self, args, host: str = "inside", **kw) -> h.Proc:
-        """Every process of the test runs in a namespace: the fixtures in "inside" unless told otherwise."""
-        return self.net.start(host, args, **kw)
 
     def admin_get(self, host: str, port: int, path: str, timeout: float = 5):
         """GET on a peer's admin port, which listens on the loopback of the peer's own namespace."""
