@@ -705,6 +705,12 @@ class TestCase(unittest.TestCase):
         super().run(result)
         failed = len(result.failures) + len(result.errors) > before
         if failed:
+            # The reason first: CI keeps only the head of a long output, and the process logs below can push
+            # unittest's own report (printed at the end of the run) out of it.
+            _, why = (result.failures + result.errors)[-1]
+            print(f"harness: {self.id()} failed:\n{why.rstrip()[-3000:]}", file=sys.stderr)
+            print("harness: processes: " + ", ".join(f"{p.name} pid {p.pid} rc {p.popen.poll()}"
+                                                    for p in self._procs), file=sys.stderr)
             for p in self._procs:
                 print(p.tail(), file=sys.stderr)
             if self.tmp:
