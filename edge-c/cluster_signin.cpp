@@ -104,7 +104,12 @@ std::string stamp_key_suffix(std::string_view deployment, std::string_view user)
 }
 
 std::string encode_stamp_record(const Stamp& s) {
-    return fmt::format("1 {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms, s.origin);
+    // A node name never holds a blank (valid_origin's rule); without one, version 1.
+    if (s.node.empty() || !valid_origin(s.node))
+        return fmt::format("1 {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
+                           s.origin);
+    return fmt::format("2 {} {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms, s.origin,
+                       s.node);
 }
 
 std::string encode_stamp_message(const Stamp& s) {
@@ -112,11 +117,20 @@ std::string encode_stamp_message(const Stamp& s) {
 }
 
 namespace {
-// The four fields after the version, in the record's order.
+// Fields in a record of each version, the version included.
+size_t record_fields(std::string_view version) {
+    return version == "1" ? 5 : version == "2" ? 6 : 0;
+}
+
+// The fields after the version, in the record's order (f holds at least record_fields(f[0])).
 bool read_fields(const std::vector<std::string_view>& f, Stamp& s) {
-    if (f[0] != "1" || !valid_key_id(f[1]) || f[2].size() != s.stamp.size() * 2 || !number(f[3], s.seen_ms) ||
+    if (!valid_key_id(f[1]) || f[2].size() != s.stamp.size() * 2 || !number(f[3], s.seen_ms) ||
         !valid_origin(f[4]))
         return false;
+    if (f[0] == "2") {
+        if (!valid_origin(f[5])) return false;
+        s.node = std::string(f[5]);
+    }
     for (size_t i = 0; i < s.stamp.size(); ++i) {
         int h = hex_digit(f[2][2 * i]), l = hex_digit(f[2][2 * i + 1]);
         if (h < 0 || l < 0) return false;
@@ -145,15 +159,19 @@ bool read_key(std::string_view suffix, Stamp& s) {
 
 std::optional<Stamp> decode_stamp_record(std::string_view key_suffix, std::string_view value) {
     Stamp s;
-    auto f = split(value, 6);
-    if (f.size() != 5 || !read_fields(f, s) || !read_key(key_suffix, s)) return std::nullopt;
+    const size_t n = record_fields(value.substr(0, value.find(' ')));
+    if (n == 0) return std::nullopt;
+    auto f = split(value, n + 1); // one more: trailing junk makes the count wrong
+    if (f.size() != n || !read_fields(f, s) || !read_key(key_suffix, s)) return std::nullopt;
     return s;
 }
 
 std::optional<Stamp> decode_stamp_message(std::string_view text) {
     Stamp s;
-    auto f = split(text, 6);
-    if (f.size() != 6 || !read_fields(f, s) || !read_key(f[5], s)) return std::nullopt;
+    const size_t n = record_fields(text.substr(0, text.find(' ')));
+    if (n == 0) return std::nullopt;
+    auto f = split(text, n + 1); // the key last: it may hold blanks
+    if (f.size() != n + 1 || !read_fields(f, s) || !read_key(f[n], s)) return std::nullopt;
     return s;
 }
 
@@ -322,9 +340,10 @@ void ClusterSignin::finish(const std::shared_ptr<Check>& c, bool answered) {
 }
 
 void ClusterSignin::share_stamp(const std::string& deployment, const std::string& user,
-                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t ttl_ms) {
+                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t ttl_ms,
+                                const std::string& node) {
     if (user.empty() || user.size() > kMaxUser || key_id_.empty()) return;
-    signin_wire::Stamp s{deployment, user, key_id_, stamp, seen_ms, o_.origin};
+    signin_wire::Stamp s{deployment, user, key_id_, stamp, seen_ms, o_.origin, node};
     if (!cmd_->up()) {
         if (h_.fallback) h_.fallback("stamp");
         return keep_stamp(s, ttl_ms);

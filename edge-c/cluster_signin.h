@@ -8,9 +8,12 @@
 //   saml:assertion:<id>          "1", SET NX until the assertion's NotOnOrAfter: NX refused = a replay
 //   saml:request:<id>            the domain, SET when the AuthnRequest is sent (PX sso.request_lifetime),
 //                                taken with GETDEL when a Response names it (InResponseTo)
-//   stamp:<deployment>:<user>    "1 <key id> <stamp hex> <seen_ms> <origin>" (PX the token lifetime), and on
-//                                the channel <prefix>stamps "1 <key id> <stamp hex> <seen_ms> <origin>
-//                                <d>:<u>"
+//   stamp:<deployment>:<user>    "2 <key id> <stamp hex> <seen_ms> <origin> <node>" (PX the token
+//                                lifetime), and on the channel <prefix>stamps the same followed by
+//                                " stamp:<d>:<u>". <node>: the Unified CM node that answered the check, so
+//                                that a peer can let the check answer for its own (CredentialStamps::vouch).
+//                                Version 1 (no node, edgepair before 2026-12-07) is still read: it retires
+//                                old tokens but vouches for nothing.
 // (<deployment> percent-encoded so that the first ':' ends it; <key id> names the edge token key the stamp
 // was made with: a peer with another key ignores it rather than take every token for stale.)
 //
@@ -44,6 +47,7 @@ struct Stamp {
     CredentialStamp stamp{};
     uint64_t seen_ms = 0;
     std::string origin;
+    std::string node; // empty from a version-1 record
 };
 // "stamp:<encoded deployment>:<user>", under the prefix.
 std::string stamp_key_suffix(std::string_view deployment, std::string_view user);
@@ -96,7 +100,7 @@ class ClusterSignin {
     void admit(const SamlIdentity& id, const std::string& domain, int64_t now_s, Admitted done);
     // A password check Unified CM answered here (the workers of this peer have it already).
     void share_stamp(const std::string& deployment, const std::string& user, const CredentialStamp& stamp,
-                     uint64_t seen_ms, uint64_t ttl_ms);
+                     uint64_t seen_ms, uint64_t ttl_ms, const std::string& node);
 
     // Tests: what waits for Redis to return.
     size_t pending() const {

@@ -24,6 +24,7 @@
 #include "common/crypto/digest.h"
 #include "common/http/h1_client.h"
 #include "common/mra/snapshot.h"
+#include "edge-c/edge_token.h"
 
 namespace edgepair::edge_c {
 
@@ -45,7 +46,10 @@ struct AuthOutcome {
     std::string node;    // the Unified CM node that answered (also remembered with a cached success)
     bool cached = false; // answered from the success cache
     bool oauth = false;  // signed in with a Unified CM OAuth access token
-    std::string reason;  // Denied: why, for logs (never shown to the client)
+    // Answered by a check of the same password another worker or edge-c peer made (cached is set too):
+    // Unified CM was not asked here (UdsCheckerOptions::vouched).
+    bool vouched = false;
+    std::string reason; // Denied: why, for logs (never shown to the client)
 };
 
 // A check that could not be decided (no node, node down, timeout) is an Error, not a Denied: a Unified CM
@@ -71,6 +75,11 @@ struct UdsCheckerOptions {
     uint64_t cleanup_ms = 720ull * 60 * 1000;
     std::function<uint64_t()> home_cache_ms; // how long a user's home cluster is remembered
     size_t max_cache_entries = 100000;       // memory bound against a credential-stuffing flood
+    // Asked on a miss of this worker's cache, before Unified CM: a recent successful check of this very
+    // password made elsewhere (edge-c/edge_token.h, CredentialStamps::vouch). Null: always ask Unified CM.
+    std::function<std::optional<CredentialStamps::Vouch>(std::string_view deployment, std::string_view user,
+                                                         std::string_view password)>
+        vouched;
 };
 
 // One per worker loop (no locking): the caches are per worker.

@@ -109,6 +109,13 @@ void CWorker::init() {
     o.refresh_ms = [this] { return uint64_t(gen_->cfg.credentials.refresh_interval.count()); };
     o.cleanup_ms = uint64_t(g->cfg.credentials.cleanup_interval.count());
     o.home_cache_ms = [this] { return uint64_t(gen_->cfg.credentials.home_cache.count()); };
+    o.vouched = [this](std::string_view deployment, std::string_view user,
+                       std::string_view password) -> std::optional<CredentialStamps::Vouch> {
+        const auto& sealer = gen_->edge_tokens; // the stamps exist only with edge tokens
+        if (!sealer || stamps_.size() == 0) return std::nullopt;
+        return stamps_.vouch(deployment, user, sealer->stamp_of(deployment, user, password), wall_clock_ms(),
+                             uint64_t(gen_->cfg.credentials.refresh_interval.count()));
+    };
     credentials_ = std::make_unique<UdsCredentialChecker>(worker_.loop(), *http_, std::move(o));
     mra_access_ = std::make_unique<MraAccessDirectory>(*this);
     xmpp_ = std::make_unique<XmppService>(*this);
@@ -261,22 +268,24 @@ void EdgeC::saml_admit(CWorker& from, SamlIdentity id, std::string domain, int64
 }
 
 void EdgeC::share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
-                                   const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms) {
-    from.learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms);
+                                   const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms,
+                                   const std::string& node) {
+    from.learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms, node);
     if (signin_)
-        app_.main_loop().post([this, deployment, user, stamp, seen_ms] {
+        app_.main_loop().post([this, deployment, user, stamp, seen_ms, node] {
             // As long as a token sealed before this check may still be accepted: an HTTP token lives
             // refresh_interval from its issue, a REGISTER's token that plus sip_token_extra_ttl.
             const auto& c = gen_->cfg;
             const uint64_t ttl = uint64_t(c.credentials.refresh_interval.count()) +
                                  uint64_t(c.sso.sip_token_extra_ttl.count());
-            signin_->share_stamp(deployment, user, stamp, seen_ms, ttl);
+            signin_->share_stamp(deployment, user, stamp, seen_ms, ttl, node);
         });
     if (workers_.size() < 2) return;
     const size_t origin = from.worker().index();
-    app_.process().broadcast([this, origin, deployment, user, stamp, seen_ms, cleanup_ms](core::Worker& w) {
+    app_.process().broadcast([this, origin, deployment, user, stamp, seen_ms, cleanup_ms,
+                              node](core::Worker& w) {
         if (w.index() != origin)
-            workers_[w.index()]->learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms);
+            workers_[w.index()]->learn_credential_stamp(deployment, user, stamp, seen_ms, cleanup_ms, node);
     });
 }
 
@@ -428,7 +437,8 @@ void EdgeC::make_cluster_signin() {
     h.stamp = [this](const signin_wire::Stamp& s) {
         const uint64_t cleanup = uint64_t(gen_->cfg.credentials.cleanup_interval.count());
         app_.process().broadcast([this, s, cleanup](core::Worker& w) {
-            workers_[w.index()]->learn_credential_stamp(s.deployment, s.user, s.stamp, s.seen_ms, cleanup);
+            workers_[w.index()]->learn_credential_stamp(s.deployment, s.user, s.stamp, s.seen_ms, cleanup,
+                                                        s.node);
         });
     };
     h.fallback = [this](const char* what) {

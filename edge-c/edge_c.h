@@ -107,8 +107,9 @@ class CWorker {
     // fills every worker's.
     const CredentialStamps& credential_stamps() const { return stamps_; }
     void learn_credential_stamp(const std::string& deployment, const std::string& user,
-                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms) {
-        stamps_.note(deployment, user, stamp, seen_ms, cleanup_ms);
+                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms,
+                                const std::string& node) {
+        stamps_.note(deployment, user, stamp, seen_ms, cleanup_ms, node);
     }
     XmppService& xmpp() { return *xmpp_; }
     // XMPP federation on this worker (edge-c/s2s_service.h); null without federation.xmpp.
@@ -202,8 +203,11 @@ class EdgeC final : public app::Roles {
     // A password check Unified CM answered on worker `from`: noted there at once and posted to every other
     // worker, so an edge token sealed over an older password is refused on all of them; with
     // `cluster.redis`, on every edge-c peer too. Worker thread.
+    // `node`: the Unified CM node that answered (a peer's check answers for this one,
+    // CredentialStamps::vouch).
     void share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
-                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms);
+                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms,
+                                const std::string& node);
 
   private:
     // app::Roles

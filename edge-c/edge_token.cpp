@@ -300,12 +300,12 @@ std::string stamp_key(std::string_view deployment, std::string_view user) {
 } // namespace
 
 void CredentialStamps::note(std::string_view deployment, std::string_view user, const CredentialStamp& stamp,
-                            uint64_t seen_ms, uint64_t cleanup_ms) {
+                            uint64_t seen_ms, uint64_t cleanup_ms, std::string_view node) {
     auto key = stamp_key(deployment, user);
     auto it = seen_.find(key);
     if (it != seen_.end()) {
         // Posts from two workers may cross: the later check wins, whichever arrives last.
-        if (it->second.seen_ms <= seen_ms) it->second = Seen{stamp, seen_ms};
+        if (it->second.seen_ms <= seen_ms) it->second = Seen{stamp, seen_ms, std::string(node)};
         return;
     }
     if (seen_.size() >= max_) {
@@ -315,7 +315,7 @@ void CredentialStamps::note(std::string_view deployment, std::string_view user, 
         // memory bound wins.
         if (seen_.size() >= max_) seen_.erase(seen_.begin());
     }
-    seen_.emplace(std::move(key), Seen{stamp, seen_ms});
+    seen_.emplace(std::move(key), Seen{stamp, seen_ms, std::string(node)});
 }
 
 bool CredentialStamps::stale(const EdgeTokenClaims& c) const {
@@ -333,6 +333,21 @@ bool CredentialStamps::knows_other(std::string_view deployment, std::string_view
     if (seen_.empty()) return false;
     auto it = seen_.find(stamp_key(deployment, user));
     return it != seen_.end() && CRYPTO_memcmp(it->second.stamp.data(), stamp.data(), stamp.size()) != 0;
+}
+
+std::optional<CredentialStamps::Vouch> CredentialStamps::vouch(std::string_view deployment,
+                                                               std::string_view user,
+                                                               const CredentialStamp& stamp, uint64_t now_ms,
+                                                               uint64_t max_age_ms) const {
+    if (seen_.empty()) return std::nullopt;
+    auto it = seen_.find(stamp_key(deployment, user));
+    if (it == seen_.end() || it->second.node.empty() ||
+        CRYPTO_memcmp(it->second.stamp.data(), stamp.data(), stamp.size()) != 0)
+        return std::nullopt;
+    // A peer's clock a little ahead makes a check "from the future": it is as fresh as one made now.
+    const uint64_t age = now_ms - std::min(now_ms, it->second.seen_ms);
+    if (age >= max_age_ms) return std::nullopt;
+    return Vouch{it->second.node, max_age_ms - age};
 }
 
 uint64_t wall_clock_ms() {

@@ -58,8 +58,9 @@ class CredentialStamps {
     explicit CredentialStamps(size_t max_stamps = 200000) : max_(max_stamps) {}
     // Keeps the newest stamp per user (by seen_ms), so posts from several workers may arrive in any order.
     // Entries older than cleanup_ms are forgotten (the cleanup interval) when the memory is full.
+    // `node`: the Unified CM node that answered the check (empty when a peer's record did not say).
     void note(std::string_view deployment, std::string_view user, const CredentialStamp& stamp,
-              uint64_t seen_ms, uint64_t cleanup_ms);
+              uint64_t seen_ms, uint64_t cleanup_ms, std::string_view node = {});
     // True when a newer password than the one `claims` was sealed over has been seen for its user.
     // True when a newer password than the one `claims` was sealed over has been seen for its user: another
     // stamp, remembered from a check made after the token was issued.
@@ -67,6 +68,17 @@ class CredentialStamps {
     // Whether the remembered stamp of this user is another one (a cached check of an old password must not
     // get a token that would outlive the change).
     bool knows_other(std::string_view deployment, std::string_view user, const CredentialStamp& stamp) const;
+    // A check of this very password for this user that Unified CM answered less than max_age_ms ago, on
+    // any worker or edge-c peer: it answers for a new check as the success cache would, so a user whose
+    // sign-ins spread over P peers and W workers costs one check at Unified CM, not P x W. The node that
+    // answered, and how much longer the answer holds; nullopt when the remembered stamp is another
+    // password's, too old, or came without its node (a peer of an older version).
+    struct Vouch {
+        std::string node;
+        uint64_t valid_ms = 0;
+    };
+    std::optional<Vouch> vouch(std::string_view deployment, std::string_view user,
+                               const CredentialStamp& stamp, uint64_t now_ms, uint64_t max_age_ms) const;
     size_t size() const { return seen_.size(); }
     void clear() { seen_.clear(); }
 
@@ -74,6 +86,7 @@ class CredentialStamps {
     struct Seen {
         CredentialStamp stamp;
         uint64_t seen_ms;
+        std::string node;
     };
     size_t max_;
     std::unordered_map<std::string, Seen> seen_; // deployment '\0' user -> latest stamp

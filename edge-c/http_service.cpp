@@ -448,6 +448,11 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
             const bool ok = r->verdict == AuthOutcome::Verdict::Allowed;
             count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
                   {{"side", "edge-c"}, {"result", ok ? (r->cached ? "cached" : "ok") : "denied"}});
+            if (r->vouched)
+                count(w_, "edgepair_http_auth_vouched_total",
+                      "Credential checks answered by another worker's or edge-c peer's check of the same "
+                      "password (counted as cached too; Unified CM not asked)",
+                      {});
             if (!ok) {
                 if (limiter) limiter->take(rate_key, w_.worker().loop().now_ms());
                 access_.set_reason("auth_denied");
@@ -470,7 +475,7 @@ void HttpStream::issue_edge_token(const AuthOutcome& who, const std::string& pas
     if (!who.cached)
         w_.app().share_credential_stamp(w_, deployment_, who.user,
                                         g->edge_tokens->stamp_of(deployment_, who.user, password), now,
-                                        uint64_t(g->cfg.credentials.cleanup_interval.count()));
+                                        uint64_t(g->cfg.credentials.cleanup_interval.count()), who.node);
     // seeds/002: the token comes back from the sign-in request (get_edge_config), not from every request.
     if (path_.kind != http::MraKind::EdgeConfig || !g->cfg.credentials.edge_tokens) return;
     // A cached success for a password older than one seen since (here or on a peer): no token, which would

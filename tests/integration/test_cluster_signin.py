@@ -12,7 +12,9 @@ wants has served it, asserting every answer on the way; which peer served is rea
 - an AuthnRequest sent by edge-c 1 (edge-c 2 stopped) is answered through edge-c 2 (edge-c 1 stopped): accepted;
 - the same Response replayed with both up: refused every time, and edge-c 1 (which never accepted it) counts a
   replay: without Redis it would have accepted it;
-- a password change seen by one peer retires the old token on the other (stale_credentials counted there);
+- a password change seen by one peer retires the old token on the other (stale_credentials counted there), and
+  the other peer takes the new password on the strength of the first peer's check: Unified CM (the fixture's
+  request counts) sees one /devices for it, however often either peer is asked;
 - Redis killed: password sign-ins and token use go on, the cluster.redis alarm is raised on both peers and the
   fallbacks are counted; Redis restarted (empty): the alarm clears, edgepair_cluster_redis_up returns to 1, and
   the password stamp noted during the outage is in Redis again.
@@ -224,6 +226,17 @@ class ClusterSigninTest(SamlTopology):
         self.assertEqual(set(answers), {401}, answers)
         st, _, body = self.get(self.rec_path("new"), headers=self.bearer(tok2))
         self.assertEqual(st, 200, body)
+        # The other peer takes the new password on the strength of the first one's check (the stamp names the
+        # node that answered): Unified CM is not asked again, whichever peer and worker the requests land on.
+        devices = self.ucm_requests("uds:devices:alice")
+        self.assertGreaterEqual(devices, 1)
+        answers = self.until_served_by(other, ("edgepair_http_auth_vouched_total", {}),
+                                       lambda: self.get(self.rec_path("vouched"), auth=("alice", new_pw))[0])
+        self.assertEqual(set(answers), {200}, answers)
+        for _ in range(6):
+            st, _, body = self.get(self.rec_path("vouched"), auth=("alice", new_pw))
+            self.assertEqual(st, 200, body)
+        self.assertEqual(self.ucm_requests("uds:devices:alice"), devices)
 
         # 4. Redis killed: sign-ins go on from each peer's memory; the alarm is raised on both.
         self.redis.stop(sig=signal.SIGKILL)

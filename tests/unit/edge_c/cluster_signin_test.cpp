@@ -195,13 +195,15 @@ edge_c::CredentialStamp stamp_of(unsigned char b) {
 } // namespace
 
 TEST_CASE("sign-in wire: stamps encoded and decoded alike, anything malformed refused", "[edge_c][cluster]") {
-    wire::Stamp s{"dep:1 %x", "alice smith", "0123456789abcdef", stamp_of(0xab), 1'700'000'000'123, "c1/ff"};
+    wire::Stamp s{"dep:1 %x",        "alice smith", "0123456789abcdef", stamp_of(0xab),
+                  1'700'000'000'123, "c1/ff",       "cucm1.example.com"};
     auto suffix = wire::stamp_key_suffix(s.deployment, s.user);
     CHECK(suffix == "stamp:dep%3a1%20%25x:alice smith"); // the first ':' after the deployment ends it
     auto rec = wire::encode_stamp_record(s);
-    CHECK(rec == "1 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff");
+    CHECK(rec == "2 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff cucm1.example.com");
     auto back = wire::decode_stamp_record(suffix, rec);
     REQUIRE(back);
+    CHECK(back->node == "cucm1.example.com");
     CHECK(back->deployment == "dep:1 %x");
     CHECK(back->user == "alice smith");
     CHECK(back->stamp == s.stamp);
@@ -214,9 +216,26 @@ TEST_CASE("sign-in wire: stamps encoded and decoded alike, anything malformed re
     CHECK(msg->user == "alice smith");
     CHECK(msg->deployment == "dep:1 %x");
     CHECK(msg->stamp == s.stamp);
+    CHECK(msg->node == "cucm1.example.com");
+
+    // Without a node (a check that did not say which node answered): version 1, as older peers write.
+    wire::Stamp v1 = s;
+    v1.node.clear();
+    CHECK(wire::encode_stamp_record(v1) ==
+          "1 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff");
+    auto old = wire::decode_stamp_message(wire::encode_stamp_message(v1));
+    REQUIRE(old);
+    CHECK(old->node.empty());
+    CHECK(old->user == "alice smith");
+    for (const char* bad2 : {"2 0123456789abcdef abababababababababababababababab 1 o",
+                             "2 0123456789abcdef abababababababababababababababab 1 o n extra",
+                             "3 0123456789abcdef abababababababababababababababab 1 o n"})
+        CHECK_FALSE(wire::decode_stamp_record("stamp:default:bob", bad2));
+    CHECK(wire::decode_stamp_record("stamp:default:bob",
+                                    "2 0123456789abcdef abababababababababababababababab 1 o n"));
 
     for (const char* bad :
-         {"", "1", "2 0123456789abcdef abababababababababababababababab 1 o",
+         {"", "1", "3 0123456789abcdef abababababababababababababababab 1 o",
           "1 0123456789abcdeX abababababababababababababababab 1 o", "1 0123456789abcdef abab 1 o",
           "1 0123456789abcdef ABABABABABABABABABABABABABABABAB 1 o",
           "1 0123456789abcdef abababababababababababababababab -1 o",
@@ -283,26 +302,28 @@ TEST_CASE("sign-in state shared by two peers through Redis", "[edge_c][cluster][
 
     SECTION("a password stamp reaches the other peer, and a peer that connects later reads it back") {
         const uint64_t now = edge_c::wall_clock_ms();
-        a.s->share_stamp("default", "alice", stamp_of(1), now, 60'000);
+        a.s->share_stamp("default", "alice", stamp_of(1), now, 60'000, "cucm1.example.com");
         REQUIRE(run_until(
             loop, [&] { return !b.heard.empty(); }, 3000));
         CHECK(b.heard[0].user == "alice");
         CHECK(b.heard[0].deployment == "default");
         CHECK(b.heard[0].stamp == stamp_of(1));
         CHECK(b.heard[0].seen_ms == now);
-        CHECK(a.heard.empty()); // its own message is skipped
+        CHECK(b.heard[0].node == "cucm1.example.com"); // what lets B's check rest on A's
+        CHECK(a.heard.empty());                        // its own message is skipped
 
         Peer c(loop, redis.port, "c3/cc");
         REQUIRE(run_until(
             loop, [&] { return !c.heard.empty(); }, 3000));
         CHECK(c.heard[0].user == "alice");
         CHECK(c.heard[0].stamp == stamp_of(1));
+        CHECK(c.heard[0].node == "cucm1.example.com");
 
         // A peer with another token key ignores the stamps: its tokens would all look stale.
         Peer d(loop, redis.port, "c4/dd", "ffffffffffffffff");
         REQUIRE(run_until(loop, [&] { return d.s->up(); }));
         run_for(loop, 200);
-        b.s->share_stamp("default", "bob", stamp_of(2), now, 60'000);
+        b.s->share_stamp("default", "bob", stamp_of(2), now, 60'000, "cucm2.example.com");
         REQUIRE(run_until(
             loop, [&] { return c.heard.size() == 2; }, 3000));
         CHECK(c.heard[1].user == "bob");
@@ -335,7 +356,7 @@ TEST_CASE("sign-in state: Redis away, slow and back", "[edge_c][cluster][redis]"
         REQUIRE(replay_here.why);
         CHECK(*replay_here.why == SamlRefusal::Replay); // the local memory still works
         const uint64_t now = edge_c::wall_clock_ms();
-        a.s->share_stamp("default", "carol", stamp_of(3), now, 60'000);
+        a.s->share_stamp("default", "carol", stamp_of(3), now, 60'000, "cucm1.example.com");
         CHECK(a.fallbacks["request"] == 1);
         CHECK(a.fallbacks["assertion"] == 2);
         CHECK(a.fallbacks["stamp"] == 1);

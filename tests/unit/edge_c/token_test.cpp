@@ -92,6 +92,37 @@ TEST_CASE("edge token: a password change seen by edge-c invalidates older tokens
     CHECK(seen.size() == 2);
 }
 
+TEST_CASE("edge token: a remembered check vouches for the same password only, while it is fresh",
+          "[edge_c][token]") {
+    EdgeTokenSealer s(kKey);
+    CredentialStamps seen;
+    const uint64_t now = 1'800'000'000'000, max_age = kHour;
+    const auto pw = s.stamp_of("default", "alice", "pw");
+    CHECK_FALSE(seen.vouch("default", "alice", pw, now, max_age));
+    seen.note("default", "alice", pw, now, kHour, "cucm2.example.com");
+    auto v = seen.vouch("default", "alice", pw, now + 1000, max_age);
+    REQUIRE(v);
+    CHECK(v->node == "cucm2.example.com");
+    CHECK(v->valid_ms == max_age - 1000); // no longer than the check it rests on
+    CHECK_FALSE(seen.vouch("default", "alice", s.stamp_of("default", "alice", "other"), now + 1000, max_age));
+    CHECK_FALSE(seen.vouch("default", "bob", s.stamp_of("default", "bob", "pw"), now + 1000, max_age));
+    CHECK_FALSE(seen.vouch("other", "alice", s.stamp_of("other", "alice", "pw"), now + 1000, max_age));
+    CHECK_FALSE(seen.vouch("default", "alice", pw, now + max_age, max_age)); // too old
+    // A peer's clock a little ahead: as fresh as now.
+    seen.note("default", "carol", s.stamp_of("default", "carol", "pw"), now + 500, kHour,
+              "cucm1.example.com");
+    auto ahead = seen.vouch("default", "carol", s.stamp_of("default", "carol", "pw"), now, max_age);
+    REQUIRE(ahead);
+    CHECK(ahead->valid_ms == max_age);
+    // A newer check of another password replaces it: the old password is asked of Unified CM again.
+    seen.note("default", "alice", s.stamp_of("default", "alice", "new"), now + 2000, kHour,
+              "cucm1.example.com");
+    CHECK_FALSE(seen.vouch("default", "alice", pw, now + 2000, max_age));
+    // A stamp from a peer that did not say which node answered (version 1 record) vouches for nothing.
+    seen.note("default", "dave", s.stamp_of("default", "dave", "pw"), now, kHour);
+    CHECK_FALSE(seen.vouch("default", "dave", s.stamp_of("default", "dave", "pw"), now, max_age));
+}
+
 TEST_CASE("edge token: the stamp memory is bounded", "[edge_c][token]") {
     EdgeTokenSealer s(kKey);
     CredentialStamps seen(100);
