@@ -215,11 +215,14 @@ ClusterSignin::ClusterSignin(core::Loop& loop, std::shared_ptr<SamlReplayCache> 
     };
     cmd_ = std::make_unique<cluster::RedisConn>(loop_, "redis (sign-in)", o_.redis, ch);
     ch.message = [this](const cluster::Reply& r) { on_message(r); };
-    sub_ = std::make_unique<cluster::RedisConn>(loop_, "redis subscriber (sign-in)", o_.redis, ch,
-                                                o_.prefix + "stamps");
+    sub_ = std::make_unique<cluster::RedisConn>(
+        loop_, "redis subscriber (sign-in)", o_.redis, ch,
+        std::vector<std::string>{o_.prefix + "stamps", o_.prefix + "tally"});
+    tally_timer_ = std::make_unique<core::Timer>(loop_, [this] { flush_tally(); });
 }
 
 ClusterSignin::~ClusterSignin() {
+    tally_timer_.reset();
     // Pending commands' callbacks are dropped with the connections (RedisConn's destructor), so no check
     // finishes into a half-destroyed object.
     sub_.reset();
@@ -375,9 +378,36 @@ void ClusterSignin::keep_stamp(const signin_wire::Stamp& s, uint64_t ttl_ms) {
     it->second = PendingStamp{s, s.seen_ms + ttl_ms};
 }
 
+void ClusterSignin::tally(std::string_view kind, std::string_view key) {
+    if (!up_ || !tally_.add(kind, key)) {
+        if (h_.fallback) h_.fallback("tally");
+        return;
+    }
+    if (!tally_timer_->armed()) tally_timer_->arm(o_.tally_flush_ms);
+}
+
+void ClusterSignin::flush_tally() {
+    auto msgs = tally_.drain(o_.origin);
+    for (auto& m : msgs)
+        if (!cmd_->command({"PUBLISH", o_.prefix + "tally", std::move(m)}))
+            if (h_.fallback) h_.fallback("tally");
+}
+
+void ClusterSignin::on_tally(const std::string& payload) {
+    auto m = cluster::decode_tally(payload);
+    if (!m) {
+        EP_WARN(kLog, "ignored a malformed message on {}tally ({} bytes)", o_.prefix, payload.size());
+        return;
+    }
+    if (m->origin == o_.origin || !h_.tally) return;
+    for (const auto& e : m->entries)
+        h_.tally(e);
+}
+
 void ClusterSignin::on_message(const cluster::Reply& r) {
     if (r.elements.size() != 3) return;
     const std::string& payload = r.elements[2].str;
+    if (r.elements[1].str == o_.prefix + "tally") return on_tally(payload);
     auto s = signin_wire::decode_stamp_message(payload);
     if (!s) {
         EP_WARN(kLog, "ignored a malformed message on {}stamps ({} bytes)", o_.prefix, payload.size());

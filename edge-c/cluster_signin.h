@@ -16,6 +16,10 @@
 //                                old tokens but vouches for nothing.
 // (<deployment> percent-encoded so that the first ':' ends it; <key id> names the edge token key the stamp
 // was made with: a peer with another key ignores it rather than take every token for stale.)
+// And on the channel <prefix>tally, batched every tally_flush_ms (common/cluster/tally.h): the tokens this
+// peer's per-user limiters took (credentials.max_failures, max_authorizations), which every other peer takes
+// from its own buckets, so that the limits hold for the cluster and not per peer. Redis away: not shared
+// (each peer limits alone, counted as fallback "tally").
 //
 // The local memory (SamlReplayCache, the workers' CredentialStamps) stays in use whatever Redis does: an
 // assertion or request is checked in both, a stamp always reaches this peer's workers first. Redis
@@ -33,6 +37,7 @@
 #include <unordered_map>
 
 #include "common/cluster/redis_conn.h"
+#include "common/cluster/tally.h"
 #include "common/core/loop.h"
 #include "edge-c/edge_token.h"
 #include "edge-c/saml_sp.h"
@@ -70,11 +75,15 @@ class ClusterSignin {
         uint64_t check_timeout_ms = 500;
         // Decisions made locally while Redis was away, kept to push when it returns (per kind).
         size_t max_pending = 10000;
+        // How long limiter takes wait to be published together: one PUBLISH per interval, not per sign-in.
+        uint64_t tally_flush_ms = 50;
     };
     struct Hooks {
         // A password stamp a peer saw: heard on the channel, or read back after a (re)connect.
         std::function<void(const signin_wire::Stamp&)> stamp;
-        // A decision made without Redis: "assertion", "request" or "stamp".
+        // Tokens a peer's per-user limiter took (a batch of them: entry.count).
+        std::function<void(const cluster::TallyEntry&)> tally;
+        // A decision made without Redis: "assertion", "request", "stamp" or "tally".
         std::function<void(const char* what)> fallback;
         std::function<void()> command_failed;
         // Both connections up, or not (with why); on changes only, and once at the first failure.
@@ -102,6 +111,9 @@ class ClusterSignin {
     void share_stamp(const std::string& deployment, const std::string& user, const CredentialStamp& stamp,
                      uint64_t seen_ms, uint64_t ttl_ms, const std::string& node);
 
+    // A token this peer's limiter `kind` took for `key`: the other peers take it too (batched).
+    void tally(std::string_view kind, std::string_view key);
+
     // Tests: what waits for Redis to return.
     size_t pending() const {
         return pending_assertions_.size() + pending_requests_.size() + pending_stamps_.size();
@@ -117,6 +129,8 @@ class ClusterSignin {
     void resynced(const std::shared_ptr<Resync>& rs);
     void push_stamp(const signin_wire::Stamp& s, uint64_t ttl_ms);
     void keep_stamp(const signin_wire::Stamp& s, uint64_t ttl_ms);
+    void flush_tally();
+    void on_tally(const std::string& payload);
 
     core::Loop& loop_;
     std::shared_ptr<SamlReplayCache> local_;
@@ -135,6 +149,8 @@ class ClusterSignin {
         uint64_t until_ms = 0; // wall clock
     };
     std::unordered_map<std::string, PendingStamp> pending_stamps_; // by key suffix
+    cluster::TallyBatch tally_;
+    std::unique_ptr<core::Timer> tally_timer_;
 };
 
 } // namespace edgepair::edge_c

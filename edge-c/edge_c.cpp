@@ -267,6 +267,13 @@ void EdgeC::saml_admit(CWorker& from, SamlIdentity id, std::string domain, int64
     });
 }
 
+void EdgeC::share_limiter_take(const char* kind, const std::string& key) {
+    if (!signin_) return;
+    app_.main_loop().post([this, kind, key] {
+        if (signin_) signin_->tally(kind, key);
+    });
+}
+
 void EdgeC::share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
                                    const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms,
                                    const std::string& node) {
@@ -415,14 +422,14 @@ void EdgeC::make_cluster_signin() {
     auto& m = app_.metrics();
     cluster_.commands_failed = &m.counter("edgepair_cluster_redis_commands_failed_total",
                                           "Redis commands that got an error or no reply (cluster state)");
-    static const char* const kWhat[] = {"assertion", "request", "stamp"};
-    for (size_t i = 0; i < 3; ++i)
+    static const char* const kWhat[] = {"assertion", "request", "stamp", "tally"};
+    for (size_t i = 0; i < 4; ++i)
         cluster_.fallbacks[i] =
             &m.counter("edgepair_cluster_redis_fallbacks_total",
                        "Sign-in decisions made from this peer's memory alone because Redis "
                        "was unreachable or slow: assertion (replay and InResponseTo "
                        "check), request (AuthnRequest not shared), stamp (password "
-                       "change not shared)",
+                       "change not shared), tally (a per-user limiter take not shared)",
                        {{"what", kWhat[i]}});
     m.gauge_fn("edgepair_cluster_redis_up", "1 while this peer reaches the cluster's Redis, else 0",
                [this] { return signin_ && signin_->up() ? 1.0 : 0.0; });
@@ -441,8 +448,20 @@ void EdgeC::make_cluster_signin() {
                                                         s.node);
         });
     };
+    h.tally = [this](const cluster::TallyEntry& e) {
+        // The limiters are the generation's, shared by the workers (locked inside): taken here, on the main
+        // loop, with the same monotonic clock the workers read.
+        const auto& lim = e.kind == "auth_failures"    ? gen_->auth_failures
+                          : e.kind == "authorizations" ? gen_->authorizations
+                                                       : nullptr;
+        if (!lim) return; // off here, or a kind this version does not know
+        const uint64_t now = app_.main_loop().now_ms();
+        const uint32_t n = std::min<uint32_t>(e.count, uint32_t(lim->options().burst) + 1);
+        for (uint32_t i = 0; i < n; ++i)
+            lim->take(e.key, now);
+    };
     h.fallback = [this](const char* what) {
-        for (size_t i = 0; i < 3; ++i)
+        for (size_t i = 0; i < 4; ++i)
             if (std::string_view(what) == kWhat[i]) cluster_.fallbacks[i]->inc();
     };
     h.command_failed = [this] { cluster_.commands_failed->inc(); };

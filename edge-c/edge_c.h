@@ -205,6 +205,10 @@ class EdgeC final : public app::Roles {
     // `cluster.redis`, on every edge-c peer too. Worker thread.
     // `node`: the Unified CM node that answered (a peer's check answers for this one,
     // CredentialStamps::vouch).
+    // A token a per-user limiter of the generation took on a worker (kind "auth_failures" or
+    // "authorizations"): the other edge-c peers take it too (cluster.redis; nothing without it). Worker
+    // thread.
+    void share_limiter_take(const char* kind, const std::string& key);
     void share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
                                 const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms,
                                 const std::string& node);
@@ -264,7 +268,7 @@ class EdgeC final : public app::Roles {
     struct Cluster {
         config::ClusterConfig config; // as at start
         obs::Counter* commands_failed = nullptr;
-        obs::Counter* fallbacks[3] = {}; // assertion, request, stamp
+        obs::Counter* fallbacks[4] = {}; // assertion, request, stamp, tally
     } cluster_;
     // Declared after saml_cache_, which it uses; null without cluster.redis. Main loop only.
     std::unique_ptr<class ClusterSignin> signin_;

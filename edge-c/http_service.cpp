@@ -336,7 +336,10 @@ bool HttpStream::over_authorization_limit(std::string_view user, const char* met
     if (!limiter || path_.kind != http::MraKind::EdgeConfig) return false;
     const std::string key = "user:" + lower_ascii(user);
     const uint64_t now = w_.worker().loop().now_ms();
-    if (limiter->take(key, now) != http::KeyedRateLimiter::Verdict::Limited) return false;
+    const auto verdict = limiter->take(key, now);
+    if (verdict == http::KeyedRateLimiter::Verdict::Allowed)
+        w_.app().share_limiter_take("authorizations", key);
+    if (verdict != http::KeyedRateLimiter::Verdict::Limited) return false;
     // Counted by limit and credential kind: a user name is not a metric label (unbounded, and personal).
     count(w_, "edgepair_auth_rate_limited_total",
           "Sign-in attempts answered 429 by the per-user limits, by limit and credential kind",
@@ -454,7 +457,10 @@ void HttpStream::authenticate(std::function<void(const AuthOutcome&)> next) {
                       "password (counted as cached too; Unified CM not asked)",
                       {});
             if (!ok) {
-                if (limiter) limiter->take(rate_key, w_.worker().loop().now_ms());
+                if (limiter) {
+                    limiter->take(rate_key, w_.worker().loop().now_ms());
+                    w_.app().share_limiter_take("auth_failures", rate_key);
+                }
                 access_.set_reason("auth_denied");
                 EP_INFO(kLog, "stream {}: user {} refused: {}", s_->id(), r->user, r->reason);
                 return respond(401, "invalid credentials\n", {{"www-authenticate", kRealm}});

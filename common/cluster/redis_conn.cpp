@@ -59,7 +59,13 @@ Reply Reply::from(const redisReply& r) {
 
 RedisConn::RedisConn(core::Loop& loop, std::string name, RedisSettings s, Hooks h, std::string channel,
                      uint64_t backoff_min_ms, uint64_t backoff_max_ms)
-    : loop_(loop), name_(std::move(name)), s_(std::move(s)), h_(std::move(h)), channel_(std::move(channel)),
+    : RedisConn(loop, std::move(name), std::move(s), std::move(h),
+                channel.empty() ? std::vector<std::string>{} : std::vector<std::string>{std::move(channel)},
+                backoff_min_ms, backoff_max_ms) {}
+
+RedisConn::RedisConn(core::Loop& loop, std::string name, RedisSettings s, Hooks h,
+                     std::vector<std::string> channels, uint64_t backoff_min_ms, uint64_t backoff_max_ms)
+    : loop_(loop), name_(std::move(name)), s_(std::move(s)), h_(std::move(h)), channels_(std::move(channels)),
       backoff_(backoff_min_ms, backoff_max_ms), reconnect_timer_(loop, [this] { connect(); }),
       connect_timer_(
           loop,
@@ -228,11 +234,16 @@ void RedisConn::handshake() {
         };
     };
     if (!s_.password.empty()) send({"AUTH", s_.password}, refused("AUTH (cluster.redis.password_file)"));
-    if (!channel_.empty()) {
-        // The subscription confirmation arrives through on_message, which calls became_up.
-        const char* argv[] = {"SUBSCRIBE", channel_.c_str()};
-        const size_t lens[] = {9, channel_.size()};
-        if (redisAsyncCommandArgv(ctx_, &RedisConn::on_message, this, 2, argv, lens) != REDIS_OK)
+    if (!channels_.empty()) {
+        // One confirmation per channel arrives through on_message, which calls became_up after the last.
+        std::vector<const char*> argv{"SUBSCRIBE"};
+        std::vector<size_t> lens{9};
+        for (const auto& c : channels_) {
+            argv.push_back(c.c_str());
+            lens.push_back(c.size());
+        }
+        if (redisAsyncCommandArgv(ctx_, &RedisConn::on_message, this, int(argv.size()), argv.data(),
+                                  lens.data()) != REDIS_OK)
             drop_later("SUBSCRIBE could not be queued");
         return;
     }
@@ -270,7 +281,7 @@ bool RedisConn::send(const std::vector<std::string>& argv, Callback cb) {
 }
 
 bool RedisConn::command(const std::vector<std::string>& argv, Callback cb) {
-    if (!up_ || !ctx_ || !channel_.empty()) {
+    if (!up_ || !ctx_ || !channels_.empty()) {
         if (h_.command_failed) h_.command_failed();
         return false;
     }
@@ -315,7 +326,10 @@ void RedisConn::on_message(redisAsyncContext* ac, void* reply, void*) {
     if (r.type != Reply::Type::Array || r.elements.empty()) return;
     const auto& kind = r.elements[0].str;
     if (kind == "subscribe") {
-        if (!self->up_) self->became_up();
+        // ["subscribe", <channel>, <channels subscribed so far>]
+        const bool all = r.elements.size() < 3 || r.elements[2].type != Reply::Type::Integer ||
+                         r.elements[2].integer >= static_cast<long long>(self->channels_.size());
+        if (!self->up_ && all) self->became_up();
     } else if (kind == "message") {
         if (self->h_.message) self->h_.message(r);
     }
@@ -347,7 +361,7 @@ void RedisConn::became_up() {
     backoff_.reset();
     last_error_.clear();
     EP_INFO("cluster", "{} {}: connected", name_, address());
-    if (channel_.empty()) {
+    if (channels_.empty()) {
         ping_outstanding_ = false;
         ping_timer_.arm(kPingEveryMs);
     }

@@ -61,6 +61,10 @@ class RedisConn {
     // subscriber: it SUBSCRIBEs on every (re)connect and hands each message to hooks.message.
     RedisConn(core::Loop& loop, std::string name, RedisSettings s, Hooks h, std::string channel = {},
               uint64_t backoff_min_ms = 200, uint64_t backoff_max_ms = 5000);
+    // A subscriber of several channels (one connection for all); up once every one is confirmed. A message
+    // array is ["message", <channel>, <payload>]: the hook tells them apart by the channel.
+    RedisConn(core::Loop& loop, std::string name, RedisSettings s, Hooks h, std::vector<std::string> channels,
+              uint64_t backoff_min_ms = 200, uint64_t backoff_max_ms = 5000);
     ~RedisConn();
     RedisConn(const RedisConn&) = delete;
     RedisConn& operator=(const RedisConn&) = delete;
@@ -101,7 +105,7 @@ class RedisConn {
     std::string name_;
     RedisSettings s_;
     Hooks h_;
-    std::string channel_;
+    std::vector<std::string> channels_; // empty: a command connection
     link::Backoff backoff_;
     redisAsyncContext* ctx_ = nullptr;
     redisAsyncContext* sentinel_ctx_ = nullptr; // while asking a sentinel

@@ -15,6 +15,8 @@ wants has served it, asserting every answer on the way; which peer served is rea
 - a password change seen by one peer retires the old token on the other (stale_credentials counted there), and
   the other peer takes the new password on the strength of the first peer's check: Unified CM (the fixture's
   request counts) sees one /devices for it, however often either peer is asked;
+- credentials.max_failures counts failures of a user over both peers (the limiter takes are published on the
+  tally channel): the wrong passwords Unified CM sees are the budget, not twice it;
 - Redis killed: password sign-ins and token use go on, the cluster.redis alarm is raised on both peers and the
   fallbacks are counted; Redis restarted (empty): the alarm clears, edgepair_cluster_redis_up returns to 1, and
   the password stamp noted during the outage is in Redis again.
@@ -47,6 +49,7 @@ ENTITY_ID = "https://edge-c.example.com/saml/sp"
 
 
 class ClusterSigninTest(SamlTopology):
+    MAX_FAILURES = 4
     # ---- topology ------------------------------------------------------------------------------------
 
     def start_redis(self) -> None:
@@ -74,7 +77,8 @@ class ClusterSigninTest(SamlTopology):
         self.idp = SamlIdp(self.tmp, {"alice.idp": ("Idp-Passw0rd", "alice"), "bob.idp": ("Idp-Passw0rd", "bob")})
         self.addCleanup(self.idp.close)
         sp_key, sp_crt = make_key_pair(self.tmp, "sp-signing", "edge-c.example.com")
-        tail = (f"credentials: {{refresh_interval: {self.REFRESH}}}\n"
+        tail = (f"credentials: {{refresh_interval: {self.REFRESH}, max_failures: {self.MAX_FAILURES}, "
+                f"failure_period: 600s}}\n"
                 f"sso:\n"
                 f"  entity_id: {ENTITY_ID}\n"
                 f"  signing: {{cert: {sp_crt}, key: {sp_key}}}\n"
@@ -237,6 +241,25 @@ class ClusterSigninTest(SamlTopology):
             st, _, body = self.get(self.rec_path("vouched"), auth=("alice", new_pw))
             self.assertEqual(st, 200, body)
         self.assertEqual(self.ucm_requests("uds:devices:alice"), devices)
+
+        # 3c. credentials.max_failures holds for the cluster, not per peer: wrong passwords spread over both
+        # peers (edge-e alternates links), and only the budget reaches Unified CM before every peer answers 429.
+        # Each request waits for the last one's take to be published (batched every 50 ms).
+        wrong = ("bob", "not-bobs-password")
+        refused_before = self.ucm_requests("uds:user:401")
+        denied_before = [self.c_metric(i, "edgepair_http_auth_total", {"result": "denied"}) for i in range(2)]
+        answers = []
+        for _ in range(self.MAX_FAILURES + 4):
+            answers.append(self.get(self.rec_path("guess"), auth=wrong)[0])
+            time.sleep(0.2)
+        self.assertEqual(answers, [401] * self.MAX_FAILURES + [429] * 4, answers)
+        self.assertEqual(self.ucm_requests("uds:user:401") - refused_before, self.MAX_FAILURES)
+        denied = [self.c_metric(i, "edgepair_http_auth_total", {"result": "denied"}) - denied_before[i]
+                  for i in range(2)]
+        # Without the tally each peer would have allowed MAX_FAILURES of its own; proving that needs both.
+        self.assertTrue(all(d > 0 for d in denied), f"the failures did not spread over both peers: {denied}")
+        self.assertEqual(sum(self.c_metric(i, "edgepair_auth_rate_limited_total",
+                                           {"reason": "failures", "method": "basic"}) for i in range(2)), 4)
 
         # 4. Redis killed: sign-ins go on from each peer's memory; the alarm is raised on both.
         self.redis.stop(sig=signal.SIGKILL)

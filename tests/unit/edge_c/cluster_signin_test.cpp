@@ -134,6 +134,8 @@ void run_for(core::Loop& loop, uint64_t ms) {
 struct Peer {
     std::shared_ptr<edge_c::SamlReplayCache> local = std::make_shared<edge_c::SamlReplayCache>();
     std::vector<wire::Stamp> heard;
+    std::map<std::string, uint32_t> tallied; // kind '/' key -> count heard
+    size_t tally_entries = 0;
     std::map<std::string, int> fallbacks;
     int ups = 0, downs = 0;
     std::unique_ptr<ClusterSignin> s;
@@ -148,6 +150,10 @@ struct Peer {
         o.check_timeout_ms = check_timeout_ms;
         ClusterSignin::Hooks h;
         h.stamp = [this](const wire::Stamp& st) { heard.push_back(st); };
+        h.tally = [this](const edgepair::cluster::TallyEntry& e) {
+            tallied[e.kind + "/" + e.key] += e.count;
+            ++tally_entries;
+        };
         h.fallback = [this](const char* what) { ++fallbacks[what]; };
         h.state = [this](bool up, const std::string&) { ++(up ? ups : downs); };
         // Reconnect back-off is RedisConn's (200 ms to 5 s); the test waits for it.
@@ -328,6 +334,36 @@ TEST_CASE("sign-in state shared by two peers through Redis", "[edge_c][cluster][
             loop, [&] { return c.heard.size() == 2; }, 3000));
         CHECK(c.heard[1].user == "bob");
         CHECK(d.heard.empty());
+    }
+
+    SECTION("limiter takes reach every other peer, batched, never the peer that took them") {
+        for (int i = 0; i < 3; ++i)
+            a.s->tally("auth_failures", "user:alice");
+        a.s->tally("authorizations", "user:alice");
+        b.s->tally("auth_failures", "user:bob smith");
+        REQUIRE(run_until(loop, [&] {
+            return b.tallied["auth_failures/user:alice"] == 3 &&
+                   a.tallied["auth_failures/user:bob smith"] == 1;
+        }));
+        CHECK(b.tallied["authorizations/user:alice"] == 1);
+        CHECK(b.tally_entries == 2); // one entry per (kind, key) of the batch, with its count
+        CHECK(a.tallied.count("auth_failures/user:alice") == 0);
+        CHECK(b.tallied.count("auth_failures/user:bob smith") == 0);
+        CHECK(a.fallbacks.count("tally") == 0);
+        // A key that cannot be shared stays local, counted.
+        a.s->tally("auth_failures", "bad\nkey");
+        a.s->tally("auth_failures", std::string("nul\0", 4));
+        CHECK(a.fallbacks["tally"] == 2);
+        // A hostile or broken message on the channel is ignored; a good one after it still arrives.
+        edgepair::cluster::RedisSettings rs;
+        rs.port = redis.port;
+        edgepair::cluster::RedisConn writer(loop, "test writer", rs, {});
+        writer.start();
+        REQUIRE(run_until(loop, [&] { return writer.up(); }));
+        CHECK(writer.command({"PUBLISH", "edgepair:test:tally", "t1 x\nk 0 key\n"}));
+        CHECK(writer.command({"PUBLISH", "edgepair:test:tally", "t1 x\nauth_failures 2 user:carol\n"}));
+        REQUIRE(run_until(loop, [&] { return b.tallied["auth_failures/user:carol"] == 2; }));
+        CHECK(b.tally_entries == 3);
     }
 }
 
