@@ -19,10 +19,13 @@ struct ClusterBanStore::Load {
 };
 
 ClusterBanStore::ClusterBanStore(core::Loop& loop, protection::Settings s, Options o, Hooks h)
-    : loop_(loop), local_(std::move(s)), o_(std::move(o)), h_(std::move(h)), expire_timer_(loop, [this] {
-          ledger_.expire(loop_.now_ms());
-          expire_timer_.arm(kExpireEveryMs);
-      }) {
+    : loop_(loop), local_(std::move(s)), o_(std::move(o)), h_(std::move(h)),
+      expire_timer_(loop,
+                    [this] {
+                        ledger_.expire(loop_.now_ms());
+                        expire_timer_.arm(kExpireEveryMs);
+                    }),
+      tally_timer_(loop, [this] { flush_tally(); }) {
     RedisConn::Hooks ch;
     ch.up = [this] { conn_changed({}); };
     ch.down = [this](const std::string& why) { conn_changed(why); };
@@ -31,10 +34,12 @@ ClusterBanStore::ClusterBanStore(core::Loop& loop, protection::Settings s, Optio
     };
     cmd_ = std::make_unique<RedisConn>(loop_, "redis", o_.redis, ch);
     ch.message = [this](const Reply& r) { on_message(r); };
-    sub_ = std::make_unique<RedisConn>(loop_, "redis subscriber", o_.redis, ch, o_.prefix + "bans");
+    sub_ = std::make_unique<RedisConn>(loop_, "redis subscriber", o_.redis, ch,
+                                       std::vector<std::string>{o_.prefix + "bans", o_.prefix + "intrusion"});
 }
 
 ClusterBanStore::~ClusterBanStore() {
+    tally_timer_.cancel();
     // Before the ledger and the local store they would call into.
     sub_.reset();
     cmd_.reset();
@@ -68,7 +73,34 @@ void ClusterBanStore::set_listener(Listener l) {
 
 protection::Outcome ClusterBanStore::record_failure(protection::Category c, const std::string& address,
                                                     uint64_t now_ms) {
-    return local_.record_failure(c, address, now_ms);
+    auto o = local_.record_failure(c, address, now_ms);
+    // A ban is shared as a ban; only counts below it travel as counts.
+    if (o.kind == protection::Outcome::Kind::Counted && up_.load())
+        loop_.post([this, c, address] { tally(c, address); });
+    return o;
+}
+
+void ClusterBanStore::tally(protection::Category c, const std::string& address) {
+    if (!up_.load() || !tally_.add(protection::category_name(c), address)) return; // stays a local count
+    if (!tally_timer_.armed()) tally_timer_.arm(o_.tally_flush_ms);
+}
+
+void ClusterBanStore::flush_tally() {
+    for (auto& m : tally_.drain(o_.origin))
+        cmd_->command({"PUBLISH", o_.prefix + "intrusion", std::move(m)});
+}
+
+void ClusterBanStore::on_tally(const std::string& payload) {
+    auto m = decode_tally(payload);
+    if (!m) {
+        EP_WARN("cluster", "ignored a malformed message on {}intrusion ({} bytes)", o_.prefix,
+                payload.size());
+        return;
+    }
+    if (m->origin == o_.origin) return;
+    const uint64_t now = loop_.now_ms();
+    for (const auto& e : m->entries)
+        if (auto c = protection::category_from_name(e.kind)) local_.count_remote(*c, e.key, e.count, now);
 }
 
 bool ClusterBanStore::lift(const std::string& address, uint64_t now_ms) {
@@ -115,6 +147,7 @@ void ClusterBanStore::push_lift(const std::string& address, uint64_t lifted_at_m
 void ClusterBanStore::on_message(const Reply& r) {
     if (r.elements.size() != 3) return;
     const std::string& payload = r.elements[2].str;
+    if (r.elements[1].str == o_.prefix + "intrusion") return on_tally(payload);
     auto m = decode_ban_message(payload);
     if (!m) {
         EP_WARN("cluster", "ignored a malformed message on {}bans ({} bytes)", o_.prefix, payload.size());

@@ -7,7 +7,11 @@
 //   - every peer subscribes on its own connection and adopts the bans and lifts of the others;
 //   - on every (re)connect a peer reads what Redis holds (SCAN), adopts it, and pushes its own active bans
 //     and the lifts it made while Redis was away (common/cluster/ban_sync.h has the rules);
-//   - a lift here deletes the ban in Redis, leaves a tombstone, and is published.
+//   - a lift here deletes the ban in Redis, leaves a tombstone, and is published;
+//   - the failures counted here below a ban are published on <prefix>intrusion, batched every 50 ms
+//     (common/cluster/tally.h, kind = the category's name, key = the address), and every other peer adds
+//     them to its own windows (Detector::count_remote): an attacker spreading failures over P peers is
+//     banned after the threshold in all, not P times it. Pub/sub only: a peer that was away misses them.
 // Redis down: bans are made, held and lifted locally as without a cluster; nothing is refused for it.
 //
 // Threads: record_failure on any worker, on failure paths only (as LocalBanStore); everything that talks to
@@ -24,6 +28,7 @@
 
 #include "common/cluster/ban_sync.h"
 #include "common/cluster/redis_conn.h"
+#include "common/cluster/tally.h"
 #include "common/core/loop.h"
 #include "common/protection/ban_store.h"
 
@@ -35,6 +40,7 @@ class ClusterBanStore final : public protection::BanStore {
         RedisSettings redis;
         std::string prefix; // "edgepair:<cluster.name>:"
         std::string origin; // this process, unique among the peers (node name and a random id)
+        uint64_t tally_flush_ms = 50;
     };
     struct Hooks {
         // Redis usable (both connections) or not; `why` says what failed. Runs on the loop, on changes only
@@ -68,6 +74,9 @@ class ClusterBanStore final : public protection::BanStore {
     void on_message(const Reply& r);
     void apply_remote_ban(const protection::Ban& b, uint64_t now_ms);
     void apply_remote_lift(const std::string& address, uint64_t lifted_at_ms, uint64_t now_ms);
+    void tally(protection::Category c, const std::string& address);
+    void flush_tally();
+    void on_tally(const std::string& payload);
     // The load after a (re)connect: SCAN in pages, MGET each page, then converge.
     struct Load;
     void scan(std::shared_ptr<Load> l);
@@ -84,6 +93,8 @@ class ClusterBanStore final : public protection::BanStore {
     std::optional<bool> reported_;
     uint64_t session_ = 0; // bumped on every (re)connect: a load of an older session is abandoned
     core::Timer expire_timer_;
+    TallyBatch tally_; // the loop only
+    core::Timer tally_timer_;
 };
 
 } // namespace edgepair::cluster

@@ -15,7 +15,7 @@ constexpr size_t kMaxOrigin = 300;
 bool valid_kind(std::string_view k) {
     if (k.empty() || k.size() > kMaxKind) return false;
     for (char c : k)
-        if (!((c >= 'a' && c <= 'z') || c == '_')) return false;
+        if (!((c >= 'a' && c <= 'z') || c == '_' || c == '-')) return false;
     return true;
 }
 

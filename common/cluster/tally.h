@@ -7,7 +7,7 @@
 // peer's Redis connections publishes what drain() gives every flush interval and hands decode()'s entries
 // to its limiters. One message:
 //   t1 <origin>\n<kind> <count> <key>\n<kind> <count> <key>\n...
-// <kind> is a short token ([a-z_]), <count> a decimal 1..kMaxCount, <key> the rest of the line (a user
+// <kind> is a short token ([a-z_-]), <count> a decimal 1..kMaxCount, <key> the rest of the line (a user
 // name may hold blanks; never a line feed or NUL: such keys are not shared).
 #include <cstddef>
 #include <cstdint>

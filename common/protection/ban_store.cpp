@@ -42,6 +42,11 @@ bool LocalBanStore::adopt(const Ban& b, uint64_t now_ms) {
     return changed;
 }
 
+void LocalBanStore::count_remote(Category c, const std::string& address, uint32_t n, uint64_t now_ms) {
+    std::lock_guard<std::mutex> lk(mu_);
+    d_.count_remote(c, address, n, now_ms);
+}
+
 bool LocalBanStore::lift_by_peer(const std::string& address, uint64_t now_ms) {
     bool was;
     {

@@ -59,6 +59,7 @@ class LocalBanStore final : public BanStore {
     // listener.lifted_by_peer, not listener.banned or listener.lifted), and one address's active ban.
     bool adopt(const Ban& b, uint64_t now_ms);
     bool lift_by_peer(const std::string& address, uint64_t now_ms);
+    void count_remote(Category c, const std::string& address, uint32_t n, uint64_t now_ms);
     std::optional<Ban> ban_of(const std::string& address, uint64_t now_ms);
 
   private:

@@ -41,6 +41,25 @@ Outcome Detector::record(Category c, const std::string& address, uint64_t now_ms
     return {Outcome::Kind::Banned, b};
 }
 
+void Detector::count_remote(Category c, const std::string& address, uint32_t n, uint64_t now_ms) {
+    const Rule& r = s_.rules[size_t(c)];
+    const size_t room = std::max<uint32_t>(1, r.threshold) - 1;
+    if (!r.enabled || n == 0 || room == 0 || ban_of(address, now_ms)) return;
+    auto k = key(address, c);
+    auto it = windows_.find(k);
+    if (it == windows_.end()) {
+        if (windows_.size() >= s_.max_tracked) {
+            expire(now_ms);
+            if (windows_.size() >= s_.max_tracked) return;
+        }
+        it = windows_.emplace(std::move(k), Window{}).first;
+    }
+    auto& w = it->second;
+    trim(w, r.window_ms, now_ms);
+    for (uint32_t i = 0; i < n && w.times.size() < room; ++i)
+        w.times.push_back(now_ms);
+}
+
 std::optional<Ban> Detector::ban_of(const std::string& address, uint64_t now_ms) {
     auto it = bans_.find(address);
     if (it == bans_.end()) return std::nullopt;

@@ -56,6 +56,10 @@ class Detector {
     // A ban made elsewhere (another edge-e peer of the cluster): held here as if made here, unless a ban of
     // the address already lasts as long. True when it changed anything. Counts of the address are kept.
     bool adopt(const Ban& b, uint64_t now_ms);
+    // Failures another edge-e peer counted (issue #17): added to the address's window like local ones, but
+    // never more than one short of the threshold, so that the ban is made where a failure reaches it (that
+    // peer counts and logs it once, and shares it). Nothing for a banned address or a disabled category.
+    void count_remote(Category c, const std::string& address, uint32_t n, uint64_t now_ms);
     // Ends a ban and forgets the address's counts (a lifted address starts clean). False if not banned.
     bool lift(const std::string& address, uint64_t now_ms);
     // Active bans, soonest end first.

@@ -17,6 +17,9 @@ one line says so.
   second, while another source is served by edge-e 2 through the pair to nginx; the ban is counted and
   logged once, by edge-e 1; edge-e 2 counts it as a peer's (edgepair_intrusion_peer_bans_total);
 - lifting it on edge-e 2's admin port lifts it on edge-e 1 too (and in Redis);
+- failures of one source spread over the peers (edge-e 1, 2, 1) ban it at the threshold in all: the counts
+  below a ban travel on the intrusion tally channel; the ban is made, counted and logged once, where the
+  last failure landed;
 - Redis killed with SIGKILL and restarted under load: 4 threads send GETs (at most 4000, within 90 s; a
   client source that is not exempt) through both edge-e, each through the pair to nginx, from before the kill
   until after the restart: not one is refused or fails, and some were served while Redis was down. Both
@@ -62,7 +65,7 @@ CLUSTER = "test-cluster"
 FALLBACK = {"e1": "127.0.17.1", "e2": "127.0.17.2", "c1": "127.0.0.1", "c2": "127.0.0.1", "redis": "127.0.0.1",
             "replica": "127.0.0.1", "sentinel": "127.0.0.1", "inside": "127.0.1.1", "outside": "127.0.0.1"}
 FALLBACK_EXTRA = ["127.0.1.2"] + [f"127.0.0.{i}" for i in range(5, 16)]
-SOURCES = 8  # client sources besides the exempt one
+SOURCES = 9  # client sources besides the exempt one
 
 
 class Peer:
@@ -448,6 +451,26 @@ class ClusterBansTest(ClusterTopology):
         for p in self.peers:
             self.assert_served(p, src)
         self.assertEqual(self.peer_metric(e1, "edgepair_cluster_redis_commands_failed_total"), 0)
+
+        # Failures spread over the peers count together (the intrusion tally): THRESHOLD of them in all, on
+        # edge-e 1, edge-e 2, edge-e 1, ban the source; without the tally edge-e 1 would have seen 2 of 3. Each
+        # waits for the last one's count to be published (batched every 50 ms).
+        spread = self.sources[8]
+        for i in range(THRESHOLD):
+            self.assertIsNone(self.ban_of(e1, spread), f"banned before failure {i + 1}")
+            p = self.peers[i % 2]
+            rc, st, body = self.curl_from(p, spread, self.config_path(), BAD)
+            self.assertEqual((rc, st), (0, 401), f"{p}, failure {i + 1}: {body!r}")
+            time.sleep(0.3)
+        made_on = self.peers[(THRESHOLD - 1) % 2]
+        self.assertIsNotNone(self.ban_of(made_on, spread), f"{made_on} did not ban {spread}")
+        self.wait_for(f"the ban of {spread} on every peer", lambda: all(self.ban_of(p, spread) for p in self.peers),
+                      timeout=1.0)
+        for p in self.peers:
+            self.assert_refused(p, spread)
+        self.assertEqual(self.peer_metric(made_on, "edgepair_intrusion_bans_total", cat), 2)
+        logged = [ln for p in self.peers for ln in p.proc.log_text().splitlines() if f"address {spread} banned" in ln]
+        self.assertEqual(len(logged), 1, logged)
 
     def test_redis_outage_keeps_serving_and_converges_when_it_returns(self):
         e1, e2 = self.peers

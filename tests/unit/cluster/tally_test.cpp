@@ -36,7 +36,7 @@ TEST_CASE("tally: counts per kind and key, drained as messages a peer decodes al
 
 TEST_CASE("tally: what cannot be shared is refused, and the batch is bounded", "[cluster][tally]") {
     TallyBatch b(2);
-    CHECK_FALSE(b.add("Auth", "k")); // kinds are [a-z_]
+    CHECK_FALSE(b.add("Auth", "k")); // kinds are [a-z_-]
     CHECK_FALSE(b.add("a b", "k"));
     CHECK_FALSE(b.add("", "k"));
     CHECK_FALSE(b.add("k", ""));

@@ -260,3 +260,33 @@ TEST_CASE("protection: a peer's ban is adopted (told apart from one made here), 
     CHECK(lifted.empty());
     CHECK_FALSE(store.ban_of("198.51.100.4", 4000));
 }
+
+TEST_CASE("protection: a peer's failures count here, but the ban is made where a failure reaches the threshold",
+          "[protection][cluster]") {
+    Detector d(tight()); // http-ce-auth: 3 in 10 s
+    const std::string a = "192.0.2.7";
+    d.count_remote(Category::HttpAuth, a, 1, 1000);
+    // One here reaches 2 of 3: counted, no ban yet.
+    CHECK(d.record(Category::HttpAuth, a, 1100).kind == Outcome::Kind::Counted);
+    d.count_remote(Category::HttpAuth, a, 1, 1200);
+    auto o = d.record(Category::HttpAuth, a, 1300);
+    REQUIRE(o.kind == Outcome::Kind::Banned);
+    CHECK(o.ban->count == 3);
+
+    // Remote counts alone never ban, however many: they stop one short of the threshold.
+    const std::string b = "192.0.2.8";
+    d.count_remote(Category::HttpAuth, b, 50, 2000);
+    CHECK_FALSE(d.ban_of(b, 2000));
+    CHECK(d.record(Category::HttpAuth, b, 2001).kind == Outcome::Kind::Banned);
+
+    // They age out with the window like local ones.
+    const std::string c = "192.0.2.9";
+    d.count_remote(Category::HttpAuth, c, 2, 3000);
+    CHECK(d.record(Category::HttpAuth, c, 3000 + 10'001).kind == Outcome::Kind::Counted);
+
+    // Nothing for a disabled category, or an address banned already.
+    d.count_remote(Category::HttpAccess, c, 5, 4000);
+    CHECK(d.tracked() == 1); // c's http-ce-auth window only
+    d.count_remote(Category::HttpAuth, a, 5, 4000);
+    CHECK(d.ban_of(a, 4000));
+}
