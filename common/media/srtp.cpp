@@ -1,17 +1,10 @@
 #include "common/media/srtp.h"
 
-#include <cstring>
-#include <mutex>
-
 #include <fmt/format.h>
-#include <openssl/crypto.h>
-#include <srtp2/srtp.h>
+
+#include "common/media/srtp_impl.h"
 
 namespace edgepair::media {
-
-// srtp_protect_rtcp writes the SRTCP index (4 bytes) on top of tag and MKI, so its worst case is 4 more
-// than SRTP_MAX_TRAILER_LEN; kSrtpMaxTrailer covers both calls.
-static_assert(kSrtpMaxTrailer >= SRTP_MAX_TRAILER_LEN + 4);
 
 const char* to_string(SrtpStatus s) {
     switch (s) {
@@ -29,132 +22,56 @@ const char* to_string(SrtpStatus s) {
     return "?";
 }
 
-namespace {
-
-std::once_flag g_init_once;
-srtp_err_status_t g_init_status = srtp_err_status_ok;
-
-// libsrtp's crypto kernel is process-global. It is initialised once and never shut down: streams may live
-// on any worker until exit, and srtp_shutdown under them would free the cipher types they point at.
-srtp_err_status_t init_libsrtp() {
-    std::call_once(g_init_once, [] { g_init_status = srtp_init(); });
-    return g_init_status;
-}
-
-SrtpStatus map_status(srtp_err_status_t st) {
-    switch (st) {
-    case srtp_err_status_ok:
-        return SrtpStatus::Ok;
-    case srtp_err_status_auth_fail:
-        return SrtpStatus::AuthFail;
-    case srtp_err_status_replay_fail:
-    case srtp_err_status_replay_old:
-    case srtp_err_status_pkt_idx_old:
-        return SrtpStatus::ReplayFail;
-    case srtp_err_status_bad_param:
-    case srtp_err_status_parse_err:
-    case srtp_err_status_bad_mki:
-    // SRTCP whose E bit disagrees with the policy (unencrypted SRTCP, or noise): the packet, not us.
-    case srtp_err_status_cant_check:
-        return SrtpStatus::BadPacket;
-    default:
-        return SrtpStatus::Error;
+const char* to_string(SrtpBackend b) {
+    switch (b) {
+    case SrtpBackend::OpenSSL:
+        return "openssl";
+    case SrtpBackend::Libsrtp2:
+        return "libsrtp2";
     }
+    return "?";
 }
-
-} // namespace
-
-struct SrtpStream::Impl {
-    srtp_t session = nullptr;
-    Direction dir = Direction::Inbound;
-    ~Impl() {
-        if (session) srtp_dealloc(session);
-    }
-};
 
 Result<std::unique_ptr<SrtpStream>> SrtpStream::create(SrtpSuite suite, std::string_view master_key,
-                                                       Direction dir) {
+                                                       Direction dir, SrtpBackend backend) {
     if (master_key.size() != kSrtpMasterKeyLen)
         return make_error(
             fmt::format("SRTP master key is {} bytes, expected {}", master_key.size(), kSrtpMasterKeyLen));
-    if (srtp_err_status_t st = init_libsrtp(); st != srtp_err_status_ok)
-        return make_error(fmt::format("srtp_init failed ({})", int(st)));
-
-    srtp_policy_t policy;
-    std::memset(&policy, 0, sizeof policy);
-    if (suite == SrtpSuite::AES_CM_128_HMAC_SHA1_32)
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&policy.rtp);
-    else
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
-    // RFC 4568 6.2.2 / RFC 3711 7.5: the _32 suite shortens the SRTP tag only; SRTCP keeps 80 bits.
-    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
-    policy.ssrc.type = dir == Direction::Inbound ? ssrc_any_inbound : ssrc_any_outbound;
-    unsigned char key[kSrtpMasterKeyLen];
-    std::memcpy(key, master_key.data(), sizeof key);
-    policy.key = key;
-    policy.window_size = 1024;
-    // edge-c is a B2BUA: a packet re-sent by the far end is re-protected with the same index and payload.
-    policy.allow_repeat_tx = dir == Direction::Outbound ? 1 : 0;
-    policy.next = nullptr;
-
-    auto impl = std::make_unique<Impl>();
-    impl->dir = dir;
-    srtp_err_status_t st = srtp_create(&impl->session, &policy);
-    OPENSSL_cleanse(key, sizeof key);
-    if (st != srtp_err_status_ok) {
-        impl->session = nullptr;
-        return make_error(fmt::format("srtp_create failed ({})", int(st)));
-    }
+    auto impl = backend == SrtpBackend::Libsrtp2 ? detail::make_libsrtp_srtp(suite, master_key, dir)
+                                                 : detail::make_openssl_srtp(suite, master_key, dir);
+    if (!impl) return impl.error();
     std::unique_ptr<SrtpStream> s(new SrtpStream());
-    s->impl_ = std::move(impl);
+    s->dir_ = dir;
+    s->impl_ = std::move(*impl);
     return s;
 }
 
 SrtpStream::~SrtpStream() = default;
 
-namespace {
-
-// libsrtp takes int lengths; anything near INT_MAX is not a datagram.
-constexpr size_t kMaxLen = 65536;
-
-} // namespace
-
 SrtpStatus SrtpStream::protect_rtp(uint8_t* buf, size_t& len, size_t cap) {
-    if (impl_->dir != Direction::Outbound) return SrtpStatus::Error;
-    if (len > kMaxLen) return SrtpStatus::BadPacket;
+    if (dir_ != Direction::Outbound) return SrtpStatus::Error;
+    if (len > detail::kSrtpMaxPacket) return SrtpStatus::BadPacket;
     if (cap < len + kSrtpMaxTrailer) return SrtpStatus::Error; // the caller's buffer, not the packet
-    int n = int(len);
-    SrtpStatus st = map_status(srtp_protect(impl_->session, buf, &n));
-    if (st == SrtpStatus::Ok) len = size_t(n);
-    return st;
+    return impl_->protect_rtp(buf, len);
 }
 
 SrtpStatus SrtpStream::unprotect_rtp(uint8_t* buf, size_t& len) {
-    if (impl_->dir != Direction::Inbound) return SrtpStatus::Error;
-    if (len > kMaxLen) return SrtpStatus::BadPacket;
-    int n = int(len);
-    SrtpStatus st = map_status(srtp_unprotect(impl_->session, buf, &n));
-    if (st == SrtpStatus::Ok) len = size_t(n);
-    return st;
+    if (dir_ != Direction::Inbound) return SrtpStatus::Error;
+    if (len > detail::kSrtpMaxPacket) return SrtpStatus::BadPacket;
+    return impl_->unprotect_rtp(buf, len);
 }
 
 SrtpStatus SrtpStream::protect_rtcp(uint8_t* buf, size_t& len, size_t cap) {
-    if (impl_->dir != Direction::Outbound) return SrtpStatus::Error;
-    if (len > kMaxLen) return SrtpStatus::BadPacket;
+    if (dir_ != Direction::Outbound) return SrtpStatus::Error;
+    if (len > detail::kSrtpMaxPacket) return SrtpStatus::BadPacket;
     if (cap < len + kSrtpMaxTrailer) return SrtpStatus::Error; // the caller's buffer, not the packet
-    int n = int(len);
-    SrtpStatus st = map_status(srtp_protect_rtcp(impl_->session, buf, &n));
-    if (st == SrtpStatus::Ok) len = size_t(n);
-    return st;
+    return impl_->protect_rtcp(buf, len);
 }
 
 SrtpStatus SrtpStream::unprotect_rtcp(uint8_t* buf, size_t& len) {
-    if (impl_->dir != Direction::Inbound) return SrtpStatus::Error;
-    if (len > kMaxLen) return SrtpStatus::BadPacket;
-    int n = int(len);
-    SrtpStatus st = map_status(srtp_unprotect_rtcp(impl_->session, buf, &n));
-    if (st == SrtpStatus::Ok) len = size_t(n);
-    return st;
+    if (dir_ != Direction::Inbound) return SrtpStatus::Error;
+    if (len > detail::kSrtpMaxPacket) return SrtpStatus::BadPacket;
+    return impl_->unprotect_rtcp(buf, len);
 }
 
 } // namespace edgepair::media

@@ -16,8 +16,8 @@ using Buf = std::array<uint8_t, 1500>;
 const std::string kKeyA = "123456789ABCDE0123456789ABcdef";
 const std::string kKeyB = "ABcdef123456789ABCDE0123456789";
 
-std::unique_ptr<SrtpStream> make(SrtpSuite s, const std::string& key, Dir d) {
-    auto r = SrtpStream::create(s, key, d);
+std::unique_ptr<SrtpStream> make(SrtpSuite s, const std::string& key, Dir d, SrtpBackend b) {
+    auto r = SrtpStream::create(s, key, d, b);
     REQUIRE(r);
     return std::move(*r);
 }
@@ -55,11 +55,13 @@ size_t rtcp_packet(Buf& b, uint32_t ssrc) {
 } // namespace
 
 TEST_CASE("SRTP: RTP and RTCP round trip for both suites", "[media][srtp]") {
+    auto backend = GENERATE(SrtpBackend::OpenSSL, SrtpBackend::Libsrtp2);
+    CAPTURE(to_string(backend));
     auto suite = GENERATE(SrtpSuite::AES_CM_128_HMAC_SHA1_80, SrtpSuite::AES_CM_128_HMAC_SHA1_32);
     CAPTURE(suite_name(suite));
     size_t rtp_tag = suite == SrtpSuite::AES_CM_128_HMAC_SHA1_80 ? 10 : 4;
-    auto out = make(suite, kKeyA, Dir::Outbound);
-    auto in = make(suite, kKeyA, Dir::Inbound);
+    auto out = make(suite, kKeyA, Dir::Outbound, backend);
+    auto in = make(suite, kKeyA, Dir::Inbound, backend);
 
     for (uint16_t seq = 1000; seq < 1010; ++seq) {
         Buf plain, b;
@@ -90,11 +92,13 @@ TEST_CASE("SRTP: RTP and RTCP round trip for both suites", "[media][srtp]") {
 }
 
 TEST_CASE("SRTP: wrong key, replay and tampering are caught", "[media][srtp]") {
+    auto backend = GENERATE(SrtpBackend::OpenSSL, SrtpBackend::Libsrtp2);
+    CAPTURE(to_string(backend));
     auto suite = GENERATE(SrtpSuite::AES_CM_128_HMAC_SHA1_80, SrtpSuite::AES_CM_128_HMAC_SHA1_32);
     CAPTURE(suite_name(suite));
-    auto out = make(suite, kKeyA, Dir::Outbound);
-    auto in = make(suite, kKeyA, Dir::Inbound);
-    auto wrong = make(suite, kKeyB, Dir::Inbound);
+    auto out = make(suite, kKeyA, Dir::Outbound, backend);
+    auto in = make(suite, kKeyA, Dir::Inbound, backend);
+    auto wrong = make(suite, kKeyB, Dir::Inbound, backend);
 
     Buf b;
     size_t len = rtp_packet(b, 1, 0xdeadbeef);
@@ -143,14 +147,16 @@ TEST_CASE("SRTP: wrong key, replay and tampering are caught", "[media][srtp]") {
     // A packet from the other suite has a tag of the wrong length.
     auto other = make(suite == SrtpSuite::AES_CM_128_HMAC_SHA1_80 ? SrtpSuite::AES_CM_128_HMAC_SHA1_32
                                                                   : SrtpSuite::AES_CM_128_HMAC_SHA1_80,
-                      kKeyA, Dir::Outbound);
+                      kKeyA, Dir::Outbound, backend);
     len = rtp_packet(b, 2, 0xdeadbeef);
     REQUIRE(other->protect_rtp(b.data(), len, b.size()) == SrtpStatus::Ok);
     CHECK(in->unprotect_rtp(b.data(), len) == SrtpStatus::AuthFail);
 }
 
 TEST_CASE("SRTP: garbage and short packets fail cleanly", "[media][srtp]") {
-    auto in = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Inbound);
+    auto backend = GENERATE(SrtpBackend::OpenSSL, SrtpBackend::Libsrtp2);
+    CAPTURE(to_string(backend));
+    auto in = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Inbound, backend);
     auto ok_or_expected = [](SrtpStatus s) {
         return s == SrtpStatus::BadPacket || s == SrtpStatus::AuthFail;
     };
@@ -173,7 +179,7 @@ TEST_CASE("SRTP: garbage and short packets fail cleanly", "[media][srtp]") {
     size_t l = 20;
     CHECK(ok_or_expected(in->unprotect_rtp(b.data(), l)));
 
-    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound);
+    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound, backend);
     b.fill(0);
     l = 5;
     CHECK(out->protect_rtp(b.data(), l, b.size()) == SrtpStatus::BadPacket);
@@ -182,10 +188,14 @@ TEST_CASE("SRTP: garbage and short packets fail cleanly", "[media][srtp]") {
 }
 
 TEST_CASE("SRTP: one stream object serves many SSRCs", "[media][srtp]") {
-    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound);
-    auto in = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Inbound);
+    auto backend = GENERATE(SrtpBackend::OpenSSL, SrtpBackend::Libsrtp2);
+    CAPTURE(to_string(backend));
+    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound, backend);
+    auto in = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Inbound, backend);
+    // libsrtp2 takes any number; the OpenSSL backend keeps kSrtpMaxSsrcs and refuses the next.
+    const uint32_t served = backend == SrtpBackend::Libsrtp2 ? 200 : uint32_t(kSrtpMaxSsrcs);
     for (uint16_t seq = 0; seq < 5; ++seq) {
-        for (uint32_t ssrc = 1; ssrc <= 200; ++ssrc) {
+        for (uint32_t ssrc = 1; ssrc <= served; ++ssrc) {
             Buf plain, b;
             size_t n = rtp_packet(plain, uint16_t(seq + ssrc), ssrc * 0x01010101u);
             b = plain;
@@ -195,10 +205,24 @@ TEST_CASE("SRTP: one stream object serves many SSRCs", "[media][srtp]") {
             REQUIRE(std::memcmp(b.data(), plain.data(), n) == 0);
         }
     }
+    if (backend == SrtpBackend::OpenSSL) {
+        Buf b;
+        size_t len = rtp_packet(b, 9, 0xabcdef01);
+        CHECK(out->protect_rtp(b.data(), len, b.size()) == SrtpStatus::BadPacket);
+        len = rtcp_packet(b, 0xabcdef01);
+        CHECK(out->protect_rtcp(b.data(), len, b.size()) == SrtpStatus::BadPacket);
+        // The same from a sender with room: the receiver's table is full too.
+        auto other = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound, backend);
+        len = rtp_packet(b, 9, 0xabcdef01);
+        REQUIRE(other->protect_rtp(b.data(), len, b.size()) == SrtpStatus::Ok);
+        CHECK(in->unprotect_rtp(b.data(), len) == SrtpStatus::BadPacket);
+    }
 }
 
 TEST_CASE("SRTP: a B2BUA may re-send, a receiver may not replay", "[media][srtp]") {
-    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound);
+    auto backend = GENERATE(SrtpBackend::OpenSSL, SrtpBackend::Libsrtp2);
+    CAPTURE(to_string(backend));
+    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound, backend);
     Buf b1, b2;
     size_t l1 = rtp_packet(b1, 77, 42), l2 = rtp_packet(b2, 77, 42);
     REQUIRE(out->protect_rtp(b1.data(), l1, b1.size()) == SrtpStatus::Ok);
@@ -208,10 +232,12 @@ TEST_CASE("SRTP: a B2BUA may re-send, a receiver may not replay", "[media][srtp]
 }
 
 TEST_CASE("SRTP: misuse is refused", "[media][srtp]") {
-    CHECK_FALSE(SrtpStream::create(SrtpSuite::AES_CM_128_HMAC_SHA1_80, "short", Dir::Inbound));
-    CHECK_FALSE(SrtpStream::create(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA + "x", Dir::Inbound));
-    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound);
-    auto in = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Inbound);
+    auto backend = GENERATE(SrtpBackend::OpenSSL, SrtpBackend::Libsrtp2);
+    CAPTURE(to_string(backend));
+    CHECK_FALSE(SrtpStream::create(SrtpSuite::AES_CM_128_HMAC_SHA1_80, "short", Dir::Inbound, backend));
+    CHECK_FALSE(SrtpStream::create(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA + "x", Dir::Inbound, backend));
+    auto out = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Outbound, backend);
+    auto in = make(SrtpSuite::AES_CM_128_HMAC_SHA1_80, kKeyA, Dir::Inbound, backend);
     Buf b;
     size_t len = rtp_packet(b, 1, 1);
     // Too little room for the trailer: refused before libsrtp could write past the buffer.
