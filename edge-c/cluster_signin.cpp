@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "common/cluster/key_scan.h"
 #include "common/obs/log.h"
 
 namespace edgepair::edge_c {
@@ -11,8 +12,6 @@ namespace edgepair::edge_c {
 namespace {
 
 constexpr const char* kLog = "cluster";
-// SCAN pages on a (re)connect; bounded so that a huge or hostile keyspace cannot keep the loop busy forever.
-constexpr unsigned kMaxScanPages = 10'000;
 constexpr size_t kMaxUser = 1024;
 
 std::vector<std::string_view> split(std::string_view s, size_t max_fields) {
@@ -199,8 +198,6 @@ struct ClusterSignin::Check {
 
 struct ClusterSignin::Resync {
     uint64_t session = 0;
-    std::string cursor = "0";
-    unsigned pages = 0;
     size_t heard = 0;
     std::unordered_map<std::string, uint64_t> held; // key suffix -> seen_ms, under our key
 };
@@ -453,40 +450,20 @@ void ClusterSignin::conn_changed(const std::string& why) {
 }
 
 void ClusterSignin::scan(std::shared_ptr<Resync> rs) {
-    if (rs->session != session_) return;
-    cmd_->command({"SCAN", rs->cursor, "MATCH", o_.prefix + "stamp:*", "COUNT", "500"},
-                  [this, rs](const cluster::Reply* r) {
-                      if (!r || r->is_error() || rs->session != session_) return;
-                      if (r->type != cluster::Reply::Type::Array || r->elements.size() != 2) return;
-                      rs->cursor = r->elements[0].str;
-                      std::vector<std::string> keys;
-                      for (const auto& k : r->elements[1].elements)
-                          keys.push_back(k.str);
-                      auto next = [this, rs] {
-                          if (rs->cursor == "0" || ++rs->pages >= kMaxScanPages)
-                              resynced(rs);
-                          else
-                              scan(rs);
-                      };
-                      if (keys.empty()) return next();
-                      std::vector<std::string> argv{"MGET"};
-                      argv.insert(argv.end(), keys.begin(), keys.end());
-                      cmd_->command(argv, [this, rs, keys, next](const cluster::Reply* v) {
-                          if (!v || v->is_error() || rs->session != session_) return;
-                          for (size_t i = 0; i < keys.size() && i < v->elements.size(); ++i) {
-                              const auto& val = v->elements[i];
-                              if (val.type != cluster::Reply::Type::String) continue; // expired since
-                              auto suffix = std::string_view(keys[i]).substr(o_.prefix.size());
-                              auto s = signin_wire::decode_stamp_record(suffix, val.str);
-                              if (!s || s->key_id != key_id_) continue;
-                              rs->held[std::string(suffix)] = s->seen_ms;
-                              if (s->origin == o_.origin) continue;
-                              ++rs->heard;
-                              if (h_.stamp) h_.stamp(*s);
-                          }
-                          next();
-                      });
-                  });
+    cluster::KeyScan ks;
+    ks.pattern = o_.prefix + "stamp:*";
+    ks.wanted = [this, rs] { return rs->session == session_; };
+    ks.each = [this, rs](const std::string& key, const std::string& value) {
+        auto suffix = std::string_view(key).substr(o_.prefix.size());
+        auto s = signin_wire::decode_stamp_record(suffix, value);
+        if (!s || s->key_id != key_id_) return;
+        rs->held[std::string(suffix)] = s->seen_ms;
+        if (s->origin == o_.origin) return;
+        ++rs->heard;
+        if (h_.stamp) h_.stamp(*s);
+    };
+    ks.done = [this, rs](bool) { resynced(rs); };
+    cluster::scan_keys(*cmd_, std::move(ks));
 }
 
 void ClusterSignin::resynced(const std::shared_ptr<Resync>& rs) {

@@ -1,19 +1,16 @@
 #include "common/cluster/cluster_ban_store.h"
 
+#include "common/cluster/key_scan.h"
 #include "common/obs/log.h"
 
 namespace edgepair::cluster {
 
 namespace {
 constexpr uint64_t kExpireEveryMs = 10'000;
-// SCAN pages on a (re)connect; bounded so that a huge or hostile keyspace cannot keep the loop busy forever.
-constexpr unsigned kMaxScanPages = 10'000;
 } // namespace
 
 struct ClusterBanStore::Load {
     uint64_t session = 0;
-    std::string cursor = "0";
-    unsigned pages = 0;
     std::unordered_map<std::string, protection::Ban> held;
     std::unordered_map<std::string, uint64_t> tombstones; // address -> lifted_at_ms
 };
@@ -205,42 +202,28 @@ void ClusterBanStore::conn_changed(const std::string& why) {
 }
 
 void ClusterBanStore::scan(std::shared_ptr<Load> l) {
-    if (l->session != session_) return;
-    cmd_->command({"SCAN", l->cursor, "MATCH", o_.prefix + "*", "COUNT", "500"}, [this, l](const Reply* r) {
-        if (!r || r->is_error() || l->session != session_) return;
-        if (r->type != Reply::Type::Array || r->elements.size() != 2) return;
-        l->cursor = r->elements[0].str;
-        std::vector<std::string> keys;
-        for (const auto& k : r->elements[1].elements)
-            keys.push_back(k.str);
-        auto next = [this, l] {
-            if (l->cursor == "0" || ++l->pages >= kMaxScanPages)
-                loaded(l);
-            else
-                scan(l);
+    // The ban keys, then the tombstones: only this store's keys (edge-c's sign-in state may share the
+    // prefix when both edges name the same cluster and Redis).
+    auto wanted = [this, l] { return l->session == session_; };
+    KeyScan bans;
+    bans.pattern = o_.prefix + "ban:*";
+    bans.wanted = wanted;
+    bans.each = [this, l](const std::string& k, const std::string& v) {
+        if (auto b = decode_ban_record(std::string_view(k).substr(o_.prefix.size() + 4), v))
+            l->held[b->address] = *b;
+    };
+    bans.done = [this, l, wanted](bool) {
+        KeyScan lifts;
+        lifts.pattern = o_.prefix + "lift:*";
+        lifts.wanted = wanted;
+        lifts.each = [this, l](const std::string& k, const std::string& v) {
+            auto a = k.substr(o_.prefix.size() + 5);
+            if (auto at = decode_lift_record(v); at && valid_ban_address(a)) l->tombstones[a] = *at;
         };
-        if (keys.empty()) return next();
-        std::vector<std::string> argv{"MGET"};
-        argv.insert(argv.end(), keys.begin(), keys.end());
-        cmd_->command(argv, [this, l, keys, next](const Reply* v) {
-            if (!v || v->is_error() || l->session != session_) return;
-            const std::string bans = o_.prefix + "ban:", lifts = o_.prefix + "lift:";
-            for (size_t i = 0; i < keys.size() && i < v->elements.size(); ++i) {
-                const auto& val = v->elements[i];
-                if (val.type != Reply::Type::String) continue; // expired since SCAN saw it
-                const auto& k = keys[i];
-                if (k.rfind(bans, 0) == 0) {
-                    if (auto b = decode_ban_record(std::string_view(k).substr(bans.size()), val.str))
-                        l->held[b->address] = *b;
-                } else if (k.rfind(lifts, 0) == 0) {
-                    auto a = k.substr(lifts.size());
-                    if (auto at = decode_lift_record(val.str); at && valid_ban_address(a))
-                        l->tombstones[a] = *at;
-                }
-            }
-            next();
-        });
-    });
+        lifts.done = [this, l](bool) { loaded(l); };
+        scan_keys(*cmd_, std::move(lifts));
+    };
+    scan_keys(*cmd_, std::move(bans));
 }
 
 void ClusterBanStore::loaded(std::shared_ptr<Load> l) {
