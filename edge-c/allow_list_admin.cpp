@@ -26,13 +26,19 @@ Result<std::vector<mra::AllowRule>> load_imported_rules(const std::string& path,
     return rules;
 }
 
-Result<void> save_imported_rules(const std::string& path, const std::vector<mra::AllowRule>& rules) {
+Result<std::string> imported_rules_csv(const std::vector<mra::AllowRule>& rules) {
     // export_rules_csv writes an AllowList; one built from the imported rules alone writes exactly them.
     mra::AllowList list;
     for (const auto& r : rules)
         if (auto added = list.add(r); !added)
             return make_error("rule " + mra::to_string(r.url) + ": " + added.error().message);
-    std::string text = mra::export_rules_csv(list);
+    return mra::export_rules_csv(list);
+}
+
+Result<void> save_imported_rules(const std::string& path, const std::vector<mra::AllowRule>& rules) {
+    auto csv = imported_rules_csv(rules);
+    if (!csv) return csv.error();
+    const std::string& text = *csv;
     std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
     {
         std::ofstream f(tmp, std::ios::trunc | std::ios::binary);

@@ -24,6 +24,8 @@ namespace edgepair::edge_c {
 
 // The imported rules file. Missing file: no imported rules.
 Result<std::vector<mra::AllowRule>> load_imported_rules(const std::string& path, const mra::CsvContext& ctx);
+// The imported rules in the rules-file format (what the file holds, and what edge-c peers share).
+Result<std::string> imported_rules_csv(const std::vector<mra::AllowRule>& rules);
 // Written beside the target and renamed over it: a crash leaves the old file or the new one.
 Result<void> save_imported_rules(const std::string& path, const std::vector<mra::AllowRule>& rules);
 // Same URL, deployment, methods and match type (the description does not make a rule different).

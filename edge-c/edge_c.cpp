@@ -1,6 +1,8 @@
 #include "edge-c/edge_c.h"
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
@@ -590,6 +592,14 @@ void EdgeC::start_allow_list_admin() {
             // Kept on disk untouched (the next import replaces it); serving goes on with the YAML rules.
             EP_ERROR("allowlist", "imported rules not loaded: {}", loaded.error().message);
         }
+        // The file's age stands for the import's: a peer with a newer import wins over it at the first sync.
+        std::error_code ec;
+        auto mtime = std::filesystem::last_write_time(path, ec);
+        if (!ec && loaded && !imported_rules_.empty())
+            imported_version_ms_ =
+                uint64_t(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                                                  .count()));
     }
     AllowListAdmin hooks;
     hooks.snapshot = [this] { return snapshot_; };
@@ -608,10 +618,79 @@ void EdgeC::start_allow_list_admin() {
                 "rules would not survive a restart");
         if (auto w = save_imported_rules(file, rules); !w) return w;
         imported_rules_ = std::move(rules);
+        imported_version_ms_ = wall_clock_ms();
+        imported_origin_ = rules_origin_;
         publish_snapshot();
+        if (rules_share_) rules_share_->share();
         return {};
     };
     install_allow_list_routes(app_.admin(), std::move(hooks));
+    make_cluster_rules();
+}
+
+void EdgeC::make_cluster_rules() {
+    const auto& cfg = gen_->cfg;
+    rules_origin_ = cfg.node_name;
+    if (imported_origin_.empty()) imported_origin_ = rules_origin_;
+    if (!cfg.cluster.redis) return;
+    auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
+    rules_origin_ = id.origin;
+    if (imported_origin_ == cfg.node_name) imported_origin_ = id.origin;
+    ClusterRules::Options o{std::move(id.redis), std::move(id.prefix), std::move(id.origin)};
+    ClusterRules::Hooks h;
+    h.local = [this] {
+        rules_wire::Imported r;
+        r.version_ms = imported_version_ms_;
+        r.origin = imported_origin_;
+        auto csv = imported_rules_csv(imported_rules_);
+        if (csv) r.csv = std::move(*csv);
+        return r;
+    };
+    h.adopt = [this](const rules_wire::Imported& r) { adopt_peer_rules(r); };
+    h.command_failed = [this] {
+        if (cluster_.commands_failed) cluster_.commands_failed->inc();
+    };
+    rules_share_ = std::make_unique<ClusterRules>(app_.main_loop(), std::move(o), std::move(h));
+    rules_share_->start();
+}
+
+void EdgeC::adopt_peer_rules(const rules_wire::Imported& r) {
+    if (app_.draining()) return;
+    // Checked as an upload here would be: against this peer's deployments, then as a whole snapshot.
+    mra::CsvContext ctx;
+    if (snapshot_)
+        ctx = mra::csv_context_of(*snapshot_);
+    else
+        ctx.deployments = gen_->cfg.deployments;
+    auto rules = mra::import_rules_csv(r.csv, ctx);
+    if (!rules) {
+        EP_ERROR("allowlist", "imported allow-list rules of peer {} not adopted: {}", r.origin,
+                 rules.error().message);
+        return;
+    }
+    if (auto snap = mra::build_snapshot(current_input(*rules)); !snap) {
+        EP_ERROR("allowlist", "imported allow-list rules of peer {} not adopted: {}", r.origin,
+                 snap.error().message);
+        return;
+    }
+    const auto& file = gen_->cfg.allow_list.rules_file;
+    if (!file.empty()) {
+        if (auto w = save_imported_rules(file, *rules); !w) {
+            EP_ERROR("allowlist", "imported allow-list rules of peer {} not adopted: {}", r.origin,
+                     w.error().message);
+            return;
+        }
+    } else {
+        EP_WARN("allowlist",
+                "imported allow-list rules of peer {} held in memory only (no allow_list.rules_file)",
+                r.origin);
+    }
+    imported_rules_ = std::move(*rules);
+    imported_version_ms_ = r.version_ms;
+    imported_origin_ = r.origin;
+    EP_INFO("allowlist", "adopted {} imported allow-list rules from peer {}", imported_rules_.size(),
+            r.origin);
+    publish_snapshot();
 }
 
 void EdgeC::publish_snapshot() {

@@ -29,6 +29,7 @@
 #include "common/obs/access_log.h"
 #include "common/obs/counter_memo.h"
 #include "common/obs/metrics.h"
+#include "edge-c/cluster_rules.h"
 #include "edge-c/discovery.h"
 #include "edge-c/edge_token.h"
 #include "edge-c/saml_sp.h"
@@ -264,6 +265,11 @@ class EdgeC final : public app::Roles {
     std::shared_ptr<const mra::Snapshot> snapshot_;
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
+    // Their version (wall-clock ms of the import, or of the rules file at start; 0: never imported) and which
+    // peer imported them: the newest import wins across the cluster (edge-c/cluster_rules.h).
+    uint64_t imported_version_ms_ = 0;
+    std::string imported_origin_;
+    std::string rules_origin_;        // this process's name in that comparison
     uint64_t link_down_since_ms_ = 0; // main loop: when fewer links than dialers were first seen up
     struct Cluster {
         config::ClusterConfig config; // as at start
@@ -272,6 +278,10 @@ class EdgeC final : public app::Roles {
     } cluster_;
     // Declared after saml_cache_, which it uses; null without cluster.redis. Main loop only.
     std::unique_ptr<class ClusterSignin> signin_;
+    // Imported allow-list rules shared by the peers; null without cluster.redis. Main loop only.
+    std::unique_ptr<class ClusterRules> rules_share_;
+    void make_cluster_rules();
+    void adopt_peer_rules(const rules_wire::Imported& r);
     std::array<uint8_t, 32> flow_token_key_{};
 };
 

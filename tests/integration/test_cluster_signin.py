@@ -17,6 +17,8 @@ wants has served it, asserting every answer on the way; which peer served is rea
   request counts) sees one /devices for it, however often either peer is asked;
 - credentials.max_failures counts failures of a user over both peers (the limiter takes are published on the
   tally channel): the wrong passwords Unified CM sees are the budget, not twice it;
+- allow-list rules imported on one peer's admin port reach the other (its rules file, its snapshot, so edge-e
+  enforces them whichever peer's snapshot came last), and a DELETE on the other peer reaches the first;
 - Redis killed: password sign-ins and token use go on, the cluster.redis alarm is raised on both peers and the
   fallbacks are counted; Redis restarted (empty): the alarm clears, edgepair_cluster_redis_up returns to 1, and
   the password stamp noted during the outage is in Redis again.
@@ -77,8 +79,10 @@ class ClusterSigninTest(SamlTopology):
         self.idp = SamlIdp(self.tmp, {"alice.idp": ("Idp-Passw0rd", "alice"), "bob.idp": ("Idp-Passw0rd", "bob")})
         self.addCleanup(self.idp.close)
         sp_key, sp_crt = make_key_pair(self.tmp, "sp-signing", "edge-c.example.com")
+        # One token key file for both (as an operator copies it); the rest of each peer's state (discovery,
+        # imported allow-list rules) in a directory of its own, as on two machines.
         tail = (f"credentials: {{refresh_interval: {self.REFRESH}, max_failures: {self.MAX_FAILURES}, "
-                f"failure_period: 600s}}\n"
+                f"failure_period: 600s, token_key_file: {self.tmp}/edge-token.key}}\n"
                 f"sso:\n"
                 f"  entity_id: {ENTITY_ID}\n"
                 f"  signing: {{cert: {sp_crt}, key: {sp_key}}}\n"
@@ -94,9 +98,10 @@ class ClusterSigninTest(SamlTopology):
         self.admin_c = [self.ports.admin_c, h.free_port()]
         self.ccfgs = []
         for i in range(2):
+            os.makedirs(f"{self.tmp}/c{i + 1}", exist_ok=True)
             path = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(), extra=rules,
                                     domains="- {name: example.com, sso: on, idp: idp1}",
-                                    state_file=f"{self.tmp}/edge-c{i + 1}-state.json")
+                                    state_file=f"{self.tmp}/c{i + 1}/edge-c-state.json")
             with open(path) as f:
                 text = f.read()
             text = text.replace(f"127.0.0.1:{self.ports.admin_c}", f"127.0.0.1:{self.admin_c[i]}")
@@ -260,6 +265,37 @@ class ClusterSigninTest(SamlTopology):
         self.assertTrue(all(d > 0 for d in denied), f"the failures did not spread over both peers: {denied}")
         self.assertEqual(sum(self.c_metric(i, "edgepair_auth_rate_limited_total",
                                            {"reason": "failures", "method": "basic"}) for i in range(2)), 4)
+
+        # 3d. Allow-list rules imported on edge-c 1 reach edge-c 2 (its rules file and its snapshot), so edge-e
+        # enforces one list whichever peer's snapshot it applied last; a DELETE on edge-c 2 reaches edge-c 1.
+        alice_now = ("alice", new_pw)
+        shared = self.proxy("http", "cucm1.example.com", self.rec_port, "/shared/x")
+        self.assertEqual(self.get(shared, auth=alice_now)[0], 403)
+        rule = f"http://cucm1.example.com:{self.rec_port}/shared/"
+        csv = f"Url,Deployment,HttpMethods,MatchType,Description\r\n{rule},,GET,prefix,\"shared rule\"\r\n"
+        st, _, body = h.http_request(f"http://127.0.0.1:{self.admin_c[0]}/allowlist/rules", "POST", body=csv,
+                                     timeout=10, headers={"Content-Type": "text/csv"})
+        self.assertEqual(st, 200, body)
+        rules_file = [os.path.join(self.tmp, f"c{i + 1}", "edge-c-allow-list.csv") for i in range(2)]
+
+        def c_rules(i: int) -> str:
+            return h.http_get(f"http://127.0.0.1:{self.admin_c[i]}/allowlist/rules", timeout=5)[2].decode()
+
+        self.wait_for("the rule on edge-c 2", lambda: rule in c_rules(1), timeout=3)
+        with open(rules_file[1], encoding="utf-8") as f:
+            self.assertIn(rule, f.read())
+        self.assertIn("1 ", self.redis_cmd("GET", f"edgepair:{CLUSTER}:allowlist:imported")[:2])
+        # Through the pair, every request (both peers' snapshots, both workers) lets it through to the recorder.
+        for i in range(6):
+            st, _, body = self.get(shared, auth=alice_now)
+            self.assertEqual(st, 200, f"request {i + 1}: {body!r}")
+        st, _, body = h.http_request(f"http://127.0.0.1:{self.admin_c[1]}/allowlist/rules", "DELETE", timeout=10)
+        self.assertEqual(st, 200, body)
+        self.wait_for("the rule gone from edge-c 1", lambda: rule not in c_rules(0), timeout=3)
+        with open(rules_file[0], encoding="utf-8") as f:
+            self.assertNotIn(rule, f.read())
+        self.wait_for("the rule enforced gone", lambda: all(self.get(shared, auth=alice_now)[0] == 403 for _ in range(4)),
+                      timeout=5)
 
         # 4. Redis killed: sign-ins go on from each peer's memory; the alarm is raised on both.
         self.redis.stop(sig=signal.SIGKILL)
