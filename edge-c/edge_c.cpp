@@ -636,25 +636,26 @@ void EdgeC::make_cluster_rules() {
     auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
     rules_origin_ = id.origin;
     if (imported_origin_ == cfg.node_name) imported_origin_ = id.origin;
-    ClusterRules::Options o{std::move(id.redis), std::move(id.prefix), std::move(id.origin)};
-    ClusterRules::Hooks h;
+    cluster::SharedDoc::Options o{std::move(id.redis),  std::move(id.prefix), std::move(id.origin),
+                                  "allowlist:imported", "allowlist",          "imported allow-list rules"};
+    cluster::SharedDoc::Hooks h;
     h.local = [this] {
-        rules_wire::Imported r;
+        cluster::doc_wire::Doc r;
         r.version_ms = imported_version_ms_;
         r.origin = imported_origin_;
         auto csv = imported_rules_csv(imported_rules_);
-        if (csv) r.csv = std::move(*csv);
+        if (csv) r.text = std::move(*csv);
         return r;
     };
-    h.adopt = [this](const rules_wire::Imported& r) { adopt_peer_rules(r); };
+    h.adopt = [this](const cluster::doc_wire::Doc& r) { adopt_peer_rules(r); };
     h.command_failed = [this] {
         if (cluster_.commands_failed) cluster_.commands_failed->inc();
     };
-    rules_share_ = std::make_unique<ClusterRules>(app_.main_loop(), std::move(o), std::move(h));
+    rules_share_ = std::make_unique<cluster::SharedDoc>(app_.main_loop(), std::move(o), std::move(h));
     rules_share_->start();
 }
 
-void EdgeC::adopt_peer_rules(const rules_wire::Imported& r) {
+void EdgeC::adopt_peer_rules(const cluster::doc_wire::Doc& r) {
     if (app_.draining()) return;
     // Checked as an upload here would be: against this peer's deployments, then as a whole snapshot.
     mra::CsvContext ctx;
@@ -662,7 +663,7 @@ void EdgeC::adopt_peer_rules(const rules_wire::Imported& r) {
         ctx = mra::csv_context_of(*snapshot_);
     else
         ctx.deployments = gen_->cfg.deployments;
-    auto rules = mra::import_rules_csv(r.csv, ctx);
+    auto rules = mra::import_rules_csv(r.text, ctx);
     if (!rules) {
         EP_ERROR("allowlist", "imported allow-list rules of peer {} not adopted: {}", r.origin,
                  rules.error().message);

@@ -16,6 +16,7 @@
 
 #include "common/admin/admin_server.h"
 #include "common/app/app.h"
+#include "common/cluster/shared_doc.h"
 #include "common/config/edge_c_config.h"
 #include "common/core/owner.h"
 #include "common/core/process.h"
@@ -29,7 +30,6 @@
 #include "common/obs/access_log.h"
 #include "common/obs/counter_memo.h"
 #include "common/obs/metrics.h"
-#include "edge-c/cluster_rules.h"
 #include "edge-c/discovery.h"
 #include "edge-c/edge_token.h"
 #include "edge-c/saml_sp.h"
@@ -266,7 +266,7 @@ class EdgeC final : public app::Roles {
     std::string snapshot_error_;
     std::vector<mra::AllowRule> imported_rules_; // POST /allowlist/rules (main loop only)
     // Their version (wall-clock ms of the import, or of the rules file at start; 0: never imported) and which
-    // peer imported them: the newest import wins across the cluster (edge-c/cluster_rules.h).
+    // peer imported them: the newest import wins across the cluster (common/cluster/shared_doc.h).
     uint64_t imported_version_ms_ = 0;
     std::string imported_origin_;
     std::string rules_origin_;        // this process's name in that comparison
@@ -279,9 +279,9 @@ class EdgeC final : public app::Roles {
     // Declared after saml_cache_, which it uses; null without cluster.redis. Main loop only.
     std::unique_ptr<class ClusterSignin> signin_;
     // Imported allow-list rules shared by the peers; null without cluster.redis. Main loop only.
-    std::unique_ptr<class ClusterRules> rules_share_;
+    std::unique_ptr<cluster::SharedDoc> rules_share_;
     void make_cluster_rules();
-    void adopt_peer_rules(const rules_wire::Imported& r);
+    void adopt_peer_rules(const cluster::doc_wire::Doc& r);
     std::array<uint8_t, 32> flow_token_key_{};
 };
 

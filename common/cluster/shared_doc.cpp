@@ -1,0 +1,142 @@
+#include "common/cluster/shared_doc.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "common/obs/log.h"
+
+namespace edgepair::cluster {
+
+namespace {
+constexpr const char* kLog = "cluster";
+
+bool valid_origin(std::string_view o) {
+    if (o.empty() || o.size() > 300) return false;
+    for (char c : o)
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
+    return true;
+}
+} // namespace
+
+namespace doc_wire {
+
+std::string encode(const Doc& d) {
+    return fmt::format("1 {} {}\n{}", d.version_ms, d.origin, d.text);
+}
+
+std::optional<Doc> decode(std::string_view text) {
+    if (!text.starts_with("1 ")) return std::nullopt;
+    const size_t nl = text.find('\n');
+    if (nl == text.npos) return std::nullopt;
+    std::string_view head = text.substr(2, nl - 2);
+    const size_t sp = head.find(' ');
+    if (sp == head.npos) return std::nullopt;
+    Doc r;
+    std::string_view v = head.substr(0, sp), origin = head.substr(sp + 1);
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), r.version_ms);
+    if (v.empty() || ec != std::errc() || p != v.data() + v.size() || !valid_origin(origin))
+        return std::nullopt;
+    std::string_view body = text.substr(nl + 1);
+    if (body.size() > kMaxTextBytes || body.find('\0') != body.npos) return std::nullopt;
+    r.origin = std::string(origin);
+    r.text = std::string(body);
+    return r;
+}
+
+bool newer(const Doc& a, uint64_t b_version_ms, std::string_view b_origin) {
+    if (a.version_ms != b_version_ms) return a.version_ms > b_version_ms;
+    return a.origin > b_origin;
+}
+
+} // namespace doc_wire
+
+SharedDoc::SharedDoc(core::Loop& loop, Options o, Hooks h) : loop_(loop), o_(std::move(o)), h_(std::move(h)) {
+    RedisConn::Hooks ch;
+    ch.up = [this] { conn_changed(); };
+    ch.down = [this](const std::string&) { conn_changed(); };
+    ch.command_failed = [this] {
+        if (h_.command_failed) h_.command_failed();
+    };
+    cmd_ = std::make_unique<RedisConn>(loop_, "redis (" + o_.channel + ")", o_.redis, ch);
+    ch.message = [this](const Reply& r) { on_message(r); };
+    sub_ = std::make_unique<RedisConn>(loop_, "redis subscriber (" + o_.channel + ")", o_.redis, ch,
+                                       o_.prefix + o_.channel);
+}
+
+SharedDoc::~SharedDoc() {
+    sub_.reset();
+    cmd_.reset();
+}
+
+void SharedDoc::start() {
+    cmd_->start();
+    sub_->start();
+}
+
+bool SharedDoc::up() const {
+    return cmd_->up() && sub_->up();
+}
+
+void SharedDoc::conn_changed() {
+    if (!up()) {
+        synced_ = false;
+        return;
+    }
+    if (synced_) return;
+    synced_ = true;
+    // Subscribed first, then read: an import announced in between is heard, and one read twice is harmless.
+    cmd_->command({"GET", o_.prefix + o_.key}, [this](const Reply* r) {
+        if (!r || r->is_error()) return;
+        const auto mine = h_.local ? h_.local() : doc_wire::Doc{};
+        std::optional<doc_wire::Doc> held;
+        if (r->type == Reply::Type::String) {
+            held = doc_wire::decode(r->str);
+            if (!held) EP_WARN(kLog, "ignored malformed {} in Redis {}", o_.what, cmd_->address());
+        }
+        if (held && doc_wire::newer(*held, mine.version_ms, mine.origin)) {
+            if (held->origin != o_.origin) consider(*held);
+            return;
+        }
+        // Ours are newer (imported while Redis was away), or Redis has none: Redis gets ours. A peer that
+        // never imported anything (version 0) has nothing to push.
+        if (mine.version_ms > 0 && (!held || doc_wire::newer(mine, held->version_ms, held->origin)))
+            push(mine);
+    });
+}
+
+void SharedDoc::share() {
+    if (!h_.local) return;
+    auto mine = h_.local();
+    if (!up()) {
+        EP_INFO(kLog, "{} kept here until Redis {} returns", o_.what, cmd_->address());
+        return;
+    }
+    push(mine);
+}
+
+void SharedDoc::push(const doc_wire::Doc& r) {
+    auto text = doc_wire::encode(r);
+    cmd_->command({"SET", o_.prefix + o_.key, text});
+    cmd_->command({"PUBLISH", o_.prefix + o_.channel, std::move(text)});
+}
+
+void SharedDoc::on_message(const Reply& r) {
+    if (r.elements.size() != 3) return;
+    auto m = doc_wire::decode(r.elements[2].str);
+    if (!m) {
+        EP_WARN(kLog, "ignored a malformed message on {}{} ({} bytes)", o_.prefix, o_.channel,
+                r.elements[2].str.size());
+        return;
+    }
+    if (m->origin == o_.origin) return;
+    consider(*m);
+}
+
+void SharedDoc::consider(const doc_wire::Doc& r) {
+    const auto mine = h_.local ? h_.local() : doc_wire::Doc{};
+    if (!doc_wire::newer(r, mine.version_ms, mine.origin)) return;
+    if (h_.adopt) h_.adopt(r);
+}
+
+} // namespace edgepair::cluster
