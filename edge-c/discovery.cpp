@@ -929,8 +929,7 @@ Result<void> Discovery::load_state() {
     }
 }
 
-Result<void> Discovery::save_state() const {
-    if (state_file_.empty()) return {};
+std::string Discovery::state_json() const {
     json j;
     j["format"] = kStateFormat;
     auto now = now_unix();
@@ -955,12 +954,63 @@ Result<void> Discovery::save_state() const {
         e["nodes"] = json::parse(mra::nodes_to_json(p.nodes));
         j["publishers"].push_back(std::move(e));
     }
+    return j.dump(1);
+}
+
+Result<size_t> Discovery::adopt_peer_state(std::string_view text, const std::string& peer) {
+    size_t taken = 0;
+    try {
+        auto j = json::parse(text);
+        if (j.value("format", "") != kStateFormat) return make_error("not an edgepair discovery state");
+        for (auto& e : j.at("publishers")) {
+            const auto type = e.value("type", "");
+            const auto address = e.value("address", "");
+            const auto port = e.value("port", 0);
+            const int64_t success = e.value("last_success_unix", int64_t(0));
+            if (e.value("state", "") != "ok" || success <= 0) continue;
+            for (auto& p : pubs_) {
+                if (section_name(p.cfg.kind) != type || p.cfg.address != address || p.cfg.port != port)
+                    continue;
+                // A run of our own in flight will be newer; an older or equal result changes nothing.
+                if (p.state == PublisherState::State::Running || success <= p.last_success_unix) break;
+                auto nodes = mra::nodes_from_json(e.at("nodes").dump());
+                if (!nodes) return make_error("publisher " + address + ": " + nodes.error().message);
+                p.nodes = std::move(*nodes);
+                for (auto& n : p.nodes)
+                    n.deployment = node_deployment(p.cfg.deployment);
+                p.state = PublisherState::State::Ok;
+                p.error.clear();
+                p.notes.clear();
+                p.stale = false;
+                p.from_state_file = false;
+                p.from_peer = peer;
+                p.last_success_unix = success;
+                p.last_attempt_unix = std::max(p.last_attempt_unix, e.value("last_attempt_unix", int64_t(0)));
+                p.product_version = e.value("product_version", "");
+                p.axl_version = e.value("axl_version", "");
+                p.cluster = e.value("cluster", "");
+                p.mixed_mode = e.value("mixed_mode", false);
+                ++taken;
+                break;
+            }
+        }
+    } catch (const json::exception& e) {
+        return make_error(std::string("unreadable: ") + e.what());
+    }
+    if (taken > 0)
+        if (auto w = save_state(); !w) EP_WARN("discovery", "state file: {}", w.error().message);
+    return taken;
+}
+
+Result<void> Discovery::save_state() const {
+    if (state_file_.empty()) return {};
+    const std::string text = state_json();
     // Written beside the target and renamed over it, so a crash never leaves a half-written state file.
     std::string tmp = fmt::format("{}.tmp.{}", state_file_, ::getpid());
     {
         std::ofstream f(tmp, std::ios::trunc);
         if (!f) return make_error("cannot write " + tmp);
-        f << j.dump(1) << '\n';
+        f << text << '\n';
         f.flush();
         if (!f) {
             std::remove(tmp.c_str());
@@ -1043,6 +1093,7 @@ void Discovery::finish(uint64_t id, const Run& run) {
             n.deployment = node_deployment(p.cfg.deployment);
         p.stale = false;
         p.from_state_file = false;
+        p.from_peer.clear();
         p.last_success_unix = now_unix();
         p.product_version = run.product_version;
         p.axl_version = p.cfg.kind == config::UcKind::UnityConnection ? "" : run.axl_version;
@@ -1142,6 +1193,7 @@ std::string Discovery::status_json(const mra::Snapshot* snap) const {
         e["notes"] = p.notes;
         e["stale"] = p.stale;
         e["from_state_file"] = p.from_state_file;
+        if (!p.from_peer.empty()) e["discovered_by_peer"] = p.from_peer;
         e["last_attempt"] = time_json(p.last_attempt_unix);
         e["last_success"] = time_json(p.last_success_unix);
         e["product_version"] = p.product_version;

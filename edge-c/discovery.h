@@ -42,6 +42,7 @@ struct PublisherState {
     std::vector<mra::UcNode> nodes; // last known nodes of this publisher's cluster
     bool stale = false;             // nodes are not from a successful run of this process
     bool from_state_file = false;   // nodes were loaded from the state file
+    std::string from_peer;          // nodes were discovered by this edge-c peer (cluster), not here
     int64_t last_attempt_unix = 0;  // wall clock, seconds
     int64_t last_success_unix = 0;  // when `nodes` were discovered (0: never)
     std::string product_version;    // getCCMVersion / CUPI version
@@ -80,6 +81,14 @@ class Discovery {
     // Starts discovery of the given publishers (every one when `which` is empty). A publisher already
     // running is run again once it finishes. Returns a JSON object describing what will run.
     std::string refresh(const std::vector<size_t>& which = {});
+
+    // The state file's content (what the file holds, and what edge-c peers share with cluster.redis).
+    std::string state_json() const;
+    // A peer's state_json(): each configured publisher takes that peer's nodes when the peer discovered them
+    // successfully later than this process did (and no run of its own is in flight); publishers this peer
+    // does not have are ignored. Writes the state file when anything was taken. The number of publishers
+    // taken, or why the text was refused.
+    Result<size_t> adopt_peer_state(std::string_view text, const std::string& peer);
 
     bool running() const;
     const std::vector<PublisherState>& publishers() const { return pubs_; }

@@ -795,28 +795,82 @@ void EdgeC::start_discovery() {
         EP_ERROR("discovery", "ignoring the state file: {}", st.error().message);
     nodes_ = discovery_->nodes();
     discovery_->on_change([this] { on_discovery_change(); });
+    const auto& primary = gen_->cfg.cluster.discovery_primary;
+    discovery_follower_ = !primary.empty() && primary != gen_->cfg.node_name;
     // Answers 202 at once: discovery takes seconds (TLS test, several AXL requests per publisher) and the
     // admin endpoint is synchronous; /status shows each publisher's outcome when its run ends.
     app_.admin().route("/discovery/refresh", [this](const admin::Request& r) {
         if (r.method != "POST") return admin::text(405, "use POST\n");
         if (app_.draining()) return admin::text(503, "draining\n");
         oauth_keys_->refresh();
+        if (discovery_follower_)
+            return admin::text(409, "discovery runs on the cluster's primary peer " +
+                                        gen_->cfg.cluster.discovery_primary +
+                                        " (cluster.discovery_primary): refresh it there\n");
         return admin::json(202, discovery_->refresh() + "\n");
     });
-    discovery_->refresh();
+    make_cluster_discovery();
+    if (discovery_follower_)
+        EP_INFO("discovery",
+                "following the discovery of primary peer {} through Redis (cluster.discovery_primary)",
+                primary);
+    else
+        discovery_->refresh();
+}
+
+void EdgeC::make_cluster_discovery() {
+    const auto& cfg = gen_->cfg;
+    if (!cfg.cluster.redis) return;
+    auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
+    discovery_self_ = discovery_origin_ = id.origin;
+    cluster::SharedDoc::Options o{std::move(id.redis), std::move(id.prefix), std::move(id.origin),
+                                  "discovery:state",   "discovery",          "discovery result"};
+    cluster::SharedDoc::Hooks h;
+    h.local = [this] {
+        return cluster::doc_wire::Doc{discovery_version_ms_, discovery_origin_,
+                                      discovery_version_ms_ ? discovery_->state_json() : std::string()};
+    };
+    h.adopt = [this](const cluster::doc_wire::Doc& d) { adopt_peer_discovery(d); };
+    h.command_failed = [this] {
+        if (cluster_.commands_failed) cluster_.commands_failed->inc();
+    };
+    discovery_share_ = std::make_unique<cluster::SharedDoc>(app_.main_loop(), std::move(o), std::move(h));
+    discovery_share_->start();
+}
+
+void EdgeC::adopt_peer_discovery(const cluster::doc_wire::Doc& d) {
+    if (app_.draining()) return;
+    auto taken = discovery_->adopt_peer_state(d.text, d.origin);
+    if (!taken) {
+        EP_WARN("discovery", "discovery result of peer {} ignored: {}", d.origin, taken.error().message);
+        return;
+    }
+    // As new as that version now, whatever was taken: the next (re)connect must not push an older one back.
+    discovery_version_ms_ = d.version_ms;
+    discovery_origin_ = d.origin;
+    if (*taken == 0) return;
+    EP_INFO("discovery", "took the nodes of {} publisher(s) from peer {}", *taken, d.origin);
+    nodes_ = discovery_->nodes();
+    publish_snapshot();
 }
 
 void EdgeC::reconfigure_discovery() {
     // "Discovery runs when a publisher is added": new (or re-credentialed) publishers only.
     auto added = discovery_->configure(gen_->cfg.discovery);
     nodes_ = discovery_->nodes();
-    if (!added.empty()) discovery_->refresh(added);
+    if (!added.empty() && !discovery_follower_) discovery_->refresh(added);
 }
 
 void EdgeC::on_discovery_change() {
     if (app_.draining()) return;
     nodes_ = discovery_->nodes();
     publish_snapshot();
+    // A run of this peer ended: the other peers take what it found (per publisher, when newer than theirs).
+    if (discovery_share_) {
+        discovery_version_ms_ = wall_clock_ms();
+        discovery_origin_ = discovery_self_;
+        discovery_share_->share();
+    }
 }
 
 // ---- alarms (issue #20) ----

@@ -280,6 +280,14 @@ class EdgeC final : public app::Roles {
     std::unique_ptr<class ClusterSignin> signin_;
     // Imported allow-list rules shared by the peers; null without cluster.redis. Main loop only.
     std::unique_ptr<cluster::SharedDoc> rules_share_;
+    // The discovery result shared by the peers (with cluster.redis): its version (wall ms of the run or of
+    // the peer's run adopted) and maker; discovery_follower_: cluster.discovery_primary names another peer.
+    std::unique_ptr<cluster::SharedDoc> discovery_share_;
+    uint64_t discovery_version_ms_ = 0;
+    std::string discovery_origin_, discovery_self_;
+    bool discovery_follower_ = false;
+    void make_cluster_discovery();
+    void adopt_peer_discovery(const cluster::doc_wire::Doc& d);
     void make_cluster_rules();
     void adopt_peer_rules(const cluster::doc_wire::Doc& r);
     std::array<uint8_t, 32> flow_token_key_{};

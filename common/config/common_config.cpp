@@ -105,8 +105,8 @@ void parse_cluster_redis(const Node& r, ClusterRedisConfig& out) {
 
 } // namespace
 
-void parse_cluster(const Node& n, ClusterConfig& out) {
-    auto m = n.as_map({"name", "redis"});
+void parse_cluster(const Node& n, ClusterConfig& out, bool edge_c) {
+    auto m = edge_c ? n.as_map({"name", "redis", "discovery_primary"}) : n.as_map({"name", "redis"});
     if (!m.valid()) return;
     bool name_error = false;
     auto v = m.get("name");
@@ -120,6 +120,17 @@ void parse_cluster(const Node& n, ClusterConfig& out) {
                          "\" (letters, digits and . _ -, up to 64 characters)");
             }
         }
+    if (auto p = m.get("discovery_primary")) {
+        if (auto name = p->as_string(true)) {
+            if (name->empty() || name->size() > 253 || name->find_first_of(" \t\r\n\"'") != std::string::npos)
+                p->error("discovery_primary must be a peer's node_name");
+            else if (!m.get("redis"))
+                p->error(
+                    "discovery_primary needs cluster.redis (the result reaches the other peers through it)");
+            else
+                out.discovery_primary = *name;
+        }
+    }
     if (auto r = m.get("redis")) {
         parse_cluster_redis(*r, out.redis.emplace());
         if (out.name.empty() && !name_error) {

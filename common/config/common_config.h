@@ -47,6 +47,10 @@ struct ClusterConfig {
     std::string name;
     // edge-e: shared bans; edge-c: shared sign-in state. Absent: each peer keeps its own.
     std::optional<ClusterRedisConfig> redis;
+    // edge-c only, with redis: the node_name of the peer that runs discovery; the others take its result
+    // from Redis and never ask the publishers themselves (Expressway's configuration primary). Empty: every
+    // peer discovers, and the newest result of each publisher is shared.
+    std::string discovery_primary;
     friend bool operator==(const ClusterConfig&, const ClusterConfig&) = default;
 };
 
@@ -63,7 +67,8 @@ void read_sso_mode(const Map& m, std::string_view key, SsoMode& out);
 void parse_log(const Node& n, LogConfig& out);
 // Both edges: edge-e shares intrusion-protection bans through `redis`, edge-c its peers' sign-in state
 // (edge-c/cluster_signin.h).
-void parse_cluster(const Node& n, ClusterConfig& out);
+// `edge_c`: the keys only edge-c takes (discovery_primary) are accepted.
+void parse_cluster(const Node& n, ClusterConfig& out, bool edge_c = false);
 void parse_admin(const Node& n, AdminConfig& out);
 // "auto" -> 0 (the runtime picks hardware_concurrency), else 1..64.
 void parse_workers(const Node& n, unsigned& out);

@@ -519,7 +519,7 @@ EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag) {
     if (auto n = m.get("oauth")) parse_oauth(*n, cfg.oauth);
     if (auto n = m.get("mra_policy")) parse_mra_policy(*n, cfg.mra_policy);
     if (auto n = m.get("sso")) parse_sso(*n, cfg.sso);
-    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster);
+    if (auto n = m.get("cluster")) parse_cluster(*n, cfg.cluster, true);
     if (auto n = m.get("http")) parse_http(*n, cfg.http);
     if (auto n = m.get("sip")) parse_sip(*n, cfg.sip);
     if (auto n = m.get("limits")) parse_limits(*n, cfg.limits, false);

@@ -9,6 +9,9 @@ signing key: the IdP's assertion names one audience) and the edge token key file
 edge-e spreads requests over the links of both edge-c peers (per worker, round-robin), so the test makes the
 routing certain where it has to (one edge-c stopped) and otherwise repeats a request, bounded, until the peer it
 wants has served it, asserting every answer on the way; which peer served is read from each peer's /metrics.
+- discovery runs on edge-c 1 only (cluster.discovery_primary): edge-c 2 serves edge-c 1's nodes, taken from Redis,
+  without one AXL request of its own (the fixture's counts); a refresh on edge-c 2 is refused (409, naming the
+  primary), one on edge-c 1 reaches edge-c 2;
 - an AuthnRequest sent by edge-c 1 (edge-c 2 stopped) is answered through edge-c 2 (edge-c 1 stopped): accepted;
 - the same Response replayed with both up: refused every time, and edge-c 1 (which never accepted it) counts a
   replay: without Redis it would have accepted it;
@@ -89,7 +92,8 @@ class ClusterSigninTest(SamlTopology):
                 f"  edge_e_addresses: [\"{EDGE}:{self.ports.https}\"]\n"
                 f"  identity_providers:\n"
                 f"    - {{name: idp1, metadata_file: {self.idp.metadata_file}}}\n"
-                f"cluster: {{name: {CLUSTER}, redis: {{address: \"127.0.0.1:{self.redis_port}\", timeout: 1s}}}}")
+                f"cluster: {{name: {CLUSTER}, discovery_primary: expc1.example.com, "
+                f"redis: {{address: \"127.0.0.1:{self.redis_port}\", timeout: 1s}}}}")
         rules = self.edge_c_extra(f'{{url: "http://cucm1.example.com:{self.rec_port}/rec/", description: recorder}}',
                                   tail="http: {upstream_timeout: 2s}\n" + tail)
         sso_e = ("sso:\n"
@@ -113,6 +117,8 @@ class ClusterSigninTest(SamlTopology):
         self.start_c(0)
         self.edge_c = self.cs[0]
         self.wait_ready()
+        # edge-c 2 follows edge-c 1's discovery (cluster.discovery_primary): it asks no publisher itself.
+        self.axl_after_primary = self.ucm_requests("axl")
         self.start_c(1)
         st, _, md = h.http_get(f"http://127.0.0.1:{self.admin_c[0]}/sso/metadata", timeout=5)
         self.assertEqual(st, 200, md)
@@ -150,6 +156,9 @@ class ClusterSigninTest(SamlTopology):
         finally:
             self.ports.admin_c = saved
 
+    def pub_success(self, i: int) -> list:
+        return [p.get("last_success") or "" for p in self.c_status(i)["discovery"]["publishers"]]
+
     def c_alarm(self, i: int, alarm_id: str):
         return next((a for a in self.c_status(i)["alarms"] if a["id"] == alarm_id), None)
 
@@ -179,6 +188,24 @@ class ClusterSigninTest(SamlTopology):
     # ---- the test --------------------------------------------------------------------------------------
 
     def test_sign_in_state_across_peers(self):
+        # 0. Discovery ran on the primary only; the follower took its nodes from Redis, and sends a refresh there.
+        self.assertGreater(self.axl_after_primary, 0)
+        self.assertEqual(self.ucm_requests("axl"), self.axl_after_primary)
+        pubs = self.c_status(1)["discovery"]["publishers"]
+        self.assertTrue(pubs and all(p.get("discovered_by_peer", "").startswith("expc1.example.com/") for p in pubs),
+                        pubs)
+        names = sorted(n["name"] for n in self.c_status(1)["discovery"]["nodes"])
+        self.assertEqual(names, sorted(n["name"] for n in self.c_status(0)["discovery"]["nodes"]))
+        st, _, body = h.http_request(f"http://127.0.0.1:{self.admin_c[1]}/discovery/refresh", "POST", timeout=5)
+        self.assertEqual(st, 409, body)
+        self.assertIn(b"expc1.example.com", body)
+        before = self.pub_success(1)
+        time.sleep(1.1)  # last_success is in seconds: the primary's next run must be visibly newer
+        st, _, body = h.http_request(f"http://127.0.0.1:{self.admin_c[0]}/discovery/refresh", "POST", timeout=5)
+        self.assertEqual(st, 202, body)
+        self.wait_for("the primary's new run on the follower", lambda: self.pub_success(1) > before, timeout=10)
+        self.assertGreater(self.ucm_requests("axl"), self.axl_after_primary)
+
         for i in range(2):
             st = self.c_status(i)["cluster"]
             self.assertEqual(st["name"], CLUSTER)

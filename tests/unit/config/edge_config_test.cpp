@@ -806,6 +806,25 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
     auto cdef = load_edge_c_config(e.write("cluster-name-c.yaml", kEdgeC + "cluster: {name: x}\n"));
     REQUIRE(cdef);
     CHECK_FALSE(cdef->cluster.redis);
+    CHECK(cdef->cluster.discovery_primary.empty());
+    // discovery_primary: edge-c only, and only with Redis (the result reaches the followers through it).
+    auto prim = load_edge_c_config(
+        e.write("cluster-primary-c.yaml", kEdgeC + "cluster: {name: x, discovery_primary: expc1.example.com, "
+                                                   "redis: {address: 127.0.0.1}}\n"));
+    REQUIRE(prim);
+    CHECK(prim->cluster.discovery_primary == "expc1.example.com");
+    Diagnostics diag5;
+    CHECK_FALSE(
+        load_edge_c_config(e.write("cluster-primary-bad-c.yaml",
+                                   kEdgeC + "cluster: {name: x, discovery_primary: expc1.example.com}\n"),
+                           &diag5));
+    CHECK_THAT(error_for(diag5, "cluster.discovery_primary").message, Catch::Contains("needs cluster.redis"));
+    Diagnostics diag6;
+    CHECK_FALSE(load_edge_e_config(
+        e.write("cluster-primary-e.yaml", kEdgeE + "cluster: {name: x, discovery_primary: expc1.example.com, "
+                                                   "redis: {address: 127.0.0.1}}\n"),
+        &diag6));
+    error_for(diag6, "cluster.discovery_primary");
     Diagnostics diag3;
     CHECK_FALSE(load_edge_e_config(
         e.write("cluster-bad3-e.yaml",
