@@ -59,11 +59,12 @@
 #   commands Redis ran (INFO commandstats) per sign-in and its CPU. Then, with Redis and P = 2, a ban storm:
 #   wrong passwords only, from BENCH_SIGNIN_BAN_SOURCES (16) addresses, so that bans are made and shared.
 #   BENCH_PERF_DIR: perf-record the edge-c peers during each sign-in row.
-# TLS session resumption (`--only resume`, not in the default list; issue 18): edge-e alone (as above, ECDSA) and
-#   an nginx server (TLS 1.3 only, session tickets on, same ECDSA certificate, direct `return 200`), both running,
-#   measured in turn each run. Client: `openssl s_time -tls1_3 -www PATH`, one connection at a time for
-#   BENCH_RESUME_S (10) seconds, `-new` (a full handshake every time: rows resume-full) and `-reuse` (every
-#   connection presents the ticket of the first one: rows resume-resumed). -www matters: a TLS 1.3 ticket
+# TLS session resumption (`--only resume`, not in the default list; issue 18): edge-e alone (as above) and an
+#   nginx server (TLS 1.3 only, session tickets on, direct `return 200`), with the same certificate, all running,
+#   measured in turn each run; for each of BENCH_RESUME_CERTS (ec,rsa: the ECDSA P-256 and the RSA-2048 leaf).
+#   Client: `openssl s_time -tls1_3 -www PATH`, one connection at a time for BENCH_RESUME_S (10) seconds, `-new`
+#   (a full handshake every time: rows resume-full-CERT) and `-reuse` (every connection presents the ticket of
+#   the first one: rows resume-resumed-CERT). -www matters: a TLS 1.3 ticket
 #   arrives after the handshake, and without reading a response s_time never gets one and resumes nothing.
 #   s_time prints one character per connection (r = resumed); the rows count them, and a resume-resumed row
 #   with fewer than 95% resumed (or a resume-full row with any) is reported as FAILED and makes the script
@@ -172,7 +173,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 read -r P_BE P_HA_EC P_HA_RSA P_HA_DIRECT P_HA_H2 P_NG_EC P_NG_RSA P_NG_DIRECT P_NG_H2 \
-  P_EE P_EE_RSA P_EE_ADMIN P_EE_ADMIN_RSA P_EE_LINK P_EE_LINK_RSA P_NG_RESUME < <(free_ports 16)
+  P_EE P_EE_RSA P_EE_ADMIN P_EE_ADMIN_RSA P_EE_LINK P_EE_LINK_RSA P_NG_RESUME P_NG_RESUME_RSA < <(free_ports 17)
 
 wait_port() { # port [seconds] [host]
   local i
@@ -234,6 +235,9 @@ http {
   # that a change of default cannot silently turn the resumed row into full handshakes (the row counts them too).
   server { listen 127.0.0.1:$P_NG_RESUME ssl; ssl_protocols TLSv1.3; ssl_session_tickets on;
            ssl_certificate $PKI/edge-e-chain.crt; ssl_certificate_key $PKI/edge-e.key;
+           location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$P_NG_RESUME_RSA ssl; ssl_protocols TLSv1.3; ssl_session_tickets on;
+           ssl_certificate $TMP/rsa.pem; ssl_certificate_key $PKI/edge-e-rsa.key;
            location / { return 200 "ok\n"; } }
 }
 EOF
@@ -1002,12 +1006,13 @@ run_signin() {
 RESUME_S=${BENCH_RESUME_S:-10}
 ((QUICK)) && RESUME_S=2
 RESUME_CLIENTS=${BENCH_RESUME_CLIENTS:-1}
+RESUME_CERTS=${BENCH_RESUME_CERTS:-ec,rsa}
 RESUME_FAILED=0
 
-# resume_measure SERVER RUN PID PORT PATH MODE(new|reuse): one s_time run; the server's CPU over it.
+# resume_measure SERVER CERT RUN PID PORT PATH MODE(new|reuse): one s_time run; the server's CPU over it.
 resume_measure() {
-  local server=$1 r=$2 pid=$3 port=$4 path=$5 mode=$6 metric=resume-full
-  [[ $mode == reuse ]] && metric=resume-resumed
+  local server=$1 cert=$2 r=$3 pid=$4 port=$5 path=$6 mode=$7 metric=resume-full-$2
+  [[ $mode == reuse ]] && metric=resume-resumed-$cert
   local out=$TMP/out.$metric.$server.$r b a t0 t1 note=""
   b=$(cpu_ticks "$pid")
   t0=$(date +%s.%N)
@@ -1053,21 +1058,33 @@ resume_measure() {
 # Both servers run at once, pinned to CPU0 and idle when not measured; each run measures them in turn, the
 # order swapped every run so that neither always follows the other on a machine whose load drifts.
 run_resume() {
-  local np nm ep r s order
+  local np nm ep epr r s c order port pid
   start_server nginx; np=$SPID; nm=${PIDS[-1]}
   start_server edge-e; ep=$SPID
+  start_server edge-e-rsa; epr=$SPID
   for ((r = 1; r <= RUNS; r++)); do
     order="nginx edge-e"; ((r % 2)) || order="edge-e nginx"
-    for s in $order; do
-      if [[ $s == nginx ]]; then
-        resume_measure nginx "$r" "$np" "$P_NG_RESUME" / new
-        resume_measure nginx "$r" "$np" "$P_NG_RESUME" / reuse
-      else
-        resume_measure edge-e "$r" "$ep" "$P_EE" "$EE_PATH" new
-        resume_measure edge-e "$r" "$ep" "$P_EE" "$EE_PATH" reuse
-      fi
+    for c in ${RESUME_CERTS//,/ }; do
+      for s in $order; do
+        case $s.$c in
+          nginx.ec) port=$P_NG_RESUME ;;
+          nginx.rsa) port=$P_NG_RESUME_RSA ;;
+          edge-e.ec) port=$P_EE ;;
+          edge-e.rsa) port=$P_EE_RSA ;;
+          *) die "BENCH_RESUME_CERTS: ec and/or rsa, not $c" ;;
+        esac
+        if [[ $s == nginx ]]; then
+          resume_measure nginx "$c" "$r" "$np" "$port" / new
+          resume_measure nginx "$c" "$r" "$np" "$port" / reuse
+        else
+          [[ $c == rsa ]] && pid=$epr || pid=$ep
+          resume_measure edge-e "$c" "$r" "$pid" "$port" "$EE_PATH" new
+          resume_measure edge-e "$c" "$r" "$pid" "$port" "$EE_PATH" reuse
+        fi
+      done
     done
   done
+  stop_server "$epr"
   stop_server "$ep"
   stop_server "$nm"
   # The ratios the issue asks for, from the medians of the runs.
@@ -1080,10 +1097,12 @@ for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
 med = {k: statistics.median(v) for k, v in med.items()}
 def ratio(a, b):
     return f"{med[a] / med[b]:.2f}" if a in med and b in med else "n/a"
-for s in ("edge-e", "nginx"):
-    print(f"[bench] {s}: resumed / full handshakes per CPU-s (medians) = {ratio(('resume-resumed', s), ('resume-full', s))}")
-for m in ("resume-full", "resume-resumed"):
-    print(f"[bench] {m}: edge-e / nginx per CPU-s (medians) = {ratio((m, 'edge-e'), (m, 'nginx'))}")
+for c in ("ec", "rsa"):
+    for s in ("edge-e", "nginx"):
+        print(f"[bench] {s} {c}: resumed / full handshakes per CPU-s (medians) = "
+              f"{ratio((f'resume-resumed-{c}', s), (f'resume-full-{c}', s))}")
+    for m in (f"resume-full-{c}", f"resume-resumed-{c}"):
+        print(f"[bench] {m}: edge-e / nginx per CPU-s (medians) = {ratio((m, 'edge-e'), (m, 'nginx'))}")
 EOF
 }
 
