@@ -68,7 +68,10 @@
 #   arrives after the handshake, and without reading a response s_time never gets one and resumes nothing.
 #   s_time prints one character per connection (r = resumed); the rows count them, and a resume-resumed row
 #   with fewer than 95% resumed (or a resume-full row with any) is reported as FAILED and makes the script
-#   exit 1 after the summary. BENCH_RESUME_CLIENTS (1): s_time processes at once (all on CPU1), for a server
+#   exit 1 after the summary. Then rows resume-chain-CERT: BENCH_RESUME_CHAIN (20) s_client connections, each
+#   offering the newest ticket the previous one received (as a client that uses each TLS 1.3 ticket once does,
+#   RFC 8446 C.4), counting how many resumed: s_time's -reuse cannot tell whether a resumed handshake brings a
+#   fresh ticket. Not a gate (a warning only). BENCH_RESUME_CLIENTS (1): s_time processes at once (all on CPU1), for a server
 #   that sees concurrent handshakes rather than one at a time.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
@@ -1007,6 +1010,7 @@ RESUME_S=${BENCH_RESUME_S:-10}
 ((QUICK)) && RESUME_S=2
 RESUME_CLIENTS=${BENCH_RESUME_CLIENTS:-1}
 RESUME_CERTS=${BENCH_RESUME_CERTS:-ec,rsa}
+RESUME_CHAIN=${BENCH_RESUME_CHAIN:-20}
 RESUME_FAILED=0
 
 # resume_measure SERVER CERT RUN PID PORT PATH MODE(new|reuse): one s_time run; the server's CPU over it.
@@ -1055,6 +1059,27 @@ resume_measure() {
   say "$metric $server s_time run $r: $ops ops, ${cpu} CPU-s -> $per /CPU-s, wall $rate/s ($note)"
 }
 
+# resume_chain SERVER CERT PORT PATH: N connections, each resuming with the ticket the previous one got.
+# s_client writes -sess_out when a ticket arrives; no file means the previous connection got none, and this one
+# can only do a full handshake.
+resume_chain() {
+  local server=$1 cert=$2 port=$3 path=$4 i n=$RESUME_CHAIN resumed=0 fresh=0 d=$TMP/chain.$1.$2
+  mkdir -p "$d"
+  for ((i = 1; i <= n; i++)); do
+    local in=()
+    [[ -s $d/sess.$((i - 1)) ]] && in=(-sess_in "$d/sess.$((i - 1))")
+    printf 'GET %s HTTP/1.0\r\n\r\n' "$path" | timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_3 \
+      -ign_eof "${in[@]}" -sess_out "$d/sess.$i" >"$d/out.$i" 2>&1 || true
+    grep -q '^Reused, TLSv1.3' "$d/out.$i" && resumed=$((resumed + 1))
+    [[ -s $d/sess.$i ]] && fresh=$((fresh + 1))
+  done
+  local note="$resumed of $((n - 1)) resumed with the previous connection's ticket; $fresh of $n connections got a ticket"
+  row "resume-chain-$cert" "$server" s_client 1 "$resumed" "" "" "" "$note"
+  say "resume-chain-$cert $server: $note"
+  ((resumed * 100 >= (n - 1) * 95)) ||
+    say "WARNING: $server sent no new ticket on some resumed handshakes: a client that uses each TLS 1.3 ticket once falls back to full handshakes ($resumed of $((n - 1)) resumed)"
+}
+
 # Both servers run at once, pinned to CPU0 and idle when not measured; each run measures them in turn, the
 # order swapped every run so that neither always follows the other on a machine whose load drifts.
 run_resume() {
@@ -1083,6 +1108,13 @@ run_resume() {
         fi
       done
     done
+  done
+  for c in ${RESUME_CERTS//,/ }; do
+    if [[ $c == rsa ]]; then
+      resume_chain nginx rsa "$P_NG_RESUME_RSA" /; resume_chain edge-e rsa "$P_EE_RSA" "$EE_PATH"
+    else
+      resume_chain nginx ec "$P_NG_RESUME" /; resume_chain edge-e ec "$P_EE" "$EE_PATH"
+    fi
   done
   stop_server "$epr"
   stop_server "$ep"
