@@ -64,15 +64,15 @@
 #   measured in turn each run; for each of BENCH_RESUME_CERTS (ec,rsa: the ECDSA P-256 and the RSA-2048 leaf).
 #   Client: `openssl s_time -tls1_3 -www PATH`, one connection at a time for BENCH_RESUME_S (10) seconds, `-new`
 #   (a full handshake every time: rows resume-full-CERT) and `-reuse` (every connection presents the ticket of
-#   the first one: rows resume-resumed-CERT). -www matters: a TLS 1.3 ticket
-#   arrives after the handshake, and without reading a response s_time never gets one and resumes nothing.
-#   s_time prints one character per connection (r = resumed); the rows count them, and a resume-resumed row
-#   with fewer than 95% resumed (or a resume-full row with any) is reported as FAILED and makes the script
-#   exit 1 after the summary. Then rows resume-chain-CERT: BENCH_RESUME_CHAIN (20) s_client connections, each
-#   offering the newest ticket the previous one received (as a client that uses each TLS 1.3 ticket once does,
-#   RFC 8446 C.4), counting how many resumed: s_time's -reuse cannot tell whether a resumed handshake brings a
-#   fresh ticket. Not a gate (a warning only). BENCH_RESUME_CLIENTS (1): s_time processes at once (all on CPU1), for a server
-#   that sees concurrent handshakes rather than one at a time.
+#   the first one: rows resume-resumed-CERT). -www matters: a TLS 1.3 ticket arrives after the handshake, and
+#   without reading a response s_time never gets one and resumes nothing. s_time prints one character per
+#   connection (r = resumed); the rows count them, and a resume-resumed row with fewer than 95% resumed (or a
+#   resume-full row with any) is reported as FAILED and makes the script exit 1 after the summary. Then rows
+#   resume-chain-CERT: BENCH_RESUME_CHAIN (20) s_client connections, each offering the newest ticket the
+#   previous one received (as a client that uses each TLS 1.3 ticket once does, RFC 8446 C.4), counting how
+#   many resumed: s_time's -reuse cannot tell whether a resumed handshake brings a fresh ticket. Not a gate (a
+#   warning only). BENCH_RESUME_CLIENTS (1): s_time processes at once (all on CPU1), for a server that sees
+#   concurrent handshakes rather than one at a time.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
