@@ -30,7 +30,8 @@
 # Options:
 #   --runs N          repetitions of each measurement (default 3)
 #   --quick           smaller counts (a smoke run of the script, not figures)
-#   --only LIST       comma list of servers: haproxy,nginx,edge-e,pair (default all), signin (run only when named)
+#   --only LIST       comma list of servers: haproxy,nginx,edge-e,pair (default all), signin, resume (run only
+#                     when named)
 #   --idle-conns N    idle connections (default 10000; needs ulimit -n above N+100)
 #   --out FILE        write the raw rows there
 #   --keep            keep the temp dir (configs, logs)
@@ -58,6 +59,20 @@
 #   commands Redis ran (INFO commandstats) per sign-in and its CPU. Then, with Redis and P = 2, a ban storm:
 #   wrong passwords only, from BENCH_SIGNIN_BAN_SOURCES (16) addresses, so that bans are made and shared.
 #   BENCH_PERF_DIR: perf-record the edge-c peers during each sign-in row.
+# TLS session resumption (`--only resume`, not in the default list; issue 18): edge-e alone (as above) and an
+#   nginx server (TLS 1.3 only, session tickets on, direct `return 200`), with the same certificate, all running,
+#   measured in turn each run; for each of BENCH_RESUME_CERTS (ec,rsa: the ECDSA P-256 and the RSA-2048 leaf).
+#   Client: `openssl s_time -tls1_3 -www PATH`, one connection at a time for BENCH_RESUME_S (10) seconds, `-new`
+#   (a full handshake every time: rows resume-full-CERT) and `-reuse` (every connection presents the ticket of
+#   the first one: rows resume-resumed-CERT). -www matters: a TLS 1.3 ticket arrives after the handshake, and
+#   without reading a response s_time never gets one and resumes nothing. s_time prints one character per
+#   connection (r = resumed); the rows count them, and a resume-resumed row with fewer than 95% resumed (or a
+#   resume-full row with any) is reported as FAILED and makes the script exit 1 after the summary. Then rows
+#   resume-chain-CERT: BENCH_RESUME_CHAIN (20) s_client connections, each offering the newest ticket the
+#   previous one received (as a client that uses each TLS 1.3 ticket once does, RFC 8446 C.4), counting how
+#   many resumed: s_time's -reuse cannot tell whether a resumed handshake brings a fresh ticket. Not a gate (a
+#   warning only). BENCH_RESUME_CLIENTS (1): s_time processes at once (all on CPU1), for a server that sees
+#   concurrent handshakes rather than one at a time.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
 # edge-c, kamailio, prosody, dnsmasq.
 set -euo pipefail
@@ -101,7 +116,7 @@ for t in "$NGINX" "$HAPROXY" h2load openssl taskset python3; do
 done
 [[ -x $BIN/edge-load ]] || die "$BIN/edge-load not built (cmake --build build --target edge-load)"
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
-if want edge-e || want pair; then [[ -x $BIN/edge-e ]] || die "$BIN/edge-e not built"; fi
+if want edge-e || want pair || want resume; then [[ -x $BIN/edge-e ]] || die "$BIN/edge-e not built"; fi
 if want signin; then
   [[ -x $BIN/edge-e && -x $BIN/edge-c ]] || die "$BIN/edge-e and edge-c not built"
   for t in dnsmasq redis-server redis-cli; do
@@ -161,7 +176,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 read -r P_BE P_HA_EC P_HA_RSA P_HA_DIRECT P_HA_H2 P_NG_EC P_NG_RSA P_NG_DIRECT P_NG_H2 \
-  P_EE P_EE_RSA P_EE_ADMIN P_EE_ADMIN_RSA P_EE_LINK P_EE_LINK_RSA < <(free_ports 15)
+  P_EE P_EE_RSA P_EE_ADMIN P_EE_ADMIN_RSA P_EE_LINK P_EE_LINK_RSA P_NG_RESUME P_NG_RESUME_RSA < <(free_ports 17)
 
 wait_port() { # port [seconds] [host]
   local i
@@ -219,6 +234,14 @@ http {
            location / { return 200 "ok\n"; } }
   server { listen 127.0.0.1:$P_NG_H2 ssl http2; ssl_certificate $PKI/edge-e-chain.crt; ssl_certificate_key $PKI/edge-e.key;
            location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  # The resumption rows' anchor: answers itself like edge-e alone does; tickets are nginx's default, said here so
+  # that a change of default cannot silently turn the resumed row into full handshakes (the row counts them too).
+  server { listen 127.0.0.1:$P_NG_RESUME ssl; ssl_protocols TLSv1.3; ssl_session_tickets on;
+           ssl_certificate $PKI/edge-e-chain.crt; ssl_certificate_key $PKI/edge-e.key;
+           location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$P_NG_RESUME_RSA ssl; ssl_protocols TLSv1.3; ssl_session_tickets on;
+           ssl_certificate $TMP/rsa.pem; ssl_certificate_key $PKI/edge-e-rsa.key;
+           location / { return 200 "ok\n"; } }
 }
 EOF
 cat >"$TMP/haproxy.cfg" <<EOF
@@ -274,7 +297,7 @@ limits:
 http: {rate_limit: {enabled: false}}
 EOF
 }
-if want edge-e; then
+if want edge-e || want resume; then
   printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$TMP/link-users.txt" 2>/dev/null \
     || die "edge-e --hash-password failed"
   ee_yaml "$TMP/ee" "$P_EE" "$P_EE_ADMIN" "$P_EE_LINK" "$PKI/edge-e-chain.crt" "$PKI/edge-e.key"
@@ -982,6 +1005,139 @@ run_signin() {
   done
 }
 
+# ------------------------------------------------------------------------------ TLS resumption (issue 18)
+RESUME_S=${BENCH_RESUME_S:-10}
+((QUICK)) && RESUME_S=2
+RESUME_CLIENTS=${BENCH_RESUME_CLIENTS:-1}
+RESUME_CERTS=${BENCH_RESUME_CERTS:-ec,rsa}
+RESUME_CHAIN=${BENCH_RESUME_CHAIN:-20}
+RESUME_FAILED=0
+
+# resume_measure SERVER CERT RUN PID PORT PATH MODE(new|reuse): one s_time run; the server's CPU over it.
+resume_measure() {
+  local server=$1 cert=$2 r=$3 pid=$4 port=$5 path=$6 mode=$7 metric=resume-full-$2
+  [[ $mode == reuse ]] && metric=resume-resumed-$cert
+  local out=$TMP/out.$metric.$server.$r b a t0 t1 note=""
+  b=$(cpu_ticks "$pid")
+  t0=$(date +%s.%N)
+  local i cpids=()
+  for ((i = 0; i < RESUME_CLIENTS; i++)); do
+    timeout $((RESUME_S + 30)) taskset -c 1 openssl s_time -connect "127.0.0.1:$port" -tls1_3 "-$mode" \
+      -time "$RESUME_S" -www "$path" >"$out.$i" 2>&1 &
+    cpids+=($!)
+  done
+  for i in "${!cpids[@]}"; do wait "${cpids[$i]}" || note="${note:+$note; }s_time $i rc=$?"; done
+  t1=$(date +%s.%N)
+  a=$(cpu_ticks "$pid")
+  # The progress line has one character per timed connection: r resumed, anything else a full handshake.
+  # -reuse's first connection (the one that fetches the ticket) is not printed, but its CPU is in the window:
+  # one full handshake per client in thousands.
+  local full resumed total ops
+  read -r full resumed total < <(awk '/^[*rt3]+$/ { r += gsub(/r/, ""); f += length($0) }
+    /connections in .* real seconds/ { t += $1 } END { print f + 0, r + 0, t + 0 }' "$out".*)
+  ((full + resumed == total)) || note="${note:+$note; }s_time counted $total connections, printed $((full + resumed))"
+  if [[ $mode == reuse ]]; then
+    ops=$resumed
+    if ((total == 0 || resumed * 100 < total * 95)); then
+      note="${note:+$note; }FAILED: $resumed of $total resumed"; RESUME_FAILED=1
+    else
+      note="${note:+$note; }$resumed of $total resumed"
+    fi
+  else
+    ops=$full
+    if ((total == 0 || resumed > 0)); then
+      note="${note:+$note; }FAILED: $resumed of $total resumed in a full-handshake row"; RESUME_FAILED=1
+    fi
+  fi
+  local cpu per rate
+  cpu=$(awk -v a="$a" -v b="$b" -v t="$CLK_TCK" 'BEGIN{printf "%.2f", (a-b)/t}')
+  per=$(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')
+  [[ $note == *FAILED* ]] && per=nan # a failed row has no figure: the summary shows n/a
+  rate=$(awk -v o="$ops" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", o/(b-a)}')
+  note="${note:+$note; }load $(cut -d' ' -f1-3 /proc/loadavg)"
+  row "$metric" "$server" s_time "$r" "$ops" "$cpu" "$per" "$rate" "$note"
+  say "$metric $server s_time run $r: $ops ops, ${cpu} CPU-s -> $per /CPU-s, wall $rate/s ($note)"
+}
+
+# resume_chain SERVER CERT PORT PATH: N connections, each resuming with the ticket the previous one got.
+# s_client writes -sess_out when a ticket arrives; no file means the previous connection got none, and this one
+# can only do a full handshake.
+resume_chain() {
+  local server=$1 cert=$2 port=$3 path=$4 i n=$RESUME_CHAIN resumed=0 fresh=0 d=$TMP/chain.$1.$2
+  mkdir -p "$d"
+  for ((i = 1; i <= n; i++)); do
+    local in=()
+    [[ -s $d/sess.$((i - 1)) ]] && in=(-sess_in "$d/sess.$((i - 1))")
+    printf 'GET %s HTTP/1.0\r\n\r\n' "$path" | timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_3 \
+      -ign_eof "${in[@]}" -sess_out "$d/sess.$i" >"$d/out.$i" 2>&1 || true
+    grep -q '^Reused, TLSv1.3' "$d/out.$i" && resumed=$((resumed + 1))
+    [[ -s $d/sess.$i ]] && fresh=$((fresh + 1))
+  done
+  local note="$resumed of $((n - 1)) resumed with the previous connection's ticket; $fresh of $n connections got a ticket"
+  row "resume-chain-$cert" "$server" s_client 1 "$resumed" "" "" "" "$note"
+  say "resume-chain-$cert $server: $note"
+  ((resumed * 100 >= (n - 1) * 95)) ||
+    say "WARNING: $server sent no new ticket on some resumed handshakes: a client that uses each TLS 1.3 ticket once falls back to full handshakes ($resumed of $((n - 1)) resumed)"
+}
+
+# Both servers run at once, pinned to CPU0 and idle when not measured; each run measures them in turn, the
+# order swapped every run so that neither always follows the other on a machine whose load drifts.
+run_resume() {
+  local np nm ep epr r s c order port pid
+  start_server nginx; np=$SPID; nm=${PIDS[-1]}
+  start_server edge-e; ep=$SPID
+  start_server edge-e-rsa; epr=$SPID
+  for ((r = 1; r <= RUNS; r++)); do
+    order="nginx edge-e"; ((r % 2)) || order="edge-e nginx"
+    for c in ${RESUME_CERTS//,/ }; do
+      for s in $order; do
+        case $s.$c in
+          nginx.ec) port=$P_NG_RESUME ;;
+          nginx.rsa) port=$P_NG_RESUME_RSA ;;
+          edge-e.ec) port=$P_EE ;;
+          edge-e.rsa) port=$P_EE_RSA ;;
+          *) die "BENCH_RESUME_CERTS: ec and/or rsa, not $c" ;;
+        esac
+        if [[ $s == nginx ]]; then
+          resume_measure nginx "$c" "$r" "$np" "$port" / new
+          resume_measure nginx "$c" "$r" "$np" "$port" / reuse
+        else
+          [[ $c == rsa ]] && pid=$epr || pid=$ep
+          resume_measure edge-e "$c" "$r" "$pid" "$port" "$EE_PATH" new
+          resume_measure edge-e "$c" "$r" "$pid" "$port" "$EE_PATH" reuse
+        fi
+      done
+    done
+  done
+  for c in ${RESUME_CERTS//,/ }; do
+    if [[ $c == rsa ]]; then
+      resume_chain nginx rsa "$P_NG_RESUME_RSA" /; resume_chain edge-e rsa "$P_EE_RSA" "$EE_PATH"
+    else
+      resume_chain nginx ec "$P_NG_RESUME" /; resume_chain edge-e ec "$P_EE" "$EE_PATH"
+    fi
+  done
+  stop_server "$epr"
+  stop_server "$ep"
+  stop_server "$nm"
+  # The ratios the issue asks for, from the medians of the runs.
+  python3 - "$OUT" <<'EOF' >&2
+import csv, statistics, sys
+med = {}
+for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
+    if r["metric"].startswith("resume-") and r["ops_per_cpu_s"] not in ("", "nan"):
+        med.setdefault((r["metric"], r["server"]), []).append(float(r["ops_per_cpu_s"]))
+med = {k: statistics.median(v) for k, v in med.items()}
+def ratio(a, b):
+    return f"{med[a] / med[b]:.2f}" if a in med and b in med else "n/a"
+for c in ("ec", "rsa"):
+    for s in ("edge-e", "nginx"):
+        print(f"[bench] {s} {c}: resumed / full handshakes per CPU-s (medians) = "
+              f"{ratio((f'resume-resumed-{c}', s), (f'resume-full-{c}', s))}")
+    for m in (f"resume-full-{c}", f"resume-resumed-{c}"):
+        print(f"[bench] {m}: edge-e / nginx per CPU-s (medians) = {ratio((m, 'edge-e'), (m, 'nginx'))}")
+EOF
+}
+
 say "results: $OUT"
 start_server backend
 say "backend nginx on $P_BE"
@@ -1018,6 +1174,10 @@ if want pair; then
   run_pair
 fi
 
+if want resume; then
+  say "TLS resumption: nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), edge-e $("$BIN/edge-e" --version), $(openssl version | cut -d' ' -f1-2) s_time, ${RESUME_S} s per row"
+  run_resume
+fi
 if want signin; then
   SI_USERS=$SIGNIN_USERS
   say "sign-in storm: P in $SIGNIN_PEERS, $SIGNIN_N sign-ins of $SI_USERS users per run, $SIGNIN_CONNS at once"
@@ -1045,3 +1205,6 @@ for (m, s, t), rs in g.items():
     else:
         print(f"| {m} | {s} | {t} | {rng([r['ops_per_cpu_s'] for r in rs])} | {rng([r['wall_rate'] for r in rs])} | {len(rs)} | {'; '.join(notes)[:220]} |")
 EOF
+if ((RESUME_FAILED)); then
+  die "a resumption row failed (see FAILED in its notes): its figures are not resumed handshakes"
+fi
