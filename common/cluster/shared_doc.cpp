@@ -135,8 +135,14 @@ void SharedDoc::on_message(const Reply& r) {
 
 void SharedDoc::consider(const doc_wire::Doc& r) {
     const auto mine = h_.local ? h_.local() : doc_wire::Doc{};
-    if (!doc_wire::newer(r, mine.version_ms, mine.origin)) return;
-    if (h_.adopt) h_.adopt(r);
+    if (doc_wire::newer(r, mine.version_ms, mine.origin)) {
+        if (h_.adopt) h_.adopt(r);
+        return;
+    }
+    // An older version was just written over Redis's (a peer whose clock is behind, or one that shared late):
+    // put the newer one back, so that a peer reading Redis next does not go backwards. An equal one (the same
+    // version re-announced) changes nothing, so the peers' corrections end there.
+    if (mine.version_ms > 0 && up() && doc_wire::newer(mine, r.version_ms, r.origin)) push(mine);
 }
 
 } // namespace edgepair::cluster

@@ -8,7 +8,7 @@
 // <version_ms> is the wall-clock time the version was made (an import, a discovery run). A peer hands a newer
 // version to its owner (`adopt`), ignores an older one, and after every (re)connect compares with what Redis
 // holds: the newer of the two wins, in Redis and here (what changed while Redis was away is pushed when it
-// returns). Equal versions are ordered by origin, so every peer settles on the same text. The last version
+// returns). A peer that hears an older version than its own writes its own back over it. Equal versions are ordered by origin, so every peer settles on the same text. The last version
 // wins: two changes on two peers at once end as one of the two everywhere.
 //
 // Threads: everything on one loop (edge-c's main loop).

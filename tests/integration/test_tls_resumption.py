@@ -49,6 +49,17 @@ class TlsResumption(h.TestCase):
             self.assertTrue(reused, f"connection {i + 2} did a full handshake")
         sess = nxt
 
+        # A client that uses each ticket once (RFC 8446 C.4) offers the ticket the last resumption gave it: a
+        # resumed TLS 1.3 handshake must carry a new ticket, or every other connection is a full one.
+        chain = sess
+        for i in range(6):
+            nxt, reused = self.connect(self.ports.https, chain)
+            self.assertTrue(reused, f"chained connection {i + 1} did a full handshake")
+            self.assertIsNot(nxt, chain)
+            self.assertTrue(nxt.has_ticket, f"chained connection {i + 1} got no new ticket")
+            self.assertNotEqual(nxt.id, chain.id, f"chained connection {i + 1} got the same session back")
+            chain = nxt
+
         # A reload builds new TLS contexts; the ticket keys are the process's, so the ticket still resumes.
         mark = len(e.log_text())
         e.send_signal(signal.SIGHUP)

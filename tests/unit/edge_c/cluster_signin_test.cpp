@@ -2,133 +2,23 @@
 // memory, against a real redis-server child process on loopback; and the wire forms on their own.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <chrono>
-#include <csignal>
-#include <cstdlib>
-#include <fcntl.h>
 #include <map>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <thread>
-#include <unistd.h>
 
 #include "common/core/loop.h"
 #include "edge-c/cluster_signin.h"
 #include "edge-c/edge_token.h"
+#include "tests/unit/redis_fixture.h"
 
 using namespace edgepair;
+using edgepair::test::RedisServer;
+using edgepair::test::run_for;
+using edgepair::test::run_until;
 using edge_c::ClusterSignin;
 using edge_c::SamlIdentity;
 using edge_c::SamlRefusal;
 namespace wire = edge_c::signin_wire;
 
 namespace {
-
-constexpr const char* kRedis = "/usr/bin/redis-server";
-
-// Below the kernel's ephemeral range (32768..), so that no outgoing connection of a test beside this one
-// holds it between the check and redis-server's bind.
-uint16_t free_port() {
-    for (int attempt = 0; attempt < 50; ++attempt) {
-        uint16_t port = uint16_t(20000 + (::getpid() * 7 + attempt * 131) % 12000);
-        int t = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(port);
-        bool ok = ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-        ::close(t);
-        if (ok) return port;
-    }
-    return 0;
-}
-
-bool tcp_accepts(uint16_t port) {
-    int t = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    bool ok = ::connect(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(t);
-    return ok;
-}
-
-// A redis-server without persistence: a restart comes back empty, as the worst case does.
-struct RedisServer {
-    pid_t pid = -1;
-    uint16_t port = 0;
-
-    bool start(uint16_t p = 0) {
-        if (::access(kRedis, X_OK) != 0) return false;
-        port = p ? p : free_port();
-        if (!port) return false;
-        std::vector<std::string> args = {
-            kRedis,         "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no",     "--daemonize",        "no",     "--dir",     "/tmp"};
-        pid = ::fork();
-        if (pid == 0) {
-            std::vector<char*> argv;
-            for (auto& a : args)
-                argv.push_back(a.data());
-            argv.push_back(nullptr);
-            int devnull = ::open("/dev/null", O_RDWR);
-            ::dup2(devnull, 1);
-            ::dup2(devnull, 2);
-            ::execv(kRedis, argv.data());
-            ::_exit(127);
-        }
-        if (pid < 0) return false;
-        for (int i = 0; i < 100; ++i) {
-            if (tcp_accepts(port)) return true;
-            int st = 0;
-            if (::waitpid(pid, &st, WNOHANG) == pid) {
-                pid = -1;
-                return false;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        return false;
-    }
-    void stop() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            int st = 0;
-            ::waitpid(pid, &st, 0);
-            pid = -1;
-        }
-    }
-    ~RedisServer() {
-        if (pid > 0) ::kill(pid, SIGCONT);
-        stop();
-    }
-};
-
-// Runs the loop until `done()` or the deadline; every wait is bounded. False on the deadline.
-template <class F> bool run_until(core::Loop& loop, F done, uint64_t limit_ms = 8000) {
-    bool timed_out = false;
-    core::Timer guard(loop, [&] {
-        timed_out = true;
-        loop.stop();
-    });
-    guard.arm(limit_ms);
-    core::Timer ticker(loop, [&] {
-        if (done())
-            loop.stop();
-        else
-            ticker.arm(5);
-    });
-    ticker.arm(0);
-    loop.run();
-    return !timed_out;
-}
-
-void run_for(core::Loop& loop, uint64_t ms) {
-    run_until(
-        loop, [] { return false; }, ms);
-}
 
 // One edge-c peer: its own local memory, what it heard, what it counted.
 struct Peer {
