@@ -636,8 +636,13 @@ void EdgeC::make_cluster_rules() {
     auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
     rules_origin_ = id.origin;
     if (imported_origin_ == cfg.node_name) imported_origin_ = id.origin;
-    cluster::SharedDoc::Options o{std::move(id.redis),  std::move(id.prefix), std::move(id.origin),
-                                  "allowlist:imported", "allowlist",          "imported allow-list rules"};
+    cluster::SharedDoc::Options o{std::move(id.redis),
+                                  std::move(id.prefix),
+                                  std::move(id.origin),
+                                  "allowlist:imported",
+                                  "allowlist",
+                                  "imported allow-list rules",
+                                  gen_->edge_tokens->cluster_doc_key()};
     cluster::SharedDoc::Hooks h;
     h.local = [this] {
         cluster::doc_wire::Doc r;
@@ -823,12 +828,19 @@ void EdgeC::make_cluster_discovery() {
     if (!cfg.cluster.redis) return;
     auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
     discovery_self_ = discovery_origin_ = id.origin;
-    cluster::SharedDoc::Options o{std::move(id.redis), std::move(id.prefix), std::move(id.origin),
-                                  "discovery:state",   "discovery",          "discovery result"};
+    cluster::SharedDoc::Options o{std::move(id.redis),
+                                  std::move(id.prefix),
+                                  std::move(id.origin),
+                                  "discovery:state",
+                                  "discovery",
+                                  "discovery result",
+                                  gen_->edge_tokens->cluster_doc_key()};
     cluster::SharedDoc::Hooks h;
     h.local = [this] {
-        return cluster::doc_wire::Doc{discovery_version_ms_, discovery_origin_,
-                                      discovery_version_ms_ ? discovery_->state_json() : std::string()};
+        return cluster::doc_wire::Doc{discovery_version_ms_,
+                                      discovery_origin_,
+                                      discovery_version_ms_ ? discovery_->state_json() : std::string(),
+                                      {}};
     };
     h.adopt = [this](const cluster::doc_wire::Doc& d) { adopt_peer_discovery(d); };
     h.command_failed = [this] {

@@ -134,6 +134,7 @@ const char* refusal_label(EdgeTokenRefusal r) {
 EdgeTokenSealer::EdgeTokenSealer(std::string_view key) {
     // Separate keys for sealing and stamping: a stamp is never a function of the sealing key.
     seal_key_ = derive(key, "edgepair edge token seal");
+    doc_key_ = derive(key, "edgepair cluster shared documents");
     auto stamp_key = derive(key, "edgepair edge token credential stamp");
     auto stamper = crypto::HmacSha256::create(stamp_key);
     OPENSSL_cleanse(stamp_key.data(), stamp_key.size());

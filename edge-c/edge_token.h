@@ -113,12 +113,19 @@ class EdgeTokenSealer {
                                                          uint64_t now_ms, uint64_t lifetime_ms,
                                                          const CredentialStamps& stamps) const;
 
+    // The key the edge-c peers sign what they share through Redis with (common/cluster/shared_doc.h): derived
+    // from the same file, so a peer with the same token key verifies it and nobody else can make one.
+    std::string cluster_doc_key() const {
+        return std::string(reinterpret_cast<const char*>(doc_key_.data()), doc_key_.size());
+    }
+
     // The stamp a successful password check leaves in every worker's CredentialStamps.
     CredentialStamp stamp_of(std::string_view deployment, std::string_view user,
                              std::string_view password) const;
 
   private:
     std::array<unsigned char, 32> seal_key_{};
+    std::array<unsigned char, 32> doc_key_{};
     std::unique_ptr<crypto::HmacSha256> stamper_; // keyed with the stamp key, once
 };
 
