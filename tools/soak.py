@@ -250,6 +250,34 @@ class Soak:
         self.csv_file.flush()
         return row
 
+    # ---- the start state ----
+
+    def prime(self) -> None:
+        """One SIP registration through the pair before the start sample. edge-c opens its connection to the
+        registrar with the first SIP client and keeps it for every later flow (as it would from the first
+        client of the day), so that descriptor belongs to the start state, not to the load."""
+        P = self.t.ports
+        rc, out = h.run_cmd([self.t.load, "--no-progress", "--scenario", "sip-register", "--cafile", self.t.ca,
+                             "--target", f"127.0.0.1:{P.sip}", "--sni", tel.EDGE, "--user", "prime%d",
+                             "--password", "x", "--connections", "1", "--expires", "60", "--duration", "1"],
+                            timeout=30)
+        if rc != 0:
+            raise h.HarnessError(f"priming registration failed: {out}")
+
+    def quiesce(self, quiet_s: float = 7, timeout: float = 40) -> None:
+        """Wait until neither edge's descriptor count has changed for quiet_s: discovery's and the priming's
+        pooled connections close 5 s after their last use (Topology.EXTRA)."""
+        last, since = None, time.monotonic()
+        deadline = since + timeout
+        while time.monotonic() < deadline:
+            now = (read_proc(self.t.edge_e.pid)["fds"], read_proc(self.t.edge_c.pid)["fds"])
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.5)
+        raise h.HarnessError(f"descriptors of edge-e/edge-c still changing after {timeout} s: {last}")
+
     # ---- load ----
 
     def run_stream(self, s: Stream, index: int, load_end: float, stop: threading.Event) -> None:
@@ -299,6 +327,8 @@ class Soak:
             r += 1
 
     def run(self) -> dict:
+        self.prime()
+        self.quiesce()
         self.csv_file = open(os.path.join(self.out, "soak.csv"), "w", newline="")
         self.csv = csv.DictWriter(self.csv_file, fieldnames=["t", "phase", "rss_e_kb", "rss_c_kb", "fds_e", "fds_c",
                                                              "ops", "errors", "cpu_e_s", "cpu_c_s"])
