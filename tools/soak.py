@@ -20,7 +20,7 @@ and UAs) need per-call set-up in Python and would cost more CPU than the pair it
 Output in --out: soak.csv (one row per sample), rounds.jsonl (every edge-load summary) and summary.json; the
 summary is printed too. Exit status 0 when the verdict is PASS.
 
-  EDGEPAIR_BIN=build/bin tools/soak.py --duration 3600 --out /tmp/soak
+  EDGEPAIR_BIN=build/bin tools/soak.py --scale 2 --duration 3600 --settle 30 --out /tmp/soak
 
 Standard library only (Python 3.11), like tests/integration.
 """
@@ -370,13 +370,13 @@ class Soak:
         end = self.samples[-1]
         self.csv_file.close()
         self.rounds_file.close()
-        return self.summarize(start, last_load, end, t0, load_done - t0,
+        return self.summarize(start, last_load, end, load_done - t0,
                               peer_cpu,
                               (load_cpu1.ru_utime + load_cpu1.ru_stime - load_cpu0.ru_utime - load_cpu0.ru_stime))
 
     # ---- verdict ----
 
-    def summarize(self, start: dict, last_load: dict, end: dict, t0: float, load_s: float, peer_cpu_s: float,
+    def summarize(self, start: dict, last_load: dict, end: dict, load_s: float, peer_cpu_s: float,
                   load_cpu_s: float) -> dict:
         warm_t = self.warmup_frac * load_s
         window = [r for r in self.samples if r["phase"] == "load" and r["t"] >= warm_t]
