@@ -51,7 +51,8 @@
 #   (taskset list, e.g. 0-1 for the multi-worker row; the load generator stays on CPU1).
 #   BENCH_EDGE_C_EXTRA: YAML appended to the pair's edge-c config, e.g. 'http: {upstream_idle_per_origin: 8}'.
 # Sign-in storm (`--only signin`, not in the default list; issue #17): for P = 1, 2, 4 (BENCH_SIGNIN_PEERS),
-#   without and with Redis (cluster.redis on edge-e), P edge-e (127.0.60.11..) and P edge-c (127.0.60.31..),
+#   without and with Redis (cluster.redis on every edge-e and edge-c: shared bans and counts, password-check
+#   results, per-user limits, discovery), P edge-e (127.0.60.11..) and P edge-c (127.0.60.31..), P up to 6,
 #   each edge-c linked to every edge-e, workers 1 each, not pinned; the UCM fixture with BENCH_SIGNIN_USERS
 #   (1000) users load0..; dnsmasq. edge-load --scenario sign-in with one --target per edge-e, sources
 #   127.0.50.1-254, BENCH_SIGNIN_N (3000) sign-ins, BENCH_SIGNIN_CONNS (16) at once, a wrong password every
@@ -807,17 +808,18 @@ EOF
     --bind-interfaces --listen-address=127.0.0.1 --port="$SI_DNS" --log-facility=- --user=root \
     --address=/cucm1.example.com/127.0.1.1 --address=/expe1.example.com/127.0.60.11 \
     --address=/expe2.example.com/127.0.60.12 --address=/expe3.example.com/127.0.60.13 \
-    --address=/expe4.example.com/127.0.60.14 >"$d/dnsmasq.log" 2>&1 &
+    --address=/expe4.example.com/127.0.60.14 --address=/expe5.example.com/127.0.60.15 \
+    --address=/expe6.example.com/127.0.60.16 >"$d/dnsmasq.log" 2>&1 &
   PIDS+=($!)
   printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$d/link-users.txt" 2>/dev/null \
     || die "edge-e --hash-password failed"
   openssl rand -hex 32 >"$d/token.key"
   chmod 600 "$d/token.key"
   # edge-c checks that each edge-e's certificate names the host it dialled: one certificate naming
-  # expe1..expe4.example.com (dnsmasq maps them to the peers' addresses), from the bench's CA.
+  # expe1..expe6.example.com (dnsmasq maps them to the peers' addresses), from the bench's CA.
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ee.key" \
     -subj /CN=expe1.example.com -out "$d/ee.csr" 2>/dev/null || die "openssl req failed"
-  printf 'subjectAltName=DNS:expe1.example.com,DNS:expe2.example.com,DNS:expe3.example.com,DNS:expe4.example.com\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n' >"$d/ee.ext"
+  printf 'subjectAltName=DNS:expe1.example.com,DNS:expe2.example.com,DNS:expe3.example.com,DNS:expe4.example.com,DNS:expe5.example.com,DNS:expe6.example.com\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n' >"$d/ee.ext"
   openssl x509 -req -in "$d/ee.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 2 \
     -extfile "$d/ee.ext" -out "$d/ee.crt" 2>/dev/null || die "openssl x509 failed"
   cat "$d/ee.crt" "$PKI/ca.crt" >"$d/ee-chain.crt"
@@ -884,7 +886,7 @@ domains:
   - {name: example.com}
 dns: {servers: ["127.0.0.1:$SI_DNS"]}
 credentials: {token_key_file: $d/token.key}
-cluster: {name: bench}
+$cluster
 EOF
     rm -f "$d/edge-c$j-state.json"
     "$BIN/edge-c" -c "$d/edge-c$j.yaml" >"$d/edge-c$j.log" 2>&1 &
