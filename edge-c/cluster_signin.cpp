@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "common/cluster/key_scan.h"
+#include <openssl/crypto.h>
+
 #include "common/obs/log.h"
 
 namespace edgepair::edge_c {
@@ -102,23 +104,43 @@ std::string stamp_key_suffix(std::string_view deployment, std::string_view user)
     return fmt::format("stamp:{}:{}", encode_deployment(deployment), user);
 }
 
-std::string encode_stamp_record(const Stamp& s) {
-    // A node name never holds a blank (valid_origin's rule); without one, version 1.
-    if (s.node.empty() || !valid_origin(s.node))
-        return fmt::format("1 {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
-                           s.origin);
-    return fmt::format("2 {} {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms, s.origin,
-                       s.node);
+std::string stamp_mac(const crypto::HmacSha256& key, std::string_view key_suffix,
+                      std::string_view unsigned_record) {
+    static constexpr uint8_t sep[] = {0};
+    auto md = key({crypto::bytes(key_suffix), sep, crypto::bytes(unsigned_record)});
+    return hex(md.data(), md.size());
 }
 
-std::string encode_stamp_message(const Stamp& s) {
-    return encode_stamp_record(s) + " " + stamp_key_suffix(s.deployment, s.user);
+std::string encode_stamp_record(const Stamp& s, const crypto::HmacSha256* key) {
+    // A node name never holds a blank (valid_origin's rule). Without a node or a key, version 1: it retires
+    // old tokens on the peers but vouches for no password.
+    if (!key || s.node.empty() || !valid_origin(s.node))
+        return fmt::format("1 {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
+                           s.origin);
+    auto rec = fmt::format("2 {} {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
+                           s.origin, s.node);
+    return rec + " " + stamp_mac(*key, stamp_key_suffix(s.deployment, s.user), rec);
+}
+
+std::string encode_stamp_message(const Stamp& s, const crypto::HmacSha256* key) {
+    return encode_stamp_record(s, key) + " " + stamp_key_suffix(s.deployment, s.user);
 }
 
 namespace {
 // Fields in a record of each version, the version included.
 size_t record_fields(std::string_view version) {
-    return version == "1" ? 5 : version == "2" ? 6 : 0;
+    return version == "1" ? 5 : version == "2" ? 7 : 0;
+}
+
+// Version 2 is signed: its MAC (the last field) must verify under `key` over the key suffix and the record
+// before it. Without a key nothing signed is taken.
+bool verify(const std::vector<std::string_view>& f, std::string_view suffix, const crypto::HmacSha256* key) {
+    if (f[0] != "2") return true;
+    if (!key) return false;
+    const std::string_view mac = f[6];
+    const size_t len = size_t(f[5].data() + f[5].size() - f[0].data());
+    const std::string want = stamp_mac(*key, suffix, std::string_view(f[0].data(), len));
+    return mac.size() == want.size() && CRYPTO_memcmp(mac.data(), want.data(), want.size()) == 0;
 }
 
 // The fields after the version, in the record's order (f holds at least record_fields(f[0])).
@@ -156,21 +178,24 @@ bool read_key(std::string_view suffix, Stamp& s) {
 }
 } // namespace
 
-std::optional<Stamp> decode_stamp_record(std::string_view key_suffix, std::string_view value) {
+std::optional<Stamp> decode_stamp_record(std::string_view key_suffix, std::string_view value,
+                                         const crypto::HmacSha256* key) {
     Stamp s;
     const size_t n = record_fields(value.substr(0, value.find(' ')));
     if (n == 0) return std::nullopt;
     auto f = split(value, n + 1); // one more: trailing junk makes the count wrong
-    if (f.size() != n || !read_fields(f, s) || !read_key(key_suffix, s)) return std::nullopt;
+    if (f.size() != n || !read_fields(f, s) || !read_key(key_suffix, s) || !verify(f, key_suffix, key))
+        return std::nullopt;
     return s;
 }
 
-std::optional<Stamp> decode_stamp_message(std::string_view text) {
+std::optional<Stamp> decode_stamp_message(std::string_view text, const crypto::HmacSha256* key) {
     Stamp s;
     const size_t n = record_fields(text.substr(0, text.find(' ')));
     if (n == 0) return std::nullopt;
     auto f = split(text, n + 1); // the key last: it may hold blanks
-    if (f.size() != n + 1 || !read_fields(f, s) || !read_key(f[n], s)) return std::nullopt;
+    if (f.size() != n + 1 || !read_fields(f, s) || !read_key(f[n], s) || !verify(f, f[n], key))
+        return std::nullopt;
     return s;
 }
 
@@ -224,6 +249,13 @@ ClusterSignin::~ClusterSignin() {
     // finishes into a half-destroyed object.
     sub_.reset();
     cmd_.reset();
+}
+
+void ClusterSignin::set_keys(std::string key_id, const std::string& mac_key) {
+    key_id_ = std::move(key_id);
+    mac_.reset();
+    if (auto k = crypto::HmacSha256::create(crypto::bytes(mac_key)); k && !mac_key.empty())
+        mac_ = std::move(*k);
 }
 
 void ClusterSignin::start() {
@@ -354,13 +386,13 @@ void ClusterSignin::share_stamp(const std::string& deployment, const std::string
 void ClusterSignin::push_stamp(const signin_wire::Stamp& s, uint64_t ttl_ms) {
     if (ttl_ms == 0) return;
     cmd_->command({"SET", o_.prefix + signin_wire::stamp_key_suffix(s.deployment, s.user),
-                   signin_wire::encode_stamp_record(s), "PX", std::to_string(ttl_ms)},
+                   signin_wire::encode_stamp_record(s, mac_.get()), "PX", std::to_string(ttl_ms)},
                   [this, s, ttl_ms](const cluster::Reply* r) {
                       if (r && !r->is_error()) return;
                       if (h_.fallback) h_.fallback("stamp");
                       keep_stamp(s, ttl_ms);
                   });
-    cmd_->command({"PUBLISH", o_.prefix + "stamps", signin_wire::encode_stamp_message(s)});
+    cmd_->command({"PUBLISH", o_.prefix + "stamps", signin_wire::encode_stamp_message(s, mac_.get())});
 }
 
 void ClusterSignin::keep_stamp(const signin_wire::Stamp& s, uint64_t ttl_ms) {
@@ -405,7 +437,7 @@ void ClusterSignin::on_message(const cluster::Reply& r) {
     if (r.elements.size() != 3) return;
     const std::string& payload = r.elements[2].str;
     if (r.elements[1].str == o_.prefix + "tally") return on_tally(payload);
-    auto s = signin_wire::decode_stamp_message(payload);
+    auto s = signin_wire::decode_stamp_message(payload, mac_.get());
     if (!s) {
         EP_WARN(kLog, "ignored a malformed message on {}stamps ({} bytes)", o_.prefix, payload.size());
         return;
@@ -455,7 +487,7 @@ void ClusterSignin::scan(std::shared_ptr<Resync> rs) {
     ks.wanted = [this, rs] { return rs->session == session_; };
     ks.each = [this, rs](const std::string& key, const std::string& value) {
         auto suffix = std::string_view(key).substr(o_.prefix.size());
-        auto s = signin_wire::decode_stamp_record(suffix, value);
+        auto s = signin_wire::decode_stamp_record(suffix, value, mac_.get());
         if (!s || s->key_id != key_id_) return;
         rs->held[std::string(suffix)] = s->seen_ms;
         if (s->origin == o_.origin) return;

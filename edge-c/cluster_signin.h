@@ -8,12 +8,14 @@
 //   saml:assertion:<id>          "1", SET NX until the assertion's NotOnOrAfter: NX refused = a replay
 //   saml:request:<id>            the domain, SET when the AuthnRequest is sent (PX sso.request_lifetime),
 //                                taken with GETDEL when a Response names it (InResponseTo)
-//   stamp:<deployment>:<user>    "2 <key id> <stamp hex> <seen_ms> <origin> <node>" (PX the token
+//   stamp:<deployment>:<user>    "2 <key id> <stamp hex> <seen_ms> <origin> <node> <mac>" (PX the token
 //                                lifetime), and on the channel <prefix>stamps the same followed by
 //                                " stamp:<d>:<u>". <node>: the Unified CM node that answered the check, so
-//                                that a peer can let the check answer for its own (CredentialStamps::vouch).
-//                                Version 1 (no node, edgepair before 2026-12-07) is still read: it retires
-//                                old tokens but vouches for nothing.
+//                                that a peer can let the check answer for its own (CredentialStamps::vouch);
+//                                <mac>: HMAC-SHA256 over the key suffix and the record, with a key derived
+//                                from the token key file, so that nobody but a peer can make one or move a
+//                                time forward. Version 1 (no node, no MAC; edgepair before 2026-12-07) is
+//                                still read: it retires old tokens but vouches for nothing.
 // (<deployment> percent-encoded so that the first ':' ends it; <key id> names the edge token key the stamp
 // was made with: a peer with another key ignores it rather than take every token for stale.)
 // And on the channel <prefix>tally, batched every tally_flush_ms (common/cluster/tally.h): the tokens this
@@ -39,6 +41,7 @@
 #include "common/cluster/redis_conn.h"
 #include "common/cluster/tally.h"
 #include "common/core/loop.h"
+#include "common/crypto/digest.h"
 #include "edge-c/edge_token.h"
 #include "edge-c/saml_sp.h"
 
@@ -56,11 +59,14 @@ struct Stamp {
 };
 // "stamp:<encoded deployment>:<user>", under the prefix.
 std::string stamp_key_suffix(std::string_view deployment, std::string_view user);
-std::string encode_stamp_record(const Stamp& s);
-std::string encode_stamp_message(const Stamp& s);
+// `key` signs the record (version 2, with the node); null, or no node: version 1, unsigned.
+std::string encode_stamp_record(const Stamp& s, const crypto::HmacSha256* key);
+std::string encode_stamp_message(const Stamp& s, const crypto::HmacSha256* key);
 // nullopt for anything malformed (a peer's bug or a hostile writer must not reach the workers' memory).
-std::optional<Stamp> decode_stamp_record(std::string_view key_suffix, std::string_view value);
-std::optional<Stamp> decode_stamp_message(std::string_view text);
+// A version-2 record whose MAC does not verify under `key` (or with no key) is refused like a malformed one.
+std::optional<Stamp> decode_stamp_record(std::string_view key_suffix, std::string_view value,
+                                         const crypto::HmacSha256* key);
+std::optional<Stamp> decode_stamp_message(std::string_view text, const crypto::HmacSha256* key);
 // What the workers' CredentialStamps compare a token with only means something under the same key.
 std::string stamp_key_id(const EdgeTokenSealer& sealer);
 } // namespace signin_wire
@@ -98,8 +104,9 @@ class ClusterSignin {
     bool up() const { return up_; }
     std::string redis_address() const;
     std::string last_error() const;
-    // The token key changed (a reload with another credentials.token_key_file).
-    void set_stamp_key_id(std::string id) { key_id_ = std::move(id); }
+    // The token key (at start, and after a reload with another credentials.token_key_file): its id, and the
+    // key stamp records are signed with (EdgeTokenSealer::cluster_doc_key).
+    void set_keys(std::string key_id, const std::string& mac_key);
 
     // An AuthnRequest this peer sent: any peer may take its answer, once.
     void remember_request(const std::string& id, const std::string& domain, int64_t expires_s, int64_t now_s);
@@ -137,6 +144,7 @@ class ClusterSignin {
     Options o_;
     Hooks h_;
     std::string key_id_;
+    std::unique_ptr<crypto::HmacSha256> mac_;
     std::unique_ptr<cluster::RedisConn> cmd_, sub_;
     bool up_ = false;
     std::optional<bool> reported_;

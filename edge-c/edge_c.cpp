@@ -480,7 +480,7 @@ void EdgeC::make_cluster_signin() {
                         signin_->redis_address(), cluster_.config.name, why));
     };
     signin_ = std::make_unique<ClusterSignin>(app_.main_loop(), saml_cache_, std::move(o), std::move(h));
-    signin_->set_stamp_key_id(signin_wire::stamp_key_id(*gen_->edge_tokens));
+    signin_->set_keys(signin_wire::stamp_key_id(*gen_->edge_tokens), gen_->edge_tokens->cluster_doc_key());
 }
 
 // The name from the running config; Redis as at start (the connections were made with it).
@@ -728,7 +728,9 @@ void EdgeC::commit() {
         EP_WARN("edge-c",
                 "the cluster section changed: it applies at the next restart (Redis {} kept until then)",
                 signin_ ? signin_->redis_address() : std::string("none"));
-    if (signin_ && new_key) signin_->set_stamp_key_id(signin_wire::stamp_key_id(*gen_->edge_tokens));
+    if (signin_ && new_key)
+        signin_->set_keys(signin_wire::stamp_key_id(*gen_->edge_tokens),
+                          gen_->edge_tokens->cluster_doc_key());
     http_->set_tls(gen_->upstream_verify, gen_->upstream_noverify);
     auto gen = gen_;
     app_.process().broadcast([this, gen](core::Worker& w) { workers_[w.index()]->apply_generation(gen); });

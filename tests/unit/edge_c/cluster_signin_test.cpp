@@ -3,19 +3,21 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <vector>
 
 #include "common/core/loop.h"
+#include "common/crypto/digest.h"
 #include "edge-c/cluster_signin.h"
 #include "edge-c/edge_token.h"
 #include "tests/unit/redis_fixture.h"
 
 using namespace edgepair;
-using edgepair::test::RedisServer;
-using edgepair::test::run_for;
-using edgepair::test::run_until;
 using edge_c::ClusterSignin;
 using edge_c::SamlIdentity;
 using edge_c::SamlRefusal;
+using edgepair::test::RedisServer;
+using edgepair::test::run_for;
+using edgepair::test::run_until;
 namespace wire = edge_c::signin_wire;
 
 namespace {
@@ -48,7 +50,7 @@ struct Peer {
         h.state = [this](bool up, const std::string&) { ++(up ? ups : downs); };
         // Reconnect back-off is RedisConn's (200 ms to 5 s); the test waits for it.
         s = std::make_unique<ClusterSignin>(loop, local, std::move(o), std::move(h));
-        s->set_stamp_key_id(std::move(key_id));
+        s->set_keys(std::move(key_id), std::string(32, 'k'));
         s->start();
     }
 };
@@ -90,14 +92,23 @@ edge_c::CredentialStamp stamp_of(unsigned char b) {
 
 } // namespace
 
-TEST_CASE("sign-in wire: stamps encoded and decoded alike, anything malformed refused", "[edge_c][cluster]") {
+TEST_CASE("sign-in wire: stamps encoded and decoded alike, signed, anything malformed refused",
+          "[edge_c][cluster]") {
+    auto key = crypto::HmacSha256::create(crypto::bytes(std::string(32, 'k')));
+    auto other = crypto::HmacSha256::create(crypto::bytes(std::string(32, 'o')));
+    REQUIRE(key);
+    REQUIRE(other);
+    const crypto::HmacSha256* k = key->get();
     wire::Stamp s{"dep:1 %x",        "alice smith", "0123456789abcdef", stamp_of(0xab),
                   1'700'000'000'123, "c1/ff",       "cucm1.example.com"};
     auto suffix = wire::stamp_key_suffix(s.deployment, s.user);
     CHECK(suffix == "stamp:dep%3a1%20%25x:alice smith"); // the first ':' after the deployment ends it
-    auto rec = wire::encode_stamp_record(s);
-    CHECK(rec == "2 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff cucm1.example.com");
-    auto back = wire::decode_stamp_record(suffix, rec);
+    auto rec = wire::encode_stamp_record(s, k);
+    const std::string head =
+        "2 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff cucm1.example.com";
+    REQUIRE(rec.starts_with(head + " "));
+    CHECK(rec.size() == head.size() + 1 + 64);
+    auto back = wire::decode_stamp_record(suffix, rec, k);
     REQUIRE(back);
     CHECK(back->node == "cucm1.example.com");
     CHECK(back->deployment == "dep:1 %x");
@@ -106,29 +117,42 @@ TEST_CASE("sign-in wire: stamps encoded and decoded alike, anything malformed re
     CHECK(back->seen_ms == s.seen_ms);
     CHECK(back->origin == "c1/ff");
     CHECK(back->key_id == "0123456789abcdef");
+    // Signed: another key, no key, another user's key suffix, or a time moved forward are all refused.
+    CHECK_FALSE(wire::decode_stamp_record(suffix, rec, other->get()));
+    CHECK_FALSE(wire::decode_stamp_record(suffix, rec, nullptr));
+    CHECK_FALSE(wire::decode_stamp_record("stamp:dep%3a1%20%25x:bob", rec, k));
+    std::string moved = rec;
+    moved.replace(moved.find("1700000000123"), 13, "1800000000123");
+    CHECK_FALSE(wire::decode_stamp_record(suffix, moved, k));
 
-    auto msg = wire::decode_stamp_message(wire::encode_stamp_message(s));
+    auto msg = wire::decode_stamp_message(wire::encode_stamp_message(s, k), k);
     REQUIRE(msg);
     CHECK(msg->user == "alice smith");
     CHECK(msg->deployment == "dep:1 %x");
     CHECK(msg->stamp == s.stamp);
     CHECK(msg->node == "cucm1.example.com");
+    CHECK_FALSE(wire::decode_stamp_message(wire::encode_stamp_message(s, k), other->get()));
 
-    // Without a node (a check that did not say which node answered): version 1, as older peers write.
+    // Without a node (a check that did not say which node answered) or without a key: version 1, unsigned,
+    // as older peers write; it still retires tokens, and vouches for nothing (no node).
     wire::Stamp v1 = s;
     v1.node.clear();
-    CHECK(wire::encode_stamp_record(v1) ==
+    CHECK(wire::encode_stamp_record(v1, k) ==
           "1 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff");
-    auto old = wire::decode_stamp_message(wire::encode_stamp_message(v1));
+    CHECK(wire::encode_stamp_record(s, nullptr) ==
+          "1 0123456789abcdef abababababababababababababababab 1700000000123 c1/ff");
+    auto old = wire::decode_stamp_message(wire::encode_stamp_message(v1, k), k);
     REQUIRE(old);
     CHECK(old->node.empty());
     CHECK(old->user == "alice smith");
-    for (const char* bad2 : {"2 0123456789abcdef abababababababababababababababab 1 o",
-                             "2 0123456789abcdef abababababababababababababababab 1 o n extra",
-                             "3 0123456789abcdef abababababababababababababababab 1 o n"})
-        CHECK_FALSE(wire::decode_stamp_record("stamp:default:bob", bad2));
-    CHECK(wire::decode_stamp_record("stamp:default:bob",
-                                    "2 0123456789abcdef abababababababababababababababab 1 o n"));
+    const std::string m(64, 'a');
+    const std::vector<std::string> bad2s = {"2 0123456789abcdef abababababababababababababababab 1 o",
+                                            "2 0123456789abcdef abababababababababababababababab 1 o n",
+                                            "2 0123456789abcdef abababababababababababababababab 1 o n " + m +
+                                                " extra",
+                                            "3 0123456789abcdef abababababababababababababababab 1 o n " + m};
+    for (const auto& bad2 : bad2s)
+        CHECK_FALSE(wire::decode_stamp_record("stamp:default:bob", bad2, k));
 
     for (const char* bad :
          {"", "1", "3 0123456789abcdef abababababababababababababababab 1 o",
@@ -136,16 +160,16 @@ TEST_CASE("sign-in wire: stamps encoded and decoded alike, anything malformed re
           "1 0123456789abcdef ABABABABABABABABABABABABABABABAB 1 o",
           "1 0123456789abcdef abababababababababababababababab -1 o",
           "1 0123456789abcdef abababababababababababababababab 1 o extra"})
-        CHECK_FALSE(wire::decode_stamp_record("stamp:default:bob", bad));
+        CHECK_FALSE(wire::decode_stamp_record("stamp:default:bob", bad, k));
     const std::string good = "1 0123456789abcdef abababababababababababababababab 1 o";
-    CHECK(wire::decode_stamp_record("stamp:default:bob", good));
+    CHECK(wire::decode_stamp_record("stamp:default:bob", good, k));
     for (const char* bad_key : {"stamp:default:", "stamp:default", "stmp:default:bob", "stamp::bob",
                                 "stamp:de%zzfault:bob", "stamp:de%4:bob"})
-        CHECK_FALSE(wire::decode_stamp_record(bad_key, good));
-    CHECK_FALSE(wire::decode_stamp_record(std::string("stamp:default:b\0b", 17), good));
-    CHECK_FALSE(wire::decode_stamp_message(good)); // no key
-    CHECK_FALSE(wire::decode_stamp_message(good + " stamp:default"));
-    CHECK(wire::decode_stamp_message(good + " stamp:default:bob"));
+        CHECK_FALSE(wire::decode_stamp_record(bad_key, good, k));
+    CHECK_FALSE(wire::decode_stamp_record(std::string("stamp:default:b\0b", 17), good, k));
+    CHECK_FALSE(wire::decode_stamp_message(good, k)); // no key
+    CHECK_FALSE(wire::decode_stamp_message(good + " stamp:default", k));
+    CHECK(wire::decode_stamp_message(good + " stamp:default:bob", k));
 
     // The key id says which token key, and differs between keys.
     edge_c::EdgeTokenSealer k1(std::string(32, 'a')), k2(std::string(32, 'b'));
