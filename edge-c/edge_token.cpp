@@ -166,16 +166,28 @@ Result<std::shared_ptr<EdgeTokenSealer>> EdgeTokenSealer::from_key_file(const st
             for (unsigned char c : k)
                 hex += fmt::format("{:02x}", c);
             OPENSSL_cleanse(k, sizeof k);
-            // O_EXCL: two edge-c processes starting at once must not each write their own key.
-            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (fd < 0) {
-                if (errno == EEXIST) return from_key_file(path);
-                return make_error(fmt::format("edge token key file {}: {}", path, std::strerror(errno)));
-            }
+            // Two edge-c processes starting at once (cluster peers sharing a directory) must end with one
+            // key, and neither may read the file half written: the key is written whole under a name of this
+            // process's, then linked into place, which fails if the other one got there first (then its key,
+            // complete by then, is read).
+            const std::string tmp = fmt::format("{}.new.{}", path, ::getpid());
+            int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (fd < 0)
+                return make_error(fmt::format("edge token key file {}: {}", tmp, std::strerror(errno)));
             std::string line = hex + "\n";
-            bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size());
+            bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
             ::close(fd);
-            if (!ok) return make_error(fmt::format("edge token key file {}: short write", path));
+            if (!ok) {
+                ::unlink(tmp.c_str());
+                return make_error(fmt::format("edge token key file {}: short write", tmp));
+            }
+            const int linked = ::link(tmp.c_str(), path.c_str());
+            const int err = errno;
+            ::unlink(tmp.c_str());
+            if (linked != 0) {
+                if (err == EEXIST) return from_key_file(path);
+                return make_error(fmt::format("edge token key file {}: {}", path, std::strerror(err)));
+            }
         }
     }
     if (hex.size() != 64)

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <variant>
 #include <vector>
@@ -152,6 +153,63 @@ TEST_CASE("edge token: key file is created once (0600) and read back", "[edge_c]
     }
     CHECK(!EdgeTokenSealer::from_key_file(path));
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("edge token: peers creating the key file at once end with one whole key", "[edge_c][token]") {
+    // Cluster peers sharing a directory start together. Before the key was linked into place whole, one peer
+    // could read the file the other had just created and not yet written (seen once in CI: "expected 64 hex
+    // digits"); that window is microseconds wide and this test did not hit it on the old code here. What it
+    // does check on every run: six processes started at once all end with the same, whole key.
+    for (int round = 0; round < 50; ++round) {
+        auto dir = std::filesystem::temp_directory_path() /
+                   ("ep-token-race-" + std::to_string(::getpid()) + "-" + std::to_string(round));
+        std::filesystem::create_directories(dir);
+        const auto path = (dir / "k").string();
+        constexpr int kProcs = 6;
+        int fds[kProcs][2], go[2];
+        pid_t pids[kProcs];
+        REQUIRE(::pipe(go) == 0); // every child waits on it; closing it starts them together
+        for (int i = 0; i < kProcs; ++i) {
+            REQUIRE(::pipe(fds[i]) == 0);
+            pids[i] = ::fork();
+            REQUIRE(pids[i] >= 0);
+            if (pids[i] == 0) {
+                ::close(go[1]);
+                char c;
+                (void)!::read(go[0], &c, 1);
+                auto s = EdgeTokenSealer::from_key_file(path);
+                // The key's fingerprint: a stamp is a function of the key alone.
+                std::string out = "error";
+                if (s) {
+                    out = "ok ";
+                    for (unsigned char c : (*s)->stamp_of("d", "u", "p"))
+                        out += "0123456789abcdef"[c & 15];
+                } else {
+                    out += " " + s.error().message;
+                }
+                (void)!::write(fds[i][1], out.data(), out.size());
+                ::_exit(0);
+            }
+            ::close(fds[i][1]);
+        }
+        ::close(go[0]);
+        ::close(go[1]);
+        std::vector<std::string> got;
+        for (int i = 0; i < kProcs; ++i) {
+            char buf[256];
+            ssize_t n = ::read(fds[i][0], buf, sizeof buf);
+            got.emplace_back(buf, n > 0 ? size_t(n) : 0);
+            ::close(fds[i][0]);
+            int st = 0;
+            ::waitpid(pids[i], &st, 0);
+        }
+        for (const auto& g : got) {
+            INFO("round " << round << ": " << g);
+            CHECK(g.starts_with("ok "));
+            CHECK(g == got[0]);
+        }
+        std::filesystem::remove_all(dir);
+    }
 }
 
 TEST_CASE("edge token cookie helpers", "[edge_c][token]") {
