@@ -152,8 +152,54 @@ _PORT_HI = max(_PORT_LO + 2000, _ephemeral_low())
 _rnd = random.Random(os.getpid() ^ int(time.time() * 1e6))
 
 
+# Ports handed out are also claimed across the test processes ctest runs in parallel: a probe only shows that a
+# port is free now, and two processes drawing the same free port both bind it later, one of them in vain (seen in
+# CI: "admin.listen: cannot bind ...: Address already in use"). A claim is a file named after the address and
+# port, holding the claiming process's pid; a claim of a process that no longer runs is taken over.
+_CLAIM_DIR = os.path.join(tempfile.gettempdir(), "edgepair-port-claims")
+_claimed: list[str] = []
+
+
+def _claim(host: str, port: int) -> bool:
+    os.makedirs(_CLAIM_DIR, exist_ok=True)
+    path = os.path.join(_CLAIM_DIR, f"{host.replace(':', '_')}-{port}")
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner == os.getpid() or (owner and os.path.exists(f"/proc/{owner}")):
+                return False
+            try:
+                os.unlink(path)  # its process is gone (or it never wrote its pid): take it over
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _claimed.append(path)
+        return True
+    return False
+
+
+def _release_claims() -> None:
+    while _claimed:
+        try:
+            os.unlink(_claimed.pop())
+        except OSError:
+            pass
+
+
+atexit.register(_release_claims)
+
+
 def free_port(host: str = "127.0.0.1", udp: bool = False) -> int:
-    """A port that is free on host (TCP; also UDP when udp=True). Never the same port twice in one process."""
+    """A port that is free on host (TCP; also UDP when udp=True). Never the same port twice in one process, nor
+    in two test processes running at once (claims under the temp directory)."""
     for _ in range(500):
         port = _rnd.randrange(_PORT_LO, _PORT_HI)
         if (host, port) in _handed_out:
@@ -161,6 +207,8 @@ def free_port(host: str = "127.0.0.1", udp: bool = False) -> int:
         if not _can_bind(host, port, socket.SOCK_STREAM):
             continue
         if udp and not _can_bind(host, port, socket.SOCK_DGRAM):
+            continue
+        if not _claim(host, port):
             continue
         _handed_out.add((host, port))
         return port
@@ -182,6 +230,8 @@ def free_port_range(n: int, host: str = "127.0.0.1", lo: int = _PORT_LO, hi: int
         if any((host, p) in _handed_out for p in ports):
             continue
         if all(_can_bind(host, p, socket.SOCK_DGRAM) and _can_bind(host, p, socket.SOCK_STREAM) for p in ports):
+            if not all(_claim(host, p) for p in ports):
+                continue  # the ports claimed so far stay claimed by this process until it ends: harmless
             _handed_out.update((host, p) for p in ports)
             return base
     raise HarnessError(f"no range of {n} free ports on {host}")
@@ -398,6 +448,9 @@ def add_teardown(fn: Callable[[], None]) -> None:
     """fn() runs after every process is killed: at interpreter exit and on SIGTERM/SIGINT/SIGHUP (e.g. removing
     network namespaces). It must be idempotent: it may run more than once."""
     _teardowns.append(fn)
+
+
+add_teardown(_release_claims)
 
 
 def _kill_all() -> None:
