@@ -1,6 +1,7 @@
 #pragma once
 // A real redis-server child process on loopback for unit tests of what talks to Redis (cluster state), and
-// bounded ways to run a loop until something happened. Header-only: included by the test folders that need it.
+// bounded ways to run a loop until something happened. Header-only: included by the test folders that need
+// it.
 #include <arpa/inet.h>
 #include <chrono>
 #include <csignal>

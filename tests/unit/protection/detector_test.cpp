@@ -261,8 +261,9 @@ TEST_CASE("protection: a peer's ban is adopted (told apart from one made here), 
     CHECK_FALSE(store.ban_of("198.51.100.4", 4000));
 }
 
-TEST_CASE("protection: a peer's failures count here, but the ban is made where a failure reaches the threshold",
-          "[protection][cluster]") {
+TEST_CASE(
+    "protection: a peer's failures count here, but the ban is made where a failure reaches the threshold",
+    "[protection][cluster]") {
     Detector d(tight()); // http-ce-auth: 3 in 10 s
     const std::string a = "192.0.2.7";
     d.count_remote(Category::HttpAuth, a, 1, 1000);
