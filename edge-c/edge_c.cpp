@@ -437,7 +437,7 @@ void EdgeC::make_cluster_signin() {
                [this] { return signin_ && signin_->up() ? 1.0 : 0.0; });
     ClusterSignin::Options o;
     {
-        auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
+        auto id = cluster_id();
         o.redis = std::move(id.redis);
         o.prefix = std::move(id.prefix);
         o.origin = std::move(id.origin);
@@ -619,7 +619,7 @@ void EdgeC::start_allow_list_admin() {
         if (auto w = save_imported_rules(file, rules); !w) return w;
         imported_rules_ = std::move(rules);
         imported_version_ms_ = wall_clock_ms();
-        imported_origin_ = rules_origin_;
+        imported_origin_ = origin_;
         publish_snapshot();
         if (rules_share_) rules_share_->share();
         return {};
@@ -628,36 +628,52 @@ void EdgeC::start_allow_list_admin() {
     make_cluster_rules();
 }
 
-void EdgeC::make_cluster_rules() {
-    const auto& cfg = gen_->cfg;
-    rules_origin_ = cfg.node_name;
-    if (imported_origin_.empty()) imported_origin_ = rules_origin_;
-    if (!cfg.cluster.redis) return;
-    auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
-    rules_origin_ = id.origin;
-    if (imported_origin_ == cfg.node_name) imported_origin_ = id.origin;
+cluster::ClusterIdentity EdgeC::cluster_id() {
+    auto id = cluster::cluster_identity(gen_->cfg.cluster, gen_->cfg.node_name);
+    // One name for this process on every channel it shares, drawn once.
+    if (origin_.empty())
+        origin_ = id.origin;
+    else
+        id.origin = origin_;
+    return id;
+}
+
+std::unique_ptr<cluster::SharedDoc>
+EdgeC::make_shared_doc(const char* key, const char* channel, const char* what,
+                       std::function<cluster::doc_wire::Doc()> local,
+                       std::function<void(const cluster::doc_wire::Doc&)> adopt) {
+    auto id = cluster_id();
     cluster::SharedDoc::Options o{std::move(id.redis),
                                   std::move(id.prefix),
                                   std::move(id.origin),
-                                  "allowlist:imported",
-                                  "allowlist",
-                                  "imported allow-list rules",
+                                  key,
+                                  channel,
+                                  what,
                                   gen_->edge_tokens->cluster_doc_key()};
     cluster::SharedDoc::Hooks h;
-    h.local = [this] {
-        cluster::doc_wire::Doc r;
-        r.version_ms = imported_version_ms_;
-        r.origin = imported_origin_;
-        auto csv = imported_rules_csv(imported_rules_);
-        if (csv) r.text = std::move(*csv);
-        return r;
-    };
-    h.adopt = [this](const cluster::doc_wire::Doc& r) { adopt_peer_rules(r); };
+    h.local = std::move(local);
+    h.adopt = std::move(adopt);
     h.command_failed = [this] {
         if (cluster_.commands_failed) cluster_.commands_failed->inc();
     };
-    rules_share_ = std::make_unique<cluster::SharedDoc>(app_.main_loop(), std::move(o), std::move(h));
-    rules_share_->start();
+    auto doc = std::make_unique<cluster::SharedDoc>(app_.main_loop(), std::move(o), std::move(h));
+    doc->start();
+    return doc;
+}
+
+void EdgeC::make_cluster_rules() {
+    if (!gen_->cfg.cluster.redis) return;
+    if (imported_origin_.empty()) imported_origin_ = cluster_id().origin; // rules read from the file at start
+    rules_share_ = make_shared_doc(
+        "allowlist:imported", "allowlist", "imported allow-list rules",
+        [this] {
+            cluster::doc_wire::Doc r;
+            r.version_ms = imported_version_ms_;
+            r.origin = imported_origin_;
+            if (auto csv = imported_rules_csv(imported_rules_)) r.text = std::move(*csv);
+            return r;
+        },
+        [this](const cluster::doc_wire::Doc& r) { adopt_peer_rules(r); });
 }
 
 void EdgeC::adopt_peer_rules(const cluster::doc_wire::Doc& r) {
@@ -826,30 +842,16 @@ void EdgeC::start_discovery() {
 }
 
 void EdgeC::make_cluster_discovery() {
-    const auto& cfg = gen_->cfg;
-    if (!cfg.cluster.redis) return;
-    auto id = cluster::cluster_identity(cfg.cluster, cfg.node_name);
-    discovery_self_ = discovery_origin_ = id.origin;
-    cluster::SharedDoc::Options o{std::move(id.redis),
-                                  std::move(id.prefix),
-                                  std::move(id.origin),
-                                  "discovery:state",
-                                  "discovery",
-                                  "discovery result",
-                                  gen_->edge_tokens->cluster_doc_key()};
-    cluster::SharedDoc::Hooks h;
-    h.local = [this] {
-        return cluster::doc_wire::Doc{discovery_version_ms_,
-                                      discovery_origin_,
-                                      discovery_version_ms_ ? discovery_->state_json() : std::string(),
-                                      {}};
-    };
-    h.adopt = [this](const cluster::doc_wire::Doc& d) { adopt_peer_discovery(d); };
-    h.command_failed = [this] {
-        if (cluster_.commands_failed) cluster_.commands_failed->inc();
-    };
-    discovery_share_ = std::make_unique<cluster::SharedDoc>(app_.main_loop(), std::move(o), std::move(h));
-    discovery_share_->start();
+    if (!gen_->cfg.cluster.redis) return;
+    discovery_share_ = make_shared_doc(
+        "discovery:state", "discovery", "discovery result",
+        [this] {
+            return cluster::doc_wire::Doc{discovery_version_ms_,
+                                          discovery_origin_,
+                                          discovery_version_ms_ ? discovery_->state_json() : std::string(),
+                                          {}};
+        },
+        [this](const cluster::doc_wire::Doc& d) { adopt_peer_discovery(d); });
 }
 
 void EdgeC::adopt_peer_discovery(const cluster::doc_wire::Doc& d) {
@@ -882,7 +884,7 @@ void EdgeC::on_discovery_change() {
     // A run of this peer ended: the other peers take what it found (per publisher, when newer than theirs).
     if (discovery_share_) {
         discovery_version_ms_ = wall_clock_ms();
-        discovery_origin_ = discovery_self_;
+        discovery_origin_ = origin_;
         discovery_share_->share();
     }
 }

@@ -16,6 +16,7 @@
 
 #include "common/admin/admin_server.h"
 #include "common/app/app.h"
+#include "common/cluster/cluster_identity.h"
 #include "common/cluster/shared_doc.h"
 #include "common/config/edge_c_config.h"
 #include "common/core/owner.h"
@@ -206,13 +207,13 @@ class EdgeC final : public app::Roles {
     // `cluster.redis`, on every edge-c peer too. Worker thread.
     // `node`: the Unified CM node that answered (a peer's check answers for this one,
     // CredentialStamps::vouch).
+    void share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
+                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms,
+                                const std::string& node);
     // A token a per-user limiter of the generation took on a worker (kind "auth_failures" or
     // "authorizations"): the other edge-c peers take it too (cluster.redis; nothing without it). Worker
     // thread.
     void share_limiter_take(const char* kind, const std::string& key);
-    void share_credential_stamp(CWorker& from, const std::string& deployment, const std::string& user,
-                                const CredentialStamp& stamp, uint64_t seen_ms, uint64_t cleanup_ms,
-                                const std::string& node);
 
   private:
     // app::Roles
@@ -269,7 +270,6 @@ class EdgeC final : public app::Roles {
     // peer imported them: the newest import wins across the cluster (common/cluster/shared_doc.h).
     uint64_t imported_version_ms_ = 0;
     std::string imported_origin_;
-    std::string rules_origin_;        // this process's name in that comparison
     uint64_t link_down_since_ms_ = 0; // main loop: when fewer links than dialers were first seen up
     struct Cluster {
         config::ClusterConfig config; // as at start
@@ -284,10 +284,18 @@ class EdgeC final : public app::Roles {
     // the peer's run adopted) and maker; discovery_follower_: cluster.discovery_primary names another peer.
     std::unique_ptr<cluster::SharedDoc> discovery_share_;
     uint64_t discovery_version_ms_ = 0;
-    std::string discovery_origin_, discovery_self_;
+    std::string discovery_origin_;
     bool discovery_follower_ = false;
     void make_cluster_discovery();
     void adopt_peer_discovery(const cluster::doc_wire::Doc& d);
+    // With cluster.redis: this process's name and the cluster's Redis and key prefix (origin_ drawn once, the
+    // same on every channel), and a SharedDoc built from them, signed with the token key, started.
+    cluster::ClusterIdentity cluster_id();
+    std::unique_ptr<cluster::SharedDoc>
+    make_shared_doc(const char* key, const char* channel, const char* what,
+                    std::function<cluster::doc_wire::Doc()> local,
+                    std::function<void(const cluster::doc_wire::Doc&)> adopt);
+    std::string origin_;
     void make_cluster_rules();
     void adopt_peer_rules(const cluster::doc_wire::Doc& r);
     std::array<uint8_t, 32> flow_token_key_{};
