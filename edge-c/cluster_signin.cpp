@@ -3,10 +3,10 @@
 #include <charconv>
 
 #include <fmt/format.h>
-
-#include "common/cluster/key_scan.h"
 #include <openssl/crypto.h>
 
+#include "common/cluster/cluster_identity.h"
+#include "common/cluster/key_scan.h"
 #include "common/obs/log.h"
 
 namespace edgepair::edge_c {
@@ -50,13 +50,6 @@ std::string hex(const unsigned char* p, size_t n) {
         out += d[p[i] & 15];
     }
     return out;
-}
-
-bool valid_origin(std::string_view o) {
-    if (o.empty() || o.size() > 300) return false;
-    for (char c : o)
-        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
-    return true;
 }
 
 bool valid_key_id(std::string_view k) {
@@ -114,7 +107,7 @@ std::string stamp_mac(const crypto::HmacSha256& key, std::string_view key_suffix
 std::string encode_stamp_record(const Stamp& s, const crypto::HmacSha256* key) {
     // A node name never holds a blank (valid_origin's rule). Without a node or a key, version 1: it retires
     // old tokens on the peers but vouches for no password.
-    if (!key || s.node.empty() || !valid_origin(s.node))
+    if (!key || s.node.empty() || !cluster::valid_origin(s.node))
         return fmt::format("1 {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
                            s.origin);
     auto rec = fmt::format("2 {} {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
@@ -146,10 +139,10 @@ bool verify(const std::vector<std::string_view>& f, std::string_view suffix, con
 // The fields after the version, in the record's order (f holds at least record_fields(f[0])).
 bool read_fields(const std::vector<std::string_view>& f, Stamp& s) {
     if (!valid_key_id(f[1]) || f[2].size() != s.stamp.size() * 2 || !number(f[3], s.seen_ms) ||
-        !valid_origin(f[4]))
+        !cluster::valid_origin(f[4]))
         return false;
     if (f[0] == "2") {
-        if (!valid_origin(f[5])) return false;
+        if (!cluster::valid_origin(f[5])) return false;
         s.node = std::string(f[5]);
     }
     for (size_t i = 0; i < s.stamp.size(); ++i) {

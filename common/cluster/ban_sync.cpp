@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "common/cluster/cluster_identity.h"
+
 namespace edgepair::cluster {
 
 namespace {
@@ -27,13 +29,6 @@ template <class T> bool number(std::string_view s, T& out) {
     if (s.empty()) return false;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
     return ec == std::errc() && p == s.data() + s.size();
-}
-
-bool valid_origin(std::string_view o) {
-    if (o.empty() || o.size() > 300) return false;
-    for (char c : o)
-        if (c <= ' ' || c == 0x7f) return false;
-    return true;
 }
 
 // since, until, category, count, window: the ban's fields after the address, in the wire's order.

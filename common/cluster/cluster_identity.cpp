@@ -6,6 +6,13 @@
 
 namespace edgepair::cluster {
 
+bool valid_origin(std::string_view o) {
+    if (o.empty() || o.size() > 300) return false;
+    for (char c : o)
+        if (static_cast<unsigned char>(c) <= ' ' || static_cast<unsigned char>(c) >= 0x7f) return false;
+    return true;
+}
+
 ClusterIdentity cluster_identity(const config::ClusterConfig& c, const std::string& node_name) {
     ClusterIdentity id;
     const auto& rc = *c.redis;

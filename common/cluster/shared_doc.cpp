@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/cluster/cluster_identity.h"
 #include "common/obs/log.h"
 
 namespace edgepair::cluster {
@@ -13,12 +14,6 @@ namespace edgepair::cluster {
 namespace {
 constexpr const char* kLog = "cluster";
 
-bool valid_origin(std::string_view o) {
-    if (o.empty() || o.size() > 300) return false;
-    for (char c : o)
-        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
-    return true;
-}
 } // namespace
 
 namespace doc_wire {

@@ -4,13 +4,14 @@
 
 #include <fmt/format.h>
 
+#include "common/cluster/cluster_identity.h"
+
 namespace edgepair::cluster {
 
 namespace {
 
 constexpr size_t kMaxKind = 32;
 constexpr size_t kMaxKey = 1024;
-constexpr size_t kMaxOrigin = 300;
 
 bool valid_kind(std::string_view k) {
     if (k.empty() || k.size() > kMaxKind) return false;
@@ -21,13 +22,6 @@ bool valid_kind(std::string_view k) {
 
 bool valid_key(std::string_view k) {
     return !k.empty() && k.size() <= kMaxKey && k.find_first_of(std::string_view("\n\0", 2)) == k.npos;
-}
-
-bool valid_origin(std::string_view o) {
-    if (o.empty() || o.size() > kMaxOrigin) return false;
-    for (char c : o)
-        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
-    return true;
 }
 
 } // namespace
