@@ -39,17 +39,7 @@ bool number(std::string_view s, uint64_t& out) {
 int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1; // only what hex() writes: lower case
-}
-
-std::string hex(const unsigned char* p, size_t n) {
-    static const char* d = "0123456789abcdef";
-    std::string out;
-    for (size_t i = 0; i < n; ++i) {
-        out += d[p[i] >> 4];
-        out += d[p[i] & 15];
-    }
-    return out;
+    return -1; // only what crypto::to_hex writes: lower case
 }
 
 bool valid_key_id(std::string_view k) {
@@ -101,17 +91,16 @@ std::string stamp_mac(const crypto::HmacSha256& key, std::string_view key_suffix
                       std::string_view unsigned_record) {
     static constexpr uint8_t sep[] = {0};
     auto md = key({crypto::bytes(key_suffix), sep, crypto::bytes(unsigned_record)});
-    return hex(md.data(), md.size());
+    return crypto::to_hex(md);
 }
 
 std::string encode_stamp_record(const Stamp& s, const crypto::HmacSha256* key) {
     // A node name never holds a blank (valid_origin's rule). Without a node or a key, version 1: it retires
     // old tokens on the peers but vouches for no password.
     if (!key || s.node.empty() || !cluster::valid_origin(s.node))
-        return fmt::format("1 {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
-                           s.origin);
-    auto rec = fmt::format("2 {} {} {} {} {}", s.key_id, hex(s.stamp.data(), s.stamp.size()), s.seen_ms,
-                           s.origin, s.node);
+        return fmt::format("1 {} {} {} {}", s.key_id, crypto::to_hex(s.stamp), s.seen_ms, s.origin);
+    auto rec =
+        fmt::format("2 {} {} {} {} {}", s.key_id, crypto::to_hex(s.stamp), s.seen_ms, s.origin, s.node);
     return rec + " " + stamp_mac(*key, stamp_key_suffix(s.deployment, s.user), rec);
 }
 
@@ -197,7 +186,7 @@ std::string stamp_key_id(const EdgeTokenSealer& sealer) {
     auto s = sealer.stamp_of("\x01"
                              "edgepair stamp key id",
                              "", "");
-    return hex(s.data(), 8);
+    return crypto::to_hex(std::span<const uint8_t>(s.data(), 8));
 }
 
 } // namespace signin_wire

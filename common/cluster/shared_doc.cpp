@@ -50,13 +50,7 @@ std::string mac(const crypto::HmacSha256& key, std::string_view name, const Doc&
     const std::string v = std::to_string(d.version_ms);
     auto md = key({crypto::bytes(name), sep, crypto::bytes(v), sep, crypto::bytes(d.origin), sep,
                    crypto::bytes(d.text)});
-    static const char* hexd = "0123456789abcdef";
-    std::string out;
-    for (uint8_t b : md) {
-        out += hexd[b >> 4];
-        out += hexd[b & 15];
-    }
-    return out;
+    return crypto::to_hex(md);
 }
 
 bool newer(const Doc& a, uint64_t b_version_ms, std::string_view b_origin) {

@@ -70,4 +70,15 @@ Sha256Digest HmacSha256::operator()(std::initializer_list<std::span<const uint8_
     return out;
 }
 
+std::string to_hex(std::span<const uint8_t> b) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(b.size() * 2);
+    for (uint8_t c : b) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
 } // namespace edgepair::crypto

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "common/core/result.h"
@@ -55,6 +56,9 @@ class HmacSha256 {
     explicit HmacSha256(EVP_MAC_CTX* keyed) : keyed_(keyed) {}
     EVP_MAC_CTX* keyed_;
 };
+
+// Lower-case hex, as the cluster's wire forms carry digests and MACs.
+std::string to_hex(std::span<const uint8_t> b);
 
 inline std::span<const uint8_t> bytes(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

@@ -48,3 +48,9 @@ TEST_CASE("HMAC-SHA256 with a key longer than the block size (RFC 4231 test case
     CHECK(hex((**h)(bytes("Test Using Larger Than Block-Size Key - Hash Key First"))) ==
           "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
+
+TEST_CASE("to_hex: lower case, two digits a byte", "[crypto]") {
+    const uint8_t b[] = {0x00, 0x0f, 0xa0, 0xff};
+    CHECK(edgepair::crypto::to_hex(b) == "000fa0ff");
+    CHECK(edgepair::crypto::to_hex({}).empty());
+}
