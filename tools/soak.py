@@ -106,16 +106,9 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
     return 60.0 * sum((t - mt) * (y - my) for t, y in points) / den if den else 0.0
 
 
-class Topology(h.TestCase):
-    """EdgeLoadPairTest's peers and pair, without its tests (they would run again wherever this is imported).
-    Usable as a test case base (tests/integration/test_soak.py) or alone (setUp() ... doCleanups())."""
-
-    start_kamailio = tel.EdgeLoadPairTest.start_kamailio
-    start_dns = tel.EdgeLoadPairTest.start_dns
-    start_fixtures = tel.EdgeLoadPairTest.start_fixtures
-    start_prosody = tel.EdgeLoadPairTest.start_prosody
-    start_nginx = tel.EdgeLoadPairTest.start_nginx
-    start_pair = tel.EdgeLoadPairTest.start_pair
+class Topology(tel.PairPeers):
+    """test_edge_load's peers and pair (PairPeers: no tests of its own). Usable as a test case base
+    (tests/integration/test_soak.py) or alone (setUp() ... doCleanups())."""
 
     # Appended to the configurations pair.py writes. edge-e: all HTTP load comes from 127.0.0.1, so the
     # per-address limit (50/s) is raised rather than switched off, to keep its table in the measured path.
@@ -125,17 +118,6 @@ class Topology(h.TestCase):
         "edge-e.yaml": "http: {rate_limit: {requests_per_second: 100000, burst: 100000}}\n",
         "edge-c.yaml": "http: {upstream_idle_timeout: 5s}\n",
     }
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.load = self.require_binary("edge-load")
-        self.require_binary("edge-e")
-        self.require_binary("edge-c")
-        self.pki = h.pki()
-        self.ca = f"{self.pki}/ca.crt"
-        self.ports = tel.pair.Ports()
-        self.kport = self.ktlsport = self.web_port = None
-        self.imp = False
 
     def write_yaml(self, name: str, text: str, **fmt) -> str:
         if name in self.EXTRA:

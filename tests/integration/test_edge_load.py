@@ -171,8 +171,9 @@ SIP_DIGEST_PASSWORD = "Sip-Digest-1"
 FAR = "far.example.org"  # an SRV target outside loopback: mra-login must refuse to dial it
 
 
-class EdgeLoadPairTest(h.TestCase):
-    """edge-load's session scenarios against edge-e/edge-c and real upstreams (each test starts what it needs)."""
+class PairPeers(h.TestCase):
+    """The pair and its real peers (Kamailio, Prosody, the fixtures, nginx, dnsmasq), each started on demand;
+    no tests here, so that tools/soak.py can build on it without running these tests again."""
 
     def setUp(self) -> None:
         super().setUp()
@@ -336,6 +337,11 @@ class EdgeLoadPairTest(h.TestCase):
                 pass
             time.sleep(0.2)
         self.fail(f"pair not ready within 30s: {json.dumps(last)[:2000]}")
+
+
+
+class EdgeLoadPairTest(PairPeers):
+    """edge-load's session scenarios against edge-e/edge-c and real upstreams (each test starts what it needs)."""
 
     def run_load(self, *args: str, expect_rc: int | None = 0, timeout: float = 60) -> dict:
         rc, out = h.run_cmd([self.load, "--no-progress", "--json", "--cafile", self.ca, *args], timeout=timeout)
