@@ -923,6 +923,21 @@ std::string EdgeE::status_fields() {
                                  fs.tls_verify ? "true" : "false", list(fs.local_domains), list(fs.allow),
                                  list(fs.deny));
     }
+    // Open federated sessions per remote domain (the gauges the sessions hold), summed over workers by the
+    // registry; a domain whose sessions all ended is left out.
+    std::string open;
+    for (const char* proto : {"xmpp", "sip"}) {
+        for (auto& [labels, n] : metrics().gauge_values(fmt::format("edgepair_{}_federation_open", proto))) {
+            if (n <= 0) continue;
+            std::string direction, domain;
+            for (auto& [k, v] : labels)
+                (k == "direction" ? direction : domain) = v;
+            open += fmt::format("{}{{\"protocol\":\"{}\",\"direction\":{},\"domain\":{},\"sessions\":{}}}",
+                                open.empty() ? "" : ",", proto, admin::json_str(direction),
+                                admin::json_str(domain), n);
+        }
+    }
+    if (!fed_parts.empty()) fed_parts += ",\"open\":[" + open + "]";
     std::string fed = fed_parts.empty() ? "null" : "{" + fed_parts + "}";
     return fmt::format(
         ",\"listeners\":[{}],\"cluster\":{},\"link\":{{\"listen\":{},\"links\":[{}],\"edge_c_peers\":{}}},"

@@ -327,7 +327,7 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
     std::string to_, from_, id_;
     bool header_sent_ = false; // our own pre-TLS header went out
     bool relayed_ = false;     // IM&P's bytes reached the remote (its header is out)
-    bool counted_ = false;
+    obs::GaugeHold open_;      // taken when the stream is relayed (edgepair_xmpp_federation_open)
     size_t owed_ = 0;
     bool paused_ = false;
     obs::FlowAccess access_;
@@ -337,8 +337,7 @@ class S2sInSession final : public ClientSession, public link::StreamHandler {
 void S2sInSession::on_headers(link::LinkStream&, const link::Headers& h) {
     auto status = link::header_value(h, ":status");
     if (status == "200") {
-        if (!counted_) fed_.count_session("in", from_);
-        counted_ = true;
+        if (!open_.held()) open_ = fed_.count_session("in", from_);
         return;
     }
     std::string why(link::header_value(h, "x-xmpp-reason"));
@@ -499,6 +498,7 @@ class S2sOutSession final : public ClientSession, public link::StreamHandler {
     bool up_paused_ = false;
     bool tls_ = false;
     obs::FlowAccess access_;
+    obs::GaugeHold open_; // taken when the stream is relayed (edgepair_xmpp_federation_open)
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -613,7 +613,7 @@ void S2sOutSession::on_remote_ready() {
     phase_ = Phase::Relaying;
     timer_->cancel();
     tls_ = true;
-    fed_.count_session("out", to_);
+    open_ = fed_.count_session("out", to_);
     EP_INFO(kLog, "to {}: federation stream from {} relayed to {} over TLS", to_, from_, cur_);
     up_->write(imp_header_);
     if (!held_.empty()) up_->write(held_);
@@ -645,7 +645,7 @@ void S2sOutSession::on_remote_data(const char* d, size_t n) {
         // The remote answered IM&P's own header: its header and features go to IM&P as they are.
         phase_ = Phase::Relaying;
         timer_->cancel();
-        fed_.count_session("out", to_);
+        open_ = fed_.count_session("out", to_);
         EP_INFO(kLog, "to {}: federation stream from {} relayed to {} without TLS", to_, from_, cur_);
         to_imp(step.bytes);
         if (!held_.empty()) up_->write(held_);
@@ -929,7 +929,7 @@ void Federation::count_refusal(std::string_view reason) {
         .inc();
 }
 
-void Federation::count_session(std::string_view direction, std::string_view domain) {
+obs::GaugeHold Federation::count_session(std::string_view direction, std::string_view domain) {
     std::string d(domain);
     if (!labelled_.count(d)) {
         if (labelled_.size() >= kMaxLabelledDomains)
@@ -937,11 +937,15 @@ void Federation::count_session(std::string_view direction, std::string_view doma
         else
             labelled_.insert(d);
     }
+    obs::Labels labels{{"direction", std::string(direction)}, {"domain", d}};
     memo_
         .get("edgepair_xmpp_federation_sessions_total",
-             "XMPP federation streams relayed, by direction and remote domain",
-             {{"direction", std::string(direction)}, {"domain", d}})
+             "XMPP federation streams relayed, by direction and remote domain", labels)
         .inc();
+    // Once per stream set-up, not per stanza: the registry's lock is not on a data path.
+    return obs::GaugeHold(ws_.app().metrics().gauge(
+        "edgepair_xmpp_federation_open", "XMPP federation streams open now, by direction and remote domain",
+        labels));
 }
 
 void Federation::count_dns_failure(std::string_view stage) {

@@ -64,8 +64,10 @@ class Federation {
 
     // edgepair_xmpp_federation_refusals_total{reason}
     void count_refusal(std::string_view reason);
-    // edgepair_xmpp_federation_sessions_total{direction,domain}
-    void count_session(std::string_view direction, std::string_view domain);
+    // edgepair_xmpp_federation_sessions_total{direction,domain}, and one unit of
+    // edgepair_xmpp_federation_open{direction,domain} for as long as the session keeps the hold (/status
+    // shows these per remote domain)
+    obs::GaugeHold count_session(std::string_view direction, std::string_view domain);
     // edgepair_xmpp_federation_dns_failures_total{stage}: "srv" (no usable SRV record: A/AAAA fallback),
     // "address" (a target host did not resolve), "domain" (nothing to try at all).
     void count_dns_failure(std::string_view stage);

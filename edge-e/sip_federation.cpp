@@ -254,6 +254,7 @@ class FedFlow : public ClientSession, public link::StreamHandler {
     std::string peer_;
     bool closing_ = false;
     bool paused_ = false;
+    obs::GaugeHold open_; // taken when the flow is relayed (edgepair_sip_federation_open)
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -287,7 +288,7 @@ class SipFedIn final : public FedFlow {
                 if (m) refuse(*m, 503, "Traversal link to edge-c is down", "no_link");
                 return;
             }
-            fed_.count_session("in", domain);
+            open_ = fed_.count_session("in", domain);
             EP_INFO(kLog, "{}: federation flow from {} on link stream {}", peer_, domain, stream_->id());
         }
         to_link(bytes);
@@ -412,7 +413,7 @@ class SipFedOut final : public FedFlow {
         up_ = true;
         timer_->cancel();
         peer_ = fmt::format("{} ({})", to_, cur_);
-        fed_.count_session("out", to_);
+        open_ = fed_.count_session("out", to_);
         EP_INFO(kLog, "federation flow to {} on link stream {}", peer_, stream_ ? stream_->id() : 0);
         for (auto& m : held_)
             conn_->write(m);
@@ -657,13 +658,16 @@ void SipFederation::count_target_failure(std::string_view domain) {
         .inc();
 }
 
-void SipFederation::count_session(std::string_view direction, std::string_view domain) {
-    std::string d = domain_label(domain);
+obs::GaugeHold SipFederation::count_session(std::string_view direction, std::string_view domain) {
+    obs::Labels labels{{"direction", std::string(direction)}, {"domain", domain_label(domain)}};
     memo_
         .get("edgepair_sip_federation_sessions_total",
-             "SIP federation flows relayed, by direction and remote domain",
-             {{"direction", std::string(direction)}, {"domain", d}})
+             "SIP federation flows relayed, by direction and remote domain", labels)
         .inc();
+    // Once per flow set-up, not per message: the registry's lock is not on a data path.
+    return obs::GaugeHold(
+        ws_.app().metrics().gauge("edgepair_sip_federation_open",
+                                  "SIP federation flows open now, by direction and remote domain", labels));
 }
 
 void SipFederation::count_dns_failure(std::string_view stage) {

@@ -62,8 +62,10 @@ class SipFederation {
 
     // edgepair_sip_federation_refusals_total{reason}
     void count_refusal(std::string_view reason);
-    // edgepair_sip_federation_sessions_total{direction,domain}
-    void count_session(std::string_view direction, std::string_view domain);
+    // edgepair_sip_federation_sessions_total{direction,domain}, and one unit of
+    // edgepair_sip_federation_open{direction,domain} for as long as the flow keeps the hold (/status shows
+    // these per remote domain)
+    obs::GaugeHold count_session(std::string_view direction, std::string_view domain);
     // edgepair_sip_federation_requests_total{direction,method}: requests relayed, "in" from a remote domain,
     // "out" to one (in-dialog ones included: the evidence that a dialog's route set runs through the pair)
     void count_request(std::string_view direction, std::string_view method);

@@ -50,6 +50,7 @@ Gauge& Registry::gauge(const std::string& name, const std::string& help, const L
     if (it != fam.gauges.end()) return *it->second;
     Gauge& g = gauge_store_.emplace_back();
     fam.gauges.emplace(key, &g);
+    fam.gauge_labels.emplace(key, labels);
     return g;
 }
 
@@ -67,6 +68,16 @@ uint64_t Registry::counter_value(const std::string& name, const Labels& labels) 
     if (f == families_.end()) return 0;
     auto c = f->second.counters.find(label_key(labels));
     return c == f->second.counters.end() ? 0 : c->second->value();
+}
+
+std::vector<std::pair<Labels, int64_t>> Registry::gauge_values(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::vector<std::pair<Labels, int64_t>> out;
+    auto f = families_.find(name);
+    if (f == families_.end()) return out;
+    for (auto& [k, g] : f->second.gauges)
+        out.emplace_back(f->second.gauge_labels.at(k), g->value());
+    return out;
 }
 
 std::string Registry::render() const {

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edgepair::obs {
@@ -34,6 +35,33 @@ class Gauge {
     std::atomic<int64_t> v_{0};
 };
 
+// One unit of a gauge held for as long as something lives (an open federation stream): +1 when taken, -1
+// when the holder goes, whichever way it ends. Move-only.
+class GaugeHold {
+  public:
+    GaugeHold() = default;
+    explicit GaugeHold(Gauge& g) : g_(&g) { g_->add(1); }
+    GaugeHold(GaugeHold&& o) noexcept : g_(std::exchange(o.g_, nullptr)) {}
+    GaugeHold& operator=(GaugeHold&& o) noexcept {
+        if (this != &o) {
+            release();
+            g_ = std::exchange(o.g_, nullptr);
+        }
+        return *this;
+    }
+    GaugeHold(const GaugeHold&) = delete;
+    GaugeHold& operator=(const GaugeHold&) = delete;
+    ~GaugeHold() { release(); }
+    bool held() const { return g_ != nullptr; }
+
+  private:
+    void release() {
+        if (g_) g_->add(-1);
+        g_ = nullptr;
+    }
+    Gauge* g_ = nullptr;
+};
+
 class Registry {
   public:
     // Same name+labels returns the same object. Names follow Prometheus rules (edgepair_*).
@@ -44,6 +72,8 @@ class Registry {
     std::string render() const;
     // Value of a counter by name and labels (tests, /status). 0 when absent.
     uint64_t counter_value(const std::string& name, const Labels& labels = {}) const;
+    // Every labelled gauge of a family with its labels and value, in label order (/status).
+    std::vector<std::pair<Labels, int64_t>> gauge_values(const std::string& name) const;
 
   private:
     struct Family {
@@ -51,6 +81,7 @@ class Registry {
         bool is_counter = true;
         std::map<std::string, Counter*> counters; // key: rendered label set
         std::map<std::string, Gauge*> gauges;
+        std::map<std::string, Labels> gauge_labels; // same keys as gauges
         std::function<double()> fn;
     };
     static std::string label_key(const Labels& labels);

@@ -278,6 +278,11 @@ federation:
         self.assertEqual(status["federation"]["xmpp"]["security"], "required")
         self.assertEqual(status["federation"]["xmpp"]["deny"], ["denied.test"])
         self.assertIn({"name": "xmpp_s2s", "address": f"{EDGE_E_ADDR}:{self.fed_port}"}, status["listeners"])
+        # The streams Prosody keeps open after the exchange are on /status, per remote domain and direction.
+        open_now = self.open_federation()
+        self.assertGreaterEqual(open_now.get(("xmpp", "out", "partner.test"), 0), 1, open_now)
+        self.assertGreaterEqual(open_now.get(("xmpp", "in", "partner.test"), 0), 1, open_now)
+        self.assertNotIn(("xmpp", "out", "denied.test"), open_now)
 
         self.check_inbound_refusals()
         self.check_reload_and_link_loss(partner)
@@ -303,6 +308,17 @@ federation:
         self.edge_c.send_signal(signal.SIGKILL)
         partner.wait_log(r"remote-connection-failed", timeout=15, start=mark)
         self.assertTrue(self.edge_e.alive)
+        # Every stream that crossed the dead link has ended, and /status no longer counts it open.
+        deadline = time.monotonic() + 10
+        while self.open_federation() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.open_federation(), {})
+
+    def open_federation(self) -> dict:
+        st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
+        self.assertEqual(st, 200)
+        return {(o["protocol"], o["direction"], o["domain"]): o["sessions"]
+                for o in json.loads(body)["federation"]["open"]}
 
     def test_security_none_relays_plaintext_both_ways(self):
         """security none: edge-e never starts TLS with the partner (which allows plaintext); the inside hop

@@ -383,6 +383,12 @@ federation:
                                 rf"transport=tcp;lr;epfed=partner\.test")
         self.wait_log(self.partner, rf"partner INDIALOG SUBSCRIBE next=sip:127\.0\.0\.1:{self.fed_port};"
                                     rf"transport=tls")
+        # Both Kamailios keep their TLS connections: /status shows one open flow each way for partner.test.
+        _, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
+        open_now = {(o["protocol"], o["direction"], o["domain"]): o["sessions"]
+                    for o in json.loads(body)["federation"]["open"]}
+        self.assertGreaterEqual(open_now.get(("sip", "out", "partner.test"), 0), 1, open_now)
+        self.assertGreaterEqual(open_now.get(("sip", "in", "partner.test"), 0), 1, open_now)
         # What reached each Kamailio after the pair: no Route naming either edge is left for it.
         for k in (self.imp, self.partner):
             for line in re.findall(r"REQ (?:NOTIFY|SUBSCRIBE) .*", k.log_text()):
