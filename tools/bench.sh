@@ -12,7 +12,7 @@
 #     Its rows are labelled "edge-e direct 503 answer (no link)": they measure its TLS and HTTP front end;
 #   - the pair ("pair"): edge-e and edge-c (workers: 1 each, both pinned to CPU0; see BENCH_PAIR_WORKERS) with their real peers on
 #     loopback: the UCM fixture (AXL discovery, UDS sign-in) as cucm1 and imp1, Kamailio as Unified CM's
-#     registrar, Prosody as IM&P (127.0.1.3:5222, which must be free), nginx as the TFTP/web origin on
+#     registrar, Prosody as IM&P (BENCH_IMP_ADDR, default 127.0.1.3, port 5222, which must be free), nginx as the TFTP/web origin on
 #     cucm1, dnsmasq publishing _collab-edge._tls.example.com. Measured: proxied HTTP/1.1 keep-alive through
 #     the link, edge-load sip-register (REGISTER/s, and N registrations held), xmpp (messages/s, and N
 #     sessions held) and mra-login (sign-ins/s); per CPU-second of edge-e + edge-c, with each one's share.
@@ -464,14 +464,16 @@ idle_run() {
 }
 
 # ------------------------------------------------------------------------------------------------ pair
-# The pair with real peers, as tests/integration/test_edge_load.py runs it; Prosody needs 127.0.1.3:5222.
+# The pair with real peers, as tests/integration/test_edge_load.py runs it; Prosody needs $IMP_ADDR:5222
+# (BENCH_IMP_ADDR: another 127/8 address lets a benchmark run beside the integration tests, which use 127.0.1.3).
+IMP_ADDR=${BENCH_IMP_ADDR:-127.0.1.3}
 pair_setup() {
   local d=$TMP/pair
   mkdir -p "$d/www/files" "$d/ngx" "$d/prosody-data"
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.1.3", 5222))' 2>/dev/null \
-    || die "127.0.1.3:5222 is in use (Prosody, as IM&P, needs it)"
+  python3 -c "import socket; s=socket.socket(); s.bind(('$IMP_ADDR', 5222))" 2>/dev/null \
+    || die "$IMP_ADDR:5222 is in use (Prosody, as IM&P, needs it)"
   read -r P_UCM P_WEB P_KAM P_KAMTLS < <(free_ports 4 127.0.1.1)
-  read -r P_IMPF < <(free_ports 1 127.0.1.3)
+  read -r P_IMPF < <(free_ports 1 $IMP_ADDR)
   read -r P_PE P_PSIP P_PXMPP P_PLINK P_PADM_E P_PADM_C P_DNS < <(free_ports 7)
   printf 'ok\n' >"$d/www/files/ok"
   printf '<config version="1.0"><Policies><EnableTelephony>true</EnableTelephony></Policies></config>\n' \
@@ -495,7 +497,7 @@ EOF
   dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
   "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll --pid-file= \
     --bind-interfaces --listen-address=127.0.0.1 --port="$P_DNS" --log-facility=- --user=root \
-    --address=/cucm1.example.com/127.0.1.1 --address=/imp1.example.com/127.0.1.3 \
+    --address=/cucm1.example.com/127.0.1.1 --address=/imp1.example.com/$IMP_ADDR \
     --address=/expe1.example.com/127.0.0.1 \
     --srv-host="_collab-edge._tls.example.com,expe1.example.com,$P_PE" >"$d/dnsmasq.log" 2>&1 &
   PIDS+=($!)
@@ -509,7 +511,7 @@ EOF
   KAM_PID=$!; PIDS+=("$KAM_PID")
   # IM&P: the integration tests' Prosody with plain-text account files, so that BENCH_XMPP_HOLD users can be
   # written directly (prosodyctl register takes about a second per user).
-  sed -e "s|@TMP@|$d|g" -e "s|@ADDR@|127.0.1.3|g" -e "s|@PORT@|5222|g" -e "s|@CERT@|$PKI/tomcat-imp1-chain.crt|g" \
+  sed -e "s|@TMP@|$d|g" -e "s|@ADDR@|$IMP_ADDR|g" -e "s|@PORT@|5222|g" -e "s|@CERT@|$PKI/tomcat-imp1-chain.crt|g" \
     -e "s|@KEY@|$PKI/tomcat-imp1.key|g" -e 's/min = "debug"/min = "warn"/' \
     -e 's/authentication = "internal_hashed"/authentication = "internal_plain"/' \
     "$ROOT/tests/integration/xmpp/prosody.cfg.lua.in" >"$d/prosody.cfg.lua"
@@ -530,7 +532,7 @@ EOF
 {"name": "cucm-cluster-1", "version": "14.0.1.10000-20", "security_mode": 0,
  "nodes": [{"name": "cucm1.example.com", "address": "127.0.1.1", "type": "ucm", "publisher": true,
             "sip_port": $P_KAM, "sip_tls_port": $P_KAMTLS},
-           {"name": "imp1.example.com", "address": "127.0.1.3", "type": "imp", "publisher": true}],
+           {"name": "imp1.example.com", "address": "$IMP_ADDR", "type": "imp", "publisher": true}],
  "axl_users": {"axladmin": {"password": "Axl-Passw0rd", "roles": ["axl"]}},
  "end_users": {"alice": {"password": "Alice-Passw0rd"}}}
 EOF
@@ -539,14 +541,14 @@ EOF
     >"$d/fixture-cucm1.log" 2>&1 &
   PIDS+=($!)
   python3 "$ROOT/tools/fixtures/ucm_fixture.py" --cluster "$d/cluster.json" --node imp1.example.com \
-    --listen "127.0.1.3:$P_IMPF" --cert "$PKI/tomcat-imp1-chain.crt" --key "$PKI/tomcat-imp1.key" \
+    --listen "$IMP_ADDR:$P_IMPF" --cert "$PKI/tomcat-imp1-chain.crt" --key "$PKI/tomcat-imp1.key" \
     >"$d/fixture-imp1.log" 2>&1 &
   PIDS+=($!)
   wait_port "$P_WEB" 10 127.0.1.1
   wait_port "$P_KAM" 15 127.0.1.1
-  wait_port 5222 15 127.0.1.3
+  wait_port 5222 15 $IMP_ADDR
   wait_port "$P_UCM" 15 127.0.1.1
-  wait_port "$P_IMPF" 15 127.0.1.3
+  wait_port "$P_IMPF" 15 $IMP_ADDR
 
   printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$d/link-users.txt" 2>/dev/null \
     || die "edge-e --hash-password failed"
@@ -755,7 +757,7 @@ run_pair() {
       --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "d$r-%d" --password x \
       --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
     measure_direct xmpp-messages prosody-direct "$r" "$PROSODY_PID" -- "${el[@]}" --scenario xmpp \
-      --target 127.0.1.3:5222 --sni imp1.example.com --domain example.com --connections 50 --user "load%d" \
+      --target $IMP_ADDR:5222 --sni imp1.example.com --domain example.com --connections 50 --user "load%d" \
       --password Load-Passw0rd --keepalive 0 --requests "$XMPP_N" --duration 120
   done
   # Held sessions: N registrations refreshed every 10 s with CRLF keep-alives every 15 s; N XMPP sessions
