@@ -76,8 +76,9 @@ class SsoOAuthTest(txo.XmppOAuthTest):
                 other_b64 = "".join(line for line in f.read().splitlines() if "-----" not in line)
             with open(metadata, encoding="utf-8") as f:
                 text = f.read()
-            swapped = re.sub(r"(<ds:X509Certificate>)[^<]+(</ds:X509Certificate>)", rf"\g<1>{other_b64}\g<2>", text)
-            self.assertNotEqual(swapped, text)
+            swapped, n = re.subn(r"(<(?:\w+:)?X509Certificate>)[^<]+(</(?:\w+:)?X509Certificate>)",
+                                 rf"\g<1>{other_b64}\g<2>", text)
+            self.assertEqual(n, 1, "the IdP metadata's certificate was not found")
             metadata = os.path.join(self.tmp, "issuer-idp-metadata.xml")
             with open(metadata, "w", encoding="utf-8") as f:
                 f.write(swapped)
