@@ -763,12 +763,18 @@ void HttpStream::refuse_ucm_tokens(const char* result, int status, const std::st
 
 void HttpStream::unified_cm_tokens(const SamlIdentity& id, const std::string& node) {
     const mra::UcNode* n = snap_ ? snap_->find_node(node) : nullptr;
-    if (!n || id.assertion_xml.empty() || id.client_id.empty()) {
-        const std::string why =
-            !n ? fmt::format("SSO user {}: home node {} is not in the snapshot", id.uid, node)
-               : fmt::format("SSO user {}: the assertion or client id for Unified CM is missing", id.uid);
-        return refuse_ucm_tokens(n ? "ucm_bad_request" : "ucm_unavailable", n ? 502 : 503, why);
-    }
+    if (!n)
+        return refuse_ucm_tokens(
+            "ucm_unavailable", 503,
+            fmt::format("SSO user {}: home node {} is not in the snapshot", id.uid, node));
+    // A request sent before a reload turned unified_cm on carries no client id: the configured one, if any.
+    const std::string client_id = id.client_id.empty() ? w_.gen()->cfg.sso.oauth_client_id : id.client_id;
+    if (id.assertion_xml.empty() || client_id.empty())
+        return refuse_ucm_tokens(
+            "ucm_bad_request", 502,
+            fmt::format("SSO user {}: no {} for Unified CM (sso_tokens changed by a reload "
+                        "during the sign-in?)",
+                        id.uid, client_id.empty() ? "client id" : "assertion"));
     http::ClientRequest req;
     req.method = "POST";
     req.origin = http::Origin{"https", n->name, mra::https_port_of(*n)};
@@ -781,14 +787,15 @@ void HttpStream::unified_cm_tokens(const SamlIdentity& id, const std::string& no
     // base64url without padding or line breaks (RFC 7522 2.1): nothing in it needs form encoding; the
     // client id's alphabet (config::valid_oauth_client_id) does not either.
     req.body = fmt::format("grant_type={}&assertion={}&client_id={}", kSaml2BearerGrant,
-                           http::base64_encode(id.assertion_xml, false, true), id.client_id);
+                           http::base64_encode(id.assertion_xml, false, true), client_id);
     access_.set_upstream(fmt::format("{}:{}", n->name, req.origin.port));
     const std::string node_name = n->name;
     const uint16_t port = req.origin.port;
     EP_DEBUG(kLog, "stream {}: SSO user {}: assertion grant to {}:{} for client {}", s_->id(), id.uid,
-             node_name, port, id.client_id);
+             node_name, port, client_id);
     std::weak_ptr<bool> alive = alive_;
-    w_.http().fetch(std::move(req), [this, alive, id, node_name, port](Result<http::ClientResponse> r) {
+    w_.http().fetch(std::move(req), [this, alive, uid = id.uid, client_id, node_name,
+                                     port](Result<http::ClientResponse> r) {
         auto a = alive.lock();
         if (!a || !*a || !s_) return;
         if (!r) {
@@ -798,7 +805,7 @@ void HttpStream::unified_cm_tokens(const SamlIdentity& id, const std::string& no
                               kind == http::ClientErrorKind::Closed;
             return refuse_ucm_tokens(down ? "ucm_unavailable" : "ucm_error", down ? 503 : 502,
                                      fmt::format("SSO user {}: Unified CM {}:{} token request failed: {}",
-                                                 id.uid, node_name, port, r.error().message));
+                                                 uid, node_name, port, r.error().message));
         }
         if (r->status != 200) {
             // The OAuth error code only (RFC 6749 5.2): the rest of a body is Unified CM's to word.
@@ -813,9 +820,8 @@ void HttpStream::unified_cm_tokens(const SamlIdentity& id, const std::string& no
             const bool down = r->status >= 500;
             return refuse_ucm_tokens(
                 down ? "ucm_unavailable" : "ucm_refused", down ? 503 : 502,
-                fmt::format("SSO user {}: Unified CM {}:{} answered {} ({}) to the assertion "
-                            "grant",
-                            id.uid, node_name, port, r->status, code));
+                fmt::format("SSO user {}: Unified CM {}:{} answered {} ({}) to the assertion grant", uid,
+                            node_name, port, r->status, code));
         }
         auto j = nlohmann::json::parse(r->body, nullptr, false);
         auto str_field = [&](const char* k) {
@@ -825,21 +831,21 @@ void HttpStream::unified_cm_tokens(const SamlIdentity& id, const std::string& no
             (j.contains("expires_in") && !j["expires_in"].is_number_unsigned()))
             return refuse_ucm_tokens(
                 "ucm_bad_answer", 502,
-                fmt::format("SSO user {}: Unified CM {}:{} answered 200 without an access "
-                            "and a refresh token",
-                            id.uid, node_name, port));
+                fmt::format(
+                    "SSO user {}: Unified CM {}:{} answered 200 without an access and a refresh token", uid,
+                    node_name, port));
         count(w_, "edgepair_saml_responses_total", "SAML Responses consumed, by result (the refusal reason)",
               {{"result", "ok"}});
         count(w_, kSsoTokensMetric, kSsoTokensHelp, {{"kind", "unified_cm"}});
         access_.set_reason("saml_ok");
-        EP_INFO(kLog, "stream {}: SSO user {}: Unified CM {} issued OAuth tokens to client {}", s_->id(),
-                id.uid, node_name, id.client_id);
+        EP_INFO(kLog, "stream {}: SSO user {}: Unified CM {} issued OAuth tokens to client {}", s_->id(), uid,
+                node_name, client_id);
         // The same shape as an edge token's answer, plus the refresh token; no X-Auth cookie (that is the
         // edge's token, and the edge keeps nothing of these).
         nlohmann::json answer{{"access_token", j["access_token"]},
                               {"token_type", "Bearer"},
                               {"refresh_token", j["refresh_token"]},
-                              {"user", id.uid}};
+                              {"user", uid}};
         if (j.contains("expires_in")) answer["expires_in"] = j["expires_in"];
         if (j.contains("scope") && j["scope"].is_string()) answer["scope"] = j["scope"];
         respond(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", {},

@@ -9,8 +9,9 @@ own port to oauth_issuer.py, started with the IdP's metadata and the edge's enti
 (pysaml2 checks the signature, audience, times and uid). Then, with those tokens: UDS through the pair with the
 Bearer token (the fixture validates it: uds:user:bearer:<id>), XMPP sign-in with OAUTHBEARER through edge-e to
 Prosody (mod_auth_oauthbearer asks the issuer) and a message to another user signed in the same way, and a
-refresh through the pair. Refused: an assertion for a user the issuer does not know, and (OtherIdpTest) an issuer
-that trusts another key for the IdP: the client gets a clear error and no token, and the issuer's record shows why.
+refresh through the pair. Refused: an assertion for a user the issuer does not know (502), Unified CM's OAuth
+service down (503), and (OtherIdpTest) an issuer that trusts another key for the IdP (502): the client gets a clear
+error and no token, and the issuer's record shows why.
 
 Topology: test_xmpp_oauth.py's (Prosody as IM&P, the issuer, ucm_fixture cucm1 and imp1, dnsmasq, the pair with
 the MRA access policy and OAuth), plus the IdP and the SSO configuration on both edges.
@@ -219,7 +220,7 @@ class SsoOAuthTest(txo.XmppOAuthTest):
             for tok in (alice["access_token"], alice["refresh_token"], bob["access_token"], fresh):
                 self.assertNotIn(tok, proc.log_text(), proc.name)
 
-    def test_user_unknown_to_unified_cm_oauth(self):
+    def test_refused_or_unavailable_unified_cm(self):
         # ivy is on Unified CM (her home cluster is found) but the issuer does not know her: it refuses the
         # grant, and the client gets a clear error and no token.
         st, hd, body = self.sso("ivy.idp")
@@ -235,13 +236,24 @@ class SsoOAuthTest(txo.XmppOAuthTest):
         self.edge_c.wait_log(r"SSO user ivy: Unified CM cucm1\.example\.com:\d+ answered 400 \(invalid_grant\)",
                              timeout=5)
 
+        # Unified CM's OAuth service down (the node answers 500): 503 to the client, no token, counted apart.
+        self.issuer_proc.stop()
+        st, hd, body = self.sso("alice.idp")
+        self.assertEqual(st, 503, body)
+        self.assertIn(b"Unified CM unavailable", body)
+        self.assertNotIn(b"access_token", body)
+        self.assertIsNone(hd.get("Set-Cookie"))
+        self.assertEqual(self.metric_c("edgepair_saml_responses_total", result="ucm_unavailable"), 1)
+        self.assertEqual(self.metric_c("edgepair_sso_tokens_total"), 0)
+        self.edge_c.wait_log(r"SSO user alice: Unified CM cucm1\.example\.com:\d+ answered 500", timeout=5)
+
 
 class OtherIdpTest(SsoOAuthTest):
     """The issuer trusts another certificate for the IdP: edge-c accepts the assertion, Unified CM does not."""
 
     TRUST_OTHER_KEY = True
     test_sso_to_unified_cm_tokens_uds_xmpp_refresh = None
-    test_user_unknown_to_unified_cm_oauth = None
+    test_refused_or_unavailable_unified_cm = None
 
     def test_assertion_refused_by_the_issuer(self):
         st, hd, body = self.sso("alice.idp")
