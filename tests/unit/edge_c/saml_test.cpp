@@ -114,10 +114,10 @@ TEST_CASE("saml: the OAuth client id rides in the AuthnRequest ID", "[edge_c][sa
     CHECK(client_id_of_request(id) == "jabber-test");
     // An ID is an xs:ID: the hex keeps it one, whatever the client id.
     CHECK(id.find_first_not_of("_.-0123456789ABCDEFabcdef") == std::string::npos);
-    CHECK(client_id_of_request("_8F3A2C").empty());           // no client id carried
-    CHECK(client_id_of_request("_8F3A2C.c6a6").empty());      // odd length
-    CHECK(client_id_of_request("_8F3A2C.c6a7z").empty());     // not hex
-    CHECK(client_id_of_request("_8F3A2C.c6a20").empty());     // "j " is not a client id
+    CHECK(client_id_of_request("_8F3A2C").empty());       // no client id carried
+    CHECK(client_id_of_request("_8F3A2C.c6a6").empty());  // odd length
+    CHECK(client_id_of_request("_8F3A2C.c6a7z").empty()); // not hex
+    CHECK(client_id_of_request("_8F3A2C.c6a20").empty()); // "j " is not a client id
     CHECK(request_id_with_client("_8F3A2C", "with space").empty());
     CHECK(request_id_with_client("_8F3A2C", std::string(65, 'a')).empty());
 }
