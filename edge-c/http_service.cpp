@@ -88,6 +88,10 @@ bool is_oauth_endpoint(const http::MraPath& p, std::string_view target, const mr
 // password. The Basic challenge comes first: clients that only know Basic read the first one.
 constexpr const char* kBearerInvalid = "Bearer error=\"invalid_token\"";
 
+constexpr const char* kSsoTokensMetric = "edgepair_sso_tokens_total";
+constexpr const char* kSsoTokensHelp = "Tokens answered after a SAML sign-in, by kind (edge: an edge token; "
+                                       "unified_cm: Unified CM OAuth tokens)";
+
 std::string_view kind_label(http::MraKind k) {
     switch (k) {
     case http::MraKind::EdgeConfig:
@@ -145,6 +149,8 @@ class HttpStream final : public link::StreamHandler, public http::ExchangeHandle
     void signed_in_by_assertion(SamlIdentity id); // consumed and admitted (not a replay, solicited)
     void refuse_assertion(SamlRefusal why, const std::string& detail);
     void sso_signed_in(const SamlIdentity& id, const std::string& node);
+    void unified_cm_tokens(const SamlIdentity& id, const std::string& node);
+    void refuse_ucm_tokens(const char* result, int status, const std::string& why);
     config::SsoMode sso_mode() const;
     std::string acs_url() const;
     bool refuse_credentials_in_exclusive(const char* kind);
@@ -616,7 +622,24 @@ void HttpStream::serve_sso_authorize() {
         access_.set_reason("sso_misconfigured");
         return respond(503, "single sign-on is not configured for this edge\n");
     }
-    auto r = g->saml->authn_request(d->idp, acs, "", int64_t(wall_clock_ms() / 1000));
+    // sso_tokens: unified_cm: the OAuth client the tokens will be issued to, decided now and carried in the
+    // request ID (edge-c/saml_sp.h), so that the answer to this request gets tokens for this client.
+    std::string client_id;
+    if (d->sso_tokens == config::SsoTokens::UnifiedCm) {
+        auto named = http::query_values(path_.query, "client_id");
+        client_id = !named.empty() && !named.front().empty() ? named.front() : g->cfg.sso.oauth_client_id;
+        if (!config::valid_oauth_client_id(client_id)) {
+            EP_INFO(
+                kLog,
+                "stream {}: SSO for {}: no usable OAuth client_id (the query named {}, sso.oauth_client_id "
+                "is {})",
+                s_->id(), path_.domain, named.empty() ? "none" : "an unusable one",
+                g->cfg.sso.oauth_client_id.empty() ? "unset" : "set");
+            access_.set_reason("sso_client_id");
+            return respond(400, "client_id required: 1 to 64 characters of A-Z a-z 0-9 . _ -\n");
+        }
+    }
+    auto r = g->saml->authn_request(d->idp, acs, "", int64_t(wall_clock_ms() / 1000), client_id);
     if (!r) {
         EP_WARN(kLog, "stream {}: SSO for {}: {}", s_->id(), path_.domain, r.error().message);
         access_.set_reason("sso_request_failed");
@@ -649,7 +672,8 @@ void HttpStream::consume_assertion() {
     const std::string acs = acs_url();
     std::string detail;
     const int64_t now_s = int64_t(wall_clock_ms() / 1000);
-    auto r = g->saml->consume(*form, d->idp, acs, now_s, detail);
+    auto r =
+        g->saml->consume(*form, d->idp, acs, now_s, detail, d->sso_tokens == config::SsoTokens::UnifiedCm);
     if (auto* why = std::get_if<SamlRefusal>(&r)) return refuse_assertion(*why, detail);
     std::weak_ptr<bool> alive = alive_;
     w_.app().saml_admit(w_, std::get<SamlIdentity>(std::move(r)), path_.domain, now_s,
@@ -699,6 +723,8 @@ void HttpStream::signed_in_by_assertion(SamlIdentity id) {
 // suggests. Change the form here only.
 void HttpStream::sso_signed_in(const SamlIdentity& id, const std::string& node) {
     const auto& g = w_.gen();
+    const auto* d = find_domain_config(g->cfg, path_.domain);
+    if (d && d->sso_tokens == config::SsoTokens::UnifiedCm) return unified_cm_tokens(id, node);
     if (!g->edge_tokens) return respond(503, "edge tokens unavailable\n");
     EdgeTokenClaims c{id.uid, deployment_, node, wall_clock_ms(), true};
     auto token = g->edge_tokens->issue(c, "");
@@ -706,6 +732,7 @@ void HttpStream::sso_signed_in(const SamlIdentity& id, const std::string& node) 
     count(w_, "edgepair_saml_responses_total", "SAML Responses consumed, by result (the refusal reason)",
           {{"result", "ok"}});
     count(w_, "edgepair_edge_tokens_issued_total", "Edge tokens issued after a Basic check", {});
+    count(w_, kSsoTokensMetric, kSsoTokensHelp, {{"kind", "edge"}});
     const uint64_t max_age = uint64_t(g->cfg.credentials.refresh_interval.count()) / 1000;
     access_.set_reason("saml_ok");
     // nlohmann escapes: a uid may hold any printable character, '"' included; bytes that are not UTF-8 (a
@@ -714,6 +741,116 @@ void HttpStream::sso_signed_in(const SamlIdentity& id, const std::string& node) 
         {"access_token", token}, {"token_type", "Bearer"}, {"expires_in", max_age}, {"user", c.user}};
     respond(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
             {{"set-cookie", edge_token_set_cookie(token, max_age)}}, "application/json");
+}
+
+// sso_tokens: unified_cm. How Unified CM issues OAuth tokens to a client that signed in at the edge is NOT
+// public (no capture of it, no document): this is assumed, not confirmed. Assumed here: the SAML 2.0 bearer
+// assertion grant (RFC 7522) on the home node's OAuth service, POST /ssosp/oauth/token (the path Unified CM's
+// other grants use), with the assertion the IdP signed and the client id Jabber named at authorize, over the
+// node's HTTPS port; the answer is RFC 6749 5.1 JSON. Change the exchange here only (docs/PROTOCOL-FACTS.md).
+constexpr std::string_view kUcmTokenPath = "/ssosp/oauth/token";
+// urn:ietf:params:oauth:grant-type:saml2-bearer, form-encoded.
+constexpr std::string_view kSaml2BearerGrant = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Asaml2-bearer";
+
+void HttpStream::refuse_ucm_tokens(const char* result, int status, const std::string& why) {
+    count(w_, "edgepair_saml_responses_total", "SAML Responses consumed, by result (the refusal reason)",
+          {{"result", result}});
+    access_.set_reason(std::string("saml_") + result);
+    EP_WARN(kLog, "stream {}: {}", s_ ? s_->id() : 0, why);
+    respond(status, status == 503 ? "Unified CM unavailable: no token was issued\n"
+                                  : "Unified CM did not issue tokens for this sign-in\n");
+}
+
+void HttpStream::unified_cm_tokens(const SamlIdentity& id, const std::string& node) {
+    const mra::UcNode* n = snap_ ? snap_->find_node(node) : nullptr;
+    if (!n)
+        return refuse_ucm_tokens(
+            "ucm_unavailable", 503,
+            fmt::format("SSO user {}: home node {} is not in the snapshot", id.uid, node));
+    // A request sent before a reload turned unified_cm on carries no client id: the configured one, if any.
+    const std::string client_id = id.client_id.empty() ? w_.gen()->cfg.sso.oauth_client_id : id.client_id;
+    if (id.assertion_xml.empty() || client_id.empty())
+        return refuse_ucm_tokens(
+            "ucm_bad_request", 502,
+            fmt::format("SSO user {}: no {} for Unified CM (sso_tokens changed by a reload "
+                        "during the sign-in?)",
+                        id.uid, client_id.empty() ? "client id" : "assertion"));
+    http::ClientRequest req;
+    req.method = "POST";
+    req.origin = http::Origin{"https", n->name, mra::https_port_of(*n)};
+    req.target = std::string(kUcmTokenPath);
+    // Verified whatever discovery's mode: the assertion is a bearer credential, and an impostor holding it
+    // could get this user's tokens.
+    req.verify = true;
+    req.headers.add("Content-Type", "application/x-www-form-urlencoded");
+    req.headers.add("Accept", "application/json");
+    // base64url without padding or line breaks (RFC 7522 2.1): nothing in it needs form encoding; the
+    // client id's alphabet (config::valid_oauth_client_id) does not either.
+    req.body = fmt::format("grant_type={}&assertion={}&client_id={}", kSaml2BearerGrant,
+                           http::base64_encode(id.assertion_xml, false, true), client_id);
+    access_.set_upstream(fmt::format("{}:{}", n->name, req.origin.port));
+    const std::string node_name = n->name;
+    const uint16_t port = req.origin.port;
+    EP_DEBUG(kLog, "stream {}: SSO user {}: assertion grant to {}:{} for client {}", s_->id(), id.uid,
+             node_name, port, client_id);
+    std::weak_ptr<bool> alive = alive_;
+    w_.http().fetch(std::move(req), [this, alive, uid = id.uid, client_id, node_name,
+                                     port](Result<http::ClientResponse> r) {
+        auto a = alive.lock();
+        if (!a || !*a || !s_) return;
+        if (!r) {
+            const auto kind = http::error_kind(r.error());
+            const bool down = kind == http::ClientErrorKind::Timeout ||
+                              kind == http::ClientErrorKind::Connect || kind == http::ClientErrorKind::Dns ||
+                              kind == http::ClientErrorKind::Closed;
+            return refuse_ucm_tokens(down ? "ucm_unavailable" : "ucm_error", down ? 503 : 502,
+                                     fmt::format("SSO user {}: Unified CM {}:{} token request failed: {}",
+                                                 uid, node_name, port, r.error().message));
+        }
+        if (r->status != 200) {
+            // The OAuth error code only (RFC 6749 5.2): the rest of a body is Unified CM's to word.
+            std::string code = "-";
+            auto j = nlohmann::json::parse(r->body, nullptr, false);
+            if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+                code = j["error"].get<std::string>();
+                if (code.size() > 64 ||
+                    code.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos)
+                    code = "(unreadable)";
+            }
+            const bool down = r->status >= 500;
+            return refuse_ucm_tokens(
+                down ? "ucm_unavailable" : "ucm_refused", down ? 503 : 502,
+                fmt::format("SSO user {}: Unified CM {}:{} answered {} ({}) to the assertion grant", uid,
+                            node_name, port, r->status, code));
+        }
+        auto j = nlohmann::json::parse(r->body, nullptr, false);
+        auto str_field = [&](const char* k) {
+            return j.is_object() && j.contains(k) && j[k].is_string() && !j[k].get<std::string>().empty();
+        };
+        if (!str_field("access_token") || !str_field("refresh_token") ||
+            (j.contains("expires_in") && !j["expires_in"].is_number_unsigned()))
+            return refuse_ucm_tokens(
+                "ucm_bad_answer", 502,
+                fmt::format(
+                    "SSO user {}: Unified CM {}:{} answered 200 without an access and a refresh token", uid,
+                    node_name, port));
+        count(w_, "edgepair_saml_responses_total", "SAML Responses consumed, by result (the refusal reason)",
+              {{"result", "ok"}});
+        count(w_, kSsoTokensMetric, kSsoTokensHelp, {{"kind", "unified_cm"}});
+        access_.set_reason("saml_ok");
+        EP_INFO(kLog, "stream {}: SSO user {}: Unified CM {} issued OAuth tokens to client {}", s_->id(), uid,
+                node_name, client_id);
+        // The same shape as an edge token's answer, plus the refresh token; no X-Auth cookie (that is the
+        // edge's token, and the edge keeps nothing of these).
+        nlohmann::json answer{{"access_token", j["access_token"]},
+                              {"token_type", "Bearer"},
+                              {"refresh_token", j["refresh_token"]},
+                              {"user", uid}};
+        if (j.contains("expires_in")) answer["expires_in"] = j["expires_in"];
+        if (j.contains("scope") && j["scope"].is_string()) answer["scope"] = j["scope"];
+        respond(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", {},
+                "application/json");
+    });
 }
 
 void HttpStream::serve_proxy_checked() {

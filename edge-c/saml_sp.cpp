@@ -393,7 +393,8 @@ Result<std::shared_ptr<SamlServiceProvider>> SamlServiceProvider::create(const c
 
 Result<AuthnRedirect> SamlServiceProvider::authn_request(const std::string& idp_name,
                                                          const std::string& acs_url,
-                                                         const std::string& relay_state, int64_t now_s) {
+                                                         const std::string& relay_state, int64_t now_s,
+                                                         const std::string& client_id) {
     std::string entity = idp_entity_id(idp_name);
     if (entity.empty()) return make_error("unknown identity provider " + idp_name);
     std::lock_guard<std::mutex> lk(mu_);
@@ -404,6 +405,13 @@ Result<AuthnRedirect> SamlServiceProvider::authn_request(const std::string& idp_
         lasso_login_init_authn_request(g.p, const_cast<gchar*>(entity.c_str()), LASSO_HTTP_METHOD_REDIRECT);
     if (rc != 0) return make_error(fmt::format("AuthnRequest: {}", lasso_strerror(rc)));
     LassoSamlp2AuthnRequest* req = LASSO_SAMLP2_AUTHN_REQUEST(profile->request);
+    if (!client_id.empty()) {
+        auto* ra = LASSO_SAMLP2_REQUEST_ABSTRACT(req);
+        const std::string id = request_id_with_client(str(ra->ID), client_id);
+        if (id.empty()) return make_error("AuthnRequest: unusable OAuth client id");
+        g_free(ra->ID);
+        ra->ID = g_strdup(id.c_str());
+    }
     g_free(req->AssertionConsumerServiceURL);
     req->AssertionConsumerServiceURL = g_strdup(acs_url.c_str());
     g_free(req->ProtocolBinding);
@@ -439,7 +447,8 @@ Result<AuthnRedirect> SamlServiceProvider::authn_request(const std::string& idp_
 std::variant<SamlIdentity, SamlRefusal> SamlServiceProvider::consume(const SamlPostForm& form,
                                                                      const std::string& idp_name,
                                                                      const std::string& acs_url,
-                                                                     int64_t now_s, std::string& detail) {
+                                                                     int64_t now_s, std::string& detail,
+                                                                     bool keep_assertion) {
     const std::string want_idp = idp_entity_id(idp_name);
     std::lock_guard<std::mutex> lk(mu_);
     LoginGuard g{lasso_login_new(static_cast<LassoServer*>(server_))};
@@ -579,7 +588,116 @@ std::variant<SamlIdentity, SamlRefusal> SamlServiceProvider::consume(const SamlP
     }
     id.idp = issuer;
     id.assertion_id = a->ID;
+    if (keep_assertion) {
+        // The bytes lasso verified, read again: lasso's objects re-serialize, which would not keep the
+        // signature valid for Unified CM.
+        std::string b64;
+        for (char c : form.saml_response)
+            if (c != ' ' && c != '\t' && c != '\r' && c != '\n') b64.push_back(c);
+        auto xml = http::base64_decode_strict(b64);
+        auto ax = xml ? standalone_assertion(*xml, id.assertion_id)
+                      : Result<std::string>(make_error("the SAMLResponse is not base64"));
+        if (!ax) {
+            detail = "for Unified CM: " + ax.error().message;
+            return ax.error().message.starts_with("unsigned:") ? SamlRefusal::Signature
+                                                               : SamlRefusal::Invalid;
+        }
+        id.assertion_xml = std::move(*ax);
+        id.client_id = client_id_of_request(id.in_response_to);
+    }
     return id;
+}
+
+std::string request_id_with_client(std::string_view lasso_id, std::string_view client_id) {
+    if (!config::valid_oauth_client_id(client_id)) return {};
+    static const char* hex = "0123456789abcdef";
+    std::string out(lasso_id);
+    out += ".c";
+    for (unsigned char c : client_id) {
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 15]);
+    }
+    return out;
+}
+
+std::string client_id_of_request(std::string_view request_id) {
+    const auto at = request_id.rfind(".c");
+    if (at == std::string_view::npos) return {};
+    const auto h = request_id.substr(at + 2);
+    if (h.empty() || h.size() % 2) return {};
+    std::string out;
+    for (size_t i = 0; i < h.size(); i += 2) {
+        const int hi = hexval(h[i]), lo = hexval(h[i + 1]);
+        if (hi < 0 || lo < 0) return {};
+        out.push_back(char(hi * 16 + lo));
+    }
+    return config::valid_oauth_client_id(out) ? out : std::string();
+}
+
+namespace {
+
+constexpr const char* kSamlAssertionNs = "urn:oasis:names:tc:SAML:2.0:assertion";
+constexpr const char* kSamlProtocolNs = "urn:oasis:names:tc:SAML:2.0:protocol";
+constexpr const char* kXmlDsigNs = "http://www.w3.org/2000/09/xmldsig#";
+
+bool is_element(xmlNodePtr n, const char* local, const char* ns) {
+    return n && n->type == XML_ELEMENT_NODE && n->ns && xmlStrEqual(n->name, BAD_CAST local) &&
+           xmlStrEqual(n->ns->href, BAD_CAST ns);
+}
+
+struct DocGuard {
+    xmlDocPtr p;
+    ~DocGuard() {
+        if (p) xmlFreeDoc(p);
+    }
+};
+
+} // namespace
+
+Result<std::string> standalone_assertion(std::string_view response_xml, std::string_view assertion_id) {
+    if (response_xml.size() > kMaxForm) return make_error("the Response is too large");
+    // No network, no entity substitution, nothing on stderr: the document lasso accepted, read for its bytes.
+    DocGuard doc{xmlReadMemory(response_xml.data(), int(response_xml.size()), nullptr, nullptr,
+                               XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)};
+    xmlNodePtr root = doc.p ? xmlDocGetRootElement(doc.p) : nullptr;
+    if (!is_element(root, "Response", kSamlProtocolNs)) return make_error("not a samlp:Response");
+    xmlNodePtr found = nullptr;
+    int count = 0;
+    for (xmlNodePtr c = root->children; c; c = c->next) {
+        if (!is_element(c, "Assertion", kSamlAssertionNs)) continue;
+        ++count;
+        xmlChar* id = xmlGetProp(c, BAD_CAST "ID");
+        if (id && std::string_view(reinterpret_cast<const char*>(id)) == assertion_id) found = c;
+        xmlFree(id);
+    }
+    if (count != 1 || !found) return make_error("not exactly one Assertion with the ID lasso checked");
+    bool signed_itself = false;
+    for (xmlNodePtr c = found->children; c; c = c->next)
+        signed_itself = signed_itself || is_element(c, "Signature", kXmlDsigNs);
+    if (!signed_itself)
+        return make_error("unsigned: the IdP signs the Response but not the Assertion, which Unified CM "
+                          "gets alone; have the IdP sign assertions too");
+    DocGuard out{xmlNewDoc(BAD_CAST "1.0")};
+    if (!out.p) return make_error("out of memory");
+    xmlNodePtr copy = xmlDocCopyNode(found, out.p, 1);
+    if (!copy) return make_error("cannot copy the Assertion");
+    xmlDocSetRootElement(out.p, copy);
+    if (xmlNsPtr* in_scope = xmlGetNsList(doc.p, found)) {
+        for (xmlNsPtr* ns = in_scope; *ns; ++ns) {
+            bool declared = false;
+            for (xmlNsPtr d = copy->nsDef; d && !declared; d = d->next)
+                declared = xmlStrEqual(d->prefix, (*ns)->prefix);
+            if (!declared) xmlNewNs(copy, (*ns)->href, (*ns)->prefix);
+        }
+        xmlFree(in_scope);
+    }
+    xmlChar* buf = nullptr;
+    int n = 0;
+    xmlDocDumpMemoryEnc(out.p, &buf, &n, "UTF-8");
+    if (!buf || n <= 0) return make_error("cannot serialize the Assertion");
+    std::string text(reinterpret_cast<const char*>(buf), size_t(n));
+    xmlFree(buf);
+    return text;
 }
 
 } // namespace edgepair::edge_c

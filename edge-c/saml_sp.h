@@ -60,7 +60,25 @@ struct SamlIdentity {
     // For SamlReplayCache::admit, which runs after consume() on another loop.
     std::string in_response_to; // the AuthnRequest this answers (empty: IdP-initiated)
     int64_t expires_s = 0;      // the assertion's NotOnOrAfter: how long its ID is remembered
+    // sso_tokens: unified_cm only (consume() with keep_assertion): the <Assertion> element exactly as the
+    // IdP signed it, standalone, for the RFC 7522 grant; and the OAuth client id its AuthnRequest carried.
+    std::string assertion_xml;
+    std::string client_id;
 };
+
+// The OAuth client id travels inside the AuthnRequest's ID ("<lasso id>.c<hex>"): the IdP echoes the ID as
+// the signed InResponseTo, and the replay memory (local or the cluster's) already keys on it, so the id
+// comes back tamper-proof on whichever edge-c peer the browser's POST lands, with nothing else to share.
+std::string request_id_with_client(std::string_view lasso_id, std::string_view client_id);
+// The client id a request ID carries; empty when none (or not a well-formed one).
+std::string client_id_of_request(std::string_view request_id);
+
+// The one <Assertion> child of the samlp:Response `response_xml` whose ID is `assertion_id`, serialized
+// standalone: the namespaces in scope at it are declared on it (an exclusive-c14n signature's
+// InclusiveNamespaces may name one declared on the Response) and nothing inside is re-encoded, so its own
+// enveloped signature still verifies. Error when there is none, or it carries no signature of its own (a
+// relying party holding only the Assertion could not check it).
+Result<std::string> standalone_assertion(std::string_view response_xml, std::string_view assertion_id);
 
 struct SamlPostForm {
     std::string saml_response; // base64, as posted
@@ -119,13 +137,17 @@ class SamlServiceProvider {
     std::string idp_entity_id(const std::string& idp_name) const;
 
     // The caller remembers the request ID for its domain (EdgeC::saml_remember_request).
+    // `client_id` (may be empty) is carried in the request ID (request_id_with_client).
     Result<AuthnRedirect> authn_request(const std::string& idp_name, const std::string& acs_url,
-                                        const std::string& relay_state, int64_t now_s);
+                                        const std::string& relay_state, int64_t now_s,
+                                        const std::string& client_id = {});
     // Everything but replay: the caller hands the identity to SamlReplayCache::admit before trusting it.
     // `detail` gets the reason in words for the log (never for the client).
+    // `keep_assertion`: fill SamlIdentity::assertion_xml (refused as Signature when the Assertion is not
+    // signed on its own) and client_id.
     std::variant<SamlIdentity, SamlRefusal> consume(const SamlPostForm& form, const std::string& idp_name,
                                                     const std::string& acs_url, int64_t now_s,
-                                                    std::string& detail);
+                                                    std::string& detail, bool keep_assertion = false);
 
   private:
     SamlServiceProvider() = default;

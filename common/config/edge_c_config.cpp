@@ -176,7 +176,7 @@ void parse_domains(const Node& n, std::vector<DomainConfig>& out) {
     if (!items) return;
     for (const auto& item : *items) {
         DomainConfig d;
-        auto m = item.as_map({"name", "deployment", "sip", "xmpp", "http", "sso", "idp"});
+        auto m = item.as_map({"name", "deployment", "sip", "xmpp", "http", "sso", "idp", "sso_tokens"});
         if (!m.valid()) continue;
         if (auto nm = m.require("name")) {
             if (auto v = nm->as_string()) {
@@ -192,6 +192,9 @@ void parse_domains(const Node& n, std::vector<DomainConfig>& out) {
         m.boolean("http", d.http);
         read_sso_mode(m, "sso", d.sso);
         m.string("idp", d.idp);
+        static constexpr EnumName<SsoTokens> kTokens[] = {{"edge", SsoTokens::Edge},
+                                                          {"unified_cm", SsoTokens::UnifiedCm}};
+        m.enumeration<SsoTokens>("sso_tokens", d.sso_tokens, kTokens);
         out.push_back(std::move(d));
     }
 }
@@ -386,7 +389,8 @@ void parse_mra_policy(const Node& n, MraPolicyConfig& out) {
 
 void parse_sso(const Node& n, SsoConfig& out) {
     auto m = n.as_map({"check_internal_availability", "entity_id", "signing", "edge_e_addresses",
-                       "identity_providers", "clock_skew", "request_lifetime", "sip_token_extra_ttl"});
+                       "identity_providers", "clock_skew", "request_lifetime", "sip_token_extra_ttl",
+                       "oauth_client_id"});
     m.boolean("check_internal_availability", out.check_internal_availability);
     if (auto e = m.get("entity_id")) {
         if (auto v = e->as_string()) {
@@ -439,6 +443,15 @@ void parse_sso(const Node& n, SsoConfig& out) {
     // Bounded: the extra time is a window after the credentials expired, not a second lifetime.
     m.duration("sip_token_extra_ttl", out.sip_token_extra_ttl, std::chrono::seconds(0),
                std::chrono::hours(24));
+    if (auto c = m.get("oauth_client_id")) {
+        if (auto v = c->as_string()) {
+            // It travels inside the AuthnRequest ID (edge-c/saml_sp.h), so the same rule as a client's.
+            if (valid_oauth_client_id(*v))
+                out.oauth_client_id = *v;
+            else
+                c->error("expected 1 to 64 characters of A-Z a-z 0-9 . _ -, got \"" + *v + "\"");
+        }
+    }
 }
 
 void parse_http(const Node& n, EdgeCHttpConfig& out) {
@@ -467,6 +480,19 @@ const char* to_string(UcKind k) {
         return "unity_connection";
     }
     return "?";
+}
+
+const char* to_string(SsoTokens t) {
+    return t == SsoTokens::UnifiedCm ? "unified_cm" : "edge";
+}
+
+bool valid_oauth_client_id(std::string_view id) {
+    if (id.empty() || id.size() > 64) return false;
+    for (char c : id)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    return true;
 }
 
 const char* to_string(HttpMethod m) {
@@ -617,6 +643,8 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
         std::string key = "domains[" + std::to_string(i) + "]";
         if (d.sso == SsoMode::Off) {
             if (!d.idp.empty()) warn_at(src, diag, key + ".idp", "ignored: sso is off for this domain");
+            if (d.sso_tokens != SsoTokens::Edge)
+                warn_at(src, diag, key + ".sso_tokens", "ignored: sso is off for this domain");
             continue;
         }
         any_sso = true;

@@ -61,6 +61,15 @@ struct DiscoveryConfig {
     std::vector<UcServerConfig> unity_connection;
 };
 
+// What a successful SAML sign-in answers the client (edge-c/http_service.cpp): an edge token, or the Unified
+// CM OAuth tokens of the user's home cluster, got with the assertion (RFC 7522 bearer grant). Only an OAuth
+// token signs in to IM and Presence (edge-c/xmpp_service.cpp refuses edge tokens in SASL).
+enum class SsoTokens { Edge, UnifiedCm };
+const char* to_string(SsoTokens);
+// An OAuth client id edgepair carries (sso.oauth_client_id, an authorize query's client_id=): 1..64
+// characters of A-Z a-z 0-9 . _ - (Jabber's is not public; this admits every form seen in client logs).
+bool valid_oauth_client_id(std::string_view id);
+
 struct DomainConfig {
     std::string name; // lower-case
     std::string deployment = "default";
@@ -71,6 +80,7 @@ struct DomainConfig {
     SsoMode sso = SsoMode::Off;
     std::string
         idp; // the sso.identity_providers[].name this domain's users sign in with (one IdP per domain)
+    SsoTokens sso_tokens = SsoTokens::Edge;
 };
 
 enum class HttpMethod { Get, Post, Put, Delete, Head };
@@ -195,6 +205,9 @@ struct SsoConfig {
     // valid this long past credentials.refresh_interval, so that a signed-in user can still take calls for a
     // while after the token expired. HTTP and XMPP get no extra time.
     Duration sip_token_extra_ttl = std::chrono::seconds(0);
+    // sso_tokens: unified_cm: the OAuth client id sent with the assertion grant when the client's authorize
+    // query named none (the client's own client_id= wins). Empty: such a sign-in is refused at authorize.
+    std::string oauth_client_id;
 };
 
 struct EdgeCHttpConfig {

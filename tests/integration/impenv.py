@@ -111,8 +111,21 @@ class ImpEnv(h.TestCase):
             self.fport[name] = h.free_port(addr)
             p = self.start([tx.PY, tx.FIXTURE, "--cluster", path, "--node", name, "--listen",
                             f"{addr}:{self.fport[name]}", "--cert", f"{self.pki_dir}/{cert}-chain.crt",
-                            "--key", f"{self.pki_dir}/{cert}.key"], name=f"fixture-{name.split('.')[0]}")
+                            "--key", f"{self.pki_dir}/{cert}.key", *self.fixture_args(name)],
+                           name=f"fixture-{name.split('.')[0]}")
             p.wait_log(r"^READY$", timeout=15)
+
+    def fixture_args(self, node: str) -> list[str]:
+        """More ucm_fixture.py arguments for `node` (cucm1.example.com or tx.IMP_NAME)."""
+        return []
+
+    def edge_e_extra(self) -> str:
+        """Top-level edge-e YAML (indented for pair.edge_e_yaml)."""
+        return ""
+
+    def domains_yaml(self) -> str:
+        """edge-c's `domains:` items (indented for pair.edge_c_yaml)."""
+        return "- {name: example.com}"
 
     def oauth_section(self) -> str:
         """edge-c's `oauth:` line: keys of an in-process issuer (self.issuer mints the tests' tokens)."""
@@ -126,7 +139,7 @@ class ImpEnv(h.TestCase):
         return ""
 
     def start_pair(self):
-        ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir)
+        ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=self.edge_e_extra())
         disc = (f"unified_cm:\n  - {{address: cucm1.example.com, port: {self.fport['cucm1.example.com']}, "
                 f"username: axladmin, password: \"{tx.AXL_PASSWORD}\", tls_verify: true}}\n"
                 f"im_and_presence:\n  - {{address: {tx.IMP_NAME}, port: {self.fport[tx.IMP_NAME]}, "
@@ -134,7 +147,8 @@ class ImpEnv(h.TestCase):
         extra = (f'dns: {{servers: ["127.0.0.1:{self.dns_port}"]}}\n'
                  f"        mra_policy: {{enabled: {str(self.MRA_POLICY).lower()}, cache_ttl: {self.POLICY_CACHE_TTL}}}\n"
                  f"        {self.oauth_section()}{self.edge_c_extra()}")
-        ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra)
+        ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=disc, extra=extra,
+                                domains=self.domains_yaml())
         self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
         deadline = time.monotonic() + 30

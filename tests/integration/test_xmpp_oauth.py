@@ -64,7 +64,8 @@ class XmppOAuthTest(ImpEnv):
 
     def start_prosody(self):
         start_issuer(self, {"users": {u: USERS[u]["password"] for u in ("alice", "bob")}, "admin": list(ADMIN),
-                            "token_check_clients": {CHECK_CLIENT[0]: CHECK_CLIENT[1]}}, 300, "--compact-claims")
+                            "token_check_clients": {CHECK_CLIENT[0]: CHECK_CLIENT[1]}}, 300, "--compact-claims",
+                     *self.issuer_args())
         os.makedirs(os.path.join(self.tmp, "prosody-data"), exist_ok=True)
         # Host options after the VirtualHost line: only the OAuth modules authenticate, so no password signs
         # anyone in. The module resolves with the system resolver, hence the address; it does not verify the
@@ -84,6 +85,10 @@ class XmppOAuthTest(ImpEnv):
         self.prosody.wait_port(self.imp_addr, tx.XMPP_PORT, timeout=15)
 
     OAUTH_EXTRA = ""  # more keys of edge-c's `oauth:` mapping, flow style ("require_active_user: true, ")
+
+    def issuer_args(self) -> list[str]:
+        """More oauth_issuer.py arguments (test_sso_oauth.py: the SAML assertion grant)."""
+        return []
 
     def oauth_section(self) -> str:
         self.issuer = Issuer.load(self.private)  # the running issuer's keys: mints tokens it never issued

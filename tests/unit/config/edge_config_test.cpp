@@ -883,10 +883,11 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
         << R"(<md:SPSSODescriptor/></md:EntityDescriptor>)";
     SECTION("a domain with SSO on, its IdP and the signing pair; defaults filled") {
         auto text = replace(kEdgeC, "  - name: example.com\n",
-                            "  - {name: example.com, sso: exclusive, idp: idp1}\n"
+                            "  - {name: example.com, sso: exclusive, idp: idp1, sso_tokens: unified_cm}\n"
                             "  - {name: other.example.com}\n"
                             "sso:\n"
                             "  check_internal_availability: false\n"
+                            "  oauth_client_id: jabber-desktop_1.0\n"
                             "  sip_token_extra_ttl: 90s\n"
                             "  signing: {cert: ../certs/out/edge-c.crt, key: ../certs/out/edge-c.key}\n"
                             "  identity_providers:\n"
@@ -896,7 +897,10 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
         REQUIRE(cfg);
         CHECK(cfg->domains[0].sso == SsoMode::Exclusive);
         CHECK(cfg->domains[0].idp == "idp1");
+        CHECK(cfg->domains[0].sso_tokens == SsoTokens::UnifiedCm);
         CHECK(cfg->domains[1].sso == SsoMode::Off);
+        CHECK(cfg->domains[1].sso_tokens == SsoTokens::Edge); // the default: edge tokens, as before
+        CHECK(cfg->sso.oauth_client_id == "jabber-desktop_1.0");
         CHECK_FALSE(cfg->sso.check_internal_availability);
         CHECK(cfg->sso.sip_token_extra_ttl == std::chrono::seconds(90));
         CHECK(cfg->sso.entity_id == "https://expc1.example.com/saml/sp");
@@ -907,14 +911,15 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
     SECTION("errors name the file, the line and the key") {
         auto text = replace(kEdgeC, "  - name: example.com\n",
                             "  - {name: example.com, sso: maybe}\n"
-                            "  - {name: b.example.com, sso: on}\n"
+                            "  - {name: b.example.com, sso: on, sso_tokens: oauth}\n"
                             "  - {name: c.example.com, sso: on, idp: nope}\n"
                             "sso:\n"
                             "  identity_providers:\n"
                             "    - {name: sp-by-mistake, metadata_file: sp-metadata.xml}\n"
                             "  entity_id: http://plain.example.com/sp\n"
                             "  edge_e_addresses: [\"127.0.0.1:8443\"]\n"
-                            "  sip_token_extra_ttl: 2d\n");
+                            "  sip_token_extra_ttl: 2d\n"
+                            "  oauth_client_id: \"jabber client\"\n");
         Diagnostics diag;
         const auto path = e.write("sso-bad-c.yaml", text);
         REQUIRE_FALSE(load_edge_c_config(path, &diag));
@@ -928,6 +933,11 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
         CHECK_THAT(error_for(diag, "sso.entity_id").message, Catch::Contains("https://"));
         CHECK_THAT(error_for(diag, "sso.edge_e_addresses[0]").message, Catch::Contains("DNS name"));
         CHECK(error_for(diag, "sso.sip_token_extra_ttl").line == 25);
+        const auto& tokens = error_for(diag, "domains[1].sso_tokens");
+        CHECK(tokens.line == 18);
+        CHECK_THAT(tokens.message, Catch::Contains("unified_cm"));
+        CHECK(error_for(diag, "sso.oauth_client_id").line == 26);
+        CHECK_THAT(error_for(diag, "sso.oauth_client_id").message, Catch::Contains("A-Z a-z 0-9"));
         CHECK_THAT(error_for(diag, "sso").message, Catch::Contains("sso.signing"));
         CHECK_THAT(error_for(diag, "sso.identity_providers[0].metadata_file").message,
                    Catch::Contains("not an identity provider"));

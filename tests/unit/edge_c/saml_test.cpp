@@ -107,3 +107,47 @@ TEST_CASE("edge tokens: an SSO token carries no password stamp", "[edge_c][saml]
     REQUIRE(std::holds_alternative<EdgeTokenClaims>(r3));
     CHECK_FALSE(std::get<EdgeTokenClaims>(r3).sso);
 }
+
+TEST_CASE("saml: the OAuth client id rides in the AuthnRequest ID", "[edge_c][saml]") {
+    const std::string id = request_id_with_client("_8F3A2C", "jabber-test");
+    CHECK(id == "_8F3A2C.c" + std::string("6a61626265722d74657374"));
+    CHECK(client_id_of_request(id) == "jabber-test");
+    // An ID is an xs:ID: the hex keeps it one, whatever the client id.
+    CHECK(id.find_first_not_of("_.-0123456789ABCDEFabcdef") == std::string::npos);
+    CHECK(client_id_of_request("_8F3A2C").empty());       // no client id carried
+    CHECK(client_id_of_request("_8F3A2C.c6a6").empty());  // odd length
+    CHECK(client_id_of_request("_8F3A2C.c6a7z").empty()); // not hex
+    CHECK(client_id_of_request("_8F3A2C.c6a20").empty()); // "j " is not a client id
+    CHECK(request_id_with_client("_8F3A2C", "with space").empty());
+    CHECK(request_id_with_client("_8F3A2C", std::string(65, 'a')).empty());
+}
+
+TEST_CASE("saml: the Assertion alone, as the IdP signed it", "[edge_c][saml]") {
+    // The xs prefix is declared on the Response only (an exclusive-c14n InclusiveNamespaces may name it):
+    // the standalone Assertion must declare it itself, and keep every byte inside unchanged.
+    const std::string resp =
+        R"(<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" )"
+        R"(xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:xs="http://www.w3.org/2001/XMLSchema" ID="r1">)"
+        R"(<saml:Issuer>https://idp</saml:Issuer>)"
+        R"(<saml:Assertion ID="a1" Version="2.0"><saml:Issuer>https://idp</saml:Issuer>)"
+        R"(<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo/></ds:Signature>)"
+        R"(<saml:AttributeStatement><saml:Attribute Name="uid"><saml:AttributeValue>alice </saml:AttributeValue>)"
+        R"(</saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>)";
+    auto a = standalone_assertion(resp, "a1");
+    REQUIRE(a);
+    CHECK(a->find("<saml:Assertion") != std::string::npos);
+    CHECK(a->find("xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\"") != std::string::npos);
+    CHECK(a->find("xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"") != std::string::npos);
+    CHECK(a->find("<saml:AttributeValue>alice </saml:AttributeValue>") != std::string::npos);
+    CHECK(a->find("samlp:Response") == std::string::npos);
+    CHECK(a->find("xmlns:samlp") != std::string::npos); // in scope, declared: harmless to c14n
+    // Not the assertion lasso checked, or none signed on its own: no grant.
+    CHECK_FALSE(standalone_assertion(resp, "a2"));
+    std::string unsigned_resp = resp;
+    const auto s = unsigned_resp.find("<ds:Signature");
+    unsigned_resp.erase(s, unsigned_resp.find("</ds:Signature>") + 15 - s);
+    auto u = standalone_assertion(unsigned_resp, "a1");
+    REQUIRE_FALSE(u);
+    CHECK(u.error().message.starts_with("unsigned:"));
+    CHECK_FALSE(standalone_assertion("<not-xml", "a1"));
+}
