@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -292,10 +293,15 @@ class H2Conn final : public H2Session {
         schedule_send();
     }
 
-    void submit_response(H2Stream& st, const h2::Fields& h, bool with_body) {
+    template <class Block> // h2::Fields or h2::FieldViews
+    void submit_response(H2Stream& st, const Block& h, bool with_body) {
         h2::Body body;
         if (with_body) body = {&H2Conn::read_data, &st};
-        int rv = h2::submit_response(session_, st.id_, h, body);
+        int rv;
+        if constexpr (std::is_same_v<Block, h2::FieldViews>)
+            rv = h2::submit_response_views(session_, st.id_, h, body);
+        else
+            rv = h2::submit_response(session_, st.id_, h, body);
         if (rv != 0) {
             EP_INFO(kLog, "{}: stream {}: response not sent: {}", conn_.peer().str(), st.id_,
                     nghttp2_strerror(rv));
@@ -732,9 +738,11 @@ void H2Stream::on_headers(link::LinkStream&, const link::Headers& headers) {
     access_.set_upstream(link::header_value(headers, obs::kUpstreamHeader));
     resp_discard_ = head_request_ || status == 204 || status == 304;
     if (auto c = protection::answer_category(status)) c_.ws().report(*c, c_.conn().peer());
-    h2::Fields h;
+    // Views into the link's block: nghttp2 copies the response block when it is submitted.
+    const std::string status_text = std::to_string(status);
+    h2::FieldViews h;
     h.reserve(headers.size() + 1);
-    h.emplace_back(":status", std::to_string(status));
+    h.emplace_back(":status", status_text);
     for (auto& [k, v] : headers) {
         if (k.empty() || k[0] == ':' || hop_by_hop(k)) continue;
         h.emplace_back(k, v);
