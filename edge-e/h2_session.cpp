@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -93,7 +94,7 @@ class H2Stream final : public link::StreamHandler {
 
 class H2Conn final : public H2Session {
   public:
-    H2Conn(WorkerState& ws, net::Connection& conn) : ws_(ws), conn_(conn) {
+    H2Conn(WorkerState& ws, net::Connection& conn) : ws_(ws), conn_(conn), peer_text_(conn.peer().str()) {
         send_ev_ = event_new(ws.worker().loop().base(), -1, 0, &H2Conn::on_send_event, this);
         auto& lim = ws.gen()->cfg.limits;
         limits_.max_header_bytes = lim.max_header_bytes;
@@ -292,10 +293,15 @@ class H2Conn final : public H2Session {
         schedule_send();
     }
 
-    void submit_response(H2Stream& st, const h2::Fields& h, bool with_body) {
+    template <class Block> // h2::Fields or h2::FieldViews
+    void submit_response(H2Stream& st, const Block& h, bool with_body) {
         h2::Body body;
         if (with_body) body = {&H2Conn::read_data, &st};
-        int rv = h2::submit_response(session_, st.id_, h, body);
+        int rv;
+        if constexpr (std::is_same_v<Block, h2::FieldViews>)
+            rv = h2::submit_response_views(session_, st.id_, h, body);
+        else
+            rv = h2::submit_response(session_, st.id_, h, body);
         if (rv != 0) {
             EP_INFO(kLog, "{}: stream {}: response not sent: {}", conn_.peer().str(), st.id_,
                     nghttp2_strerror(rv));
@@ -581,6 +587,7 @@ class H2Conn final : public H2Session {
   private:
     WorkerState& ws_;
     net::Connection& conn_;
+    const std::string peer_text_; // conn_.peer().str(): every stream's access record and x-client-addr
     nghttp2_session* session_ = nullptr;
     event* send_ev_ = nullptr;
     http::H2RequestLimits limits_;
@@ -617,7 +624,7 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
         if (auto c = e.malformed ? std::optional(protection::Category::HttpIntrusion)
                                  : protection::refusal_category(e.status, e.label))
             ws_.report(*c, conn_.peer());
-        st.access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_.peer().str(), "-", "-");
+        st.access_.begin(ws_.gen()->access_log, ws_.next_request_id(), peer_text_, "-", "-");
         st.access_.set_reason(e.label);
         EP_INFO(kLog, "{}: stream {}: request refused: {} ({})", conn_.peer().str(), st.id_, e.label,
                 e.detail);
@@ -631,13 +638,12 @@ void H2Conn::on_request(H2Stream& st, bool end_stream) {
     st.head_request_ = head.method == "HEAD";
     if (st.req_.has_content_length() && st.req_.content_length() > max_body_) {
         count_reject(ws_, "body_too_large");
-        st.access_.begin(ws_.gen()->access_log, ws_.next_request_id(), conn_.peer().str(), head.method,
-                         head.target);
+        st.access_.begin(ws_.gen()->access_log, ws_.next_request_id(), peer_text_, head.method, head.target);
         st.access_.set_reason("body_too_large");
         return respond_local(st, 413, "body_too_large");
     }
-    auto g = gate_request(ws_, head, conn_.peer());
-    st.access_.begin(ws_.gen()->access_log, g.request_id, conn_.peer().str(), head.method, head.target);
+    auto g = gate_request(ws_, head, conn_.peer(), peer_text_);
+    st.access_.begin(ws_.gen()->access_log, g.request_id, peer_text_, head.method, head.target);
     if (g.status) {
         st.access_.set_reason(g.reason);
         if (g.content_type.empty())
@@ -732,9 +738,11 @@ void H2Stream::on_headers(link::LinkStream&, const link::Headers& headers) {
     access_.set_upstream(link::header_value(headers, obs::kUpstreamHeader));
     resp_discard_ = head_request_ || status == 204 || status == 304;
     if (auto c = protection::answer_category(status)) c_.ws().report(*c, c_.conn().peer());
-    h2::Fields h;
+    // Views into the link's block: nghttp2 copies the response block when it is submitted.
+    const std::string status_text = std::to_string(status);
+    h2::FieldViews h;
     h.reserve(headers.size() + 1);
-    h.emplace_back(":status", std::to_string(status));
+    h.emplace_back(":status", status_text);
     for (auto& [k, v] : headers) {
         if (k.empty() || k[0] == ':' || hop_by_hop(k)) continue;
         h.emplace_back(k, v);

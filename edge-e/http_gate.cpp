@@ -81,7 +81,8 @@ const char* proto(const http::RequestHead& req) {
 
 } // namespace
 
-GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net::SockAddr& peer) {
+GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net::SockAddr& peer,
+                        std::string_view peer_text) {
     ws.app().counters().http_requests->inc();
     const auto gen = ws.gen();
     const auto& cfg = gen->cfg;
@@ -180,7 +181,7 @@ GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net
             c = char(std::tolower(static_cast<unsigned char>(c)));
         h.emplace_back(std::move(name), f.value);
     }
-    h.emplace_back("x-client-addr", peer.str());
+    h.emplace_back("x-client-addr", peer_text.empty() ? peer.str() : std::string(peer_text));
     h.emplace_back(std::string(obs::kRequestIdHeader), std::move(id));
     h.emplace_back("x-edge-host", cfg.node_name);
     h.emplace_back("x-edge-https-port",

@@ -38,7 +38,9 @@ struct GateResult {
 };
 
 // `req.headers` must hold the Host (HTTP/2: from :authority). Counts what it refuses.
-GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net::SockAddr& peer);
+// `peer_text`: peer.str() when the caller already has it (one formatting per connection, not per request).
+GateResult gate_request(WorkerState& ws, const http::RequestHead& req, const net::SockAddr& peer,
+                        std::string_view peer_text = {});
 
 // Counts a request refused on edge-e (parse errors and gate verdicts) under
 // edgepair_http_rejected_requests_total{side="edge-e"}.

@@ -78,7 +78,9 @@ Sent send_frames(nghttp2_session* s, net::Connection& out, const std::weak_ptr<b
     return r;
 }
 
-std::vector<nghttp2_nv> to_nv(const Fields& h, std::span<const std::string_view> never_indexed) {
+namespace {
+template <class Block>
+std::vector<nghttp2_nv> nv_of(const Block& h, std::span<const std::string_view> never_indexed) {
     std::vector<nghttp2_nv> nv;
     nv.reserve(h.size());
     for (auto& [k, v] : h) {
@@ -90,23 +92,51 @@ std::vector<nghttp2_nv> to_nv(const Fields& h, std::span<const std::string_view>
     return nv;
 }
 
-int submit_response(nghttp2_session* s, int32_t id, const Fields& h, Body body,
-                    std::span<const std::string_view> never_indexed) {
-    auto nv = to_nv(h, never_indexed);
-    nghttp2_data_provider prd;
-    prd.source.ptr = body.source;
-    prd.read_callback = body.read;
-    return nghttp2_submit_response(s, id, nv.data(), nv.size(), body.read ? &prd : nullptr);
-}
-
-int32_t submit_request(nghttp2_session* s, const Fields& h, Body body, void* stream_user_data,
-                       std::span<const std::string_view> never_indexed) {
-    auto nv = to_nv(h, never_indexed);
+int32_t submit_request_nv(nghttp2_session* s, const std::vector<nghttp2_nv>& nv, Body body,
+                          void* stream_user_data) {
     nghttp2_data_provider prd;
     prd.source.ptr = body.source;
     prd.read_callback = body.read;
     return nghttp2_submit_request(s, nullptr, nv.data(), nv.size(), body.read ? &prd : nullptr,
                                   stream_user_data);
+}
+} // namespace
+
+std::vector<nghttp2_nv> to_nv(const Fields& h, std::span<const std::string_view> never_indexed) {
+    return nv_of(h, never_indexed);
+}
+
+std::vector<nghttp2_nv> to_nv(const FieldViews& h, std::span<const std::string_view> never_indexed) {
+    return nv_of(h, never_indexed);
+}
+
+namespace {
+int submit_response_nv(nghttp2_session* s, int32_t id, const std::vector<nghttp2_nv>& nv, Body body) {
+    nghttp2_data_provider prd;
+    prd.source.ptr = body.source;
+    prd.read_callback = body.read;
+    return nghttp2_submit_response(s, id, nv.data(), nv.size(), body.read ? &prd : nullptr);
+}
+} // namespace
+
+int submit_response(nghttp2_session* s, int32_t id, const Fields& h, Body body,
+                    std::span<const std::string_view> never_indexed) {
+    return submit_response_nv(s, id, to_nv(h, never_indexed), body);
+}
+
+int submit_response_views(nghttp2_session* s, int32_t id, const FieldViews& h, Body body,
+                          std::span<const std::string_view> never_indexed) {
+    return submit_response_nv(s, id, to_nv(h, never_indexed), body);
+}
+
+int32_t submit_request(nghttp2_session* s, const Fields& h, Body body, void* stream_user_data,
+                       std::span<const std::string_view> never_indexed) {
+    return submit_request_nv(s, to_nv(h, never_indexed), body, stream_user_data);
+}
+
+int32_t submit_request_views(nghttp2_session* s, const FieldViews& h, Body body, void* stream_user_data,
+                             std::span<const std::string_view> never_indexed) {
+    return submit_request_nv(s, to_nv(h, never_indexed), body, stream_user_data);
 }
 
 size_t OutBuffer::take(uint8_t* dst, size_t max) {

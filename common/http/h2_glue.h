@@ -108,6 +108,10 @@ Sent send_frames(nghttp2_session* s, net::Connection& out, const std::weak_ptr<b
 // nghttp2's view of `h` (which must outlive the result). Names in `never_indexed` are sent as
 // never-indexed literals (RFC 7541 7.1.3), so that a secret never enters an HPACK dynamic table.
 std::vector<nghttp2_nv> to_nv(const Fields& h, std::span<const std::string_view> never_indexed = {});
+// The same over views: a block assembled from strings its caller already holds, without copying them
+// (nghttp2 copies the block once, when it is submitted).
+using FieldViews = std::vector<std::pair<std::string_view, std::string_view>>;
+std::vector<nghttp2_nv> to_nv(const FieldViews& h, std::span<const std::string_view> never_indexed = {});
 
 inline std::string_view view(const uint8_t* p, size_t n) {
     return {reinterpret_cast<const char*>(p), n};
@@ -121,9 +125,13 @@ struct Body {
 // 0 or nghttp2's error code.
 int submit_response(nghttp2_session* s, int32_t id, const Fields& h, Body body,
                     std::span<const std::string_view> never_indexed = {});
+int submit_response_views(nghttp2_session* s, int32_t id, const FieldViews& h, Body body,
+                          std::span<const std::string_view> never_indexed = {});
 // The new stream's id, or nghttp2's (negative) error code.
 int32_t submit_request(nghttp2_session* s, const Fields& h, Body body, void* stream_user_data,
                        std::span<const std::string_view> never_indexed = {});
+int32_t submit_request_views(nghttp2_session* s, const FieldViews& h, Body body, void* stream_user_data,
+                             std::span<const std::string_view> never_indexed = {});
 
 // ---- bodies ----
 

@@ -367,38 +367,53 @@ Result<std::string> canonical_host(std::string_view host) {
         if (!inet_ntop(AF_INET6, &a, buf, sizeof buf)) return bad("invalid IPv6 literal");
         return "[" + std::string(buf) + "]";
     }
-    std::string h;
-    h.reserve(host.size());
-    for (char c : host)
-        h += lower(c);
+    std::string h(host);
+    for (auto& c : h)
+        c = lower(c);
     if (h.back() == '.') h.pop_back();
     if (h.empty() || h.size() > 253) return bad("host length");
 
-    std::vector<std::string_view> labels;
-    std::string_view hv = h;
-    for (size_t pos = 0;;) {
-        size_t dot = hv.find('.', pos);
-        labels.push_back(hv.substr(pos, dot == std::string_view::npos ? std::string_view::npos : dot - pos));
-        if (dot == std::string_view::npos) break;
-        pos = dot + 1;
-    }
-    if (looks_numeric(labels.back())) {
-        if (labels.size() != 4) return bad("non-canonical IPv4 address");
-        for (auto l : labels) {
-            if (!all_digits(l) || l.size() > 3 || (l.size() > 1 && l[0] == '0'))
-                return bad("non-canonical IPv4 address");
-            if (std::stoi(std::string(l)) > 255) return bad("IPv4 octet out of range");
+    // Labels are walked in place (this runs on every proxied request, twice on edge-e): no list of them.
+    const std::string_view hv = h;
+    const size_t last_dot = hv.rfind('.');
+    const std::string_view last = last_dot == std::string_view::npos ? hv : hv.substr(last_dot + 1);
+    auto each_label = [hv](auto&& ok) {
+        for (size_t pos = 0;;) {
+            size_t dot = hv.find('.', pos);
+            if (!ok(hv.substr(pos, dot == std::string_view::npos ? std::string_view::npos : dot - pos)))
+                return false;
+            if (dot == std::string_view::npos) return true;
+            pos = dot + 1;
         }
+    };
+    if (looks_numeric(last)) {
+        if (std::count(hv.begin(), hv.end(), '.') != 3) return bad("non-canonical IPv4 address");
+        bool over = false;
+        bool canonical = each_label([&over](std::string_view l) {
+            if (!all_digits(l) || l.size() > 3 || (l.size() > 1 && l[0] == '0')) return false;
+            unsigned v = 0;
+            for (char c : l)
+                v = v * 10 + unsigned(c - '0');
+            if (v > 255) over = true;
+            return !over;
+        });
+        if (over) return bad("IPv4 octet out of range");
+        if (!canonical) return bad("non-canonical IPv4 address");
         return h;
     }
-    for (auto l : labels) {
-        if (l.empty() || l.size() > 63) return bad("empty or overlong label");
-        if (l.front() == '-' || l.back() == '-') return bad("label starts or ends with '-'");
+    const char* why = nullptr;
+    each_label([&why](std::string_view l) {
+        if (l.empty() || l.size() > 63)
+            why = "empty or overlong label";
+        else if (l.front() == '-' || l.back() == '-')
+            why = "label starts or ends with '-'";
         // '_' is not LDH, but internal Windows-era host names carry it and it cannot alias anything.
-        if (!std::all_of(l.begin(), l.end(),
-                         [](char c) { return is_alpha(c) || is_digit(c) || c == '-' || c == '_'; }))
-            return bad("invalid character in host");
-    }
+        else if (!std::all_of(l.begin(), l.end(),
+                              [](char c) { return is_alpha(c) || is_digit(c) || c == '-' || c == '_'; }))
+            why = "invalid character in host";
+        return why == nullptr;
+    });
+    if (why) return bad(why);
     return h;
 }
 

@@ -42,6 +42,10 @@ int link_response(nghttp2_session* s, int32_t id, const h2::Fields& h, h2::Body 
     return h2::submit_response(s, id, h, body, kUnindexed);
 }
 
+int link_response(nghttp2_session* s, int32_t id, const h2::FieldViews& h, h2::Body body) {
+    return h2::submit_response_views(s, id, h, body, kUnindexed);
+}
+
 int32_t link_request(nghttp2_session* s, const h2::Fields& h, h2::Body body, void* stream) {
     return h2::submit_request(s, h, body, stream, kUnindexed);
 }
@@ -667,35 +671,42 @@ void LinkConn::on_conn_closed(std::string_view why) {
     }
 }
 
-std::vector<std::pair<std::string, std::string>> LinkConn::build_request(StreamKind kind,
-                                                                         const Headers& headers) const {
-    std::vector<std::pair<std::string, std::string>> out;
+h2::FieldViews LinkConn::build_request(StreamKind kind, const Headers& headers,
+                                       std::vector<std::string>& owned) const {
+    // Views into `headers` (which outlives the submit): edge-e's gate already lowercased its field names,
+    // so a name is copied only when it is not. `owned` never grows past its reserve, so the views into it
+    // (short strings live inside the object) stay put.
+    owned.reserve(headers.size() + 1);
+    h2::FieldViews out;
     out.reserve(headers.size() + 6);
     if (kind == StreamKind::Http) {
         std::string_view authority = header_value(headers, ":authority");
         std::string_view host;
         for (auto& [k, v] : headers)
             if (http::iequals(k, "host")) host = v;
-        out.emplace_back(":method", std::string(header_value(headers, ":method")));
+        out.emplace_back(":method", header_value(headers, ":method"));
         auto scheme = header_value(headers, ":scheme");
-        out.emplace_back(":scheme", scheme.empty() ? std::string("https") : std::string(scheme));
-        out.emplace_back(":authority", std::string(authority.empty() ? host : authority));
-        out.emplace_back(":path", std::string(header_value(headers, ":path")));
+        out.emplace_back(":scheme", scheme.empty() ? std::string_view("https") : scheme);
+        out.emplace_back(":authority", authority.empty() ? host : authority);
+        out.emplace_back(":path", header_value(headers, ":path"));
     } else {
         out.emplace_back(":method", "POST");
         out.emplace_back(":scheme", "https");
-        out.emplace_back(":authority", opts_.node_name.empty() ? std::string("edge-e") : opts_.node_name);
-        out.emplace_back(":path", std::string(kTunnelPath));
+        out.emplace_back(":authority", opts_.node_name.empty() ? std::string_view("edge-e")
+                                                               : std::string_view(opts_.node_name));
+        out.emplace_back(":path", kTunnelPath);
     }
     out.emplace_back("x-tunnel", to_string(kind));
     for (auto& [k, v] : headers) {
         if (!k.empty() && k[0] == ':') continue;
-        auto n = lower(k);
+        std::string_view n = k;
+        if (std::any_of(k.begin(), k.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+            n = owned.emplace_back(lower(k));
         // RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2 and the peer would reset the
         // stream; edge-e's HTTP/1 sessions pass client headers through, so the one policy
         // (common/http/header_policy.h) is applied here once for all callers. x-tunnel is the link's own.
         if (!http::forwards(http::Hop::LinkFrame, n, v) || n == "x-tunnel") continue;
-        out.emplace_back(std::move(n), v);
+        out.emplace_back(n, v);
     }
     return out;
 }
@@ -704,7 +715,8 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
                                   bool end_stream) {
     if (opts_.role != Role::Opener || state_ != LinkState::Up || goaway_received_ || !session_)
         return nullptr;
-    auto h = build_request(kind, headers);
+    std::vector<std::string> owned;
+    auto h = build_request(kind, headers, owned);
     auto st = std::unique_ptr<LinkStream>(new LinkStream(*this, 0));
     st->kind_ = kind;
     st->handler_ = handler;
@@ -714,14 +726,14 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
         st->provider_ = true;
     h2::Body body;
     if (!end_stream) body = {&H2::read_data, st.get()};
-    int32_t id = link_request(session_, h, body, st.get());
+    int32_t id =
+        h2::submit_request_views(session_, h, body, st.get(), kUnindexed); // nghttp2 copies the block
     if (id < 0) {
         EP_WARN("link", "link {}: cannot open a stream: {}", conn_->peer().str(), nghttp2_strerror(id));
         return nullptr;
     }
     st->id_ = id;
     st->counted_ = true;
-    st->request_headers_ = std::move(h); // nghttp2 copied what it sends
     auto* p = streams_.add(id, std::move(st));
     ++streams_open_;
     ++streams_total_;
@@ -808,15 +820,22 @@ std::string LinkConn::status_json() const {
 bool LinkStream::send_headers(const Headers& headers, bool end_stream) {
     auto& lc = link_;
     if (lc.opts_.role != Role::Acceptor || headers_sent_ || !usable() || !lc.session_) return false;
-    std::vector<std::pair<std::string, std::string>> h;
+    // Views into `headers`, and into `owned` for the names that needed lowercasing (an HTTP/1.1 origin's
+    // "Content-Type"); `owned` never grows past its reserve, so those views stay put. nghttp2 copies the
+    // block when it is submitted.
+    std::vector<std::string> owned;
+    owned.reserve(headers.size());
+    h2::FieldViews h;
     h.reserve(headers.size());
     for (auto& [k, v] : headers)
         if (!k.empty() && k[0] == ':') h.emplace_back(k, v); // pseudo-headers must lead (RFC 9113 8.3)
     for (auto& [k, v] : headers) {
         if (k.empty() || k[0] == ':') continue;
-        auto n = lower(k);
+        std::string_view n = k;
+        if (std::any_of(k.begin(), k.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+            n = owned.emplace_back(lower(k));
         if (!http::forwards(http::Hop::LinkFrame, n, v)) continue;
-        h.emplace_back(std::move(n), v);
+        h.emplace_back(n, v);
     }
     headers_sent_ = true;
     if (end_stream) end_requested_ = true;

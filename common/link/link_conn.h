@@ -123,7 +123,8 @@ class LinkStream {
     int32_t id() const { return id_; }
     StreamKind kind() const { return kind_; }
     LinkConn& link() const { return link_; }
-    // Opener: what was sent. Acceptor: what was received.
+    // Acceptor: what was received. Opener: the control stream's block only (a proxied stream's block is
+    // the caller's, which nghttp2 copied when the stream was opened).
     const Headers& request_headers() const { return request_headers_; }
     void set_handler(StreamHandler* h) { handler_ = h; }
     StreamHandler* handler() const { return handler_; }
@@ -258,8 +259,10 @@ class LinkConn {
     void on_control_data(const char* data, size_t len);
     void on_goaway(uint32_t code, std::string_view debug);
     void maybe_finish_drain();
-    std::vector<std::pair<std::string, std::string>> build_request(StreamKind kind,
-                                                                   const Headers& headers) const;
+    // The HEADERS block for a new stream, as views into `headers` and into `owned` (names that needed
+    // lowercasing): valid while both are.
+    http::h2::FieldViews build_request(StreamKind kind, const Headers& headers,
+                                       std::vector<std::string>& owned) const;
     LinkStream* find(int32_t id);
     static void on_send_event(int, short, void* arg);
 

@@ -3,6 +3,7 @@
 // every later increment is a local hash lookup and an atomic add. For families whose label values are
 // open-ended (an upstream status code); a family with a fixed label set binds its counters up front.
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -28,6 +29,28 @@ class CounterMemo {
         }
         auto it = seen_.find(key_);
         if (it == seen_.end()) it = seen_.emplace(key_, &reg_.counter(name, help, labels)).first;
+        return *it->second;
+    }
+
+    // The same for a call site that names its family and labels in place (a request path's per-request
+    // count): nothing is copied into strings or a label set unless this worker has not seen the set yet.
+    using LabelViews = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+    Counter& get_views(std::string_view name, std::string_view help, LabelViews labels) {
+        key_.assign(name);
+        for (auto& [k, v] : labels) {
+            key_ += '\x1f';
+            key_ += k;
+            key_ += '=';
+            key_ += v;
+        }
+        auto it = seen_.find(key_);
+        if (it == seen_.end()) {
+            Labels owned;
+            owned.reserve(labels.size());
+            for (auto& [k, v] : labels)
+                owned.emplace_back(std::string(k), std::string(v));
+            it = seen_.emplace(key_, &reg_.counter(std::string(name), std::string(help), owned)).first;
+        }
         return *it->second;
     }
 
