@@ -384,7 +384,7 @@ void SipUpstream::fail_pending(std::string_view why) {
 SipRouter::SipRouter(CWorker& w) : w_(w) {
     auto c = sip::FlowTokenCodec::create(w.app().flow_token_key());
     if (!c) throw std::runtime_error("flow token codec: " + c.error().message);
-    codec_.emplace(std::move(*c));
+    tokens_.emplace(std::move(*c));
     errors_ = std::make_unique<obs::OpenLabelCounters>(w.app().metrics(), "edgepair_sip_errors_total",
                                                        "SIP messages refused or dropped by edge-c",
                                                        obs::Labels{}, "reason");
@@ -512,6 +512,7 @@ void SipRouter::upstream_lost(SipUpstream& u) {
 }
 
 void SipRouter::flow_closed(SipFlow& f) {
+    tokens_->forget({kFlowClient, f.id()});
     // Called from inside the flow's own callback: the worker frees it once the stack has unwound.
     w_.retire(&f);
 }
@@ -519,7 +520,7 @@ void SipRouter::flow_closed(SipFlow& f) {
 std::optional<sip::FlowId> SipRouter::our_uri(const sip::Uri& u) const {
     auto token = sip::mra_flow_token(u);
     if (!token) return std::nullopt;
-    return codec_->decode(*token);
+    return tokens_->decode(*token);
 }
 
 void SipRouter::reply_to_flow(uint64_t flow, const sip::Message& req, int status, std::string_view reason) {
@@ -658,7 +659,7 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
         std::optional<sip::FlowId> id;
         if (top && top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
             auto rest = top->branch()->substr(sip::kMagicCookie.size());
-            id = codec_->decode(rest.substr(0, rest.find(kBranchSep)));
+            id = tokens_->decode(rest.substr(0, rest.find(kBranchSep)));
         }
         if (!id || id->link_stream != kFlowUpstream) {
             count("client_response_unmatched");
@@ -756,7 +757,7 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         std::optional<sip::FlowId> id;
         if (top && top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
             auto rest = top->branch()->substr(sip::kMagicCookie.size());
-            id = codec_->decode(rest.substr(0, rest.find(kBranchSep)));
+            id = tokens_->decode(rest.substr(0, rest.find(kBranchSep)));
         }
         if (!id || id->link_stream != kFlowClient) {
             count("upstream_response_unmatched");

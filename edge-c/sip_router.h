@@ -171,7 +171,6 @@ class SipRouter {
   public:
     explicit SipRouter(CWorker& w);
     CWorker& worker() { return w_; }
-    const sip::FlowTokenCodec& codec() const { return *codec_; }
 
     void attach(link::LinkStream* s, const link::Headers& headers);
     void flow_ended(SipFlow& f); // no more routing to it
@@ -188,7 +187,7 @@ class SipRouter {
     std::string random_token(size_t bytes = 8);
     // A zone's connection or a new one.
     SipUpstream* upstream_for(const mra::Zone& z);
-    std::string flow_token(uint64_t kind, uint64_t id) const { return codec_->encode({kind, id}); }
+    std::string flow_token(uint64_t kind, uint64_t id) { return tokens_->encode({kind, id}); }
     bool path_headers() const;
     SipFlow* find_flow(uint64_t id);
     // A locally generated response to a request from `flow` (0: none) whose upstream failed.
@@ -217,7 +216,7 @@ class SipRouter {
     CWorker& w_;
     // Bound once: a refused message costs a hash lookup on its reason, not a registry lookup under its lock.
     std::unique_ptr<obs::OpenLabelCounters> errors_;
-    std::optional<sip::FlowTokenCodec> codec_;
+    std::optional<sip::FlowTokenMemo> tokens_;
     uint64_t next_flow_ = 1, next_upstream_ = 1;
     std::unordered_map<uint64_t, SipFlow*> flows_;
     std::unordered_map<std::string, std::unique_ptr<SipUpstream>> upstreams_; // by zone name

@@ -78,4 +78,28 @@ std::optional<FlowId> FlowTokenCodec::decode(std::string_view token) const {
     return id;
 }
 
+std::string FlowTokenMemo::encode(const FlowId& id) {
+    if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
+    if (by_id_.size() >= max_entries_) {
+        by_id_.clear();
+        by_token_.clear();
+    }
+    std::string token = codec_.encode(id);
+    by_token_.emplace(token, id);
+    by_id_.emplace(id, token);
+    return token;
+}
+
+std::optional<FlowId> FlowTokenMemo::decode(std::string_view token) const {
+    if (auto it = by_token_.find(token); it != by_token_.end()) return it->second;
+    return codec_.decode(token);
+}
+
+void FlowTokenMemo::forget(const FlowId& id) {
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return;
+    by_token_.erase(it->second);
+    by_id_.erase(it);
+}
+
 } // namespace edgepair::sip

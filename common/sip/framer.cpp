@@ -140,7 +140,7 @@ void Framer::reset_message() {
 FrameEvent Framer::big_head_line(std::string_view line, bool partial) {
     BigHead& b = *big_;
     using Last = BigHead::Last;
-    if (line.find_first_of("\r\n") != std::string_view::npos) {
+    if (lex::has_cr_or_lf(line)) {
         b.last = Last::none; // a bad line: skipped with the rest of the message
         return {};
     }
@@ -350,7 +350,7 @@ FrameEvent Framer::parse_head(size_t head_len) {
         std::string_view line = head.substr(pos, le - pos);
         pos = le + 2;
         if (line.empty()) break;
-        if (line.find_first_of("\r\n") != std::string_view::npos) {
+        if (lex::has_cr_or_lf(line)) {
             if (!limits_.recover) return fail(FrameErrorCode::bad_header, "bare CR or LF in header section");
             bad_line(line_start, "bare CR or LF in header section");
             in_cl = false;

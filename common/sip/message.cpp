@@ -76,7 +76,7 @@ Result<Message> Message::parse_head(std::string_view head) {
         pos = le == std::string_view::npos ? head.size() : le + 2;
         // RFC 3261 allows only CRLF as line terminator; a bare CR or LF can hide a header from one
         // parser and show it to another.
-        if (line.find_first_of("\r\n") != std::string_view::npos) return make_error("bare CR or LF");
+        if (lex::has_cr_or_lf(line)) return make_error("bare CR or LF");
         if (first) {
             auto r = parse_start_line(line, m.request_, m.method_, m.uri_, m.version_, m.status_, m.reason_);
             if (!r) return r.error();

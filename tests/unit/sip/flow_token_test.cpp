@@ -100,3 +100,27 @@ TEST_CASE("flow token codec parameters are checked", "[sip][flow]") {
     CHECK_FALSE(FlowTokenCodec::create(key, 9));
     CHECK_FALSE(FlowTokenCodec::create(key, 17));
 }
+
+TEST_CASE("a flow token memo answers as its codec does, remembered or not", "[sip][flow]") {
+    FlowTokenMemo memo(codec(), 4);
+    FlowTokenCodec plain = codec();
+    const std::string t = memo.encode({1, 7});
+    CHECK(t == plain.encode({1, 7})); // the same token: other workers and restarts still decode it
+    CHECK(memo.encode({1, 7}) == t);
+    CHECK(memo.size() == 1);
+    CHECK(memo.decode(t) == FlowId{1, 7});
+    // Not produced by this memo: decoded by the codec, so a forged or edited token is still refused.
+    CHECK(memo.decode(plain.encode({2, 9})) == FlowId{2, 9});
+    std::string edited = t;
+    edited.back() = edited.back() == 'a' ? 'b' : 'a';
+    CHECK_FALSE(memo.decode(edited));
+    CHECK_FALSE(FlowTokenMemo(codec(0x17), 4).decode(t)); // another key
+    // Forgotten (the flow closed): a late message with the token still decodes, through the MAC.
+    memo.forget({1, 7});
+    CHECK(memo.size() == 0);
+    CHECK(memo.decode(t) == FlowId{1, 7});
+    // Bounded: past the limit everything is dropped at once, and the answers do not change.
+    for (uint64_t c = 0; c < 10; ++c)
+        CHECK(memo.decode(memo.encode({1, c})) == FlowId{1, c});
+    CHECK(memo.size() <= 4);
+}
