@@ -86,6 +86,8 @@ net::ResolverOptions resolver_options(const config::EdgeCConfig& cfg) {
     for (auto& a : cfg.dns.servers)
         o.servers.push_back(a.str());
     o.timeout_ms = uint32_t(cfg.dns.timeout.count());
+    o.max_cache_ttl_s =
+        uint32_t(std::chrono::duration_cast<std::chrono::seconds>(cfg.dns.max_cache_ttl).count());
     return o;
 }
 

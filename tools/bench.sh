@@ -49,6 +49,8 @@
 #   instruction counts per request hold on a busy machine where CPU time does not.
 #   BENCH_PAIR_WORKERS (1): workers of edge-e and edge-c; BENCH_PAIR_CPUS (0): the CPUs both are pinned to
 #   (taskset list, e.g. 0-1 for the multi-worker row; the load generator stays on CPU1).
+#   BENCH_DNS_TTL (60): the TTL of the pair's dnsmasq answers (dnsmasq's own default is 0, which real DNS
+#   never is; edge-c keeps addresses for their TTL, dns.max_cache_ttl). 0 makes every new connection ask DNS.
 #   BENCH_EDGE_C_EXTRA: YAML appended to the pair's edge-c config, e.g. 'http: {upstream_idle_per_origin: 8}'.
 # Sign-in storm (`--only signin`, not in the default list; issue #17): for P = 1, 2, 4 (BENCH_SIGNIN_PEERS),
 #   without and with Redis (cluster.redis on every edge-e and edge-c: shared bans and counts, password-check
@@ -497,6 +499,7 @@ EOF
   dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
   "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll --pid-file= \
     --bind-interfaces --listen-address=127.0.0.1 --port="$P_DNS" --log-facility=- --user=root \
+    --local-ttl="${BENCH_DNS_TTL:-60}" \
     --address=/cucm1.example.com/127.0.1.1 --address=/imp1.example.com/$IMP_ADDR \
     --address=/expe1.example.com/127.0.0.1 \
     --srv-host="_collab-edge._tls.example.com,expe1.example.com,$P_PE" >"$d/dnsmasq.log" 2>&1 &

@@ -106,7 +106,7 @@ void parse_link(const Node& n, LinkClientConfig& out) {
 }
 
 void parse_dns(const Node& n, DnsConfig& out) {
-    auto m = n.as_map({"servers", "timeout"});
+    auto m = n.as_map({"servers", "timeout", "max_cache_ttl"});
     if (auto s = m.get("servers"))
         if (auto items = s->as_seq())
             for (const auto& item : *items)
@@ -114,6 +114,7 @@ void parse_dns(const Node& n, DnsConfig& out) {
                         item.as_address({.allow_hostname = false, .allow_any = false, .default_port = 53}))
                     out.servers.push_back(*a);
     m.duration("timeout", out.timeout, std::chrono::milliseconds(100), std::chrono::seconds(60));
+    m.duration("max_cache_ttl", out.max_cache_ttl, std::chrono::seconds(0), std::chrono::hours(1));
 }
 
 void parse_uc_list(const Node& n, UcKind kind, std::vector<UcServerConfig>& out) {

@@ -38,6 +38,7 @@ struct LinkClientConfig {
 struct DnsConfig {
     std::vector<Address> servers; // empty = system resolv.conf
     Duration timeout = std::chrono::seconds(2);
+    Duration max_cache_ttl = std::chrono::seconds(60); // address answers kept for their TTL, at most this
 };
 
 enum class UcKind { UnifiedCm, ImAndPresence, UnityConnection };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <arpa/nameser.h>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <netinet/in.h>
@@ -35,6 +36,8 @@ struct Resolver::SockWatch {
     }
 };
 
+constexpr size_t kMaxCachedNames = 4096;
+
 struct Resolver::Query {
     Resolver* self;
     std::string name;
@@ -65,6 +68,7 @@ Result<std::unique_ptr<Resolver>> Resolver::create(core::Loop& loop, const Resol
     int st = ares_init_options(&ch, &o, mask);
     if (st != ARES_SUCCESS) return make_error(std::string("c-ares channel: ") + ares_strerror(st));
     self->channel_ = ch;
+    self->max_cache_ttl_s_ = opts.max_cache_ttl_s;
     if (!opts.servers.empty()) {
         std::string csv;
         for (auto& s : opts.servers) {
@@ -178,6 +182,15 @@ void Resolver::resolve(std::string_view host_in, AddrCallback cb) {
         complete([cb = std::move(cb), a = *num] { cb(std::vector<SockAddr>{a}); });
         return;
     }
+    for (char& c : host)
+        c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (auto it = addr_cache_.find(host); it != addr_cache_.end()) {
+        if (it->second.expires_ms > loop_.now_ms()) {
+            complete([cb = std::move(cb), v = it->second.addrs]() mutable { cb(std::move(v)); });
+            return;
+        }
+        addr_cache_.erase(it);
+    }
     auto* q = new Query{this, host, std::move(cb), {}};
     ++in_flight_;
     ares_addrinfo_hints hints{};
@@ -205,9 +218,12 @@ void Resolver::on_addrinfo(void* arg, int status, int, ares_addrinfo* res) {
         return;
     }
     std::vector<SockAddr> v4, v6;
+    // The shortest TTL among the records kept (a hosts-file answer has none: 0, not cached).
+    int ttl = -1;
     for (auto* n = res ? res->nodes : nullptr; n; n = n->ai_next) {
         if (!n->ai_addr || n->ai_addrlen > sizeof(sockaddr_storage)) continue;
         if (n->ai_family != AF_INET && n->ai_family != AF_INET6) continue;
+        ttl = ttl < 0 ? n->ai_ttl : std::min(ttl, n->ai_ttl);
         SockAddr a;
         std::memcpy(&a.ss, n->ai_addr, n->ai_addrlen);
         a.len = n->ai_addrlen;
@@ -228,6 +244,12 @@ void Resolver::on_addrinfo(void* arg, int status, int, ares_addrinfo* res) {
             cb(make_error(fmt::format("resolve {}: no addresses", n)));
         });
         return;
+    }
+    if (ttl > 0 && self->max_cache_ttl_s_ > 0 && !self->destroying_) {
+        // Bounded: a flood of distinct names empties the cache rather than growing it.
+        if (self->addr_cache_.size() >= kMaxCachedNames) self->addr_cache_.clear();
+        const uint64_t keep_s = std::min<uint64_t>(uint64_t(ttl), self->max_cache_ttl_s_);
+        self->addr_cache_[q->name] = {v4, self->loop_.now_ms() + keep_s * 1000};
     }
     self->complete([cb = std::move(q->addr_cb), v = std::move(v4)]() mutable { cb(std::move(v)); });
 }

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/core/loop.h"
@@ -39,6 +40,10 @@ struct ResolverOptions {
     uint32_t tries = 2;
     bool use_hosts_file = true; // consult /etc/hosts before DNS for resolve() (not for SRV)
     bool use_tcp = false;       // every query over TCP (ARES_FLAG_USEVC), e.g. where UDP is filtered
+    // resolve()'s answers are kept for their DNS TTL, at most this long (0: not kept). c-ares 1.18 keeps
+    // nothing, so without it every new upstream connection cost a query (a tenth of edge-c's instructions
+    // per proxied request when its pool churns). Failures are never kept.
+    uint32_t max_cache_ttl_s = 60;
 };
 
 class Resolver {
@@ -59,6 +64,7 @@ class Resolver {
     void resolve_srv(std::string_view name, SrvCallback cb);
 
     size_t in_flight() const { return in_flight_; }
+    size_t cached() const { return addr_cache_.size(); }
 
   private:
     struct Query;
@@ -86,6 +92,12 @@ class Resolver {
     bool in_ares_ = false;
     bool destroying_ = false;
     size_t in_flight_ = 0;
+    struct CachedAddrs {
+        std::vector<SockAddr> addrs;
+        uint64_t expires_ms = 0;
+    };
+    uint32_t max_cache_ttl_s_ = 0;
+    std::unordered_map<std::string, CachedAddrs> addr_cache_; // by lower-cased name
 };
 
 // RFC 2782 selection order: priorities ascending; within one priority, repeated weighted random picks

@@ -434,6 +434,7 @@ TEST_CASE("minimal edge-c config: defaults and the password file", "[config][edg
     CHECK(cfg->link.reconnect_max == 30s);
     CHECK(cfg->dns.servers.empty());
     CHECK(cfg->dns.timeout == 2s);
+    CHECK(cfg->dns.max_cache_ttl == 60s);
     CHECK(cfg->deployments == std::vector<std::string>{"default"});
     REQUIRE(cfg->discovery.unified_cm.size() == 1);
     const auto& ucm = cfg->discovery.unified_cm[0];
@@ -862,6 +863,14 @@ TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules fil
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("upstream_idle_per_origin") != std::string::npos);
     CHECK(bad.error().message.find("http-c-bad.yaml:") != std::string::npos);
+
+    auto no_cache = load_edge_c_config(e.write("dns-c.yaml", kEdgeC + "dns: {max_cache_ttl: 0s}\n"));
+    REQUIRE(no_cache);
+    CHECK(no_cache->dns.max_cache_ttl == 0s);
+    auto long_cache = load_edge_c_config(e.write("dns-c-bad.yaml", kEdgeC + "dns: {max_cache_ttl: 2h}\n"));
+    REQUIRE_FALSE(long_cache);
+    CHECK(long_cache.error().message.find("dns.max_cache_ttl") != std::string::npos);
+    CHECK(long_cache.error().message.find("dns-c-bad.yaml:") != std::string::npos);
 
     auto given = text + "allow_list: {rules_file: rules.csv}\n";
     auto cfg2 = load_edge_c_config(e.write("http-c2.yaml", given));

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <fstream>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -58,6 +59,7 @@ struct Dnsmasq {
     pid_t pid = -1;
     uint16_t port = 0;
     std::string dir;
+    std::vector<std::string> extra; // more options, e.g. --local-ttl
 
     bool start() {
         if (::access(kDnsmasq, X_OK) != 0) return false;
@@ -89,6 +91,7 @@ struct Dnsmasq {
             "--srv-host=_collab-edge._tls.example.com,expe3.example.com,8443,10,50",
             "--srv-host=_cisco-uds._tcp.example.com,cucm1.example.com,8443,1,0",
         };
+        args.insert(args.end(), extra.begin(), extra.end());
         pid = ::fork();
         if (pid == 0) {
             std::vector<char*> argv;
@@ -402,4 +405,80 @@ TEST_CASE("a timeout callback may destroy the resolver", "[dns]") {
     CHECK(done);
     CHECK(calls == 2);
     ::close(silent);
+}
+
+namespace {
+// How many A queries for `name` dnsmasq logged (--log-queries).
+size_t queries_logged(const Dnsmasq& dns, const std::string& name) {
+    std::ifstream in(dns.dir + "/dnsmasq.log");
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line))
+        if (line.find("query[A] " + name + " ") != std::string::npos) ++n;
+    return n;
+}
+
+Result<std::vector<net::SockAddr>> resolve_once(core::Loop& loop, net::Resolver& r, const std::string& host) {
+    bool done = false;
+    Result<std::vector<net::SockAddr>> out = make_error("unset");
+    r.resolve(host, [&](Result<std::vector<net::SockAddr>> res) {
+        out = std::move(res);
+        done = true;
+    });
+    run_until(loop, done);
+    return out;
+}
+} // namespace
+
+TEST_CASE("addresses are kept for their TTL, at most max_cache_ttl_s, and never inline", "[dns]") {
+    Dnsmasq dns;
+    dns.extra = {"--local-ttl=2", "--log-queries"};
+    if (!dns.start()) {
+        WARN("dnsmasq not available or did not start; skipping");
+        return;
+    }
+    core::Loop loop;
+    net::ResolverOptions o;
+    o.servers = {"127.0.0.1:" + std::to_string(dns.port)};
+    o.use_hosts_file = false;
+    o.timeout_ms = 500;
+    auto r = net::Resolver::create(loop, o);
+    REQUIRE(r.ok());
+    auto first = resolve_once(loop, **r, "cucm1.example.com");
+    REQUIRE(first.ok());
+    CHECK(ips(*first) == std::vector<std::string>{"127.0.1.1"});
+    CHECK((*r)->cached() == 1);
+    // Within the TTL: answered from the cache (dnsmasq saw one query), and still not synchronously.
+    bool inline_answer = false;
+    bool called = false;
+    (*r)->resolve("CUCM1.example.com", [&](Result<std::vector<net::SockAddr>> res) {
+        called = true;
+        REQUIRE(res.ok());
+        CHECK(ips(*res) == std::vector<std::string>{"127.0.1.1"});
+    });
+    inline_answer = called;
+    CHECK_FALSE(inline_answer);
+    run_until(loop, called);
+    CHECK(called);
+    CHECK(queries_logged(dns, "cucm1.example.com") == 1);
+    // Past the record's TTL (2 s): asked again.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+    bool tick = false;
+    core::Timer t(loop, [&] { tick = true; }); // lets the loop's cached clock move on
+    t.arm(1);
+    run_until(loop, tick);
+    REQUIRE(resolve_once(loop, **r, "cucm1.example.com").ok());
+    CHECK(queries_logged(dns, "cucm1.example.com") == 2);
+    // Failures are not kept.
+    CHECK_FALSE(resolve_once(loop, **r, "missing.example.com").ok());
+    CHECK((*r)->cached() == 1);
+
+    // max_cache_ttl_s 0: nothing is kept.
+    o.max_cache_ttl_s = 0;
+    auto nocache = net::Resolver::create(loop, o);
+    REQUIRE(nocache.ok());
+    REQUIRE(resolve_once(loop, **nocache, "expe1.example.com").ok());
+    REQUIRE(resolve_once(loop, **nocache, "expe1.example.com").ok());
+    CHECK((*nocache)->cached() == 0);
+    CHECK(queries_logged(dns, "expe1.example.com") == 2);
 }
