@@ -20,13 +20,7 @@ class CounterMemo {
     CounterMemo& operator=(const CounterMemo&) = delete;
 
     Counter& get(const std::string& name, const std::string& help, const Labels& labels) {
-        key_ = name;
-        for (auto& [k, v] : labels) {
-            key_ += '\x1f';
-            key_ += k;
-            key_ += '=';
-            key_ += v;
-        }
+        make_key(name, labels);
         auto it = seen_.find(key_);
         if (it == seen_.end()) it = seen_.emplace(key_, &reg_.counter(name, help, labels)).first;
         return *it->second;
@@ -36,13 +30,7 @@ class CounterMemo {
     // count): nothing is copied into strings or a label set unless this worker has not seen the set yet.
     using LabelViews = std::initializer_list<std::pair<std::string_view, std::string_view>>;
     Counter& get_views(std::string_view name, std::string_view help, LabelViews labels) {
-        key_.assign(name);
-        for (auto& [k, v] : labels) {
-            key_ += '\x1f';
-            key_ += k;
-            key_ += '=';
-            key_ += v;
-        }
+        make_key(name, labels);
         auto it = seen_.find(key_);
         if (it == seen_.end()) {
             Labels owned;
@@ -55,6 +43,17 @@ class CounterMemo {
     }
 
   private:
+    // The family and its label set as one string (unit separator between fields), into the reused key_.
+    template <typename Pairs> void make_key(std::string_view name, const Pairs& labels) {
+        key_.assign(name);
+        for (auto& [k, v] : labels) {
+            key_ += '\x1f';
+            key_ += k;
+            key_ += '=';
+            key_ += v;
+        }
+    }
+
     Registry& reg_;
     std::string key_; // reused: no allocation per event once it has grown
     std::unordered_map<std::string, Counter*> seen_;

@@ -30,7 +30,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
 import test_saml_sso as ts  # noqa: E402 - a module, not its classes: their tests must not run here
-import test_xmpp as tx  # noqa: E402
 import test_xmpp_oauth as txo  # noqa: E402
 from test_http_edge import EDGE  # noqa: E402
 from test_oauth import OAuthTopology  # noqa: E402 - no tests of its own
@@ -195,15 +194,7 @@ class SsoOAuthTest(txo.XmppOAuthTest):
                 self.session("bob", bob["access_token"], "phone") as b:
             self.assertEqual([(c["client"], c["sub"], c["status"]) for c in self.checks()],
                              [(txo.CHECK_CLIENT[0], "alice", 200), (txo.CHECK_CLIENT[0], "bob", 200)])
-            a.sendall(b"<message to='bob@example.com/phone' type='chat' id='m1'>"
-                      b"<body>hello bob, signed in at the IdP</body></message>")
-            got = tx.recv_until(b, rb"hello bob, signed in at the IdP.*?</message>")
-            m = re.search(rb"<message[^>]*>", got)
-            self.assertIsNotNone(m, got)
-            self.assertIn(b"from='alice@example.com/desk'", m.group(0).replace(b'"', b"'"))
-            b.sendall(b"<message to='alice@example.com/desk' type='chat' id='m2'><body>hi alice</body></message>")
-            got = tx.recv_until(a, rb"hi alice.*?</message>")
-            self.assertIn(b"bob@example.com/phone", got)
+            self.chat(a, b, b"hello bob, signed in at the IdP")
 
         # The refresh token through the pair (Unified CM's token endpoint passes without edge credentials).
         st, _, body = self.refresh(alice["refresh_token"])

@@ -152,6 +152,18 @@ class XmppOAuthTest(ImpEnv):
 
     # ---- tests ------------------------------------------------------------------------------------------
 
+    def chat(self, a, b, text: bytes) -> None:
+        """alice (resource desk on a) writes `text` to bob (phone on b), who answers: each gets the other's
+        message with the sender's full JID, stamped by Prosody."""
+        a.sendall(b"<message to='bob@example.com/phone' type='chat' id='m1'><body>" + text + b"</body></message>")
+        got = tx.recv_until(b, re.escape(text) + rb".*?</message>")
+        m = re.search(rb"<message[^>]*>", got)
+        self.assertIsNotNone(m, got)
+        self.assertIn(b"from='alice@example.com/desk'", m.group(0).replace(b'"', b"'"))
+        b.sendall(b"<message to='alice@example.com/desk' type='chat' id='m2'><body>hi alice</body></message>")
+        got = tx.recv_until(a, rb"hi alice.*?</message>")
+        self.assertIn(b"bob@example.com/phone", got)
+
     def test_oauthbearer_sign_in_and_chat(self):
         alice_tok, bob_tok = self.token("alice"), self.token("bob")
         self.assertEqual(self.checks(), [])
@@ -159,15 +171,7 @@ class XmppOAuthTest(ImpEnv):
             # Prosody asked the issuer once per sign-in, with its client credentials, and was told yes.
             self.assertEqual([(c["client"], c["sub"], c["status"]) for c in self.checks()],
                              [(CHECK_CLIENT[0], "alice", 200), (CHECK_CLIENT[0], "bob", 200)])
-            a.sendall(b"<message to='bob@example.com/phone' type='chat' id='m1'>"
-                      b"<body>hello bob, signed in with a token</body></message>")
-            got = tx.recv_until(b, rb"hello bob, signed in with a token.*?</message>")
-            m = re.search(rb"<message[^>]*>", got)
-            self.assertIsNotNone(m, got)
-            self.assertIn(b"from='alice@example.com/desk'", m.group(0).replace(b'"', b"'"))
-            b.sendall(b"<message to='alice@example.com/desk' type='chat' id='m2'><body>hi alice</body></message>")
-            got = tx.recv_until(a, rb"hi alice.*?</message>")
-            self.assertIn(b"bob@example.com/phone", got)
+            self.chat(a, b, b"hello bob, signed in with a token")
         for reason in ("identity_mismatch", "expired"):
             self.assertEqual(self.oauth_refused(reason), 0)
         for proc in (self.edge_c, self.edge_e, self.issuer_proc):
