@@ -149,7 +149,16 @@ void Connection::do_read() {
             int r = SSL_read(ssl_, buf, sizeof buf);
             if (r <= 0) {
                 int e = SSL_get_error(ssl_, r);
-                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+                if (e == SSL_ERROR_WANT_READ) {
+                    // SSL_MODE_RELEASE_BUFFERS frees the read buffer once a record is consumed, but the
+                    // SSL_read that then finds the socket empty allocates a fresh one, which an idle
+                    // connection would hold until its next record. SSL_free_buffers declines (and keeps
+                    // it) while a partial record or unsent output is in it (OpenSSL >= 3.0.14 checks the
+                    // partial record: CVE-2024-4741).
+                    SSL_free_buffers(ssl_);
+                    return;
+                }
+                if (e == SSL_ERROR_WANT_WRITE) return;
                 if (e == SSL_ERROR_ZERO_RETURN) return finish("closed by peer");
                 if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
                     return finish("closed by peer (no close_notify)");

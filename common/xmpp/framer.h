@@ -8,8 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -91,7 +91,9 @@ class Framer {
     friend struct Impl;
     FramerOptions opts_;
     void* parser_ = nullptr; // XML_Parser, kept opaque so users need no expat headers
-    std::deque<Event> events_;
+    // A list, not a deque: an empty std::deque still holds its map and a 512-byte node, and edge-e keeps
+    // a framer with nothing queued on each held XMPP session's client side for the whole stream.
+    std::list<Event> events_;
     std::string raw_;       // bytes fed to the current parser not yet consumed
     uint64_t raw_base_ = 0; // parser byte index of raw_[0]
     uint64_t consumed_ = 0; // parser byte index up to which bytes belong to emitted events
