@@ -7,12 +7,22 @@
 
 #include <event2/event.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "common/net/listener.h"
 #include "common/net/tls_context.h"
 
 namespace edgepair::net {
+
+namespace {
+// SSL_free_buffers on a partial record is a use-after-free before OpenSSL 3.0.14 (CVE-2024-4741). A
+// distribution that backports the fix without the version number only loses the memory saving.
+bool free_buffers_safe() {
+    static const bool safe = OpenSSL_version_num() >= 0x300000e0UL;
+    return safe;
+}
+} // namespace
 
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
@@ -154,8 +164,9 @@ void Connection::do_read() {
                     // SSL_read that then finds the socket empty allocates a fresh one, which an idle
                     // connection would hold until its next record. SSL_free_buffers declines (and keeps
                     // it) while a partial record or unsent output is in it (OpenSSL >= 3.0.14 checks the
-                    // partial record: CVE-2024-4741).
-                    SSL_free_buffers(ssl_);
+                    // partial record: CVE-2024-4741; older ones would free it under the record, so they are
+                    // left alone).
+                    if (free_buffers_safe()) SSL_free_buffers(ssl_);
                     return;
                 }
                 if (e == SSL_ERROR_WANT_WRITE) return;
