@@ -50,6 +50,18 @@ int32_t link_request(nghttp2_session* s, const h2::Fields& h, h2::Body body, voi
     return h2::submit_request(s, h, body, stream, kUnindexed);
 }
 
+int32_t link_request(nghttp2_session* s, const h2::FieldViews& h, h2::Body body, void* stream) {
+    return h2::submit_request_views(s, h, body, stream, kUnindexed);
+}
+
+// A field name as HTTP/2 sends it (lower case): the name itself when it already is (edge-e's gate lowercases
+// what it forwards), else a lowercased copy kept in `owned`, which the caller reserved so that no view into
+// it moves.
+std::string_view link_name(const std::string& k, std::vector<std::string>& owned) {
+    if (!std::any_of(k.begin(), k.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) return k;
+    return owned.emplace_back(lower(k));
+}
+
 } // namespace
 
 const char* to_string(Role r) {
@@ -699,9 +711,7 @@ h2::FieldViews LinkConn::build_request(StreamKind kind, const Headers& headers,
     out.emplace_back("x-tunnel", to_string(kind));
     for (auto& [k, v] : headers) {
         if (!k.empty() && k[0] == ':') continue;
-        std::string_view n = k;
-        if (std::any_of(k.begin(), k.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
-            n = owned.emplace_back(lower(k));
+        std::string_view n = link_name(k, owned);
         // RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2 and the peer would reset the
         // stream; edge-e's HTTP/1 sessions pass client headers through, so the one policy
         // (common/http/header_policy.h) is applied here once for all callers. x-tunnel is the link's own.
@@ -726,8 +736,7 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
         st->provider_ = true;
     h2::Body body;
     if (!end_stream) body = {&H2::read_data, st.get()};
-    int32_t id =
-        h2::submit_request_views(session_, h, body, st.get(), kUnindexed); // nghttp2 copies the block
+    int32_t id = link_request(session_, h, body, st.get()); // nghttp2 copies the block
     if (id < 0) {
         EP_WARN("link", "link {}: cannot open a stream: {}", conn_->peer().str(), nghttp2_strerror(id));
         return nullptr;
@@ -831,9 +840,7 @@ bool LinkStream::send_headers(const Headers& headers, bool end_stream) {
         if (!k.empty() && k[0] == ':') h.emplace_back(k, v); // pseudo-headers must lead (RFC 9113 8.3)
     for (auto& [k, v] : headers) {
         if (k.empty() || k[0] == ':') continue;
-        std::string_view n = k;
-        if (std::any_of(k.begin(), k.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
-            n = owned.emplace_back(lower(k));
+        std::string_view n = link_name(k, owned);
         if (!http::forwards(http::Hop::LinkFrame, n, v)) continue;
         h.emplace_back(n, v);
     }

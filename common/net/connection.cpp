@@ -22,9 +22,7 @@ bool free_buffers_safe() {
     static const bool safe = OpenSSL_version_num() >= 0x300000e0UL;
     return safe;
 }
-} // namespace
 
-namespace {
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kWriteChunk = 16 * 1024; // one full TLS record per SSL_write
 } // namespace
