@@ -335,16 +335,21 @@ class ImpSipOut final {
         }
         void on_end(link::LinkStream&) override {
             // edge-e closed the remote connection: our side ends too, and the next request dials anew.
-            if (auto* s = stream) {
-                stream = nullptr;
-                s->set_handler(nullptr);
-                s->end();
-            }
+            end();
             out->leg_gone(domain);
         }
         void on_close(link::LinkStream&, const core::Failure&) override {
             stream = nullptr;
             out->leg_gone(domain);
+        }
+        // IM&P closed its connection: what it wrote before closing (often the last answer of a dialog, a
+        // 200 to a NOTIFY) is still queued on the stream, and a reset would discard it. END_STREAM after it.
+        void end() {
+            if (!stream) return;
+            auto* s = stream;
+            stream = nullptr;
+            s->set_handler(nullptr);
+            s->end();
         }
         void detach() {
             if (!stream) return;
@@ -496,7 +501,7 @@ class ImpSipOut final {
         closing_ = true;
         EP_DEBUG(kLog, "IM&P {}: closed: {}", peer_, why);
         for (auto& [d, leg] : legs_)
-            leg->detach();
+            leg->end();
         w_.retire(this);
     }
 

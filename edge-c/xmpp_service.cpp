@@ -720,8 +720,23 @@ void XmppUpstream::on_data(link::LinkStream& s, const char* data, size_t len) {
 }
 
 void XmppUpstream::on_end(link::LinkStream&) {
-    // The client side is finished (edge-e closed the client connection): let IM&P know.
-    if (phase_ == Phase::Relaying && up_) up_->close();
+    // The client side is finished (edge-e closed the client connection): let IM&P know, after its last bytes.
+    if (phase_ == Phase::Relaying && up_) return up_->close();
+    if (phase_ == Phase::Done) return;
+    // Still connecting to IM&P: nobody is left to relay for.
+    if (close_reason_.empty()) close_reason_ = "client_closed";
+    phase_ = Phase::Done;
+    rehoming_ = false;
+    if (up_) {
+        ++attempt_;
+        w_.retire(std::move(up_));
+    }
+    if (auto* s = s_) {
+        s_ = nullptr;
+        s->set_handler(nullptr);
+        s->end();
+    }
+    destroy_later();
 }
 
 void XmppUpstream::on_writable(link::LinkStream&) {

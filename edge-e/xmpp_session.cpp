@@ -264,7 +264,13 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         EP_DEBUG(kLog, "{}: closed: {}", peer(), why);
         if (phase_ == Phase::Handshake) ws_.app().counters().tls_handshake_failures->inc();
         phase_ = Phase::Done;
-        detach_stream();
+        // END_STREAM, not a reset: the client's last stanzas and its </stream:stream> often arrive in the
+        // same read as the close, and a reset would discard them while still queued on the link.
+        if (auto* s = stream_) {
+            stream_ = nullptr;
+            s->set_handler(nullptr);
+            s->end();
+        }
         access_.close(close_reason_.empty() ? "client_closed" : close_reason_);
         ws_.remove(this);
     }

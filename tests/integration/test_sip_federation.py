@@ -411,6 +411,40 @@ federation:
         self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_sip_federation_dns_failures_total",
                                             'stage="sips"'), 1)
 
+    def test_imp_writes_then_closes(self):
+        """IM&P writes a request and closes its connection at once: the request still reaches the partner.
+        edge-c is stopped (SIGSTOP) while IM&P writes and closes, so it reads the request and the end of the
+        connection in one turn. That is the case where edge-c used to reset the leg's link stream, and the reset
+        discarded what was still queued on it (seen in CI: IM&P's 200 to a partner's NOTIFY lost)."""
+        partner = Recorder(answer=True)
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
+        term = Pipe(partner.port, server_ctx=sctx)
+        self.pipes += [partner, term]
+        self.start_dns(term.port)
+        self.start_pair(self.imp_port)
+        first, last = f"first-{uuid.uuid4().hex}", f"last-{uuid.uuid4().hex}"
+        s = socket.create_connection(("127.0.0.1", self.inside_port), timeout=TIMEOUT)
+        try:
+            s.sendall(sip_request("MESSAGE", "sip:bob@partner.test", "sip:alice@example.com",
+                                  "sip:bob@partner.test", first, "Content-Type: text/plain\r\n", body="one"))
+            self.assertEqual(read_response(s), 200)  # the leg to partner.test is up
+            self.edge_c.send_signal(signal.SIGSTOP)
+            try:
+                s.sendall(sip_request("MESSAGE", "sip:bob@partner.test", "sip:alice@example.com",
+                                      "sip:bob@partner.test", last, "Content-Type: text/plain\r\n", body="two"))
+                s.close()
+                time.sleep(0.3)
+            finally:
+                self.edge_c.send_signal(signal.SIGCONT)
+        finally:
+            s.close()
+        deadline = time.monotonic() + TIMEOUT
+        while last.encode() not in partner.data and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn(first.encode(), partner.data)
+        self.assertIn(last.encode(), partner.data, "the request IM&P wrote before closing was lost")
+
     # ---- refusals, and no route but to the IM&P node ---------------------------------------------------------
 
     def test_refusals_and_no_mra_route(self):

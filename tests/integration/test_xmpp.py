@@ -13,6 +13,7 @@ Every wait is bounded: sockets have timeouts, slixmpp scenarios run under asynci
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -176,7 +177,7 @@ discovery:
   - {{name: example.com}}
 {extra}
 """)
-        pair.start_edge_e(self, ecfg, self.ports)
+        self.edge_e = pair.start_edge_e(self, ecfg, self.ports)
         self.edge_c = pair.start_edge_c(self, ccfg, self.ports)
         # edge-e serves once edge-c's snapshot arrived (and, with imp, it names the IM&P node).
         deadline = time.monotonic() + 30
@@ -285,6 +286,42 @@ discovery:
         self.assertEqual(st, 200)  # edge-e survived the cut
         self.assertRegex(self.metrics(self.ports.admin_e),
                          r'edgepair_xmpp_errors_total\{condition="remote-connection-failed"\} [1-9]')
+
+    def test_last_stanzas_before_the_close_arrive(self):
+        """A client sends a message and </stream:stream> and closes its connection at once: the message still
+        reaches its recipient. edge-e is stopped (SIGSTOP) while the client writes and closes, so it reads the
+        stanza, the closing tag and the end of the connection in one turn: the case where it used to reset the
+        link stream, and the reset discarded what was still queued on it."""
+        self.start_prosody()
+        self.start_pair(imp=True)
+        bob = self.login("bob")
+        alice = self.login("alice")
+        self.edge_e.send_signal(signal.SIGSTOP)
+        try:
+            alice.sendall(b"<message to='bob@example.com/raw' type='chat' id='last'><body>last words</body>"
+                          b"</message></stream:stream>")
+            alice.close()
+            time.sleep(0.3)
+        finally:
+            self.edge_e.send_signal(signal.SIGCONT)
+        got = recv_until(bob, rb"last words")
+        bob.close()
+        self.assertIn(b"last words", got, "the message the client sent before closing was lost")
+
+    def login(self, user: str) -> ssl.SSLSocket:
+        """A raw client through edge-e: STARTTLS, SASL PLAIN, resource `raw` bound."""
+        t = self.starttls(self.client())
+        t.sendall(header())
+        self.assertIn(b">PLAIN<", recv_until(t, rb"</stream:features>"))
+        cred = base64.b64encode(f"\0{user}\0{USERS[user]}".encode()).decode()
+        t.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{cred}</auth>".encode())
+        self.assertIn(b"<success", recv_until(t, rb"<success|<failure"))
+        t.sendall(header())
+        recv_until(t, rb"</stream:features>")
+        t.sendall(b"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                  b"<resource>raw</resource></bind></iq>")
+        self.assertIn(b"<jid>", recv_until(t, rb"</iq>"))
+        return t
 
     def test_imp_unreachable_then_gone_mid_session(self):
         if not HAVE_SLIXMPP:
