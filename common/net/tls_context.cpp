@@ -41,6 +41,10 @@ Result<SSL_CTX*> base_ctx(const SSL_METHOD* method, int min_version, const std::
     SSL_CTX_set_min_proto_version(ctx, min_version);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    // Read ahead: one read() takes whatever the socket holds (most often one whole record) instead of one
+    // for the 5-byte record header and another for its body (issue 18: system calls per SIP message). The
+    // buffer is the same size either way; what it holds beyond a record stays pending (SSL_has_pending).
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_options(ctx,
                         SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
     if (!ciphers.empty() && SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
