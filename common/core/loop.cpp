@@ -87,7 +87,10 @@ void Timer::on_fire(int, short, void* arg) {
 }
 
 IoWatcher::IoWatcher(Loop& loop, int fd, std::function<void(short)> fn) : fd_(fd), fn_(std::move(fn)) {
-    ev_ = event_new(loop.base(), fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, &IoWatcher::on_io, this);
+    // EV_CLOSED (EPOLLRDHUP) adds no wake-up of its own (a FIN also makes the socket readable); it only marks
+    // the events that carry one (PeerClosed).
+    ev_ = event_new(loop.base(), fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, &IoWatcher::on_io,
+                    this);
     event_add(ev_, nullptr);
 }
 IoWatcher::~IoWatcher() {
@@ -98,6 +101,7 @@ void IoWatcher::on_io(int, short what, void* arg) {
     short w = 0;
     if (what & EV_READ) w |= Read;
     if (what & EV_WRITE) w |= Write;
+    if (what & EV_CLOSED) w |= Read | PeerClosed;
     self->fn_(w);
 }
 

@@ -53,10 +53,13 @@ class Timer {
 };
 
 // Edge-triggered, persistent read+write interest on a socket (ANCHORS B7: no level-triggered re-arm per
-// write). The owner reads/writes until EAGAIN on each callback.
+// write). The owner reads/writes until EAGAIN on each callback, or, on a stream socket, until a read returns
+// less than it asked for (epoll(7): the input is then exhausted, and more data raises a new edge) unless
+// PeerClosed is set: the peer's FIN came before this event was collected, raises no edge of its own, and
+// only a read to EOF finds it.
 class IoWatcher {
   public:
-    enum : short { Read = 0x02, Write = 0x04 };
+    enum : short { Read = 0x02, Write = 0x04, PeerClosed = 0x80 };
     IoWatcher(Loop& loop, int fd, std::function<void(short what)> fn);
     ~IoWatcher();
     IoWatcher(const IoWatcher&) = delete;

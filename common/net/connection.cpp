@@ -32,6 +32,7 @@ Connection::Connection(core::Loop& loop, int fd, SSL* ssl, bool server_side)
     peer_ = peer_of(fd_);
     if (ssl_) {
         SSL_set_fd(ssl_, fd_);
+        watch_raw_reads();
         if (server_side_)
             SSL_set_accept_state(ssl_);
         else
@@ -87,9 +88,28 @@ void Connection::start() {
     on_io(core::IoWatcher::Read | core::IoWatcher::Write);
 }
 
+// OpenSSL reads the socket itself (read ahead: as much as fits in its buffer); this callback on its socket
+// BIO records whether that read came back short, which do_read() takes as "the socket is drained".
+void Connection::watch_raw_reads() {
+    BIO* rbio = SSL_get_rbio(ssl_);
+    if (!rbio) return; // SSL_set_fd failed (out of memory): the first SSL call fails and says so
+    BIO_set_callback_ex(rbio, &Connection::on_raw_io);
+    BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
+}
+
+long Connection::on_raw_io(BIO* b, int oper, const char*, size_t len, int, long, int ret, size_t* processed) {
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+        auto* self = reinterpret_cast<Connection*>(BIO_get_callback_arg(b));
+        self->input_exhausted_ = ret > 0 && processed && *processed < len;
+    }
+    return ret;
+}
+
 void Connection::on_io(short what) {
     std::weak_ptr<bool> alive = alive_;
     if (state_ == State::Closed) return;
+    // Sticky: a FIN stays received, and any later short read must still go on to find the EOF.
+    if (what & core::IoWatcher::PeerClosed) peer_closed_ = true;
     if (state_ == State::Connecting) {
         if (!(what & core::IoWatcher::Write)) return;
         int soerr = 0;
@@ -148,6 +168,9 @@ void Connection::do_read() {
     if (reading_paused_) return;
     std::weak_ptr<bool> alive = alive_;
     char buf[kReadChunk];
+    // Only a read made in this call may end it early: data that arrived while reading was paused (or before
+    // a handshake finished) raised its edge then, and nothing but reading on finds it now.
+    input_exhausted_ = false;
     for (;;) {
         // Handshaking: start_tls() ran inside on_data; what follows on the socket is the TLS handshake.
         if (reading_paused_ || state_ == State::Closed || state_ == State::Handshaking) return;
@@ -181,12 +204,21 @@ void Connection::do_read() {
                 return finish(fmt::format("read: {}", std::strerror(errno)));
             }
             if (n == 0) return finish("closed by peer");
+            input_exhausted_ = size_t(n) < sizeof buf;
         }
         bytes_in_ += uint64_t(n);
         if (idle_ && idle_ms_) idle_->arm(idle_ms_);
         if (want_close_) continue; // draining: discard what arrives while our output flushes
         if (cb_.on_data) cb_.on_data(buf, size_t(n));
         if (alive.expired()) return;
+        // A stream socket whose read returned less than asked for is drained (epoll(7)); more data raises a
+        // new edge, so the read that would find EAGAIN is skipped (one system call per message saved, issue
+        // 18). Not once the peer's FIN is in: it raised no edge of its own, and only reading on finds the
+        // EOF. Bytes OpenSSL already holds (read ahead, or a record larger than buf) are not on the socket.
+        if (input_exhausted_ && !peer_closed_ && !(ssl_ && SSL_has_pending(ssl_))) {
+            if (ssl_ && free_buffers_safe()) SSL_free_buffers(ssl_); // as after WANT_READ above
+            return;
+        }
     }
 }
 
@@ -304,6 +336,7 @@ void Connection::begin_tls() {
     ssl_ = starttls_ssl_;
     starttls_ssl_ = nullptr;
     SSL_set_fd(ssl_, fd_);
+    watch_raw_reads();
     if (server_side_)
         SSL_set_accept_state(ssl_);
     else

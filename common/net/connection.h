@@ -78,7 +78,10 @@ class Connection {
     void schedule_flush();
     void finish(std::string_view why);
     void begin_tls();
+    void watch_raw_reads();
     static void on_flush_event(int, short, void* arg);
+    static long on_raw_io(BIO* b, int oper, const char* argp, size_t len, int argi, long argl, int ret,
+                          size_t* processed);
 
     core::Loop& loop_;
     int fd_;
@@ -97,6 +100,10 @@ class Connection {
     bool was_above_ = false;
     bool reading_paused_ = false;
     bool want_close_ = false;
+    // The last read from the socket (ours, or OpenSSL's through its socket BIO) returned less than it asked
+    // for: the kernel's input is exhausted and the next read would only find EAGAIN (see do_read).
+    bool input_exhausted_ = false;
+    bool peer_closed_ = false;    // an event reported the peer's FIN (IoWatcher::PeerClosed); sticky
     SSL* starttls_ssl_ = nullptr; // start_tls() waiting for the plain output to drain
     uint64_t bytes_in_ = 0, bytes_out_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
