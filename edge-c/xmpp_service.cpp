@@ -501,6 +501,8 @@ void XmppUpstream::stop_watching() {
     sfr_.reset();
     auth_.clear();
     auth_.shrink_to_fit();
+    // Only a move to another node replays the header, and no move starts after SASL.
+    std::string().swap(client_header_);
 }
 
 std::vector<Candidate> XmppUpstream::candidates_for(const std::string& node) const {
@@ -803,6 +805,8 @@ void XmppService::serve(link::LinkStream* s, const link::Headers& headers) {
         return;
     }
     auto* x = w_.own(std::make_unique<XmppUpstream>(w_, s, headers));
+    // XmppUpstream copied the fields it uses; `headers` is that block, not to be read after this.
+    s->release_request_headers();
     s->set_handler(x);
     x->start();
 }

@@ -27,6 +27,10 @@ namespace {
 
 constexpr const char* kLog = "xmpp";
 constexpr std::string_view kSaslNs = "urn:ietf:params:xml:ns:xmpp-sasl";
+// The client's framer gives its XML parser back (about 11 kB) once the stream has been quiet this long: a
+// held session mostly waits, and a busy one does not pay the parser's rebuild (Framer::release_parser) at
+// every read.
+constexpr uint64_t kFramerQuietMs = 1000;
 
 std::string new_stream_id() {
     unsigned char b[12];
@@ -73,6 +77,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
           conn_(std::make_unique<net::Connection>(ws.worker().loop(), fd, nullptr, true)),
           writer_(xmpp::ServerHeader{new_stream_id(), gen_->cfg.node_name, {}, "en"}) {
         c2s_ = std::make_unique<xmpp::Framer>(client_framer_options());
+        quiet_ = std::make_unique<core::Timer>(ws.worker().loop(), [this] { c2s_->release_parser(); });
         conn_->set_callbacks(
             {[this] { on_ready(); }, [this](const char* d, size_t n) { on_client_data(d, n); },
              [this](std::string_view why) { on_client_close(why); }, [this] { on_drained(); }});
@@ -121,6 +126,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
             return fail(xmpp::StreamErrorCondition::policy_violation, "source address banned");
         access_.add_in(len);
         c2s_->feed(std::string_view(data, len));
+        quiet_->arm(kFramerQuietMs);
         while (phase_ == Phase::Plain || phase_ == Phase::Tls) {
             auto ev = c2s_->next();
             if (!ev) break;
@@ -281,6 +287,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
     std::shared_ptr<const Generation> gen_; // certificates and limits stay those the session started with
     std::unique_ptr<net::Connection> conn_;
     std::unique_ptr<xmpp::Framer> c2s_, s2c_;
+    std::unique_ptr<core::Timer> quiet_; // armed at every client read: c2s_ frees its parser when it fires
     xmpp::ServerStreamWriter writer_;
     link::LinkStream* stream_ = nullptr;
     Phase phase_ = Phase::Plain;

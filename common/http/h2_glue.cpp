@@ -144,7 +144,10 @@ size_t OutBuffer::take(uint8_t* dst, size_t max) {
     std::memcpy(dst, buf_.data() + off_, n);
     off_ += n;
     if (off_ == buf_.size()) {
-        clear();
+        // Given back whole: a held stream (XMPP, SIP) would otherwise keep its largest burst's capacity
+        // for as long as it lives. The next append allocates again.
+        std::string().swap(buf_);
+        off_ = 0;
     } else if (off_ >= 64 * 1024 && off_ > buf_.size() / 2) {
         buf_.erase(0, off_);
         off_ = 0;

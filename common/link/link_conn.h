@@ -126,6 +126,10 @@ class LinkStream {
     // Acceptor: what was received. Opener: the control stream's block only (a proxied stream's block is
     // the caller's, which nghttp2 copied when the stream was opened).
     const Headers& request_headers() const { return request_headers_; }
+    // Acceptor: frees the received block once the stream's handler has copied what it needs from it; a
+    // held byte stream (XMPP) would otherwise keep it for as long as it lives. request_headers() is empty
+    // from then on.
+    void release_request_headers() { Headers().swap(request_headers_); }
     void set_handler(StreamHandler* h) { handler_ = h; }
     StreamHandler* handler() const { return handler_; }
 

@@ -267,7 +267,9 @@ void Connection::do_flush() {
     }
     out_.clear();
     out_off_ = 0;
-    if (out_.capacity() > 64 * 1024) out_.shrink_to_fit(); // idle connections hold no big buffer
+    // Given back whole: a held connection (an XMPP or SIP client between messages) would otherwise keep its
+    // largest burst's capacity, the sign-in's, for as long as it lives. The next write allocates again.
+    std::string().swap(out_);
     if (want_close_) {
         if (ssl_) SSL_shutdown(ssl_);
         ::shutdown(fd_, SHUT_WR);

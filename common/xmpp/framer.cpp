@@ -58,6 +58,11 @@ struct Framer::Impl {
         auto idx = static_cast<uint64_t>(XML_GetCurrentByteIndex(p));
         auto cnt = static_cast<uint64_t>(XML_GetCurrentByteCount(p));
         f.reported_ = std::max(f.reported_, idx + cnt);
+        if (f.replaying_) {
+            // The header was judged when it first arrived; only expat's state is being rebuilt.
+            f.depth_ = 1;
+            return;
+        }
         // Checked here too so the outcome does not depend on whether the tag arrived in one piece.
         if (cnt > f.opts_.max_token_size)
             return f.fail(StreamErrorCondition::policy_violation, "XML token too large");
@@ -96,6 +101,7 @@ struct Framer::Impl {
             if (f.opts_.accept_to && !f.opts_.accept_to(h.to))
                 return f.fail(StreamErrorCondition::host_unknown, "unknown domain in stream header");
             h.raw = f.raw_.substr(0, idx + cnt - f.raw_base_);
+            f.header_raw_ = h.raw;
             f.events_.push_back(std::move(ev));
             f.header_seen_ = true;
             f.consumed_ = idx + cnt;
@@ -268,6 +274,7 @@ void Framer::restart() {
     stanza_ns_.clear();
     default_ns_.clear();
     pending_ws_.clear();
+    header_raw_.clear();
     depth_ = 0;
     utf8_need_ = utf8_cp_ = utf8_len_ = 0;
     header_seen_ = prolog_started_ = awaiting_restart_ = closed_ = failed_ = false;
@@ -302,9 +309,39 @@ void Framer::trim_consumed() {
     raw_base_ += n;
 }
 
+// Between stanzas expat holds nothing the framer needs but the open stream element: its namespace
+// declarations (which later stanzas may use) and the well-formedness rule that the element must close.
+// Both come back by parsing the same header bytes again, so the parser can go while the stream is idle.
+void Framer::release_parser() {
+    if (!parser_ || !header_seen_ || failed_ || closed_ || awaiting_restart_) return;
+    // Every byte fed belongs to an emitted event (raw_ is trimmed to the first byte no event covers), so
+    // expat has no token in progress and no character data held back.
+    if (depth_ != 1 || !raw_.empty() || !pending_ws_.empty() || utf8_need_ != 0 || header_raw_.empty())
+        return;
+    XML_ParserFree(static_cast<XML_Parser>(parser_));
+    parser_ = nullptr;
+    std::string().swap(raw_); // its capacity is the largest read so far
+}
+
+bool Framer::revive_parser() {
+    if (!header_seen_ || header_raw_.empty()) return false;
+    Impl::create(*this);
+    if (!parser_) return false;
+    depth_ = 0;
+    replaying_ = in_parse_ = true;
+    XML_Status st = XML_Parse(static_cast<XML_Parser>(parser_), header_raw_.data(),
+                              static_cast<int>(header_raw_.size()), XML_FALSE);
+    replaying_ = in_parse_ = false;
+    if (st == XML_STATUS_ERROR || failed_ || depth_ != 1) return false;
+    // The framer's byte indices continue in the new parser's numbering: right after the header.
+    raw_base_ = consumed_ = reported_ = header_raw_.size();
+    return true;
+}
+
 void Framer::feed(std::string_view bytes) {
     if (failed_ || closed_ || bytes.empty()) return;
-    if (!parser_) return fail(StreamErrorCondition::internal_server_error, "XML parser allocation failed");
+    if (!parser_ && !revive_parser())
+        return fail(StreamErrorCondition::internal_server_error, "XML parser allocation failed");
     if (awaiting_restart_) {
         if (!all_ws(bytes)) fail(StreamErrorCondition::policy_violation, "data after STARTTLS");
         return;

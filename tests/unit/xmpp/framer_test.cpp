@@ -432,3 +432,97 @@ TEST_CASE("a long tag is cut at the token limit, long text is not", "[xmpp][fram
     CHECK(evs[1].type == EventType::stanza);
     CHECK(evs[1].raw == body);
 }
+
+TEST_CASE("a framer that frees its parser between stanzas frames the same", "[xmpp][framer]") {
+    std::string stream = kOpen + kIq + "  " + kMessage + "\n" + kPresence + kAuth + " </stream:stream>";
+    auto whole = summary(feed_all(stream));
+    REQUIRE(whole.back() == "close");
+    // Fed one piece at a time, every read ends between two stanzas and the parser goes after each; the
+    // closing tag still needs the header's stream prefix.
+    {
+        Framer f;
+        std::vector<Event> evs;
+        for (const std::string& piece :
+             {kOpen, kIq, std::string("  "), kMessage, std::string("\n"), kPresence, kAuth, std::string(" "),
+              std::string("</stream:stream>")}) {
+            f.feed(piece);
+            f.release_parser();
+            for (auto& e : drain(f))
+                evs.push_back(std::move(e));
+            CHECK(f.unparsed().empty());
+        }
+        CHECK(summary(evs) == whole);
+        CHECK(evs[0].header.raw == kOpen);
+    }
+    // Random reads: a release in the middle of a stanza or a tag must change nothing (it is refused there).
+    std::mt19937 rng(6789);
+    for (int round = 0; round < 300; ++round) {
+        Framer f;
+        std::vector<Event> evs;
+        for (size_t pos = 0; pos < stream.size();) {
+            size_t n = std::uniform_int_distribution<size_t>(1, 40)(rng);
+            f.feed(std::string_view(stream).substr(pos, n));
+            f.release_parser();
+            pos += n;
+            for (auto& e : drain(f))
+                evs.push_back(std::move(e));
+        }
+        REQUIRE(summary(evs) == whole);
+    }
+}
+
+TEST_CASE("a framer that freed its parser still enforces every rule", "[xmpp][framer]") {
+    FramerOptions small;
+    small.max_stanza_size = 1024;
+    auto after_idle = [&](const std::string& next) {
+        Framer f(small);
+        f.feed(kOpen);
+        f.feed(kIq);
+        f.release_parser();
+        auto evs = drain(f);
+        REQUIRE(evs.size() == 2);
+        f.feed(next);
+        evs = drain(f);
+        REQUIRE_FALSE(evs.empty());
+        return evs.back();
+    };
+    CHECK(after_idle("</wrong>").condition == StreamErrorCondition::not_well_formed);
+    CHECK(after_idle("<x:message/>").condition == StreamErrorCondition::bad_namespace_prefix);
+    CHECK(after_idle("hello").condition == StreamErrorCondition::bad_format);
+    CHECK(after_idle("<?xml version='1.0'?>").type == EventType::error);
+    CHECK(after_idle("<!-- c -->").condition == StreamErrorCondition::restricted_xml);
+    CHECK(after_idle("<message><body>" + std::string(1100, 'a')).condition ==
+          StreamErrorCondition::policy_violation);
+    CHECK(after_idle("<message><body>\xff</body></message>").condition ==
+          StreamErrorCondition::unsupported_encoding);
+    CHECK(after_idle(kPresence).type == EventType::stanza);
+    CHECK(after_idle("</stream:stream>").type == EventType::stream_close);
+
+    // Not between stanzas (a stanza begun, a failed framer, before the header): nothing is released, and
+    // framing goes on as before.
+    Framer half(small);
+    half.feed(kOpen + "<message><body>hi");
+    half.release_parser();
+    half.feed("</body></message>");
+    auto evs = drain(half);
+    REQUIRE(evs.size() == 2);
+    CHECK(evs[1].raw == "<message><body>hi</body></message>");
+    Framer early(small);
+    early.release_parser();
+    early.feed(kOpen);
+    REQUIRE(drain(early).size() == 1);
+
+    // A restart after the parser was freed starts a new stream as usual (SASL success on edge-e).
+    Framer f(small);
+    f.feed(kOpen + kAuth);
+    f.release_parser();
+    REQUIRE(drain(f).size() == 2);
+    f.restart();
+    f.feed(kOpen);
+    f.release_parser();
+    f.feed(kIq);
+    evs = drain(f);
+    REQUIRE(evs.size() == 2);
+    CHECK(evs[0].type == EventType::stream_open);
+    CHECK(evs[1].raw == kIq);
+}
