@@ -281,7 +281,7 @@ class ImpSipOut final {
     ~ImpSipOut() {
         svc_.forget_dials(this);
         for (auto& [d, leg] : legs_)
-            leg->detach();
+            leg->let_go(Leg::By::Reset);
     }
 
     void refuse_now() {
@@ -335,28 +335,26 @@ class ImpSipOut final {
         }
         void on_end(link::LinkStream&) override {
             // edge-e closed the remote connection: our side ends too, and the next request dials anew.
-            end();
+            let_go(By::End);
             out->leg_gone(domain);
         }
         void on_close(link::LinkStream&, const core::Failure&) override {
             stream = nullptr;
             out->leg_gone(domain);
         }
-        // IM&P closed its connection: what it wrote before closing (often the last answer of a dialog, a
-        // 200 to a NOTIFY) is still queued on the stream, and a reset would discard it. END_STREAM after it.
-        void end() {
+        // Gives the stream up: with END_STREAM after what is queued, or a reset, which discards it. IM&P
+        // closing its connection ends the stream, since what it wrote before closing (often the last answer
+        // of a dialog, a 200 to a NOTIFY) must still reach the remote.
+        enum class By { End, Reset };
+        void let_go(By by) {
             if (!stream) return;
             auto* s = stream;
             stream = nullptr;
             s->set_handler(nullptr);
-            s->end();
-        }
-        void detach() {
-            if (!stream) return;
-            auto* s = stream;
-            stream = nullptr;
-            s->set_handler(nullptr);
-            s->reset(link::kCancel);
+            if (by == By::Reset)
+                s->reset(link::kCancel);
+            else
+                s->end();
         }
     };
 
@@ -485,7 +483,7 @@ class ImpSipOut final {
         auto it = legs_.find(domain);
         if (it == legs_.end()) return;
         EP_DEBUG(kLog, "IM&P {}: leg to {} ended", peer_, domain);
-        it->second->detach();
+        it->second->let_go(Leg::By::Reset);
         retire_leg(it);
     }
 
@@ -501,7 +499,7 @@ class ImpSipOut final {
         closing_ = true;
         EP_DEBUG(kLog, "IM&P {}: closed: {}", peer_, why);
         for (auto& [d, leg] : legs_)
-            leg->end();
+            leg->let_go(Leg::By::End);
         w_.retire(this);
     }
 

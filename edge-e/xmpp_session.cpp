@@ -253,12 +253,18 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         detach_stream();
     }
 
-    void detach_stream() {
+    // Gives the link stream up: with a reset (what is queued on it is discarded), or with END_STREAM after
+    // it.
+    enum class By { Reset, End };
+    void detach_stream(By by = By::Reset) {
         if (!stream_) return;
         auto* s = stream_;
         stream_ = nullptr;
         s->set_handler(nullptr);
-        s->reset(link::kCancel);
+        if (by == By::End)
+            s->end();
+        else
+            s->reset(link::kCancel);
     }
 
     void on_drained() {
@@ -272,11 +278,7 @@ class XmppSession final : public ClientSession, public link::StreamHandler {
         phase_ = Phase::Done;
         // END_STREAM, not a reset: the client's last stanzas and its </stream:stream> often arrive in the
         // same read as the close, and a reset would discard them while still queued on the link.
-        if (auto* s = stream_) {
-            stream_ = nullptr;
-            s->set_handler(nullptr);
-            s->end();
-        }
+        detach_stream(By::End);
         access_.close(close_reason_.empty() ? "client_closed" : close_reason_);
         ws_.remove(this);
     }
