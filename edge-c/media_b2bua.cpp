@@ -139,7 +139,6 @@ struct MediaB2bua::Leg {
     std::unique_ptr<core::IoWatcher> in_watch[2];
     uint16_t c_port = 0; // our RTP port towards the internal endpoint
     net::SockAddr dst[2];
-    std::string dst_ip;
     // Client leg: its key decrypts what it sends; ours encrypts what it receives.
     Keys client;
     // Internal leg, used when the internal endpoint does SRTP.
@@ -347,7 +346,8 @@ void MediaB2bua::opened(Call& c, const nlohmann::json& j) {
         Leg* raw = fresh[k].get();
         for (int w = 0; w < 2; ++w) {
             raw->in_watch[w] = std::make_unique<core::IoWatcher>(
-                loop_, raw->in[w].fd(), [this, raw, w](short) { on_internal(*raw, w); });
+                loop_, raw->in[w].fd(), core::IoWatcher::Interest::ReadLevel,
+                [this, raw, w](short) { on_internal(*raw, w); });
             channels_[raw->chan[w]] = {raw, w};
         }
         size_t line = c.want[k];
@@ -390,8 +390,8 @@ MediaB2bua::LinkMedia* MediaB2bua::link_media(link::LinkConn* link, uint16_t mux
     n->sock = std::move(*s);
     n->mux = *mux;
     LinkMedia* raw = n.get();
-    n->watch =
-        std::make_unique<core::IoWatcher>(loop_, n->sock.fd(), [this, raw](short) { on_traversal(*raw); });
+    n->watch = std::make_unique<core::IoWatcher>(loop_, n->sock.fd(), core::IoWatcher::Interest::ReadLevel,
+                                                 [this, raw](short) { on_traversal(*raw); });
     lm = std::move(n);
     return raw;
 }
@@ -613,7 +613,6 @@ int MediaB2bua::rewrite_from_internal(Call& c, media::Sdp& sdp, bool offer) {
             if (a0 && a1) {
                 L->dst[0] = *a0;
                 L->dst[1] = *a1;
-                L->dst_ip = a0->ip();
             }
         }
         media::LineView& v = views[i];
@@ -690,60 +689,67 @@ void MediaB2bua::link_closed(link::LinkConn* link) {
 }
 
 void MediaB2bua::on_traversal(LinkMedia& lm) {
-    uint8_t buf[media::kTraversalHeader + media::kMaxDatagram + media::kSrtpMaxTrailer];
-    for (;;) {
-        net::SockAddr from;
-        ssize_t n = lm.sock.recv_from(buf, media::kTraversalHeader + media::kMaxDatagram, from);
-        if (n < 0) return m_.kernel_drops(lm.sock.take_kernel_drops());
-        if (size_t(n) > media::kTraversalHeader + media::kMaxDatagram) {
-            m_.drop("too_big");
-            continue;
-        }
-        if (from.ip() != lm.mux.ip()) {
-            m_.drop("wrong_source");
-            continue;
-        }
-        auto h = media::read_traversal_header(buf, size_t(n));
-        auto it = h ? channels_.find(h->channel) : channels_.end();
-        if (it == channels_.end() || it->second.first->call->lm != &lm ||
-            (it->second.second == 1) != h->rtcp) {
-            m_.drop("unknown_channel");
-            continue;
-        }
-        auto [leg, which] = it->second;
-        uint8_t* p = buf + media::kTraversalHeader;
-        size_t len = size_t(n) - media::kTraversalHeader;
-        if (len == 0) continue;
-        size_t cap = sizeof buf - media::kTraversalHeader;
-        if (leg->kind == media::RelayKind::Bfcp) {
-            if (which == 0) forward_internal(*leg, 0, p, len);
-            continue;
-        }
-        if (which == 0 && leg->mux_client && media::is_muxed_rtcp(p, len)) which = 1;
-        if (leg->client.in_key) {
-            if (!leg->client.in) {
-                m_.drop("srtp_bad");
+    media::RecvBatch& b = traversal_batch_;
+    for (int round = 0; round < media::kMaxBatchesPerEvent; ++round) {
+        if (lm.sock.recv_batch(b) <= 0) break;
+        for (size_t i = 0; i < b.count(); ++i) {
+            uint8_t* buf = b.data(i);
+            size_t n = b.len(i);
+            if (n > b.cap()) {
+                m_.drop("too_big");
                 continue;
             }
-            auto st = which ? leg->client.in->unprotect_rtcp(p, len) : leg->client.in->unprotect_rtp(p, len);
-            if (st != media::SrtpStatus::Ok) {
-                m_.drop(drop_reason(st));
+            if (!net::same_host(b.from(i), lm.mux)) {
+                m_.drop("wrong_source");
                 continue;
             }
-        } else if (cfg_.encryption == config::MediaEncryption::Force) {
-            m_.drop("srtp_bad"); // no key from the client (it answered without one): never relay cleartext
-            continue;
-        }
-        if (leg->in_srtp && leg->internal.out) {
-            auto st = which ? leg->internal.out->protect_rtcp(p, len, cap)
-                            : leg->internal.out->protect_rtp(p, len, cap);
-            if (st != media::SrtpStatus::Ok) {
-                m_.drop(drop_reason(st));
+            auto h = media::read_traversal_header(buf, n);
+            auto it = h ? channels_.find(h->channel) : channels_.end();
+            if (it == channels_.end() || it->second.first->call->lm != &lm ||
+                (it->second.second == 1) != h->rtcp) {
+                m_.drop("unknown_channel");
                 continue;
             }
+            auto [leg, which] = it->second;
+            uint8_t* p = buf + media::kTraversalHeader;
+            size_t len = n - media::kTraversalHeader;
+            if (len == 0) continue;
+            size_t cap = b.cap() + b.tailroom() - media::kTraversalHeader;
+            if (leg->kind == media::RelayKind::Bfcp) {
+                if (which == 0) forward_internal(*leg, 0, p, len);
+                continue;
+            }
+            if (which == 0 && leg->mux_client && media::is_muxed_rtcp(p, len)) which = 1;
+            if (leg->client.in_key) {
+                if (!leg->client.in) {
+                    m_.drop("srtp_bad");
+                    continue;
+                }
+                auto st =
+                    which ? leg->client.in->unprotect_rtcp(p, len) : leg->client.in->unprotect_rtp(p, len);
+                if (st != media::SrtpStatus::Ok) {
+                    m_.drop(drop_reason(st));
+                    continue;
+                }
+            } else if (cfg_.encryption == config::MediaEncryption::Force) {
+                m_.drop(
+                    "srtp_bad"); // no key from the client (it answered without one): never relay cleartext
+                continue;
+            }
+            if (leg->in_srtp && leg->internal.out) {
+                auto st = which ? leg->internal.out->protect_rtcp(p, len, cap)
+                                : leg->internal.out->protect_rtp(p, len, cap);
+                if (st != media::SrtpStatus::Ok) {
+                    m_.drop(drop_reason(st));
+                    continue;
+                }
+            }
+            forward_internal(*leg, which, p, len);
         }
-        forward_internal(*leg, which, p, len);
+        if (b.count() < media::RecvBatch::kSlots) break;
     }
+    flush_tally();
+    m_.kernel_drops(lm.sock.take_kernel_drops());
 }
 
 void MediaB2bua::forward_internal(Leg& leg, int which, const uint8_t* p, size_t len) {
@@ -755,58 +761,63 @@ void MediaB2bua::forward_internal(Leg& leg, int which, const uint8_t* p, size_t 
     // A muxed internal leg gets RTCP on the RTP port, from our RTP port.
     int sock = leg.mux_internal ? 0 : which;
     if (leg.in[sock].send_to(p, len, leg.dst[which])) {
-        m_.packets->inc();
-        m_.bytes->inc(len);
+        ++tally_packets_;
+        tally_bytes_ += len;
     }
 }
 
 void MediaB2bua::on_internal(Leg& leg, int which) {
-    uint8_t buf[media::kTraversalHeader + media::kMaxDatagram + media::kSrtpMaxTrailer];
-    uint8_t* p = buf + media::kTraversalHeader;
-    size_t cap = sizeof buf - media::kTraversalHeader;
-    for (;;) {
-        net::SockAddr from;
-        ssize_t n = leg.in[which].recv_from(p, media::kMaxDatagram, from);
-        if (n < 0) return m_.kernel_drops(leg.in[which].take_kernel_drops());
-        if (size_t(n) > media::kMaxDatagram) {
-            m_.drop("too_big");
-            continue;
-        }
-        if (leg.dst_ip.empty()) {
-            m_.drop("not_ready");
-            continue;
-        }
-        if (from.ip() != leg.dst_ip) {
-            m_.drop("wrong_source");
-            continue;
-        }
-        size_t len = size_t(n);
-        int kind = which; // RTP or RTCP, whichever port it came in on
-        if (leg.kind == media::RelayKind::Bfcp) {
-            if (which == 0) forward_client(leg, 0, buf, len);
-            continue;
-        }
-        if (which == 0 && leg.mux_internal && media::is_muxed_rtcp(p, len)) kind = 1;
-        if (leg.in_srtp && leg.internal.in) {
-            auto st = kind ? leg.internal.in->unprotect_rtcp(p, len) : leg.internal.in->unprotect_rtp(p, len);
-            if (st != media::SrtpStatus::Ok) {
-                m_.drop(drop_reason(st));
+    media::RecvBatch& b = internal_batch_;
+    size_t cap = b.cap() + b.tailroom();
+    for (int round = 0; round < media::kMaxBatchesPerEvent; ++round) {
+        if (leg.in[which].recv_batch(b) <= 0) break;
+        for (size_t i = 0; i < b.count(); ++i) {
+            uint8_t* buf = b.slot(i);
+            uint8_t* p = b.data(i);
+            size_t len = b.len(i);
+            if (len > b.cap()) {
+                m_.drop("too_big");
                 continue;
             }
-        }
-        if (leg.client.out) {
-            auto st =
-                kind ? leg.client.out->protect_rtcp(p, len, cap) : leg.client.out->protect_rtp(p, len, cap);
-            if (st != media::SrtpStatus::Ok) {
-                m_.drop(drop_reason(st));
+            if (leg.dst[0].len == 0) {
+                m_.drop("not_ready");
                 continue;
             }
-        } else if (cfg_.encryption == config::MediaEncryption::Force) {
-            m_.drop("srtp_bad");
-            continue;
+            if (!net::same_host(b.from(i), leg.dst[0])) {
+                m_.drop("wrong_source");
+                continue;
+            }
+            int kind = which; // RTP or RTCP, whichever port it came in on
+            if (leg.kind == media::RelayKind::Bfcp) {
+                if (which == 0) forward_client(leg, 0, buf, len);
+                continue;
+            }
+            if (which == 0 && leg.mux_internal && media::is_muxed_rtcp(p, len)) kind = 1;
+            if (leg.in_srtp && leg.internal.in) {
+                auto st =
+                    kind ? leg.internal.in->unprotect_rtcp(p, len) : leg.internal.in->unprotect_rtp(p, len);
+                if (st != media::SrtpStatus::Ok) {
+                    m_.drop(drop_reason(st));
+                    continue;
+                }
+            }
+            if (leg.client.out) {
+                auto st = kind ? leg.client.out->protect_rtcp(p, len, cap)
+                               : leg.client.out->protect_rtp(p, len, cap);
+                if (st != media::SrtpStatus::Ok) {
+                    m_.drop(drop_reason(st));
+                    continue;
+                }
+            } else if (cfg_.encryption == config::MediaEncryption::Force) {
+                m_.drop("srtp_bad");
+                continue;
+            }
+            forward_client(leg, kind, buf, len);
         }
-        forward_client(leg, kind, buf, len);
+        if (b.count() < media::RecvBatch::kSlots) break;
     }
+    flush_tally();
+    m_.kernel_drops(leg.in[which].take_kernel_drops());
 }
 
 void MediaB2bua::forward_client(Leg& leg, int which, uint8_t* buf, size_t len) {
@@ -817,9 +828,14 @@ void MediaB2bua::forward_client(Leg& leg, int which, uint8_t* buf, size_t len) {
     media::write_traversal_header(buf, {leg.chan[ch], ch == 1});
     leg.call->last_ms = loop_.now_ms();
     if (lm->sock.send_to(buf, media::kTraversalHeader + len, lm->mux)) {
-        m_.packets->inc();
-        m_.bytes->inc(len);
+        ++tally_packets_;
+        tally_bytes_ += len;
     }
+}
+
+void MediaB2bua::flush_tally() {
+    if (tally_packets_) m_.packets->inc(std::exchange(tally_packets_, 0));
+    if (tally_bytes_) m_.bytes->inc(std::exchange(tally_bytes_, 0));
 }
 
 void MediaB2bua::sweep() {

@@ -33,6 +33,7 @@
 #include "common/media/media_metrics.h"
 #include "common/media/sdp.h"
 #include "common/media/srtp.h"
+#include "common/media/traversal.h"
 #include "common/media/udp.h"
 #include "common/sip/message.h"
 
@@ -92,6 +93,8 @@ class MediaB2bua {
     // which: 0 RTP, 1 RTCP. forward_client's buf has room for the traversal header before the packet.
     void forward_internal(Leg& leg, int which, const uint8_t* p, size_t len);
     void forward_client(Leg& leg, int which, uint8_t* buf, size_t len);
+    // The relayed-packet counters are shared by the workers: forward_* tally, each read event adds once.
+    void flush_tally();
     void sweep();
     LinkMedia* link_media(link::LinkConn* link, uint16_t mux_port);
 
@@ -108,6 +111,12 @@ class MediaB2bua {
     std::unordered_map<uint32_t, std::string> opening_;            // control request id -> Call-ID
     std::unordered_map<uint32_t, std::pair<Leg*, int>> channels_;  // edge-e channel -> leg, RTP/RTCP
     std::unordered_map<link::LinkConn*, std::unique_ptr<LinkMedia>> links_;
+    uint64_t tally_packets_ = 0, tally_bytes_ = 0;
+    // Room for the traversal header before each datagram (edge-e's, or the one forward_client writes) and for
+    // the SRTP trailer that protecting a packet in place adds after it.
+    media::RecvBatch traversal_batch_{0, media::kTraversalHeader + media::kMaxDatagram,
+                                      media::kSrtpMaxTrailer};
+    media::RecvBatch internal_batch_{media::kTraversalHeader, media::kMaxDatagram, media::kSrtpMaxTrailer};
 };
 
 } // namespace edgepair::edge_c

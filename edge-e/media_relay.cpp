@@ -41,7 +41,8 @@ MediaRelay::MediaRelay(core::Loop& loop, const config::EdgeEMediaConfig& cfg, un
         auto s = media::UdpSocket::bind(*addr);
         if (s) {
             mux_ = std::move(*s);
-            mux_watch_ = std::make_unique<core::IoWatcher>(loop_, mux_.fd(), [this](short) { on_mux(); });
+            mux_watch_ = std::make_unique<core::IoWatcher>(
+                loop_, mux_.fd(), core::IoWatcher::Interest::ReadLevel, [this](short) { on_mux(); });
         } else {
             EP_ERROR(kLog, "media.traversal_ports: cannot bind {}: {}", addr->str(), s.error().message);
         }
@@ -109,7 +110,7 @@ std::string MediaRelay::open(link::LinkConn* link, uint64_t req, const std::stri
     if (!alloc_) return fail("no media ports (media.ports)");
     if (nstreams == 0 || nstreams > kMaxStreams) return fail("bad stream count " + std::to_string(nstreams));
     auto& lm = links_[link];
-    if (lm.peer_ip.empty()) lm.peer_ip = link->connection().peer().ip();
+    if (lm.peer.len == 0) lm.peer = link->connection().peer();
 
     auto s = std::make_unique<Session>();
     s->id = next_id_++;
@@ -135,6 +136,7 @@ std::string MediaRelay::open(link::LinkConn* link, uint64_t req, const std::stri
             channels_[st->channel[k]] = {st.get(), k};
             Stream* raw = st.get();
             st->watch[k] = std::make_unique<core::IoWatcher>(loop_, st->sock[k].fd(),
+                                                             core::IoWatcher::Interest::ReadLevel,
                                                              [this, raw, k](short) { on_client(*raw, k); });
         }
         streams.push_back({{"port", st->port}, {"rtp", st->channel[0]}, {"rtcp", st->channel[1]}});
@@ -170,85 +172,106 @@ void MediaRelay::link_closed(link::LinkConn* link) {
 }
 
 void MediaRelay::on_client(Stream& st, int which) {
-    uint8_t buf[media::kTraversalHeader + media::kMaxDatagram];
     Session& s = *st.session;
-    for (;;) {
-        net::SockAddr from;
-        ssize_t n = st.sock[which].recv_from(buf + media::kTraversalHeader, media::kMaxDatagram, from);
-        if (n < 0) return m_.kernel_drops(st.sock[which].take_kernel_drops());
-        if (size_t(n) > media::kMaxDatagram) {
-            m_.drop("too_big");
-            continue;
-        }
-        if (st.client[which].len == 0) {
-            // Latch: the first packet from the client's own IP tells us where its NAT maps the stream.
-            if (!s.client_ip.empty() && from.ip() != s.client_ip) {
+    media::RecvBatch& b = client_batch_;
+    uint64_t packets = 0, bytes = 0;
+    for (int round = 0; round < media::kMaxBatchesPerEvent; ++round) {
+        ssize_t got = st.sock[which].recv_batch(b);
+        if (got <= 0) break;
+        for (size_t i = 0; i < b.count(); ++i) {
+            const net::SockAddr& from = b.from(i);
+            size_t n = b.len(i);
+            if (n > b.cap()) {
+                m_.drop("too_big");
+                continue;
+            }
+            if (st.client[which].len == 0) {
+                // Latch: the first packet from the client's own IP tells us where its NAT maps the stream.
+                if (!s.client_ip.empty() && from.ip() != s.client_ip) {
+                    m_.drop("wrong_source");
+                    continue;
+                }
+                st.client[which] = from;
+            } else if (!same_addr(from, st.client[which])) {
                 m_.drop("wrong_source");
                 continue;
             }
-            st.client[which] = from;
-        } else if (!same_addr(from, st.client[which])) {
-            m_.drop("wrong_source");
-            continue;
+            auto lm = links_.find(s.link);
+            if (lm == links_.end() || lm->second.traversal.len == 0) {
+                m_.drop("not_ready"); // edge-c has not announced its traversal socket yet
+                continue;
+            }
+            s.last_ms = loop_.now_ms();
+            uint8_t* frame = b.slot(i);
+            media::write_traversal_header(frame, {st.channel[which], which == 1});
+            if (mux_.send_to(frame, media::kTraversalHeader + n, lm->second.traversal)) {
+                ++packets;
+                bytes += n;
+            }
         }
-        auto lm = links_.find(s.link);
-        if (lm == links_.end() || lm->second.traversal.len == 0) {
-            m_.drop("not_ready"); // edge-c has not announced its traversal socket yet
-            continue;
-        }
-        s.last_ms = loop_.now_ms();
-        media::write_traversal_header(buf, {st.channel[which], which == 1});
-        if (mux_.send_to(buf, media::kTraversalHeader + size_t(n), lm->second.traversal)) {
-            m_.packets->inc();
-            m_.bytes->inc(uint64_t(n));
-        }
+        if (b.count() < media::RecvBatch::kSlots) break;
     }
+    count(packets, bytes);
+    m_.kernel_drops(st.sock[which].take_kernel_drops());
 }
 
 void MediaRelay::on_mux() {
-    uint8_t buf[media::kTraversalHeader + media::kMaxDatagram];
-    for (;;) {
-        net::SockAddr from;
-        ssize_t n = mux_.recv_from(buf, sizeof buf, from);
-        if (n < 0) return m_.kernel_drops(mux_.take_kernel_drops());
-        if (size_t(n) > sizeof buf) {
-            m_.drop("too_big");
-            continue;
+    media::RecvBatch& b = mux_batch_;
+    uint64_t packets = 0, bytes = 0;
+    for (int round = 0; round < media::kMaxBatchesPerEvent; ++round) {
+        ssize_t got = mux_.recv_batch(b);
+        if (got <= 0) break;
+        for (size_t i = 0; i < b.count(); ++i) {
+            const uint8_t* buf = b.data(i);
+            size_t n = b.len(i);
+            if (n > b.cap()) {
+                m_.drop("too_big");
+                continue;
+            }
+            auto h = media::read_traversal_header(buf, n);
+            if (!h) {
+                m_.drop("bad_traversal_header");
+                continue;
+            }
+            auto it = channels_.find(h->channel);
+            if (it == channels_.end()) {
+                m_.drop("unknown_channel");
+                continue;
+            }
+            auto [st, which] = it->second;
+            if ((which == 1) != h->rtcp) {
+                m_.drop("bad_traversal_header");
+                continue;
+            }
+            Session& s = *st->session;
+            auto lm = links_.find(s.link);
+            if (lm == links_.end() || !net::same_host(b.from(i), lm->second.peer)) {
+                m_.drop("wrong_source");
+                continue;
+            }
+            lm->second.traversal = b.from(i);
+            size_t len = n - media::kTraversalHeader;
+            if (len == 0) continue; // edge-c's keep-alive: opens the DMZ firewall and tells us its port
+            s.last_ms = loop_.now_ms();
+            if (st->client[which].len == 0) {
+                m_.drop("not_latched");
+                continue;
+            }
+            if (st->sock[which].send_to(buf + media::kTraversalHeader, len, st->client[which])) {
+                ++packets;
+                bytes += len;
+            }
         }
-        auto h = media::read_traversal_header(buf, size_t(n));
-        if (!h) {
-            m_.drop("bad_traversal_header");
-            continue;
-        }
-        auto it = channels_.find(h->channel);
-        if (it == channels_.end()) {
-            m_.drop("unknown_channel");
-            continue;
-        }
-        auto [st, which] = it->second;
-        if ((which == 1) != h->rtcp) {
-            m_.drop("bad_traversal_header");
-            continue;
-        }
-        Session& s = *st->session;
-        auto lm = links_.find(s.link);
-        if (lm == links_.end() || from.ip() != lm->second.peer_ip) {
-            m_.drop("wrong_source");
-            continue;
-        }
-        lm->second.traversal = from;
-        size_t len = size_t(n) - media::kTraversalHeader;
-        if (len == 0) continue; // edge-c's keep-alive: opens the DMZ firewall and tells us its port
-        s.last_ms = loop_.now_ms();
-        if (st->client[which].len == 0) {
-            m_.drop("not_latched");
-            continue;
-        }
-        if (st->sock[which].send_to(buf + media::kTraversalHeader, len, st->client[which])) {
-            m_.packets->inc();
-            m_.bytes->inc(len);
-        }
+        if (b.count() < media::RecvBatch::kSlots) break;
     }
+    count(packets, bytes);
+    m_.kernel_drops(mux_.take_kernel_drops());
+}
+
+void MediaRelay::count(uint64_t packets, uint64_t bytes) {
+    // Once per read event, not per packet: the counters are shared by the workers.
+    if (packets) m_.packets->inc(packets);
+    if (bytes) m_.bytes->inc(bytes);
 }
 
 void MediaRelay::sweep() {

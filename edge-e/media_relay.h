@@ -16,6 +16,7 @@
 #include "common/config/media_config.h"
 #include "common/core/loop.h"
 #include "common/media/media_metrics.h"
+#include "common/media/traversal.h"
 #include "common/media/udp.h"
 #include "common/net/address.h"
 
@@ -58,7 +59,7 @@ class MediaRelay {
         uint64_t last_ms = 0;
     };
     struct LinkMedia {
-        std::string peer_ip;     // edge-c's address on the link: the only source of traversal packets
+        net::SockAddr peer;      // edge-c's address on the link: the only source of traversal packets
         net::SockAddr traversal; // edge-c's traversal socket, learned from its packets
     };
 
@@ -66,6 +67,7 @@ class MediaRelay {
     void close(uint64_t id);
     void on_client(Stream& st, int which);
     void on_mux();
+    void count(uint64_t packets, uint64_t bytes);
     void sweep();
     uint32_t new_channel();
 
@@ -81,6 +83,9 @@ class MediaRelay {
     std::unordered_map<uint32_t, std::pair<Stream*, int>> channels_;
     std::unordered_map<link::LinkConn*, LinkMedia> links_;
     uint16_t mux_port_ = 0;
+    // Client sockets read behind room for the traversal header; the traversal socket reads header and all.
+    media::RecvBatch client_batch_{media::kTraversalHeader, media::kMaxDatagram, 0};
+    media::RecvBatch mux_batch_{0, media::kTraversalHeader + media::kMaxDatagram, 0};
 };
 
 } // namespace edgepair::edge_e

@@ -86,11 +86,13 @@ void Timer::on_fire(int, short, void* arg) {
     self->fn_();
 }
 
-IoWatcher::IoWatcher(Loop& loop, int fd, std::function<void(short)> fn) : fd_(fd), fn_(std::move(fn)) {
+IoWatcher::IoWatcher(Loop& loop, int fd, Interest interest, std::function<void(short)> fn)
+    : fd_(fd), fn_(std::move(fn)) {
     // EV_CLOSED (EPOLLRDHUP) adds no wake-up of its own (a FIN also makes the socket readable); it only marks
     // the events that carry one (PeerClosed).
-    ev_ = event_new(loop.base(), fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, &IoWatcher::on_io,
-                    this);
+    short what = interest == Interest::ReadLevel ? short(EV_READ | EV_PERSIST)
+                                                 : short(EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET);
+    ev_ = event_new(loop.base(), fd, what, &IoWatcher::on_io, this);
     event_add(ev_, nullptr);
 }
 IoWatcher::~IoWatcher() {

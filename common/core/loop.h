@@ -57,10 +57,18 @@ class Timer {
 // less than it asked for (epoll(7): the input is then exhausted, and more data raises a new edge) unless
 // PeerClosed is set: the peer's FIN came before this event was collected, raises no edge of its own, and
 // only a read to EOF finds it.
+//
+// ReadLevel is the other interest, for datagram sockets read in batches (the media relays): level-triggered
+// reads only. The owner reads one bounded batch per callback and stops when the batch came back short: what
+// arrives later raises the event again, so no read is spent on finding EAGAIN (one system call per packet on
+// a relay where one packet arrives per wake-up).
 class IoWatcher {
   public:
     enum : short { Read = 0x02, Write = 0x04, PeerClosed = 0x80 };
-    IoWatcher(Loop& loop, int fd, std::function<void(short what)> fn);
+    enum class Interest { EdgeReadWrite, ReadLevel };
+    IoWatcher(Loop& loop, int fd, std::function<void(short what)> fn)
+        : IoWatcher(loop, fd, Interest::EdgeReadWrite, std::move(fn)) {}
+    IoWatcher(Loop& loop, int fd, Interest interest, std::function<void(short what)> fn);
     ~IoWatcher();
     IoWatcher(const IoWatcher&) = delete;
     IoWatcher& operator=(const IoWatcher&) = delete;

@@ -72,12 +72,47 @@ ssize_t UdpSocket::recv_from(uint8_t* buf, size_t cap, net::SockAddr& from) {
         }
         from.len = msg.msg_namelen;
         // MSG_TRUNC in msg_flags is not needed: with MSG_TRUNC in flags, n is the datagram's full length.
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
-                c->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
-                std::memcpy(&kernel_drops_, CMSG_DATA(c), sizeof(uint32_t));
+        note_control(msg);
         return n;
     }
+}
+
+void UdpSocket::note_control(const msghdr& msg) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+            c->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+            std::memcpy(&kernel_drops_, CMSG_DATA(c), sizeof(uint32_t));
+}
+
+RecvBatch::RecvBatch(size_t headroom, size_t cap, size_t tailroom)
+    : headroom_(headroom), cap_(cap), tailroom_(tailroom), slot_size_(headroom + cap + tailroom),
+      storage_(kSlots * slot_size_) {}
+
+ssize_t UdpSocket::recv_batch(RecvBatch& b) {
+    for (size_t i = 0; i < RecvBatch::kSlots; ++i) {
+        b.iov_[i] = {b.data(i), b.cap_};
+        msghdr& m = b.msgs_[i].msg_hdr;
+        m = msghdr{};
+        m.msg_name = &b.from_[i].ss;
+        m.msg_namelen = sizeof b.from_[i].ss;
+        m.msg_iov = &b.iov_[i];
+        m.msg_iovlen = 1;
+        m.msg_control = b.control_[i];
+        m.msg_controllen = RecvBatch::kControl;
+        b.msgs_[i].msg_len = 0;
+    }
+    b.count_ = 0;
+    int n;
+    do
+        n = ::recvmmsg(fd_, b.msgs_, RecvBatch::kSlots, MSG_TRUNC, nullptr);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) return n < 0 ? -1 : 0;
+    b.count_ = size_t(n);
+    for (size_t i = 0; i < b.count_; ++i) {
+        b.from_[i].len = b.msgs_[i].msg_hdr.msg_namelen;
+        note_control(b.msgs_[i].msg_hdr); // the kernel's running count: the last one read is the newest
+    }
+    return n;
 }
 
 bool UdpSocket::send_to(const uint8_t* buf, size_t len, const net::SockAddr& to) {

@@ -38,6 +38,17 @@ std::string SockAddr::ip() const {
     return buf;
 }
 
+bool same_host(const SockAddr& a, const SockAddr& b) {
+    if (a.family() != b.family()) return false;
+    if (a.family() == AF_INET)
+        return reinterpret_cast<const sockaddr_in*>(&a.ss)->sin_addr.s_addr ==
+               reinterpret_cast<const sockaddr_in*>(&b.ss)->sin_addr.s_addr;
+    if (a.family() == AF_INET6)
+        return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr,
+                           &reinterpret_cast<const sockaddr_in6*>(&b.ss)->sin6_addr, sizeof(in6_addr)) == 0;
+    return false;
+}
+
 std::string SockAddr::str() const {
     std::string out;
     out.reserve(INET6_ADDRSTRLEN + 8);

@@ -17,6 +17,9 @@ struct SockAddr {
     std::string str() const; // "1.2.3.4:80" or "[::1]:80"
 };
 
+// Same family and IP address, whatever the ports: a source check per packet without formatting text.
+bool same_host(const SockAddr& a, const SockAddr& b);
+
 // Dotted-quad text of the 4 bytes of an IPv4 address (network order).
 std::string ipv4_text(const void* in4);
 

@@ -272,3 +272,85 @@ TEST_CASE("parse_port_range", "[media][udp]") {
         CHECK_FALSE(parse_port_range(bad));
     }
 }
+
+TEST_CASE("UDP: a batch read returns what is waiting, with sources, lengths and truncation", "[media][udp]") {
+    auto a = UdpSocket::bind(loopback());
+    auto c = UdpSocket::bind(loopback());
+    auto b = UdpSocket::bind(loopback());
+    REQUIRE(a);
+    REQUIRE(b);
+    REQUIRE(c);
+    RecvBatch batch(8, 64, 4);
+    errno = 0;
+    CHECK(b->recv_batch(batch) == -1);
+    CHECK(errno == EAGAIN);
+    CHECK(batch.count() == 0);
+
+    // 20 datagrams from two senders, the 5th too long for the slot: more than one batch holds.
+    const size_t total = RecvBatch::kSlots + 4;
+    for (size_t i = 0; i < total; ++i) {
+        std::vector<uint8_t> d(i == 4 ? 100 : 10 + i, uint8_t(i));
+        UdpSocket& from = i % 2 ? *c : *a;
+        REQUIRE(from.send_to(d.data(), d.size(), loopback(b->local_port())));
+    }
+    std::vector<std::pair<size_t, uint16_t>> seen; // (length, source port) in arrival order
+    for (int tries = 0; tries < 1000 && seen.size() < total; ++tries) {
+        ssize_t n = b->recv_batch(batch);
+        if (n < 0) continue;
+        REQUIRE(size_t(n) == batch.count());
+        REQUIRE(batch.count() <= RecvBatch::kSlots);
+        for (size_t i = 0; i < batch.count(); ++i) {
+            size_t k = seen.size();
+            // The payload lands after the headroom, and the slot after it is the next datagram's.
+            CHECK(batch.data(i) == batch.slot(i) + 8);
+            CHECK(batch.data(i)[0] == uint8_t(k));
+            if (k + 1 < total && i + 1 < batch.count()) CHECK(batch.slot(i + 1) >= batch.data(i) + 64 + 4);
+            seen.emplace_back(batch.len(i), batch.from(i).port());
+            CHECK(batch.from(i).ip() == "127.0.0.1");
+        }
+    }
+    REQUIRE(seen.size() == total);
+    for (size_t k = 0; k < total; ++k) {
+        CHECK(seen[k].first == (k == 4 ? 100 : 10 + k)); // the full length, > cap: the caller drops it
+        CHECK(seen[k].second == (k % 2 ? c->local_port() : a->local_port()));
+    }
+    errno = 0;
+    CHECK(b->recv_batch(batch) == -1);
+    CHECK(errno == EAGAIN);
+}
+
+TEST_CASE("UDP: a batch read reports the kernel's drops like a single read", "[media][udp]") {
+    auto a = UdpSocket::bind(loopback());
+    auto b = UdpSocket::bind(loopback());
+    REQUIRE(a);
+    REQUIRE(b);
+    int small = 1;
+    REQUIRE(::setsockopt(b->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    std::vector<uint8_t> pkt(1000, 0x80);
+    for (int i = 0; i < 200; ++i)
+        a->send_to(pkt.data(), pkt.size(), loopback(b->local_port()));
+    RecvBatch batch(0, 2048, 0);
+    size_t got = 0;
+    while (b->recv_batch(batch) > 0)
+        got += batch.count();
+    REQUIRE(got > 0);
+    REQUIRE(got < 200);
+    a->send_to(pkt.data(), pkt.size(), loopback(b->local_port()));
+    REQUIRE(b->recv_batch(batch) == 1);
+    CHECK(batch.len(0) == 1000);
+    CHECK(b->take_kernel_drops() == uint32_t(200 - got));
+}
+
+TEST_CASE("net: same_host compares the address, not the port", "[media][udp]") {
+    auto x = net::numeric_addr("127.0.0.1", 1000), y = net::numeric_addr("127.0.0.1", 2000),
+         z = net::numeric_addr("127.0.0.2", 1000), v6 = net::numeric_addr("::1", 1000),
+         v6b = net::numeric_addr("::1", 3000), mapped = net::numeric_addr("::ffff:127.0.0.1", 1000);
+    REQUIRE((x && y && z && v6 && v6b && mapped));
+    CHECK(net::same_host(*x, *y));
+    CHECK_FALSE(net::same_host(*x, *z));
+    CHECK(net::same_host(*v6, *v6b));
+    CHECK_FALSE(net::same_host(*x, *v6));
+    CHECK_FALSE(
+        net::same_host(*x, *mapped)); // as the relays' sockets are v6-only, a mapped source is another host
+    CHECK_FALSE(net::same_host(net::SockAddr{}, net::SockAddr{}));
+}
