@@ -548,6 +548,30 @@ def wait_udp_bound(host: str, port: int, timeout: float = 10, proc: Proc | None 
         time.sleep(0.05)
 
 
+def start_dnsmasq(start: Callable[..., "Proc"], host: str, argv: Callable[[int], Sequence], tries: int = 3,
+                  name: str = "dnsmasq") -> tuple["Proc", int]:
+    """dnsmasq on a free UDP+TCP port of host, bound and serving: (proc, port). start is the test's own start
+    (it may wrap the command, e.g. into a network namespace); argv(port) is dnsmasq's command line. A port can be
+    taken between the claim and dnsmasq's bind (seen in CI twice as "failed to create listening socket ...:
+    Address already in use", before any edgepair code ran): then dnsmasq exits at once, and a fresh port is tried,
+    up to `tries` times. Any other failure is raised as it is."""
+    for attempt in range(tries):
+        port = free_port(host, udp=True)
+        p = start(list(argv(port)), name=name if attempt == 0 else f"{name}-retry{attempt}")
+        try:
+            wait_udp_bound(host, port, timeout=10, proc=p)
+            # The port looks bound as soon as anyone holds it, the process that took it included: dnsmasq must
+            # also still run a moment later (it gives up on a taken port within milliseconds of starting).
+            time.sleep(0.3)
+            p._check_alive(f"starting on {host}:{port}")
+            return p, port
+        except HarnessError as e:
+            p.stop()
+            if attempt + 1 == tries or "Address already in use" not in str(e):
+                raise
+    raise HarnessError("unreachable")
+
+
 def wait_http(url: str, timeout: float = 10, expect_status: int | None = 200, proc: Proc | None = None, **kw):
     """Poll url until it answers with expect_status (None: any status). Returns (status, headers, body).
     Extra keyword arguments go to http_request (cafile, connect_to, ...)."""

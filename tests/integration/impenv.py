@@ -76,15 +76,16 @@ class ImpEnv(h.TestCase):
         self.prosody.wait_port(self.imp_addr, tx.XMPP_PORT, timeout=15)
 
     def start_dns(self):
-        self.dns_port = h.free_port(udp=True)
-        args = [self.require_tool("dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
-                "--no-hosts", "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
-                f"--port={self.dns_port}", "--log-facility=-", f"--address=/{tx.IMP_NAME}/{self.imp_addr}",
-                "--address=/cucm1.example.com/127.0.1.1"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        p = self.start(args, name="dnsmasq")
-        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+        dnsmasq = self.require_tool("dnsmasq")
+
+        def argv(port: int) -> list[str]:
+            args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                    "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={port}",
+                    "--log-facility=-", f"--address=/{tx.IMP_NAME}/{self.imp_addr}",
+                    "--address=/cucm1.example.com/127.0.1.1"]
+            return args + (["--user=root"] if os.geteuid() == 0 else [])
+
+        _, self.dns_port = h.start_dnsmasq(self.start, "127.0.0.1", argv)
 
     def cluster(self, users: dict | None = None) -> dict:
         return {

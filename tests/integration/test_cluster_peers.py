@@ -136,12 +136,11 @@ class ClusterPeersTest(netns.InNamespaces, SipEnv):
         self.hosts = os.path.join(self.tmp, "peers.hosts")
         self.write_hosts({E_NAMES[0]: self.e_addrs[0], E_NAMES[1]: self.e_addrs[1]})
         addr = self.ucm_addr
-        self.dport = h.free_port(addr, udp=True)
-        self.dns = self.start(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                               "--user=root", f"--listen-address={addr}", f"--port={self.dport}", "--pid-file=",
-                               f"--addn-hosts={self.hosts}", f"--address=/cucm1.example.com/{addr}",
-                               "--log-queries"], name="dnsmasq")
-        h.wait_udp_bound(addr, self.dport, timeout=10, proc=self.dns)
+        self.dns, self.dport = h.start_dnsmasq(
+            self.start, addr,
+            lambda port: ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root",
+                          f"--listen-address={addr}", f"--port={port}", "--pid-file=", f"--addn-hosts={self.hosts}",
+                          f"--address=/cucm1.example.com/{addr}", "--log-queries"])
 
     def write_hosts(self, names: dict[str, str]) -> None:
         with open(self.hosts, "w") as f:
