@@ -310,11 +310,11 @@ class SipEnv(h.TestCase):
         self.kam.wait_port(addr, self.ktlsport, timeout=15)
 
     def start_dns(self):
-        self.dport = h.free_port("127.0.2.53", udp=True)
-        self.start(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root",
-                    "--listen-address=127.0.2.53", f"--port={self.dport}", "--pid-file=",
-                    f"--address=/cucm1.example.com/{UCM_ADDR}", "--log-queries"], name="dnsmasq")
-        time.sleep(0.3)
+        _, self.dport = h.start_dnsmasq(
+            self.start, "127.0.2.53",
+            lambda port: ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root",
+                          "--listen-address=127.0.2.53", f"--port={port}", "--pid-file=",
+                          f"--address=/cucm1.example.com/{UCM_ADDR}", "--log-queries"])
 
     def start_fixture(self, mixed: bool = False):
         self.fport = h.free_port(UCM_ADDR)

@@ -219,19 +219,20 @@ class PairPeers(h.TestCase):
 
     def start_dns(self) -> None:
         dnsmasq = self.require_tool("dnsmasq")
-        self.dns_port = h.free_port(udp=True)
-        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
-                f"--port={self.dns_port}", "--log-facility=-",
-                f"--address=/cucm1.example.com/{UCM_ADDR}", f"--address=/{IMP_NAME}/{IMP_ADDR}",
-                f"--address=/{EDGE}/127.0.0.1", f"--address=/{FAR}/192.0.2.10",
-                # What public DNS says for the user's domain (MRA-PROTOCOL.md, Discovery).
-                f"--srv-host=_collab-edge._tls.example.com,{EDGE},{self.ports.https}",
-                f"--srv-host=_collab-edge._tls.example.org,{FAR},8443"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        p = self.start(args, name="dnsmasq")
-        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+        def argv(port: int) -> list:
+            args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                    "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
+                    f"--port={port}", "--log-facility=-",
+                    f"--address=/cucm1.example.com/{UCM_ADDR}", f"--address=/{IMP_NAME}/{IMP_ADDR}",
+                    f"--address=/{EDGE}/127.0.0.1", f"--address=/{FAR}/192.0.2.10",
+                    # What public DNS says for the user's domain (MRA-PROTOCOL.md, Discovery).
+                    f"--srv-host=_collab-edge._tls.example.com,{EDGE},{self.ports.https}",
+                    f"--srv-host=_collab-edge._tls.example.org,{FAR},8443"]
+            if os.geteuid() == 0:
+                args.append("--user=root")
+            return args
+
+        _, self.dns_port = h.start_dnsmasq(self.start, "127.0.0.1", argv)
 
     def start_fixtures(self) -> None:
         self.fport = h.free_port(UCM_ADDR)
@@ -492,17 +493,19 @@ class SignInStormTest(h.TestCase):
         self.pki = h.pki()
         self.ca = f"{self.pki}/ca.crt"
         self.ports = pair.Ports()
-        self.dns_port = h.free_port(udp=True)
-        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
-                "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={self.dns_port}",
-                "--log-facility=-", f"--address=/cucm1.example.com/{UCM_ADDR}",
-                # edge-c checks that each edge-e's certificate names the host it dialled: two names of the
-                # test certificate, one per peer address.
-                f"--address=/expe1.example.com/{self.E_ADDRS[0]}",
-                f"--address=/collab-edge.example.com/{self.E_ADDRS[1]}"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=self.start(args, name="dnsmasq"))
+        def argv(port: int) -> list:
+            args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+                    "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={port}",
+                    "--log-facility=-", f"--address=/cucm1.example.com/{UCM_ADDR}",
+                    # edge-c checks that each edge-e's certificate names the host it dialled: two names of the
+                    # test certificate, one per peer address.
+                    f"--address=/expe1.example.com/{self.E_ADDRS[0]}",
+                    f"--address=/collab-edge.example.com/{self.E_ADDRS[1]}"]
+            if os.geteuid() == 0:
+                args.append("--user=root")
+            return args
+
+        _, self.dns_port = h.start_dnsmasq(self.start, "127.0.0.1", argv)
         self.fport = h.free_port(UCM_ADDR)
         users = {f"load{i}": {"password": "Load-Passw0rd"} for i in range(self.USERS)}
         cluster = {"name": "cucm-cluster-1", "version": "14.0.1.10000-20", "security_mode": 0,

@@ -80,15 +80,16 @@ class HomeClusterTest(h.TestCase):
 
     def start_dns(self) -> None:
         dnsmasq = self.require_tool("dnsmasq")
-        self.dns_port = h.free_port(udp=True)
-        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
-                f"--port={self.dns_port}", "--log-facility=-"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        args += [f"--address=/{name}/{ip}" for name, ip in ADDRS.items()]
-        p = self.start(args, name="dnsmasq")
-        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+        def argv(port: int) -> list:
+            args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                    "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
+                    f"--port={port}", "--log-facility=-"]
+            if os.geteuid() == 0:
+                args.append("--user=root")
+            args += [f"--address=/{name}/{ip}" for name, ip in ADDRS.items()]
+            return args
+
+        _, self.dns_port = h.start_dnsmasq(self.start, "127.0.0.1", argv)
 
     def write_cluster(self, cname: str) -> str:
         nodes = [{"name": n, "address": ADDRS[n], "type": "ucm", "publisher": i == 0}

@@ -147,15 +147,16 @@ class HttpEdgeTopology(h.TestCase):
 
     def start_dns(self) -> None:
         dnsmasq = self.require_tool("dnsmasq")
-        self.dns_port = h.free_port(self.dns_addr, udp=True)
-        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--no-poll", "--pid-file=", "--bind-interfaces", f"--listen-address={self.dns_addr}",
-                f"--port={self.dns_port}", "--log-facility=-"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        args += [f"--address=/{name}/{ip}" for name, ip in self.addrs.items()]
-        p = self.start(args, name="dnsmasq")
-        h.wait_udp_bound(self.dns_addr, self.dns_port, timeout=10, proc=p)
+        def argv(port: int) -> list:
+            args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                    "--no-poll", "--pid-file=", "--bind-interfaces", f"--listen-address={self.dns_addr}",
+                    f"--port={port}", "--log-facility=-"]
+            if os.geteuid() == 0:
+                args.append("--user=root")
+            args += [f"--address=/{name}/{ip}" for name, ip in self.addrs.items()]
+            return args
+
+        _, self.dns_port = h.start_dnsmasq(self.start, self.dns_addr, argv)
 
     def start_ucm(self) -> None:
         with open(DEMO_JSON, encoding="utf-8") as f:

@@ -99,14 +99,15 @@ class XmppTest(h.TestCase):
 
     def start_dns(self) -> None:
         dnsmasq = self.require_tool("dnsmasq")
-        self.dns_port = h.free_port(udp=True)
-        args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
-                f"--port={self.dns_port}", "--log-facility=-", f"--address=/{IMP_NAME}/{IMP_ADDR}"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        p = self.start(args, name="dnsmasq")
-        h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
+        def argv(port: int) -> list:
+            args = [dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                    "--no-poll", "--pid-file=", "--bind-interfaces", "--listen-address=127.0.0.1",
+                    f"--port={port}", "--log-facility=-", f"--address=/{IMP_NAME}/{IMP_ADDR}"]
+            if os.geteuid() == 0:
+                args.append("--user=root")
+            return args
+
+        _, self.dns_port = h.start_dnsmasq(self.start, "127.0.0.1", argv)
 
     def start_fixture(self) -> None:
         with open(DEMO_JSON, encoding="utf-8") as f:
