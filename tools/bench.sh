@@ -539,7 +539,10 @@ EOF
     -e "s|@MPATH@|/usr/lib/x86_64-linux-gnu/kamailio/modules/|" -e "s|@CTL@|$d/kamailio_ctl|" -e 's/^debug=2/debug=1/' \
     -e "s|^listen=tcp:127.0.1.1:$P_KAM\$|&\\nlisten=udp:127.0.1.1:$P_KAM|" \
     "$ROOT/tests/integration/sip/kamailio.cfg.in" >"$d/kamailio.cfg"
-  kamailio -DD -E -f "$d/kamailio.cfg" -Y "$d" -w "$d" >"$d/kamailio.log" 2>&1 &
+  # -m: shared memory in MB. Back-to-back calls keep each INVITE and BYE transaction about 5 s after it ends
+  # (tm's wait timer): at a few hundred calls/s that outgrows the default 64 MB, and Kamailio then fails
+  # calls and drops TCP connections ("could not allocate shared memory from shm pool").
+  kamailio -DD -E -m 512 -f "$d/kamailio.cfg" -Y "$d" -w "$d" >"$d/kamailio.log" 2>&1 &
   KAM_PID=$!; PIDS+=("$KAM_PID")
   # IM&P: the integration tests' Prosody with plain-text account files, so that BENCH_XMPP_HOLD users can be
   # written directly (prosodyctl register takes about a second per user).
@@ -582,10 +585,11 @@ EOF
   wait_port "$P_UCM" 15 127.0.1.1
   wait_port "$P_IMPF" 15 $IMP_ADDR
 
-  # Call media (the invite rows): edge-e's client-facing and traversal ports, edge-c's internal ports.
+  # Call media (the invite rows): edge-e's client-facing and traversal ports, edge-c's internal ports, all on
+  # 127.0.0.1: one free range cut in three, so that they cannot overlap.
   local m_e m_t m_c
-  m_e=$(free_udp_range 400 127.0.0.1) && m_t=$(free_udp_range 4 127.0.0.1) && m_c=$(free_udp_range 400 127.0.0.1) \
-    || die "no free UDP port ranges for media"
+  m_e=$(free_udp_range 804 127.0.0.1) || die "no free UDP port range for media"
+  m_t=$((m_e + 400)) m_c=$((m_e + 404))
   printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$d/link-users.txt" 2>/dev/null \
     || die "edge-e --hash-password failed"
   cat >"$d/edge-e.yaml" <<EOF
