@@ -178,21 +178,29 @@ void SessionDriver::establish(Slot& s) {
     std::string err;
     bool started = false;
     Slot* sp = &s;
-    if (opt_.scenario == Scenario::SipCall) {
+    if (opt_.scenario == Scenario::SipRegister || opt_.scenario == Scenario::SipCall) {
+        // sip-register: the session is the TLS connection and the operations are REGISTERs on it. sip-call:
+        // the session is a registered flow (a Jabber client calls only once registered) and the operations
+        // are calls on it.
+        const bool calls = opt_.scenario == Scenario::SipCall;
         s.sip_cfg = {sh_.addr,      sh_.tls,     sh_.tls_name, user_for(opt_, s.idx),
                      opt_.password, opt_.domain, opt_.expires};
-        // The session is a registered flow (a Jabber client calls only once registered); the operations
-        // are calls on it.
         SipClient::Events ev;
-        ev.on_connected = [this, sp] {
+        ev.on_connected = [this, sp, calls] {
             ++stats_.connects;
             ++stats_.handshakes;
             stats_.step(0, (now_ns() - sp->setup_start) / 1000);
-            sp->sip->register_now(opt_.expires);
+            if (calls)
+                sp->sip->register_now(opt_.expires);
+            else
+                session_up(*sp);
         };
-        ev.on_registered = [this, sp](uint32_t, bool challenged) {
+        ev.on_registered = [this, sp, calls](uint32_t granted, bool challenged) {
+            sp->granted = granted;
             if (challenged) ++stats_.auth_challenges;
-            ++stats_.logins;
+            if (!sp->registered_once) ++stats_.logins;
+            sp->registered_once = true;
+            if (!calls) return complete_op(*sp);
             stats_.step(1, (now_ns() - sp->setup_start) / 1000);
             session_up(*sp);
         };
@@ -202,44 +210,16 @@ void SessionDriver::establish(Slot& s) {
         };
         ev.on_call_done = [this, sp] {
             stats_.step(2, (now_ns() - sp->op_start) / 1000);
-            complete_op(*sp, sp->answered_ns);
+            complete_op(*sp, sp->answered_ns); // the latency is the set-up
         };
         ev.on_failed = [this, sp](ErrKind k, std::string_view why) {
             if (sp->up) return fail_op(*sp, k, why);
-            // The registration failed: counted here, and the session starts over on a new connection.
+            // sip-call's registration failed: counted here, and the session starts over on a new connection.
             stats_.err(k);
             note(k, fmt::format("session set-up: REGISTER: {}", why));
             sp->expect_close = true;
             if (sp->sip) sp->sip->abort("REGISTER failed");
         };
-        ev.on_pong = [this, sp] {
-            ++stats_.keepalive_pongs;
-            sp->ping_pending = false;
-        };
-        ev.on_closed = [this, sp](ErrKind k, std::string_view why) {
-            bury(*sp);
-            session_lost(*sp, k, why);
-        };
-        s.sip = std::make_unique<SipClient>(loop_, s.sip_cfg, rng_, std::move(ev));
-        started = s.sip->connect(&err);
-    } else if (opt_.scenario == Scenario::SipRegister) {
-        s.sip_cfg = {sh_.addr,      sh_.tls,     sh_.tls_name, user_for(opt_, s.idx),
-                     opt_.password, opt_.domain, opt_.expires};
-        SipClient::Events ev;
-        ev.on_connected = [this, sp] {
-            ++stats_.connects;
-            ++stats_.handshakes;
-            stats_.step(0, (now_ns() - sp->setup_start) / 1000);
-            session_up(*sp);
-        };
-        ev.on_registered = [this, sp](uint32_t granted, bool challenged) {
-            sp->granted = granted;
-            if (challenged) ++stats_.auth_challenges;
-            if (!sp->registered_once) ++stats_.logins;
-            sp->registered_once = true;
-            complete_op(*sp);
-        };
-        ev.on_failed = [this, sp](ErrKind k, std::string_view why) { fail_op(*sp, k, why); };
         ev.on_pong = [this, sp] {
             ++stats_.keepalive_pongs;
             sp->ping_pending = false;
