@@ -14,8 +14,10 @@
 #     loopback: the UCM fixture (AXL discovery, UDS sign-in) as cucm1 and imp1, Kamailio as Unified CM's
 #     registrar, Prosody as IM&P (BENCH_IMP_ADDR, default 127.0.1.3, port 5222, which must be free), nginx as the TFTP/web origin on
 #     cucm1, dnsmasq publishing _collab-edge._tls.example.com. Measured: proxied HTTP/1.1 keep-alive through
-#     the link, edge-load sip-register (REGISTER/s, and N registrations held), xmpp (messages/s, and N
-#     sessions held) and mra-login (sign-ins/s); per CPU-second of edge-e + edge-c, with each one's share.
+#     the link, edge-load sip-register (REGISTER/s, and N registrations held), sip-call (calls/s: INVITE with
+#     an SRTP offer, ACK, BYE, to sipp answering as "bob" on UDP behind Kamailio; both edges relay the call's
+#     media, `media:` on), xmpp (messages/s, and N sessions held) and mra-login (sign-ins/s); per CPU-second
+#     of edge-e + edge-c, with each one's share.
 # and measures, each `--runs` times (default 3):
 #   handshake-ec / handshake-rsa   full TLS handshakes, one request per connection (h2load --h1 -n N -c N,
 #                                  and edge-load --scenario handshake --request)
@@ -40,9 +42,10 @@
 #   BENCH_H2_N (300000), BENCH_IDLE_RUNS (= --runs), BENCH_IDLE_RAMP (120 s to open the idle connections).
 #   Pair: BENCH_PAIR_KA_N (100000 proxied requests), BENCH_SIP_N (20000 REGISTERs), BENCH_SIP_HOLD (1000
 #   registrations held for BENCH_HOLD_S = 30 s), BENCH_XMPP_N (20000 messages), BENCH_XMPP_HOLD (1000
-#   sessions), BENCH_MRA_N (300 sign-ins). BENCH_PAIR_ROWS: comma list of the pair's measurements to run
-#   (ka, h2, sip, xmpp, mra, direct, hold; default all; hold-sip or hold-xmpp for one of the two held-session
-#   rows), e.g. "ka,sip" for a side-by-side of two builds.
+#   sessions), BENCH_MRA_N (300 sign-ins), BENCH_INVITE_N (5000 calls). BENCH_PAIR_ROWS: comma list of the
+#   pair's measurements to run (ka, h2, sip, invite, xmpp, mra, direct, hold; default all; hold-sip or
+#   hold-xmpp for one of the two held-session rows), e.g. "ka,sip" for a side-by-side of two builds. "direct"
+#   is the upstreams alone: Kamailio (sip-register and sip-call over its TLS listener) and Prosody.
 #   BENCH_PERF_DIR: perf-record both edges during each pair row (to compare builds by symbol). When the
 #   edges run under `valgrind --tool=callgrind` (EDGEPAIR_BIN pointing at wrapper scripts), set
 #   BENCH_PERF_MODE=callgrind instead: the counters are zeroed before each row and dumped after it, so the
@@ -77,7 +80,7 @@
 #   warning only). BENCH_RESUME_CLIENTS (1): s_time processes at once (all on CPU1), for a server that sees
 #   concurrent handshakes rather than one at a time.
 # Needs: nginx (nginx-light), haproxy, h2load (nghttp2-client), openssl, taskset, python3; for the pair also
-# edge-c, kamailio, prosody, dnsmasq.
+# edge-c, kamailio, prosody, dnsmasq, and sipp (sip-tester) for the invite and direct rows.
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -131,18 +134,21 @@ if want pair; then
   for t in kamailio prosody prosodyctl dnsmasq; do
     command -v "$t" >/dev/null 2>&1 || [[ -x /usr/sbin/$t ]] || die "$t not found (apt-get install kamailio kamailio-tls-modules prosody dnsmasq)"
   done
+  if [[ ,${BENCH_PAIR_ROWS:-invite}, == *,invite,* || ,${BENCH_PAIR_ROWS:-direct}, == *,direct,* ]]; then
+    command -v sipp >/dev/null 2>&1 || die "sipp not found (apt-get install sip-tester): the invite rows' callee"
+  fi
 fi
 
 # Counts. Every client run is bounded by a count and by timeout(1).
 # The defaults are B0's; BENCH_* variables scale them down for a busy machine.
 if ((QUICK)); then
   HS_N=200 KA_N=20000 H2_N=20000 IDLE_N=$((IDLE_N < 500 ? IDLE_N : 500))
-  PAIR_KA_N=5000 SIP_N=1000 SIP_HOLD=100 XMPP_N=1000 XMPP_HOLD=100 MRA_N=30 HOLD_S=8
+  PAIR_KA_N=5000 SIP_N=1000 SIP_HOLD=100 XMPP_N=1000 XMPP_HOLD=100 MRA_N=30 HOLD_S=8 INVITE_N=300
 else
   HS_N=${BENCH_HS_N:-1000} KA_N=${BENCH_KA_N:-300000} H2_N=${BENCH_H2_N:-300000}
   PAIR_KA_N=${BENCH_PAIR_KA_N:-100000} SIP_N=${BENCH_SIP_N:-20000} SIP_HOLD=${BENCH_SIP_HOLD:-1000}
   XMPP_N=${BENCH_XMPP_N:-20000} XMPP_HOLD=${BENCH_XMPP_HOLD:-1000} MRA_N=${BENCH_MRA_N:-300}
-  HOLD_S=${BENCH_HOLD_S:-30}
+  HOLD_S=${BENCH_HOLD_S:-30} INVITE_N=${BENCH_INVITE_N:-5000}
 fi
 HS_REPEAT=${BENCH_HS_REPEAT:-3}     # h2load -n HS_N -c HS_N, HS_REPEAT times per run (B0 style)
 IDLE_RAMP_MAX=${BENCH_IDLE_RAMP:-120} # seconds allowed for opening the idle connections
@@ -180,6 +186,27 @@ EOF
 }
 read -r P_BE P_HA_EC P_HA_RSA P_HA_DIRECT P_HA_H2 P_NG_EC P_NG_RSA P_NG_DIRECT P_NG_H2 \
   P_EE P_EE_RSA P_EE_ADMIN P_EE_ADMIN_RSA P_EE_LINK P_EE_LINK_RSA P_NG_RESUME P_NG_RESUME_RSA < <(free_ports 17)
+
+free_udp_range() { # N consecutive ports free for UDP and TCP on HOST (media port ranges): the first one
+  python3 - "$1" "$2" <<'EOF'
+import random, socket, sys
+n, host = int(sys.argv[1]), sys.argv[2]
+for _ in range(500):
+    base = random.randrange(20000, 32000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind); socks.append(s); s.bind((host, p))
+    except OSError:
+        continue
+    finally:
+        for s in socks: s.close()
+    print(base); break
+else:
+    sys.exit(1)
+EOF
+}
 
 wait_port() { # port [seconds] [host]
   local i
@@ -507,10 +534,15 @@ EOF
   # Unified CM's SIP side: the integration tests' Kamailio, with per-request logging off.
   sed -e "s/@CERT@/${PKI//\//\\/}\/callmanager-cucm1-chain.crt/" -e "s/@KEY@/${PKI//\//\\/}\/callmanager-cucm1.key/" \
     "$ROOT/tests/integration/sip/tls.cfg.in" >"$d/kamailio-tls.cfg"
+  # The last expression adds UDP on the TCP port, for the called internal endpoint (sipp) of the invite rows.
   sed -e "s|@ADDR@|127.0.1.1|g" -e "s|@PORT@|$P_KAM|" -e "s|@TLSPORT@|$P_KAMTLS|" -e "s|@TLSCFG@|$d/kamailio-tls.cfg|" \
     -e "s|@MPATH@|/usr/lib/x86_64-linux-gnu/kamailio/modules/|" -e "s|@CTL@|$d/kamailio_ctl|" -e 's/^debug=2/debug=1/' \
+    -e "s|^listen=tcp:127.0.1.1:$P_KAM\$|&\\nlisten=udp:127.0.1.1:$P_KAM|" \
     "$ROOT/tests/integration/sip/kamailio.cfg.in" >"$d/kamailio.cfg"
-  kamailio -DD -E -f "$d/kamailio.cfg" -Y "$d" -w "$d" >"$d/kamailio.log" 2>&1 &
+  # -m: shared memory in MB. Back-to-back calls keep each INVITE and BYE transaction about 5 s after it ends
+  # (tm's wait timer): at a few hundred calls/s that outgrows the default 64 MB, and Kamailio then fails
+  # calls and drops TCP connections ("could not allocate shared memory from shm pool").
+  kamailio -DD -E -m 512 -f "$d/kamailio.cfg" -Y "$d" -w "$d" >"$d/kamailio.log" 2>&1 &
   KAM_PID=$!; PIDS+=("$KAM_PID")
   # IM&P: the integration tests' Prosody with plain-text account files, so that BENCH_XMPP_HOLD users can be
   # written directly (prosodyctl register takes about a second per user).
@@ -553,6 +585,11 @@ EOF
   wait_port "$P_UCM" 15 127.0.1.1
   wait_port "$P_IMPF" 15 $IMP_ADDR
 
+  # Call media (the invite rows): edge-e's client-facing and traversal ports, edge-c's internal ports, all on
+  # 127.0.0.1: one free range cut in three, so that they cannot overlap.
+  local m_e m_t m_c
+  m_e=$(free_udp_range 804 127.0.0.1) || die "no free UDP port range for media"
+  m_t=$((m_e + 400)) m_c=$((m_e + 404))
   printf '%s\n' bench-secret | "$BIN/edge-e" --hash-password bench >"$d/link-users.txt" 2>/dev/null \
     || die "edge-e --hash-password failed"
   cat >"$d/edge-e.yaml" <<EOF
@@ -576,6 +613,7 @@ limits:
   max_connections: 100000
 # All load comes from one address: measure the proxy, not the per-client request limit.
 http: {rate_limit: {enabled: false}}
+media: {listen: 127.0.0.1, ports: $m_e-$((m_e + 399)), traversal_ports: $m_t-$((m_t + 3))}
 EOF
   cat >"$d/edge-c.yaml" <<EOF
 node_name: expc1.example.com
@@ -601,6 +639,7 @@ dns: {servers: ["127.0.0.1:$P_DNS"]}
 allow_list:
   rules:
     - {url: "http://cucm1.example.com:$P_WEB/files/", methods: [GET], description: "bench origin and TFTP files"}
+media: {address: 127.0.0.1, ports: $m_c-$((m_c + 399)), encryption: force}
 ${BENCH_EDGE_C_EXTRA:-}
 EOF
   # BENCH_WRAP: a command the pair's processes run under (a profiler), e.g. "heaptrack -o /tmp/ht/pair".
@@ -722,12 +761,33 @@ print("p50 %.2f ms p99 %.2f ms, up at end %s" % (l["p50"]/1000, l["p99"]/1000, s
   say "$metric pair run $run: $ops ops, ${cpu} CPU-s -> $per $( ((hold)) && echo kB/session || echo /CPU-s), wall $rate/s ($note)"
 }
 
-pair_row() { [[ ,${BENCH_PAIR_ROWS:-ka,h2,sip,xmpp,mra,direct,hold}, == *,$1,* ]]; }
+pair_row() { [[ ,${BENCH_PAIR_ROWS:-ka,h2,sip,invite,xmpp,mra,direct,hold}, == *,$1,* ]]; }
+
+# The called party of the sip-call rows: an internal endpoint as test_edge_load.py's sip-call test and
+# test_media.py have it, sipp answering with tests/integration/sip/media-uas.xml (180, 200 with an RTP/AVP
+# answer, ACK, BYE/200) on UDP, registered at Kamailio as "bob" by a second sipp. Its CPU is not counted.
+callee_setup() {
+  # Not on Kamailio's address: a Request-URI naming Kamailio itself reads to it as strict routing.
+  local d=$TMP/pair ip=127.0.3.2 p_uas p_med p_reg
+  p_uas=$(free_udp_range 1 "$ip") && p_med=$(free_udp_range 2 "$ip") && p_reg=$(free_udp_range 1 "$ip") \
+    || die "no free UDP ports for the callee (sipp)"
+  sipp -sf "$ROOT/tests/integration/sip/media-uas.xml" -t u1 -i "$ip" -p "$p_uas" -mi "$ip" -mp "$p_med" \
+    -nostdin -trace_err -error_file "$d/sipp-uas-errors.log" >/dev/null 2>"$d/sipp-uas.log" &
+  PIDS+=($!)
+  sleep 0.5
+  timeout 30 sipp -sf "$ROOT/tests/integration/sip/media-register.xml" -t u1 "127.0.1.1:$P_KAM" -i "$ip" \
+    -p "$p_reg" -m 1 -timeout 20 -nostdin -key user bob -key domain example.com -key contact_ip "$ip" \
+    -key contact_port "$p_uas" -key expires 7200 >"$d/sipp-register.log" 2>&1 \
+    || die "the callee's REGISTER at Kamailio failed (logs in $d)"
+  say "callee bob: sipp UAS on udp $ip:$p_uas, registered at Kamailio"
+}
 
 run_pair() {
   # Verified TLS here: the names the pair presents (expe1.example.com, example.com) are part of the scenario.
   local r el=("$BIN/edge-load" --cafile "$PKI/ca.crt" --no-progress --json --threads 1)
+  if pair_row invite || pair_row direct; then callee_setup; fi
   local sip=(--scenario sip-register --target "127.0.0.1:$P_PSIP" --sni expe1.example.com --domain example.com)
+  local call=(--scenario sip-call --target "127.0.0.1:$P_PSIP" --sni expe1.example.com --domain example.com)
   local xmpp=(--scenario xmpp --target "127.0.0.1:$P_PXMPP" --domain example.com)
   for ((r = 1; r <= RUNS; r++)); do
     pair_row ka && measure_pair pair-ka-h1-proxy "$r" -- "${el[@]}" --scenario http --connections 50 \
@@ -744,6 +804,10 @@ run_pair() {
     # Back-to-back re-REGISTERs on 50 flows: the pair's SIP relay rate (Kamailio answers without auth).
     pair_row sip && measure_pair sip-register "$r" -- "${el[@]}" "${sip[@]}" --connections 50 --user "r$r-%d" \
       --password x --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
+    # Calls back to back on 50 registered flows: INVITE (SRTP offer) .. 200 .. ACK, BYE .. 200, each call
+    # opening and closing its media relay on both edges (edge-e's ports over the link's control stream).
+    pair_row invite && measure_pair sip-call "$r" -- "${el[@]}" "${call[@]}" --connections 50 \
+      --user "c$r-%d" --password x --callee bob --keepalive 0 --expires 300 --requests "$INVITE_N" --duration 120
     pair_row xmpp && measure_pair xmpp-messages "$r" -- "${el[@]}" "${xmpp[@]}" --connections 50 --user "load%d" \
       --password Load-Passw0rd --keepalive 0 --requests "$XMPP_N" --duration 120
     pair_row mra && measure_pair mra-login "$r" -- "${el[@]}" --scenario mra-login --dns "127.0.0.1:$P_DNS" \
@@ -759,6 +823,9 @@ run_pair() {
     measure_direct sip-register kamailio-direct "$r" "$kam_pids" -- "${el[@]}" --scenario sip-register \
       --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "d$r-%d" --password x \
       --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
+    measure_direct sip-call kamailio-direct "$r" "$kam_pids" -- "${el[@]}" --scenario sip-call \
+      --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "dc$r-%d" \
+      --password x --callee bob --keepalive 0 --expires 300 --requests "$INVITE_N" --duration 120
     measure_direct xmpp-messages prosody-direct "$r" "$PROSODY_PID" -- "${el[@]}" --scenario xmpp \
       --target $IMP_ADDR:5222 --sni imp1.example.com --domain example.com --connections 50 --user "load%d" \
       --password Load-Passw0rd --keepalive 0 --requests "$XMPP_N" --duration 120

@@ -1,9 +1,9 @@
 """edge-load: short runs against a local nginx (plain and TLS), JSON summary, exit status, the loopback-only
-rule; then the session scenarios (sip-register, xmpp, mra-login) through the real pair with real peers:
-Kamailio as Unified CM's registrar, Prosody as IM&P, the UCM fixture for discovery/UDS, nginx as the TFTP file
-service and dnsmasq as the DNS that publishes _collab-edge._tls (topology of test_sip.py, test_xmpp.py and
-test_http_edge.py, which start the same peers the same way). Bounded: every run is capped by
---requests/--duration and by run_cmd's timeout."""
+rule; then the session scenarios (sip-register, sip-call, xmpp, mra-login) through the real pair with real
+peers: Kamailio as Unified CM's registrar and call proxy, sipp as the called internal endpoint, Prosody as
+IM&P, the UCM fixture for discovery/UDS, nginx as the TFTP file service and dnsmasq as the DNS that publishes
+_collab-edge._tls (topology of test_sip.py, test_xmpp.py, test_media.py and test_http_edge.py, which start the
+same peers the same way). Bounded: every run is capped by --requests/--duration and by run_cmd's timeout."""
 
 from __future__ import annotations
 
@@ -143,6 +143,8 @@ class EdgeLoadTest(h.TestCase):
             self.assertIn("loopback", out)
         for args, want in (
             (["--scenario", "sip-register", "--target", f"127.0.0.1:{self.tls}", "--insecure"], "--user"),
+            (["--scenario", "sip-call", "--target", f"127.0.0.1:{self.tls}", "--insecure", "--user", "a",
+              "--password", "b"], "--callee"),
             (["--scenario", "mra-login", "--target", f"127.0.0.1:{self.tls}", "--insecure", "--user", "a",
               "--password", "b", "--dns", "127.0.0.1:53"], "--target does not apply"),
             (["--scenario", "mra-login", "--insecure", "--user", "a", "--password", "b", "--dns", "192.0.2.1:53"],
@@ -169,6 +171,8 @@ EDGE = "expe1.example.com"
 ALICE = ("alice", "Alice-Passw0rd")  # the same password at Unified CM (UDS) and IM&P (Prosody), as with LDAP
 SIP_DIGEST_PASSWORD = "Sip-Digest-1"
 FAR = "far.example.org"  # an SRV target outside loopback: mra-login must refuse to dial it
+# sip-call's media (as test_media.py): edge-e's client-facing media address, and the internal endpoint (sipp).
+E_MEDIA_IP, C_MEDIA_IP, INTERNAL_IP = "127.0.4.1", "127.0.0.1", "127.0.3.1"
 
 
 class PairPeers(h.TestCase):
@@ -188,9 +192,10 @@ class PairPeers(h.TestCase):
 
     # ---- peers (as tests/integration/test_sip.py, test_xmpp.py, test_http_edge.py start them) ----
 
-    def start_kamailio(self, digest_password: str | None = None) -> None:
+    def start_kamailio(self, digest_password: str | None = None, udp: bool = False) -> None:
+        """udp: also listen on UDP at the TCP port, for internal endpoints such as sipp (as sipenv.py does)."""
         self.require_tool("kamailio")
-        self.kport = h.free_port(UCM_ADDR)
+        self.kport = h.free_port(UCM_ADDR, udp=udp)
         self.ktlsport = h.free_port(UCM_ADDR)
         self.ctl = os.path.join(self.tmp, "kamailio_ctl")
         tls_cfg = os.path.join(self.tmp, "kamailio-tls.cfg")
@@ -203,6 +208,10 @@ class PairPeers(h.TestCase):
         for k, v in {"@ADDR@": UCM_ADDR, "@PORT@": str(self.kport), "@MPATH@": KAM_MODULES, "@CTL@": self.ctl,
                      "@TLSPORT@": str(self.ktlsport), "@TLSCFG@": tls_cfg}.items():
             cfg = cfg.replace(k, v)
+        if udp:
+            tcp_listen = f"listen=tcp:{UCM_ADDR}:{self.kport}\n"
+            assert tcp_listen in cfg
+            cfg = cfg.replace(tcp_listen, tcp_listen + f"listen=udp:{UCM_ADDR}:{self.kport}\n", 1)
         if digest_password:
             # Unified CM challenges REGISTERs when digest authentication is on in the phone security profile:
             # the same registrar, with a 401 challenge (qop=auth) and a fixed password for every user.
@@ -304,7 +313,8 @@ class PairPeers(h.TestCase):
         p = self.start([nginx, "-c", conf, "-p", ngx], name="nginx")
         p.wait_port(UCM_ADDR, self.web_port, timeout=10)
 
-    def start_pair(self) -> None:
+    def start_pair(self, media: bool = False) -> None:
+        """media: both edges relay call media (their `media:` sections, as test_media.py configures them)."""
         disc = (f"unified_cm:\n  - {{address: cucm1.example.com, port: {self.fport}, username: axladmin, "
                 f"password: \"Axl-Passw0rd\", tls_verify: true}}")
         if self.imp:
@@ -315,9 +325,16 @@ class PairPeers(h.TestCase):
             extra += ("\nallow_list:\n  rules:\n"
                       f'    - {{url: "http://cucm1.example.com:{self.web_port}/files/", methods: [GET], '
                       "description: tftp}")
+        extra_e = ""
+        if media:
+            e_lo, t_lo, c_lo = h.free_port_range(100, E_MEDIA_IP), h.free_port_range(2), h.free_port_range(100)
+            extra_e = (f"media: {{listen: {E_MEDIA_IP}, ports: {e_lo}-{e_lo + 99}, traversal_listen: 127.0.0.1, "
+                       f"traversal_ports: {t_lo}-{t_lo + 1}}}")
+            extra += f"\nmedia: {{address: {C_MEDIA_IP}, ports: {c_lo}-{c_lo + 99}, encryption: force}}"
+            self.c_media_ports = (c_lo, c_lo + 99)
         lines = extra.splitlines()
         extra = "\n".join([lines[0]] + [" " * 8 + ln for ln in lines[1:]])
-        ecfg = pair.edge_e_yaml(self, self.ports, self.pki, workers=1)
+        ecfg = pair.edge_e_yaml(self, self.ports, self.pki, workers=1, extra=extra_e)
         ccfg = pair.edge_c_yaml(self, self.ports, self.pki, workers=1, discovery=disc, extra=extra)
         pair.start_edge_e(self, ecfg, self.ports)
         pair.start_edge_c(self, ccfg, self.ports)
@@ -397,6 +414,93 @@ class EdgeLoadPairTest(PairPeers):
         self.assertGreaterEqual(j["errors"]["auth"], 2, j)
         self.assertEqual(j["errors_total"], j["errors"]["auth"], j)
         self.assertEqual(j["sessions"]["up_at_end"], 0, j)
+
+    def test_sip_call_through_pair_counted_at_the_callee(self):
+        """sip-call: registered clients call an internal endpoint (sipp answering on UDP behind Kamailio) through
+        the pair with media relaying on; what sipp received must match what edge-load counted."""
+        self.require_tool("sipp")
+        self.start_kamailio(udp=True)
+        self.start_dns()
+        self.start_fixtures()
+        self.start_pair(media=True)
+        # The callee "bob": sipp's UAS (tests/integration/sip/media-uas.xml, as test_media.py runs it), registered
+        # at Kamailio by a second sipp whose Contact names the UAS.
+        uas_port = h.free_port(INTERNAL_IP, udp=True)
+        media_port = h.free_port_range(2, INTERNAL_IP)
+        calls, direct_calls = 24, 6
+        msg_log = os.path.join(self.tmp, "sipp-uas-messages.log")
+        uas = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-uas.xml"), "-t", "u1", "-i", INTERNAL_IP,
+                          "-p", str(uas_port), "-mi", INTERNAL_IP, "-mp", str(media_port),
+                          "-m", str(calls + direct_calls), "-timeout", "60", "-nostdin", "-trace_msg",
+                          "-message_file", msg_log, "-trace_err", "-error_file",
+                          os.path.join(self.tmp, "sipp-uas-errors.log")], name="sipp-uas")
+        h.wait_udp_bound(INTERNAL_IP, uas_port, timeout=10, proc=uas)
+        reg = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-register.xml"), "-t", "u1",
+                          f"{UCM_ADDR}:{self.kport}", "-i", INTERNAL_IP, "-p", str(h.free_port(INTERNAL_IP, udp=True)),
+                          "-m", "1", "-timeout", "30", "-nostdin", "-key", "user", "bob", "-key", "domain",
+                          "example.com", "-key", "contact_ip", INTERNAL_IP, "-key", "contact_port", str(uas_port),
+                          "-key", "expires", "3600"], name="sipp-register")
+        self.assertEqual(reg.wait(30), 0, reg.tail())
+
+        j = self.run_load("--scenario", "sip-call", "--target", f"127.0.0.1:{self.ports.sip}", "--sni", EDGE,
+                          "--domain", "example.com", "--user", "caller%d", "--password", "x", "--callee", "bob",
+                          "--connections", "3", "--requests", str(calls), "--duration", "30", "--timeout", "10")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["unit"], "calls")
+        self.assertEqual(j["ok"], calls, j)
+        self.assertEqual(j["calls"], {"callee": "bob", "invites": calls, "answered": calls, "completed": calls}, j)
+        self.assertEqual(j["latency_us"]["count"], calls, j)  # set-up: INVITE to 200
+        self.assertEqual(j["steps_us"]["register"]["count"], 3, j)
+        self.assertEqual(j["steps_us"]["call"]["count"], calls, j)
+        # A whole call (to the BYE's 200) takes longer than its set-up.
+        self.assertGreaterEqual(j["steps_us"]["call"]["max"], j["latency_us"]["max"], j)
+        self.assertEqual(j["sessions"]["logins"], 3, j)
+        # The same straight at Kamailio's TLS listener (tools/bench.sh's kamailio-direct row): no pair, no media.
+        j = self.run_load("--scenario", "sip-call", "--target", f"{UCM_ADDR}:{self.ktlsport}", "--sni",
+                          "cucm1.example.com", "--domain", "example.com", "--user", "direct%d", "--password", "x",
+                          "--callee", "bob", "--connections", "2", "--requests", str(direct_calls), "--duration", "30")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["calls"]["completed"], direct_calls, j)
+
+        # The callee's side: sipp ran its scenario to the end for every call (it exits after -m calls), and its
+        # message log holds, per Call-ID, the INVITE, the ACK and the BYE: as many calls as edge-load counted.
+        # edge-load sends the BYE right after the ACK, and Kamailio's processes may pass them on in the other
+        # order: sipp then answers the BYE and counts that call failed ("unexpected BYE"), nothing else may fail.
+        rc = uas.wait(20)
+        errors_log = os.path.join(self.tmp, "sipp-uas-errors.log")
+        events = []
+        if os.path.exists(errors_log):
+            with open(errors_log, encoding="utf-8", errors="replace") as f:
+                events = re.findall(r"\d+\.\d+: ([^\n]*?)(?=\d{4}-\d\d-\d\d\t|$)", f.read())
+        self.assertTrue(rc == 0 or (events and all("unexpected BYE" in e for e in events)), (rc, events, uas.tail()))
+        with open(msg_log, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        by_method: dict[str, set[str]] = {"INVITE": set(), "ACK": set(), "BYE": set()}
+        offers: dict[str, str] = {}  # by Call-ID (a retransmitted INVITE is logged again)
+        for chunk in re.split(r"\n-{10,}[^\n]*\n", "\n" + text):
+            body = re.sub(r"^[^\n]*message (?:received|sent)[^\n]*\n+", "", chunk.lstrip("\n"), count=1)
+            method = body.split(" ", 1)[0]
+            cid = re.search(r"(?im)^(?:Call-ID|i)\s*:\s*(\S+)", body)
+            if method in by_method and cid:
+                by_method[method].add(cid.group(1))
+                if method == "INVITE":
+                    offers[cid.group(1)] = body
+        self.assertEqual(len(by_method["INVITE"]), calls + direct_calls, by_method)
+        self.assertEqual(by_method["ACK"], by_method["INVITE"])
+        self.assertEqual(by_method["BYE"], by_method["INVITE"])
+        # Media relaying was set up for each call through the pair: the offer sipp got names edge-c's media address
+        # and a port of edge-c's media.ports.
+        lo, hi = self.c_media_ports
+        relayed = [o for o in offers.values() if "From: <sip:caller" in o]
+        self.assertEqual(len(relayed), calls)
+        for o in relayed:
+            self.assertIn(f"c=IN IP4 {C_MEDIA_IP}", o, o)
+            m = re.search(r"(?m)^m=audio (\d+) ", o)
+            self.assertTrue(m and lo <= int(m.group(1)) <= hi, f"offer at the callee not on edge-c's ports:\n{o}")
+        # Each call's media was released at its BYE: no session left open on either edge.
+        for port in (self.ports.admin_e, self.ports.admin_c):
+            _, _, body = h.http_get(f"http://127.0.0.1:{port}/status", timeout=5)
+            self.assertEqual(json.loads(body)["media"]["sessions"], 0, body[:2000])
 
     def test_xmpp_messages_between_sessions(self):
         self.start_prosody()

@@ -96,6 +96,8 @@ const char* unit_of(const Options& o) {
         return "handshakes";
     case Scenario::SipRegister:
         return "registers";
+    case Scenario::SipCall:
+        return "calls";
     case Scenario::Xmpp:
         return "messages";
     case Scenario::MraLogin:
@@ -154,7 +156,7 @@ void print_progress(const Options& o, const Stats& s, uint64_t prev_ok, double d
     }
     double rate = dt > 0 ? double(s.ok - prev_ok) / dt : 0;
     std::string up =
-        o.scenario == Scenario::SipRegister || o.scenario == Scenario::Xmpp
+        o.scenario == Scenario::SipRegister || o.scenario == Scenario::SipCall || o.scenario == Scenario::Xmpp
             ? fmt::format("  {} {}/{}", o.scenario == Scenario::Xmpp ? "logged-in" : "registered",
                           s.sessions_up, o.connections)
             : std::string();
@@ -218,6 +220,9 @@ void print_json(const Options& o, const Stats& s, double elapsed) {
         if (o.scenario == Scenario::Xmpp)
             j += fmt::format(",\"messages\":{{\"sent\":{},\"received\":{}}}", s.messages_sent,
                              s.messages_received);
+        if (o.scenario == Scenario::SipCall)
+            j += fmt::format(",\"calls\":{{\"callee\":{},\"invites\":{},\"answered\":{},\"completed\":{}}}",
+                             json_str(o.callee), s.invites_sent, s.calls_answered, s.ok);
     }
     if (o.scenario == Scenario::SignIn) {
         j += fmt::format(",\"sign_in\":{{\"users\":{},\"wrong_password\":{{\"sent\":{},\"refused\":{}}},"
@@ -302,6 +307,11 @@ void print_human(const Options& o, const Stats& s, double elapsed) {
         if (o.scenario == Scenario::Xmpp)
             std::printf("  messages   %llu sent, %llu received\n", (unsigned long long)s.messages_sent,
                         (unsigned long long)s.messages_received);
+        if (o.scenario == Scenario::SipCall)
+            std::printf("  calls      to %s: %llu INVITEs, %llu answered 2xx, %llu completed (BYE answered); "
+                        "latency above is set-up (INVITE to 2xx)\n",
+                        o.callee.c_str(), (unsigned long long)s.invites_sent,
+                        (unsigned long long)s.calls_answered, (unsigned long long)s.ok);
     }
     if (o.scenario == Scenario::SignIn) {
         std::printf(

@@ -34,6 +34,12 @@ scenarios:
                 registration and sending CRLF keep-alives (RFC 5626); an operation is one registration
                 (with its challenge, if any). Closed loop: a client re-REGISTERs --interval after its last
                 one (default: half the Expires the registrar granted)
+  sip-call      --connections clients on SIP/TLS as sip-register (--user@--domain, digest with --password),
+                each registering once, then calling --callee@--domain in a closed loop: INVITE with an SRTP
+                audio offer (RTP/SAVP, one SDES a=crypto key), the final response, ACK, then BYE at once and
+                its 200. An operation is one call (INVITE .. BYE's 200); the latency is its set-up (INVITE
+                to the 2xx), the step "call" the whole call. --interval: pause between a client's calls
+                (default 0). No media is sent. The registration is not refreshed: keep runs under --expires
   xmpp          --connections sessions to edge-e 5222: stream, STARTTLS, SASL PLAIN (--user, --password),
                 bind, session, presence; then each session sends messages to the next session on its thread
                 (to itself when alone); an operation is one message, from sending it to its arrival at the
@@ -68,7 +74,7 @@ options:
   --rate R                open loop: R arrivals/s at fixed intervals, whatever the completions; latency is
                           measured from each arrival's scheduled time (coordinated-omission-safe); session
                           scenarios: arrivals wait for a free logged-in session, and the wait is charged
-  --requests N            stop after N operations (requests, handshakes, REGISTERs, messages, sign-ins)
+  --requests N            stop after N operations (requests, handshakes, REGISTERs, calls, messages, sign-ins)
   --duration SECS         stop after SECS (default and cap when --requests is given: 60); idle: hold time
   --timeout SECS          per operation (connect+handshake, or response), and per session set-up (default 10)
   --path P                request path (default /)
@@ -80,11 +86,13 @@ options:
   --expect-status CODE    count responses with CODE as successes (default: any status below 400)
   --ready-file F          idle, hold: create F once every connection has been opened (or has failed); it
                           holds the number of connections up
-  --expires SECS          sip-register, mra-login: REGISTER Expires (default 3600)
+  --expires SECS          sip-register, sip-call, mra-login: REGISTER Expires (default 3600)
   --interval SECS         closed loop: pause between one client's operations (sip-register default: half the
                           granted Expires; xmpp, mra-login default 0)
-  --keepalive SECS        sip-register: CRLF ping period (default 120, RFC 5626's range for TCP); xmpp:
+  --keepalive SECS        sip-register, sip-call: CRLF ping period (default 120, RFC 5626's range for TCP); xmpp:
                           whitespace keep-alive period (default 60); 0 = none
+  --callee USER           sip-call: the user called (sip:USER@--domain); it must be reachable through the
+                          target (registered at the registrar behind it)
   --messages M            xmpp: stop each session after M messages
   --resource R            xmpp: resource prefix; the session index is appended (default edge-load)
   --dns HOST:PORT         mra-login: the DNS server to ask (loopback only); the edge's names must resolve to
@@ -261,6 +269,14 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
             uint64_t n = 0;
             if (!parse_num(v, n) || n < 1) return make_error("--messages: a positive number");
             o.messages = n;
+        } else if (a == "--callee") {
+            if (!need(v)) return missing();
+            // A SIP user part without escapes: it goes into the Request-URI and To unquoted.
+            if (v.empty() ||
+                v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                    "-_.!~*'()+") != std::string::npos)
+                return make_error("--callee: a SIP user name (letters, digits, -_.!~*'()+)");
+            o.callee = v;
         } else if (a == "--resource") {
             if (!need(v)) return missing();
             if (v.empty() || v.find_first_of("<>&'\"/ \r\n\t") != std::string::npos)
@@ -361,6 +377,8 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         o.scenario = Scenario::Idle;
     else if (o.scenario_name == "sip-register")
         o.scenario = Scenario::SipRegister;
+    else if (o.scenario_name == "sip-call")
+        o.scenario = Scenario::SipCall;
     else if (o.scenario_name == "xmpp")
         o.scenario = Scenario::Xmpp;
     else if (o.scenario_name == "mra-login")
@@ -414,7 +432,10 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
     }
     if (source_set && o.scenario != Scenario::Hold && o.scenario != Scenario::SignIn)
         return make_error("--source-range applies to the hold and sign-in scenarios only");
-    if (o.scenario == Scenario::SipRegister || o.scenario == Scenario::Xmpp) {
+    if ((o.scenario == Scenario::SipCall) == o.callee.empty())
+        return make_error("sip-call needs --callee USER, which applies to it only");
+    if (o.scenario == Scenario::SipRegister || o.scenario == Scenario::SipCall ||
+        o.scenario == Scenario::Xmpp) {
         if (o.plain) return make_error(fmt::format("--plain does not apply to {}", o.scenario_name));
         if (o.user.empty()) return make_error(fmt::format("{} needs --user and --password", o.scenario_name));
     }

@@ -18,6 +18,7 @@ enum class Scenario {
     OAuthSignIn,
     Idle,
     SipRegister,
+    SipCall,
     Xmpp,
     MraLogin,
     Hold,
@@ -33,8 +34,8 @@ enum class HoldMode {
 
 // The long-lived-session scenarios run on SessionDriver, the others on Driver.
 inline bool is_session_scenario(Scenario s) {
-    return s == Scenario::SipRegister || s == Scenario::Xmpp || s == Scenario::MraLogin ||
-           s == Scenario::SignIn;
+    return s == Scenario::SipRegister || s == Scenario::SipCall || s == Scenario::Xmpp ||
+           s == Scenario::MraLogin || s == Scenario::SignIn;
 }
 
 struct Options {
@@ -74,6 +75,7 @@ struct Options {
     uint16_t tftp_port = 6970; // mra-login: the configuration file fetched through http/<node>/<port>
     std::string tftp_file = "/jabber-config.xml";
     std::string resource = "edge-load"; // xmpp: resource prefix (the session index is appended)
+    std::string callee;                 // sip-call: the user called, sip:<callee>@<domain>
     // hold
     HoldMode hold_mode = HoldMode::Body;
     std::string method = "POST";

@@ -29,6 +29,8 @@ std::vector<std::string> step_names(Scenario s) {
     switch (s) {
     case Scenario::SipRegister:
         return {"connect"};
+    case Scenario::SipCall:
+        return {"connect", "register", "call"};
     case Scenario::Xmpp:
         return {"connect", "starttls", "auth", "bind", "login"};
     case Scenario::MraLogin: {
@@ -60,6 +62,7 @@ struct SessionDriver::Slot {
     bool up = false, done = false, waiting = false, op_active = false, expect_close = false;
     bool queued = false, establishing = false, registered_once = false, ping_pending = false;
     uint64_t op_start = 0, setup_start = 0, ops = 0, seq = 0;
+    uint64_t answered_ns = 0; // sip-call: when the current call's INVITE got its 2xx
     uint32_t granted = 0;
     std::unique_ptr<core::Timer> op_timer, next_timer, ka_timer, setup_timer;
 };
@@ -67,7 +70,8 @@ struct SessionDriver::Slot {
 SessionDriver::SessionDriver(core::Loop& loop, Shared& shared, Plan plan)
     : loop_(loop), sh_(shared), opt_(*shared.opt), plan_(plan), rng_(std::random_device{}()),
       ops_left_(plan.ops), timeout_ms_(std::max<uint64_t>(1, uint64_t(opt_.timeout_s * 1000))) {
-    double ka = opt_.keepalive_s ? *opt_.keepalive_s : opt_.scenario == Scenario::SipRegister ? 120.0 : 60.0;
+    const bool sip = opt_.scenario == Scenario::SipRegister || opt_.scenario == Scenario::SipCall;
+    double ka = opt_.keepalive_s ? *opt_.keepalive_s : sip ? 120.0 : 60.0;
     keepalive_ms_ = uint64_t(ka * 1000);
     stats_.steps.resize(step_names(opt_.scenario).size());
     if (opt_.scenario == Scenario::SignIn) stats_.by_target.resize(sh_.targets.size());
@@ -147,6 +151,8 @@ bool SessionDriver::usable(const Slot& s) const {
     switch (opt_.scenario) {
     case Scenario::SipRegister:
         return s.up && s.sip && s.sip->connected() && !s.sip->in_transaction();
+    case Scenario::SipCall:
+        return s.up && s.sip && s.sip->registered() && !s.sip->in_transaction();
     case Scenario::Xmpp: {
         const Slot& p = *slots_[(s.local + 1) % slots_.size()];
         return s.up && s.xmpp && p.up && p.xmpp && p.xmpp->up();
@@ -172,24 +178,48 @@ void SessionDriver::establish(Slot& s) {
     std::string err;
     bool started = false;
     Slot* sp = &s;
-    if (opt_.scenario == Scenario::SipRegister) {
+    if (opt_.scenario == Scenario::SipRegister || opt_.scenario == Scenario::SipCall) {
+        // sip-register: the session is the TLS connection and the operations are REGISTERs on it. sip-call:
+        // the session is a registered flow (a Jabber client calls only once registered) and the operations
+        // are calls on it.
+        const bool calls = opt_.scenario == Scenario::SipCall;
         s.sip_cfg = {sh_.addr,      sh_.tls,     sh_.tls_name, user_for(opt_, s.idx),
                      opt_.password, opt_.domain, opt_.expires};
         SipClient::Events ev;
-        ev.on_connected = [this, sp] {
+        ev.on_connected = [this, sp, calls] {
             ++stats_.connects;
             ++stats_.handshakes;
             stats_.step(0, (now_ns() - sp->setup_start) / 1000);
-            session_up(*sp);
+            if (calls)
+                sp->sip->register_now(opt_.expires);
+            else
+                session_up(*sp);
         };
-        ev.on_registered = [this, sp](uint32_t granted, bool challenged) {
+        ev.on_registered = [this, sp, calls](uint32_t granted, bool challenged) {
             sp->granted = granted;
             if (challenged) ++stats_.auth_challenges;
             if (!sp->registered_once) ++stats_.logins;
             sp->registered_once = true;
-            complete_op(*sp);
+            if (!calls) return complete_op(*sp);
+            stats_.step(1, (now_ns() - sp->setup_start) / 1000);
+            session_up(*sp);
         };
-        ev.on_failed = [this, sp](ErrKind k, std::string_view why) { fail_op(*sp, k, why); };
+        ev.on_answered = [this, sp] {
+            ++stats_.calls_answered;
+            sp->answered_ns = now_ns();
+        };
+        ev.on_call_done = [this, sp] {
+            stats_.step(2, (now_ns() - sp->op_start) / 1000);
+            complete_op(*sp, sp->answered_ns); // the latency is the set-up
+        };
+        ev.on_failed = [this, sp](ErrKind k, std::string_view why) {
+            if (sp->up) return fail_op(*sp, k, why);
+            // sip-call's registration failed: counted here, and the session starts over on a new connection.
+            stats_.err(k);
+            note(k, fmt::format("session set-up: REGISTER: {}", why));
+            sp->expect_close = true;
+            if (sp->sip) sp->sip->abort("REGISTER failed");
+        };
         ev.on_pong = [this, sp] {
             ++stats_.keepalive_pongs;
             sp->ping_pending = false;
@@ -345,6 +375,11 @@ void SessionDriver::begin_op(Slot& s, uint64_t t_sched) {
     case Scenario::SipRegister:
         s.sip->register_now(opt_.expires);
         return;
+    case Scenario::SipCall:
+        ++stats_.invites_sent;
+        s.answered_ns = 0;
+        s.sip->call(opt_.callee);
+        return;
     case Scenario::Xmpp: {
         Slot& p = *slots_[(s.local + 1) % slots_.size()];
         ++s.seq;
@@ -468,6 +503,7 @@ void SessionDriver::on_op_timeout(Slot& s) {
                  : std::string("no answer within --timeout"));
     switch (opt_.scenario) {
     case Scenario::SipRegister:
+    case Scenario::SipCall:
         // The transaction is lost and the flow is suspect: start over on a new connection.
         s.expect_close = true;
         if (s.sip) s.sip->abort("REGISTER timed out");
@@ -604,8 +640,9 @@ void SessionDriver::publish() {
     uint64_t open = 0, up = 0;
     for (auto& s : slots_) {
         if (s->sip || s->xmpp || s->login) ++open;
-        if (opt_.scenario == Scenario::SipRegister ? (s->sip && s->sip->registered())
-                                                   : (s->xmpp && s->xmpp->up()))
+        if (opt_.scenario == Scenario::SipRegister || opt_.scenario == Scenario::SipCall
+                ? (s->sip && s->sip->registered())
+                : (s->xmpp && s->xmpp->up()))
             ++up;
     }
     stats_.open_conns = open;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/core/version.h"
+#include "common/http/b64_domain.h"
 #include "common/sip/message.h"
 #include "common/sip/proxy.h"
 
@@ -57,13 +58,16 @@ void SipClient::register_now(uint32_t expires) {
     send_register(nullptr, false);
 }
 
-void SipClient::send_register(const std::string* authorization, bool proxy) {
-    auto m = sip::Message::request("REGISTER", "sip:" + cfg_.domain);
-    std::string branch = sip::make_branch([this](uint8_t* out, size_t n) {
+std::string SipClient::new_branch() {
+    return sip::make_branch([this](uint8_t* out, size_t n) {
         for (size_t i = 0; i < n; ++i)
             out[i] = uint8_t(rng_());
     });
-    sip::push_via(m, {"TLS", local_ip_, local_port_, std::move(branch), false});
+}
+
+void SipClient::send_register(const std::string* authorization, bool proxy) {
+    auto m = sip::Message::request("REGISTER", "sip:" + cfg_.domain);
+    sip::push_via(m, {"TLS", local_ip_, local_port_, new_branch(), false});
     m.append_header("Max-Forwards", "70");
     m.append_header("From", fmt::format("<sip:{}@{}>;tag={}", cfg_.user, cfg_.domain, tag_));
     m.append_header("To", fmt::format("<sip:{}@{}>", cfg_.user, cfg_.domain));
@@ -75,6 +79,60 @@ void SipClient::send_register(const std::string* authorization, bool proxy) {
     m.append_header("User-Agent", fmt::format("edge-load/{}", kVersion));
     if (authorization) m.append_header(proxy ? "Proxy-Authorization" : "Authorization", *authorization);
     conn_->write(m.serialize());
+}
+
+void SipClient::call(std::string_view callee) {
+    if (!conn_ || !connected_ || in_transaction()) return;
+    call_ = Call{};
+    call_.state = CallState::Inviting;
+    call_.call_id = rand_token(12) + "@edge-load";
+    call_.tag = rand_token(6);
+    call_.uri = fmt::format("sip:{}@{}", callee, cfg_.domain);
+    call_.branch = new_branch();
+    auto m = sip::Message::request("INVITE", call_.uri);
+    sip::push_via(m, {"TLS", local_ip_, local_port_, call_.branch, false});
+    m.append_header("Max-Forwards", "70");
+    m.append_header("From", fmt::format("<sip:{}@{}>;tag={}", cfg_.user, cfg_.domain, call_.tag));
+    m.append_header("To", fmt::format("<{}>", call_.uri));
+    m.append_header("Call-ID", call_.call_id);
+    m.append_header("CSeq", "1 INVITE");
+    m.append_header("Contact", fmt::format("<sip:{}@{};transport=tls>", cfg_.user, local_));
+    m.append_header("User-Agent", fmt::format("edge-load/{}", kVersion));
+    m.set_body(sdp_offer(), "application/sdp");
+    conn_->write(m.serialize());
+}
+
+// Jabber's audio offer in the shape the pair's media relay takes (tests/integration/test_media.py's client):
+// RTP/SAVP with one SDES key (RFC 4568), G.711 and telephone events. No media is sent: the run measures call
+// set-up, and the port named here is never bound.
+std::string SipClient::sdp_offer() {
+    std::string key;
+    for (int i = 0; i < 30; ++i) // 128-bit master key + 112-bit salt
+        key += char(rng_() & 0xff);
+    const char* ipv = local_ip_.find(':') != std::string::npos ? "IP6" : "IP4";
+    return fmt::format("v=0\r\no=edge-load {} 1 IN {} {}\r\ns=-\r\nc=IN {} {}\r\nt=0 0\r\n"
+                       "m=audio {} RTP/SAVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+                       "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+                       "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\na=sendrecv\r\n",
+                       rng_() % 1000000000, ipv, local_ip_, ipv, local_ip_, 16384 + 2 * (local_port_ % 8192),
+                       http::base64_encode(key));
+}
+
+sip::Message SipClient::call_request(std::string_view method, uint32_t cseq, bool in_dialog,
+                                     std::string_view to) {
+    auto m = sip::Message::request(std::string(method), in_dialog ? call_.target : call_.uri);
+    // RFC 3261 17.1.1.3: the ACK of a non-2xx final response is hop-by-hop, on the INVITE's branch; an ACK
+    // of a 2xx and a BYE are new transactions.
+    sip::push_via(m, {"TLS", local_ip_, local_port_, in_dialog ? new_branch() : call_.branch, false});
+    if (in_dialog)
+        for (const auto& r : call_.routes)
+            m.append_header("Route", r);
+    m.append_header("Max-Forwards", "70");
+    m.append_header("From", fmt::format("<sip:{}@{}>;tag={}", cfg_.user, cfg_.domain, call_.tag));
+    m.append_header("To", std::string(to));
+    m.append_header("Call-ID", call_.call_id);
+    m.append_header("CSeq", fmt::format("{} {}", cseq, method));
+    return m;
 }
 
 void SipClient::ping() {
@@ -113,8 +171,9 @@ void SipClient::on_data(const char* data, size_t len) {
         case sip::FrameEventType::stun: // never reported: this framer has FramerLimits::stun off
             break;
         case sip::FrameEventType::error:
-            if (in_tx_) {
+            if (in_transaction()) {
                 in_tx_ = false;
+                call_.state = CallState::Idle;
                 if (ev_.on_failed) ev_.on_failed(ErrKind::Protocol, e.error ? e.error->detail : "framing");
                 if (!*alive) return;
             }
@@ -131,8 +190,9 @@ void SipClient::on_data(const char* data, size_t len) {
 void SipClient::handle(std::string_view bytes) {
     auto parsed = sip::Message::parse(bytes);
     if (!parsed) {
-        if (in_tx_) {
+        if (in_transaction()) {
             in_tx_ = false;
+            call_.state = CallState::Idle;
             if (ev_.on_failed) ev_.on_failed(ErrKind::Protocol, parsed.error().message);
         }
         return;
@@ -147,8 +207,16 @@ void SipClient::handle(std::string_view bytes) {
         return;
     }
     auto cs = m.cseq();
+    if (!cs) return;
+    if (cs->method == "REGISTER") return handle_register_response(m);
+    if (cs->method == "INVITE") return handle_invite_response(m);
+    if (cs->method == "BYE") return handle_bye_response(m);
+}
+
+void SipClient::handle_register_response(const sip::Message& m) {
+    auto cs = m.cseq();
     const sip::Header* cid = m.find(sip::HeaderId::call_id);
-    if (!in_tx_ || !cs || cs->method != "REGISTER" || cs->number != cseq_ || !cid || cid->value != call_id_)
+    if (!in_tx_ || !cs || cs->number != cseq_ || !cid || cid->value != call_id_)
         return; // a late answer to a transaction we gave up on
     int st = m.status();
     if (st < 200) return;
@@ -209,11 +277,85 @@ void SipClient::handle(std::string_view bytes) {
     if (ev_.on_registered) ev_.on_registered(granted, challenged_);
 }
 
+void SipClient::handle_invite_response(const sip::Message& m) {
+    const sip::Header* cid = m.find(sip::HeaderId::call_id);
+    if (!cid) return;
+    int st = m.status();
+    if (call_.state != CallState::Inviting || cid->value != call_.call_id) {
+        // A 2xx again for the call we acknowledged: the ACK is lost or late, send it again.
+        if (st >= 200 && st < 300 && !acked_call_id_.empty() && cid->value == acked_call_id_)
+            conn_->write(ack_bytes_);
+        return;
+    }
+    if (st < 200) return;
+    const sip::Header* to = m.find(sip::HeaderId::to);
+    if (!to) {
+        call_.state = CallState::Idle;
+        if (ev_.on_failed) ev_.on_failed(ErrKind::Protocol, fmt::format("{} to INVITE without To", st));
+        return;
+    }
+    if (st >= 300) {
+        conn_->write(call_request("ACK", 1, false, to->value).serialize());
+        call_.state = CallState::Idle;
+        ErrKind k = st == 401 || st == 407 || st == 403 ? ErrKind::Auth : ErrKind::SipStatus;
+        if (ev_.on_failed) ev_.on_failed(k, fmt::format("INVITE answered {} {}", st, m.reason()));
+        return;
+    }
+    // The dialog (RFC 3261 12.1.2): the callee's tag in To, the remote target from Contact, the route set
+    // from Record-Route in reverse order.
+    call_.to = to->value;
+    auto tna = sip::NameAddr::parse(call_.to);
+    if (!tna || !tna->tag()) call_.bad_answer = "2xx without a To tag";
+    call_.target = call_.uri; // without a usable Contact the call still ends, towards the callee's AOR
+    auto contacts = m.values(sip::HeaderId::contact);
+    auto cna = sip::NameAddr::parse(contacts.empty() ? std::string_view{} : contacts.front());
+    if (!contacts.empty() && cna)
+        call_.target = cna->uri.to_string();
+    else if (call_.bad_answer.empty())
+        call_.bad_answer = "2xx without a usable Contact";
+    auto rr = m.values(sip::HeaderId::record_route);
+    for (auto it = rr.rbegin(); it != rr.rend(); ++it)
+        call_.routes.emplace_back(*it);
+    // The answer must keep audio: a refused stream has port 0 (RFC 3264 6).
+    std::string_view body = m.body();
+    auto mline = body.find("m=audio ");
+    if (call_.bad_answer.empty() && (mline == std::string_view::npos || body.substr(mline + 8, 2) == "0 "))
+        call_.bad_answer = "2xx without an audio answer in SDP";
+    auto ack = call_request("ACK", 1, true, call_.to);
+    ack_bytes_ = ack.serialize();
+    acked_call_id_ = call_.call_id;
+    call_.state = CallState::Ending;
+    auto alive = alive_;
+    if (ev_.on_answered) ev_.on_answered();
+    if (!*alive || !conn_) return;
+    conn_->write(ack_bytes_);
+    conn_->write(call_request("BYE", 2, true, call_.to).serialize());
+}
+
+void SipClient::handle_bye_response(const sip::Message& m) {
+    const sip::Header* cid = m.find(sip::HeaderId::call_id);
+    if (call_.state != CallState::Ending || !cid || cid->value != call_.call_id) return;
+    int st = m.status();
+    if (st < 200) return;
+    call_.state = CallState::Idle;
+    if (st >= 300) {
+        if (ev_.on_failed)
+            ev_.on_failed(ErrKind::SipStatus, fmt::format("BYE answered {} {}", st, m.reason()));
+        return;
+    }
+    if (!call_.bad_answer.empty()) {
+        if (ev_.on_failed) ev_.on_failed(ErrKind::Protocol, call_.bad_answer);
+        return;
+    }
+    if (ev_.on_call_done) ev_.on_call_done();
+}
+
 void SipClient::on_close(std::string_view why) {
     bool was_connected = connected_;
     conn_.reset(); // inside the connection's last callback: allowed
     connected_ = registered_ = false;
     in_tx_ = false;
+    call_.state = CallState::Idle;
     ErrKind k = was_connected                ? ErrKind::Closed
                 : why.starts_with("connect") ? ErrKind::Connect
                                              : ErrKind::Tls;

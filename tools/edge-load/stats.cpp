@@ -62,6 +62,8 @@ void Stats::merge(const Stats& o) {
     auth_challenges += o.auth_challenges;
     keepalive_pings += o.keepalive_pings;
     keepalive_pongs += o.keepalive_pongs;
+    invites_sent += o.invites_sent;
+    calls_answered += o.calls_answered;
     messages_sent += o.messages_sent;
     messages_received += o.messages_received;
     latency.merge(o.latency);

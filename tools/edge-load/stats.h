@@ -49,6 +49,8 @@ struct Stats {
     uint64_t auth_challenges = 0;   // SIP 401/407 answered with digest credentials
     uint64_t keepalive_pings = 0;   // SIP CRLFCRLF / XMPP whitespace sent
     uint64_t keepalive_pongs = 0;   // SIP CRLF answers (XMPP whitespace has none)
+    uint64_t invites_sent = 0;      // sip-call: calls started (INVITEs sent, not counting retries)
+    uint64_t calls_answered = 0;    // sip-call: INVITEs answered 2xx
     uint64_t messages_sent = 0;     // xmpp
     uint64_t messages_received = 0; // xmpp: our own messages, delivered to their recipient session
     Histogram latency;              // µs, successful operations only
