@@ -241,7 +241,9 @@ stage_asan() {
   say "unit targets: ${targets[*]}"
   # -Werror off here: GCC 12's -Wmaybe-uninitialized gives false positives inside libstdc++ (std::regex,
   # std::function) under -fsanitize=address; the main build enforces warnings.
-  cmake -S . -B "$BA" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+  # -g1 (line tables, no variable info): sanitizer reports keep file:line, and the build is 20-30 % faster than
+  # with -g (CI's time budget: this stage is mostly compiling).
+  cmake -S . -B "$BA" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
     -DEDGEPAIR_SANITIZE=ON -DEDGEPAIR_WERROR=OFF || return
   cmake --build "$BA" -j"$JOBS" --target "${targets[@]}" || return
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1}
@@ -268,6 +270,7 @@ stage_fuzz() {
   command -v clang++ >/dev/null 2>&1 || { skip "clang++ not installed"; return; }
   say "fuzz targets: ${names[*]}"
   CC=clang CXX=clang++ cmake -S . -B "$BF" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
     -DCMAKE_CXX_COMPILER=clang++ -DEDGEPAIR_FUZZ=ON -DEDGEPAIR_WERROR=OFF || return
   cmake --build "$BF" -j"$JOBS" --target "${names[@]/#/fuzz_}" || return
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
