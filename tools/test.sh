@@ -10,15 +10,17 @@
 #   build    cmake into build/ (RelWithDebInfo, -DEDGEPAIR_WERROR=ON), -j$(nproc)
 #   test     ctest --test-dir build --output-on-failure -j2 (unit + integration)
 #   asan     unit tests only, ASan+UBSan, in build-asan/                       (skipped by --quick)
-#   fuzz     libFuzzer targets with clang in build-fuzz/: replay each corpus, then a short fresh run
-#                                                                              (skipped by --quick)
+#   fuzz     libFuzzer targets: replay each corpus, then a short fresh run     (skipped by --quick)
+#   With clang++ installed, build-asan/ is one clang tree for both: the sanitized unit tests and the fuzz
+#   targets share the compiled libraries (one build instead of two). Without clang the asan stage uses the
+#   default compiler and the fuzz stage is skipped.
 # --only runs just the named stages of build,test,asan,fuzz (install still runs unless --no-install).
 # Exit status: 0 only if every stage that ran passed.
 #
 # Environment: CI=true (as CI runs it); JOBS (build parallelism, default nproc);
 #   EDGEPAIR_FUZZ_SECONDS (fresh fuzzing per target, default 10; 0 = replay only);
 #   CTEST_ARGS (extra ctest arguments, e.g. "-R integ_pki");
-#   BUILD_DIR (default build; the sanitizer and fuzz trees are $BUILD_DIR-asan and $BUILD_DIR-fuzz).
+#   BUILD_DIR (default build; the sanitizer and fuzz tree is $BUILD_DIR-asan).
 # shellcheck disable=SC2317 # stage functions are called indirectly, through run_stage
 set -uo pipefail
 
@@ -33,7 +35,6 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 FUZZ_SECONDS=${EDGEPAIR_FUZZ_SECONDS:-10}
 B=${BUILD_DIR:-build}
 BA=$B-asan
-BF=$B-fuzz
 CI=${CI:-}
 quick=0
 install=1
@@ -234,18 +235,39 @@ unit_targets() {
   done
 }
 
+have_clang() { command -v clang++ >/dev/null 2>&1; }
+
+# The sanitizer tree. -g1 / -gline-tables-only (line tables, no variable info): reports keep file:line and the
+# build is 20-30 % faster than with -g (CI's time budget: these stages are mostly compiling).
+configure_san() {
+  if have_clang; then
+    # EDGEPAIR_FUZZ=ON: ASan+UBSan plus libFuzzer's coverage hooks on every object; unit tests link without
+    # libFuzzer (the ASan runtime has no-op hooks), fuzz targets with it.
+    CC=clang CXX=clang++ cmake -S . -B "$BA" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+      -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DEDGEPAIR_FUZZ=ON -DEDGEPAIR_WERROR=OFF
+  else
+    # -Werror off here: GCC 12's -Wmaybe-uninitialized gives false positives inside libstdc++ (std::regex,
+    # std::function) under -fsanitize=address; the main build enforces warnings.
+    cmake -S . -B "$BA" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
+      -DEDGEPAIR_SANITIZE=ON -DEDGEPAIR_WERROR=OFF
+  fi
+}
+
 stage_asan() {
-  local targets log=$BA/ctest.log rc
+  local targets fuzz=() log=$BA/ctest.log rc
   mapfile -t targets < <(unit_targets)
   ((${#targets[@]})) || { skip "no unit test folders under tests/unit/"; return; }
   say "unit targets: ${targets[*]}"
-  # -Werror off here: GCC 12's -Wmaybe-uninitialized gives false positives inside libstdc++ (std::regex,
-  # std::function) under -fsanitize=address; the main build enforces warnings.
-  # -g1 (line tables, no variable info): sanitizer reports keep file:line, and the build is 20-30 % faster than
-  # with -g (CI's time budget: this stage is mostly compiling).
-  cmake -S . -B "$BA" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
-    -DEDGEPAIR_SANITIZE=ON -DEDGEPAIR_WERROR=OFF || return
-  cmake --build "$BA" -j"$JOBS" --target "${targets[@]}" || return
+  if [[ -e $BA/CMakeCache.txt ]] && ! grep -q "^CMAKE_CXX_COMPILER:.*clang" "$BA/CMakeCache.txt" && have_clang; then
+    rm -rf -- "$BA" # a tree configured with another compiler cannot be switched in place
+  fi
+  configure_san || return
+  # The fuzz targets are built here too when the fuzz stage will run: one make run keeps both cores busy.
+  if have_clang && want fuzz; then
+    mapfile -t fuzz < <(fuzz_names)
+    fuzz=("${fuzz[@]/#/fuzz_}")
+  fi
+  cmake --build "$BA" -j"$JOBS" --target "${targets[@]}" "${fuzz[@]}" || return
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   ctest --test-dir "$BA" -L unit --output-on-failure -j2 2>&1 | tee "$log"
@@ -267,23 +289,24 @@ stage_fuzz() {
   local names n bin corpus work log rc=0 status
   mapfile -t names < <(fuzz_names)
   ((${#names[@]})) || { skip "no fuzz targets (tests/fuzz/*_fuzz.cpp) yet"; return; }
-  command -v clang++ >/dev/null 2>&1 || { skip "clang++ not installed"; return; }
+  have_clang || { skip "clang++ not installed"; return; }
   say "fuzz targets: ${names[*]}"
-  CC=clang CXX=clang++ cmake -S . -B "$BF" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only -DNDEBUG" \
-    -DCMAKE_CXX_COMPILER=clang++ -DEDGEPAIR_FUZZ=ON -DEDGEPAIR_WERROR=OFF || return
-  cmake --build "$BF" -j"$JOBS" --target "${names[@]/#/fuzz_}" || return
+  if [[ -e $BA/CMakeCache.txt ]] && ! grep -q "^CMAKE_CXX_COMPILER:.*clang" "$BA/CMakeCache.txt"; then
+    rm -rf -- "$BA"
+  fi
+  configure_san || return
+  cmake --build "$BA" -j"$JOBS" --target "${names[@]/#/fuzz_}" || return
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-  mkdir -p "$BF/logs" "$BF/artifacts"
+  mkdir -p "$BA/logs" "$BA/artifacts"
   for n in "${names[@]}"; do
-    bin=$BF/bin/fuzz_$n
+    bin=$BA/bin/fuzz_$n
     corpus=tests/fuzz/corpus/$n
-    log=$BF/logs/$n.log
+    log=$BA/logs/$n.log
     local dict=()
     [[ -f tests/fuzz/$n.dict ]] && dict=(-dict="tests/fuzz/$n.dict")
-    mkdir -p "$BF/artifacts/$n"
-    local common=(-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$BF/artifacts/$n/" "${dict[@]}")
+    mkdir -p "$BA/artifacts/$n"
+    local common=(-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$BA/artifacts/$n/" "${dict[@]}")
     status=ok
     # 1) replay the checked-in corpus
     if compgen -G "$corpus/*" >/dev/null; then
@@ -306,8 +329,8 @@ stage_fuzz() {
       say "fuzz_$n: ok ($(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || echo '?') execs)"
     else
       rc=1
-      say "fuzz_$n: $status; log $log; artifacts in $BF/artifacts/$n/:"
-      find "$BF/artifacts/$n" -type f 2>/dev/null | sed 's/^/    /'
+      say "fuzz_$n: $status; log $log; artifacts in $BA/artifacts/$n/:"
+      find "$BA/artifacts/$n" -type f 2>/dev/null | sed 's/^/    /'
       tail -n 60 "$log" | sed 's/^/    /'
     fi
   done
