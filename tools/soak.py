@@ -13,9 +13,12 @@ runs ("rounds"; every round's clients disconnect at its end and the next round's
   http      proxied keep-alive GET of jabber-config.xml through edge-c to nginx, open loop
   xmpp      sessions of alice through the pair to Prosody, messages to each other, open loop
   sip       held SIP/TLS registrations (new AORs every round), re-REGISTER and CRLF keep-alives
-
-Calls with media are not part of the mix: the only call drivers in the tree (test_media.py's sipp scenarios
-and UAs) need per-call set-up in Python and would cost more CPU than the pair itself.
+  call      registered callers (new AORs every round) calling "bob", a sipp UAS behind Kamailio that answers
+            with plain RTP and echoes it (-rtp_echo): INVITE with an SRTP offer, ACK, a few seconds of SRTP
+            audio through both edges (edge-c decrypts it for sipp and encrypts the echo), then BYE; a call
+            whose media does not come back authenticated is an error (edge-load --media-seconds). A round's
+            calls still in progress at its end are cut off with their connection, so edge-c's clean-up of a
+            vanished client's calls and media is in the mix too
 
 Output in --out: soak.csv (one row per sample), rounds.jsonl (every edge-load summary) and summary.json; the
 summary is printed too. Exit status 0 when the verdict is PASS.
@@ -59,6 +62,9 @@ BASE = {
     "xmpp_sessions": 10,
     "sip_clients": 200,       # held registrations per round
     "sip_interval": 10.0,     # s between one client's REGISTERs
+    "call_clients": 4,        # callers per round, each in a closed loop of calls
+    "call_media_s": 4.0,      # s of media per call (50 packets/s each way)
+    "call_interval": 1.0,     # s between one caller's calls
 }
 
 
@@ -128,15 +134,42 @@ class Topology(tel.PairPeers):
         return super().write_yaml(name, text, **fmt)
 
     def bring_up(self) -> None:
-        self.start_kamailio()
+        self.start_kamailio(udp=True)
         self.start_prosody()
         self.start_dns()
         self.start_fixtures()
         self.add_signin_users()
         self.start_nginx()
-        self.start_pair()
+        self.start_pair(media=True)
+        self.start_callee()
         self.edge_e = next(p for p in self._procs if p.name == "edge-e")
         self.edge_c = next(p for p in self._procs if p.name == "edge-c")
+
+    def start_callee(self) -> None:
+        """The call stream's callee "bob": sipp's UAS answering with plain RTP and echoing every RTP packet to
+        its sender (edge-c), registered at Kamailio by a second sipp (test_edge_load's sip-call test does the
+        same without the echo)."""
+        ip = tel.INTERNAL_IP
+        uas_port = h.free_port(ip, udp=True)
+        media_port = h.free_port_range(2, ip)
+        self.uas = self.start(["sipp", "-sf", os.path.join(tel.SIP_DIR, "media-uas.xml"), "-t", "u1", "-i", ip,
+                               "-p", str(uas_port), "-mi", ip, "-mp", str(media_port), "-rtp_echo", "-nostdin",
+                               "-trace_err", "-error_file", os.path.join(self.tmp, "sipp-uas-errors.log")],
+                              name="sipp-uas")
+        h.wait_udp_bound(ip, uas_port, timeout=10, proc=self.uas)
+        # Expires 7200, Kamailio's max_expires: long enough for soaks of up to two hours.
+        self.register_callee(uas_port)
+        self.callee_port = uas_port
+
+    def register_callee(self, uas_port: int) -> None:
+        ip = tel.INTERNAL_IP
+        reg = self.start(["sipp", "-sf", os.path.join(tel.SIP_DIR, "media-register.xml"), "-t", "u1",
+                          f"{tel.UCM_ADDR}:{self.kport}", "-i", ip, "-p", str(h.free_port(ip, udp=True)), "-m", "1",
+                          "-timeout", "30", "-nostdin", "-key", "user", "bob", "-key", "domain", "example.com",
+                          "-key", "contact_ip", ip, "-key", "contact_port", str(uas_port), "-key", "expires",
+                          "7200"], name="sipp-register")
+        if reg.wait(30) != 0:
+            raise h.HarnessError(f"registering the callee failed: {reg.tail()}")
 
     def add_signin_users(self) -> None:
         """The sign-in stream's users, added to the fixtures' cluster file (they re-read it when it changes)."""
@@ -215,7 +248,16 @@ class Soak:
                     "--user", f"soak{r}u%d", "--password", "x", "--connections", str(sip_clients),
                     "--expires", "60", "--interval", f"{BASE['sip_interval']:g}", "--keepalive", "5"]
 
-        return [Stream("sign-in", sign_in), Stream("http", http), Stream("xmpp", xmpp), Stream("sip", sip)]
+        call_clients = max(2, round(BASE["call_clients"] * self.scale))
+
+        def call(r: int, secs: float) -> list[str]:
+            return ["--scenario", "sip-call", "--target", f"127.0.0.1:{P.sip}", "--sni", tel.EDGE,
+                    "--domain", "example.com", "--user", f"soak{r}c%d", "--password", "x", "--callee", "bob",
+                    "--connections", str(call_clients), "--media-seconds", f"{BASE['call_media_s']:g}",
+                    "--interval", f"{BASE['call_interval']:g}", "--expires", "300", "--timeout", "10"]
+
+        return [Stream("sign-in", sign_in), Stream("http", http), Stream("xmpp", xmpp), Stream("sip", sip),
+                Stream("call", call)]
 
     # ---- sampling ----
 
@@ -298,6 +340,9 @@ class Soak:
                             s.error_kinds[k] = s.error_kinds.get(k, 0) + int(v)
                     if j.get("errors_total"):
                         self.log(f"soak: {s.name} round {r}: {j['errors_total']} errors {j.get('errors')}")
+                    for k, v in (j.get("media") or {}).items():
+                        if k != "seconds_per_call":
+                            s.extra[f"media_{k}"] = s.extra.get(f"media_{k}", 0) + int(v)
                     wp = (j.get("sign_in") or {}).get("wrong_password")
                     if wp:
                         s.extra["wrong_password_sent"] = s.extra.get("wrong_password_sent", 0) + wp["sent"]
@@ -423,7 +468,10 @@ class Soak:
                 "xmpp_messages_per_s": self.rate("xmpp_rate"),
                 "xmpp_sessions": max(2, round(BASE["xmpp_sessions"] * min(self.scale, 1.0))),
                 "sip_clients": max(2, round(BASE["sip_clients"] * self.scale)),
-                "sip_register_interval_s": BASE["sip_interval"], "round_s": self.round_s}
+                "sip_register_interval_s": BASE["sip_interval"],
+                "call_clients": max(2, round(BASE["call_clients"] * self.scale)),
+                "call_media_s": BASE["call_media_s"], "call_interval_s": BASE["call_interval"],
+                "round_s": self.round_s}
 
 
 def main() -> int:

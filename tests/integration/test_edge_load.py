@@ -502,6 +502,61 @@ class EdgeLoadPairTest(PairPeers):
             _, _, body = h.http_get(f"http://127.0.0.1:{port}/status", timeout=5)
             self.assertEqual(json.loads(body)["media"]["sessions"], 0, body[:2000])
 
+    def test_sip_call_media_echoed_through_pair(self):
+        """sip-call --media-seconds: each call sends SRTP (libsrtp2 in edge-load) to edge-e's answer address;
+        edge-c decrypts it (OpenSSL by default) and sends plain RTP to sipp, which echoes it (-rtp_echo); the
+        echo comes back encrypted with the key of edge-e's answer. Interop of two SRTP implementations on the
+        client leg; the internal leg is sipp's. What crossed is checked on the edges' packet counters too."""
+        self.require_tool("sipp")
+        self.start_kamailio(udp=True)
+        self.start_dns()
+        self.start_fixtures()
+        self.start_pair(media=True)
+        uas_port = h.free_port(INTERNAL_IP, udp=True)
+        media_port = h.free_port_range(2, INTERNAL_IP)
+        uas = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-uas.xml"), "-t", "u1", "-i", INTERNAL_IP,
+                          "-p", str(uas_port), "-mi", INTERNAL_IP, "-mp", str(media_port), "-rtp_echo",
+                          "-timeout", "60", "-nostdin"], name="sipp-uas")
+        h.wait_udp_bound(INTERNAL_IP, uas_port, timeout=10, proc=uas)
+        reg = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-register.xml"), "-t", "u1",
+                          f"{UCM_ADDR}:{self.kport}", "-i", INTERNAL_IP, "-p", str(h.free_port(INTERNAL_IP, udp=True)),
+                          "-m", "1", "-timeout", "30", "-nostdin", "-key", "user", "bob", "-key", "domain",
+                          "example.com", "-key", "contact_ip", INTERNAL_IP, "-key", "contact_port", str(uas_port),
+                          "-key", "expires", "3600"], name="sipp-register")
+        self.assertEqual(reg.wait(30), 0, reg.tail())
+
+        def packets(port: int) -> float:
+            _, _, body = h.http_get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            m = re.search(r"(?m)^edgepair_media_packets_total(?:\{\})? (\S+)$", body.decode())
+            return float(m.group(1)) if m else 0.0
+
+        before = {p: packets(p) for p in (self.ports.admin_e, self.ports.admin_c)}
+        calls, secs = 4, 2
+        j = self.run_load("--scenario", "sip-call", "--target", f"127.0.0.1:{self.ports.sip}", "--sni", EDGE,
+                          "--domain", "example.com", "--user", "media%d", "--password", "x", "--callee", "bob",
+                          "--connections", "2", "--requests", str(calls), "--media-seconds", str(secs),
+                          "--duration", "40", "--timeout", "10")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["calls"]["completed"], calls, j)
+        media = j["media"]
+        # 50 packets/s for 2 s per call; every one of them sent, and all but a few that may still have been on
+        # their way when the BYE went back, authenticated.
+        self.assertEqual(media["sent"], calls * secs * 50, j)
+        self.assertGreaterEqual(media["received"], 0.9 * media["sent"], j)
+        self.assertEqual(media["bad"], 0, j)
+        # Each packet crossed each edge twice (in and echoed back): the edges' own counters saw at least that.
+        for port in (self.ports.admin_e, self.ports.admin_c):
+            self.assertGreaterEqual(packets(port) - before[port], media["sent"] + media["received"], port)
+        for port in (self.ports.admin_e, self.ports.admin_c):
+            _, _, body = h.http_get(f"http://127.0.0.1:{port}/status", timeout=5)
+            self.assertEqual(json.loads(body)["media"]["sessions"], 0, body[:2000])
+        # Without --media-seconds no media is sent and the summary says so.
+        j = self.run_load("--scenario", "sip-call", "--target", f"127.0.0.1:{self.ports.sip}", "--sni", EDGE,
+                          "--domain", "example.com", "--user", "nomedia%d", "--password", "x", "--callee", "bob",
+                          "--connections", "1", "--requests", "1", "--duration", "20")
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["media"], {"seconds_per_call": 0, "sent": 0, "received": 0, "bad": 0}, j)
+
     def test_xmpp_messages_between_sessions(self):
         self.start_prosody()
         self.start_dns()

@@ -1,6 +1,7 @@
 """The short soak (issue #18): tools/soak.py's driver for 75 s at a quarter of its default rates, through the
-real pair and peers (test_edge_load.py's topology). Sign-ins, proxied HTTP, XMPP sessions and held SIP
-registrations run at once in 15 s rounds, so clients come and go five times. Asserted: no edge-load error,
+real pair and peers (test_edge_load.py's topology). Sign-ins, proxied HTTP, XMPP sessions, held SIP
+registrations and calls with SRTP media (echoed by sipp behind Kamailio) run at once in 15 s rounds, so
+clients come and go five times. Asserted: no edge-load error,
 both edges' descriptors back to their start value once the clients have left, and RSS growth after warm-up
 within a bound proportional to the operations done (see KB_PER_OP). The one-hour run is
 `tools/soak.py --duration 3600` (docs/BENCHMARKS.md, "Soak")."""
@@ -44,6 +45,13 @@ class SoakTest(soak.Topology):
         for name, per_s in want.items():
             self.assertGreaterEqual(s["streams"][name]["ops"], 0.5 * per_s * (DURATION - run.round_s), (name, s))
             self.assertGreaterEqual(s["streams"][name]["rounds"], 4, (name, s))
+        # Calls: two callers, each looping over 4 s of media, a 1 s pause and the set-up, so four or more calls
+        # a round; each call's media came back through both edges, authenticated with the key edge-e's answer gave.
+        calls = s["streams"]["call"]
+        self.assertGreaterEqual(calls["ops"], 10, calls)
+        self.assertGreaterEqual(calls["rounds"], 4, calls)
+        self.assertGreaterEqual(calls["media_received"], 150 * calls["ops"], calls)
+        self.assertEqual(calls["media_bad"], 0, calls)
         self.assertEqual(s["errors"], 0, s["streams"])
         refused = s["streams"]["sign-in"]
         self.assertGreater(refused["wrong_password_refused"], 0, refused)

@@ -221,8 +221,10 @@ void print_json(const Options& o, const Stats& s, double elapsed) {
             j += fmt::format(",\"messages\":{{\"sent\":{},\"received\":{}}}", s.messages_sent,
                              s.messages_received);
         if (o.scenario == Scenario::SipCall)
-            j += fmt::format(",\"calls\":{{\"callee\":{},\"invites\":{},\"answered\":{},\"completed\":{}}}",
-                             json_str(o.callee), s.invites_sent, s.calls_answered, s.ok);
+            j += fmt::format(",\"calls\":{{\"callee\":{},\"invites\":{},\"answered\":{},\"completed\":{}}}"
+                             ",\"media\":{{\"seconds_per_call\":{},\"sent\":{},\"received\":{},\"bad\":{}}}",
+                             json_str(o.callee), s.invites_sent, s.calls_answered, s.ok, o.media_s,
+                             s.media_sent, s.media_received, s.media_bad);
     }
     if (o.scenario == Scenario::SignIn) {
         j += fmt::format(",\"sign_in\":{{\"users\":{},\"wrong_password\":{{\"sent\":{},\"refused\":{}}},"
@@ -312,6 +314,12 @@ void print_human(const Options& o, const Stats& s, double elapsed) {
                         "latency above is set-up (INVITE to 2xx)\n",
                         o.callee.c_str(), (unsigned long long)s.invites_sent,
                         (unsigned long long)s.calls_answered, (unsigned long long)s.ok);
+        if (o.scenario == Scenario::SipCall && o.media_s > 0)
+            std::printf(
+                "  media      %g s per call: %llu SRTP packets sent, %llu came back authenticated, %llu "
+                "bad\n",
+                o.media_s, (unsigned long long)s.media_sent, (unsigned long long)s.media_received,
+                (unsigned long long)s.media_bad);
     }
     if (o.scenario == Scenario::SignIn) {
         std::printf(

@@ -39,7 +39,10 @@ scenarios:
                 audio offer (RTP/SAVP, one SDES a=crypto key), the final response, ACK, then BYE at once and
                 its 200. An operation is one call (INVITE .. BYE's 200); the latency is its set-up (INVITE
                 to the 2xx), the step "call" the whole call. --interval: pause between a client's calls
-                (default 0). No media is sent. The registration is not refreshed: keep runs under --expires
+                (default 0). --media-seconds S: after the ACK, S seconds of SRTP audio (20 ms packets) to
+                the answer's address, the SRTP coming back checked with the answer's key, then the BYE; a
+                call whose media did not come back fails (error kind media). Without it no media is sent.
+                The registration is not refreshed: keep runs under --expires
   xmpp          --connections sessions to edge-e 5222: stream, STARTTLS, SASL PLAIN (--user, --password),
                 bind, session, presence; then each session sends messages to the next session on its thread
                 (to itself when alone); an operation is one message, from sending it to its arrival at the
@@ -93,6 +96,7 @@ options:
                           whitespace keep-alive period (default 60); 0 = none
   --callee USER           sip-call: the user called (sip:USER@--domain); it must be reachable through the
                           target (registered at the registrar behind it)
+  --media-seconds S       sip-call: S seconds of SRTP audio per call, checked on its way back (default 0: none)
   --messages M            xmpp: stop each session after M messages
   --resource R            xmpp: resource prefix; the session index is appended (default edge-load)
   --dns HOST:PORT         mra-login: the DNS server to ask (loopback only); the edge's names must resolve to
@@ -264,6 +268,11 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
             if (!parse_double(v, d) || d < 0 || d > 86400)
                 return make_error(fmt::format("{}: seconds, 0 to 86400", a));
             (a == "--interval" ? o.interval_s : o.keepalive_s) = d;
+        } else if (a == "--media-seconds") {
+            if (!need(v)) return missing();
+            if (v.ends_with("s")) v.pop_back();
+            if (!parse_double(v, o.media_s) || o.media_s < 0 || o.media_s > 3600)
+                return make_error("--media-seconds: seconds, 0 to 3600");
         } else if (a == "--messages") {
             if (!need(v)) return missing();
             uint64_t n = 0;
@@ -434,6 +443,8 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         return make_error("--source-range applies to the hold and sign-in scenarios only");
     if ((o.scenario == Scenario::SipCall) == o.callee.empty())
         return make_error("sip-call needs --callee USER, which applies to it only");
+    if (o.media_s > 0 && o.scenario != Scenario::SipCall)
+        return make_error("--media-seconds applies to sip-call only");
     if (o.scenario == Scenario::SipRegister || o.scenario == Scenario::SipCall ||
         o.scenario == Scenario::Xmpp) {
         if (o.plain) return make_error(fmt::format("--plain does not apply to {}", o.scenario_name));

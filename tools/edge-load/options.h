@@ -76,6 +76,7 @@ struct Options {
     std::string tftp_file = "/jabber-config.xml";
     std::string resource = "edge-load"; // xmpp: resource prefix (the session index is appended)
     std::string callee;                 // sip-call: the user called, sip:<callee>@<domain>
+    double media_s = 0;                 // sip-call: seconds of SRTP audio per call (0: BYE at once)
     // hold
     HoldMode hold_mode = HoldMode::Body;
     std::string method = "POST";

@@ -185,6 +185,7 @@ void SessionDriver::establish(Slot& s) {
         const bool calls = opt_.scenario == Scenario::SipCall;
         s.sip_cfg = {sh_.addr,      sh_.tls,     sh_.tls_name, user_for(opt_, s.idx),
                      opt_.password, opt_.domain, opt_.expires};
+        s.sip_cfg.media_s = opt_.media_s;
         SipClient::Events ev;
         ev.on_connected = [this, sp, calls] {
             ++stats_.connects;
@@ -207,6 +208,11 @@ void SessionDriver::establish(Slot& s) {
         ev.on_answered = [this, sp] {
             ++stats_.calls_answered;
             sp->answered_ns = now_ns();
+        };
+        ev.on_media = [this](const MediaCounts& c) {
+            stats_.media_sent += c.sent;
+            stats_.media_received += c.received;
+            stats_.media_bad += c.bad;
         };
         ev.on_call_done = [this, sp] {
             stats_.step(2, (now_ns() - sp->op_start) / 1000);

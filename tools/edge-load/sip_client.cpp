@@ -89,6 +89,14 @@ void SipClient::call(std::string_view callee) {
     call_.tag = rand_token(6);
     call_.uri = fmt::format("sip:{}@{}", callee, cfg_.domain);
     call_.branch = new_branch();
+    media_.reset();
+    if (cfg_.media_s > 0) {
+        auto cm = CallMedia::open(loop_, local_ip_, rng_);
+        if (cm)
+            media_ = std::move(*cm);
+        else // reported when the call ends, so that no callback runs from inside call()
+            call_.bad_answer = fmt::format("media: {}", cm.error().message);
+    }
     auto m = sip::Message::request("INVITE", call_.uri);
     sip::push_via(m, {"TLS", local_ip_, local_port_, call_.branch, false});
     m.append_header("Max-Forwards", "70");
@@ -103,19 +111,26 @@ void SipClient::call(std::string_view callee) {
 }
 
 // Jabber's audio offer in the shape the pair's media relay takes (tests/integration/test_media.py's client):
-// RTP/SAVP with one SDES key (RFC 4568), G.711 and telephone events. No media is sent: the run measures call
-// set-up, and the port named here is never bound.
+// RTP/SAVP with one SDES key (RFC 4568), G.711 and telephone events. Without media_ (media_s 0) no media is
+// sent: the run measures call set-up, and the port named here is never bound.
 std::string SipClient::sdp_offer() {
-    std::string key;
-    for (int i = 0; i < 30; ++i) // 128-bit master key + 112-bit salt
-        key += char(rng_() & 0xff);
+    std::string crypto;
+    uint16_t port = 16384 + 2 * (local_port_ % 8192);
+    if (media_) {
+        crypto = media_->crypto_attr();
+        port = media_->port();
+    } else {
+        std::string key;
+        for (int i = 0; i < 30; ++i) // 128-bit master key + 112-bit salt
+            key += char(rng_() & 0xff);
+        crypto = "1 AES_CM_128_HMAC_SHA1_80 inline:" + http::base64_encode(key);
+    }
     const char* ipv = local_ip_.find(':') != std::string::npos ? "IP6" : "IP4";
     return fmt::format("v=0\r\no=edge-load {} 1 IN {} {}\r\ns=-\r\nc=IN {} {}\r\nt=0 0\r\n"
                        "m=audio {} RTP/SAVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
                        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
-                       "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\na=sendrecv\r\n",
-                       rng_() % 1000000000, ipv, local_ip_, ipv, local_ip_, 16384 + 2 * (local_port_ % 8192),
-                       http::base64_encode(key));
+                       "a=crypto:{}\r\na=sendrecv\r\n",
+                       rng_() % 1000000000, ipv, local_ip_, ipv, local_ip_, port, crypto);
 }
 
 sip::Message SipClient::call_request(std::string_view method, uint32_t cseq, bool in_dialog,
@@ -329,6 +344,16 @@ void SipClient::handle_invite_response(const sip::Message& m) {
     if (ev_.on_answered) ev_.on_answered();
     if (!*alive || !conn_) return;
     conn_->write(ack_bytes_);
+    if (media_ && call_.bad_answer.empty()) {
+        auto started = media_->start(body, cfg_.media_s, cfg_.media_interval_ms, [this] { send_bye(); });
+        if (started) return; // the BYE follows the media
+        call_.bad_answer = fmt::format("media: {}", started.error().message);
+    }
+    send_bye();
+}
+
+void SipClient::send_bye() {
+    if (!conn_ || call_.state != CallState::Ending) return;
     conn_->write(call_request("BYE", 2, true, call_.to).serialize());
 }
 
@@ -347,12 +372,27 @@ void SipClient::handle_bye_response(const sip::Message& m) {
         if (ev_.on_failed) ev_.on_failed(ErrKind::Protocol, call_.bad_answer);
         return;
     }
+    if (media_) {
+        const MediaCounts c = media_->counts();
+        auto alive = alive_;
+        if (ev_.on_media) ev_.on_media(c);
+        if (!*alive) return;
+        if (c.received == 0 || c.bad > 0) {
+            if (ev_.on_failed)
+                ev_.on_failed(ErrKind::Media,
+                              fmt::format("media: {} SRTP packets sent, {} came back, {} came back "
+                                          "failing authentication or from elsewhere",
+                                          c.sent, c.received, c.bad));
+            return;
+        }
+    }
     if (ev_.on_call_done) ev_.on_call_done();
 }
 
 void SipClient::on_close(std::string_view why) {
     bool was_connected = connected_;
     conn_.reset(); // inside the connection's last callback: allowed
+    media_.reset();
     connected_ = registered_ = false;
     in_tx_ = false;
     call_.state = CallState::Idle;

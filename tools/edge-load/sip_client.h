@@ -21,6 +21,7 @@
 #include "common/net/tls_context.h"
 #include "common/sip/framer.h"
 #include "common/sip/message.h"
+#include "tools/edge-load/call_media.h"
 #include "tools/edge-load/digest.h"
 #include "tools/edge-load/stats.h"
 
@@ -32,6 +33,8 @@ struct SipClientConfig {
     std::string tls_name; // SNI and the name verified
     std::string user, password, domain;
     uint32_t expires = 3600;
+    double media_s = 0;              // sip-call: seconds of SRTP audio per call (0: none, BYE at once)
+    unsigned media_interval_ms = 20; // one packet per interval
 };
 
 class SipClient {
@@ -44,6 +47,8 @@ class SipClient {
         std::function<void(ErrKind, std::string_view why)> on_failed;
         // The call's INVITE got its 2xx (set-up ends here); the ACK and the BYE follow from this class.
         std::function<void()> on_answered;
+        // The call's media (with media_s > 0), just before on_call_done or on_failed of its call.
+        std::function<void(const MediaCounts&)> on_media;
         // The call's BYE got its 2xx: the call is over and another may start.
         std::function<void()> on_call_done;
         std::function<void()> on_pong;
@@ -60,7 +65,9 @@ class SipClient {
     bool connect(std::string* err);
     // A new REGISTER transaction (refresh when already registered). Ignored while one is in flight.
     void register_now(uint32_t expires);
-    // A call to sip:<callee>@<domain>: INVITE, ACK of its 2xx, then BYE. Ignored while a REGISTER or a call
+    // A call to sip:<callee>@<domain>: INVITE, ACK of its 2xx, media_s seconds of SRTP (when set), then BYE.
+    // A call whose media did not come back, or came back failing SRTP authentication, fails (ErrKind::Media)
+    // after its BYE. Ignored while a REGISTER or a call
     // is in progress.
     void call(std::string_view callee);
     // RFC 5626 4.4.1 ping; the pong is reported through on_pong.
@@ -89,6 +96,7 @@ class SipClient {
     void handle_register_response(const sip::Message& m);
     void handle_invite_response(const sip::Message& m);
     void handle_bye_response(const sip::Message& m);
+    void send_bye();
     // A request within the call's dialog (ACK or BYE of a 2xx-answered INVITE), or the hop-by-hop ACK of
     // a failed INVITE (in_dialog false: the INVITE's Request-URI and branch).
     sip::Message call_request(std::string_view method, uint32_t cseq, bool in_dialog, std::string_view to);
@@ -111,6 +119,7 @@ class SipClient {
     bool connected_ = false, registered_ = false, in_tx_ = false, challenged_ = false;
     uint32_t nc_ = 0;
     Call call_;
+    std::unique_ptr<CallMedia> media_; // the current or last call's
     // The last call's ACK, sent again when its 2xx comes again (the callee retransmits 2xx until the ACK
     // reaches it, RFC 3261 13.3.1.4).
     std::string acked_call_id_, ack_bytes_;

@@ -28,6 +28,8 @@ std::string_view err_name(ErrKind k) {
         return "xmpp";
     case ErrKind::Closed:
         return "closed";
+    case ErrKind::Media:
+        return "media";
     case ErrKind::Count_:
         break;
     }
@@ -64,6 +66,9 @@ void Stats::merge(const Stats& o) {
     keepalive_pongs += o.keepalive_pongs;
     invites_sent += o.invites_sent;
     calls_answered += o.calls_answered;
+    media_sent += o.media_sent;
+    media_received += o.media_received;
+    media_bad += o.media_bad;
     messages_sent += o.messages_sent;
     messages_received += o.messages_received;
     latency.merge(o.latency);

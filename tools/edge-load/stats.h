@@ -23,6 +23,7 @@ enum class ErrKind : uint8_t {
     SipStatus, // a final SIP response other than 2xx (and other than an authentication refusal)
     Xmpp,      // an XMPP stream error, an <iq type='error'/> during login, a bounced message
     Closed,    // the server ended a session that should have stayed up (sip-register, xmpp)
+    Media,     // sip-call --media-seconds: no SRTP came back, or some failed authentication
     Count_
 };
 inline constexpr size_t kErrKinds = size_t(ErrKind::Count_);
@@ -51,6 +52,9 @@ struct Stats {
     uint64_t keepalive_pongs = 0;   // SIP CRLF answers (XMPP whitespace has none)
     uint64_t invites_sent = 0;      // sip-call: calls started (INVITEs sent, not counting retries)
     uint64_t calls_answered = 0;    // sip-call: INVITEs answered 2xx
+    uint64_t media_sent = 0;        // sip-call --media-seconds: SRTP packets sent
+    uint64_t media_received = 0;    //   ... and back, authenticated with the answer's key
+    uint64_t media_bad = 0;         //   ... back failing authentication, or from another address
     uint64_t messages_sent = 0;     // xmpp
     uint64_t messages_received = 0; // xmpp: our own messages, delivered to their recipient session
     Histogram latency;              // µs, successful operations only
