@@ -379,10 +379,9 @@ void SipClient::handle_bye_response(const sip::Message& m) {
         if (!*alive) return;
         if (c.received == 0 || c.bad > 0) {
             if (ev_.on_failed)
-                ev_.on_failed(ErrKind::Media,
-                              fmt::format("media: {} SRTP packets sent, {} came back, {} came back "
-                                          "failing authentication or from elsewhere",
-                                          c.sent, c.received, c.bad));
+                ev_.on_failed(ErrKind::Media, fmt::format("{} SRTP packets sent, {} came back, {} came back "
+                                                          "failing authentication or from elsewhere",
+                                                          c.sent, c.received, c.bad));
             return;
         }
     }
