@@ -58,6 +58,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         conn_->set_callbacks({[this] { on_handshake(); }, [this](const char* d, size_t n) { on_data(d, n); },
                               [this](std::string_view why) { on_conn_close(why); },
                               [this] { on_client_drained(); }});
+        conn_->set_on_eof([this] { on_client_eof(); });
         auto& loop = ws.worker().loop();
         response_timer_ = std::make_unique<core::Timer>(loop, [this] { on_response_timeout(); });
         head_timer_ = std::make_unique<core::Timer>(loop, [this] { on_head_timeout(); });
@@ -97,6 +98,32 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         inbuf_.append(data, len);
         pump();
         update_reading();
+    }
+
+    // The client shut its sending side. With http.client_half_close: serve (a half-close, as RFC 9112 9.6
+    // lets a client do after its request) what it sent is still answered: the requests already read, in
+    // order, then the connection closes; a request the EOF cut off is dropped. With abort (the default) the
+    // connection ends at once, its request cancelled. HTTP/2 clients do not half-close: a FIN means gone.
+    void on_client_eof() {
+        client_eof_ = true;
+        if (lingering_) {
+            closing_ = true;
+            return conn_->close(); // the response is out; the rest of the request would have been dropped
+        }
+        if (h2_ || ws_.gen()->cfg.http.client_half_close == config::HalfClose::Abort)
+            return conn_->abort("closed by peer"); // inside the connection's read: on_conn_close follows
+        schedule_pump();
+    }
+
+    // After the client's EOF, at the end of each pump: close once no complete request is left to read. Never
+    // abort() here: pump's callers go on using this session after it returns.
+    void close_if_client_done() {
+        if (!client_eof_ || closing_ || waiting_link_ || body_paused_ || conn_->above_high_watermark())
+            return;
+        if (in_flight_ && request_done_) return; // its response comes; request_finished() pumps again
+        if (in_flight_) access_.set_reason("client_closed_mid_request");
+        closing_ = true;
+        conn_->close();
     }
 
     // Parses what is buffered; stops while a request is in flight (its response decides keep-alive), while
@@ -156,6 +183,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
         }
         inbuf_.erase(0, off);
         if (head_pending_ && !inbuf_.empty() && !head_timer_->armed()) head_timer_->arm(head_ms_);
+        close_if_client_done();
     }
 
     // Reading stops while the client's answers pile up unread, while the input cannot be passed on, and
@@ -615,6 +643,7 @@ class HttpsSession final : public ClientSession, public link::StreamHandler {
     bool lingering_ = false; // closing: the response is out, the rest of the request is read and dropped
     size_t linger_left_ = 0;
     bool pump_posted_ = false;
+    bool client_eof_ = false;  // the client shut its sending side: no more input will come
     bool head_pending_ = true; // the next request head is awaited
     bool first_done_ = false;  // a request was complete on this connection
     obs::HttpAccess access_;   // the request being served (or answered locally), for log.access

@@ -99,7 +99,8 @@ void parse_link(const Node& n, LinkServerConfig& out) {
 
 void parse_http(const Node& n, HttpEdgeConfig& out) {
     auto m = n.as_map({"response_timeout", "max_concurrent_streams", "rate_limit", "link_wait",
-                       "request_head_timeout", "max_link_streams_per_client", "client_stall_timeout"});
+                       "request_head_timeout", "max_link_streams_per_client", "client_stall_timeout",
+                       "client_half_close"});
     m.duration("response_timeout", out.response_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
     m.integer("max_concurrent_streams", out.max_concurrent_streams, 1, 1000);
     m.duration("link_wait", out.link_wait, std::chrono::milliseconds(0), std::chrono::minutes(1));
@@ -108,6 +109,9 @@ void parse_http(const Node& n, HttpEdgeConfig& out) {
     m.integer("max_link_streams_per_client", out.max_link_streams_per_client, 1, 1'000'000);
     m.duration("client_stall_timeout", out.client_stall_timeout, std::chrono::seconds(1),
                std::chrono::hours(1));
+    static constexpr EnumName<HalfClose> kHalfClose[] = {{"abort", HalfClose::Abort},
+                                                         {"serve", HalfClose::Serve}};
+    m.enumeration<HalfClose>("client_half_close", out.client_half_close, kHalfClose);
     if (auto rl = m.get("rate_limit")) {
         auto rm = rl->as_map({"enabled", "requests_per_second", "burst"});
         rm.boolean("enabled", out.rate_limit.enabled);

@@ -75,6 +75,10 @@ struct HttpRateLimitConfig {
     uint32_t requests_per_second = 50; // refill rate per client address (IPv6: per /64)
     uint32_t burst = 200;              // requests a client may send at once before the rate applies
 };
+
+// What edge-e does with an HTTP/1.1 client's EOF while it has a request to answer (http.client_half_close).
+enum class HalfClose { Abort, Serve };
+
 struct HttpEdgeConfig {
     // How long edge-e waits for edge-c's response head once a request is on the link. Longer than edge-c's
     // http.upstream_timeout, so that edge-c's own 504 (which names the upstream) normally arrives first.
@@ -89,6 +93,11 @@ struct HttpEdgeConfig {
     // A client holding a link stream that neither sends its request nor reads its answer for this long is
     // cut.
     Duration client_stall_timeout = std::chrono::seconds(30);
+    // An HTTP/1.1 client's EOF (TCP FIN or TLS close_notify) while a request of its is read or in flight.
+    // A FIN cannot tell a client that gave up from one that shut only its sending side (ncat, socat), so the
+    // choice is the operator's: Abort (nginx's default) cancels the request at once and spares Unified CM
+    // the work of clients that left; Serve (HAProxy's) answers what was sent, then closes.
+    HalfClose client_half_close = HalfClose::Abort;
     HttpRateLimitConfig rate_limit;
 };
 

@@ -173,7 +173,7 @@ void Connection::do_read() {
     input_exhausted_ = false;
     for (;;) {
         // Handshaking: start_tls() ran inside on_data; what follows on the socket is the TLS handshake.
-        if (reading_paused_ || state_ == State::Closed || state_ == State::Handshaking) return;
+        if (reading_paused_ || eof_ || state_ == State::Closed || state_ == State::Handshaking) return;
         ssize_t n;
         if (ssl_) {
             ERR_clear_error();
@@ -191,9 +191,9 @@ void Connection::do_read() {
                     return;
                 }
                 if (e == SSL_ERROR_WANT_WRITE) return;
-                if (e == SSL_ERROR_ZERO_RETURN) return finish("closed by peer");
+                if (e == SSL_ERROR_ZERO_RETURN) return peer_eof("closed by peer");
                 if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-                    return finish("closed by peer (no close_notify)");
+                    return peer_eof("closed by peer (no close_notify)");
                 return finish("tls read: " + last_ssl_error());
             }
             n = r;
@@ -203,7 +203,7 @@ void Connection::do_read() {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
                 return finish(fmt::format("read: {}", std::strerror(errno)));
             }
-            if (n == 0) return finish("closed by peer");
+            if (n == 0) return peer_eof("closed by peer");
             input_exhausted_ = size_t(n) < sizeof buf;
         }
         bytes_in_ += uint64_t(n);
@@ -337,6 +337,7 @@ bool Connection::start_tls(SSL* ssl) {
 void Connection::begin_tls() {
     ssl_ = starttls_ssl_;
     starttls_ssl_ = nullptr;
+    if (on_eof_) SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_set_fd(ssl_, fd_);
     watch_raw_reads();
     if (server_side_)
@@ -354,6 +355,22 @@ void Connection::begin_tls() {
         if (alive.expired() || state_ != State::Open) return;
         do_flush();
     });
+}
+
+void Connection::set_on_eof(std::function<void()> fn) {
+    on_eof_ = std::move(fn);
+    if (on_eof_ && ssl_) SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+}
+
+void Connection::peer_eof(std::string_view why) {
+    // Without an on_eof owner, or before the connection is open, an EOF ends it as it always did.
+    if (!on_eof_ || (state_ != State::Open && state_ != State::Closing)) return finish(why);
+    eof_ = true;
+    // Closing: our last output is still flushing; do_flush() ends the connection once it is out (a write the
+    // peer refuses ends it sooner). The idle timeout, if set, bounds a peer that stops reading too.
+    if (want_close_) return;
+    auto fn = on_eof_; // the owner may replace it, or delete this connection, from inside
+    fn();
 }
 
 void Connection::finish(std::string_view why) {

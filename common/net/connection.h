@@ -41,6 +41,14 @@ class Connection {
     static std::unique_ptr<Connection> connecting(core::Loop& loop, int fd, const SockAddr& to, SSL* ssl);
 
     void set_callbacks(Callbacks cb) { cb_ = std::move(cb); }
+    // Half-close (opt-in): when the peer finishes sending (TCP FIN, or TLS close_notify), `fn` runs and the
+    // connection stays open for our output; an HTTP/1.1 client may send a request and shut its side at once.
+    // The owner ends it with close() once its answer is queued. Without it an EOF ends the connection
+    // (on_close "closed by peer").
+    // Over TLS this also accepts a bare TCP FIN as the end of the peer's data (SSL_OP_IGNORE_UNEXPECTED_EOF,
+    // as nginx sets it): OpenSSL 3 otherwise fails the connection on it, and nothing could be sent back. The
+    // owner's protocol frames its messages, so a cut-off message is still seen as one.
+    void set_on_eof(std::function<void()> fn);
     void start();
     void write(std::string_view data);
     size_t pending_output() const { return out_.size() - out_off_; }
@@ -77,6 +85,7 @@ class Connection {
     void do_flush();
     void schedule_flush();
     void finish(std::string_view why);
+    void peer_eof(std::string_view why);
     void begin_tls();
     void watch_raw_reads();
     static void on_flush_event(int, short, void* arg);
@@ -89,6 +98,7 @@ class Connection {
     bool server_side_;
     State state_;
     Callbacks cb_;
+    std::function<void()> on_eof_;
     SockAddr peer_;
     std::unique_ptr<core::IoWatcher> io_;
     event* flush_ev_ = nullptr;
@@ -104,6 +114,7 @@ class Connection {
     // for: the kernel's input is exhausted and the next read would only find EAGAIN (see do_read).
     bool input_exhausted_ = false;
     bool peer_closed_ = false;    // an event reported the peer's FIN (IoWatcher::PeerClosed); sticky
+    bool eof_ = false;            // the peer's EOF was read and handed to on_eof: nothing more to read
     SSL* starttls_ssl_ = nullptr; // start_tls() waiting for the plain output to drain
     uint64_t bytes_in_ = 0, bytes_out_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -432,6 +432,84 @@ class HttpEdgeTest(HttpEdgeTopology):
             reqs = [int(m) for m in re.findall(r"req=(\d+)", f.read())]
         self.assertGreater(max(reqs), 1, "edge-c never reused a pooled connection to nginx")
 
+    def half_closed(self, request: bytes, close_notify: bool) -> bytes:
+        """Sends `request` over TLS, shuts our sending side (with a TLS close_notify first, or only the TCP
+        FIN), then reads until the server ends the connection. ssl.MemoryBIO: Python's SSLSocket cannot
+        half-close (its shutdown() drops the TLS state)."""
+        import ssl
+        ctx = ssl.create_default_context(cafile=f"{self.pki_dir}/ca.crt")
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, out, server_hostname=EDGE)
+        s = socket.create_connection(("127.0.0.1", self.ports.https), timeout=20)
+
+        def flush() -> None:
+            data = out.read()
+            if data:
+                s.sendall(data)
+
+        def fill() -> bool:
+            d = s.recv(65536)
+            if not d:
+                inc.write_eof()
+            else:
+                inc.write(d)
+            return bool(d)
+
+        try:
+            for _ in range(100):
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    flush()
+                    fill()
+            flush()
+            tls.write(request)
+            flush()
+            if close_notify:
+                try:
+                    tls.unwrap()
+                except ssl.SSLWantReadError:
+                    pass
+                flush()
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            for _ in range(100000):
+                try:
+                    chunk = tls.read(65536)
+                except ssl.SSLWantReadError:
+                    if not fill():
+                        break
+                    continue
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            return got
+        finally:
+            s.close()
+
+    def hello_request(self) -> bytes:
+        hello = self.proxy("http", "cucm1.example.com", self.web_port, "/files/hello.txt")
+        return f"GET {hello} HTTP/1.1\r\nHost: {EDGE}\r\nAuthorization: {basic(*ALICE)}\r\n\r\n".encode()
+
+    def nginx_hello_count(self) -> int:
+        with open(self.access_log) as f:
+            return f.read().count("GET /files/hello.txt 200")
+
+    def test_client_half_close_aborts_by_default(self):
+        """http.client_half_close: abort (the default, nginx's way): a client's EOF right after its request
+        ends the connection without an answer, with a TLS close_notify or a bare TCP FIN alike; the edge goes on
+        serving others."""
+        req = self.hello_request()
+        for close_notify in (True, False):
+            with self.subTest(close_notify=close_notify):
+                self.assertEqual(self.half_closed(req, close_notify), b"")
+        st, _, body = self.get(self.proxy("http", "cucm1.example.com", self.web_port, "/files/hello.txt"),
+                               auth=ALICE)
+        self.assertEqual((st, body), (200, self.hello))
+
     def test_proxy_post_body(self):
         url = self.proxy("http", "cucm1.example.com", self.web_port, "/files/hello.txt")
         for size in (10, 600 * 1024):
@@ -495,6 +573,37 @@ class HttpEdgeTest(HttpEdgeTopology):
         # a wrong password.
         st, _, body = self.get(f"/{DOMAIN_B64}/get_edge_config/", auth=("bob", "Bob-Passw0rd"))
         self.assertIn(st, (502, 503), body)
+
+
+
+class HttpHalfCloseServeTest(HttpEdgeTopology):
+    """http.client_half_close: serve (HAProxy's way)."""
+
+    EDGE_E_EXTRA = "http: {client_half_close: serve}"
+
+    half_closed = HttpEdgeTest.half_closed
+    hello_request = HttpEdgeTest.hello_request
+    nginx_hello_count = HttpEdgeTest.nginx_hello_count
+
+    def test_client_half_close_served(self):
+        """A client that sends its request and shuts its sending side at once (RFC 9112 9.6; ncat and socat do
+        so) still gets the answer, with a TLS close_notify or a bare TCP FIN; pipelined requests before the EOF
+        are all answered in order; a request the EOF cuts off is not sent on. Checked at nginx's access log."""
+        req = self.hello_request()
+        for close_notify in (True, False):
+            with self.subTest(close_notify=close_notify):
+                before = self.nginx_hello_count()
+                got = self.half_closed(req, close_notify)
+                self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:300])
+                self.assertTrue(got.endswith(self.hello), got[-300:])
+                self.assertEqual(self.nginx_hello_count(), before + 1)
+                got = self.half_closed(req + req, close_notify)
+                self.assertEqual(got.count(b"HTTP/1.1 200"), 2, got[:600])
+                self.assertEqual(self.nginx_hello_count(), before + 3)
+                # A request head cut off by the EOF: no answer, nothing reaches nginx.
+                self.assertEqual(self.half_closed(req[:40], close_notify), b"")
+                time.sleep(0.3)
+                self.assertEqual(self.nginx_hello_count(), before + 3)
 
 
 if __name__ == "__main__":

@@ -643,9 +643,11 @@ TEST_CASE("edge-e: the http section (timeouts, HTTP/2 streams, rate limit)", "[c
     CHECK(def->http.rate_limit.enabled);
     CHECK(def->http.rate_limit.requests_per_second == 50);
     CHECK(def->http.rate_limit.burst == 200);
+    CHECK(def->http.client_half_close == HalfClose::Abort);
 
     auto text = kEdgeE + "http:\n  response_timeout: 2s\n  max_concurrent_streams: 10\n"
-                         "  rate_limit: {enabled: off, requests_per_second: 5, burst: 7}\n";
+                         "  rate_limit: {enabled: off, requests_per_second: 5, burst: 7}\n"
+                         "  client_half_close: serve\n";
     auto cfg = load_edge_e_config(e.write("http-e.yaml", text));
     INFO((cfg ? "" : cfg.error().message));
     REQUIRE(cfg);
@@ -654,11 +656,14 @@ TEST_CASE("edge-e: the http section (timeouts, HTTP/2 streams, rate limit)", "[c
     CHECK_FALSE(cfg->http.rate_limit.enabled);
     CHECK(cfg->http.rate_limit.requests_per_second == 5);
     CHECK(cfg->http.rate_limit.burst == 7);
+    CHECK(cfg->http.client_half_close == HalfClose::Serve);
 
     Diagnostics diag;
-    auto bad =
-        kEdgeE + "http:\n  response_timeout: 0s\n  max_concurrent_streams: 0\n  rate_limit: {brust: 1}\n";
+    auto bad = kEdgeE +
+               "http:\n  response_timeout: 0s\n  max_concurrent_streams: 0\n  rate_limit: {brust: 1}\n"
+               "  client_half_close: wait\n";
     CHECK_FALSE(load_edge_e_config(e.write("http-bad-e.yaml", bad), &diag));
+    error_for(diag, "http.client_half_close");
     error_for(diag, "http.response_timeout");
     error_for(diag, "http.max_concurrent_streams");
     error_for(diag, "http.rate_limit.brust");

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 #include "common/core/loop.h"
@@ -134,4 +135,76 @@ TEST_CASE("connection: bytes that arrive while reading is paused are read on res
     loop.run();
     CHECK(seen.data == "onetwo");
     CHECK(seen.closed.empty());
+}
+
+// Reads what the blocking client socket receives until its EOF (or 5 s).
+static std::string read_to_eof(int fd) {
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, size_t(n));
+    }
+    return got;
+}
+
+TEST_CASE("connection: with on_eof, the peer's half-close leaves the connection open for the answer") {
+    core::Loop loop;
+    TcpPair p;
+    Seen seen;
+    auto c = serve(loop, p.server, seen);
+    int eofs = 0;
+    c->set_on_eof([&] {
+        ++eofs;
+        CHECK(seen.data == "GET / HTTP/1.1\r\n\r\n"); // every byte before the EOF came first
+        CHECK(seen.closed.empty());
+        // The answer is queued after the EOF and still goes out, then the connection closes.
+        c->write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        c->close();
+    });
+    c->start();
+    p.send("GET / HTTP/1.1\r\n\r\n");
+    ::shutdown(p.client, SHUT_WR);
+    run_bounded(loop);
+    CHECK(eofs == 1);
+    CHECK(seen.closed == "closed");
+    CHECK(read_to_eof(p.client) == "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+}
+
+TEST_CASE("connection: an EOF while closing does not cut the output still being flushed") {
+    core::Loop loop;
+    TcpPair p;
+    Seen seen;
+    auto c = serve(loop, p.server, seen);
+    c->set_on_eof([&] { FAIL_CHECK("on_eof runs only while the connection is open"); });
+    const std::string big(4 << 20, 'x'); // more than the socket buffers take: the close waits on the reader
+    c->set_callbacks({.on_ready = {},
+                      .on_data =
+                          [&](const char* d, size_t n) {
+                              seen.data.append(d, n);
+                              c->write(big);
+                              c->close();
+                          },
+                      .on_close =
+                          [&](std::string_view why) {
+                              seen.closed = std::string(why);
+                              loop.stop();
+                          },
+                      .on_drained = {}});
+    c->start();
+    p.send("bye");
+    ::shutdown(p.client, SHUT_WR); // the EOF is in while most of the answer still waits to be sent
+    std::string got;
+    std::thread reader([&] {
+        ::usleep(200 * 1000); // let the server find the EOF first
+        got = read_to_eof(p.client);
+    });
+    run_bounded(loop);
+    reader.join();
+    CHECK(seen.data == "bye");
+    CHECK(seen.closed == "closed");
+    CHECK(got.size() == big.size());
 }
