@@ -531,15 +531,16 @@ class EdgeLoadPairTest(PairPeers):
             return float(m.group(1)) if m else 0.0
 
         before = {p: packets(p) for p in (self.ports.admin_e, self.ports.admin_c)}
-        calls, secs = 4, 2
+        # --timeout below the media time: it bounds the call without its media.
+        calls, secs = 4, 6
         j = self.run_load("--scenario", "sip-call", "--target", f"127.0.0.1:{self.ports.sip}", "--sni", EDGE,
                           "--domain", "example.com", "--user", "media%d", "--password", "x", "--callee", "bob",
                           "--connections", "2", "--requests", str(calls), "--media-seconds", str(secs),
-                          "--duration", "40", "--timeout", "10")
+                          "--duration", "50", "--timeout", "5")
         self.assertEqual(j["errors_total"], 0, j)
         self.assertEqual(j["calls"]["completed"], calls, j)
         media = j["media"]
-        # 50 packets/s for 2 s per call; every one of them sent, and all but a few that may still have been on
+        # 50 packets/s for 6 s per call; every one of them sent, and all but a few that may still have been on
         # their way when the BYE went back, authenticated.
         self.assertEqual(media["sent"], calls * secs * 50, j)
         self.assertGreaterEqual(media["received"], 0.9 * media["sent"], j)

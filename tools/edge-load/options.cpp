@@ -96,7 +96,8 @@ options:
                           whitespace keep-alive period (default 60); 0 = none
   --callee USER           sip-call: the user called (sip:USER@--domain); it must be reachable through the
                           target (registered at the registrar behind it)
-  --media-seconds S       sip-call: S seconds of SRTP audio per call, checked on its way back (default 0: none)
+  --media-seconds S       sip-call: S seconds of SRTP audio per call, checked on its way back (default 0:
+                          none); --timeout then bounds each call's time without its media
   --messages M            xmpp: stop each session after M messages
   --resource R            xmpp: resource prefix; the session index is appended (default edge-load)
   --dns HOST:PORT         mra-login: the DNS server to ask (loopback only); the edge's names must resolve to

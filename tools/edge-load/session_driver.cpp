@@ -375,7 +375,8 @@ void SessionDriver::begin_op(Slot& s, uint64_t t_sched) {
     s.op_start = t_sched;
     ++s.ops;
     ++stats_.attempts;
-    s.op_timer->arm(timeout_ms_);
+    // A call's media time is planned, not waited for: --timeout bounds the rest of the call.
+    s.op_timer->arm(timeout_ms_ + (opt_.scenario == Scenario::SipCall ? uint64_t(opt_.media_s * 1000) : 0));
     Slot* sp = &s;
     switch (opt_.scenario) {
     case Scenario::SipRegister:
