@@ -790,7 +790,8 @@ void S2sOutSession::on_close(link::LinkStream&, const core::Failure& failure) {
 
 // ---- Federation ------------------------------------------------------------------------------------------
 
-Federation::Federation(WorkerState& ws) : ws_(ws), memo_(ws.app().metrics()), rng_(std::random_device{}()) {
+Federation::Federation(WorkerState& ws)
+    : ws_(ws), memo_(ws.app().metrics()), dns_(ws.worker().loop(), kDefaultS2sPort) {
     // The fixed label sets exist from the start, so a dashboard sees zeros rather than nothing.
     for (auto r : kRefusals)
         memo_.get("edgepair_xmpp_federation_refusals_total", "XMPP federation streams refused, by reason",
@@ -813,32 +814,15 @@ void Federation::apply(const std::shared_ptr<const Generation>& gen) {
     policy_.allow = fx.allow;
     policy_.deny = fx.deny;
     local_ = fx.local_domains;
-    cache_ttl_ms_ = uint64_t(fx.dns_cache_ttl.count());
-    net::ResolverOptions o;
+    std::vector<std::string> servers;
     for (auto& a : fx.dns_servers)
-        o.servers.push_back(a.str());
-    o.timeout_ms = uint32_t(fx.dns_timeout.count());
-    o.tries = 2;
-    std::string key = fmt::format("{}|{}", fmt::join(o.servers, ","), o.timeout_ms);
-    if (resolver_ && key == resolver_key_) return;
-    auto r = net::Resolver::create(ws_.worker().loop(), o);
-    if (!r) {
+        servers.push_back(a.str());
+    if (auto r = dns_.configure(servers, fx.dns_timeout, fx.dns_cache_ttl); !r)
         EP_ERROR(kLog, "worker {}: federation resolver: {}", ws_.worker().index(), r.error().message);
-        return;
-    }
-    resolver_ = std::move(*r);
-    resolver_key_ = key;
-    cache_.clear();
 }
 
 bool Federation::local_domain(std::string_view d) const {
-    std::string n = xmpp::normalise_domain(d);
-    if (n.empty()) return false;
-    if (!local_.empty()) return std::find(local_.begin(), local_.end(), n) != local_.end();
-    auto snap = ws_.snapshot();
-    if (!snap) return false;
-    const mra::Domain* dom = snap->find_domain(n);
-    return dom != nullptr && dom->services.imp;
+    return federation_local_domain(d, local_, ws_.snapshot().get());
 }
 
 std::unique_ptr<ClientSession> Federation::make_inbound(int fd) {
@@ -874,52 +858,10 @@ void Federation::on_control(link::LinkConn* link, std::string_view msg) {
     raw->start(link);
 }
 
-std::vector<Federation::Target> Federation::order(const std::string& domain, const CacheEntry& e) {
-    std::vector<Target> out;
-    if (e.refused) return out;
-    if (e.srv.empty()) {
-        out.push_back({domain, kDefaultS2sPort});
-        return out;
-    }
-    for (auto& r : net::srv_weighted_order(e.srv, rng_))
-        out.push_back({r.target, r.port});
-    return out;
-}
-
 void Federation::targets(const std::string& domain, std::function<void(std::vector<Target>)> cb) {
-    auto now = ws_.worker().loop().now_ms();
-    if (auto it = cache_.find(domain); it != cache_.end() && it->second.expires_ms > now) {
-        auto t = order(domain, it->second);
-        ws_.worker().loop().post([cb = std::move(cb), t = std::move(t)] { cb(t); });
-        return;
-    }
-    if (!resolver_) {
-        count_dns_failure("domain");
-        ws_.worker().loop().post([cb = std::move(cb)] { cb({}); });
-        return;
-    }
-    std::weak_ptr<bool> alive = alive_;
-    resolver_->resolve_srv("_xmpp-server._tcp." + domain,
-                           [this, alive, domain, cb = std::move(cb)](Result<std::vector<net::SrvRecord>> r) {
-                               if (alive.expired()) return cb({});
-                               CacheEntry e;
-                               e.expires_ms = ws_.worker().loop().now_ms() + cache_ttl_ms_;
-                               if (r && r->size() == 1 && (*r)[0].target.empty()) {
-                                   // RFC 2782: a lone "." target says the service is not offered.
-                                   e.refused = true;
-                                   count_dns_failure("domain");
-                               } else if (r && !r->empty()) {
-                                   e.srv = *r;
-                               } else {
-                                   count_dns_failure("srv");
-                                   EP_DEBUG(kLog, "_xmpp-server._tcp.{}: {}; falling back to {}:{}", domain,
-                                            r ? "no records" : r.error().message, domain, kDefaultS2sPort);
-                               }
-                               if (cache_.size() > 4096)
-                                   cache_.clear(); // bounded: remote domains are open-ended
-                               auto& slot = cache_[domain] = std::move(e);
-                               cb(order(domain, slot));
-                           });
+    dns_.targets(
+        domain, {{"_xmpp-server._tcp." + domain, "srv"}},
+        [this](std::string_view stage) { count_dns_failure(stage); }, std::move(cb));
 }
 
 void Federation::count_refusal(std::string_view reason) {

@@ -29,6 +29,7 @@
 #include "common/obs/counter_memo.h"
 #include "common/xmpp/s2s.h"
 #include "edge-e/edge_e.h"
+#include "edge-e/federation_dns.h"
 
 namespace edgepair::edge_e {
 
@@ -52,12 +53,9 @@ class Federation {
     xmpp::S2sSecurity security() const { return security_; }
     const xmpp::DomainPolicy& policy() const { return policy_; }
     bool local_domain(std::string_view d) const;
-    net::Resolver* resolver() { return resolver_.get(); }
+    net::Resolver* resolver() { return dns_.resolver(); }
 
-    struct Target {
-        std::string host;
-        uint16_t port = 0;
-    };
+    using Target = FederationTarget;
     // The servers of a remote domain, in the order to try them (never called back inline; an empty list
     // means the domain has no reachable server by DNS).
     void targets(const std::string& domain, std::function<void(std::vector<Target>)> cb);
@@ -73,24 +71,13 @@ class Federation {
     void count_dns_failure(std::string_view stage);
 
   private:
-    struct CacheEntry {
-        uint64_t expires_ms = 0;
-        std::vector<net::SrvRecord> srv; // empty: fall back to the domain's own address on 5269
-        bool refused = false;            // a "." target: the domain says it has no XMPP server
-    };
-    std::vector<Target> order(const std::string& domain, const CacheEntry& e);
-
     WorkerState& ws_;
     obs::CounterMemo memo_;
-    std::unique_ptr<net::Resolver> resolver_;
-    std::string resolver_key_;
+    FederationDns dns_;    // _xmpp-server._tcp, else the domain on 5269
     bool enabled_ = false; // the current generation has federation.xmpp
     xmpp::S2sSecurity security_ = xmpp::S2sSecurity::Required;
     xmpp::DomainPolicy policy_;
     std::vector<std::string> local_;
-    uint64_t cache_ttl_ms_ = 60000;
-    std::unordered_map<std::string, CacheEntry> cache_;
-    std::mt19937 rng_;
     std::unordered_set<std::string> labelled_; // domains with their own metric label on this worker
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -474,7 +474,7 @@ class SipFedOut final : public FedFlow {
 // ---- SipFederation ---------------------------------------------------------------------------------------
 
 SipFederation::SipFederation(WorkerState& ws)
-    : ws_(ws), memo_(ws.app().metrics()), rng_(std::random_device{}()) {
+    : ws_(ws), memo_(ws.app().metrics()), dns_(ws.worker().loop(), kDefaultSipsPort) {
     // The fixed label sets exist from the start, so a dashboard sees zeros rather than nothing.
     for (auto r : kRefusals)
         memo_.get("edgepair_sip_federation_refusals_total",
@@ -502,32 +502,15 @@ void SipFederation::apply(const std::shared_ptr<const Generation>& gen) {
                 "federation.sip.record_route is unset: federated dialogs are not record-routed, so their "
                 "in-dialog requests may bypass the pair",
                 fs.listen.str());
-    cache_ttl_ms_ = uint64_t(fs.dns_cache_ttl.count());
-    net::ResolverOptions o;
+    std::vector<std::string> servers;
     for (auto& a : fs.dns_servers)
-        o.servers.push_back(a.str());
-    o.timeout_ms = uint32_t(fs.dns_timeout.count());
-    o.tries = 2;
-    std::string key = fmt::format("{}|{}", fmt::join(o.servers, ","), o.timeout_ms);
-    if (resolver_ && key == resolver_key_) return;
-    auto r = net::Resolver::create(ws_.worker().loop(), o);
-    if (!r) {
+        servers.push_back(a.str());
+    if (auto r = dns_.configure(servers, fs.dns_timeout, fs.dns_cache_ttl); !r)
         EP_ERROR(kLog, "worker {}: federation resolver: {}", ws_.worker().index(), r.error().message);
-        return;
-    }
-    resolver_ = std::move(*r);
-    resolver_key_ = key;
-    cache_.clear();
 }
 
 bool SipFederation::local_domain(std::string_view d) const {
-    std::string n = xmpp::normalise_domain(d);
-    if (n.empty()) return false;
-    if (!local_.empty()) return std::find(local_.begin(), local_.end(), n) != local_.end();
-    auto snap = ws_.snapshot();
-    if (!snap) return false;
-    const mra::Domain* dom = snap->find_domain(n);
-    return dom != nullptr && dom->services.imp;
+    return federation_local_domain(d, local_, ws_.snapshot().get());
 }
 
 std::unique_ptr<ClientSession> SipFederation::make_inbound(int fd) {
@@ -562,59 +545,10 @@ void SipFederation::on_control(link::LinkConn* link, std::string_view msg) {
     raw->start(link);
 }
 
-std::vector<SipFederation::Target> SipFederation::order(const std::string& domain, const CacheEntry& e) {
-    std::vector<Target> out;
-    if (e.refused) return out;
-    if (e.srv.empty()) {
-        out.push_back({domain, kDefaultSipsPort});
-        return out;
-    }
-    for (auto& r : net::srv_weighted_order(e.srv, rng_))
-        out.push_back({r.target, r.port});
-    return out;
-}
-
 void SipFederation::targets(const std::string& domain, std::function<void(std::vector<Target>)> cb) {
-    auto now = ws_.worker().loop().now_ms();
-    if (auto it = cache_.find(domain); it != cache_.end() && it->second.expires_ms > now) {
-        auto t = order(domain, it->second);
-        ws_.worker().loop().post([cb = std::move(cb), t = std::move(t)] { cb(t); });
-        return;
-    }
-    if (!resolver_) {
-        count_dns_failure("domain");
-        ws_.worker().loop().post([cb = std::move(cb)] { cb({}); });
-        return;
-    }
-    lookup(domain, true, std::move(cb));
-}
-
-// RFC 3263 4.2 for a SIP (not SIPS) URI over TLS: `_sips._tcp` first, then `_sip._tcp` (its targets are
-// dialled with TLS too: the pair federates over TLS only), then the domain's own address on 5061.
-void SipFederation::lookup(const std::string& domain, bool sips,
-                           std::function<void(std::vector<Target>)> cb) {
-    std::weak_ptr<bool> alive = alive_;
-    std::string name = (sips ? "_sips._tcp." : "_sip._tcp.") + domain;
-    resolver_->resolve_srv(
-        name, [this, alive, domain, sips, cb = std::move(cb)](Result<std::vector<net::SrvRecord>> r) mutable {
-            if (alive.expired()) return cb({});
-            CacheEntry e;
-            e.expires_ms = ws_.worker().loop().now_ms() + cache_ttl_ms_;
-            if (r && r->size() == 1 && (*r)[0].target.empty()) {
-                // RFC 2782: a lone "." target says the service is not offered.
-                e.refused = true;
-                count_dns_failure("domain");
-            } else if (r && !r->empty()) {
-                e.srv = *r;
-            } else {
-                count_dns_failure(sips ? "sips" : "sip");
-                if (sips) return lookup(domain, false, std::move(cb));
-                EP_DEBUG(kLog, "no SIP SRV record for {}: trying {}:{}", domain, domain, kDefaultSipsPort);
-            }
-            if (cache_.size() > 4096) cache_.clear(); // bounded: remote domains are open-ended
-            auto& slot = cache_[domain] = std::move(e);
-            cb(order(domain, slot));
-        });
+    dns_.targets(
+        domain, {{"_sips._tcp." + domain, "sips"}, {"_sip._tcp." + domain, "sip"}},
+        [this](std::string_view stage) { count_dns_failure(stage); }, std::move(cb));
 }
 
 void SipFederation::count_refusal(std::string_view reason) {

@@ -30,6 +30,7 @@
 #include "common/obs/counter_memo.h"
 #include "common/xmpp/s2s.h"
 #include "edge-e/edge_e.h"
+#include "edge-e/federation_dns.h"
 
 namespace edgepair::edge_e {
 
@@ -51,12 +52,9 @@ class SipFederation {
     WorkerState& ws() { return ws_; }
     const xmpp::DomainPolicy& policy() const { return policy_; }
     bool local_domain(std::string_view d) const;
-    net::Resolver* resolver() { return resolver_.get(); }
+    net::Resolver* resolver() { return dns_.resolver(); }
 
-    struct Target {
-        std::string host;
-        uint16_t port = 0;
-    };
+    using Target = FederationTarget;
     // The servers of a remote domain in the order to try them (never called back inline; empty: none).
     void targets(const std::string& domain, std::function<void(std::vector<Target>)> cb);
 
@@ -78,24 +76,14 @@ class SipFederation {
     void count_dns_failure(std::string_view stage);
 
   private:
-    struct CacheEntry {
-        uint64_t expires_ms = 0;
-        std::vector<net::SrvRecord> srv; // empty: the domain's own address on 5061
-        bool refused = false;            // a lone "." target: no SIP service
-    };
-    void lookup(const std::string& domain, bool sips, std::function<void(std::vector<Target>)> cb);
-    std::vector<Target> order(const std::string& domain, const CacheEntry& e);
-
     WorkerState& ws_;
     obs::CounterMemo memo_;
-    std::unique_ptr<net::Resolver> resolver_;
-    std::string resolver_key_;
+    // RFC 3263 4.2 for a SIP (not SIPS) URI over TLS: _sips._tcp, then _sip._tcp (its targets are dialled
+    // with TLS too: the pair federates over TLS only), then the domain's own address on 5061.
+    FederationDns dns_;
     bool enabled_ = false;
     xmpp::DomainPolicy policy_;
     std::vector<std::string> local_;
-    uint64_t cache_ttl_ms_ = 60000;
-    std::unordered_map<std::string, CacheEntry> cache_;
-    std::mt19937 rng_;
     std::unordered_set<std::string> labelled_;
     std::string domain_label(std::string_view domain);
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
