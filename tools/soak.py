@@ -141,35 +141,12 @@ class Topology(tel.PairPeers):
         self.add_signin_users()
         self.start_nginx()
         self.start_pair(media=True)
-        self.start_callee()
+        # The call stream's callee, echoing RTP; Expires 7200 (Kamailio's max_expires) covers soaks of up to two
+        # hours.
+        self.start_callee("-rtp_echo", "-trace_err", "-error_file", os.path.join(self.tmp, "sipp-uas-errors.log"),
+                          expires=7200)
         self.edge_e = next(p for p in self._procs if p.name == "edge-e")
         self.edge_c = next(p for p in self._procs if p.name == "edge-c")
-
-    def start_callee(self) -> None:
-        """The call stream's callee "bob": sipp's UAS answering with plain RTP and echoing every RTP packet to
-        its sender (edge-c), registered at Kamailio by a second sipp (test_edge_load's sip-call test does the
-        same without the echo)."""
-        ip = tel.INTERNAL_IP
-        uas_port = h.free_port(ip, udp=True)
-        media_port = h.free_port_range(2, ip)
-        self.uas = self.start(["sipp", "-sf", os.path.join(tel.SIP_DIR, "media-uas.xml"), "-t", "u1", "-i", ip,
-                               "-p", str(uas_port), "-mi", ip, "-mp", str(media_port), "-rtp_echo", "-nostdin",
-                               "-trace_err", "-error_file", os.path.join(self.tmp, "sipp-uas-errors.log")],
-                              name="sipp-uas")
-        h.wait_udp_bound(ip, uas_port, timeout=10, proc=self.uas)
-        # Expires 7200, Kamailio's max_expires: long enough for soaks of up to two hours.
-        self.register_callee(uas_port)
-        self.callee_port = uas_port
-
-    def register_callee(self, uas_port: int) -> None:
-        ip = tel.INTERNAL_IP
-        reg = self.start(["sipp", "-sf", os.path.join(tel.SIP_DIR, "media-register.xml"), "-t", "u1",
-                          f"{tel.UCM_ADDR}:{self.kport}", "-i", ip, "-p", str(h.free_port(ip, udp=True)), "-m", "1",
-                          "-timeout", "30", "-nostdin", "-key", "user", "bob", "-key", "domain", "example.com",
-                          "-key", "contact_ip", ip, "-key", "contact_port", str(uas_port), "-key", "expires",
-                          "7200"], name="sipp-register")
-        if reg.wait(30) != 0:
-            raise h.HarnessError(f"registering the callee failed: {reg.tail()}")
 
     def add_signin_users(self) -> None:
         """The sign-in stream's users, added to the fixtures' cluster file (they re-read it when it changes)."""

@@ -313,6 +313,26 @@ class PairPeers(h.TestCase):
         p = self.start([nginx, "-c", conf, "-p", ngx], name="nginx")
         p.wait_port(UCM_ADDR, self.web_port, timeout=10)
 
+    def start_callee(self, *uas_args: str, expires: int = 3600) -> h.Proc:
+        """The callee "bob": sipp's UAS (tests/integration/sip/media-uas.xml, as test_media.py runs it) on UDP
+        behind Kamailio, answering with plain RTP, registered at Kamailio by a second sipp whose Contact names
+        the UAS. uas_args: more sipp options (-m, -rtp_echo, traces). Needs start_kamailio(udp=True)."""
+        self.require_tool("sipp")
+        uas_port = h.free_port(INTERNAL_IP, udp=True)
+        media_port = h.free_port_range(2, INTERNAL_IP)
+        uas = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-uas.xml"), "-t", "u1", "-i", INTERNAL_IP,
+                          "-p", str(uas_port), "-mi", INTERNAL_IP, "-mp", str(media_port), "-nostdin", *uas_args],
+                         name="sipp-uas")
+        h.wait_udp_bound(INTERNAL_IP, uas_port, timeout=10, proc=uas)
+        reg = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-register.xml"), "-t", "u1",
+                          f"{UCM_ADDR}:{self.kport}", "-i", INTERNAL_IP, "-p", str(h.free_port(INTERNAL_IP, udp=True)),
+                          "-m", "1", "-timeout", "30", "-nostdin", "-key", "user", "bob", "-key", "domain",
+                          "example.com", "-key", "contact_ip", INTERNAL_IP, "-key", "contact_port", str(uas_port),
+                          "-key", "expires", str(expires)], name="sipp-register")
+        if reg.wait(30) != 0:
+            raise h.HarnessError(f"registering the callee failed: {reg.tail()}")
+        return uas
+
     def start_pair(self, media: bool = False) -> None:
         """media: both edges relay call media (their `media:` sections, as test_media.py configures them)."""
         disc = (f"unified_cm:\n  - {{address: cucm1.example.com, port: {self.fport}, username: axladmin, "
@@ -423,24 +443,10 @@ class EdgeLoadPairTest(PairPeers):
         self.start_dns()
         self.start_fixtures()
         self.start_pair(media=True)
-        # The callee "bob": sipp's UAS (tests/integration/sip/media-uas.xml, as test_media.py runs it), registered
-        # at Kamailio by a second sipp whose Contact names the UAS.
-        uas_port = h.free_port(INTERNAL_IP, udp=True)
-        media_port = h.free_port_range(2, INTERNAL_IP)
         calls, direct_calls = 24, 6
         msg_log = os.path.join(self.tmp, "sipp-uas-messages.log")
-        uas = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-uas.xml"), "-t", "u1", "-i", INTERNAL_IP,
-                          "-p", str(uas_port), "-mi", INTERNAL_IP, "-mp", str(media_port),
-                          "-m", str(calls + direct_calls), "-timeout", "60", "-nostdin", "-trace_msg",
-                          "-message_file", msg_log, "-trace_err", "-error_file",
-                          os.path.join(self.tmp, "sipp-uas-errors.log")], name="sipp-uas")
-        h.wait_udp_bound(INTERNAL_IP, uas_port, timeout=10, proc=uas)
-        reg = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-register.xml"), "-t", "u1",
-                          f"{UCM_ADDR}:{self.kport}", "-i", INTERNAL_IP, "-p", str(h.free_port(INTERNAL_IP, udp=True)),
-                          "-m", "1", "-timeout", "30", "-nostdin", "-key", "user", "bob", "-key", "domain",
-                          "example.com", "-key", "contact_ip", INTERNAL_IP, "-key", "contact_port", str(uas_port),
-                          "-key", "expires", "3600"], name="sipp-register")
-        self.assertEqual(reg.wait(30), 0, reg.tail())
+        uas = self.start_callee("-m", str(calls + direct_calls), "-timeout", "60", "-trace_msg", "-message_file",
+                                msg_log, "-trace_err", "-error_file", os.path.join(self.tmp, "sipp-uas-errors.log"))
 
         j = self.run_load("--scenario", "sip-call", "--target", f"127.0.0.1:{self.ports.sip}", "--sni", EDGE,
                           "--domain", "example.com", "--user", "caller%d", "--password", "x", "--callee", "bob",
@@ -512,18 +518,7 @@ class EdgeLoadPairTest(PairPeers):
         self.start_dns()
         self.start_fixtures()
         self.start_pair(media=True)
-        uas_port = h.free_port(INTERNAL_IP, udp=True)
-        media_port = h.free_port_range(2, INTERNAL_IP)
-        uas = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-uas.xml"), "-t", "u1", "-i", INTERNAL_IP,
-                          "-p", str(uas_port), "-mi", INTERNAL_IP, "-mp", str(media_port), "-rtp_echo",
-                          "-timeout", "60", "-nostdin"], name="sipp-uas")
-        h.wait_udp_bound(INTERNAL_IP, uas_port, timeout=10, proc=uas)
-        reg = self.start(["sipp", "-sf", os.path.join(SIP_DIR, "media-register.xml"), "-t", "u1",
-                          f"{UCM_ADDR}:{self.kport}", "-i", INTERNAL_IP, "-p", str(h.free_port(INTERNAL_IP, udp=True)),
-                          "-m", "1", "-timeout", "30", "-nostdin", "-key", "user", "bob", "-key", "domain",
-                          "example.com", "-key", "contact_ip", INTERNAL_IP, "-key", "contact_port", str(uas_port),
-                          "-key", "expires", "3600"], name="sipp-register")
-        self.assertEqual(reg.wait(30), 0, reg.tail())
+        self.start_callee("-rtp_echo", "-timeout", "60")
 
         def packets(port: int) -> float:
             _, _, body = h.http_get(f"http://127.0.0.1:{port}/metrics", timeout=5)
