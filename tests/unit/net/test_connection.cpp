@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <functional>
 #include <memory>
 #include <netinet/in.h>
 #include <string>
@@ -50,10 +51,16 @@ struct Seen {
     std::string closed; // on_close's reason; empty while open
 };
 
-std::unique_ptr<net::Connection> serve(core::Loop& loop, int fd, Seen& seen) {
+// after_data: what the test does on each read, once the bytes are in `seen`.
+std::unique_ptr<net::Connection> serve(core::Loop& loop, int fd, Seen& seen,
+                                       std::function<void()> after_data = {}) {
     auto c = std::make_unique<net::Connection>(loop, fd, nullptr, true);
     c->set_callbacks({.on_ready = {},
-                      .on_data = [&seen](const char* d, size_t n) { seen.data.append(d, n); },
+                      .on_data =
+                          [&seen, after_data = std::move(after_data)](const char* d, size_t n) {
+                              seen.data.append(d, n);
+                              if (after_data) after_data();
+                          },
                       .on_close =
                           [&seen, &loop](std::string_view why) {
                               seen.closed = std::string(why);
@@ -108,19 +115,8 @@ TEST_CASE("connection: bytes that arrive while reading is paused are read on res
     core::Loop loop;
     TcpPair p;
     Seen seen;
-    auto c = serve(loop, p.server, seen);
-    c->set_callbacks({.on_ready = {},
-                      .on_data =
-                          [&](const char* d, size_t n) {
-                              seen.data.append(d, n);
-                              c->pause_reading();
-                          },
-                      .on_close =
-                          [&](std::string_view why) {
-                              seen.closed = std::string(why);
-                              loop.stop();
-                          },
-                      .on_drained = {}});
+    std::unique_ptr<net::Connection> c;
+    c = serve(loop, p.server, seen, [&] { c->pause_reading(); });
     c->start();
     p.send("one"); // a short read, then paused
     core::Timer send_more(loop, [&] { p.send("two"); });
@@ -178,22 +174,13 @@ TEST_CASE("connection: an EOF while closing does not cut the output still being 
     core::Loop loop;
     TcpPair p;
     Seen seen;
-    auto c = serve(loop, p.server, seen);
-    c->set_on_eof([&] { FAIL_CHECK("on_eof runs only while the connection is open"); });
     const std::string big(4 << 20, 'x'); // more than the socket buffers take: the close waits on the reader
-    c->set_callbacks({.on_ready = {},
-                      .on_data =
-                          [&](const char* d, size_t n) {
-                              seen.data.append(d, n);
-                              c->write(big);
-                              c->close();
-                          },
-                      .on_close =
-                          [&](std::string_view why) {
-                              seen.closed = std::string(why);
-                              loop.stop();
-                          },
-                      .on_drained = {}});
+    std::unique_ptr<net::Connection> c;
+    c = serve(loop, p.server, seen, [&] {
+        c->write(big);
+        c->close();
+    });
+    c->set_on_eof([&] { FAIL_CHECK("on_eof runs only while the connection is open"); });
     c->start();
     p.send("bye");
     ::shutdown(p.client, SHUT_WR); // the EOF is in while most of the answer still waits to be sent
