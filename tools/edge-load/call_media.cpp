@@ -6,18 +6,17 @@
 
 #include <fmt/format.h>
 
-#include "common/media/sdp.h"
-
 namespace edgepair::load {
 
 namespace {
 
 constexpr media::SrtpSuite kSuite = media::SrtpSuite::AES_CM_128_HMAC_SHA1_80;
 constexpr size_t kRtpHeader = 12;
-constexpr size_t kPayload = 160;    // 20 ms of G.711 at 8 kHz
-constexpr unsigned kGraceMs = 300;  // after the last packet, for the last ones to come back
-constexpr size_t kBuf = 2048;       // a packet back larger than this is not ours
-constexpr uint8_t kPayloadType = 0; // PCMU, the offer's first format
+constexpr unsigned kIntervalMs = 20; // one packet per 20 ms, as a G.711 call sends
+constexpr size_t kPayload = 160;     // 20 ms of G.711 at 8 kHz
+constexpr unsigned kGraceMs = 300;   // after the last packet, for the last ones to come back
+constexpr size_t kBuf = 2048;        // a packet back larger than this is not ours
+constexpr uint8_t kPayloadType = 0;  // PCMU, the offer's first format
 constexpr media::SrtpBackend kClientCipher = media::SrtpBackend::Libsrtp2;
 
 } // namespace
@@ -28,35 +27,30 @@ Result<std::unique_ptr<CallMedia>> CallMedia::open(core::Loop& loop, const std::
     if (!addr) return make_error(fmt::format("media socket on {}: {}", local_ip, addr.error().message));
     auto sock = media::UdpSocket::bind(*addr);
     if (!sock) return make_error(fmt::format("media socket on {}: {}", local_ip, sock.error().message));
-    auto key = media::CryptoAttr::random(1, kSuite).master_key;
-    auto m =
-        std::unique_ptr<CallMedia>(new CallMedia(loop, std::move(*sock), std::move(key), uint32_t(rng())));
-    m->seq_ = uint16_t(rng());
-    m->ts_ = uint32_t(rng());
-    auto out =
-        media::SrtpStream::create(kSuite, m->key_, media::SrtpStream::Direction::Outbound, kClientCipher);
+    auto m = std::unique_ptr<CallMedia>(new CallMedia(loop, std::move(*sock), rng));
+    auto out = media::SrtpStream::create(kSuite, m->ours_.master_key, media::SrtpStream::Direction::Outbound,
+                                         kClientCipher);
     if (!out) return make_error(fmt::format("SRTP (our key): {}", out.error().message));
     m->out_ = std::move(*out);
     return m;
 }
 
-CallMedia::CallMedia(core::Loop& loop, media::UdpSocket sock, std::string key, uint32_t ssrc)
-    : loop_(loop), sock_(std::move(sock)), key_(std::move(key)), ssrc_(ssrc), seq_(0), ts_(0) {
-    port_ = sock_.local_port();
-}
+CallMedia::CallMedia(core::Loop& loop, media::UdpSocket sock, std::mt19937_64& rng)
+    : loop_(loop), sock_(std::move(sock)), port_(sock_.local_port()),
+      ours_(media::CryptoAttr::random(1, kSuite)), ssrc_(uint32_t(rng())), seq_(uint16_t(rng())),
+      ts_(uint32_t(rng())) {}
 
 CallMedia::~CallMedia() = default;
 
 std::string CallMedia::crypto_attr() const {
-    media::CryptoAttr c;
-    c.tag = 1;
-    c.suite = kSuite;
-    c.master_key = key_;
-    return c.format();
+    return ours_.format();
 }
 
-Result<void> CallMedia::start(std::string_view answer_sdp, double seconds, unsigned interval_ms,
-                              std::function<void()> done) {
+std::string CallMedia::unused_crypto_attr() {
+    return media::CryptoAttr::random(1, kSuite).format();
+}
+
+Result<void> CallMedia::start(std::string_view answer_sdp, double seconds, std::function<void()> done) {
     auto sdp = media::Sdp::parse(answer_sdp);
     if (!sdp) return make_error(fmt::format("answer SDP: {}", sdp.error().message));
     size_t i = 0;
@@ -77,8 +71,7 @@ Result<void> CallMedia::start(std::string_view answer_sdp, double seconds, unsig
     if (!in) return make_error(fmt::format("SRTP (the answer's key): {}", in.error().message));
     in_ = std::move(*in);
     peer_ = *peer;
-    interval_ms_ = interval_ms ? interval_ms : 20;
-    to_send_ = std::max<uint64_t>(1, uint64_t(seconds * 1000.0 / interval_ms_ + 0.5));
+    to_send_ = std::max<uint64_t>(1, uint64_t(seconds * 1000.0 / kIntervalMs + 0.5));
     done_ = std::move(done);
     watch_ = std::make_unique<core::IoWatcher>(loop_, sock_.fd(), core::IoWatcher::Interest::ReadLevel,
                                                [this](short) { on_readable(); });
@@ -114,7 +107,7 @@ void CallMedia::tick() {
         draining_ = true;
         timer_->arm(kGraceMs);
     } else {
-        timer_->arm(interval_ms_);
+        timer_->arm(kIntervalMs);
     }
 }
 

@@ -16,6 +16,7 @@
 
 #include "common/core/loop.h"
 #include "common/core/result.h"
+#include "common/media/sdp.h"
 #include "common/media/srtp.h"
 #include "common/media/udp.h"
 #include "common/net/address.h"
@@ -40,24 +41,25 @@ class CallMedia {
     uint16_t port() const { return port_; }
     // The offer's a=crypto value: "1 AES_CM_128_HMAC_SHA1_80 inline:<key>".
     std::string crypto_attr() const;
+    // The same with a fresh key, for an offer whose media is never sent.
+    static std::string unused_crypto_attr();
 
-    // Sends `seconds` of audio (packets every `interval_ms`) to the answer's audio address with our key and
+    // Sends `seconds` of audio (a packet every 20 ms) to the answer's audio address with our key and
     // reads what comes back; `done` runs once the sending is over and a short grace period for the last
     // packets back has passed (`done` must not destroy this CallMedia). Error (nothing started) when the
     // answer has no usable audio address or key.
-    Result<void> start(std::string_view answer_sdp, double seconds, unsigned interval_ms,
-                       std::function<void()> done);
+    Result<void> start(std::string_view answer_sdp, double seconds, std::function<void()> done);
     const MediaCounts& counts() const { return counts_; }
 
   private:
-    CallMedia(core::Loop& loop, media::UdpSocket sock, std::string key, uint32_t ssrc);
+    CallMedia(core::Loop& loop, media::UdpSocket sock, std::mt19937_64& rng);
     void tick();
     void on_readable();
 
     core::Loop& loop_;
     media::UdpSocket sock_;
     uint16_t port_ = 0;
-    std::string key_; // our master key and salt (kSrtpMasterKeyLen bytes)
+    media::CryptoAttr ours_; // our SDES key
     uint32_t ssrc_;
     uint16_t seq_;
     uint32_t ts_;
@@ -66,7 +68,6 @@ class CallMedia {
     std::unique_ptr<core::IoWatcher> watch_;
     std::unique_ptr<core::Timer> timer_;
     uint64_t to_send_ = 0;
-    unsigned interval_ms_ = 20;
     bool draining_ = false;
     std::function<void()> done_;
     MediaCounts counts_;

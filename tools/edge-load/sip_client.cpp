@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "common/core/version.h"
-#include "common/http/b64_domain.h"
 #include "common/sip/message.h"
 #include "common/sip/proxy.h"
 
@@ -114,17 +113,8 @@ void SipClient::call(std::string_view callee) {
 // RTP/SAVP with one SDES key (RFC 4568), G.711 and telephone events. Without media_ (media_s 0) no media is
 // sent: the run measures call set-up, and the port named here is never bound.
 std::string SipClient::sdp_offer() {
-    std::string crypto;
-    uint16_t port = 16384 + 2 * (local_port_ % 8192);
-    if (media_) {
-        crypto = media_->crypto_attr();
-        port = media_->port();
-    } else {
-        std::string key;
-        for (int i = 0; i < 30; ++i) // 128-bit master key + 112-bit salt
-            key += char(rng_() & 0xff);
-        crypto = "1 AES_CM_128_HMAC_SHA1_80 inline:" + http::base64_encode(key);
-    }
+    std::string crypto = media_ ? media_->crypto_attr() : CallMedia::unused_crypto_attr();
+    uint16_t port = media_ ? media_->port() : uint16_t(16384 + 2 * (local_port_ % 8192));
     const char* ipv = local_ip_.find(':') != std::string::npos ? "IP6" : "IP4";
     return fmt::format("v=0\r\no=edge-load {} 1 IN {} {}\r\ns=-\r\nc=IN {} {}\r\nt=0 0\r\n"
                        "m=audio {} RTP/SAVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
@@ -345,7 +335,7 @@ void SipClient::handle_invite_response(const sip::Message& m) {
     if (!*alive || !conn_) return;
     conn_->write(ack_bytes_);
     if (media_ && call_.bad_answer.empty()) {
-        auto started = media_->start(body, cfg_.media_s, cfg_.media_interval_ms, [this] { send_bye(); });
+        auto started = media_->start(body, cfg_.media_s, [this] { send_bye(); });
         if (started) return; // the BYE follows the media
         call_.bad_answer = fmt::format("media: {}", started.error().message);
     }

@@ -33,8 +33,7 @@ struct SipClientConfig {
     std::string tls_name; // SNI and the name verified
     std::string user, password, domain;
     uint32_t expires = 3600;
-    double media_s = 0;              // sip-call: seconds of SRTP audio per call (0: none, BYE at once)
-    unsigned media_interval_ms = 20; // one packet per interval
+    double media_s = 0; // sip-call: seconds of SRTP audio per call (0: none, BYE at once)
 };
 
 class SipClient {
