@@ -240,6 +240,10 @@ have_clang() { command -v clang++ >/dev/null 2>&1; }
 # The sanitizer tree. -g1 / -gline-tables-only (line tables, no variable info): reports keep file:line and the
 # build is 20-30 % faster than with -g (CI's time budget: these stages are mostly compiling).
 configure_san() {
+  # A tree configured with another compiler cannot be switched in place (an older GCC tree, say).
+  if [[ -e $BA/CMakeCache.txt ]] && have_clang && ! grep -q "^CMAKE_CXX_COMPILER:.*clang" "$BA/CMakeCache.txt"; then
+    rm -rf -- "$BA"
+  fi
   if have_clang; then
     # EDGEPAIR_FUZZ=ON: ASan+UBSan plus libFuzzer's coverage hooks on every object; unit tests link without
     # libFuzzer (the ASan runtime has no-op hooks), fuzz targets with it.
@@ -258,9 +262,6 @@ stage_asan() {
   mapfile -t targets < <(unit_targets)
   ((${#targets[@]})) || { skip "no unit test folders under tests/unit/"; return; }
   say "unit targets: ${targets[*]}"
-  if [[ -e $BA/CMakeCache.txt ]] && ! grep -q "^CMAKE_CXX_COMPILER:.*clang" "$BA/CMakeCache.txt" && have_clang; then
-    rm -rf -- "$BA" # a tree configured with another compiler cannot be switched in place
-  fi
   configure_san || return
   # The fuzz targets are built here too when the fuzz stage will run: one make run keeps both cores busy.
   if have_clang && want fuzz; then
@@ -291,9 +292,6 @@ stage_fuzz() {
   ((${#names[@]})) || { skip "no fuzz targets (tests/fuzz/*_fuzz.cpp) yet"; return; }
   have_clang || { skip "clang++ not installed"; return; }
   say "fuzz targets: ${names[*]}"
-  if [[ -e $BA/CMakeCache.txt ]] && ! grep -q "^CMAKE_CXX_COMPILER:.*clang" "$BA/CMakeCache.txt"; then
-    rm -rf -- "$BA"
-  fi
   configure_san || return
   cmake --build "$BA" -j"$JOBS" --target "${names[@]/#/fuzz_}" || return
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
