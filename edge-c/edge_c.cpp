@@ -411,7 +411,7 @@ Result<void> EdgeC::create(app::App& app) {
     if (!r) return make_error("dns: " + r.error().message);
     resolver_ = std::move(*r);
     http_ = std::make_unique<http::Client>(app.main_loop(), *resolver_, client_options(*gen_));
-    oauth_keys_ = std::make_unique<OAuthKeyFetcher>(app.main_loop(), *http_, &app.metrics());
+    oauth_keys_ = std::make_unique<OAuthKeyFetcher>(*http_, &app.metrics());
     oauth_keys_->configure(gen_->cfg.oauth);
     oauth_keys_->on_change([this] { on_oauth_keys_change(); });
     // Here, not in the constructor: its Redis connections need the main loop, which the App makes in run().

@@ -67,8 +67,8 @@ Result<std::string> key_fetch_answer(const config::OAuthClusterConfig& c, int st
 
 // ---- OAuthKeyFetcher ----
 
-OAuthKeyFetcher::OAuthKeyFetcher(core::Loop& loop, http::Client& http, obs::Registry* metrics)
-    : loop_(loop), http_(http), metrics_(metrics) {}
+OAuthKeyFetcher::OAuthKeyFetcher(http::Client& http, obs::Registry* metrics)
+    : http_(http), metrics_(metrics) {}
 
 OAuthKeyFetcher::~OAuthKeyFetcher() {
     *alive_ = false;

@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "common/config/edge_c_config.h"
-#include "common/core/loop.h"
 #include "common/http/h1_client.h"
 #include "edge-c/oauth_validator.h"
 
@@ -49,7 +48,8 @@ class OAuthKeyFetcher {
     };
     using ChangeFn = std::function<void()>;
 
-    OAuthKeyFetcher(core::Loop& loop, http::Client& http, obs::Registry* metrics);
+    // Fetches run on the loop of http.
+    OAuthKeyFetcher(http::Client& http, obs::Registry* metrics);
     ~OAuthKeyFetcher();
     OAuthKeyFetcher(const OAuthKeyFetcher&) = delete;
     OAuthKeyFetcher& operator=(const OAuthKeyFetcher&) = delete;
@@ -69,7 +69,6 @@ class OAuthKeyFetcher {
     void start(size_t i);
     void finish(const std::string& name, const std::string& url, Result<http::ClientResponse> r);
 
-    core::Loop& loop_;
     http::Client& http_;
     obs::Registry* metrics_;
     std::vector<State> states_;
