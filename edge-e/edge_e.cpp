@@ -899,7 +899,16 @@ std::string EdgeE::status_fields() {
         snap = fmt::format("{{\"applied\":{},\"domains\":[{}],\"nodes\":[{}],\"allow_list_rules\":{}}}",
                            snapshots_applied_, domains, nodes, snapshot_->allow_list.rules().size());
     }
-    // Federation (issue #19): its settings; its counters are on /metrics.
+    // Federation (issue #19): its settings, and the refusal and DNS-failure counters by reason / stage
+    // (summed over workers by the registry), so an operator sees why partners are refused without scraping
+    // /metrics.
+    auto by_label = [this](const std::string& family) {
+        std::string out;
+        for (auto& [labels, n] : metrics().counter_values(family))
+            for (auto& [k, v] : labels)
+                out += fmt::format("{}{}:{}", out.empty() ? "" : ",", admin::json_str(v), n);
+        return "{" + out + "}";
+    };
     auto list = [](const std::vector<std::string>& v) {
         std::string out;
         for (auto& d : v)
@@ -909,19 +918,21 @@ std::string EdgeE::status_fields() {
     std::string fed_parts;
     if (cfg.federation.xmpp) {
         const auto& fx = *cfg.federation.xmpp;
-        fed_parts =
-            fmt::format("\"xmpp\":{{\"listen\":{},\"security\":\"{}\",\"local_domains\":{},\"allow\":{},"
-                        "\"deny\":{}}}",
-                        admin::json_str(fx.listen.str()), config::to_string(fx.security),
-                        list(fx.local_domains), list(fx.allow), list(fx.deny));
+        fed_parts = fmt::format(
+            "\"xmpp\":{{\"listen\":{},\"security\":\"{}\",\"local_domains\":{},\"allow\":{},"
+            "\"deny\":{},\"refusals\":{},\"dns_failures\":{}}}",
+            admin::json_str(fx.listen.str()), config::to_string(fx.security), list(fx.local_domains),
+            list(fx.allow), list(fx.deny), by_label("edgepair_xmpp_federation_refusals_total"),
+            by_label("edgepair_xmpp_federation_dns_failures_total"));
     }
     if (cfg.federation.sip) {
         const auto& fs = *cfg.federation.sip;
         fed_parts += fmt::format("{}\"sip\":{{\"listen\":{},\"tls_verify\":{},\"local_domains\":{},"
-                                 "\"allow\":{},\"deny\":{}}}",
+                                 "\"allow\":{},\"deny\":{},\"refusals\":{},\"dns_failures\":{}}}",
                                  fed_parts.empty() ? "" : ",", admin::json_str(fs.listen.str()),
                                  fs.tls_verify ? "true" : "false", list(fs.local_domains), list(fs.allow),
-                                 list(fs.deny));
+                                 list(fs.deny), by_label("edgepair_sip_federation_refusals_total"),
+                                 by_label("edgepair_sip_federation_dns_failures_total"));
     }
     // Open federated sessions per remote domain (the gauges the sessions hold), summed over workers by the
     // registry; a domain whose sessions all ended is left out.

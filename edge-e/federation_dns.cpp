@@ -13,6 +13,7 @@ namespace edgepair::edge_e {
 namespace {
 constexpr const char* kLog = "federation";
 constexpr size_t kMaxCachedDomains = 4096;
+constexpr uint64_t kTransientCacheMs = 5000;
 } // namespace
 
 FederationDns::FederationDns(core::Loop& loop, uint16_t default_port)
@@ -62,32 +63,37 @@ void FederationDns::targets(const std::string& domain, std::vector<SrvName> name
         loop_.post([cb = std::move(cb)] { cb({}); });
         return;
     }
-    query(domain, std::move(names), 0, std::move(count_failure), std::move(cb));
+    query(domain, std::move(names), 0, std::move(count_failure), std::move(cb), false);
 }
 
 void FederationDns::query(const std::string& domain, std::vector<SrvName> names, size_t i,
                           std::function<void(std::string_view)> count_failure,
-                          std::function<void(std::vector<FederationTarget>)> cb) {
+                          std::function<void(std::vector<FederationTarget>)> cb, bool transient) {
     std::weak_ptr<bool> alive = alive_;
     std::string name = names[i].name;
-    resolver_->resolve_srv(name, [this, alive, domain, names = std::move(names), i,
-                                  count_failure = std::move(count_failure),
-                                  cb = std::move(cb)](Result<std::vector<net::SrvRecord>> r) mutable {
+    resolver_->resolve_srv_answer(name, [this, alive, domain, names = std::move(names), i, transient,
+                                         count_failure = std::move(count_failure),
+                                         cb = std::move(cb)](net::SrvAnswer a) mutable {
         if (alive.expired()) return cb({});
+        using Kind = net::SrvAnswer::Kind;
         CacheEntry e;
-        e.expires_ms = loop_.now_ms() + cache_ttl_ms_;
-        if (r && r->size() == 1 && (*r)[0].target.empty()) {
-            // RFC 2782: a lone "." target says the service is not offered.
+        // A look-up that got no answer (timeout, SERVFAIL) says nothing about the domain: what it led to is
+        // kept only briefly, so the domain's SRV records are used as soon as its DNS answers again.
+        transient = transient || a.kind == Kind::failed;
+        e.expires_ms =
+            loop_.now_ms() + (transient ? std::min(cache_ttl_ms_, kTransientCacheMs) : cache_ttl_ms_);
+        if (a.kind == Kind::not_offered) {
             e.refused = true;
             count_failure("domain");
-        } else if (r && !r->empty()) {
-            e.srv = *r;
+            EP_DEBUG(kLog, "{}", a.error);
+        } else if (a.kind == Kind::records) {
+            e.srv = std::move(a.records);
         } else {
             count_failure(names[i].miss_stage);
             if (i + 1 < names.size())
-                return query(domain, std::move(names), i + 1, std::move(count_failure), std::move(cb));
-            EP_DEBUG(kLog, "{}: {}; falling back to {}:{}", names[i].name,
-                     r ? "no records" : r.error().message, domain, default_port_);
+                return query(domain, std::move(names), i + 1, std::move(count_failure), std::move(cb),
+                             transient);
+            EP_DEBUG(kLog, "{}; falling back to {}:{}", a.error, domain, default_port_);
         }
         if (cache_.size() > kMaxCachedDomains) cache_.clear();
         auto& slot = cache_[domain] = std::move(e);

@@ -57,9 +57,10 @@ class FederationDns {
         std::vector<net::SrvRecord> srv; // empty: the domain's own address on default_port_
         bool refused = false;            // a lone "." target
     };
+    // transient: an earlier name of this look-up got no answer (the result is then cached only briefly).
     void query(const std::string& domain, std::vector<SrvName> names, size_t i,
                std::function<void(std::string_view)> count_failure,
-               std::function<void(std::vector<FederationTarget>)> cb);
+               std::function<void(std::vector<FederationTarget>)> cb, bool transient);
     std::vector<FederationTarget> order(const std::string& domain, const CacheEntry& e);
 
     core::Loop& loop_;

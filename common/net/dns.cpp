@@ -42,7 +42,7 @@ struct Resolver::Query {
     Resolver* self;
     std::string name;
     AddrCallback addr_cb;
-    SrvCallback srv_cb;
+    std::function<void(SrvAnswer)> srv_cb;
 };
 
 Result<std::unique_ptr<Resolver>> Resolver::create(core::Loop& loop, const ResolverOptions& opts) {
@@ -255,9 +255,16 @@ void Resolver::on_addrinfo(void* arg, int status, int, ares_addrinfo* res) {
 }
 
 void Resolver::resolve_srv(std::string_view name, SrvCallback cb) {
+    resolve_srv_answer(name, [cb = std::move(cb)](SrvAnswer a) {
+        if (a.kind == SrvAnswer::Kind::records) return cb(std::move(a.records));
+        cb(make_error(std::move(a.error)));
+    });
+}
+
+void Resolver::resolve_srv_answer(std::string_view name, std::function<void(SrvAnswer)> cb) {
     std::string n(name);
     if (n.empty()) {
-        complete([cb = std::move(cb)] { cb(make_error("resolve SRV: empty name")); });
+        complete([cb = std::move(cb)] { cb({SrvAnswer::Kind::failed, {}, "resolve SRV: empty name"}); });
         return;
     }
     auto* q = new Query{this, n, {}, std::move(cb)};
@@ -273,13 +280,18 @@ void Resolver::on_srv(void* arg, int status, int, unsigned char* abuf, int alen)
     std::unique_ptr<Query> q(static_cast<Query*>(arg));
     Resolver* self = q->self;
     --self->in_flight_;
-    auto fail = [&](std::string msg) {
-        self->complete([cb = std::move(q->srv_cb), msg = std::move(msg)] { cb(make_error(msg)); });
+    auto answer = [&](SrvAnswer a) {
+        self->complete([cb = std::move(q->srv_cb), a = std::move(a)]() mutable { cb(std::move(a)); });
     };
-    if (status != ARES_SUCCESS) return fail(ares_message("resolve SRV", q->name, status));
+    using Kind = SrvAnswer::Kind;
+    if (status == ARES_ENOTFOUND || status == ARES_ENODATA)
+        return answer({Kind::none, {}, ares_message("resolve SRV", q->name, status)});
+    if (status != ARES_SUCCESS)
+        return answer({Kind::failed, {}, ares_message("resolve SRV", q->name, status)});
     ares_srv_reply* reply = nullptr;
     int st = ares_parse_srv_reply(abuf, alen, &reply);
-    if (st != ARES_SUCCESS) return fail(ares_message("resolve SRV", q->name, st));
+    if (st == ARES_ENODATA) return answer({Kind::none, {}, ares_message("resolve SRV", q->name, st)});
+    if (st != ARES_SUCCESS) return answer({Kind::failed, {}, ares_message("resolve SRV", q->name, st)});
     std::vector<SrvRecord> out;
     for (auto* r = reply; r; r = r->next)
         out.push_back(SrvRecord{strip_dot(r->host ? r->host : ""), r->port, r->priority, r->weight});
@@ -287,12 +299,15 @@ void Resolver::on_srv(void* arg, int status, int, unsigned char* abuf, int alen)
     // RFC 2782: target "." means the service is decidedly not available here.
     out.erase(std::remove_if(out.begin(), out.end(), [](const SrvRecord& r) { return r.target.empty(); }),
               out.end());
-    if (out.empty()) return fail(fmt::format("resolve SRV {}: no usable records", q->name));
+    if (out.empty())
+        return answer({Kind::not_offered,
+                       {},
+                       fmt::format("resolve SRV {}: the service is not offered (\".\")", q->name)});
     std::stable_sort(out.begin(), out.end(), [](const SrvRecord& a, const SrvRecord& b) {
         if (a.priority != b.priority) return a.priority < b.priority;
         return a.weight > b.weight;
     });
-    self->complete([cb = std::move(q->srv_cb), v = std::move(out)]() mutable { cb(std::move(v)); });
+    answer({Kind::records, std::move(out), {}});
 }
 
 std::vector<SrvRecord> srv_weighted_order(std::vector<SrvRecord> records, std::mt19937& rng) {

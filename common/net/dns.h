@@ -34,6 +34,21 @@ struct SrvRecord {
     uint16_t weight = 0;
 };
 
+// What one SRV look-up found. Callers that fall back to the domain's address (XMPP and SIP federation) must
+// tell "there is no such record", which may be cached for its TTL, from "no answer", which may not, and both
+// from a lone "." target (RFC 2782: the service is decidedly not offered), which is not to be dialled at all.
+struct SrvAnswer {
+    enum class Kind : uint8_t {
+        records,     // `records`, ordered as resolve_srv orders them
+        none,        // NXDOMAIN or no SRV record of the name
+        not_offered, // a lone "." target
+        failed,      // no usable answer: timeout, SERVFAIL, refused, malformed (`error` says which)
+    };
+    Kind kind = Kind::failed;
+    std::vector<SrvRecord> records;
+    std::string error; // for none / not_offered / failed: what happened, naming the query
+};
+
 struct ResolverOptions {
     std::vector<std::string> servers; // "ip:port" / "[v6]:port" / "ip"; empty = the system's resolv.conf
     uint32_t timeout_ms = 2000;       // per try, per server (c-ares doubles it on later rounds)
@@ -62,6 +77,9 @@ class Resolver {
     // SRV records of `name` (e.g. "_collab-edge._tls.example.com"), ordered by priority (lowest first),
     // then weight (highest first). Use srv_weighted_order() for RFC 2782 randomised selection.
     void resolve_srv(std::string_view name, SrvCallback cb);
+    // The same look-up with the outcome classified (SrvAnswer::Kind); resolve_srv is this with every kind but
+    // `records` as an error.
+    void resolve_srv_answer(std::string_view name, std::function<void(SrvAnswer)> cb);
 
     size_t in_flight() const { return in_flight_; }
     size_t cached() const { return addr_cache_.size(); }

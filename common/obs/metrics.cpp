@@ -37,6 +37,7 @@ Counter& Registry::counter(const std::string& name, const std::string& help, con
     if (it != fam.counters.end()) return *it->second;
     Counter& c = counter_store_.emplace_back();
     fam.counters.emplace(key, &c);
+    fam.counter_labels.emplace(key, labels);
     return c;
 }
 
@@ -77,6 +78,16 @@ std::vector<std::pair<Labels, int64_t>> Registry::gauge_values(const std::string
     if (f == families_.end()) return out;
     for (auto& [k, g] : f->second.gauges)
         out.emplace_back(f->second.gauge_labels.at(k), g->value());
+    return out;
+}
+
+std::vector<std::pair<Labels, uint64_t>> Registry::counter_values(const std::string& name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::vector<std::pair<Labels, uint64_t>> out;
+    auto f = families_.find(name);
+    if (f == families_.end()) return out;
+    for (auto& [k, c] : f->second.counters)
+        out.emplace_back(f->second.counter_labels.at(k), c->value());
     return out;
 }
 

@@ -74,12 +74,15 @@ class Registry {
     uint64_t counter_value(const std::string& name, const Labels& labels = {}) const;
     // Every labelled gauge of a family with its labels and value, in label order (/status).
     std::vector<std::pair<Labels, int64_t>> gauge_values(const std::string& name) const;
+    // Every labelled counter of a family with its labels and value, in label order (/status).
+    std::vector<std::pair<Labels, uint64_t>> counter_values(const std::string& name) const;
 
   private:
     struct Family {
         std::string help;
         bool is_counter = true;
-        std::map<std::string, Counter*> counters; // key: rendered label set
+        std::map<std::string, Counter*> counters;     // key: rendered label set
+        std::map<std::string, Labels> counter_labels; // same keys as counters
         std::map<std::string, Gauge*> gauges;
         std::map<std::string, Labels> gauge_labels; // same keys as gauges
         std::function<double()> fn;

@@ -278,6 +278,14 @@ federation:
         self.assertEqual(status["federation"]["xmpp"]["security"], "required")
         self.assertEqual(status["federation"]["xmpp"]["deny"], ["denied.test"])
         self.assertIn({"name": "xmpp_s2s", "address": f"{EDGE_E_ADDR}:{self.fed_port}"}, status["listeners"])
+        # Refusals by reason and DNS failures by stage are on /status as on /metrics (every label, zeros too).
+        fx = status["federation"]["xmpp"]
+        for reason, n in fx["refusals"].items():
+            self.assertEqual(n, self.metric(self.ports.admin_e, "edgepair_xmpp_federation_refusals_total",
+                                            f'reason="{reason}"'), reason)
+        self.assertGreaterEqual(fx["refusals"]["denied"], 1)
+        self.assertGreaterEqual(fx["dns_failures"]["srv"], 1)
+        self.assertEqual(set(fx["dns_failures"]), {"srv", "address", "domain"})
         # The streams Prosody keeps open after the exchange are on /status, per remote domain and direction.
         open_now = self.open_federation()
         self.assertGreaterEqual(open_now.get(("xmpp", "out", "partner.test"), 0), 1, open_now)

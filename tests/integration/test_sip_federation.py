@@ -514,6 +514,17 @@ federation:
         self.assertGreaterEqual(self.metric(c, "edgepair_sip_federation_refusals_total", 'reason="not_imp_node"'),
                                 1)
         self.assertGreaterEqual(self.metric(e, "edgepair_sip_federation_refusals_total", 'reason="denied"'), 3)
+        # edge-e's /status names the same refusals and DNS failures as its /metrics.
+        st, _, body = h.http_get(f"http://127.0.0.1:{e}/status", timeout=5)
+        self.assertEqual(st, 200)
+        fs = json.loads(body)["federation"]["sip"]
+        for family, key, label in (("refusals", "edgepair_sip_federation_refusals_total", "reason"),
+                                   ("dns_failures", "edgepair_sip_federation_dns_failures_total", "stage")):
+            self.assertTrue(fs[family], family)
+            for value, n in fs[family].items():
+                self.assertEqual(n, self.metric(e, key, f'{label}="{value}"'), f"{family} {value}")
+        self.assertGreaterEqual(fs["refusals"]["denied"], 3)
+        self.assertGreaterEqual(fs["dns_failures"]["address"], 1)
 
 
 if __name__ == "__main__":

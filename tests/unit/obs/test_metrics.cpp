@@ -37,3 +37,18 @@ TEST_CASE("gauge_values lists a family's gauges with their labels") {
     CHECK(v[1].second == 5);
     CHECK(reg.gauge_values("edgepair_absent").empty());
 }
+
+TEST_CASE("counter_values lists a family's counters with their labels") {
+    Registry reg;
+    reg.counter("edgepair_test_refusals_total", "refusals", {{"reason", "denied"}}).inc(3);
+    reg.counter("edgepair_test_refusals_total", "refusals", {{"reason", "bad_certificate"}});
+    reg.gauge("edgepair_test_open", "open things", {{"reason", "denied"}}).set(7);
+    auto v = reg.counter_values("edgepair_test_refusals_total");
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].first == Labels{{"reason", "bad_certificate"}});
+    CHECK(v[0].second == 0);
+    CHECK(v[1].first == Labels{{"reason", "denied"}});
+    CHECK(v[1].second == 3);
+    CHECK(reg.counter_values("edgepair_test_open").empty());
+    CHECK(reg.counter_values("edgepair_absent").empty());
+}
