@@ -605,11 +605,11 @@ Result<std::shared_ptr<const Generation>> EdgeE::build(config::EdgeEConfig cfg) 
     if (cfg.federation.sip) {
         auto& fs = *cfg.federation.sip;
         const std::string& cas = fs.trusted_cas.empty() ? cfg.tls.trusted_cas : fs.trusted_cas;
-        // Inbound, the remote server is not asked for a certificate: its requests are held to the domain
-        // lists by their From (docs/CONFIG.md, federation.sip).
+        // Inbound, the remote server's requests are held to the domain lists by their From (docs/CONFIG.md,
+        // federation.sip); with verify_client its certificate must also name that From domain.
         auto so = server_options(cfg, {}, tickets_.sipfed);
         so.trusted_cas = cas;
-        so.client_certs = net::ClientCertMode::None;
+        so.client_certs = fs.verify_client ? net::ClientCertMode::Required : net::ClientCertMode::None;
         auto st = net::TlsServerContext::create(so);
         if (!st) return make_error("tls (federation.sip listener): " + st.error().message);
         gen->sipfed_tls = *st;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/link/link_conn.h"
+#include "common/net/x509_check.h"
 #include "common/obs/access_log.h"
 #include "common/obs/log.h"
 #include "common/sip/fed_route.h"
@@ -30,8 +32,9 @@ constexpr size_t kMaxLabelledDomains = 256; // per worker; later domains are cou
 constexpr size_t kMaxFromLink = 2 * 1024 * 1024;
 constexpr uint64_t kFailedLingerMs = 2000; // a failed outbound leg answers IM&P this long, then ends
 constexpr size_t kMaxHeld = 64 * 1024;     // IM&P's requests before the remote connection is up
-constexpr std::string_view kRefusals[] = {"register",  "denied",  "not_allowed",        "bad_domain",
-                                          "not_local", "no_link", "remote_unreachable", "invalid"};
+constexpr std::string_view kRefusals[] = {"register",      "denied",    "not_allowed", "bad_domain",
+                                          "not_certified", "not_local", "no_link",     "remote_unreachable",
+                                          "invalid"};
 
 void set_port(net::SockAddr& a, uint16_t port) {
     if (a.family() == AF_INET6)
@@ -126,6 +129,8 @@ class FedFlow : public ClientSession, public link::StreamHandler {
         auto out = sip::fed_route_through(bytes, *m, *hop);
         return out ? std::move(*out) : std::string(bytes); // the next hop answers the malformed Route
     }
+    // Whether the connection's peer may speak for `domain` (federation.sip.verify_client, inbound only).
+    virtual bool from_certified(const std::string&) { return true; }
     // A request from the remote that passed the policy.
     virtual void forward(std::string_view bytes, const sip::Message& m, const sip::RoutingInfo& info) = 0;
 
@@ -194,6 +199,9 @@ class FedFlow : public ClientSession, public link::StreamHandler {
         std::string from = lower(info.from.uri.host);
         if (auto why = fed_.policy().refusal(from); !why.empty())
             return refuse(*m, 403, fmt::format("Federation with {} is not permitted", printable(from)), why);
+        if (!from_certified(from))
+            return refuse(*m, 403, fmt::format("The TLS certificate does not name {}", printable(from)),
+                          "not_certified");
         // Outside a dialog the request must address one of our domains; inside one it follows the route set
         // IM&P gave (edge-c checks that it names an IM&P node).
         if (!info.to.tag() || info.to.tag()->empty()) {
@@ -270,6 +278,18 @@ class SipFedIn final : public FedFlow {
     }
 
   private:
+    // RFC 5922 7.3 / 5923: with mutual TLS the peer's certificate, not the From it writes, says which domains
+    // it serves. The SANs are read once per connection (the TLS context already checked the chain).
+    bool from_certified(const std::string& domain) override {
+        if (!gen_->cfg.federation.sip->verify_client) return true;
+        if (!peer_cert_) {
+            X509* cert = conn_ && conn_->ssl() ? SSL_get1_peer_certificate(conn_->ssl()) : nullptr;
+            peer_cert_ = cert ? net::cert_info(cert) : net::CertInfo{};
+            if (cert) X509_free(cert);
+        }
+        return net::san_matches(*peer_cert_, domain);
+    }
+
     void forward(std::string_view bytes, const sip::Message&, const sip::RoutingInfo& info) override {
         if (!stream_) {
             link::LinkConn* link = ws_.pick_link();
@@ -293,6 +313,8 @@ class SipFedIn final : public FedFlow {
         }
         to_link(bytes);
     }
+
+    std::optional<net::CertInfo> peer_cert_; // verify_client: the peer certificate's names, read once
 };
 
 // ---- outbound: IM&P -> edge-c -> link -> edge-e -> the remote domain's server ---------------------------

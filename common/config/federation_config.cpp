@@ -44,9 +44,9 @@ void dns_servers(const Map& m, std::vector<Address>& out) {
 }
 
 void parse_edge_e_sip(const Node& x, EdgeESipFederationConfig& c) {
-    auto xm =
-        x.as_map({"listen", "local_domains", "allow", "deny", "dns_servers", "dns_timeout", "dns_cache_ttl",
-                  "connect_timeout", "tls_verify", "trusted_cas", "max_message_size", "record_route"});
+    auto xm = x.as_map({"listen", "local_domains", "allow", "deny", "dns_servers", "dns_timeout",
+                        "dns_cache_ttl", "connect_timeout", "tls_verify", "verify_client", "trusted_cas",
+                        "max_message_size", "record_route"});
     xm.address("listen", c.listen, kSipListen);
     domain_list(xm, "local_domains", c.local_domains, false);
     domain_list(xm, "allow", c.allow, true);
@@ -56,6 +56,7 @@ void parse_edge_e_sip(const Node& x, EdgeESipFederationConfig& c) {
     xm.duration("dns_cache_ttl", c.dns_cache_ttl, std::chrono::seconds(0), std::chrono::hours(1));
     xm.duration("connect_timeout", c.connect_timeout, std::chrono::seconds(1), std::chrono::minutes(5));
     xm.boolean("tls_verify", c.tls_verify);
+    xm.boolean("verify_client", c.verify_client);
     xm.readable_file("trusted_cas", c.trusted_cas);
     xm.size("max_message_size", c.max_message_size, 4 * 1024, 1024 * 1024);
     if (auto rr = xm.get("record_route"))

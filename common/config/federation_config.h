@@ -47,7 +47,11 @@ struct EdgeESipFederationConfig {
     Duration dns_timeout = std::chrono::seconds(2);
     Duration dns_cache_ttl = std::chrono::seconds(60);
     Duration connect_timeout = std::chrono::seconds(10); // per target: TCP + TLS
-    bool tls_verify = true;  // outbound: the remote's certificate must name the domain (RFC 5922)
+    bool tls_verify = true; // outbound: the remote's certificate must name the domain (RFC 5922)
+    // Inbound: the remote must present a certificate chaining to trusted_cas, and every request's From host
+    // must be one of its DNS SANs. Off, the From domain the lists are checked against is whatever the peer
+    // writes (the default, as most partners present no client certificate).
+    bool verify_client = false;
     std::string trusted_cas; // default tls.trusted_cas
     uint64_t max_message_size = 64 * 1024;
     // The address remote servers reach `listen` at, for edge-e's Record-Route entry on federated dialogs

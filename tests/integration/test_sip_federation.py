@@ -248,12 +248,13 @@ class SipFederationTest(h.TestCase):
         h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
         return p
 
-    def start_pair(self, imp_port: int) -> None:
+    def start_pair(self, imp_port: int, verify_client: bool = False) -> None:
         pki = self.pki_dir
         ecfg = pair.edge_e_yaml(self, self.ports, pki, extra=f"""
 federation:
           sip:
             listen: 127.0.0.1:{self.fed_port}
+            verify_client: {"true" if verify_client else "false"}
             local_domains: [example.com]
             deny: ["denied.test", "*.denied.test"]
             dns_servers: ["127.0.0.1:{self.dns_port}"]
@@ -444,6 +445,52 @@ federation:
             time.sleep(0.1)
         self.assertIn(first.encode(), partner.data)
         self.assertIn(last.encode(), partner.data, "the request IM&P wrote before closing was lost")
+
+    # ---- verify_client: the partner's certificate, not its From, says which domain it speaks for -------------
+
+    def test_verify_client_binds_the_from_domain_to_the_certificate(self):
+        """federation.sip.verify_client: a partner presenting a certificate for partner.test (and partner2.test)
+        passes with a From in those domains and gets 403 with any other From, although the lists allow it; a
+        peer without a certificate is not served. Asserts what reached the IM&P node. Interop of edge-e's check
+        with Python's OpenSSL client; the partner is not a real SIP server."""
+        imp = Recorder(answer=True)
+        self.pipes.append(imp)
+        self.start_dns(h.free_port())
+        self.start_pair(imp.port, verify_client=True)
+        ctx = ssl.create_default_context(cafile=f"{self.pki_dir}/ca.crt")
+        ctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
+        before = self.metric(self.ports.admin_e, "edgepair_sip_federation_refusals_total", 'reason="not_certified"')
+        ok_cid, ok2_cid, spoof_cid, nocert_cid = (f"{k}-{uuid.uuid4().hex}" for k in ("ok", "ok2", "spoof", "nc"))
+        raw = socket.create_connection(("127.0.0.1", self.fed_port), timeout=TIMEOUT)
+        with ctx.wrap_socket(raw, server_hostname="expe1.example.com") as s:
+            s.sendall(sip_request("MESSAGE", "sip:alice@example.com", "sip:bob@partner.test",
+                                  "sip:alice@example.com", ok_cid, body="hi"))
+            self.assertEqual(read_response(s), 200)
+            s.sendall(sip_request("MESSAGE", "sip:alice@example.com", "sip:mallory@elsewhere.test",
+                                  "sip:alice@example.com", spoof_cid, body="I am elsewhere.test"))
+            self.assertEqual(read_response(s), 403)
+            s.sendall(sip_request("MESSAGE", "sip:alice@example.com", "sip:carol@partner2.test",
+                                  "sip:alice@example.com", ok2_cid, body="hi"))
+            self.assertEqual(read_response(s), 200)
+        got = b""
+        try:
+            with self.tls_client() as s:  # no certificate: TLS 1.3 reports the refusal after the handshake
+                s.sendall(sip_request("MESSAGE", "sip:alice@example.com", "sip:bob@partner.test",
+                                      "sip:alice@example.com", nocert_cid, body="hi"))
+                s.settimeout(5)
+                got = s.recv(65536)
+        except (ssl.SSLError, OSError):
+            pass
+        self.assertFalse(got.startswith(b"SIP/2.0"), got)
+        deadline = time.monotonic() + TIMEOUT
+        while ok2_cid.encode() not in imp.data and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn(ok_cid.encode(), imp.data)
+        self.assertIn(ok2_cid.encode(), imp.data)
+        self.assertNotIn(spoof_cid.encode(), imp.data, "a From the certificate does not name reached IM&P")
+        self.assertNotIn(nocert_cid.encode(), imp.data, "a peer without a certificate reached IM&P")
+        self.assertEqual(self.metric(self.ports.admin_e, "edgepair_sip_federation_refusals_total",
+                                     'reason="not_certified"'), before + 1)
 
     # ---- refusals, and no route but to the IM&P node ---------------------------------------------------------
 

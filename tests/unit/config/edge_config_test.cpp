@@ -1114,6 +1114,7 @@ TEST_CASE("edge-e: federation.sip keys, defaults and errors", "[config][edge_e][
         REQUIRE(fs.dns_servers.size() == 1);
         CHECK(fs.dns_servers[0].port == 5353);
         CHECK_FALSE(fs.tls_verify);
+        CHECK_FALSE(fs.verify_client); // most partners present no client certificate
         CHECK(fs.connect_timeout == 10s);
         CHECK(fs.max_message_size == 64 * 1024);
         CHECK_FALSE(fs.record_route); // the listener's address, when it is an IP
@@ -1124,8 +1125,10 @@ TEST_CASE("edge-e: federation.sip keys, defaults and errors", "[config][edge_e][
   sip:
     listen: "*:5070"
     record_route: sip-fed.example.com
+    verify_client: true
 )"));
         REQUIRE(cfg);
+        CHECK(cfg->federation.sip->verify_client);
         const auto& rr = cfg->federation.sip->record_route;
         REQUIRE(rr);
         CHECK(rr->host == "sip-fed.example.com");
