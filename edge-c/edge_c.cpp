@@ -802,11 +802,23 @@ std::string EdgeC::status_fields() {
         domains += (domains.empty() ? "" : ",") + fmt::format("{{\"name\":{},\"deployment\":{}}}",
                                                               admin::json_str(d.name),
                                                               admin::json_str(d.deployment));
-    return fmt::format(",\"cluster\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],"
-                       "\"domains\":[{}],\"allow_list\":{},\"discovery\":{},\"oauth_keys\":{}",
-                       cluster_status(), peers, links, deployments, domains, allow_list_json(),
-                       discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"),
-                       oauth_keys_ ? oauth_keys_->status_json() : std::string("[]"));
+    // Federation (issue #19): what edge-c refused and how its connections with IM&P went, as on /metrics.
+    std::string fed;
+    auto fed_part = [&](const char* proto) {
+        fed += fmt::format(
+            "{}\"{}\":{{\"refusals\":{},\"imp\":{}}}", fed.empty() ? "" : ",", proto,
+            admin::counters_json(app_.metrics(), fmt::format("edgepair_{}_federation_refusals_total", proto)),
+            admin::counters_json(app_.metrics(), fmt::format("edgepair_{}_federation_imp_total", proto)));
+    };
+    if (cfg.federation.xmpp) fed_part("xmpp");
+    if (cfg.federation.sip) fed_part("sip");
+    return fmt::format(
+        ",\"cluster\":{},\"link\":{{\"peers\":[{}],\"links\":[{}]}},\"deployments\":[{}],"
+        "\"domains\":[{}],\"allow_list\":{},\"discovery\":{},\"oauth_keys\":{},\"federation\":{}",
+        cluster_status(), peers, links, deployments, domains, allow_list_json(),
+        discovery_ ? discovery_->status_json(snapshot_.get()) : std::string("null"),
+        oauth_keys_ ? oauth_keys_->status_json() : std::string("[]"),
+        fed.empty() ? std::string("null") : "{" + fed + "}");
 }
 
 // ---- discovery wiring (issue #4) ----

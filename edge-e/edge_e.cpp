@@ -902,13 +902,7 @@ std::string EdgeE::status_fields() {
     // Federation (issue #19): its settings, and the refusal and DNS-failure counters by reason / stage
     // (summed over workers by the registry), so an operator sees why partners are refused without scraping
     // /metrics.
-    auto by_label = [this](const std::string& family) {
-        std::string out;
-        for (auto& [labels, n] : metrics().counter_values(family))
-            for (auto& [k, v] : labels)
-                out += fmt::format("{}{}:{}", out.empty() ? "" : ",", admin::json_str(v), n);
-        return "{" + out + "}";
-    };
+    auto by_label = [this](const std::string& family) { return admin::counters_json(metrics(), family); };
     auto list = [](const std::vector<std::string>& v) {
         std::string out;
         for (auto& d : v)

@@ -179,6 +179,17 @@ Response Server::dispatch(const Request& req) const {
 
 namespace edgepair::admin {
 
+std::string counters_json(const obs::Registry& metrics, const std::string& family) {
+    std::string out;
+    for (auto& [labels, n] : metrics.counter_values(family)) {
+        std::string key;
+        for (auto& [k, v] : labels)
+            key += (key.empty() ? "" : "/") + v;
+        out += fmt::format("{}{}:{}", out.empty() ? "" : ",", json_str(key), n);
+    }
+    return "{" + out + "}";
+}
+
 void install_standard_routes(Server& server, const obs::Registry& metrics, std::function<std::string()> ready,
                              std::function<std::string()> status) {
     auto get_only = [](Server::Handler h) {

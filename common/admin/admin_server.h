@@ -79,4 +79,8 @@ namespace edgepair::admin {
 void install_standard_routes(Server& server, const obs::Registry& metrics, std::function<std::string()> ready,
                              std::function<std::string()> status);
 
+// A counter family for /status, summed over workers as /metrics has it: {"<label values joined by />": n},
+// e.g. {"denied":3,"tls_required":0} or {"in/ok":2}. {} when the family does not exist.
+std::string counters_json(const obs::Registry& metrics, const std::string& family);
+
 } // namespace edgepair::admin

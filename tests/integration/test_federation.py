@@ -286,6 +286,11 @@ federation:
         self.assertGreaterEqual(fx["refusals"]["denied"], 1)
         self.assertGreaterEqual(fx["dns_failures"]["srv"], 1)
         self.assertEqual(set(fx["dns_failures"]), {"srv", "address", "domain"})
+        st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_c}/status", timeout=5)
+        self.assertEqual(st, 200)
+        imp = json.loads(body)["federation"]["xmpp"]["imp"]
+        self.assertGreaterEqual(imp["in/ok"], 1, imp)
+        self.assertGreaterEqual(imp["out/ok"], 1, imp)
         # The streams Prosody keeps open after the exchange are on /status, per remote domain and direction.
         open_now = self.open_federation()
         self.assertGreaterEqual(open_now.get(("xmpp", "out", "partner.test"), 0), 1, open_now)

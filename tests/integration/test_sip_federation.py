@@ -572,6 +572,14 @@ federation:
                 self.assertEqual(n, self.metric(e, key, f'{label}="{value}"'), f"{family} {value}")
         self.assertGreaterEqual(fs["refusals"]["denied"], 3)
         self.assertGreaterEqual(fs["dns_failures"]["address"], 1)
+        # edge-c's /status: its own refusals (a Route past the IM&P node, a source that is no IM&P node).
+        st, _, body = h.http_get(f"http://127.0.0.1:{c}/status", timeout=5)
+        self.assertEqual(st, 200)
+        fc = json.loads(body)["federation"]["sip"]
+        self.assertEqual(fc["refusals"]["route"], self.metric(c, "edgepair_sip_federation_refusals_total",
+                                                              'reason="route"'))
+        self.assertGreaterEqual(fc["refusals"]["route"], 1)
+        self.assertGreaterEqual(fc["refusals"]["not_imp_node"], 1)
 
 
 if __name__ == "__main__":
