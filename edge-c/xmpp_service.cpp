@@ -130,8 +130,9 @@ class XmppUpstream final : public link::StreamHandler {
     obs::FlowAccess access_;   // log.access: open at start(), close in destroy_later()
     std::string close_reason_; // first cause of the end; "client_closed" when edge-e ended it
     std::string dep_;          // the domain's deployment
-    // The domain signs in through single sign-on only (seeds/002 Exclusive): a SASL mechanism without a token
-    // (a password) is refused before IM&P sees it. Fixed when the stream starts, as the nodes are.
+    // The domain signs in through single sign-on only (seeds/002 Exclusive; its own mode or its deployment's,
+    // config::credential_sso_mode): a SASL mechanism without a token (a password) is refused before IM&P sees
+    // it. Fixed when the stream starts, as the nodes are.
     bool sso_exclusive_ = false;
     bool counted_ok_ = false;
     // Home node: set while SASL is watched (both framers), and while the stream moves to another node.
@@ -156,8 +157,7 @@ void XmppUpstream::start() {
                       "unknown_domain");
     std::string dep = snap->resolve_deployment(d->deployment);
     dep_ = dep;
-    const auto* dc = find_domain_config(w_.gen()->cfg, domain_);
-    sso_exclusive_ = dc && dc->sso == config::SsoMode::Exclusive;
+    sso_exclusive_ = config::credential_sso_mode(w_.gen()->cfg, domain_) == config::SsoMode::Exclusive;
     std::vector<Candidate> unreachable;
     for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
         // Nodes discovery could not reach are tried last, not skipped: the state may be stale.

@@ -410,6 +410,35 @@ class SamlExclusiveTest(SamlTopology):
         self.assertEqual(st, 200, body)
         self.assertNotIn("authorization", self.rec.last())
 
+    def test_exclusive_holds_for_every_domain_of_the_deployment(self):
+        # plain.example.com has SSO off, but shares the deployment (the same Unified CM, whose users are not
+        # bound to a domain) with the Exclusive example.com: alice's password is refused there too, without
+        # asking Unified CM, or it would buy a password token that works through plain.example.com.
+        devices_before = self.ucm_requests("uds:devices")
+        before = self.metric("c", "edgepair_http_auth_total", {"result": "sso_exclusive"})
+        st, hd, body = self.get(f"/{PLAIN_B64}/get_edge_config/?service_name=_cisco-uds", auth=ALICE)
+        self.assertEqual(st, 403, body)
+        self.assertIsNone(cookie_token(hd))
+        plain_rec = self.rec_path("basic").replace(DOMAIN_B64, PLAIN_B64, 1)
+        st, _, body = self.get(plain_rec, auth=ALICE)
+        self.assertEqual(st, 403, body)
+        self.assertEqual(self.metric("c", "edgepair_http_auth_total", {"result": "sso_exclusive"}), before + 2)
+        self.assertEqual(self.ucm_requests("uds:devices"), devices_before)
+        self.assertEqual(len(self.rec.requests), 0)
+        # The configuration check names the domain that inherits the rule, and why.
+        rc, out = h.run_cmd([self.require_binary("edge-c"), "--check", "-c", self.ccfg], timeout=30)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"domains\[1\]\.sso: warning: domain plain\.example\.com refuses passwords too "
+                              r"\(HTTP, SIP, XMPP\): example\.com of the same deployment \"default\"")
+        # The IdP's token, which is not bound to a domain either, is the way in through plain.example.com.
+        action, fields = self.response_form("ok")
+        st, hd, body = self.post_form(action, fields)
+        self.assertEqual(st, 200, body)
+        tok = cookie_token(hd)
+        st, _, body = self.get(plain_rec.replace("/basic", "/sso"), headers=self.bearer(tok))
+        self.assertEqual(st, 200, body)
+        self.assertNotIn("authorization", self.rec.last())
+
 
 if __name__ == "__main__":
     h.run_tests()
