@@ -52,6 +52,8 @@ class SamlTopology(EdgeTokenTopology):
     MODE = "on"  # the SSO mode of example.com, the same on both edges
     CHECK_INTERNAL = True
     PLAIN_ON_EDGE_E = "off"  # plain.example.com's mode in edge-e's config (edge-c has it off)
+    CHECK_INTERNAL_C = None  # edge-c's check_internal_availability when it differs from edge-e's CHECK_INTERNAL
+    EDGE_E_ONLY = ""  # more entries of edge-e's sso.domains, for domains edge-c does not have
 
     def start_ucm(self) -> None:
         """The fixture as test_http_edge starts it, plus --state-file: what Unified CM received is asserted."""
@@ -95,9 +97,10 @@ class SamlTopology(EdgeTokenTopology):
         self.addCleanup(self.idp.close)
         sp_key, sp_crt = make_key_pair(self.tmp, "sp-signing", "expc1.example.com")
         self.sp_key = sp_key
+        check_c = self.CHECK_INTERNAL if self.CHECK_INTERNAL_C is None else self.CHECK_INTERNAL_C
         tail = (f"credentials: {{refresh_interval: {self.REFRESH}}}\n"
                 f"sso:\n"
-                f"  check_internal_availability: {str(self.CHECK_INTERNAL).lower()}\n"
+                f"  check_internal_availability: {str(check_c).lower()}\n"
                 f"  signing: {{cert: {sp_crt}, key: {sp_key}}}\n"
                 f"  edge_e_addresses: [\"{EDGE}:{self.ports.https}\"]\n"
                 f"  identity_providers:\n"
@@ -108,7 +111,7 @@ class SamlTopology(EdgeTokenTopology):
                    f"          - {{name: {PLAIN}}}")
         sso_e = (f"sso:\n"
                  f"          check_internal_availability: {str(self.CHECK_INTERNAL).lower()}\n"
-                 f"          domains: [{{name: example.com, mode: {self.MODE}}}, {{name: {PLAIN}, mode: {self.PLAIN_ON_EDGE_E}}}]")
+                 f"          domains: [{{name: example.com, mode: {self.MODE}}}, {{name: {PLAIN}, mode: {self.PLAIN_ON_EDGE_E}}}{self.EDGE_E_ONLY}]")
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=sso_e)
         self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(), extra=rules,
                                      domains=domains)
@@ -371,11 +374,18 @@ class SamlExclusiveTest(SamlTopology):
     MODE = "exclusive"
     CHECK_INTERNAL = False
     PLAIN_ON_EDGE_E = "on"  # a mistake: the two edges disagree on plain.example.com
+    CHECK_INTERNAL_C = True  # another: edge-c would ask the home cluster, edge-e answers alone
+    EDGE_E_ONLY = ", {name: elsewhere.example.com, mode: on}"  # and a domain edge-c does not have
 
     def test_modes_that_differ_raise_an_alarm(self):
         self.edge_e.wait_log(r"domain plain\.example\.com: single sign-on is off on edge-c and on here", timeout=10)
+        self.edge_e.wait_log(r"domain elsewhere\.example\.com: single sign-on is on here but edge-c has no such "
+                             r"domain", timeout=10)
+        self.edge_e.wait_log(r"sso\.check_internal_availability is true on edge-c and false here", timeout=10)
         st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
         self.assertIn("sso.mode:plain.example.com", body.decode())
+        self.assertIn("sso.mode:elsewhere.example.com", body.decode())
+        self.assertIn("sso.internal_check", body.decode())
         self.assertNotIn("sso.mode:example.com", body.decode())
 
     def test_exclusive_refuses_credentials(self):
