@@ -261,6 +261,9 @@ class SamlSsoTest(SamlTopology):
             ("expired", "expired", b"Invalid SAML Response"),
             ("no_uid", "no_uid", b"No uid Attribute in Assertion from IdP"),
             ("wrong_recipient", "recipient", b"Invalid SAML Response"),
+            ("not_yet_valid", "not_yet_valid", b"Invalid SAML Response"),
+            ("status", "status", b"Invalid SAML Response"),
+            ("unsolicited", "unsolicited", b"Invalid SAML Response"),
         ]
         # Bob's home cluster is looked up by nobody before: a look-up for a refused assertion would show.
         for variant, reason, wording in cases:
