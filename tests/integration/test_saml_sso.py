@@ -54,6 +54,7 @@ class SamlTopology(EdgeTokenTopology):
     PLAIN_ON_EDGE_E = "off"  # plain.example.com's mode in edge-e's config (edge-c has it off)
     CHECK_INTERNAL_C = None  # edge-c's check_internal_availability when it differs from edge-e's CHECK_INTERNAL
     EDGE_E_ONLY = ""  # more entries of edge-e's sso.domains, for domains edge-c does not have
+    SECOND_IDP = False  # edge-c also imports idp2 (self.idp2), the IdP of no domain here
 
     def start_ucm(self) -> None:
         """The fixture as test_http_edge starts it, plus --state-file: what Unified CM received is asserted."""
@@ -95,6 +96,12 @@ class SamlTopology(EdgeTokenTopology):
         # The IdP first: edge-c imports its metadata at start.
         self.idp = SamlIdp(self.tmp, IDP_USERS)
         self.addCleanup(self.idp.close)
+        idp2 = ""
+        if self.SECOND_IDP:
+            os.makedirs(os.path.join(self.tmp, "idp2"), exist_ok=True)
+            self.idp2 = SamlIdp(os.path.join(self.tmp, "idp2"), IDP_USERS)
+            self.addCleanup(self.idp2.close)
+            idp2 = f"\n    - {{name: idp2, metadata_file: {self.idp2.metadata_file}}}"
         sp_key, sp_crt = make_key_pair(self.tmp, "sp-signing", "expc1.example.com")
         self.sp_key = sp_key
         check_c = self.CHECK_INTERNAL if self.CHECK_INTERNAL_C is None else self.CHECK_INTERNAL_C
@@ -104,7 +111,7 @@ class SamlTopology(EdgeTokenTopology):
                 f"  signing: {{cert: {sp_crt}, key: {sp_key}}}\n"
                 f"  edge_e_addresses: [\"{EDGE}:{self.ports.https}\"]\n"
                 f"  identity_providers:\n"
-                f"    - {{name: idp1, metadata_file: {self.idp.metadata_file}}}")
+                f"    - {{name: idp1, metadata_file: {self.idp.metadata_file}}}{idp2}")
         rules = self.edge_c_extra(f'{{url: "http://cucm1.example.com:{self.rec_port}/rec/", description: recorder}}',
                                   tail="http: {upstream_timeout: 2s}\n" + tail)
         domains = (f"- {{name: example.com, sso: {self.MODE}, idp: idp1}}\n"
@@ -123,6 +130,8 @@ class SamlTopology(EdgeTokenTopology):
         self.assertEqual(hd.get("Content-Type"), "application/samlmetadata+xml")
         self.sp_metadata = md.decode()
         self.idp.trust_sp(self.sp_metadata)
+        if self.SECOND_IDP:
+            self.idp2.trust_sp(self.sp_metadata)
 
     # ---- the browser ---------------------------------------------------------------------------------
 
@@ -183,6 +192,8 @@ class SamlTopology(EdgeTokenTopology):
 
 
 class SamlSsoTest(SamlTopology):
+    SECOND_IDP = True  # for wrong_idp in test_refused_assertions
+
     def test_sign_in_through_the_idp(self):
         # The exported metadata names this SP and the edge-e consumer of the SSO domain only.
         md = ET.fromstring(self.sp_metadata)
@@ -281,6 +292,22 @@ class SamlSsoTest(SamlTopology):
                 self.assertEqual(self.ucm_requests("uds:clusterUser"), cluster_before)
                 self.assertEqual(len(self.rec.requests), n)
                 self.edge_c.wait_log(f"{wording.decode()}: {reason}", timeout=5)
+
+        # Another IdP whose metadata edge-c imported (signature valid with its certificate), answering a request
+        # made for example.com, whose IdP is idp1.
+        # (pysaml2 refuses a request destined for another IdP: idp1 takes it, and idp2 answers it; idp1's own
+        # Response is never posted, so the request stays open.)
+        action, fields = self.response_form("ok", login=BOB_IDP)
+        fields["SAMLResponse"] = self.idp2.respond(self.idp.requests[-1], "bob", "ok")
+        before = self.refused_count("wrong_idp")
+        cluster_before = self.ucm_requests("uds:clusterUser")
+        st, hd, body = self.post_form(action, fields)
+        self.assertEqual(st, 403, body)
+        self.assertEqual(body.strip(), b"Invalid SAML Response")
+        self.assertIsNone(cookie_token(hd))
+        self.assertEqual(self.refused_count("wrong_idp"), before + 1)
+        self.assertEqual(self.ucm_requests("uds:clusterUser"), cluster_before)
+        self.edge_c.wait_log("Invalid SAML Response: wrong_idp", timeout=5)
 
         # Replay: the same valid Response twice; the second is refused as a replay. The first signs bob in, and
         # that costs a clusterUser look-up: the "nothing reached Unified CM" checks above could fail.
