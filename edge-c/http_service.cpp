@@ -542,9 +542,10 @@ config::SsoMode HttpStream::sso_mode() const {
 }
 
 // seeds/002 "Exclusive: ... the IdP, which is the only permitted authentication agent": a password (or an
-// edge token a password bought) is refused without asking Unified CM. Returns true when it answered.
+// edge token a password bought) is refused without asking Unified CM, in every domain of a deployment that
+// has an Exclusive domain (config::credential_sso_mode). Returns true when it answered.
 bool HttpStream::refuse_credentials_in_exclusive(const char* kind) {
-    if (sso_mode() != config::SsoMode::Exclusive) return false;
+    if (config::credential_sso_mode(w_.gen()->cfg, path_.domain) != config::SsoMode::Exclusive) return false;
     count(w_, "edgepair_http_auth_total", "End-user credential checks on the HTTP edge",
           {{"side", "edge-c"}, {"result", "sso_exclusive"}});
     access_.set_reason("sso_exclusive");

@@ -96,9 +96,8 @@ open_sip_edge_token(const EdgeTokenSealer& sealer, std::string_view token, std::
     return std::move(c);
 }
 
-config::SsoMode SipAccessGate::sso_mode(const SipFlow& f) const {
-    const auto* d = find_domain_config(w_.gen()->cfg, f.domain());
-    return d ? d->sso : config::SsoMode::Off;
+config::SsoMode SipAccessGate::credential_sso_mode(const SipFlow& f) const {
+    return config::credential_sso_mode(w_.gen()->cfg, f.domain());
 }
 
 bool SipAccessGate::sip_oauth_on(const SipFlow& f) const {
@@ -120,7 +119,7 @@ void SipAccessGate::admit(SipFlow& f, sip::Message&& m) {
     }
     auto& id = f.identity;
     const std::string& method = m.method();
-    const bool required = sip_token_required(sip_oauth_on(f), sso_mode(f));
+    const bool required = sip_token_required(sip_oauth_on(f), credential_sso_mode(f));
     // Once a token bound the flow it stays bound, whatever the cluster requires.
     const bool held_to_token = required || !id.user.empty() || !id.refused_policy.empty();
     if (method == "REGISTER" && (held_to_token || sip_edge_token(m))) return check_register(f, std::move(m));
@@ -152,7 +151,7 @@ std::optional<std::string> SipAccessGate::check_edge_token(SipFlow& f, const sip
         refuse(f, m, 401, "Invalid access token", "sip_edge_token_unavailable", {}, kBearerInvalid);
         return std::nullopt;
     }
-    const auto mode = sso_mode(f);
+    const auto mode = credential_sso_mode(f);
     auto r = open_sip_edge_token(*g->edge_tokens, token, deployment_of(w_, f), mode, wall_clock_ms(),
                                  uint64_t(g->cfg.credentials.refresh_interval.count()),
                                  uint64_t(g->cfg.sso.sip_token_extra_ttl.count()), w_.credential_stamps());

@@ -82,7 +82,9 @@ class SipAccessGate {
 
   private:
     bool sip_oauth_on(const SipFlow& f) const;
-    config::SsoMode sso_mode(const SipFlow& f) const;
+    // The mode that governs this flow's credentials (config::credential_sso_mode: its deployment's
+    // strictest).
+    config::SsoMode credential_sso_mode(const SipFlow& f) const;
     void check_register(SipFlow& f, sip::Message&& m);
     // The token's user, or nullopt when it answered the REGISTER.
     std::optional<std::string> check_edge_token(SipFlow& f, const sip::Message& m, std::string_view token);

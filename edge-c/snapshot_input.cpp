@@ -59,6 +59,7 @@ mra::SnapshotInput snapshot_input(const config::EdgeCConfig& cfg, const std::vec
         in.editable_rules.push_back(std::move(rule));
     }
     in.default_methods = to_methods(cfg.allow_list.default_methods);
+    in.sso_check_internal = cfg.sso.check_internal_availability;
     return in;
 }
 

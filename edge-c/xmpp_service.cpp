@@ -15,7 +15,9 @@
 //
 // MRA access policy and OAuth (issue #15, edge-c/mra_access_policy.h): the same watch holds the <auth/>
 // while edge-c checks a token mechanism's token itself and looks up the user's policy; a refusal ends the
-// stream with a stream error and IM&P never sees the <auth/>.
+// stream with a stream error and IM&P never sees the <auth/>. In a domain whose single sign-on is Exclusive
+// (issue #21) the watch is always on and only a token mechanism's <auth/> goes on: a password never reaches
+// IM&P. A failed <auth/> keeps the watch on, so a retry on the same stream is read like the first.
 //
 // Until the upstream stream is ready the client's bytes are held unconsumed, so the link's per-stream window
 // bounds them. Failures before that are answered with a non-200 status and x-xmpp-error (the condition
@@ -38,6 +40,7 @@
 
 #include "common/net/connection.h"
 #include "common/obs/access_log.h"
+#include "common/obs/counter_memo.h"
 #include "common/obs/log.h"
 #include "common/xmpp/framer.h"
 #include "common/xmpp/writer.h"
@@ -127,6 +130,10 @@ class XmppUpstream final : public link::StreamHandler {
     obs::FlowAccess access_;   // log.access: open at start(), close in destroy_later()
     std::string close_reason_; // first cause of the end; "client_closed" when edge-e ended it
     std::string dep_;          // the domain's deployment
+    // The domain signs in through single sign-on only (seeds/002 Exclusive; its own mode or its deployment's,
+    // config::credential_sso_mode): a SASL mechanism without a token (a password) is refused before IM&P sees
+    // it. Fixed when the stream starts, as the nodes are.
+    bool sso_exclusive_ = false;
     bool counted_ok_ = false;
     // Home node: set while SASL is watched (both framers), and while the stream moves to another node.
     std::unique_ptr<xmpp::Framer> cfr_, sfr_;
@@ -150,6 +157,7 @@ void XmppUpstream::start() {
                       "unknown_domain");
     std::string dep = snap->resolve_deployment(d->deployment);
     dep_ = dep;
+    sso_exclusive_ = config::credential_sso_mode(w_.gen()->cfg, domain_) == config::SsoMode::Exclusive;
     std::vector<Candidate> unreachable;
     for (const mra::UcNode* n : snap->nodes_of(dep, mra::NodeType::ImP)) {
         // Nodes discovery could not reach are tried last, not skipped: the state may be stale.
@@ -248,7 +256,7 @@ void XmppUpstream::on_up_ready() {
     counted_ok_ = true;
     EP_INFO(kLog, "{} ({}): relaying to IM&P {} over TLS", client_, domain_, cur_.name);
     if (!s_ || !s_->send_headers({{":status", "200"}})) return;
-    const bool judge = w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth;
+    const bool judge = w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth || sso_exclusive_;
     if (kHomeNodeHint != HomeNodeHint::None || judge) {
         watching_ = true;
         cfr_ = std::make_unique<xmpp::Framer>();
@@ -304,6 +312,16 @@ void XmppUpstream::client_in(std::string_view data) {
                 on_client_auth(ev->raw);
                 break;
             }
+            if (sso_exclusive_ && ev->ns != kSaslNs) {
+                // Before SASL succeeds only SASL elements have a use; anything else could carry a password
+                // past the <auth/> check (XEP-0078 jabber:iq:auth, XEP-0077 registration).
+                EP_INFO(kLog,
+                        "{} ({}): <{}/> before sign-in refused: the domain signs in through single "
+                        "sign-on only",
+                        client_, domain_, ev->name);
+                return refuse_in_stream("not-authorized", "this domain signs in through single sign-on only",
+                                        "sso_exclusive");
+            }
             send_up(ev->raw);
             break;
         case xmpp::EventType::keepalive:
@@ -332,6 +350,15 @@ void XmppUpstream::on_client_auth(const std::string& raw) {
                 who->mechanism);
         return refuse_in_stream("not-authorized", "edge tokens do not sign in to IM and Presence",
                                 "edge_token_on_xmpp");
+    }
+    if (sso_exclusive_ && (!who || who->token.empty())) {
+        // seeds/002 Exclusive: the IdP "is the only permitted authentication agent". Only a token mechanism
+        // (OAUTHBEARER, X-OAUTH2: a Unified CM token the sign-in bought) goes on; PLAIN, CISCO-VTG-TOKEN,
+        // SCRAM and whatever edge-c cannot read carry, or stand for, a password.
+        EP_INFO(kLog, "{} ({}): SASL {} refused: the domain signs in through single sign-on only", client_,
+                domain_, who ? who->mechanism : std::string("<auth/> (unreadable)"));
+        return refuse_in_stream("not-authorized", "this domain signs in through single sign-on only",
+                                "sso_exclusive");
     }
     if (who && (w_.gen()->cfg.mra_policy.enabled || w_.gen()->oauth)) return judge_auth(raw, *who);
     continue_auth(raw, false);
@@ -429,6 +456,7 @@ void XmppUpstream::refuse_in_stream(std::string_view condition, std::string text
     // IM&P's stream is open towards the client (its header and features went through): the error goes in
     // it, and IM&P never sees the held <auth/>.
     if (close_reason_.empty()) close_reason_ = reason;
+    w_.xmpp().count_refused_sign_in(reason);
     phase_ = Phase::Done;
     judging_ = false;
     held_.clear();
@@ -480,7 +508,13 @@ void XmppUpstream::server_in(std::string_view data) {
                                       uint64_t(w_.gen()->cfg.credentials.home_cache.count()));
                 return stop_watching();
             }
-            if (ev->ns == kSaslNs && ev->name == "failure") return stop_watching();
+            if (ev->ns == kSaslNs && ev->name == "failure") {
+                // The client may try again on this stream (RFC 6120 6.4.5): its next <auth/> is read as the
+                // first was, or a second attempt would reach IM&P unchecked (a password in an Exclusive
+                // domain, another user past the MRA access policy).
+                auth_.clear();
+                user_.clear();
+            }
             break;
         case xmpp::EventType::stream_close:
             to_client(ev->raw.empty() ? std::string_view("</stream:stream>") : std::string_view(ev->raw));
@@ -783,6 +817,16 @@ XmppService::XmppService(CWorker& w) : w_(w) {
         &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help, {{"result", "followed"}});
     redirects_refused_ =
         &w.app().metrics().counter("edgepair_xmpp_home_redirects_total", help, {{"result", "refused"}});
+    refused_sign_ins_ = std::make_unique<obs::OpenLabelCounters>(
+        w.app().metrics(), "edgepair_xmpp_signin_refused_total",
+        "XMPP sign-ins edge-c refused inside the stream before IM and Presence saw them, by reason",
+        obs::Labels{}, "reason");
+}
+
+XmppService::~XmppService() = default;
+
+void XmppService::count_refused_sign_in(std::string_view reason) {
+    refused_sign_ins_->get(reason).inc();
 }
 
 void XmppService::count_redirect(std::string_view result) {

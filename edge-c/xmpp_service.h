@@ -1,11 +1,16 @@
 #pragma once
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <string_view>
 
 #include "common/link/link_conn.h"
 #include "common/obs/metrics.h"
 #include "edge-c/imp_home.h"
+
+namespace edgepair::obs {
+class OpenLabelCounters;
+}
 
 namespace edgepair::edge_c {
 
@@ -16,6 +21,7 @@ class CWorker;
 class XmppService {
   public:
     explicit XmppService(CWorker& w);
+    ~XmppService();
     void serve(link::LinkStream* s, const link::Headers& headers);
     // Where this worker starts its walk over a deployment's nodes (spreads sessions over them).
     size_t next_start() { return rr_++; }
@@ -23,6 +29,8 @@ class XmppService {
     void count(std::string_view result);
     // A sign-in followed IM&P's home-node hint (result "followed") or refused to (result "refused").
     void count_redirect(std::string_view result);
+    // A sign-in refused inside the stream before IM&P saw its <auth/> (policy, token, Exclusive), by reason.
+    void count_refused_sign_in(std::string_view reason);
     ImpHomeCache& homes() { return homes_; }
 
   private:
@@ -33,6 +41,7 @@ class XmppService {
     std::array<obs::Counter*, kResults.size()> results_{};
     obs::Counter* redirects_followed_ = nullptr;
     obs::Counter* redirects_refused_ = nullptr;
+    std::unique_ptr<obs::OpenLabelCounters> refused_sign_ins_;
     ImpHomeCache homes_;
 };
 

@@ -838,7 +838,31 @@ void EdgeE::commit() {
 
 void EdgeE::check_sso_modes() {
     app_.alarms().clear_family("sso.mode:", {});
+    app_.alarms().clear_family("sso.internal_check", {});
     if (!snapshot_ || !gen_) return;
+    const auto& sso = gen_->cfg.sso;
+    for (const auto& d : sso.domains) {
+        // A domain edge-e signs in through an IdP that edge-c does not serve: its /authorize and /fedlet
+        // cannot work, and the operator meant one of the two configurations.
+        if (d.mode == config::SsoMode::Off || snapshot_->find_domain(d.name)) continue;
+        EP_WARN("sso", "domain {}: single sign-on is {} here but edge-c has no such domain", d.name,
+                config::to_string(d.mode));
+        app_.alarms().raise(
+            "sso.mode:" + d.name, obs::Severity::Warning,
+            fmt::format("single sign-on for {} is {} on edge-e, and edge-c has no such domain", d.name,
+                        config::to_string(d.mode)));
+    }
+    if (snapshot_->sso_check_internal && *snapshot_->sso_check_internal != sso.check_internal_availability) {
+        // Either side answers get_edge_sso depending on it (edge-e alone when off): the answer a client gets
+        // would depend on the edge's own setting.
+        EP_WARN(
+            "sso",
+            "sso.check_internal_availability is {} on edge-c and {} here; set the same value on both edges",
+            *snapshot_->sso_check_internal, sso.check_internal_availability);
+        app_.alarms().raise("sso.internal_check", obs::Severity::Warning,
+                            fmt::format("sso.check_internal_availability is {} on edge-c, {} on edge-e",
+                                        *snapshot_->sso_check_internal, sso.check_internal_availability));
+    }
     for (const auto& d : snapshot_->domains) {
         const std::string here = config::to_string(gen_->cfg.sso.mode_of(d.name));
         if (here == d.sso) continue;

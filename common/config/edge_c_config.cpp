@@ -487,6 +487,17 @@ const char* to_string(SsoTokens t) {
     return t == SsoTokens::UnifiedCm ? "unified_cm" : "edge";
 }
 
+SsoMode credential_sso_mode(const EdgeCConfig& cfg, std::string_view domain) {
+    auto own = std::find_if(cfg.domains.begin(), cfg.domains.end(),
+                            [&](const DomainConfig& d) { return d.name == domain; });
+    if (own == cfg.domains.end()) return SsoMode::Off;
+    // Off < On < Exclusive (the enum's order): the strictest wins.
+    SsoMode mode = own->sso;
+    for (const auto& d : cfg.domains)
+        if (d.deployment == own->deployment && d.sso > mode) mode = d.sso;
+    return mode;
+}
+
 bool valid_oauth_client_id(std::string_view id) {
     if (id.empty() || id.size() > 64) return false;
     for (char c : id)
@@ -661,6 +672,21 @@ void validate(EdgeCConfig& cfg, Diagnostics& diag) {
         if (!found)
             error_at(src, diag, key + ".idp",
                      "unknown identity provider \"" + d.idp + "\"; declare it under sso.identity_providers");
+    }
+    // A domain that inherits Exclusive from its deployment (credential_sso_mode) is named, so that the
+    // operator sees why its passwords are refused.
+    for (std::size_t i = 0; i < cfg.domains.size(); ++i) {
+        const auto& d = cfg.domains[i];
+        if (d.sso == SsoMode::Exclusive || credential_sso_mode(cfg, d.name) != SsoMode::Exclusive) continue;
+        std::string exclusive;
+        for (const auto& x : cfg.domains)
+            if (x.deployment == d.deployment && x.sso == SsoMode::Exclusive)
+                exclusive += (exclusive.empty() ? "" : ", ") + x.name;
+        warn_at(
+            src, diag, "domains[" + std::to_string(i) + "].sso",
+            "domain " + d.name + " refuses passwords too (HTTP, SIP, XMPP): " + exclusive +
+                " of the same deployment \"" + d.deployment +
+                "\" signs in through single sign-on only, and a Unified CM user is not bound to a domain");
     }
     for (std::size_t i = 0; i < cfg.sso.identity_providers.size(); ++i) {
         const auto& f = cfg.sso.identity_providers[i].metadata_file;

@@ -255,6 +255,15 @@ struct EdgeCConfig {
     SourceMap source;
 };
 
+// The single sign-on mode that governs password checks for `domain` (HTTP Basic and the edge tokens a
+// password bought, a SIP REGISTER without a token, an XMPP sign-in without a token): the strictest mode among
+// the domains of its deployment. Unified CM users are not bound to a domain, so a password refused on an
+// Exclusive domain would otherwise be accepted for the same user through any other domain of that deployment
+// (the same Unified CM). Off for a domain not configured. Everything else per domain (the SSO paths,
+// get_edge_sso, the IdP) keeps the domain's own mode. The one owner of this rule: every credential path asks
+// it.
+SsoMode credential_sso_mode(const EdgeCConfig& cfg, std::string_view domain);
+
 // See edge_e_config.h for the contract of the three functions.
 EdgeCConfig parse_edge_c_config(const std::string& path, Diagnostics& diag);
 void validate(EdgeCConfig& cfg, Diagnostics& diag);

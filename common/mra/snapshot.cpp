@@ -56,6 +56,7 @@ Result<std::shared_ptr<const Snapshot>> build_snapshot(SnapshotInput in) {
         errors.push_back("the default deployment needs a name");
     }
     snap->default_deployment = in.default_deployment;
+    snap->sso_check_internal = in.sso_check_internal;
 
     // Deployment names are compared exactly: they are operator labels, not DNS names.
     std::set<std::string> seen_deployments;

@@ -3,6 +3,7 @@
 // shared_ptr<const Snapshot> and replaced whole on reload or rediscovery (DESIGN.md section 2), so workers
 // never lock to read it.
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,9 @@ struct SnapshotInput {
     std::vector<UcNode> nodes;
     std::vector<AllowRule> editable_rules; // empty deployment means the default deployment
     MethodSet default_methods{Method::Get};
+    // edge-c's sso.check_internal_availability, which edge-e compares with its own (seeds/002 sets it on
+    // both); absent from an older edge-c's snapshot.
+    std::optional<bool> sso_check_internal;
 };
 
 struct Snapshot {
@@ -33,6 +37,7 @@ struct Snapshot {
     AllowList allow_list;
     // Above-recommendation and consistency notes that do not stop the snapshot from serving.
     std::vector<std::string> warnings;
+    std::optional<bool> sso_check_internal; // SnapshotInput's
 
     const Deployment* find_deployment(std::string_view name) const;
     const Domain* find_domain(std::string_view name) const; // case-insensitive

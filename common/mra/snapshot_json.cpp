@@ -200,6 +200,10 @@ Result<SnapshotInput> input_from(const json& j) {
             in.editable_rules.push_back(std::move(rule));
         }
         if (j.contains("default_methods")) in.default_methods = methods_from(j.at("default_methods"));
+        if (auto it = j.find("sso_check_internal_availability"); it != j.end()) {
+            if (!it->is_boolean()) return make_error("sso_check_internal_availability is not a boolean");
+            in.sso_check_internal = it->get<bool>();
+        }
         return in;
     } catch (const json::exception& e) {
         return make_error(std::string("bad snapshot document: ") + e.what());
@@ -243,6 +247,7 @@ std::string to_json(const SnapshotInput& in) {
         j["rules"].push_back(rj);
     }
     j["default_methods"] = methods_json(in.default_methods);
+    if (in.sso_check_internal) j["sso_check_internal_availability"] = *in.sso_check_internal;
     return j.dump();
 }
 

@@ -27,17 +27,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from saml2 import BINDING_HTTP_REDIRECT, saml
+from saml2 import BINDING_HTTP_REDIRECT, saml, samlp
 from saml2.assertion import Policy
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_TRANSIENT, NameID
 from saml2.server import Server
+from saml2.time_util import in_a_while
 
 XMLSEC = "/usr/bin/xmlsec1"
 SIGALG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 # Another relying party of the same IdP: an assertion made for it must not sign anyone in at the edge.
 OTHER_SP = "https://someone-else.example.net/sp"
+
+
+class FuturePolicy(Policy):
+    """The IdP's default policy, but the Conditions start 10 minutes from now (beyond the SP's clock skew)."""
+
+    def conditions(self, sp_entity_id):
+        c = super().conditions(sp_entity_id)
+        c.not_before = in_a_while(minutes=10)
+        return c
 
 
 def make_key_pair(directory: str, name: str, cn: str) -> tuple[str, str]:
@@ -117,8 +127,15 @@ class SamlIdp:
         """The base64 SAMLResponse for AuthnRequest `req`, signed (Response and Assertion) by the IdP key.
 
         variant: ok | wrong_audience | expired | no_uid | tampered (a valid one with its uid changed after
-        signing) | wrong_recipient | unsigned (neither the Response nor the Assertion signed)."""
+        signing) | wrong_recipient | unsigned (neither the Response nor the Assertion signed) | not_yet_valid
+        (Conditions NotBefore 10 minutes ahead) | status (a signed error Response: AuthnFailed, no assertion) |
+        unsolicited (InResponseTo names a request the SP never sent)."""
         assert self.server is not None, "trust_sp() first"
+        if variant == "status":
+            resp = self.server.create_error_response(
+                req["id"], req["acs"], (samlp.STATUS_AUTHN_FAILED, "the user cancelled"), sign=True,
+                sign_alg=SIGALG_RSA_SHA256, digest_alg="http://www.w3.org/2001/04/xmlenc#sha256")
+            return base64.b64encode(str(resp).encode()).decode()
         identity = {"uid": [uid], "mail": [f"{uid}@example.com"]}
         if variant == "no_uid":
             identity = {"mail": [f"{uid}@example.com"]}
@@ -130,11 +147,17 @@ class SamlIdp:
             # NotOnOrAfter 10 minutes ago, well beyond the SP's clock skew: an old assertion, signed.
             policy = Policy({"default": {"lifetime": {"minutes": -10}, "attribute_restrictions": None,
                                          "name_form": saml.NAME_FORMAT_BASIC}}, self.server.metadata)
+        if variant == "not_yet_valid":
+            policy = FuturePolicy({"default": {"lifetime": {"minutes": 10}, "attribute_restrictions": None,
+                                               "name_form": saml.NAME_FORMAT_BASIC}}, self.server.metadata)
+        in_response_to = req["id"]
+        if variant == "unsolicited":
+            in_response_to = "_never-sent-" + os.urandom(8).hex()
         destination = req["acs"]
         if variant == "wrong_recipient":
             destination = req["acs"].replace("/fedlet", "/elsewhere")
         resp = self.server.create_authn_response(
-            identity, in_response_to=req["id"], destination=destination, sp_entity_id=audience,
+            identity, in_response_to=in_response_to, destination=destination, sp_entity_id=audience,
             name_id=NameID(format=NAMEID_FORMAT_TRANSIENT, text=f"t-{os.urandom(6).hex()}"),
             authn={"class_ref": saml.AUTHN_PASSWORD_PROTECTED, "authn_auth": self.entity_id},
             sign_response=variant != "unsigned", sign_assertion=variant != "unsigned", release_policy=policy,

@@ -52,6 +52,9 @@ class SamlTopology(EdgeTokenTopology):
     MODE = "on"  # the SSO mode of example.com, the same on both edges
     CHECK_INTERNAL = True
     PLAIN_ON_EDGE_E = "off"  # plain.example.com's mode in edge-e's config (edge-c has it off)
+    CHECK_INTERNAL_C = None  # edge-c's check_internal_availability when it differs from edge-e's CHECK_INTERNAL
+    EDGE_E_ONLY = ""  # more entries of edge-e's sso.domains, for domains edge-c does not have
+    SECOND_IDP = False  # edge-c also imports idp2 (self.idp2), the IdP of no domain here
 
     def start_ucm(self) -> None:
         """The fixture as test_http_edge starts it, plus --state-file: what Unified CM received is asserted."""
@@ -93,22 +96,29 @@ class SamlTopology(EdgeTokenTopology):
         # The IdP first: edge-c imports its metadata at start.
         self.idp = SamlIdp(self.tmp, IDP_USERS)
         self.addCleanup(self.idp.close)
+        idp2 = ""
+        if self.SECOND_IDP:
+            os.makedirs(os.path.join(self.tmp, "idp2"), exist_ok=True)
+            self.idp2 = SamlIdp(os.path.join(self.tmp, "idp2"), IDP_USERS)
+            self.addCleanup(self.idp2.close)
+            idp2 = f"\n    - {{name: idp2, metadata_file: {self.idp2.metadata_file}}}"
         sp_key, sp_crt = make_key_pair(self.tmp, "sp-signing", "expc1.example.com")
         self.sp_key = sp_key
+        check_c = self.CHECK_INTERNAL if self.CHECK_INTERNAL_C is None else self.CHECK_INTERNAL_C
         tail = (f"credentials: {{refresh_interval: {self.REFRESH}}}\n"
                 f"sso:\n"
-                f"  check_internal_availability: {str(self.CHECK_INTERNAL).lower()}\n"
+                f"  check_internal_availability: {str(check_c).lower()}\n"
                 f"  signing: {{cert: {sp_crt}, key: {sp_key}}}\n"
                 f"  edge_e_addresses: [\"{EDGE}:{self.ports.https}\"]\n"
                 f"  identity_providers:\n"
-                f"    - {{name: idp1, metadata_file: {self.idp.metadata_file}}}")
+                f"    - {{name: idp1, metadata_file: {self.idp.metadata_file}}}{idp2}")
         rules = self.edge_c_extra(f'{{url: "http://cucm1.example.com:{self.rec_port}/rec/", description: recorder}}',
                                   tail="http: {upstream_timeout: 2s}\n" + tail)
         domains = (f"- {{name: example.com, sso: {self.MODE}, idp: idp1}}\n"
                    f"          - {{name: {PLAIN}}}")
         sso_e = (f"sso:\n"
                  f"          check_internal_availability: {str(self.CHECK_INTERNAL).lower()}\n"
-                 f"          domains: [{{name: example.com, mode: {self.MODE}}}, {{name: {PLAIN}, mode: {self.PLAIN_ON_EDGE_E}}}]")
+                 f"          domains: [{{name: example.com, mode: {self.MODE}}}, {{name: {PLAIN}, mode: {self.PLAIN_ON_EDGE_E}}}{self.EDGE_E_ONLY}]")
         self.ecfg = pair.edge_e_yaml(self, self.ports, self.pki_dir, extra=sso_e)
         self.ccfg = pair.edge_c_yaml(self, self.ports, self.pki_dir, discovery=self.publisher(), extra=rules,
                                      domains=domains)
@@ -120,6 +130,8 @@ class SamlTopology(EdgeTokenTopology):
         self.assertEqual(hd.get("Content-Type"), "application/samlmetadata+xml")
         self.sp_metadata = md.decode()
         self.idp.trust_sp(self.sp_metadata)
+        if self.SECOND_IDP:
+            self.idp2.trust_sp(self.sp_metadata)
 
     # ---- the browser ---------------------------------------------------------------------------------
 
@@ -180,6 +192,8 @@ class SamlTopology(EdgeTokenTopology):
 
 
 class SamlSsoTest(SamlTopology):
+    SECOND_IDP = True  # for wrong_idp in test_refused_assertions
+
     def test_sign_in_through_the_idp(self):
         # The exported metadata names this SP and the edge-e consumer of the SSO domain only.
         md = ET.fromstring(self.sp_metadata)
@@ -258,6 +272,9 @@ class SamlSsoTest(SamlTopology):
             ("expired", "expired", b"Invalid SAML Response"),
             ("no_uid", "no_uid", b"No uid Attribute in Assertion from IdP"),
             ("wrong_recipient", "recipient", b"Invalid SAML Response"),
+            ("not_yet_valid", "not_yet_valid", b"Invalid SAML Response"),
+            ("status", "status", b"Invalid SAML Response"),
+            ("unsolicited", "unsolicited", b"Invalid SAML Response"),
         ]
         # Bob's home cluster is looked up by nobody before: a look-up for a refused assertion would show.
         for variant, reason, wording in cases:
@@ -275,6 +292,22 @@ class SamlSsoTest(SamlTopology):
                 self.assertEqual(self.ucm_requests("uds:clusterUser"), cluster_before)
                 self.assertEqual(len(self.rec.requests), n)
                 self.edge_c.wait_log(f"{wording.decode()}: {reason}", timeout=5)
+
+        # Another IdP whose metadata edge-c imported (signature valid with its certificate), answering a request
+        # made for example.com, whose IdP is idp1.
+        # (pysaml2 refuses a request destined for another IdP: idp1 takes it, and idp2 answers it; idp1's own
+        # Response is never posted, so the request stays open.)
+        action, fields = self.response_form("ok", login=BOB_IDP)
+        fields["SAMLResponse"] = self.idp2.respond(self.idp.requests[-1], "bob", "ok")
+        before = self.refused_count("wrong_idp")
+        cluster_before = self.ucm_requests("uds:clusterUser")
+        st, hd, body = self.post_form(action, fields)
+        self.assertEqual(st, 403, body)
+        self.assertEqual(body.strip(), b"Invalid SAML Response")
+        self.assertIsNone(cookie_token(hd))
+        self.assertEqual(self.refused_count("wrong_idp"), before + 1)
+        self.assertEqual(self.ucm_requests("uds:clusterUser"), cluster_before)
+        self.edge_c.wait_log("Invalid SAML Response: wrong_idp", timeout=5)
 
         # Replay: the same valid Response twice; the second is refused as a replay. The first signs bob in, and
         # that costs a clusterUser look-up: the "nothing reached Unified CM" checks above could fail.
@@ -371,11 +404,18 @@ class SamlExclusiveTest(SamlTopology):
     MODE = "exclusive"
     CHECK_INTERNAL = False
     PLAIN_ON_EDGE_E = "on"  # a mistake: the two edges disagree on plain.example.com
+    CHECK_INTERNAL_C = True  # another: edge-c would ask the home cluster, edge-e answers alone
+    EDGE_E_ONLY = ", {name: elsewhere.example.com, mode: on}"  # and a domain edge-c does not have
 
     def test_modes_that_differ_raise_an_alarm(self):
         self.edge_e.wait_log(r"domain plain\.example\.com: single sign-on is off on edge-c and on here", timeout=10)
+        self.edge_e.wait_log(r"domain elsewhere\.example\.com: single sign-on is on here but edge-c has no such "
+                             r"domain", timeout=10)
+        self.edge_e.wait_log(r"sso\.check_internal_availability is true on edge-c and false here", timeout=10)
         st, _, body = h.http_get(f"http://127.0.0.1:{self.ports.admin_e}/status", timeout=5)
         self.assertIn("sso.mode:plain.example.com", body.decode())
+        self.assertIn("sso.mode:elsewhere.example.com", body.decode())
+        self.assertIn("sso.internal_check", body.decode())
         self.assertNotIn("sso.mode:example.com", body.decode())
 
     def test_exclusive_refuses_credentials(self):
@@ -407,6 +447,35 @@ class SamlExclusiveTest(SamlTopology):
         st, _, body = self.get(EDGE_CONFIG, headers=self.bearer(tok))
         self.assertEqual(st, 200, body)
         st, _, body = self.get(self.rec_path("sso"), headers=self.bearer(tok))
+        self.assertEqual(st, 200, body)
+        self.assertNotIn("authorization", self.rec.last())
+
+    def test_exclusive_holds_for_every_domain_of_the_deployment(self):
+        # plain.example.com has SSO off, but shares the deployment (the same Unified CM, whose users are not
+        # bound to a domain) with the Exclusive example.com: alice's password is refused there too, without
+        # asking Unified CM, or it would buy a password token that works through plain.example.com.
+        devices_before = self.ucm_requests("uds:devices")
+        before = self.metric("c", "edgepair_http_auth_total", {"result": "sso_exclusive"})
+        st, hd, body = self.get(f"/{PLAIN_B64}/get_edge_config/?service_name=_cisco-uds", auth=ALICE)
+        self.assertEqual(st, 403, body)
+        self.assertIsNone(cookie_token(hd))
+        plain_rec = self.rec_path("basic").replace(DOMAIN_B64, PLAIN_B64, 1)
+        st, _, body = self.get(plain_rec, auth=ALICE)
+        self.assertEqual(st, 403, body)
+        self.assertEqual(self.metric("c", "edgepair_http_auth_total", {"result": "sso_exclusive"}), before + 2)
+        self.assertEqual(self.ucm_requests("uds:devices"), devices_before)
+        self.assertEqual(len(self.rec.requests), 0)
+        # The configuration check names the domain that inherits the rule, and why.
+        rc, out = h.run_cmd([self.require_binary("edge-c"), "--check", "-c", self.ccfg], timeout=30)
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"domains\[1\]\.sso: warning: domain plain\.example\.com refuses passwords too "
+                              r"\(HTTP, SIP, XMPP\): example\.com of the same deployment \"default\"")
+        # The IdP's token, which is not bound to a domain either, is the way in through plain.example.com.
+        action, fields = self.response_form("ok")
+        st, hd, body = self.post_form(action, fields)
+        self.assertEqual(st, 200, body)
+        tok = cookie_token(hd)
+        st, _, body = self.get(plain_rec.replace("/basic", "/sso"), headers=self.bearer(tok))
         self.assertEqual(st, 200, body)
         self.assertNotIn("authorization", self.rec.last())
 

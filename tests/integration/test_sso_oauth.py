@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
 import test_saml_sso as ts  # noqa: E402 - a module, not its classes: their tests must not run here
+import test_xmpp as tx  # noqa: E402
 import test_xmpp_oauth as txo  # noqa: E402
 from test_http_edge import EDGE  # noqa: E402
 from test_oauth import OAuthTopology  # noqa: E402 - no tests of its own
@@ -257,6 +258,77 @@ class OtherIdpTest(SsoOAuthTest):
         self.assertEqual(g["issuer"], self.idp.entity_id)
         self.assertEqual(self.metric_c("edgepair_saml_responses_total", result="ucm_refused"), 1)
         self.assertEqual(self.metric_c("edgepair_sso_tokens_total"), 0)
+
+
+class SsoOAuthExclusiveTest(SsoOAuthTest):
+    """Exclusive: the IdP is the only way in, over XMPP too. A SASL mechanism without a token (a password) is
+    refused at edge-c in the stream, before Prosody sees it; OAUTHBEARER with the Unified CM token the sign-in
+    bought still signs in."""
+
+    test_sso_to_unified_cm_tokens_uds_xmpp_refresh = None
+    test_refused_or_unavailable_unified_cm = None
+
+    def edge_e_extra(self) -> str:
+        return "sso: {check_internal_availability: true, domains: [{name: example.com, mode: exclusive}]}"
+
+    def domains_yaml(self) -> str:
+        return "- {name: example.com, sso: exclusive, idp: idp1, sso_tokens: unified_cm}"
+
+    def refused_in_stream(self) -> float:
+        return self.metric_c("edgepair_xmpp_signin_refused_total", reason="sso_exclusive")
+
+    def assert_refused_exclusive(self, got: bytes) -> None:
+        self.assertIn(b"<not-authorized", got)
+        self.assertIn(b"this domain signs in through single sign-on only", got)
+        self.assertNotIn(b"<failure", got)  # Prosody answers every <auth> it gets: it got none
+        self.assertNotIn(b"<success", got)
+
+    def test_passwords_refused_on_xmpp_tokens_sign_in(self):
+        n = len(self.checks())
+        # PLAIN with alice's Unified CM password, and CISCO-VTG-TOKEN (IM&P's one-time password form).
+        self.assert_refused_exclusive(self.sign_in("alice"))
+        self.assertEqual(self.refused_in_stream(), 1)
+        self.edge_c.wait_log(r"SASL PLAIN refused: the domain signs in through single sign-on only", timeout=5)
+        with self.starttls(self.client()) as t:
+            t.sendall(tx.header())
+            tx.recv_until(t, rb"</stream:features>")
+            self.assert_refused_exclusive(self.sasl(t, "CISCO-VTG-TOKEN", "userid=alice@example.com\0token=12345"))
+        self.assertEqual(self.refused_in_stream(), 2)
+        # A password in a stanza instead of <auth/> (XEP-0078): refused too.
+        with self.starttls(self.client()) as t:
+            t.sendall(tx.header())
+            tx.recv_until(t, rb"</stream:features>")
+            t.sendall(b"<iq type='set' id='a1'><query xmlns='jabber:iq:auth'><username>alice</username>"
+                      b"<password>" + txo.USERS["alice"]["password"].encode() + b"</password>"
+                      b"<resource>desk</resource></query></iq>")
+            self.assert_refused_exclusive(tx.recv_until(t, rb"</stream:stream>"))
+        self.assertEqual(self.refused_in_stream(), 3)
+        # A token Prosody refuses (the issuer never issued it; edge-c, validating offline, cannot tell), then
+        # PLAIN on the same stream: the retry is read like the first <auth/>.
+        with self.starttls(self.client()) as t:
+            t.sendall(tx.header())
+            tx.recv_until(t, rb"</stream:features>")
+            got = self.sasl(t, "OAUTHBEARER", f"n,a=bob@example.com,\x01auth=Bearer {self.mint('bob', 300)}\x01\x01")
+            self.assertIn(b"<failure", got)
+            self.assertEqual(len(self.checks()), n + 1)
+            self.assert_refused_exclusive(self.sasl(t, "PLAIN", f"\0bob\0{txo.USERS['bob']['password']}"))
+        self.assertEqual(self.refused_in_stream(), 4)
+        # Prosody saw none of the passwords: it was asked about one token, and its log (debug: every stanza it
+        # received) names no password mechanism.
+        self.assertEqual(len(self.checks()), n + 1)
+        prosody_log = self.prosody.log_text()
+        self.assertIn("mechanism='OAUTHBEARER'", prosody_log)  # what reached it is in its log
+        for what in ("mechanism='PLAIN'", "mechanism='CISCO-VTG-TOKEN'", "jabber:iq:auth"):
+            self.assertNotIn(what, prosody_log)
+        for user in ("alice", "bob"):
+            self.assertNotIn(txo.USERS[user]["password"], prosody_log)
+
+        # The sign-in through the IdP, then OAUTHBEARER with its Unified CM token: in.
+        st, hd, body = self.sso("alice.idp")
+        alice = self.assert_unified_cm_tokens(st, hd, body, "alice")
+        with self.session("alice", alice["access_token"], "desk"):
+            self.assertEqual([(c["sub"], c["status"]) for c in self.checks()[n + 1:]], [("alice", 200)])
+        self.assertEqual(self.refused_in_stream(), 4)
 
 
 if __name__ == "__main__":

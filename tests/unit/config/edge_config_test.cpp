@@ -922,6 +922,38 @@ TEST_CASE("edge-c: single sign-on keys", "[config][edge_c][sso]") {
         CHECK(cfg->sso.edge_e_addresses == std::vector<std::string>{"expe1.example.com"});
         CHECK(cfg->sso.identity_providers.at(0).metadata_file == (e.conf / "idp-metadata.xml").string());
     }
+    SECTION("Exclusive governs the passwords of every domain of its deployment, and says so") {
+        auto text = replace(kEdgeC, "  - name: example.com\n",
+                            "  - {name: example.com, sso: exclusive, idp: idp1}\n"
+                            "  - {name: plain.example.com}\n"
+                            "  - {name: on.example.com, sso: on, idp: idp1}\n"
+                            "  - {name: emea.example.com, deployment: emea}\n"
+                            "  - {name: emea-on.example.com, deployment: emea, sso: on, idp: idp1}\n"
+                            "deployments: [emea]\n"
+                            "sso:\n"
+                            "  signing: {cert: ../certs/out/edge-c.crt, key: ../certs/out/edge-c.key}\n"
+                            "  identity_providers:\n"
+                            "    - {name: idp1, metadata_file: idp-metadata.xml}\n");
+        Diagnostics diag;
+        auto cfg = load_edge_c_config(e.write("sso-deployment-c.yaml", text), &diag);
+        REQUIRE(cfg);
+        CHECK(credential_sso_mode(*cfg, "example.com") == SsoMode::Exclusive);
+        CHECK(credential_sso_mode(*cfg, "plain.example.com") == SsoMode::Exclusive);
+        CHECK(credential_sso_mode(*cfg, "on.example.com") == SsoMode::Exclusive);
+        // Another deployment (another Unified CM) keeps its own: the strictest there is On.
+        CHECK(credential_sso_mode(*cfg, "emea.example.com") == SsoMode::On);
+        CHECK(credential_sso_mode(*cfg, "emea-on.example.com") == SsoMode::On);
+        CHECK(credential_sso_mode(*cfg, "unknown.example.com") == SsoMode::Off);
+        // The domain's own mode is untouched (the SSO paths and get_edge_sso read it).
+        CHECK(cfg->domains[1].sso == SsoMode::Off);
+        std::vector<std::string> inherit;
+        for (const auto& w : diag.warnings)
+            if (w.message.find("refuses passwords too") != std::string::npos) {
+                inherit.push_back(w.key);
+                CHECK_THAT(w.message, Catch::Contains("example.com of the same deployment \"default\""));
+            }
+        CHECK(inherit == std::vector<std::string>{"domains[1].sso", "domains[2].sso"});
+    }
     SECTION("errors name the file, the line and the key") {
         auto text = replace(kEdgeC, "  - name: example.com\n",
                             "  - {name: example.com, sso: maybe}\n"

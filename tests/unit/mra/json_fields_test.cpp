@@ -2,6 +2,7 @@
 // the link fuzzer found (1e30 -> uint16_t is UB, 70000 wrapped to 4464, 4294967296 workers read as 0).
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -87,6 +88,24 @@ TEST_CASE("snapshot: a domain flag of the wrong type is refused", "[mra][json]")
         R"({"type":"snapshot","input":{"deployments":[],"domains":[{"name":"example.com","imp":"yes"}],"nodes":[],"rules":[]}})");
     REQUIRE_FALSE(in.ok());
     CHECK_THAT(in.error().message, Catch::Contains("\"imp\"") && Catch::Contains("example.com"));
+}
+
+TEST_CASE("snapshot: edge-c's sso.check_internal_availability travels, absent from an older edge-c",
+          "[mra][json][sso]") {
+    mra::SnapshotInput in;
+    in.sso_check_internal = false;
+    auto back = mra::snapshot_input_from_control(R"({"type":"snapshot","input":)" + mra::to_json(in) + "}");
+    REQUIRE(back.ok());
+    CHECK(back->sso_check_internal == std::optional<bool>(false));
+    auto old = mra::snapshot_input_from_control(
+        R"({"type":"snapshot","input":{"deployments":[],"domains":[],"nodes":[],"rules":[]}})");
+    REQUIRE(old.ok());
+    CHECK_FALSE(old->sso_check_internal.has_value()); // not compared by edge-e
+    auto bad = mra::snapshot_input_from_control(
+        R"({"type":"snapshot","input":{"deployments":[],"domains":[],"nodes":[],"rules":[],)"
+        R"("sso_check_internal_availability":"no"}})");
+    REQUIRE_FALSE(bad.ok());
+    CHECK_THAT(bad.error().message, Catch::Contains("sso_check_internal_availability"));
 }
 
 TEST_CASE("snapshot_input_from_control reads the input in place, at the depth the decoder lets through",
