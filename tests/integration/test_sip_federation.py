@@ -200,6 +200,10 @@ def sip_request(method: str, ruri: str, frm: str, to: str, call_id: str, extra: 
 
 
 def read_response(sock, timeout: float = TIMEOUT) -> int:
+    return int(read_response_head(sock, timeout)[8:11])
+
+
+def read_response_head(sock, timeout: float = TIMEOUT) -> bytes:
     buf = b""
     deadline = time.monotonic() + timeout
     sock.settimeout(0.5)
@@ -213,10 +217,9 @@ def read_response(sock, timeout: float = TIMEOUT) -> int:
         if not d:
             raise h.HarnessError(f"connection closed; got {buf!r}")
         buf += d
-    m = re.match(rb"SIP/2.0 (\d{3}) ", buf)
-    if not m:
+    if not re.match(rb"SIP/2.0 (\d{3}) ", buf):
         raise h.HarnessError(f"not a SIP response: {buf!r}")
-    return int(m.group(1))
+    return buf.partition(b"\r\n\r\n")[0]
 
 
 class SipFederationTest(h.TestCase):
@@ -248,7 +251,7 @@ class SipFederationTest(h.TestCase):
         h.wait_udp_bound("127.0.0.1", self.dns_port, timeout=10, proc=p)
         return p
 
-    def start_pair(self, imp_port: int, verify_client: bool = False) -> None:
+    def start_pair(self, imp_port: int, verify_client: bool = False, imp_nodes: list | None = None) -> None:
         pki = self.pki_dir
         ecfg = pair.edge_e_yaml(self, self.ports, pki, extra=f"""
 federation:
@@ -265,7 +268,7 @@ federation:
 federation:
           sip:
             listen: 127.0.0.1:{self.inside_port}
-            imp_nodes: ["127.0.0.1:{imp_port}"]
+            imp_nodes: {json.dumps(imp_nodes or [f"127.0.0.1:{imp_port}"])}
             dial_timeout: 15s
 """.strip("\n"))
         self.ccfg = ccfg
@@ -411,6 +414,44 @@ federation:
         self.assertIn("_sip._tcp.partner2.test", dns.log_text())
         self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_sip_federation_dns_failures_total",
                                             'stage="sips"'), 1)
+
+    def test_answers_go_back_to_the_imp_node_that_sent_the_request(self):
+        """Two IM&P nodes (127.0.0.1 and 127.0.0.2) send requests to the same partner domain, interleaved:
+        each node's connection gets the answers to its own requests and none of the other's (seed 001: replies
+        stay on the node that sent the request). The partner is a recording TLS server that answers 200."""
+        partner = Recorder(answer=True)
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
+        term = Pipe(partner.port, server_ctx=sctx)
+        self.pipes += [partner, term]
+        self.start_dns(term.port)
+        self.start_pair(self.imp_port, imp_nodes=[f"127.0.0.1:{self.imp_port}", f"127.0.0.2:{self.imp_port}"])
+        nodes = {}
+        for ip in ("127.0.0.1", "127.0.0.2"):
+            s = socket.socket()
+            s.bind((ip, 0))
+            s.settimeout(TIMEOUT)
+            s.connect(("127.0.0.1", self.inside_port))
+            nodes[ip] = s
+        try:
+            for round_ in range(3):
+                sent = {}
+                for ip, s in nodes.items():
+                    cid = f"{ip}-{round_}-{uuid.uuid4().hex}"
+                    s.sendall(sip_request("MESSAGE", "sip:bob@partner.test", "sip:alice@example.com",
+                                          "sip:bob@partner.test", cid, "Content-Type: text/plain\r\n", body=ip))
+                    sent[ip] = cid
+                for ip, s in nodes.items():
+                    head = read_response_head(s)
+                    self.assertTrue(head.startswith(b"SIP/2.0 200 "), head)
+                    got = re.search(rb"(?im)^call-id:\s*(\S+)", head).group(1).decode()
+                    self.assertEqual(got, sent[ip], f"the node at {ip} got another node's answer")
+                    self.assertIn(sent[ip].encode(), partner.data)
+        finally:
+            for s in nodes.values():
+                s.close()
+        self.assertGreaterEqual(self.metric(self.ports.admin_c, "edgepair_sip_federation_imp_total",
+                                            'direction="out",result="ok"'), 2)
 
     def test_imp_writes_then_closes(self):
         """IM&P writes a request and closes its connection at once: the request still reaches the partner.
