@@ -535,18 +535,31 @@ std::variant<SamlIdentity, SamlRefusal> SamlServiceProvider::consume(const SamlP
         return SamlRefusal::Audience;
     }
     if (auto r = window(a->Conditions->NotBefore, a->Conditions->NotOnOrAfter, "Conditions")) return *r;
-    bool audience = false;
-    for (GList* l = a->Conditions->AudienceRestriction; l; l = l->next) {
+    // SAML core 2.5.1.4: every AudienceRestriction must be satisfied, not just one of them.
+    size_t restrictions = 0;
+    for (GList* l = a->Conditions->AudienceRestriction; l; l = l->next, ++restrictions) {
         auto* ar = LASSO_SAML2_AUDIENCE_RESTRICTION(l->data);
-        if (ar && str(ar->Audience) == entity_id_) audience = true;
+        if (!ar || str(ar->Audience) != entity_id_) {
+            detail = fmt::format("an AudienceRestriction names {}, not {}", ar ? str(ar->Audience) : "",
+                                 entity_id_);
+            return SamlRefusal::Audience;
+        }
     }
-    if (!audience) {
+    if (restrictions == 0) {
         detail = fmt::format("no AudienceRestriction names {}", entity_id_);
         return SamlRefusal::Audience;
     }
     LassoSaml2SubjectConfirmationData* scd = nullptr;
-    if (a->Subject && a->Subject->SubjectConfirmation)
+    if (a->Subject && a->Subject->SubjectConfirmation) {
+        // Web browser SSO profile (saml-profiles 4.1.4.2): the confirmation is a bearer one; holder-of-key or
+        // sender-vouches would need checks this SP does not make.
+        if (str(a->Subject->SubjectConfirmation->Method) != "urn:oasis:names:tc:SAML:2.0:cm:bearer") {
+            detail = fmt::format("SubjectConfirmation Method {} is not bearer",
+                                 str(a->Subject->SubjectConfirmation->Method));
+            return SamlRefusal::Invalid;
+        }
         scd = a->Subject->SubjectConfirmation->SubjectConfirmationData;
+    }
     if (!scd) {
         detail = "no SubjectConfirmationData (recipient)";
         return SamlRefusal::Recipient;

@@ -50,6 +50,16 @@ class FuturePolicy(Policy):
         return c
 
 
+class TwoAudiencePolicy(Policy):
+    """The IdP's default policy plus a second AudienceRestriction naming another SP: both must be satisfied
+    (SAML core 2.5.1.4), so the assertion is not for the edge."""
+
+    def conditions(self, sp_entity_id):
+        c = super().conditions(sp_entity_id)
+        c.audience_restriction.append(saml.AudienceRestriction(audience=[saml.Audience(text=OTHER_SP)]))
+        return c
+
+
 def make_key_pair(directory: str, name: str, cn: str) -> tuple[str, str]:
     key, crt = os.path.join(directory, f"{name}.key"), os.path.join(directory, f"{name}.crt")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
@@ -129,7 +139,8 @@ class SamlIdp:
         variant: ok | wrong_audience | expired | no_uid | tampered (a valid one with its uid changed after
         signing) | wrong_recipient | unsigned (neither the Response nor the Assertion signed) | not_yet_valid
         (Conditions NotBefore 10 minutes ahead) | status (a signed error Response: AuthnFailed, no assertion) |
-        unsolicited (InResponseTo names a request the SP never sent)."""
+        unsolicited (InResponseTo names a request the SP never sent) | second_audience (a second
+        AudienceRestriction naming another SP) | sender_vouches (SubjectConfirmation Method not bearer)."""
         assert self.server is not None, "trust_sp() first"
         if variant == "status":
             resp = self.server.create_error_response(
@@ -150,6 +161,12 @@ class SamlIdp:
         if variant == "not_yet_valid":
             policy = FuturePolicy({"default": {"lifetime": {"minutes": 10}, "attribute_restrictions": None,
                                                "name_form": saml.NAME_FORMAT_BASIC}}, self.server.metadata)
+        if variant == "second_audience":
+            policy = TwoAudiencePolicy({"default": {"lifetime": {"minutes": 10}, "attribute_restrictions": None,
+                                                    "name_form": saml.NAME_FORMAT_BASIC}}, self.server.metadata)
+        extra = {}
+        if variant == "sender_vouches":
+            extra["farg"] = {"assertion": {"subject": {"subject_confirmation": {"method": saml.SCM_SENDER_VOUCHES}}}}
         in_response_to = req["id"]
         if variant == "unsolicited":
             in_response_to = "_never-sent-" + os.urandom(8).hex()
@@ -161,8 +178,13 @@ class SamlIdp:
             name_id=NameID(format=NAMEID_FORMAT_TRANSIENT, text=f"t-{os.urandom(6).hex()}"),
             authn={"class_ref": saml.AUTHN_PASSWORD_PROTECTED, "authn_auth": self.entity_id},
             sign_response=variant != "unsigned", sign_assertion=variant != "unsigned", release_policy=policy,
-            sign_alg=SIGALG_RSA_SHA256, digest_alg="http://www.w3.org/2001/04/xmlenc#sha256")
+            sign_alg=SIGALG_RSA_SHA256, digest_alg="http://www.w3.org/2001/04/xmlenc#sha256", **extra)
         xml = str(resp)
+        if variant == "second_audience":
+            assert xml.count("AudienceRestriction>") >= 4, "the second AudienceRestriction is missing"
+        if variant == "sender_vouches":
+            assert saml.SCM_SENDER_VOUCHES in xml, "the Method was not set"
+
         if variant == "tampered":
             # Another user's name in the signed assertion: the signature no longer covers what it says.
             before = xml

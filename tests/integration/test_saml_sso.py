@@ -275,6 +275,8 @@ class SamlSsoTest(SamlTopology):
             ("not_yet_valid", "not_yet_valid", b"Invalid SAML Response"),
             ("status", "status", b"Invalid SAML Response"),
             ("unsolicited", "unsolicited", b"Invalid SAML Response"),
+            ("second_audience", "audience", b"Invalid SAML Response"),
+            ("sender_vouches", "invalid", b"Invalid SAML Response"),
         ]
         # Bob's home cluster is looked up by nobody before: a look-up for a refused assertion would show.
         for variant, reason, wording in cases:
