@@ -68,6 +68,9 @@ Result<void> parse_start_line(std::string_view line, bool& request, std::string&
 
 Result<Message> Message::parse_head(std::string_view head) {
     Message m;
+    // A REGISTER or INVITE from Jabber has 12-20 header fields: one allocation instead of growing by doubling
+    // (five allocations and the moves between them per message).
+    m.headers_.reserve(16);
     size_t pos = 0;
     bool first = true;
     while (pos < head.size()) {

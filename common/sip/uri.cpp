@@ -1,5 +1,7 @@
 #include "common/sip/uri.h"
 
+#include <algorithm>
+
 #include "common/sip/lex.h"
 
 namespace edgepair::sip {
@@ -138,6 +140,8 @@ Result<Params> parse_header_params(std::string_view s) {
             }
             skip_ws(s);
         }
+        // Via, Contact and To/From carry 1-4 parameters: room for four at the first.
+        if (params.items.empty()) params.items.reserve(4);
         params.items.push_back(std::move(p));
     }
     return params;
@@ -214,6 +218,7 @@ Result<Uri> Uri::parse(std::string_view text) {
     }
     if (semi != std::string_view::npos) {
         std::string_view ps = before_headers.substr(semi + 1);
+        u.params.items.reserve(size_t(std::count(ps.begin(), ps.end(), ';')) + 1);
         while (true) {
             size_t next = ps.find(';');
             std::string_view one = ps.substr(0, next);
