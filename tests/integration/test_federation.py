@@ -144,18 +144,22 @@ class FederationTest(h.TestCase):
             f"--host-record=xmpp.partner.test,{PARTNER_ADDR}",
             # partner2.test has no SRV record: its own address, port 5269 (RFC 6120 3.2.2).
             f"--host-record=partner2.test,{PARTNER_ADDR}",
+            # badcert.test is served by the partner's server with its certificate, which names partner.test and
+            # partner2.test only: in required mode edge-e must not federate with it as badcert.test.
+            f"--srv-host=_xmpp-server._tcp.badcert.test,xmpp.partner.test,{self.partner_s2s},0,0",
         ])
         self.start_dnsmasq("dns-inside", INSIDE_DNS, [
             # Inside, every federated domain is reached through edge-c.
             f"--srv-host=_xmpp-server._tcp.partner.test,expc1.example.com,{self.inside_port},0,0",
             f"--srv-host=_xmpp-server._tcp.denied.test,expc1.example.com,{self.inside_port},0,0",
             f"--srv-host=_xmpp-server._tcp.partner2.test,expc1.example.com,{self.inside_port},0,0",
+            f"--srv-host=_xmpp-server._tcp.badcert.test,expc1.example.com,{self.inside_port},0,0",
             f"--host-record=expc1.example.com,{EDGE_C_INSIDE_ADDR}",
         ])
 
     def start_prosody(self, name: str, domain: str, addr: str, c2s: int, s2s: int, dns: str, cert: str,
                       users: list[tuple[str, str, str]], require_encryption: bool = True,
-                      extra_domain: str | None = None) -> h.Proc:
+                      extra_domain: str | None = None, more_hosts: tuple[str, ...] = ()) -> h.Proc:
         prosody = self.require_tool("prosody")
         prosodyctl = self.require_tool("prosodyctl")
         tmp = os.path.join(self.tmp, name)
@@ -165,6 +169,10 @@ class FederationTest(h.TestCase):
         s2s_ports = f"{s2s}, 5269" if extra_domain else str(s2s)  # the extra domain has no SRV record: 5269
         extra = (f'VirtualHost "{extra_domain}"\n    ssl = {{ certificate = "{self.pki_dir}/{cert}-chain.crt", '
                  f'key = "{self.pki_dir}/{cert}.key" }}\n') if extra_domain else ""
+        # Hosts served with the same certificate, which does not name them.
+        for host in more_hosts:
+            extra += (f'VirtualHost "{host}"\n    ssl = {{ certificate = "{self.pki_dir}/{cert}-chain.crt", '
+                      f'key = "{self.pki_dir}/{cert}.key" }}\n')
         subst = {"TMP": tmp, "PLUGINS": PLUGINS, "ADDR": addr, "C2S_PORT": str(c2s), "S2S_PORTS": s2s_ports,
                  "EXTRA_HOSTS": extra,
                  "DNS": dns, "CERT": f"{self.pki_dir}/{cert}-chain.crt", "KEY": f"{self.pki_dir}/{cert}.key",
@@ -243,7 +251,7 @@ federation:
             self.skipTest(f"{PARTNER_ADDR}:5269 is in use")
         partner = self.start_prosody("prosody-partner", "partner.test", PARTNER_ADDR, self.partner_c2s,
                                      self.partner_s2s, OUTSIDE_DNS, "xmpp-partner", [BOB, CAROL],
-                                     extra_domain="partner2.test")
+                                     extra_domain="partner2.test", more_hosts=("badcert.test",))
 
         result = asyncio.run(asyncio.wait_for(self.exchange(fallback=True), 90))
         # No SRV record for partner2.test: edge-e used its address on 5269, and counted the SRV miss.
@@ -257,6 +265,10 @@ federation:
         self.assertEqual(result["alice_presence_from"], "bob@partner.test")
         self.assertEqual(result["bob_presence_from"], "alice@example.com")
         self.assertEqual(result["denied_error"], "error")
+        self.assertEqual(result["badcert_error"], "error")
+        self.edge_e.wait_log(r"TLS with \S+ failed \(certificate for badcert\.test\?\)", timeout=1)
+        self.assertEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_sessions_total",
+                                     'direction="out",domain="badcert.test"'), 0)
 
         # Every s2s byte crossed the pair, in both directions, and the first SRV target was failed over.
         self.assertGreaterEqual(self.metric(self.ports.admin_e, "edgepair_xmpp_federation_sessions_total",
@@ -481,6 +493,12 @@ federation:
             m = await next_message(alice, "error")
             self.assertEqual(m["from"].bare, "eve@denied.test")
             result["denied_error"] = m["type"]
+            # A server whose certificate does not name the domain it was found for: edge-e gives up on it and
+            # IM&P bounces the message.
+            alice.send_message(mto="dave@badcert.test", mbody="should not leave either", mtype="chat")
+            m = await next_message(alice, "error")
+            self.assertEqual(m["from"].bare, "dave@badcert.test")
+            result["badcert_error"] = m["type"]
         finally:
             for c in (alice, bob):
                 try:
