@@ -676,11 +676,17 @@ measure_direct() {
   local metric=$1 server=$2 run=$3 pids=$4 p b=0 a=0 t0 t1 ops rate err note=""
   shift 5
   local out=$TMP/out.$metric.$server.$run
-  for p in $pids; do b=$((b + $(cpu_ticks "$p"))); done
+  # Only processes alive at both ends count (one that exits between them takes its ticks with it).
+  local -A before=()
+  for p in $pids; do before[$p]=$(cpu_ticks "$p" 2>/dev/null) || unset "before[$p]"; done
   t0=$(date +%s.%N)
   timeout "$CLIENT_TIMEOUT" taskset -c 1 "$@" >"$out" 2>"$out.err" || note="edge-load rc=$?"
   t1=$(date +%s.%N)
-  for p in $pids; do a=$((a + $(cpu_ticks "$p"))); done
+  for p in "${!before[@]}"; do
+    local now
+    now=$(cpu_ticks "$p" 2>/dev/null) || continue
+    b=$((b + before[$p])); a=$((a + now))
+  done
   read -r ops rate err < <(el_parse "$out")
   rate=${rate%.*}
   [[ $err != 0 ]] && note="${note:+$note; }edge-load errors=$err"
@@ -789,6 +795,11 @@ run_pair() {
   local sip=(--scenario sip-register --target "127.0.0.1:$P_PSIP" --sni expe1.example.com --domain example.com)
   local call=(--scenario sip-call --target "127.0.0.1:$P_PSIP" --sni expe1.example.com --domain example.com)
   local xmpp=(--scenario xmpp --target "127.0.0.1:$P_PXMPP" --domain example.com)
+  # The upstreams on their own (B4/B5: directly vs through the pair), per CPU-second of the upstream: Kamailio
+  # over its TLS listener, Prosody over STARTTLS. Their CPU during the pair rows is not counted there. Each run
+  # measures the pair and then the upstreams alone, so a ratio compares runs made a minute apart, not the
+  # first and the last of the invocation (the VM's speed drifts by a third within minutes).
+  local kam_pids
   for ((r = 1; r <= RUNS; r++)); do
     pair_row ka && measure_pair pair-ka-h1-proxy "$r" -- "${el[@]}" --scenario http --connections 50 \
       --requests "$PAIR_KA_N" --duration 120 --target "127.0.0.1:$P_PE" --sni expe1.example.com \
@@ -813,13 +824,9 @@ run_pair() {
     pair_row mra && measure_pair mra-login "$r" -- "${el[@]}" --scenario mra-login --dns "127.0.0.1:$P_DNS" \
       --domain example.com --user alice --password Alice-Passw0rd --tftp-port "$P_WEB" \
       --tftp-file /files/jabber-config.xml --expires 300 --connections 4 --requests "$MRA_N" --duration 120
-  done
-  # The upstreams on their own (B4/B5: directly vs through the pair), per CPU-second of the upstream: Kamailio
-  # over its TLS listener, Prosody over STARTTLS. Their CPU during the pair rows above is not counted there.
-  local kam_pids
-  kam_pids="$KAM_PID $(pgrep -P "$KAM_PID" | tr '\n' ' ')"
-  for ((r = 1; r <= RUNS; r++)); do
-    pair_row direct || break
+    pair_row direct || continue
+    # Kamailio's processes as they are now (a child that ran at start-up may be gone).
+    kam_pids="$KAM_PID $(pgrep -P "$KAM_PID" | tr '\n' ' ')"
     measure_direct sip-register kamailio-direct "$r" "$kam_pids" -- "${el[@]}" --scenario sip-register \
       --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "d$r-%d" --password x \
       --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
