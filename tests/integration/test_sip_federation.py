@@ -354,6 +354,19 @@ federation:
         m = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
         return float(m.group(1)) if m else 0.0
 
+    def partner_server_ctx(self) -> ssl.SSLContext:
+        """TLS as partner.test's SIP server presents it (certificate for partner.test and partner2.test)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
+        return ctx
+
+    def recording_partner(self) -> tuple[Recorder, Pipe]:
+        """partner.test's SIP server: a recorder answering 200 behind a TLS terminator (point SRV at term.port)."""
+        partner = Recorder(answer=True)
+        term = Pipe(partner.port, server_ctx=self.partner_server_ctx())
+        self.pipes += [partner, term]
+        return partner, term
+
     def tls_client(self) -> ssl.SSLSocket:
         ctx = ssl.create_default_context(cafile=f"{self.pki_dir}/ca.crt")
         raw = socket.create_connection(("127.0.0.1", self.fed_port), timeout=TIMEOUT)
@@ -384,8 +397,7 @@ federation:
     def test_outbound_message_and_presence_by_srv(self):
         partner_uas = self.sipp("fed-uas.xml", "partner-uas", {}, port=self.partner_port)
         h.wait_port("127.0.0.1", self.partner_port, timeout=10, proc=partner_uas)
-        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        sctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
+        sctx = self.partner_server_ctx()
         term = Pipe(self.partner_port, server_ctx=sctx)
         partner2_port = h.free_port()
         term2 = Pipe(partner2_port, server_ctx=sctx)
@@ -419,11 +431,7 @@ federation:
         """Two IM&P nodes (127.0.0.1 and 127.0.0.2) send requests to the same partner domain, interleaved:
         each node's connection gets the answers to its own requests and none of the other's (seed 001: replies
         stay on the node that sent the request). The partner is a recording TLS server that answers 200."""
-        partner = Recorder(answer=True)
-        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        sctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
-        term = Pipe(partner.port, server_ctx=sctx)
-        self.pipes += [partner, term]
+        partner, term = self.recording_partner()
         self.start_dns(term.port)
         self.start_pair(self.imp_port, imp_nodes=[f"127.0.0.1:{self.imp_port}", f"127.0.0.2:{self.imp_port}"])
         nodes = {}
@@ -458,11 +466,7 @@ federation:
         edge-c is stopped (SIGSTOP) while IM&P writes and closes, so it reads the request and the end of the
         connection in one turn. That is the case where edge-c used to reset the leg's link stream, and the reset
         discarded what was still queued on it (seen in CI: IM&P's 200 to a partner's NOTIFY lost)."""
-        partner = Recorder(answer=True)
-        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        sctx.load_cert_chain(f"{self.pki_dir}/xmpp-partner-chain.crt", f"{self.pki_dir}/xmpp-partner.key")
-        term = Pipe(partner.port, server_ctx=sctx)
-        self.pipes += [partner, term]
+        partner, term = self.recording_partner()
         self.start_dns(term.port)
         self.start_pair(self.imp_port)
         first, last = f"first-{uuid.uuid4().hex}", f"last-{uuid.uuid4().hex}"
