@@ -51,6 +51,31 @@ constexpr std::array<NameEntry, 30> kNames{{
 
 } // namespace
 
+// By id, for header_name: an O(1) look-up (kNames is in name order, not id order).
+constexpr auto kNameById = [] {
+    std::array<std::string_view, 64> t{};
+    for (const auto& e : kNames)
+        t[size_t(e.id)] = e.full;
+    return t;
+}();
+static_assert(size_t(HeaderId::via) < 64);
+
+// Indices into kNames by lower-case first letter; kNoName ends each list.
+constexpr uint8_t kNoName = 0xff;
+constexpr auto kByLetter = [] {
+    std::array<std::array<uint8_t, 8>, 26> t{};
+    for (auto& row : t)
+        row.fill(kNoName);
+    for (size_t i = 0; i < kNames.size(); ++i) {
+        auto& row = t[size_t(lower(kNames[i].full[0]) - 'a')];
+        size_t k = 0;
+        while (row[k] != kNoName)
+            ++k;
+        row[k] = uint8_t(i);
+    }
+    return t;
+}();
+
 HeaderId header_id(std::string_view name) {
     if (name.size() == 1) {
         char c = lower(name[0]);
@@ -58,15 +83,20 @@ HeaderId header_id(std::string_view name) {
             if (e.compact == c) return e.id;
         return HeaderId::other;
     }
-    for (const auto& e : kNames)
-        if (iequals(e.full, name)) return e.id;
+    // Every header line of every message comes through here: only the names with its first letter are
+    // compared.
+    if (name.empty()) return HeaderId::other;
+    const char c0 = lower(name[0]);
+    if (c0 < 'a' || c0 > 'z') return HeaderId::other;
+    for (uint8_t i : kByLetter[size_t(c0 - 'a')]) {
+        if (i == kNoName) break;
+        if (iequals(kNames[i].full, name)) return kNames[i].id;
+    }
     return HeaderId::other;
 }
 
 std::string_view header_name(HeaderId id) {
-    for (const auto& e : kNames)
-        if (e.id == id) return e.full;
-    return {};
+    return size_t(id) < kNameById.size() ? kNameById[size_t(id)] : std::string_view{};
 }
 
 bool is_list_header(HeaderId id) {

@@ -1,6 +1,7 @@
 #pragma once
 // Character classes and small scanners shared by the SIP parsers (RFC 3261 section 25 grammar).
 // Header values reach these helpers already unfolded, so linear white space is only SP / HTAB.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -10,10 +11,10 @@
 
 namespace edgepair::sip::lex {
 
-inline bool is_alpha(char c) {
+constexpr bool is_alpha(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
-inline bool is_digit(char c) {
+constexpr bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 inline bool is_alnum(char c) {
@@ -33,24 +34,18 @@ inline bool has_cr_or_lf(std::string_view s) {
     return s.find('\r') != std::string_view::npos || s.find('\n') != std::string_view::npos;
 }
 
-// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~"). A table: every character
+// of every header name, parameter and method goes through here.
+inline constexpr auto kTokenChars = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[size_t(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    for (unsigned char c : std::string_view("-.!%*_+`'~"))
+        t[c] = true;
+    return t;
+}();
 inline bool is_token_char(char c) {
-    if (is_alnum(c)) return true;
-    switch (c) {
-    case '-':
-    case '.':
-    case '!':
-    case '%':
-    case '*':
-    case '_':
-    case '+':
-    case '`':
-    case '\'':
-    case '~':
-        return true;
-    default:
-        return false;
-    }
+    return kTokenChars[static_cast<unsigned char>(c)];
 }
 
 inline bool is_token(std::string_view s) {
@@ -60,7 +55,7 @@ inline bool is_token(std::string_view s) {
     return true;
 }
 
-inline char lower(char c) {
+constexpr char lower(char c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
@@ -133,6 +128,12 @@ inline std::optional<std::string_view> take_quoted(std::string_view& s) {
 // elements are kept so the element parser can reject them (RFC 4475 badinv01).
 inline std::vector<std::string_view> split_list(std::string_view value) {
     std::vector<std::string_view> out;
+    // Most list headers carry one element: without a comma there is nothing to split (a vectorised
+    // scan instead of the character loop below).
+    if (value.find(',') == std::string_view::npos) {
+        out.push_back(trim(value));
+        return out;
+    }
     size_t start = 0;
     bool in_quote = false;
     bool in_angle = false;
@@ -158,6 +159,38 @@ inline std::vector<std::string_view> split_list(std::string_view value) {
     }
     out.push_back(trim(value.substr(start)));
     return out;
+}
+
+// The first element of a list header value and where the rest starts (after its comma; npos when the
+// value has one element), without splitting the whole list.
+struct FirstElement {
+    std::string_view first;
+    size_t rest = std::string_view::npos;
+};
+inline FirstElement first_element(std::string_view value) {
+    size_t comma = value.find(',');
+    if (comma == std::string_view::npos) return {trim(value)};
+    bool in_quote = false;
+    bool in_angle = false;
+    for (size_t i = 0; i < value.size(); ++i) {
+        char c = value[i];
+        if (in_quote) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_quote = false;
+            continue;
+        }
+        if (c == '"')
+            in_quote = true;
+        else if (c == '<')
+            in_angle = true;
+        else if (c == '>')
+            in_angle = false;
+        else if (c == ',' && !in_angle)
+            return {trim(value.substr(0, i)), i + 1};
+    }
+    return {trim(value)};
 }
 
 enum class Number { ok, invalid, overflow };

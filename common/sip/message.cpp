@@ -74,12 +74,15 @@ Result<Message> Message::parse_head(std::string_view head) {
     size_t pos = 0;
     bool first = true;
     while (pos < head.size()) {
-        size_t le = head.find("\r\n", pos);
+        // RFC 3261 allows only CRLF as line terminator; a bare CR or LF can hide a header from one
+        // parser and show it to another. The first CR ends the line and must be followed by LF; an LF
+        // before it is a bare one. (Two vectorised scans per line, not a scan for CRLF and two more.)
+        size_t le = head.find('\r', pos);
+        if (le != std::string_view::npos && (le + 1 >= head.size() || head[le + 1] != '\n'))
+            return make_error("bare CR or LF");
         std::string_view line = head.substr(pos, le == std::string_view::npos ? head.size() - pos : le - pos);
         pos = le == std::string_view::npos ? head.size() : le + 2;
-        // RFC 3261 allows only CRLF as line terminator; a bare CR or LF can hide a header from one
-        // parser and show it to another.
-        if (lex::has_cr_or_lf(line)) return make_error("bare CR or LF");
+        if (line.find('\n') != std::string_view::npos) return make_error("bare CR or LF");
         if (first) {
             auto r = parse_start_line(line, m.request_, m.method_, m.uri_, m.version_, m.status_, m.reason_);
             if (!r) return r.error();
@@ -283,9 +286,9 @@ template <class T> Result<T> parse_single(const Message& m, HeaderId id, const c
 } // namespace
 
 Result<Via> Message::top_via() const {
-    auto vs = values(HeaderId::via);
-    if (vs.empty()) return make_error("missing Via");
-    return Via::parse(vs.front());
+    const Header* h = find(HeaderId::via);
+    if (!h) return make_error("missing Via");
+    return Via::parse(first_element(h->value).first);
 }
 
 Result<CSeq> Message::cseq() const {

@@ -28,15 +28,6 @@ bool broadcast_or_multicast(std::string_view host) {
     return first >= 224 && first <= 239;
 }
 
-std::string join(const std::vector<std::string_view>& parts) {
-    std::string out;
-    for (size_t i = 0; i < parts.size(); ++i) {
-        if (i) out += ", ";
-        out += parts[i];
-    }
-    return out;
-}
-
 Header* first_field(Message& m, HeaderId id) {
     for (auto& h : m.headers())
         if (h.id == id) return &h;
@@ -48,13 +39,11 @@ void erase_top_element(Message& m, HeaderId id) {
     auto& hs = m.headers();
     for (auto it = hs.begin(); it != hs.end(); ++it) {
         if (it->id != id) continue;
-        auto parts = split_list(it->value);
-        if (parts.size() <= 1) {
+        auto fe = first_element(it->value);
+        if (fe.rest == std::string_view::npos)
             hs.erase(it);
-        } else {
-            parts.erase(parts.begin());
-            it->value = join(parts);
-        }
+        else
+            it->value = std::string(trim(std::string_view(it->value).substr(fe.rest)));
         return;
     }
 }
@@ -171,9 +160,8 @@ bool pop_via(Message& m) {
 bool fill_received_rport(Message& m, std::string_view src_ip, uint16_t src_port) {
     Header* h = first_field(m, HeaderId::via);
     if (!h) return false;
-    auto parts = split_list(h->value);
-    if (parts.empty()) return false;
-    auto v = Via::parse(parts.front());
+    auto fe = first_element(h->value);
+    auto v = Via::parse(fe.first);
     if (!v) return false;
     // The sent-by of an IPv6 client is bracketed; the source address is not.
     std::string_view host = v->host;
@@ -184,8 +172,11 @@ bool fill_received_rport(Message& m, std::string_view src_ip, uint16_t src_port)
     v->params.set("received", std::string(src_ip));
     if (want_rport) v->params.set("rport", std::to_string(src_port));
     std::string top = v->to_string();
-    parts.front() = top;
-    h->value = join(parts);
+    if (fe.rest != std::string_view::npos) {
+        top += ", ";
+        top += trim(std::string_view(h->value).substr(fe.rest));
+    }
+    h->value = std::move(top);
     return true;
 }
 
@@ -202,7 +193,7 @@ void push_route(Message& m, const Uri& uri) {
 Result<bool> pop_route_if(Message& m, const std::function<bool(const Uri&)>& is_us) {
     Header* h = first_field(m, HeaderId::route);
     if (!h) return false;
-    auto na = NameAddr::parse(split_list(h->value).front());
+    auto na = NameAddr::parse(first_element(h->value).first);
     if (!na) return make_error("malformed Route: " + na.error().message);
     if (!is_us(na->uri)) return false;
     erase_top_element(m, HeaderId::route);

@@ -1,6 +1,7 @@
 #include "common/sip/uri.h"
 
 #include <algorithm>
+#include <array>
 
 #include "common/sip/lex.h"
 
@@ -8,50 +9,101 @@ namespace edgepair::sip {
 
 using namespace lex;
 
-const Param* Params::find(std::string_view name) const {
-    for (const auto& p : items)
-        if (iequals(p.name, name)) return &p;
-    return nullptr;
+namespace {
+
+// One parameter of a normalised list, starting at `at` (a ';'); returns the position of the next one.
+// Values are a quoted-string (which may hold ';') or a run without ';'.
+size_t next_param(std::string_view text, size_t at, std::string_view& name,
+                  std::optional<std::string_view>& value) {
+    size_t i = at + 1;
+    size_t n0 = i;
+    while (i < text.size() && text[i] != '=' && text[i] != ';')
+        ++i;
+    name = text.substr(n0, i - n0);
+    value.reset();
+    if (i < text.size() && text[i] == '=') {
+        size_t v0 = ++i;
+        if (i < text.size() && text[i] == '"') {
+            ++i;
+            while (i < text.size() && text[i] != '"')
+                i += text[i] == '\\' ? 2 : 1;
+            i = std::min(i + 1, text.size());
+        }
+        i = std::min(text.find(';', i), text.size());
+        value = text.substr(v0, i - v0);
+    }
+    return i;
 }
+
+} // namespace
 
 std::optional<std::string_view> Params::get(std::string_view name) const {
-    const Param* p = find(name);
-    if (!p) return std::nullopt;
-    if (!p->value) return std::string_view{};
-    return std::string_view(*p->value);
+    std::string_view t = text_;
+    std::string_view n;
+    std::optional<std::string_view> v;
+    for (size_t at = 0; at < t.size();) {
+        size_t next = next_param(t, at, n, v);
+        if (iequals(n, name)) return v ? *v : std::string_view{};
+        at = next;
+    }
+    return std::nullopt;
 }
 
-void Params::set(std::string_view name, std::optional<std::string> value) {
-    for (auto& p : items) {
-        if (iequals(p.name, name)) {
-            p.value = std::move(value);
+size_t Params::size() const {
+    std::string_view t = text_;
+    std::string_view n;
+    std::optional<std::string_view> v;
+    size_t count = 0;
+    for (size_t at = 0; at < t.size(); ++count)
+        at = next_param(t, at, n, v);
+    return count;
+}
+
+void Params::append(std::string_view name, std::optional<std::string_view> value) {
+    text_ += ';';
+    text_ += name;
+    if (value) {
+        text_ += '=';
+        text_ += *value;
+    }
+}
+
+void Params::set(std::string_view name, std::optional<std::string_view> value) {
+    std::string_view t = text_;
+    std::string_view n;
+    std::optional<std::string_view> v;
+    for (size_t at = 0; at < t.size();) {
+        size_t next = next_param(t, at, n, v);
+        if (iequals(n, name)) {
+            // Replace what follows the name: the old value (with its '=') or nothing.
+            size_t from = at + 1 + n.size();
+            std::string repl;
+            if (value) {
+                repl.reserve(value->size() + 1);
+                repl += '=';
+                repl += *value;
+            }
+            text_.replace(from, next - from, repl);
             return;
         }
+        at = next;
     }
-    items.push_back(Param{std::string(name), std::move(value)});
+    append(name, value);
 }
 
 bool Params::remove(std::string_view name) {
-    for (auto it = items.begin(); it != items.end(); ++it) {
-        if (iequals(it->name, name)) {
-            items.erase(it);
+    std::string_view t = text_;
+    std::string_view n;
+    std::optional<std::string_view> v;
+    for (size_t at = 0; at < t.size();) {
+        size_t next = next_param(t, at, n, v);
+        if (iequals(n, name)) {
+            text_.erase(at, next - at);
             return true;
         }
+        at = next;
     }
     return false;
-}
-
-std::string Params::to_string() const {
-    std::string out;
-    for (const auto& p : items) {
-        out += ';';
-        out += p.name;
-        if (p.value) {
-            out += '=';
-            out += *p.value;
-        }
-    }
-    return out;
 }
 
 namespace {
@@ -63,17 +115,27 @@ bool is_gen_value_char(char c) {
 }
 
 // Characters allowed (unescaped) somewhere in a SIP URI: unreserved, reserved and '%' escapes.
-// Excludes what can never appear: controls, space, '<', '>', '"', non-ASCII.
+// Excludes what can never appear: controls, space, '<', '>', '"', non-ASCII. A table, as every character
+// of every URI is checked.
+constexpr auto kUriChars = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0x21; c < 0x7f; ++c)
+        t[size_t(c)] = true;
+    for (unsigned char c : std::string_view("<>\"\\{}|^"))
+        t[c] = false;
+    return t;
+}();
 bool is_uri_char(char c) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f) return false;
-    return c != '<' && c != '>' && c != '"' && c != '\\' && c != '{' && c != '}' && c != '|' && c != '^';
+    return kUriChars[static_cast<unsigned char>(c)];
 }
 
 bool valid_uri_part(std::string_view s, std::string_view also_forbidden) {
     for (size_t i = 0; i < s.size(); ++i) {
         char c = s[i];
-        if (!is_uri_char(c) || also_forbidden.find(c) != std::string_view::npos) return false;
+        if (!is_uri_char(c)) return false;
+        // Not string_view::find: that is a memchr call per character of the URI.
+        for (char f : also_forbidden)
+            if (c == f) return false;
         if (c == '%') {
             if (i + 2 >= s.size()) return false;
             if (!is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
@@ -117,6 +179,8 @@ bool valid_host(std::string_view host) {
 Result<Params> parse_header_params(std::string_view s) {
     Params params;
     skip_ws(s);
+    if (s.empty()) return params;
+    params.reserve(s.size());
     while (!s.empty()) {
         if (s.front() != ';') return make_error("expected ';' before parameter");
         s.remove_prefix(1);
@@ -124,25 +188,23 @@ Result<Params> parse_header_params(std::string_view s) {
         std::string_view name = take_token(s);
         if (name.empty()) return make_error("empty parameter name");
         skip_ws(s);
-        Param p{std::string(name), std::nullopt};
+        std::optional<std::string_view> value;
         if (!s.empty() && s.front() == '=') {
             s.remove_prefix(1);
             skip_ws(s);
             if (auto q = take_quoted(s)) {
-                p.value = std::string(*q);
+                value = *q;
             } else {
                 size_t n = 0;
                 while (n < s.size() && is_gen_value_char(s[n]))
                     ++n;
                 if (n == 0) return make_error("empty parameter value");
-                p.value = std::string(s.substr(0, n));
+                value = s.substr(0, n);
                 s.remove_prefix(n);
             }
             skip_ws(s);
         }
-        // Via, Contact and To/From carry 1-4 parameters: room for four at the first.
-        if (params.items.empty()) params.items.reserve(4);
-        params.items.push_back(std::move(p));
+        params.append(name, value);
     }
     return params;
 }
@@ -218,20 +280,20 @@ Result<Uri> Uri::parse(std::string_view text) {
     }
     if (semi != std::string_view::npos) {
         std::string_view ps = before_headers.substr(semi + 1);
-        u.params.items.reserve(size_t(std::count(ps.begin(), ps.end(), ';')) + 1);
+        u.params.reserve(ps.size() + 1);
         while (true) {
             size_t next = ps.find(';');
             std::string_view one = ps.substr(0, next);
             size_t eq = one.find('=');
             std::string_view name = one.substr(0, eq);
             if (name.empty() || !valid_uri_part(name, "=@")) return make_error("malformed URI parameter");
-            Param p{std::string(name), std::nullopt};
+            std::optional<std::string_view> value;
             if (eq != std::string_view::npos) {
-                std::string_view v = one.substr(eq + 1);
-                if (v.empty() || !valid_uri_part(v, "=@")) return make_error("malformed URI parameter");
-                p.value = std::string(v);
+                value = one.substr(eq + 1);
+                if (value->empty() || !valid_uri_part(*value, "=@"))
+                    return make_error("malformed URI parameter");
             }
-            u.params.items.push_back(std::move(p));
+            u.params.append(name, value);
             if (next == std::string_view::npos) break;
             ps = ps.substr(next + 1);
         }

@@ -12,23 +12,29 @@
 
 namespace edgepair::sip {
 
-struct Param {
-    std::string name;
-    std::optional<std::string> value; // raw, quotes kept for quoted-string values
-};
-
+// A parameter list (";a=b;c"), held as its normalised text in one string: a Contact or Via carries up to a
+// dozen parameters, and a vector of name/value strings cost an allocation for most of them on every parse
+// of every message (issue 18's SIP profile). Lists are short, so a look-up scans the text.
 class Params {
   public:
-    std::vector<Param> items;
-
-    const Param* find(std::string_view name) const; // case-insensitive, as RFC 3261 19.1.4
-    bool has(std::string_view name) const { return find(name) != nullptr; }
-    // The value of `name`; an empty view for a parameter without value, nullopt when absent.
+    // The value of `name` (case-insensitive, as RFC 3261 19.1.4); an empty view for a parameter without
+    // value, nullopt when absent. Quoted-string values keep their quotes. Views are invalidated by
+    // set/remove.
     std::optional<std::string_view> get(std::string_view name) const;
-    void set(std::string_view name, std::optional<std::string> value);
+    bool has(std::string_view name) const { return get(name).has_value(); }
+    // Replaces the first parameter of that name in place, or appends one.
+    void set(std::string_view name, std::optional<std::string_view> value);
     bool remove(std::string_view name);
-    std::string to_string() const; // ";a=b;c"
-    bool empty() const { return items.empty(); }
+    size_t size() const;
+    const std::string& to_string() const { return text_; } // ";a=b;c"
+    bool empty() const { return text_.empty(); }
+
+    // Appends without looking for an existing one: for parsers that already checked the grammar.
+    void append(std::string_view name, std::optional<std::string_view> value);
+    void reserve(size_t n) { text_.reserve(n); }
+
+  private:
+    std::string text_;
 };
 
 // Header parameters: *( SEMI generic-param ), where SEMI and EQUAL allow surrounding whitespace.

@@ -81,6 +81,29 @@ TEST_CASE("pop_via splits a comma-joined Via field", "[sip][proxy]") {
     CHECK(m.find(HeaderId::via)->value == "SIP/2.0/TCP c1;branch=z9hG4bK2");
 }
 
+// The top element is found without splitting the whole list (issue 18): a comma inside a quoted value or
+// between angle brackets does not end it, and the elements after it are kept as they were.
+TEST_CASE("top element of a comma-joined field: quotes and brackets", "[sip][proxy]") {
+    Message m = parse("SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS e1;branch=z9hG4bK1;x=\"a,b\" ,  SIP/2.0/TCP c1;"
+                      "branch=z9hG4bK2, SIP/2.0/UDP d1;branch=z9hG4bK3\r\nl: 0\r\n\r\n");
+    REQUIRE(m.top_via());
+    CHECK(m.top_via()->params.get("x") == "\"a,b\"");
+    REQUIRE(fill_received_rport(m, "192.0.2.7", 5061));
+    CHECK(m.find(HeaderId::via)->value ==
+          "SIP/2.0/TLS e1;branch=z9hG4bK1;x=\"a,b\";received=192.0.2.7, SIP/2.0/TCP c1;branch=z9hG4bK2, "
+          "SIP/2.0/UDP d1;branch=z9hG4bK3");
+    REQUIRE(pop_via(m));
+    CHECK(m.find(HeaderId::via)->value == "SIP/2.0/TCP c1;branch=z9hG4bK2, SIP/2.0/UDP d1;branch=z9hG4bK3");
+    CHECK(m.top_via()->branch() == "z9hG4bK2");
+
+    Message r = parse("OPTIONS sip:u@h SIP/2.0\r\nRoute: <sip:a@e1;lr>;x=\"1,2\", <sip:b@n1;lr>\r\n"
+                      "Via: SIP/2.0/TLS c;branch=z9hG4bKq\r\nl: 0\r\n\r\n");
+    auto popped = pop_route_if(r, [](const Uri& u) { return u.host == "e1"; });
+    REQUIRE(popped);
+    CHECK(*popped);
+    CHECK(r.find(HeaderId::route)->value == "<sip:b@n1;lr>");
+}
+
 TEST_CASE("Record-Route, Path and Route are added on top", "[sip][proxy]") {
     Message m = parse(kInvite);
     auto rr = Uri::parse("sip:ft1abc@expe1.example.com:5061;transport=tls;lr");

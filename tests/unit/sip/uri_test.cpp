@@ -106,7 +106,7 @@ TEST_CASE("name-addr and addr-spec", "[sip][uri]") {
 TEST_CASE("header params tolerate whitespace around ';' and '='", "[sip][uri]") {
     auto p = parse_header_params(" ; tag = abc ;  lr ; received=2001:db8::5 ; x=\"a;b\"");
     REQUIRE(p);
-    REQUIRE(p->items.size() == 4);
+    REQUIRE(p->size() == 4);
     CHECK(p->get("TAG") == "abc");
     CHECK(p->get("lr") == "");
     CHECK(p->get("received") == "2001:db8::5");
@@ -116,6 +116,42 @@ TEST_CASE("header params tolerate whitespace around ';' and '='", "[sip][uri]") 
     q.set("tag", std::string("new"));
     q.remove("lr");
     CHECK(q.to_string() == ";tag=new;received=2001:db8::5;x=\"a;b\"");
+}
+
+// Params keep their list as one normalised text (issue 18): look-ups, replacement and removal must find
+// parameter boundaries past quoted values that hold ';', '=' and escaped quotes.
+TEST_CASE("parameter text: boundaries past quoted values", "[sip][uri]") {
+    auto p = parse_header_params(";a=\"x;b=1\\\";c\";b=2;flag;+sip.instance=\"<urn:uuid:1>\";last=\"\"");
+    REQUIRE(p);
+    CHECK(p->size() == 5);
+    CHECK(p->get("a") == "\"x;b=1\\\";c\"");
+    CHECK(p->get("b") == "2"); // not the "b=1" inside the quoted value
+    CHECK(p->get("c") == std::nullopt);
+    CHECK(p->get("flag") == "");
+    CHECK(p->get("+SIP.INSTANCE") == "\"<urn:uuid:1>\"");
+    CHECK(p->get("last") == "\"\"");
+    Params q = *p;
+    q.set("flag", std::string("on")); // a flag gains a value in place
+    q.set("b", std::nullopt);         // a value is dropped in place
+    q.set("new", std::string("v"));   // absent: appended
+    CHECK(q.to_string() == ";a=\"x;b=1\\\";c\";b;flag=on;+sip.instance=\"<urn:uuid:1>\";last=\"\";new=v");
+    CHECK(q.remove("A"));
+    CHECK_FALSE(q.remove("a"));
+    CHECK(q.to_string() == ";b;flag=on;+sip.instance=\"<urn:uuid:1>\";last=\"\";new=v");
+    CHECK(q.remove("new"));
+    CHECK(q.size() == 4);
+    Params empty;
+    CHECK(empty.empty());
+    CHECK(empty.size() == 0);
+    CHECK_FALSE(empty.get("a"));
+    CHECK_FALSE(empty.remove("a"));
+    // URI parameters: no quotes in the grammar; names and values as received.
+    auto u = Uri::parse("sip:u@h;transport=tls;lr;maddr=10.0.0.1");
+    REQUIRE(u);
+    CHECK(u->params.size() == 3);
+    CHECK(u->lr());
+    CHECK(u->transport() == "tls");
+    CHECK(u->to_string() == "sip:u@h;transport=tls;lr;maddr=10.0.0.1");
 }
 
 TEST_CASE("Via, CSeq, Max-Forwards, Call-ID", "[sip][uri]") {
