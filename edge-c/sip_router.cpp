@@ -643,7 +643,9 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
     }
     sip::Message m = std::move(*pm);
     log_transaction("flow", f.id(), f.client(), "in", m);
-    auto v = sip::validate(m);
+    // What validate parses (the top Via among it) is used below rather than parsed again.
+    sip::RoutingInfo info;
+    auto v = sip::validate(m, {}, &info);
     if (!v.ok()) {
         count("client_invalid");
         if (m.is_request()) reply_to_flow(f.id(), m, v.status);
@@ -651,13 +653,14 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
     }
     if (m.is_request()) {
         // RFC 3581: the client learns the address its flow comes from, in every answer (ours included).
-        if (auto hp = net::split_host_port(f.client())) sip::fill_received_rport(m, hp->first, hp->second);
+        if (auto hp = net::split_host_port(f.client()))
+            sip::fill_received_rport(m, std::move(info.top_via), hp->first, hp->second);
     }
     if (!m.is_request()) {
         // The client answers a request we relayed from Unified CM: our Via names the upstream.
-        auto top = m.top_via();
+        const sip::Via* top = &info.top_via;
         std::optional<sip::FlowId> id;
-        if (top && top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
+        if (top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
             auto rest = top->branch()->substr(sip::kMagicCookie.size());
             id = tokens_->decode(rest.substr(0, rest.find(kBranchSep)));
         }
@@ -745,7 +748,8 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
     }
     sip::Message m = std::move(*pm);
     log_transaction("node", u.id(), u.node(), "in", m);
-    auto v = sip::validate(m);
+    sip::RoutingInfo info;
+    auto v = sip::validate(m, {}, &info);
     if (!v.ok()) {
         count("upstream_invalid");
         EP_INFO(kLog, "{}: invalid message: {}", u.node(), v.detail);
@@ -753,9 +757,9 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         return;
     }
     if (!m.is_request()) {
-        auto top = m.top_via();
+        const sip::Via* top = &info.top_via;
         std::optional<sip::FlowId> id;
-        if (top && top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
+        if (top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
             auto rest = top->branch()->substr(sip::kMagicCookie.size());
             id = tokens_->decode(rest.substr(0, rest.find(kBranchSep)));
         }
@@ -766,7 +770,7 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         SipFlow* f = find_flow(id->connection);
         if (!f) return; // the client left; nothing to answer
         sip::pop_via(m);
-        if (auto cs = m.cseq(); cs && cs->method == "REGISTER" && !f->contacts.empty()) {
+        if (info.cseq.method == "REGISTER" && !f->contacts.empty()) {
             // Show the client the bindings as it registered them, not as Unified CM stores them.
             (void)sip::rewrite_contacts(m, [&](const sip::Uri& uri) -> std::optional<sip::Uri> {
                 auto fid = our_uri(uri);
@@ -840,8 +844,9 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         // Our rewritten Contact: give the client back the Request-URI it registered.
         if (const std::string* o = f->contacts.lookup(*ru->params.get("epc"))) m.set_request_uri(*o);
     }
-    auto top = m.top_via();
-    std::string prev = top && top->branch() ? std::string(*top->branch()) : random_token();
+    // The top Via is still the one validate parsed: nothing above touches the Vias.
+    auto top_branch = info.top_via.branch();
+    std::string prev = top_branch ? std::string(*top_branch) : random_token();
     std::string up_token = flow_token(kFlowUpstream, u.id());
     std::string via_host = w_.gen()->cfg.node_name;
     sip::push_via(m, {"TLS", via_host.empty() ? u.local_host() : via_host, std::nullopt,

@@ -123,9 +123,8 @@ bool Via::rfc3261_branch() const {
     return b && b->size() > kMagicCookie.size() && b->substr(0, kMagicCookie.size()) == kMagicCookie;
 }
 
-Result<Via> Via::parse(std::string_view value) {
+Result<void> Via::parse_into(std::string_view value, Via& v) {
     // sent-protocol = protocol-name SLASH protocol-version SLASH transport, SLASH = SWS "/" SWS
-    Via v;
     std::string_view s = trim(value);
     std::string_view parts[3];
     for (int i = 0; i < 3; ++i) {
@@ -172,6 +171,12 @@ Result<Via> Via::parse(std::string_view value) {
     auto params = parse_header_params(s);
     if (!params) return params.error();
     v.params = std::move(*params);
+    return {};
+}
+
+Result<Via> Via::parse(std::string_view value) {
+    Via v;
+    if (auto r = parse_into(value, v); !r) return r.error();
     return v;
 }
 

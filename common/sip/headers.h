@@ -62,6 +62,7 @@ struct Via {
     Params params;
 
     static Result<Via> parse(std::string_view value);
+    static Result<void> parse_into(std::string_view value, Via& out); // into a default-constructed one
 
     std::optional<std::string_view> branch() const { return params.get("branch"); }
     // RFC 3261 branches start with the magic cookie and so are globally unique transaction ids.

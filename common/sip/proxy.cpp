@@ -51,7 +51,9 @@ void erase_top_element(Message& m, HeaderId id) {
 } // namespace
 
 Validation validate(const Message& m, const ValidateOptions& opts, RoutingInfo* info) {
-    RoutingInfo ri;
+    // Filled in place: moving a RoutingInfo (two NameAddr and a Via) costs as much as a small parse.
+    RoutingInfo local;
+    RoutingInfo& ri = info ? *info : local;
     if (!iequals(m.version(), "SIP/2.0")) {
         // Only a well-formed other version earns 505 Version Not Supported (RFC 4475 badvers);
         // anything else in that place is a syntax error (RFC 4475 trws).
@@ -67,12 +69,11 @@ Validation validate(const Message& m, const ValidateOptions& opts, RoutingInfo* 
     if (m.is_request()) {
         const std::string& ru = m.request_uri();
         if (ru.empty() || ru.find_first_of(" \t") != std::string::npos) return bad("malformed Request-URI");
-        auto u = Uri::parse(ru);
-        if (!u) return bad("malformed Request-URI: " + u.error().message);
+        Uri u;
+        if (auto r = Uri::parse_into(ru, u); !r) return bad("malformed Request-URI: " + r.error().message);
         // RFC 3261 19.1.1: the headers component is not allowed in a Request-URI (RFC 4475 escruri).
-        if (u->is_sip() && u->headers) return bad("headers in Request-URI");
-        if (!u->is_sip() && !iequals(u->scheme, "tel"))
-            return bad("unsupported URI scheme " + u->scheme, 416);
+        if (u.is_sip() && u.headers) return bad("headers in Request-URI");
+        if (!u.is_sip() && !iequals(u.scheme, "tel")) return bad("unsupported URI scheme " + u.scheme, 416);
     }
     if (m.count(HeaderId::call_id) != 1) return bad("need exactly one Call-ID");
     ri.call_id = m.find(HeaderId::call_id)->value;
@@ -87,27 +88,27 @@ Validation validate(const Message& m, const ValidateOptions& opts, RoutingInfo* 
     ri.cseq = std::move(*cseq);
 
     if (m.count(HeaderId::from) != 1) return bad("need exactly one From");
-    auto from = m.from();
-    if (!from) return bad("malformed From: " + from.error().message);
-    if (opts.require_from_tag && (!from->tag() || from->tag()->empty())) return bad("From without tag");
-    ri.from = std::move(*from);
+    if (auto r = NameAddr::parse_into(m.find(HeaderId::from)->value, ri.from); !r)
+        return bad("malformed From: " + r.error().message);
+    if (opts.require_from_tag && (!ri.from.tag() || ri.from.tag()->empty())) return bad("From without tag");
 
     if (m.count(HeaderId::to) != 1) return bad("need exactly one To");
-    auto to = m.to();
-    if (!to) return bad("malformed To: " + to.error().message);
-    ri.to = std::move(*to);
+    if (auto r = NameAddr::parse_into(m.find(HeaderId::to)->value, ri.to); !r)
+        return bad("malformed To: " + r.error().message);
 
     auto vias = m.values(HeaderId::via);
     if (vias.empty()) return bad("missing Via");
     for (size_t i = 0; i < vias.size(); ++i) {
-        auto v = Via::parse(vias[i]);
-        if (!v) return bad("malformed Via: " + v.error().message);
-        if (opts.reject_broadcast_via && broadcast_or_multicast(v->host)) return bad("broadcast Via sent-by");
+        // The top one is parsed into the RoutingInfo, the others only checked.
+        Via other;
+        Via& v = i == 0 ? ri.top_via : other;
+        if (auto r = Via::parse_into(vias[i], v); !r) return bad("malformed Via: " + r.error().message);
+        if (opts.reject_broadcast_via && broadcast_or_multicast(v.host)) return bad("broadcast Via sent-by");
         if (i == 0) {
-            if (!v->branch() || v->branch()->empty()) return bad("top Via without branch");
-            if (opts.require_magic_cookie && m.is_request() && !v->rfc3261_branch())
+            auto branch = v.branch();
+            if (!branch || branch->empty()) return bad("top Via without branch");
+            if (opts.require_magic_cookie && m.is_request() && !v.rfc3261_branch())
                 return bad("top Via branch without magic cookie");
-            ri.top_via = std::move(*v);
         }
     }
 
@@ -118,7 +119,6 @@ Validation validate(const Message& m, const ValidateOptions& opts, RoutingInfo* 
         if (!mf) return bad(mf.error().message);
         ri.max_forwards = *mf;
     }
-    if (info) *info = std::move(ri);
     return {};
 }
 
@@ -160,9 +160,16 @@ bool pop_via(Message& m) {
 bool fill_received_rport(Message& m, std::string_view src_ip, uint16_t src_port) {
     Header* h = first_field(m, HeaderId::via);
     if (!h) return false;
-    auto fe = first_element(h->value);
-    auto v = Via::parse(fe.first);
+    auto v = Via::parse(first_element(h->value).first);
     if (!v) return false;
+    return fill_received_rport(m, std::move(*v), src_ip, src_port);
+}
+
+bool fill_received_rport(Message& m, Via top, std::string_view src_ip, uint16_t src_port) {
+    Header* h = first_field(m, HeaderId::via);
+    if (!h) return false;
+    auto fe = first_element(h->value);
+    Via* v = &top;
     // The sent-by of an IPv6 client is bracketed; the source address is not.
     std::string_view host = v->host;
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
@@ -171,12 +178,12 @@ bool fill_received_rport(Message& m, std::string_view src_ip, uint16_t src_port)
     if (!want_rport && iequals(host, src_ip)) return true;
     v->params.set("received", std::string(src_ip));
     if (want_rport) v->params.set("rport", std::to_string(src_port));
-    std::string top = v->to_string();
+    std::string out = v->to_string();
     if (fe.rest != std::string_view::npos) {
-        top += ", ";
-        top += trim(std::string_view(h->value).substr(fe.rest));
+        out += ", ";
+        out += trim(std::string_view(h->value).substr(fe.rest));
     }
-    h->value = std::move(top);
+    h->value = std::move(out);
     return true;
 }
 
@@ -204,26 +211,24 @@ Result<size_t> rewrite_contacts(Message& m, const std::function<std::optional<Ur
     size_t n = 0;
     for (auto& h : m.headers()) {
         if (h.id != HeaderId::contact) continue;
-        std::vector<std::string> out;
+        std::string joined;
+        joined.reserve(h.value.size() + 64);
         for (auto part : split_list(h.value)) {
+            if (!joined.empty()) joined += ", ";
             if (part == "*") {
-                out.emplace_back(part);
+                joined += part;
                 continue;
             }
-            auto na = NameAddr::parse(part);
-            if (!na) return make_error("malformed Contact: " + na.error().message);
-            if (auto u = rewrite(na->uri)) {
-                na->uri = std::move(*u);
-                out.push_back(na->to_string());
+            NameAddr na;
+            if (auto r = NameAddr::parse_into(part, na); !r)
+                return make_error("malformed Contact: " + r.error().message);
+            if (auto u = rewrite(na.uri)) {
+                na.uri = std::move(*u);
+                joined += na.to_string();
                 ++n;
             } else {
-                out.emplace_back(part);
+                joined += part;
             }
-        }
-        std::string joined;
-        for (size_t i = 0; i < out.size(); ++i) {
-            if (i) joined += ", ";
-            joined += out[i];
         }
         h.value = std::move(joined);
     }

@@ -48,6 +48,7 @@ struct Validation {
 // component, no whitespace), exactly one Call-ID / CSeq / From / To, CSeq method equal to the request
 // method, parseable From/To (From tag), every Via parseable and the top one with a branch, and a
 // Max-Forwards in 0..255 when present. For responses the same minus the Request-URI and method.
+// On failure *info is left partly filled.
 Validation validate(const Message& m, const ValidateOptions& opts = {}, RoutingInfo* info = nullptr);
 
 // Proxy-Require option tags not in `supported` (RFC 3261 16.3 step 5): non-empty means answer 420
@@ -79,6 +80,8 @@ bool pop_via(Message& m);
 // client behind NAT needs it to keep its registration on the right flow). False when there is no
 // parseable top Via.
 bool fill_received_rport(Message& m, std::string_view src_ip, uint16_t src_port);
+// The same with the top Via already parsed (validate's RoutingInfo::top_via), so it is not parsed again.
+bool fill_received_rport(Message& m, Via top, std::string_view src_ip, uint16_t src_port);
 
 // Adds `<uri>` (plus header params) as the topmost element.
 void push_record_route(Message& m, const Uri& uri);

@@ -216,8 +216,7 @@ bool Uri::is_sips() const {
     return iequals(scheme, "sips");
 }
 
-Result<Uri> Uri::parse(std::string_view text) {
-    Uri u;
+Result<void> Uri::parse_into(std::string_view text, Uri& u) {
     size_t colon = text.find(':');
     if (colon == std::string_view::npos || !valid_scheme(text.substr(0, colon)))
         return make_error("URI without a valid scheme");
@@ -226,7 +225,7 @@ Result<Uri> Uri::parse(std::string_view text) {
     if (!u.is_sip()) {
         if (rest.empty() || !valid_uri_part(rest, "")) return make_error("malformed URI");
         u.opaque = std::string(rest);
-        return u;
+        return {};
     }
     // The user part may contain ';', '?' and '/', but no part of a SIP URI may contain an
     // unescaped '@' except the userinfo delimiter, so the first '@' is the delimiter.
@@ -298,6 +297,12 @@ Result<Uri> Uri::parse(std::string_view text) {
             ps = ps.substr(next + 1);
         }
     }
+    return {};
+}
+
+Result<Uri> Uri::parse(std::string_view text) {
+    Uri u;
+    if (auto r = parse_into(text, u); !r) return r.error();
     return u;
 }
 
@@ -329,8 +334,7 @@ std::string Uri::to_string() const {
     return out;
 }
 
-Result<NameAddr> NameAddr::parse(std::string_view text) {
-    NameAddr na;
+Result<void> NameAddr::parse_into(std::string_view text, NameAddr& na) {
     std::string_view s = trim(text);
     std::string_view display;
     bool name_addr = false;
@@ -358,9 +362,7 @@ Result<NameAddr> NameAddr::parse(std::string_view text) {
         size_t close = s.find('>');
         if (close == std::string_view::npos) return make_error("missing '>'");
         // LAQUOT/RAQUOT allow no whitespace inside the brackets (RFC 4475 badaspec).
-        auto u = Uri::parse(s.substr(1, close - 1));
-        if (!u) return u.error();
-        na.uri = std::move(*u);
+        if (auto u = Uri::parse_into(s.substr(1, close - 1), na.uri); !u) return u.error();
         na.angle = true;
         s.remove_prefix(close + 1);
     } else {
@@ -370,15 +372,19 @@ Result<NameAddr> NameAddr::parse(std::string_view text) {
         std::string_view us = trim(s.substr(0, semi));
         if (us.find_first_of("?,") != std::string_view::npos)
             return make_error("URI with '?' or ',' must be in angle brackets");
-        auto u = Uri::parse(us);
-        if (!u) return u.error();
-        na.uri = std::move(*u);
+        if (auto u = Uri::parse_into(us, na.uri); !u) return u.error();
         na.angle = false;
         s = semi == std::string_view::npos ? std::string_view{} : s.substr(semi);
     }
     auto params = parse_header_params(s);
     if (!params) return params.error();
     na.params = std::move(*params);
+    return {};
+}
+
+Result<NameAddr> NameAddr::parse(std::string_view text) {
+    NameAddr na;
+    if (auto r = parse_into(text, na); !r) return r.error();
     return na;
 }
 

@@ -51,6 +51,8 @@ struct Uri {
     std::string opaque;                 // everything after "scheme:" for non-SIP schemes (tel:, urn:)
 
     static Result<Uri> parse(std::string_view text);
+    // Into a default-constructed Uri (a member of a larger object): saves the moves out of a Result.
+    static Result<void> parse_into(std::string_view text, Uri& out);
 
     bool is_sip() const; // sip: or sips:
     bool is_sips() const;
@@ -70,6 +72,7 @@ struct NameAddr {
     Params params;     // header parameters (tag, expires, +sip.instance, reg-id, q, ...)
 
     static Result<NameAddr> parse(std::string_view text);
+    static Result<void> parse_into(std::string_view text, NameAddr& out); // into a default-constructed one
 
     std::optional<std::string_view> tag() const { return params.get("tag"); }
     // Always writes the URI in angle brackets: required once it carries ',', ';' or '?' (RFC 3261

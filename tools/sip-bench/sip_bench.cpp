@@ -76,8 +76,9 @@ bool edge_e(std::string_view wire) {
 // rewriting, our Via. Returns the wire form sent to the node.
 std::string edge_c_request(std::string_view wire, ContactTable& contacts) {
     auto m = Message::parse(wire);
-    if (!m || !validate(*m).ok()) return {};
-    fill_received_rport(*m, "127.0.2.17", 51234);
+    RoutingInfo info;
+    if (!m || !validate(*m, {}, &info).ok()) return {};
+    fill_received_rport(*m, std::move(info.top_via), "127.0.2.17", 51234);
     if (decrement_max_forwards(*m) != MaxForwardsResult::ok) return {};
     auto rv = apply_client_route_policy(
         *m, [](const Uri&) { return false; }, [](const Uri&) { return true; });
@@ -108,11 +109,11 @@ std::string registrar_ok(const std::string& request) {
 // edge-c, Unified CM to client: validation, our Via off, the client's Contact put back.
 std::string edge_c_response(std::string_view wire, const ContactTable& contacts) {
     auto m = Message::parse(wire);
-    if (!m || !validate(*m).ok()) return {};
-    auto top = m->top_via();
-    if (!top || !top->branch()) return {};
+    RoutingInfo info;
+    if (!m || !validate(*m, {}, &info).ok()) return {};
+    if (!info.top_via.branch()) return {};
     pop_via(*m);
-    if (auto cs = m->cseq(); cs && cs->method == "REGISTER") {
+    if (info.cseq.method == "REGISTER") {
         (void)rewrite_contacts(*m, [&](const Uri& uri) -> std::optional<Uri> {
             auto epc = uri.params.get("epc");
             if (!epc) return std::nullopt;
