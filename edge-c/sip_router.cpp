@@ -772,15 +772,14 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         sip::pop_via(m);
         if (info.cseq.method == "REGISTER" && !f->contacts.empty()) {
             // Show the client the bindings as it registered them, not as Unified CM stores them.
-            (void)sip::rewrite_contacts(m, [&](const sip::Uri& uri) -> std::optional<sip::Uri> {
+            // The table holds what Uri::to_string wrote for a parsed Contact, so its text goes back as is.
+            (void)sip::rewrite_contacts(m, [&](const sip::Uri& uri) -> std::optional<std::string> {
                 auto fid = our_uri(uri);
                 auto epc = uri.params.get("epc");
                 if (!fid || fid->connection != f->id() || !epc) return std::nullopt;
                 const std::string* o = f->contacts.lookup(*epc);
                 if (!o) return std::nullopt;
-                auto orig = sip::Uri::parse(*o);
-                if (!orig) return std::nullopt;
-                return *orig;
+                return *o;
             });
         }
         via_media(*f, MediaB2bua::From::Internal, std::move(m),

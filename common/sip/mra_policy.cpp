@@ -51,13 +51,13 @@ std::optional<std::string_view> mra_flow_token(const Uri& u) {
 ContactVerdict rewrite_client_contacts(Message& m, ContactTable& table,
                                        const std::function<Uri(size_t, const Uri&)>& make) {
     bool full = false;
-    auto n = rewrite_contacts(m, [&](const Uri& orig) -> std::optional<Uri> {
+    auto n = rewrite_contacts(m, [&](const Uri& orig) -> std::optional<std::string> {
         auto idx = table.index_of(orig.to_string());
         if (!idx) {
             full = true;
             return std::nullopt;
         }
-        return make(*idx, orig);
+        return make(*idx, orig).to_string();
     });
     if (!n) return ContactVerdict::malformed;
     return full ? ContactVerdict::too_many : ContactVerdict::ok;

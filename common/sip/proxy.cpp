@@ -207,7 +207,8 @@ Result<bool> pop_route_if(Message& m, const std::function<bool(const Uri&)>& is_
     return true;
 }
 
-Result<size_t> rewrite_contacts(Message& m, const std::function<std::optional<Uri>(const Uri&)>& rewrite) {
+Result<size_t> rewrite_contacts(Message& m,
+                                const std::function<std::optional<std::string>(const Uri&)>& rewrite) {
     size_t n = 0;
     for (auto& h : m.headers()) {
         if (h.id != HeaderId::contact) continue;
@@ -223,8 +224,15 @@ Result<size_t> rewrite_contacts(Message& m, const std::function<std::optional<Ur
             if (auto r = NameAddr::parse_into(part, na); !r)
                 return make_error("malformed Contact: " + r.error().message);
             if (auto u = rewrite(na.uri)) {
-                na.uri = std::move(*u);
-                joined += na.to_string();
+                // NameAddr::to_string's form: the URI always in angle brackets.
+                if (!na.display.empty()) {
+                    joined += na.display;
+                    joined += ' ';
+                }
+                joined += '<';
+                joined += *u;
+                joined += '>';
+                joined += na.params.to_string();
                 ++n;
             } else {
                 joined += part;

@@ -92,10 +92,12 @@ void push_route(Message& m, const Uri& uri);
 // Returns true when one was removed; an unparseable top Route is an error.
 Result<bool> pop_route_if(Message& m, const std::function<bool(const Uri&)>& is_us);
 
-// Calls `rewrite` for every Contact URI ("*" excepted) and replaces it with the returned URI when
-// there is one. Display name and header parameters (+sip.instance, reg-id, expires, q, ...) are kept.
+// Calls `rewrite` for every Contact URI ("*" excepted) and replaces it with the returned URI text when
+// there is one (text, so a URI kept as text, like a client's Contact, is not parsed only to be written
+// out again). Display name and header parameters (+sip.instance, reg-id, expires, q, ...) are kept.
 // Returns how many were rewritten.
-Result<size_t> rewrite_contacts(Message& m, const std::function<std::optional<Uri>(const Uri&)>& rewrite);
+Result<size_t> rewrite_contacts(Message& m,
+                                const std::function<std::optional<std::string>(const Uri&)>& rewrite);
 
 enum class MaxForwardsResult : uint8_t {
     ok,        // decremented (or set to `initial` when absent, RFC 3261 16.6 step 3)

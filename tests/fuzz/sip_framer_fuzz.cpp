@@ -50,10 +50,10 @@ void exercise(std::string_view wire) {
     push_via(edited, spec);
     (void)decrement_max_forwards(edited);
     (void)pop_route_if(edited, [](const Uri& u) { return u.host == "expe1.example.com"; });
-    auto n = rewrite_contacts(edited, [](const Uri& u) -> std::optional<Uri> {
+    auto n = rewrite_contacts(edited, [](const Uri& u) -> std::optional<std::string> {
         Uri o = u;
         if (o.is_sip()) o.host = "edge.example.com";
-        return o;
+        return o.to_string();
     });
     auto ep = Message::parse(edited.serialize());
     check(ep.ok());

@@ -114,14 +114,12 @@ std::string edge_c_response(std::string_view wire, const ContactTable& contacts)
     if (!info.top_via.branch()) return {};
     pop_via(*m);
     if (info.cseq.method == "REGISTER") {
-        (void)rewrite_contacts(*m, [&](const Uri& uri) -> std::optional<Uri> {
+        (void)rewrite_contacts(*m, [&](const Uri& uri) -> std::optional<std::string> {
             auto epc = uri.params.get("epc");
             if (!epc) return std::nullopt;
             const std::string* o = contacts.lookup(*epc);
             if (!o) return std::nullopt;
-            auto orig = Uri::parse(*o);
-            if (!orig) return std::nullopt;
-            return *orig;
+            return *o;
         });
     }
     return m->serialize();
