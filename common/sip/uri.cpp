@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 
 #include "common/sip/lex.h"
 
@@ -60,6 +61,18 @@ size_t Params::size() const {
 }
 
 void Params::append(std::string_view name, std::optional<std::string_view> value) {
+    // A view into this list (p.set("x", p.get("y"))) would dangle once the text grows: copy it first.
+    std::less<const char*> before;
+    auto inside = [&](std::string_view x) {
+        return !x.empty() && !before(x.data(), text_.data()) && before(x.data(), text_.data() + text_.size());
+    };
+    if (inside(name) || (value && inside(*value))) {
+        std::string n(name);
+        std::optional<std::string> v;
+        if (value) v = std::string(*value);
+        append(n, v);
+        return;
+    }
     text_ += ';';
     text_ += name;
     if (value) {

@@ -6,6 +6,7 @@
 #include "common/sip/framer.h"
 #include "common/sip/message.h"
 #include "common/sip/proxy.h"
+#include "common/sip/uri.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -33,6 +34,18 @@ void exercise(std::string_view wire) {
 
     RoutingInfo ri;
     Validation v = validate(*m, {}, &ri);
+    if (v.ok()) {
+        // Parameter lists are kept as normalised text (issue 18): what was parsed writes out and parses
+        // back to the same text, and every parameter's value is found again by its name.
+        auto via = Via::parse(ri.top_via.to_string());
+        check(via.ok() && via->to_string() == ri.top_via.to_string());
+        check(via->branch() == ri.top_via.branch());
+        for (const NameAddr* na : {&ri.from, &ri.to}) {
+            auto back = NameAddr::parse(na->to_string());
+            check(back.ok() && back->to_string() == na->to_string());
+            check(back->params.size() == na->params.size() && back->tag() == na->tag());
+        }
+    }
     if (!v.ok() || !m->is_request()) return;
     Message r = make_response(*m, 400, {}, "fz");
     auto rp = Message::parse(r.serialize());

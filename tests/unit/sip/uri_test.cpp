@@ -140,6 +140,12 @@ TEST_CASE("parameter text: boundaries past quoted values", "[sip][uri]") {
     CHECK(q.to_string() == ";b;flag=on;+sip.instance=\"<urn:uuid:1>\";last=\"\";new=v");
     CHECK(q.remove("new"));
     CHECK(q.size() == 4);
+    // A value taken from the same list survives the text growing under it.
+    q.set("copy", q.get("+sip.instance"));
+    q.set("last", q.get("flag"));
+    CHECK(q.get("copy") == "\"<urn:uuid:1>\"");
+    CHECK(q.get("last") == "on");
+    q.remove("copy");
     Params empty;
     CHECK(empty.empty());
     CHECK(empty.size() == 0);
