@@ -124,55 +124,15 @@ inline std::optional<std::string_view> take_quoted(std::string_view& s) {
     return std::nullopt;
 }
 
-// Splits a header value on commas that are outside quoted strings and angle brackets. Empty
-// elements are kept so the element parser can reject them (RFC 4475 badinv01).
-inline std::vector<std::string_view> split_list(std::string_view value) {
-    std::vector<std::string_view> out;
-    // Most list headers carry one element: without a comma there is nothing to split (a vectorised
-    // scan instead of the character loop below).
-    if (value.find(',') == std::string_view::npos) {
-        out.push_back(trim(value));
-        return out;
-    }
-    size_t start = 0;
+// The position of the first comma at or after `from` that is outside quoted strings and angle brackets
+// (a list separator); npos when there is none.
+inline size_t next_list_comma(std::string_view value, size_t from) {
+    // Most list headers carry one element: without a comma there is nothing to scan for (a vectorised
+    // search instead of the character loop below).
+    if (value.find(',', from) == std::string_view::npos) return std::string_view::npos;
     bool in_quote = false;
     bool in_angle = false;
-    for (size_t i = 0; i < value.size(); ++i) {
-        char c = value[i];
-        if (in_quote) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                in_quote = false;
-            continue;
-        }
-        if (c == '"')
-            in_quote = true;
-        else if (c == '<')
-            in_angle = true;
-        else if (c == '>')
-            in_angle = false;
-        else if (c == ',' && !in_angle) {
-            out.push_back(trim(value.substr(start, i - start)));
-            start = i + 1;
-        }
-    }
-    out.push_back(trim(value.substr(start)));
-    return out;
-}
-
-// The first element of a list header value and where the rest starts (after its comma; npos when the
-// value has one element), without splitting the whole list.
-struct FirstElement {
-    std::string_view first;
-    size_t rest = std::string_view::npos;
-};
-inline FirstElement first_element(std::string_view value) {
-    size_t comma = value.find(',');
-    if (comma == std::string_view::npos) return {trim(value)};
-    bool in_quote = false;
-    bool in_angle = false;
-    for (size_t i = 0; i < value.size(); ++i) {
+    for (size_t i = from; i < value.size(); ++i) {
         char c = value[i];
         if (in_quote) {
             if (c == '\\')
@@ -188,9 +148,32 @@ inline FirstElement first_element(std::string_view value) {
         else if (c == '>')
             in_angle = false;
         else if (c == ',' && !in_angle)
-            return {trim(value.substr(0, i)), i + 1};
+            return i;
     }
-    return {trim(value)};
+    return std::string_view::npos;
+}
+
+// Splits a header value on list separators (next_list_comma). Empty elements are kept so the element
+// parser can reject them (RFC 4475 badinv01).
+inline std::vector<std::string_view> split_list(std::string_view value) {
+    std::vector<std::string_view> out;
+    size_t start = 0;
+    for (size_t comma; (comma = next_list_comma(value, start)) != std::string_view::npos; start = comma + 1)
+        out.push_back(trim(value.substr(start, comma - start)));
+    out.push_back(trim(value.substr(start)));
+    return out;
+}
+
+// The first element of a list header value and where the rest starts (after its comma; npos when the
+// value has one element), without splitting the whole list.
+struct FirstElement {
+    std::string_view first;
+    size_t rest = std::string_view::npos;
+};
+inline FirstElement first_element(std::string_view value) {
+    size_t comma = next_list_comma(value, 0);
+    if (comma == std::string_view::npos) return {trim(value)};
+    return {trim(value.substr(0, comma)), comma + 1};
 }
 
 enum class Number { ok, invalid, overflow };

@@ -38,16 +38,22 @@ size_t next_param(std::string_view text, size_t at, std::string_view& name,
 
 } // namespace
 
-std::optional<std::string_view> Params::get(std::string_view name) const {
+Params::Found Params::locate(std::string_view name) const {
     std::string_view t = text_;
     std::string_view n;
     std::optional<std::string_view> v;
     for (size_t at = 0; at < t.size();) {
         size_t next = next_param(t, at, n, v);
-        if (iequals(n, name)) return v ? *v : std::string_view{};
+        if (n.size() == name.size() && iequals(n, name)) return Found{at, next, n, v};
         at = next;
     }
-    return std::nullopt;
+    return {};
+}
+
+std::optional<std::string_view> Params::get(std::string_view name) const {
+    Found f = locate(name);
+    if (f.at == std::string::npos) return std::nullopt;
+    return f.value ? *f.value : std::string_view{};
 }
 
 size_t Params::size() const {
@@ -70,53 +76,35 @@ void Params::append(std::string_view name, std::optional<std::string_view> value
         std::string n(name);
         std::optional<std::string> v;
         if (value) v = std::string(*value);
-        append(n, v);
+        append_parsed(n, v);
         return;
     }
-    text_ += ';';
-    text_ += name;
-    if (value) {
-        text_ += '=';
-        text_ += *value;
-    }
+    append_parsed(name, value);
 }
 
 void Params::set(std::string_view name, std::optional<std::string_view> value) {
-    std::string_view t = text_;
-    std::string_view n;
-    std::optional<std::string_view> v;
-    for (size_t at = 0; at < t.size();) {
-        size_t next = next_param(t, at, n, v);
-        if (iequals(n, name)) {
-            // Replace what follows the name: the old value (with its '=') or nothing.
-            size_t from = at + 1 + n.size();
-            std::string repl;
-            if (value) {
-                repl.reserve(value->size() + 1);
-                repl += '=';
-                repl += *value;
-            }
-            text_.replace(from, next - from, repl);
-            return;
-        }
-        at = next;
+    Found f = locate(name);
+    if (f.at == std::string::npos) {
+        append(name, value);
+        return;
     }
-    append(name, value);
+    // Replace what follows the name: the old value (with its '=') or nothing. `value` is copied first: it
+    // may point into the text being replaced.
+    size_t from = f.at + 1 + f.name.size();
+    std::string repl;
+    if (value) {
+        repl.reserve(value->size() + 1);
+        repl += '=';
+        repl += *value;
+    }
+    text_.replace(from, f.next - from, repl);
 }
 
 bool Params::remove(std::string_view name) {
-    std::string_view t = text_;
-    std::string_view n;
-    std::optional<std::string_view> v;
-    for (size_t at = 0; at < t.size();) {
-        size_t next = next_param(t, at, n, v);
-        if (iequals(n, name)) {
-            text_.erase(at, next - at);
-            return true;
-        }
-        at = next;
-    }
-    return false;
+    Found f = locate(name);
+    if (f.at == std::string::npos) return false;
+    text_.erase(f.at, f.next - f.at);
+    return true;
 }
 
 namespace {
@@ -217,7 +205,7 @@ Result<Params> parse_header_params(std::string_view s) {
             }
             skip_ws(s);
         }
-        params.append(name, value);
+        params.append_parsed(name, value);
     }
     return params;
 }
@@ -305,7 +293,7 @@ Result<void> Uri::parse_into(std::string_view text, Uri& u) {
                 if (value->empty() || !valid_uri_part(*value, "=@"))
                     return make_error("malformed URI parameter");
             }
-            u.params.append(name, value);
+            u.params.append_parsed(name, value);
             if (next == std::string_view::npos) break;
             ps = ps.substr(next + 1);
         }

@@ -31,9 +31,27 @@ class Params {
 
     // Appends without looking for an existing one: for parsers that already checked the grammar.
     void append(std::string_view name, std::optional<std::string_view> value);
+    // The same for views that do not point into this list (a parser's input): no aliasing check.
+    void append_parsed(std::string_view name, std::optional<std::string_view> value) {
+        text_ += ';';
+        text_ += name;
+        if (value) {
+            text_ += '=';
+            text_ += *value;
+        }
+    }
     void reserve(size_t n) { text_.reserve(n); }
 
   private:
+    // One parameter's place in text_: [at, next) from its ';', its name and value as views.
+    struct Found {
+        size_t at = std::string::npos;
+        size_t next = 0;
+        std::string_view name;
+        std::optional<std::string_view> value;
+    };
+    Found locate(std::string_view name) const;
+
     std::string text_;
 };
 

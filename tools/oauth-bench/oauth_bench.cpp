@@ -7,8 +7,6 @@
 // FILE holds one access token a line (tools/fixtures/oauth_issuer.py --mint writes such a file); they are
 // validated round-robin, N times in all (default 20000). Every validation must succeed: a refused token ends
 // the run with its reason (a benchmark of refusals would measure something else).
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,17 +16,13 @@
 #include <vector>
 
 #include "edge-c/oauth_validator.h"
+#include "tools/cpu_seconds.h"
 
 using namespace edgepair;
 
 namespace {
 
-double cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
+using edgepair::tools::cpu_seconds;
 
 int usage() {
     std::fprintf(stderr, "usage: oauth-bench --keys JWKS --issuer ISS --tokens FILE [--count N]\n");

@@ -7,8 +7,6 @@
 // part; run it under `valgrind --tool=callgrind` for instructions per transaction.
 //
 //   sip-bench [transactions]      (default 200000)
-#include <sys/resource.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -17,17 +15,13 @@
 #include "common/sip/message.h"
 #include "common/sip/mra_policy.h"
 #include "common/sip/proxy.h"
+#include "tools/cpu_seconds.h"
 
 using namespace edgepair::sip;
 
 namespace {
 
-double cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
+using edgepair::tools::cpu_seconds;
 
 // As Jabber for Windows 14 sends it (header set and Contact parameters from MRA-PROTOCOL.md's REGISTER),
 // with the values edge-load uses.

@@ -4,25 +4,19 @@
 // load on the machine changes the figure less than wall time would.
 //
 //   srtp-bench [packets] [80|32] [openssl|libsrtp2]      (defaults: 2000000, 80, both)
-#include <sys/resource.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "common/media/srtp.h"
+#include "tools/cpu_seconds.h"
 
 using namespace edgepair::media;
 
 namespace {
 
-double cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
+using edgepair::tools::cpu_seconds;
 
 // Returns packets per CPU-second, or a negative number if a packet did not come back intact.
 double run(SrtpBackend backend, SrtpSuite suite, long packets) {
