@@ -51,7 +51,8 @@
 #   BENCH_PERF_MODE=callgrind instead: the counters are zeroed before each row and dumped after it, so the
 #   instruction counts per request hold on a busy machine where CPU time does not.
 #   BENCH_PAIR_WORKERS (1): workers of edge-e and edge-c; BENCH_PAIR_CPUS (0): the CPUs both are pinned to
-#   (taskset list, e.g. 0-1 for the multi-worker row; the load generator stays on CPU1).
+#   (taskset list, e.g. 0-1 for the multi-worker row; the load generator stays on CPU1); BENCH_KAM_CPUS (unset):
+#   the CPUs Kamailio is pinned to for its direct rows (0 for the pair's default conditions).
 #   BENCH_DNS_TTL (60): the TTL of the pair's dnsmasq answers (dnsmasq's own default is 0, which real DNS
 #   never is; edge-c keeps addresses for their TTL, dns.max_cache_ttl). 0 makes every new connection ask DNS.
 #   BENCH_EDGE_C_EXTRA: YAML appended to the pair's edge-c config, e.g. 'http: {upstream_idle_per_origin: 8}'.
@@ -808,6 +809,15 @@ kamailio_up() {
     || die "the callee's REGISTER at the restarted Kamailio failed"; fi
 }
 
+# BENCH_KAM_CPUS: the CPUs Kamailio's processes may use during its direct rows (taskset list; default: not
+# pinned). With BENCH_KAM_CPUS=0 Kamailio gets what the pair gets by default (CPU 0 only, the load generator on
+# CPU 1); unpinned it spreads its processes over both CPUs, which the pinned pair cannot.
+pin_kamailio() {
+  [[ -n ${BENCH_KAM_CPUS:-} ]] || return 0
+  local p
+  for p in $1; do taskset -a -p -c "$BENCH_KAM_CPUS" "$p" >/dev/null 2>&1 || true; done
+}
+
 run_pair() {
   # Verified TLS here: the names the pair presents (expe1.example.com, example.com) are part of the scenario.
   local r el=("$BIN/edge-load" --cafile "$PKI/ca.crt" --no-progress --json --threads 1)
@@ -849,11 +859,13 @@ run_pair() {
     kamailio_up
     # Kamailio's processes as they are now (a child that ran at start-up may be gone).
     kam_pids="$KAM_PID $(pgrep -P "$KAM_PID" | tr '\n' ' ')"
+    pin_kamailio "$kam_pids"
     measure_direct sip-register kamailio-direct "$r" "$kam_pids" -- "${el[@]}" --scenario sip-register \
       --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "d$r-%d" --password x \
       --interval 0 --keepalive 0 --expires 300 --requests "$SIP_N" --duration 120
     kamailio_up
     kam_pids="$KAM_PID $(pgrep -P "$KAM_PID" | tr '\n' ' ')"
+    pin_kamailio "$kam_pids"
     measure_direct sip-call kamailio-direct "$r" "$kam_pids" -- "${el[@]}" --scenario sip-call \
       --target "127.0.1.1:$P_KAMTLS" --sni cucm1.example.com --domain example.com --connections 50 --user "dc$r-%d" \
       --password x --callee bob --keepalive 0 --expires 300 --requests "$INVITE_N" --duration 120
