@@ -517,6 +517,14 @@ void SipRouter::flow_closed(SipFlow& f) {
     w_.retire(&f);
 }
 
+// The flow our Via branch names: magic cookie, our flow token, kBranchSep, the previous hop's branch.
+std::optional<sip::FlowId> SipRouter::branch_flow(const sip::Via& top) const {
+    auto branch = top.branch();
+    if (!branch || !starts_with(*branch, sip::kMagicCookie)) return std::nullopt;
+    auto rest = branch->substr(sip::kMagicCookie.size());
+    return tokens_->decode(rest.substr(0, rest.find(kBranchSep)));
+}
+
 std::optional<sip::FlowId> SipRouter::our_uri(const sip::Uri& u) const {
     auto token = sip::mra_flow_token(u);
     if (!token) return std::nullopt;
@@ -658,12 +666,7 @@ void SipRouter::from_client(SipFlow& f, std::string_view bytes) {
     }
     if (!m.is_request()) {
         // The client answers a request we relayed from Unified CM: our Via names the upstream.
-        const sip::Via* top = &info.top_via;
-        std::optional<sip::FlowId> id;
-        if (top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
-            auto rest = top->branch()->substr(sip::kMagicCookie.size());
-            id = tokens_->decode(rest.substr(0, rest.find(kBranchSep)));
-        }
+        auto id = branch_flow(info.top_via);
         if (!id || id->link_stream != kFlowUpstream) {
             count("client_response_unmatched");
             return;
@@ -757,12 +760,7 @@ void SipRouter::from_upstream(SipUpstream& u, std::string_view bytes) {
         return;
     }
     if (!m.is_request()) {
-        const sip::Via* top = &info.top_via;
-        std::optional<sip::FlowId> id;
-        if (top->branch() && starts_with(*top->branch(), sip::kMagicCookie)) {
-            auto rest = top->branch()->substr(sip::kMagicCookie.size());
-            id = tokens_->decode(rest.substr(0, rest.find(kBranchSep)));
-        }
+        auto id = branch_flow(info.top_via);
         if (!id || id->link_stream != kFlowClient) {
             count("upstream_response_unmatched");
             return;

@@ -210,6 +210,7 @@ class SipRouter {
     bool names_edge(const SipFlow& f, const sip::Uri& u) const;
     void reply_upstream(SipUpstream& u, const sip::Message& req, int status, std::string_view reason = {});
     std::optional<sip::FlowId> our_uri(const sip::Uri& u) const;
+    std::optional<sip::FlowId> branch_flow(const sip::Via& top) const;
     // Hands a message to the media B2BUA (when media is configured) before `send` forwards it.
     void via_media(SipFlow& f, MediaB2bua::From from, sip::Message&& m, MediaB2bua::Continue send);
 

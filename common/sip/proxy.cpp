@@ -169,16 +169,15 @@ bool fill_received_rport(Message& m, Via top, std::string_view src_ip, uint16_t 
     Header* h = first_field(m, HeaderId::via);
     if (!h) return false;
     auto fe = first_element(h->value);
-    Via* v = &top;
     // The sent-by of an IPv6 client is bracketed; the source address is not.
-    std::string_view host = v->host;
+    std::string_view host = top.host;
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    auto rport = v->params.get("rport");
+    auto rport = top.params.get("rport");
     bool want_rport = rport && rport->empty();
     if (!want_rport && iequals(host, src_ip)) return true;
-    v->params.set("received", std::string(src_ip));
-    if (want_rport) v->params.set("rport", std::to_string(src_port));
-    std::string out = v->to_string();
+    top.params.set("received", std::string(src_ip));
+    if (want_rport) top.params.set("rport", std::to_string(src_port));
+    std::string out = top.to_string();
     if (fe.rest != std::string_view::npos) {
         out += ", ";
         out += trim(std::string_view(h->value).substr(fe.rest));
@@ -224,15 +223,7 @@ Result<size_t> rewrite_contacts(Message& m,
             if (auto r = NameAddr::parse_into(part, na); !r)
                 return make_error("malformed Contact: " + r.error().message);
             if (auto u = rewrite(na.uri)) {
-                // NameAddr::to_string's form: the URI always in angle brackets.
-                if (!na.display.empty()) {
-                    joined += na.display;
-                    joined += ' ';
-                }
-                joined += '<';
-                joined += *u;
-                joined += '>';
-                joined += na.params.to_string();
+                na.append_to(joined, *u);
                 ++n;
             } else {
                 joined += part;

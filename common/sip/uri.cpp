@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <functional>
 
 #include "common/sip/lex.h"
 
@@ -66,38 +65,24 @@ size_t Params::size() const {
     return count;
 }
 
-void Params::append(std::string_view name, std::optional<std::string_view> value) {
-    // A view into this list (p.set("x", p.get("y"))) would dangle once the text grows: copy it first.
-    std::less<const char*> before;
-    auto inside = [&](std::string_view x) {
-        return !x.empty() && !before(x.data(), text_.data()) && before(x.data(), text_.data() + text_.size());
-    };
-    if (inside(name) || (value && inside(*value))) {
-        std::string n(name);
-        std::optional<std::string> v;
-        if (value) v = std::string(*value);
-        append_parsed(n, v);
-        return;
-    }
-    append_parsed(name, value);
-}
-
 void Params::set(std::string_view name, std::optional<std::string_view> value) {
     Found f = locate(name);
-    if (f.at == std::string::npos) {
-        append(name, value);
-        return;
-    }
-    // Replace what follows the name: the old value (with its '=') or nothing. `value` is copied first: it
-    // may point into the text being replaced.
-    size_t from = f.at + 1 + f.name.size();
+    // `value` may be a view into this list (p.set("x", p.get("y"))): it is copied before the text changes.
     std::string repl;
     if (value) {
         repl.reserve(value->size() + 1);
         repl += '=';
         repl += *value;
     }
-    text_.replace(from, f.next - from, repl);
+    if (f.at != std::string::npos) {
+        // Replace what follows the name: the old value (with its '=') or nothing.
+        size_t from = f.at + 1 + f.name.size();
+        text_.replace(from, f.next - from, repl);
+        return;
+    }
+    text_ += ';';
+    text_ += name;
+    text_ += repl;
 }
 
 bool Params::remove(std::string_view name) {
@@ -391,15 +376,19 @@ Result<NameAddr> NameAddr::parse(std::string_view text) {
 
 std::string NameAddr::to_string() const {
     std::string out;
+    append_to(out, uri.to_string());
+    return out;
+}
+
+void NameAddr::append_to(std::string& out, std::string_view uri_text) const {
     if (!display.empty()) {
         out += display;
         out += ' ';
     }
     out += '<';
-    out += uri.to_string();
+    out += uri_text;
     out += '>';
     out += params.to_string();
-    return out;
 }
 
 } // namespace edgepair::sip

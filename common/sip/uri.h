@@ -22,16 +22,16 @@ class Params {
     // set/remove.
     std::optional<std::string_view> get(std::string_view name) const;
     bool has(std::string_view name) const { return get(name).has_value(); }
-    // Replaces the first parameter of that name in place, or appends one.
+    // Replaces the first parameter of that name in place, or appends one. `value` may be a view into this
+    // list; `name` may not.
     void set(std::string_view name, std::optional<std::string_view> value);
     bool remove(std::string_view name);
     size_t size() const;
     const std::string& to_string() const { return text_; } // ";a=b;c"
     bool empty() const { return text_.empty(); }
 
-    // Appends without looking for an existing one: for parsers that already checked the grammar.
-    void append(std::string_view name, std::optional<std::string_view> value);
-    // The same for views that do not point into this list (a parser's input): no aliasing check.
+    // Appends without looking for an existing one, for parsers that already checked the grammar; the views
+    // must not point into this list.
     void append_parsed(std::string_view name, std::optional<std::string_view> value) {
         text_ += ';';
         text_ += name;
@@ -96,6 +96,8 @@ struct NameAddr {
     // Always writes the URI in angle brackets: required once it carries ',', ';' or '?' (RFC 3261
     // 20.10) and harmless otherwise.
     std::string to_string() const;
+    // The same form with `uri_text` in place of the URI, appended to `out`.
+    void append_to(std::string& out, std::string_view uri_text) const;
 };
 
 } // namespace edgepair::sip
