@@ -53,6 +53,11 @@
 #   BENCH_PAIR_WORKERS (1): workers of edge-e and edge-c; BENCH_PAIR_CPUS (0): the CPUs both are pinned to
 #   (taskset list, e.g. 0-1 for the multi-worker row; the load generator stays on CPU1); BENCH_KAM_CPUS (unset):
 #   the CPUs Kamailio is pinned to for its direct rows (0 for the pair's default conditions).
+#   BENCH_HOLD_SOURCES (unset): a --source-range for the held-session rows' clients (e.g.
+#   127.2.0.1-127.2.0.254; one address has about 28,000 ports to one target); BENCH_RSS_EVERY: seconds between
+#   the RSS samples of a held row (default HOLD_S / 20 from a minute's hold; the note gives the slope over the
+#   second half, the samples stay in the temp dir with --keep). A hold longer than BENCH_CLIENT_TIMEOUT (300 s)
+#   raises it to the hold + 120 s.
 #   BENCH_DNS_TTL (60): the TTL of the pair's dnsmasq answers (dnsmasq's own default is 0, which real DNS
 #   never is; edge-c keeps addresses for their TTL, dns.max_cache_ttl). 0 makes every new connection ask DNS.
 #   BENCH_EDGE_C_EXTRA: YAML appended to the pair's edge-c config, e.g. 'http: {upstream_idle_per_origin: 8}'.
@@ -155,6 +160,7 @@ HS_REPEAT=${BENCH_HS_REPEAT:-3}     # h2load -n HS_N -c HS_N, HS_REPEAT times pe
 IDLE_RAMP_MAX=${BENCH_IDLE_RAMP:-120} # seconds allowed for opening the idle connections
 IDLE_RUNS=${BENCH_IDLE_RUNS:-$RUNS}
 CLIENT_TIMEOUT=${BENCH_CLIENT_TIMEOUT:-300}
+HOLD_SOURCES=${BENCH_HOLD_SOURCES:-}
 
 # Idle connections need a descriptor each on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -698,6 +704,36 @@ measure_direct() {
 }
 
 rss_pair() { echo $(($(rss_kb "$PAIR_E") + $(rss_kb "$PAIR_C"))); }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# hold_samples FILE: wait until HOLD_S - 3 s into a held row; with BENCH_RSS_EVERY seconds (default
+# HOLD_S / 20 for holds of a minute or more), write a sample of both edges every so often to FILE: seconds
+# since the start, RSS of edge-e and edge-c (kB), edge-e's open descriptors. The flatness of that curve is
+# the point of a long hold, not its last value alone.
+hold_samples() {
+  local f=$1 every=${BENCH_RSS_EVERY:-$((HOLD_S >= 60 ? HOLD_S / 20 : 0))} start now
+  start=$(date +%s)
+  if ((every <= 0)); then sleep $((HOLD_S - 3)); return; fi
+  printf 't_s\trss_e_kb\trss_c_kb\tfds_e\n' >"$f"
+  while :; do
+    now=$(date +%s)
+    ((now - start >= HOLD_S - 3)) && break
+    printf '%d\t%s\t%s\t%s\n' $((now - start)) "$(rss_kb "$PAIR_E")" "$(rss_kb "$PAIR_C")" "$(fd_count "$PAIR_E")" >>"$f"
+    sleep "$(( every < HOLD_S - 3 - (now - start) ? every : HOLD_S - 3 - (now - start) ))"
+  done
+}
+
+# rss_slope FILE: over the second half of the hold's samples, the least-squares slope of each edge's RSS
+# in kB per minute, and the pair's RSS range in that half; empty without samples.
+rss_slope() {
+  [[ -s $1 ]] || return 0
+  awk -F'\t' -v h="$HOLD_S" 'NR > 1 && $1 >= h / 2 { n++; x[n] = $1; e[n] = $2; c[n] = $3; p = $2 + $3
+      if (n == 1 || p < lo) lo = p; if (n == 1 || p > hi) hi = p }
+    function slope(y,   i, mx, my, sxy, sxx) { for (i = 1; i <= n; i++) { mx += x[i]; my += y[i] }
+      mx /= n; my /= n; for (i = 1; i <= n; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) ^ 2 }
+      return sxx > 0 ? 60 * sxy / sxx : 0 }
+    END { if (n >= 3) printf "second half of the hold (%d samples): edge-e %+.1f kB/min, edge-c %+.1f kB/min, pair %d..%d kB", n, slope(e), slope(c), lo, hi }' "$1"
+}
 
 # measure_pair METRIC RUN [HOLD] -- CMD...: edge-load against the pair; CPU of edge-e + edge-c. With HOLD,
 # RSS of both is also read HOLD_S - 3 s into the run, and the row's figure is kB per session up at the end.
@@ -722,11 +758,16 @@ measure_pair() {
       perf_pid=$!
     fi
   fi
-  timeout "$CLIENT_TIMEOUT" taskset -c 1 "$@" >"$out" 2>"$out.err" &
+  # A hold longer than the client timeout would be cut short by it.
+  local ct=$CLIENT_TIMEOUT
+  ((hold && HOLD_S + 120 > ct)) && ct=$((HOLD_S + 120))
+  timeout "$ct" taskset -c 1 "$@" >"$out" 2>"$out.err" &
   local lpid=$!
+  local rss_curve=""
   if ((hold)); then
-    sleep $((HOLD_S - 3))
+    hold_samples "$TMP/rss.$metric.$run.tsv"
     rss1_e=$(rss_kb "$PAIR_E"); rss1_c=$(rss_kb "$PAIR_C"); rss1=$((rss1_e + rss1_c))
+    rss_curve=$(rss_slope "$TMP/rss.$metric.$run.tsv")
   fi
   wait "$lpid" || note="edge-load rc=$?"
   [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
@@ -759,7 +800,7 @@ print("p50 %.2f ms p99 %.2f ms, up at end %s" % (l["p50"]/1000, l["p99"]/1000, s
     local up
     up=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sessions"]["up_at_end"])' "$out" 2>/dev/null || echo 0)
     per=$(awk -v a="$rss1" -v b="$rss0" -v n="$up" 'BEGIN{ if (n > 0) printf "%.1f", (a-b)/n; else print "nan" }')
-    note="$note; RSS edge-e+edge-c ${rss0}->${rss1} kB (edge-e ${rss0_e}->${rss1_e}, edge-c ${rss0_c}->${rss1_c}) for $up sessions, $ops ops at $(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')/CPU-s"
+    note="$note; RSS edge-e+edge-c ${rss0}->${rss1} kB (edge-e ${rss0_e}->${rss1_e}, edge-c ${rss0_c}->${rss1_c}) for $up sessions, $ops ops at $(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')/CPU-s${rss_curve:+; $rss_curve}"
   else
     per=$(awk -v o="$ops" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", o/c; else print "nan" }')
   fi
@@ -879,11 +920,12 @@ run_pair() {
   # "hold-sip" / "hold-xmpp" run one each, for one bench.sh invocation per fresh pair.
   if pair_row hold || pair_row hold-sip; then
     measure_pair sip-hold 1 hold -- "${el[@]}" "${sip[@]}" --connections "$SIP_HOLD" --user "hold%d" --password x \
-      --interval 10 --keepalive 15 --expires 300 --duration "$HOLD_S"
+      --interval 10 --keepalive 15 --expires 300 --duration "$HOLD_S" ${HOLD_SOURCES:+--source-range "$HOLD_SOURCES"}
   fi
   if pair_row hold || pair_row hold-xmpp; then
     measure_pair xmpp-hold 1 hold -- "${el[@]}" "${xmpp[@]}" --connections "$XMPP_HOLD" --user "load%d" \
-      --password Load-Passw0rd --interval 5 --keepalive 15 --duration "$HOLD_S"
+      --password Load-Passw0rd --interval 5 --keepalive 15 --duration "$HOLD_S" \
+      ${HOLD_SOURCES:+--source-range "$HOLD_SOURCES"}
   fi
 }
 

@@ -21,7 +21,49 @@ import harness as h  # noqa: E402
 import pair  # noqa: E402
 
 
-class EdgeLoadTest(h.TestCase):
+def peer_addresses(port: int) -> dict[str, int]:
+    """Established TCP connections to local `port`, counted by the client's address, as the kernel has them."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True, check=True, timeout=10).stdout
+    peers: dict[str, int] = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 4:
+            ip = f[3].rsplit(":", 1)[0]
+            peers[ip] = peers.get(ip, 0) + 1
+    return peers
+
+
+class WatchingLoad:
+    """edge-load in the background while the test reads who is connected to a port (the server's view)."""
+
+    load: str
+
+    def run_load_watching(self, port: int, want: int, *args: str, timeout: float = 20) -> tuple[dict, dict[str, int]]:
+        """edge-load in the background; the client addresses of the connections to local `port` are read
+        (ss) once `want` of them are established. Returns the JSON summary and those addresses."""
+        p = subprocess.Popen([self.load, "--no-progress", "--json", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        peers: dict[str, int] = {}
+        try:
+            deadline = time.monotonic() + timeout / 2
+            while time.monotonic() < deadline and p.poll() is None:
+                peers = peer_addresses(port)
+                if sum(peers.values()) >= want:
+                    break
+                time.sleep(0.05)
+            out, _ = p.communicate(timeout=timeout)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, out)
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        self.assertEqual(len(lines), 1, out)
+        return json.loads(lines[0]), peers
+
+
+class EdgeLoadTest(WatchingLoad, h.TestCase):
     def setUp(self) -> None:
         super().setUp()
         self.load = self.require_binary("edge-load")
@@ -127,6 +169,15 @@ class EdgeLoadTest(h.TestCase):
         self.assertEqual(j["idle"]["alive_at_end"], 20, j)
         self.assertEqual(j["errors_total"], 0, j)
         self.assertTrue(os.path.exists(ready))
+
+    def test_idle_from_a_source_range(self):
+        """--source-range on the idle scenario: the server's kernel sees each connection from the next address
+        of the range (read with ss on nginx's listening port while they are held), round robin."""
+        j, peers = self.run_load_watching(self.tls, 8, "--scenario", "idle", "--target", f"127.0.0.1:{self.tls}",
+                                          "--insecure", "--connections", "8", "--duration", "3",
+                                          "--source-range", "127.0.61.1-127.0.61.4")
+        self.assertEqual(peers, {f"127.0.61.{i}": 2 for i in range(1, 5)}, peers)
+        self.assertEqual(j["idle"]["alive_at_end"], 8, j)
 
     def test_connect_failure_exits_nonzero(self):
         dead = h.free_port()  # nothing listens there
@@ -378,7 +429,7 @@ class PairPeers(h.TestCase):
 
 
 
-class EdgeLoadPairTest(PairPeers):
+class EdgeLoadPairTest(WatchingLoad, PairPeers):
     """edge-load's session scenarios against edge-e/edge-c and real upstreams (each test starts what it needs)."""
 
     def run_load(self, *args: str, expect_rc: int | None = 0, timeout: float = 60) -> dict:
@@ -418,6 +469,18 @@ class EdgeLoadPairTest(PairPeers):
         dump = self.ul_contacts()
         for i in range(5):
             self.assertRegex(dump, rf"AoR: load{i}\n")
+
+        # The same clients from a source range (what a 100,000-client run needs: one address has about 28,000
+        # ports to one target): edge-e's kernel sees them from the range's addresses, and they register.
+        j, peers = self.run_load_watching(self.ports.sip, 4, *sip, "--cafile", self.ca, "--connections", "4", "--user", "src%d",
+                                          "--password", SIP_DIGEST_PASSWORD, "--expires", "120", "--duration", "2",
+                                          "--source-range", "127.0.62.1-127.0.62.2")
+        self.assertEqual(peers, {"127.0.62.1": 2, "127.0.62.2": 2}, peers)
+        self.assertEqual(j["errors_total"], 0, j)
+        self.assertEqual(j["sessions"]["up_at_end"], 4, j)
+        dump = self.ul_contacts()
+        for i in range(4):
+            self.assertRegex(dump, rf"AoR: src{i}\n")
 
         # Open loop: 60 REGISTERs at 40/s over 3 clients, each one challenged.
         j = self.run_load(*sip, "--connections", "3", "--user", "open%d", "--password", SIP_DIGEST_PASSWORD,
@@ -566,6 +629,14 @@ class EdgeLoadPairTest(PairPeers):
         self.assertEqual(j["unit"], "messages")
         self.assertEqual(j["ok"], 100, j)
         self.assertEqual(j["messages"], {"sent": 100, "received": 100}, j)
+
+        # From a source range: edge-e's kernel sees the sessions from the range's addresses.
+        j2, peers = self.run_load_watching(self.ports.xmpp, 2, *xmpp, "--cafile", self.ca, "--connections", "2", "--user", ALICE[0],
+                                           "--password", ALICE[1], "--duration", "2",
+                                           "--source-range", "127.0.63.1-127.0.63.2")
+        self.assertEqual(peers, {"127.0.63.1": 1, "127.0.63.2": 1}, peers)
+        self.assertEqual(j2["errors_total"], 0, j2)
+        self.assertGreater(j2["ok"], 0, j2)
         self.assertEqual(j["sessions"]["logins"], 4, j)
         for step in ("connect", "starttls", "auth", "bind", "login"):
             self.assertEqual(j["steps_us"][step]["count"], 4, (step, j))

@@ -5,6 +5,7 @@
 
 #include "common/http/h1_parser.h"
 #include "common/net/connection.h"
+#include "tools/edge-load/source_addr.h"
 
 namespace edgepair::load {
 
@@ -142,7 +143,7 @@ void Driver::begin_op(Slot& s, uint64_t t_sched) {
 void Driver::open_conn(Slot& s) {
     SSL* ssl = sh_.tls ? sh_.tls->new_ssl(sh_.tls_name) : nullptr;
     std::string err;
-    auto c = net::Connection::connect(loop_, sh_.addr, ssl, &err);
+    auto c = connect_from(loop_, sh_.addr, source_for(opt_, uint64_t(plan_.first_slot) + s.idx), ssl, &err);
     if (!c) {
         s.st = SlotState::Free;
         if (opt_.scenario == Scenario::Idle) {

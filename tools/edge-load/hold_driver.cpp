@@ -15,6 +15,7 @@
 #include "common/net/connection.h"
 #include "common/net/listener.h"
 #include "common/net/tls_context.h"
+#include "tools/edge-load/source_addr.h"
 
 namespace edgepair::load {
 
@@ -205,40 +206,20 @@ void HoldDriver::open(Slot& s) {
     s.in.clear();
     s.streams.clear();
     ++stats_.attempts;
-    const net::SockAddr& to = sh_.addr;
-    int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        stats_.err(ErrKind::Connect);
-        return setup_done(s, false);
-    }
-    if (opt_.source_lo) {
-        // One source address per connection (round robin over the range): whatever a server caps per client
-        // address, these look like that many different clients. The port is picked at connect(), per
-        // 4-tuple, so that ranges smaller than the connection count still work.
-        int one = 1;
-        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-        sockaddr_in src{};
-        src.sin_family = AF_INET;
-        src.sin_addr.s_addr = htonl(opt_.source_lo + s.idx % (opt_.source_hi - opt_.source_lo + 1));
-        if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
-            ::close(fd);
-            stats_.err(ErrKind::Connect);
-            return setup_done(s, false);
-        }
-    }
-    net::tune_socket(fd);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0 && errno != EINPROGRESS) {
-        ::close(fd);
-        stats_.err(ErrKind::Connect);
-        return setup_done(s, false);
-    }
     SSL* ssl = nullptr;
     if (sh_.tls) {
         ssl = sh_.tls->new_ssl(sh_.tls_name);
         // Tens of thousands of idle TLS connections: without this each keeps ~34 KB of record buffers.
         if (ssl) SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     }
-    s.conn = net::Connection::connecting(loop_, fd, to, ssl);
+    // One source address per connection (round robin over the range): whatever a server caps per client
+    // address, these look like that many different clients.
+    std::string err;
+    s.conn = connect_from(loop_, sh_.addr, source_for(opt_, s.idx), ssl, &err);
+    if (!s.conn) {
+        stats_.err(ErrKind::Connect);
+        return setup_done(s, false);
+    }
     ++open_;
     Slot* sp = &s;
     s.conn->set_callbacks({[this, sp] { on_ready(*sp); },

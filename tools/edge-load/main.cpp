@@ -390,7 +390,7 @@ int main(int argc, char** argv) {
         }
     }
     sh.request = build_request(opt);
-    if (opt.scenario == Scenario::Hold && opt.source_lo && addr->family() != AF_INET) {
+    if (opt.source_lo && addr->family() != AF_INET) {
         std::fprintf(stderr, "edge-load: --source-range is IPv4, but %s is %s\n", opt.target.c_str(),
                      addr->str().c_str());
         return 2;

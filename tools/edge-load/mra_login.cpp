@@ -13,6 +13,7 @@
 #include "common/http/b64_domain.h"
 #include "common/net/listener.h"
 #include "tools/edge-load/driver.h"
+#include "tools/edge-load/source_addr.h"
 
 namespace edgepair::load {
 
@@ -36,32 +37,6 @@ ErrKind conn_err_kind(std::string_view why) {
     return why.starts_with("connect") ? ErrKind::Connect
            : why.starts_with("tls")   ? ErrKind::Tls
                                       : ErrKind::Protocol;
-}
-
-std::unique_ptr<net::Connection> connect_from(core::Loop& loop, const net::SockAddr& to, uint32_t source,
-                                              SSL* ssl, std::string* err) {
-    if (!source || to.family() != AF_INET) return net::Connection::connect(loop, to, ssl, err);
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    auto give_up = [&](const char* what) -> std::unique_ptr<net::Connection> {
-        *err = fmt::format("{} (from {}.{}.{}.{} to {}): {}", what, source >> 24, (source >> 16) & 255,
-                           (source >> 8) & 255, source & 255, to.str(), std::strerror(errno));
-        if (fd >= 0) ::close(fd);
-        if (ssl) SSL_free(ssl);
-        return nullptr;
-    };
-    if (fd < 0) return give_up("socket()");
-    // The port is picked at connect() per 4-tuple, so one source address serves any number of targets and
-    // connections (a bind() with port 0 would reserve a port per source address for every destination).
-    int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(source);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) return give_up("bind");
-    net::tune_socket(fd);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0 && errno != EINPROGRESS)
-        return give_up("connect");
-    return net::Connection::connecting(loop, fd, to, ssl);
 }
 
 void set_port(net::SockAddr& a, uint16_t port) {

@@ -41,10 +41,6 @@ enum MraStep : size_t { kStepDns, kStepEdgeConfig, kStepUds, kStepTftp, kStepSip
 const char* mra_step_name(size_t step);
 enum SignInStep : size_t { kSiConnect, kSiEdgeConfig, kSiHomeCluster, kSiUds, kSignInSteps };
 const char* sign_in_step_name(size_t step);
-// A non-blocking connect like net::Connection::connect, from `source` (IPv4, host order; 0 = the kernel's
-// choice) when the target is IPv4.
-std::unique_ptr<net::Connection> connect_from(core::Loop& loop, const net::SockAddr& to, uint32_t source,
-                                              SSL* ssl, std::string* err);
 void set_port(net::SockAddr& a, uint16_t port);
 
 // What get_edge_config told us (the parts a login uses).

@@ -110,8 +110,10 @@ options:
   --users N               sign-in: N distinct users, --user's %d replaced by 0..N-1, each signing in
                           in turn (default 1)
   --wrong-password-every K  sign-in: every K-th sign-in per target with a wrong password (expected 401)
-  --source-range A-B      hold, sign-in: bind each connection to the next IPv4 address from A to B, both in 127.0.0.0/8
-                          (e.g. 127.1.0.1-127.1.255.254), round robin
+  --source-range A-B      every scenario but mra-login: bind each connection (each client or session: its
+                          index picks the address) to the next IPv4 address from A to B, both in 127.0.0.0/8
+                          (e.g. 127.1.0.1-127.1.255.254), round robin. One source address has about 28,000
+                          ephemeral ports to one target: more connections than that need a range
   --method M              hold: request method (default POST)
   --body-length N         hold body, h2-body: Content-Length announced (default 1000000)
   --body-sent N           hold body, h2-body: body bytes actually sent (default 16; less than --body-length)
@@ -440,8 +442,11 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
     } else if (signin_opts) {
         return make_error("--users and --wrong-password-every apply to the sign-in scenario only");
     }
-    if (source_set && o.scenario != Scenario::Hold && o.scenario != Scenario::SignIn)
-        return make_error("--source-range applies to the hold and sign-in scenarios only");
+    // mra-login dials what DNS and the edge config name, several connections per login.
+    if (source_set && o.scenario == Scenario::MraLogin)
+        return make_error("--source-range does not apply to mra-login");
+    if (o.source_lo && o.host.find(':') != std::string::npos)
+        return make_error("--source-range is IPv4: the --target must be IPv4 too");
     if ((o.scenario == Scenario::SipCall) == o.callee.empty())
         return make_error("sip-call needs --callee USER, which applies to it only");
     if (o.media_s > 0 && o.scenario != Scenario::SipCall)
@@ -475,8 +480,6 @@ Result<ParseOutcome> parse_options(int argc, char** argv, Options& o) {
         if (o.hold_mode != HoldMode::Head && o.body_sent >= o.body_length)
             return make_error("--body-sent must be below --body-length: the request must stay unfinished");
         if (o.requests) return make_error("--requests does not apply to the hold scenario (see --duration)");
-        if (o.source_lo && o.host.find(':') != std::string::npos)
-            return make_error("--source-range is IPv4: the --target must be IPv4 too");
     }
     if (o.user.empty() != o.password.empty()) return make_error("--user and --password go together");
     if (!have_conns)

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "tools/edge-load/source_addr.h"
+
 namespace edgepair::load {
 
 namespace {
@@ -186,6 +188,7 @@ void SessionDriver::establish(Slot& s) {
         s.sip_cfg = {sh_.addr,      sh_.tls,     sh_.tls_name, user_for(opt_, s.idx),
                      opt_.password, opt_.domain, opt_.expires};
         s.sip_cfg.media_s = opt_.media_s;
+        s.sip_cfg.source = source_for(opt_, s.idx);
         SipClient::Events ev;
         ev.on_connected = [this, sp, calls] {
             ++stats_.connects;
@@ -243,7 +246,8 @@ void SessionDriver::establish(Slot& s) {
                       opt_.domain,
                       user_for(opt_, s.idx),
                       opt_.password,
-                      fmt::format("{}-{}", opt_.resource, s.idx)};
+                      fmt::format("{}-{}", opt_.resource, s.idx),
+                      source_for(opt_, s.idx)};
         XmppClient::Events ev;
         ev.on_up = [this, sp](const std::string&, const XmppLoginTimes& t) {
             stats_.step(0, t.connect);
@@ -456,8 +460,7 @@ void SessionDriver::begin_sign_in(Slot& s) {
     const size_t t = size_t(n % P);
     const bool wrong = opt_.wrong_every && (n / P) % opt_.wrong_every == opt_.wrong_every - 1;
     const unsigned user = unsigned((n + n / opt_.users) % opt_.users);
-    const uint32_t source =
-        opt_.source_lo ? opt_.source_lo + uint32_t(n % (uint64_t(opt_.source_hi) - opt_.source_lo + 1)) : 0;
+    const uint32_t source = source_for(opt_, n);
     s.target = t;
     if (wrong) ++stats_.wrong_sent;
     Slot* sp = &s;

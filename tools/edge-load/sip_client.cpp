@@ -5,6 +5,7 @@
 #include "common/core/version.h"
 #include "common/sip/message.h"
 #include "common/sip/proxy.h"
+#include "tools/edge-load/source_addr.h"
 
 namespace edgepair::load {
 
@@ -32,7 +33,7 @@ std::string SipClient::rand_token(size_t bytes) {
 
 bool SipClient::connect(std::string* err) {
     SSL* ssl = cfg_.tls->new_ssl(cfg_.tls_name);
-    conn_ = net::Connection::connect(loop_, cfg_.addr, ssl, err);
+    conn_ = connect_from(loop_, cfg_.addr, cfg_.source, ssl, err);
     if (!conn_) return false;
     conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_data(d, n); },
                           [this](std::string_view why) { on_close(why); }, nullptr});

@@ -33,7 +33,8 @@ struct SipClientConfig {
     std::string tls_name; // SNI and the name verified
     std::string user, password, domain;
     uint32_t expires = 3600;
-    double media_s = 0; // sip-call: seconds of SRTP audio per call (0: none, BYE at once)
+    double media_s = 0;  // sip-call: seconds of SRTP audio per call (0: none, BYE at once)
+    uint32_t source = 0; // IPv4 source address, host order (0: the kernel's choice)
 };
 
 class SipClient {

@@ -6,6 +6,7 @@
 #include "common/xmpp/stream_error.h"
 #include "common/xmpp/writer.h"
 #include "tools/edge-load/driver.h"
+#include "tools/edge-load/source_addr.h"
 
 namespace edgepair::load {
 
@@ -48,7 +49,7 @@ XmppClient::~XmppClient() {
 
 bool XmppClient::connect(std::string* err) {
     t_start_ = t_mark_ = now_ns();
-    conn_ = net::Connection::connect(loop_, cfg_.addr, nullptr, err);
+    conn_ = connect_from(loop_, cfg_.addr, cfg_.source, nullptr, err);
     if (!conn_) return false;
     conn_->set_callbacks({[this] { on_ready(); }, [this](const char* d, size_t n) { on_data(d, n); },
                           [this](std::string_view why) { on_close(why); }, nullptr});

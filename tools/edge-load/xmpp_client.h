@@ -26,6 +26,7 @@ struct XmppClientConfig {
     std::shared_ptr<net::TlsClientContext> tls;
     std::string tls_name; // STARTTLS: SNI and the name verified (the domain, as Jabber does)
     std::string domain, user, password, resource;
+    uint32_t source = 0; // IPv4 source address, host order (0: the kernel's choice)
 };
 
 // Microseconds spent in each login phase.
