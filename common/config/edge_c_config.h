@@ -216,8 +216,11 @@ struct EdgeCHttpConfig {
     // Idle upstream connections each worker keeps per origin (scheme, host, port). A client's keep-alive
     // requests arrive on whichever link stream is free, so a worker needs about as many idle connections to a
     // busy node as it has concurrent requests to it; fewer means a new TCP+TLS connection (and a DNS query)
-    // for most requests under load (issue #18). 0 turns pooling off.
-    uint64_t upstream_idle_per_origin = 64;
+    // for most requests under load (issue #18). An HTTP/2 client alone can have 100 requests in flight. The
+    // pool hands out its most recently used connection first, so connections beyond what recent load needed
+    // stay unused and close after upstream_idle_timeout: this cap bounds the peak, not the steady state
+    // (HAProxy's server pools have no cap by default). 0 turns pooling off.
+    uint64_t upstream_idle_per_origin = 256;
     Duration upstream_idle_timeout =
         std::chrono::seconds(60); // a pooled connection unused this long is closed
 };

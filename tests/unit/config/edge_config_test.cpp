@@ -844,7 +844,7 @@ TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules fil
     auto def = load_edge_c_config(e.write("http-def-c.yaml", kEdgeC));
     REQUIRE(def);
     CHECK(def->http.upstream_timeout == 30s);
-    CHECK(def->http.upstream_idle_per_origin == 64);
+    CHECK(def->http.upstream_idle_per_origin == 256);
     CHECK(def->http.upstream_idle_timeout == 60s);
     CHECK(def->credentials.max_failures == 10);
     CHECK(def->credentials.failure_period == 60s);

@@ -618,6 +618,35 @@ TEST_CASE("idle pooled connections expire", "[h1_client]") {
     CHECK(rig.client->stats().idle_closed == 1);
 }
 
+TEST_CASE("the pool reuses its most recent connection: a burst's surplus expires under steady use",
+          "[h1_client]") {
+    // edge-c's default cap (http.upstream_idle_per_origin) is high because this holds: what recent load did
+    // not need ages out, so the cap bounds the peak and not what is kept at rest.
+    http::ClientOptions o;
+    o.pool_idle_timeout_ms = 300;
+    o.max_idle_per_origin = 8;
+    Rig rig(o);
+    ScriptedServer srv(rig.loop,
+                       [](int, int, const std::string&) { return std::optional<std::string>(kOk); });
+    std::optional<Result<http::ClientResponse>> r[3];
+    for (int i = 0; i < 3; ++i)
+        rig.client->fetch(get("http", "127.0.0.1", srv.port(), "/burst"),
+                          [&r, i](auto x) { r[i] = std::move(x); });
+    rig.run_until([&] { return r[0] && r[1] && r[2]; });
+    for (auto& x : r)
+        REQUIRE(x->ok());
+    REQUIRE(rig.client->stats().connections_opened == 3);
+    CHECK(rig.client->idle_connections() == 3);
+    // One request every 40 ms for 1 s: always the same (most recent) connection, the two others expire.
+    for (int i = 0; i < 25; ++i) {
+        REQUIRE(rig.fetch(get("http", "127.0.0.1", srv.port(), "/steady")).ok());
+        rig.run_until([] { return false; }, 40);
+    }
+    CHECK(rig.client->stats().connections_opened == 3);
+    CHECK(rig.client->stats().idle_closed == 2);
+    CHECK(rig.client->idle_connections() == 1);
+}
+
 TEST_CASE("TLS: verified by name and by IP", "[h1_client]") {
     REQUIRE_NGINX();
     Rig rig;
