@@ -545,6 +545,7 @@ link::LinkDialer::Config EdgeC::dialer_config(size_t peer) {
         link::to_headers(link::make_peer_config(cfg.cluster.name, std::move(domains), cfg.deployments));
     d.link.ping_interval_ms = uint64_t(cfg.link.ping_interval.count());
     d.link.ping_timeout_ms = uint64_t(cfg.link.ping_timeout.count());
+    d.link.max_concurrent_streams = uint32_t(cfg.link.max_streams);
     d.backoff_min_ms = uint64_t(cfg.link.reconnect_min.count());
     d.backoff_max_ms = uint64_t(cfg.link.reconnect_max.count());
     return d;

@@ -81,7 +81,7 @@ void parse_tls(const Node& n, EdgeCTlsConfig& out) {
 
 void parse_link(const Node& n, LinkClientConfig& out) {
     auto m = n.as_map({"peers", "username", "password", "password_file", "reconnect_min", "reconnect_max",
-                       "ping_interval", "ping_timeout"});
+                       "ping_interval", "ping_timeout", "max_streams"});
     if (auto p = m.require("peers")) {
         if (auto items = p->as_seq()) {
             for (const auto& item : *items)
@@ -103,6 +103,7 @@ void parse_link(const Node& n, LinkClientConfig& out) {
     m.duration("reconnect_max", out.reconnect_max, std::chrono::seconds(1), std::chrono::hours(1));
     m.duration("ping_interval", out.ping_interval, std::chrono::seconds(1), std::chrono::minutes(10));
     m.duration("ping_timeout", out.ping_timeout, std::chrono::seconds(1), std::chrono::minutes(10));
+    m.integer("max_streams", out.max_streams, 100, 2'000'000);
 }
 
 void parse_dns(const Node& n, DnsConfig& out) {

@@ -33,6 +33,10 @@ struct LinkClientConfig {
     Duration reconnect_max = std::chrono::seconds(30);
     Duration ping_interval = std::chrono::seconds(10);
     Duration ping_timeout = std::chrono::seconds(20);
+    // Streams edge-e may have open at once on one link (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): every held
+    // SIP flow and XMPP stream of a client is one, and so is every HTTP request in flight. A Jabber client
+    // holds two; the default carries 100,000 of them on one link with room for their requests.
+    uint64_t max_streams = 250'000;
 };
 
 struct DnsConfig {

@@ -247,6 +247,9 @@ LinkConn::LinkConn(core::Loop& loop, std::unique_ptr<net::Connection> conn, Link
     m_bytes_out_ =
         &reg_.counter("edgepair_link_sent_bytes_total", "Bytes queued for sending on links (before TLS)");
     m_up_ = &reg_.counter("edgepair_link_up_total", "Links that completed authentication");
+    m_full_ = &reg_.counter("edgepair_link_streams_refused_total",
+                            "Streams not opened because the link held as many as its peer allows",
+                            {{"reason", "peer_limit"}});
     m_refused_ = &reg_.counter("edgepair_link_refused_total", "Links the peer refused during authentication");
     send_ev_ = event_new(loop_.base(), -1, 0, &LinkConn::on_send_event, this);
     since_ms_ = loop_.now_ms();
@@ -725,6 +728,23 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
                                   bool end_stream) {
     if (opts_.role != Role::Opener || state_ != LinkState::Up || goaway_received_ || !session_)
         return nullptr;
+    // Beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS nghttp2 would queue the request until some other
+    // stream closes, and say nothing: a client's flow would wait there unseen until the client gave up (with
+    // thousands of held SIP flows, for ever). Refuse instead, so that the session answers at once and a
+    // metric counts it; edge-c's link.max_streams sets the limit, and our control stream is one of them.
+    if (uint32_t peer_max =
+            nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        streams_open_ + (control_ ? 1 : 0) >= peer_max) {
+        m_full_->inc();
+        if (loop_.now_ms() - full_warned_ms_ >= 10000) {
+            full_warned_ms_ = loop_.now_ms();
+            EP_WARN("link",
+                    "link {} ({}): {} streams open, the peer's limit (edge-c link.max_streams): new "
+                    "client flows and requests on this link are refused",
+                    conn_->peer().str(), opts_.peer_name, streams_open_);
+        }
+        return nullptr;
+    }
     std::vector<std::string> owned;
     auto h = build_request(kind, headers, owned);
     auto st = std::unique_ptr<LinkStream>(new LinkStream(*this, 0));

@@ -80,6 +80,8 @@ struct LinkOptions {
     bool require_alpn = true; // TLS connections only
     uint32_t stream_window = 256 * 1024;
     uint32_t connection_window = 16 * 1024 * 1024;
+    // Streams the peer may have open at once (our SETTINGS_MAX_CONCURRENT_STREAMS). On edge-c, the acceptor,
+    // it bounds edge-e's client flows and requests on the link: each held SIP flow or XMPP stream is one.
     uint32_t max_concurrent_streams = 10000;
     size_t stream_high_watermark = 256 * 1024; // LinkStream::write says "stop" above this much queued
     size_t output_cap = 64 * 1024; // stop serialising frames while the socket has this much queued
@@ -291,11 +293,13 @@ class LinkConn {
     bool auth_failure_counted_ = false;
     size_t streams_open_ = 0;
     uint64_t streams_total_ = 0;
+    uint64_t full_warned_ms_ = 0; // last "peer's stream limit reached" warning (one per 10 s)
     std::vector<int32_t> writable_;
     Headers peer_headers_;
     std::string peer_node_, last_error_, close_reason_, tls_version_, alpn_;
 
     obs::Counter* m_streams_;
+    obs::Counter* m_full_;
     obs::Counter* m_bytes_in_;
     obs::Counter* m_bytes_out_;
     obs::Counter* m_up_;

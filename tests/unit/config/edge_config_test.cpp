@@ -839,6 +839,24 @@ TEST_CASE("edge-e: the cluster section (Redis for shared bans)", "[config][edge_
     error_for(diag3, "cluster.redis.password_file");
 }
 
+TEST_CASE("edge-c: link.max_streams", "[config][edge_c]") {
+    auto& e = env();
+    auto def = load_edge_c_config(e.write("streams-def-c.yaml", kEdgeC));
+    REQUIRE(def);
+    CHECK(def->link.max_streams == 250000);
+    auto set = load_edge_c_config(
+        e.write("streams-c.yaml", replace(kEdgeC, "link:\n", "link:\n  max_streams: 120000\n")));
+    INFO((set ? "" : set.error().message));
+    REQUIRE(set);
+    CHECK(set->link.max_streams == 120000);
+    auto low = load_edge_c_config(
+        e.write("streams-c-bad.yaml", replace(kEdgeC, "link:\n", "link:\n  max_streams: 50\n")));
+    REQUIRE_FALSE(low);
+    CHECK(low.error().message.find("link.max_streams") != std::string::npos);
+    INFO(low.error().message);
+    CHECK(low.error().message.find("streams-c-bad.yaml:8") != std::string::npos);
+}
+
 TEST_CASE("edge-c: http.upstream_timeout, failed-check limit, imported rules file", "[config][edge_c]") {
     auto& e = env();
     auto def = load_edge_c_config(e.write("http-def-c.yaml", kEdgeC));

@@ -246,6 +246,40 @@ TEST_CASE("link: 1000 concurrent streams over one link all complete", "[link]") 
     CHECK(p.reg_c.counter_value("edgepair_link_streams_total") == uint64_t(N));
 }
 
+TEST_CASE("link: at the peer's stream limit a new stream is refused at once, not queued", "[link]") {
+    // nghttp2 alone would queue the 5th request until a stream closed: a held SIP flow would wait unseen.
+    EchoServer srv;
+    std::vector<Recorder> rs(6); // outlive the link: a failed check leaves streams open at teardown
+    LinkPair p;
+    p.co.max_concurrent_streams = 5; // edge-c's link.max_streams; the control stream takes one
+    srv.attach(p);
+    p.start();
+    REQUIRE(p.wait_up());
+    std::vector<LinkStream*> ss;
+    for (int i = 0; i < 4; ++i) {
+        auto* s = p.e->open_stream(StreamKind::Sip, {}, &rs[size_t(i)]);
+        REQUIRE(s);
+        s->write("flow-" + std::to_string(i));
+        ss.push_back(s);
+    }
+    REQUIRE(run_until(p.loop, [&] { return p.c->streams_open() == 4; }));
+    CHECK(p.e->open_stream(StreamKind::Sip, {}, &rs[4]) == nullptr);
+    CHECK(p.reg_e.counter_value("edgepair_link_streams_refused_total", {{"reason", "peer_limit"}}) == 1);
+    CHECK(p.e->up());
+    // One flow ends: its slot is free again, and the next flow gets through.
+    ss[0]->end();
+    REQUIRE(run_until(p.loop, [&] { return rs[0].closed; }));
+    auto* s = p.e->open_stream(StreamKind::Sip, {}, &rs[5]);
+    REQUIRE(s);
+    s->write("flow-5");
+    REQUIRE(run_until(p.loop, [&] { return rs[5].body == "flow-5"; }));
+    CHECK(p.reg_c.counter_value("edgepair_link_streams_total") == 5);
+    for (size_t i = 1; i < 4; ++i)
+        ss[i]->end();
+    s->end();
+    REQUIRE(run_until(p.loop, [&] { return rs[1].closed && rs[2].closed && rs[3].closed && rs[5].closed; }));
+}
+
 TEST_CASE("link: a reader that never consumes stalls only its own stream", "[link]") {
     EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
