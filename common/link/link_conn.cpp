@@ -757,6 +757,25 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
     h2::Body body;
     if (!end_stream) body = {&H2::read_data, st.get()};
     int32_t id = link_request(session_, h, body, st.get()); // nghttp2 copies the block
+    if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
+        // One HTTP/2 connection has 2^30 stream IDs for its opener: at 10,000 new client flows and requests
+        // a second, about 30 hours of a link. Without this the link would stay up refusing every new stream
+        // for good. End it instead: its flows drop (their clients reconnect) and edge-c dials a new link at
+        // once (link.reconnect_min). A drain onto a second link before the first ends would spare the
+        // flows; it is not built (edge-c keeps one link per dialer).
+        if (!ids_used_up_) {
+            ids_used_up_ = true;
+            EP_ERROR("link", "link {} ({}): stream IDs used up after {} streams: closing it for a new one",
+                     conn_->peer().str(), opts_.peer_name, streams_total_);
+            std::weak_ptr<bool> alive = alive_;
+            loop_.post([this, alive] { // not inside the session that asked for a stream
+                if (!alive.expired())
+                    fail("stream IDs used up: a new link is needed", CloseMode::Goaway, kNoError,
+                         "stream IDs used up");
+            });
+        }
+        return nullptr;
+    }
     if (id < 0) {
         EP_WARN("link", "link {}: cannot open a stream: {}", conn_->peer().str(), nghttp2_strerror(id));
         return nullptr;
@@ -769,6 +788,10 @@ LinkStream* LinkConn::open_stream(StreamKind kind, const Headers& headers, Strea
     m_streams_->inc();
     schedule_send();
     return p;
+}
+
+bool LinkConn::jump_stream_ids(int32_t next) {
+    return session_ && nghttp2_session_set_next_stream_id(session_, next) == 0;
 }
 
 bool LinkConn::send_control(std::string_view json) {

@@ -238,6 +238,9 @@ class LinkConn {
     const Headers& peer_headers() const { return peer_headers_; }
     const std::string& last_error() const { return last_error_; }
     size_t streams_open() const { return streams_open_; }
+    // Opener, for tests: the next stream ID nghttp2 hands out (odd, above the last one), to reach the end of
+    // the ID space without opening a billion streams. False if nghttp2 refuses it.
+    bool jump_stream_ids(int32_t next);
     LinkStatus status() const;
     std::string status_json() const;
     net::Connection& connection() { return *conn_; }
@@ -294,6 +297,7 @@ class LinkConn {
     size_t streams_open_ = 0;
     uint64_t streams_total_ = 0;
     uint64_t full_warned_ms_ = 0; // last "peer's stream limit reached" warning (one per 10 s)
+    bool ids_used_up_ = false;    // nghttp2 has no stream ID left for us: the link is being ended
     std::vector<int32_t> writable_;
     Headers peer_headers_;
     std::string peer_node_, last_error_, close_reason_, tls_version_, alpn_;

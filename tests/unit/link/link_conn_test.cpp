@@ -280,6 +280,27 @@ TEST_CASE("link: at the peer's stream limit a new stream is refused at once, not
     REQUIRE(run_until(p.loop, [&] { return rs[1].closed && rs[2].closed && rs[3].closed && rs[5].closed; }));
 }
 
+TEST_CASE("link: when its stream IDs are used up the link ends, and says why", "[link]") {
+    // 2^30 streams per HTTP/2 connection: without this the link would stay up refusing every new flow.
+    EchoServer srv;
+    Recorder last, none;
+    LinkPair p;
+    srv.attach(p);
+    p.start();
+    REQUIRE(p.wait_up());
+    REQUIRE(p.e->jump_stream_ids(2147483647)); // the last odd ID
+    auto* s = p.e->open_stream(StreamKind::Sip, {}, &last);
+    REQUIRE(s);
+    s->write("the last flow");
+    REQUIRE(run_until(p.loop, [&] { return last.body == "the last flow"; }));
+    CHECK(p.e->open_stream(StreamKind::Sip, {}, &none) == nullptr);
+    REQUIRE(run_until(p.loop, [&] { return p.e_closed && p.c_closed && last.closed; }));
+    CHECK(p.e_reason.find("stream IDs used up") != std::string::npos);
+    // edge-c gets GOAWAY(NO_ERROR) with "stream IDs used up" as its debug text (logged), then the close.
+    CHECK(last.failure);
+    CHECK_FALSE(none.closed); // never opened, never called
+}
+
 TEST_CASE("link: a reader that never consumes stalls only its own stream", "[link]") {
     EchoServer srv; // outlives the link: handlers still attached hear "link closed" at teardown
     LinkPair p;
