@@ -15,7 +15,9 @@
 // the pair advertises in get_edge_config, so each link stream tells it how the client reached edge-e:
 // x-sni, x-edge-local (the local address of the client's connection), x-edge-host and x-edge-sip-port (the
 // name and port get_edge_config advertises).
-#include <unordered_map>
+#include <array>
+#include <functional>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -196,16 +198,37 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     }
 
     // sip-auth (issue #17): which REGISTER/INVITE transactions of this flow carried credentials, so that a
-    // 401/407 to them counts as a failure and the first challenge does not. Bounded: a flow has few
-    // authenticating transactions in flight; past the bound the table starts again (a 401 then is taken for
-    // a challenge, erring towards not banning).
-    static constexpr size_t kAuthTxns = 32;
+    // 401/407 to them counts as a failure and the first challenge does not. Only 40x answers are parsed
+    // (below), so a transaction answered otherwise is never looked up again: the table is a small ring that
+    // the next transactions overwrite, held in the session itself (a map of keys grew by one entry per
+    // REGISTER refresh: about 5 kB per held flow). A flow has one or two authenticating transactions in
+    // flight; one overwritten before its 401 is taken for a challenge, erring towards not banning.
+    struct AuthTxn {
+        uint64_t key = 0; // auth_key(); 0 = free
+        bool credentials = false;
+    };
+    static constexpr size_t kAuthTxns = 4;
+    // The transaction as transaction_key() names it (Call-ID, CSeq number and method), hashed.
+    static uint64_t auth_key(const sip::Message& m) {
+        auto cseq = m.cseq();
+        const auto* call = m.find(sip::HeaderId::call_id);
+        if (!cseq || !call) return 0;
+        std::hash<std::string_view> h;
+        uint64_t k =
+            h(call->value) ^ (uint64_t(cseq->number) * 0x9E3779B97F4A7C15ull) ^ (h(cseq->method) << 1);
+        return k ? k : 1;
+    }
     void note_auth_request(const sip::Message& m) {
         if (m.method() != "REGISTER" && m.method() != "INVITE") return;
-        auto key = transaction_key(m);
-        if (key.empty()) return;
-        if (auth_txns_.size() >= kAuthTxns) auth_txns_.clear();
-        auth_txns_[key] = m.find("Authorization") || m.find("Proxy-Authorization");
+        uint64_t key = auth_key(m);
+        if (!key) return;
+        bool credentials = m.find("Authorization") || m.find("Proxy-Authorization");
+        for (auto& t : auth_txns_)
+            if (t.key == key) {
+                t.credentials = credentials;
+                return;
+            }
+        auth_txns_[auth_next_++ % kAuthTxns] = {key, credentials};
     }
     // Only 401, 403 and 407 are parsed here; every other answer costs a prefix comparison.
     void note_auth_answer(std::string_view msg) {
@@ -216,10 +239,13 @@ class SipSession final : public ClientSession, public link::StreamHandler {
         if (!m || m->is_request()) return;
         auto cseq = m->cseq();
         if (!cseq) return;
-        auto key = transaction_key(*m);
-        auto it = auth_txns_.find(key);
-        bool had = it != auth_txns_.end() && it->second;
-        if (it != auth_txns_.end()) auth_txns_.erase(it);
+        bool had = false;
+        if (uint64_t key = auth_key(*m))
+            for (auto& t : auth_txns_)
+                if (t.key == key) {
+                    had = t.credentials;
+                    t = {};
+                }
         if (protection::sip_auth_failure(m->status(), cseq->method, had))
             ws_.report(protection::Category::SipAuth, conn_->peer());
     }
@@ -364,7 +390,8 @@ class SipSession final : public ClientSession, public link::StreamHandler {
     uint16_t peer_port_ = 0;
     bool handshake_done_ = false;
     bool closing_ = false;
-    std::unordered_map<std::string, bool> auth_txns_; // transaction key -> carried credentials
+    std::array<AuthTxn, kAuthTxns> auth_txns_{};
+    uint8_t auth_next_ = 0;
     bool paused_ = false;
     obs::FlowAccess access_; // log.access: the flow's open and close lines, under the id sent to edge-c
     // log.access: one line per SIP transaction of the flow. Made on first use: its empty queue already
