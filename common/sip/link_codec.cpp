@@ -31,6 +31,13 @@ void LinkDecoder::feed(std::string_view bytes) {
 LinkDecoder::Status LinkDecoder::next(std::string_view& out) {
     if (failed_) return Status::error;
     std::string_view d = std::string_view(buf_).substr(pos_);
+    if (d.empty()) {
+        // All consumed: free the storage (as sip::Framer does, for the same reason: a held flow keeps the
+        // largest capacity any read ever needed, about 1 kB on each edge after minutes of refreshes).
+        std::string().swap(buf_);
+        pos_ = 0;
+        return Status::need_more;
+    }
     if (d.size() < 4) return Status::need_more;
     auto byte = [&](size_t i) { return uint32_t(uint8_t(d[i])); };
     size_t n = (byte(0) << 24) | (byte(1) << 16) | (byte(2) << 8) | byte(3);
