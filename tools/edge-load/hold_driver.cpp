@@ -1,19 +1,12 @@
 #include "tools/edge-load/hold_driver.h"
 
 #include <algorithm>
-#include <arpa/inet.h>
-#include <cerrno>
-#include <cstring>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include "common/core/version.h"
 #include "common/http/b64_domain.h"
 #include "common/net/connection.h"
-#include "common/net/listener.h"
 #include "common/net/tls_context.h"
 #include "tools/edge-load/source_addr.h"
 

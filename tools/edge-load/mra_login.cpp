@@ -1,17 +1,12 @@
 #include "tools/edge-load/mra_login.h"
 
-#include <cerrno>
-#include <cstring>
 #include <netinet/in.h>
 #include <pugixml.hpp>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include "common/core/version.h"
 #include "common/http/b64_domain.h"
-#include "common/net/listener.h"
 #include "tools/edge-load/driver.h"
 #include "tools/edge-load/source_addr.h"
 
